@@ -1,0 +1,8 @@
+//! Userspace owner of the kernel side: loads the embedded `msee` object,
+//! attaches it to ports, and exposes typed map handles and counters.
+pub mod msee;
+
+pub use msee::{AttachMode, Msee, MseeError, NextHopSpec, PortSpec};
+
+/// The `msee` eBPF object, built from `xdp-ebpf` by this crate's build.rs.
+pub static MSEE_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/msee"));

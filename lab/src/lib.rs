@@ -1,0 +1,418 @@
+//! The lab topology of one emulated circuit edge:
+//!
+//! ```text
+//! [<p>-onprem] primary   ==veth== primary   [<p>-msee] azure ==veth== msee [<p>-azure]
+//!              secondary ==veth== secondary
+//! ```
+//!
+//! Every name carries the instance prefix `<p>`, so parallel labs never
+//! collide; `Lab::down` removes exactly what `Lab::up` made (deleting a
+//! namespace deletes the veth ends inside it). Built on iproute2 and ethtool,
+//! the reference tools for this kernel's netns/veth features, which every
+//! engineer can replay by hand from the printed commands.
+use std::{
+    fs::File,
+    net::Ipv4Addr,
+    os::fd::AsFd,
+    process::{Command, Stdio},
+};
+
+use anyhow::{Context as _, Result, bail};
+use nix::sched::{CloneFlags, setns};
+
+/// Interface names inside the namespaces (namespaces isolate them, so they
+/// need no prefix; the namespaces carry it).
+pub const IF_PRIMARY: &str = "primary";
+pub const IF_SECONDARY: &str = "secondary";
+pub const IF_AZURE: &str = "azure";
+pub const IF_AZURE_PEER: &str = "msee";
+
+/// One customer link: a /30 where the customer takes the first usable
+/// address and the MSEE the second (ExpressRoute's addressing rule).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkAddrs {
+    pub subnet: Ipv4Addr,
+    pub customer: Ipv4Addr,
+    pub msee: Ipv4Addr,
+}
+
+impl LinkAddrs {
+    /// The /30 at `subnet` (which must be /30-aligned).
+    pub fn from_slash30(subnet: Ipv4Addr) -> Result<Self> {
+        let base = u32::from(subnet);
+        if base & 3 != 0 {
+            bail!("{subnet} is not the start of a /30");
+        }
+        Ok(Self {
+            subnet,
+            customer: Ipv4Addr::from(base + 1),
+            msee: Ipv4Addr::from(base + 2),
+        })
+    }
+}
+
+/// Names and addresses of one lab instance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Topology {
+    pub prefix: String,
+    pub primary: LinkAddrs,
+    pub secondary: LinkAddrs,
+    /// MSEE side and Azure side of the /30 between msee and azure.
+    pub azure_link_msee: Ipv4Addr,
+    pub azure_link_peer: Ipv4Addr,
+    /// The emulated VNet and one host in it (on the azure namespace).
+    pub vnet: Ipv4Addr,
+    pub vnet_len: u8,
+    pub vnet_host: Ipv4Addr,
+}
+
+impl Topology {
+    /// The default addressing: peering subnet 192.168.100.128/29 split in two
+    /// /30s (primary .128/30, secondary .132/30), as in Azure's docs example.
+    pub fn new(prefix: &str) -> Result<Self> {
+        validate_prefix(prefix)?;
+        Ok(Self {
+            prefix: prefix.to_owned(),
+            primary: LinkAddrs::from_slash30(Ipv4Addr::new(192, 168, 100, 128))?,
+            secondary: LinkAddrs::from_slash30(Ipv4Addr::new(192, 168, 100, 132))?,
+            azure_link_msee: Ipv4Addr::new(10, 255, 0, 1),
+            azure_link_peer: Ipv4Addr::new(10, 255, 0, 2),
+            vnet: Ipv4Addr::new(10, 1, 0, 0),
+            vnet_len: 16,
+            vnet_host: Ipv4Addr::new(10, 1, 0, 4),
+        })
+    }
+
+    pub fn ns_onprem(&self) -> String {
+        format!("{}-onprem", self.prefix)
+    }
+    pub fn ns_msee(&self) -> String {
+        format!("{}-msee", self.prefix)
+    }
+    pub fn ns_azure(&self) -> String {
+        format!("{}-azure", self.prefix)
+    }
+    pub fn namespaces(&self) -> [String; 3] {
+        [self.ns_onprem(), self.ns_msee(), self.ns_azure()]
+    }
+}
+
+/// Instance prefixes end up in namespace names: keep them short and plain.
+pub fn validate_prefix(prefix: &str) -> Result<()> {
+    let ok = !prefix.is_empty()
+        && prefix.len() <= 24
+        && prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !ok {
+        bail!("lab prefix {prefix:?} must be 1-24 characters of letters, digits, '-' or '_'");
+    }
+    Ok(())
+}
+
+/// A lab that is up. `down` (or drop) removes it.
+pub struct Lab {
+    pub topo: Topology,
+    removed: bool,
+}
+
+impl Lab {
+    /// Create the namespaces, links, addresses and routes. On any failure the
+    /// parts already made are removed before the error is returned.
+    pub fn up(topo: Topology) -> Result<Self> {
+        for ns in topo.namespaces() {
+            if netns_exists(&ns) {
+                bail!(
+                    "namespace {ns} already exists: run `cargo xtask lab down --prefix {}` first",
+                    topo.prefix
+                );
+            }
+        }
+        let lab = Self {
+            topo,
+            removed: false,
+        };
+        lab.build().context("building the lab topology")?;
+        Ok(lab)
+    }
+
+    /// Take charge of an existing lab (for `lab down` from another process).
+    pub fn adopt(topo: Topology) -> Self {
+        Self {
+            topo,
+            removed: false,
+        }
+    }
+
+    fn build(&self) -> Result<()> {
+        let t = &self.topo;
+        let (onprem, msee, azure) = (t.ns_onprem(), t.ns_msee(), t.ns_azure());
+        for ns in t.namespaces() {
+            ip(&["netns", "add", &ns])?;
+            ip_ns(&ns, &["link", "set", "lo", "up"])?;
+        }
+        // Create each veth pair directly inside its two namespaces, so nothing
+        // is ever left in the root namespace.
+        for (a_ns, a_if, b_ns, b_if) in [
+            (&onprem, IF_PRIMARY, &msee, IF_PRIMARY),
+            (&onprem, IF_SECONDARY, &msee, IF_SECONDARY),
+            (&msee, IF_AZURE, &azure, IF_AZURE_PEER),
+        ] {
+            ip(&[
+                "link", "add", a_if, "netns", a_ns, "type", "veth", "peer", "name", b_if, "netns",
+                b_ns,
+            ])?;
+        }
+        let addr = |a: Ipv4Addr, len: u8| format!("{a}/{len}");
+        for (link, ifname) in [(t.primary, IF_PRIMARY), (t.secondary, IF_SECONDARY)] {
+            ip_ns(
+                &onprem,
+                &["addr", "add", &addr(link.customer, 30), "dev", ifname],
+            )?;
+            ip_ns(&msee, &["addr", "add", &addr(link.msee, 30), "dev", ifname])?;
+        }
+        ip_ns(
+            &msee,
+            &["addr", "add", &addr(t.azure_link_msee, 30), "dev", IF_AZURE],
+        )?;
+        ip_ns(
+            &azure,
+            &[
+                "addr",
+                "add",
+                &addr(t.azure_link_peer, 30),
+                "dev",
+                IF_AZURE_PEER,
+            ],
+        )?;
+        ip_ns(
+            &azure,
+            &["addr", "add", &addr(t.vnet_host, 32), "dev", "lo"],
+        )?;
+
+        // The MSEE namespace must not forward in the kernel: XDP does.
+        sysctl_ns(&msee, "net.ipv4.ip_forward", "0")?;
+        for (ns, ifname) in [
+            (&onprem, IF_PRIMARY),
+            (&onprem, IF_SECONDARY),
+            (&msee, IF_PRIMARY),
+            (&msee, IF_SECONDARY),
+            (&msee, IF_AZURE),
+            (&azure, IF_AZURE_PEER),
+        ] {
+            ip_ns(ns, &["link", "set", ifname, "up"])?;
+        }
+        // Receivers of XDP-redirected frames need NAPI (GRO on, or an XDP
+        // program) or the frames vanish; senders must put full checksums in
+        // the frame, since an XDP-redirected frame loses its offload state.
+        for (ns, ifname) in [
+            (&onprem, IF_PRIMARY),
+            (&onprem, IF_SECONDARY),
+            (&azure, IF_AZURE_PEER),
+        ] {
+            ethtool_ns(ns, &["-K", ifname, "gro", "on", "tx", "off"])?;
+        }
+        // VNet traffic leaves on-prem over the primary by default; a socket
+        // bound to the secondary device uses the secondary route.
+        let vnet = addr(t.vnet, t.vnet_len);
+        ip_ns(
+            &onprem,
+            &[
+                "route",
+                "add",
+                &vnet,
+                "via",
+                &t.primary.msee.to_string(),
+                "dev",
+                IF_PRIMARY,
+                "metric",
+                "100",
+            ],
+        )?;
+        ip_ns(
+            &onprem,
+            &[
+                "route",
+                "add",
+                &vnet,
+                "via",
+                &t.secondary.msee.to_string(),
+                "dev",
+                IF_SECONDARY,
+                "metric",
+                "200",
+            ],
+        )?;
+        // Azure reaches the peering subnets through the MSEE.
+        ip_ns(
+            &azure,
+            &[
+                "route",
+                "add",
+                "192.168.100.128/29",
+                "via",
+                &t.azure_link_msee.to_string(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Remove the namespaces (and with them every link inside). Idempotent.
+    pub fn down(mut self) -> Result<()> {
+        self.remove()
+    }
+
+    fn remove(&mut self) -> Result<()> {
+        if self.removed {
+            return Ok(());
+        }
+        self.removed = true;
+        let mut first_err = None;
+        for ns in self.topo.namespaces() {
+            if netns_exists(&ns)
+                && let Err(e) = ip(&["netns", "del", &ns])
+            {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if let Err(e) = self.remove() {
+            eprintln!("lab cleanup: {e:#}");
+        }
+    }
+}
+
+pub fn netns_exists(name: &str) -> bool {
+    std::path::Path::new("/run/netns").join(name).exists()
+}
+
+/// Run `f` on a thread that has entered namespace `ns`. Sockets created there
+/// stay in that namespace after the thread ends.
+pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    let path = format!("/run/netns/{ns}");
+    let file = File::open(&path).with_context(|| format!("namespace {ns} not found ({path})"))?;
+    std::thread::spawn(move || -> Result<T> {
+        setns(file.as_fd(), CloneFlags::CLONE_NEWNET).context("setns")?;
+        Ok(f())
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("thread in namespace {ns} panicked"))?
+}
+
+/// Run a command and fail with its stderr if it fails.
+pub fn run(program: &str, args: &[&str]) -> Result<String> {
+    let out = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| {
+            format!("running {program} (is it installed? `cargo xtask setup` installs it)")
+        })?;
+    if !out.status.success() {
+        bail!(
+            "`{program} {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+pub fn ip(args: &[&str]) -> Result<String> {
+    run("ip", args)
+}
+
+pub fn ip_ns(ns: &str, args: &[&str]) -> Result<String> {
+    let mut full = vec!["-n", ns];
+    full.extend_from_slice(args);
+    run("ip", &full)
+}
+
+fn ethtool_ns(ns: &str, args: &[&str]) -> Result<String> {
+    let mut full = vec!["netns", "exec", ns, "ethtool"];
+    full.extend_from_slice(args);
+    run("ip", &full)
+}
+
+fn sysctl_ns(ns: &str, key: &str, value: &str) -> Result<String> {
+    let kv = format!("{key}={value}");
+    run("ip", &["netns", "exec", ns, "sysctl", "-q", "-w", &kv])
+}
+
+/// Read a sysctl inside a namespace.
+pub fn sysctl_get_ns(ns: &str, key: &str) -> Result<String> {
+    Ok(run("ip", &["netns", "exec", ns, "sysctl", "-n", key])?
+        .trim()
+        .to_owned())
+}
+
+/// The MAC address of `ifname` in namespace `ns`.
+pub fn mac_of(ns: &str, ifname: &str) -> Result<[u8; 6]> {
+    let out = ip_ns(ns, &["-o", "link", "show", "dev", ifname])?;
+    let text = out
+        .split_whitespace()
+        .skip_while(|w| *w != "link/ether")
+        .nth(1)
+        .with_context(|| format!("{ifname} in {ns} has no Ethernet address"))?;
+    parse_mac(text)
+}
+
+pub fn parse_mac(text: &str) -> Result<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let parts: Vec<&str> = text.split(':').collect();
+    if parts.len() != 6 {
+        bail!("bad MAC address {text:?}");
+    }
+    for (b, p) in mac.iter_mut().zip(parts) {
+        *b = u8::from_str_radix(p, 16).with_context(|| format!("bad MAC address {text:?}"))?;
+    }
+    Ok(mac)
+}
+
+/// The ifindex of `ifname` in namespace `ns`.
+pub fn ifindex_of(ns: &str, ifname: &str) -> Result<u32> {
+    let out = ip_ns(ns, &["-o", "link", "show", "dev", ifname])?;
+    out.split(':')
+        .next()
+        .and_then(|n| n.trim().parse().ok())
+        .with_context(|| format!("cannot read the ifindex of {ifname} in {ns}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expressroute_addressing() {
+        let t = Topology::new("t").unwrap();
+        assert_eq!(t.primary.customer, Ipv4Addr::new(192, 168, 100, 129));
+        assert_eq!(t.primary.msee, Ipv4Addr::new(192, 168, 100, 130));
+        assert_eq!(t.secondary.customer, Ipv4Addr::new(192, 168, 100, 133));
+        assert_eq!(t.secondary.msee, Ipv4Addr::new(192, 168, 100, 134));
+        assert!(LinkAddrs::from_slash30(Ipv4Addr::new(10, 0, 0, 1)).is_err());
+    }
+
+    #[test]
+    fn prefixes_are_checked() {
+        assert!(validate_prefix("lab1").is_ok());
+        assert!(validate_prefix("").is_err());
+        assert!(validate_prefix("a b").is_err());
+        assert!(validate_prefix("../x").is_err());
+        assert_eq!(Topology::new("x1").unwrap().ns_msee(), "x1-msee");
+    }
+
+    #[test]
+    fn macs_parse() {
+        assert_eq!(
+            parse_mac("02:00:0a:ff:00:01").unwrap(),
+            [2, 0, 10, 255, 0, 1]
+        );
+        assert!(parse_mac("02:00:0a").is_err());
+        assert!(parse_mac("zz:00:0a:ff:00:01").is_err());
+    }
+}
