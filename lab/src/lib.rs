@@ -18,6 +18,9 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, bail};
+pub mod daemon;
+pub mod traffic;
+
 use nix::sched::{CloneFlags, setns};
 
 /// Interface names inside the namespaces (namespaces isolate them, so they

@@ -1,0 +1,108 @@
+//! `msee-daemon`: runs one emulated MSEE on its three ports.
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use clap::{Parser, ValueEnum};
+use control::daemon::{self, DaemonConfig, StaticRoute};
+use dataplane::AttachMode;
+use msee_abi::PortRole;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser, Debug)]
+#[command(
+    version,
+    about = "Emulated ExpressRoute MSEE: XDP forwarding between customer links and the Azure side"
+)]
+struct Args {
+    /// Network namespace to run in (a name under /run/netns).
+    #[arg(long)]
+    netns: Option<String>,
+    /// Interface of the primary customer link.
+    #[arg(long)]
+    primary: String,
+    /// Interface of the secondary customer link.
+    #[arg(long)]
+    secondary: String,
+    /// Interface toward the Azure side.
+    #[arg(long)]
+    azure: String,
+    /// Static route PREFIX=NEXTHOP (repeatable), e.g. 10.1.0.0/16=10.255.0.2.
+    #[arg(long = "route")]
+    routes: Vec<StaticRoute>,
+    /// XDP attach mode.
+    #[arg(long, value_enum, default_value_t = Mode::Native)]
+    mode: Mode,
+    /// Log level of the daemon and of the kernel side (error, warn, info, debug, trace).
+    #[arg(long, default_value = "info")]
+    log_level: tracing::Level,
+    /// Write the final per-port counters here as JSON.
+    #[arg(long)]
+    stats_file: Option<PathBuf>,
+    /// Stop by itself after this many seconds.
+    #[arg(long)]
+    run_for_secs: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Mode {
+    Native,
+    Generic,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let filter = EnvFilter::try_from_default_env()
+        // netlink-packet-route warns about every attribute newer than itself.
+        .unwrap_or_else(|_| {
+            EnvFilter::new(format!(
+                "{},netlink_packet_route=error",
+                args.log_level.as_str().to_ascii_lowercase()
+            ))
+        });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    match real_main(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("msee-daemon: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main(args: Args) -> anyhow::Result<()> {
+    control::preflight::check_all()?;
+    if let Some(ns) = &args.netns {
+        daemon::enter_netns(ns)?;
+    }
+    let kernel_log_level = match args.log_level {
+        tracing::Level::ERROR => 1,
+        tracing::Level::WARN => 2,
+        tracing::Level::INFO => 3,
+        tracing::Level::DEBUG => 4,
+        tracing::Level::TRACE => 5,
+    };
+    let cfg = DaemonConfig {
+        netns: args.netns,
+        ports: vec![
+            (PortRole::Primary, args.primary),
+            (PortRole::Secondary, args.secondary),
+            (PortRole::Azure, args.azure),
+        ],
+        routes: args.routes,
+        mode: match args.mode {
+            Mode::Native => AttachMode::Native,
+            Mode::Generic => AttachMode::Generic,
+        },
+        kernel_log_level,
+        stats_file: args.stats_file,
+        run_for: args.run_for_secs.map(Duration::from_secs),
+    };
+    // Built after entering the namespace so every worker thread is inside it.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(daemon::run(cfg))
+}

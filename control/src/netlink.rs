@@ -1,0 +1,168 @@
+//! What the daemon asks the kernel over rtnetlink: a port's ifindex, MAC and
+//! IPv4 addresses, and the MAC of a neighbour (asking the kernel to resolve
+//! it with NTF_USE, so ARP stays the kernel's job).
+use std::{net::Ipv4Addr, time::Duration};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use futures::TryStreamExt as _;
+use netlink_packet_route::{
+    address::AddressAttribute,
+    link::LinkAttribute,
+    neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourFlag, NeighbourState},
+};
+use rtnetlink::Handle;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Interface {
+    pub name: String,
+    pub ifindex: u32,
+    pub mac: [u8; 6],
+    /// IPv4 addresses with their prefix lengths.
+    pub addrs: Vec<(Ipv4Addr, u8)>,
+}
+
+impl Interface {
+    /// Whether `addr` is inside one of this interface's connected subnets.
+    pub fn connects(&self, addr: Ipv4Addr) -> bool {
+        self.addrs
+            .iter()
+            .any(|(a, len)| same_subnet(*a, addr, *len))
+    }
+}
+
+pub fn same_subnet(a: Ipv4Addr, b: Ipv4Addr, len: u8) -> bool {
+    let mask = if len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(len.min(32)))
+    };
+    u32::from(a) & mask == u32::from(b) & mask
+}
+
+pub fn connect() -> Result<Handle> {
+    let (conn, handle, _) = rtnetlink::new_connection().context("opening an rtnetlink socket")?;
+    tokio::spawn(conn);
+    Ok(handle)
+}
+
+/// Look an interface up by name in the current namespace.
+pub async fn interface(handle: &Handle, name: &str) -> Result<Interface> {
+    let link = handle
+        .link()
+        .get()
+        .match_name(name.to_owned())
+        .execute()
+        .try_next()
+        .await
+        .ok()
+        .flatten()
+        .ok_or_else(|| anyhow!("interface {name} does not exist in this network namespace"))?;
+    let ifindex = link.header.index;
+    let mac = link
+        .attributes
+        .iter()
+        .find_map(|a| match a {
+            LinkAttribute::Address(bytes) if bytes.len() == 6 => bytes.as_slice().try_into().ok(),
+            _ => None,
+        })
+        .ok_or_else(|| anyhow!("interface {name} has no Ethernet address"))?;
+    let mut addrs = Vec::new();
+    let mut stream = handle
+        .address()
+        .get()
+        .set_link_index_filter(ifindex)
+        .execute();
+    while let Some(msg) = stream.try_next().await.context("listing addresses")? {
+        for attr in &msg.attributes {
+            if let AddressAttribute::Address(std::net::IpAddr::V4(a)) = attr {
+                addrs.push((*a, msg.header.prefix_len));
+            }
+        }
+    }
+    Ok(Interface {
+        name: name.to_owned(),
+        ifindex,
+        mac,
+        addrs,
+    })
+}
+
+/// The neighbour's MAC if the kernel has a usable entry for it.
+pub async fn lookup_neighbour(
+    handle: &Handle,
+    ifindex: u32,
+    addr: Ipv4Addr,
+) -> Result<Option<[u8; 6]>> {
+    let mut stream = handle.neighbours().get().execute();
+    while let Some(msg) = stream.try_next().await.context("listing neighbours")? {
+        if msg.header.ifindex != ifindex
+            || matches!(
+                msg.header.state,
+                NeighbourState::Incomplete | NeighbourState::Failed | NeighbourState::None
+            )
+        {
+            continue;
+        }
+        let mut dst = None;
+        let mut lladdr = None;
+        for attr in &msg.attributes {
+            match attr {
+                NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => dst = Some(*a),
+                NeighbourAttribute::LinkLocalAddress(l) if l.len() == 6 => {
+                    lladdr = l.as_slice().try_into().ok()
+                }
+                _ => {}
+            }
+        }
+        if dst == Some(addr) && lladdr.is_some() {
+            return Ok(lladdr);
+        }
+    }
+    Ok(None)
+}
+
+/// Ask the kernel to resolve `addr` on `ifindex` (NTF_USE: the kernel sends
+/// the ARP request itself), then wait up to `timeout` for the answer.
+pub async fn resolve_neighbour(
+    handle: &Handle,
+    ifindex: u32,
+    addr: Ipv4Addr,
+    timeout: Duration,
+) -> Result<[u8; 6]> {
+    if let Some(mac) = lookup_neighbour(handle, ifindex, addr).await? {
+        return Ok(mac);
+    }
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let mut req = handle.neighbours().add(ifindex, addr.into()).replace();
+        req.message_mut().header.state = NeighbourState::None;
+        req.message_mut().header.flags = vec![NeighbourFlag::Use];
+        req.execute()
+            .await
+            .with_context(|| format!("asking the kernel to resolve {addr}"))?;
+        for _ in 0..10 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if let Some(mac) = lookup_neighbour(handle, ifindex, addr).await? {
+                return Ok(mac);
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!("neighbour {addr} did not answer ARP within {timeout:?}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subnets() {
+        let a = Ipv4Addr::new(192, 168, 100, 130);
+        assert!(same_subnet(a, Ipv4Addr::new(192, 168, 100, 129), 30));
+        assert!(!same_subnet(a, Ipv4Addr::new(192, 168, 100, 133), 30));
+        assert!(same_subnet(a, Ipv4Addr::new(192, 168, 100, 133), 29));
+        assert!(same_subnet(a, Ipv4Addr::new(8, 8, 8, 8), 0));
+        assert!(!same_subnet(a, Ipv4Addr::new(192, 168, 100, 131), 32));
+    }
+}

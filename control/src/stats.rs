@@ -1,0 +1,64 @@
+//! Per-port counters as the operator reads them: a table and JSON.
+use msee_abi::{DropReason, PortStats};
+use serde::Serialize;
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct PortReport {
+    pub port: String,
+    pub ifname: String,
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub pass_packets: u64,
+    pub drops: std::collections::BTreeMap<String, u64>,
+}
+
+impl PortReport {
+    pub fn new(port: &str, ifname: &str, s: &PortStats) -> Self {
+        Self {
+            port: port.to_owned(),
+            ifname: ifname.to_owned(),
+            rx_packets: s.rx_packets,
+            rx_bytes: s.rx_bytes,
+            tx_packets: s.tx_packets,
+            tx_bytes: s.tx_bytes,
+            pass_packets: s.pass_packets,
+            drops: DropReason::ALL
+                .iter()
+                .map(|r| (r.name().to_owned(), s.dropped(*r)))
+                .collect(),
+        }
+    }
+}
+
+pub fn table(reports: &[PortReport]) -> String {
+    let mut out = format!(
+        "{:<10} {:<10} {:>10} {:>12} {:>10} {:>12} {:>8}  drops\n",
+        "port", "ifname", "rx_pkts", "rx_bytes", "tx_pkts", "tx_bytes", "to_kern"
+    );
+    for r in reports {
+        let drops: Vec<String> = r
+            .drops
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(k, n)| format!("{k}={n}"))
+            .collect();
+        out += &format!(
+            "{:<10} {:<10} {:>10} {:>12} {:>10} {:>12} {:>8}  {}\n",
+            r.port,
+            r.ifname,
+            r.rx_packets,
+            r.rx_bytes,
+            r.tx_packets,
+            r.tx_bytes,
+            r.pass_packets,
+            if drops.is_empty() {
+                "-".to_owned()
+            } else {
+                drops.join(" ")
+            }
+        );
+    }
+    out
+}

@@ -1,0 +1,153 @@
+//! Start `msee-daemon` for a lab and stop it by PID, whatever happens.
+use std::{
+    io::{BufRead as _, BufReader},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::Duration,
+};
+
+use crate::{IF_AZURE, IF_PRIMARY, IF_SECONDARY, Topology};
+use anyhow::{Context as _, Result, bail};
+
+/// Path of a workspace binary built alongside the running one: next to it
+/// (target/<profile>/xtask) or one level up for test executables
+/// (target/<profile>/deps/<test>).
+pub fn workspace_bin(name: &str) -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().context("executable has no directory")?;
+    for candidate in [dir.join(name), dir.parent().unwrap_or(dir).join(name)] {
+        if candidate.exists() {
+            return Ok(candidate);
+        }
+    }
+    bail!(
+        "{name} is not built next to {}: run `cargo build --bins` first (cargo xtask test does)",
+        exe.display()
+    )
+}
+
+/// The daemon arguments that drive a default lab.
+pub fn lab_args(topo: &Topology) -> Vec<String> {
+    let mut args = vec![
+        "--netns".into(),
+        topo.ns_msee(),
+        "--primary".into(),
+        IF_PRIMARY.into(),
+        "--secondary".into(),
+        IF_SECONDARY.into(),
+        "--azure".into(),
+        IF_AZURE.into(),
+    ];
+    for (prefix, via) in [
+        (format!("{}/30", topo.primary.subnet), topo.primary.customer),
+        (
+            format!("{}/30", topo.secondary.subnet),
+            topo.secondary.customer,
+        ),
+        (
+            format!("{}/{}", topo.vnet, topo.vnet_len),
+            topo.azure_link_peer,
+        ),
+    ] {
+        args.push("--route".into());
+        args.push(format!("{prefix}={via}"));
+    }
+    args
+}
+
+/// A running daemon. Dropping it stops it (SIGTERM, then SIGKILL) by PID.
+pub struct Daemon {
+    child: Option<Child>,
+    pub stderr_path: PathBuf,
+    pub stats_path: PathBuf,
+}
+
+impl Daemon {
+    /// Start with `args` plus log/stats files in `dir`, and wait until it says it is ready.
+    pub fn start(args: &[String], dir: &std::path::Path) -> Result<Self> {
+        let stderr_path = dir.join("daemon.log");
+        let stats_path = dir.join("stats.json");
+        let mut child = Command::new(workspace_bin("msee-daemon")?)
+            .args(args)
+            .arg("--stats-file")
+            .arg(&stats_path)
+            // A bound on its life even if the test is killed before Drop runs.
+            .args(["--run-for-secs", "300"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr_path)?)
+            .spawn()
+            .context("starting msee-daemon")?;
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut daemon = Self {
+            child: Some(child),
+            stderr_path,
+            stats_path,
+        };
+        loop {
+            match rx.recv_timeout(Duration::from_secs(30)) {
+                Ok(line) if line.contains("msee-daemon ready") => break,
+                Ok(_) => continue,
+                Err(_) => {
+                    daemon.stop().ok();
+                    bail!("msee-daemon did not become ready: {}", daemon.log());
+                }
+            }
+        }
+        Ok(daemon)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// SIGTERM and wait; returns the final counters the daemon wrote.
+    pub fn stop(&mut self) -> Result<serde_json::Value> {
+        if let Some(mut child) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                if let Some(status) = child.try_wait()? {
+                    if !status.success() {
+                        bail!("msee-daemon exited with {status}: {}", self.log());
+                    }
+                    break;
+                }
+                if std::time::Instant::now() > deadline {
+                    child.kill().ok();
+                    child.wait().ok();
+                    bail!("msee-daemon ignored SIGTERM for 10 s");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let text =
+            std::fs::read_to_string(&self.stats_path).context("reading the daemon's stats file")?;
+        Ok(serde_json::from_str(&text)?)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The counters of one port from the daemon's stats JSON.
+pub fn port<'a>(stats: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    stats
+        .as_array()
+        .and_then(|ports| ports.iter().find(|p| p["port"] == name))
+        .unwrap_or_else(|| panic!("no port {name} in {stats}"))
+}

@@ -1,0 +1,312 @@
+//! End to end in a lab: the daemon attaches `msee` to the MSEE's ports and
+//! UDP crosses both customer links to the Azure side and back, forwarded by
+//! XDP (the kernel in the msee namespace does not forward).
+use std::{
+    net::Ipv4Addr,
+    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    time::{Duration, Instant},
+};
+
+use e2e_tests::{
+    packet::{ParsedUdp, parse_udp},
+    require_root, unique_prefix,
+};
+use lab::{
+    IF_AZURE_PEER, IF_PRIMARY, IF_SECONDARY, Lab, Topology,
+    daemon::{Daemon, lab_args, port},
+    in_netns, sysctl_get_ns,
+    traffic::{Flow, send_and_count},
+};
+
+const PACKETS: u64 = 500;
+
+/// An AF_PACKET socket on `ifname` in `ns`, to see frames exactly as they arrive.
+fn capture(ns: &str, ifname: &str) -> OwnedFd {
+    let ifname = ifname.to_owned();
+    in_netns(ns, move || unsafe {
+        let fd = libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW,
+            (libc::ETH_P_ALL as u16).to_be() as i32,
+        );
+        assert!(
+            fd >= 0,
+            "AF_PACKET socket: {}",
+            std::io::Error::last_os_error()
+        );
+        let fd = OwnedFd::from_raw_fd(fd);
+        let cname = std::ffi::CString::new(ifname).unwrap();
+        let mut sll: libc::sockaddr_ll = std::mem::zeroed();
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
+        sll.sll_ifindex = libc::if_nametoindex(cname.as_ptr()) as i32;
+        let rc = libc::bind(
+            fd.as_raw_fd(),
+            (&sll as *const libc::sockaddr_ll).cast(),
+            size_of::<libc::sockaddr_ll>() as u32,
+        );
+        assert_eq!(rc, 0, "bind AF_PACKET: {}", std::io::Error::last_os_error());
+        let tv = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 100_000,
+        };
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            size_of::<libc::timeval>() as u32,
+        );
+        fd
+    })
+    .unwrap()
+}
+
+/// Received UDP frames to `dport` seen on a capture socket (bounded wait).
+fn captured_to_port(fd: &OwnedFd, dport: u16) -> Vec<ParsedUdp> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 2048];
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if n <= 0 {
+            if !out.is_empty() {
+                break;
+            }
+            continue;
+        }
+        if let Some(p) = parse_udp(&buf[..n as usize])
+            && p.dport == dport
+        {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Send a frame as-is out of `ifname` in `ns`.
+fn inject(ns: &str, ifname: &str, frame: Vec<u8>) {
+    let fd = capture(ns, ifname);
+    let n = unsafe { libc::send(fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
+    assert_eq!(
+        n,
+        frame.len() as isize,
+        "inject: {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+fn flow(
+    src_ns: String,
+    src: Ipv4Addr,
+    dev: Option<&str>,
+    dst_ns: String,
+    dst: Ipv4Addr,
+    port: u16,
+) -> Flow {
+    Flow {
+        src_ns,
+        src_addr: src,
+        src_dev: dev.map(str::to_owned),
+        dst_ns,
+        dst_addr: dst,
+        dst_port: port,
+    }
+}
+
+fn check_forwarded(frames: &[ParsedUdp], what: &str) {
+    assert!(!frames.is_empty(), "{what}: no frame captured");
+    for p in frames {
+        assert_eq!(p.ttl, 63, "{what}: TTL decremented by exactly one");
+        assert!(p.ipv4_checksum_ok, "{what}: IPv4 header checksum valid");
+        assert!(p.udp_checksum_ok, "{what}: UDP checksum valid");
+    }
+}
+
+#[test]
+fn udp_crosses_both_links_forwarded_by_xdp() {
+    if !require_root("udp_crosses_both_links_forwarded_by_xdp") {
+        return;
+    }
+    let topo = Topology::new(&unique_prefix("fwd")).unwrap();
+    let lab = Lab::up(topo.clone()).unwrap();
+    let dir = std::env::temp_dir().join(format!("msee-{}", topo.prefix));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut args = lab_args(&topo);
+    args.extend(["--log-level".into(), "debug".into()]);
+    let mut daemon = Daemon::start(&args, &dir).unwrap();
+
+    // The kernel of the MSEE namespace must not be what forwards.
+    assert_eq!(
+        sysctl_get_ns(&topo.ns_msee(), "net.ipv4.ip_forward").unwrap(),
+        "0"
+    );
+
+    let (onprem, azure) = (topo.ns_onprem(), topo.ns_azure());
+    let flows = [
+        (
+            "onprem->azure over primary",
+            flow(
+                onprem.clone(),
+                topo.primary.customer,
+                Some(IF_PRIMARY),
+                azure.clone(),
+                topo.vnet_host,
+                5001,
+            ),
+            (azure.clone(), IF_AZURE_PEER),
+        ),
+        (
+            "onprem->azure over secondary",
+            flow(
+                onprem.clone(),
+                topo.secondary.customer,
+                Some(IF_SECONDARY),
+                azure.clone(),
+                topo.vnet_host,
+                5002,
+            ),
+            (azure.clone(), IF_AZURE_PEER),
+        ),
+        (
+            "azure->onprem over primary",
+            flow(
+                azure.clone(),
+                topo.vnet_host,
+                None,
+                onprem.clone(),
+                topo.primary.customer,
+                6001,
+            ),
+            (onprem.clone(), IF_PRIMARY),
+        ),
+        (
+            "azure->onprem over secondary",
+            flow(
+                azure.clone(),
+                topo.vnet_host,
+                None,
+                onprem.clone(),
+                topo.secondary.customer,
+                6002,
+            ),
+            (onprem.clone(), IF_SECONDARY),
+        ),
+    ];
+    for (what, f, (cap_ns, cap_if)) in &flows {
+        // A fresh capture per flow, so earlier traffic cannot fill its buffer.
+        let cap = capture(cap_ns, cap_if);
+        let r = send_and_count(f, PACKETS).unwrap();
+        assert_eq!(r.sent, PACKETS, "{what}");
+        assert_eq!(
+            r.received,
+            PACKETS,
+            "{what}: every datagram arrives\n{}",
+            daemon.log()
+        );
+        check_forwarded(&captured_to_port(&cap, f.dst_port), what);
+    }
+
+    // A frame cut inside its IPv4 header, addressed to the MSEE's primary port.
+    let msee_mac = lab::mac_of(&topo.ns_msee(), IF_PRIMARY).unwrap();
+    let mut runt = vec![0u8; 14 + 10];
+    runt[0..6].copy_from_slice(&msee_mac);
+    runt[6..12].copy_from_slice(&lab::mac_of(&onprem, IF_PRIMARY).unwrap());
+    runt[12..14].copy_from_slice(&[0x08, 0x00]);
+    runt[14] = 0x45;
+    inject(&onprem, IF_PRIMARY, runt);
+    std::thread::sleep(Duration::from_millis(300));
+
+    let stats = daemon.stop().unwrap();
+    let (pri, sec, az) = (
+        port(&stats, "primary"),
+        port(&stats, "secondary"),
+        port(&stats, "azure"),
+    );
+    // Each customer link carried one flow in and one flow out; the Azure port both.
+    for (name, p) in [("primary", pri), ("secondary", sec)] {
+        assert!(
+            p["rx_packets"].as_u64().unwrap() >= PACKETS,
+            "{name} rx: {p}"
+        );
+        assert_eq!(p["tx_packets"].as_u64().unwrap(), PACKETS, "{name} tx: {p}");
+    }
+    assert_eq!(
+        az["tx_packets"].as_u64().unwrap(),
+        2 * PACKETS,
+        "azure tx: {az}"
+    );
+    assert!(
+        az["rx_packets"].as_u64().unwrap() >= 2 * PACKETS,
+        "azure rx: {az}"
+    );
+    assert_eq!(
+        pri["drops"]["malformed"].as_u64().unwrap(),
+        1,
+        "the runt is dropped and counted: {pri}"
+    );
+    // The kernel-side log record of that drop reached the daemon's log.
+    let log = daemon.log();
+    assert!(
+        log.contains("malformed frame"),
+        "aya-log record in the daemon log:\n{log}"
+    );
+
+    drop(daemon);
+    lab.down().unwrap();
+    for ns in topo.namespaces() {
+        assert!(!lab::netns_exists(&ns), "{ns} removed");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_missing_interface_is_one_clear_line() {
+    if !require_root("a_missing_interface_is_one_clear_line") {
+        return;
+    }
+    let topo = Topology::new(&unique_prefix("bad")).unwrap();
+    let lab = Lab::up(topo.clone()).unwrap();
+    let bin = lab::daemon::workspace_bin("msee-daemon").unwrap();
+    let out = std::process::Command::new(&bin)
+        .args([
+            "--netns",
+            &topo.ns_msee(),
+            "--primary",
+            "primary",
+            "--secondary",
+            "secondary",
+            "--azure",
+            "nosuchif",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.contains("interface nosuchif does not exist"),
+        "{stderr}"
+    );
+
+    let out = std::process::Command::new(&bin)
+        .args([
+            "--netns",
+            "no-such-namespace",
+            "--primary",
+            "a",
+            "--secondary",
+            "b",
+            "--azure",
+            "c",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("network namespace no-such-namespace not found"),
+        "{stderr}"
+    );
+    lab.down().unwrap();
+}
