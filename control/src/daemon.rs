@@ -190,7 +190,7 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
                 ticks += 1;
                 // Unresolved next hops are retried every second; resolved
                 // ones are refreshed every 30 s in case the neighbour changed.
-                if ticks % 30 == 0 {
+                if ticks.is_multiple_of(30) {
                     for n in nexthops.iter_mut() { n.mac = None; }
                 }
                 resolve_pending(&handle, &mut msee, &mut nexthops, Duration::from_millis(500)).await;

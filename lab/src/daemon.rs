@@ -59,6 +59,9 @@ pub fn lab_args(topo: &Topology) -> Vec<String> {
 /// A running daemon. Dropping it stops it (SIGTERM, then SIGKILL) by PID.
 pub struct Daemon {
     child: Option<Child>,
+    /// What the daemon printed on stdout after it was ready (its final report).
+    output: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
     pub stderr_path: PathBuf,
     pub stats_path: PathBuf,
 }
@@ -81,13 +84,23 @@ impl Daemon {
             .context("starting msee-daemon")?;
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
+        let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let collected = output.clone();
+        let reader = std::thread::spawn(move || {
+            let mut ready = false;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
+                if ready {
+                    collected.lock().unwrap().push(line);
+                } else {
+                    ready = line.contains("msee-daemon ready");
+                    let _ = tx.send(line);
+                }
             }
         });
         let mut daemon = Self {
             child: Some(child),
+            output,
+            reader: Some(reader),
             stderr_path,
             stats_path,
         };
@@ -104,6 +117,11 @@ impl Daemon {
         Ok(daemon)
     }
 
+    /// Lines the daemon printed after it was ready (complete once stopped).
+    pub fn output(&self) -> Vec<String> {
+        self.output.lock().unwrap().clone()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
@@ -118,6 +136,9 @@ impl Daemon {
                 if let Some(status) = child.try_wait()? {
                     if !status.success() {
                         bail!("msee-daemon exited with {status}: {}", self.log());
+                    }
+                    if let Some(reader) = self.reader.take() {
+                        let _ = reader.join();
                     }
                     break;
                 }

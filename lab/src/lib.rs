@@ -19,6 +19,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 pub mod daemon;
+pub mod host;
 pub mod traffic;
 
 use nix::sched::{CloneFlags, setns};
@@ -137,6 +138,12 @@ impl Lab {
         };
         lab.build().context("building the lab topology")?;
         Ok(lab)
+    }
+
+    /// Leave the lab up after this value is gone (for `cargo xtask lab up`).
+    pub fn keep(mut self) -> Topology {
+        self.removed = true;
+        self.topo.clone()
     }
 
     /// Take charge of an existing lab (for `lab down` from another process).

@@ -1,1 +1,229 @@
-fn main() {}
+//! `cargo xtask`: setup, build, lab, test and demo for the MSEE emulator.
+//! Every command except `lab down` runs `setup` first.
+mod demo;
+mod setup;
+
+use std::{path::PathBuf, process::Command};
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Parser, Subcommand};
+use lab::{Lab, Topology};
+
+#[derive(Parser)]
+#[command(about = "Developer tasks for the ExpressRoute MSEE emulator")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install what a fresh machine lacks (Debian packages, nightly rust-src,
+    /// bpf-linker for LLVM 22, bpffs). Idempotent.
+    Setup,
+    /// Build the eBPF object and every binary.
+    Build {
+        #[arg(long)]
+        release: bool,
+    },
+    /// Bring the lab topology up or down.
+    Lab {
+        #[command(subcommand)]
+        action: LabAction,
+    },
+    /// Run every test: unit, packet fixtures (BPF_PROG_TEST_RUN) and end-to-end labs.
+    Test,
+    /// The main job: a lab, the daemon, traffic over both links, counters, lab down.
+    Demo {
+        /// Instance prefix of the demo lab's namespaces.
+        #[arg(long, default_value = "demo")]
+        prefix: String,
+        /// Datagrams per flow (four flows).
+        #[arg(long, default_value_t = 2000)]
+        packets: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum LabAction {
+    /// Create namespaces <prefix>-onprem, <prefix>-msee, <prefix>-azure and their links.
+    Up {
+        #[arg(long, default_value = "lab")]
+        prefix: String,
+    },
+    /// Remove what `lab up` made for this prefix.
+    Down {
+        #[arg(long, default_value = "lab")]
+        prefix: String,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::Setup => setup::run(),
+        Cmd::Build { release } => {
+            setup::run()?;
+            build(release)
+        }
+        Cmd::Lab {
+            action: LabAction::Up { prefix },
+        } => {
+            setup::run()?;
+            let topo = Lab::up(Topology::new(&prefix)?)?.keep();
+            println!(
+                "lab {prefix} is up: namespaces {}",
+                topo.namespaces().join(", ")
+            );
+            println!(
+                "  primary {} (customer) <-> {} (msee); secondary {} <-> {}; vnet {}/{} via azure {}",
+                topo.primary.customer,
+                topo.primary.msee,
+                topo.secondary.customer,
+                topo.secondary.msee,
+                topo.vnet,
+                topo.vnet_len,
+                topo.azure_link_peer
+            );
+            println!("  remove it with: cargo xtask lab down --prefix {prefix}");
+            Ok(())
+        }
+        Cmd::Lab {
+            action: LabAction::Down { prefix },
+        } => {
+            let topo = Topology::new(&prefix)?;
+            if !topo.namespaces().iter().any(|ns| lab::netns_exists(ns)) {
+                println!("lab {prefix} is not up: nothing to remove");
+                return Ok(());
+            }
+            Lab::adopt(topo).down()?;
+            println!("lab {prefix} removed");
+            Ok(())
+        }
+        Cmd::Test => {
+            setup::run()?;
+            test()
+        }
+        Cmd::Demo { prefix, packets } => {
+            setup::run()?;
+            build(false)?;
+            demo::run(&prefix, packets)
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_owned()
+}
+
+fn cargo(args: &[&str]) -> Result<()> {
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(args)
+        .current_dir(workspace_root())
+        // Root-only tests fail instead of skipping when run from here.
+        .env("MSEE_REQUIRE_ROOT_TESTS", "1")
+        .status()
+        .context("running cargo")?;
+    if !status.success() {
+        bail!("`cargo {}` failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+fn build(release: bool) -> Result<()> {
+    // The default members: every host crate (the eBPF crate is built for its
+    // own target by dataplane's build script).
+    let mut args = vec!["build", "--bins"];
+    if release {
+        args.push("--release");
+    }
+    cargo(&args)
+}
+
+fn test() -> Result<()> {
+    build(false)?;
+    let mut tally = Tally::default();
+    let runs: [&[&str]; 3] = [
+        // Host-side unit tests of the kernel crate's pure helpers.
+        &["test", "-p", "xdp-ebpf", "--lib"],
+        &[
+            "test",
+            "--workspace",
+            "--exclude",
+            "xdp-ebpf",
+            "--exclude",
+            "e2e-tests",
+        ],
+        // Fixture and lab tests one at a time: lab tests measure traffic and
+        // must not disturb each other.
+        &["test", "-p", "e2e-tests", "--", "--test-threads=1"],
+    ];
+    let mut result = Ok(());
+    for args in runs {
+        result = cargo_test(args, &mut tally);
+        if result.is_err() {
+            break;
+        }
+    }
+    println!(
+        "xtask test: {} passed, {} failed",
+        tally.passed, tally.failed
+    );
+    result
+}
+
+#[derive(Default)]
+struct Tally {
+    passed: u64,
+    failed: u64,
+}
+
+/// `cargo test ...`, echoing its output and adding up its "test result" lines.
+fn cargo_test(args: &[&str], tally: &mut Tally) -> Result<()> {
+    use std::io::BufRead as _;
+    let mut child = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(args)
+        .current_dir(workspace_root())
+        .env("MSEE_REQUIRE_ROOT_TESTS", "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("running cargo test")?;
+    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            let count = |word: &str| {
+                rest.split(';')
+                    .find_map(|part| {
+                        part.trim()
+                            .strip_suffix(word)?
+                            .trim()
+                            .rsplit(' ')
+                            .next()?
+                            .parse::<u64>()
+                            .ok()
+                    })
+                    .unwrap_or(0)
+            };
+            tally.passed += count("passed");
+            tally.failed += count("failed");
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("`cargo {}` failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
