@@ -261,8 +261,8 @@ fn udp_crosses_both_links_forwarded_by_xdp() {
 }
 
 #[test]
-fn a_missing_interface_is_one_clear_line() {
-    if !require_root("a_missing_interface_is_one_clear_line") {
+fn wrong_setups_get_one_clear_line() {
+    if !require_root("wrong_setups_get_one_clear_line") {
         return;
     }
     let topo = Topology::new(&unique_prefix("bad")).unwrap();
