@@ -2,165 +2,349 @@
 //!
 //! Every key and value stored in a BPF map is defined here once, `#[repr(C)]`
 //! with explicit padding, so both sides agree byte for byte. Layout tests in
-//! `tests` pin sizes and offsets: changing them is an ABI change.
+//! `tests/layout.rs` pin sizes and offsets: changing them is an ABI change.
+//!
+//! The model, as the packet meets it:
+//! - an *attachment* `(ingress ifindex, outer VLAN, inner VLAN)` names the
+//!   circuit, the peering, the routing domain and the *link* the frame came in on;
+//! - a *link* is one side of a circuit: its primary or secondary customer link,
+//!   or its Azure side. Links carry egress details, an up/down state, policers
+//!   and counters;
+//! - a *routing domain* (one per circuit peering) holds IPv4 and IPv6 routes,
+//!   each pointing at a *next-hop group* of links with preferences.
 #![no_std]
 
 /// Names of the maps in the `msee` object, so userspace never spells them twice.
 pub mod maps {
-    pub const PORTS: &str = "PORTS";
-    pub const TX_PORTS: &str = "TX_PORTS";
+    pub const ATTACHMENTS: &str = "ATTACHMENTS";
+    pub const LINKS: &str = "LINKS";
+    pub const LINK_UP: &str = "LINK_UP";
+    pub const GROUPS: &str = "GROUPS";
     pub const ROUTES_V4: &str = "ROUTES_V4";
-    pub const NEXTHOPS: &str = "NEXTHOPS";
+    pub const ROUTES_V6: &str = "ROUTES_V6";
     pub const LOCAL_V4: &str = "LOCAL_V4";
-    pub const PORT_STATS: &str = "PORT_STATS";
+    pub const LOCAL_V6: &str = "LOCAL_V6";
+    pub const TX_PORTS: &str = "TX_PORTS";
+    pub const POLICER_CFG: &str = "POLICER_CFG";
+    pub const POLICER_STATE: &str = "POLICER_STATE";
+    pub const DSCP_MAP: &str = "DSCP_MAP";
+    pub const COUNTERS: &str = "COUNTERS";
+    pub const ALL: [&str; 13] = [
+        ATTACHMENTS,
+        LINKS,
+        LINK_UP,
+        GROUPS,
+        ROUTES_V4,
+        ROUTES_V6,
+        LOCAL_V4,
+        LOCAL_V6,
+        TX_PORTS,
+        POLICER_CFG,
+        POLICER_STATE,
+        DSCP_MAP,
+        COUNTERS,
+    ];
 }
 
 /// Name of the XDP program for MSEE ports inside the eBPF object.
 pub const MSEE_PROGRAM: &str = "msee";
 
-/// Upper bound on ports (links) one instance drives; sizes the per-port arrays.
-pub const MAX_PORTS: u32 = 64;
-/// Upper bound on next hops.
-pub const MAX_NEXTHOPS: u32 = 4096;
-/// Upper bound on IPv4 routes.
-pub const MAX_ROUTES_V4: u32 = 1 << 20;
-/// Upper bound on the MSEE's own IPv4 addresses.
-pub const MAX_LOCAL_V4: u32 = 1024;
+pub const MAX_ATTACHMENTS: u32 = 4096;
+/// Links (primary, secondary and Azure side of every circuit).
+pub const MAX_LINKS: u32 = 1024;
+pub const MAX_GROUPS: u32 = 65536;
+pub const MAX_GROUP_MEMBERS: usize = 4;
+pub const MAX_ROUTES_V4: u32 = 2_000_000;
+pub const MAX_ROUTES_V6: u32 = 200_000;
+pub const MAX_LOCAL: u32 = 4096;
+pub const MAX_PORTS: u32 = 256;
+/// Counter rows: one per (link, direction), plus one for frames that could
+/// not be tied to any link (e.g. cut inside their VLAN tags).
+pub const COUNTER_ROWS: u32 = MAX_LINKS * 2 + 1;
+pub const UNATTRIBUTED_ROW: u32 = MAX_LINKS * 2;
 
-/// What a port is in the emulated circuit.
-#[repr(u32)]
+/// Which side of the circuit a link is.
+#[repr(u8)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PortRole {
-    /// The primary link to the customer's router.
+pub enum LinkRole {
     Primary = 0,
-    /// The secondary link to the customer's router.
     Secondary = 1,
-    /// The link toward the emulated Azure side.
+    /// The Azure (Microsoft network) side of a circuit peering.
     Azure = 2,
 }
 
-impl PortRole {
-    pub const ALL: [PortRole; 3] = [PortRole::Primary, PortRole::Secondary, PortRole::Azure];
+impl LinkRole {
+    pub const ALL: [LinkRole; 3] = [LinkRole::Primary, LinkRole::Secondary, LinkRole::Azure];
 
     pub const fn name(self) -> &'static str {
         match self {
-            PortRole::Primary => "primary",
-            PortRole::Secondary => "secondary",
-            PortRole::Azure => "azure",
+            LinkRole::Primary => "primary",
+            LinkRole::Secondary => "secondary",
+            LinkRole::Azure => "azure",
         }
     }
 
-    pub const fn from_u32(v: u32) -> Option<PortRole> {
+    pub const fn from_u8(v: u8) -> Option<LinkRole> {
         match v {
-            0 => Some(PortRole::Primary),
-            1 => Some(PortRole::Secondary),
-            2 => Some(PortRole::Azure),
+            0 => Some(LinkRole::Primary),
+            1 => Some(LinkRole::Secondary),
+            2 => Some(LinkRole::Azure),
             _ => None,
         }
     }
 }
 
-/// `PORTS` value, keyed by ingress ifindex (`u32`).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct PortConfig {
-    /// Index of this port's row in `PORT_STATS` (< `MAX_PORTS`).
-    pub slot: u32,
-    /// A `PortRole` as `u32`.
-    pub role: u32,
-    /// The port's own MAC address: frames to it (or broadcast/multicast) are ours.
-    pub mac: [u8; 6],
-    pub _pad: [u8; 2],
+/// ExpressRoute peering types; each has its own routing domain and DSCP policy.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeeringKind {
+    Private = 0,
+    Microsoft = 1,
 }
 
-/// `ROUTES_V4` key: an LPM trie key of prefix length + address in network order.
-/// (The LPM trie key layout `{u32 prefixlen; u8 data[]}` is fixed by the kernel.)
-pub type RouteV4Key = [u8; 4];
+impl PeeringKind {
+    pub const fn name(self) -> &'static str {
+        match self {
+            PeeringKind::Private => "AzurePrivatePeering",
+            PeeringKind::Microsoft => "MicrosoftPeering",
+        }
+    }
 
-/// `ROUTES_V4` value: the next hop that carries the prefix.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct RouteV4 {
-    /// Index into `NEXTHOPS`.
-    pub nexthop: u32,
+    /// The DSCP a packet leaves with, per the peering's policy: private
+    /// peering resets to 0; Microsoft peering keeps the Teams/Skype markings
+    /// EF (46), AF41 (34), AF21 (18), AF11 (10) and CS0, and resets the rest.
+    pub const fn rewrite_dscp(self, dscp: u8) -> u8 {
+        match self {
+            PeeringKind::Private => 0,
+            PeeringKind::Microsoft => match dscp {
+                46 | 34 | 18 | 10 => dscp,
+                _ => 0,
+            },
+        }
+    }
 }
 
-/// `NEXTHOPS` value (array index = next-hop id): where to send and how to rewrite.
+/// Counter direction on a link.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Received on the link (toward Azure for a customer link).
+    Rx = 0,
+    /// Sent out of the link (toward the customer for a customer link: the
+    /// metered-billing direction).
+    Tx = 1,
+}
+
+impl Direction {
+    pub const ALL: [Direction; 2] = [Direction::Rx, Direction::Tx];
+    pub const fn name(self) -> &'static str {
+        match self {
+            Direction::Rx => "rx",
+            Direction::Tx => "tx",
+        }
+    }
+}
+
+/// Row of `(link, dir)` in `COUNTERS`, and index of its policer.
+pub const fn link_dir_index(link: u32, dir: Direction) -> u32 {
+    link * 2 + dir as u32
+}
+
+/// VLAN TPIDs.
+pub const ETH_P_8021Q: u16 = 0x8100;
+pub const ETH_P_8021AD: u16 = 0x88a8;
+
+/// `ATTACHMENTS` key. VLAN IDs are 12-bit; 0 means "no tag here".
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct NextHop {
-    /// Egress ifindex; also the key in the `TX_PORTS` devmap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct AttachmentKey {
     pub ifindex: u32,
-    /// Egress port's `PORT_STATS` slot.
-    pub slot: u32,
-    /// Source MAC: the egress port's own address.
+    pub outer_vlan: u16,
+    pub inner_vlan: u16,
+}
+
+/// `ATTACHMENTS` value: what a frame on this attachment belongs to.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Attachment {
+    /// The link this attachment is (index into `LINKS`, `LINK_UP`, counters).
+    pub link: u32,
+    /// Routing domain for lookups of frames arriving here.
+    pub domain: u32,
+    pub circuit: u32,
+    /// A `PeeringKind`; selects the DSCP policy row in `DSCP_MAP`.
+    pub peering: u8,
+    /// A `LinkRole`.
+    pub role: u8,
+    pub _pad: [u8; 2],
+    /// The port's own MAC: unicast frames to any other MAC are not ours.
+    pub mac: [u8; 6],
+    pub _pad2: [u8; 2],
+}
+
+/// `LINKS` value: how to send out of a link.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Link {
+    pub ifindex: u32,
+    /// Tags to push on egress (0 = none); `outer_tpid` is 0x8100 or 0x88a8.
+    pub outer_vlan: u16,
+    pub inner_vlan: u16,
+    pub outer_tpid: u16,
+    /// A `LinkRole`.
+    pub role: u8,
+    pub _pad: u8,
     pub src_mac: [u8; 6],
-    /// Destination MAC: the neighbour, as resolved by userspace.
+    /// The neighbour on the link (customer router or Azure gateway).
     pub dst_mac: [u8; 6],
-    /// `NEXTHOP_VALID` once userspace has resolved the neighbour.
+    pub circuit: u32,
+}
+
+/// `LINK_UP` values: one `u32` per link. Failover flips this one word.
+pub const LINK_DOWN: u32 = 0;
+pub const LINK_IS_UP: u32 = 1;
+
+/// One member of a next-hop group.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct GroupMember {
+    pub link: u32,
+    /// Lower is better (the AS path length the route was learned with).
+    /// Among up members, only those with the best preference carry traffic.
+    pub preference: u32,
+}
+
+/// `GROUPS` value: the links that can carry a route.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct NextHopGroup {
+    /// Members in use (<= MAX_GROUP_MEMBERS).
+    pub count: u32,
+    pub members: [GroupMember; MAX_GROUP_MEMBERS],
+}
+
+/// `ROUTES_V4` key data (after the LPM trie's u32 prefix length): routing
+/// domain (big-endian) then the address. Prefix length = 32 + mask length.
+pub type RouteKeyV4 = [u8; 8];
+/// `ROUTES_V6` key data: domain (big-endian) then the address; prefix length = 32 + mask.
+pub type RouteKeyV6 = [u8; 20];
+
+pub const fn route_key_v4(domain: u32, addr: [u8; 4]) -> RouteKeyV4 {
+    let d = domain.to_be_bytes();
+    [d[0], d[1], d[2], d[3], addr[0], addr[1], addr[2], addr[3]]
+}
+
+pub const fn route_key_v6(domain: u32, addr: [u8; 16]) -> RouteKeyV6 {
+    let d = domain.to_be_bytes();
+    let mut k = [0u8; 20];
+    k[0] = d[0];
+    k[1] = d[1];
+    k[2] = d[2];
+    k[3] = d[3];
+    let mut i = 0;
+    while i < 16 {
+        k[4 + i] = addr[i];
+        i += 1;
+    }
+    k
+}
+
+/// `ROUTES_V4`/`ROUTES_V6` value.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Route {
+    pub group: u32,
+    /// `ROUTE_OUT_OF_REACH`: a known destination outside the circuit's reach
+    /// (by SKU): dropped and counted as such rather than as no route.
     pub flags: u32,
 }
 
-pub const NEXTHOP_VALID: u32 = 1;
+pub const ROUTE_OUT_OF_REACH: u32 = 1;
 
-/// Why the program dropped a frame. Index into `PortStats::drops`.
+/// `POLICER_CFG` value, per (link, direction). Written by userspace only; the
+/// bucket state lives apart in `POLICER_STATE` so a rate change never resets it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct PolicerConfig {
+    /// Committed rate in bytes per second; 0 disables the policer.
+    pub rate_bytes_per_sec: u64,
+    /// Bucket depth, in picoseconds of line time at the rate
+    /// (= burst bytes * 1e12 / rate).
+    pub burst_ps: u64,
+}
+
+/// `POLICER_STATE` value: time credit in picoseconds, and when it was last
+/// refilled. Shared by all CPUs, updated with atomics.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct PolicerState {
+    pub credit_ps: u64,
+    pub last_ns: u64,
+}
+
+pub const PS_PER_SEC: u64 = 1_000_000_000_000;
+
+/// Why the program dropped a frame. Index into `LinkCounters::drops`.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DropReason {
     /// Truncated or malformed headers.
     Malformed = 0,
-    /// No route for the destination.
+    /// No route for the destination in the routing domain.
     NoRoute = 1,
-    /// TTL would reach zero.
-    TtlExpired = 2,
-    /// Route found, but its next hop's neighbour is not resolved yet.
-    NoNeighbour = 3,
+    /// The destination is outside the circuit's reach (SKU).
+    OutOfReach = 2,
+    /// TTL / hop limit would reach zero.
+    TtlExpired = 3,
+    /// Every link that could carry the route is down.
+    LinkDown = 4,
+    /// Over the committed rate.
+    Policer = 5,
 }
 
-pub const DROP_REASONS: usize = 4;
+pub const DROP_REASONS: usize = 6;
 
 impl DropReason {
     pub const ALL: [DropReason; DROP_REASONS] = [
         DropReason::Malformed,
         DropReason::NoRoute,
+        DropReason::OutOfReach,
         DropReason::TtlExpired,
-        DropReason::NoNeighbour,
+        DropReason::LinkDown,
+        DropReason::Policer,
     ];
 
     pub const fn name(self) -> &'static str {
         match self {
             DropReason::Malformed => "malformed",
             DropReason::NoRoute => "no_route",
+            DropReason::OutOfReach => "out_of_reach",
             DropReason::TtlExpired => "ttl_expired",
-            DropReason::NoNeighbour => "no_neighbour",
+            DropReason::LinkDown => "link_down",
+            DropReason::Policer => "policer",
         }
     }
 }
 
-/// `PORT_STATS` value (per-CPU array, index = port slot). Userspace sums the CPUs.
+/// `COUNTERS` value (per-CPU array, row = `link_dir_index`). Userspace sums CPUs.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct PortStats {
-    /// Frames received on the port that the program looked at.
-    pub rx_packets: u64,
-    pub rx_bytes: u64,
-    /// Frames handed to the kernel (addressed to the MSEE, or not IPv4).
-    pub pass_packets: u64,
-    /// Frames the program forwarded out of this port.
-    pub tx_packets: u64,
-    pub tx_bytes: u64,
-    /// Drops on ingress at this port, by `DropReason`.
+pub struct LinkCounters {
+    /// Rx row: frames received on the link; Tx row: frames forwarded out of it.
+    pub packets: u64,
+    pub bytes: u64,
+    /// Rx row: frames handed to the kernel (addressed to the MSEE).
+    pub to_kernel: u64,
+    /// Drops charged to this (link, direction), by `DropReason`.
     pub drops: [u64; DROP_REASONS],
 }
 
-impl PortStats {
+impl LinkCounters {
     /// Field-wise sum, used to fold per-CPU rows.
-    pub fn add(&mut self, other: &PortStats) {
-        self.rx_packets += other.rx_packets;
-        self.rx_bytes += other.rx_bytes;
-        self.pass_packets += other.pass_packets;
-        self.tx_packets += other.tx_packets;
-        self.tx_bytes += other.tx_bytes;
+    pub fn add(&mut self, other: &LinkCounters) {
+        self.packets += other.packets;
+        self.bytes += other.bytes;
+        self.to_kernel += other.to_kernel;
         for (a, b) in self.drops.iter_mut().zip(other.drops.iter()) {
             *a += b;
         }
@@ -169,14 +353,26 @@ impl PortStats {
     pub fn dropped(&self, reason: DropReason) -> u64 {
         self.drops[reason as usize]
     }
+
+    pub fn total_drops(&self) -> u64 {
+        self.drops.iter().sum()
+    }
 }
+
+/// `DSCP_MAP`: 64 entries per `PeeringKind` (index = peering * 64 + dscp).
+pub const DSCP_MAP_LEN: u32 = 128;
 
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: all are #[repr(C)], made only of integers and byte arrays with
     // explicit padding, so every bit pattern is valid and there are no holes.
-    unsafe impl aya::Pod for super::PortConfig {}
-    unsafe impl aya::Pod for super::RouteV4 {}
-    unsafe impl aya::Pod for super::NextHop {}
-    unsafe impl aya::Pod for super::PortStats {}
+    unsafe impl aya::Pod for super::AttachmentKey {}
+    unsafe impl aya::Pod for super::Attachment {}
+    unsafe impl aya::Pod for super::Link {}
+    unsafe impl aya::Pod for super::GroupMember {}
+    unsafe impl aya::Pod for super::NextHopGroup {}
+    unsafe impl aya::Pod for super::Route {}
+    unsafe impl aya::Pod for super::PolicerConfig {}
+    unsafe impl aya::Pod for super::PolicerState {}
+    unsafe impl aya::Pod for super::LinkCounters {}
 }

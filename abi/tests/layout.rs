@@ -3,60 +3,109 @@ use core::mem::{offset_of, size_of};
 use msee_abi::*;
 
 #[test]
-fn port_config_layout() {
-    assert_eq!(size_of::<PortConfig>(), 16);
-    assert_eq!(offset_of!(PortConfig, slot), 0);
-    assert_eq!(offset_of!(PortConfig, role), 4);
-    assert_eq!(offset_of!(PortConfig, mac), 8);
+fn attachment_layout() {
+    assert_eq!(size_of::<AttachmentKey>(), 8);
+    assert_eq!(offset_of!(AttachmentKey, outer_vlan), 4);
+    assert_eq!(offset_of!(AttachmentKey, inner_vlan), 6);
+    assert_eq!(size_of::<Attachment>(), 24);
+    assert_eq!(offset_of!(Attachment, link), 0);
+    assert_eq!(offset_of!(Attachment, domain), 4);
+    assert_eq!(offset_of!(Attachment, circuit), 8);
+    assert_eq!(offset_of!(Attachment, peering), 12);
+    assert_eq!(offset_of!(Attachment, role), 13);
+    assert_eq!(offset_of!(Attachment, mac), 16);
 }
 
 #[test]
-fn route_and_nexthop_layout() {
-    assert_eq!(size_of::<RouteV4Key>(), 4);
-    assert_eq!(size_of::<RouteV4>(), 4);
-    assert_eq!(size_of::<NextHop>(), 24);
-    assert_eq!(offset_of!(NextHop, ifindex), 0);
-    assert_eq!(offset_of!(NextHop, slot), 4);
-    assert_eq!(offset_of!(NextHop, src_mac), 8);
-    assert_eq!(offset_of!(NextHop, dst_mac), 14);
-    assert_eq!(offset_of!(NextHop, flags), 20);
+fn link_layout() {
+    assert_eq!(size_of::<Link>(), 28);
+    assert_eq!(offset_of!(Link, ifindex), 0);
+    assert_eq!(offset_of!(Link, outer_vlan), 4);
+    assert_eq!(offset_of!(Link, inner_vlan), 6);
+    assert_eq!(offset_of!(Link, outer_tpid), 8);
+    assert_eq!(offset_of!(Link, role), 10);
+    assert_eq!(offset_of!(Link, src_mac), 12);
+    assert_eq!(offset_of!(Link, dst_mac), 18);
+    assert_eq!(offset_of!(Link, circuit), 24);
 }
 
 #[test]
-fn port_stats_layout() {
-    assert_eq!(size_of::<PortStats>(), 8 * (5 + DROP_REASONS));
-    assert_eq!(offset_of!(PortStats, rx_packets), 0);
-    assert_eq!(offset_of!(PortStats, pass_packets), 16);
-    assert_eq!(offset_of!(PortStats, tx_packets), 24);
-    assert_eq!(offset_of!(PortStats, drops), 40);
+fn group_and_route_layout() {
+    assert_eq!(size_of::<GroupMember>(), 8);
+    assert_eq!(size_of::<NextHopGroup>(), 4 + 8 * MAX_GROUP_MEMBERS);
+    assert_eq!(offset_of!(NextHopGroup, members), 4);
+    assert_eq!(size_of::<Route>(), 8);
+    assert_eq!(size_of::<RouteKeyV4>(), 8);
+    assert_eq!(size_of::<RouteKeyV6>(), 20);
+    assert_eq!(
+        route_key_v4(0x0102_0304, [10, 1, 0, 0]),
+        [1, 2, 3, 4, 10, 1, 0, 0]
+    );
+    let mut v6 = [0u8; 16];
+    v6[0] = 0x20;
+    v6[15] = 1;
+    let k = route_key_v6(7, v6);
+    assert_eq!(&k[..4], &[0, 0, 0, 7]);
+    assert_eq!(&k[4..], &v6);
 }
 
 #[test]
-fn enums_round_trip() {
-    for role in PortRole::ALL {
-        assert_eq!(PortRole::from_u32(role as u32), Some(role));
+fn policer_and_counter_layout() {
+    assert_eq!(size_of::<PolicerConfig>(), 16);
+    assert_eq!(size_of::<PolicerState>(), 16);
+    assert_eq!(offset_of!(PolicerState, last_ns), 8);
+    assert_eq!(size_of::<LinkCounters>(), 8 * (3 + DROP_REASONS));
+    assert_eq!(offset_of!(LinkCounters, to_kernel), 16);
+    assert_eq!(offset_of!(LinkCounters, drops), 24);
+}
+
+#[test]
+fn enums_and_indices() {
+    for role in LinkRole::ALL {
+        assert_eq!(LinkRole::from_u8(role as u8), Some(role));
     }
-    assert_eq!(PortRole::from_u32(3), None);
+    assert_eq!(LinkRole::from_u8(3), None);
     for (i, reason) in DropReason::ALL.iter().enumerate() {
         assert_eq!(*reason as usize, i);
     }
+    assert_eq!(link_dir_index(5, Direction::Rx), 10);
+    assert_eq!(link_dir_index(5, Direction::Tx), 11);
+    assert_eq!(
+        link_dir_index(MAX_LINKS - 1, Direction::Tx) + 1,
+        UNATTRIBUTED_ROW
+    );
+    assert_eq!(UNATTRIBUTED_ROW + 1, COUNTER_ROWS);
 }
 
 #[test]
-fn stats_fold() {
-    let mut a = PortStats {
-        rx_packets: 1,
-        drops: [1, 2, 3, 4],
+fn dscp_policy() {
+    for d in 0..64u8 {
+        assert_eq!(PeeringKind::Private.rewrite_dscp(d), 0);
+        let kept = matches!(d, 46 | 34 | 18 | 10 | 0);
+        assert_eq!(
+            PeeringKind::Microsoft.rewrite_dscp(d) == d,
+            kept,
+            "dscp {d}"
+        );
+    }
+}
+
+#[test]
+fn counters_fold() {
+    let mut a = LinkCounters {
+        packets: 1,
+        drops: [1, 2, 3, 4, 5, 6],
         ..Default::default()
     };
-    let b = PortStats {
-        rx_packets: 2,
-        tx_bytes: 7,
-        drops: [1, 1, 1, 1],
+    let b = LinkCounters {
+        packets: 2,
+        bytes: 7,
+        drops: [1; DROP_REASONS],
         ..Default::default()
     };
     a.add(&b);
-    assert_eq!(a.rx_packets, 3);
-    assert_eq!(a.tx_bytes, 7);
-    assert_eq!(a.dropped(DropReason::NoNeighbour), 5);
+    assert_eq!(a.packets, 3);
+    assert_eq!(a.bytes, 7);
+    assert_eq!(a.dropped(DropReason::Policer), 7);
+    assert_eq!(a.total_drops(), 27);
 }

@@ -1,11 +1,24 @@
-//! The daemon: load `msee`, describe the ports and routes to it, attach,
-//! keep next hops resolved, and report counters when asked to stop.
-use std::{fs::File, net::Ipv4Addr, os::fd::AsFd, path::PathBuf, time::Duration};
+//! The daemon: load `msee`, describe one circuit's links, attachments and
+//! routes to it, attach, keep each link's neighbour resolved (a link is up
+//! once its neighbour answers), and report counters when asked to stop.
+//!
+//! Until the circuit model and BGP land, the daemon runs one circuit's
+//! private peering on three untagged ports, with static routes.
+use std::{
+    collections::BTreeMap,
+    fs::File,
+    net::{IpAddr, Ipv4Addr},
+    os::fd::AsFd,
+    path::PathBuf,
+    time::Duration,
+};
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use dataplane::{AttachMode, Msee, NextHopSpec, PortSpec};
-use ipnet::Ipv4Net;
-use msee_abi::PortRole;
+use dataplane::{AttachMode, LoadOptions, Msee};
+use ipnet::{IpNet, Ipv4Net};
+use msee_abi::{
+    Attachment, AttachmentKey, Direction, GroupMember, Link, LinkRole, PeeringKind, Route,
+};
 use tokio::{io::unix::AsyncFd, signal::unix::SignalKind};
 use tracing::{info, warn};
 
@@ -14,20 +27,27 @@ use crate::{
     stats::{self, PortReport},
 };
 
-/// A static route: `prefix` via the neighbour `via`, reached through
-/// whichever port has `via` in a connected subnet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The lab circuit's id and its private peering's routing domain.
+const CIRCUIT: u32 = 1;
+const DOMAIN: u32 = 1;
+
+/// A static route: `prefix` via one or more neighbours, each reached through
+/// whichever port has it in a connected subnet. Several next hops share the
+/// traffic by flow.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StaticRoute {
     pub prefix: Ipv4Net,
-    pub via: Ipv4Addr,
+    pub via: Vec<Ipv4Addr>,
 }
 
 impl std::str::FromStr for StaticRoute {
     type Err = anyhow::Error;
-    /// `PREFIX=VIA`, e.g. `10.1.0.0/16=10.255.0.2`.
+    /// `PREFIX=VIA[,VIA...]`, e.g. `10.1.0.0/16=10.255.0.2`.
     fn from_str(s: &str) -> Result<Self> {
         let (prefix, via) = s.split_once('=').ok_or_else(|| {
-            anyhow!("route {s:?} must look like PREFIX=NEXTHOP, e.g. 10.1.0.0/16=10.255.0.2")
+            anyhow!(
+                "route {s:?} must look like PREFIX=NEXTHOP[,NEXTHOP], e.g. 10.1.0.0/16=10.255.0.2"
+            )
         })?;
         let prefix: Ipv4Net = prefix
             .parse()
@@ -39,8 +59,18 @@ impl std::str::FromStr for StaticRoute {
             );
         }
         let via = via
-            .parse()
-            .with_context(|| format!("route {s:?}: bad next hop {via:?}"))?;
+            .split(',')
+            .map(|v| {
+                v.parse()
+                    .with_context(|| format!("route {s:?}: bad next hop {v:?}"))
+            })
+            .collect::<Result<Vec<Ipv4Addr>>>()?;
+        if via.len() > msee_abi::MAX_GROUP_MEMBERS {
+            bail!(
+                "route {s:?}: at most {} next hops",
+                msee_abi::MAX_GROUP_MEMBERS
+            );
+        }
         Ok(Self { prefix, via })
     }
 }
@@ -49,9 +79,11 @@ pub struct DaemonConfig {
     /// Enter this network namespace (by name under /run/netns) first.
     pub netns: Option<String>,
     /// Ports by role, as interface names.
-    pub ports: Vec<(PortRole, String)>,
+    pub ports: Vec<(LinkRole, String)>,
     pub routes: Vec<StaticRoute>,
     pub mode: AttachMode,
+    /// Police each customer link, both directions, at this rate (bit/s).
+    pub bandwidth_bps: Option<u64>,
     /// Most verbose aya-log level emitted by the kernel side (0 off .. 5 trace).
     pub kernel_log_level: u8,
     pub stats_file: Option<PathBuf>,
@@ -69,38 +101,79 @@ pub fn enter_netns(name: &str) -> Result<()> {
         .with_context(|| format!("entering network namespace {name}"))
 }
 
+/// One port and the link behind it (link id = index in the port list).
 struct Port {
-    role: PortRole,
-    spec: PortSpec,
+    link: u32,
+    role: LinkRole,
     iface: Interface,
+    /// The one neighbour on this link (customer router or Azure gateway).
+    neighbour: Option<Ipv4Addr>,
+    neighbour_mac: Option<[u8; 6]>,
 }
 
-struct NextHopState {
-    id: u32,
-    via: Ipv4Addr,
-    port: PortSpec,
-    mac: Option<[u8; 6]>,
+impl Port {
+    fn link_entry(&self, mac: [u8; 6]) -> Link {
+        Link {
+            ifindex: self.iface.ifindex,
+            role: self.role as u8,
+            src_mac: self.iface.mac,
+            dst_mac: mac,
+            circuit: CIRCUIT,
+            ..Default::default()
+        }
+    }
 }
 
 pub async fn run(cfg: DaemonConfig) -> Result<()> {
     let handle = netlink::connect()?;
     let mut ports = Vec::new();
-    for (slot, (role, name)) in cfg.ports.iter().enumerate() {
+    for (link, (role, name)) in cfg.ports.iter().enumerate() {
         let iface = netlink::interface(&handle, name).await?;
-        let spec = PortSpec {
-            ifindex: iface.ifindex,
-            slot: slot as u32,
-            role: *role,
-            mac: iface.mac,
-        };
         ports.push(Port {
+            link: link as u32,
             role: *role,
-            spec,
             iface,
+            neighbour: None,
+            neighbour_mac: None,
         });
     }
 
-    let mut msee = Msee::load(cfg.kernel_log_level)?;
+    // Each route's next hops name the links that carry it.
+    let mut groups: BTreeMap<Vec<u32>, u32> = BTreeMap::new();
+    let mut routes = Vec::new();
+    for route in &cfg.routes {
+        let mut members = Vec::new();
+        for via in &route.via {
+            let port = ports
+                .iter_mut()
+                .find(|p| p.iface.connects(*via))
+                .ok_or_else(|| {
+                    anyhow!(
+                        "route {}: next hop {via} is on none of the ports' subnets",
+                        route.prefix
+                    )
+                })?;
+            match port.neighbour {
+                Some(n) if n != *via => bail!(
+                    "port {} ({}): next hops {n} and {via}: a link has exactly one neighbour",
+                    port.iface.name,
+                    port.role.name()
+                ),
+                _ => port.neighbour = Some(*via),
+            }
+            members.push(port.link);
+        }
+        members.sort_unstable();
+        members.dedup();
+        let next_id = groups.len() as u32;
+        let group = *groups.entry(members).or_insert(next_id);
+        routes.push((route.prefix, group));
+    }
+
+    let mut msee = Msee::load(&LoadOptions {
+        log_level: cfg.kernel_log_level,
+        pin_dir: None,
+    })?;
     // Kernel-side log records flow into this process's log.
     match msee.take_logger() {
         Ok(logger) => {
@@ -120,54 +193,65 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
     }
 
     for p in &ports {
-        msee.add_port(p.spec)?;
+        msee.add_port(p.iface.ifindex)?;
         for (addr, _) in &p.iface.addrs {
-            msee.add_local_v4(*addr)?;
+            msee.add_local(IpAddr::V4(*addr))?;
+        }
+        // Links start down: up once the neighbour answers.
+        msee.set_link(p.link, p.link_entry([0; 6]))?;
+        msee.set_link_state(p.link, false)?;
+        msee.set_attachment(
+            AttachmentKey {
+                ifindex: p.iface.ifindex,
+                outer_vlan: 0,
+                inner_vlan: 0,
+            },
+            Attachment {
+                link: p.link,
+                domain: DOMAIN,
+                circuit: CIRCUIT,
+                peering: PeeringKind::Private as u8,
+                role: p.role as u8,
+                mac: p.iface.mac,
+                ..Default::default()
+            },
+        )?;
+        if let Some(bps) = cfg.bandwidth_bps
+            && p.role != LinkRole::Azure
+        {
+            for dir in Direction::ALL {
+                msee.set_policer(p.link, dir, bps, None)?;
+            }
         }
     }
-
-    let mut nexthops: Vec<NextHopState> = Vec::new();
-    for route in &cfg.routes {
-        let port = ports
+    for (members, id) in &groups {
+        let members: Vec<GroupMember> = members
             .iter()
-            .find(|p| p.iface.connects(route.via))
-            .ok_or_else(|| {
-                anyhow!(
-                    "route {}: next hop {} is on none of the ports' subnets",
-                    route.prefix,
-                    route.via
-                )
-            })?;
-        let id = match nexthops.iter().find(|n| n.via == route.via) {
-            Some(n) => n.id,
-            None => {
-                let id = nexthops.len() as u32;
-                nexthops.push(NextHopState {
-                    id,
-                    via: route.via,
-                    port: port.spec,
-                    mac: None,
-                });
-                msee.set_nexthop(
-                    id,
-                    NextHopSpec {
-                        port: port.spec,
-                        neighbour_mac: None,
-                    },
-                )?;
-                id
-            }
-        };
-        msee.upsert_route_v4(route.prefix.addr(), route.prefix.prefix_len(), id)?;
-        info!(prefix = %route.prefix, via = %route.via, port = port.role.name(), "route installed");
+            .map(|l| GroupMember {
+                link: *l,
+                preference: 0,
+            })
+            .collect();
+        msee.set_group(*id, &members)?;
+    }
+    for (prefix, group) in &routes {
+        msee.upsert_route(
+            DOMAIN,
+            IpNet::V4(*prefix),
+            Route {
+                group: *group,
+                flags: 0,
+            },
+        )?;
+        info!(%prefix, group, "route installed");
     }
 
     for p in &ports {
-        msee.attach(p.spec.ifindex, cfg.mode)?;
-        info!(port = p.role.name(), ifname = %p.iface.name, ifindex = p.spec.ifindex, mode = ?cfg.mode, "msee attached");
+        msee.attach(p.iface.ifindex, cfg.mode)?;
+        info!(link = p.role.name(), ifname = %p.iface.name, ifindex = p.iface.ifindex, mode = ?cfg.mode, "msee attached");
     }
 
-    resolve_pending(&handle, &mut msee, &mut nexthops, Duration::from_secs(3)).await;
+    resolve_pending(&handle, &mut msee, &mut ports, Duration::from_secs(3)).await;
 
     println!("msee-daemon ready");
     use std::io::Write as _;
@@ -188,12 +272,12 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
             }
             _ = tick.tick() => {
                 ticks += 1;
-                // Unresolved next hops are retried every second; resolved
-                // ones are refreshed every 30 s in case the neighbour changed.
+                // Unresolved neighbours are retried every second; resolved
+                // ones are checked every 30 s in case the neighbour changed.
                 if ticks.is_multiple_of(30) {
-                    for n in nexthops.iter_mut() { n.mac = None; }
+                    for p in ports.iter_mut() { p.neighbour_mac = None; }
                 }
-                resolve_pending(&handle, &mut msee, &mut nexthops, Duration::from_millis(500)).await;
+                resolve_pending(&handle, &mut msee, &mut ports, Duration::from_millis(500)).await;
             }
         }
     }
@@ -205,7 +289,8 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
             Ok(PortReport::new(
                 p.role.name(),
                 &p.iface.name,
-                &msee.port_stats(p.spec.slot)?,
+                &msee.link_counters(p.link, Direction::Rx)?,
+                &msee.link_counters(p.link, Direction::Tx)?,
             ))
         })
         .collect::<Result<_>>()?;
@@ -220,26 +305,29 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
 async fn resolve_pending(
     handle: &rtnetlink::Handle,
     msee: &mut Msee,
-    nexthops: &mut [NextHopState],
+    ports: &mut [Port],
     timeout: Duration,
 ) {
-    for n in nexthops.iter_mut().filter(|n| n.mac.is_none()) {
-        match netlink::resolve_neighbour(handle, n.port.ifindex, n.via, timeout).await {
+    for p in ports.iter_mut().filter(|p| p.neighbour_mac.is_none()) {
+        let Some(via) = p.neighbour else { continue };
+        match netlink::resolve_neighbour(handle, p.iface.ifindex, via, timeout).await {
             Ok(mac) => {
-                if let Err(e) = msee.set_nexthop(
-                    n.id,
-                    NextHopSpec {
-                        port: n.port,
-                        neighbour_mac: Some(mac),
-                    },
-                ) {
-                    warn!(via = %n.via, "installing next hop: {e}");
+                let installed = msee
+                    .set_link(p.link, p.link_entry(mac))
+                    .and_then(|()| msee.set_link_state(p.link, true));
+                if let Err(e) = installed {
+                    warn!(%via, "installing link {}: {e}", p.role.name());
                     continue;
                 }
-                n.mac = Some(mac);
-                info!(via = %n.via, mac = %format_mac(&mac), "next hop resolved");
+                p.neighbour_mac = Some(mac);
+                info!(link = p.role.name(), %via, mac = %format_mac(&mac), "link up: neighbour resolved");
             }
-            Err(e) => warn!(via = %n.via, "next hop unresolved, retrying: {e:#}"),
+            Err(e) => {
+                if let Err(e) = msee.set_link_state(p.link, false) {
+                    warn!("marking link {} down: {e}", p.role.name());
+                }
+                warn!(link = p.role.name(), %via, "neighbour unresolved, link down, retrying: {e:#}");
+            }
         }
     }
 }
@@ -259,7 +347,9 @@ mod tests {
     fn routes_parse_with_clear_errors() {
         let r: StaticRoute = "10.1.0.0/16=10.255.0.2".parse().unwrap();
         assert_eq!(r.prefix.to_string(), "10.1.0.0/16");
-        assert_eq!(r.via, Ipv4Addr::new(10, 255, 0, 2));
+        assert_eq!(r.via, vec![Ipv4Addr::new(10, 255, 0, 2)]);
+        let r: StaticRoute = "0.0.0.0/0=192.168.100.129,192.168.100.133".parse().unwrap();
+        assert_eq!(r.via.len(), 2);
         let e = "10.1.0.0/16"
             .parse::<StaticRoute>()
             .unwrap_err()
@@ -272,5 +362,10 @@ mod tests {
         assert!(e.contains("host bits"), "{e}");
         assert!("10.1.0.0/33=1.2.3.4".parse::<StaticRoute>().is_err());
         assert!("10.1.0.0/16=nope".parse::<StaticRoute>().is_err());
+        assert!(
+            "10.1.0.0/16=1.1.1.1,2.2.2.2,3.3.3.3,4.4.4.4,5.5.5.5"
+                .parse::<StaticRoute>()
+                .is_err()
+        );
     }
 }

@@ -1,5 +1,5 @@
 //! Per-port counters as the operator reads them: a table and JSON.
-use msee_abi::{DropReason, PortStats};
+use msee_abi::{DropReason, LinkCounters};
 use serde::Serialize;
 
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -15,18 +15,20 @@ pub struct PortReport {
 }
 
 impl PortReport {
-    pub fn new(port: &str, ifname: &str, s: &PortStats) -> Self {
+    /// A link's report from its rx and tx counter rows; drops of both
+    /// directions are added up by reason.
+    pub fn new(port: &str, ifname: &str, rx: &LinkCounters, tx: &LinkCounters) -> Self {
         Self {
             port: port.to_owned(),
             ifname: ifname.to_owned(),
-            rx_packets: s.rx_packets,
-            rx_bytes: s.rx_bytes,
-            tx_packets: s.tx_packets,
-            tx_bytes: s.tx_bytes,
-            pass_packets: s.pass_packets,
+            rx_packets: rx.packets,
+            rx_bytes: rx.bytes,
+            tx_packets: tx.packets,
+            tx_bytes: tx.bytes,
+            pass_packets: rx.to_kernel,
             drops: DropReason::ALL
                 .iter()
-                .map(|r| (r.name().to_owned(), s.dropped(*r)))
+                .map(|r| (r.name().to_owned(), rx.dropped(*r) + tx.dropped(*r)))
                 .collect(),
         }
     }

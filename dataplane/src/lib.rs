@@ -2,7 +2,7 @@
 //! attaches it to ports, and exposes typed map handles and counters.
 pub mod msee;
 
-pub use msee::{AttachMode, Msee, MseeError, NextHopSpec, PortSpec};
+pub use msee::{AttachMode, LoadOptions, Msee, MseeError, default_burst_bytes};
 
 /// The `msee` eBPF object, built from `xdp-ebpf` by this crate's build.rs.
 pub static MSEE_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/msee"));

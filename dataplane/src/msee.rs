@@ -1,13 +1,22 @@
-//! Typed handle on a loaded `msee` program and its maps.
-use std::net::Ipv4Addr;
+//! Typed, safe handle on a loaded `msee` program and its maps: what the
+//! control plane calls to describe circuits, links, routes and policers.
+use std::{
+    net::IpAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{DevMapHash, HashMap, LpmTrie, MapError, PerCpuArray, lpm_trie::Key},
+    maps::{Array, DevMapHash, HashMap, LpmTrie, MapError, PerCpuArray, lpm_trie::Key},
     programs::{ProgramError, TestRun, TestRunOptions, Xdp, XdpMode, xdp::XdpLinkId},
 };
+use ipnet::IpNet;
 use msee_abi::{
-    MAX_PORTS, MSEE_PROGRAM, NEXTHOP_VALID, NextHop, PortConfig, PortRole, PortStats, RouteV4, maps,
+    Attachment, AttachmentKey, COUNTER_ROWS, DSCP_MAP_LEN, Direction, GroupMember, LINK_DOWN,
+    LINK_IS_UP, Link, LinkCounters, MAX_GROUP_MEMBERS, MAX_GROUPS, MAX_LINKS, MSEE_PROGRAM,
+    NextHopGroup, PS_PER_SEC, PeeringKind, PolicerConfig, Route, RouteKeyV4, RouteKeyV6,
+    UNATTRIBUTED_ROW, link_dir_index, maps, route_key_v4, route_key_v6,
 };
 
 /// How to attach to an interface.
@@ -57,8 +66,22 @@ pub enum MseeError {
         #[source]
         source: ProgramError,
     },
-    #[error("port slot {0} is out of range (at most {MAX_PORTS} ports)")]
-    SlotOutOfRange(u32),
+    #[error("creating the pin directory {path}: {source}")]
+    PinDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what} {value} is out of range (at most {max})")]
+    OutOfRange {
+        what: &'static str,
+        value: u64,
+        max: u64,
+    },
+    #[error("a next-hop group needs 1 to {MAX_GROUP_MEMBERS} members, not {0}")]
+    GroupSize(usize),
+    #[error("policer rate {0} bit/s is below the minimum of 8 bit/s")]
+    PolicerRate(u64),
 }
 
 type Result<T> = std::result::Result<T, MseeError>;
@@ -67,23 +90,34 @@ fn map_err(map: &'static str) -> impl FnOnce(MapError) -> MseeError {
     move |source| MseeError::Map { map, source }
 }
 
-/// One MSEE port as the program sees it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PortSpec {
-    pub ifindex: u32,
-    /// Row in the per-port counters; unique per port, < `MAX_PORTS`.
-    pub slot: u32,
-    pub role: PortRole,
-    pub mac: [u8; 6],
+fn check_range(what: &'static str, value: u32, limit: u32) -> Result<()> {
+    if value >= limit {
+        return Err(MseeError::OutOfRange {
+            what,
+            value: value as u64,
+            max: limit as u64 - 1,
+        });
+    }
+    Ok(())
 }
 
-/// A next hop: out of which port, to which neighbour.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct NextHopSpec {
-    pub port: PortSpec,
-    /// The neighbour's MAC, once resolved; `None` keeps the next hop
-    /// installed but unusable (its traffic is counted as `no_neighbour`).
-    pub neighbour_mac: Option<[u8; 6]>,
+/// Options for `Msee::load`.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// Most verbose aya-log level the kernel side emits (0 off, 1 error ... 5 trace).
+    pub log_level: u8,
+    /// Pin every map under this bpffs directory; a later load with the same
+    /// directory adopts them (routes, link state and counters survive a
+    /// restart of the control plane).
+    pub pin_dir: Option<PathBuf>,
+}
+
+/// The policer default: ExpressRoute polices with millisecond granularity,
+/// so the bucket holds 1 ms at the committed rate, and never less than two
+/// full-size frames (so a conforming flow of 1518-byte frames is not clipped
+/// at low rates).
+pub fn default_burst_bytes(rate_bits_per_sec: u64) -> u64 {
+    (rate_bits_per_sec / 8 / 1000).max(2 * 1518)
 }
 
 /// A loaded `msee` program: owns the maps and the XDP attachments (which are
@@ -94,23 +128,45 @@ pub struct Msee {
 }
 
 impl Msee {
-    /// Load the embedded object. `log_level` is the most verbose aya-log level
-    /// the kernel side emits (0 = off, 1 = error ... 5 = trace).
-    pub fn load(log_level: u8) -> Result<Self> {
-        let mut ebpf = EbpfLoader::new()
-            .override_global("AYA_LOG_LEVEL", &log_level, false)
-            .load(crate::MSEE_OBJECT)
-            .map_err(MseeError::Load)?;
-        let program: &mut Xdp = ebpf
-            .program_mut(MSEE_PROGRAM)
-            .ok_or(MseeError::Missing("msee program"))?
-            .try_into()
-            .map_err(MseeError::Program)?;
-        program.load().map_err(MseeError::Program)?;
-        Ok(Self {
+    /// Load the embedded object, creating or adopting pinned maps.
+    pub fn load(opts: &LoadOptions) -> Result<Self> {
+        let mut loader = EbpfLoader::new();
+        loader.override_global("AYA_LOG_LEVEL", &opts.log_level, false);
+        let pin_paths: Vec<(&'static str, PathBuf)> = match &opts.pin_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).map_err(|source| MseeError::PinDir {
+                    path: dir.clone(),
+                    source,
+                })?;
+                maps::ALL.iter().map(|m| (*m, dir.join(m))).collect()
+            }
+            None => Vec::new(),
+        };
+        for (name, path) in &pin_paths {
+            loader.map_pin_path(name, path.as_path());
+        }
+        let ebpf = loader.load(crate::MSEE_OBJECT).map_err(MseeError::Load)?;
+        let mut msee = Self {
             ebpf,
             links: Vec::new(),
-        })
+        };
+        msee.program_mut()?.load().map_err(MseeError::Program)?;
+        msee.write_dscp_policy()?;
+        Ok(msee)
+    }
+
+    /// Remove the pinned maps of an instance (after its last user stopped).
+    pub fn unpin(dir: &Path) -> std::io::Result<()> {
+        for m in maps::ALL {
+            match std::fs::remove_file(dir.join(m)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        match std::fs::remove_dir(dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
     }
 
     /// Start forwarding aya-log records to the `log` facade. Keep the returned
@@ -129,29 +185,50 @@ impl Msee {
             .map_err(MseeError::Program)
     }
 
-    /// Declare a port: frames arriving on it are handled, and next hops may
-    /// send out of it. Does not attach.
-    pub fn add_port(&mut self, port: PortSpec) -> Result<()> {
-        if port.slot >= MAX_PORTS {
-            return Err(MseeError::SlotOutOfRange(port.slot));
+    fn map_mut<'a, T>(&'a mut self, name: &'static str) -> Result<T>
+    where
+        T: TryFrom<&'a mut aya::maps::Map, Error = MapError>,
+    {
+        let map = self.ebpf.map_mut(name).ok_or(MseeError::Missing(name))?;
+        T::try_from(map).map_err(map_err(name))
+    }
+
+    fn map_ref<'a, T>(&'a self, name: &'static str) -> Result<T>
+    where
+        T: TryFrom<&'a aya::maps::Map, Error = MapError>,
+    {
+        let map = self.ebpf.map(name).ok_or(MseeError::Missing(name))?;
+        T::try_from(map).map_err(map_err(name))
+    }
+
+    /// The DSCP policy of every peering kind, precomputed for the kernel.
+    fn write_dscp_policy(&mut self) -> Result<()> {
+        let mut table: Array<_, u8> = self.map_mut(maps::DSCP_MAP)?;
+        for (row, kind) in [PeeringKind::Private, PeeringKind::Microsoft]
+            .into_iter()
+            .enumerate()
+        {
+            for dscp in 0..64u8 {
+                let index = row as u32 * 64 + dscp as u32;
+                debug_assert!(index < DSCP_MAP_LEN);
+                table
+                    .set(index, kind.rewrite_dscp(dscp), 0)
+                    .map_err(map_err(maps::DSCP_MAP))?;
+            }
         }
-        let config = PortConfig {
-            slot: port.slot,
-            role: port.role as u32,
-            mac: port.mac,
-            _pad: [0; 2],
-        };
-        let mut ports: HashMap<_, u32, PortConfig> = self.map_mut(maps::PORTS)?;
-        ports
-            .insert(port.ifindex, config, 0)
-            .map_err(map_err(maps::PORTS))?;
+        Ok(())
+    }
+
+    // ---- Ports and attachment to interfaces.
+
+    /// Allow redirects out of `ifindex`.
+    pub fn add_port(&mut self, ifindex: u32) -> Result<()> {
         let mut tx: DevMapHash<_> = self.map_mut(maps::TX_PORTS)?;
-        tx.insert(port.ifindex, port.ifindex, None, 0)
+        tx.insert(ifindex, ifindex, None, 0)
             .map_err(|source| MseeError::DevMap {
                 map: maps::TX_PORTS,
                 source,
-            })?;
-        Ok(())
+            })
     }
 
     /// Attach the program to `ifindex`. Detached when `self` drops.
@@ -178,81 +255,218 @@ impl Msee {
         Ok(())
     }
 
-    /// Frames to this address are the MSEE's own: handed to the kernel.
-    pub fn add_local_v4(&mut self, addr: Ipv4Addr) -> Result<()> {
-        let mut local: HashMap<_, [u8; 4], u8> = self.map_mut(maps::LOCAL_V4)?;
-        local
-            .insert(addr.octets(), 1, 0)
-            .map_err(map_err(maps::LOCAL_V4))
+    // ---- Circuits: attachments and links.
+
+    /// Frames on `key` belong to `attachment` (its circuit, peering, domain, link).
+    pub fn set_attachment(&mut self, key: AttachmentKey, attachment: Attachment) -> Result<()> {
+        check_range("link id", attachment.link, MAX_LINKS)?;
+        let mut m: HashMap<_, AttachmentKey, Attachment> = self.map_mut(maps::ATTACHMENTS)?;
+        m.insert(key, attachment, 0)
+            .map_err(map_err(maps::ATTACHMENTS))
     }
 
-    /// Install or replace next hop `id`.
-    pub fn set_nexthop(&mut self, id: u32, spec: NextHopSpec) -> Result<()> {
-        let value = NextHop {
-            ifindex: spec.port.ifindex,
-            slot: spec.port.slot,
-            src_mac: spec.port.mac,
-            dst_mac: spec.neighbour_mac.unwrap_or([0; 6]),
-            flags: if spec.neighbour_mac.is_some() {
-                NEXTHOP_VALID
-            } else {
-                0
-            },
+    pub fn remove_attachment(&mut self, key: AttachmentKey) -> Result<()> {
+        let mut m: HashMap<_, AttachmentKey, Attachment> = self.map_mut(maps::ATTACHMENTS)?;
+        m.remove(&key).map_err(map_err(maps::ATTACHMENTS))
+    }
+
+    /// Install or replace link `id`'s egress details (port, tags, MACs).
+    pub fn set_link(&mut self, id: u32, link: Link) -> Result<()> {
+        check_range("link id", id, MAX_LINKS)?;
+        let mut m: Array<_, Link> = self.map_mut(maps::LINKS)?;
+        m.set(id, link, 0).map_err(map_err(maps::LINKS))
+    }
+
+    /// Flip one link up or down: every route whose group contains it moves
+    /// at once, whatever the table size.
+    pub fn set_link_state(&mut self, id: u32, up: bool) -> Result<()> {
+        check_range("link id", id, MAX_LINKS)?;
+        let mut m: Array<_, u32> = self.map_mut(maps::LINK_UP)?;
+        m.set(id, if up { LINK_IS_UP } else { LINK_DOWN }, 0)
+            .map_err(map_err(maps::LINK_UP))
+    }
+
+    pub fn link_state(&self, id: u32) -> Result<bool> {
+        check_range("link id", id, MAX_LINKS)?;
+        let m: Array<_, u32> = self.map_ref(maps::LINK_UP)?;
+        Ok(m.get(&id, 0).map_err(map_err(maps::LINK_UP))? == LINK_IS_UP)
+    }
+
+    // ---- Routing.
+
+    /// Install or replace next-hop group `id` (one map write: readers see the
+    /// old members or the new ones, never a mix).
+    pub fn set_group(&mut self, id: u32, members: &[GroupMember]) -> Result<()> {
+        check_range("group id", id, MAX_GROUPS)?;
+        if members.is_empty() || members.len() > MAX_GROUP_MEMBERS {
+            return Err(MseeError::GroupSize(members.len()));
+        }
+        for m in members {
+            check_range("link id", m.link, MAX_LINKS)?;
+        }
+        let mut group = NextHopGroup {
+            count: members.len() as u32,
+            ..Default::default()
         };
-        let mut nexthops: HashMap<_, u32, NextHop> = self.map_mut(maps::NEXTHOPS)?;
-        nexthops
-            .insert(id, value, 0)
-            .map_err(map_err(maps::NEXTHOPS))
+        group.members[..members.len()].copy_from_slice(members);
+        let mut m: Array<_, NextHopGroup> = self.map_mut(maps::GROUPS)?;
+        m.set(id, group, 0).map_err(map_err(maps::GROUPS))
     }
 
-    /// Route `addr/len` to next hop `nexthop` (replacing any previous entry in
-    /// one update, so the prefix is never missing).
-    pub fn upsert_route_v4(&mut self, addr: Ipv4Addr, len: u8, nexthop: u32) -> Result<()> {
-        let mut routes: LpmTrie<_, [u8; 4], RouteV4> = self.map_mut(maps::ROUTES_V4)?;
-        routes
-            .insert(
-                &Key::new(u32::from(len), addr.octets()),
-                RouteV4 { nexthop },
-                0,
-            )
-            .map_err(map_err(maps::ROUTES_V4))
+    /// Route `prefix` in `domain`. Replacing an existing route is one map
+    /// update, so a prefix that stays routed is never missing.
+    pub fn upsert_route(&mut self, domain: u32, prefix: IpNet, route: Route) -> Result<()> {
+        check_range("group id", route.group, MAX_GROUPS)?;
+        let plen = 32 + u32::from(prefix.prefix_len());
+        match prefix.trunc() {
+            IpNet::V4(p) => {
+                let mut m: LpmTrie<_, RouteKeyV4, Route> = self.map_mut(maps::ROUTES_V4)?;
+                m.insert(
+                    &Key::new(plen, route_key_v4(domain, p.addr().octets())),
+                    route,
+                    0,
+                )
+                .map_err(map_err(maps::ROUTES_V4))
+            }
+            IpNet::V6(p) => {
+                let mut m: LpmTrie<_, RouteKeyV6, Route> = self.map_mut(maps::ROUTES_V6)?;
+                m.insert(
+                    &Key::new(plen, route_key_v6(domain, p.addr().octets())),
+                    route,
+                    0,
+                )
+                .map_err(map_err(maps::ROUTES_V6))
+            }
+        }
     }
 
-    pub fn remove_route_v4(&mut self, addr: Ipv4Addr, len: u8) -> Result<()> {
-        let mut routes: LpmTrie<_, [u8; 4], RouteV4> = self.map_mut(maps::ROUTES_V4)?;
-        routes
-            .remove(&Key::new(u32::from(len), addr.octets()))
-            .map_err(map_err(maps::ROUTES_V4))
+    pub fn remove_route(&mut self, domain: u32, prefix: IpNet) -> Result<()> {
+        let plen = 32 + u32::from(prefix.prefix_len());
+        match prefix.trunc() {
+            IpNet::V4(p) => {
+                let mut m: LpmTrie<_, RouteKeyV4, Route> = self.map_mut(maps::ROUTES_V4)?;
+                m.remove(&Key::new(plen, route_key_v4(domain, p.addr().octets())))
+                    .map_err(map_err(maps::ROUTES_V4))
+            }
+            IpNet::V6(p) => {
+                let mut m: LpmTrie<_, RouteKeyV6, Route> = self.map_mut(maps::ROUTES_V6)?;
+                m.remove(&Key::new(plen, route_key_v6(domain, p.addr().octets())))
+                    .map_err(map_err(maps::ROUTES_V6))
+            }
+        }
     }
 
-    /// Counters of the port in `slot`, summed over CPUs.
-    pub fn port_stats(&self, slot: u32) -> Result<PortStats> {
-        let map = self
-            .ebpf
-            .map(maps::PORT_STATS)
-            .ok_or(MseeError::Missing("PORT_STATS map"))?;
-        let stats: PerCpuArray<_, PortStats> =
-            PerCpuArray::try_from(map).map_err(map_err(maps::PORT_STATS))?;
-        let per_cpu = stats.get(&slot, 0).map_err(map_err(maps::PORT_STATS))?;
-        let mut total = PortStats::default();
-        for row in per_cpu.iter() {
-            total.add(row);
+    /// The route installed for exactly `prefix` in `domain`, if any.
+    pub fn route(&self, domain: u32, prefix: IpNet) -> Result<Option<Route>> {
+        let plen = 32 + u32::from(prefix.prefix_len());
+        let found = match prefix.trunc() {
+            IpNet::V4(p) => {
+                let m: LpmTrie<_, RouteKeyV4, Route> = self.map_ref(maps::ROUTES_V4)?;
+                m.iter()
+                    .filter_map(|r| r.ok())
+                    .find(|(k, _)| {
+                        k.prefix_len() == plen
+                            && k.data() == route_key_v4(domain, p.addr().octets())
+                    })
+                    .map(|(_, v)| v)
+            }
+            IpNet::V6(p) => {
+                let m: LpmTrie<_, RouteKeyV6, Route> = self.map_ref(maps::ROUTES_V6)?;
+                m.iter()
+                    .filter_map(|r| r.ok())
+                    .find(|(k, _)| {
+                        k.prefix_len() == plen
+                            && k.data() == route_key_v6(domain, p.addr().octets())
+                    })
+                    .map(|(_, v)| v)
+            }
+        };
+        Ok(found)
+    }
+
+    /// Frames to `addr` are the MSEE's own: handed to the kernel.
+    pub fn add_local(&mut self, addr: IpAddr) -> Result<()> {
+        match addr {
+            IpAddr::V4(a) => {
+                let mut m: HashMap<_, [u8; 4], u8> = self.map_mut(maps::LOCAL_V4)?;
+                m.insert(a.octets(), 1, 0).map_err(map_err(maps::LOCAL_V4))
+            }
+            IpAddr::V6(a) => {
+                let mut m: HashMap<_, [u8; 16], u8> = self.map_mut(maps::LOCAL_V6)?;
+                m.insert(a.octets(), 1, 0).map_err(map_err(maps::LOCAL_V6))
+            }
+        }
+    }
+
+    // ---- Policing.
+
+    /// Police (link, direction) at `rate_bits_per_sec` with a bucket of
+    /// `burst_bytes` (default: `default_burst_bytes`). Applied in place: the
+    /// bucket's current credit is kept, so a rate change neither resets it
+    /// nor drops conforming traffic. A rate of 0 turns the policer off.
+    pub fn set_policer(
+        &mut self,
+        link: u32,
+        dir: Direction,
+        rate_bits_per_sec: u64,
+        burst_bytes: Option<u64>,
+    ) -> Result<()> {
+        check_range("link id", link, MAX_LINKS)?;
+        let cfg = if rate_bits_per_sec == 0 {
+            PolicerConfig::default()
+        } else {
+            if rate_bits_per_sec < 8 {
+                return Err(MseeError::PolicerRate(rate_bits_per_sec));
+            }
+            let rate = rate_bits_per_sec / 8;
+            let burst = burst_bytes.unwrap_or_else(|| default_burst_bytes(rate_bits_per_sec));
+            let burst_ps =
+                (burst as u128 * PS_PER_SEC as u128 / rate as u128).min(u64::MAX as u128 / 2);
+            PolicerConfig {
+                rate_bytes_per_sec: rate,
+                burst_ps: burst_ps as u64,
+            }
+        };
+        let mut m: Array<_, PolicerConfig> = self.map_mut(maps::POLICER_CFG)?;
+        m.set(link_dir_index(link, dir), cfg, 0)
+            .map_err(map_err(maps::POLICER_CFG))
+    }
+
+    // ---- Counters.
+
+    /// Counters of (link, direction), summed over CPUs.
+    pub fn link_counters(&self, link: u32, dir: Direction) -> Result<LinkCounters> {
+        check_range("link id", link, MAX_LINKS)?;
+        self.counter_row(link_dir_index(link, dir))
+    }
+
+    /// Frames that could not be tied to any link (cut inside their VLAN tags).
+    pub fn unattributed_counters(&self) -> Result<LinkCounters> {
+        self.counter_row(UNATTRIBUTED_ROW)
+    }
+
+    fn counter_row(&self, row: u32) -> Result<LinkCounters> {
+        debug_assert!(row < COUNTER_ROWS);
+        let m: PerCpuArray<_, LinkCounters> = self.map_ref(maps::COUNTERS)?;
+        let per_cpu = m.get(&row, 0).map_err(map_err(maps::COUNTERS))?;
+        let mut total = LinkCounters::default();
+        for c in per_cpu.iter() {
+            total.add(c);
         }
         Ok(total)
     }
+
+    // ---- Running the program on a frame (fixtures and benchmarks).
 
     /// Run the program once on `frame` as if it arrived on `ingress_ifindex`
     /// (through `BPF_PROG_TEST_RUN`; nothing is sent). Returns the XDP action
     /// and the frame as the program left it.
     pub fn test_run(&mut self, frame: &[u8], ingress_ifindex: u32) -> Result<(u32, Vec<u8>)> {
-        // struct xdp_md { data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex }
-        let mut ctx = [0u8; 24];
-        ctx[4..8].copy_from_slice(&(frame.len() as u32).to_ne_bytes());
-        ctx[12..16].copy_from_slice(&ingress_ifindex.to_ne_bytes());
-        // Room for a frame that grows (tags pushed by later programs).
+        let ctx = xdp_md(frame.len(), ingress_ifindex);
+        // Room for a frame that grows (tags pushed).
         let mut out = vec![0u8; frame.len() + 256];
-        let program = self.program_mut()?;
-        let result = program
+        let result = self
+            .program_mut()?
             .test_run(TestRunOptions {
                 data_in: Some(frame),
                 data_out: Some(&mut out),
@@ -264,11 +478,48 @@ impl Msee {
         Ok((result.return_value, out))
     }
 
-    fn map_mut<'a, T>(&'a mut self, name: &'static str) -> Result<T>
-    where
-        T: TryFrom<&'a mut aya::maps::Map, Error = MapError>,
-    {
-        let map = self.ebpf.map_mut(name).ok_or(MseeError::Missing(name))?;
-        T::try_from(map).map_err(map_err(name))
+    /// Mean time per run of the program over `repeat` runs of `frame` (the
+    /// kernel re-runs the same buffer, so a forwarded frame keeps losing TTL:
+    /// send frames with TTL 255 and repeat at most ~250 times per call, or
+    /// use a frame whose path does not depend on TTL).
+    pub fn time_run(
+        &mut self,
+        frame: &[u8],
+        ingress_ifindex: u32,
+        repeat: u32,
+    ) -> Result<(u32, Duration)> {
+        let ctx = xdp_md(frame.len(), ingress_ifindex);
+        let result = self
+            .program_mut()?
+            .test_run(TestRunOptions {
+                data_in: Some(frame),
+                ctx_in: Some(&ctx),
+                repeat,
+                ..Default::default()
+            })
+            .map_err(MseeError::Program)?;
+        Ok((result.return_value, result.duration))
+    }
+}
+
+/// `struct xdp_md` for `BPF_PROG_TEST_RUN`: data 0, data_end = len,
+/// data_meta 0, ingress_ifindex, rx_queue_index 0, egress_ifindex 0.
+fn xdp_md(len: usize, ingress_ifindex: u32) -> [u8; 24] {
+    let mut ctx = [0u8; 24];
+    ctx[4..8].copy_from_slice(&(len as u32).to_ne_bytes());
+    ctx[12..16].copy_from_slice(&ingress_ifindex.to_ne_bytes());
+    ctx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_burst_is_a_millisecond_but_at_least_two_frames() {
+        assert_eq!(default_burst_bytes(50_000_000), 6_250);
+        assert_eq!(default_burst_bytes(10_000_000_000), 1_250_000);
+        assert_eq!(default_burst_bytes(100_000_000_000), 12_500_000);
+        assert_eq!(default_burst_bytes(1_000_000), 3_036);
     }
 }

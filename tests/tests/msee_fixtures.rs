@@ -1,297 +1,806 @@
 //! Packet fixture tests of the `msee` program through `BPF_PROG_TEST_RUN`:
 //! frame + map state in, verdict + frame + counters out. Nothing is sent.
 //!
-//! The ingress port is `lo` (ifindex 1, present in every namespace), so the
-//! tests need no interfaces of their own.
-use std::net::Ipv4Addr;
+//! Every attachment and link uses `lo` (ifindex 1, present in every
+//! namespace); attachments differ by VLAN tags, links by neighbour MAC.
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use dataplane::{Msee, NextHopSpec, PortSpec};
+use dataplane::{LoadOptions, Msee};
 use e2e_tests::{
-    packet::{ETH_LEN, IPV4_LEN, UdpFrame, parse_udp},
+    packet::{ETH_LEN, IPV4_LEN, IPV6_LEN, Tag, UdpFrame, VLAN_LEN, dot1ad, dot1q, parse_udp},
     require_root,
 };
-use msee_abi::{DropReason, PortRole, PortStats};
+use msee_abi::{
+    Attachment, AttachmentKey, DROP_REASONS, Direction, DropReason, GroupMember, Link,
+    LinkCounters, LinkRole, PeeringKind, ROUTE_OUT_OF_REACH, Route,
+};
 
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
 const XDP_REDIRECT: u32 = 4;
-
 const LO: u32 = 1;
-const PORT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
-const NEIGHBOUR_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0b];
-const CUSTOMER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0c];
-const INGRESS_SLOT: u32 = 0;
-const EGRESS_SLOT: u32 = 2;
-const MSEE_ADDR: Ipv4Addr = Ipv4Addr::new(192, 168, 100, 130);
-const VNET_HOST: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 4);
+const MSEE_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
 
-/// A program with one ingress port (lo), a route 10.1.0.0/16 to a resolved
-/// next hop, a route 10.2.0.0/16 to an unresolved one, and a local address.
-fn fixture() -> Msee {
-    let mut msee = Msee::load(0).expect("load msee");
-    let ingress = PortSpec {
-        ifindex: LO,
-        slot: INGRESS_SLOT,
-        role: PortRole::Primary,
-        mac: PORT_MAC,
-    };
-    msee.add_port(ingress).unwrap();
-    let egress = PortSpec {
-        ifindex: LO,
-        slot: EGRESS_SLOT,
-        role: PortRole::Azure,
-        mac: PORT_MAC,
-    };
-    msee.set_nexthop(
-        1,
-        NextHopSpec {
-            port: egress,
-            neighbour_mac: Some(NEIGHBOUR_MAC),
-        },
-    )
-    .unwrap();
-    msee.set_nexthop(
-        2,
-        NextHopSpec {
-            port: egress,
-            neighbour_mac: None,
-        },
-    )
-    .unwrap();
-    msee.upsert_route_v4(Ipv4Addr::new(10, 1, 0, 0), 16, 1)
-        .unwrap();
-    msee.upsert_route_v4(Ipv4Addr::new(10, 2, 0, 0), 16, 2)
-        .unwrap();
-    msee.add_local_v4(MSEE_ADDR).unwrap();
-    msee
-}
+// Circuit 1 (private peering domain 1, Microsoft peering domain 2) and
+// circuit 2 (private peering domain 3, for Global Reach).
+const C1_PRIMARY: u32 = 0;
+const C1_SECONDARY: u32 = 1;
+const C1_AZURE: u32 = 2;
+const C1_MS_PRIMARY: u32 = 3;
+const C1_MS_AZURE: u32 = 4;
+const C2_PRIMARY: u32 = 5;
+const C2_SECONDARY: u32 = 6;
+/// Sends frames back to the MSEE itself, untagged: a frame routed over it is
+/// rewritten into a frame that forwards again, so `BPF_PROG_TEST_RUN` with
+/// `repeat` keeps exercising the whole forwarding path.
+const LOOP: u32 = 7;
+const LINKS: u32 = 8;
 
-fn udp_to(dst: Ipv4Addr, ttl: u8) -> UdpFrame {
-    UdpFrame {
-        dst_mac: PORT_MAC,
-        src_mac: CUSTOMER_MAC,
-        src: Ipv4Addr::new(192, 168, 100, 129),
-        dst,
-        ttl,
-        sport: 40000,
-        dport: 5001,
-        payload: b"fixture payload".to_vec(),
+const G_C1_CUSTOMER: u32 = 0;
+const G_C1_AZURE: u32 = 1;
+const G_C1_MS_AZURE: u32 = 2;
+const G_C2_CUSTOMER: u32 = 3;
+const G_LOOP: u32 = 4;
+
+/// The neighbour MAC of each link tells which link a frame left on.
+fn neighbour_mac(link: u32) -> [u8; 6] {
+    if link == LOOP {
+        MSEE_MAC
+    } else {
+        [0x02, 0, 0, 0, 0x10, link as u8]
     }
 }
 
-fn stats(msee: &Msee, slot: u32) -> PortStats {
-    msee.port_stats(slot).unwrap()
+fn attachment_tags(link: u32) -> Vec<Tag> {
+    match link {
+        C1_PRIMARY => vec![dot1q(100)],
+        C1_SECONDARY => vec![dot1q(101)],
+        // The Microsoft peering's Azure side egresses untagged too (it has
+        // no attachment here: (lo, 0, 0) is circuit 1 private's Azure side).
+        C1_AZURE | C1_MS_AZURE | LOOP => vec![],
+        C1_MS_PRIMARY => vec![dot1ad(200), dot1q(10)],
+        C2_PRIMARY => vec![dot1q(300)],
+        C2_SECONDARY => vec![dot1q(301)],
+        _ => vec![dot1q(900 + link as u16)],
+    }
+}
+
+fn key(link: u32) -> AttachmentKey {
+    let tags = attachment_tags(link);
+    AttachmentKey {
+        ifindex: LO,
+        outer_vlan: tags.first().map_or(0, |t| t.vid),
+        inner_vlan: tags.get(1).map_or(0, |t| t.vid),
+    }
+}
+
+fn role(link: u32) -> LinkRole {
+    match link {
+        C1_PRIMARY | C1_MS_PRIMARY | C2_PRIMARY => LinkRole::Primary,
+        C1_SECONDARY | C2_SECONDARY => LinkRole::Secondary,
+        _ => LinkRole::Azure,
+    }
+}
+
+fn fixture() -> Msee {
+    let mut m = Msee::load(&LoadOptions::default()).expect("load msee");
+    m.add_port(LO).unwrap();
+    for link in 0..LINKS {
+        let (domain, circuit, peering) = match link {
+            C1_PRIMARY | C1_SECONDARY | C1_AZURE => (1, 1, PeeringKind::Private),
+            C1_MS_PRIMARY | C1_MS_AZURE => (2, 1, PeeringKind::Microsoft),
+            _ => (3, 2, PeeringKind::Private),
+        };
+        let tags = attachment_tags(link);
+        m.set_link(
+            link,
+            Link {
+                ifindex: LO,
+                outer_vlan: tags.first().map_or(0, |t| t.vid),
+                inner_vlan: tags.get(1).map_or(0, |t| t.vid),
+                outer_tpid: tags.first().map_or(0, |t| t.tpid),
+                role: role(link) as u8,
+                src_mac: MSEE_MAC,
+                dst_mac: neighbour_mac(link),
+                circuit,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        m.set_link_state(link, true).unwrap();
+        if link != C1_MS_AZURE && link != LOOP {
+            m.set_attachment(
+                key(link),
+                Attachment {
+                    link,
+                    domain,
+                    circuit,
+                    peering: peering as u8,
+                    role: role(link) as u8,
+                    mac: MSEE_MAC,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        }
+    }
+    let both = |a, b| {
+        [
+            GroupMember {
+                link: a,
+                preference: 0,
+            },
+            GroupMember {
+                link: b,
+                preference: 0,
+            },
+        ]
+    };
+    m.set_group(G_C1_CUSTOMER, &both(C1_PRIMARY, C1_SECONDARY))
+        .unwrap();
+    m.set_group(
+        G_C1_AZURE,
+        &[GroupMember {
+            link: C1_AZURE,
+            preference: 0,
+        }],
+    )
+    .unwrap();
+    m.set_group(
+        G_C1_MS_AZURE,
+        &[GroupMember {
+            link: C1_MS_AZURE,
+            preference: 0,
+        }],
+    )
+    .unwrap();
+    m.set_group(G_C2_CUSTOMER, &both(C2_PRIMARY, C2_SECONDARY))
+        .unwrap();
+    m.set_group(
+        G_LOOP,
+        &[GroupMember {
+            link: LOOP,
+            preference: 0,
+        }],
+    )
+    .unwrap();
+    let route = |group| Route { group, flags: 0 };
+    for (domain, prefix, r) in [
+        (1, "10.1.0.0/16", route(G_C1_AZURE)),
+        (
+            1,
+            "10.9.0.0/16",
+            Route {
+                group: G_C1_AZURE,
+                flags: ROUTE_OUT_OF_REACH,
+            },
+        ),
+        (1, "192.168.0.0/16", route(G_C1_CUSTOMER)),
+        (1, "172.16.0.0/16", route(G_C2_CUSTOMER)), // Global Reach: circuit 2's on-prem
+        (1, "2001:db8:1::/48", route(G_C1_AZURE)),
+        (1, "2001:db8:c::/48", route(G_C1_CUSTOMER)),
+        (2, "13.107.0.0/16", route(G_C1_MS_AZURE)),
+        (3, "192.168.0.0/16", route(G_C1_CUSTOMER)), // and back
+        (1, "10.77.0.0/16", route(G_LOOP)),
+    ] {
+        m.upsert_route(domain, prefix.parse().unwrap(), r).unwrap();
+    }
+    m.add_local(IpAddr::V4(Ipv4Addr::new(192, 168, 100, 130)))
+        .unwrap();
+    m.add_local(IpAddr::V6("2001:db8:c::2".parse().unwrap()))
+        .unwrap();
+    m
+}
+
+fn v4(src: [u8; 4], dst: [u8; 4], from_link: u32) -> UdpFrame {
+    let mut f = UdpFrame::v4(Ipv4Addr::from(src), Ipv4Addr::from(dst));
+    f.dst_mac = MSEE_MAC;
+    f.tags = attachment_tags(from_link);
+    f
+}
+
+fn v6(src: &str, dst: &str, from_link: u32) -> UdpFrame {
+    let mut f = UdpFrame::v6(
+        src.parse::<Ipv6Addr>().unwrap(),
+        dst.parse::<Ipv6Addr>().unwrap(),
+    );
+    f.dst_mac = MSEE_MAC;
+    f.tags = attachment_tags(from_link);
+    f
+}
+
+fn rx(m: &Msee, link: u32) -> LinkCounters {
+    m.link_counters(link, Direction::Rx).unwrap()
+}
+fn tx(m: &Msee, link: u32) -> LinkCounters {
+    m.link_counters(link, Direction::Tx).unwrap()
+}
+
+/// Which link a forwarded frame left on, from its neighbour MAC.
+fn out_link(frame: &[u8]) -> u32 {
+    let mac: [u8; 6] = frame[0..6].try_into().unwrap();
+    (0..LINKS)
+        .find(|l| neighbour_mac(*l) == mac)
+        .unwrap_or_else(|| panic!("unknown dst MAC {mac:02x?}"))
+}
+
+macro_rules! root_only {
+    ($name:literal) => {
+        if !require_root($name) {
+            return;
+        }
+    };
 }
 
 #[test]
-fn forwards_with_mac_rewrite_and_ttl_decrement() {
-    if !require_root("forwards_with_mac_rewrite_and_ttl_decrement") {
-        return;
-    }
-    let mut msee = fixture();
-    let frame = udp_to(VNET_HOST, 64).build();
-    let (verdict, out) = msee.test_run(&frame, LO).unwrap();
+fn customer_to_azure_pops_the_tag_and_rewrites() {
+    root_only!("customer_to_azure_pops_the_tag_and_rewrites");
+    let mut m = fixture();
+    let mut f = v4([192, 168, 1, 10], [10, 1, 0, 4], C1_PRIMARY);
+    f.dscp = 46; // private peering resets every marking
+    let frame = f.build();
+    let (verdict, out) = m.test_run(&frame, LO).unwrap();
     assert_eq!(verdict, XDP_REDIRECT);
-    let p = parse_udp(&out).expect("output is UDP");
-    assert_eq!(p.dst_mac, NEIGHBOUR_MAC);
-    assert_eq!(p.src_mac, PORT_MAC);
-    assert_eq!(p.ttl, 63);
-    assert!(p.ipv4_checksum_ok, "IPv4 checksum after TTL decrement");
-    assert!(p.udp_checksum_ok);
+    let p = parse_udp(&out).expect("UDP out");
+    assert_eq!(p.tags, vec![], "tag popped toward the untagged Azure side");
+    assert_eq!((p.dst_mac, p.src_mac), (neighbour_mac(C1_AZURE), MSEE_MAC));
+    assert_eq!((p.ttl, p.dscp), (63, 0));
+    assert!(p.ipv4_checksum_ok && p.udp_checksum_ok);
+    assert_eq!(out.len(), frame.len() - VLAN_LEN);
+    assert_eq!(rx(&m, C1_PRIMARY).packets, 1);
+    assert_eq!(rx(&m, C1_PRIMARY).bytes, frame.len() as u64);
     assert_eq!(
-        out[ETH_LEN + IPV4_LEN..],
-        frame[ETH_LEN + IPV4_LEN..],
-        "L4 untouched"
+        (tx(&m, C1_AZURE).packets, tx(&m, C1_AZURE).bytes),
+        (1, out.len() as u64)
     );
-    let rx = stats(&msee, INGRESS_SLOT);
-    assert_eq!((rx.rx_packets, rx.rx_bytes), (1, frame.len() as u64));
-    let tx = stats(&msee, EGRESS_SLOT);
-    assert_eq!((tx.tx_packets, tx.tx_bytes), (1, frame.len() as u64));
+}
+
+#[test]
+fn azure_to_customer_pushes_the_tag_and_bills_the_bytes() {
+    root_only!("azure_to_customer_pushes_the_tag_and_bills_the_bytes");
+    let mut m = fixture();
+    let frame = v4([10, 1, 0, 4], [192, 168, 1, 10], C1_AZURE).build();
+    let (verdict, out) = m.test_run(&frame, LO).unwrap();
+    assert_eq!(verdict, XDP_REDIRECT);
+    let p = parse_udp(&out).unwrap();
+    let link = out_link(&out);
+    assert!(link == C1_PRIMARY || link == C1_SECONDARY);
+    assert_eq!(
+        p.tags,
+        attachment_tags(link),
+        "the chosen link's tag is pushed"
+    );
+    assert!(p.ipv4_checksum_ok && p.udp_checksum_ok);
+    assert_eq!(p.ttl, 63);
+    // Bytes toward the customer are the metered-billing figure.
+    assert_eq!(tx(&m, link).bytes, (frame.len() + VLAN_LEN) as u64);
+}
+
+#[test]
+fn qinq_microsoft_peering_keeps_teams_markings_only() {
+    root_only!("qinq_microsoft_peering_keeps_teams_markings_only");
+    let mut m = fixture();
+    for dscp in 0..64u8 {
+        let mut f = v4([203, 0, 113, 9], [13, 107, 6, 152], C1_MS_PRIMARY);
+        f.dscp = dscp;
+        let (verdict, out) = m.test_run(&f.build(), LO).unwrap();
+        assert_eq!(verdict, XDP_REDIRECT, "dscp {dscp}");
+        let p = parse_udp(&out).unwrap();
+        assert_eq!(p.tags, vec![], "both tags popped");
+        assert_eq!(out_link(&out), C1_MS_AZURE);
+        let expected = if matches!(dscp, 46 | 34 | 18 | 10) {
+            dscp
+        } else {
+            0
+        };
+        assert_eq!(p.dscp, expected, "dscp {dscp}");
+        assert!(p.ipv4_checksum_ok);
+    }
+    assert_eq!(rx(&m, C1_MS_PRIMARY).packets, 64);
+}
+
+#[test]
+fn ipv6_forwards_with_hop_limit_and_dscp_and_ext_headers() {
+    root_only!("ipv6_forwards_with_hop_limit_and_dscp_and_ext_headers");
+    let mut m = fixture();
+    let mut f = v6("2001:db8:c::10", "2001:db8:1::4", C1_SECONDARY);
+    f.dscp = 34;
+    let (verdict, out) = m.test_run(&f.build(), LO).unwrap();
+    assert_eq!(verdict, XDP_REDIRECT);
+    let p = parse_udp(&out).unwrap();
+    assert_eq!(out_link(&out), C1_AZURE);
+    assert_eq!((p.ttl, p.dscp, p.tags.len()), (63, 0, 0));
+    assert!(p.udp_checksum_ok);
+
+    // Hop-by-hop and fragment headers before UDP still forward.
+    let mut f = v6("2001:db8:c::10", "2001:db8:1::4", C1_SECONDARY);
+    f.ext = vec![
+        (0, vec![0, 0, 1, 4, 0, 0, 0, 0]),
+        (44, vec![0, 0, 0, 0, 0, 0, 0, 1]),
+    ];
+    let (verdict, out) = m.test_run(&f.build(), LO).unwrap();
+    assert_eq!(verdict, XDP_REDIRECT);
+    assert_eq!(out[ETH_LEN + 7], 63, "hop limit");
+}
+
+#[test]
+fn flows_spread_over_both_links_and_stay_put() {
+    root_only!("flows_spread_over_both_links_and_stay_put");
+    let mut m = fixture();
+    let mut on_primary = 0;
+    for sport in 0..1000u16 {
+        let mut f = v4([10, 1, 0, 4], [192, 168, 1, 10], C1_AZURE);
+        f.sport = 10_000 + sport;
+        let frame = f.build();
+        let (_, first) = m.test_run(&frame, LO).unwrap();
+        let (_, again) = m.test_run(&frame, LO).unwrap();
+        assert_eq!(
+            out_link(&first),
+            out_link(&again),
+            "a flow stays on its link"
+        );
+        on_primary += (out_link(&first) == C1_PRIMARY) as u32;
+    }
+    assert!(
+        (350..=650).contains(&on_primary),
+        "{on_primary} of 1000 flows on the primary"
+    );
+}
+
+#[test]
+fn a_link_state_flip_moves_every_flow_without_touching_routes() {
+    root_only!("a_link_state_flip_moves_every_flow_without_touching_routes");
+    let mut m = fixture();
+    let route_before = m.route(1, "192.168.0.0/16".parse().unwrap()).unwrap();
+    m.set_link_state(C1_PRIMARY, false).unwrap();
+    for sport in 0..200u16 {
+        let mut f = v4([10, 1, 0, 4], [192, 168, 1, 10], C1_AZURE);
+        f.sport = sport;
+        let (verdict, out) = m.test_run(&f.build(), LO).unwrap();
+        assert_eq!(verdict, XDP_REDIRECT);
+        assert_eq!(out_link(&out), C1_SECONDARY);
+    }
+    assert_eq!(
+        m.route(1, "192.168.0.0/16".parse().unwrap()).unwrap(),
+        route_before
+    );
+    // Both down: dropped as link down, on the ingress row.
+    m.set_link_state(C1_SECONDARY, false).unwrap();
+    let (verdict, _) = m
+        .test_run(&v4([10, 1, 0, 4], [192, 168, 1, 10], C1_AZURE).build(), LO)
+        .unwrap();
+    assert_eq!(verdict, XDP_DROP);
+    assert_eq!(rx(&m, C1_AZURE).dropped(DropReason::LinkDown), 1);
+    // Back up: traffic returns to both.
+    m.set_link_state(C1_PRIMARY, true).unwrap();
+    m.set_link_state(C1_SECONDARY, true).unwrap();
+    let links: std::collections::HashSet<u32> = (0..64u16)
+        .map(|sport| {
+            let mut f = v4([10, 1, 0, 4], [192, 168, 1, 10], C1_AZURE);
+            f.sport = sport;
+            out_link(&m.test_run(&f.build(), LO).unwrap().1)
+        })
+        .collect();
+    assert_eq!(links.len(), 2);
+}
+
+#[test]
+fn a_shorter_as_path_wins_and_the_longer_is_the_backup() {
+    root_only!("a_shorter_as_path_wins_and_the_longer_is_the_backup");
+    let mut m = fixture();
+    // The customer prepended on the primary: preference 3 vs 1.
+    m.set_group(
+        G_C1_CUSTOMER,
+        &[
+            GroupMember {
+                link: C1_PRIMARY,
+                preference: 3,
+            },
+            GroupMember {
+                link: C1_SECONDARY,
+                preference: 1,
+            },
+        ],
+    )
+    .unwrap();
+    let send = |m: &mut Msee, sport| {
+        let mut f = v4([10, 1, 0, 4], [192, 168, 1, 10], C1_AZURE);
+        f.sport = sport;
+        out_link(&m.test_run(&f.build(), LO).unwrap().1)
+    };
+    assert!((0..100).all(|s| send(&mut m, s) == C1_SECONDARY));
+    m.set_link_state(C1_SECONDARY, false).unwrap();
+    assert!((0..100).all(|s| send(&mut m, s) == C1_PRIMARY));
+}
+
+#[test]
+fn global_reach_forwards_onprem_to_onprem_policed_on_both_circuits() {
+    root_only!("global_reach_forwards_onprem_to_onprem_policed_on_both_circuits");
+    let mut m = fixture();
+    let frame = v4([192, 168, 1, 10], [172, 16, 1, 1], C1_PRIMARY).build();
+    let (verdict, out) = m.test_run(&frame, LO).unwrap();
+    assert_eq!(verdict, XDP_REDIRECT);
+    let link = out_link(&out);
+    assert!(link == C2_PRIMARY || link == C2_SECONDARY);
+    assert_eq!(parse_udp(&out).unwrap().tags, attachment_tags(link));
+    // Circuit 2's egress policer applies to circuit 1's traffic too.
+    for l in [C2_PRIMARY, C2_SECONDARY] {
+        m.set_policer(l, Direction::Tx, 50_000_000, Some(3036))
+            .unwrap();
+    }
+    let big = {
+        let mut f = v4([192, 168, 1, 10], [172, 16, 1, 1], C1_PRIMARY);
+        f.payload = vec![0; 1400];
+        f.build()
+    };
+    let mut dropped = 0;
+    for _ in 0..20 {
+        dropped += (m.test_run(&big, LO).unwrap().0 == XDP_DROP) as u32;
+    }
+    assert!(
+        dropped >= 15,
+        "{dropped} of 20 back-to-back frames over a 3036-byte bucket dropped"
+    );
+    let policed: u64 = [C2_PRIMARY, C2_SECONDARY]
+        .iter()
+        .map(|l| tx(&m, *l).dropped(DropReason::Policer))
+        .sum();
+    assert_eq!(policed, dropped as u64, "charged to circuit 2's tx rows");
+}
+
+#[test]
+fn policer_bounds_a_burst_and_rate_changes_keep_the_bucket() {
+    root_only!("policer_bounds_a_burst_and_rate_changes_keep_the_bucket");
+    let mut m = fixture();
+    // 50 Mbit/s, default burst 1 ms = 6250 bytes: ~6 frames of 1000 bytes.
+    // The frame arrives on circuit 1's Azure side and is routed over the
+    // loop link, so every repeated run forwards it again.
+    m.set_policer(LOOP, Direction::Tx, 50_000_000, None)
+        .unwrap();
+    let mut f = v4([10, 1, 0, 4], [10, 77, 0, 1], C1_AZURE);
+    f.payload = vec![0; 1000 - ETH_LEN - IPV4_LEN - 8];
+    f.ttl = 255;
+    let frame = f.build();
+    assert_eq!(frame.len(), 1000);
+    // 200 runs back to back inside the kernel: microseconds, so refill is
+    // a few hundred bytes at most.
+    let (_, elapsed) = m.time_run(&frame, LO, 200).unwrap();
+    let sent = tx(&m, LOOP).packets;
+    let policed = tx(&m, LOOP).dropped(DropReason::Policer);
+    assert_eq!(sent + policed, 200);
+    let refill_frames = (elapsed.as_nanos() as u64 * 200 * 6_250_000 / 1_000_000_000 / 1000) + 1;
+    assert!(
+        (6..=7 + refill_frames).contains(&sent),
+        "{sent} conformed in {elapsed:?} per run"
+    );
+
+    // A rate change applies in place: the drained bucket is not refilled.
+    // From here on the rates are slow (100-200 kbit/s: one 1000-byte frame
+    // per 40-80 ms) so that the wall time between runs, which the bucket
+    // rightly refills, is measured and bounded rather than assumed small.
+    let mut last_run = std::time::Instant::now();
+    let mut run = |m: &mut Msee, kbps: u64| {
+        let before = tx(m, LOOP).packets;
+        m.time_run(&frame, LO, 200).unwrap();
+        let refill_frames = last_run.elapsed().as_micros() as u64 * kbps / 8 / 1000 / 1_000_000 + 1;
+        last_run = std::time::Instant::now();
+        (tx(m, LOOP).packets - before, refill_frames)
+    };
+    m.set_policer(LOOP, Direction::Tx, 100_000, Some(10_000))
+        .unwrap();
+    let (conformed, bound) = run(&mut m, 100);
+    assert!(
+        conformed <= bound && bound < 10,
+        "{conformed} conformed (bound {bound}): the change reset the bucket"
+    );
+    m.set_policer(LOOP, Direction::Tx, 200_000, Some(10_000))
+        .unwrap();
+    let (conformed, bound) = run(&mut m, 200);
+    assert!(
+        conformed <= bound && bound < 10,
+        "{conformed} conformed (bound {bound}) after doubling the rate"
+    );
+    // Time refills it, up to the burst: 10,000 bytes = 10 frames (400 ms at 200 kbit/s).
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let (conformed, _) = run(&mut m, 200);
+    assert!(
+        (10..=11).contains(&conformed),
+        "{conformed} conformed after a full refill"
+    );
+    // Off: everything passes.
+    m.set_policer(LOOP, Direction::Tx, 0, None).unwrap();
+    let before = tx(&m, LOOP).packets;
+    m.time_run(&frame, LO, 100).unwrap();
+    assert_eq!(tx(&m, LOOP).packets - before, 100);
 }
 
 #[test]
 fn frames_for_the_msee_go_to_the_kernel() {
-    if !require_root("frames_for_the_msee_go_to_the_kernel") {
-        return;
-    }
-    let mut msee = fixture();
-    let to_msee = udp_to(MSEE_ADDR, 64).build();
-    let mut broadcast = udp_to(VNET_HOST, 64).build();
-    broadcast[0..6].copy_from_slice(&[0xff; 6]);
-    let mut other_host = udp_to(VNET_HOST, 64).build();
-    other_host[0..6].copy_from_slice(&[0x02, 9, 9, 9, 9, 9]);
+    root_only!("frames_for_the_msee_go_to_the_kernel");
+    let mut m = fixture();
+    let mut frames: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "to msee v4",
+            v4([192, 168, 100, 129], [192, 168, 100, 130], C1_PRIMARY).build(),
+        ),
+        (
+            "to msee v6",
+            v6("2001:db8:c::1", "2001:db8:c::2", C1_PRIMARY).build(),
+        ),
+        (
+            "link-local v6",
+            v6("fe80::1", "fe80::2", C1_PRIMARY).build(),
+        ),
+        (
+            "ND multicast",
+            v6("fe80::1", "ff02::1:ff00:2", C1_PRIMARY).build(),
+        ),
+        (
+            "multicast v4",
+            v4([192, 168, 100, 129], [224, 0, 0, 5], C1_PRIMARY).build(),
+        ),
+    ];
+    let mut bcast = v4([10, 1, 0, 4], [192, 168, 1, 10], C1_AZURE).build();
+    bcast[0..6].copy_from_slice(&[0xff; 6]);
+    frames.push(("broadcast", bcast));
+    let mut other = v4([10, 1, 0, 4], [192, 168, 1, 10], C1_AZURE).build();
+    other[0..6].copy_from_slice(&[0x02, 9, 9, 9, 9, 9]);
+    frames.push(("another host's MAC", other));
     let mut arp = vec![0u8; 42];
-    arp[0..6].copy_from_slice(&[0xff; 6]);
+    arp[0..6].copy_from_slice(&MSEE_MAC);
     arp[12..14].copy_from_slice(&[0x08, 0x06]);
-    let mut arp_unicast = arp.clone();
-    arp_unicast[0..6].copy_from_slice(&PORT_MAC);
-    let mut ipv6 = udp_to(VNET_HOST, 64).build();
-    ipv6[12..14].copy_from_slice(&[0x86, 0xdd]);
-    let multicast = udp_to(Ipv4Addr::new(224, 0, 0, 5), 1).build();
-    for (name, frame) in [
-        ("to msee", &to_msee),
-        ("broadcast", &broadcast),
-        ("other host", &other_host),
-        ("arp", &arp),
-        ("arp unicast", &arp_unicast),
-        ("ipv6", &ipv6),
-        ("multicast", &multicast),
-    ] {
-        let (verdict, out) = msee.test_run(frame, LO).unwrap();
+    frames.push(("arp", arp));
+    for (name, frame) in &frames {
+        let (verdict, out) = m.test_run(frame, LO).unwrap();
         assert_eq!(verdict, XDP_PASS, "{name}");
-        assert_eq!(&out, frame, "{name}: passed untouched");
+        assert_eq!(&out, frame, "{name}: untouched");
     }
-    let s = stats(&msee, INGRESS_SLOT);
-    assert_eq!(s.pass_packets, 7);
-    assert_eq!(s.drops, [0; msee_abi::DROP_REASONS]);
+    let to_kernel = rx(&m, C1_PRIMARY).to_kernel + rx(&m, C1_AZURE).to_kernel;
+    assert_eq!(to_kernel, frames.len() as u64);
 }
 
 #[test]
-fn drops_are_counted_by_reason() {
-    if !require_root("drops_are_counted_by_reason") {
-        return;
-    }
-    let mut msee = fixture();
+fn drops_are_counted_by_reason_on_the_ingress_link() {
+    root_only!("drops_are_counted_by_reason_on_the_ingress_link");
+    let mut m = fixture();
+    let mut ttl1 = v4([192, 168, 1, 10], [10, 1, 0, 4], C1_PRIMARY);
+    ttl1.ttl = 1;
+    let mut hop1 = v6("2001:db8:c::10", "2001:db8:1::4", C1_PRIMARY);
+    hop1.ttl = 1;
     let cases = [
-        (udp_to(VNET_HOST, 1).build(), DropReason::TtlExpired),
-        (udp_to(VNET_HOST, 0).build(), DropReason::TtlExpired),
+        (ttl1.build(), DropReason::TtlExpired),
+        (hop1.build(), DropReason::TtlExpired),
         (
-            udp_to(Ipv4Addr::new(172, 16, 0, 1), 64).build(),
+            v4([192, 168, 1, 10], [8, 8, 8, 8], C1_PRIMARY).build(),
             DropReason::NoRoute,
         ),
         (
-            udp_to(Ipv4Addr::new(10, 2, 3, 4), 64).build(),
-            DropReason::NoNeighbour,
+            v6("2001:db8:c::10", "2001:db8:ffff::1", C1_PRIMARY).build(),
+            DropReason::NoRoute,
+        ),
+        (
+            v4([192, 168, 1, 10], [10, 9, 0, 1], C1_PRIMARY).build(),
+            DropReason::OutOfReach,
+        ),
+        // Domains are separate: circuit 1's Microsoft peering has no VNet routes.
+        (
+            v4([203, 0, 113, 9], [10, 1, 0, 4], C1_MS_PRIMARY).build(),
+            DropReason::NoRoute,
         ),
     ];
     for (frame, reason) in &cases {
-        let (verdict, _) = msee.test_run(frame, LO).unwrap();
-        assert_eq!(verdict, XDP_DROP, "{reason:?}");
+        assert_eq!(m.test_run(frame, LO).unwrap().0, XDP_DROP, "{reason:?}");
     }
-    let s = stats(&msee, INGRESS_SLOT);
-    assert_eq!(s.dropped(DropReason::TtlExpired), 2);
-    assert_eq!(s.dropped(DropReason::NoRoute), 1);
-    assert_eq!(s.dropped(DropReason::NoNeighbour), 1);
-    assert_eq!(s.dropped(DropReason::Malformed), 0);
-    assert_eq!(stats(&msee, EGRESS_SLOT).tx_packets, 0);
+    let c = rx(&m, C1_PRIMARY);
+    assert_eq!(c.dropped(DropReason::TtlExpired), 2);
+    assert_eq!(c.dropped(DropReason::NoRoute), 2);
+    assert_eq!(c.dropped(DropReason::OutOfReach), 1);
+    assert_eq!(rx(&m, C1_MS_PRIMARY).dropped(DropReason::NoRoute), 1);
+    assert_eq!(tx(&m, C1_AZURE).packets, 0);
 }
 
 #[test]
-fn truncated_frames_are_dropped_as_malformed() {
-    if !require_root("truncated_frames_are_dropped_as_malformed") {
-        return;
-    }
-    let mut msee = fixture();
-    let frame = udp_to(VNET_HOST, 64).build();
-    let mut dropped = 0;
-    // Every cut from an empty frame to one byte short of the full IPv4 header.
-    for len in 0..ETH_LEN + IPV4_LEN {
-        match msee.test_run(&frame[..len], LO) {
-            Ok((verdict, _)) => {
-                assert_eq!(verdict, XDP_DROP, "{len}-byte frame");
-                dropped += 1;
+fn every_truncation_of_the_header_stack_is_dropped_as_malformed() {
+    root_only!("every_truncation_of_the_header_stack_is_dropped_as_malformed");
+    let mut m = fixture();
+    let mut v6_qinq = v6("2001:db8:c::10", "2001:db8:1::4", C1_MS_PRIMARY);
+    v6_qinq.ext = vec![
+        (0, vec![0, 0, 1, 4, 0, 0, 0, 0]),
+        (44, vec![0, 0, 0, 0, 0, 0, 0, 1]),
+    ];
+    let stacks = [
+        (
+            "v4 dot1q",
+            v4([192, 168, 1, 10], [10, 1, 0, 4], C1_PRIMARY).build(),
+            ETH_LEN + VLAN_LEN + IPV4_LEN,
+        ),
+        (
+            "v6 qinq + ext",
+            v6_qinq.build(),
+            ETH_LEN + 2 * VLAN_LEN + IPV6_LEN + 16,
+        ),
+    ];
+    for (name, frame, stack) in &stacks {
+        let before = rx(&m, C1_PRIMARY).dropped(DropReason::Malformed)
+            + rx(&m, C1_MS_PRIMARY).dropped(DropReason::Malformed)
+            + m.unattributed_counters()
+                .unwrap()
+                .dropped(DropReason::Malformed);
+        let mut ran = 0;
+        for len in 0..*stack {
+            match m.test_run(&frame[..len], LO) {
+                Ok((verdict, _)) => {
+                    assert_eq!(verdict, XDP_DROP, "{name}: {len}-byte cut");
+                    ran += 1;
+                }
+                // The kernel itself refuses frames shorter than an Ethernet header.
+                Err(e) => assert!(len < ETH_LEN, "{name}: {len}-byte cut refused: {e}"),
             }
-            // The kernel itself refuses frames shorter than an Ethernet header.
-            Err(e) => assert!(len < ETH_LEN, "{len}-byte frame refused by the kernel: {e}"),
         }
+        let after = rx(&m, C1_PRIMARY).dropped(DropReason::Malformed)
+            + rx(&m, C1_MS_PRIMARY).dropped(DropReason::Malformed)
+            + m.unattributed_counters()
+                .unwrap()
+                .dropped(DropReason::Malformed);
+        assert_eq!(
+            after - before,
+            ran,
+            "{name}: every cut counted as malformed"
+        );
+        assert!(ran >= (*stack - ETH_LEN) as u64);
     }
-    // A cut inside the UDP payload: the IPv4 total length now exceeds the frame.
-    let (verdict, _) = msee.test_run(&frame[..frame.len() - 3], LO).unwrap();
-    assert_eq!(verdict, XDP_DROP);
-    dropped += 1;
-    assert_eq!(
-        stats(&msee, INGRESS_SLOT).dropped(DropReason::Malformed),
-        dropped
-    );
+    // Cuts inside the tags cannot be tied to an attachment.
     assert!(
-        dropped >= (IPV4_LEN + 1) as u64,
-        "at least every cut inside the IPv4 header ran"
+        m.unattributed_counters()
+            .unwrap()
+            .dropped(DropReason::Malformed)
+            >= 2 * VLAN_LEN as u64
     );
 }
 
 #[test]
-fn malformed_ipv4_headers_are_dropped() {
-    if !require_root("malformed_ipv4_headers_are_dropped") {
-        return;
-    }
-    let mut msee = fixture();
-    let good = udp_to(VNET_HOST, 64).build();
-    let ip = ETH_LEN;
+fn malformed_ip_headers_are_dropped() {
+    root_only!("malformed_ip_headers_are_dropped");
+    let mut m = fixture();
+    let good = v4([192, 168, 1, 10], [10, 1, 0, 4], C1_PRIMARY).build();
+    let ip = ETH_LEN + VLAN_LEN;
     let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
-    let mut f = good.clone();
-    f[ip] = 0x65; // version 6 in an IPv4 ethertype
-    cases.push(("version", f));
-    let mut f = good.clone();
-    f[ip] = 0x44; // IHL 4 (16 bytes)
-    cases.push(("ihl too small", f));
-    let mut f = good.clone();
-    f[ip] = 0x4f; // IHL 15 (60 bytes) beyond the total length
-    cases.push(("ihl beyond total length", f));
-    let mut f = good.clone();
-    f[ip + 2..ip + 4].copy_from_slice(&2000u16.to_be_bytes());
-    cases.push(("total length beyond frame", f));
-    let mut f = good.clone();
-    f[ip + 2..ip + 4].copy_from_slice(&10u16.to_be_bytes());
-    cases.push(("total length below header", f));
+    let mut patch = |name, at: usize, bytes: &[u8]| {
+        let mut f = good.clone();
+        f[at..at + bytes.len()].copy_from_slice(bytes);
+        cases.push((name, f));
+    };
+    patch("version 6 in an IPv4 ethertype", ip, &[0x65]);
+    patch("IHL 4", ip, &[0x44]);
+    patch("IHL beyond total length", ip, &[0x4f]);
+    patch("total length beyond frame", ip + 2, &2000u16.to_be_bytes());
+    patch("total length below header", ip + 2, &10u16.to_be_bytes());
+    let good6 = v6("2001:db8:c::10", "2001:db8:1::4", C1_PRIMARY).build();
+    let mut f = good6.clone();
+    f[ip + 4..ip + 6].copy_from_slice(&1000u16.to_be_bytes());
+    cases.push(("v6 payload length beyond frame", f));
+    let mut f = good6.clone();
+    f[ip] = 0x40;
+    cases.push(("version 4 in an IPv6 ethertype", f));
+    let mut f6 = v6("2001:db8:c::10", "2001:db8:1::4", C1_PRIMARY);
+    f6.ext = vec![(0, vec![0, 200, 0, 0, 0, 0, 0, 0])]; // claims 1608 bytes
+    cases.push(("v6 extension header beyond frame", f6.build()));
     for (name, frame) in &cases {
-        let (verdict, _) = msee.test_run(frame, LO).unwrap();
-        assert_eq!(verdict, XDP_DROP, "{name}");
+        assert_eq!(m.test_run(frame, LO).unwrap().0, XDP_DROP, "{name}");
     }
     assert_eq!(
-        stats(&msee, INGRESS_SLOT).dropped(DropReason::Malformed),
+        rx(&m, C1_PRIMARY).dropped(DropReason::Malformed),
         cases.len() as u64
     );
-    // The intact frame still forwards: the drops were about the headers.
-    assert_eq!(msee.test_run(&good, LO).unwrap().0, XDP_REDIRECT);
+    assert_eq!(
+        m.test_run(&good, LO).unwrap().0,
+        XDP_REDIRECT,
+        "the intact frame still forwards"
+    );
 }
 
 #[test]
-fn frames_on_unknown_ports_pass_untouched_and_uncounted() {
-    if !require_root("frames_on_unknown_ports_pass_untouched_and_uncounted") {
-        return;
+fn frames_on_no_attachment_pass_untouched_and_uncounted() {
+    root_only!("frames_on_no_attachment_pass_untouched_and_uncounted");
+    let mut m = fixture();
+    let mut f = v4([192, 168, 1, 10], [10, 1, 0, 4], C1_PRIMARY);
+    f.tags = vec![dot1q(999)];
+    let frame = f.build();
+    let (verdict, out) = m.test_run(&frame, LO).unwrap();
+    assert_eq!((verdict, out), (XDP_PASS, frame));
+    for link in 0..LINKS {
+        assert_eq!(rx(&m, link), LinkCounters::default());
     }
-    let mut msee = Msee::load(0).unwrap();
-    let frame = udp_to(VNET_HOST, 64).build();
-    let (verdict, out) = msee.test_run(&frame, LO).unwrap();
-    assert_eq!(verdict, XDP_PASS);
-    assert_eq!(out, frame);
-    assert_eq!(stats(&msee, INGRESS_SLOT), PortStats::default());
+    assert_eq!(m.unattributed_counters().unwrap().drops, [0; DROP_REASONS]);
 }
 
 #[test]
-fn route_replacement_moves_traffic_without_a_gap() {
-    if !require_root("route_replacement_moves_traffic_without_a_gap") {
-        return;
-    }
-    let mut msee = fixture();
-    let other_mac = [0x02, 0, 0, 0, 0, 0x0d];
-    let egress = PortSpec {
-        ifindex: LO,
-        slot: 3,
-        role: PortRole::Secondary,
-        mac: PORT_MAC,
-    };
-    msee.set_nexthop(
-        7,
-        NextHopSpec {
-            port: egress,
-            neighbour_mac: Some(other_mac),
+fn replacing_a_route_moves_it_in_one_update() {
+    root_only!("replacing_a_route_moves_it_in_one_update");
+    let mut m = fixture();
+    let prefix = "10.1.0.0/16".parse().unwrap();
+    m.upsert_route(
+        1,
+        prefix,
+        Route {
+            group: G_C1_CUSTOMER,
+            flags: 0,
         },
     )
     .unwrap();
-    msee.upsert_route_v4(Ipv4Addr::new(10, 1, 0, 0), 16, 7)
+    let (_, out) = m
+        .test_run(
+            &v4([192, 168, 1, 10], [10, 1, 0, 4], C1_PRIMARY).build(),
+            LO,
+        )
         .unwrap();
-    let (verdict, out) = msee.test_run(&udp_to(VNET_HOST, 64).build(), LO).unwrap();
-    assert_eq!(verdict, XDP_REDIRECT);
-    assert_eq!(parse_udp(&out).unwrap().dst_mac, other_mac);
-    assert_eq!(stats(&msee, 3).tx_packets, 1);
+    assert!(matches!(out_link(&out), C1_PRIMARY | C1_SECONDARY));
     // A more specific route wins; removing it falls back to the /16.
-    msee.upsert_route_v4(Ipv4Addr::new(10, 1, 0, 4), 32, 1)
+    m.upsert_route(
+        1,
+        "10.1.0.4/32".parse().unwrap(),
+        Route {
+            group: G_C1_AZURE,
+            flags: 0,
+        },
+    )
+    .unwrap();
+    let (_, out) = m
+        .test_run(
+            &v4([192, 168, 1, 10], [10, 1, 0, 4], C1_PRIMARY).build(),
+            LO,
+        )
         .unwrap();
-    let (_, out) = msee.test_run(&udp_to(VNET_HOST, 64).build(), LO).unwrap();
-    assert_eq!(parse_udp(&out).unwrap().dst_mac, NEIGHBOUR_MAC);
-    msee.remove_route_v4(Ipv4Addr::new(10, 1, 0, 4), 32)
+    assert_eq!(out_link(&out), C1_AZURE);
+    m.remove_route(1, "10.1.0.4/32".parse().unwrap()).unwrap();
+    let (_, out) = m
+        .test_run(
+            &v4([192, 168, 1, 10], [10, 1, 0, 4], C1_PRIMARY).build(),
+            LO,
+        )
         .unwrap();
-    let (_, out) = msee.test_run(&udp_to(VNET_HOST, 64).build(), LO).unwrap();
-    assert_eq!(parse_udp(&out).unwrap().dst_mac, other_mac);
+    assert!(matches!(out_link(&out), C1_PRIMARY | C1_SECONDARY));
+    assert_eq!(
+        m.route(1, prefix).unwrap(),
+        Some(Route {
+            group: G_C1_CUSTOMER,
+            flags: 0
+        })
+    );
+}
+
+#[test]
+fn pinned_maps_are_adopted_by_the_next_load() {
+    root_only!("pinned_maps_are_adopted_by_the_next_load");
+    let dir = std::path::PathBuf::from(format!("/sys/fs/bpf/msee-test-{}", std::process::id()));
+    let opts = LoadOptions {
+        pin_dir: Some(dir.clone()),
+        ..Default::default()
+    };
+    {
+        let mut m = Msee::load(&opts).unwrap();
+        m.set_group(
+            9,
+            &[GroupMember {
+                link: 3,
+                preference: 0,
+            }],
+        )
+        .unwrap();
+        m.upsert_route(
+            4,
+            "10.44.0.0/16".parse().unwrap(),
+            Route { group: 9, flags: 0 },
+        )
+        .unwrap();
+        m.set_link_state(3, true).unwrap();
+    }
+    let m = Msee::load(&opts).unwrap();
+    let adopted = m.route(4, "10.44.0.0/16".parse().unwrap()).unwrap();
+    let link_up = m.link_state(3).unwrap();
+    drop(m);
+    Msee::unpin(&dir).unwrap();
+    assert_eq!(adopted, Some(Route { group: 9, flags: 0 }));
+    assert!(link_up);
+    assert!(!dir.exists());
 }

@@ -4,7 +4,7 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 use clap::{Parser, ValueEnum};
 use control::daemon::{self, DaemonConfig, StaticRoute};
 use dataplane::AttachMode;
-use msee_abi::PortRole;
+use msee_abi::LinkRole;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser, Debug)]
@@ -28,6 +28,9 @@ struct Args {
     /// Static route PREFIX=NEXTHOP (repeatable), e.g. 10.1.0.0/16=10.255.0.2.
     #[arg(long = "route")]
     routes: Vec<StaticRoute>,
+    /// Police each customer link, in each direction, at this circuit bandwidth (Mbit/s).
+    #[arg(long)]
+    bandwidth_mbps: Option<u64>,
     /// XDP attach mode.
     #[arg(long, value_enum, default_value_t = Mode::Native)]
     mode: Mode,
@@ -86,15 +89,16 @@ fn real_main(args: Args) -> anyhow::Result<()> {
     let cfg = DaemonConfig {
         netns: args.netns,
         ports: vec![
-            (PortRole::Primary, args.primary),
-            (PortRole::Secondary, args.secondary),
-            (PortRole::Azure, args.azure),
+            (LinkRole::Primary, args.primary),
+            (LinkRole::Secondary, args.secondary),
+            (LinkRole::Azure, args.azure),
         ],
         routes: args.routes,
         mode: match args.mode {
             Mode::Native => AttachMode::Native,
             Mode::Generic => AttachMode::Generic,
         },
+        bandwidth_bps: args.bandwidth_mbps.map(|m| m * 1_000_000),
         kernel_log_level,
         stats_file: args.stats_file,
         run_for: args.run_for_secs.map(Duration::from_secs),

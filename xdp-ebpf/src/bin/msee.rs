@@ -1,84 +1,120 @@
 //! `msee`: the XDP program on the emulated MSEE's ports.
 //!
-//! One pass per frame: find the ingress port, parse Ethernet + IPv4, hand
-//! frames addressed to the MSEE itself to the kernel, look the destination up
-//! in the route table, rewrite MACs and TTL, and redirect through the devmap.
-//! Everything else is counted per port, by reason.
+//! One pass per frame:
+//!   attachment (ifindex, S-tag, C-tag) -> circuit, peering, routing domain, link
+//!   -> frames for the MSEE itself go to the kernel
+//!   -> LPM lookup (domain, destination) -> next-hop group
+//!   -> link choice: up, best preference, flow hash
+//!   -> policers (ingress link rx, egress link tx)
+//!   -> rewrite: TTL/hop limit, DSCP, VLAN tags, MACs -> redirect via devmap
+//! and everything that is not forwarded is counted per (link, direction) by reason.
 #![no_std]
 #![no_main]
+#![feature(core_intrinsics)]
+#![allow(internal_features)]
+
+use core::intrinsics::{AtomicOrdering::Relaxed, atomic_cxchg, atomic_xadd, atomic_xchg};
 
 use aya_ebpf::{
     bindings::xdp_action,
+    helpers::{bpf_ktime_get_ns, bpf_xdp_adjust_head},
     macros::{map, xdp},
-    maps::{DevMapHash, HashMap, LpmTrie, PerCpuArray, lpm_trie::Key},
+    maps::{Array, DevMapHash, HashMap, LpmTrie, PerCpuArray, lpm_trie::Key},
     programs::XdpContext,
 };
 use aya_log_ebpf::debug;
 use msee_abi::{
-    DropReason, MAX_LOCAL_V4, MAX_NEXTHOPS, MAX_PORTS, MAX_ROUTES_V4, NEXTHOP_VALID, NextHop,
-    PortConfig, PortStats, RouteV4,
+    Attachment, AttachmentKey, COUNTER_ROWS, DSCP_MAP_LEN, Direction, DropReason, ETH_P_8021AD,
+    ETH_P_8021Q, LINK_IS_UP, Link, LinkCounters, MAX_ATTACHMENTS, MAX_GROUP_MEMBERS, MAX_GROUPS,
+    MAX_LINKS, MAX_LOCAL, MAX_PORTS, MAX_ROUTES_V4, MAX_ROUTES_V6, NextHopGroup, PolicerConfig,
+    PolicerState, ROUTE_OUT_OF_REACH, Route, RouteKeyV4, RouteKeyV6, UNATTRIBUTED_ROW,
+    link_dir_index, route_key_v4, route_key_v6,
 };
 use xdp_ebpf::{
-    net::{ETH_HDR_LEN, ETH_P_ARP, ETH_P_IPV4, IPV4_MIN_HDR_LEN, ipv4_decrement_ttl},
+    net::{
+        ETH_HDR_LEN, ETH_P_IPV4, ETH_P_IPV6, IPPROTO_TCP, IPPROTO_UDP, IPV4_MIN_HDR_LEN,
+        IPV6_HDR_LEN, VLAN_HDR_LEN, flow_finish, flow_mix, ipv4_decrement_ttl, ipv4_set_dscp,
+        ipv6_dscp, ipv6_set_dscp, policer_cost_ps, policer_step,
+    },
     ptr_at,
 };
 
 #[map]
-static PORTS: HashMap<u32, PortConfig> = HashMap::with_max_entries(MAX_PORTS, 0);
-
+static ATTACHMENTS: HashMap<AttachmentKey, Attachment> =
+    HashMap::with_max_entries(MAX_ATTACHMENTS, 0);
+#[map]
+static LINKS: Array<Link> = Array::with_max_entries(MAX_LINKS, 0);
+#[map]
+static LINK_UP: Array<u32> = Array::with_max_entries(MAX_LINKS, 0);
+#[map]
+static GROUPS: Array<NextHopGroup> = Array::with_max_entries(MAX_GROUPS, 0);
+#[map]
+static ROUTES_V4: LpmTrie<RouteKeyV4, Route> = LpmTrie::with_max_entries(MAX_ROUTES_V4, 0);
+#[map]
+static ROUTES_V6: LpmTrie<RouteKeyV6, Route> = LpmTrie::with_max_entries(MAX_ROUTES_V6, 0);
+#[map]
+static LOCAL_V4: HashMap<[u8; 4], u8> = HashMap::with_max_entries(MAX_LOCAL, 0);
+#[map]
+static LOCAL_V6: HashMap<[u8; 16], u8> = HashMap::with_max_entries(MAX_LOCAL, 0);
 #[map]
 static TX_PORTS: DevMapHash = DevMapHash::with_max_entries(MAX_PORTS, 0);
-
 #[map]
-static ROUTES_V4: LpmTrie<[u8; 4], RouteV4> = LpmTrie::with_max_entries(MAX_ROUTES_V4, 0);
-
+static POLICER_CFG: Array<PolicerConfig> = Array::with_max_entries(MAX_LINKS * 2, 0);
 #[map]
-static NEXTHOPS: HashMap<u32, NextHop> = HashMap::with_max_entries(MAX_NEXTHOPS, 0);
-
+static POLICER_STATE: Array<PolicerState> = Array::with_max_entries(MAX_LINKS * 2, 0);
 #[map]
-static LOCAL_V4: HashMap<[u8; 4], u8> = HashMap::with_max_entries(MAX_LOCAL_V4, 0);
-
+static DSCP_MAP: Array<u8> = Array::with_max_entries(DSCP_MAP_LEN, 0);
 #[map]
-static PORT_STATS: PerCpuArray<PortStats> = PerCpuArray::with_max_entries(MAX_PORTS, 0);
+static COUNTERS: PerCpuArray<LinkCounters> = PerCpuArray::with_max_entries(COUNTER_ROWS, 0);
+
+/// Upper bound on IPv6 extension headers walked to find the L4 ports.
+const MAX_EXT_HEADERS: usize = 4;
+/// Transport headers further in than this are not looked at for hashing.
+const MAX_L4_OFFSET: usize = 1024;
+
+enum Verdict {
+    /// To the kernel: addressed to the MSEE, or not ours to forward; counted
+    /// on the ingress link's rx row.
+    Pass { row: u32 },
+    /// Forwarded out of `link`; `len` is the frame length as sent.
+    Redirect { action: u32, link: u32, len: u64 },
+    /// Dropped, charged to counter row `row`.
+    Drop { reason: DropReason, row: u32 },
+}
 
 #[xdp]
 pub fn msee(ctx: XdpContext) -> u32 {
-    let ifindex = ctx.ingress_ifindex() as u32;
-    // Frames on ports we do not own are none of our business.
-    let Some(port) = (unsafe { PORTS.get(&ifindex) }) else {
-        return xdp_action::XDP_PASS;
-    };
-    let slot = port.slot;
     let len = (ctx.data_end() - ctx.data()) as u64;
-    if let Some(stats) = stats(slot) {
-        stats.rx_packets += 1;
-        stats.rx_bytes += len;
-    }
-    match forward(&ctx, port) {
-        Verdict::Pass => {
-            if let Some(stats) = stats(slot) {
-                stats.pass_packets += 1;
+    match process(&ctx, len) {
+        None => xdp_action::XDP_PASS,
+        Some(Verdict::Pass { row }) => {
+            if let Some(c) = counters(row) {
+                c.to_kernel += 1;
             }
             xdp_action::XDP_PASS
         }
-        Verdict::Redirect {
-            action,
-            egress_slot,
-        } => {
-            if let Some(stats) = stats(egress_slot) {
-                stats.tx_packets += 1;
-                stats.tx_bytes += len;
+        Some(Verdict::Redirect { action, link, len }) => {
+            if let Some(c) = counters(link_dir_index(link, Direction::Tx)) {
+                c.packets += 1;
+                c.bytes += len;
             }
             action
         }
-        Verdict::Drop(reason) => {
-            if let Some(stats) = stats(slot) {
-                stats.drops[reason as usize] += 1;
+        Some(Verdict::Drop { reason, row }) => {
+            // The volatile read hides the enum's range from the optimiser, so
+            // the bounds check the verifier needs is kept.
+            let index = unsafe { core::ptr::read_volatile(&(reason as u32)) } as usize;
+            if let Some(c) = counters(row)
+                && index < c.drops.len()
+            {
+                c.drops[index] += 1;
             }
             if matches!(reason, DropReason::Malformed) {
                 debug!(
                     &ctx,
-                    "malformed frame of {} bytes on ifindex {}", len, ifindex
+                    "malformed frame of {} bytes on ifindex {}",
+                    len,
+                    ctx.ingress_ifindex() as u32
                 );
             }
             xdp_action::XDP_DROP
@@ -86,70 +122,426 @@ pub fn msee(ctx: XdpContext) -> u32 {
     }
 }
 
-enum Verdict {
-    Pass,
-    Redirect { action: u32, egress_slot: u32 },
-    Drop(DropReason),
-}
-
 #[inline(always)]
-fn stats(slot: u32) -> Option<&'static mut PortStats> {
+fn counters(row: u32) -> Option<&'static mut LinkCounters> {
     // Per-CPU row: no other CPU writes it, so plain increments are exact.
-    PORT_STATS.get_ptr_mut(slot).map(|p| unsafe { &mut *p })
+    COUNTERS.get_ptr_mut(row).map(|p| unsafe { &mut *p })
 }
 
 #[inline(always)]
-fn forward(ctx: &XdpContext, port: &PortConfig) -> Verdict {
+fn be16(b: &[u8], i: usize) -> u16 {
+    u16::from_be_bytes([b[i], b[i + 1]])
+}
+
+/// Returns `None` for frames on no attachment (passed untouched, uncounted),
+/// else the attachment and what to do.
+#[inline(always)]
+fn process(ctx: &XdpContext, len: u64) -> Option<Verdict> {
+    let malformed_unattributed = Some(Verdict::Drop {
+        reason: DropReason::Malformed,
+        row: UNATTRIBUTED_ROW,
+    });
+
+    // --- L2: Ethernet, then up to two VLAN tags (802.1Q or 802.1ad outer).
     let Some(eth) = ptr_at::<[u8; ETH_HDR_LEN]>(ctx, 0) else {
-        return Verdict::Drop(DropReason::Malformed);
+        return malformed_unattributed;
     };
-    let eth = unsafe { &mut *eth };
-    // Broadcast, multicast or another host's unicast: the kernel decides.
-    if eth[0] & 1 != 0 || eth[0..6] != port.mac {
-        return Verdict::Pass;
+    let eth = unsafe { &*eth };
+    let mut ethertype = be16(eth, 12);
+    let mut l3_off = ETH_HDR_LEN;
+    let mut outer_vlan = 0u16;
+    let mut inner_vlan = 0u16;
+    let mut tags_in = 0usize;
+    if ethertype == ETH_P_8021Q || ethertype == ETH_P_8021AD {
+        let Some(tag) = ptr_at::<[u8; VLAN_HDR_LEN]>(ctx, ETH_HDR_LEN) else {
+            return malformed_unattributed;
+        };
+        let tag = unsafe { &*tag };
+        outer_vlan = be16(tag, 0) & 0x0fff;
+        ethertype = be16(tag, 2);
+        l3_off = ETH_HDR_LEN + VLAN_HDR_LEN;
+        tags_in = 1;
+        if ethertype == ETH_P_8021Q {
+            let Some(tag) = ptr_at::<[u8; VLAN_HDR_LEN]>(ctx, ETH_HDR_LEN + VLAN_HDR_LEN) else {
+                return malformed_unattributed;
+            };
+            let tag = unsafe { &*tag };
+            inner_vlan = be16(tag, 0) & 0x0fff;
+            ethertype = be16(tag, 2);
+            l3_off = ETH_HDR_LEN + 2 * VLAN_HDR_LEN;
+            tags_in = 2;
+        }
     }
-    let ethertype = u16::from_be_bytes([eth[12], eth[13]]);
-    if ethertype == ETH_P_ARP || ethertype != ETH_P_IPV4 {
-        return Verdict::Pass;
+    let key = AttachmentKey {
+        ifindex: ctx.ingress_ifindex() as u32,
+        outer_vlan,
+        inner_vlan,
+    };
+    let att: &Attachment = unsafe { ATTACHMENTS.get(&key) }?;
+    let rx_row = link_dir_index(att.link, Direction::Rx);
+    if let Some(c) = counters(rx_row) {
+        c.packets += 1;
+        c.bytes += len;
+    }
+    let drop = |reason| {
+        Some(Verdict::Drop {
+            reason,
+            row: rx_row,
+        })
+    };
+    let pass = Some(Verdict::Pass { row: rx_row });
+
+    // Broadcast, multicast, another host's unicast, ARP, or not IP: the kernel's.
+    if eth[0] & 1 != 0 || eth[0..6] != att.mac {
+        return pass;
+    }
+    let frame_len = ctx.data_end() - ctx.data();
+
+    // --- L3: find the destination, the flow, and the route.
+    let (route, flow, dscp) = match ethertype {
+        ETH_P_IPV4 => match lookup_v4(ctx, l3_off, frame_len, att.domain) {
+            L3::Route { route, flow, dscp } => (route, flow, dscp),
+            L3::Pass => return pass,
+            L3::Drop(reason) => return drop(reason),
+        },
+        ETH_P_IPV6 => match lookup_v6(ctx, l3_off, frame_len, att.domain) {
+            L3::Route { route, flow, dscp } => (route, flow, dscp),
+            L3::Pass => return pass,
+            L3::Drop(reason) => return drop(reason),
+        },
+        // ARP and anything else that is not IP.
+        _ => return pass,
+    };
+
+    if route.flags & ROUTE_OUT_OF_REACH != 0 {
+        return drop(DropReason::OutOfReach);
+    }
+    let Some(group) = GROUPS.get(route.group) else {
+        return drop(DropReason::NoRoute);
+    };
+    let Some(out_link_id) = choose_link(group, flow) else {
+        return drop(DropReason::LinkDown);
+    };
+    let Some(out) = LINKS.get(out_link_id) else {
+        return drop(DropReason::LinkDown);
+    };
+
+    // --- Policing: the ingress link's rx bucket, then the egress link's tx bucket.
+    let now = unsafe { bpf_ktime_get_ns() };
+    if !police(rx_row, len, now) {
+        return drop(DropReason::Policer);
+    }
+    let tx_row = link_dir_index(out_link_id, Direction::Tx);
+    if !police(tx_row, len, now) {
+        return Some(Verdict::Drop {
+            reason: DropReason::Policer,
+            row: tx_row,
+        });
     }
 
-    let Some(ip) = ptr_at::<[u8; IPV4_MIN_HDR_LEN]>(ctx, ETH_HDR_LEN) else {
-        return Verdict::Drop(DropReason::Malformed);
+    // --- Rewrite L3 in place: TTL / hop limit, DSCP per the peering's policy.
+    let new_dscp = DSCP_MAP
+        .get(att.peering as u32 * 64 + dscp as u32)
+        .copied()
+        .unwrap_or(0);
+    if ethertype == ETH_P_IPV4 {
+        let Some(ip) = ptr_at::<[u8; IPV4_MIN_HDR_LEN]>(ctx, l3_off) else {
+            return drop(DropReason::Malformed);
+        };
+        let ip = unsafe { &mut *ip };
+        ipv4_decrement_ttl(ip);
+        if new_dscp != dscp {
+            ipv4_set_dscp(ip, new_dscp);
+        }
+    } else {
+        let Some(ip) = ptr_at::<[u8; IPV6_HDR_LEN]>(ctx, l3_off) else {
+            return drop(DropReason::Malformed);
+        };
+        let ip = unsafe { &mut *ip };
+        ip[7] -= 1;
+        if new_dscp != dscp {
+            ipv6_set_dscp(ip, new_dscp);
+        }
+    }
+
+    // --- Rewrite L2: as many tags as the egress link needs, then MACs.
+    let tags_out = if out.outer_vlan == 0 {
+        0
+    } else if out.inner_vlan == 0 {
+        1
+    } else {
+        2
     };
-    let ip = unsafe { &mut *ip };
+    let delta = (tags_in as i32 - tags_out as i32) * VLAN_HDR_LEN as i32;
+    if delta != 0 && unsafe { bpf_xdp_adjust_head(ctx.ctx, delta) } != 0 {
+        return drop(DropReason::Malformed);
+    }
+    // A valid IP frame is at least 14 + 20 bytes, so the widest L2 header
+    // (22 bytes) always fits in front of it.
+    let Some(l2) = ptr_at::<[u8; ETH_HDR_LEN + 2 * VLAN_HDR_LEN]>(ctx, 0) else {
+        return drop(DropReason::Malformed);
+    };
+    let l2 = unsafe { &mut *l2 };
+    l2[0..6].copy_from_slice(&out.dst_mac);
+    l2[6..12].copy_from_slice(&out.src_mac);
+    match tags_out {
+        0 => l2[12..14].copy_from_slice(&ethertype.to_be_bytes()),
+        1 => {
+            l2[12..14].copy_from_slice(&out.outer_tpid.to_be_bytes());
+            l2[14..16].copy_from_slice(&out.outer_vlan.to_be_bytes());
+            l2[16..18].copy_from_slice(&ethertype.to_be_bytes());
+        }
+        _ => {
+            l2[12..14].copy_from_slice(&out.outer_tpid.to_be_bytes());
+            l2[14..16].copy_from_slice(&out.outer_vlan.to_be_bytes());
+            l2[16..18].copy_from_slice(&ETH_P_8021Q.to_be_bytes());
+            l2[18..20].copy_from_slice(&out.inner_vlan.to_be_bytes());
+            l2[20..22].copy_from_slice(&ethertype.to_be_bytes());
+        }
+    }
+    redirect(ctx, out, out_link_id)
+}
+
+#[inline(always)]
+fn redirect(ctx: &XdpContext, out: &Link, link: u32) -> Option<Verdict> {
+    let len = (ctx.data_end() - ctx.data()) as u64;
+    Some(match TX_PORTS.redirect(out.ifindex, 0) {
+        Ok(action) => Verdict::Redirect { action, link, len },
+        Err(_) => Verdict::Drop {
+            reason: DropReason::LinkDown,
+            row: link_dir_index(link, Direction::Tx),
+        },
+    })
+}
+
+/// What the L3 stage decided.
+enum L3 {
+    Pass,
+    Drop(DropReason),
+    Route { route: Route, flow: u32, dscp: u8 },
+}
+
+/// Validate the IPv4 header, hand the MSEE's own traffic to the kernel, hash
+/// the flow and look the destination up in the routing domain. Out of line
+/// to keep each BPF function within its stack budget.
+#[inline(never)]
+fn lookup_v4(ctx: &XdpContext, l3_off: usize, frame_len: usize, domain: u32) -> L3 {
+    let Some(ip) = ptr_at::<[u8; IPV4_MIN_HDR_LEN]>(ctx, l3_off) else {
+        return L3::Drop(DropReason::Malformed);
+    };
+    let ip = unsafe { &*ip };
     let ihl = ((ip[0] & 0x0f) as usize) * 4;
-    let total_len = u16::from_be_bytes([ip[2], ip[3]]) as usize;
-    let l3_len = ctx.data_end() - ctx.data() - ETH_HDR_LEN;
-    if ip[0] >> 4 != 4 || ihl < IPV4_MIN_HDR_LEN || total_len < ihl || total_len > l3_len {
-        return Verdict::Drop(DropReason::Malformed);
+    let total_len = be16(ip, 2) as usize;
+    if ip[0] >> 4 != 4
+        || ihl < IPV4_MIN_HDR_LEN
+        || total_len < ihl
+        || l3_off + total_len > frame_len
+    {
+        return L3::Drop(DropReason::Malformed);
     }
     let dst = [ip[16], ip[17], ip[18], ip[19]];
-    if LOCAL_V4.get_ptr(dst).is_some() || dst[0] >= 224 {
-        return Verdict::Pass;
+    if dst[0] >= 224 || LOCAL_V4.get_ptr(dst).is_some() {
+        return L3::Pass;
     }
     if ip[8] <= 1 {
-        return Verdict::Drop(DropReason::TtlExpired);
+        return L3::Drop(DropReason::TtlExpired);
     }
-    let Some(route) = ROUTES_V4.get(Key::new(32, dst)) else {
-        return Verdict::Drop(DropReason::NoRoute);
-    };
-    let Some(nh) = (unsafe { NEXTHOPS.get(&route.nexthop) }) else {
-        return Verdict::Drop(DropReason::NoRoute);
-    };
-    if nh.flags & NEXTHOP_VALID == 0 {
-        return Verdict::Drop(DropReason::NoNeighbour);
+    let proto = ip[9];
+    let mut flow = flow_mix(0, u32::from_be_bytes([ip[12], ip[13], ip[14], ip[15]]));
+    flow = flow_mix(flow, u32::from_be_bytes(dst));
+    flow = flow_mix(flow, proto as u32);
+    // Ports only in a first (or unfragmented) fragment.
+    if (proto == IPPROTO_TCP || proto == IPPROTO_UDP) && be16(ip, 6) & 0x1fff == 0 {
+        if let Some(ports) = ptr_at::<[u8; 4]>(ctx, l3_off + (ihl & 0x3c)) {
+            flow = flow_mix(flow, u32::from_be_bytes(unsafe { *ports }));
+        }
     }
-
-    ipv4_decrement_ttl(ip);
-    eth[0..6].copy_from_slice(&nh.dst_mac);
-    eth[6..12].copy_from_slice(&nh.src_mac);
-    match TX_PORTS.redirect(nh.ifindex, 0) {
-        Ok(action) => Verdict::Redirect {
-            action,
-            egress_slot: nh.slot,
+    let dscp = ip[1] >> 2;
+    match ROUTES_V4.get(Key::new(64, route_key_v4(domain, dst))) {
+        Some(route) => L3::Route {
+            route: *route,
+            flow: flow_finish(flow),
+            dscp,
         },
-        Err(_) => Verdict::Drop(DropReason::NoRoute),
+        None => L3::Drop(DropReason::NoRoute),
     }
+}
+
+/// The IPv6 counterpart of `lookup_v4`, with a bounded walk of extension
+/// headers to find the transport ports.
+#[inline(never)]
+fn lookup_v6(ctx: &XdpContext, l3_off: usize, frame_len: usize, domain: u32) -> L3 {
+    let Some(ip) = ptr_at::<[u8; IPV6_HDR_LEN]>(ctx, l3_off) else {
+        return L3::Drop(DropReason::Malformed);
+    };
+    let ip = unsafe { &*ip };
+    if ip[0] >> 4 != 6 || l3_off + IPV6_HDR_LEN + be16(ip, 4) as usize > frame_len {
+        return L3::Drop(DropReason::Malformed);
+    }
+    // The destination stays in the packet: map lookups take packet pointers.
+    let dst = unsafe { &*(ip.as_ptr().add(24) as *const [u8; 16]) };
+    // Multicast (ND, ...), link-local, or one of ours.
+    if dst[0] == 0xff
+        || (dst[0] == 0xfe && dst[1] & 0xc0 == 0x80)
+        || LOCAL_V6.get_ptr(dst).is_some()
+    {
+        return L3::Pass;
+    }
+    if ip[7] <= 1 {
+        return L3::Drop(DropReason::TtlExpired);
+    }
+    let Some((next, off, first_fragment)) = walk_ext_headers(ctx, ip[6], l3_off + IPV6_HDR_LEN)
+    else {
+        return L3::Drop(DropReason::Malformed);
+    };
+    // Extension headers that claim more than the packet holds.
+    if off > l3_off + IPV6_HDR_LEN + be16(ip, 4) as usize {
+        return L3::Drop(DropReason::Malformed);
+    }
+    let mut flow = hash_v6_addresses(ip);
+    flow = flow_mix(flow, next as u32);
+    // `off` comes back from a BPF subprogram without its range; bound it
+    // again for the verifier (deeper transport headers just go unhashed).
+    if (next == IPPROTO_TCP || next == IPPROTO_UDP) && first_fragment && off < MAX_L4_OFFSET {
+        if let Some(ports) = ptr_at::<[u8; 4]>(ctx, off) {
+            flow = flow_mix(flow, u32::from_be_bytes(unsafe { *ports }));
+        }
+    }
+    let dscp = ipv6_dscp(ip);
+    match route_v6(domain, dst) {
+        Some(route) => L3::Route {
+            route,
+            flow: flow_finish(flow),
+            dscp,
+        },
+        None => L3::Drop(DropReason::NoRoute),
+    }
+}
+
+/// Hash source and destination as eight 32-bit words. Out of line, like
+/// `route_v6`, so `lookup_v6` stays within the BPF stack budget.
+#[inline(never)]
+fn hash_v6_addresses(ip: &[u8; IPV6_HDR_LEN]) -> u32 {
+    let words = unsafe { &*(ip.as_ptr().add(8) as *const [[u8; 4]; 8]) };
+    let mut flow = 0u32;
+    for w in words {
+        flow = flow_mix(flow, u32::from_ne_bytes(*w));
+    }
+    flow
+}
+
+#[inline(never)]
+fn route_v6(domain: u32, dst: &[u8; 16]) -> Option<Route> {
+    ROUTES_V6
+        .get(Key::new(32 + 128, route_key_v6(domain, *dst)))
+        .copied()
+}
+
+/// Walk at most `MAX_EXT_HEADERS` IPv6 extension headers from `off`:
+/// returns the transport protocol, its offset and whether this is a first
+/// fragment, or `None` if a header is cut short. Out of line: unrolled, the
+/// walk is what weighs on the stack.
+#[inline(never)]
+fn walk_ext_headers(ctx: &XdpContext, mut next: u8, mut off: usize) -> Option<(u8, usize, bool)> {
+    let mut first_fragment = true;
+    for _ in 0..MAX_EXT_HEADERS {
+        match next {
+            0 | 43 | 60 => {
+                let h = unsafe { &*ptr_at::<[u8; 2]>(ctx, off)? };
+                next = h[0];
+                off += (h[1] as usize + 1) * 8;
+            }
+            44 => {
+                let h = unsafe { &*ptr_at::<[u8; 8]>(ctx, off)? };
+                next = h[0];
+                first_fragment = be16(h, 2) & 0xfff8 == 0;
+                off += 8;
+            }
+            _ => break,
+        }
+    }
+    Some((next, off, first_fragment))
+}
+
+/// Pick the link for a flow: among members whose link is up, those with the
+/// best (lowest) preference; among those, the flow hash decides.
+#[inline(never)]
+fn choose_link(group: &NextHopGroup, hash: u32) -> Option<u32> {
+    let count = (group.count as usize).min(MAX_GROUP_MEMBERS);
+    let mut best = u32::MAX;
+    let mut candidates = 0u32;
+    let mut up = [false; MAX_GROUP_MEMBERS];
+    for i in 0..MAX_GROUP_MEMBERS {
+        if i >= count {
+            break;
+        }
+        let m = group.members[i];
+        if LINK_UP.get(m.link).copied() != Some(LINK_IS_UP) {
+            continue;
+        }
+        up[i] = true;
+        if m.preference < best {
+            best = m.preference;
+            candidates = 1;
+        } else if m.preference == best {
+            candidates += 1;
+        }
+    }
+    if candidates == 0 {
+        return None;
+    }
+    let mut pick = hash % candidates;
+    for i in 0..MAX_GROUP_MEMBERS {
+        if up[i] && group.members[i].preference == best {
+            if pick == 0 {
+                return Some(group.members[i].link);
+            }
+            pick -= 1;
+        }
+    }
+    None
+}
+
+/// Token bucket per (link, direction), shared by all CPUs. The bucket holds
+/// line time in picoseconds: a frame costs len * 1e12 / rate ps, exact in
+/// u64 for frames up to 16 KiB at any rate from 1 byte/s up; refill is the
+/// elapsed time. The refill interval is claimed with an exchange on
+/// `last_ns` (so CPUs never count the same nanoseconds twice) and the credit
+/// is updated with compare-and-swap. Returns whether the frame conforms.
+#[inline(never)]
+fn police(index: u32, len: u64, now: u64) -> bool {
+    let Some(cfg) = POLICER_CFG.get(index) else {
+        return true;
+    };
+    let rate = cfg.rate_bytes_per_sec;
+    if rate == 0 {
+        return true;
+    }
+    let burst = cfg.burst_ps;
+    let Some(state) = POLICER_STATE.get_ptr_mut(index) else {
+        return true;
+    };
+    let cost = policer_cost_ps(len, rate);
+    let last = unsafe { atomic_xchg::<u64, { Relaxed }>(&raw mut (*state).last_ns, now) };
+    // Time only moves forward here; a stale `last` from a racing CPU just
+    // yields no refill. Cap the interval so its picoseconds stay in range:
+    // beyond a full bucket it adds nothing anyway.
+    let elapsed = if now > last { now - last } else { 0 };
+    let cap_ns = burst / 1000 + 1;
+    let refill = if elapsed > cap_ns { cap_ns } else { elapsed } * 1000;
+    let credit = unsafe { &raw mut (*state).credit_ps };
+    for _ in 0..4 {
+        let cur = unsafe { core::ptr::read_volatile(credit) };
+        let (next, conforms) = policer_step(cur, refill, burst, cost);
+        let (_, swapped) =
+            unsafe { atomic_cxchg::<u64, { Relaxed }, { Relaxed }>(credit, cur, next) };
+        if swapped {
+            return conforms;
+        }
+    }
+    // Heavy contention: keep the refill, call the frame non-conforming.
+    unsafe { atomic_xadd::<u64, u64, { Relaxed }>(credit, refill) };
+    false
 }
 
 #[cfg(not(test))]
