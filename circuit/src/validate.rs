@@ -212,6 +212,8 @@ struct CircuitFacts<'c> {
     tier: SkuTier,
     bandwidth: u32,
     has_private_peering: bool,
+    /// IPv4 peering subnets as written (parsed leniently), for overlap checks.
+    peering_subnets: Vec<Ipv4Net>,
     reach: Vec<String>,
 }
 
@@ -580,16 +582,23 @@ pub fn validate(config: &Config, catalog: &Catalog) -> Result<Model, ValidationE
             own.push(key.clone());
             // A dot1Q VLAN equal to another circuit's S-tag (or the reverse)
             // is also ambiguous on the wire.
+            // On an ExpressRoute Direct port the S-tag identifies one
+            // circuit: no other circuit may use it, whatever its C-tags.
+            let direct = c.express_route_port.is_some();
             let clash = attachments.iter().find(|((g, outer, inner), _)| {
                 *g == key.0
                     && *outer == key.1
-                    && (inner.is_none() || key.2.is_none() || *inner == key.2)
+                    && (direct || inner.is_none() || key.2.is_none() || *inner == key.2)
             });
             if let Some((_, other)) = clash
                 && !other.starts_with(&format!("{cp}."))
             {
                 let tag = match key.2 {
                     None => format!("VLAN {}", key.1),
+                    Some(_) if direct => format!(
+                        "S-tag {} (on ExpressRoute Direct the S-tag identifies one circuit)",
+                        key.1
+                    ),
                     Some(ct) => format!("S-tag {} C-tag {ct}", key.1),
                 };
                 v.err(
@@ -612,6 +621,19 @@ pub fn validate(config: &Config, catalog: &Catalog) -> Result<Model, ValidationE
                 .iter()
                 .any(|p| p.peering_type == PeeringType::AzurePrivatePeering),
             reach: reach.clone(),
+            peering_subnets: c
+                .peerings
+                .iter()
+                .flat_map(|p| {
+                    [
+                        &p.peer_address_prefix,
+                        &p.primary_peer_address_prefix,
+                        &p.secondary_peer_address_prefix,
+                    ]
+                })
+                .filter_map(|t| t.as_deref()?.trim().parse::<Ipv4Net>().ok())
+                .map(|n| n.trunc())
+                .collect(),
         });
         built.push(if ok {
             let loc = location.expect("checked above");
@@ -802,6 +824,31 @@ pub fn validate(config: &Config, catalog: &Catalog) -> Result<Model, ValidationE
         }
     }
 
+    // Overlapping VNets on one circuit make its routes ambiguous: accepted
+    // (Azure accepts it too), with a warning.
+    for circuit in built.iter().flatten() {
+        let linked: Vec<&model::VirtualNetwork> = circuit
+            .vnet_links
+            .iter()
+            .filter_map(|n| vnets.iter().flatten().find(|v| &v.name == n))
+            .collect();
+        for (i, a) in linked.iter().enumerate() {
+            for b in &linked[i + 1..] {
+                if let Some((x, y)) = a.address_prefixes.iter().find_map(|x| {
+                    b.address_prefixes
+                        .iter()
+                        .find(|y| x.contains(*y) || y.contains(x))
+                        .map(|y| (x, y))
+                }) {
+                    v.warnings.push(format!(
+                        "circuit {:?}: linked virtual networks {:?} ({x}) and {:?} ({y}) overlap; routes to the overlap are ambiguous",
+                        circuit.name, a.name, b.name
+                    ));
+                }
+            }
+        }
+    }
+
     // ---- Global Reach
     let mut pairs: Vec<(GlobalReachPair, String)> = Vec::new();
     for d in &gr_decls {
@@ -893,7 +940,21 @@ pub fn validate(config: &Config, catalog: &Catalog) -> Result<Model, ValidationE
             continue;
         }
         if let Some(prefix) = d.prefix {
-            if let Some((p, at)) = pairs.iter().find(|(p, _)| p.address_prefix == prefix) {
+            if let Some((side, used)) = [a, b].iter().find_map(|f| {
+                f.peering_subnets
+                    .iter()
+                    .find(|n| n.contains(&prefix) || prefix.contains(*n))
+                    .map(|n| (f.name.as_str(), n))
+            }) {
+                v.err(
+                    format!("{}.addressPrefix", d.path),
+                    format!("{prefix} overlaps {used}, a peering subnet of {side:?}; the Global Reach /29 must not overlap the circuits' peering addresses"),
+                );
+                continue;
+            }
+            if let Some((p, at)) = pairs.iter().find(|(p, _)| {
+                p.address_prefix.contains(&prefix) || prefix.contains(&p.address_prefix)
+            }) {
                 v.err(
                     format!("{}.addressPrefix", d.path),
                     format!("{prefix} is already used by {at} ({} - {}); each Global Reach connection needs its own /29", p.a, p.b),
@@ -1259,11 +1320,10 @@ fn public_prefix(v: &mut Validator, path: &str, text: &str, want_v6: bool) -> Op
     }
 }
 
-fn overlaps4(a: Ipv4Net, b: Ipv4Net) -> bool {
-    a.contains(&b.network()) || b.contains(&a.network())
-}
-
-fn non_public_v4(n: Ipv4Net) -> Option<&'static str> {
+fn non_public_v4(n: Ipv4Net) -> Option<String> {
+    if n.prefix_len() == 0 {
+        return Some("the default route".to_string());
+    }
     let net = |a: [u8; 4], l: u8| Ipv4Net::new(Ipv4Addr::from(a), l).expect("valid");
     let table = [
         (net([10, 0, 0, 0], 8), "private (RFC 1918)"),
@@ -1275,24 +1335,29 @@ fn non_public_v4(n: Ipv4Net) -> Option<&'static str> {
         (net([224, 0, 0, 0], 4), "multicast"),
         (net([0, 0, 0, 0], 8), "\"this network\" (RFC 1122)"),
     ];
-    table
-        .iter()
-        .find(|(r, _)| overlaps4(*r, n))
-        .map(|(_, why)| *why)
+    for (range, why) in table {
+        if range.contains(&n) {
+            return Some(why.to_string());
+        }
+        if n.contains(&range) {
+            return Some(format!("covering {range}, which is {why}"));
+        }
+    }
+    None
 }
 
-fn non_public_v6(n: Ipv6Net) -> Option<&'static str> {
+fn non_public_v6(n: Ipv6Net) -> Option<String> {
     let seg0 = n.network().segments()[0];
     if n.prefix_len() == 0 {
-        Some("the default route")
+        Some("the default route".to_string())
     } else if seg0 & 0xfe00 == 0xfc00 {
-        Some("a unique local address (RFC 4193)")
+        Some("a unique local address (RFC 4193)".to_string())
     } else if seg0 & 0xffc0 == 0xfe80 {
-        Some("link-local")
+        Some("link-local".to_string())
     } else if seg0 & 0xff00 == 0xff00 {
-        Some("multicast")
+        Some("multicast".to_string())
     } else if n.network() == Ipv6Addr::LOCALHOST {
-        Some("loopback")
+        Some("loopback".to_string())
     } else {
         None
     }

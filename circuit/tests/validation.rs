@@ -888,3 +888,89 @@ peeringType = "AzurePrivatePeering"
 peerAsn = 65001
 vlanId = 100
 "#;
+
+#[test]
+fn s_tag_identifies_one_circuit_on_a_direct_port() {
+    let mut c = base();
+    c.express_route_ports
+        .push(direct_port("p", 10, Encapsulation::QinQ));
+    c.circuits.push(circuit(1, "Amsterdam", SkuTier::Standard));
+    for (i, ct) in [(0, 10), (1, 11)] {
+        let x = &mut c.circuits[i];
+        x.express_route_port = Some("p".into());
+        let p = &mut x.peerings[0];
+        p.vlan_id = None;
+        p.s_tag = Some(400);
+        p.c_tag = Some(ct);
+    }
+    refused_once(
+        &c,
+        "circuits[1].peerings[0].sTag",
+        "S-tag 400 (on ExpressRoute Direct the S-tag identifies one circuit) is already used on port \"p\" by circuits[0].peerings[0]",
+    );
+    c.circuits[1].peerings[0].s_tag = Some(401);
+    valid(&c);
+}
+
+#[test]
+fn global_reach_prefix_must_not_overlap_peering_subnets_or_another_pair() {
+    let mut c = base();
+    c.circuits.push(circuit(1, "London", SkuTier::Standard));
+    c.circuits.push(circuit(2, "Dublin", SkuTier::Standard));
+    c.circuits[0].peerings[0]
+        .connections
+        .push(global_reach("a", "192.168.1.0/29", "c1"));
+    refused_once(
+        &c,
+        "circuits[0].peerings[0].connections[0].addressPrefix",
+        "overlaps 192.168.1.0/30, a peering subnet of \"c1\"",
+    );
+    c.circuits[0].peerings[0].connections[0].address_prefix = "172.31.0.0/29".into();
+    c.circuits[0].peerings[0]
+        .connections
+        .push(global_reach("b", "172.31.0.0/29", "c2"));
+    refused_once(
+        &c,
+        "circuits[0].peerings[0].connections[1].addressPrefix",
+        "is already used by circuits[0].peerings[0].connections[0]",
+    );
+}
+
+#[test]
+fn microsoft_peering_refuses_default_route_and_covering_prefixes() {
+    for (prefix, needle) in [
+        ("0.0.0.0/0", "is the default route"),
+        (
+            "8.0.0.0/6",
+            "covering 10.0.0.0/8, which is private (RFC 1918)",
+        ),
+        ("100.64.1.0/24", "shared address space"),
+    ] {
+        let mut c = base();
+        let mut ms = microsoft_peering();
+        ms.microsoft_peering_config
+            .as_mut()
+            .unwrap()
+            .advertised_public_prefixes = vec![prefix.into()];
+        c.circuits[0].peerings.push(ms);
+        refused_once(
+            &c,
+            "circuits[0].peerings[1].microsoftPeeringConfig.advertisedPublicPrefixes[0]",
+            needle,
+        );
+    }
+}
+
+#[test]
+fn overlapping_vnets_on_one_circuit_are_accepted_with_a_warning() {
+    let mut c = base();
+    c.virtual_networks
+        .push(vnet("a", "West Europe", &["10.0.0.0/16"]));
+    c.virtual_networks
+        .push(vnet("b", "North Europe", &["10.0.128.0/17"]));
+    c.connections.push(link("la", "a", "c0"));
+    c.connections.push(link("lb", "b", "c0"));
+    let m = valid(&c);
+    assert_eq!(m.warnings.len(), 1, "{:?}", m.warnings);
+    assert!(m.warnings[0].contains("\"a\" (10.0.0.0/16) and \"b\" (10.0.128.0/17) overlap"));
+}
