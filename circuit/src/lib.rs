@@ -17,6 +17,7 @@
 //! assert!(!model.circuits.is_empty());
 //! ```
 
+pub mod azure;
 pub mod catalog;
 pub mod community;
 pub mod config;
