@@ -1,6 +1,8 @@
 //! The declarative ExpressRoute circuit model.
 //!
 //! - [`config`]: the file format (TOML or JSON, Azure's field names).
+//! - [`azure`]: import of circuits from Azure's own JSON (`az network
+//!   express-route show/list` output, REST resources).
 //! - [`catalog`]: peering locations, regions, areas and communities
 //!   (`data/catalog.toml`, embedded).
 //! - [`validate`](mod@validate): checks a config as a whole against the catalog and

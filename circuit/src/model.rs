@@ -211,9 +211,11 @@ pub struct RouteLimits {
     /// Prefixes the customer may advertise per session before it is torn down.
     pub from_customer_ipv4: u32,
     pub from_customer_ipv6: u32,
-    /// Prefixes Azure advertises to the customer at most.
-    pub to_customer_ipv4: u32,
-    pub to_customer_ipv6: u32,
+    /// VNet prefixes Azure advertises to the customer at most (private
+    /// peering). `None` on Microsoft peering, whose advertisements are the
+    /// service prefixes a route filter selects, not capped by this limit.
+    pub to_customer_ipv4: Option<u32>,
+    pub to_customer_ipv6: Option<u32>,
 }
 
 impl RouteLimits {
@@ -225,14 +227,14 @@ impl RouteLimits {
                     SkuTier::Local | SkuTier::Standard => 4_000,
                 },
                 from_customer_ipv6: 100,
-                to_customer_ipv4: 1_000,
-                to_customer_ipv6: 100,
+                to_customer_ipv4: Some(1_000),
+                to_customer_ipv6: Some(100),
             },
             PeeringType::MicrosoftPeering => Self {
                 from_customer_ipv4: 200,
                 from_customer_ipv6: 200,
-                to_customer_ipv4: 1_000,
-                to_customer_ipv6: 100,
+                to_customer_ipv4: None,
+                to_customer_ipv6: None,
             },
         }
     }
@@ -260,8 +262,8 @@ pub struct Session {
     pub bfd: bool,
     /// Prefixes accepted from the customer before the session is torn down.
     pub max_prefixes: u32,
-    /// Prefixes advertised to the customer at most.
-    pub max_advertised: u32,
+    /// Prefixes advertised to the customer at most (`None`: not capped).
+    pub max_advertised: Option<u32>,
 }
 
 /// Identity of a session across reloads.
