@@ -230,6 +230,40 @@ mod tests {
     }
 
     #[test]
+    fn documented_community_values() {
+        let c = Catalog::embedded();
+        for (region, value) in [
+            ("West Europe", 51002),
+            ("North Europe", 51003),
+            ("East US", 51004),
+            ("West US", 51006),
+        ] {
+            assert_eq!(
+                c.region(region).unwrap().community,
+                Community::new(12076, value),
+                "{region}"
+            );
+        }
+        let services: Vec<u16> = c
+            .service_communities
+            .iter()
+            .map(|s| s.community.value)
+            .collect();
+        assert_eq!(services, [5010, 5020, 5030, 5040, 5050, 5100]);
+        for l in [
+            "Dublin",
+            "Silicon Valley",
+            "London",
+            "Tokyo",
+            "Singapore",
+            "Sydney",
+            "Frankfurt",
+        ] {
+            assert_eq!(c.peering_location(l).unwrap().local_regions.len(), 1, "{l}");
+        }
+    }
+
+    #[test]
     fn inconsistent_catalog_is_refused() {
         let text = r#"
 regions = [{ id = "westeurope", name = "West Europe", area = "Europe", community = "12076:51002" }]

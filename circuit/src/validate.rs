@@ -238,7 +238,9 @@ pub fn validate(config: &Config, catalog: &Catalog) -> Result<Model, ValidationE
     let mut ports: HashMap<&str, &config::ExpressRoutePort> = HashMap::new();
     for (i, port) in config.express_route_ports.iter().enumerate() {
         let p = format!("expressRoutePorts[{i}]");
-        if ports.insert(port.name.as_str(), port).is_some() {
+        if port.name.trim().is_empty() {
+            v.err(format!("{p}.name"), "port name is empty");
+        } else if ports.insert(port.name.as_str(), port).is_some() {
             v.err(
                 format!("{p}.name"),
                 format!("duplicate port name {:?}", port.name),
@@ -297,7 +299,15 @@ pub fn validate(config: &Config, catalog: &Catalog) -> Result<Model, ValidationE
                     Ok(c) => match catalog.community(c) {
                         None => v.err(
                             cp,
-                            format!("{c} is neither a Microsoft service community (12076:5010, 5020, 5030, 5040, 5050, 5100) nor a region community of the catalog"),
+                            format!(
+                                "{c} is neither a Microsoft service community ({}) nor a region community (12076:51xxx) of the catalog",
+                                catalog
+                                    .service_communities
+                                    .iter()
+                                    .map(|s| format!("{} {}", s.community, s.name))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
                         ),
                         Some(_) => {
                             if !communities.contains(&c) {
