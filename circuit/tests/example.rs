@@ -55,3 +55,19 @@ fn example_round_trips_through_json() {
     let from_toml = circuit::load_toml(&example()).unwrap();
     assert_eq!(from_json, from_toml);
 }
+
+#[test]
+fn json_files_load_by_extension() {
+    let config = circuit::Config::from_toml_str(&example()).unwrap();
+    let dir = std::env::temp_dir().join(format!("circuit-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("lab.json");
+    std::fs::write(&path, serde_json::to_string(&config).unwrap()).unwrap();
+    let model = circuit::load_file(&path);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(model.unwrap(), circuit::load_toml(&example()).unwrap());
+    assert!(matches!(
+        circuit::load_file("/nonexistent/lab.toml"),
+        Err(circuit::LoadError::Io { .. })
+    ));
+}
