@@ -15,8 +15,8 @@ use ipnet::IpNet;
 use msee_abi::{
     Attachment, AttachmentKey, COUNTER_ROWS, DSCP_MAP_LEN, Direction, GroupMember, LINK_DOWN,
     LINK_IS_UP, Link, LinkCounters, MAX_GROUP_MEMBERS, MAX_GROUPS, MAX_LINKS, MSEE_PROGRAM,
-    NextHopGroup, PS_PER_SEC, PeeringKind, PolicerConfig, Route, RouteKeyV4, RouteKeyV6,
-    UNATTRIBUTED_ROW, link_dir_index, maps, route_key_v4, route_key_v6,
+    NextHopGroup, PS_PER_SEC, PeeringKind, PolicerConfig, PolicerState, Route, RouteKeyV4,
+    RouteKeyV6, UNATTRIBUTED_ROW, link_dir_index, maps, route_key_v4, route_key_v6,
 };
 
 /// How to attach to an interface.
@@ -430,6 +430,14 @@ impl Msee {
         let mut m: Array<_, PolicerConfig> = self.map_mut(maps::POLICER_CFG)?;
         m.set(link_dir_index(link, dir), cfg, 0)
             .map_err(map_err(maps::POLICER_CFG))
+    }
+
+    /// The bucket of (link, direction) as the kernel left it.
+    pub fn policer_state(&self, link: u32, dir: Direction) -> Result<PolicerState> {
+        check_range("link id", link, MAX_LINKS)?;
+        let m: Array<_, PolicerState> = self.map_ref(maps::POLICER_STATE)?;
+        m.get(&link_dir_index(link, dir), 0)
+            .map_err(map_err(maps::POLICER_STATE))
     }
 
     // ---- Counters.

@@ -1,0 +1,240 @@
+//! A lab whose MSEE is programmed directly through the dataplane API, so a
+//! test can set up circuits, flip links and read counters itself.
+//!
+//! Links: 0 = primary, 1 = secondary, 2 = Azure side (one per MSEE port).
+//! The test decides which circuit, peering and routing domain each port's
+//! attachment belongs to.
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddrV4, UdpSocket},
+    os::fd::AsRawFd,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result};
+use dataplane::{AttachMode, LoadOptions, Msee};
+use lab::{IF_AZURE, IF_AZURE_PEER, IF_PRIMARY, IF_SECONDARY, Lab, Topology, in_netns, ip_ns};
+use msee_abi::{Attachment, AttachmentKey, GroupMember, Link, LinkRole, PeeringKind};
+
+pub const PRIMARY: u32 = 0;
+pub const SECONDARY: u32 = 1;
+pub const AZURE: u32 = 2;
+
+/// An on-prem LAN address behind both customer links.
+pub const ONPREM_LAN: Ipv4Addr = Ipv4Addr::new(172, 16, 0, 10);
+
+pub struct LabDataplane {
+    pub msee: Msee,
+    pub topo: Topology,
+    pub port_mac: [[u8; 6]; 3],
+    pub port_ifindex: [u32; 3],
+    // Dropped last: the program detaches (with `msee`) before the lab goes.
+    pub lab: Lab,
+}
+
+impl LabDataplane {
+    /// Bring a lab up, load `msee`, describe the three links (untagged),
+    /// and attach in native mode. Attachments and routes are the test's.
+    pub fn up(prefix: &str) -> Result<Self> {
+        let topo = Topology::new(prefix)?;
+        let lab = Lab::up(topo.clone())?;
+        let (msee_ns, onprem, azure) = (topo.ns_msee(), topo.ns_onprem(), topo.ns_azure());
+        let ports = [IF_PRIMARY, IF_SECONDARY, IF_AZURE];
+        let mut port_mac = [[0u8; 6]; 3];
+        let mut port_ifindex = [0u32; 3];
+        for (i, ifname) in ports.iter().enumerate() {
+            port_mac[i] = lab::mac_of(&msee_ns, ifname)?;
+            port_ifindex[i] = lab::ifindex_of(&msee_ns, ifname)?;
+        }
+        let neighbours = [
+            lab::mac_of(&onprem, IF_PRIMARY)?,
+            lab::mac_of(&onprem, IF_SECONDARY)?,
+            lab::mac_of(&azure, IF_AZURE_PEER)?,
+        ];
+        // The on-prem LAN, reachable over either link; Azure routes it via the MSEE.
+        ip_ns(
+            &onprem,
+            &["addr", "add", &format!("{ONPREM_LAN}/32"), "dev", "lo"],
+        )?;
+        for key in [
+            "net.ipv4.conf.all.rp_filter",
+            "net.ipv4.conf.default.rp_filter",
+        ] {
+            lab::run(
+                "ip",
+                &[
+                    "netns",
+                    "exec",
+                    &onprem,
+                    "sysctl",
+                    "-q",
+                    "-w",
+                    &format!("{key}=2"),
+                ],
+            )?;
+        }
+        ip_ns(
+            &azure,
+            &[
+                "route",
+                "add",
+                "172.16.0.0/16",
+                "via",
+                &topo.azure_link_msee.to_string(),
+            ],
+        )?;
+
+        let ifindexes = port_ifindex;
+        let msee = in_netns(&msee_ns, move || -> Result<Msee> {
+            let mut m = Msee::load(&LoadOptions::default())?;
+            for (link, ifindex) in ifindexes.iter().enumerate() {
+                m.add_port(*ifindex)?;
+                m.attach(*ifindex, AttachMode::Native)?;
+                let _ = link;
+            }
+            Ok(m)
+        })??;
+        let mut me = Self {
+            msee,
+            topo,
+            port_mac,
+            port_ifindex,
+            lab,
+        };
+        for (link, role) in [
+            (PRIMARY, LinkRole::Primary),
+            (SECONDARY, LinkRole::Secondary),
+            (AZURE, LinkRole::Azure),
+        ] {
+            me.msee.set_link(
+                link,
+                Link {
+                    ifindex: me.port_ifindex[link as usize],
+                    role: role as u8,
+                    src_mac: me.port_mac[link as usize],
+                    dst_mac: neighbours[link as usize],
+                    circuit: 1,
+                    ..Default::default()
+                },
+            )?;
+            me.msee.set_link_state(link, true)?;
+        }
+        for addr in [
+            me.topo.primary.msee,
+            me.topo.secondary.msee,
+            me.topo.azure_link_msee,
+        ] {
+            me.msee.add_local(IpAddr::V4(addr))?;
+        }
+        Ok(me)
+    }
+
+    /// Frames arriving on `link`'s port belong to `circuit`'s `peering`, routed in `domain`.
+    pub fn attach_link(
+        &mut self,
+        link: u32,
+        circuit: u32,
+        peering: PeeringKind,
+        domain: u32,
+    ) -> Result<()> {
+        let role = match link {
+            PRIMARY => LinkRole::Primary,
+            SECONDARY => LinkRole::Secondary,
+            _ => LinkRole::Azure,
+        };
+        self.msee.set_attachment(
+            AttachmentKey {
+                ifindex: self.port_ifindex[link as usize],
+                outer_vlan: 0,
+                inner_vlan: 0,
+            },
+            Attachment {
+                link,
+                domain,
+                circuit,
+                peering: peering as u8,
+                role: role as u8,
+                mac: self.port_mac[link as usize],
+                ..Default::default()
+            },
+        )?;
+        Ok(())
+    }
+
+    pub fn group(&mut self, id: u32, links: &[(u32, u32)]) -> Result<()> {
+        let members: Vec<GroupMember> = links
+            .iter()
+            .map(|(link, preference)| GroupMember {
+                link: *link,
+                preference: *preference,
+            })
+            .collect();
+        Ok(self.msee.set_group(id, &members)?)
+    }
+}
+
+/// A UDP socket in `ns`, bound to `addr:port`, optionally to a device and a TOS.
+pub fn udp_socket(
+    ns: &str,
+    addr: Ipv4Addr,
+    port: u16,
+    dev: Option<&str>,
+    tos: Option<u8>,
+) -> Result<UdpSocket> {
+    let dev = dev.map(str::to_owned);
+    in_netns(ns, move || -> Result<UdpSocket> {
+        let s = UdpSocket::bind(SocketAddrV4::new(addr, port))?;
+        unsafe {
+            if let Some(dev) = &dev {
+                let rc = libc::setsockopt(
+                    s.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_BINDTODEVICE,
+                    dev.as_ptr().cast(),
+                    dev.len() as u32,
+                );
+                anyhow::ensure!(
+                    rc == 0,
+                    "SO_BINDTODEVICE: {}",
+                    std::io::Error::last_os_error()
+                );
+            }
+            if let Some(tos) = tos {
+                let v = tos as libc::c_int;
+                let rc = libc::setsockopt(
+                    s.as_raw_fd(),
+                    libc::IPPROTO_IP,
+                    libc::IP_TOS,
+                    (&v as *const libc::c_int).cast(),
+                    4,
+                );
+                anyhow::ensure!(rc == 0, "IP_TOS: {}", std::io::Error::last_os_error());
+            }
+            let big: libc::c_int = 8 << 20;
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                (&big as *const libc::c_int).cast(),
+                4,
+            );
+        }
+        s.set_read_timeout(Some(Duration::from_millis(200)))?;
+        Ok(s)
+    })?
+    .context("creating a UDP socket")
+}
+
+/// Count datagrams arriving on `rx` until `expected` came or 2 s passed without any.
+pub fn drain(rx: &UdpSocket, expected: u64) -> u64 {
+    let mut buf = [0u8; 2048];
+    let mut got = 0;
+    let mut idle = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while got < expected && idle.elapsed() < Duration::from_secs(2) && Instant::now() < deadline {
+        if rx.recv(&mut buf).is_ok() {
+            got += 1;
+            idle = Instant::now();
+        }
+    }
+    got
+}
