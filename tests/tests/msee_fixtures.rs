@@ -83,7 +83,11 @@ fn role(link: u32) -> LinkRole {
 }
 
 fn fixture() -> Msee {
-    let mut m = Msee::load(&LoadOptions::default()).expect("load msee");
+    fixture_with(&LoadOptions::default())
+}
+
+fn fixture_with(opts: &LoadOptions) -> Msee {
+    let mut m = Msee::load(opts).expect("load msee");
     m.add_port(LO).unwrap();
     for link in 0..LINKS {
         let (domain, circuit, peering) = match link {
@@ -222,6 +226,30 @@ fn out_link(frame: &[u8]) -> u32 {
     (0..LINKS)
         .find(|l| neighbour_mac(*l) == mac)
         .unwrap_or_else(|| panic!("unknown dst MAC {mac:02x?}"))
+}
+
+/// A bpffs pin directory removed on drop, even when the test fails.
+struct PinDir(std::path::PathBuf);
+
+impl PinDir {
+    fn new(tag: &str) -> Self {
+        Self(std::path::PathBuf::from(format!(
+            "/sys/fs/bpf/msee-{tag}-{}",
+            std::process::id()
+        )))
+    }
+    fn options(&self) -> LoadOptions {
+        LoadOptions {
+            pin_dir: Some(self.0.clone()),
+            ..Default::default()
+        }
+    }
+}
+
+impl Drop for PinDir {
+    fn drop(&mut self) {
+        let _ = Msee::unpin(&self.0);
+    }
 }
 
 macro_rules! root_only {
@@ -772,11 +800,8 @@ fn replacing_a_route_moves_it_in_one_update() {
 #[test]
 fn pinned_maps_are_adopted_by_the_next_load() {
     root_only!("pinned_maps_are_adopted_by_the_next_load");
-    let dir = std::path::PathBuf::from(format!("/sys/fs/bpf/msee-test-{}", std::process::id()));
-    let opts = LoadOptions {
-        pin_dir: Some(dir.clone()),
-        ..Default::default()
-    };
+    let pins = PinDir::new("adopt");
+    let opts = pins.options();
     {
         let mut m = Msee::load(&opts).unwrap();
         m.set_group(
@@ -799,8 +824,75 @@ fn pinned_maps_are_adopted_by_the_next_load() {
     let adopted = m.route(4, "10.44.0.0/16".parse().unwrap()).unwrap();
     let link_up = m.link_state(3).unwrap();
     drop(m);
-    Msee::unpin(&dir).unwrap();
+    Msee::unpin(&pins.0).unwrap();
     assert_eq!(adopted, Some(Route { group: 9, flags: 0 }));
     assert!(link_up);
-    assert!(!dir.exists());
+    assert!(!pins.0.exists());
+}
+
+#[test]
+fn a_prefix_that_stays_routed_is_never_missing_under_churn() {
+    root_only!("a_prefix_that_stays_routed_is_never_missing_under_churn");
+    // Two handles on the same pinned maps: one churns, one forwards.
+    let pins = PinDir::new("churn");
+    let opts = pins.options();
+    let mut forwarder = fixture_with(&opts);
+    let mut churner = Msee::load(&opts).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let churn = std::thread::spawn(move || {
+        let mut rounds = 0u32;
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            // Move the stable prefix between groups, and add and remove
+            // neighbours around it (more and less specific).
+            let group = if rounds % 2 == 0 {
+                G_C1_AZURE
+            } else {
+                G_C1_CUSTOMER
+            };
+            churner
+                .upsert_route(1, "10.1.0.0/16".parse().unwrap(), Route { group, flags: 0 })
+                .unwrap();
+            churner
+                .upsert_route(
+                    1,
+                    "10.1.128.0/17".parse().unwrap(),
+                    Route {
+                        group: G_C1_AZURE,
+                        flags: 0,
+                    },
+                )
+                .unwrap();
+            churner
+                .upsert_route(
+                    1,
+                    "10.0.0.0/8".parse().unwrap(),
+                    Route {
+                        group: G_C1_AZURE,
+                        flags: 0,
+                    },
+                )
+                .unwrap();
+            churner
+                .remove_route(1, "10.1.128.0/17".parse().unwrap())
+                .unwrap();
+            churner
+                .remove_route(1, "10.0.0.0/8".parse().unwrap())
+                .unwrap();
+            rounds += 1;
+        }
+        rounds
+    });
+    let frame = v4([192, 168, 1, 10], [10, 1, 0, 4], C1_PRIMARY).build();
+    for _ in 0..20_000 {
+        let (verdict, _) = forwarder.test_run(&frame, LO).unwrap();
+        assert_eq!(
+            verdict, XDP_REDIRECT,
+            "10.1.0.0/16 was missing for a moment"
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let rounds = churn.join().unwrap();
+    assert_eq!(rx(&forwarder, C1_PRIMARY).dropped(DropReason::NoRoute), 0);
+    assert!(rounds > 10, "the churn ran ({rounds} rounds)");
 }
