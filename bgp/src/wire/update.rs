@@ -249,6 +249,13 @@ impl Update {
         })
     }
 
+    /// Applies RFC 7606 treat-as-withdraw for a reason found outside the
+    /// codec (e.g. an eBGP AS_PATH not starting with the peer's AS).
+    pub fn treat_as_withdraw(&mut self, type_code: u8, reason: &'static str) {
+        issue(self, type_code, ErrorAction::TreatAsWithdraw, reason);
+        apply_treat_as_withdraw(self);
+    }
+
     /// IPv6 prefixes announced by this UPDATE.
     pub fn announced_v6(&self) -> &[Ipv6Net] {
         self.mp_reach().map_or(&[], |r| &r.nlri)
