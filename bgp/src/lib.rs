@@ -24,6 +24,7 @@
 //! dependency, so the codec is written here.
 
 pub mod fsm;
+#[cfg(feature = "transport")]
 pub mod transport;
 pub mod wire;
 
