@@ -495,7 +495,7 @@ fn decode_known(type_code: u8, v: &[u8]) -> Result<PathAttribute, &'static str> 
             address: Ipv4Addr::new(v[4], v[5], v[6], v[7]),
         },
         attr::AGGREGATOR => return Err("AGGREGATOR length is not 8"),
-        attr::COMMUNITIES if !v.is_empty() && v.len() % 4 == 0 => {
+        attr::COMMUNITIES if !v.is_empty() && v.len().is_multiple_of(4) => {
             PathAttribute::Communities(v.chunks_exact(4).map(u32_of).collect())
         }
         attr::COMMUNITIES => return Err("COMMUNITIES length is 0 or not a multiple of 4"),
@@ -579,14 +579,12 @@ fn check_mandatory(u: &mut Update) {
     if !reaches || u.treated_as_withdraw() {
         return;
     }
-    // Attributes already reported as malformed are not "missing" again.
-    let reported = |u: &Update, t| u.issues.iter().any(|i| i.type_code == t);
     for (t, needed, reason) in [
         (attr::ORIGIN, true, "ORIGIN missing"),
         (attr::AS_PATH, true, "AS_PATH missing"),
         (attr::NEXT_HOP, !u.nlri.is_empty(), "NEXT_HOP missing"),
     ] {
-        if needed && !has(u, t) && !reported(u, t) {
+        if needed && !has(u, t) {
             issue(u, t, ErrorAction::TreatAsWithdraw, reason);
         }
     }

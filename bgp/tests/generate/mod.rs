@@ -87,9 +87,13 @@ pub fn open(r: &mut Rng) -> Open {
 /// A clean UPDATE: unique attribute types, mandatory attributes present
 /// whenever something is announced, so decode(encode(u)) == u.
 pub fn update(r: &mut Rng) -> Update {
-    let mut u = Update::default();
-    u.withdrawn = (0..r.below(5)).map(|_| v4_prefix(r)).collect();
-    u.nlri = (0..r.below(5)).map(|_| v4_prefix(r)).collect();
+    let withdrawn = (0..r.below(5)).map(|_| v4_prefix(r)).collect();
+    let nlri = (0..r.below(5)).map(|_| v4_prefix(r)).collect();
+    let mut u = Update {
+        withdrawn,
+        nlri,
+        ..Update::default()
+    };
     if r.below(3) == 0 {
         u.attributes.push(PathAttribute::MpUnreach(MpUnreach {
             withdrawn: (0..r.below(4)).map(|_| v6_prefix(r)).collect(),
