@@ -616,3 +616,22 @@ fn every_truncation_is_an_error() {
         }
     }
 }
+
+/// The fuzz seeds in `fuzz/seeds` are valid, clean messages (so the fuzzer
+/// starts past the marker and length checks) and round-trip exactly.
+#[test]
+fn fuzz_seeds_are_valid_messages() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let b = std::fs::read(&path).unwrap();
+        let m = Message::decode(&b).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        if let Message::Update(u) = &m {
+            assert!(u.issues.is_empty(), "{}: {u:?}", path.display());
+        }
+        assert_eq!(m.encode().unwrap(), b, "{}", path.display());
+        n += 1;
+    }
+    assert_eq!(n, 7);
+}
