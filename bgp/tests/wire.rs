@@ -328,12 +328,14 @@ fn update_session_reset_cases() {
         reset(&raw_update(&[], &with(&unknown), NLRI_10_1)),
         Notification::new(3, UNRECOGNIZED_WELL_KNOWN_ATTRIBUTE, unknown.to_vec())
     );
-    // Attribute overrun in an UPDATE with no locatable NLRI: could hide an
-    // MP_REACH, so reset.
-    assert_eq!(
-        reset(&raw_update(&[], &[0x40, 1, 5, 0], &[])),
-        Notification::new(3, MALFORMED_ATTRIBUTE_LIST, vec![])
-    );
+    // Overrun in the first attribute of an UPDATE without IPv4 NLRI: an
+    // MP_REACH could hide in it, so reset (a truncated header too).
+    for attrs in [&[0x40, 1, 5, 0][..], &[0x80, 14], &[0x90, 14, 0]] {
+        assert_eq!(
+            reset(&raw_update(&[8, 11], attrs, &[])),
+            Notification::new(3, MALFORMED_ATTRIBUTE_LIST, vec![])
+        );
+    }
 }
 
 #[test]
@@ -427,8 +429,11 @@ fn treat_as_withdraw_per_attribute() {
         (attr::NEXT_HOP, [&org[..], &asp].concat()),
         (attr::ORIGIN, [&asp[..], &nh].concat()),
         (attr::AS_PATH, [&org[..], &nh].concat()),
-        // Attribute overrun with IPv4 NLRI present (NLRI still locatable).
+        // Attribute overrun with IPv4 NLRI present (NLRI still locatable),
+        // and fewer octets left than an attribute header (RFC 7606 §4).
         (attr::MULTI_EXIT_DISC, with(&[0x80, 4, 4, 0, 0])),
+        (attr::MULTI_EXIT_DISC, with(&[0x80, 4])),
+        (0, with(&[0x80])),
     ];
     for (t, attrs) in cases {
         let u = decode_update(&raw_update(&[8, 11], &attrs, NLRI_10_1));
@@ -488,6 +493,21 @@ fn mp_reach_with_wrong_flags_is_parsed_then_withdrawn() {
     let d = decode_update(&raw_update(&[], &with(&mp), &[]));
     assert!(d.treated_as_withdraw());
     assert_eq!(d.withdrawn_v6(), &[p6("2001::/16")]);
+}
+
+#[test]
+fn overrun_after_mp_attributes_withdraws_their_prefixes() {
+    // MP_UNREACH first (RFC 7606 §5.1), then an ORIGIN overrunning the field.
+    let mut attrs = vec![0x80, 15, 6, 0, 2, 1, 16, 0x20, 0x01];
+    attrs.extend_from_slice(&[0x40, 1, 9, 0]);
+    let u = decode_update(&raw_update(&[], &attrs, &[]));
+    assert!(u.treated_as_withdraw());
+    assert_eq!(u.withdrawn_v6(), &[p6("2001::/16")]);
+    // Overrun after a non-MP attribute: no MP attribute can follow a
+    // compliant first attribute, so withdraw rather than reset.
+    let u = decode_update(&raw_update(&[8, 11], &[0x40, 1, 1, 0, 0x80, 4, 9], &[]));
+    assert!(u.treated_as_withdraw());
+    assert_eq!(u.withdrawn, vec![p4("11.0.0.0/8")]);
 }
 
 // ----------------------------------------------------------- attribute discard

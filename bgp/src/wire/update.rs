@@ -358,32 +358,30 @@ fn decode_attributes(buf: &[u8], opts: DecodeOptions, u: &mut Update) -> Result<
     let mut pos = 0;
     while pos < buf.len() {
         let rest = &buf[pos..];
-        let hdr = if rest.len() >= 2 && rest[0] & flag::EXTENDED_LENGTH != 0 {
+        // `rest` is non-empty here.
+        let hdr = if rest[0] & flag::EXTENDED_LENGTH != 0 {
             4
         } else {
             3
         };
-        let len = match rest.len() >= hdr {
-            true if hdr == 4 => usize::from(u16::from_be_bytes([rest[2], rest[3]])),
-            true => usize::from(rest[2]),
-            false => usize::MAX,
+        let len = match (hdr, rest) {
+            (4, [_, _, a, b, ..]) => Some(usize::from(u16::from_be_bytes([*a, *b]))),
+            (3, [_, _, a, ..]) => Some(usize::from(*a)),
+            _ => None,
         };
-        if len == usize::MAX || hdr + len > rest.len() {
+        let Some(len) = len.filter(|len| hdr + len <= rest.len()) else {
             // RFC 7606 §4: an attribute overrunning the attribute field is
-            // treat-as-withdraw, but only if no NLRI can hide behind it. MP
-            // attributes are encoded first (RFC 7606 §5.1), so once one was
-            // seen, or when the UPDATE carries IPv4 NLRI, we know what to
-            // withdraw; otherwise an MP_REACH might be lost: reset.
-            let mp_seen =
-                seen[usize::from(attr::MP_REACH_NLRI)] || seen[usize::from(attr::MP_UNREACH_NLRI)];
-            if mp_seen || !u.nlri.is_empty() {
+            // treat-as-withdraw; the Total Attribute Length still locates
+            // the IPv4 NLRI. But treat-as-withdraw needs every NLRI, and an
+            // MP_REACH/MP_UNREACH could hide in the unparsed rest. Senders
+            // encode MP attributes first (RFC 7606 §5.1), so once any
+            // attribute was parsed the MP ones are known; an overrun in the
+            // very first attribute of an UPDATE without IPv4 NLRI leaves
+            // that unknown, and only a reset is safe (RFC 7606 §5).
+            if pos > 0 || !u.nlri.is_empty() {
                 let t = rest.get(1).copied().unwrap_or(0);
-                issue(
-                    u,
-                    t,
-                    TreatAsWithdraw,
-                    "attribute length overruns the attribute field",
-                );
+                let reason = "attribute length overruns the attribute field";
+                issue(u, t, TreatAsWithdraw, reason);
                 return Ok(());
             }
             return Err(DecodeError::update(
@@ -391,7 +389,7 @@ fn decode_attributes(buf: &[u8], opts: DecodeOptions, u: &mut Update) -> Result<
                 vec![],
                 "attribute length overruns the attribute field",
             ));
-        }
+        };
         let (flags, type_code) = (rest[0], rest[1]);
         let whole = &rest[..hdr + len];
         let value = &rest[hdr..hdr + len];
