@@ -165,3 +165,114 @@ async fn two_sessions_establish_over_loopback_with_md5() {
     );
     acceptor.abort();
 }
+
+async fn read_msg(s: &mut tokio::net::TcpStream) -> Message {
+    let mut hdr = [0u8; 19];
+    timeout(Duration::from_secs(5), s.read_exact(&mut hdr))
+        .await
+        .expect("message within 5 s")
+        .unwrap();
+    let len = bgp::wire::frame_len(&hdr).unwrap().unwrap();
+    let mut buf = hdr.to_vec();
+    buf.resize(len, 0);
+    s.read_exact(&mut buf[19..]).await.unwrap();
+    Message::decode(&buf).unwrap()
+}
+
+fn spawn_session(
+    cfg: Config,
+    peer: PeerConfig,
+) -> (mpsc::Sender<Input>, mpsc::Receiver<SessionEvent>) {
+    let (tx, inbox) = mpsc::channel(8);
+    let (out, rx) = mpsc::channel(8);
+    tokio::spawn(transport::run(Session::new(cfg), peer, inbox, out));
+    (tx, rx)
+}
+
+/// Connect fails (nobody listens), the session waits in Active, and the
+/// ConnectRetry timer makes it try again once the peer is there.
+#[tokio::test]
+async fn driver_retries_connect_until_the_peer_listens() {
+    let port = {
+        let l = std::net::TcpListener::bind(addr(LO1, 0)).unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut cfg = Config::new(LO2, 12076);
+    cfg.local_as = 65001;
+    cfg.connect_retry = Duration::from_millis(500);
+    let peer = PeerConfig {
+        peer: addr(LO1, port),
+        local: None,
+        md5_key: None,
+    };
+    let (tx, _rx) = spawn_session(cfg, peer);
+    tx.send(Input::Event(Event::ManualStart)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let listener = transport::listen(addr(LO1, port), &[]).unwrap();
+    let (mut s, _) = timeout(Duration::from_secs(3), listener.accept())
+        .await
+        .expect("retried within 3 s")
+        .unwrap();
+    let Message::Open(o) = read_msg(&mut s).await else {
+        panic!("expected OPEN")
+    };
+    assert_eq!(o.asn(), 65001);
+}
+
+/// Real timers through the driver: keepalives every hold/3 and, once the
+/// peer goes silent, NOTIFICATION Hold Timer Expired and SessionDown.
+#[tokio::test]
+async fn driver_keepalives_then_hold_timer_expiry() {
+    let listener = tokio::net::TcpListener::bind(addr(LO1, 0)).await.unwrap();
+    let mut cfg = Config::new(LO1, 65001);
+    cfg.hold_time = 3;
+    cfg.min_hold_time = 3;
+    let peer = PeerConfig {
+        peer: listener.local_addr().unwrap(),
+        local: None,
+        md5_key: None,
+    };
+    let (tx, mut rx) = spawn_session(cfg, peer);
+    tx.send(Input::Event(Event::ManualStart)).await.unwrap();
+    let (mut s, _) = timeout(Duration::from_secs(3), listener.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let Message::Open(o) = read_msg(&mut s).await else {
+        panic!("expected OPEN")
+    };
+    assert_eq!((o.asn(), o.hold_time), (12076, 3));
+    let ours = bgp::wire::Open::new(65001, 30, LO2, &[(1, 1)]);
+    s.write_all(&Message::Open(ours).encode().unwrap())
+        .await
+        .unwrap();
+    s.write_all(&Message::Keepalive.encode().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(read_msg(&mut s).await, Message::Keepalive);
+    let SessionEvent::Established(n) = next_event(&mut rx).await else {
+        panic!("not established")
+    };
+    assert_eq!((n.hold_time, n.keepalive), (3, 1));
+    // Silent from now on: about two keepalives, then the hold timer fires.
+    let started = tokio::time::Instant::now();
+    let mut keepalives = 0;
+    let n = loop {
+        match read_msg(&mut s).await {
+            Message::Keepalive => keepalives += 1,
+            Message::Notification(n) => break n,
+            m => panic!("unexpected {m:?}"),
+        }
+    };
+    assert_eq!((n.code, n.subcode), (4, 0));
+    assert!(keepalives >= 1, "keepalive timer re-armed");
+    assert!(started.elapsed() >= Duration::from_millis(2500));
+    assert_eq!(
+        next_event(&mut rx).await,
+        SessionEvent::Down(bgp::fsm::DownReason::HoldTimerExpired)
+    );
+    // The driver closed the connection after the NOTIFICATION.
+    let mut rest = Vec::new();
+    let closed = timeout(Duration::from_secs(2), s.read_to_end(&mut rest)).await;
+    assert!(matches!(closed, Ok(Ok(0))), "{closed:?}");
+}
