@@ -368,7 +368,9 @@ impl Session {
                 }
             }
             // Extra connections in OpenSent..Established are refused by the
-            // transport (see module docs); updates before Established wait.
+            // transport (see module docs). Updates and refresh requests
+            // before Established are dropped: the owner (re)sends its routes
+            // when it sees Action::Established.
             (_, Event::TcpConnected | Event::SendUpdate(_) | Event::RequestRouteRefresh { .. }) => {
             }
         }
@@ -549,6 +551,10 @@ impl Session {
                 wire::update::attr::AS_PATH,
                 "AS_PATH does not start with the peer's AS",
             );
+        }
+        if !u.issues.is_empty() {
+            // RFC 7606 §6: errors handled without a reset must be logged.
+            tracing::warn!(peer_as = self.config.peer_as, issues = ?u.issues, "bgp UPDATE error handled");
         }
         match self
             .prefixes
