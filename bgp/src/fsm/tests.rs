@@ -706,3 +706,137 @@ fn prefix_limit_is_per_family() {
     assert_reset(&ses, &a, 6, 1);
     assert_eq!(notification(&a).unwrap().data, vec![0, 2, 1, 0, 0, 0, 2]);
 }
+
+// ------------------------------------------------------------ random walks
+
+/// 20k random events: the FSM never panics and its invariants hold after
+/// every step (a deterministic stand-in for property testing).
+#[test]
+fn random_event_sequences_keep_invariants() {
+    let mut seed = 0x1207_6bad_cafe_u64;
+    let mut rnd = move |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    let mut c = cfg();
+    c.max_prefixes_v4 = Some(3);
+    let mut ses = Session::new(c);
+    let mut now = Instant::now();
+    let (mut established, mut limits) = (0, 0);
+    for step in 0..20_000 {
+        // Mostly the event that moves the session forward, sometimes anything.
+        let happy = match ses.state() {
+            _ if rnd(5) == 0 => None,
+            State::Idle => Some(Event::TimerExpired(Timer::IdleHold)),
+            State::Connect | State::Active => Some(Event::TcpConnected),
+            State::OpenSent => Some(msg(Message::Open(peer_open(90)))),
+            State::OpenConfirm => Some(msg(Message::Keepalive)),
+            State::Established => {
+                let p = format!("10.{}.0.0/16", rnd(8));
+                let mut u = update_v4(&[&p]);
+                if rnd(2) == 0 {
+                    u.withdrawn = vec![format!("10.{}.0.0/16", rnd(8)).parse().unwrap()];
+                }
+                Some(msg(Message::Update(u)))
+            }
+        };
+        let event = happy.unwrap_or_else(|| match rnd(16) {
+            0 => Event::ManualStart,
+            1 if rnd(10) == 0 => Event::ManualStop,
+            2 => Event::TcpConnected,
+            3 => Event::TcpFailed,
+            4 => Event::TcpClosed,
+            5 => Event::TimerExpired(
+                [
+                    Timer::ConnectRetry,
+                    Timer::Hold,
+                    Timer::Keepalive,
+                    Timer::IdleHold,
+                ][rnd(4)],
+            ),
+            6 | 7 => msg(Message::Open(peer_open(
+                [0, 2, 9, 10, 90, 180, 300][rnd(7)],
+            ))),
+            8 | 9 => msg(Message::Keepalive),
+            10 => {
+                let p = format!("10.{}.0.0/16", rnd(6));
+                msg(Message::Update(update_v4(&[&p])))
+            }
+            11 => msg(Message::Notification(Notification::new(
+                6,
+                rnd(9) as u8,
+                vec![],
+            ))),
+            12 => Event::AdminReset,
+            13 => Event::SendUpdate(update_v4(&["192.0.2.0/24"])),
+            14 => {
+                let mut b = Message::Keepalive.encode().unwrap();
+                let i = rnd(b.len());
+                b[i] ^= 1 << rnd(8);
+                Event::BytesReceived(b)
+            }
+            _ => Event::TimerExpired(Timer::IdleHold),
+        });
+        now += Duration::from_millis(rnd(5000) as u64);
+        let before = ses.state();
+        let is_connect = event == Event::TcpConnected;
+        let a = ses.handle(event, now);
+        let after = ses.state();
+        let ctx = || format!("step {step}: {before:?} -> {after:?}: {a:?}");
+
+        established += a
+            .iter()
+            .filter(|a| matches!(a, Action::Established(_)))
+            .count();
+        limits += a
+            .iter()
+            .filter(|a| matches!(a, Action::SessionDown(DownReason::PrefixLimit(_))))
+            .count();
+        let downs = a
+            .iter()
+            .filter(|a| matches!(a, Action::SessionDown(_)))
+            .count();
+        assert_eq!(
+            downs,
+            usize::from(before != State::Idle && after == State::Idle),
+            "{}",
+            ctx()
+        );
+        if after == State::Idle {
+            assert!(ses.negotiated().is_none(), "{}", ctx());
+            assert_eq!(ses.prefix_count(AFI_IPV4), 0, "{}", ctx());
+        }
+        if after == State::Established || after == State::OpenConfirm {
+            assert!(ses.negotiated().is_some(), "{}", ctx());
+        }
+        assert!(ses.prefix_count(AFI_IPV4) <= 3, "{}", ctx());
+        if armed(&a, Timer::IdleHold).is_some() {
+            assert_eq!(after, State::Idle, "{}", ctx());
+        }
+        let sends = a.iter().any(|a| matches!(a, Action::Send(_)));
+        if sends {
+            let open_sent = matches!(
+                before,
+                State::OpenSent | State::OpenConfirm | State::Established
+            );
+            assert!(
+                open_sent || is_connect,
+                "send without a connection: {}",
+                ctx()
+            );
+        }
+        if let Some(i) = a
+            .iter()
+            .position(|a| matches!(a, Action::Send(Message::Notification(_))))
+        {
+            assert_eq!(a.get(i + 1), Some(&Action::Close), "{}", ctx());
+        }
+    }
+    // The walk gets deep enough to matter.
+    assert!(
+        established > 1000 && limits > 100,
+        "established={established} limits={limits}"
+    );
+}
