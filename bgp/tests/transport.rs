@@ -60,6 +60,33 @@ async fn md5_key_mismatch_never_connects() {
     }
 }
 
+/// Same over IPv6 loopback: exercises the sockaddr_in6 form of the key.
+#[tokio::test]
+async fn md5_over_ipv6_loopback() {
+    let lo6: SocketAddr = "[::1]:0".parse().unwrap();
+    let listener = match transport::listen(lo6, &[(lo6.ip(), b"v6key".to_vec())]) {
+        Ok(l) => l,
+        Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => {
+            eprintln!("no IPv6 loopback on this machine; skipped");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    let server = listener.local_addr().unwrap();
+    let ok = timeout(
+        Duration::from_secs(3),
+        transport::connect(None, server, Some(b"v6key")),
+    )
+    .await;
+    assert!(matches!(ok, Ok(Ok(_))), "{ok:?}");
+    let bad = timeout(
+        Duration::from_secs(3),
+        transport::connect(None, server, Some(b"other")),
+    )
+    .await;
+    assert!(!matches!(bad, Ok(Ok(_))), "connected with the wrong key");
+}
+
 fn update(prefix: &str, asn: u32) -> Update {
     Update {
         attributes: vec![
