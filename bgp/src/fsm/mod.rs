@@ -8,7 +8,10 @@
 //! Choices and deviations, each deliberate:
 //! * Connection collision (RFC 4271 §6.8) is kept simple: one connection per
 //!   peer. [`Session::accepts_connection`] is true only in Connect/Active;
-//!   the transport refuses any other connection while one is in use.
+//!   the transport refuses any other connection while one is in use. If
+//!   both ends open at the same instant, both attempts may be dropped and
+//!   the ConnectRetry timer tries again; configuring one end `passive`
+//!   avoids that entirely.
 //! * A failed outgoing connect in Connect moves to Active (still accepting
 //!   the peer's connection) and the ConnectRetry timer retries, instead of
 //!   dropping to Idle.
