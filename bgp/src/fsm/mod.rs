@@ -1,0 +1,628 @@
+//! RFC 4271 §8 session state machine, sans-IO.
+//!
+//! The caller feeds [`Event`]s with the current time and executes the
+//! returned [`Action`]s in order (open a connection, send, arm or cancel a
+//! timer, close). No clocks or sockets live here, so every path, timers
+//! included, is unit-tested by sending events.
+//!
+//! Choices and deviations, each deliberate:
+//! * Connection collision (RFC 4271 §6.8) is kept simple: one connection per
+//!   peer. [`Session::accepts_connection`] is true only in Connect/Active;
+//!   the transport refuses any other connection while one is in use. If
+//!   both ends open at the same instant, both attempts may be dropped and
+//!   the ConnectRetry timer tries again; configuring one end `passive`
+//!   avoids that entirely.
+//! * A failed outgoing connect in Connect moves to Active (still accepting
+//!   the peer's connection) and the ConnectRetry timer retries, instead of
+//!   dropping to Idle.
+//! * After an error the session goes to Idle and restarts by itself after
+//!   an IdleHold delay that doubles per failure (RFC 4271 §8.1.1
+//!   DampPeerOscillations); ManualStop disables automatic restart.
+//! * Hold time: we propose 180 s; the negotiated value is min(ours, theirs)
+//!   and keepalive = hold / 3. A peer hold of 0 (no keepalives) is accepted
+//!   as RFC 4271 allows; 1..=9 s is refused with Unacceptable Hold Time:
+//!   1-2 s by RFC 4271, 3-9 s because ExpressRoute's floor is hold 10 s
+//!   (keepalive 3 s). The floor is [`Config::min_hold_time`].
+//! * The peer must advertise 4-octet AS (RFC 6793): AS_PATHs are decoded in
+//!   4-octet form only. Otherwise OPEN error Unsupported Capability.
+//! * BGP Identifier: 0.0.0.0 is refused; our own identifier is refused from
+//!   an internal peer only (RFC 6286 §2.2).
+
+mod backoff;
+mod prefix_limit;
+#[cfg(test)]
+mod tests;
+
+pub use prefix_limit::PrefixLimitExceeded;
+
+use crate::wire::{
+    self, AFI_IPV4, AFI_IPV6, AsSegment, Capability, DecodeOptions, Message, Notification, Open,
+    PathAttribute, RouteRefresh, SAFI_UNICAST, Update, error,
+};
+use backoff::Backoff;
+use prefix_limit::PrefixTable;
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+/// RFC 4271 §8.2.2: hold timer while waiting for the peer's OPEN.
+pub const OPEN_HOLD_TIME: Duration = Duration::from_secs(240);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub local_as: u32,
+    pub router_id: Ipv4Addr,
+    /// The customer ASN configured on the peering.
+    pub peer_as: u32,
+    /// Hold time we propose, seconds.
+    pub hold_time: u16,
+    /// Smallest non-zero hold time we accept, seconds.
+    pub min_hold_time: u16,
+    pub connect_retry: Duration,
+    /// Never initiate the TCP connection; wait for the peer.
+    pub passive: bool,
+    pub ipv4_unicast: bool,
+    pub ipv6_unicast: bool,
+    pub max_prefixes_v4: Option<u32>,
+    pub max_prefixes_v6: Option<u32>,
+    /// First IdleHold delay after an error.
+    pub idle_hold_initial: Duration,
+    /// IdleHold cap; also how long a session must stay up to reset the backoff.
+    pub idle_hold_max: Duration,
+}
+
+impl Config {
+    /// MSEE defaults: AS 12076, hold 180 s (keepalive 60 s), floor 10 s,
+    /// both unicast families, ConnectRetry 30 s, IdleHold 5 s doubling to 300 s.
+    pub fn new(router_id: Ipv4Addr, peer_as: u32) -> Self {
+        Self {
+            local_as: crate::MSEE_ASN,
+            router_id,
+            peer_as,
+            hold_time: 180,
+            min_hold_time: 10,
+            connect_retry: Duration::from_secs(30),
+            passive: false,
+            ipv4_unicast: true,
+            ipv6_unicast: true,
+            max_prefixes_v4: None,
+            max_prefixes_v6: None,
+            idle_hold_initial: Duration::from_secs(5),
+            idle_hold_max: Duration::from_secs(300),
+        }
+    }
+
+    fn families(&self) -> Vec<(u16, u8)> {
+        let mut f = Vec::new();
+        if self.ipv4_unicast {
+            f.push((AFI_IPV4, SAFI_UNICAST));
+        }
+        if self.ipv6_unicast {
+            f.push((AFI_IPV6, SAFI_UNICAST));
+        }
+        f
+    }
+
+    fn is_external(&self) -> bool {
+        self.peer_as != self.local_as
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    Idle,
+    Connect,
+    Active,
+    OpenSent,
+    OpenConfirm,
+    Established,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Timer {
+    ConnectRetry,
+    Hold,
+    Keepalive,
+    /// Delay before an automatic restart from Idle.
+    IdleHold,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    ManualStart,
+    ManualStop,
+    /// Our connect succeeded or the peer's connection was accepted.
+    TcpConnected,
+    /// Our connection attempt failed.
+    TcpFailed,
+    /// The established TCP connection went away.
+    TcpClosed,
+    /// Raw octets from the connection; framed and decoded here.
+    BytesReceived(Vec<u8>),
+    /// An already decoded message (tests, or a transport that frames itself).
+    MessageReceived(Message),
+    TimerExpired(Timer),
+    /// Tear down with Cease / Administrative Reset and come back at once.
+    AdminReset,
+    /// Advertise or withdraw routes (sent only when Established).
+    SendUpdate(Update),
+    /// Ask the peer to resend a family (only if it supports route refresh).
+    RequestRouteRefresh {
+        afi: u16,
+        safi: u8,
+    },
+}
+
+/// What was agreed in the OPEN exchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Negotiated {
+    pub peer_as: u32,
+    pub peer_id: Ipv4Addr,
+    /// Seconds; 0 means no hold timer and no keepalives.
+    pub hold_time: u16,
+    pub keepalive: u16,
+    pub ipv4_unicast: bool,
+    pub ipv6_unicast: bool,
+    pub route_refresh: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DownReason {
+    ManualStop,
+    AdminReset,
+    HoldTimerExpired,
+    /// The peer sent this NOTIFICATION.
+    PeerNotification(Notification),
+    /// We sent this NOTIFICATION (decode, OPEN or FSM error).
+    LocalNotification(Notification),
+    PrefixLimit(PrefixLimitExceeded),
+    ConnectionClosed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Open an outgoing TCP connection to the peer.
+    Connect,
+    Send(Message),
+    /// (Re)start a timer; replaces any running one of the same kind.
+    ArmTimer(Timer, Duration),
+    CancelTimer(Timer),
+    /// Close the connection (pending or established).
+    Close,
+    Established(Negotiated),
+    SessionDown(DownReason),
+    /// A validated UPDATE from the peer, for the RIB.
+    RoutesReceived(Update),
+    /// The peer asked us to resend a family.
+    RouteRefreshRequested {
+        afi: u16,
+        safi: u8,
+    },
+}
+
+#[derive(Debug)]
+pub struct Session {
+    config: Config,
+    state: State,
+    /// Set by ManualStart, cleared by ManualStop: restart after errors.
+    auto_restart: bool,
+    negotiated: Option<Negotiated>,
+    rx: Vec<u8>,
+    backoff: Backoff,
+    established_at: Option<Instant>,
+    prefixes: PrefixTable,
+}
+
+impl Session {
+    pub fn new(config: Config) -> Self {
+        let backoff = Backoff::new(config.idle_hold_initial, config.idle_hold_max);
+        Self {
+            config,
+            state: State::Idle,
+            auto_restart: false,
+            negotiated: None,
+            rx: Vec::new(),
+            backoff,
+            established_at: None,
+            prefixes: PrefixTable::default(),
+        }
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn negotiated(&self) -> Option<&Negotiated> {
+        self.negotiated.as_ref()
+    }
+
+    /// Whether a new TCP connection (ours or the peer's) may be handed in.
+    pub fn accepts_connection(&self) -> bool {
+        matches!(self.state, State::Connect | State::Active)
+    }
+
+    /// Distinct prefixes the peer currently announces for `afi`.
+    pub fn prefix_count(&self, afi: u16) -> usize {
+        self.prefixes.count(afi)
+    }
+
+    /// Our OPEN.
+    pub fn open_message(&self) -> Open {
+        Open::new(
+            self.config.local_as,
+            self.config.hold_time,
+            self.config.router_id,
+            &self.config.families(),
+        )
+    }
+
+    pub fn handle(&mut self, event: Event, now: Instant) -> Vec<Action> {
+        let mut out = Vec::new();
+        self.step(event, now, &mut out);
+        out
+    }
+
+    fn step(&mut self, event: Event, now: Instant, out: &mut Vec<Action>) {
+        use State::*;
+        tracing::trace!(state = ?self.state, ?event, "bgp fsm event");
+        match (self.state, event) {
+            (_, Event::ManualStop) => {
+                self.auto_restart = false;
+                self.backoff.reset();
+                out.push(Action::CancelTimer(Timer::IdleHold));
+                if self.state != Idle {
+                    let n = self.has_open_sent().then(|| {
+                        Notification::new(
+                            error::code::CEASE,
+                            error::cease::ADMINISTRATIVE_SHUTDOWN,
+                            vec![],
+                        )
+                    });
+                    self.down(n, DownReason::ManualStop, None, now, out);
+                }
+            }
+            (Idle, Event::ManualStart) => {
+                self.auto_restart = true;
+                self.backoff.reset();
+                self.start(out);
+            }
+            (Idle, Event::TimerExpired(Timer::IdleHold)) if self.auto_restart => self.start(out),
+            (Idle, _) => {}
+
+            (_, Event::ManualStart) => {}
+
+            (Connect, Event::TimerExpired(Timer::ConnectRetry)) => {
+                out.push(Action::Close);
+                out.push(Action::Connect);
+                out.push(Action::ArmTimer(
+                    Timer::ConnectRetry,
+                    self.config.connect_retry,
+                ));
+            }
+            (Active, Event::TimerExpired(Timer::ConnectRetry)) => {
+                if !self.config.passive {
+                    self.state = Connect;
+                    out.push(Action::Connect);
+                }
+                out.push(Action::ArmTimer(
+                    Timer::ConnectRetry,
+                    self.config.connect_retry,
+                ));
+            }
+            (Connect | Active, Event::TcpConnected) => {
+                out.push(Action::CancelTimer(Timer::ConnectRetry));
+                out.push(Action::Send(Message::Open(self.open_message())));
+                out.push(Action::ArmTimer(Timer::Hold, OPEN_HOLD_TIME));
+                self.state = OpenSent;
+            }
+            (Connect, Event::TcpFailed | Event::TcpClosed) => {
+                self.state = Active;
+            }
+            (Connect | Active, _) => {}
+
+            (OpenSent, Event::TcpClosed | Event::TcpFailed) => {
+                // RFC 4271 §8.2.2: back to Active, waiting for a retry.
+                out.push(Action::Close);
+                out.push(Action::CancelTimer(Timer::Hold));
+                out.push(Action::ArmTimer(
+                    Timer::ConnectRetry,
+                    self.config.connect_retry,
+                ));
+                self.rx.clear();
+                self.state = Active;
+            }
+            (OpenConfirm | Established, Event::TcpClosed | Event::TcpFailed) => {
+                self.down(None, DownReason::ConnectionClosed, None, now, out);
+            }
+            (_, Event::TimerExpired(Timer::Hold)) => {
+                let n = Notification::new(error::code::HOLD_TIMER_EXPIRED, 0, vec![]);
+                self.down(Some(n), DownReason::HoldTimerExpired, None, now, out);
+            }
+            (OpenConfirm | Established, Event::TimerExpired(Timer::Keepalive)) => {
+                out.push(Action::Send(Message::Keepalive));
+                self.arm_keepalive(out);
+            }
+            (_, Event::TimerExpired(_)) => {}
+            (_, Event::AdminReset) => {
+                let n = Notification::new(
+                    error::code::CEASE,
+                    error::cease::ADMINISTRATIVE_RESET,
+                    vec![],
+                );
+                let delay = self.config.idle_hold_initial;
+                self.down(Some(n), DownReason::AdminReset, Some(delay), now, out);
+            }
+            (_, Event::BytesReceived(bytes)) => self.receive_bytes(&bytes, now, out),
+            (_, Event::MessageReceived(m)) => self.receive(m, now, out),
+            (Established, Event::SendUpdate(u)) => {
+                out.push(Action::Send(Message::Update(u)));
+                self.arm_keepalive(out);
+            }
+            (Established, Event::RequestRouteRefresh { afi, safi }) => {
+                if self.negotiated.as_ref().is_some_and(|n| n.route_refresh) {
+                    out.push(Action::Send(Message::RouteRefresh(RouteRefresh {
+                        afi,
+                        reserved: 0,
+                        safi,
+                    })));
+                }
+            }
+            // Extra connections in OpenSent..Established are refused by the
+            // transport (see module docs). Updates and refresh requests
+            // before Established are dropped: the owner (re)sends its routes
+            // when it sees Action::Established.
+            (_, Event::TcpConnected | Event::SendUpdate(_) | Event::RequestRouteRefresh { .. }) => {
+            }
+        }
+    }
+
+    fn has_open_sent(&self) -> bool {
+        matches!(
+            self.state,
+            State::OpenSent | State::OpenConfirm | State::Established
+        )
+    }
+
+    fn start(&mut self, out: &mut Vec<Action>) {
+        if self.config.passive {
+            self.state = State::Active;
+        } else {
+            self.state = State::Connect;
+            out.push(Action::Connect);
+        }
+        out.push(Action::ArmTimer(
+            Timer::ConnectRetry,
+            self.config.connect_retry,
+        ));
+    }
+
+    fn arm_keepalive(&self, out: &mut Vec<Action>) {
+        if let Some(n) = &self.negotiated
+            && n.keepalive > 0
+        {
+            out.push(Action::ArmTimer(Timer::Keepalive, secs(n.keepalive)));
+        }
+    }
+
+    fn arm_hold(&self, out: &mut Vec<Action>) {
+        if let Some(n) = &self.negotiated
+            && n.hold_time > 0
+        {
+            out.push(Action::ArmTimer(Timer::Hold, secs(n.hold_time)));
+        }
+    }
+
+    /// Leaves for Idle: optional NOTIFICATION, close, stop timers, report,
+    /// and (unless stopped) schedule the automatic restart. `restart_in`
+    /// overrides the backoff delay.
+    fn down(
+        &mut self,
+        notification: Option<Notification>,
+        reason: DownReason,
+        restart_in: Option<Duration>,
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) {
+        if let Some(n) = notification {
+            out.push(Action::Send(Message::Notification(n)));
+        }
+        out.push(Action::Close);
+        for t in [Timer::ConnectRetry, Timer::Hold, Timer::Keepalive] {
+            out.push(Action::CancelTimer(t));
+        }
+        tracing::info!(peer_as = self.config.peer_as, from = ?self.state, ?reason, "bgp session down");
+        self.state = State::Idle;
+        self.rx.clear();
+        self.prefixes.clear();
+        self.negotiated = None;
+        out.push(Action::SessionDown(reason));
+        if self.auto_restart {
+            let delay =
+                restart_in.unwrap_or_else(|| self.backoff.next_delay(self.established_at, now));
+            out.push(Action::ArmTimer(Timer::IdleHold, delay));
+        }
+        self.established_at = None;
+    }
+
+    fn fail(&mut self, n: Notification, now: Instant, out: &mut Vec<Action>) {
+        self.down(
+            Some(n.clone()),
+            DownReason::LocalNotification(n),
+            None,
+            now,
+            out,
+        );
+    }
+
+    fn receive_bytes(&mut self, bytes: &[u8], now: Instant, out: &mut Vec<Action>) {
+        if !self.has_open_sent() {
+            return; // no connection is ours to read in this state
+        }
+        self.rx.extend_from_slice(bytes);
+        let opts = DecodeOptions {
+            external_peer: self.config.is_external(),
+        };
+        loop {
+            let len = match wire::frame_len(&self.rx) {
+                Ok(Some(len)) if self.rx.len() >= len => len,
+                Ok(_) => return,
+                Err(e) => return self.fail(e.notification, now, out),
+            };
+            let msg = Message::decode_with(&self.rx[..len], opts);
+            self.rx.drain(..len);
+            match msg {
+                Ok(m) => self.receive(m, now, out),
+                Err(e) => {
+                    tracing::warn!(peer_as = self.config.peer_as, error = %e, "bgp decode error");
+                    return self.fail(e.notification, now, out);
+                }
+            }
+            if !self.has_open_sent() {
+                return;
+            }
+        }
+    }
+
+    fn receive(&mut self, m: Message, now: Instant, out: &mut Vec<Action>) {
+        use State::*;
+        let fsm_error = |sub| Notification::new(error::code::FSM, sub, vec![]);
+        match (self.state, m) {
+            (OpenSent | OpenConfirm | Established, Message::Notification(n)) => {
+                self.down(None, DownReason::PeerNotification(n), None, now, out);
+            }
+            (OpenSent, Message::Open(open)) => match self.negotiate(&open) {
+                Ok(neg) => {
+                    self.negotiated = Some(neg);
+                    out.push(Action::Send(Message::Keepalive));
+                    out.push(Action::CancelTimer(Timer::Hold));
+                    self.arm_hold(out);
+                    self.arm_keepalive(out);
+                    self.state = OpenConfirm;
+                }
+                Err(n) => self.fail(n, now, out),
+            },
+            (OpenConfirm, Message::Keepalive) => {
+                self.arm_hold(out);
+                self.state = Established;
+                self.established_at = Some(now);
+                let neg = self.negotiated.clone().expect("negotiated in OpenSent");
+                tracing::info!(
+                    peer_as = neg.peer_as,
+                    hold = neg.hold_time,
+                    "bgp session established"
+                );
+                out.push(Action::Established(neg));
+            }
+            (Established, Message::Keepalive) => self.arm_hold(out),
+            (Established, Message::Update(u)) => {
+                self.arm_hold(out);
+                self.receive_update(u, now, out);
+            }
+            (Established, Message::RouteRefresh(r)) => {
+                if self.config.families().contains(&(r.afi, r.safi)) {
+                    out.push(Action::RouteRefreshRequested {
+                        afi: r.afi,
+                        safi: r.safi,
+                    });
+                }
+                // RFC 2918 §4: an unsupported AFI/SAFI is ignored.
+            }
+            (OpenSent, _) => self.fail(fsm_error(error::fsm::UNEXPECTED_IN_OPENSENT), now, out),
+            (OpenConfirm, _) => {
+                self.fail(fsm_error(error::fsm::UNEXPECTED_IN_OPENCONFIRM), now, out)
+            }
+            (Established, _) => {
+                self.fail(fsm_error(error::fsm::UNEXPECTED_IN_ESTABLISHED), now, out)
+            }
+            // No connection in Idle/Connect/Active: nothing can arrive.
+            (Idle | Connect | Active, _) => {}
+        }
+    }
+
+    fn receive_update(&mut self, mut u: Update, now: Instant, out: &mut Vec<Action>) {
+        // RFC 4271 §6.3 / RFC 7606 §7.2: an eBGP route must start with the
+        // peer's AS; otherwise withdraw instead of resetting.
+        if self.config.is_external()
+            && !u.treated_as_withdraw()
+            && let Some(PathAttribute::AsPath(segs)) = u.attribute(wire::update::attr::AS_PATH)
+            && !matches!(segs.first(), Some(AsSegment::Sequence(a)) if a.first() == Some(&self.config.peer_as))
+        {
+            u.treat_as_withdraw(
+                wire::update::attr::AS_PATH,
+                "AS_PATH does not start with the peer's AS",
+            );
+        }
+        if !u.issues.is_empty() {
+            // RFC 7606 §6: errors handled without a reset must be logged.
+            tracing::warn!(peer_as = self.config.peer_as, issues = ?u.issues, "bgp UPDATE error handled");
+        }
+        match self
+            .prefixes
+            .apply(&u, self.config.max_prefixes_v4, self.config.max_prefixes_v6)
+        {
+            Ok(()) => out.push(Action::RoutesReceived(u)),
+            Err(exceeded) => {
+                tracing::warn!(peer_as = self.config.peer_as, ?exceeded, "bgp prefix limit");
+                self.down(
+                    Some(exceeded.notification()),
+                    DownReason::PrefixLimit(exceeded),
+                    None,
+                    now,
+                    out,
+                );
+            }
+        }
+    }
+
+    /// Checks the peer's OPEN (RFC 4271 §6.2) and agrees on parameters.
+    fn negotiate(&self, open: &Open) -> Result<Negotiated, Notification> {
+        let open_err = |sub, data| Notification::new(error::code::OPEN_MESSAGE, sub, data);
+        if open.four_octet_as().is_none() {
+            // Data: the capability we need (RFC 5492 §3).
+            let mut data = vec![wire::open::cap::FOUR_OCTET_AS, 4];
+            data.extend_from_slice(&self.config.local_as.to_be_bytes());
+            return Err(open_err(error::open::UNSUPPORTED_CAPABILITY, data));
+        }
+        if open.asn() != self.config.peer_as {
+            return Err(open_err(error::open::BAD_PEER_AS, vec![]));
+        }
+        let id = open.bgp_id;
+        if id.is_unspecified() || (!self.config.is_external() && id == self.config.router_id) {
+            return Err(open_err(error::open::BAD_BGP_IDENTIFIER, vec![]));
+        }
+        let peer_hold = open.hold_time;
+        if peer_hold != 0 && peer_hold < self.config.min_hold_time.max(3) {
+            return Err(open_err(error::open::UNACCEPTABLE_HOLD_TIME, vec![]));
+        }
+        let hold_time = peer_hold.min(self.config.hold_time);
+        // RFC 4760 §8: no multiprotocol capability means IPv4 unicast only.
+        let v4 = open.supports_family(AFI_IPV4, SAFI_UNICAST) || !open.has_multiprotocol();
+        let route_refresh = open.supports_route_refresh();
+        if open
+            .capabilities
+            .iter()
+            .any(|c| matches!(c, Capability::Unknown { .. }))
+        {
+            tracing::debug!(
+                peer_as = self.config.peer_as,
+                "peer offered capabilities we ignore"
+            );
+        }
+        Ok(Negotiated {
+            peer_as: open.asn(),
+            peer_id: id,
+            hold_time,
+            keepalive: hold_time / 3,
+            ipv4_unicast: self.config.ipv4_unicast && v4,
+            ipv6_unicast: self.config.ipv6_unicast && open.supports_family(AFI_IPV6, SAFI_UNICAST),
+            route_refresh,
+        })
+    }
+}
+
+fn secs(s: u16) -> Duration {
+    Duration::from_secs(u64::from(s))
+}

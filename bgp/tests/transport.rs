@@ -1,0 +1,305 @@
+//! Loopback-only tests of the tokio transport: TCP-MD5 handshakes and two
+//! sessions bringing each other up over a real socket.
+
+use bgp::fsm::{Config, Event, Session};
+use bgp::transport::{self, Input, PeerConfig, SessionEvent};
+use bgp::wire::{AsSegment, Message, Origin, PathAttribute, Update};
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+
+const LO1: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
+const LO2: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+
+fn addr(ip: Ipv4Addr, port: u16) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(ip), port)
+}
+
+#[tokio::test]
+async fn md5_same_key_connects_and_carries_data() {
+    let listener =
+        transport::listen(addr(LO1, 0), &[(IpAddr::V4(LO2), b"s3cret".to_vec())]).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let client = timeout(
+        Duration::from_secs(3),
+        transport::connect(Some(addr(LO2, 0)), addr(LO1, port), Some(b"s3cret")),
+    )
+    .await
+    .expect("handshake within 3 s")
+    .expect("connect");
+    let (mut server, from) = listener.accept().await.unwrap();
+    assert_eq!(
+        from.ip(),
+        IpAddr::V4(LO2),
+        "bound to the chosen local address"
+    );
+    let mut client = client;
+    let ka = Message::Keepalive.encode().unwrap();
+    client.write_all(&ka).await.unwrap();
+    let mut got = [0u8; 19];
+    server.read_exact(&mut got).await.unwrap();
+    assert_eq!(Message::decode(&got).unwrap(), Message::Keepalive);
+}
+
+#[tokio::test]
+async fn md5_key_mismatch_never_connects() {
+    let listener =
+        transport::listen(addr(LO1, 0), &[(IpAddr::V4(LO2), b"right".to_vec())]).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Wrong key, then no key at all: the kernel drops the unverifiable SYNs.
+    for key in [Some(&b"wrong"[..]), None] {
+        let r = timeout(
+            Duration::from_secs(3),
+            transport::connect(Some(addr(LO2, 0)), addr(LO1, port), key),
+        )
+        .await;
+        assert!(!matches!(r, Ok(Ok(_))), "connected with key {key:?}");
+    }
+}
+
+/// Same over IPv6 loopback: exercises the sockaddr_in6 form of the key.
+#[tokio::test]
+async fn md5_over_ipv6_loopback() {
+    let lo6: SocketAddr = "[::1]:0".parse().unwrap();
+    let listener = match transport::listen(lo6, &[(lo6.ip(), b"v6key".to_vec())]) {
+        Ok(l) => l,
+        Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => {
+            eprintln!("no IPv6 loopback on this machine; skipped");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    let server = listener.local_addr().unwrap();
+    let ok = timeout(
+        Duration::from_secs(3),
+        transport::connect(None, server, Some(b"v6key")),
+    )
+    .await;
+    assert!(matches!(ok, Ok(Ok(_))), "{ok:?}");
+    let bad = timeout(
+        Duration::from_secs(3),
+        transport::connect(None, server, Some(b"other")),
+    )
+    .await;
+    assert!(!matches!(bad, Ok(Ok(_))), "connected with the wrong key");
+}
+
+fn update(prefix: &str, asn: u32) -> Update {
+    Update {
+        attributes: vec![
+            PathAttribute::Origin(Origin::Igp),
+            PathAttribute::AsPath(vec![AsSegment::Sequence(vec![asn])]),
+            PathAttribute::NextHop(LO2),
+        ],
+        nlri: vec![prefix.parse().unwrap()],
+        ..Update::default()
+    }
+}
+
+async fn next_event(rx: &mut mpsc::Receiver<SessionEvent>) -> SessionEvent {
+    timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("event within 5 s")
+        .expect("driver alive")
+}
+
+/// MSEE (AS 12076, passive, listening on 127.0.0.1) and a customer router
+/// (AS 65001, active, from 127.0.0.2) with an MD5 key: both reach
+/// Established, a route crosses, and a stop is seen by the other side.
+#[tokio::test]
+async fn two_sessions_establish_over_loopback_with_md5() {
+    let key = b"expressroute".to_vec();
+    let listener = transport::listen(addr(LO1, 0), &[(IpAddr::V4(LO2), key.clone())]).unwrap();
+    let port = listener.local_addr().unwrap().port();
+
+    let mut msee_cfg = Config::new(LO1, 65001);
+    msee_cfg.passive = true;
+    msee_cfg.hold_time = 30;
+    let (msee_tx, msee_in) = mpsc::channel(8);
+    let (msee_out, mut msee_rx) = mpsc::channel(8);
+    let msee_peer = PeerConfig {
+        peer: addr(LO2, transport::BGP_PORT),
+        local: Some(addr(LO1, port)),
+        md5_key: Some(key.clone()),
+    };
+    tokio::spawn(transport::run(
+        Session::new(msee_cfg),
+        msee_peer,
+        msee_in,
+        msee_out,
+    ));
+    let routes = HashMap::from([(IpAddr::V4(LO2), msee_tx.clone())]);
+    let acceptor = tokio::spawn(transport::accept_loop(listener, routes));
+
+    let mut cust_cfg = Config::new(LO2, 12076);
+    cust_cfg.local_as = 65001;
+    let (cust_tx, cust_in) = mpsc::channel(8);
+    let (cust_out, mut cust_rx) = mpsc::channel(8);
+    let cust_peer = PeerConfig {
+        peer: addr(LO1, port),
+        local: Some(addr(LO2, 0)),
+        md5_key: Some(key),
+    };
+    tokio::spawn(transport::run(
+        Session::new(cust_cfg),
+        cust_peer,
+        cust_in,
+        cust_out,
+    ));
+
+    msee_tx
+        .send(Input::Event(Event::ManualStart))
+        .await
+        .unwrap();
+    cust_tx
+        .send(Input::Event(Event::ManualStart))
+        .await
+        .unwrap();
+
+    let SessionEvent::Established(n) = next_event(&mut msee_rx).await else {
+        panic!("MSEE not established")
+    };
+    assert_eq!((n.peer_as, n.hold_time, n.keepalive), (65001, 30, 10));
+    assert!(n.ipv4_unicast && n.ipv6_unicast && n.route_refresh);
+    let SessionEvent::Established(n) = next_event(&mut cust_rx).await else {
+        panic!("customer not established")
+    };
+    assert_eq!(n.peer_as, 12076);
+
+    cust_tx
+        .send(Input::Event(Event::SendUpdate(update(
+            "10.20.0.0/16",
+            65001,
+        ))))
+        .await
+        .unwrap();
+    let SessionEvent::Routes(u) = next_event(&mut msee_rx).await else {
+        panic!("no routes")
+    };
+    assert_eq!(u.nlri, vec!["10.20.0.0/16".parse().unwrap()]);
+    assert!(u.issues.is_empty());
+
+    cust_tx.send(Input::Event(Event::ManualStop)).await.unwrap();
+    let SessionEvent::Down(r) = next_event(&mut msee_rx).await else {
+        panic!("MSEE did not see the stop")
+    };
+    assert!(
+        matches!(r, bgp::fsm::DownReason::PeerNotification(ref n) if n.code == 6 && n.subcode == 2),
+        "{r:?}"
+    );
+    acceptor.abort();
+}
+
+async fn read_msg(s: &mut tokio::net::TcpStream) -> Message {
+    let mut hdr = [0u8; 19];
+    timeout(Duration::from_secs(5), s.read_exact(&mut hdr))
+        .await
+        .expect("message within 5 s")
+        .unwrap();
+    let len = bgp::wire::frame_len(&hdr).unwrap().unwrap();
+    let mut buf = hdr.to_vec();
+    buf.resize(len, 0);
+    s.read_exact(&mut buf[19..]).await.unwrap();
+    Message::decode(&buf).unwrap()
+}
+
+fn spawn_session(
+    cfg: Config,
+    peer: PeerConfig,
+) -> (mpsc::Sender<Input>, mpsc::Receiver<SessionEvent>) {
+    let (tx, inbox) = mpsc::channel(8);
+    let (out, rx) = mpsc::channel(8);
+    tokio::spawn(transport::run(Session::new(cfg), peer, inbox, out));
+    (tx, rx)
+}
+
+/// Connect fails (nobody listens), the session waits in Active, and the
+/// ConnectRetry timer makes it try again once the peer is there.
+#[tokio::test]
+async fn driver_retries_connect_until_the_peer_listens() {
+    let port = {
+        let l = std::net::TcpListener::bind(addr(LO1, 0)).unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut cfg = Config::new(LO2, 12076);
+    cfg.local_as = 65001;
+    cfg.connect_retry = Duration::from_millis(500);
+    let peer = PeerConfig {
+        peer: addr(LO1, port),
+        local: None,
+        md5_key: None,
+    };
+    let (tx, _rx) = spawn_session(cfg, peer);
+    tx.send(Input::Event(Event::ManualStart)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let listener = transport::listen(addr(LO1, port), &[]).unwrap();
+    let (mut s, _) = timeout(Duration::from_secs(3), listener.accept())
+        .await
+        .expect("retried within 3 s")
+        .unwrap();
+    let Message::Open(o) = read_msg(&mut s).await else {
+        panic!("expected OPEN")
+    };
+    assert_eq!(o.asn(), 65001);
+}
+
+/// Real timers through the driver: keepalives every hold/3 and, once the
+/// peer goes silent, NOTIFICATION Hold Timer Expired and SessionDown.
+#[tokio::test]
+async fn driver_keepalives_then_hold_timer_expiry() {
+    let listener = tokio::net::TcpListener::bind(addr(LO1, 0)).await.unwrap();
+    let mut cfg = Config::new(LO1, 65001);
+    cfg.hold_time = 3;
+    cfg.min_hold_time = 3;
+    let peer = PeerConfig {
+        peer: listener.local_addr().unwrap(),
+        local: None,
+        md5_key: None,
+    };
+    let (tx, mut rx) = spawn_session(cfg, peer);
+    tx.send(Input::Event(Event::ManualStart)).await.unwrap();
+    let (mut s, _) = timeout(Duration::from_secs(3), listener.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let Message::Open(o) = read_msg(&mut s).await else {
+        panic!("expected OPEN")
+    };
+    assert_eq!((o.asn(), o.hold_time), (12076, 3));
+    let ours = bgp::wire::Open::new(65001, 30, LO2, &[(1, 1)]);
+    s.write_all(&Message::Open(ours).encode().unwrap())
+        .await
+        .unwrap();
+    s.write_all(&Message::Keepalive.encode().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(read_msg(&mut s).await, Message::Keepalive);
+    let SessionEvent::Established(n) = next_event(&mut rx).await else {
+        panic!("not established")
+    };
+    assert_eq!((n.hold_time, n.keepalive), (3, 1));
+    // Silent from now on: about two keepalives, then the hold timer fires.
+    let started = tokio::time::Instant::now();
+    let mut keepalives = 0;
+    let n = loop {
+        match read_msg(&mut s).await {
+            Message::Keepalive => keepalives += 1,
+            Message::Notification(n) => break n,
+            m => panic!("unexpected {m:?}"),
+        }
+    };
+    assert_eq!((n.code, n.subcode), (4, 0));
+    assert!(keepalives >= 1, "keepalive timer re-armed");
+    assert!(started.elapsed() >= Duration::from_millis(2500));
+    assert_eq!(
+        next_event(&mut rx).await,
+        SessionEvent::Down(bgp::fsm::DownReason::HoldTimerExpired)
+    );
+    // The driver closed the connection after the NOTIFICATION.
+    let mut rest = Vec::new();
+    let closed = timeout(Duration::from_secs(2), s.read_to_end(&mut rest)).await;
+    assert!(matches!(closed, Ok(Ok(0))), "{closed:?}");
+}
