@@ -28,6 +28,7 @@ pub mod maps {
     pub const POLICER_CFG: &str = "POLICER_CFG";
     pub const POLICER_STATE: &str = "POLICER_STATE";
     pub const DSCP_MAP: &str = "DSCP_MAP";
+    pub const ICMP_LIMIT: &str = "ICMP_LIMIT";
     pub const COUNTERS: &str = "COUNTERS";
     pub const ALL: [&str; 13] = [
         ATTACHMENTS,
@@ -180,6 +181,11 @@ pub struct Attachment {
     /// The port's own MAC: unicast frames to any other MAC are not ours.
     pub mac: [u8; 6],
     pub _pad2: [u8; 2],
+    /// The MSEE's addresses on this attachment: the source of the ICMP
+    /// errors it sends (TTL exceeded), so traceroute shows the MSEE hop.
+    /// All zero: send none.
+    pub local_v4: [u8; 4],
+    pub local_v6: [u8; 16],
 }
 
 /// `LINKS` value: how to send out of a link.
@@ -335,6 +341,8 @@ pub struct LinkCounters {
     pub bytes: u64,
     /// Rx row: frames handed to the kernel (addressed to the MSEE).
     pub to_kernel: u64,
+    /// Rx row: ICMP errors (time exceeded) sent back on this link.
+    pub icmp_errors: u64,
     /// Drops charged to this (link, direction), by `DropReason`.
     pub drops: [u64; DROP_REASONS],
 }
@@ -345,6 +353,7 @@ impl LinkCounters {
         self.packets += other.packets;
         self.bytes += other.bytes;
         self.to_kernel += other.to_kernel;
+        self.icmp_errors += other.icmp_errors;
         for (a, b) in self.drops.iter_mut().zip(other.drops.iter()) {
             *a += b;
         }
@@ -358,6 +367,10 @@ impl LinkCounters {
         self.drops.iter().sum()
     }
 }
+
+/// ICMP errors each CPU may send per second (like the kernel's own
+/// icmp rate limit: enough for traceroute, too few to amplify a flood).
+pub const ICMP_ERRORS_PER_SEC_PER_CPU: u64 = 200;
 
 /// `DSCP_MAP`: 64 entries per `PeeringKind` (index = peering * 64 + dscp).
 pub const DSCP_MAP_LEN: u32 = 128;

@@ -7,7 +7,9 @@ fn attachment_layout() {
     assert_eq!(size_of::<AttachmentKey>(), 8);
     assert_eq!(offset_of!(AttachmentKey, outer_vlan), 4);
     assert_eq!(offset_of!(AttachmentKey, inner_vlan), 6);
-    assert_eq!(size_of::<Attachment>(), 24);
+    assert_eq!(size_of::<Attachment>(), 44);
+    assert_eq!(offset_of!(Attachment, local_v4), 24);
+    assert_eq!(offset_of!(Attachment, local_v6), 28);
     assert_eq!(offset_of!(Attachment, link), 0);
     assert_eq!(offset_of!(Attachment, domain), 4);
     assert_eq!(offset_of!(Attachment, circuit), 8);
@@ -54,9 +56,10 @@ fn policer_and_counter_layout() {
     assert_eq!(size_of::<PolicerConfig>(), 16);
     assert_eq!(size_of::<PolicerState>(), 16);
     assert_eq!(offset_of!(PolicerState, last_ns), 8);
-    assert_eq!(size_of::<LinkCounters>(), 8 * (3 + DROP_REASONS));
+    assert_eq!(size_of::<LinkCounters>(), 8 * (4 + DROP_REASONS));
     assert_eq!(offset_of!(LinkCounters, to_kernel), 16);
-    assert_eq!(offset_of!(LinkCounters, drops), 24);
+    assert_eq!(offset_of!(LinkCounters, icmp_errors), 24);
+    assert_eq!(offset_of!(LinkCounters, drops), 32);
 }
 
 #[test]

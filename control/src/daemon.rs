@@ -213,6 +213,8 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
                 peering: PeeringKind::Private as u8,
                 role: p.role as u8,
                 mac: p.iface.mac,
+                // Time-exceeded replies come from the port's own address.
+                local_v4: p.iface.addrs.first().map_or([0; 4], |(a, _)| a.octets()),
                 ..Default::default()
             },
         )?;

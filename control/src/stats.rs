@@ -11,6 +11,8 @@ pub struct PortReport {
     pub tx_packets: u64,
     pub tx_bytes: u64,
     pub pass_packets: u64,
+    /// ICMP time exceeded replies sent back on this link.
+    pub icmp_errors: u64,
     pub drops: std::collections::BTreeMap<String, u64>,
 }
 
@@ -26,6 +28,7 @@ impl PortReport {
             tx_packets: tx.packets,
             tx_bytes: tx.bytes,
             pass_packets: rx.to_kernel,
+            icmp_errors: rx.icmp_errors,
             drops: DropReason::ALL
                 .iter()
                 .map(|r| (r.name().to_owned(), rx.dropped(*r) + tx.dropped(*r)))

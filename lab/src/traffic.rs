@@ -42,15 +42,7 @@ pub fn send_and_count(flow: &Flow, count: u64) -> Result<FlowResult> {
     let rx = in_netns(&flow.dst_ns, move || UdpSocket::bind(dst))?
         .with_context(|| format!("binding {dst} in {}", flow.dst_ns))?;
     rx.set_read_timeout(Some(Duration::from_millis(200)))?;
-    let src = SocketAddrV4::new(flow.src_addr, 0);
-    let dev = flow.src_dev.clone();
-    let tx = in_netns(&flow.src_ns, move || -> Result<UdpSocket> {
-        let s = UdpSocket::bind(src)?;
-        if let Some(dev) = dev {
-            bind_to_device(&s, &dev)?;
-        }
-        Ok(s)
-    })??;
+    let tx = udp_socket_in(&flow.src_ns, flow.src_addr, flow.src_dev.as_deref())?;
 
     let receiver = std::thread::spawn(move || {
         let mut seen = vec![false; count as usize];
@@ -94,6 +86,18 @@ pub fn send_and_count(flow: &Flow, count: u64) -> Result<FlowResult> {
         .join()
         .map_err(|_| anyhow::anyhow!("receiver panicked"))?;
     Ok(FlowResult { sent, received })
+}
+
+/// A UDP socket in namespace `ns`, bound to `addr` (any port), optionally to a device.
+pub fn udp_socket_in(ns: &str, addr: Ipv4Addr, dev: Option<&str>) -> Result<UdpSocket> {
+    let dev = dev.map(str::to_owned);
+    in_netns(ns, move || -> Result<UdpSocket> {
+        let s = UdpSocket::bind(SocketAddrV4::new(addr, 0))?;
+        if let Some(dev) = dev {
+            bind_to_device(&s, &dev)?;
+        }
+        Ok(s)
+    })?
 }
 
 fn bind_to_device(s: &UdpSocket, dev: &str) -> Result<()> {

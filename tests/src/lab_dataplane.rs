@@ -154,6 +154,12 @@ impl LabDataplane {
                 peering: peering as u8,
                 role: role as u8,
                 mac: self.port_mac[link as usize],
+                local_v4: [
+                    self.topo.primary.msee,
+                    self.topo.secondary.msee,
+                    self.topo.azure_link_msee,
+                ][link as usize]
+                    .octets(),
                 ..Default::default()
             },
         )?;

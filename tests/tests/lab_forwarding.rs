@@ -84,6 +84,23 @@ fn captured_to_port(fd: &OwnedFd, dport: u16) -> Vec<ParsedUdp> {
     out
 }
 
+/// The source of the first ICMP time exceeded seen on a capture socket.
+fn captured_icmp_time_exceeded(fd: &OwnedFd) -> Option<Ipv4Addr> {
+    let mut buf = [0u8; 2048];
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if n < 14 + 28 {
+            continue;
+        }
+        let f = &buf[..n as usize];
+        if f[12..14] == [0x08, 0x00] && f[14 + 9] == 1 && f[14 + 20] == 11 {
+            return Some(Ipv4Addr::new(f[26], f[27], f[28], f[29]));
+        }
+    }
+    None
+}
+
 /// Send a frame as-is out of `ifname` in `ns`.
 fn inject(ns: &str, ifname: &str, frame: Vec<u8>) {
     let fd = capture(ns, ifname);
@@ -206,6 +223,30 @@ fn udp_crosses_both_links_forwarded_by_xdp() {
         );
         check_forwarded(&captured_to_port(&cap, f.dst_port), what);
     }
+
+    // TTL 1 toward Azure: the MSEE answers time exceeded from its own
+    // address on that link, so traceroute shows the MSEE hop.
+    let cap = capture(&onprem, IF_PRIMARY);
+    let probe =
+        lab::traffic::udp_socket_in(&onprem, topo.primary.customer, Some(IF_PRIMARY)).unwrap();
+    unsafe {
+        let ttl: libc::c_int = 1;
+        libc::setsockopt(
+            probe.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_TTL,
+            (&ttl as *const libc::c_int).cast(),
+            4,
+        );
+    }
+    probe
+        .send_to(
+            b"traceroute",
+            std::net::SocketAddrV4::new(topo.vnet_host, 33434),
+        )
+        .unwrap();
+    let icmp = captured_icmp_time_exceeded(&cap).expect("an ICMP time exceeded came back");
+    assert_eq!(icmp, topo.primary.msee, "from the MSEE's primary address");
 
     // A frame cut inside its IPv4 header, addressed to the MSEE's primary port.
     let msee_mac = lab::mac_of(&topo.ns_msee(), IF_PRIMARY).unwrap();

@@ -503,34 +503,38 @@ fn policer_bounds_a_burst_and_rate_changes_keep_the_bucket() {
     );
 
     // A rate change applies in place: the drained bucket is not refilled.
-    // From here on the rates are slow (100-200 kbit/s: one 1000-byte frame
-    // per 40-80 ms) so that the wall time between runs, which the bucket
+    // From here on the rates are slow (50-100 kbit/s: one 1000-byte frame
+    // per 80-160 ms) so that the wall time between runs, which the bucket
     // rightly refills, is measured and bounded rather than assumed small.
-    let mut last_run = std::time::Instant::now();
+    // The bound: what the bucket can have refilled since the previous run
+    // started (conservative: the kernel last refilled during that run), plus
+    // one frame of credit the drained bucket may hold, plus one for rounding.
+    let mut last_start = std::time::Instant::now();
     let mut run = |m: &mut Msee, kbps: u64| {
         let before = tx(m, LOOP).packets;
+        let start = std::time::Instant::now();
         m.time_run(&frame, LO, 200).unwrap();
-        let refill_frames = last_run.elapsed().as_micros() as u64 * kbps / 8 / 1000 / 1_000_000 + 1;
-        last_run = std::time::Instant::now();
-        (tx(m, LOOP).packets - before, refill_frames)
+        let bound = last_start.elapsed().as_micros() as u64 * kbps / 8 / 1000 / 1_000_000 + 2;
+        last_start = start;
+        (tx(m, LOOP).packets - before, bound)
     };
+    m.set_policer(LOOP, Direction::Tx, 50_000, Some(10_000))
+        .unwrap();
+    let (conformed, bound) = run(&mut m, 50);
+    assert!(
+        conformed <= bound && bound < 10,
+        "{conformed} conformed (bound {bound}): the change reset the bucket"
+    );
     m.set_policer(LOOP, Direction::Tx, 100_000, Some(10_000))
         .unwrap();
     let (conformed, bound) = run(&mut m, 100);
     assert!(
         conformed <= bound && bound < 10,
-        "{conformed} conformed (bound {bound}): the change reset the bucket"
-    );
-    m.set_policer(LOOP, Direction::Tx, 200_000, Some(10_000))
-        .unwrap();
-    let (conformed, bound) = run(&mut m, 200);
-    assert!(
-        conformed <= bound && bound < 10,
         "{conformed} conformed (bound {bound}) after doubling the rate"
     );
-    // Time refills it, up to the burst: 10,000 bytes = 10 frames (400 ms at 200 kbit/s).
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    let (conformed, _) = run(&mut m, 200);
+    // Time refills it, up to the burst: 10,000 bytes = 10 frames (800 ms at 100 kbit/s).
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    let (conformed, _) = run(&mut m, 100);
     assert!(
         (10..=11).contains(&conformed),
         "{conformed} conformed after a full refill"
@@ -540,6 +544,104 @@ fn policer_bounds_a_burst_and_rate_changes_keep_the_bucket() {
     let before = tx(&m, LOOP).packets;
     m.time_run(&frame, LO, 100).unwrap();
     assert_eq!(tx(&m, LOOP).packets - before, 100);
+}
+
+/// Run the rest of the test on CPU 0 only: per-CPU budgets become exact.
+fn pin_to_cpu0() {
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(0, &mut set);
+        assert_eq!(
+            libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set),
+            0
+        );
+    }
+}
+
+#[test]
+fn expired_ttl_is_answered_with_time_exceeded_within_a_budget() {
+    root_only!("expired_ttl_is_answered_with_time_exceeded_within_a_budget");
+    let mut m = fixture();
+    let msee_v4 = [192, 168, 100, 130];
+    let msee_v6: Ipv6Addr = "2001:db8:c::2".parse().unwrap();
+    m.set_attachment(
+        key(C1_PRIMARY),
+        Attachment {
+            link: C1_PRIMARY,
+            domain: 1,
+            circuit: 1,
+            peering: PeeringKind::Private as u8,
+            role: LinkRole::Primary as u8,
+            mac: MSEE_MAC,
+            local_v4: msee_v4,
+            local_v6: msee_v6.octets(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    // IPv4: the reply goes back to the sender, on the same VLAN, from the MSEE.
+    let mut f = v4([192, 168, 1, 10], [10, 1, 0, 4], C1_PRIMARY);
+    f.ttl = 1;
+    let frame = f.build();
+    let (verdict, out) = m.test_run(&frame, LO).unwrap();
+    assert_eq!(verdict, XDP_REDIRECT, "back out of the ingress port");
+    assert_eq!(&out[0..6], &f.src_mac);
+    assert_eq!(&out[6..12], &MSEE_MAC);
+    assert_eq!(
+        &out[12..16],
+        &[0x81, 0x00, 0, 100],
+        "same VLAN as the expired frame"
+    );
+    let ip = &out[ETH_LEN + VLAN_LEN..];
+    assert_eq!(ip.len(), 56);
+    assert_eq!(
+        (ip[9], ip[20], ip[21]),
+        (1, 11, 0),
+        "ICMP time exceeded in transit"
+    );
+    assert_eq!(&ip[12..16], &msee_v4);
+    assert_eq!(&ip[16..20], &[192, 168, 1, 10]);
+    assert_eq!(
+        &ip[28..56],
+        &frame[ETH_LEN + VLAN_LEN..ETH_LEN + VLAN_LEN + 28],
+        "quote"
+    );
+    let sum = |d: &[u8]| {
+        let mut s: u32 = d
+            .chunks(2)
+            .map(|c| u16::from_be_bytes([c[0], c[1]]) as u32)
+            .sum();
+        while s > 0xffff {
+            s = (s & 0xffff) + (s >> 16);
+        }
+        s
+    };
+    assert_eq!(sum(&ip[..20]), 0xffff);
+    assert_eq!(sum(&ip[20..]), 0xffff);
+
+    // IPv6: hop limit exceeded, from the MSEE's IPv6 address.
+    let mut f6 = v6("2001:db8:c::10", "2001:db8:1::4", C1_PRIMARY);
+    f6.ttl = 1;
+    let (verdict, out) = m.test_run(&f6.build(), LO).unwrap();
+    assert_eq!(verdict, XDP_REDIRECT);
+    let ip = &out[ETH_LEN + VLAN_LEN..];
+    assert_eq!(ip.len(), 96);
+    assert_eq!((ip[6], ip[40], ip[41]), (58, 3, 0));
+    assert_eq!(&ip[8..24], &msee_v6.octets());
+    let c = rx(&m, C1_PRIMARY);
+    assert_eq!((c.icmp_errors, c.dropped(DropReason::TtlExpired)), (2, 2));
+
+    // The budget: at most ICMP_ERRORS_PER_SEC_PER_CPU a second; the rest are just dropped.
+    pin_to_cpu0();
+    let mut sent = 0;
+    for _ in 0..300 {
+        sent += (m.test_run(&frame, LO).unwrap().0 == XDP_REDIRECT) as u64;
+    }
+    assert!(
+        sent <= msee_abi::ICMP_ERRORS_PER_SEC_PER_CPU,
+        "{sent} ICMP errors in well under a second"
+    );
+    assert!(sent >= msee_abi::ICMP_ERRORS_PER_SEC_PER_CPU - 2, "{sent}");
 }
 
 #[test]

@@ -17,7 +17,7 @@ use core::intrinsics::{AtomicOrdering::Relaxed, atomic_cxchg, atomic_xadd, atomi
 
 use aya_ebpf::{
     bindings::xdp_action,
-    helpers::{bpf_ktime_get_ns, bpf_xdp_adjust_head},
+    helpers::{bpf_ktime_get_ns, bpf_xdp_adjust_head, bpf_xdp_adjust_tail},
     macros::{map, xdp},
     maps::{Array, DevMapHash, HashMap, LpmTrie, PerCpuArray, lpm_trie::Key},
     programs::XdpContext,
@@ -25,15 +25,16 @@ use aya_ebpf::{
 use aya_log_ebpf::debug;
 use msee_abi::{
     Attachment, AttachmentKey, COUNTER_ROWS, DSCP_MAP_LEN, Direction, DropReason, ETH_P_8021AD,
-    ETH_P_8021Q, LINK_IS_UP, Link, LinkCounters, MAX_ATTACHMENTS, MAX_GROUP_MEMBERS, MAX_GROUPS,
-    MAX_LINKS, MAX_LOCAL, MAX_PORTS, MAX_ROUTES_V4, MAX_ROUTES_V6, NextHopGroup, PolicerConfig,
-    PolicerState, ROUTE_OUT_OF_REACH, Route, RouteKeyV4, RouteKeyV6, UNATTRIBUTED_ROW,
-    link_dir_index, route_key_v4, route_key_v6,
+    ETH_P_8021Q, ICMP_ERRORS_PER_SEC_PER_CPU, LINK_IS_UP, Link, LinkCounters, MAX_ATTACHMENTS,
+    MAX_GROUP_MEMBERS, MAX_GROUPS, MAX_LINKS, MAX_LOCAL, MAX_PORTS, MAX_ROUTES_V4, MAX_ROUTES_V6,
+    NextHopGroup, PolicerConfig, PolicerState, ROUTE_OUT_OF_REACH, Route, RouteKeyV4, RouteKeyV6,
+    UNATTRIBUTED_ROW, link_dir_index, route_key_v4, route_key_v6,
 };
 use xdp_ebpf::{
     net::{
-        ETH_HDR_LEN, ETH_P_IPV4, ETH_P_IPV6, IPPROTO_TCP, IPPROTO_UDP, IPV4_MIN_HDR_LEN,
-        IPV6_HDR_LEN, VLAN_HDR_LEN, flow_finish, flow_mix, ipv4_decrement_ttl, ipv4_set_dscp,
+        ETH_HDR_LEN, ETH_P_IPV4, ETH_P_IPV6, ICMP4_QUOTE, ICMP4_TE_LEN, ICMP6_QUOTE, ICMP6_TE_LEN,
+        IPPROTO_TCP, IPPROTO_UDP, IPV4_MIN_HDR_LEN, IPV6_HDR_LEN, VLAN_HDR_LEN, flow_finish,
+        flow_mix, icmp4_time_exceeded, icmp6_time_exceeded, ipv4_decrement_ttl, ipv4_set_dscp,
         ipv6_dscp, ipv6_set_dscp, policer_cost_ps, policer_step,
     },
     ptr_at,
@@ -64,6 +65,9 @@ static POLICER_CFG: Array<PolicerConfig> = Array::with_max_entries(MAX_LINKS * 2
 static POLICER_STATE: Array<PolicerState> = Array::with_max_entries(MAX_LINKS * 2, 0);
 #[map]
 static DSCP_MAP: Array<u8> = Array::with_max_entries(DSCP_MAP_LEN, 0);
+/// Per-CPU ICMP error budget: [window start ns, errors sent in it].
+#[map]
+static ICMP_LIMIT: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 static COUNTERS: PerCpuArray<LinkCounters> = PerCpuArray::with_max_entries(COUNTER_ROWS, 0);
 
@@ -80,6 +84,9 @@ enum Verdict {
     Redirect { action: u32, link: u32, len: u64 },
     /// Dropped, charged to counter row `row`.
     Drop { reason: DropReason, row: u32 },
+    /// TTL expired: rewritten in place into an ICMP time exceeded and sent
+    /// back out of the port it came in on (counted on the ingress rx row).
+    TimeExceeded { row: u32 },
 }
 
 #[xdp]
@@ -99,6 +106,18 @@ pub fn msee(ctx: XdpContext) -> u32 {
                 c.bytes += len;
             }
             action
+        }
+        Some(Verdict::TimeExceeded { row }) => {
+            if let Some(c) = counters(row) {
+                c.drops[DropReason::TtlExpired as usize] += 1;
+                c.icmp_errors += 1;
+            }
+            // Back out of the ingress port through the devmap rather than
+            // XDP_TX: on veth, XDP_TX only wakes a peer that runs XDP itself,
+            // while a devmap redirect also reaches a peer with just GRO.
+            TX_PORTS
+                .redirect(ctx.ingress_ifindex() as u32, 0)
+                .unwrap_or(xdp_action::XDP_TX)
         }
         Some(Verdict::Drop { reason, row }) => {
             // The volatile read hides the enum's range from the optimiser, so
@@ -198,19 +217,23 @@ fn process(ctx: &XdpContext, len: u64) -> Option<Verdict> {
     let frame_len = ctx.data_end() - ctx.data();
 
     // --- L3: find the destination, the flow, and the route.
-    let (route, flow, dscp) = match ethertype {
-        ETH_P_IPV4 => match lookup_v4(ctx, l3_off, frame_len, att.domain) {
-            L3::Route { route, flow, dscp } => (route, flow, dscp),
-            L3::Pass => return pass,
-            L3::Drop(reason) => return drop(reason),
-        },
-        ETH_P_IPV6 => match lookup_v6(ctx, l3_off, frame_len, att.domain) {
-            L3::Route { route, flow, dscp } => (route, flow, dscp),
-            L3::Pass => return pass,
-            L3::Drop(reason) => return drop(reason),
-        },
+    let l3 = match ethertype {
+        ETH_P_IPV4 => lookup_v4(ctx, l3_off, frame_len, att.domain),
+        ETH_P_IPV6 => lookup_v6(ctx, l3_off, frame_len, att.domain),
         // ARP and anything else that is not IP.
         _ => return pass,
+    };
+    let (route, flow, dscp) = match l3 {
+        L3::Route { route, flow, dscp } => (route, flow, dscp),
+        L3::Pass => return pass,
+        L3::Drop(DropReason::TtlExpired) => {
+            // Answer so traceroute shows the MSEE hop (rate-limited).
+            if icmp_allowed() && time_exceeded(ctx, l3_off, ethertype == ETH_P_IPV6, att) {
+                return Some(Verdict::TimeExceeded { row: rx_row });
+            }
+            return drop(DropReason::TtlExpired);
+        }
+        L3::Drop(reason) => return drop(reason),
     };
 
     if route.flags & ROUTE_OUT_OF_REACH != 0 {
@@ -461,6 +484,97 @@ fn walk_ext_headers(ctx: &XdpContext, mut next: u8, mut off: usize) -> Option<(u
         }
     }
     Some((next, off, first_fragment))
+}
+
+/// Per-CPU ICMP error budget: `ICMP_ERRORS_PER_SEC_PER_CPU` per second.
+#[inline(always)]
+fn icmp_allowed() -> bool {
+    let Some(slot) = ICMP_LIMIT.get_ptr_mut(0) else {
+        return false;
+    };
+    let slot = unsafe { &mut *slot };
+    let now = unsafe { bpf_ktime_get_ns() };
+    if now.wrapping_sub(slot[0]) >= 1_000_000_000 {
+        slot[0] = now;
+        slot[1] = 0;
+    }
+    if slot[1] >= ICMP_ERRORS_PER_SEC_PER_CPU {
+        return false;
+    }
+    slot[1] += 1;
+    true
+}
+
+/// Rewrite the expired packet in place into an ICMP (or ICMPv6) time
+/// exceeded from the MSEE's address on this attachment, back to its sender
+/// on the same VLANs: cut it to its header and first 8 bytes, grow room for
+/// the new headers in front, move the L2 header there, and fill in.
+/// Returns false (the caller just drops) when the attachment has no address,
+/// the packet is too short to quote, or IPv4 carries options.
+#[inline(never)]
+fn time_exceeded(ctx: &XdpContext, l3_off: usize, v6: bool, att: &Attachment) -> bool {
+    let (quote, total) = if v6 {
+        (ICMP6_QUOTE, ICMP6_TE_LEN)
+    } else {
+        (ICMP4_QUOTE, ICMP4_TE_LEN)
+    };
+    let no_source = if v6 {
+        att.local_v6 == [0; 16]
+    } else {
+        att.local_v4 == [0; 4]
+    };
+    if no_source || l3_off > ETH_HDR_LEN + 2 * VLAN_HDR_LEN {
+        return false;
+    }
+    let Some(eth) = ptr_at::<[u8; ETH_HDR_LEN]>(ctx, 0) else {
+        return false;
+    };
+    let eth = unsafe { &*eth };
+    let sender_mac = [eth[6], eth[7], eth[8], eth[9], eth[10], eth[11]];
+    if !v6 {
+        // IPv4 options would not fit the fixed quote.
+        match ptr_at::<[u8; 1]>(ctx, l3_off) {
+            Some(b) if unsafe { (*b)[0] } == 0x45 => {}
+            _ => return false,
+        }
+    }
+    let frame_len = ctx.data_end() - ctx.data();
+    if frame_len < l3_off + quote {
+        return false;
+    }
+    let cut = (l3_off + quote) as i32 - frame_len as i32;
+    let grow = (total - quote) as i32;
+    unsafe {
+        if cut != 0 && bpf_xdp_adjust_tail(ctx.ctx, cut) != 0 {
+            return false;
+        }
+        if bpf_xdp_adjust_head(ctx.ctx, -grow) != 0 {
+            return false;
+        }
+    }
+    // [new room][L2 header][quote] -> [L2 header][new headers][quote]
+    let Some(front) = ptr_at::<[u8; 48 + ETH_HDR_LEN + 2 * VLAN_HDR_LEN]>(ctx, 0) else {
+        return false;
+    };
+    let front = unsafe { &mut *front };
+    let g = grow as usize;
+    for i in 0..ETH_HDR_LEN + 2 * VLAN_HDR_LEN {
+        front[i] = front[g + i];
+    }
+    front[0..6].copy_from_slice(&sender_mac);
+    front[6..12].copy_from_slice(&att.mac);
+    if v6 {
+        let Some(pkt) = ptr_at::<[u8; ICMP6_TE_LEN]>(ctx, l3_off) else {
+            return false;
+        };
+        icmp6_time_exceeded(unsafe { &mut *pkt }, &att.local_v6);
+    } else {
+        let Some(pkt) = ptr_at::<[u8; ICMP4_TE_LEN]>(ctx, l3_off) else {
+            return false;
+        };
+        icmp4_time_exceeded(unsafe { &mut *pkt }, att.local_v4);
+    }
+    true
 }
 
 /// Pick the link for a flow: among members whose link is up, those with the
