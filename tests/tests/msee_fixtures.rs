@@ -947,7 +947,7 @@ fn a_prefix_that_stays_routed_is_never_missing_under_churn() {
         while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
             // Move the stable prefix between groups, and add and remove
             // neighbours around it (more and less specific).
-            let group = if rounds % 2 == 0 {
+            let group = if rounds.is_multiple_of(2) {
                 G_C1_AZURE
             } else {
                 G_C1_CUSTOMER
