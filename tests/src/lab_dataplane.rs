@@ -166,6 +166,23 @@ impl LabDataplane {
         Ok(())
     }
 
+    /// Add one more port of the msee namespace: devmap entry, and `msee`
+    /// attached in native mode.
+    pub fn attach_port(&mut self, ifindex: u32) -> Result<()> {
+        // Both resolve the ifindex in the caller's namespace: enter msee's.
+        let ns = self.topo.ns_msee();
+        let file = std::fs::File::open(format!("/run/netns/{ns}"))?;
+        let own = std::fs::File::open("/proc/thread-self/ns/net")?;
+        use std::os::fd::AsFd as _;
+        nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)?;
+        let attached = self
+            .msee
+            .add_port(ifindex)
+            .and_then(|()| self.msee.attach(ifindex, AttachMode::Native));
+        nix::sched::setns(own.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)?;
+        Ok(attached?)
+    }
+
     pub fn group(&mut self, id: u32, links: &[(u32, u32)]) -> Result<()> {
         let members: Vec<GroupMember> = links
             .iter()

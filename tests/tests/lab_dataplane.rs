@@ -367,3 +367,206 @@ fn policer_delivers_the_committed_rate_within_two_percent() {
     policer_accuracy(&mut l, 50_000_000, 10);
     policer_accuracy(&mut l, 200_000_000, 10);
 }
+
+/// A second customer site for Global Reach: its own namespace and a veth
+/// link to a fourth MSEE port. Removed on drop.
+struct SiteB {
+    ns: String,
+}
+
+impl Drop for SiteB {
+    fn drop(&mut self) {
+        let _ = lab::ip(&["netns", "del", &self.ns]);
+    }
+}
+
+#[test]
+fn global_reach_forwards_onprem_to_onprem_across_two_circuits() {
+    if !require_root("global_reach_forwards_onprem_to_onprem_across_two_circuits") {
+        return;
+    }
+    let mut l = private_circuit("gr");
+    let msee_ns = l.topo.ns_msee();
+    let site = SiteB {
+        ns: format!("{}-siteb", l.topo.prefix),
+    };
+    let (site_addr, msee_addr, site_lan) = (
+        Ipv4Addr::new(192, 168, 200, 129),
+        Ipv4Addr::new(192, 168, 200, 130),
+        Ipv4Addr::new(172, 20, 0, 1),
+    );
+    lab::ip(&["netns", "add", &site.ns]).unwrap();
+    lab::ip(&[
+        "link", "add", "siteb", "netns", &msee_ns, "type", "veth", "peer", "name", "msee", "netns",
+        &site.ns,
+    ])
+    .unwrap();
+    lab::ip_ns(
+        &msee_ns,
+        &["addr", "add", &format!("{msee_addr}/30"), "dev", "siteb"],
+    )
+    .unwrap();
+    lab::ip_ns(
+        &site.ns,
+        &["addr", "add", &format!("{site_addr}/30"), "dev", "msee"],
+    )
+    .unwrap();
+    lab::ip_ns(
+        &site.ns,
+        &["addr", "add", &format!("{site_lan}/32"), "dev", "lo"],
+    )
+    .unwrap();
+    for (ns, dev) in [(&msee_ns, "siteb"), (&site.ns, "msee"), (&site.ns, "lo")] {
+        lab::ip_ns(ns, &["link", "set", dev, "up"]).unwrap();
+    }
+    lab::run(
+        "ip",
+        &[
+            "netns", "exec", &site.ns, "ethtool", "-K", "msee", "gro", "on", "tx", "off",
+        ],
+    )
+    .unwrap();
+    lab::ip_ns(
+        &site.ns,
+        &[
+            "route",
+            "add",
+            "172.16.0.0/16",
+            "via",
+            &msee_addr.to_string(),
+        ],
+    )
+    .unwrap();
+    lab::ip_ns(
+        &l.topo.ns_onprem(),
+        &[
+            "route",
+            "add",
+            "172.20.0.0/16",
+            "via",
+            &l.topo.primary.msee.to_string(),
+        ],
+    )
+    .unwrap();
+
+    // Circuit 2 (routing domain 2) has one link: the site B port, link 3.
+    const C2_LINK: u32 = 3;
+    let ifindex = lab::ifindex_of(&msee_ns, "siteb").unwrap();
+    let port_mac = lab::mac_of(&msee_ns, "siteb").unwrap();
+    let neighbour = lab::mac_of(&site.ns, "msee").unwrap();
+    {
+        let m = &mut l.msee;
+        m.set_link(
+            C2_LINK,
+            msee_abi::Link {
+                ifindex,
+                role: msee_abi::LinkRole::Primary as u8,
+                src_mac: port_mac,
+                dst_mac: neighbour,
+                circuit: 2,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        m.set_link_state(C2_LINK, true).unwrap();
+        m.set_attachment(
+            msee_abi::AttachmentKey {
+                ifindex,
+                outer_vlan: 0,
+                inner_vlan: 0,
+            },
+            msee_abi::Attachment {
+                link: C2_LINK,
+                domain: 2,
+                circuit: 2,
+                peering: PeeringKind::Private as u8,
+                role: msee_abi::LinkRole::Primary as u8,
+                mac: port_mac,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        m.add_local(std::net::IpAddr::V4(msee_addr)).unwrap();
+    }
+    l.attach_port(ifindex).unwrap();
+    // Global Reach: each circuit's private peering routes the other's on-prem.
+    l.group(10, &[(C2_LINK, 0)]).unwrap();
+    l.msee
+        .upsert_route(
+            DOMAIN,
+            "172.20.0.0/16".parse().unwrap(),
+            Route {
+                group: 10,
+                flags: 0,
+            },
+        )
+        .unwrap();
+    l.msee
+        .upsert_route(
+            2,
+            "172.16.0.0/16".parse().unwrap(),
+            Route {
+                group: G_CUSTOMER,
+                flags: 0,
+            },
+        )
+        .unwrap();
+    // Circuit 2 does not reach circuit 1's VNets (no Global Reach to Azure).
+    l.msee
+        .upsert_route(
+            2,
+            "10.1.0.0/16".parse().unwrap(),
+            Route {
+                group: G_AZURE,
+                flags: ROUTE_OUT_OF_REACH,
+            },
+        )
+        .unwrap();
+
+    // Site A -> site B and back.
+    let rx_b = udp_socket(&site.ns, site_lan, 7201, None, None).unwrap();
+    let tx_a = udp_socket(
+        &l.topo.ns_onprem(),
+        ONPREM_LAN,
+        7202,
+        Some(IF_PRIMARY),
+        None,
+    )
+    .unwrap();
+    for _ in 0..100 {
+        tx_a.send_to(b"A to B", SocketAddrV4::new(site_lan, 7201))
+            .unwrap();
+    }
+    assert_eq!(
+        drain(&rx_b, 100),
+        100,
+        "site A reaches site B over Global Reach"
+    );
+    let rx_a = udp_socket(&l.topo.ns_onprem(), ONPREM_LAN, 7203, None, None).unwrap();
+    for _ in 0..100 {
+        rx_b.send_to(b"B to A", SocketAddrV4::new(ONPREM_LAN, 7203))
+            .unwrap();
+    }
+    assert_eq!(drain(&rx_a, 100), 100, "and back");
+    assert_eq!(tx_packets(&l, C2_LINK), 100);
+    let c2_rx = l.msee.link_counters(C2_LINK, Direction::Rx).unwrap();
+    assert_eq!(
+        c2_rx.packets - c2_rx.to_kernel,
+        100,
+        "forwarded from site B (ARP went to the kernel)"
+    );
+
+    // Site B toward circuit 1's VNet: outside circuit 2's reach.
+    lab::ip_ns(
+        &site.ns,
+        &["route", "add", "10.1.0.0/16", "via", &msee_addr.to_string()],
+    )
+    .unwrap();
+    for _ in 0..7 {
+        rx_b.send_to(b"reach", SocketAddrV4::new(l.topo.vnet_host, 9))
+            .unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let c = l.msee.link_counters(C2_LINK, Direction::Rx).unwrap();
+    assert_eq!(c.dropped(DropReason::OutOfReach), 7);
+}
