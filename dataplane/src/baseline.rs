@@ -42,7 +42,10 @@ impl Baseline {
             .load(crate::BASELINE_OBJECT)
             .map_err(BaselineError::Load)?;
         let mut baseline = Self { ebpf };
-        baseline.program_mut()?.load().map_err(BaselineError::Program)?;
+        baseline
+            .program_mut()?
+            .load()
+            .map_err(BaselineError::Program)?;
         Ok(baseline)
     }
 
