@@ -239,17 +239,37 @@ fn render(r: &Value, m: &Machine, took_secs: u64) -> Result<String> {
             )?;
         }
     }
-    let arp = num(r, &["msee_arp_to_kernel", "ns_per_packet", "median"])?;
+    writeln!(w, "\n### Where msee's time goes\n")?;
     writeln!(
         w,
-        "\nFor the breakdown: an ARP request (msee parses L2, looks up the \
-         attachment, counts, `XDP_PASS`; 1-route instance) costs {arp:.1} ns \
-         (min–max {:.1}–{:.1}). The difference between rows with 1, 10,000 \
-         and 1,000,000 routes is the LPM trie lookup; between policing off \
-         and on, the two token buckets.\n",
-        num(r, &["msee_arp_to_kernel", "ns_per_packet", "min"])?,
-        num(r, &["msee_arp_to_kernel", "ns_per_packet", "max"])?,
+        "Frames that leave msee at successive points of its path (an msee with \
+         the probe's route, one route out of reach and one over a link that is \
+         down; policing off). The step is the difference from the row above. \
+         Where the baseline makes one map lookup (the devmap), a forwarded \
+         frame costs msee two hash lookups (attachment, local addresses), the \
+         LPM lookup, array lookups (group, link state, link, policers, DSCP, \
+         counters), a clock read and the devmap lookup. Between the 1, 10,000 \
+         and 1,000,000-route rows above, only the LPM lookup differs; between \
+         policing off and on, the two token buckets.\n"
     )?;
+    writeln!(w, "| frame leaves msee at | ns/packet (median) | step |")?;
+    writeln!(w, "|---|---|---|")?;
+    writeln!(w, "| (baseline, for scale) | {base:.1} | |")?;
+    let mut prev: Option<f64> = None;
+    for stage in r["msee_stages"]
+        .as_array()
+        .context("msee-bench JSON lacks the msee_stages array")?
+    {
+        let ns = num(stage, &["ns_per_packet", "median"])?;
+        writeln!(
+            w,
+            "| {} | {ns:.1} | {} |",
+            stage["exit"].as_str().unwrap_or("?"),
+            prev.map_or(String::new(), |p| format!("{:+.1}", ns - p))
+        )?;
+        prev = Some(ns);
+    }
+    writeln!(w)?;
 
     writeln!(w, "## Route installation through the dataplane API\n")?;
     writeln!(w, "| IPv4 routes | seconds | routes/s |")?;
@@ -288,8 +308,9 @@ fn render(r: &Value, m: &Machine, took_secs: u64) -> Result<String> {
          the kernel times the runs (no syscall cost) and reports each call's mean \
          in whole nanoseconds, truncated: figures read about 0.5 ns low, for both \
          programs alike. Each call with repeat > 1 cost {:.1} ms of wall time \
-         on this run (the kernel swaps the program into the XDP dispatcher and \
-         back, waiting for RCU), which is what bounds the number of calls.",
+         on this run, against microseconds with repeat 1 (for repeat > 1 the \
+         kernel swaps the program into the XDP dispatcher and back, presumably \
+         waiting for RCU grace periods): that is what bounds the number of calls.",
         num(r, &["calls_per_sample"])?,
         num(r, &["repeat"])?,
         num(r, &["wall_ms_per_call"])?

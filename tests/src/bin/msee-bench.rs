@@ -21,7 +21,7 @@ use e2e_tests::packet::{ETH_LEN, IPV4_LEN, UDP_LEN, UdpFrame, parse_udp};
 use ipnet::{IpNet, Ipv4Net};
 use msee_abi::{
     Attachment, AttachmentKey, Direction, DropReason, GroupMember, Link, LinkRole, PeeringKind,
-    Route,
+    ROUTE_OUT_OF_REACH, Route,
 };
 use serde_json::json;
 
@@ -125,7 +125,7 @@ fn route_table(count: usize) -> Vec<Ipv4Net> {
 }
 
 /// An ARP request to the MSEE, padded to 64 bytes: msee parses L2, looks
-/// the attachment up, counts and passes it. The cost of getting that far.
+/// the attachment up, counts and passes it.
 fn arp_frame() -> Vec<u8> {
     let mut f = vec![0u8; FRAME_BYTES];
     f[0..6].copy_from_slice(&[0xff; 6]);
@@ -137,13 +137,104 @@ fn arp_frame() -> Vec<u8> {
 }
 
 fn probe_frame() -> Vec<u8> {
-    let mut f = UdpFrame::v4(Ipv4Addr::new(192, 168, 1, 10), PROBE_DST);
+    udp_frame(PROBE_DST, 255)
+}
+
+fn udp_frame(dst: Ipv4Addr, ttl: u8) -> Vec<u8> {
+    let mut f = UdpFrame::v4(Ipv4Addr::new(192, 168, 1, 10), dst);
     f.dst_mac = MSEE_MAC;
-    f.ttl = 255;
+    f.ttl = ttl;
     f.payload = vec![0; FRAME_BYTES - ETH_LEN - IPV4_LEN - UDP_LEN];
     let frame = f.build();
     assert_eq!(frame.len(), FRAME_BYTES);
     frame
+}
+
+const OUT_OF_REACH_ROUTE: &str = "10.98.0.0/24";
+const OUT_OF_REACH_DST: Ipv4Addr = Ipv4Addr::new(10, 98, 0, 1);
+const LINK_DOWN_ROUTE: &str = "10.97.0.0/24";
+const LINK_DOWN_DST: Ipv4Addr = Ipv4Addr::new(10, 97, 0, 1);
+const NO_ROUTE_DST: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
+
+/// Frames that leave msee at successive points of its path (none rewrites
+/// the frame, so repeated runs repeat the same path): the differences
+/// between them are what each stage costs.
+fn stage_frames() -> Vec<(&'static str, u32, Vec<u8>)> {
+    const XDP_DROP: u32 = 1;
+    vec![
+        (
+            "ARP: L2, attachment lookup, count, XDP_PASS",
+            XDP_PASS,
+            arp_frame(),
+        ),
+        (
+            "TTL 1: + IPv4 checks, local-address lookup, drop",
+            XDP_DROP,
+            udp_frame(PROBE_DST, 1),
+        ),
+        (
+            "no route: + flow hash, LPM miss, drop",
+            XDP_DROP,
+            udp_frame(NO_ROUTE_DST, 255),
+        ),
+        (
+            "out of reach: LPM hit instead of miss, drop",
+            XDP_DROP,
+            udp_frame(OUT_OF_REACH_DST, 255),
+        ),
+        (
+            "link down: + group, link choice, drop",
+            XDP_DROP,
+            udp_frame(LINK_DOWN_DST, 255),
+        ),
+        (
+            "forwarded: + clock, policer checks (off), rewrite, devmap redirect",
+            XDP_REDIRECT,
+            probe_frame(),
+        ),
+    ]
+}
+
+/// The 1-route msee plus the routes the stage frames need: one out of
+/// reach, one over a second link that is down.
+fn msee_for_stages() -> Result<Msee> {
+    let (mut m, _) = msee_with_routes(1)?;
+    let down_link = LOOP_LINK + 1;
+    let down_group = LOOP_GROUP + 1;
+    m.set_link(
+        down_link,
+        Link {
+            ifindex: LO,
+            src_mac: MSEE_MAC,
+            dst_mac: MSEE_MAC,
+            ..Default::default()
+        },
+    )?;
+    m.set_link_state(down_link, false)?;
+    m.set_group(
+        down_group,
+        &[GroupMember {
+            link: down_link,
+            preference: 0,
+        }],
+    )?;
+    m.upsert_route(
+        DOMAIN,
+        OUT_OF_REACH_ROUTE.parse()?,
+        Route {
+            group: LOOP_GROUP,
+            flags: ROUTE_OUT_OF_REACH,
+        },
+    )?;
+    m.upsert_route(
+        DOMAIN,
+        LINK_DOWN_ROUTE.parse()?,
+        Route {
+            group: down_group,
+            flags: 0,
+        },
+    )?;
+    Ok(m)
 }
 
 /// An msee with one circuit side on `lo` whose only link loops back to the
@@ -281,7 +372,7 @@ fn run() -> Result<()> {
         bail!("needs root to load XDP programs (run `sudo cargo xtask bench`)");
     }
     let frame = probe_frame();
-    let arp = arp_frame();
+    let stages = stage_frames();
 
     let mut baseline = Baseline::load().context("loading baseline")?;
     baseline.set_port(LO)?;
@@ -317,8 +408,9 @@ fn run() -> Result<()> {
             })
         })
         .collect();
+    let mut staged = msee_for_stages().context("msee for the stage breakdown")?;
+    let mut stage_cost = vec![Vec::new(); stages.len()];
     let mut baseline_all = Vec::new();
-    let mut arp_cost = Vec::new();
     let mut calls_made = 0u64;
     let started = Instant::now();
     eprintln!(
@@ -343,14 +435,15 @@ fn run() -> Result<()> {
                 c.cost.push(cost);
             }
         }
-        let (_, m) = &mut instances[0];
-        let cost = sample(args.calls, "msee, ARP to the kernel", XDP_PASS, || {
-            Ok(m.time_run(&arp, LO, REPEAT)?)
-        })?;
-        if round > 0 {
-            arp_cost.push(cost);
+        for ((what, expect, f), costs) in stages.iter().zip(&mut stage_cost) {
+            let cost = sample(args.calls, what, *expect, || {
+                Ok(staged.time_run(f, LO, REPEAT)?)
+            })?;
+            if round > 0 {
+                costs.push(cost);
+            }
         }
-        calls_made += (2 * configs.len() as u64 + 1) * args.calls as u64;
+        calls_made += (2 * configs.len() + stages.len()) as u64 * args.calls as u64;
         eprintln!("msee-bench:   round {round}/{} done", args.rounds);
     }
     let timing = started.elapsed();
@@ -418,7 +511,11 @@ fn run() -> Result<()> {
         "route_seed": ROUTE_SEED,
         "probe_route": PROBE_ROUTE,
         "baseline": { "ns_per_packet": stats(&baseline_all) },
-        "msee_arp_to_kernel": { "ns_per_packet": stats(&arp_cost) },
+        "msee_stages": stages
+            .iter()
+            .zip(&stage_cost)
+            .map(|((what, _, _), c)| json!({"exit": what, "ns_per_packet": stats(c)}))
+            .collect::<Vec<_>>(),
         // Wall time per BPF_PROG_TEST_RUN call, mostly outside the timed
         // runs: what bounds how many calls the bench can afford.
         "wall_ms_per_call": timing.as_secs_f64() * 1e3 / calls_made as f64,
