@@ -1,8 +1,15 @@
 //! Userspace owner of the kernel side: loads the embedded `msee` object,
 //! attaches it to ports, and exposes typed map handles and counters.
+pub mod baseline;
 pub mod msee;
 
+pub use baseline::{Baseline, BaselineError};
 pub use msee::{AttachMode, LoadOptions, Msee, MseeError, default_burst_bytes};
 
 /// The `msee` eBPF object, built from `xdp-ebpf` by this crate's build.rs.
 pub static MSEE_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/msee"));
+
+/// The `baseline` eBPF object (a plain devmap redirect), the yardstick of
+/// `cargo xtask bench`.
+pub static BASELINE_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/baseline"));

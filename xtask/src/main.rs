@@ -1,5 +1,6 @@
-//! `cargo xtask`: setup, build, lab, test and demo for the MSEE emulator.
+//! `cargo xtask`: setup, build, lab, test, bench and demo for the MSEE emulator.
 //! Every command except `lab down` runs `setup` first.
+mod bench;
 mod demo;
 mod setup;
 
@@ -33,6 +34,17 @@ enum Cmd {
     },
     /// Run every test: unit, packet fixtures (BPF_PROG_TEST_RUN) and end-to-end labs.
     Test,
+    /// Dataplane benchmarks (BPF_PROG_TEST_RUN: msee against a plain devmap
+    /// redirect, route install rates); writes BENCHMARKS.md. Needs root.
+    Bench {
+        /// Recorded rounds of interleaved baseline/msee samples.
+        #[arg(long, default_value_t = 10)]
+        rounds: u32,
+        /// BPF_PROG_TEST_RUN calls (of 250 runs each) per sample. Each call
+        /// costs milliseconds of wall time here (see BENCHMARKS.md).
+        #[arg(long, default_value_t = 16)]
+        calls: u32,
+    },
     /// The main job: a lab, the daemon, traffic over both links, counters, lab down.
     Demo {
         /// Instance prefix of the demo lab's namespaces.
@@ -112,6 +124,10 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Test => {
             setup::run()?;
             test()
+        }
+        Cmd::Bench { rounds, calls } => {
+            setup::run()?;
+            bench::run(rounds, calls)
         }
         Cmd::Demo { prefix, packets } => {
             setup::run()?;

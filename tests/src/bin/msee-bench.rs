@@ -1,0 +1,528 @@
+//! `msee-bench`: per-packet cost of `msee` against the `baseline` devmap
+//! redirect through `BPF_PROG_TEST_RUN`, and route install rates through the
+//! dataplane API. Run by `cargo xtask bench` (as root), which turns the JSON
+//! this prints on stdout into BENCHMARKS.md. Progress goes to stderr.
+//!
+//! Nothing is sent: every frame is run in the kernel on a copy. The msee
+//! instances route the probe over a "loop" link whose neighbour MAC is the
+//! MSEE's own and which is untagged, so a forwarded frame comes back
+//! identical but for the TTL and is forwarded again on every repeated run:
+//! `repeat` measures the whole forwarding path, not a drop.
+use std::{
+    collections::HashSet,
+    net::Ipv4Addr,
+    process::ExitCode,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail, ensure};
+use dataplane::{Baseline, LoadOptions, Msee};
+use e2e_tests::packet::{ETH_LEN, IPV4_LEN, UDP_LEN, UdpFrame, parse_udp};
+use ipnet::{IpNet, Ipv4Net};
+use msee_abi::{
+    Attachment, AttachmentKey, Direction, DropReason, GroupMember, Link, LinkRole, PeeringKind,
+    ROUTE_OUT_OF_REACH, Route,
+};
+use serde_json::json;
+
+const XDP_PASS: u32 = 2;
+const XDP_REDIRECT: u32 = 4;
+/// `lo`: present everywhere; the test runs never send anything on it.
+const LO: u32 = 1;
+const MSEE_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
+const FRAME_BYTES: usize = 64;
+const DOMAIN: u32 = 1;
+const LOOP_LINK: u32 = 0;
+const LOOP_GROUP: u32 = 0;
+/// The probe's destination and its route (one of the installed prefixes).
+const PROBE_DST: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+const PROBE_ROUTE: &str = "10.77.0.0/24";
+/// Frames start with TTL 255 and lose one per forward, and the kernel
+/// re-runs the same buffer: 250 runs per call keep every run a forward.
+const REPEAT: u32 = 250;
+/// "Non-limiting" policing: 100 Gbit/s on both directions of the loop link,
+/// about 5 ns of line time per 64-byte frame, far below a run's cost.
+const POLICE_BITS_PER_SEC: u64 = 100_000_000_000;
+const ROUTE_SEED: u64 = 0x5eed_0e5c_2026_0003;
+
+struct Args {
+    rounds: usize,
+    calls: u32,
+}
+
+fn parse_args() -> Result<Args> {
+    let mut args = Args {
+        rounds: 10,
+        calls: 16,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| -> Result<u64> {
+            let v = it.next().with_context(|| format!("{name} needs a value"))?;
+            v.parse()
+                .with_context(|| format!("{name} {v}: not a positive integer"))
+        };
+        match a.as_str() {
+            "--rounds" => args.rounds = value("--rounds")? as usize,
+            "--calls" => args.calls = value("--calls")? as u32,
+            other => bail!("unknown argument {other} (expected --rounds N, --calls N)"),
+        }
+    }
+    ensure!(
+        args.rounds >= 1 && args.calls >= 1,
+        "--rounds and --calls must be at least 1"
+    );
+    Ok(args)
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("msee-bench: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// splitmix64: a fixed seed gives the same route table on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+/// `count` distinct IPv4 prefixes, the probe's route and `count - 1` random
+/// unicast /24../32 that do not overlap it (so the probe's longest match is
+/// its own route), the probe's in the middle of the install order.
+fn route_table(count: usize) -> Vec<Ipv4Net> {
+    let probe: Ipv4Net = PROBE_ROUTE.parse().expect("valid probe route");
+    let mut rng = Rng(ROUTE_SEED);
+    let mut seen = HashSet::with_capacity(count);
+    let mut table = Vec::with_capacity(count);
+    while table.len() + 1 < count {
+        let r = rng.next();
+        let addr = Ipv4Addr::from(r as u32);
+        let len = 24 + (r >> 32) as u8 % 9;
+        let first = addr.octets()[0];
+        if first == 0 || first == 127 || first >= 224 {
+            continue;
+        }
+        let net = Ipv4Net::new(addr, len).expect("length <= 32").trunc();
+        if probe.contains(&net.network()) || !seen.insert(net) {
+            continue;
+        }
+        table.push(net);
+    }
+    table.insert(table.len() / 2, probe);
+    table
+}
+
+/// An ARP request to the MSEE, padded to 64 bytes: msee parses L2, looks
+/// the attachment up, counts and passes it.
+fn arp_frame() -> Vec<u8> {
+    let mut f = vec![0u8; FRAME_BYTES];
+    f[0..6].copy_from_slice(&[0xff; 6]);
+    f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x0c]);
+    f[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
+    // Ethernet/IPv4, request; addresses do not matter to msee.
+    f[14..22].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+    f
+}
+
+fn probe_frame() -> Vec<u8> {
+    udp_frame(PROBE_DST, 255)
+}
+
+fn udp_frame(dst: Ipv4Addr, ttl: u8) -> Vec<u8> {
+    let mut f = UdpFrame::v4(Ipv4Addr::new(192, 168, 1, 10), dst);
+    f.dst_mac = MSEE_MAC;
+    f.ttl = ttl;
+    f.payload = vec![0; FRAME_BYTES - ETH_LEN - IPV4_LEN - UDP_LEN];
+    let frame = f.build();
+    assert_eq!(frame.len(), FRAME_BYTES);
+    frame
+}
+
+const OUT_OF_REACH_ROUTE: &str = "10.98.0.0/24";
+const OUT_OF_REACH_DST: Ipv4Addr = Ipv4Addr::new(10, 98, 0, 1);
+const LINK_DOWN_ROUTE: &str = "10.97.0.0/24";
+const LINK_DOWN_DST: Ipv4Addr = Ipv4Addr::new(10, 97, 0, 1);
+const NO_ROUTE_DST: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
+
+/// Frames that leave msee at successive points of its path (none rewrites
+/// the frame, so repeated runs repeat the same path): the differences
+/// between them are what each stage costs.
+fn stage_frames() -> Vec<(&'static str, u32, Vec<u8>)> {
+    const XDP_DROP: u32 = 1;
+    vec![
+        (
+            "ARP: L2, attachment lookup, count, XDP_PASS",
+            XDP_PASS,
+            arp_frame(),
+        ),
+        (
+            "TTL 1: + IPv4 checks, local-address lookup, drop",
+            XDP_DROP,
+            udp_frame(PROBE_DST, 1),
+        ),
+        (
+            "no route: + flow hash, LPM miss, drop",
+            XDP_DROP,
+            udp_frame(NO_ROUTE_DST, 255),
+        ),
+        (
+            "out of reach: LPM hit instead of miss, drop",
+            XDP_DROP,
+            udp_frame(OUT_OF_REACH_DST, 255),
+        ),
+        (
+            "link down: + group, link choice, drop",
+            XDP_DROP,
+            udp_frame(LINK_DOWN_DST, 255),
+        ),
+        (
+            "forwarded: + clock, policer checks (off), rewrite, devmap redirect",
+            XDP_REDIRECT,
+            probe_frame(),
+        ),
+    ]
+}
+
+/// The 1-route msee plus the routes the stage frames need: one out of
+/// reach, one over a second link that is down.
+fn msee_for_stages() -> Result<Msee> {
+    let (mut m, _) = msee_with_routes(1)?;
+    let down_link = LOOP_LINK + 1;
+    let down_group = LOOP_GROUP + 1;
+    m.set_link(
+        down_link,
+        Link {
+            ifindex: LO,
+            src_mac: MSEE_MAC,
+            dst_mac: MSEE_MAC,
+            ..Default::default()
+        },
+    )?;
+    m.set_link_state(down_link, false)?;
+    m.set_group(
+        down_group,
+        &[GroupMember {
+            link: down_link,
+            preference: 0,
+        }],
+    )?;
+    m.upsert_route(
+        DOMAIN,
+        OUT_OF_REACH_ROUTE.parse()?,
+        Route {
+            group: LOOP_GROUP,
+            flags: ROUTE_OUT_OF_REACH,
+        },
+    )?;
+    m.upsert_route(
+        DOMAIN,
+        LINK_DOWN_ROUTE.parse()?,
+        Route {
+            group: down_group,
+            flags: 0,
+        },
+    )?;
+    Ok(m)
+}
+
+/// An msee with one circuit side on `lo` whose only link loops back to the
+/// MSEE, and `routes` routes over it. Returns it and the install time.
+fn msee_with_routes(routes: usize) -> Result<(Msee, Duration)> {
+    let mut m = Msee::load(&LoadOptions::default()).context("loading msee")?;
+    m.add_port(LO)?;
+    m.set_link(
+        LOOP_LINK,
+        Link {
+            ifindex: LO,
+            role: LinkRole::Azure as u8,
+            src_mac: MSEE_MAC,
+            dst_mac: MSEE_MAC,
+            circuit: 1,
+            ..Default::default()
+        },
+    )?;
+    m.set_link_state(LOOP_LINK, true)?;
+    m.set_attachment(
+        AttachmentKey {
+            ifindex: LO,
+            outer_vlan: 0,
+            inner_vlan: 0,
+        },
+        Attachment {
+            link: LOOP_LINK,
+            domain: DOMAIN,
+            circuit: 1,
+            peering: PeeringKind::Private as u8,
+            role: LinkRole::Azure as u8,
+            mac: MSEE_MAC,
+            ..Default::default()
+        },
+    )?;
+    m.set_group(
+        LOOP_GROUP,
+        &[GroupMember {
+            link: LOOP_LINK,
+            preference: 0,
+        }],
+    )?;
+    let table = route_table(routes);
+    let route = Route {
+        group: LOOP_GROUP,
+        flags: 0,
+    };
+    let start = Instant::now();
+    for prefix in &table {
+        m.upsert_route(DOMAIN, IpNet::V4(*prefix), route)
+            .with_context(|| format!("installing route {prefix}"))?;
+    }
+    let install = start.elapsed();
+    Ok((m, install))
+}
+
+/// Refuse to time anything that does not forward the probe as intended.
+fn check_msee_forwards(m: &mut Msee, frame: &[u8], routes: usize) -> Result<()> {
+    let (verdict, out) = m.test_run(frame, LO)?;
+    ensure!(
+        verdict == XDP_REDIRECT,
+        "msee with {routes} routes returned XDP action {verdict} for the probe, not XDP_REDIRECT"
+    );
+    let p = parse_udp(&out).context("msee's output is not an Ethernet/IPv4/UDP frame")?;
+    ensure!(
+        p.dst_mac == MSEE_MAC && p.ttl == 254 && p.ipv4_checksum_ok && out.len() == frame.len(),
+        "msee with {routes} routes did not loop the probe back (dst {:02x?}, TTL {}, checksum ok {}, {} bytes)",
+        p.dst_mac,
+        p.ttl,
+        p.ipv4_checksum_ok,
+        out.len()
+    );
+    Ok(())
+}
+
+/// One sample: the mean of `calls` kernel-timed calls of `REPEAT` runs, in
+/// ns per run. The kernel reports each call's mean in whole nanoseconds.
+fn sample(
+    calls: u32,
+    what: &str,
+    expect: u32,
+    mut run: impl FnMut() -> Result<(u32, Duration)>,
+) -> Result<f64> {
+    let mut total = Duration::ZERO;
+    for _ in 0..calls {
+        let (verdict, d) = run()?;
+        ensure!(
+            verdict == expect,
+            "{what}: XDP action {verdict} during timing, not {expect}"
+        );
+        total += d;
+    }
+    Ok(total.as_nanos() as f64 / calls as f64)
+}
+
+fn set_policing(m: &mut Msee, on: bool) -> Result<()> {
+    let rate = if on { POLICE_BITS_PER_SEC } else { 0 };
+    for dir in Direction::ALL {
+        m.set_policer(LOOP_LINK, dir, rate, None)?;
+    }
+    Ok(())
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
+}
+
+fn stats(v: &[f64]) -> serde_json::Value {
+    json!({
+        "median": median(v),
+        "min": v.iter().copied().fold(f64::INFINITY, f64::min),
+        "max": v.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        "samples": v,
+    })
+}
+
+struct Config {
+    instance: usize,
+    policing: bool,
+    cost: Vec<f64>,
+    /// Baseline sample taken just before each of this config's samples.
+    paired_baseline: Vec<f64>,
+}
+
+fn run() -> Result<()> {
+    let args = parse_args()?;
+    if !nix::unistd::geteuid().is_root() {
+        bail!("needs root to load XDP programs (run `sudo cargo xtask bench`)");
+    }
+    let frame = probe_frame();
+    let stages = stage_frames();
+
+    let mut baseline = Baseline::load().context("loading baseline")?;
+    baseline.set_port(LO)?;
+
+    let mut instances = Vec::new();
+    let mut installs = Vec::new();
+    for routes in [1usize, 10_000, 1_000_000] {
+        eprintln!("msee-bench: loading msee with {routes} IPv4 routes...");
+        let (mut m, install) = msee_with_routes(routes)?;
+        check_msee_forwards(&mut m, &frame, routes)?;
+        if routes > 1 {
+            let rate = routes as f64 / install.as_secs_f64();
+            eprintln!(
+                "msee-bench:   installed in {:.3} s ({rate:.0} routes/s)",
+                install.as_secs_f64()
+            );
+            installs.push(json!({
+                "routes": routes,
+                "seconds": install.as_secs_f64(),
+                "routes_per_sec": rate,
+            }));
+        }
+        instances.push((routes, m));
+    }
+
+    let mut configs: Vec<Config> = (0..instances.len())
+        .flat_map(|instance| {
+            [false, true].map(|policing| Config {
+                instance,
+                policing,
+                cost: Vec::new(),
+                paired_baseline: Vec::new(),
+            })
+        })
+        .collect();
+    let mut staged = msee_for_stages().context("msee for the stage breakdown")?;
+    let mut stage_cost = vec![Vec::new(); stages.len()];
+    let mut baseline_all = Vec::new();
+    let mut calls_made = 0u64;
+    let started = Instant::now();
+    eprintln!(
+        "msee-bench: {} rounds of baseline/msee pairs, {} calls x {REPEAT} runs per sample...",
+        args.rounds, args.calls
+    );
+    // Round 0 warms up (cold caches, JIT pages) and is not recorded.
+    for round in 0..=args.rounds {
+        for c in &mut configs {
+            let b = sample(args.calls, "baseline", XDP_REDIRECT, || {
+                Ok(baseline.time_run(&frame, LO, REPEAT)?)
+            })?;
+            let (routes, m) = &mut instances[c.instance];
+            set_policing(m, c.policing)?;
+            let what = format!("msee, {routes} routes, policing {}", c.policing);
+            let cost = sample(args.calls, &what, XDP_REDIRECT, || {
+                Ok(m.time_run(&frame, LO, REPEAT)?)
+            })?;
+            if round > 0 {
+                baseline_all.push(b);
+                c.paired_baseline.push(b);
+                c.cost.push(cost);
+            }
+        }
+        for ((what, expect, f), costs) in stages.iter().zip(&mut stage_cost) {
+            let cost = sample(args.calls, what, *expect, || {
+                Ok(staged.time_run(f, LO, REPEAT)?)
+            })?;
+            if round > 0 {
+                costs.push(cost);
+            }
+        }
+        calls_made += (2 * configs.len() + stages.len()) as u64 * args.calls as u64;
+        eprintln!("msee-bench:   round {round}/{} done", args.rounds);
+    }
+    let timing = started.elapsed();
+    eprintln!("msee-bench: timed in {:.1} s", timing.as_secs_f64());
+
+    // Every timed run must have been a forward: no policer (or other) drop.
+    let runs_per_config = (args.rounds as u64 + 1) * args.calls as u64 * REPEAT as u64;
+    let mut forwarding = Vec::new();
+    for (routes, m) in &instances {
+        let tx = m.link_counters(LOOP_LINK, Direction::Tx)?;
+        let rx = m.link_counters(LOOP_LINK, Direction::Rx)?;
+        // Two configs per instance (warm-up round included), plus the
+        // forwarding check's single run.
+        let expected = 2 * runs_per_config + 1;
+        ensure!(
+            tx.packets == expected && rx.total_drops() + tx.total_drops() == 0,
+            "msee with {routes} routes forwarded {} of {expected} runs (rx drops {:?}, tx drops {:?}, policer {})",
+            tx.packets,
+            rx.drops,
+            tx.drops,
+            tx.dropped(DropReason::Policer) + rx.dropped(DropReason::Policer)
+        );
+        forwarding.push(json!({"routes": routes, "runs": expected, "forwarded": tx.packets}));
+    }
+
+    let one_route = |policing: bool| {
+        configs
+            .iter()
+            .find(|c| c.instance == 0 && c.policing == policing)
+            .expect("1-route config")
+            .cost
+            .clone()
+    };
+    let msee: Vec<_> = configs
+        .iter()
+        .map(|c| {
+            let vs_baseline: Vec<f64> = c
+                .paired_baseline
+                .iter()
+                .zip(&c.cost)
+                .map(|(b, m)| b / m)
+                .collect();
+            // Same round, same policing: the 1-route sample a few ms apart.
+            let vs_one_route: Vec<f64> = one_route(c.policing)
+                .iter()
+                .zip(&c.cost)
+                .map(|(one, m)| one / m)
+                .collect();
+            json!({
+                "routes": instances[c.instance].0,
+                "policing": c.policing,
+                "ns_per_packet": stats(&c.cost),
+                "baseline_over_msee": stats(&vs_baseline),
+                "one_route_over_this": stats(&vs_one_route),
+            })
+        })
+        .collect();
+
+    let report = json!({
+        "frame_bytes": FRAME_BYTES,
+        "repeat": REPEAT,
+        "calls_per_sample": args.calls,
+        "rounds": args.rounds,
+        "police_bits_per_sec": POLICE_BITS_PER_SEC,
+        "route_seed": ROUTE_SEED,
+        "probe_route": PROBE_ROUTE,
+        "baseline": { "ns_per_packet": stats(&baseline_all) },
+        "msee_stages": stages
+            .iter()
+            .zip(&stage_cost)
+            .map(|((what, _, _), c)| json!({"exit": what, "ns_per_packet": stats(c)}))
+            .collect::<Vec<_>>(),
+        // Wall time per BPF_PROG_TEST_RUN call, mostly outside the timed
+        // runs: what bounds how many calls the bench can afford.
+        "wall_ms_per_call": timing.as_secs_f64() * 1e3 / calls_made as f64,
+        "msee": msee,
+        "install": installs,
+        "forwarding_check": forwarding,
+    });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
