@@ -22,27 +22,24 @@ pub mod maps {
     pub const GROUPS: &str = "GROUPS";
     pub const ROUTES_V4: &str = "ROUTES_V4";
     pub const ROUTES_V6: &str = "ROUTES_V6";
-    pub const LOCAL_V4: &str = "LOCAL_V4";
-    pub const LOCAL_V6: &str = "LOCAL_V6";
     pub const TX_PORTS: &str = "TX_PORTS";
     pub const POLICER_CFG: &str = "POLICER_CFG";
     pub const POLICER_STATE: &str = "POLICER_STATE";
     pub const DSCP_MAP: &str = "DSCP_MAP";
     pub const ICMP_LIMIT: &str = "ICMP_LIMIT";
     pub const COUNTERS: &str = "COUNTERS";
-    pub const ALL: [&str; 13] = [
+    pub const ALL: [&str; 12] = [
         ATTACHMENTS,
         LINKS,
         LINK_UP,
         GROUPS,
         ROUTES_V4,
         ROUTES_V6,
-        LOCAL_V4,
-        LOCAL_V6,
         TX_PORTS,
         POLICER_CFG,
         POLICER_STATE,
         DSCP_MAP,
+        ICMP_LIMIT,
         COUNTERS,
     ];
 }
@@ -57,7 +54,6 @@ pub const MAX_GROUPS: u32 = 65536;
 pub const MAX_GROUP_MEMBERS: usize = 4;
 pub const MAX_ROUTES_V4: u32 = 2_000_000;
 pub const MAX_ROUTES_V6: u32 = 200_000;
-pub const MAX_LOCAL: u32 = 4096;
 pub const MAX_PORTS: u32 = 256;
 /// Counter rows: one per (link, direction), plus one for frames that could
 /// not be tied to any link (e.g. cut inside their VLAN tags).
@@ -262,10 +258,15 @@ pub struct Route {
     pub group: u32,
     /// `ROUTE_OUT_OF_REACH`: a known destination outside the circuit's reach
     /// (by SKU): dropped and counted as such rather than as no route.
+    /// `ROUTE_LOCAL`: addressed to the MSEE itself.
     pub flags: u32,
 }
 
 pub const ROUTE_OUT_OF_REACH: u32 = 1;
+/// `ROUTE_LOCAL`: one of the MSEE's own addresses in this routing domain:
+/// frames to it go to the kernel. (A /32 or /128 in the same trie as the
+/// routes, so finding it costs no extra lookup per packet.)
+pub const ROUTE_LOCAL: u32 = 2;
 
 /// `POLICER_CFG` value, per (link, direction). Written by userspace only; the
 /// bucket state lives apart in `POLICER_STATE` so a rate change never resets it.

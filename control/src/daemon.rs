@@ -195,7 +195,7 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
     for p in &ports {
         msee.add_port(p.iface.ifindex)?;
         for (addr, _) in &p.iface.addrs {
-            msee.add_local(IpAddr::V4(*addr))?;
+            msee.add_local(DOMAIN, IpAddr::V4(*addr))?;
         }
         // Links start down: up once the neighbour answers.
         msee.set_link(p.link, p.link_entry([0; 6]))?;

@@ -15,8 +15,8 @@ use ipnet::IpNet;
 use msee_abi::{
     Attachment, AttachmentKey, COUNTER_ROWS, DSCP_MAP_LEN, Direction, GroupMember, LINK_DOWN,
     LINK_IS_UP, Link, LinkCounters, MAX_GROUP_MEMBERS, MAX_GROUPS, MAX_LINKS, MSEE_PROGRAM,
-    NextHopGroup, PS_PER_SEC, PeeringKind, PolicerConfig, PolicerState, Route, RouteKeyV4,
-    RouteKeyV6, UNATTRIBUTED_ROW, link_dir_index, maps, route_key_v4, route_key_v6,
+    NextHopGroup, PS_PER_SEC, PeeringKind, PolicerConfig, PolicerState, ROUTE_LOCAL, Route,
+    RouteKeyV4, RouteKeyV6, UNATTRIBUTED_ROW, link_dir_index, maps, route_key_v4, route_key_v6,
 };
 
 /// How to attach to an interface.
@@ -384,18 +384,17 @@ impl Msee {
         Ok(found)
     }
 
-    /// Frames to `addr` are the MSEE's own: handed to the kernel.
-    pub fn add_local(&mut self, addr: IpAddr) -> Result<()> {
-        match addr {
-            IpAddr::V4(a) => {
-                let mut m: HashMap<_, [u8; 4], u8> = self.map_mut(maps::LOCAL_V4)?;
-                m.insert(a.octets(), 1, 0).map_err(map_err(maps::LOCAL_V4))
-            }
-            IpAddr::V6(a) => {
-                let mut m: HashMap<_, [u8; 16], u8> = self.map_mut(maps::LOCAL_V6)?;
-                m.insert(a.octets(), 1, 0).map_err(map_err(maps::LOCAL_V6))
-            }
-        }
+    /// Frames to `addr` arriving on any attachment of `domain` are the
+    /// MSEE's own: handed to the kernel.
+    pub fn add_local(&mut self, domain: u32, addr: IpAddr) -> Result<()> {
+        self.upsert_route(
+            domain,
+            IpNet::from(addr),
+            Route {
+                group: 0,
+                flags: ROUTE_LOCAL,
+            },
+        )
     }
 
     // ---- Policing.

@@ -118,17 +118,11 @@ impl LabDataplane {
             )?;
             me.msee.set_link_state(link, true)?;
         }
-        for addr in [
-            me.topo.primary.msee,
-            me.topo.secondary.msee,
-            me.topo.azure_link_msee,
-        ] {
-            me.msee.add_local(IpAddr::V4(addr))?;
-        }
         Ok(me)
     }
 
-    /// Frames arriving on `link`'s port belong to `circuit`'s `peering`, routed in `domain`.
+    /// Frames arriving on `link`'s port belong to `circuit`'s `peering`,
+    /// routed in `domain`, where the port's own address is the MSEE's.
     pub fn attach_link(
         &mut self,
         link: u32,
@@ -136,6 +130,12 @@ impl LabDataplane {
         peering: PeeringKind,
         domain: u32,
     ) -> Result<()> {
+        let local = [
+            self.topo.primary.msee,
+            self.topo.secondary.msee,
+            self.topo.azure_link_msee,
+        ][link as usize];
+        self.msee.add_local(domain, IpAddr::V4(local))?;
         let role = match link {
             PRIMARY => LinkRole::Primary,
             SECONDARY => LinkRole::Secondary,

@@ -486,7 +486,7 @@ fn global_reach_forwards_onprem_to_onprem_across_two_circuits() {
             },
         )
         .unwrap();
-        m.add_local(std::net::IpAddr::V4(msee_addr)).unwrap();
+        m.add_local(2, std::net::IpAddr::V4(msee_addr)).unwrap();
     }
     l.attach_port(ifindex).unwrap();
     // Global Reach: each circuit's private peering routes the other's on-prem.

@@ -189,9 +189,9 @@ fn fixture_with(opts: &LoadOptions) -> Msee {
     ] {
         m.upsert_route(domain, prefix.parse().unwrap(), r).unwrap();
     }
-    m.add_local(IpAddr::V4(Ipv4Addr::new(192, 168, 100, 130)))
+    m.add_local(1, IpAddr::V4(Ipv4Addr::new(192, 168, 100, 130)))
         .unwrap();
-    m.add_local(IpAddr::V6("2001:db8:c::2".parse().unwrap()))
+    m.add_local(1, IpAddr::V6("2001:db8:c::2".parse().unwrap()))
         .unwrap();
     m
 }

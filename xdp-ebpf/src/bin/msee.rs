@@ -26,9 +26,9 @@ use aya_log_ebpf::debug;
 use msee_abi::{
     Attachment, AttachmentKey, COUNTER_ROWS, DSCP_MAP_LEN, Direction, DropReason, ETH_P_8021AD,
     ETH_P_8021Q, ICMP_ERRORS_PER_SEC_PER_CPU, LINK_IS_UP, Link, LinkCounters, MAX_ATTACHMENTS,
-    MAX_GROUP_MEMBERS, MAX_GROUPS, MAX_LINKS, MAX_LOCAL, MAX_PORTS, MAX_ROUTES_V4, MAX_ROUTES_V6,
-    NextHopGroup, PolicerConfig, PolicerState, ROUTE_OUT_OF_REACH, Route, RouteKeyV4, RouteKeyV6,
-    UNATTRIBUTED_ROW, link_dir_index, route_key_v4, route_key_v6,
+    MAX_GROUP_MEMBERS, MAX_GROUPS, MAX_LINKS, MAX_PORTS, MAX_ROUTES_V4, MAX_ROUTES_V6,
+    NextHopGroup, PolicerConfig, PolicerState, ROUTE_LOCAL, ROUTE_OUT_OF_REACH, Route, RouteKeyV4,
+    RouteKeyV6, UNATTRIBUTED_ROW, link_dir_index, route_key_v4, route_key_v6,
 };
 use xdp_ebpf::{
     net::{
@@ -54,10 +54,6 @@ static ROUTES_V4: LpmTrie<RouteKeyV4, Route> = LpmTrie::with_max_entries(MAX_ROU
 #[map]
 static ROUTES_V6: LpmTrie<RouteKeyV6, Route> = LpmTrie::with_max_entries(MAX_ROUTES_V6, 0);
 #[map]
-static LOCAL_V4: HashMap<[u8; 4], u8> = HashMap::with_max_entries(MAX_LOCAL, 0);
-#[map]
-static LOCAL_V6: HashMap<[u8; 16], u8> = HashMap::with_max_entries(MAX_LOCAL, 0);
-#[map]
 static TX_PORTS: DevMapHash = DevMapHash::with_max_entries(MAX_PORTS, 0);
 #[map]
 static POLICER_CFG: Array<PolicerConfig> = Array::with_max_entries(MAX_LINKS * 2, 0);
@@ -70,6 +66,13 @@ static DSCP_MAP: Array<u8> = Array::with_max_entries(DSCP_MAP_LEN, 0);
 static ICMP_LIMIT: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 static COUNTERS: PerCpuArray<LinkCounters> = PerCpuArray::with_max_entries(COUNTER_ROWS, 0);
+
+/// Route flag for "nothing matched" (never stored in the maps).
+const ROUTE_NONE: u32 = 1 << 31;
+const NO_ROUTE: Route = Route {
+    group: 0,
+    flags: ROUTE_NONE,
+};
 
 /// Upper bound on IPv6 extension headers walked to find the L4 ports.
 const MAX_EXT_HEADERS: usize = 4;
@@ -250,12 +253,11 @@ fn process(ctx: &XdpContext, len: u64) -> Option<Verdict> {
     };
 
     // --- Policing: the ingress link's rx bucket, then the egress link's tx bucket.
-    let now = unsafe { bpf_ktime_get_ns() };
-    if !police(rx_row, len, now) {
+    if !police(rx_row, len) {
         return drop(DropReason::Policer);
     }
     let tx_row = link_dir_index(out_link_id, Direction::Tx);
-    if !police(tx_row, len, now) {
+    if !police(tx_row, len) {
         return Some(Verdict::Drop {
             reason: DropReason::Policer,
             row: tx_row,
@@ -363,7 +365,17 @@ fn lookup_v4(ctx: &XdpContext, l3_off: usize, frame_len: usize, domain: u32) -> 
         return L3::Drop(DropReason::Malformed);
     }
     let dst = [ip[16], ip[17], ip[18], ip[19]];
-    if dst[0] >= 224 || LOCAL_V4.get_ptr(dst).is_some() {
+    if dst[0] >= 224 {
+        return L3::Pass;
+    }
+    // One trie lookup answers both "is it ours?" and "where does it go?".
+    // (A sentinel rather than an Option: an Option's undefined payload
+    // gets spilled from an uninitialised register, which the verifier refuses.)
+    let route = ROUTES_V4
+        .get(Key::new(64, route_key_v4(domain, dst)))
+        .copied()
+        .unwrap_or(NO_ROUTE);
+    if route.flags & ROUTE_LOCAL != 0 {
         return L3::Pass;
     }
     if ip[8] <= 1 {
@@ -380,13 +392,13 @@ fn lookup_v4(ctx: &XdpContext, l3_off: usize, frame_len: usize, domain: u32) -> 
         }
     }
     let dscp = ip[1] >> 2;
-    match ROUTES_V4.get(Key::new(64, route_key_v4(domain, dst))) {
-        Some(route) => L3::Route {
-            route: *route,
-            flow: flow_finish(flow),
-            dscp,
-        },
-        None => L3::Drop(DropReason::NoRoute),
+    if route.flags & ROUTE_NONE != 0 {
+        return L3::Drop(DropReason::NoRoute);
+    }
+    L3::Route {
+        route,
+        flow: flow_finish(flow),
+        dscp,
     }
 }
 
@@ -403,11 +415,12 @@ fn lookup_v6(ctx: &XdpContext, l3_off: usize, frame_len: usize, domain: u32) -> 
     }
     // The destination stays in the packet: map lookups take packet pointers.
     let dst = unsafe { &*(ip.as_ptr().add(24) as *const [u8; 16]) };
-    // Multicast (ND, ...), link-local, or one of ours.
-    if dst[0] == 0xff
-        || (dst[0] == 0xfe && dst[1] & 0xc0 == 0x80)
-        || LOCAL_V6.get_ptr(dst).is_some()
-    {
+    // Multicast (ND, ...) and link-local are the kernel's; so are our own.
+    if dst[0] == 0xff || (dst[0] == 0xfe && dst[1] & 0xc0 == 0x80) {
+        return L3::Pass;
+    }
+    let route = route_v6(domain, dst);
+    if route.flags & ROUTE_LOCAL != 0 {
         return L3::Pass;
     }
     if ip[7] <= 1 {
@@ -431,13 +444,13 @@ fn lookup_v6(ctx: &XdpContext, l3_off: usize, frame_len: usize, domain: u32) -> 
         }
     }
     let dscp = ipv6_dscp(ip);
-    match route_v6(domain, dst) {
-        Some(route) => L3::Route {
-            route,
-            flow: flow_finish(flow),
-            dscp,
-        },
-        None => L3::Drop(DropReason::NoRoute),
+    if route.flags & ROUTE_NONE != 0 {
+        return L3::Drop(DropReason::NoRoute);
+    }
+    L3::Route {
+        route,
+        flow: flow_finish(flow),
+        dscp,
     }
 }
 
@@ -454,10 +467,11 @@ fn hash_v6_addresses(ip: &[u8; IPV6_HDR_LEN]) -> u32 {
 }
 
 #[inline(never)]
-fn route_v6(domain: u32, dst: &[u8; 16]) -> Option<Route> {
+fn route_v6(domain: u32, dst: &[u8; 16]) -> Route {
     ROUTES_V6
         .get(Key::new(32 + 128, route_key_v6(domain, *dst)))
         .copied()
+        .unwrap_or(NO_ROUTE)
 }
 
 /// Walk at most `MAX_EXT_HEADERS` IPv6 extension headers from `off`:
@@ -623,7 +637,7 @@ fn choose_link(group: &NextHopGroup, hash: u32) -> Option<u32> {
 /// `last_ns` (so CPUs never count the same nanoseconds twice) and the credit
 /// is updated with compare-and-swap. Returns whether the frame conforms.
 #[inline(never)]
-fn police(index: u32, len: u64, now: u64) -> bool {
+fn police(index: u32, len: u64) -> bool {
     let Some(cfg) = POLICER_CFG.get(index) else {
         return true;
     };
@@ -635,6 +649,8 @@ fn police(index: u32, len: u64, now: u64) -> bool {
     let Some(state) = POLICER_STATE.get_ptr_mut(index) else {
         return true;
     };
+    // The clock is read only for links that are policed.
+    let now = unsafe { bpf_ktime_get_ns() };
     let cost = policer_cost_ps(len, rate);
     let last = unsafe { atomic_xchg::<u64, { Relaxed }>(&raw mut (*state).last_ns, now) };
     // Time only moves forward here; a stale `last` from a racing CPU just
