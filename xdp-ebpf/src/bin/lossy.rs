@@ -1,0 +1,54 @@
+//! `lossy`: fault injection for tests. Drops every k-th frame (k in
+//! `LOSSY_EVERY`, 0 = none), counts what it saw and dropped, and tail-calls
+//! the program in `LOSSY_NEXT` slot 0 with the rest (XDP_PASS if none), so it
+//! can sit in front of `xsk` on a sink's interface.
+//!
+//! The counter is per CPU: "every k-th" is exact for a single rx queue (veth
+//! default) and per queue otherwise.
+#![no_std]
+#![no_main]
+
+use aya_ebpf::{
+    bindings::xdp_action,
+    macros::{map, xdp},
+    maps::{Array, PerCpuArray, ProgramArray},
+    programs::XdpContext,
+};
+
+#[map]
+static LOSSY_EVERY: Array<u64> = Array::with_max_entries(1, 0);
+
+#[map]
+static LOSSY_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);
+
+#[map]
+static LOSSY_NEXT: ProgramArray = ProgramArray::with_max_entries(1, 0);
+
+#[xdp]
+pub fn lossy(ctx: XdpContext) -> u32 {
+    let every = LOSSY_EVERY.get(0).copied().unwrap_or(0);
+    let Some(seen) = LOSSY_STATS.get_ptr_mut(0) else {
+        return xdp_action::XDP_PASS;
+    };
+    let seen = unsafe { &mut *seen };
+    *seen += 1;
+    if every != 0 && *seen % every == 0 {
+        if let Some(dropped) = LOSSY_STATS.get_ptr_mut(1) {
+            unsafe { *dropped += 1 };
+        }
+        return xdp_action::XDP_DROP;
+    }
+    // Returns only if the slot is empty.
+    let _ = unsafe { LOSSY_NEXT.tail_call(&ctx, 0) };
+    xdp_action::XDP_PASS
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
