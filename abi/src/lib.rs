@@ -195,7 +195,7 @@ pub mod engine {
 
     /// `lossy`: Array<u64>[1], drop every k-th frame (0 = drop nothing).
     pub const LOSSY_EVERY: &str = "LOSSY_EVERY";
-    /// `lossy`: PerCpuArray<u64>[2], [0] frames seen, [1] frames dropped.
+    /// `lossy`: PerCpuArray<u64>[2], [0] UDP frames seen, [1] dropped.
     pub const LOSSY_STATS: &str = "LOSSY_STATS";
     /// `lossy`: ProgramArray[1], the program that gets frames not dropped.
     pub const LOSSY_NEXT: &str = "LOSSY_NEXT";

@@ -46,6 +46,8 @@ pub struct GenThreadReport {
     pub sent: u64,
     pub zero_copy: bool,
     pub wakeups: u64,
+    /// CPU time this thread used while sending (see `thread_cpu_ns`).
+    pub cpu_s: f64,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -58,6 +60,10 @@ pub struct GenReport {
     pub per_stream: Vec<(u16, u64)>,
     pub duration_s: f64,
     pub pps: f64,
+    /// CPU seconds of all sending threads, and packets per CPU second: the
+    /// per-core rate, independent of how much CPU other load left us.
+    pub cpu_s: f64,
+    pub pps_per_cpu_s: f64,
     /// Target rate per stream in pps (when paced).
     pub offered_pps_per_stream: Option<f64>,
     pub threads: Vec<GenThreadReport>,
@@ -207,6 +213,7 @@ impl Generator {
             match t.join() {
                 Ok(Ok(o)) => {
                     r.sent += o.report.sent;
+                    r.cpu_s += o.report.cpu_s;
                     r.bytes += o.bytes;
                     r.per_stream.extend(o.per_stream);
                     r.threads.push(o.report);
@@ -225,6 +232,7 @@ impl Generator {
             return Err(e);
         }
         r.per_stream.sort();
+        r.pps_per_cpu_s = r.sent as f64 / r.cpu_s.max(1e-9);
         r.duration_s = end.saturating_sub(start) as f64 / 1e9;
         r.pps = if r.duration_s > 0.0 {
             r.sent as f64 / r.duration_s
@@ -256,6 +264,7 @@ fn send_loop(
         &templates[usize::from(flows[(n % nf) as usize])][((n / nf) % np) as usize]
     };
     let start = now_ns();
+    let cpu_start = super::thread_cpu_ns();
     let deadline = start + cfg.duration.as_nanos() as u64;
     let mut pacer = Pacer::new(rate, start);
     let (mut queued, mut completed, mut bytes, mut wakeups) = (0u64, 0u64, 0u64, 0u64);
@@ -320,6 +329,7 @@ fn send_loop(
         }
     }
     let end = now_ns();
+    let cpu_s = (super::thread_cpu_ns() - cpu_start) as f64 / 1e9;
     // Drain: wait (bounded) for the kernel to complete what was queued.
     let drain_until = now_ns() + 200_000_000;
     while completed < queued && now_ns() < drain_until {
@@ -351,6 +361,7 @@ fn send_loop(
             sent: queued,
             zero_copy: xsk.zero_copy,
             wakeups,
+            cpu_s,
         },
         bytes,
         per_stream,

@@ -20,6 +20,11 @@ fn where_(netns: Option<&str>) -> String {
 }
 
 fn link_json(netns: Option<&str>, ifname: &str, stats: bool) -> Result<serde_json::Value> {
+    if let Some(ns) = netns
+        && !lab::netns_exists(ns)
+    {
+        bail!("network namespace {ns} not found (no /run/netns/{ns})");
+    }
     let mut args = vec!["-j"];
     if stats {
         args.push("-s");

@@ -34,6 +34,19 @@ pub fn now_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// CPU time of the calling thread (user + system, which includes softirq
+/// work such as the veth peer's NAPI done on its behalf): the honest
+/// denominator for "pps per core" on a shared machine.
+pub fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid pointer to a timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 /// Move the calling thread into network namespace `ns` (a name under
 /// /run/netns); `None` stays put. Sockets and netlink calls made afterwards
 /// on this thread belong to that namespace.

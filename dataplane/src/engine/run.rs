@@ -330,8 +330,15 @@ impl RunReport {
         let t = &self.totals;
         let g = &self.generator;
         let mut s = format!(
-            "generator ({}): sent {} in {:.3} s = {:.0} pps (tx interface counted {} = {:.0} pps)\n",
-            g.mode, g.sent, g.duration_s, g.pps, self.tx_if.tx_packets, self.tx_if_pps
+            "generator ({}): sent {} in {:.3} s = {:.0} pps (tx interface counted {} = {:.0} pps); {:.3} CPU s = {:.0} pps per CPU second\n",
+            g.mode,
+            g.sent,
+            g.duration_s,
+            g.pps,
+            self.tx_if.tx_packets,
+            self.tx_if_pps,
+            g.cpu_s,
+            self.tx_if.tx_packets as f64 / g.cpu_s.max(1e-9)
         );
         s += &format!(
             "sink: received {} lost {} duplicated {} reordered {} longest gap {:.3} ms outage {:.3} ms\n",

@@ -1,7 +1,9 @@
-//! `lossy`: fault injection for tests. Drops every k-th frame (k in
+//! `lossy`: fault injection for tests. Drops every k-th UDP frame (k in
 //! `LOSSY_EVERY`, 0 = none), counts what it saw and dropped, and tail-calls
 //! the program in `LOSSY_NEXT` slot 0 with the rest (XDP_PASS if none), so it
-//! can sit in front of `xsk` on a sink's interface.
+//! can sit in front of `xsk` on a sink's interface. Only UDP over IPv4/IPv6
+//! (behind up to two VLAN tags) is counted and dropped: ARP, ND and the
+//! rest pass, so neighbour resolution never suffers from injected loss.
 //!
 //! The frame counter is one shared atomic (BPF fetch-add), so "every k-th"
 //! is exact whichever CPUs the frames arrive on.
@@ -18,6 +20,7 @@ use aya_ebpf::{
     maps::{Array, PerCpuArray, ProgramArray},
     programs::XdpContext,
 };
+use xdp_ebpf::ptr_at;
 
 #[map]
 static LOSSY_EVERY: Array<u64> = Array::with_max_entries(1, 0);
@@ -32,8 +35,46 @@ static LOSSY_COUNTER: Array<u64> = Array::with_max_entries(1, 0);
 #[map]
 static LOSSY_NEXT: ProgramArray = ProgramArray::with_max_entries(1, 0);
 
+#[inline(always)]
+fn u8_at(ctx: &XdpContext, off: usize) -> Option<u8> {
+    ptr_at::<u8>(ctx, off).map(|p| unsafe { *p })
+}
+
+#[inline(always)]
+fn u16_at(ctx: &XdpContext, off: usize) -> Option<u16> {
+    ptr_at::<[u8; 2]>(ctx, off).map(|p| u16::from_be_bytes(unsafe { *p }))
+}
+
+/// UDP over IPv4 or IPv6, behind at most two VLAN tags.
+#[inline(always)]
+fn is_udp(ctx: &XdpContext) -> bool {
+    let mut l3 = 14;
+    let Some(mut ethertype) = u16_at(ctx, 12) else {
+        return false;
+    };
+    if ethertype == 0x8100 || ethertype == 0x88a8 {
+        let Some(t) = u16_at(ctx, 16) else { return false };
+        ethertype = t;
+        l3 = 18;
+        if ethertype == 0x8100 {
+            let Some(t) = u16_at(ctx, 20) else { return false };
+            ethertype = t;
+            l3 = 22;
+        }
+    }
+    match ethertype {
+        0x0800 => u8_at(ctx, l3 + 9) == Some(17),
+        0x86dd => u8_at(ctx, l3 + 6) == Some(17),
+        _ => false,
+    }
+}
+
 #[xdp]
 pub fn lossy(ctx: XdpContext) -> u32 {
+    if !is_udp(&ctx) {
+        let _ = unsafe { LOSSY_NEXT.tail_call(&ctx, 0) };
+        return xdp_action::XDP_PASS;
+    }
     let every = LOSSY_EVERY.get(0).copied().unwrap_or(0);
     let Some(counter) = LOSSY_COUNTER.get_ptr_mut(0) else {
         return xdp_action::XDP_PASS;
