@@ -16,8 +16,18 @@ fn run(args: &[&str]) -> (bool, String) {
 /// A `run` on loopback (exists everywhere, no link speed) with extra args.
 fn run_lo(extra: &[&str]) -> (bool, String) {
     let mut args = vec![
-        "run", "--tx-dev", "lo", "--rx-dev", "lo", "--src-ip", "127.0.0.1", "--dst-ip",
-        "127.0.0.2", "--dst-mac", "02:00:00:00:00:01", "--quiet",
+        "run",
+        "--tx-dev",
+        "lo",
+        "--rx-dev",
+        "lo",
+        "--src-ip",
+        "127.0.0.1",
+        "--dst-ip",
+        "127.0.0.2",
+        "--dst-mac",
+        "02:00:00:00:00:01",
+        "--quiet",
     ];
     args.extend_from_slice(extra);
     run(&args)
@@ -42,8 +52,20 @@ fn count_and_duration_are_required() {
 #[test]
 fn missing_interface_is_named() {
     let (ok, err) = run(&[
-        "run", "--tx-dev", "nosuchdev0", "--rx-dev", "lo", "--src-ip", "127.0.0.1",
-        "--dst-ip", "127.0.0.2", "--count", "10", "--duration", "1s", "--quiet",
+        "run",
+        "--tx-dev",
+        "nosuchdev0",
+        "--rx-dev",
+        "lo",
+        "--src-ip",
+        "127.0.0.1",
+        "--dst-ip",
+        "127.0.0.2",
+        "--count",
+        "10",
+        "--duration",
+        "1s",
+        "--quiet",
     ]);
     assert!(!ok);
     one_line_error(&err, "interface nosuchdev0 not found");
@@ -52,8 +74,19 @@ fn missing_interface_is_named() {
 #[test]
 fn missing_namespace_is_named() {
     let (ok, err) = run(&[
-        "gen", "--netns", "no-such-ns-x", "--dev", "lo", "--src-ip", "127.0.0.1",
-        "--dst-ip", "127.0.0.2", "--count", "10", "--duration", "1s",
+        "gen",
+        "--netns",
+        "no-such-ns-x",
+        "--dev",
+        "lo",
+        "--src-ip",
+        "127.0.0.1",
+        "--dst-ip",
+        "127.0.0.2",
+        "--count",
+        "10",
+        "--duration",
+        "1s",
     ]);
     assert!(!ok);
     assert!(err.contains("no-such-ns-x"), "{err}");
@@ -81,8 +114,22 @@ fn bad_units_and_mixed_families() {
     assert!(!ok);
     assert!(err.contains("bad duration unit"), "{err}");
     let (ok, err) = run(&[
-        "run", "--tx-dev", "lo", "--rx-dev", "lo", "--src-ip", "127.0.0.1", "--dst-ip", "::1",
-        "--dst-mac", "02:00:00:00:00:01", "--count", "10", "--duration", "1s", "--quiet",
+        "run",
+        "--tx-dev",
+        "lo",
+        "--rx-dev",
+        "lo",
+        "--src-ip",
+        "127.0.0.1",
+        "--dst-ip",
+        "::1",
+        "--dst-mac",
+        "02:00:00:00:00:01",
+        "--count",
+        "10",
+        "--duration",
+        "1s",
+        "--quiet",
     ]);
     assert!(!ok);
     one_line_error(&err, "not the same IP version");

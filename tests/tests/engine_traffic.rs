@@ -146,7 +146,10 @@ fn engine_ipv6_qinq_imix_without_loss() {
     // IMIX 7:4:1 of 64/576/1500 (the 64 raised to this stack's minimum, 92).
     let expected_bytes = 1000 * (7 * 92 + 4 * 576 + 1500);
     assert_eq!(r.generator.bytes, expected_bytes);
-    assert_eq!(r.streams.iter().map(|s| s.bytes).sum::<u64>(), expected_bytes);
+    assert_eq!(
+        r.streams.iter().map(|s| s.bytes).sum::<u64>(),
+        expected_bytes
+    );
 }
 
 #[test]
@@ -169,7 +172,11 @@ fn engine_lossy_drops_exactly_every_kth() {
     let s = &r.streams[0];
     // One flow: the k-th frame is sequence k-1, then every k after it. The
     // last one (sequence n-1) has no successor, so it is loss without an event.
-    let gaps: Vec<(u64, u64)> = s.loss_events.iter().map(|e| (e.first_seq, e.count)).collect();
+    let gaps: Vec<(u64, u64)> = s
+        .loss_events
+        .iter()
+        .map(|e| (e.first_seq, e.count))
+        .collect();
     let expected: Vec<(u64, u64)> = (1..n / k).map(|i| (i * k - 1, 1)).collect();
     assert_eq!(gaps, expected);
     // Outage from loss: n/k packets at 10 kpps.
@@ -252,4 +259,34 @@ fn engine_live_frames_stamps_sequences() {
     assert_eq!(s.received, 20_000, "{}", r.summary());
     assert_eq!((s.lost, s.duplicated, s.reordered), (0, 0, 0));
     assert!(s.latency.as_ref().unwrap().min_ns > 0);
+}
+
+#[test]
+fn engine_rejects_rate_above_link_speed() {
+    if !require_root("engine_rejects_rate_above_link_speed") {
+        return;
+    }
+    let pair = VethPair::new("eg7");
+    // veth reports 10 Gbit/s: 14.88 Mpps of 64-byte frames at most.
+    let cfg = config(&pair, 1_000, 20e6);
+    let err = run(&cfg).unwrap_err().to_string();
+    assert!(err.contains("above the link speed of ta"), "{err}");
+    let before = lab::ip_ns(&pair.a, &["-s", "link", "show", "ta"]).unwrap();
+    let mut cfg = config(&pair, 1_000, 1_000.0);
+    cfg.rx.ifname = "nosuch".into();
+    let err = run(&cfg).unwrap_err().to_string();
+    assert!(err.contains("interface nosuch not found"), "{err}");
+    // Nothing was sent by either refused run.
+    let after = lab::ip_ns(&pair.a, &["-s", "link", "show", "ta"]).unwrap();
+    let tx = |s: &str| {
+        s.lines()
+            .skip_while(|l| !l.contains("TX:"))
+            .nth(1)
+            .unwrap_or("")
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert_eq!(tx(&before), tx(&after));
 }

@@ -21,7 +21,10 @@ use dataplane::engine::{
 };
 
 #[derive(Parser)]
-#[command(version, about = "AF_XDP traffic generator and sink: throughput, loss, latency, outage")]
+#[command(
+    version,
+    about = "AF_XDP traffic generator and sink: throughput, loss, latency, outage"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,

@@ -88,7 +88,11 @@ impl TrafficSpec {
             bail!("--flows must be at least 1");
         }
         if u32::from(self.stream_base) + u32::from(self.flows) > 65536 {
-            bail!("stream ids {}+{} exceed 65535", self.stream_base, self.flows);
+            bail!(
+                "stream ids {}+{} exceed 65535",
+                self.stream_base,
+                self.flows
+            );
         }
         let max = MAX_FRAME as usize + 4 * self.vlans.len();
         if let FrameSizes::Fixed(n) = self.sizes {
@@ -118,7 +122,11 @@ impl TrafficSpec {
     /// Sizes in sending order; IMIX sizes below the stack's minimum are raised.
     pub fn pattern(&self) -> Vec<u16> {
         let min = self.min_frame();
-        self.sizes.pattern().into_iter().map(|n| n.max(min)).collect()
+        self.sizes
+            .pattern()
+            .into_iter()
+            .map(|n| n.max(min))
+            .collect()
     }
 
     pub fn template(&self, flow: u16, size: u16) -> Template {

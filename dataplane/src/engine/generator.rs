@@ -121,8 +121,11 @@ impl Generator {
         for (t, &queue) in cfg.queues.iter().enumerate() {
             let cfg = cfg.clone();
             let templates = templates.clone();
-            let (sent, stop, go, ready) = (sent.clone(), stop.clone(), go.clone(), ready_tx.clone());
-            let flows: Vec<u16> = (0..cfg.spec.flows).filter(|f| usize::from(*f) % nq == t).collect();
+            let (sent, stop, go, ready) =
+                (sent.clone(), stop.clone(), go.clone(), ready_tx.clone());
+            let flows: Vec<u16> = (0..cfg.spec.flows)
+                .filter(|f| usize::from(*f) % nq == t)
+                .collect();
             // Share of the count: the first threads take the remainder.
             let count = cfg.count / nq as u64 + u64::from((t as u64) < cfg.count % nq as u64);
             threads.push(
@@ -284,7 +287,9 @@ fn send_loop(
             }
             r.release();
         }
-        let max = (batch as usize).min(free.len()).min((count - queued) as usize);
+        let max = (batch as usize)
+            .min(free.len())
+            .min((count - queued) as usize);
         let mut w = tx.transmit(max as u32);
         let cap = w.capacity() as usize;
         let n = pacer.take(now, cap, |i| tmpl(queued + i as u64).len as u16 + 4);
@@ -297,7 +302,7 @@ fn send_loop(
                     wakeups += 1;
                 }
             } else {
-                pacer.wait(tmpl(queued).len as u16 + 4, deadline);
+                pacer.wait(deadline);
             }
             continue;
         }

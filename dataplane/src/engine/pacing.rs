@@ -1,6 +1,6 @@
 //! Deadline-based pacing. Packet costs accumulate (1 per packet for a pps
 //! target, frame bits for a bps target); a packet may leave once the time
-//! since start has earned its cost. A late thread catches up in batches of at
+//! since start has paid for everything before it. A late thread catches up in batches of at
 //! most `batch`, so the count over a run stays exact; waits longer than
 //! `SPIN_NS` sleep, shorter ones spin (sleep wakes up ~50-100 us late).
 use std::time::Duration;
@@ -68,39 +68,41 @@ impl Pacer {
         }
     }
 
-    /// Credit earned and not yet spent at `now`.
-    fn credit(&self, now_ns: u64) -> f64 {
-        now_ns.saturating_sub(self.start_ns) as f64 * self.per_sec() / 1e9 - self.spent
+    /// Cost units earned by `now` since the start.
+    fn earned(&self, now_ns: u64) -> f64 {
+        now_ns.saturating_sub(self.start_ns) as f64 * self.per_sec() / 1e9
     }
 
     /// How many of the next frames (sizes from `next_len(i)`) may leave now,
-    /// at most `max`. Spends their cost.
-    pub fn take(&mut self, now_ns: u64, max: usize, mut next_len: impl FnMut(usize) -> u16) -> usize {
+    /// at most `max`, and spend their cost. A frame may start once everything
+    /// before it is paid for: packet n leaves at n / pps, and at a bps rate a
+    /// frame starts when the previous bits have been "serialised".
+    pub fn take(
+        &mut self,
+        now_ns: u64,
+        max: usize,
+        mut next_len: impl FnMut(usize) -> u16,
+    ) -> usize {
         if matches!(self.rate, Rate::Unlimited) {
             return max;
         }
-        let mut credit = self.credit(now_ns);
+        // The epsilon absorbs float rounding at exact deadlines.
+        let earned = self.earned(now_ns) + 1e-6;
         let mut n = 0;
-        while n < max {
-            // +1e-9: the n-th packet is due exactly at n / rate.
-            let c = self.cost(next_len(n));
-            if c > credit + 1e-9 {
-                break;
-            }
-            credit -= c;
-            self.spent += c;
+        while n < max && self.spent <= earned {
+            self.spent += self.cost(next_len(n));
             n += 1;
         }
         n
     }
 
-    /// Wait until the next frame of `next_len` bytes is due, or `limit_ns`.
-    pub fn wait(&self, next_len: u16, limit_ns: u64) {
+    /// Sleep or spin until the next frame is due, or `limit_ns`.
+    pub fn wait(&self, limit_ns: u64) {
         if matches!(self.rate, Rate::Unlimited) {
             return;
         }
         let now = super::now_ns();
-        let missing = self.cost(next_len) - self.credit(now);
+        let missing = self.spent - self.earned(now);
         if missing <= 0.0 {
             return;
         }

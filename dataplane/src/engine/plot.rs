@@ -16,7 +16,12 @@ const COLOURS: [&str; 8] = [
 /// `series`: (label, packets per 1 ms bin). Bins are merged so at most
 /// ~1000 points are drawn; the y axis is packets per second.
 pub fn rate_svg(title: &str, series: &[(String, Vec<u32>)]) -> String {
-    let bins = series.iter().map(|(_, b)| b.len()).max().unwrap_or(0).max(1);
+    let bins = series
+        .iter()
+        .map(|(_, b)| b.len())
+        .max()
+        .unwrap_or(0)
+        .max(1);
     let merge = bins.div_ceil(1000).max(1);
     let points: Vec<Vec<f64>> = series
         .iter()
@@ -115,7 +120,9 @@ fn si(v: f64) -> String {
 }
 
 fn escape(t: &str) -> String {
-    t.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    t.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 #[cfg(test)]

@@ -112,8 +112,7 @@ impl Sink {
                         let setup = (|| -> Result<Xsk> {
                             enter_netns(cfg.netns.as_deref())?;
                             let mut xsk = Xsk::open(cfg.ifindex, queue, true, false, cfg.bind)?;
-                            let mut chunks: Vec<u64> =
-                                (0..RING_SIZE).map(Xsk::chunk).collect();
+                            let mut chunks: Vec<u64> = (0..RING_SIZE).map(Xsk::chunk).collect();
                             xsk.fill(&mut chunks);
                             program
                                 .lock()
@@ -170,7 +169,10 @@ impl Sink {
     }
 
     pub fn received(&self) -> u64 {
-        self.received.iter().map(|a| a.load(Ordering::Relaxed)).sum()
+        self.received
+            .iter()
+            .map(|a| a.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// CLOCK_MONOTONIC of the last batch received (0 = none yet).

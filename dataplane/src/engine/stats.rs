@@ -291,7 +291,10 @@ mod tests {
         let mut s = StreamState::new(1, 0);
         feed(&mut s, &(0..1000).collect::<Vec<_>>());
         let r = s.report(Some(1000), None);
-        assert_eq!((r.received, r.lost, r.reordered, r.duplicated), (1000, 0, 0, 0));
+        assert_eq!(
+            (r.received, r.lost, r.reordered, r.duplicated),
+            (1000, 0, 0, 0)
+        );
         assert!(r.loss_events.is_empty());
         assert_eq!(r.latency.unwrap().min_ns, 1_000);
     }

@@ -10,9 +10,7 @@ use aya::{
 };
 use msee_abi::engine::{LOSSY_EVERY, LOSSY_NEXT, LOSSY_PROGRAM, LOSSY_STATS, XSK_PROGRAM, XSKS};
 use serde::{Deserialize, Serialize};
-use xdpilone::{
-    DeviceQueue, IfInfo, RingRx, RingTx, Socket, SocketConfig, Umem, UmemConfig,
-};
+use xdpilone::{DeviceQueue, IfInfo, RingRx, RingTx, Socket, SocketConfig, Umem, UmemConfig};
 
 /// Aligned UMEM chunk: holds a 1518-byte frame (veth accepts 2048 or 4096).
 pub const FRAME_SIZE: u32 = 2048;
@@ -47,7 +45,10 @@ impl Area {
             )
         };
         if p == libc::MAP_FAILED {
-            bail!("mmap of {len} bytes for the UMEM: {}", std::io::Error::last_os_error());
+            bail!(
+                "mmap of {len} bytes for the UMEM: {}",
+                std::io::Error::last_os_error()
+            );
         }
         Ok(Self {
             ptr: NonNull::new(p.cast()).ok_or_else(|| anyhow!("mmap returned null"))?,
@@ -97,7 +98,9 @@ impl Xsk {
 
     fn open_once(ifindex: u32, queue: u32, rx: bool, tx: bool, zero_copy: bool) -> Result<Self> {
         let errno = |what: &'static str| {
-            move |e: xdpilone::Errno| anyhow!("{what}: {}", std::io::Error::from_raw_os_error(e.get_raw()))
+            move |e: xdpilone::Errno| {
+                anyhow!("{what}: {}", std::io::Error::from_raw_os_error(e.get_raw()))
+            }
         };
         let area = Area::new((UMEM_FRAMES * FRAME_SIZE) as usize)?;
         let mem = NonNull::slice_from_raw_parts(area.ptr, area.len);
@@ -115,7 +118,9 @@ impl Xsk {
             .map_err(errno("interface lookup for the AF_XDP socket"))?;
         info.set_queue(queue);
         let socket = Socket::with_shared(&info, &umem).map_err(errno("AF_XDP socket"))?;
-        let device = umem.fq_cq(&socket).map_err(errno("fill/completion rings"))?;
+        let device = umem
+            .fq_cq(&socket)
+            .map_err(errno("fill/completion rings"))?;
         let mode_flag = if zero_copy {
             SocketConfig::XDP_BIND_ZEROCOPY
         } else {

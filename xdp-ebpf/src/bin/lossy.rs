@@ -53,11 +53,15 @@ fn is_udp(ctx: &XdpContext) -> bool {
         return false;
     };
     if ethertype == 0x8100 || ethertype == 0x88a8 {
-        let Some(t) = u16_at(ctx, 16) else { return false };
+        let Some(t) = u16_at(ctx, 16) else {
+            return false;
+        };
         ethertype = t;
         l3 = 18;
         if ethertype == 0x8100 {
-            let Some(t) = u16_at(ctx, 20) else { return false };
+            let Some(t) = u16_at(ctx, 20) else {
+                return false;
+            };
             ethertype = t;
             l3 = 22;
         }
