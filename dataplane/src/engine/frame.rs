@@ -95,13 +95,13 @@ impl TrafficSpec {
             );
         }
         let max = MAX_FRAME as usize + 4 * self.vlans.len();
-        if let FrameSizes::Fixed(n) = self.sizes {
-            if n < self.min_frame() || n as usize > max {
-                bail!(
-                    "frame size {n} out of range {}..={max} for this header stack",
-                    self.min_frame()
-                );
-            }
+        if let FrameSizes::Fixed(n) = self.sizes
+            && (n < self.min_frame() || n as usize > max)
+        {
+            bail!(
+                "frame size {n} out of range {}..={max} for this header stack",
+                self.min_frame()
+            );
         }
         Ok(())
     }

@@ -117,7 +117,7 @@ pub fn check_rate(rate: Rate, limit: Option<f64>, mean: f64, ifname: &str) -> Re
     let Some(pps) = rate.pps(mean) else {
         return Ok(());
     };
-    if !(pps > 0.0) || !pps.is_finite() {
+    if pps.is_nan() || pps <= 0.0 || !pps.is_finite() {
         bail!("rate must be positive");
     }
     let (max, why) = match limit {

@@ -204,7 +204,7 @@ impl StreamState {
             (active_ns > 0).then(|| (self.unique + lost) as f64 * 1e9 / active_ns as f64)
         });
         let h = &self.latency;
-        let latency = (h.len() > 0).then(|| LatencyReport {
+        let latency = (!h.is_empty()).then(|| LatencyReport {
             count: h.len(),
             min_ns: h.min(),
             mean_ns: h.mean(),

@@ -193,7 +193,7 @@ impl Xsk {
     /// # Safety
     /// The caller owns the chunk (not in any ring the kernel reads or writes).
     #[inline]
-    pub unsafe fn frame_mut(&self, addr: u64, len: usize) -> &mut [u8] {
+    pub unsafe fn frame_mut(&mut self, addr: u64, len: usize) -> &mut [u8] {
         debug_assert!(addr as usize + len <= self.area.len);
         // SAFETY: in bounds (addr comes from our chunks or the kernel's
         // descriptors into them); ownership per the contract.
