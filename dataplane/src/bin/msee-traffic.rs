@@ -413,7 +413,35 @@ fn cmd_sink(a: SinkArgs) -> Result<()> {
     write_plot(&a.plot, &format!("received rate at {}", a.dev), &series)
 }
 
+/// Log lines (zero-copy fallback, incomplete drains) on stderr; `MSEE_LOG=debug`
+/// shows more.
+struct StderrLog;
+
+impl log::Log for StderrLog {
+    fn enabled(&self, m: &log::Metadata) -> bool {
+        m.level() <= log::max_level()
+    }
+    fn log(&self, r: &log::Record) {
+        if self.enabled(r.metadata()) {
+            eprintln!(
+                "msee-traffic: {}: {}",
+                r.level().as_str().to_lowercase(),
+                r.args()
+            );
+        }
+    }
+    fn flush(&self) {}
+}
+
+static LOGGER: StderrLog = StderrLog;
+
 fn main() -> ExitCode {
+    let _ = log::set_logger(&LOGGER);
+    log::set_max_level(match std::env::var("MSEE_LOG").as_deref() {
+        Ok("debug") => log::LevelFilter::Debug,
+        Ok("warn") => log::LevelFilter::Warn,
+        _ => log::LevelFilter::Info,
+    });
     let cli = Cli::parse();
     let r = match cli.cmd {
         Cmd::Run(a) => cmd_run(a),

@@ -21,7 +21,7 @@ use super::{
     now_ns,
     pacing::{Pacer, Rate},
     pin_to_cpu,
-    xsk::{BindMode, UMEM_FRAMES, Xsk},
+    xsk::{BindMode, Xsk},
 };
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -261,11 +261,12 @@ fn send_loop(
     let np = templates[0].len() as u64;
     // A chunk may hold a longer frame from before only if sizes vary.
     let zero = np > 1;
-    let mut free: Vec<u64> = (0..UMEM_FRAMES).map(Xsk::chunk).collect();
+    let mut free: Vec<u64> = (0..2 * xsk.ring_size).map(Xsk::chunk).collect();
     let mut seqs = vec![0u64; flows.len()];
     let tmpl = |n: u64| -> &Template {
         &templates[usize::from(flows[(n % nf) as usize])][((n / nf) % np) as usize]
     };
+    super::pacing::tight_timers();
     let start = now_ns();
     let cpu_start = super::thread_cpu_ns();
     let deadline = start + cfg.duration.as_nanos() as u64;

@@ -20,7 +20,7 @@ use super::{
     frame::parse,
     now_ns, pin_to_cpu,
     stats::StreamState,
-    xsk::{BindMode, RING_SIZE, UMEM_FRAMES, Xsk, XskProgram},
+    xsk::{BindMode, Xsk, XskProgram},
 };
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -112,7 +112,7 @@ impl Sink {
                         let setup = (|| -> Result<Xsk> {
                             enter_netns(cfg.netns.as_deref())?;
                             let mut xsk = Xsk::open(cfg.ifindex, queue, true, false, cfg.bind)?;
-                            let mut chunks: Vec<u64> = (0..RING_SIZE).map(Xsk::chunk).collect();
+                            let mut chunks: Vec<u64> = (0..xsk.ring_size).map(Xsk::chunk).collect();
                             xsk.fill(&mut chunks);
                             program
                                 .lock()
@@ -255,7 +255,7 @@ fn recv_loop(
 ) -> Result<ThreadOut> {
     let mut rx = xsk.rx.take().ok_or_else(|| anyhow!("no rx ring"))?;
     // Chunks not handed to the fill ring at start, plus received ones.
-    let mut recycle: Vec<u64> = (RING_SIZE..UMEM_FRAMES).map(Xsk::chunk).collect();
+    let mut recycle: Vec<u64> = (xsk.ring_size..2 * xsk.ring_size).map(Xsk::chunk).collect();
     let mut states: Vec<Option<Box<StreamState>>> = (0..=u16::MAX).map(|_| None).collect();
     let deadline = t0_ns + cfg.max_duration.as_nanos() as u64;
     let (mut total, mut other) = (0u64, 0u64);

@@ -14,8 +14,11 @@ use xdpilone::{DeviceQueue, IfInfo, RingRx, RingTx, Socket, SocketConfig, Umem, 
 
 /// Aligned UMEM chunk: holds a 1518-byte frame (veth accepts 2048 or 4096).
 pub const FRAME_SIZE: u32 = 2048;
-pub const RING_SIZE: u32 = 2048;
-pub const UMEM_FRAMES: u32 = 2 * RING_SIZE;
+/// Ring sizes: TX needs little (completions come back quickly); RX is the
+/// buffer that covers a sink thread being descheduled on a busy host
+/// (8192 frames = 80 ms at 100 kpps).
+pub const TX_RING_SIZE: u32 = 2048;
+pub const RX_RING_SIZE: u32 = 8192;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 pub enum BindMode {
@@ -78,6 +81,8 @@ pub struct Xsk {
     pub zero_copy: bool,
     pub ifindex: u32,
     pub queue: u32,
+    /// Entries per ring; the UMEM holds twice as many chunks.
+    pub ring_size: u32,
 }
 
 impl Xsk {
@@ -88,9 +93,7 @@ impl Xsk {
             BindMode::Copy => try_mode(false),
             BindMode::ZeroCopy => try_mode(true),
             BindMode::Auto => try_mode(true).or_else(|e| {
-                log::info!(
-                    "ifindex {ifindex} queue {queue}: zero-copy bind failed ({e:#}); using copy mode"
-                );
+                log::info!("{e:#}; falling back to copy mode");
                 try_mode(false)
             }),
         }
@@ -102,11 +105,12 @@ impl Xsk {
                 anyhow!("{what}: {}", std::io::Error::from_raw_os_error(e.get_raw()))
             }
         };
-        let area = Area::new((UMEM_FRAMES * FRAME_SIZE) as usize)?;
+        let ring = if rx { RX_RING_SIZE } else { TX_RING_SIZE };
+        let area = Area::new((2 * ring * FRAME_SIZE) as usize)?;
         let mem = NonNull::slice_from_raw_parts(area.ptr, area.len);
         let cfg = UmemConfig {
-            fill_size: RING_SIZE,
-            complete_size: RING_SIZE,
+            fill_size: ring,
+            complete_size: ring,
             frame_size: FRAME_SIZE,
             headroom: 0,
             flags: 0,
@@ -130,8 +134,8 @@ impl Xsk {
             .rx_tx(
                 &socket,
                 &SocketConfig {
-                    rx_size: rx.then(|| NonZeroU32::new(RING_SIZE)).flatten(),
-                    tx_size: tx.then(|| NonZeroU32::new(RING_SIZE)).flatten(),
+                    rx_size: rx.then(|| NonZeroU32::new(ring)).flatten(),
+                    tx_size: tx.then(|| NonZeroU32::new(ring)).flatten(),
                     bind_flags: SocketConfig::XDP_BIND_NEED_WAKEUP | mode_flag,
                 },
             )
@@ -165,6 +169,9 @@ impl Xsk {
                 }
             }
         }
+        if tx {
+            raise_tx_budget(device.as_raw_fd());
+        }
         Ok(Self {
             rx: rx_ring,
             tx: tx_ring,
@@ -176,6 +183,7 @@ impl Xsk {
             zero_copy,
             ifindex,
             queue,
+            ring_size: ring,
         })
     }
 
@@ -224,6 +232,31 @@ impl Xsk {
     /// The chunk holding `addr` (rx descriptors may point past its start).
     pub fn chunk_of(addr: u64) -> u64 {
         addr & !u64::from(FRAME_SIZE - 1)
+    }
+}
+
+/// Copy-mode TX handles at most 32 frames per sendto unless the socket's
+/// budget is raised (`XDP_MAX_TX_SKB_BUDGET`, Linux 6.17+). Best effort:
+/// older kernels keep 32.
+fn raise_tx_budget(fd: i32) {
+    const SOL_XDP: i32 = 283;
+    const XDP_MAX_TX_SKB_BUDGET: i32 = 9;
+    let budget: u32 = TX_RING_SIZE / 2;
+    // SAFETY: valid fd and a u32 option value of the right size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            SOL_XDP,
+            XDP_MAX_TX_SKB_BUDGET,
+            (&budget as *const u32).cast(),
+            size_of::<u32>() as u32,
+        )
+    };
+    if rc != 0 {
+        log::debug!(
+            "XDP_MAX_TX_SKB_BUDGET not set: {}",
+            std::io::Error::last_os_error()
+        );
     }
 }
 
