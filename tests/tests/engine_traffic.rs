@@ -24,6 +24,15 @@ struct VethPair {
 
 impl VethPair {
     fn new(tag: &str) -> Self {
+        Self::make(tag, true)
+    }
+
+    /// Without IPv6 the kernel sends nothing on its own (no ND, MLD, RS).
+    fn v4_only(tag: &str) -> Self {
+        Self::make(tag, false)
+    }
+
+    fn make(tag: &str, ipv6: bool) -> Self {
         let p = unique_prefix(tag);
         let pair = Self {
             a: format!("{p}a"),
@@ -45,7 +54,12 @@ impl VethPair {
             (&pair.b, "tb", "10.77.0.2/24", "fd77::2/64"),
         ] {
             ip_ns(ns, &["addr", "add", v4, "dev", dev]).unwrap();
-            ip_ns(ns, &["addr", "add", v6, "dev", dev, "nodad"]).unwrap();
+            if ipv6 {
+                ip_ns(ns, &["addr", "add", v6, "dev", dev, "nodad"]).unwrap();
+            } else {
+                let key = format!("net.ipv6.conf.{dev}.disable_ipv6=1");
+                lab::run("ip", &["netns", "exec", ns, "sysctl", "-q", "-w", &key]).unwrap();
+            }
             ip_ns(ns, &["link", "set", dev, "up"]).unwrap();
         }
         pair
@@ -266,12 +280,12 @@ fn engine_rejects_rate_above_link_speed() {
     if !require_root("engine_rejects_rate_above_link_speed") {
         return;
     }
-    let pair = VethPair::new("eg7");
+    let pair = VethPair::v4_only("eg7");
+    let before = lab::ip_ns(&pair.a, &["-s", "link", "show", "ta"]).unwrap();
     // veth reports 10 Gbit/s: 14.88 Mpps of 64-byte frames at most.
     let cfg = config(&pair, 1_000, 20e6);
     let err = run(&cfg).unwrap_err().to_string();
     assert!(err.contains("above the link speed of ta"), "{err}");
-    let before = lab::ip_ns(&pair.a, &["-s", "link", "show", "ta"]).unwrap();
     let mut cfg = config(&pair, 1_000, 1_000.0);
     cfg.rx.ifname = "nosuch".into();
     let err = run(&cfg).unwrap_err().to_string();

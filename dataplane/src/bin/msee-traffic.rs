@@ -295,13 +295,9 @@ fn cmd_gen(a: GenArgs) -> Result<()> {
     let t = &a.traffic;
     let ns = a.netns.as_deref();
     let ifindex = iface::ifindex(ns, &a.dev)?;
-    let dst_mac = match t.dst_mac {
-        Some(m) => m,
-        None => iface::neighbour_mac(ns, &a.dev, t.dst_ip)?,
-    };
-    let spec = TrafficSpec {
+    let mut spec = TrafficSpec {
         src_mac: iface::mac(ns, &a.dev)?,
-        dst_mac,
+        dst_mac: t.dst_mac.unwrap_or([0; 6]),
         vlans: t.vlans.clone(),
         src_ip: t.src_ip,
         dst_ip: t.dst_ip,
@@ -315,6 +311,10 @@ fn cmd_gen(a: GenArgs) -> Result<()> {
     spec.validate()?;
     let mean = spec.sizes.mean();
     check_rate(t.rate(), link_pps_limit(ns, &a.dev, mean), mean, &a.dev)?;
+    // Last check: resolving the neighbour may send a probe.
+    if t.dst_mac.is_none() {
+        spec.dst_mac = iface::neighbour_mac(ns, &a.dev, t.dst_ip)?;
+    }
     let before = iface::counters(ns, &a.dev)?;
     let report = match t.mode {
         GenMode::AfXdp => Generator::start(GenConfig {

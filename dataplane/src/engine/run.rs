@@ -140,13 +140,11 @@ impl RunConfig {
         let rxns = self.rx.netns.as_deref();
         let tx_ifindex = iface::ifindex(txns, &self.tx.ifname)?;
         let rx_ifindex = iface::ifindex(rxns, &self.rx.ifname)?;
-        let dst_mac = match self.dst_mac {
-            Some(m) => m,
-            None => iface::neighbour_mac(txns, &self.tx.ifname, self.dst_ip)?,
-        };
-        let spec = TrafficSpec {
+        let mut spec = TrafficSpec {
             src_mac: iface::mac(txns, &self.tx.ifname)?,
-            dst_mac,
+            // Resolved last: resolving may send a probe, and nothing may be
+            // sent before every other check passed.
+            dst_mac: self.dst_mac.unwrap_or([0; 6]),
             vlans: self.vlans.clone(),
             src_ip: self.src_ip,
             dst_ip: self.dst_ip,
@@ -168,6 +166,9 @@ impl RunConfig {
             mean,
             &self.tx.ifname,
         )?;
+        if self.dst_mac.is_none() {
+            spec.dst_mac = iface::neighbour_mac(txns, &self.tx.ifname, self.dst_ip)?;
+        }
         Ok((spec, tx_ifindex, rx_ifindex))
     }
 }
