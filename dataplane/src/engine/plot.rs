@@ -14,7 +14,7 @@ const COLOURS: [&str; 8] = [
 ];
 
 /// `series`: (label, packets per 1 ms bin). Bins are merged so at most
-/// ~1000 points are drawn; the y axis is packets per second.
+/// ~500 points are drawn; the y axis is packets per second.
 pub fn rate_svg(title: &str, series: &[(String, Vec<u32>)]) -> String {
     let bins = series
         .iter()
@@ -22,7 +22,7 @@ pub fn rate_svg(title: &str, series: &[(String, Vec<u32>)]) -> String {
         .max()
         .unwrap_or(0)
         .max(1);
-    let merge = bins.div_ceil(1000).max(1);
+    let merge = bins.div_ceil(500).max(1);
     let points: Vec<Vec<f64>> = series
         .iter()
         .map(|(_, b)| {
