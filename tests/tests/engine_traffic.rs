@@ -24,15 +24,19 @@ struct VethPair {
 
 impl VethPair {
     fn new(tag: &str) -> Self {
-        Self::make(tag, true)
+        Self::make(tag, true, 1)
+    }
+
+    fn with_queues(tag: &str, queues: u32) -> Self {
+        Self::make(tag, true, queues)
     }
 
     /// Without IPv6 the kernel sends nothing on its own (no ND, MLD, RS).
     fn v4_only(tag: &str) -> Self {
-        Self::make(tag, false)
+        Self::make(tag, false, 1)
     }
 
-    fn make(tag: &str, ipv6: bool) -> Self {
+    fn make(tag: &str, ipv6: bool, queues: u32) -> Self {
         let p = unique_prefix(tag);
         let pair = Self {
             a: format!("{p}a"),
@@ -44,9 +48,28 @@ impl VethPair {
             }
             ip(&["netns", "add", ns]).unwrap();
         }
+        let q = queues.to_string();
         ip(&[
-            "link", "add", "ta", "netns", &pair.a, "type", "veth", "peer", "name", "tb", "netns",
+            "link",
+            "add",
+            "ta",
+            "netns",
+            &pair.a,
+            "numtxqueues",
+            &q,
+            "numrxqueues",
+            &q,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "tb",
+            "netns",
             &pair.b,
+            "numtxqueues",
+            &q,
+            "numrxqueues",
+            &q,
         ])
         .unwrap();
         for (ns, dev, v4, v6) in [
@@ -303,4 +326,37 @@ fn engine_rejects_rate_above_link_speed() {
             .to_owned()
     };
     assert_eq!(tx(&before), tx(&after));
+}
+
+#[test]
+fn engine_two_queues_uneven_flows_with_loss() {
+    if !require_root("engine_two_queues_uneven_flows_with_loss") {
+        return;
+    }
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let pair = VethPair::with_queues("eg8", 2);
+    let mut cfg = config(&pair, 30_000, 30_000.0);
+    cfg.tx.queues = 2;
+    cfg.rx.queues = 2;
+    // Queue 0 carries flows 0 and 2, queue 1 flow 1 alone.
+    cfg.flows = 3;
+    cfg.drop_every = Some(100);
+    let r = run(&cfg).unwrap();
+    assert_eq!(r.generator.sent, 30_000);
+    assert_eq!(r.generator.threads.len(), 2);
+    // One shared counter in `lossy`: exact across both queues' CPUs.
+    assert_eq!(r.lossy, Some((30_000, 300)), "{}", r.summary());
+    assert_eq!(r.totals.lost, 300);
+    assert_eq!(r.totals.received, 29_700);
+    let sent: Vec<_> = r.streams.iter().map(|s| s.sent.unwrap()).collect();
+    assert_eq!(sent, vec![7_500, 15_000, 7_500]);
+    for s in &r.streams {
+        // Each stream's outage is its loss at its own offered rate.
+        let offered = if s.stream == 1 { 15_000.0 } else { 7_500.0 };
+        assert_eq!(s.offered_pps, Some(offered));
+        let expect = s.lost as f64 / offered * 1e3;
+        assert!((s.outage_ms.unwrap() - expect).abs() < 1e-9);
+        assert_eq!(s.received + s.lost, s.sent.unwrap());
+        assert_eq!((s.duplicated, s.reordered), (0, 0));
+    }
 }

@@ -64,8 +64,9 @@ pub struct GenReport {
     /// per-core rate, independent of how much CPU other load left us.
     pub cpu_s: f64,
     pub pps_per_cpu_s: f64,
-    /// Target rate per stream in pps (when paced).
-    pub offered_pps_per_stream: Option<f64>,
+    /// (stream, target pps) when paced: a thread's share of the rate split
+    /// over the flows it carries.
+    pub offered_pps: Vec<(u16, f64)>,
     pub threads: Vec<GenThreadReport>,
 }
 
@@ -76,12 +77,25 @@ impl GenReport {
             .find(|(s, _)| *s == stream)
             .map(|(_, n)| *n)
     }
+
+    /// The stream's target rate if paced, else the rate it was sent at.
+    pub fn offered_on(&self, stream: u16) -> Option<f64> {
+        self.offered_pps
+            .iter()
+            .find(|(s, _)| *s == stream)
+            .map(|(_, p)| *p)
+            .or_else(|| {
+                self.sent_on(stream)
+                    .map(|n| n as f64 / self.duration_s.max(1e-9))
+            })
+    }
 }
 
 struct ThreadOut {
     report: GenThreadReport,
     bytes: u64,
     per_stream: Vec<(u16, u64)>,
+    offered: Vec<(u16, f64)>,
     start_ns: u64,
     end_ns: u64,
 }
@@ -91,7 +105,6 @@ pub struct Generator {
     sent: Arc<Vec<AtomicU64>>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<Result<ThreadOut>>>,
-    offered_pps_per_stream: Option<f64>,
 }
 
 impl Generator {
@@ -172,15 +185,10 @@ impl Generator {
                 }
             }
         }
-        let offered_pps_per_stream = cfg
-            .rate
-            .pps(cfg.spec.sizes.mean())
-            .map(|p| p / f64::from(cfg.spec.flows));
         let this = Self {
             sent,
             stop,
             threads,
-            offered_pps_per_stream,
         };
         if let Some(e) = first_err {
             this.stop.store(true, Ordering::Relaxed);
@@ -207,7 +215,6 @@ impl Generator {
     pub fn join(self) -> Result<GenReport> {
         let mut r = GenReport {
             mode: "af_xdp".into(),
-            offered_pps_per_stream: self.offered_pps_per_stream,
             ..Default::default()
         };
         let (mut start, mut end) = (u64::MAX, 0);
@@ -219,6 +226,7 @@ impl Generator {
                     r.cpu_s += o.report.cpu_s;
                     r.bytes += o.bytes;
                     r.per_stream.extend(o.per_stream);
+                    r.offered_pps.extend(o.offered);
                     r.threads.push(o.report);
                     start = start.min(o.start_ns);
                     end = end.max(o.end_ns);
@@ -235,6 +243,7 @@ impl Generator {
             return Err(e);
         }
         r.per_stream.sort();
+        r.offered_pps.sort_by_key(|(s, _)| *s);
         r.pps_per_cpu_s = r.sent as f64 / r.cpu_s.max(1e-9);
         r.duration_s = end.saturating_sub(start) as f64 / 1e9;
         r.pps = if r.duration_s > 0.0 {
@@ -361,6 +370,16 @@ fn send_loop(
         .zip(&seqs)
         .map(|(&f, &n)| (cfg.spec.stream_base + f, n))
         .collect();
+    // The thread's rate is shared evenly by its flows (round robin).
+    let offered = rate
+        .pps(cfg.spec.sizes.mean())
+        .map(|p| {
+            flows
+                .iter()
+                .map(|&f| (cfg.spec.stream_base + f, p / nf as f64))
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(ThreadOut {
         report: GenThreadReport {
             queue: xsk.queue,
@@ -371,6 +390,7 @@ fn send_loop(
         },
         bytes,
         per_stream,
+        offered,
         start_ns: start,
         end_ns: end,
     })

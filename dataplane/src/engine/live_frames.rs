@@ -192,6 +192,12 @@ pub fn run(cfg: &LiveConfig, progress: Arc<AtomicU64>, stop: Arc<AtomicBool>) ->
     report.duration_s = (now_ns() - start) as f64 / 1e9;
     report.pps = report.sent as f64 / report.duration_s.max(1e-9);
     report.pps_per_cpu_s = report.sent as f64 / report.cpu_s.max(1e-9);
-    report.offered_pps_per_stream = cfg.pps.map(|p| p / n as f64);
+    if let Some(p) = cfg.pps {
+        report.offered_pps = report
+            .per_stream
+            .iter()
+            .map(|(s, _)| (*s, p / n as f64))
+            .collect();
+    }
     Ok(report)
 }

@@ -283,9 +283,7 @@ pub fn run(cfg: &RunConfig) -> Result<RunReport> {
     ids.dedup();
     for id in ids {
         let sent = generator.sent_on(id);
-        let offered = generator
-            .offered_pps_per_stream
-            .or_else(|| sent.map(|n| n as f64 / generator.duration_s.max(1e-9)));
+        let offered = generator.offered_on(id);
         let r = match sunk.streams.get(&id) {
             Some(st) => st.report(sent, offered),
             None => super::stats::StreamState::new(id, sunk.t0_ns).report(sent, offered),
