@@ -334,6 +334,9 @@ fn cmd_gen(a: GenArgs) -> Result<()> {
             let FrameSizes::Fixed(size) = spec.sizes else {
                 bail!("live frames send one frame size; IMIX needs --mode af-xdp");
             };
+            log::warn!(
+                "live frames are XDP-redirected: a veth peer needs an XDP program (e.g. a sink) or GRO on, or they vanish"
+            );
             live_frames::run(
                 &LiveConfig {
                     netns: a.netns.clone(),

@@ -287,7 +287,11 @@ impl XskProgram {
         let Some(k) = drop_every else {
             let link = prog
                 .attach_to_if_index(ifindex, mode)
-                .with_context(|| format!("attaching xsk to ifindex {ifindex}"))?;
+                .with_context(|| {
+                    format!(
+                        "attaching xsk to ifindex {ifindex} in {mode:?} mode (without native XDP in the driver, use generic mode)"
+                    )
+                })?;
             return Ok(Self {
                 _ebpf: ebpf,
                 _lossy: None,
@@ -316,7 +320,11 @@ impl XskProgram {
         lp.load().context("loading the lossy program")?;
         let link = lp
             .attach_to_if_index(ifindex, mode)
-            .with_context(|| format!("attaching lossy to ifindex {ifindex}"))?;
+            .with_context(|| {
+                format!(
+                    "attaching lossy to ifindex {ifindex} in {mode:?} mode (without native XDP in the driver, use generic mode)"
+                )
+            })?;
         let mut next = ProgramArray::try_from(
             lossy
                 .map_mut(LOSSY_NEXT)
