@@ -389,4 +389,56 @@ mod pod {
     unsafe impl aya::Pod for super::PolicerConfig {}
     unsafe impl aya::Pod for super::PolicerState {}
     unsafe impl aya::Pod for super::LinkCounters {}
+    unsafe impl aya::Pod for super::engine::TxgenConfig {}
+}
+
+/// The packet engine's kernel programs (`xsk`, `lossy`, `txgen`) and the test
+/// payload they share with userspace.
+pub mod engine {
+    pub const XSK_PROGRAM: &str = "xsk";
+    pub const LOSSY_PROGRAM: &str = "lossy";
+    pub const TXGEN_PROGRAM: &str = "txgen";
+
+    /// XSKMAP of the `xsk` program: index = rx queue.
+    pub const XSKS: &str = "XSKS";
+    pub const MAX_QUEUES: u32 = 64;
+
+    /// `lossy`: Array<u64>[1], drop every k-th frame (0 = drop nothing).
+    pub const LOSSY_EVERY: &str = "LOSSY_EVERY";
+    /// `lossy`: PerCpuArray<u64>[2], [0] UDP frames seen, [1] dropped.
+    pub const LOSSY_STATS: &str = "LOSSY_STATS";
+    /// `lossy`: ProgramArray[1], the program that gets frames not dropped.
+    pub const LOSSY_NEXT: &str = "LOSSY_NEXT";
+
+    /// `txgen`: Array<TxgenConfig>[1].
+    pub const TXGEN_CONFIG: &str = "TXGEN_CONFIG";
+    /// `txgen`: DevMap[1], slot 0 = egress interface.
+    pub const TXGEN_TX: &str = "TXGEN_TX";
+    /// `txgen`: PerCpuArray<u64>[1], the next sequence number of this CPU.
+    pub const TXGEN_SEQ: &str = "TXGEN_SEQ";
+
+    /// Test payload at the start of the UDP payload, big endian:
+    /// stream id (u16), sequence (u64), transmit time (u64, CLOCK_MONOTONIC ns).
+    /// 18 bytes so a 64-byte IPv4 frame (60 bytes without FCS) carries it.
+    pub const PAYLOAD_LEN: usize = 18;
+    pub const PAYLOAD_STREAM: usize = 0;
+    pub const PAYLOAD_SEQ: usize = 2;
+    pub const PAYLOAD_TS: usize = 10;
+    /// Largest offset of the payload in a frame (Ethernet + 2 tags + IPv6 + UDP
+    /// is 70): a bound the verifier can check.
+    pub const MAX_PAYLOAD_OFFSET: u32 = 128;
+
+    /// How `txgen` stamps a frame.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct TxgenConfig {
+        /// Offset of the test payload from the start of the frame.
+        pub payload_off: u32,
+        /// Offset of the UDP checksum, or 0 to leave it alone (IPv4 with
+        /// checksum 0).
+        pub csum_off: u32,
+        /// Stream id = stream_base + CPU number.
+        pub stream_base: u32,
+        pub _pad: u32,
+    }
 }

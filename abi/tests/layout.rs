@@ -112,3 +112,19 @@ fn counters_fold() {
     assert_eq!(a.dropped(DropReason::Policer), 7);
     assert_eq!(a.total_drops(), 27);
 }
+
+#[test]
+fn txgen_config_layout() {
+    use msee_abi::engine::{
+        MAX_PAYLOAD_OFFSET, PAYLOAD_LEN, PAYLOAD_SEQ, PAYLOAD_STREAM, PAYLOAD_TS, TxgenConfig,
+    };
+    assert_eq!(core::mem::size_of::<TxgenConfig>(), 16);
+    assert_eq!(core::mem::offset_of!(TxgenConfig, payload_off), 0);
+    assert_eq!(core::mem::offset_of!(TxgenConfig, csum_off), 4);
+    assert_eq!(core::mem::offset_of!(TxgenConfig, stream_base), 8);
+    // stream u16 | seq u64 | time u64, packed back to back.
+    assert_eq!((PAYLOAD_STREAM, PAYLOAD_SEQ, PAYLOAD_TS), (0, 2, 10));
+    assert_eq!(PAYLOAD_TS + 8, PAYLOAD_LEN);
+    // The deepest header stack (Ethernet + QinQ + IPv6 + UDP) fits the bound.
+    assert!(14 + 8 + 40 + 8 <= MAX_PAYLOAD_OFFSET as usize);
+}

@@ -1,6 +1,7 @@
 //! Userspace owner of the kernel side: loads the embedded `msee` object,
 //! attaches it to ports, and exposes typed map handles and counters.
 pub mod baseline;
+pub mod engine;
 pub mod msee;
 
 pub use baseline::{Baseline, BaselineError};
@@ -13,3 +14,9 @@ pub static MSEE_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DI
 /// `cargo xtask bench`.
 pub static BASELINE_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/baseline"));
+/// The `xsk` eBPF object: feeds the XSKMAP of the AF_XDP sockets.
+pub static XSK_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xsk"));
+/// The `lossy` eBPF object: drops every k-th frame (fault injection).
+pub static LOSSY_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lossy"));
+/// The `txgen` eBPF object: the live-frames in-kernel generator.
+pub static TXGEN_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/txgen"));

@@ -1,0 +1,82 @@
+//! The AF_XDP packet engine: a traffic generator and a sink that measure
+//! throughput, loss, reordering, one-way latency and outage time.
+//!
+//! - [`frame`]: test frames (Ethernet, 802.1Q/QinQ, IPv4/IPv6, UDP, payload
+//!   with stream id, sequence and transmit time) and their parser.
+//! - [`xsk`]: UMEM and AF_XDP sockets (xdpilone rings) and the `xsk` program.
+//! - [`pacing`]: deadline-based, batch-aware rate control.
+//! - [`generator`], [`sink`]: the per-queue threads.
+//! - [`stats`]: per-stream sequence tracking, HDR latency, rate bins.
+//! - [`live_frames`]: the in-kernel generator (BPF_PROG_TEST_RUN live frames).
+//! - [`iface`]: interface facts (ifindex, MAC, speed, neighbours) per netns.
+//! - [`plot`]: an SVG of received rate over time.
+pub mod frame;
+pub mod generator;
+pub mod iface;
+pub mod live_frames;
+pub mod pacing;
+pub mod plot;
+pub mod run;
+pub mod sink;
+pub mod stats;
+pub mod xsk;
+
+/// CLOCK_MONOTONIC in nanoseconds: the clock of the payload timestamps and of
+/// `bpf_ktime_get_ns`, so one-way latency on one host needs no sync.
+#[inline]
+pub fn now_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid pointer to a timespec; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// CPU time of the calling thread (user + system, which includes softirq
+/// work such as the veth peer's NAPI done on its behalf): the honest
+/// denominator for "pps per core" on a shared machine.
+pub fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid pointer to a timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Move the calling thread into network namespace `ns` (a name under
+/// /run/netns); `None` stays put. Sockets and netlink calls made afterwards
+/// on this thread belong to that namespace.
+pub fn enter_netns(ns: Option<&str>) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use std::os::fd::AsRawFd as _;
+    let Some(ns) = ns else { return Ok(()) };
+    let path = format!("/run/netns/{ns}");
+    let file =
+        std::fs::File::open(&path).with_context(|| format!("network namespace {ns} not found"))?;
+    // SAFETY: setns on a valid namespace fd affects only this thread.
+    if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        anyhow::bail!(
+            "entering namespace {ns}: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok(())
+}
+
+/// Pin the calling thread to `cpu` (best effort: a failure only costs speed).
+pub fn pin_to_cpu(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t is valid; CPU_SET bounds-checks.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+pub fn online_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
