@@ -4,4 +4,5 @@
 pub mod daemon;
 pub mod netlink;
 pub mod preflight;
+pub mod rib;
 pub mod stats;
