@@ -5,4 +5,5 @@ pub mod daemon;
 pub mod netlink;
 pub mod preflight;
 pub mod rib;
+pub mod speaker;
 pub mod stats;

@@ -36,6 +36,9 @@ pub enum Refusal {
     DefaultRoute,
     /// An RFC 1918 prefix, on Microsoft peering.
     Rfc1918,
+    /// The AS path already contains AS 12076 (RFC 4271 §9.1.2 loop
+    /// detection), e.g. our own VNet routes reflected back by the customer.
+    AsLoop,
 }
 
 impl std::fmt::Display for Refusal {
@@ -43,6 +46,7 @@ impl std::fmt::Display for Refusal {
         f.write_str(match self {
             Refusal::DefaultRoute => "default route refused on Microsoft peering",
             Refusal::Rfc1918 => "RFC 1918 prefix refused on Microsoft peering",
+            Refusal::AsLoop => "AS path contains AS 12076 (loop)",
         })
     }
 }
@@ -65,6 +69,16 @@ pub fn import_check(kind: PeeringKind, prefix: IpNet) -> Result<(), Refusal> {
         }
     }
     Ok(())
+}
+
+/// Whether the UPDATE's AS path contains `asn`.
+pub fn as_path_contains(update: &Update, asn: u32) -> bool {
+    match update.attribute(bgp::wire::update::attr::AS_PATH) {
+        Some(PathAttribute::AsPath(segments)) => segments.iter().any(|s| match s {
+            AsSegment::Sequence(v) | AsSegment::Set(v) => v.contains(&asn),
+        }),
+        _ => false,
+    }
 }
 
 /// RFC 4271 §9.1.2.2: an AS_SET counts as one, each AS_SEQUENCE entry as one.
@@ -204,8 +218,14 @@ impl Rib {
         let path = Path {
             as_path_len: as_path_len(update),
         };
+        let looped = as_path_contains(update, bgp::MSEE_ASN);
         for prefix in announced {
-            match import_check(kind, prefix) {
+            let verdict = if looped {
+                Err(Refusal::AsLoop)
+            } else {
+                import_check(kind, prefix)
+            };
+            match verdict {
                 Ok(()) => {
                     if adj.routes.insert(prefix, path) != Some(path) {
                         out.changed.insert(prefix);

@@ -385,3 +385,18 @@ fn unknown_link_is_an_error_naming_it() {
     let e = rib.session_up(9).unwrap_err().to_string();
     assert!(e.contains("link 9"), "{e}");
 }
+
+#[test]
+fn routes_with_our_own_as_in_the_path_are_refused() {
+    let mut h = Harness::new(PeeringKind::Private);
+    h.recv(P, announce(&["10.1.0.0/16"], &[65010]));
+    // The customer reflects our VNet route back: refused, and it replaces
+    // what was accepted before.
+    let out = h
+        .rib
+        .update(P, &announce(&["10.1.0.0/16"], &[65010, 12076]))
+        .unwrap();
+    assert_eq!(out.refused, vec![(net("10.1.0.0/16"), Refusal::AsLoop)]);
+    assert_eq!(h.rib.adj_rib_in_len(P), 0);
+    assert_eq!(h.rib.best(net("10.1.0.0/16")), None);
+}
