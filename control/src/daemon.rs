@@ -93,6 +93,8 @@ pub struct DaemonConfig {
     pub run_for: Option<Duration>,
     /// Run the BGP sessions of one circuit of this model.
     pub bgp: Option<BgpConfig>,
+    /// Serve the local API (for `msee-cli`) on this Unix socket.
+    pub api_socket: Option<PathBuf>,
 }
 
 /// BGP for one circuit: sessions, RIB and FIB programming.
@@ -329,6 +331,14 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
 
     resolve_pending(&handle, &mut msee, &mut ports, Duration::from_secs(3)).await;
 
+    let (api_tx, mut api_rx) = tokio::sync::mpsc::channel::<crate::api::Call>(16);
+    if let Some(path) = &cfg.api_socket {
+        crate::api::serve(path, api_tx)?;
+        info!(socket = %path.display(), "API listening");
+    } else {
+        drop(api_tx);
+    }
+
     let mut bgp = match bgp_plan {
         Some((peerings, specs)) => {
             let ribs: Vec<Rib> = peerings
@@ -341,10 +351,18 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
                     adverts = s.adverts.iter().map(|u| u.nlri.len()).sum::<usize>(), "BGP session configured");
             }
             let timers = cfg.bgp.as_ref().map(|b| b.timers).unwrap_or_default();
+            let status = specs.iter().map(|_| SessionStatus::default()).collect();
             Some(Bgp {
+                circuit: cfg
+                    .bgp
+                    .as_ref()
+                    .map(|b| b.circuit.clone())
+                    .unwrap_or_default(),
+                peerings,
                 speaker: Speaker::start(specs, timers)?,
                 ribs,
                 fib: Fib::new(first_bgp_group),
+                status,
             })
         }
         None => None,
@@ -372,6 +390,10 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
                 let b = bgp.as_mut().expect("guarded");
                 b.on_event(i, event, &mut msee, &mut ports).await;
             }
+            Some(call) = api_rx.recv() => {
+                let answer = answer(&call.request, bgp.as_ref(), &msee, &ports);
+                let _ = call.reply.send(answer);
+            }
             _ = tick.tick() => {
                 ticks += 1;
                 if let Some(b) = bgp.as_mut() {
@@ -388,17 +410,10 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
     }
 
     msee.detach_all()?;
-    let reports: Vec<PortReport> = ports
-        .iter()
-        .map(|p| {
-            Ok(PortReport::new(
-                p.role.name(),
-                &p.iface.name,
-                &msee.link_counters(p.link, Direction::Rx)?,
-                &msee.link_counters(p.link, Direction::Tx)?,
-            ))
-        })
-        .collect::<Result<_>>()?;
+    if let Some(path) = &cfg.api_socket {
+        std::fs::remove_file(path).ok();
+    }
+    let reports = port_reports(&msee, &ports)?;
     print!("{}", stats::table(&reports));
     if let Some(path) = &cfg.stats_file {
         std::fs::write(path, serde_json::to_vec_pretty(&reports)?)
@@ -438,11 +453,106 @@ async fn resolve_pending(
     }
 }
 
+fn port_reports(msee: &Msee, ports: &[Port]) -> Result<Vec<PortReport>> {
+    ports
+        .iter()
+        .map(|p| {
+            Ok(PortReport::new(
+                p.role.name(),
+                &p.iface.name,
+                &msee.link_counters(p.link, Direction::Rx)?,
+                &msee.link_counters(p.link, Direction::Tx)?,
+            ))
+        })
+        .collect()
+}
+
+/// Answers one API request from the daemon's live state.
+fn answer(
+    request: &crate::api::Request,
+    bgp: Option<&Bgp>,
+    msee: &Msee,
+    ports: &[Port],
+) -> std::result::Result<serde_json::Value, String> {
+    use crate::api::Request;
+    use serde_json::json;
+    let role_of = |link: u32| {
+        ports
+            .get(link as usize)
+            .map_or("unknown", |p| p.role.name())
+    };
+    match request {
+        Request::Counters => port_reports(msee, ports)
+            .map(|r| json!(r))
+            .map_err(|e| format!("reading counters: {e:#}")),
+        Request::Sessions => {
+            let Some(b) = bgp else {
+                return Ok(json!([]));
+            };
+            let now = std::time::Instant::now();
+            Ok(json!(
+                b.speaker
+                    .specs
+                    .iter()
+                    .zip(&b.status)
+                    .map(|(s, st)| json!({
+                        "name": s.name,
+                        "link": role_of(s.link),
+                        "local": s.local,
+                        "peer": s.peer,
+                        "peer_as": s.peer_as,
+                        "state": if st.established { "Established" } else { "Down" },
+                        "since_secs": st.since.map(|t| now.duration_since(t).as_secs()),
+                        "last_down": st.last_down,
+                        "prefixes_received": b.ribs[s.peering].adj_rib_in_len(s.link),
+                        "max_prefixes": s.max_prefixes,
+                        "md5": s.md5_key.is_some(),
+                    }))
+                    .collect::<Vec<_>>()
+            ))
+        }
+        Request::Routes { circuit } => {
+            let Some(b) = bgp.filter(|b| &b.circuit == circuit) else {
+                return Err(format!(
+                    "unknown circuit {circuit:?} (this daemon runs: {})",
+                    bgp.map_or("no circuit", |b| b.circuit.as_str())
+                ));
+            };
+            let mut out = Vec::new();
+            for (plan, rib) in b.peerings.iter().zip(&b.ribs) {
+                for (prefix, members) in rib.routes() {
+                    out.push(json!({
+                        "peering": plan.kind.name(),
+                        "prefix": prefix.to_string(),
+                        "group": b.fib.route(rib.domain(), prefix),
+                        "next_hops": members.iter().map(|m| json!({
+                            "link": role_of(m.link),
+                            "as_path_len": m.preference,
+                        })).collect::<Vec<_>>(),
+                    }));
+                }
+            }
+            Ok(json!(out))
+        }
+    }
+}
+
+/// What the daemon knows of a session (the FSM's finer states stay in its task).
+#[derive(Debug, Default)]
+struct SessionStatus {
+    established: bool,
+    since: Option<std::time::Instant>,
+    last_down: Option<String>,
+}
+
 /// The running BGP side: sessions, one RIB per peering, the FIB.
 struct Bgp {
+    circuit: String,
+    peerings: Vec<speaker::PeeringPlan>,
     speaker: Speaker,
     ribs: Vec<Rib>,
     fib: Fib,
+    status: Vec<SessionStatus>,
 }
 
 impl Bgp {
@@ -484,6 +594,11 @@ impl Bgp {
         let port = &mut ports[link as usize];
         match event {
             SessionEvent::Established(n) => {
+                self.status[i] = SessionStatus {
+                    established: true,
+                    since: Some(std::time::Instant::now()),
+                    last_down: self.status[i].last_down.take(),
+                };
                 info!(session = %name, peer_as = n.peer_as, peer_id = %n.peer_id, hold = n.hold_time, "session established");
                 match self.ribs[rib].session_up(link) {
                     Ok(changed) => self.apply(rib, &changed, msee),
@@ -506,6 +621,14 @@ impl Bgp {
                 if let Err(e) = self.ribs[rib].session_down(link) {
                     warn!(session = %name, "{e:#}");
                 }
+                self.status[i].established = false;
+                self.status[i].since = Some(std::time::Instant::now());
+                self.status[i].last_down = Some(match &reason {
+                    DownReason::PrefixLimit(l) => {
+                        format!("maximum prefixes ({}) exceeded", l.limit)
+                    }
+                    other => format!("{other:?}"),
+                });
                 match reason {
                     DownReason::PrefixLimit(l) => warn!(session = %name, limit = l.limit,
                         "session down: maximum prefixes exceeded, Cease sent; it restarts after a backoff"),

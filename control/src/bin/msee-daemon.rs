@@ -53,6 +53,9 @@ struct Args {
     /// Override the per-session route limit of the model (labs, tests).
     #[arg(long, requires = "config")]
     max_prefixes: Option<u32>,
+    /// Serve the local API for msee-cli on this Unix socket.
+    #[arg(long)]
+    api_socket: Option<PathBuf>,
     /// BGP ConnectRetry, seconds.
     #[arg(long, default_value_t = 30, requires = "config")]
     connect_retry_secs: u64,
@@ -136,6 +139,7 @@ fn real_main(args: Args) -> anyhow::Result<()> {
     };
     let cfg = DaemonConfig {
         bgp,
+        api_socket: args.api_socket,
         netns: args.netns,
         ports: vec![
             (LinkRole::Primary, args.primary),
