@@ -12,8 +12,8 @@ use std::{
 
 use e2e_tests::{require_root, unique_prefix};
 use lab::{
-    IF_PRIMARY, Lab, Topology,
-    daemon::{Daemon, lab_args},
+    Lab, Topology,
+    daemon::{Daemon, lab_args, workspace_bin},
     ip_ns,
     traffic::{Flow, send_and_count},
 };
@@ -198,6 +198,40 @@ fn count(log: &str, needle: &str, session: &str) -> usize {
         .count()
 }
 
+/// `msee-cli --json` against the daemon's API socket.
+fn cli(socket: &Path, args: &[&str]) -> serde_json::Value {
+    let out = Command::new(workspace_bin("msee-cli").unwrap())
+        .arg("--socket")
+        .arg(socket)
+        .arg("--json")
+        .args(args)
+        .output()
+        .expect("running msee-cli");
+    assert!(
+        out.status.success(),
+        "msee-cli {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("msee-cli --json prints JSON")
+}
+
+/// Next hops of `prefix` as msee-cli shows them: (link, AS-path length).
+fn cli_next_hops(socket: &Path, prefix: &str) -> Vec<(String, u64)> {
+    cli(socket, &["routes", "er-lab"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["prefix"] == prefix)
+        .flat_map(|r| r["next_hops"].as_array().unwrap().clone())
+        .map(|h| {
+            (
+                h["link"].as_str().unwrap().to_owned(),
+                h["as_path_len"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
 /// Lines of the daemon log about `prefix` being installed or removed.
 fn route_lines(log: &str, prefix: &str) -> Vec<String> {
     log.lines()
@@ -240,7 +274,9 @@ fn frr_customer_router_over_both_links() {
     )
     .unwrap();
 
+    let socket = dir.join("api.sock");
     let mut args = lab_args(&topo);
+    args.extend(["--api-socket".into(), socket.display().to_string()]);
     args.extend(
         [
             "--config",
@@ -324,6 +360,81 @@ fn frr_customer_router_over_both_links() {
             ))
         )
     });
+
+    // The operator's view: sessions, routes and counters through msee-cli.
+    let sessions = cli(&socket, &["sessions"]);
+    let sessions = sessions.as_array().unwrap();
+    assert_eq!(sessions.len(), 2, "{sessions:?}");
+    for s in sessions {
+        assert_eq!(s["state"], "Established", "{s}");
+        assert_eq!(s["prefixes_received"], 1, "{s}");
+        assert_eq!(s["max_prefixes"], 5, "{s}");
+        assert_eq!(s["md5"], true, "{s}");
+    }
+    assert_eq!(
+        cli_next_hops(&socket, "172.16.0.0/16"),
+        vec![("primary".into(), 1), ("secondary".into(), 1)]
+    );
+    let counters = cli(&socket, &["counters"]);
+    let primary_tx: u64 = counters
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["port"] == "primary" || p["port"] == "secondary")
+        .map(|p| p["tx_packets"].as_u64().unwrap())
+        .sum();
+    assert!(
+        primary_tx >= 200,
+        "the 200 datagrams left on the customer links: {counters}"
+    );
+
+    // AS-path prepending on the secondary makes it the backup: the group
+    // keeps both links, the secondary at a worse preference.
+    let s = topo.secondary.msee;
+    let out = frr.vtysh(&[
+        "configure terminal",
+        "route-map PREPEND permit 10",
+        "set as-path prepend 65010 65010",
+        "exit",
+        "router bgp 65010",
+        "address-family ipv4 unicast",
+        &format!("neighbor {s} route-map PREPEND out"),
+        "end",
+        &format!("clear bgp ipv4 unicast {s} soft out"),
+    ]);
+    assert!(!out.contains("% "), "prepend config: {out}");
+    wait_for(
+        "prepended path on the secondary",
+        Duration::from_secs(15),
+        || {
+            cli_next_hops(&socket, "172.16.0.0/16")
+                == vec![("primary".into(), 1), ("secondary".into(), 3)]
+        },
+    )
+    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
+    let r = send_and_count(
+        &Flow {
+            dst_port: 7005,
+            ..flow.clone()
+        },
+        50,
+    )
+    .unwrap();
+    assert_eq!(r.received, 50, "{}", ctx("traffic over the preferred link"));
+    let out = frr.vtysh(&[
+        "configure terminal",
+        "router bgp 65010",
+        "address-family ipv4 unicast",
+        &format!("no neighbor {s} route-map PREPEND out"),
+        "end",
+        &format!("clear bgp ipv4 unicast {s} soft out"),
+    ]);
+    assert!(!out.contains("% "), "prepend removal: {out}");
+    wait_for("equal paths again", Duration::from_secs(15), || {
+        cli_next_hops(&socket, "172.16.0.0/16")
+            == vec![("primary".into(), 1), ("secondary".into(), 1)]
+    })
+    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
 
     // 4. Withdrawal removes the route; traffic stops.
     frr.configure(&["address-family ipv4 unicast", "no network 172.16.0.0/16"]);
@@ -417,6 +528,22 @@ fn frr_customer_router_over_both_links() {
         ctx("no session with a wrong key")
     );
     assert_ne!(frr.neighbour_state(topo.secondary.msee), "Established");
+    // The secondary's session went down: its link was flipped down and its
+    // stale routes withdrawn afterwards, leaving the primary alone.
+    assert_eq!(
+        cli_next_hops(&socket, "172.16.0.0/16"),
+        vec![("primary".into(), 1)],
+        "{}",
+        ctx("stale secondary routes withdrawn")
+    );
+    let sessions = cli(&socket, &["sessions"]);
+    let sec = sessions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["link"] == "secondary")
+        .unwrap();
+    assert_eq!(sec["state"], "Down", "{sec}");
     assert_eq!(frr.neighbour_state(topo.primary.msee), "Established");
     let r = send_and_count(
         &Flow {
@@ -437,7 +564,6 @@ fn frr_customer_router_over_both_links() {
     .unwrap_or_else(|e| panic!("{}", ctx(&e)));
 
     drop(frr);
-    let _ = IF_PRIMARY;
     drop(daemon);
     let _ = std::fs::remove_dir_all(&dir);
 }
