@@ -24,6 +24,8 @@ use tracing::{info, warn};
 
 use crate::{
     netlink::{self, Interface},
+    rib::{Fib, Rib},
+    speaker::{self, PortInfo, Speaker, Timers},
     stats::{self, PortReport},
 };
 
@@ -89,6 +91,19 @@ pub struct DaemonConfig {
     pub stats_file: Option<PathBuf>,
     /// Stop by itself after this long (the daemon otherwise runs until SIGINT/SIGTERM).
     pub run_for: Option<Duration>,
+    /// Run the BGP sessions of one circuit of this model.
+    pub bgp: Option<BgpConfig>,
+    /// Serve the local API (for `msee-cli`) on this Unix socket.
+    pub api_socket: Option<PathBuf>,
+}
+
+/// BGP for one circuit: sessions, RIB and FIB programming.
+pub struct BgpConfig {
+    pub model: circuit::Model,
+    pub circuit: String,
+    /// Replaces the model's per-session route limit (labs and tests).
+    pub max_prefixes: Option<u32>,
+    pub timers: Timers,
 }
 
 /// Enter a named network namespace. Must run before any other thread exists
@@ -109,6 +124,9 @@ struct Port {
     /// The one neighbour on this link (customer router or Azure gateway).
     neighbour: Option<Ipv4Addr>,
     neighbour_mac: Option<[u8; 6]>,
+    /// `Some(established)` when a BGP session runs over this link: the
+    /// link carries traffic only while it is established.
+    bgp_up: Option<bool>,
 }
 
 impl Port {
@@ -135,7 +153,66 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
             iface,
             neighbour: None,
             neighbour_mac: None,
+            bgp_up: None,
         });
+    }
+
+    // BGP sessions of the configured circuit, planned before anything is
+    // loaded so that a wrong configuration changes nothing.
+    let mut bgp_plan = None;
+    if let Some(bgp) = &cfg.bgp {
+        let infos: Vec<PortInfo> = ports
+            .iter()
+            .filter_map(|p| {
+                let role = match p.role {
+                    LinkRole::Primary => circuit::model::LinkRole::Primary,
+                    LinkRole::Secondary => circuit::model::LinkRole::Secondary,
+                    LinkRole::Azure => return None,
+                };
+                Some(PortInfo {
+                    link: p.link,
+                    role,
+                    addrs: p.iface.addrs.iter().map(|(a, _)| *a).collect(),
+                })
+            })
+            .collect();
+        let (peerings, specs, notes) =
+            speaker::plan(&bgp.model, &bgp.circuit, &infos, bgp.max_prefixes)?;
+        for n in &notes {
+            warn!("circuit {}: {n}", bgp.circuit);
+        }
+        if specs.is_empty() {
+            bail!(
+                "circuit {}: no peering has its MSEE addresses on the primary and secondary ports",
+                bgp.circuit
+            );
+        }
+        for p in &peerings {
+            // Lab ports are untagged: each carries the one peering its
+            // attachment names (private, domain DOMAIN).
+            if p.kind != PeeringKind::Private || p.domain != DOMAIN {
+                bail!(
+                    "circuit {}: {:?} peering over untagged ports is not supported yet (only private peering)",
+                    bgp.circuit,
+                    p.kind
+                );
+            }
+        }
+        for s in &specs {
+            let port = &mut ports[s.link as usize];
+            if let Some(n) = port.neighbour
+                && n != s.peer
+            {
+                bail!(
+                    "port {}: static next hop {n} and BGP peer {}: a link has exactly one neighbour",
+                    port.iface.name,
+                    s.peer
+                );
+            }
+            port.neighbour = Some(s.peer);
+            port.bgp_up = Some(false);
+        }
+        bgp_plan = Some((peerings, specs));
     }
 
     // Each route's next hops name the links that carry it.
@@ -226,6 +303,7 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
             }
         }
     }
+    let first_bgp_group = groups.len() as u32;
     for (members, id) in &groups {
         let members: Vec<GroupMember> = members
             .iter()
@@ -255,6 +333,43 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
 
     resolve_pending(&handle, &mut msee, &mut ports, Duration::from_secs(3)).await;
 
+    let (api_tx, mut api_rx) = tokio::sync::mpsc::channel::<crate::api::Call>(16);
+    if let Some(path) = &cfg.api_socket {
+        crate::api::serve(path, api_tx)?;
+        info!(socket = %path.display(), "API listening");
+    } else {
+        drop(api_tx);
+    }
+
+    let mut bgp = match bgp_plan {
+        Some((peerings, specs)) => {
+            let ribs: Vec<Rib> = peerings
+                .iter()
+                .map(|p| Rib::new(p.domain, p.kind, &p.links))
+                .collect();
+            for s in &specs {
+                info!(session = %s.name, local = %s.local, peer = %s.peer, peer_as = s.peer_as,
+                    md5 = s.md5_key.is_some(), max_prefixes = s.max_prefixes,
+                    adverts = s.adverts.iter().map(|u| u.nlri.len()).sum::<usize>(), "BGP session configured");
+            }
+            let timers = cfg.bgp.as_ref().map(|b| b.timers).unwrap_or_default();
+            let status = specs.iter().map(|_| SessionStatus::default()).collect();
+            Some(Bgp {
+                circuit: cfg
+                    .bgp
+                    .as_ref()
+                    .map(|b| b.circuit.clone())
+                    .unwrap_or_default(),
+                peerings,
+                speaker: Speaker::start(specs, timers)?,
+                ribs,
+                fib: Fib::new(first_bgp_group),
+                status,
+            })
+        }
+        None => None,
+    };
+
     println!("msee-daemon ready");
     use std::io::Write as _;
     std::io::stdout().flush().ok();
@@ -272,8 +387,20 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
                 info!("run time elapsed: stopping");
                 break;
             }
+            Some((i, event)) = async { bgp.as_mut().expect("guarded").speaker.events.recv().await },
+                if bgp.is_some() => {
+                let b = bgp.as_mut().expect("guarded");
+                b.on_event(i, event, &mut msee, &mut ports).await;
+            }
+            Some(call) = api_rx.recv() => {
+                let answer = answer(&call.request, bgp.as_ref(), &msee, &ports);
+                let _ = call.reply.send(answer);
+            }
             _ = tick.tick() => {
                 ticks += 1;
+                if let Some(b) = bgp.as_mut() {
+                    b.flush_stale(&mut msee);
+                }
                 // Unresolved neighbours are retried every second; resolved
                 // ones are checked every 30 s in case the neighbour changed.
                 if ticks.is_multiple_of(30) {
@@ -285,17 +412,10 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
     }
 
     msee.detach_all()?;
-    let reports: Vec<PortReport> = ports
-        .iter()
-        .map(|p| {
-            Ok(PortReport::new(
-                p.role.name(),
-                &p.iface.name,
-                &msee.link_counters(p.link, Direction::Rx)?,
-                &msee.link_counters(p.link, Direction::Tx)?,
-            ))
-        })
-        .collect::<Result<_>>()?;
+    if let Some(path) = &cfg.api_socket {
+        std::fs::remove_file(path).ok();
+    }
+    let reports = port_reports(&msee, &ports)?;
     print!("{}", stats::table(&reports));
     if let Some(path) = &cfg.stats_file {
         std::fs::write(path, serde_json::to_vec_pretty(&reports)?)
@@ -314,9 +434,10 @@ async fn resolve_pending(
         let Some(via) = p.neighbour else { continue };
         match netlink::resolve_neighbour(handle, p.iface.ifindex, via, timeout).await {
             Ok(mac) => {
+                let carries = p.bgp_up != Some(false);
                 let installed = msee
                     .set_link(p.link, p.link_entry(mac))
-                    .and_then(|()| msee.set_link_state(p.link, true));
+                    .and_then(|()| msee.set_link_state(p.link, carries));
                 if let Err(e) = installed {
                     warn!(%via, "installing link {}: {e}", p.role.name());
                     continue;
@@ -329,6 +450,231 @@ async fn resolve_pending(
                     warn!("marking link {} down: {e}", p.role.name());
                 }
                 warn!(link = p.role.name(), %via, "neighbour unresolved, link down, retrying: {e:#}");
+            }
+        }
+    }
+}
+
+fn port_reports(msee: &Msee, ports: &[Port]) -> Result<Vec<PortReport>> {
+    ports
+        .iter()
+        .map(|p| {
+            Ok(PortReport::new(
+                p.role.name(),
+                &p.iface.name,
+                &msee.link_counters(p.link, Direction::Rx)?,
+                &msee.link_counters(p.link, Direction::Tx)?,
+            ))
+        })
+        .collect()
+}
+
+/// Answers one API request from the daemon's live state.
+fn answer(
+    request: &crate::api::Request,
+    bgp: Option<&Bgp>,
+    msee: &Msee,
+    ports: &[Port],
+) -> std::result::Result<serde_json::Value, String> {
+    use crate::api::Request;
+    use serde_json::json;
+    let role_of = |link: u32| {
+        ports
+            .get(link as usize)
+            .map_or("unknown", |p| p.role.name())
+    };
+    match request {
+        Request::Counters => port_reports(msee, ports)
+            .map(|r| json!(r))
+            .map_err(|e| format!("reading counters: {e:#}")),
+        Request::Sessions => {
+            let Some(b) = bgp else {
+                return Ok(json!([]));
+            };
+            let now = std::time::Instant::now();
+            Ok(json!(
+                b.speaker
+                    .specs
+                    .iter()
+                    .zip(&b.status)
+                    .map(|(s, st)| json!({
+                        "name": s.name,
+                        "link": role_of(s.link),
+                        "local": s.local,
+                        "peer": s.peer,
+                        "peer_as": s.peer_as,
+                        "state": if st.established { "Established" } else { "Down" },
+                        "since_secs": st.since.map(|t| now.duration_since(t).as_secs()),
+                        "last_down": st.last_down,
+                        "prefixes_received": b.ribs[s.peering].adj_rib_in_len(s.link),
+                        "max_prefixes": s.max_prefixes,
+                        "md5": s.md5_key.is_some(),
+                    }))
+                    .collect::<Vec<_>>()
+            ))
+        }
+        Request::Routes { circuit } => {
+            let Some(b) = bgp.filter(|b| &b.circuit == circuit) else {
+                return Err(format!(
+                    "unknown circuit {circuit:?} (this daemon runs: {})",
+                    bgp.map_or("no circuit", |b| b.circuit.as_str())
+                ));
+            };
+            let mut out = Vec::new();
+            for (plan, rib) in b.peerings.iter().zip(&b.ribs) {
+                for (prefix, members) in rib.routes() {
+                    out.push(json!({
+                        "peering": plan.kind.name(),
+                        "prefix": prefix.to_string(),
+                        "group": b.fib.route(rib.domain(), prefix),
+                        "next_hops": members.iter().map(|m| json!({
+                            "link": role_of(m.link),
+                            "as_path_len": m.preference,
+                        })).collect::<Vec<_>>(),
+                    }));
+                }
+            }
+            Ok(json!(out))
+        }
+    }
+}
+
+/// What the daemon knows of a session (the FSM's finer states stay in its task).
+#[derive(Debug, Default)]
+struct SessionStatus {
+    established: bool,
+    since: Option<std::time::Instant>,
+    last_down: Option<String>,
+}
+
+/// The running BGP side: sessions, one RIB per peering, the FIB.
+struct Bgp {
+    circuit: String,
+    peerings: Vec<speaker::PeeringPlan>,
+    speaker: Speaker,
+    ribs: Vec<Rib>,
+    fib: Fib,
+    status: Vec<SessionStatus>,
+}
+
+impl Bgp {
+    fn apply(&mut self, rib: usize, changed: &std::collections::BTreeSet<IpNet>, msee: &mut Msee) {
+        if changed.is_empty() {
+            return;
+        }
+        let batch = self.ribs[rib].changes(changed);
+        match self.fib.apply(msee, &batch) {
+            Ok(stats) => {
+                for c in &batch {
+                    match &c.members {
+                        Some(m) => {
+                            let links: Vec<String> = m
+                                .iter()
+                                .map(|m| format!("link {} pref {}", m.link, m.preference))
+                                .collect();
+                            info!(prefix = %c.prefix, via = %links.join(", "), "route installed");
+                        }
+                        None => info!(prefix = %c.prefix, "route removed"),
+                    }
+                }
+                tracing::debug!(?stats, "FIB batch applied");
+            }
+            Err(e) => warn!("programming the dataplane: {e:#}"),
+        }
+    }
+
+    async fn on_event(
+        &mut self,
+        i: usize,
+        event: bgp::transport::SessionEvent,
+        msee: &mut Msee,
+        ports: &mut [Port],
+    ) {
+        use bgp::{fsm::DownReason, transport::SessionEvent};
+        let spec = &self.speaker.specs[i];
+        let (name, link, rib) = (spec.name.clone(), spec.link, spec.peering);
+        let port = &mut ports[link as usize];
+        match event {
+            SessionEvent::Established(n) => {
+                self.status[i] = SessionStatus {
+                    established: true,
+                    since: Some(std::time::Instant::now()),
+                    last_down: self.status[i].last_down.take(),
+                };
+                info!(session = %name, peer_as = n.peer_as, peer_id = %n.peer_id, hold = n.hold_time, "session established");
+                match self.ribs[rib].session_up(link) {
+                    Ok(changed) => self.apply(rib, &changed, msee),
+                    Err(e) => warn!(session = %name, "{e:#}"),
+                }
+                port.bgp_up = Some(true);
+                if port.neighbour_mac.is_some()
+                    && let Err(e) = msee.set_link_state(link, true)
+                {
+                    warn!(session = %name, "marking link {link} up: {e}");
+                }
+                self.speaker.advertise(i).await;
+            }
+            SessionEvent::Down(reason) => {
+                // Failover: one link-state write; the routes follow lazily.
+                port.bgp_up = Some(false);
+                if let Err(e) = msee.set_link_state(link, false) {
+                    warn!(session = %name, "marking link {link} down: {e}");
+                }
+                if let Err(e) = self.ribs[rib].session_down(link) {
+                    warn!(session = %name, "{e:#}");
+                }
+                self.status[i].established = false;
+                self.status[i].since = Some(std::time::Instant::now());
+                self.status[i].last_down = Some(match &reason {
+                    DownReason::PrefixLimit(l) => {
+                        format!("maximum prefixes ({}) exceeded", l.limit)
+                    }
+                    other => format!("{other:?}"),
+                });
+                match reason {
+                    DownReason::PrefixLimit(l) => warn!(session = %name, limit = l.limit,
+                        "session down: maximum prefixes exceeded, Cease sent; it restarts after a backoff"),
+                    other => warn!(session = %name, reason = ?other, "session down"),
+                }
+            }
+            SessionEvent::Routes(update) => match self.ribs[rib].update(link, &update) {
+                Ok(outcome) => {
+                    for (prefix, why) in &outcome.refused {
+                        warn!(session = %name, %prefix, "route refused: {why}");
+                    }
+                    self.apply(rib, &outcome.changed, msee);
+                }
+                Err(e) => warn!(session = %name, "{e:#}"),
+            },
+            SessionEvent::RouteRefreshRequested { .. } => self.speaker.advertise(i).await,
+        }
+    }
+
+    /// Withdraws the Adj-RIB-In of sessions that went down (lazily, after
+    /// the link-state flip has already moved the traffic).
+    fn flush_stale(&mut self, msee: &mut Msee) {
+        for r in 0..self.ribs.len() {
+            let links: Vec<u32> = self
+                .speaker
+                .specs
+                .iter()
+                .filter(|s| s.peering == r)
+                .map(|s| s.link)
+                .collect();
+            for link in links {
+                if self.ribs[r].is_stale(link) {
+                    match self.ribs[r].flush_stale(link) {
+                        Ok(changed) => {
+                            info!(
+                                link,
+                                withdrawn = changed.len(),
+                                "stale routes of a down session withdrawn"
+                            );
+                            self.apply(r, &changed, msee);
+                        }
+                        Err(e) => warn!("{e:#}"),
+                    }
+                }
             }
         }
     }

@@ -555,6 +555,21 @@ impl Session {
                 "AS_PATH does not start with the peer's AS",
             );
         }
+        // RFC 4271 §9.1.2: a route whose AS_PATH already holds our AS is a
+        // loop (e.g. our own routes reflected back by the customer over the
+        // other link). It is not accepted, so it does not count against the
+        // prefix limit either.
+        if !u.treated_as_withdraw()
+            && let Some(PathAttribute::AsPath(segs)) = u.attribute(wire::update::attr::AS_PATH)
+            && segs.iter().any(|s| match s {
+                AsSegment::Sequence(a) | AsSegment::Set(a) => a.contains(&self.config.local_as),
+            })
+        {
+            u.treat_as_withdraw(
+                wire::update::attr::AS_PATH,
+                "AS_PATH contains the local AS (loop)",
+            );
+        }
         if !u.issues.is_empty() {
             // RFC 7606 §6: errors handled without a reset must be logged.
             tracing::warn!(peer_as = self.config.peer_as, issues = ?u.issues, "bgp UPDATE error handled");

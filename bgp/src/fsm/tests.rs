@@ -840,3 +840,26 @@ fn random_event_sequences_keep_invariants() {
         "established={established} limits={limits}"
     );
 }
+
+#[test]
+fn looped_routes_are_withdrawn_and_not_counted_against_the_limit() {
+    let t0 = Instant::now();
+    let mut c = cfg();
+    c.max_prefixes_v4 = Some(1);
+    let mut ses = established_with(c.clone(), 90, t0);
+    ses.handle(msg(Message::Update(update_v4(&["10.0.0.0/8"]))), t0);
+    // Our own AS further down the path: a loop, withdrawn, not counted.
+    let mut looped = update_v4(&["11.0.0.0/8"]);
+    looped.attributes[1] =
+        PathAttribute::AsPath(vec![AsSegment::Sequence(vec![PEER_AS, c.local_as])]);
+    let a = ses.handle(msg(Message::Update(looped)), t0);
+    assert!(notification(&a).is_none());
+    assert_eq!(ses.prefix_count(AFI_IPV4), 1);
+    let Some(Action::RoutesReceived(u)) = a.iter().find(|a| matches!(a, Action::RoutesReceived(_)))
+    else {
+        panic!("no RoutesReceived: {a:?}");
+    };
+    assert!(u.treated_as_withdraw());
+    assert!(u.nlri.is_empty());
+    assert_eq!(u.withdrawn, vec!["11.0.0.0/8".parse::<Ipv4Net>().unwrap()]);
+}

@@ -43,6 +43,25 @@ struct Args {
     /// Stop by itself after this many seconds.
     #[arg(long)]
     run_for_secs: Option<u64>,
+    /// Circuit configuration (TOML, or JSON by extension): runs the BGP
+    /// sessions of one circuit's peerings on the primary and secondary ports.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Which circuit of --config to run (default: the only one).
+    #[arg(long, requires = "config")]
+    circuit: Option<String>,
+    /// Override the per-session route limit of the model (labs, tests).
+    #[arg(long, requires = "config")]
+    max_prefixes: Option<u32>,
+    /// Serve the local API for msee-cli on this Unix socket.
+    #[arg(long)]
+    api_socket: Option<PathBuf>,
+    /// BGP ConnectRetry, seconds.
+    #[arg(long, default_value_t = 30, requires = "config")]
+    connect_retry_secs: u64,
+    /// First IdleHold delay after a session error, seconds (doubles up to 300).
+    #[arg(long, default_value_t = 5, requires = "config")]
+    idle_hold_secs: u64,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -64,6 +83,8 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Plain text when logging to a file.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match real_main(args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -86,7 +107,39 @@ fn real_main(args: Args) -> anyhow::Result<()> {
         tracing::Level::DEBUG => 4,
         tracing::Level::TRACE => 5,
     };
+    let bgp = match &args.config {
+        None => None,
+        Some(path) => {
+            let model =
+                circuit::load_file(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            let circuit = match &args.circuit {
+                Some(c) => c.clone(),
+                None => match model.circuits.as_slice() {
+                    [only] => only.name.clone(),
+                    _ => anyhow::bail!(
+                        "{} has {} circuits: choose one with --circuit",
+                        path.display(),
+                        model.circuits.len()
+                    ),
+                },
+            };
+            for w in &model.warnings {
+                tracing::warn!("{}: {w}", path.display());
+            }
+            Some(daemon::BgpConfig {
+                model,
+                circuit,
+                max_prefixes: args.max_prefixes,
+                timers: control::speaker::Timers {
+                    connect_retry: Duration::from_secs(args.connect_retry_secs),
+                    idle_hold: Duration::from_secs(args.idle_hold_secs),
+                },
+            })
+        }
+    };
     let cfg = DaemonConfig {
+        bgp,
+        api_socket: args.api_socket,
         netns: args.netns,
         ports: vec![
             (LinkRole::Primary, args.primary),

@@ -1,0 +1,167 @@
+//! `msee-cli`: asks a running `msee-daemon` (its `--api-socket`) for its
+//! BGP sessions, a circuit's routes, or the dataplane counters.
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use clap::{Parser, Subcommand};
+use control::api::{self, Request};
+use serde_json::Value;
+
+#[derive(Parser, Debug)]
+#[command(version, about = "Query a running msee-daemon")]
+struct Args {
+    /// The daemon's API socket (msee-daemon --api-socket).
+    #[arg(long, global = true, default_value = api::DEFAULT_SOCKET)]
+    socket: PathBuf,
+    /// Print the daemon's JSON answer instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// BGP sessions: peer, state, prefixes received.
+    Sessions,
+    /// A circuit's routes learned from the customer and their next-hop links.
+    Routes { circuit: String },
+    /// Per-port packet, byte and drop counters.
+    Counters,
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+fn render(command: &Command, v: &Value) -> String {
+    let rows = v.as_array().cloned().unwrap_or_default();
+    let mut out = String::new();
+    match command {
+        Command::Sessions => {
+            out += &format!(
+                "{:<40} {:<10} {:<16} {:<8} {:<12} {:>8} {:>9}  last down\n",
+                "session", "link", "peer", "peer AS", "state", "for (s)", "prefixes"
+            );
+            for r in &rows {
+                out += &format!(
+                    "{:<40} {:<10} {:<16} {:<8} {:<12} {:>8} {:>4}/{:<4}  {}\n",
+                    s(&r["name"]),
+                    s(&r["link"]),
+                    s(&r["peer"]),
+                    s(&r["peer_as"]),
+                    s(&r["state"]),
+                    s(&r["since_secs"]),
+                    s(&r["prefixes_received"]),
+                    s(&r["max_prefixes"]),
+                    s(&r["last_down"]),
+                );
+            }
+        }
+        Command::Routes { .. } => {
+            out += &format!(
+                "{:<8} {:<20} {:>6}  next hops (link: AS-path length)\n",
+                "peering", "prefix", "group"
+            );
+            for r in &rows {
+                let hops: Vec<String> = r["next_hops"]
+                    .as_array()
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| format!("{}: {}", s(&h["link"]), s(&h["as_path_len"])))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out += &format!(
+                    "{:<8} {:<20} {:>6}  {}\n",
+                    s(&r["peering"]),
+                    s(&r["prefix"]),
+                    s(&r["group"]),
+                    hops.join(", ")
+                );
+            }
+        }
+        Command::Counters => {
+            out += &format!(
+                "{:<10} {:<10} {:>10} {:>12} {:>10} {:>12}  drops\n",
+                "port", "ifname", "rx_pkts", "rx_bytes", "tx_pkts", "tx_bytes"
+            );
+            for r in &rows {
+                let drops: Vec<String> = r["drops"]
+                    .as_object()
+                    .map(|d| {
+                        d.iter()
+                            .filter(|(_, n)| n.as_u64() != Some(0))
+                            .map(|(k, n)| format!("{k}={n}"))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out += &format!(
+                    "{:<10} {:<10} {:>10} {:>12} {:>10} {:>12}  {}\n",
+                    s(&r["port"]),
+                    s(&r["ifname"]),
+                    s(&r["rx_packets"]),
+                    s(&r["rx_bytes"]),
+                    s(&r["tx_packets"]),
+                    s(&r["tx_bytes"]),
+                    drops.join(" ")
+                );
+            }
+        }
+    }
+    out
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let request = match &args.command {
+        Command::Sessions => Request::Sessions,
+        Command::Routes { circuit } => Request::Routes {
+            circuit: circuit.clone(),
+        },
+        Command::Counters => Request::Counters,
+    };
+    match api::query(&args.socket, &request, Duration::from_secs(5)) {
+        Ok(v) => {
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            } else {
+                print!("{}", render(&args.command, &v));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("msee-cli: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_show_each_row() {
+        let v = serde_json::json!([{"peering": "private", "prefix": "172.16.0.0/16", "group": 3,
+            "next_hops": [{"link": "primary", "as_path_len": 1}, {"link": "secondary", "as_path_len": 3}]}]);
+        let t = render(
+            &Command::Routes {
+                circuit: "c".into(),
+            },
+            &v,
+        );
+        assert!(
+            t.contains("172.16.0.0/16") && t.contains("primary: 1, secondary: 3"),
+            "{t}"
+        );
+        let v = serde_json::json!([{"name": "c/p/primary", "link": "primary", "peer": "192.168.100.129",
+            "peer_as": 65010, "state": "Established", "since_secs": 4, "last_down": null,
+            "prefixes_received": 2, "max_prefixes": 4000}]);
+        let t = render(&Command::Sessions, &v);
+        assert!(t.contains("Established") && t.contains("2/4000"), "{t}");
+    }
+}

@@ -1,0 +1,294 @@
+//! Per-circuit-peering RIB: one Adj-RIB-In per BGP session (one per link),
+//! best path per prefix, and the FIB changes that follow from it.
+//!
+//! Best path: every link that has a path for a prefix is a member of its
+//! next-hop group, with the path's AS-path length as preference (lower is
+//! better). Equal lengths on both links share traffic by flow; a prepended
+//! path on one link leaves that link as a backup the dataplane uses only
+//! when the preferred link is down; a prefix learned on one link only goes
+//! to that link.
+//!
+//! A session going down is one link-state write in the dataplane (see
+//! [`Rib::session_down`]); its Adj-RIB-In stays, marked stale, until
+//! [`Rib::flush_stale`] withdraws it, so failover never waits for route
+//! rewrites.
+pub mod fib;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bgp::wire::{AsSegment, PathAttribute, Update};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use msee_abi::{GroupMember, PeeringKind};
+
+pub use fib::{Fib, FibChange, FibSink, FibStats};
+
+/// What the RIB keeps of a path: the MSEE ignores customer communities,
+/// MED and next hop (a link has exactly one neighbour).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Path {
+    pub as_path_len: u32,
+}
+
+/// Why an announced prefix was not accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// A default route, on Microsoft peering.
+    DefaultRoute,
+    /// An RFC 1918 prefix, on Microsoft peering.
+    Rfc1918,
+    /// The AS path already contains AS 12076 (RFC 4271 §9.1.2 loop
+    /// detection), e.g. our own VNet routes reflected back by the customer.
+    AsLoop,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Refusal::DefaultRoute => "default route refused on Microsoft peering",
+            Refusal::Rfc1918 => "RFC 1918 prefix refused on Microsoft peering",
+            Refusal::AsLoop => "AS path contains AS 12076 (loop)",
+        })
+    }
+}
+
+/// Import policy of a peering type.
+pub fn import_check(kind: PeeringKind, prefix: IpNet) -> Result<(), Refusal> {
+    if kind != PeeringKind::Microsoft {
+        return Ok(());
+    }
+    if prefix.prefix_len() == 0 {
+        return Err(Refusal::DefaultRoute);
+    }
+    if let IpNet::V4(p) = prefix {
+        const RFC1918: [(u32, u8); 3] = [(0x0a00_0000, 8), (0xac10_0000, 12), (0xc0a8_0000, 16)];
+        for (net, len) in RFC1918 {
+            let block = Ipv4Net::new(net.into(), len).expect("valid");
+            if block.contains(&p.network()) || p.contains(&block.network()) {
+                return Err(Refusal::Rfc1918);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether the UPDATE's AS path contains `asn`.
+pub fn as_path_contains(update: &Update, asn: u32) -> bool {
+    match update.attribute(bgp::wire::update::attr::AS_PATH) {
+        Some(PathAttribute::AsPath(segments)) => segments.iter().any(|s| match s {
+            AsSegment::Sequence(v) | AsSegment::Set(v) => v.contains(&asn),
+        }),
+        _ => false,
+    }
+}
+
+/// RFC 4271 §9.1.2.2: an AS_SET counts as one, each AS_SEQUENCE entry as one.
+pub fn as_path_len(update: &Update) -> u32 {
+    match update.attribute(bgp::wire::update::attr::AS_PATH) {
+        Some(PathAttribute::AsPath(segments)) => segments
+            .iter()
+            .map(|s| match s {
+                AsSegment::Sequence(v) => v.len() as u32,
+                AsSegment::Set(v) => u32::from(!v.is_empty()),
+            })
+            .sum(),
+        _ => 0,
+    }
+}
+
+#[derive(Debug, Default)]
+struct AdjRibIn {
+    established: bool,
+    /// Kept after the session went down until flushed.
+    stale: bool,
+    routes: BTreeMap<IpNet, Path>,
+}
+
+/// Outcome of one UPDATE.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct UpdateOutcome {
+    /// Prefixes whose best path may have changed.
+    pub changed: BTreeSet<IpNet>,
+    pub refused: Vec<(IpNet, Refusal)>,
+}
+
+/// One peering of one circuit: its routing domain and its links.
+#[derive(Debug)]
+pub struct Rib {
+    domain: u32,
+    kind: PeeringKind,
+    links: BTreeMap<u32, AdjRibIn>,
+}
+
+impl Rib {
+    /// `links` are the dataplane link ids of the peering's sessions.
+    pub fn new(domain: u32, kind: PeeringKind, links: &[u32]) -> Self {
+        Self {
+            domain,
+            kind,
+            links: links.iter().map(|l| (*l, AdjRibIn::default())).collect(),
+        }
+    }
+
+    pub fn domain(&self) -> u32 {
+        self.domain
+    }
+
+    pub fn kind(&self) -> PeeringKind {
+        self.kind
+    }
+
+    fn adj(&mut self, link: u32) -> anyhow::Result<&mut AdjRibIn> {
+        self.links
+            .get_mut(&link)
+            .ok_or_else(|| anyhow::anyhow!("link {link} is not a session of this peering"))
+    }
+
+    /// The session on `link` reached Established. A stale Adj-RIB-In left
+    /// from the previous session is withdrawn first: the returned prefixes
+    /// need recomputing.
+    pub fn session_up(&mut self, link: u32) -> anyhow::Result<BTreeSet<IpNet>> {
+        let changed = self.flush_stale(link)?;
+        self.adj(link)?.established = true;
+        Ok(changed)
+    }
+
+    /// The session on `link` went down. The caller flips the link down in
+    /// the dataplane (one write); the routes stay, stale, until
+    /// [`Rib::flush_stale`].
+    pub fn session_down(&mut self, link: u32) -> anyhow::Result<()> {
+        let adj = self.adj(link)?;
+        adj.established = false;
+        adj.stale = !adj.routes.is_empty();
+        Ok(())
+    }
+
+    /// Withdraws a down session's stale routes; returns the prefixes whose
+    /// best path may have changed (none if the session is up again).
+    pub fn flush_stale(&mut self, link: u32) -> anyhow::Result<BTreeSet<IpNet>> {
+        let adj = self.adj(link)?;
+        if !adj.stale {
+            return Ok(BTreeSet::new());
+        }
+        adj.stale = false;
+        Ok(std::mem::take(&mut adj.routes).into_keys().collect())
+    }
+
+    pub fn is_stale(&self, link: u32) -> bool {
+        self.links.get(&link).is_some_and(|a| a.stale)
+    }
+
+    /// Applies an UPDATE received on `link`'s session.
+    pub fn update(&mut self, link: u32, update: &Update) -> anyhow::Result<UpdateOutcome> {
+        let kind = self.kind;
+        let adj = self.adj(link)?;
+        if !adj.established {
+            anyhow::bail!("UPDATE on link {link} whose session is not established");
+        }
+        let mut out = UpdateOutcome::default();
+        let withdrawn = update
+            .withdrawn
+            .iter()
+            .map(|p| IpNet::V4(*p))
+            .chain(update.withdrawn_v6().iter().map(|p| IpNet::V6(*p)));
+        for prefix in withdrawn {
+            if adj.routes.remove(&prefix.trunc()).is_some() {
+                out.changed.insert(prefix.trunc());
+            }
+        }
+        let announced: Vec<IpNet> = update
+            .nlri
+            .iter()
+            .map(|p: &Ipv4Net| IpNet::V4(*p))
+            .chain(
+                update
+                    .announced_v6()
+                    .iter()
+                    .map(|p: &Ipv6Net| IpNet::V6(*p)),
+            )
+            .map(|p| p.trunc())
+            .collect();
+        if update.treated_as_withdraw() {
+            for prefix in announced {
+                if adj.routes.remove(&prefix).is_some() {
+                    out.changed.insert(prefix);
+                }
+            }
+            return Ok(out);
+        }
+        let path = Path {
+            as_path_len: as_path_len(update),
+        };
+        let looped = as_path_contains(update, bgp::MSEE_ASN);
+        for prefix in announced {
+            let verdict = if looped {
+                Err(Refusal::AsLoop)
+            } else {
+                import_check(kind, prefix)
+            };
+            match verdict {
+                Ok(()) => {
+                    if adj.routes.insert(prefix, path) != Some(path) {
+                        out.changed.insert(prefix);
+                    }
+                }
+                Err(why) => {
+                    // A refused re-announcement replaces an accepted one.
+                    if adj.routes.remove(&prefix).is_some() {
+                        out.changed.insert(prefix);
+                    }
+                    out.refused.push((prefix, why));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Best next-hop set for `prefix`: every link with a path, preference =
+    /// AS-path length; `None` if no link has one.
+    pub fn best(&self, prefix: IpNet) -> Option<Vec<GroupMember>> {
+        let members: Vec<GroupMember> = self
+            .links
+            .iter()
+            .filter_map(|(link, adj)| {
+                adj.routes.get(&prefix).map(|p| GroupMember {
+                    link: *link,
+                    preference: p.as_path_len,
+                })
+            })
+            .collect();
+        (!members.is_empty()).then_some(members)
+    }
+
+    /// The FIB changes for `prefixes` (typically an [`UpdateOutcome`]'s).
+    pub fn changes<'a>(&self, prefixes: impl IntoIterator<Item = &'a IpNet>) -> Vec<FibChange> {
+        prefixes
+            .into_iter()
+            .map(|p| FibChange {
+                domain: self.domain,
+                prefix: *p,
+                members: self.best(*p),
+            })
+            .collect()
+    }
+
+    /// Every prefix with a path, and its best next-hop set.
+    pub fn routes(&self) -> BTreeMap<IpNet, Vec<GroupMember>> {
+        let prefixes: BTreeSet<IpNet> = self
+            .links
+            .values()
+            .flat_map(|a| a.routes.keys().copied())
+            .collect();
+        prefixes
+            .into_iter()
+            .filter_map(|p| self.best(p).map(|m| (p, m)))
+            .collect()
+    }
+
+    /// Prefixes accepted on `link`'s session.
+    pub fn adj_rib_in_len(&self, link: u32) -> usize {
+        self.links.get(&link).map_or(0, |a| a.routes.len())
+    }
+}
+
+#[cfg(test)]
+mod tests;

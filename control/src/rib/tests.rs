@@ -1,0 +1,402 @@
+use std::collections::{BTreeMap, HashMap};
+use std::net::Ipv4Addr;
+
+use bgp::wire::{AsSegment, Origin, PathAttribute, Update};
+use ipnet::IpNet;
+use msee_abi::{GroupMember, PeeringKind};
+
+use super::*;
+
+const P: u32 = 0; // primary link
+const S: u32 = 1; // secondary link
+const DOMAIN: u32 = 7;
+
+/// A dataplane stand-in that records every write and checks, after each
+/// one, that no installed route points at a group that was never written.
+#[derive(Default)]
+struct FakeDataplane {
+    groups: HashMap<u32, Vec<GroupMember>>,
+    routes: BTreeMap<(u32, IpNet), u32>,
+    link_up: HashMap<u32, bool>,
+    log: Vec<String>,
+    fail_route_writes: bool,
+}
+
+impl FibSink for FakeDataplane {
+    fn set_group(&mut self, id: u32, members: &[GroupMember]) -> anyhow::Result<()> {
+        self.log.push(format!("group {id}"));
+        self.groups.insert(id, members.to_vec());
+        Ok(())
+    }
+    fn upsert_route(&mut self, domain: u32, prefix: IpNet, group: u32) -> anyhow::Result<()> {
+        if self.fail_route_writes {
+            anyhow::bail!("injected failure");
+        }
+        assert!(self.groups.contains_key(&group), "route to unwritten group");
+        self.log.push(format!("route {prefix} -> {group}"));
+        self.routes.insert((domain, prefix), group);
+        Ok(())
+    }
+    fn remove_route(&mut self, domain: u32, prefix: IpNet) -> anyhow::Result<()> {
+        self.log.push(format!("remove {prefix}"));
+        assert!(self.routes.remove(&(domain, prefix)).is_some());
+        Ok(())
+    }
+    fn set_link_state(&mut self, link: u32, up: bool) -> anyhow::Result<()> {
+        self.log
+            .push(format!("link {link} {}", if up { "up" } else { "down" }));
+        self.link_up.insert(link, up);
+        Ok(())
+    }
+}
+
+impl FakeDataplane {
+    fn members(&self, prefix: &str) -> Option<Vec<(u32, u32)>> {
+        let g = self.routes.get(&(DOMAIN, net(prefix)))?;
+        Some(
+            self.groups[g]
+                .iter()
+                .map(|m| (m.link, m.preference))
+                .collect(),
+        )
+    }
+}
+
+fn net(s: &str) -> IpNet {
+    s.parse().unwrap()
+}
+
+fn announce(prefixes: &[&str], path: &[u32]) -> Update {
+    let mut u = Update {
+        attributes: vec![
+            PathAttribute::Origin(Origin::Igp),
+            PathAttribute::AsPath(vec![AsSegment::Sequence(path.to_vec())]),
+            PathAttribute::NextHop(Ipv4Addr::new(192, 168, 100, 129)),
+            PathAttribute::Communities(vec![0xfde8_0001]),
+        ],
+        ..Default::default()
+    };
+    u.nlri = prefixes.iter().map(|p| p.parse().unwrap()).collect();
+    u
+}
+
+fn withdraw(prefixes: &[&str]) -> Update {
+    Update {
+        withdrawn: prefixes.iter().map(|p| p.parse().unwrap()).collect(),
+        ..Default::default()
+    }
+}
+
+/// A RIB with both sessions up, its FIB and a fake dataplane.
+struct Harness {
+    rib: Rib,
+    fib: Fib,
+    dp: FakeDataplane,
+}
+
+impl Harness {
+    fn new(kind: PeeringKind) -> Self {
+        let mut rib = Rib::new(DOMAIN, kind, &[P, S]);
+        rib.session_up(P).unwrap();
+        rib.session_up(S).unwrap();
+        Self {
+            rib,
+            fib: Fib::new(10),
+            dp: FakeDataplane::default(),
+        }
+    }
+    fn recv(&mut self, link: u32, u: Update) -> FibStats {
+        let out = self.rib.update(link, &u).unwrap();
+        let batch = self.rib.changes(&out.changed);
+        self.fib.apply(&mut self.dp, &batch).unwrap()
+    }
+}
+
+#[test]
+fn equal_paths_on_both_links_share_one_group_at_equal_preference() {
+    let mut h = Harness::new(PeeringKind::Private);
+    h.recv(P, announce(&["172.16.0.0/16", "172.17.0.0/16"], &[65010]));
+    assert_eq!(h.dp.members("172.16.0.0/16"), Some(vec![(P, 1)]));
+    h.recv(S, announce(&["172.16.0.0/16", "172.17.0.0/16"], &[65010]));
+    assert_eq!(h.dp.members("172.16.0.0/16"), Some(vec![(P, 1), (S, 1)]));
+    // Deduplicated: both prefixes share the one group; the primary-only
+    // group was released.
+    assert_eq!(
+        h.dp.routes[&(DOMAIN, net("172.16.0.0/16"))],
+        h.dp.routes[&(DOMAIN, net("172.17.0.0/16"))]
+    );
+    assert_eq!(h.fib.group_count(), 1);
+    assert_eq!(h.fib.route_count(), 2);
+}
+
+#[test]
+fn prepended_path_keeps_the_link_as_a_worse_backup() {
+    let mut h = Harness::new(PeeringKind::Private);
+    h.recv(P, announce(&["172.16.0.0/16"], &[65010]));
+    h.recv(S, announce(&["172.16.0.0/16"], &[65010, 65010, 65010]));
+    assert_eq!(h.dp.members("172.16.0.0/16"), Some(vec![(P, 1), (S, 3)]));
+    // The customer stops prepending: back to equal preference.
+    h.recv(S, announce(&["172.16.0.0/16"], &[65010]));
+    assert_eq!(h.dp.members("172.16.0.0/16"), Some(vec![(P, 1), (S, 1)]));
+}
+
+#[test]
+fn as_set_counts_as_one() {
+    let mut u = announce(&["172.16.0.0/16"], &[]);
+    u.attributes[1] = PathAttribute::AsPath(vec![
+        AsSegment::Sequence(vec![65010, 65011]),
+        AsSegment::Set(vec![1, 2, 3]),
+    ]);
+    assert_eq!(as_path_len(&u), 3);
+}
+
+#[test]
+fn route_on_one_link_only_uses_that_link_and_withdrawal_removes_it() {
+    let mut h = Harness::new(PeeringKind::Private);
+    h.recv(P, announce(&["172.16.0.0/16"], &[65010]));
+    h.recv(S, announce(&["172.16.0.0/16"], &[65010]));
+    h.recv(P, withdraw(&["172.16.0.0/16"]));
+    assert_eq!(h.dp.members("172.16.0.0/16"), Some(vec![(S, 1)]));
+    let stats = h.recv(S, withdraw(&["172.16.0.0/16"]));
+    assert_eq!(stats.routes_removed, 1);
+    assert_eq!(stats.groups_freed, 1);
+    assert_eq!(h.dp.members("172.16.0.0/16"), None);
+    assert_eq!(h.fib.group_count(), 0);
+    // Withdrawing what is not there changes nothing.
+    let stats = h.recv(S, withdraw(&["172.16.0.0/16"]));
+    assert_eq!(stats, FibStats::default());
+}
+
+#[test]
+fn make_before_break_writes_new_group_then_route_then_frees_old() {
+    let mut h = Harness::new(PeeringKind::Private);
+    h.recv(P, announce(&["172.16.0.0/16"], &[65010]));
+    h.dp.log.clear();
+    let stats = h.recv(S, announce(&["172.16.0.0/16"], &[65010]));
+    assert_eq!(h.dp.log, vec!["group 11", "route 172.16.0.0/16 -> 11"]);
+    assert_eq!(
+        stats,
+        FibStats {
+            groups_added: 1,
+            groups_freed: 1,
+            routes_upserted: 1,
+            routes_removed: 0
+        }
+    );
+    // The freed id is reused by the next new member set.
+    h.recv(P, withdraw(&["172.16.0.0/16"]));
+    assert_eq!(h.fib.route(DOMAIN, net("172.16.0.0/16")), Some(10));
+    assert_eq!(h.fib.group_members(10).unwrap()[0].link, S);
+}
+
+#[test]
+fn batch_installs_all_groups_before_any_route() {
+    let mut h = Harness::new(PeeringKind::Private);
+    h.recv(P, announce(&["10.0.0.0/24"], &[65010]));
+    h.dp.log.clear();
+    let batch = vec![
+        FibChange {
+            domain: DOMAIN,
+            prefix: net("10.0.0.0/24"),
+            members: Some(vec![GroupMember {
+                link: S,
+                preference: 2,
+            }]),
+        },
+        FibChange {
+            domain: DOMAIN,
+            prefix: net("10.0.1.0/24"),
+            members: Some(vec![
+                GroupMember {
+                    link: P,
+                    preference: 1,
+                },
+                GroupMember {
+                    link: S,
+                    preference: 1,
+                },
+            ]),
+        },
+    ];
+    h.fib.apply(&mut h.dp, &batch).unwrap();
+    let first_route =
+        h.dp.log
+            .iter()
+            .position(|l| l.starts_with("route"))
+            .unwrap();
+    assert!(
+        h.dp.log[..first_route]
+            .iter()
+            .all(|l| l.starts_with("group"))
+    );
+    assert_eq!(first_route, 2);
+}
+
+#[test]
+fn session_down_is_one_link_write_then_lazy_withdrawal() {
+    let mut h = Harness::new(PeeringKind::Private);
+    let many: Vec<String> = (0..50).map(|i| format!("172.16.{i}.0/24")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    h.recv(P, announce(&many, &[65010]));
+    h.recv(S, announce(&many, &[65010]));
+    h.dp.log.clear();
+    h.rib.session_down(P).unwrap();
+    h.dp.set_link_state(P, false).unwrap();
+    assert_eq!(h.dp.log, vec!["link 0 down"]);
+    assert!(h.rib.is_stale(P));
+    // Routes still name both links until the stale paths are flushed.
+    assert_eq!(h.dp.members("172.16.3.0/24"), Some(vec![(P, 1), (S, 1)]));
+    let changed = h.rib.flush_stale(P).unwrap();
+    assert_eq!(changed.len(), 50);
+    let batch = h.rib.changes(&changed);
+    let stats = h.fib.apply(&mut h.dp, &batch).unwrap();
+    assert_eq!(stats.routes_upserted, 50);
+    assert_eq!(h.dp.members("172.16.3.0/24"), Some(vec![(S, 1)]));
+    assert_eq!(h.fib.group_count(), 1);
+    // Updates on a down session are refused.
+    assert!(
+        h.rib
+            .update(P, &announce(&["1.0.0.0/8"], &[65010]))
+            .is_err()
+    );
+}
+
+#[test]
+fn session_back_before_flush_drops_the_stale_paths() {
+    let mut h = Harness::new(PeeringKind::Private);
+    h.recv(P, announce(&["172.16.0.0/16", "172.18.0.0/16"], &[65010]));
+    h.rib.session_down(P).unwrap();
+    let changed = h.rib.session_up(P).unwrap();
+    assert_eq!(changed.len(), 2);
+    let batch = h.rib.changes(&changed);
+    h.fib.apply(&mut h.dp, &batch).unwrap();
+    assert_eq!(h.fib.route_count(), 0);
+    assert!(!h.rib.is_stale(P));
+    // Flushing again is a no-op.
+    assert!(h.rib.flush_stale(P).unwrap().is_empty());
+}
+
+#[test]
+fn microsoft_peering_refuses_default_and_rfc1918() {
+    let mut h = Harness::new(PeeringKind::Microsoft);
+    let out = h
+        .rib
+        .update(
+            P,
+            &announce(
+                &[
+                    "0.0.0.0/0",
+                    "10.1.0.0/16",
+                    "172.20.0.0/16",
+                    "192.168.0.0/16",
+                    "8.0.0.0/6",
+                    "198.51.100.0/24",
+                ],
+                &[65010],
+            ),
+        )
+        .unwrap();
+    let refused: Vec<(String, Refusal)> = out
+        .refused
+        .iter()
+        .map(|(p, r)| (p.to_string(), *r))
+        .collect();
+    assert_eq!(
+        refused,
+        vec![
+            ("0.0.0.0/0".into(), Refusal::DefaultRoute),
+            ("10.1.0.0/16".into(), Refusal::Rfc1918),
+            ("172.20.0.0/16".into(), Refusal::Rfc1918),
+            ("192.168.0.0/16".into(), Refusal::Rfc1918),
+            // A supernet of 10/8 covers private space too.
+            ("8.0.0.0/6".into(), Refusal::Rfc1918),
+        ]
+    );
+    assert_eq!(out.changed.len(), 1);
+    assert_eq!(h.rib.adj_rib_in_len(P), 1);
+    assert!(import_check(PeeringKind::Microsoft, net("::/0")).is_err());
+    assert!(import_check(PeeringKind::Microsoft, net("2001:db8::/32")).is_ok());
+}
+
+#[test]
+fn private_peering_accepts_default_and_ignores_communities() {
+    let mut h = Harness::new(PeeringKind::Private);
+    h.recv(P, announce(&["0.0.0.0/0", "10.0.0.0/8"], &[65010]));
+    assert_eq!(h.dp.members("0.0.0.0/0"), Some(vec![(P, 1)]));
+    // Same path with other communities: no change at all.
+    let mut u = announce(&["10.0.0.0/8"], &[65010]);
+    u.attributes[3] = PathAttribute::Communities(vec![0x2f2c_c350]);
+    assert_eq!(h.recv(P, u), FibStats::default());
+}
+
+#[test]
+fn treat_as_withdraw_removes_the_announced_prefixes() {
+    let mut h = Harness::new(PeeringKind::Private);
+    h.recv(P, announce(&["172.16.0.0/16"], &[65010]));
+    let mut u = announce(&["172.16.0.0/16"], &[65010]);
+    u.treat_as_withdraw(2, "test");
+    h.recv(P, u);
+    assert_eq!(h.dp.members("172.16.0.0/16"), None);
+}
+
+#[test]
+fn ipv6_prefixes_go_through_the_same_path() {
+    let mut h = Harness::new(PeeringKind::Private);
+    let u = Update {
+        attributes: vec![
+            PathAttribute::Origin(Origin::Igp),
+            PathAttribute::AsPath(vec![AsSegment::Sequence(vec![65010, 65011])]),
+            PathAttribute::MpReach(bgp::wire::MpReach {
+                next_hop: "2001:db8:100::1".parse().unwrap(),
+                link_local: None,
+                nlri: vec!["2001:db8:1::/48".parse().unwrap()],
+            }),
+        ],
+        ..Default::default()
+    };
+    h.recv(S, u);
+    assert_eq!(h.dp.members("2001:db8:1::/48"), Some(vec![(S, 2)]));
+}
+
+#[test]
+fn failed_write_leaves_fib_consistent_and_retry_succeeds() {
+    let mut h = Harness::new(PeeringKind::Private);
+    let out = h
+        .rib
+        .update(P, &announce(&["172.16.0.0/16"], &[65010]))
+        .unwrap();
+    let batch = h.rib.changes(&out.changed);
+    h.dp.fail_route_writes = true;
+    let e = h.fib.apply(&mut h.dp, &batch).unwrap_err();
+    assert!(
+        format!("{e:#}").contains("installing 172.16.0.0/16"),
+        "{e:#}"
+    );
+    assert_eq!(h.fib.route_count(), 0);
+    assert_eq!(h.fib.group_count(), 0, "unused group released");
+    h.dp.fail_route_writes = false;
+    h.fib.apply(&mut h.dp, &batch).unwrap();
+    assert_eq!(h.dp.members("172.16.0.0/16"), Some(vec![(P, 1)]));
+}
+
+#[test]
+fn unknown_link_is_an_error_naming_it() {
+    let mut rib = Rib::new(DOMAIN, PeeringKind::Private, &[P, S]);
+    let e = rib.session_up(9).unwrap_err().to_string();
+    assert!(e.contains("link 9"), "{e}");
+}
+
+#[test]
+fn routes_with_our_own_as_in_the_path_are_refused() {
+    let mut h = Harness::new(PeeringKind::Private);
+    h.recv(P, announce(&["10.1.0.0/16"], &[65010]));
+    // The customer reflects our VNet route back: refused, and it replaces
+    // what was accepted before.
+    let out = h
+        .rib
+        .update(P, &announce(&["10.1.0.0/16"], &[65010, 12076]))
+        .unwrap();
+    assert_eq!(out.refused, vec![(net("10.1.0.0/16"), Refusal::AsLoop)]);
+    assert_eq!(h.rib.adj_rib_in_len(P), 0);
+    assert_eq!(h.rib.best(net("10.1.0.0/16")), None);
+}

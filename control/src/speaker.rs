@@ -1,0 +1,444 @@
+//! The MSEE's BGP speaker for one circuit: plans one eBGP session per
+//! peering per link from the circuit model, runs them over TCP (passive and
+//! active, bound to the MSEE's peering address, TCP-MD5 from the peering's
+//! `sharedKey`), and reports their events to the daemon, which feeds the
+//! RIB and the dataplane.
+use std::{
+    collections::{BTreeMap, HashMap},
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    time::Duration,
+};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use bgp::{
+    fsm,
+    transport::{self, BGP_PORT, Input, PeerConfig, SessionEvent},
+    wire::{AsSegment, Origin, PathAttribute, Update},
+};
+use circuit::model::{AddressFamily, PeeringType};
+use ipnet::{IpNet, Ipv4Net};
+use msee_abi::PeeringKind;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+/// A customer-facing port the daemon runs: its link id, its role, and the
+/// IPv4 addresses configured on it.
+#[derive(Clone, Debug)]
+pub struct PortInfo {
+    pub link: u32,
+    pub role: circuit::model::LinkRole,
+    pub addrs: Vec<Ipv4Addr>,
+}
+
+/// One peering the daemon routes: its routing domain and links.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeeringPlan {
+    pub kind: PeeringKind,
+    pub domain: u32,
+    /// Primary then secondary link ids.
+    pub links: [u32; 2],
+}
+
+/// One BGP session to run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionSpec {
+    /// e.g. `er-lab/AzurePrivatePeering/primary`.
+    pub name: String,
+    /// Index into the peering plans.
+    pub peering: usize,
+    pub link: u32,
+    pub local: Ipv4Addr,
+    pub peer: Ipv4Addr,
+    pub peer_as: u32,
+    pub md5_key: Option<Vec<u8>>,
+    pub max_prefixes: u32,
+    /// What we advertise once Established (next hop self, region community).
+    pub adverts: Vec<Update>,
+}
+
+/// Routing domain of a peering type (the daemon's attachments use the same).
+pub fn domain_of(kind: PeeringKind) -> u32 {
+    match kind {
+        PeeringKind::Private => 1,
+        PeeringKind::Microsoft => 2,
+    }
+}
+
+fn kind_of(t: PeeringType) -> PeeringKind {
+    match t {
+        PeeringType::AzurePrivatePeering => PeeringKind::Private,
+        PeeringType::MicrosoftPeering => PeeringKind::Microsoft,
+    }
+}
+
+/// The advertisements of a session: one UPDATE per region community, AS
+/// path 12076, next hop self, at most `limit` prefixes (Azure's cap).
+pub fn adverts(
+    routes: &[circuit::reach::VnetRoute],
+    next_hop: Ipv4Addr,
+    limit: Option<u32>,
+) -> (Vec<Update>, usize) {
+    let mut by_community: BTreeMap<u32, Vec<Ipv4Net>> = BTreeMap::new();
+    let mut taken = 0usize;
+    let mut dropped = 0usize;
+    for r in routes {
+        let IpNet::V4(p) = r.prefix else { continue };
+        if limit.is_some_and(|l| taken >= l as usize) {
+            dropped += 1;
+            continue;
+        }
+        taken += 1;
+        by_community
+            .entry(r.community.to_u32())
+            .or_default()
+            .push(p);
+    }
+    let updates = by_community
+        .into_iter()
+        .map(|(community, nlri)| Update {
+            attributes: vec![
+                PathAttribute::Origin(Origin::Igp),
+                PathAttribute::AsPath(vec![AsSegment::Sequence(vec![bgp::MSEE_ASN])]),
+                PathAttribute::NextHop(next_hop),
+                PathAttribute::Communities(vec![community]),
+            ],
+            nlri,
+            ..Default::default()
+        })
+        .collect();
+    (updates, dropped)
+}
+
+/// Plans the IPv4 sessions of `circuit`'s peerings whose MSEE addresses
+/// are configured on the ports (the primary link's on the primary port,
+/// the secondary's on the secondary). Other peerings are reported, not run.
+pub fn plan(
+    model: &circuit::Model,
+    circuit_name: &str,
+    ports: &[PortInfo],
+    max_prefixes_override: Option<u32>,
+) -> Result<(Vec<PeeringPlan>, Vec<SessionSpec>, Vec<String>)> {
+    let circuit = model.circuit(circuit_name).ok_or_else(|| {
+        anyhow!(
+            "circuit {circuit_name:?} is not in the configuration (it has: {})",
+            model
+                .circuits
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })?;
+    let vnet_routes = circuit::reach::vnet_routes(model, circuit);
+    let mut peerings = Vec::new();
+    let mut specs = Vec::new();
+    let mut notes = Vec::new();
+    for p in &circuit.peerings {
+        let port_of = |role| ports.iter().find(|x| x.role == role);
+        let mut links = Vec::new();
+        for l in [&p.primary, &p.secondary] {
+            match port_of(l.role) {
+                Some(port) if port.addrs.contains(&l.ipv4.msee) => links.push(port.link),
+                Some(_) => {}
+                None => bail!("no {} port to run {:?} on", l.role, p.peering_type),
+            }
+        }
+        if links.len() != 2 {
+            notes.push(format!(
+                "{:?}: not run: its MSEE addresses {} and {} are not on the primary and secondary ports",
+                p.peering_type, p.primary.ipv4.msee, p.secondary.ipv4.msee
+            ));
+            continue;
+        }
+        let kind = kind_of(p.peering_type);
+        let index = peerings.len();
+        peerings.push(PeeringPlan {
+            kind,
+            domain: domain_of(kind),
+            links: [links[0], links[1]],
+        });
+        for s in circuit.sessions() {
+            if s.peering_type != p.peering_type {
+                continue;
+            }
+            if s.family != AddressFamily::Ipv4 {
+                notes.push(format!(
+                    "{:?} {}: IPv6 session not run yet",
+                    p.peering_type, s.link
+                ));
+                continue;
+            }
+            let (IpAddr::V4(local), IpAddr::V4(peer)) = (s.local_address, s.peer_address) else {
+                unreachable!("IPv4 session with IPv4 addresses");
+            };
+            // Microsoft peering advertises only what a route filter selects,
+            // and the model has no service prefixes yet: nothing.
+            let (adverts, dropped) = match kind {
+                PeeringKind::Private => adverts(&vnet_routes, local, s.max_advertised),
+                PeeringKind::Microsoft => (Vec::new(), 0),
+            };
+            if dropped > 0 {
+                notes.push(format!(
+                    "{:?} {}: {dropped} VNet prefixes over the limit of {} not advertised",
+                    p.peering_type,
+                    s.link,
+                    s.max_advertised.unwrap_or(0)
+                ));
+            }
+            specs.push(SessionSpec {
+                name: format!("{}/{:?}/{}", circuit.name, p.peering_type, s.link),
+                peering: index,
+                link: if s.link == p.primary.role {
+                    links[0]
+                } else {
+                    links[1]
+                },
+                local,
+                peer,
+                peer_as: s.peer_asn,
+                md5_key: s.md5_key.as_ref().map(|k| k.as_bytes().to_vec()),
+                max_prefixes: max_prefixes_override.unwrap_or(s.max_prefixes),
+                adverts,
+            });
+        }
+    }
+    Ok((peerings, specs, notes))
+}
+
+/// Timers the operator (or a test) may shorten.
+#[derive(Clone, Copy, Debug)]
+pub struct Timers {
+    pub connect_retry: Duration,
+    pub idle_hold: Duration,
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        Self {
+            connect_retry: Duration::from_secs(30),
+            idle_hold: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The running sessions.
+pub struct Speaker {
+    pub specs: Vec<SessionSpec>,
+    inboxes: Vec<mpsc::Sender<Input>>,
+    /// (session index, event).
+    pub events: mpsc::Receiver<(usize, SessionEvent)>,
+}
+
+impl Speaker {
+    /// Listens on each MSEE address (port 179) and starts every session.
+    pub fn start(specs: Vec<SessionSpec>, timers: Timers) -> Result<Self> {
+        let (ev_tx, events) = mpsc::channel(1024);
+        let mut inboxes = Vec::new();
+        let mut by_local: HashMap<Ipv4Addr, Vec<usize>> = HashMap::new();
+        for (i, s) in specs.iter().enumerate() {
+            by_local.entry(s.local).or_default().push(i);
+        }
+        for (i, s) in specs.iter().enumerate() {
+            let mut cfg = fsm::Config::new(s.local, s.peer_as);
+            cfg.ipv6_unicast = false;
+            cfg.max_prefixes_v4 = Some(s.max_prefixes);
+            cfg.connect_retry = timers.connect_retry;
+            cfg.idle_hold_initial = timers.idle_hold;
+            let (tx, rx) = mpsc::channel(64);
+            let (out_tx, mut out_rx) = mpsc::channel(256);
+            let peer = PeerConfig {
+                peer: SocketAddr::new(s.peer.into(), BGP_PORT),
+                local: Some(SocketAddr::new(s.local.into(), 0)),
+                md5_key: s.md5_key.clone(),
+            };
+            tokio::spawn(transport::run(fsm::Session::new(cfg), peer, rx, out_tx));
+            let ev_tx = ev_tx.clone();
+            tokio::spawn(async move {
+                while let Some(e) = out_rx.recv().await {
+                    if ev_tx.send((i, e)).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            inboxes.push(tx);
+        }
+        for (local, idx) in by_local {
+            let keys: Vec<(IpAddr, Vec<u8>)> = idx
+                .iter()
+                .filter_map(|i| {
+                    let s = &specs[*i];
+                    s.md5_key.clone().map(|k| (IpAddr::V4(s.peer), k))
+                })
+                .collect();
+            let addr = SocketAddr::new(local.into(), BGP_PORT);
+            let listener = transport::listen(addr, &keys)
+                .with_context(|| format!("listening for BGP on {addr}"))?;
+            let sessions = idx
+                .iter()
+                .map(|i| (IpAddr::V4(specs[*i].peer), inboxes[*i].clone()))
+                .collect();
+            tokio::spawn(async move {
+                if let Err(e) = transport::accept_loop(listener, sessions).await {
+                    warn!(%addr, "BGP listener stopped: {e}");
+                }
+            });
+            info!(%addr, "BGP listening");
+        }
+        for (s, tx) in specs.iter().zip(&inboxes) {
+            tx.try_send(Input::Event(fsm::Event::ManualStart))
+                .map_err(|e| anyhow!("starting session {}: {e}", s.name))?;
+        }
+        Ok(Self {
+            specs,
+            inboxes,
+            events,
+        })
+    }
+
+    /// Sends the session's advertisements (after Established or a refresh).
+    pub async fn advertise(&self, session: usize) {
+        for u in &self.specs[session].adverts {
+            let e = Input::Event(fsm::Event::SendUpdate(u.clone()));
+            if self.inboxes[session].send(e).await.is_err() {
+                warn!(session = %self.specs[session].name, "session task gone");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use circuit::model::LinkRole;
+
+    const LAB: &str = r#"
+[[circuits]]
+name = "er-lab"
+serviceKey = "6f1c2c7e-0d55-4a3c-9b4e-1a2b3c4d5e01"
+serviceProviderProvisioningState = "Provisioned"
+serviceProviderProperties = { serviceProviderName = "Equinix", peeringLocation = "Amsterdam", bandwidthInMbps = 1000 }
+sku = { tier = "Standard", family = "MeteredData" }
+
+[[circuits.peerings]]
+peeringType = "AzurePrivatePeering"
+peerASN = 65010
+primaryPeerAddressPrefix = "192.168.100.128/30"
+secondaryPeerAddressPrefix = "192.168.100.132/30"
+vlanId = 100
+sharedKey = "s3cret"
+
+[[circuits.peerings]]
+peeringType = "MicrosoftPeering"
+peerASN = 65010
+peerAddressPrefix = "203.0.113.0/29"
+vlanId = 200
+microsoftPeeringConfig = { advertisedPublicPrefixes = ["198.51.100.0/24"] }
+
+[[virtualNetworks]]
+name = "vnet-weu"
+location = "West Europe"
+addressSpace = { addressPrefixes = ["10.1.0.0/16", "10.2.0.0/16", "2001:db8:a10::/48"] }
+
+[[virtualNetworks]]
+name = "vnet-eus"
+location = "East US"
+addressSpace = { addressPrefixes = ["10.30.0.0/16"] }
+
+[[connections]]
+name = "weu"
+virtualNetwork = "vnet-weu"
+peer = "er-lab"
+
+[[connections]]
+name = "eus"
+virtualNetwork = "vnet-eus"
+peer = "er-lab"
+"#;
+
+    fn ports() -> Vec<PortInfo> {
+        vec![
+            PortInfo {
+                link: 0,
+                role: LinkRole::Primary,
+                addrs: vec![Ipv4Addr::new(192, 168, 100, 130)],
+            },
+            PortInfo {
+                link: 1,
+                role: LinkRole::Secondary,
+                addrs: vec![Ipv4Addr::new(192, 168, 100, 134)],
+            },
+        ]
+    }
+
+    #[test]
+    fn plans_private_peering_sessions_from_the_model() {
+        let model = circuit::load_toml(LAB).unwrap();
+        let (peerings, specs, notes) = plan(&model, "er-lab", &ports(), None).unwrap();
+        assert_eq!(
+            peerings,
+            vec![PeeringPlan {
+                kind: PeeringKind::Private,
+                domain: 1,
+                links: [0, 1]
+            }]
+        );
+        assert_eq!(specs.len(), 2);
+        let p = &specs[0];
+        assert_eq!(p.name, "er-lab/AzurePrivatePeering/primary");
+        assert_eq!(
+            (p.link, p.local, p.peer),
+            (
+                0,
+                "192.168.100.130".parse().unwrap(),
+                "192.168.100.129".parse().unwrap()
+            )
+        );
+        assert_eq!(specs[1].link, 1);
+        assert_eq!(specs[1].peer, Ipv4Addr::new(192, 168, 100, 133));
+        assert_eq!(p.peer_as, 65010);
+        assert_eq!(p.md5_key.as_deref(), Some(&b"s3cret"[..]));
+        assert_eq!(p.max_prefixes, 4000);
+        // West Europe is in reach of a Standard circuit in Amsterdam, East
+        // US is not; the IPv6 prefix waits for IPv6 sessions.
+        assert_eq!(p.adverts.len(), 1);
+        let u = &p.adverts[0];
+        assert_eq!(
+            u.nlri,
+            vec![
+                "10.1.0.0/16".parse::<Ipv4Net>().unwrap(),
+                "10.2.0.0/16".parse().unwrap()
+            ]
+        );
+        assert!(u.attributes.contains(&PathAttribute::NextHop(p.local)));
+        let weu = model.virtual_network("vnet-weu").unwrap().region_community;
+        assert!(
+            u.attributes
+                .contains(&PathAttribute::Communities(vec![weu.to_u32()]))
+        );
+        assert!(
+            notes.iter().any(|n| n.contains("MicrosoftPeering")),
+            "{notes:?}"
+        );
+    }
+
+    #[test]
+    fn limit_override_and_unknown_circuit() {
+        let model = circuit::load_toml(LAB).unwrap();
+        let (_, specs, _) = plan(&model, "er-lab", &ports(), Some(5)).unwrap();
+        assert!(specs.iter().all(|s| s.max_prefixes == 5));
+        let e = plan(&model, "nope", &ports(), None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("\"nope\"") && e.contains("er-lab"), "{e}");
+    }
+
+    #[test]
+    fn adverts_respect_the_limit() {
+        let model = circuit::load_toml(LAB).unwrap();
+        let c = model.circuit("er-lab").unwrap();
+        let routes = circuit::reach::vnet_routes(&model, c);
+        let (u, dropped) = adverts(&routes, Ipv4Addr::new(1, 1, 1, 1), Some(1));
+        assert_eq!(u.iter().map(|u| u.nlri.len()).sum::<usize>(), 1);
+        assert_eq!(dropped, 1);
+    }
+}
