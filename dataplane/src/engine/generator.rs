@@ -173,18 +173,7 @@ impl Generator {
             );
         }
         drop(ready_tx);
-        let mut first_err = None;
-        for _ in 0..nq {
-            match ready_rx.recv() {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    first_err.get_or_insert(e);
-                }
-                Err(_) => {
-                    first_err.get_or_insert(anyhow!("a generator thread died during setup"));
-                }
-            }
-        }
+        let first_err = super::first_setup_error(&ready_rx, nq, "generator");
         let this = Self {
             sent,
             stop,

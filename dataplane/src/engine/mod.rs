@@ -80,3 +80,25 @@ pub fn pin_to_cpu(cpu: usize) {
 pub fn online_cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
+
+/// Wait until each of `threads` per-queue threads has reported its setup,
+/// and keep the first failure (a thread that died counts as one).
+pub(crate) fn first_setup_error(
+    ready: &std::sync::mpsc::Receiver<anyhow::Result<()>>,
+    threads: usize,
+    role: &str,
+) -> Option<anyhow::Error> {
+    let mut first_err = None;
+    for _ in 0..threads {
+        match ready.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                first_err.get_or_insert(e);
+            }
+            Err(_) => {
+                first_err.get_or_insert(anyhow::anyhow!("a {role} thread died during setup"));
+            }
+        }
+    }
+    first_err
+}

@@ -140,18 +140,7 @@ impl Sink {
             );
         }
         drop(ready_tx);
-        let mut first_err = None;
-        for _ in 0..nq {
-            match ready_rx.recv() {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    first_err.get_or_insert(e);
-                }
-                Err(_) => {
-                    first_err.get_or_insert(anyhow!("a sink thread died during setup"));
-                }
-            }
-        }
+        let first_err = super::first_setup_error(&ready_rx, nq, "sink");
         let this = Self {
             received,
             last_rx_ns,
