@@ -130,6 +130,12 @@ struct Port {
 }
 
 impl Port {
+    /// A link carries traffic while its neighbour is resolved, its port has
+    /// carrier, and its BGP session (if it has one) is established.
+    fn carries(&self) -> bool {
+        self.neighbour_mac.is_some() && self.iface.carrier && self.bgp_up != Some(false)
+    }
+
     fn link_entry(&self, mac: [u8; 6]) -> Link {
         Link {
             ifindex: self.iface.ifindex,
@@ -377,6 +383,8 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
     let mut sigterm = tokio::signal::unix::signal(SignalKind::terminate())?;
     let mut sigint = tokio::signal::unix::signal(SignalKind::interrupt())?;
     let stop_at = cfg.run_for.map(|d| tokio::time::Instant::now() + d);
+    let mut carrier_events =
+        crate::linkmon::watch(ports.iter().map(|p| p.iface.ifindex).collect())?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut ticks = 0u64;
     loop {
@@ -391,6 +399,18 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
                 if bgp.is_some() => {
                 let b = bgp.as_mut().expect("guarded");
                 b.on_event(i, event, &mut msee, &mut ports).await;
+            }
+            Some(ev) = carrier_events.recv() => {
+                if let Some(p) = ports.iter_mut().find(|p| p.iface.ifindex == ev.ifindex)
+                    && p.iface.carrier != ev.up
+                {
+                    p.iface.carrier = ev.up;
+                    // Failover on carrier: one link-state write, now.
+                    match msee.set_link_state(p.link, p.carries()) {
+                        Ok(()) => info!(link = p.role.name(), ifname = %p.iface.name, carrier = ev.up, carries = p.carries(), "carrier changed: link flipped"),
+                        Err(e) => warn!(link = p.role.name(), "flipping the link on carrier change: {e}"),
+                    }
+                }
             }
             Some(call) = api_rx.recv() => {
                 let answer = answer(&call.request, bgp.as_ref(), &msee, &ports);
@@ -434,7 +454,7 @@ async fn resolve_pending(
         let Some(via) = p.neighbour else { continue };
         match netlink::resolve_neighbour(handle, p.iface.ifindex, via, timeout).await {
             Ok(mac) => {
-                let carries = p.bgp_up != Some(false);
+                let carries = p.iface.carrier && p.bgp_up != Some(false);
                 let installed = msee
                     .set_link(p.link, p.link_entry(mac))
                     .and_then(|()| msee.set_link_state(p.link, carries));
@@ -607,7 +627,7 @@ impl Bgp {
                     Err(e) => warn!(session = %name, "{e:#}"),
                 }
                 port.bgp_up = Some(true);
-                if port.neighbour_mac.is_some()
+                if port.carries()
                     && let Err(e) = msee.set_link_state(link, true)
                 {
                     warn!(session = %name, "marking link {link} up: {e}");

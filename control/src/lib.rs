@@ -3,6 +3,7 @@
 //! dataplane. (BGP, BFD, the circuit model and the CLI grow here.)
 pub mod api;
 pub mod daemon;
+pub mod linkmon;
 pub mod netlink;
 pub mod preflight;
 pub mod rib;

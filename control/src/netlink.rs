@@ -19,6 +19,8 @@ pub struct Interface {
     pub mac: [u8; 6],
     /// IPv4 addresses with their prefix lengths.
     pub addrs: Vec<(Ipv4Addr, u8)>,
+    /// Admin up with carrier (kept current by the link monitor).
+    pub carrier: bool,
 }
 
 impl Interface {
@@ -58,6 +60,7 @@ pub async fn interface(handle: &Handle, name: &str) -> Result<Interface> {
         .flatten()
         .ok_or_else(|| anyhow!("interface {name} does not exist in this network namespace"))?;
     let ifindex = link.header.index;
+    let carrier = crate::linkmon::carrier_up(&link.header.flags);
     let mac = link
         .attributes
         .iter()
@@ -84,6 +87,7 @@ pub async fn interface(handle: &Handle, name: &str) -> Result<Interface> {
         ifindex,
         mac,
         addrs,
+        carrier,
     })
 }
 

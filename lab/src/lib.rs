@@ -163,14 +163,19 @@ impl Lab {
         }
         // Create each veth pair directly inside its two namespaces, so nothing
         // is ever left in the root namespace.
-        for (a_ns, a_if, b_ns, b_if) in [
-            (&onprem, IF_PRIMARY, &msee, IF_PRIMARY),
-            (&onprem, IF_SECONDARY, &msee, IF_SECONDARY),
-            (&msee, IF_AZURE, &azure, IF_AZURE_PEER),
+        // Each end gets its own ifindex, distinct from its peer's. The
+        // kernel treats a veth carrier change as urgent only when the
+        // device's ifindex differs from its peer's (iflink); with equal
+        // indexes (easy across namespaces) the event waits in linkwatch for
+        // up to a second, and so would carrier-based failover.
+        for (a_ns, a_if, a_index, b_ns, b_if, b_index) in [
+            (&onprem, IF_PRIMARY, "101", &msee, IF_PRIMARY, "201"),
+            (&onprem, IF_SECONDARY, "102", &msee, IF_SECONDARY, "202"),
+            (&msee, IF_AZURE, "203", &azure, IF_AZURE_PEER, "301"),
         ] {
             ip(&[
-                "link", "add", a_if, "netns", a_ns, "type", "veth", "peer", "name", b_if, "netns",
-                b_ns,
+                "link", "add", a_if, "netns", a_ns, "index", a_index, "type", "veth", "peer",
+                "name", b_if, "netns", b_ns, "index", b_index,
             ])?;
         }
         let addr = |a: Ipv4Addr, len: u8| format!("{a}/{len}");

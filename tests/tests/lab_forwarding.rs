@@ -351,3 +351,124 @@ fn wrong_setups_get_one_clear_line() {
     );
     lab.down().unwrap();
 }
+
+/// Azure sends `flows` flows (distinct source ports) of `per_flow` datagrams
+/// to the on-prem LAN address; returns how many arrived.
+fn azure_to_onprem_lan(topo: &Topology, lan: Ipv4Addr, flows: u16, per_flow: u64) -> u64 {
+    use std::net::{SocketAddrV4, UdpSocket};
+    let rx = in_netns(&topo.ns_onprem(), move || {
+        UdpSocket::bind(SocketAddrV4::new(lan, 7301))
+    })
+    .unwrap()
+    .unwrap();
+    rx.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    for flow in 0..flows {
+        let host = topo.vnet_host;
+        let tx = in_netns(&topo.ns_azure(), move || {
+            UdpSocket::bind(SocketAddrV4::new(host, 21_000 + flow))
+        })
+        .unwrap()
+        .unwrap();
+        for _ in 0..per_flow {
+            tx.send_to(b"lan", SocketAddrV4::new(lan, 7301)).unwrap();
+        }
+    }
+    let mut got = 0;
+    let mut buf = [0u8; 64];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while got < flows as u64 * per_flow && Instant::now() < deadline {
+        if rx.recv(&mut buf).is_ok() {
+            got += 1;
+        }
+    }
+    got
+}
+
+#[test]
+fn carrier_loss_on_a_link_moves_its_flows_to_the_other() {
+    if !require_root("carrier_loss_on_a_link_moves_its_flows_to_the_other") {
+        return;
+    }
+    let topo = Topology::new(&unique_prefix("car")).unwrap();
+    let lab = Lab::up(topo.clone()).unwrap();
+    let lan = Ipv4Addr::new(172, 16, 0, 10);
+    let onprem = topo.ns_onprem();
+    lab::ip_ns(&onprem, &["addr", "add", &format!("{lan}/32"), "dev", "lo"]).unwrap();
+    for key in [
+        "net.ipv4.conf.all.rp_filter",
+        "net.ipv4.conf.default.rp_filter",
+    ] {
+        lab::run(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &onprem,
+                "sysctl",
+                "-q",
+                "-w",
+                &format!("{key}=2"),
+            ],
+        )
+        .unwrap();
+    }
+    lab::ip_ns(
+        &topo.ns_azure(),
+        &[
+            "route",
+            "add",
+            "172.16.0.0/16",
+            "via",
+            &topo.azure_link_msee.to_string(),
+        ],
+    )
+    .unwrap();
+    let dir = std::env::temp_dir().join(format!("msee-{}", topo.prefix));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut args = lab_args(&topo);
+    args.extend([
+        "--route".into(),
+        format!(
+            "172.16.0.0/16={},{}",
+            topo.primary.customer, topo.secondary.customer
+        ),
+    ]);
+    let mut daemon = Daemon::start(&args, &dir).unwrap();
+
+    assert_eq!(azure_to_onprem_lan(&topo, lan, 32, 5), 160, "both links up");
+    // The customer side of the primary goes down: the MSEE port loses carrier.
+    lab::ip_ns(&onprem, &["link", "set", IF_PRIMARY, "down"]).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        azure_to_onprem_lan(&topo, lan, 32, 5),
+        160,
+        "every flow moved to the secondary\n{}",
+        daemon.log()
+    );
+    lab::ip_ns(&onprem, &["link", "set", IF_PRIMARY, "up"]).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        azure_to_onprem_lan(&topo, lan, 32, 5),
+        160,
+        "and back on both"
+    );
+
+    let stats = daemon.stop().unwrap();
+    let log = daemon.log();
+    assert!(
+        log.contains("carrier changed"),
+        "the daemon saw the carrier change:\n{log}"
+    );
+    // Phase 1 and 3 spread over both links, phase 2 only the secondary.
+    let (pri, sec) = (port(&stats, "primary"), port(&stats, "secondary"));
+    let (p, s) = (
+        pri["tx_packets"].as_u64().unwrap(),
+        sec["tx_packets"].as_u64().unwrap(),
+    );
+    assert_eq!(p + s, 480);
+    assert!(p >= 40 && s >= 160 + 40, "primary {p}, secondary {s}");
+    drop(daemon);
+    lab.down().unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -76,7 +76,7 @@ fn main() -> ExitCode {
         // netlink-packet-route warns about every attribute newer than itself.
         .unwrap_or_else(|_| {
             EnvFilter::new(format!(
-                "{},netlink_packet_route=error",
+                "{},netlink_packet_route=error,netlink_proto=error",
                 args.log_level.as_str().to_ascii_lowercase()
             ))
         });
