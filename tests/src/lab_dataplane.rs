@@ -86,10 +86,9 @@ impl LabDataplane {
         let ifindexes = port_ifindex;
         let msee = in_netns(&msee_ns, move || -> Result<Msee> {
             let mut m = Msee::load(&LoadOptions::default())?;
-            for (link, ifindex) in ifindexes.iter().enumerate() {
-                m.add_port(*ifindex)?;
-                m.attach(*ifindex, AttachMode::Native)?;
-                let _ = link;
+            for ifindex in ifindexes {
+                m.add_port(ifindex)?;
+                m.attach(ifindex, AttachMode::Native)?;
             }
             Ok(m)
         })??;
