@@ -22,14 +22,29 @@ use lab::Topology;
 const BIRD: &str = "/usr/sbin/bird";
 const BIRDC: &str = "/usr/sbin/birdc";
 
-/// BIRD's configuration: the static routes it exports, and the secondary
-/// session's MD5 key.
-fn bird_conf(topo: &Topology, log: &Path, nets: &[String], secondary_key: &str) -> String {
+/// BIRD's configuration: the static routes it exports, the secondary
+/// session's MD5 key, and whether it prepends 65010 twice towards the
+/// secondary.
+fn bird_conf(
+    topo: &Topology,
+    log: &Path,
+    nets: &[String],
+    secondary_key: &str,
+    prepend_secondary: bool,
+) -> String {
     let routes: String = nets
         .iter()
         .map(|n| format!("  route {n} blackhole;\n"))
         .collect();
-    let session = |name: &str, addr: std::net::Ipv4Addr, key: &str| {
+    let session = |name: &str, addr: std::net::Ipv4Addr, key: &str, prepend: bool| {
+        let export = if prepend {
+            format!(
+                "filter {{ if proto != \"cust_nets\" then reject; \
+                 bgp_path.prepend({CUSTOMER_AS}); bgp_path.prepend({CUSTOMER_AS}); accept; }}"
+            )
+        } else {
+            "where proto = \"cust_nets\"".to_owned()
+        };
         format!(
             "protocol bgp {name} {{
   local as {CUSTOMER_AS};
@@ -40,7 +55,7 @@ fn bird_conf(topo: &Topology, log: &Path, nets: &[String], secondary_key: &str) 
   connect delay time 1;
   connect retry time 2;
   error wait time 1, 2;
-  ipv4 {{ import all; export where proto = \"cust_nets\"; }};
+  ipv4 {{ import all; export {export}; }};
 }}
 "
         )
@@ -55,8 +70,13 @@ protocol static cust_nets {{
 {p}{s}",
         log = log.display(),
         rid = topo.primary.customer,
-        p = session("msee1", topo.primary.msee, KEY),
-        s = session("msee2", topo.secondary.msee, secondary_key),
+        p = session("msee1", topo.primary.msee, KEY, false),
+        s = session(
+            "msee2",
+            topo.secondary.msee,
+            secondary_key,
+            prepend_secondary
+        ),
     )
 }
 
@@ -142,7 +162,8 @@ fn bird_customer_router_over_both_links() {
     let lab = BgpLab::up("bird");
     let topo = &lab.topo;
     let log = lab.dir.join("bird.log");
-    let conf = |nets: &[String], secondary_key: &str| bird_conf(topo, &log, nets, secondary_key);
+    let conf =
+        |nets: &[String], secondary_key: &str| bird_conf(topo, &log, nets, secondary_key, false);
     let bird = Bird::start(&topo.ns_onprem(), &conf(&customer_nets(1), KEY), &lab.dir);
     let ctx = |what: &str| lab.ctx(what, &bird.log());
 
@@ -179,6 +200,36 @@ fn bird_customer_router_over_both_links() {
     })
     .unwrap_or_else(|e| panic!("{}", ctx(&format!("{e}: {}", vnet()))));
     lab.check_cli(200);
+
+    // AS-path prepending towards the secondary (an export filter change,
+    // which BIRD applies without restarting the session) makes it the
+    // backup: the group keeps both links, the secondary at a worse
+    // preference; removing it makes them equal again.
+    let established = lab.established(SESSION_SECONDARY);
+    bird.reconfigure(&bird_conf(topo, &log, &customer_nets(1), KEY, true));
+    wait_for(
+        "prepended path on the secondary",
+        Duration::from_secs(15),
+        || lab.next_hops(CUSTOMER_NET) == vec![("primary".into(), 1), ("secondary".into(), 3)],
+    )
+    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
+    assert_eq!(
+        lab.send(7005, 50),
+        50,
+        "{}",
+        ctx("traffic over the preferred link")
+    );
+    bird.reconfigure(&conf(&customer_nets(1), KEY));
+    wait_for("equal paths again", Duration::from_secs(15), || {
+        lab.next_hops(CUSTOMER_NET) == vec![("primary".into(), 1), ("secondary".into(), 1)]
+    })
+    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
+    assert_eq!(
+        lab.established(SESSION_SECONDARY),
+        established,
+        "{}",
+        ctx("the secondary session stayed up through the policy change")
+    );
 
     // 4. Withdrawal: the static route removed from the configuration.
     bird.reconfigure(&conf(&[], KEY));
@@ -225,11 +276,7 @@ fn bird_customer_router_over_both_links() {
         "{}",
         ctx("no session with a wrong key")
     );
-    assert!(
-        !bird.established("msee2"),
-        "{}",
-        bird.protocol("msee2")
-    );
+    assert!(!bird.established("msee2"), "{}", bird.protocol("msee2"));
     lab.check_secondary_down(&bird.log());
     assert!(bird.established("msee1"), "{}", bird.protocol("msee1"));
     assert_eq!(
