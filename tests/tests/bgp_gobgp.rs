@@ -197,6 +197,57 @@ fn gobgp_customer_router_over_both_links() {
     .unwrap_or_else(|e| panic!("{}", ctx(&format!("{e}: {}", vnet()))));
     lab.check_cli(200);
 
+    // AS-path prepending towards the secondary makes it the backup. GoBGP
+    // applies export policies globally to non-route-server peers, so the
+    // statement matches the secondary's address; a soft reset re-sends.
+    let s = topo.secondary.msee.to_string();
+    for args in [
+        vec!["policy", "neighbor", "add", "SECONDARY", &format!("{s}/32")],
+        vec!["policy", "statement", "add", "PREPEND"],
+        vec![
+            "policy",
+            "statement",
+            "PREPEND",
+            "add",
+            "condition",
+            "neighbor",
+            "SECONDARY",
+        ],
+        vec![
+            "policy",
+            "statement",
+            "PREPEND",
+            "add",
+            "action",
+            "as-prepend",
+            "65010",
+            "2",
+        ],
+        vec!["policy", "add", "TO_SECONDARY", "PREPEND"],
+        vec!["global", "policy", "export", "add", "TO_SECONDARY"],
+        vec!["neighbor", &s, "softresetout"],
+    ] {
+        gobgp.gobgp(&args);
+    }
+    wait_for(
+        "prepended path on the secondary",
+        Duration::from_secs(15),
+        || lab.next_hops(CUSTOMER_NET) == vec![("primary".into(), 1), ("secondary".into(), 3)],
+    )
+    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
+    assert_eq!(
+        lab.send(7005, 50),
+        50,
+        "{}",
+        ctx("traffic over the preferred link")
+    );
+    gobgp.gobgp(&["global", "policy", "export", "del", "TO_SECONDARY"]);
+    gobgp.gobgp(&["neighbor", &s, "softresetout"]);
+    wait_for("equal paths again", Duration::from_secs(15), || {
+        lab.next_hops(CUSTOMER_NET) == vec![("primary".into(), 1), ("secondary".into(), 1)]
+    })
+    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
+
     // 4. Withdrawal.
     gobgp.del(CUSTOMER_NET);
     wait_for("172.16.0.0/16 removed", Duration::from_secs(15), || {
