@@ -1,0 +1,399 @@
+//! What the BGP interop tests share: a lab with `msee-daemon` speaking BGP
+//! for one circuit, the customer's network behind the onprem namespace, a
+//! customer router process stopped by PID, and the checks every interop test
+//! makes (sessions, installed routes, traffic, msee-cli).
+use std::{
+    net::Ipv4Addr,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use lab::{
+    Lab, Topology,
+    daemon::{Daemon, lab_args, workspace_bin},
+    ip_ns,
+    traffic::{Flow, send_and_count},
+};
+
+/// The peering's MD5 key (`sharedKey`).
+pub const KEY: &str = "s3cret-md5";
+/// The customer's ASN (`peerASN`).
+pub const CUSTOMER_AS: u32 = 65010;
+/// West Europe's region community in the catalog.
+pub const WEST_EUROPE: &str = "12076:51002";
+pub const SESSION_PRIMARY: &str = "er-lab/AzurePrivatePeering/primary";
+pub const SESSION_SECONDARY: &str = "er-lab/AzurePrivatePeering/secondary";
+/// The daemon's per-session route limit in these tests.
+pub const MAX_PREFIXES: usize = 5;
+/// The customer's first network, and the address in it that receives traffic.
+pub const CUSTOMER_NET: &str = "172.16.0.0/16";
+pub const CUSTOMER_HOST: Ipv4Addr = Ipv4Addr::new(172, 16, 0, 1);
+
+/// `n` customer /16s starting at 172.16.0.0/16.
+pub fn customer_nets(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("172.{}.0.0/16", 16 + i)).collect()
+}
+
+pub fn circuit_toml() -> String {
+    format!(
+        r#"
+[[circuits]]
+name = "er-lab"
+serviceKey = "6f1c2c7e-0d55-4a3c-9b4e-1a2b3c4d5e01"
+serviceProviderProvisioningState = "Provisioned"
+serviceProviderProperties = {{ serviceProviderName = "Equinix", peeringLocation = "Amsterdam", bandwidthInMbps = 1000 }}
+sku = {{ tier = "Standard", family = "MeteredData" }}
+
+[[circuits.peerings]]
+peeringType = "AzurePrivatePeering"
+peerASN = {CUSTOMER_AS}
+primaryPeerAddressPrefix = "192.168.100.128/30"
+secondaryPeerAddressPrefix = "192.168.100.132/30"
+vlanId = 100
+sharedKey = "{KEY}"
+
+[[virtualNetworks]]
+name = "vnet-lab"
+location = "West Europe"
+addressSpace = {{ addressPrefixes = ["10.1.0.0/16"] }}
+
+[[connections]]
+name = "lab"
+virtualNetwork = "vnet-lab"
+peer = "er-lab"
+"#
+    )
+}
+
+/// A lab with the daemon running the circuit above; the customer owns
+/// 172.16.0.1 on the onprem namespace's loopback and Azure routes
+/// 172.16.0.0/12 to the MSEE. Fields drop in order: daemon, then lab.
+pub struct BgpLab {
+    pub topo: Topology,
+    pub dir: PathBuf,
+    pub socket: PathBuf,
+    pub daemon: Daemon,
+    _lab: Lab,
+}
+
+impl BgpLab {
+    pub fn up(tag: &str) -> Self {
+        let topo = Topology::new(&crate::unique_prefix(tag)).unwrap();
+        let lab = Lab::up(topo.clone()).unwrap();
+        let dir = std::env::temp_dir().join(format!("msee-{}", topo.prefix));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("circuit.toml");
+        std::fs::write(&config, circuit_toml()).unwrap();
+
+        ip_ns(
+            &topo.ns_onprem(),
+            &["addr", "add", &format!("{CUSTOMER_HOST}/32"), "dev", "lo"],
+        )
+        .unwrap();
+        ip_ns(
+            &topo.ns_azure(),
+            &[
+                "route",
+                "add",
+                "172.16.0.0/12",
+                "via",
+                &topo.azure_link_msee.to_string(),
+            ],
+        )
+        .unwrap();
+
+        let socket = dir.join("api.sock");
+        let mut args = lab_args(&topo);
+        args.extend(["--api-socket".into(), socket.display().to_string()]);
+        args.extend([
+            "--config".into(),
+            config.display().to_string(),
+            "--max-prefixes".into(),
+            MAX_PREFIXES.to_string(),
+        ]);
+        args.extend(
+            [
+                "--connect-retry-secs",
+                "2",
+                "--idle-hold-secs",
+                "1",
+                "--log-level",
+                "debug",
+            ]
+            .map(String::from),
+        );
+        let daemon = Daemon::start(&args, &dir).unwrap();
+        Self {
+            topo,
+            dir,
+            socket,
+            daemon,
+            _lab: lab,
+        }
+    }
+
+    /// A failure message with both sides' logs.
+    pub fn ctx(&self, what: &str, peer_log: &str) -> String {
+        format!(
+            "{what}\n--- msee-daemon\n{}\n--- customer router\n{peer_log}",
+            self.daemon.log()
+        )
+    }
+
+    /// Times the daemon logged `needle` for `session`.
+    pub fn count(&self, needle: &str, session: &str) -> usize {
+        count(&self.daemon.log(), needle, session)
+    }
+
+    pub fn established(&self, session: &str) -> usize {
+        self.count("session established", session)
+    }
+
+    /// UDP from the VNet host to 172.16.0.1 on `port`: datagrams received.
+    pub fn send(&self, port: u16, n: u64) -> u64 {
+        let flow = Flow {
+            src_ns: self.topo.ns_azure(),
+            src_addr: self.topo.vnet_host,
+            src_dev: None,
+            dst_ns: self.topo.ns_onprem(),
+            dst_addr: CUSTOMER_HOST,
+            dst_port: port,
+        };
+        send_and_count(&flow, n).unwrap().received
+    }
+
+    /// `msee-cli --json` against the daemon's API socket.
+    pub fn cli(&self, args: &[&str]) -> serde_json::Value {
+        let out = Command::new(workspace_bin("msee-cli").unwrap())
+            .arg("--socket")
+            .arg(&self.socket)
+            .arg("--json")
+            .args(args)
+            .output()
+            .expect("running msee-cli");
+        assert!(
+            out.status.success(),
+            "msee-cli {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("msee-cli --json prints JSON")
+    }
+
+    /// Next hops of `prefix` as msee-cli shows them: (link, AS-path length).
+    pub fn next_hops(&self, prefix: &str) -> Vec<(String, u64)> {
+        self.cli(&["routes", "er-lab"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["prefix"] == prefix)
+            .flat_map(|r| r["next_hops"].as_array().unwrap().clone())
+            .map(|h| {
+                (
+                    h["link"].as_str().unwrap().to_owned(),
+                    h["as_path_len"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    /// Whether the last install/remove line for `prefix` installed it on
+    /// both links at equal preference.
+    pub fn installed_on_both(&self, prefix: &str) -> bool {
+        route_lines(&self.daemon.log(), prefix)
+            .last()
+            .is_some_and(|l| l.contains("link 0 pref 1, link 1 pref 1"))
+    }
+
+    pub fn removed(&self, prefix: &str) -> bool {
+        route_lines(&self.daemon.log(), prefix)
+            .last()
+            .is_some_and(|l| l.contains("route removed"))
+    }
+
+    /// Both sessions Established on the daemon's side, within `timeout`.
+    pub fn wait_both_established(&self, timeout: Duration, peer_log: impl Fn() -> String) {
+        wait_for("both sessions Established", timeout, || {
+            self.established(SESSION_PRIMARY) >= 1 && self.established(SESSION_SECONDARY) >= 1
+        })
+        .unwrap_or_else(|e| panic!("{}", self.ctx(&e, &peer_log())));
+    }
+
+    /// The daemon tore both sessions down for exceeding the route limit.
+    pub fn wait_max_prefix_teardown(&self, timeout: Duration, peer_log: impl Fn() -> String) {
+        wait_for("max-prefix teardown on both links", timeout, || {
+            self.count("maximum prefixes exceeded", SESSION_PRIMARY) >= 1
+                && self.count("maximum prefixes exceeded", SESSION_SECONDARY) >= 1
+        })
+        .unwrap_or_else(|e| panic!("{}", self.ctx(&e, &peer_log())));
+    }
+
+    /// The first MAX_PREFIXES customer nets installed on both links.
+    pub fn wait_five_installed(&self, timeout: Duration, peer_log: impl Fn() -> String) {
+        wait_for("five prefixes installed", timeout, || {
+            customer_nets(MAX_PREFIXES)
+                .iter()
+                .all(|n| self.installed_on_both(n))
+        })
+        .unwrap_or_else(|e| panic!("{}", self.ctx(&e, &peer_log())));
+    }
+
+    /// `session` established more than `before` times.
+    pub fn wait_established_after(
+        &self,
+        session: &str,
+        before: usize,
+        timeout: Duration,
+        peer_log: impl Fn() -> String,
+    ) {
+        wait_for(&format!("{session} established again"), timeout, || {
+            self.established(session) > before
+        })
+        .unwrap_or_else(|e| panic!("{}", self.ctx(&e, &peer_log())));
+    }
+
+    /// The operator's view after the customer advertised CUSTOMER_NET on
+    /// both links: two MD5 sessions with one prefix each, the route on both
+    /// links, and at least `tx` datagrams out of the customer links.
+    pub fn check_cli(&self, tx: u64) {
+        let sessions = self.cli(&["sessions"]);
+        let sessions = sessions.as_array().unwrap();
+        assert_eq!(sessions.len(), 2, "{sessions:?}");
+        for s in sessions {
+            assert_eq!(s["state"], "Established", "{s}");
+            assert_eq!(s["prefixes_received"], 1, "{s}");
+            assert_eq!(s["max_prefixes"], MAX_PREFIXES as u64, "{s}");
+            assert_eq!(s["md5"], true, "{s}");
+        }
+        assert_eq!(
+            self.next_hops(CUSTOMER_NET),
+            vec![("primary".into(), 1), ("secondary".into(), 1)]
+        );
+        let counters = self.cli(&["counters"]);
+        let sent: u64 = counters
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["port"] == "primary" || p["port"] == "secondary")
+            .map(|p| p["tx_packets"].as_u64().unwrap())
+            .sum();
+        assert!(
+            sent >= tx,
+            "the {tx} datagrams left on the customer links: {counters}"
+        );
+    }
+
+    /// The secondary session is down on the daemon's side with its stale
+    /// routes withdrawn: CUSTOMER_NET only on the primary.
+    pub fn check_secondary_down(&self, peer_log: &str) {
+        assert_eq!(
+            self.next_hops(CUSTOMER_NET),
+            vec![("primary".into(), 1)],
+            "{}",
+            self.ctx("stale secondary routes withdrawn", peer_log)
+        );
+        let sessions = self.cli(&["sessions"]);
+        let sec = sessions
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["link"] == "secondary")
+            .unwrap()
+            .clone();
+        assert_eq!(sec["state"], "Down", "{sec}");
+    }
+}
+
+impl Drop for BgpLab {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// A customer router process started in a namespace with `ip netns exec`
+/// (which execs it, so the child's PID is the router's) and stopped by that
+/// PID when dropped: SIGTERM, then SIGKILL after 5 s.
+pub struct NsProcess {
+    child: Option<Child>,
+}
+
+impl NsProcess {
+    /// Run `program args` in `ns`, stdout/stderr to `<log>.stdout/.stderr` in `dir`.
+    pub fn spawn(ns: &str, program: &str, args: &[String], dir: &Path, log: &str) -> Self {
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns, program])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(dir.join(format!("{log}.stdout"))).unwrap())
+            .stderr(std::fs::File::create(dir.join(format!("{log}.stderr"))).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {program}: {e}"));
+        Self { child: Some(child) }
+    }
+
+    pub fn pid(&self) -> nix::unistd::Pid {
+        nix::unistd::Pid::from_raw(self.child.as_ref().unwrap().id() as i32)
+    }
+}
+
+impl Drop for NsProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Concatenated contents of `files` in `dir` (missing ones are empty).
+pub fn read_logs(dir: &Path, files: &[&str]) -> String {
+    files
+        .iter()
+        .map(|f| std::fs::read_to_string(dir.join(f)).unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Poll `f` every 200 ms until it holds or `timeout` passes.
+pub fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("timed out after {timeout:?} waiting for {what}"));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Lines of `log` that contain both `needle` and `session`.
+pub fn count(log: &str, needle: &str, session: &str) -> usize {
+    log.lines()
+        .filter(|l| l.contains(needle) && l.contains(session))
+        .count()
+}
+
+/// Lines of the daemon log about `prefix` being installed or removed.
+pub fn route_lines(log: &str, prefix: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| {
+            l.contains(&format!("prefix={prefix} ")) || l.ends_with(&format!("prefix={prefix}"))
+        })
+        .filter(|l| l.contains("route installed") || l.contains("route removed"))
+        .map(str::to_owned)
+        .collect()
+}

@@ -1,0 +1,293 @@
+//! Interop with BIRD 2: `bird` in the on-premises namespace is the customer
+//! router (AS 65010) with an MD5-signed session to each MSEE link. Routes
+//! from a static protocol reach the dataplane and traffic from Azure follows
+//! them; BIRD learns the VNet with its region community; withdrawal, the
+//! route limit and a wrong MD5 key behave as on ExpressRoute. Every change is
+//! a new configuration file applied with `birdc configure`.
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    time::Duration,
+};
+
+use e2e_tests::{
+    bgp_lab::{
+        BgpLab, CUSTOMER_AS, CUSTOMER_NET, KEY, NsProcess, SESSION_PRIMARY, SESSION_SECONDARY,
+        customer_nets, read_logs, wait_for,
+    },
+    require_root,
+};
+use lab::Topology;
+
+const BIRD: &str = "/usr/sbin/bird";
+const BIRDC: &str = "/usr/sbin/birdc";
+
+/// BIRD's configuration: the static routes it exports, the secondary
+/// session's MD5 key, and whether it prepends 65010 twice towards the
+/// secondary.
+fn bird_conf(
+    topo: &Topology,
+    log: &Path,
+    nets: &[String],
+    secondary_key: &str,
+    prepend_secondary: bool,
+) -> String {
+    let routes: String = nets
+        .iter()
+        .map(|n| format!("  route {n} blackhole;\n"))
+        .collect();
+    let session = |name: &str, addr: std::net::Ipv4Addr, key: &str, prepend: bool| {
+        let export = if prepend {
+            format!(
+                "filter {{ if proto != \"cust_nets\" then reject; \
+                 bgp_path.prepend({CUSTOMER_AS}); bgp_path.prepend({CUSTOMER_AS}); accept; }}"
+            )
+        } else {
+            "where proto = \"cust_nets\"".to_owned()
+        };
+        format!(
+            "protocol bgp {name} {{
+  local as {CUSTOMER_AS};
+  neighbor {addr} as 12076;
+  password \"{key}\";
+  hold time 10;
+  keepalive time 3;
+  connect delay time 1;
+  connect retry time 2;
+  error wait time 1, 2;
+  ipv4 {{ import all; export {export}; }};
+}}
+"
+        )
+    };
+    format!(
+        "log \"{log}\" all;
+router id {rid};
+protocol device {{ scan time 10; }}
+protocol static cust_nets {{
+  ipv4;
+{routes}}}
+{p}{s}",
+        log = log.display(),
+        rid = topo.primary.customer,
+        p = session("msee1", topo.primary.msee, KEY, false),
+        s = session(
+            "msee2",
+            topo.secondary.msee,
+            secondary_key,
+            prepend_secondary
+        ),
+    )
+}
+
+/// `bird` in the foreground, stopped by PID when dropped.
+struct Bird {
+    _process: NsProcess,
+    dir: PathBuf,
+    ns: String,
+}
+
+impl Bird {
+    fn start(ns: &str, conf: &str, dir: &Path) -> Self {
+        let conf_path = dir.join("bird.conf");
+        std::fs::write(&conf_path, conf).unwrap();
+        let args = [
+            "-c".into(),
+            conf_path.display().to_string(),
+            "-s".into(),
+            dir.join("bird.ctl").display().to_string(),
+            "-P".into(),
+            dir.join("bird.pid").display().to_string(),
+            "-f".into(),
+        ];
+        let bird = Self {
+            _process: NsProcess::spawn(ns, BIRD, &args, dir, "bird"),
+            dir: dir.to_owned(),
+            ns: ns.to_owned(),
+        };
+        wait_for("BIRD's control socket", Duration::from_secs(10), || {
+            bird.birdc(&["show", "status"]).contains("Daemon is up")
+        })
+        .unwrap_or_else(|e| panic!("{e}\n{}", bird.log()));
+        bird
+    }
+
+    fn birdc(&self, cmd: &[&str]) -> String {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.ns, BIRDC, "-s"])
+            .arg(self.dir.join("bird.ctl"))
+            .args(cmd)
+            .output()
+            .expect("running birdc");
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    }
+
+    /// Replace the configuration and apply it.
+    fn reconfigure(&self, conf: &str) {
+        let conf_path = self.dir.join("bird.conf");
+        std::fs::write(&conf_path, conf).unwrap();
+        let out = self.birdc(&["configure", &format!("\"{}\"", conf_path.display())]);
+        assert!(
+            out.contains("Reconfigured") || out.contains("Reconfiguration in progress"),
+            "birdc configure: {out}"
+        );
+    }
+
+    /// BIRD's line for protocol `name` in `show protocols` (state, info).
+    fn protocol(&self, name: &str) -> String {
+        let out = self.birdc(&["show", "protocols", name]);
+        out.lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or("unknown")
+            .to_owned()
+    }
+
+    fn established(&self, name: &str) -> bool {
+        self.protocol(name).trim_end().ends_with("Established")
+    }
+
+    fn log(&self) -> String {
+        read_logs(&self.dir, &["bird.log", "bird.stderr", "bird.stdout"])
+    }
+}
+
+#[test]
+fn bird_customer_router_over_both_links() {
+    if !require_root("bird_customer_router_over_both_links") {
+        return;
+    }
+    if !Path::new(BIRD).exists() {
+        panic!("{BIRD} is missing: install bird2 (cargo xtask setup does)");
+    }
+    let lab = BgpLab::up("bird");
+    let topo = &lab.topo;
+    let log = lab.dir.join("bird.log");
+    let conf =
+        |nets: &[String], secondary_key: &str| bird_conf(topo, &log, nets, secondary_key, false);
+    let bird = Bird::start(&topo.ns_onprem(), &conf(&customer_nets(1), KEY), &lab.dir);
+    let ctx = |what: &str| lab.ctx(what, &bird.log());
+
+    // 1. Both sessions come up, MD5-signed.
+    lab.wait_both_established(Duration::from_secs(30), || bird.log());
+    wait_for(
+        "BIRD sees both Established",
+        Duration::from_secs(10),
+        || bird.established("msee1") && bird.established("msee2"),
+    )
+    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
+
+    // 2. The static route reaches both links and traffic follows it.
+    wait_for(
+        "172.16.0.0/16 on both links",
+        Duration::from_secs(15),
+        || lab.installed_on_both(CUSTOMER_NET),
+    )
+    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
+    assert_eq!(
+        lab.send(7001, 200),
+        200,
+        "{}",
+        ctx("UDP azure -> 172.16.0.1")
+    );
+
+    // 3. BIRD learned the VNet from both MSEEs, AS path 12076, with the
+    // region community.
+    let vnet = || bird.birdc(&["show", "route", "10.1.0.0/16", "all"]);
+    wait_for("VNet route at BIRD", Duration::from_secs(15), || {
+        let out = vnet();
+        out.matches("BGP.community: (12076,51002)").count() == 2
+            && out.matches("BGP.as_path: 12076\n").count() == 2
+    })
+    .unwrap_or_else(|e| panic!("{}", ctx(&format!("{e}: {}", vnet()))));
+    lab.check_cli(200);
+
+    // AS-path prepending towards the secondary (an export filter change,
+    // which BIRD applies without restarting the session) makes it the
+    // backup: the group keeps both links, the secondary at a worse
+    // preference; removing it makes them equal again.
+    let established = lab.established(SESSION_SECONDARY);
+    bird.reconfigure(&bird_conf(topo, &log, &customer_nets(1), KEY, true));
+    wait_for(
+        "prepended path on the secondary",
+        Duration::from_secs(15),
+        || lab.next_hops(CUSTOMER_NET) == vec![("primary".into(), 1), ("secondary".into(), 3)],
+    )
+    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
+    assert_eq!(
+        lab.send(7005, 50),
+        50,
+        "{}",
+        ctx("traffic over the preferred link")
+    );
+    bird.reconfigure(&conf(&customer_nets(1), KEY));
+    wait_for("equal paths again", Duration::from_secs(15), || {
+        lab.next_hops(CUSTOMER_NET) == vec![("primary".into(), 1), ("secondary".into(), 1)]
+    })
+    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
+    assert_eq!(
+        lab.established(SESSION_SECONDARY),
+        established,
+        "{}",
+        ctx("the secondary session stayed up through the policy change")
+    );
+
+    // 4. Withdrawal: the static route removed from the configuration.
+    bird.reconfigure(&conf(&[], KEY));
+    wait_for("172.16.0.0/16 removed", Duration::from_secs(15), || {
+        lab.removed(CUSTOMER_NET)
+    })
+    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
+    assert_eq!(lab.send(7002, 20), 0, "{}", ctx("no route, no delivery"));
+
+    // 5. Six prefixes over a limit of five: Cease / max-prefix, which BIRD
+    // reports; back with five.
+    bird.reconfigure(&conf(&customer_nets(6), KEY));
+    lab.wait_max_prefix_teardown(Duration::from_secs(20), || bird.log());
+    wait_for("BIRD got the Cease subcode", Duration::from_secs(5), || {
+        bird.log()
+            .contains("Received: Maximum number of prefixes reached")
+    })
+    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
+    let before = lab.established(SESSION_PRIMARY);
+    bird.reconfigure(&conf(&customer_nets(5), KEY));
+    lab.wait_established_after(SESSION_PRIMARY, before, Duration::from_secs(30), || {
+        bird.log()
+    });
+    wait_for("BIRD back to Established", Duration::from_secs(30), || {
+        bird.established("msee1") && bird.established("msee2")
+    })
+    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
+    lab.wait_five_installed(Duration::from_secs(15), || bird.log());
+    assert_eq!(
+        lab.send(7003, 50),
+        50,
+        "{}",
+        ctx("traffic follows the re-learned route")
+    );
+
+    // 6. A wrong MD5 key on the secondary (BIRD restarts that protocol with
+    // it) never establishes; the primary keeps carrying traffic.
+    let before = lab.established(SESSION_SECONDARY);
+    bird.reconfigure(&conf(&customer_nets(5), "wrong-key"));
+    std::thread::sleep(Duration::from_secs(12));
+    assert_eq!(
+        lab.established(SESSION_SECONDARY),
+        before,
+        "{}",
+        ctx("no session with a wrong key")
+    );
+    assert!(!bird.established("msee2"), "{}", bird.protocol("msee2"));
+    lab.check_secondary_down(&bird.log());
+    assert!(bird.established("msee1"), "{}", bird.protocol("msee1"));
+    assert_eq!(
+        lab.send(7004, 50),
+        50,
+        "{}",
+        ctx("primary alone carries traffic")
+    );
+    // The right key again: back up.
+    bird.reconfigure(&conf(&customer_nets(5), KEY));
+    lab.wait_established_after(SESSION_SECONDARY, before, Duration::from_secs(30), || {
+        bird.log()
+    });
+}
