@@ -22,7 +22,10 @@ use aya::{
     maps::{Array, DevMap, PerCpuArray},
     programs::{TestRun, TestRunAttrs, TestRunOptions, Xdp},
 };
-use msee_abi::engine::{TXGEN_CONFIG, TXGEN_PROGRAM, TXGEN_SEQ, TXGEN_TX, TxgenConfig};
+use msee_abi::engine::{
+    TXGEN_CONFIG, TXGEN_PRISTINE, TXGEN_PRISTINE_LEN, TXGEN_PROGRAM, TXGEN_SEQ, TXGEN_TX,
+    TxgenConfig,
+};
 
 use super::{
     enter_netns,
@@ -89,6 +92,15 @@ pub fn run(cfg: &LiveConfig, progress: Arc<AtomicU64>, stop: Arc<AtomicBool>) ->
                     },
                     0,
                 )?;
+                // The frame as generated, for txgen to restore every run.
+                let mut pristine = [0u8; TXGEN_PRISTINE_LEN];
+                let head = frame.len().min(TXGEN_PRISTINE_LEN);
+                pristine[..head].copy_from_slice(&frame[..head]);
+                let mut pristine_map: Array<_, [u8; TXGEN_PRISTINE_LEN]> = Array::try_from(
+                    ebpf.map_mut(TXGEN_PRISTINE)
+                        .ok_or_else(|| anyhow!("txgen object has no {TXGEN_PRISTINE}"))?,
+                )?;
+                pristine_map.set(0, pristine, 0)?;
                 let mut tx = DevMap::try_from(
                     ebpf.map_mut(TXGEN_TX)
                         .ok_or_else(|| anyhow!("txgen object has no {TXGEN_TX}"))?,
