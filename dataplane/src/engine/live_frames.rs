@@ -125,6 +125,7 @@ pub fn run(cfg: &LiveConfig, progress: Arc<AtomicU64>, stop: Arc<AtomicBool>) ->
                 let cpu_start = super::thread_cpu_ns();
                 let deadline = begin + cfg.duration.as_nanos() as u64;
                 let mut sent = 0u64;
+                let mut rate_seen: Option<f64> = None;
                 while sent < count && !stop.load(Ordering::Relaxed) {
                     let now = now_ns();
                     if now >= deadline {
@@ -145,9 +146,20 @@ pub fn run(cfg: &LiveConfig, progress: Arc<AtomicU64>, stop: Arc<AtomicBool>) ->
                             }
                             due - sent
                         }
-                        None => 1 << 16,
+                        // Unpaced: each call with repeat > 1 costs a fixed
+                        // setup of milliseconds (the kernel swaps the XDP
+                        // dispatcher), so size calls to last about 200 ms
+                        // at the rate seen so far, within the time left.
+                        None => {
+                            let left = deadline.saturating_sub(now) as f64 / 1e9;
+                            match rate_seen {
+                                Some(r) => ((r * left.min(0.2)) as u64).max(1 << 12),
+                                None => 1 << 16,
+                            }
+                        }
                     };
-                    let repeat = due.min(count - sent).min(1 << 20) as u32;
+                    let repeat = due.min(count - sent).min(1 << 24) as u32;
+                    let call_start = now_ns();
                     prog.test_run(TestRunOptions {
                         data_in: Some(&frame),
                         ctx_in: Some(&ctx),
@@ -156,6 +168,8 @@ pub fn run(cfg: &LiveConfig, progress: Arc<AtomicU64>, stop: Arc<AtomicBool>) ->
                         ..Default::default()
                     })
                     .context("BPF_PROG_TEST_RUN (live frames)")?;
+                    let took = (now_ns() - call_start).max(1) as f64 / 1e9;
+                    rate_seen = Some(f64::from(repeat) / took);
                     sent += u64::from(repeat);
                     progress.fetch_add(u64::from(repeat), Ordering::Relaxed);
                 }

@@ -549,7 +549,7 @@ fn run() -> Result<()> {
 const LAB_IN_LINK: u32 = 2;
 const LAB_OUT_LINK: u32 = 3;
 const LAB_GROUP: u32 = 2;
-const WARMUP: Duration = Duration::from_millis(300);
+const WARMUP: Duration = Duration::from_millis(400);
 const WINDOW: Duration = Duration::from_secs(1);
 /// The generator's thread is pinned here; forwarding runs in the softirqs
 /// its transmissions raise, on the same CPU.
