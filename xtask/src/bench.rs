@@ -70,6 +70,7 @@ struct Machine {
     cpus: String,
     cpu_model: String,
     date: String,
+    loadavg: String,
 }
 
 impl Machine {
@@ -97,6 +98,9 @@ impl Machine {
             cpus: cmd("nproc", &[])?,
             cpu_model,
             date: cmd("date", &["-u", "+%Y-%m-%d %H:%M UTC"])?,
+            loadavg: std::fs::read_to_string("/proc/loadavg")
+                .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+                .unwrap_or_else(|_| "unknown".into()),
         })
     }
 }
@@ -153,6 +157,11 @@ fn render(r: &Value, m: &Machine, took_secs: u64) -> Result<String> {
     writeln!(w, "- Kernel (`uname -r`): {}", m.kernel)?;
     writeln!(w, "- CPUs (`nproc`): {}", m.cpus)?;
     writeln!(w, "- CPU model: {}", m.cpu_model)?;
+    writeln!(
+        w,
+        "- Load average (1, 5, 15 min) when the run ended: {}",
+        m.loadavg
+    )?;
     writeln!(
         w,
         "- Shared machine: other jobs may have been running; \
@@ -440,7 +449,9 @@ fn render_lab(w: &mut String, lab: &Value) -> Result<()> {
          of onprem's primary interface over the same window. Medians of {} \
          rounds (after one unrecorded warm-up round); each round takes the \
          baseline then every msee configuration, re-attaching the program on \
-         msee's primary port for each sample.\n",
+         msee's primary port for each sample. The two interfaces' counters \
+         are read one after the other, so forwarded / offered can read a \
+         little above 1.\n",
         num(lab, &["generator_cpu"])?,
         lab["dst"].as_str().unwrap_or("?"),
         num(lab, &["window_s"])?,
@@ -521,10 +532,10 @@ fn render_generators(w: &mut String, gens: &[Value], lab: Option<&Value>) -> Res
             num(g, &["tx_pps", "max"])? / 1e6,
             num(g, &["rx_pps", "median"])? / 1e6,
             num(g, &["tx_per_cpu_s", "median"])? / 1e6,
-            if g["zero_copy"].as_bool() == Some(true) {
-                "yes"
-            } else {
-                "no (copy mode)"
+            match (g["mode"].as_str(), g["zero_copy"].as_bool()) {
+                (Some("live_frames"), _) => "– (in-kernel)",
+                (_, Some(true)) => "yes",
+                _ => "no (copy mode)",
             }
         )?;
     }

@@ -47,7 +47,7 @@ enum Cmd {
         calls: u32,
         /// Recorded rounds of the lab and generator throughput samples
         /// (about 6 s of traffic each); 0 skips them.
-        #[arg(long, default_value_t = 5)]
+        #[arg(long, default_value_t = 9)]
         lab_rounds: u32,
     },
     /// The main job: a lab, the daemon, traffic over both links, counters, lab down.

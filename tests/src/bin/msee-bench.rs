@@ -59,7 +59,7 @@ fn parse_args() -> Result<Args> {
     let mut args = Args {
         rounds: 10,
         calls: 16,
-        lab_rounds: 5,
+        lab_rounds: 9,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
