@@ -416,6 +416,13 @@ pub mod engine {
     pub const TXGEN_TX: &str = "TXGEN_TX";
     /// `txgen`: PerCpuArray<u64>[1], the next sequence number of this CPU.
     pub const TXGEN_SEQ: &str = "TXGEN_SEQ";
+    /// `txgen`: Array<[u8; TXGEN_PRISTINE_LEN]>[1], the frame's first bytes
+    /// as generated (headers and the initial payload, zero-padded). Live
+    /// frames are recycled without being reset, and a forwarding program
+    /// downstream (MAC rewrite, TTL) may have changed them in place: `txgen`
+    /// restores the headers from here on every run.
+    pub const TXGEN_PRISTINE: &str = "TXGEN_PRISTINE";
+    pub const TXGEN_PRISTINE_LEN: usize = 152;
 
     /// Test payload at the start of the UDP payload, big endian:
     /// stream id (u16), sequence (u64), transmit time (u64, CLOCK_MONOTONIC ns).

@@ -5,7 +5,7 @@ use std::time::Duration;
 use aya::{
     Ebpf, EbpfLoader,
     maps::{DevMapHash, MapError},
-    programs::{ProgramError, TestRun, TestRunOptions, Xdp},
+    programs::{ProgramError, TestRun, TestRunOptions, Xdp, xdp::XdpLinkId},
 };
 
 /// Program and map names inside the `baseline` object.
@@ -30,10 +30,11 @@ pub enum BaselineError {
 
 type Result<T> = std::result::Result<T, BaselineError>;
 
-/// A loaded `baseline` program (not attached anywhere: it is run through
-/// `BPF_PROG_TEST_RUN` only).
+/// A loaded `baseline` program: run through `BPF_PROG_TEST_RUN`, or attached
+/// to an interface for the lab throughput benchmark.
 pub struct Baseline {
     ebpf: Ebpf,
+    link: Option<XdpLinkId>,
 }
 
 impl Baseline {
@@ -41,7 +42,7 @@ impl Baseline {
         let ebpf = EbpfLoader::new()
             .load(crate::BASELINE_OBJECT)
             .map_err(BaselineError::Load)?;
-        let mut baseline = Self { ebpf };
+        let mut baseline = Self { ebpf, link: None };
         baseline
             .program_mut()?
             .load()
@@ -63,6 +64,36 @@ impl Baseline {
         let mut tx: DevMapHash<_> = map.try_into().map_err(BaselineError::Map)?;
         tx.insert(ifindex, ifindex, None, 0)
             .map_err(BaselineError::DevMap)
+    }
+
+    /// Frames arriving on `ingress` are redirected out of `egress` (both
+    /// ifindexes in the caller's network namespace).
+    pub fn set_redirect(&mut self, ingress: u32, egress: u32) -> Result<()> {
+        let map = self.ebpf.map_mut(TX).ok_or(BaselineError::Missing(TX))?;
+        let mut tx: DevMapHash<_> = map.try_into().map_err(BaselineError::Map)?;
+        tx.insert(ingress, egress, None, 0)
+            .map_err(BaselineError::DevMap)
+    }
+
+    /// Attach to `ifindex` (in the caller's network namespace); one
+    /// attachment at a time, undone by [`Baseline::detach`] or on drop.
+    pub fn attach(&mut self, ifindex: u32, mode: crate::AttachMode) -> Result<()> {
+        self.detach()?;
+        let link = self
+            .program_mut()?
+            .attach_to_if_index(ifindex, mode.into())
+            .map_err(BaselineError::Program)?;
+        self.link = Some(link);
+        Ok(())
+    }
+
+    pub fn detach(&mut self) -> Result<()> {
+        if let Some(link) = self.link.take() {
+            self.program_mut()?
+                .detach(link)
+                .map_err(BaselineError::Program)?;
+        }
+        Ok(())
     }
 
     /// Mean time per run over `repeat` runs of `frame` arriving on

@@ -15,7 +15,8 @@ use dataplane::engine::{
 };
 use e2e_tests::require_root;
 use msee_abi::engine::{
-    LOSSY_EVERY, LOSSY_PROGRAM, TXGEN_CONFIG, TXGEN_PROGRAM, TXGEN_TX, TxgenConfig, XSK_PROGRAM,
+    LOSSY_EVERY, LOSSY_PROGRAM, TXGEN_CONFIG, TXGEN_PRISTINE, TXGEN_PRISTINE_LEN, TXGEN_PROGRAM,
+    TXGEN_TX, TxgenConfig, XSK_PROGRAM,
 };
 
 const XDP_DROP: u32 = 1;
@@ -106,20 +107,31 @@ fn txgen_stamps_sequence_time_and_checksum() {
                 0,
             )
             .unwrap();
+            let mut pristine = [0u8; TXGEN_PRISTINE_LEN];
+            let head = frame.len().min(TXGEN_PRISTINE_LEN);
+            pristine[..head].copy_from_slice(&frame[..head]);
+            let mut pm: Array<_, [u8; TXGEN_PRISTINE_LEN]> =
+                Array::try_from(ebpf.map_mut(TXGEN_PRISTINE).unwrap()).unwrap();
+            pm.set(0, pristine, 0).unwrap();
             let mut tx = DevMap::try_from(ebpf.map_mut(TXGEN_TX).unwrap()).unwrap();
             tx.set(0, 1, None, 0).unwrap(); // lo
             let l3 = 14 + 4 * vlans.len();
+            let original = frame.clone();
             for seq in 0..3u64 {
                 let before = now_ns();
-                // Feed the previous output back: the checksum update must
-                // hold against an old stamp, as with recycled live frames.
+                // Feed the previous output back, rewritten as a forwarder
+                // downstream would (MACs, TTL / hop limit), as recycled live
+                // frames come back: txgen restores the headers and its
+                // checksum update holds.
+                frame[0..12].fill(0xee);
+                frame[l3 + if v6 { 7 } else { 8 }] = 3;
                 let (verdict, out) = run(&mut ebpf, TXGEN_PROGRAM, &frame);
                 assert_eq!(verdict, XDP_REDIRECT);
                 let p = parse(&out).expect("still a test frame");
                 assert_eq!((p.stream, p.seq), (5, seq));
                 assert!(p.tx_ns >= before && p.tx_ns <= now_ns(), "{p:?}");
                 assert!(udp_checksum_ok(&out, l3, v6), "seq {seq} v6={v6}");
-                assert_eq!(out[..payload_off - 8], frame[..payload_off - 8]);
+                assert_eq!(out[..payload_off - 8], original[..payload_off - 8]);
                 frame = out;
             }
         }

@@ -35,7 +35,8 @@ enum Cmd {
     /// Run every test: unit, packet fixtures (BPF_PROG_TEST_RUN) and end-to-end labs.
     Test,
     /// Dataplane benchmarks (BPF_PROG_TEST_RUN: msee against a plain devmap
-    /// redirect, route install rates); writes BENCHMARKS.md. Needs root.
+    /// redirect, route install rates; forwarded pps through the lab and
+    /// generator pps on a veth pair); writes BENCHMARKS.md. Needs root.
     Bench {
         /// Recorded rounds of interleaved baseline/msee samples.
         #[arg(long, default_value_t = 10)]
@@ -44,6 +45,10 @@ enum Cmd {
         /// costs milliseconds of wall time here (see BENCHMARKS.md).
         #[arg(long, default_value_t = 16)]
         calls: u32,
+        /// Recorded rounds of the lab and generator throughput samples
+        /// (about 6 s of traffic each); 0 skips them.
+        #[arg(long, default_value_t = 9)]
+        lab_rounds: u32,
     },
     /// The main job: a lab, the daemon, traffic over both links, counters, lab down.
     Demo {
@@ -125,9 +130,13 @@ fn run(cli: Cli) -> Result<()> {
             setup::run()?;
             test()
         }
-        Cmd::Bench { rounds, calls } => {
+        Cmd::Bench {
+            rounds,
+            calls,
+            lab_rounds,
+        } => {
             setup::run()?;
-            bench::run(rounds, calls)
+            bench::run(rounds, calls, lab_rounds)
         }
         Cmd::Demo { prefix, packets } => {
             setup::run()?;

@@ -46,7 +46,9 @@ struct Traffic {
     src_ip: IpAddr,
     #[arg(long)]
     dst_ip: IpAddr,
-    /// Destination MAC; default: the neighbour entry for --dst-ip.
+    /// Destination MAC; default: the neighbour entry of the next hop to
+    /// --dst-ip (the gateway of the kernel's route to it out of the tx
+    /// device, or --dst-ip itself when on-link), resolved if missing.
     #[arg(long, value_parser = parse_mac)]
     dst_mac: Option<[u8; 6]>,
     #[arg(long, default_value_t = 10000)]
@@ -313,7 +315,7 @@ fn cmd_gen(a: GenArgs) -> Result<()> {
     check_rate(t.rate(), link_pps_limit(ns, &a.dev, mean), mean, &a.dev)?;
     // Last check: resolving the neighbour may send a probe.
     if t.dst_mac.is_none() {
-        spec.dst_mac = iface::neighbour_mac(ns, &a.dev, t.dst_ip)?;
+        spec.dst_mac = iface::next_hop_mac(ns, &a.dev, t.dst_ip)?;
     }
     let before = iface::counters(ns, &a.dev)?;
     let report = match t.mode {

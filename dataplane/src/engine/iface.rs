@@ -69,6 +69,58 @@ pub fn speed_mbps(netns: Option<&str>, ifname: &str) -> Option<u64> {
         .ok()
 }
 
+/// The address whose MAC frames to `dst` out of `ifname` must carry: the
+/// gateway of the kernel's route to `dst` through `ifname` (`ip route get
+/// DST oif IFNAME`), or `dst` itself when it is on-link.
+pub fn next_hop(netns: Option<&str>, ifname: &str, dst: IpAddr) -> Result<IpAddr> {
+    let d = dst.to_string();
+    let out = ip(netns, &["-j", "route", "get", &d, "oif", ifname]).map_err(|e| {
+        anyhow!(
+            "no route to {dst} out of {ifname} in {} ({e:#}); give --dst-mac",
+            where_(netns)
+        )
+    })?;
+    let v: serde_json::Value = serde_json::from_str(&out).context("parsing `ip -j route get`")?;
+    let r = v
+        .get(0)
+        .ok_or_else(|| anyhow!("no route to {dst} out of {ifname} in {}", where_(netns)))?;
+    if let Some(dev) = r["dev"].as_str()
+        && dev != ifname
+    {
+        bail!(
+            "the route to {dst} in {} leaves by {dev}, not {ifname}; give --dst-mac",
+            where_(netns)
+        );
+    }
+    if let Some(gw) = r["gateway"].as_str() {
+        return gw
+            .parse()
+            .with_context(|| format!("gateway {gw} of the route to {dst} is not an address"));
+    }
+    // With `oif` the kernel answers "on-link" even where no route exists:
+    // ask without it whether `dst` is reachable at all.
+    ip(netns, &["-j", "route", "get", &d]).map_err(|e| {
+        anyhow!(
+            "no route to {dst} in {} ({e:#}); give --dst-mac",
+            where_(netns)
+        )
+    })?;
+    Ok(dst)
+}
+
+/// The MAC frames to `dst` out of `ifname` need: the neighbour entry of the
+/// next hop ([`next_hop`]), resolved by the kernel if missing.
+pub fn next_hop_mac(netns: Option<&str>, ifname: &str, dst: IpAddr) -> Result<[u8; 6]> {
+    let hop = next_hop(netns, ifname, dst)?;
+    neighbour_mac(netns, ifname, hop).with_context(|| {
+        if hop == dst {
+            format!("resolving {dst} on {ifname}")
+        } else {
+            format!("resolving {hop}, the gateway to {dst} on {ifname}")
+        }
+    })
+}
+
 /// The neighbour's MAC for `addr` on `ifname`. An empty entry is filled by
 /// sending one UDP datagram to the discard port (the kernel then resolves
 /// it), waiting up to a second.

@@ -22,7 +22,10 @@ use aya::{
     maps::{Array, DevMap, PerCpuArray},
     programs::{TestRun, TestRunAttrs, TestRunOptions, Xdp},
 };
-use msee_abi::engine::{TXGEN_CONFIG, TXGEN_PROGRAM, TXGEN_SEQ, TXGEN_TX, TxgenConfig};
+use msee_abi::engine::{
+    TXGEN_CONFIG, TXGEN_PRISTINE, TXGEN_PRISTINE_LEN, TXGEN_PROGRAM, TXGEN_SEQ, TXGEN_TX,
+    TxgenConfig,
+};
 
 use super::{
     enter_netns,
@@ -89,6 +92,15 @@ pub fn run(cfg: &LiveConfig, progress: Arc<AtomicU64>, stop: Arc<AtomicBool>) ->
                     },
                     0,
                 )?;
+                // The frame as generated, for txgen to restore every run.
+                let mut pristine = [0u8; TXGEN_PRISTINE_LEN];
+                let head = frame.len().min(TXGEN_PRISTINE_LEN);
+                pristine[..head].copy_from_slice(&frame[..head]);
+                let mut pristine_map: Array<_, [u8; TXGEN_PRISTINE_LEN]> = Array::try_from(
+                    ebpf.map_mut(TXGEN_PRISTINE)
+                        .ok_or_else(|| anyhow!("txgen object has no {TXGEN_PRISTINE}"))?,
+                )?;
+                pristine_map.set(0, pristine, 0)?;
                 let mut tx = DevMap::try_from(
                     ebpf.map_mut(TXGEN_TX)
                         .ok_or_else(|| anyhow!("txgen object has no {TXGEN_TX}"))?,
@@ -113,6 +125,7 @@ pub fn run(cfg: &LiveConfig, progress: Arc<AtomicU64>, stop: Arc<AtomicBool>) ->
                 let cpu_start = super::thread_cpu_ns();
                 let deadline = begin + cfg.duration.as_nanos() as u64;
                 let mut sent = 0u64;
+                let mut rate_seen: Option<f64> = None;
                 while sent < count && !stop.load(Ordering::Relaxed) {
                     let now = now_ns();
                     if now >= deadline {
@@ -133,9 +146,20 @@ pub fn run(cfg: &LiveConfig, progress: Arc<AtomicU64>, stop: Arc<AtomicBool>) ->
                             }
                             due - sent
                         }
-                        None => 1 << 16,
+                        // Unpaced: each call with repeat > 1 costs a fixed
+                        // setup of milliseconds (the kernel swaps the XDP
+                        // dispatcher), so size calls to last about 200 ms
+                        // at the rate seen so far, within the time left.
+                        None => {
+                            let left = deadline.saturating_sub(now) as f64 / 1e9;
+                            match rate_seen {
+                                Some(r) => ((r * left.min(0.2)) as u64).max(1 << 12),
+                                None => 1 << 16,
+                            }
+                        }
                     };
-                    let repeat = due.min(count - sent).min(1 << 20) as u32;
+                    let repeat = due.min(count - sent).min(1 << 24) as u32;
+                    let call_start = now_ns();
                     prog.test_run(TestRunOptions {
                         data_in: Some(&frame),
                         ctx_in: Some(&ctx),
@@ -144,6 +168,8 @@ pub fn run(cfg: &LiveConfig, progress: Arc<AtomicU64>, stop: Arc<AtomicBool>) ->
                         ..Default::default()
                     })
                     .context("BPF_PROG_TEST_RUN (live frames)")?;
+                    let took = (now_ns() - call_start).max(1) as f64 / 1e9;
+                    rate_seen = Some(f64::from(repeat) / took);
                     sent += u64::from(repeat);
                     progress.fetch_add(u64::from(repeat), Ordering::Relaxed);
                 }

@@ -50,7 +50,8 @@ pub struct RunConfig {
     pub rx: Endpoint,
     pub src_ip: IpAddr,
     pub dst_ip: IpAddr,
-    /// Destination MAC; `None` = the tx namespace's neighbour entry for dst_ip.
+    /// Destination MAC; `None` = the tx namespace's neighbour entry of the
+    /// next hop to dst_ip (its route's gateway, or dst_ip when on-link).
     pub dst_mac: Option<[u8; 6]>,
     pub src_port: u16,
     pub dst_port: u16,
@@ -167,7 +168,7 @@ impl RunConfig {
             &self.tx.ifname,
         )?;
         if self.dst_mac.is_none() {
-            spec.dst_mac = iface::neighbour_mac(txns, &self.tx.ifname, self.dst_ip)?;
+            spec.dst_mac = iface::next_hop_mac(txns, &self.tx.ifname, self.dst_ip)?;
         }
         Ok((spec, tx_ifindex, rx_ifindex))
     }

@@ -16,8 +16,11 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, bail, ensure};
-use dataplane::{Baseline, LoadOptions, Msee};
-use e2e_tests::packet::{ETH_LEN, IPV4_LEN, UDP_LEN, UdpFrame, parse_udp};
+use dataplane::{AttachMode, Baseline, LoadOptions, Msee};
+use e2e_tests::{
+    lab_bench::{GenKind, LabBench, Sample, VethBench, measure, with_netns},
+    packet::{ETH_LEN, IPV4_LEN, UDP_LEN, UdpFrame, parse_udp},
+};
 use ipnet::{IpNet, Ipv4Net};
 use msee_abi::{
     Attachment, AttachmentKey, Direction, DropReason, GroupMember, Link, LinkRole, PeeringKind,
@@ -48,12 +51,15 @@ const ROUTE_SEED: u64 = 0x5eed_0e5c_2026_0003;
 struct Args {
     rounds: usize,
     calls: u32,
+    /// Rounds of the lab and generator throughput samples (0 = skip them).
+    lab_rounds: usize,
 }
 
 fn parse_args() -> Result<Args> {
     let mut args = Args {
         rounds: 10,
         calls: 16,
+        lab_rounds: 9,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -65,7 +71,10 @@ fn parse_args() -> Result<Args> {
         match a.as_str() {
             "--rounds" => args.rounds = value("--rounds")? as usize,
             "--calls" => args.calls = value("--calls")? as u32,
-            other => bail!("unknown argument {other} (expected --rounds N, --calls N)"),
+            "--lab-rounds" => args.lab_rounds = value("--lab-rounds")? as usize,
+            other => {
+                bail!("unknown argument {other} (expected --rounds N, --calls N, --lab-rounds N)")
+            }
         }
     }
     ensure!(
@@ -523,6 +532,235 @@ fn run() -> Result<()> {
         "install": installs,
         "forwarding_check": forwarding,
     });
+    let mut report = report;
+    if args.lab_rounds > 0 {
+        report["generators"] = generator_bench(args.lab_rounds)?;
+        report["lab"] = lab_bench(args.lab_rounds, &mut baseline, &mut instances)?;
+    }
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
+}
+
+// ---- Throughput on real interfaces (lab and generators).
+
+/// msee's links in the lab: ingress (msee's primary port) and egress (its
+/// azure port), and the group the probe's route points to during the lab
+/// samples. Ids not used by the per-packet section.
+const LAB_IN_LINK: u32 = 2;
+const LAB_OUT_LINK: u32 = 3;
+const LAB_GROUP: u32 = 2;
+const WARMUP: Duration = Duration::from_millis(400);
+const WINDOW: Duration = Duration::from_secs(1);
+/// The generator's thread is pinned here; forwarding runs in the softirqs
+/// its transmissions raise, on the same CPU.
+const GEN_CPU: usize = 0;
+
+fn sample_json(s: &[Sample], f: impl Fn(&Sample) -> f64) -> serde_json::Value {
+    stats(&s.iter().map(f).collect::<Vec<_>>())
+}
+
+/// Packets per second of each generator on a veth pair with a drop sink,
+/// AF_XDP and live frames interleaved.
+fn generator_bench(rounds: usize) -> Result<serde_json::Value> {
+    let prefix = format!("b{}g", std::process::id() % 100_000);
+    let bench = VethBench::up(&prefix).context("veth pair for the generator figures")?;
+    let kinds = [GenKind::AfXdp, GenKind::LiveFrames];
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); kinds.len()];
+    eprintln!("msee-bench: generators on a veth pair, {rounds} rounds...");
+    // Round 0 warms up and is not recorded.
+    for round in 0..=rounds {
+        for (k, kind) in kinds.iter().enumerate() {
+            let s = measure(&bench.path, *kind, GEN_CPU, WARMUP, WINDOW)
+                .with_context(|| format!("generator {}", kind.name()))?;
+            eprintln!(
+                "msee-bench:   {}: {:.0} pps tx, {:.0} pps rx",
+                kind.name(),
+                s.tx_pps,
+                s.rx_pps
+            );
+            if round > 0 {
+                samples[k].push(s);
+            }
+        }
+    }
+    Ok(json!(
+        kinds
+            .iter()
+            .zip(&samples)
+            .map(|(kind, s)| json!({
+                "mode": kind.name(),
+                "tx_pps": sample_json(s, |x| x.tx_pps),
+                "rx_pps": sample_json(s, |x| x.rx_pps),
+                "tx_per_cpu_s": sample_json(s, |x| x.tx_per_cpu_s),
+                "zero_copy": s.iter().any(|x| x.generator.threads.iter().any(|t| t.zero_copy)),
+            }))
+            .collect::<Vec<_>>()
+    ))
+}
+
+/// Point the probe's route of `m` at the lab's azure port, with the lab's
+/// primary port as an attachment and policing on both lab links.
+fn lab_program(m: &mut Msee, lb: &LabBench) -> Result<()> {
+    with_netns(&lb.ns_msee(), || Ok(m.add_port(lb.azure_ifindex)?))?;
+    m.set_link(
+        LAB_IN_LINK,
+        Link {
+            ifindex: lb.primary_ifindex,
+            role: LinkRole::Primary as u8,
+            src_mac: lb.primary_mac,
+            dst_mac: lb.onprem_mac,
+            circuit: 1,
+            ..Default::default()
+        },
+    )?;
+    m.set_link(
+        LAB_OUT_LINK,
+        Link {
+            ifindex: lb.azure_ifindex,
+            role: LinkRole::Azure as u8,
+            src_mac: lb.azure_mac,
+            dst_mac: lb.azure_peer_mac,
+            circuit: 1,
+            ..Default::default()
+        },
+    )?;
+    for link in [LAB_IN_LINK, LAB_OUT_LINK] {
+        m.set_link_state(link, true)?;
+        for dir in Direction::ALL {
+            m.set_policer(link, dir, POLICE_BITS_PER_SEC, None)?;
+        }
+    }
+    m.set_group(
+        LAB_GROUP,
+        &[GroupMember {
+            link: LAB_OUT_LINK,
+            preference: 0,
+        }],
+    )?;
+    m.set_attachment(
+        AttachmentKey {
+            ifindex: lb.primary_ifindex,
+            outer_vlan: 0,
+            inner_vlan: 0,
+        },
+        Attachment {
+            link: LAB_IN_LINK,
+            domain: DOMAIN,
+            circuit: 1,
+            peering: PeeringKind::Private as u8,
+            role: LinkRole::Primary as u8,
+            mac: lb.primary_mac,
+            ..Default::default()
+        },
+    )?;
+    m.upsert_route(
+        DOMAIN,
+        PROBE_ROUTE.parse()?,
+        Route {
+            group: LAB_GROUP,
+            flags: 0,
+        },
+    )?;
+    Ok(())
+}
+
+/// Forwarded pps through the lab, onprem primary -> msee -> azure, for the
+/// baseline and each msee instance (all policed), interleaved per round.
+fn lab_bench(
+    rounds: usize,
+    baseline: &mut Baseline,
+    instances: &mut [(usize, Msee)],
+) -> Result<serde_json::Value> {
+    let prefix = format!("b{}l", std::process::id() % 100_000);
+    let lb = LabBench::up(&prefix, PROBE_DST).context("lab for the throughput figures")?;
+    let ns = lb.ns_msee();
+    with_netns(&ns, || {
+        Ok(baseline.set_redirect(lb.primary_ifindex, lb.azure_ifindex)?)
+    })?;
+    for (_, m) in instances.iter_mut() {
+        lab_program(m, &lb)?;
+    }
+    // Sample order within a round: baseline, then each msee instance.
+    let n = 1 + instances.len();
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); n];
+    let mut before = Vec::new();
+    for (_, m) in instances.iter() {
+        before.push(m.link_counters(LAB_OUT_LINK, Direction::Tx)?.packets);
+    }
+    eprintln!("msee-bench: lab throughput, {rounds} rounds of baseline and msee...");
+    for round in 0..=rounds {
+        for (c, slot) in samples.iter_mut().enumerate() {
+            with_netns(&ns, || {
+                if c == 0 {
+                    baseline.attach(lb.primary_ifindex, AttachMode::Native)?;
+                } else {
+                    instances[c - 1]
+                        .1
+                        .attach(lb.primary_ifindex, AttachMode::Native)?;
+                }
+                Ok(())
+            })?;
+            let s = measure(&lb.path, GenKind::LiveFrames, GEN_CPU, WARMUP, WINDOW);
+            with_netns(&ns, || {
+                if c == 0 {
+                    baseline.detach()?;
+                } else {
+                    instances[c - 1].1.detach_all()?;
+                }
+                Ok(())
+            })?;
+            let s = s.with_context(|| format!("lab sample {c}"))?;
+            eprintln!(
+                "msee-bench:   {}: {:.0} pps forwarded ({:.0} pps sent)",
+                if c == 0 {
+                    "baseline".to_owned()
+                } else {
+                    format!("msee {} routes", instances[c - 1].0)
+                },
+                s.rx_pps,
+                s.tx_pps
+            );
+            if round > 0 {
+                slot.push(s);
+            }
+        }
+    }
+    let mut configs = Vec::new();
+    for (c, s) in samples.iter().enumerate() {
+        let mut v = json!({
+            "program": if c == 0 { "baseline" } else { "msee" },
+            "rx_pps": sample_json(s, |x| x.rx_pps),
+            "tx_pps": sample_json(s, |x| x.tx_pps),
+            "delivered": sample_json(s, |x| x.rx_pps / x.tx_pps.max(1.0)),
+            "vs_baseline": stats(
+                &s.iter().zip(&samples[0]).map(|(m, b)| m.rx_pps / b.rx_pps.max(1.0)).collect::<Vec<_>>()
+            ),
+        });
+        if c > 0 {
+            let (routes, m) = &instances[c - 1];
+            let out = m.link_counters(LAB_OUT_LINK, Direction::Tx)?;
+            let inn = m.link_counters(LAB_IN_LINK, Direction::Rx)?;
+            v["routes"] = json!(routes);
+            v["policing"] = json!(true);
+            v["msee_forwarded"] = json!(out.packets - before[c - 1]);
+            v["msee_drops"] = json!(out.total_drops() + inn.total_drops());
+            v["msee_received"] = json!(inn.packets);
+            v["msee_to_kernel"] = json!(inn.to_kernel);
+            v["vs_one_route"] = stats(
+                &s.iter()
+                    .zip(&samples[1])
+                    .map(|(m, one)| m.rx_pps / one.rx_pps.max(1.0))
+                    .collect::<Vec<_>>(),
+            );
+        }
+        configs.push(v);
+    }
+    Ok(json!({
+        "rounds": rounds,
+        "warmup_s": WARMUP.as_secs_f64(),
+        "window_s": WINDOW.as_secs_f64(),
+        "generator_cpu": GEN_CPU,
+        "dst": PROBE_DST.to_string(),
+        "configs": configs,
+    }))
 }

@@ -2,6 +2,11 @@
 //! live frames. Stamps the test payload (stream = base + CPU, per-CPU
 //! sequence, bpf_ktime_get_ns = CLOCK_MONOTONIC), patches the UDP checksum
 //! incrementally, and redirects the frame out of devmap slot 0.
+//!
+//! Live frames come back to the generator's page pool without being reset,
+//! possibly rewritten by whatever forwarded them (MACs, TTL, DSCP): every run
+//! first restores the headers from `TXGEN_PRISTINE`, and computes the new UDP
+//! checksum from the pristine payload, so each frame leaves as generated.
 #![no_std]
 #![no_main]
 
@@ -12,7 +17,8 @@ use aya_ebpf::{
     maps::{Array, DevMap, PerCpuArray},
     programs::XdpContext,
 };
-use msee_abi::engine::{MAX_PAYLOAD_OFFSET, PAYLOAD_LEN, TxgenConfig};
+use msee_abi::engine::{MAX_PAYLOAD_OFFSET, PAYLOAD_LEN, TXGEN_PRISTINE_LEN, TxgenConfig};
+use xdp_ebpf::ptr_at;
 
 #[map]
 static TXGEN_CONFIG: Array<TxgenConfig> = Array::with_max_entries(1, 0);
@@ -22,6 +28,9 @@ static TXGEN_TX: DevMap = DevMap::with_max_entries(1, 0);
 
 #[map]
 static TXGEN_SEQ: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+#[map]
+static TXGEN_PRISTINE: Array<[u8; TXGEN_PRISTINE_LEN]> = Array::with_max_entries(1, 0);
 
 #[xdp]
 pub fn txgen(ctx: XdpContext) -> u32 {
@@ -43,7 +52,33 @@ pub fn txgen(ctx: XdpContext) -> u32 {
     if start + off + PAYLOAD_LEN > end || start + csum_off + 2 > end {
         return xdp_action::XDP_ABORTED;
     }
-    let payload = unsafe { &mut *((start + off) as *mut [u8; PAYLOAD_LEN]) };
+    let Some(pristine) = TXGEN_PRISTINE.get(0) else {
+        return xdp_action::XDP_ABORTED;
+    };
+    // Restore the headers in 8-byte words: up to 7 bytes past `off` land in
+    // the payload, which is overwritten below (and off + 18 <= end).
+    let mut i = 0usize;
+    while i < MAX_PAYLOAD_OFFSET as usize {
+        if i >= off {
+            break;
+        }
+        let Some(dst) = ptr_at::<[u8; 8]>(&ctx, i) else {
+            return xdp_action::XDP_ABORTED;
+        };
+        // i < 128 and the map value is 152 bytes.
+        unsafe {
+            *dst = core::ptr::read_unaligned(pristine.as_ptr().add(i) as *const [u8; 8]);
+        }
+        i += 8;
+    }
+    // The checksum just restored is the pristine payload's: update from that.
+    let old = unsafe {
+        core::ptr::read_unaligned(pristine.as_ptr().add(off) as *const [u8; PAYLOAD_LEN])
+    };
+    let Some(payload) = ptr_at::<[u8; PAYLOAD_LEN]>(&ctx, off) else {
+        return xdp_action::XDP_ABORTED;
+    };
+    let payload = unsafe { &mut *payload };
     let stream = (cfg.stream_base + unsafe { bpf_get_smp_processor_id() }) as u16;
     let mut new = [0u8; PAYLOAD_LEN];
     new[0..2].copy_from_slice(&stream.to_be_bytes());
@@ -52,13 +87,15 @@ pub fn txgen(ctx: XdpContext) -> u32 {
     *seq += 1;
 
     if csum_off != 0 {
-        // RFC 1624: HC' = ~(~HC + sum(~m) + sum(m')). The frame may hold the
-        // previous run's stamp (live frames are not reset), so read it.
-        let csum = unsafe { &mut *((start + csum_off) as *mut [u8; 2]) };
+        // RFC 1624: HC' = ~(~HC + sum(~m) + sum(m')), m = the pristine payload.
+        let Some(csum) = ptr_at::<[u8; 2]>(&ctx, csum_off) else {
+            return xdp_action::XDP_ABORTED;
+        };
+        let csum = unsafe { &mut *csum };
         let mut sum = (!u16::from_be_bytes(*csum)) as u32;
         let mut i = 0;
         while i < PAYLOAD_LEN {
-            sum += (!u16::from_be_bytes([payload[i], payload[i + 1]])) as u32;
+            sum += (!u16::from_be_bytes([old[i], old[i + 1]])) as u32;
             sum += u16::from_be_bytes([new[i], new[i + 1]]) as u32;
             i += 2;
         }
