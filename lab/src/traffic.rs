@@ -100,7 +100,8 @@ pub fn udp_socket_in(ns: &str, addr: Ipv4Addr, dev: Option<&str>) -> Result<UdpS
     })?
 }
 
-fn bind_to_device(s: &UdpSocket, dev: &str) -> Result<()> {
+/// Send and receive only through `dev` (SO_BINDTODEVICE): picks a link.
+pub fn bind_to_device(s: &UdpSocket, dev: &str) -> Result<()> {
     let rc = unsafe {
         libc::setsockopt(
             s.as_raw_fd(),

@@ -205,21 +205,10 @@ pub fn udp_socket(
     let dev = dev.map(str::to_owned);
     in_netns(ns, move || -> Result<UdpSocket> {
         let s = UdpSocket::bind(SocketAddrV4::new(addr, port))?;
+        if let Some(dev) = &dev {
+            lab::traffic::bind_to_device(&s, dev)?;
+        }
         unsafe {
-            if let Some(dev) = &dev {
-                let rc = libc::setsockopt(
-                    s.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    libc::SO_BINDTODEVICE,
-                    dev.as_ptr().cast(),
-                    dev.len() as u32,
-                );
-                anyhow::ensure!(
-                    rc == 0,
-                    "SO_BINDTODEVICE: {}",
-                    std::io::Error::last_os_error()
-                );
-            }
             if let Some(tos) = tos {
                 let v = tos as libc::c_int;
                 let rc = libc::setsockopt(
