@@ -17,6 +17,7 @@
 /// Names of the maps in the `msee` object, so userspace never spells them twice.
 pub mod maps {
     pub const ATTACHMENTS: &str = "ATTACHMENTS";
+    pub const UNTAGGED: &str = "UNTAGGED";
     pub const LINKS: &str = "LINKS";
     pub const LINK_UP: &str = "LINK_UP";
     pub const GROUPS: &str = "GROUPS";
@@ -28,8 +29,9 @@ pub mod maps {
     pub const DSCP_MAP: &str = "DSCP_MAP";
     pub const ICMP_LIMIT: &str = "ICMP_LIMIT";
     pub const COUNTERS: &str = "COUNTERS";
-    pub const ALL: [&str; 12] = [
+    pub const ALL: [&str; 13] = [
         ATTACHMENTS,
+        UNTAGGED,
         LINKS,
         LINK_UP,
         GROUPS,
@@ -48,6 +50,10 @@ pub mod maps {
 pub const MSEE_PROGRAM: &str = "msee";
 
 pub const MAX_ATTACHMENTS: u32 = 4096;
+/// Untagged attachments of ports with an ifindex below this are also kept in
+/// the `UNTAGGED` array, indexed by ifindex: an array lookup the verifier
+/// inlines, where the hash map costs a hash on every frame.
+pub const MAX_FAST_IFINDEX: u32 = 4096;
 /// Links (primary, secondary and Azure side of every circuit).
 pub const MAX_LINKS: u32 = 1024;
 pub const MAX_GROUPS: u32 = 65536;
@@ -173,7 +179,10 @@ pub struct Attachment {
     pub peering: u8,
     /// A `LinkRole`.
     pub role: u8,
-    pub _pad: [u8; 2],
+    /// Non-zero for an attachment in use (userspace sets it); the
+    /// `UNTAGGED` array holds zeroed rows for ports that have none.
+    pub valid: u8,
+    pub _pad: u8,
     /// The port's own MAC: unicast frames to any other MAC are not ours.
     pub mac: [u8; 6],
     pub _pad2: [u8; 2],

@@ -15,6 +15,7 @@ fn attachment_layout() {
     assert_eq!(offset_of!(Attachment, circuit), 8);
     assert_eq!(offset_of!(Attachment, peering), 12);
     assert_eq!(offset_of!(Attachment, role), 13);
+    assert_eq!(offset_of!(Attachment, valid), 14);
     assert_eq!(offset_of!(Attachment, mac), 16);
 }
 

@@ -14,9 +14,10 @@ use aya::{
 use ipnet::IpNet;
 use msee_abi::{
     Attachment, AttachmentKey, COUNTER_ROWS, DSCP_MAP_LEN, Direction, GroupMember, LINK_DOWN,
-    LINK_IS_UP, Link, LinkCounters, MAX_GROUP_MEMBERS, MAX_GROUPS, MAX_LINKS, MSEE_PROGRAM,
-    NextHopGroup, PS_PER_SEC, PeeringKind, PolicerConfig, PolicerState, ROUTE_LOCAL, Route,
-    RouteKeyV4, RouteKeyV6, UNATTRIBUTED_ROW, link_dir_index, maps, route_key_v4, route_key_v6,
+    LINK_IS_UP, Link, LinkCounters, MAX_FAST_IFINDEX, MAX_GROUP_MEMBERS, MAX_GROUPS, MAX_LINKS,
+    MSEE_PROGRAM, NextHopGroup, PS_PER_SEC, PeeringKind, PolicerConfig, PolicerState, ROUTE_LOCAL,
+    Route, RouteKeyV4, RouteKeyV6, UNATTRIBUTED_ROW, link_dir_index, maps, route_key_v4,
+    route_key_v6,
 };
 
 /// How to attach to an interface.
@@ -260,14 +261,30 @@ impl Msee {
     /// Frames on `key` belong to `attachment` (its circuit, peering, domain, link).
     pub fn set_attachment(&mut self, key: AttachmentKey, attachment: Attachment) -> Result<()> {
         check_range("link id", attachment.link, MAX_LINKS)?;
+        let attachment = Attachment {
+            valid: 1,
+            ..attachment
+        };
         let mut m: HashMap<_, AttachmentKey, Attachment> = self.map_mut(maps::ATTACHMENTS)?;
         m.insert(key, attachment, 0)
-            .map_err(map_err(maps::ATTACHMENTS))
+            .map_err(map_err(maps::ATTACHMENTS))?;
+        self.set_untagged(key, attachment)
     }
 
     pub fn remove_attachment(&mut self, key: AttachmentKey) -> Result<()> {
         let mut m: HashMap<_, AttachmentKey, Attachment> = self.map_mut(maps::ATTACHMENTS)?;
-        m.remove(&key).map_err(map_err(maps::ATTACHMENTS))
+        m.remove(&key).map_err(map_err(maps::ATTACHMENTS))?;
+        self.set_untagged(key, Attachment::default())
+    }
+
+    /// Mirror an untagged attachment into the by-ifindex fast path.
+    fn set_untagged(&mut self, key: AttachmentKey, attachment: Attachment) -> Result<()> {
+        if key.outer_vlan != 0 || key.inner_vlan != 0 || key.ifindex >= MAX_FAST_IFINDEX {
+            return Ok(());
+        }
+        let mut m: Array<_, Attachment> = self.map_mut(maps::UNTAGGED)?;
+        m.set(key.ifindex, attachment, 0)
+            .map_err(map_err(maps::UNTAGGED))
     }
 
     /// Install or replace link `id`'s egress details (port, tags, MACs).

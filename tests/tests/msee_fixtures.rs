@@ -838,6 +838,12 @@ fn frames_on_no_attachment_pass_untouched_and_uncounted() {
     let frame = f.build();
     let (verdict, out) = m.test_run(&frame, LO).unwrap();
     assert_eq!((verdict, out), (XDP_PASS, frame));
+    // Untagged, once the port's untagged attachment is removed (the
+    // by-ifindex fast path must forget it too).
+    m.remove_attachment(key(C1_AZURE)).unwrap();
+    let untagged = v4([10, 1, 0, 4], [192, 168, 1, 10], C1_AZURE).build();
+    let (verdict, out) = m.test_run(&untagged, LO).unwrap();
+    assert_eq!((verdict, out), (XDP_PASS, untagged));
     for link in 0..LINKS {
         assert_eq!(rx(&m, link), LinkCounters::default());
     }

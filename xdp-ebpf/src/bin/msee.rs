@@ -26,9 +26,9 @@ use aya_log_ebpf::debug;
 use msee_abi::{
     Attachment, AttachmentKey, COUNTER_ROWS, DSCP_MAP_LEN, Direction, DropReason, ETH_P_8021AD,
     ETH_P_8021Q, ICMP_ERRORS_PER_SEC_PER_CPU, LINK_IS_UP, Link, LinkCounters, MAX_ATTACHMENTS,
-    MAX_GROUP_MEMBERS, MAX_GROUPS, MAX_LINKS, MAX_PORTS, MAX_ROUTES_V4, MAX_ROUTES_V6,
-    NextHopGroup, PolicerConfig, PolicerState, ROUTE_LOCAL, ROUTE_OUT_OF_REACH, Route, RouteKeyV4,
-    RouteKeyV6, UNATTRIBUTED_ROW, link_dir_index, route_key_v4, route_key_v6,
+    MAX_FAST_IFINDEX, MAX_GROUP_MEMBERS, MAX_GROUPS, MAX_LINKS, MAX_PORTS, MAX_ROUTES_V4,
+    MAX_ROUTES_V6, NextHopGroup, PolicerConfig, PolicerState, ROUTE_LOCAL, ROUTE_OUT_OF_REACH,
+    Route, RouteKeyV4, RouteKeyV6, UNATTRIBUTED_ROW, link_dir_index, route_key_v4, route_key_v6,
 };
 use xdp_ebpf::{
     net::{
@@ -43,6 +43,9 @@ use xdp_ebpf::{
 #[map]
 static ATTACHMENTS: HashMap<AttachmentKey, Attachment> =
     HashMap::with_max_entries(MAX_ATTACHMENTS, 0);
+/// Untagged attachments by ifindex (a copy of their `ATTACHMENTS` entries).
+#[map]
+static UNTAGGED: Array<Attachment> = Array::with_max_entries(MAX_FAST_IFINDEX, 0);
 #[map]
 static LINKS: Array<Link> = Array::with_max_entries(MAX_LINKS, 0);
 #[map]
@@ -199,7 +202,15 @@ fn process(ctx: &XdpContext, len: u64) -> Option<Verdict> {
         outer_vlan,
         inner_vlan,
     };
-    let att: &Attachment = unsafe { ATTACHMENTS.get(&key) }?;
+    let att: &Attachment = if tags_in == 0 && key.ifindex < MAX_FAST_IFINDEX {
+        let att = UNTAGGED.get(key.ifindex)?;
+        if att.valid == 0 {
+            return None;
+        }
+        att
+    } else {
+        unsafe { ATTACHMENTS.get(&key) }?
+    };
     let rx_row = link_dir_index(att.link, Direction::Rx);
     if let Some(c) = counters(rx_row) {
         c.packets += 1;
