@@ -264,11 +264,13 @@ fn process(ctx: &XdpContext, len: u64) -> Option<Verdict> {
     };
 
     // --- Policing: the ingress link's rx bucket, then the egress link's tx bucket.
-    if !police(rx_row, len) {
+    // The clock is read once, and only if a policer on the path needs it.
+    let mut now = 0u64;
+    if !police(rx_row, len, &mut now) {
         return drop(DropReason::Policer);
     }
     let tx_row = link_dir_index(out_link_id, Direction::Tx);
-    if !police(tx_row, len) {
+    if !police(tx_row, len, &mut now) {
         return Some(Verdict::Drop {
             reason: DropReason::Policer,
             row: tx_row,
@@ -648,7 +650,7 @@ fn choose_link(group: &NextHopGroup, hash: u32) -> Option<u32> {
 /// `last_ns` (so CPUs never count the same nanoseconds twice) and the credit
 /// is updated with compare-and-swap. Returns whether the frame conforms.
 #[inline(never)]
-fn police(index: u32, len: u64) -> bool {
+fn police(index: u32, len: u64, clock: &mut u64) -> bool {
     let Some(cfg) = POLICER_CFG.get(index) else {
         return true;
     };
@@ -660,8 +662,10 @@ fn police(index: u32, len: u64) -> bool {
     let Some(state) = POLICER_STATE.get_ptr_mut(index) else {
         return true;
     };
-    // The clock is read only for links that are policed.
-    let now = unsafe { bpf_ktime_get_ns() };
+    if *clock == 0 {
+        *clock = unsafe { bpf_ktime_get_ns() };
+    }
+    let now = *clock;
     let cost = policer_cost_ps(len, rate);
     let last = unsafe { atomic_xchg::<u64, { Relaxed }>(&raw mut (*state).last_ns, now) };
     // Time only moves forward here; a stale `last` from a racing CPU just
