@@ -13,8 +13,8 @@ use std::{
 
 use e2e_tests::{
     bgp_lab::{
-        BgpLab, CUSTOMER_AS, CUSTOMER_NET, KEY, NsProcess, SESSION_PRIMARY, WEST_EUROPE,
-        customer_nets, read_logs, wait_for,
+        BgpLab, CUSTOMER_AS, CUSTOMER_NET, KEY, NsProcess, SESSION_PRIMARY, SESSION_SECONDARY,
+        WEST_EUROPE, customer_nets, read_logs, wait_for,
     },
     require_root,
 };
@@ -119,6 +119,13 @@ impl ExaBgp {
             process: NsProcess::spawn(ns, "env", &args, dir, "exabgp"),
             dir: dir.to_owned(),
         }
+    }
+
+    /// Rewrite the configuration file and have ExaBGP reload it (SIGUSR1).
+    /// A neighbour whose definition changed is re-established with it.
+    fn reload(&self, conf: &str) {
+        std::fs::write(self.dir.join("exabgp.conf"), conf).unwrap();
+        nix::sys::signal::kill(self.process.pid(), nix::sys::signal::Signal::SIGUSR1).unwrap();
     }
 
     /// Hand `line` to ExaBGP through the api process.
@@ -285,4 +292,36 @@ fn exabgp_customer_router_over_both_links() {
         "{}",
         ctx("traffic follows the re-learned route")
     );
+
+    // 6. A wrong MD5 key on the secondary never establishes; the primary
+    // keeps carrying traffic.
+    let before = lab.established(SESSION_SECONDARY);
+    exa.reload(&exabgp_conf(topo, &lab.dir, "wrong-key"));
+    wait_for(
+        "ExaBGP drops the secondary",
+        Duration::from_secs(10),
+        || !exa.up(topo.secondary.msee),
+    )
+    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
+    std::thread::sleep(Duration::from_secs(12));
+    assert_eq!(
+        lab.established(SESSION_SECONDARY),
+        before,
+        "{}",
+        ctx("no session with a wrong key")
+    );
+    assert!(!exa.up(topo.secondary.msee), "{}", ctx("ExaBGP side"));
+    lab.check_secondary_down(&exa.log());
+    assert!(exa.up(topo.primary.msee), "{}", ctx("ExaBGP side"));
+    assert_eq!(
+        lab.send(7004, 50),
+        50,
+        "{}",
+        ctx("primary alone carries traffic")
+    );
+    // The right key again: back up.
+    exa.reload(&exabgp_conf(topo, &lab.dir, KEY));
+    lab.wait_established_after(SESSION_SECONDARY, before, Duration::from_secs(45), || {
+        exa.log()
+    });
 }
