@@ -35,6 +35,7 @@ pub fn run() -> Result<()> {
     nightly()?;
     bpf_linker()?;
     bpffs()?;
+    exabgp()?;
     Ok(())
 }
 
@@ -151,6 +152,47 @@ fn bpf_linker() -> Result<()> {
             .env("LLVM_SYS_221_PREFIX", LLVM_PREFIX),
         "cargo install bpf-linker",
     )
+}
+
+/// ExaBGP, the fourth customer router of the interop tests, pinned, from PyPI.
+pub const EXABGP_VERSION: &str = "4.2.25";
+
+fn exabgp() -> Result<()> {
+    let have = Command::new("exabgp")
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .map(|o| {
+            o.status.success()
+                || String::from_utf8_lossy(&o.stdout).contains("ExaBGP")
+                || String::from_utf8_lossy(&o.stderr).contains("ExaBGP")
+        })
+        .unwrap_or(false);
+    if have {
+        return Ok(());
+    }
+    say(&format!(
+        "installing ExaBGP {EXABGP_VERSION} from PyPI (pip)"
+    ));
+    run_checked(
+        Command::new("python3").args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            &format!("exabgp=={EXABGP_VERSION}"),
+        ]),
+        "python3 -m pip install exabgp (needs python3 with pip and PyPI)",
+    )?;
+    let found = Command::new("exabgp")
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .is_ok();
+    if !found {
+        bail!("pip installed exabgp but no `exabgp` command is on PATH");
+    }
+    Ok(())
 }
 
 fn bpffs() -> Result<()> {

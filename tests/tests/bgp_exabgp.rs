@@ -1,0 +1,345 @@
+//! Interop with ExaBGP 4.2: `exabgp` in the on-premises namespace is the
+//! customer router (AS 65010) with an MD5-signed session to each MSEE link.
+//! Routes are announced and withdrawn through an ExaBGP `api` process (a
+//! small Python script written by the test) that forwards the lines appended
+//! to a command file in the test directory to ExaBGP and logs every message
+//! ExaBGP sends it (received updates, parsed; state changes) to another file.
+//! The scenarios are those of the BIRD and GoBGP tests.
+use std::{
+    net::Ipv4Addr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use e2e_tests::{
+    bgp_lab::{
+        BgpLab, CUSTOMER_AS, CUSTOMER_NET, KEY, NsProcess, SESSION_PRIMARY, SESSION_SECONDARY,
+        WEST_EUROPE, customer_nets, read_logs, wait_for,
+    },
+    require_root,
+};
+use lab::Topology;
+
+/// The api process: forwards complete lines appended to `argv[1]` to ExaBGP
+/// (its stdout) and appends what ExaBGP writes to it (its stdin) to
+/// `argv[2]`. It exits when ExaBGP closes its stdin or stdout.
+const API_PY: &str = r#"import os, sys, threading, time
+commands, received = sys.argv[1], sys.argv[2]
+def log():
+    with open(received, "a") as f:
+        for line in sys.stdin:
+            f.write(line)
+            f.flush()
+    os._exit(0)
+threading.Thread(target=log, daemon=True).start()
+pos = 0
+while True:
+    try:
+        with open(commands) as f:
+            f.seek(pos)
+            data = f.read()
+    except FileNotFoundError:
+        data = ""
+    if "\n" in data:
+        data = data[: data.rindex("\n") + 1]
+        try:
+            sys.stdout.write(data)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            os._exit(0)
+        pos += len(data)
+    time.sleep(0.1)
+"#;
+
+/// exabgp's configuration; `secondary_key` is the secondary session's key.
+/// The hold time is 10 s; ExaBGP sends keepalives every hold/3 = 3 s.
+fn exabgp_conf(topo: &Topology, dir: &Path, secondary_key: &str) -> String {
+    let neighbor = |msee: Ipv4Addr, local: Ipv4Addr, key: &str| {
+        format!(
+            r#"
+neighbor {msee} {{
+    router-id {rid};
+    local-address {local};
+    local-as {CUSTOMER_AS};
+    peer-as 12076;
+    md5-password "{key}";
+    hold-time 10;
+    family {{ ipv4 unicast; }}
+    api {{
+        processes [ control ];
+        neighbor-changes;
+        receive {{ parsed; update; notification; }}
+    }}
+}}
+"#,
+            rid = topo.primary.customer,
+        )
+    };
+    format!(
+        r#"process control {{
+    run /usr/bin/env python3 {api} {commands} {received};
+    encoder text;
+}}
+{p}{s}"#,
+        api = dir.join("exabgp-api.py").display(),
+        commands = dir.join("exabgp.commands").display(),
+        received = dir.join("exabgp.received").display(),
+        p = neighbor(topo.primary.msee, topo.primary.customer, KEY),
+        s = neighbor(topo.secondary.msee, topo.secondary.customer, secondary_key),
+    )
+}
+
+/// `exabgp`, stopped by PID when dropped (SIGTERM; it stops its api process).
+struct ExaBgp {
+    process: NsProcess,
+    dir: PathBuf,
+}
+
+impl ExaBgp {
+    fn start(ns: &str, conf: &str, dir: &Path) -> Self {
+        std::fs::write(dir.join("exabgp-api.py"), API_PY).unwrap();
+        std::fs::write(dir.join("exabgp.conf"), conf).unwrap();
+        // `env` execs exabgp (as does the pyenv shim, where there is one),
+        // so the PID NsProcess holds is ExaBGP's. Not listening: ExaBGP
+        // connects to the MSEEs; foreground; logs to a file; stays root.
+        let args = [
+            "exabgp.daemon.daemonize=false".to_owned(),
+            "exabgp.daemon.user=root".to_owned(),
+            "exabgp.tcp.bind=".to_owned(),
+            format!(
+                "exabgp.log.destination={}",
+                dir.join("exabgp.log").display()
+            ),
+            "exabgp.log.level=DEBUG".to_owned(),
+            "exabgp.log.packets=true".to_owned(),
+            "exabgp".to_owned(),
+            dir.join("exabgp.conf").display().to_string(),
+        ];
+        Self {
+            process: NsProcess::spawn(ns, "env", &args, dir, "exabgp"),
+            dir: dir.to_owned(),
+        }
+    }
+
+    /// Rewrite the configuration file and have ExaBGP reload it (SIGUSR1).
+    /// A neighbour whose definition changed is re-established with it.
+    fn reload(&self, conf: &str) {
+        std::fs::write(self.dir.join("exabgp.conf"), conf).unwrap();
+        nix::sys::signal::kill(self.process.pid(), nix::sys::signal::Signal::SIGUSR1).unwrap();
+    }
+
+    /// Hand `line` to ExaBGP through the api process.
+    fn api(&self, line: &str) {
+        use std::io::Write as _;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("exabgp.commands"))
+            .unwrap();
+        writeln!(f, "{line}").unwrap();
+    }
+
+    fn announce(&self, net: &str) {
+        self.api(&format!("announce route {net} next-hop self"));
+    }
+
+    fn withdraw(&self, net: &str) {
+        self.api(&format!("withdraw route {net} next-hop self"));
+    }
+
+    /// What ExaBGP told the api process (lossy: a notification's data may
+    /// carry any bytes).
+    fn received(&self) -> String {
+        let bytes = std::fs::read(self.dir.join("exabgp.received")).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// The last state change the api process was told for `peer` (text
+    /// encoder: `neighbor <ip> connected|up|down ...`) is "up".
+    fn up(&self, peer: Ipv4Addr) -> bool {
+        let prefix = format!("neighbor {peer} ");
+        self.received()
+            .lines()
+            .filter_map(|l| l.strip_prefix(&prefix))
+            .rfind(|rest| {
+                ["connected", "up", "down"]
+                    .iter()
+                    .any(|s| rest.split_whitespace().next() == Some(s))
+            })
+            .is_some_and(|rest| rest.trim_end() == "up")
+    }
+
+    fn log(&self) -> String {
+        read_logs(
+            &self.dir,
+            &[
+                "exabgp.log",
+                "exabgp.stdout",
+                "exabgp.stderr",
+                "exabgp.received",
+            ],
+        )
+    }
+}
+
+#[test]
+fn exabgp_customer_router_over_both_links() {
+    if !require_root("exabgp_customer_router_over_both_links") {
+        return;
+    }
+    let have = std::process::Command::new("exabgp")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("ExaBGP"));
+    if !have {
+        panic!("exabgp is missing: install ExaBGP 4.2 (cargo xtask setup does)");
+    }
+    let lab = BgpLab::up("exabgp");
+    let topo = &lab.topo;
+    let exa = ExaBgp::start(
+        &topo.ns_onprem(),
+        &exabgp_conf(topo, &lab.dir, KEY),
+        &lab.dir,
+    );
+    let ctx = |what: &str| lab.ctx(what, &exa.log());
+
+    // 1. Both sessions come up, MD5-signed.
+    lab.wait_both_established(Duration::from_secs(30), || exa.log());
+    wait_for("ExaBGP sees both up", Duration::from_secs(10), || {
+        exa.up(topo.primary.msee) && exa.up(topo.secondary.msee)
+    })
+    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
+    exa.announce(CUSTOMER_NET);
+
+    // 2. The announced route reaches both links and traffic follows it.
+    wait_for(
+        "172.16.0.0/16 on both links",
+        Duration::from_secs(15),
+        || lab.installed_on_both(CUSTOMER_NET),
+    )
+    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
+    assert_eq!(
+        lab.send(7001, 200),
+        200,
+        "{}",
+        ctx("UDP azure -> 172.16.0.1")
+    );
+
+    // 3. ExaBGP learned the VNet from both MSEEs with the region community.
+    wait_for("VNet route at ExaBGP", Duration::from_secs(15), || {
+        let received = exa.received();
+        [topo.primary.msee, topo.secondary.msee].iter().all(|m| {
+            received.lines().any(|l| {
+                l.starts_with(&format!(
+                    "neighbor {m} receive update announced 10.1.0.0/16 "
+                )) && l.contains(WEST_EUROPE)
+                    && l.contains("12076")
+            })
+        })
+    })
+    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
+    lab.check_cli(200);
+
+    // AS-path prepending towards the secondary makes it the backup: the
+    // route is re-announced to that neighbour alone with a longer AS path.
+    let s = topo.secondary.msee;
+    exa.api(&format!(
+        "neighbor {s} announce route {CUSTOMER_NET} next-hop self as-path [ 65010 65010 65010 ]"
+    ));
+    wait_for(
+        "prepended path on the secondary",
+        Duration::from_secs(15),
+        || lab.next_hops(CUSTOMER_NET) == vec![("primary".into(), 1), ("secondary".into(), 3)],
+    )
+    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
+    assert_eq!(
+        lab.send(7005, 50),
+        50,
+        "{}",
+        ctx("traffic over the preferred link")
+    );
+    exa.api(&format!(
+        "neighbor {s} announce route {CUSTOMER_NET} next-hop self"
+    ));
+    wait_for("equal paths again", Duration::from_secs(15), || {
+        lab.next_hops(CUSTOMER_NET) == vec![("primary".into(), 1), ("secondary".into(), 1)]
+    })
+    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
+
+    // 4. Withdrawal.
+    exa.withdraw(CUSTOMER_NET);
+    wait_for("172.16.0.0/16 removed", Duration::from_secs(15), || {
+        lab.removed(CUSTOMER_NET)
+    })
+    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
+    assert_eq!(lab.send(7002, 20), 0, "{}", ctx("no route, no delivery"));
+
+    // 5. Six prefixes over a limit of five: Cease / max-prefix, which
+    // ExaBGP reports to the api process on both sessions; it keeps the
+    // api's routes and re-sends them when the sessions return.
+    for net in customer_nets(6) {
+        exa.announce(&net);
+    }
+    lab.wait_max_prefix_teardown(Duration::from_secs(20), || exa.log());
+    wait_for("ExaBGP got the Cease", Duration::from_secs(5), || {
+        let received = exa.received();
+        [topo.primary.msee, topo.secondary.msee].iter().all(|m| {
+            received.lines().any(|l| {
+                l.starts_with(&format!(
+                    "neighbor {m} receive notification code 6 subcode 1 "
+                ))
+            })
+        })
+    })
+    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
+    let before = lab.established(SESSION_PRIMARY);
+    exa.withdraw(&customer_nets(6)[5]);
+    lab.wait_established_after(SESSION_PRIMARY, before, Duration::from_secs(45), || {
+        exa.log()
+    });
+    wait_for("ExaBGP back up", Duration::from_secs(45), || {
+        exa.up(topo.primary.msee) && exa.up(topo.secondary.msee)
+    })
+    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
+    lab.wait_five_installed(Duration::from_secs(15), || exa.log());
+    assert_eq!(
+        lab.send(7003, 50),
+        50,
+        "{}",
+        ctx("traffic follows the re-learned route")
+    );
+
+    // 6. A wrong MD5 key on the secondary never establishes; the primary
+    // keeps carrying traffic.
+    let before = lab.established(SESSION_SECONDARY);
+    exa.reload(&exabgp_conf(topo, &lab.dir, "wrong-key"));
+    wait_for(
+        "ExaBGP drops the secondary",
+        Duration::from_secs(10),
+        || !exa.up(topo.secondary.msee),
+    )
+    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
+    std::thread::sleep(Duration::from_secs(12));
+    assert_eq!(
+        lab.established(SESSION_SECONDARY),
+        before,
+        "{}",
+        ctx("no session with a wrong key")
+    );
+    assert!(!exa.up(topo.secondary.msee), "{}", ctx("ExaBGP side"));
+    lab.check_secondary_down(&exa.log());
+    assert!(exa.up(topo.primary.msee), "{}", ctx("ExaBGP side"));
+    assert_eq!(
+        lab.send(7004, 50),
+        50,
+        "{}",
+        ctx("primary alone carries traffic")
+    );
+    // The right key again: back up.
+    exa.reload(&exabgp_conf(topo, &lab.dir, KEY));
+    lab.wait_established_after(SESSION_SECONDARY, before, Duration::from_secs(45), || {
+        exa.log()
+    });
+    // ExaBGP re-sends the api's routes on the new session.
+    lab.wait_five_installed(Duration::from_secs(15), || exa.log());
+}
