@@ -239,6 +239,29 @@ impl BgpLab {
         .unwrap_or_else(|e| panic!("{}", self.ctx(&e, &peer_log())));
     }
 
+    /// CUSTOMER_NET back on both links at equal preference.
+    pub fn wait_equal_paths(&self, peer_log: impl Fn() -> String) {
+        wait_for("equal paths again", Duration::from_secs(15), || {
+            self.next_hops(CUSTOMER_NET) == vec![("primary".into(), 1), ("secondary".into(), 1)]
+        })
+        .unwrap_or_else(|e| panic!("{}", self.ctx(&e, &peer_log())));
+    }
+
+    /// CUSTOMER_NET withdrawn: removed from the maps, and traffic to it
+    /// (on `port`) no longer delivered.
+    pub fn check_withdrawn(&self, port: u16, peer_log: impl Fn() -> String) {
+        wait_for("172.16.0.0/16 removed", Duration::from_secs(15), || {
+            self.removed(CUSTOMER_NET)
+        })
+        .unwrap_or_else(|e| panic!("{}", self.ctx(&e, &peer_log())));
+        assert_eq!(
+            self.send(port, 20),
+            0,
+            "{}",
+            self.ctx("no route, no delivery", &peer_log())
+        );
+    }
+
     /// `session` established more than `before` times.
     pub fn wait_established_after(
         &self,

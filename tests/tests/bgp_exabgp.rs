@@ -261,18 +261,11 @@ fn exabgp_customer_router_over_both_links() {
     exa.api(&format!(
         "neighbor {s} announce route {CUSTOMER_NET} next-hop self"
     ));
-    wait_for("equal paths again", Duration::from_secs(15), || {
-        lab.next_hops(CUSTOMER_NET) == vec![("primary".into(), 1), ("secondary".into(), 1)]
-    })
-    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
+    lab.wait_equal_paths(|| exa.log());
 
     // 4. Withdrawal.
     exa.withdraw(CUSTOMER_NET);
-    wait_for("172.16.0.0/16 removed", Duration::from_secs(15), || {
-        lab.removed(CUSTOMER_NET)
-    })
-    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
-    assert_eq!(lab.send(7002, 20), 0, "{}", ctx("no route, no delivery"));
+    lab.check_withdrawn(7002, || exa.log());
 
     // 5. Six prefixes over a limit of five: Cease / max-prefix, which
     // ExaBGP reports to the api process on both sessions; it keeps the
