@@ -155,15 +155,34 @@ pub struct Peering {
 pub struct Bfd {
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// Transmit and receive interval in milliseconds. ExpressRoute uses 300;
+    /// a lab may go as low as 10 to rehearse fast failover.
+    #[serde(default = "bfd_interval_ms")]
+    pub interval_ms: u32,
+    /// Detection multiplier: packets missed before the session goes down.
+    #[serde(default = "bfd_multiplier")]
+    pub multiplier: u8,
 }
 
 fn yes() -> bool {
     true
 }
 
+fn bfd_interval_ms() -> u32 {
+    300
+}
+
+fn bfd_multiplier() -> u8 {
+    3
+}
+
 impl Default for Bfd {
     fn default() -> Self {
-        Self { enabled: true }
+        Self {
+            enabled: true,
+            interval_ms: bfd_interval_ms(),
+            multiplier: bfd_multiplier(),
+        }
     }
 }
 

@@ -104,7 +104,7 @@ impl Circuit {
                         vlan: p.vlan,
                         md5_key: p.shared_key.clone(),
                         // BFD is IPv4 only on ExpressRoute.
-                        bfd: false,
+                        bfd: None,
                         max_prefixes: p.limits.from_customer_ipv6,
                         max_advertised: p.limits.to_customer_ipv6,
                     });
@@ -112,6 +112,21 @@ impl Circuit {
             }
         }
         out
+    }
+}
+
+/// BFD timers of a peering: the same interval both ways (desired minimum
+/// transmit and required minimum receive), and the detection multiplier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BfdTimers {
+    pub interval_ms: u32,
+    pub multiplier: u8,
+}
+
+impl BfdTimers {
+    /// Time without a packet after which the session goes down.
+    pub fn detection_time(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(u64::from(self.interval_ms) * u64::from(self.multiplier))
     }
 }
 
@@ -137,7 +152,8 @@ pub struct Peering {
     pub peer_asn: u32,
     pub vlan: VlanTag,
     pub shared_key: Option<String>,
-    pub bfd: bool,
+    /// `None` when BFD is off for the peering.
+    pub bfd: Option<BfdTimers>,
     pub primary: Link,
     pub secondary: Link,
     pub limits: RouteLimits,
@@ -259,7 +275,8 @@ pub struct Session {
     pub peer_asn: u32,
     pub vlan: VlanTag,
     pub md5_key: Option<String>,
-    pub bfd: bool,
+    /// `None` when the session runs without BFD.
+    pub bfd: Option<BfdTimers>,
     /// Prefixes accepted from the customer before the session is torn down.
     pub max_prefixes: u32,
     /// Prefixes advertised to the customer at most (`None`: not capped).

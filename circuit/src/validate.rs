@@ -24,6 +24,10 @@ pub const DIRECT_BANDWIDTHS_MBPS: [u32; 6] = [1_000, 2_000, 5_000, 10_000, 40_00
 pub const RESERVED_ASNS: std::ops::RangeInclusive<u32> = 65515..=65520;
 /// Longest TCP MD5 key the kernel accepts (TCP_MD5SIG_MAXKEYLEN).
 pub const MAX_SHARED_KEY_LEN: usize = 80;
+/// BFD intervals accepted, in milliseconds (FRR's bfdd takes the same range).
+pub const BFD_INTERVAL_MS: std::ops::RangeInclusive<u32> = 10..=60_000;
+/// BFD detection multipliers accepted: below 2 one lost packet is an outage.
+pub const BFD_MULTIPLIER: std::ops::RangeInclusive<u8> = 2..=255;
 /// Azure-to-customer limit per VNet connection.
 pub const MAX_VNET_PREFIXES_IPV4: usize = 1_000;
 pub const MAX_VNET_PREFIXES_IPV6: usize = 100;
@@ -1157,6 +1161,33 @@ fn peering(
         ok = false;
     }
 
+    // BFD timers (checked even when BFD is off: turning it on must not
+    // reveal an error later)
+    if !BFD_INTERVAL_MS.contains(&p.bfd.interval_ms) {
+        v.err(
+            format!("{pp}.bfd.intervalMs"),
+            format!(
+                "must be {} to {} ms (ExpressRoute uses 300), not {}",
+                BFD_INTERVAL_MS.start(),
+                BFD_INTERVAL_MS.end(),
+                p.bfd.interval_ms
+            ),
+        );
+        ok = false;
+    }
+    if !BFD_MULTIPLIER.contains(&p.bfd.multiplier) {
+        v.err(
+            format!("{pp}.bfd.multiplier"),
+            format!(
+                "must be {} to {} (ExpressRoute uses 3), not {}",
+                BFD_MULTIPLIER.start(),
+                BFD_MULTIPLIER.end(),
+                p.bfd.multiplier
+            ),
+        );
+        ok = false;
+    }
+
     // Microsoft peering specifics
     let mut advertised = Vec::new();
     let mut selected = Vec::new();
@@ -1268,7 +1299,10 @@ fn peering(
         peer_asn: p.peer_asn,
         vlan: vlan?,
         shared_key: p.shared_key.clone(),
-        bfd: p.bfd.enabled,
+        bfd: p.bfd.enabled.then_some(model::BfdTimers {
+            interval_ms: p.bfd.interval_ms,
+            multiplier: p.bfd.multiplier,
+        }),
         primary: link(LinkRole::Primary, pri4, v6.map(|x| x.0)),
         secondary: link(LinkRole::Secondary, sec4, v6.map(|x| x.1)),
         limits: RouteLimits::for_peering(p.peering_type, tier),

@@ -92,6 +92,17 @@ fn bfd_toggle_is_in_place() {
             .iter()
             .all(|s| !s.reset && s.fields == ["bfd"])
     );
+    // New timers are applied in place too (BFD's poll sequence).
+    let mut new = old.clone();
+    new.circuits[0].peerings[0].bfd.interval_ms = 50;
+    let d = diff(&valid(&old), &valid(&new));
+    assert!(!d.sessions.changed.is_empty());
+    assert!(
+        d.sessions
+            .changed
+            .iter()
+            .all(|s| !s.reset && s.fields == ["bfd"])
+    );
 }
 
 #[test]

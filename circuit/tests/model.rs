@@ -104,7 +104,14 @@ fn tags_key_and_bfd_are_carried() {
         }
     );
     assert_eq!(private.shared_key.as_deref(), Some("md5pass"));
-    assert!(private.bfd, "BFD defaults to on");
+    assert_eq!(
+        private.bfd,
+        Some(circuit::model::BfdTimers {
+            interval_ms: 300,
+            multiplier: 3
+        }),
+        "BFD defaults to on, 300 ms x 3 as on ExpressRoute"
+    );
     let ms = m.circuits[0]
         .peering(PeeringType::MicrosoftPeering)
         .unwrap();
@@ -115,7 +122,7 @@ fn tags_key_and_bfd_are_carried() {
             c_tag: 20
         }
     );
-    assert!(!ms.bfd);
+    assert_eq!(ms.bfd, None);
     assert_eq!(ms.shared_key, None);
     assert_eq!(
         ms.advertised_public_prefixes[0].to_string(),
@@ -134,6 +141,15 @@ fn bfd_defaults_to_enabled_in_the_file() {
     let text = common::BASE.replace("vlanId = 100", "vlanId = 100\nbfd = { enabled = false }");
     let c = circuit::Config::from_toml_str(&text).unwrap();
     assert!(!c.circuits[0].peerings[0].bfd.enabled);
+    // Lab timers: faster than ExpressRoute's 300 ms x 3.
+    let text = common::BASE.replace(
+        "vlanId = 100",
+        "vlanId = 100\nbfd = { intervalMs = 50, multiplier = 4 }",
+    );
+    let m = valid(&circuit::Config::from_toml_str(&text).unwrap());
+    let bfd = m.circuits[0].peerings[0].bfd.unwrap();
+    assert_eq!((bfd.interval_ms, bfd.multiplier), (50, 4));
+    assert_eq!(bfd.detection_time(), std::time::Duration::from_millis(200));
 }
 
 #[test]
@@ -194,11 +210,11 @@ fn sessions_one_per_link_and_family() {
     assert_eq!(s.peer_address, IpAddr::V4(v4("192.168.100.129")));
     assert_eq!((s.local_asn, s.peer_asn), (MICROSOFT_ASN, 65001));
     assert_eq!(s.md5_key.as_deref(), Some("k"));
-    assert!(s.bfd);
+    assert!(s.bfd.is_some());
     assert_eq!((s.max_prefixes, s.max_advertised), (4000, Some(1000)));
     let v6 = &sessions[1];
     assert_eq!(v6.family, AddressFamily::Ipv6);
-    assert!(!v6.bfd, "BFD is IPv4 only");
+    assert!(v6.bfd.is_none(), "BFD is IPv4 only");
     assert_eq!((v6.max_prefixes, v6.max_advertised), (100, Some(100)));
     assert_eq!(v6.peer_address, "2001:db8::1".parse::<IpAddr>().unwrap());
     let ms: Vec<_> = sessions

@@ -786,6 +786,34 @@ fn shared_key_must_fit_tcp_md5() {
     );
 }
 
+#[test]
+fn bfd_timers_must_be_in_range() {
+    let mut c = base();
+    c.circuits[0].peerings[0].bfd.interval_ms = 5;
+    refused_once(
+        &c,
+        "circuits[0].peerings[0].bfd.intervalMs",
+        "must be 10 to 60000 ms",
+    );
+    let mut c = base();
+    c.circuits[0].peerings[0].bfd.multiplier = 1;
+    refused_once(
+        &c,
+        "circuits[0].peerings[0].bfd.multiplier",
+        "must be 2 to 255",
+    );
+    // Checked even while BFD is off, so turning it on cannot fail later.
+    let mut c = base();
+    c.circuits[0].peerings[0].bfd.enabled = false;
+    c.circuits[0].peerings[0].bfd.interval_ms = 70_000;
+    refused_once(&c, "circuits[0].peerings[0].bfd.intervalMs", "not 70000");
+    // The bounds themselves are accepted.
+    let mut c = base();
+    c.circuits[0].peerings[0].bfd.interval_ms = 10;
+    c.circuits[0].peerings[0].bfd.multiplier = 2;
+    valid(&c);
+}
+
 // ---- the file is refused whole, with every error
 
 #[test]
