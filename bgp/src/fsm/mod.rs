@@ -17,7 +17,9 @@
 //!   dropping to Idle.
 //! * After an error the session goes to Idle and restarts by itself after
 //!   an IdleHold delay that doubles per failure (RFC 4271 §8.1.1
-//!   DampPeerOscillations); ManualStop disables automatic restart.
+//!   DampPeerOscillations); ManualStop disables automatic restart, and so
+//!   does BfdDown (Cease subcode 10, RFC 9384) until the owner's next
+//!   ManualStart once BFD is up again.
 //! * Hold time: we propose 180 s; the negotiated value is min(ours, theirs)
 //!   and keepalive = hold / 3. A peer hold of 0 (no keepalives) is accepted
 //!   as RFC 4271 allows; 1..=9 s is refused with Unacceptable Hold Time:
@@ -143,6 +145,9 @@ pub enum Event {
     TimerExpired(Timer),
     /// Tear down with Cease / Administrative Reset and come back at once.
     AdminReset,
+    /// The link's BFD session went down: tear down with Cease / BFD Down
+    /// (RFC 9384) and stay down until the next ManualStart (BFD up again).
+    BfdDown,
     /// Advertise or withdraw routes (sent only when Established).
     SendUpdate(Update),
     /// Ask the peer to resend a family (only if it supports route refresh).
@@ -176,6 +181,8 @@ pub enum DownReason {
     LocalNotification(Notification),
     PrefixLimit(PrefixLimitExceeded),
     ConnectionClosed,
+    /// BFD saw the link fail (the session waits for BFD to come back).
+    BfdDown,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -282,6 +289,17 @@ impl Session {
                         )
                     });
                     self.down(n, DownReason::ManualStop, None, now, out);
+                }
+            }
+            (_, Event::BfdDown) => {
+                self.auto_restart = false;
+                self.backoff.reset();
+                out.push(Action::CancelTimer(Timer::IdleHold));
+                if self.state != Idle {
+                    let n = self.has_open_sent().then(|| {
+                        Notification::new(error::code::CEASE, error::cease::BFD_DOWN, vec![])
+                    });
+                    self.down(n, DownReason::BfdDown, None, now, out);
                 }
             }
             (Idle, Event::ManualStart) => {

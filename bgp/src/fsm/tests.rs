@@ -468,6 +468,30 @@ fn manual_stop_sends_cease_and_disables_restart() {
 }
 
 #[test]
+fn bfd_down_sends_cease_bfd_down_and_waits_for_a_manual_start() {
+    let now = Instant::now();
+    let mut ses = established(now);
+    let a = ses.handle(Event::BfdDown, now);
+    let n = notification(&a).unwrap();
+    assert_eq!((n.code, n.subcode), (6, 10));
+    assert_eq!(down_reason(&a), Some(&DownReason::BfdDown));
+    assert!(a.contains(&Action::Close));
+    assert_eq!(armed(&a, Timer::IdleHold), None, "no automatic restart");
+    assert!(
+        ses.handle(Event::TimerExpired(Timer::IdleHold), now + s(600))
+            .is_empty()
+    );
+    assert_eq!(ses.state(), State::Idle);
+    // BFD up again: the owner starts the session, which connects at once.
+    let a = ses.handle(Event::ManualStart, now + s(1));
+    assert_eq!(a[0], Action::Connect);
+    // While only connecting, BfdDown just stops (no OPEN was sent).
+    let a = ses.handle(Event::BfdDown, now + s(2));
+    assert!(notification(&a).is_none() && a.contains(&Action::Close));
+    assert_eq!(ses.state(), State::Idle);
+}
+
+#[test]
 fn admin_reset_comes_back_after_the_initial_delay() {
     let now = Instant::now();
     let mut ses = established(now);
