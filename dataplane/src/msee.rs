@@ -2,13 +2,15 @@
 //! control plane calls to describe circuits, links, routes and policers.
 use std::{
     net::IpAddr,
+    os::fd::AsFd as _,
     path::{Path, PathBuf},
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, DevMapHash, HashMap, LpmTrie, MapError, PerCpuArray, lpm_trie::Key},
+    maps::{Array, DevMapHash, HashMap, LpmTrie, MapData, MapError, PerCpuArray, lpm_trie::Key},
     programs::{ProgramError, TestRun, TestRunOptions, Xdp, XdpMode, xdp::XdpLinkId},
 };
 use ipnet::IpNet;
@@ -81,6 +83,8 @@ pub enum MseeError {
     },
     #[error("a next-hop group needs 1 to {MAX_GROUP_MEMBERS} members, not {0}")]
     GroupSize(usize),
+    #[error("duplicating a map descriptor: {0}")]
+    Dup(#[source] std::io::Error),
     #[error("policer rate {0} bit/s is below the minimum of 8 bit/s")]
     PolicerRate(u64),
 }
@@ -119,6 +123,35 @@ pub struct LoadOptions {
 /// at low rates).
 pub fn default_burst_bytes(rate_bits_per_sec: u64) -> u64 {
     (rate_bits_per_sec / 8 / 1000).max(2 * 1518)
+}
+
+/// The link-state words of a loaded `msee` (see [`Msee::link_switch`]):
+/// cheap to clone, usable from any thread; one map write per flip.
+#[derive(Clone)]
+pub struct LinkSwitch {
+    map: Arc<Mutex<Array<MapData, u32>>>,
+}
+
+impl LinkSwitch {
+    /// Flip link `id`: every route whose group contains it follows at once.
+    pub fn set(&self, id: u32, up: bool) -> Result<()> {
+        check_range("link id", id, MAX_LINKS)?;
+        let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        m.set(id, if up { LINK_IS_UP } else { LINK_DOWN }, 0)
+            .map_err(map_err(maps::LINK_UP))
+    }
+
+    pub fn get(&self, id: u32) -> Result<bool> {
+        check_range("link id", id, MAX_LINKS)?;
+        let m = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(m.get(&id, 0).map_err(map_err(maps::LINK_UP))? == LINK_IS_UP)
+    }
+}
+
+impl std::fmt::Debug for LinkSwitch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LinkSwitch")
+    }
 }
 
 /// A loaded `msee` program: owns the maps and the XDP attachments (which are
@@ -301,6 +334,30 @@ impl Msee {
         let mut m: Array<_, u32> = self.map_mut(maps::LINK_UP)?;
         m.set(id, if up { LINK_IS_UP } else { LINK_DOWN }, 0)
             .map_err(map_err(maps::LINK_UP))
+    }
+
+    /// A handle on the link-state map alone, which other threads and tasks
+    /// can hold: whoever detects a failure (carrier monitor, BFD) flips the
+    /// link itself instead of queueing behind the owner of this `Msee`.
+    pub fn link_switch(&self) -> Result<LinkSwitch> {
+        let map = self
+            .ebpf
+            .map(maps::LINK_UP)
+            .ok_or(MseeError::Missing(maps::LINK_UP))?;
+        let data = match map {
+            aya::maps::Map::Array(d) => d,
+            _ => return Err(MseeError::Missing("LINK_UP as an array")),
+        };
+        let fd = data
+            .fd()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(MseeError::Dup)?;
+        let data = MapData::from_fd(fd).map_err(map_err(maps::LINK_UP))?;
+        let array = Array::try_from(aya::maps::Map::Array(data)).map_err(map_err(maps::LINK_UP))?;
+        Ok(LinkSwitch {
+            map: Arc::new(Mutex::new(array)),
+        })
     }
 
     pub fn link_state(&self, id: u32) -> Result<bool> {

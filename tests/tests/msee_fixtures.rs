@@ -399,9 +399,16 @@ fn a_link_state_flip_moves_every_flow_without_touching_routes() {
         .unwrap();
     assert_eq!(verdict, XDP_DROP);
     assert_eq!(rx(&m, C1_AZURE).dropped(DropReason::LinkDown), 1);
-    // Back up: traffic returns to both.
-    m.set_link_state(C1_PRIMARY, true).unwrap();
-    m.set_link_state(C1_SECONDARY, true).unwrap();
+    // Back up, flipped from another thread through a LinkSwitch (what the
+    // carrier monitor and BFD hold): traffic returns to both.
+    let switch = m.link_switch().unwrap();
+    std::thread::spawn(move || {
+        switch.set(C1_PRIMARY, true).unwrap();
+        switch.set(C1_SECONDARY, true).unwrap();
+    })
+    .join()
+    .unwrap();
+    assert!(m.link_state(C1_PRIMARY).unwrap() && m.link_state(C1_SECONDARY).unwrap());
     let links: std::collections::HashSet<u32> = (0..64u16)
         .map(|sport| {
             let mut f = v4([10, 1, 0, 4], [192, 168, 1, 10], C1_AZURE);
