@@ -27,6 +27,8 @@ pub enum Request {
     Routes { circuit: String },
     /// Per-port dataplane counters.
     Counters,
+    /// Each link's health signals, whether it carries traffic, its flips.
+    Links,
 }
 
 /// A request and where its answer goes.
@@ -162,6 +164,7 @@ mod tests {
                     Request::Sessions => Ok(serde_json::json!([{"name": "s"}])),
                     Request::Routes { circuit } => Err(format!("unknown circuit {circuit}")),
                     Request::Counters => Ok(serde_json::json!([])),
+                    other => Err(format!("{other:?} is not answered in this test")),
                 };
                 let _ = call.reply.send(answer);
             }

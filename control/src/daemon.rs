@@ -23,6 +23,7 @@ use tokio::{io::unix::AsyncFd, signal::unix::SignalKind};
 use tracing::{info, warn};
 
 use crate::{
+    health::{LinkHealth, Signal},
     netlink::{self, Interface},
     rib::{Fib, Rib},
     speaker::{self, PortInfo, Speaker, Timers},
@@ -124,18 +125,11 @@ struct Port {
     /// The one neighbour on this link (customer router or Azure gateway).
     neighbour: Option<Ipv4Addr>,
     neighbour_mac: Option<[u8; 6]>,
-    /// `Some(established)` when a BGP session runs over this link: the
-    /// link carries traffic only while it is established.
-    bgp_up: Option<bool>,
+    /// Whether a BGP session runs over this link.
+    bgp: bool,
 }
 
 impl Port {
-    /// A link carries traffic while its neighbour is resolved, its port has
-    /// carrier, and its BGP session (if it has one) is established.
-    fn carries(&self) -> bool {
-        self.neighbour_mac.is_some() && self.iface.carrier && self.bgp_up != Some(false)
-    }
-
     fn link_entry(&self, mac: [u8; 6]) -> Link {
         Link {
             ifindex: self.iface.ifindex,
@@ -159,7 +153,7 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
             iface,
             neighbour: None,
             neighbour_mac: None,
-            bgp_up: None,
+            bgp: false,
         });
     }
 
@@ -216,7 +210,7 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
                 );
             }
             port.neighbour = Some(s.peer);
-            port.bgp_up = Some(false);
+            port.bgp = true;
         }
         bgp_plan = Some((peerings, specs));
     }
@@ -275,14 +269,16 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
         Err(e) => warn!("kernel-side logging unavailable: {e}"),
     }
 
+    // Every source of link state flips links through this, from its own task.
+    let health = LinkHealth::new(msee.link_switch()?);
     for p in &ports {
         msee.add_port(p.iface.ifindex)?;
         for (addr, _) in &p.iface.addrs {
             msee.add_local(DOMAIN, IpAddr::V4(*addr))?;
         }
-        // Links start down: up once the neighbour answers.
+        // Links start down: up once the neighbour answers (and BGP is up).
         msee.set_link(p.link, p.link_entry([0; 6]))?;
-        msee.set_link_state(p.link, false)?;
+        health.add_link(p.link, p.role.name(), p.iface.carrier, p.bgp)?;
         msee.set_attachment(
             AttachmentKey {
                 ifindex: p.iface.ifindex,
@@ -337,7 +333,14 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
         info!(link = p.role.name(), ifname = %p.iface.name, ifindex = p.iface.ifindex, mode = ?cfg.mode, "msee attached");
     }
 
-    resolve_pending(&handle, &mut msee, &mut ports, Duration::from_secs(3)).await;
+    resolve_pending(
+        &handle,
+        &mut msee,
+        &health,
+        &mut ports,
+        Duration::from_secs(3),
+    )
+    .await;
 
     let (api_tx, mut api_rx) = tokio::sync::mpsc::channel::<crate::api::Call>(16);
     if let Some(path) = &cfg.api_socket {
@@ -359,6 +362,21 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
                     adverts = s.adverts.iter().map(|u| u.nlri.len()).sum::<usize>(), "BGP session configured");
             }
             let timers = cfg.bgp.as_ref().map(|b| b.timers).unwrap_or_default();
+            // A session's state flips its link from the session's own task.
+            let links: Vec<u32> = specs.iter().map(|s| s.link).collect();
+            let bgp_health = health.clone();
+            let bgp_hook: speaker::Hook = std::sync::Arc::new(move |i, event| {
+                use bgp::transport::SessionEvent;
+                match event {
+                    SessionEvent::Established(_) => {
+                        bgp_health.set(links[i], Signal::Bgp, true);
+                    }
+                    SessionEvent::Down(_) => {
+                        bgp_health.set(links[i], Signal::Bgp, false);
+                    }
+                    _ => {}
+                }
+            });
             let status = specs.iter().map(|_| SessionStatus::default()).collect();
             Some(Bgp {
                 circuit: cfg
@@ -367,7 +385,7 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
                     .map(|b| b.circuit.clone())
                     .unwrap_or_default(),
                 peerings,
-                speaker: Speaker::start(specs, timers)?,
+                speaker: Speaker::start(specs, timers, Some(bgp_hook))?,
                 ribs,
                 fib: Fib::new(first_bgp_group),
                 status,
@@ -383,8 +401,18 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
     let mut sigterm = tokio::signal::unix::signal(SignalKind::terminate())?;
     let mut sigint = tokio::signal::unix::signal(SignalKind::interrupt())?;
     let stop_at = cfg.run_for.map(|d| tokio::time::Instant::now() + d);
+    // Carrier changes flip links from their own task, not the main loop.
     let mut carrier_events =
         crate::linkmon::watch(ports.iter().map(|p| p.iface.ifindex).collect())?;
+    let link_of: BTreeMap<u32, u32> = ports.iter().map(|p| (p.iface.ifindex, p.link)).collect();
+    let carrier_health = health.clone();
+    tokio::spawn(async move {
+        while let Some(ev) = carrier_events.recv().await {
+            if let Some(link) = link_of.get(&ev.ifindex) {
+                carrier_health.set(*link, Signal::Carrier, ev.up);
+            }
+        }
+    });
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut ticks = 0u64;
     loop {
@@ -398,22 +426,10 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
             Some((i, event)) = async { bgp.as_mut().expect("guarded").speaker.events.recv().await },
                 if bgp.is_some() => {
                 let b = bgp.as_mut().expect("guarded");
-                b.on_event(i, event, &mut msee, &mut ports).await;
-            }
-            Some(ev) = carrier_events.recv() => {
-                if let Some(p) = ports.iter_mut().find(|p| p.iface.ifindex == ev.ifindex)
-                    && p.iface.carrier != ev.up
-                {
-                    p.iface.carrier = ev.up;
-                    // Failover on carrier: one link-state write, now.
-                    match msee.set_link_state(p.link, p.carries()) {
-                        Ok(()) => info!(link = p.role.name(), ifname = %p.iface.name, carrier = ev.up, carries = p.carries(), "carrier changed: link flipped"),
-                        Err(e) => warn!(link = p.role.name(), "flipping the link on carrier change: {e}"),
-                    }
-                }
+                b.on_event(i, event, &mut msee).await;
             }
             Some(call) = api_rx.recv() => {
-                let answer = answer(&call.request, bgp.as_ref(), &msee, &ports);
+                let answer = answer(&call.request, bgp.as_ref(), &msee, &health, &ports);
                 let _ = call.reply.send(answer);
             }
             _ = tick.tick() => {
@@ -426,7 +442,7 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
                 if ticks.is_multiple_of(30) {
                     for p in ports.iter_mut() { p.neighbour_mac = None; }
                 }
-                resolve_pending(&handle, &mut msee, &mut ports, Duration::from_millis(500)).await;
+                resolve_pending(&handle, &mut msee, &health, &mut ports, Duration::from_millis(500)).await;
             }
         }
     }
@@ -447,6 +463,7 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
 async fn resolve_pending(
     handle: &rtnetlink::Handle,
     msee: &mut Msee,
+    health: &LinkHealth,
     ports: &mut [Port],
     timeout: Duration,
 ) {
@@ -454,21 +471,16 @@ async fn resolve_pending(
         let Some(via) = p.neighbour else { continue };
         match netlink::resolve_neighbour(handle, p.iface.ifindex, via, timeout).await {
             Ok(mac) => {
-                let carries = p.iface.carrier && p.bgp_up != Some(false);
-                let installed = msee
-                    .set_link(p.link, p.link_entry(mac))
-                    .and_then(|()| msee.set_link_state(p.link, carries));
-                if let Err(e) = installed {
+                if let Err(e) = msee.set_link(p.link, p.link_entry(mac)) {
                     warn!(%via, "installing link {}: {e}", p.role.name());
                     continue;
                 }
                 p.neighbour_mac = Some(mac);
-                info!(link = p.role.name(), %via, mac = %format_mac(&mac), "link up: neighbour resolved");
+                health.set(p.link, Signal::Neighbour, true);
+                info!(link = p.role.name(), %via, mac = %format_mac(&mac), "neighbour resolved");
             }
             Err(e) => {
-                if let Err(e) = msee.set_link_state(p.link, false) {
-                    warn!("marking link {} down: {e}", p.role.name());
-                }
+                health.set(p.link, Signal::Neighbour, false);
                 warn!(link = p.role.name(), %via, "neighbour unresolved, link down, retrying: {e:#}");
             }
         }
@@ -494,6 +506,7 @@ fn answer(
     request: &crate::api::Request,
     bgp: Option<&Bgp>,
     msee: &Msee,
+    health: &LinkHealth,
     ports: &[Port],
 ) -> std::result::Result<serde_json::Value, String> {
     use crate::api::Request;
@@ -504,6 +517,7 @@ fn answer(
             .map_or("unknown", |p| p.role.name())
     };
     match request {
+        Request::Links => Ok(json!(health.view())),
         Request::Counters => port_reports(msee, ports)
             .map(|r| json!(r))
             .map_err(|e| format!("reading counters: {e:#}")),
@@ -603,17 +617,12 @@ impl Bgp {
         }
     }
 
-    async fn on_event(
-        &mut self,
-        i: usize,
-        event: bgp::transport::SessionEvent,
-        msee: &mut Msee,
-        ports: &mut [Port],
-    ) {
+    /// A session event, after its link was flipped (see [`Speaker::start`]'s
+    /// hook): the RIB, the FIB and what the CLI shows.
+    async fn on_event(&mut self, i: usize, event: bgp::transport::SessionEvent, msee: &mut Msee) {
         use bgp::{fsm::DownReason, transport::SessionEvent};
         let spec = &self.speaker.specs[i];
         let (name, link, rib) = (spec.name.clone(), spec.link, spec.peering);
-        let port = &mut ports[link as usize];
         match event {
             SessionEvent::Established(n) => {
                 self.status[i] = SessionStatus {
@@ -626,20 +635,10 @@ impl Bgp {
                     Ok(changed) => self.apply(rib, &changed, msee),
                     Err(e) => warn!(session = %name, "{e:#}"),
                 }
-                port.bgp_up = Some(true);
-                if port.carries()
-                    && let Err(e) = msee.set_link_state(link, true)
-                {
-                    warn!(session = %name, "marking link {link} up: {e}");
-                }
                 self.speaker.advertise(i).await;
             }
             SessionEvent::Down(reason) => {
-                // Failover: one link-state write; the routes follow lazily.
-                port.bgp_up = Some(false);
-                if let Err(e) = msee.set_link_state(link, false) {
-                    warn!(session = %name, "marking link {link} down: {e}");
-                }
+                // The link was flipped by the hook; the routes follow lazily.
                 if let Err(e) = self.ribs[rib].session_down(link) {
                     warn!(session = %name, "{e:#}");
                 }

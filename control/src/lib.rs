@@ -1,8 +1,10 @@
-//! The MSEE control plane. For now: preflight checks, port discovery and
-//! neighbour resolution over netlink, and the daemon that drives the
-//! dataplane. (BGP, BFD, the circuit model and the CLI grow here.)
+//! The MSEE control plane: preflight checks, port discovery and neighbour
+//! resolution over netlink, link health (carrier, BGP, BFD) and failover,
+//! the BGP speaker with its RIB and FIB programming, the local API, and the
+//! daemon that drives the dataplane.
 pub mod api;
 pub mod daemon;
+pub mod health;
 pub mod linkmon;
 pub mod netlink;
 pub mod preflight;

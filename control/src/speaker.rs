@@ -221,6 +221,11 @@ impl Default for Timers {
     }
 }
 
+/// Called from a session's own task with each of its events before the
+/// daemon's main loop sees it: failover (a link flip) must not queue behind
+/// route processing.
+pub type Hook = std::sync::Arc<dyn Fn(usize, &SessionEvent) + Send + Sync>;
+
 /// The running sessions.
 pub struct Speaker {
     pub specs: Vec<SessionSpec>,
@@ -231,7 +236,7 @@ pub struct Speaker {
 
 impl Speaker {
     /// Listens on each MSEE address (port 179) and starts every session.
-    pub fn start(specs: Vec<SessionSpec>, timers: Timers) -> Result<Self> {
+    pub fn start(specs: Vec<SessionSpec>, timers: Timers, hook: Option<Hook>) -> Result<Self> {
         let (ev_tx, events) = mpsc::channel(1024);
         let mut inboxes = Vec::new();
         let mut by_local: HashMap<Ipv4Addr, Vec<usize>> = HashMap::new();
@@ -252,9 +257,12 @@ impl Speaker {
                 md5_key: s.md5_key.clone(),
             };
             tokio::spawn(transport::run(fsm::Session::new(cfg), peer, rx, out_tx));
-            let ev_tx = ev_tx.clone();
+            let (ev_tx, hook) = (ev_tx.clone(), hook.clone());
             tokio::spawn(async move {
                 while let Some(e) = out_rx.recv().await {
+                    if let Some(hook) = &hook {
+                        hook(i, &e);
+                    }
                     if ev_tx.send((i, e)).await.is_err() {
                         break;
                     }

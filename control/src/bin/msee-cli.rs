@@ -27,6 +27,9 @@ enum Command {
     Routes { circuit: String },
     /// Per-port packet, byte and drop counters.
     Counters,
+    /// Each link: carries traffic or not, and why (neighbour, carrier, BGP,
+    /// BFD), with its last flips.
+    Links,
 }
 
 fn s(v: &Value) -> String {
@@ -111,6 +114,40 @@ fn render(command: &Command, v: &Value) -> String {
                 );
             }
         }
+        Command::Links => {
+            out += &format!(
+                "{:<10} {:<8} {:<9} {:<7} {:<5} {:<5} {:>5}  last flip\n",
+                "link", "carries", "neighbour", "carrier", "bgp", "bfd", "flips"
+            );
+            let yes_no = |v: &Value| match v {
+                Value::Bool(true) => "up".to_owned(),
+                Value::Bool(false) => "down".to_owned(),
+                _ => "-".to_owned(),
+            };
+            for r in &rows {
+                let last = &r["history"][0];
+                let last = if last.is_null() {
+                    "-".to_owned()
+                } else {
+                    format!(
+                        "{} ({})",
+                        if last["up"] == true { "up" } else { "down" },
+                        s(&last["cause"])
+                    )
+                };
+                out += &format!(
+                    "{:<10} {:<8} {:<9} {:<7} {:<5} {:<5} {:>5}  {}\n",
+                    s(&r["name"]),
+                    if r["carries"] == true { "yes" } else { "no" },
+                    yes_no(&r["neighbour"]),
+                    yes_no(&r["carrier"]),
+                    yes_no(&r["bgp"]),
+                    yes_no(&r["bfd"]),
+                    s(&r["flips"]),
+                    last
+                );
+            }
+        }
     }
     out
 }
@@ -123,6 +160,7 @@ fn main() -> ExitCode {
             circuit: circuit.clone(),
         },
         Command::Counters => Request::Counters,
+        Command::Links => Request::Links,
     };
     match api::query(&args.socket, &request, Duration::from_secs(5)) {
         Ok(v) => {
@@ -163,5 +201,13 @@ mod tests {
             "prefixes_received": 2, "max_prefixes": 4000}]);
         let t = render(&Command::Sessions, &v);
         assert!(t.contains("Established") && t.contains("2/4000"), "{t}");
+        let v = serde_json::json!([{"link": 0, "name": "primary", "neighbour": true, "carrier": false,
+            "bgp": true, "bfd": null, "carries": false, "flips": 3,
+            "history": [{"up": false, "cause": "carrier lost", "at_mono_ns": 1}]}]);
+        let t = render(&Command::Links, &v);
+        assert!(
+            t.contains("primary") && t.contains("no ") && t.contains("down (carrier lost)"),
+            "{t}"
+        );
     }
 }
