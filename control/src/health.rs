@@ -323,7 +323,7 @@ mod tests {
             assert!(h.set(0, signal, true).unwrap().up, "{signal:?}");
             assert!(h.carries(0));
             // The secondary never moved.
-            assert!(!rec.writes.lock().unwrap().iter().any(|w| *w == (1, true)));
+            assert!(!rec.writes.lock().unwrap().contains(&(1, true)));
         }
     }
 
