@@ -29,6 +29,12 @@ pub enum Request {
     Counters,
     /// Each link's health signals, whether it carries traffic, its flips.
     Links,
+    /// Maintenance drain of one link of a circuit (`drain: false` undrains).
+    Drain {
+        circuit: String,
+        link: String,
+        drain: bool,
+    },
 }
 
 /// A request and where its answer goes.

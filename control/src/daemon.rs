@@ -429,7 +429,13 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
                 b.on_event(i, event, &mut msee).await;
             }
             Some(call) = api_rx.recv() => {
-                let answer = answer(&call.request, bgp.as_ref(), &msee, &health, &ports);
+                let answer = match &call.request {
+                    crate::api::Request::Drain { circuit, link, drain } => match bgp.as_mut() {
+                        Some(b) => b.drain(circuit, link, *drain, &mut msee).await,
+                        None => Err("this daemon runs no BGP circuit: nothing to drain".into()),
+                    },
+                    other => answer(other, bgp.as_ref(), &msee, &health, &ports),
+                };
                 let _ = call.reply.send(answer);
             }
             _ = tick.tick() => {
@@ -518,6 +524,7 @@ fn answer(
     };
     match request {
         Request::Links => Ok(json!(health.view())),
+        Request::Drain { .. } => Err("drain is answered by the main loop".into()),
         Request::Counters => port_reports(msee, ports)
             .map(|r| json!(r))
             .map_err(|e| format!("reading counters: {e:#}")),
@@ -541,6 +548,7 @@ fn answer(
                         "since_secs": st.since.map(|t| now.duration_since(t).as_secs()),
                         "last_down": st.last_down,
                         "prefixes_received": b.ribs[s.peering].adj_rib_in_len(s.link),
+                        "drained": b.ribs[s.peering].is_drained(s.link),
                         "max_prefixes": s.max_prefixes,
                         "md5": s.md5_key.is_some(),
                     }))
@@ -635,7 +643,7 @@ impl Bgp {
                     Ok(changed) => self.apply(rib, &changed, msee),
                     Err(e) => warn!(session = %name, "{e:#}"),
                 }
-                self.speaker.advertise(i).await;
+                self.speaker.advertise(i, self.prepend(link)).await;
             }
             SessionEvent::Down(reason) => {
                 // The link was flipped by the hook; the routes follow lazily.
@@ -665,8 +673,89 @@ impl Bgp {
                 }
                 Err(e) => warn!(session = %name, "{e:#}"),
             },
-            SessionEvent::RouteRefreshRequested { .. } => self.speaker.advertise(i).await,
+            SessionEvent::RouteRefreshRequested { .. } => {
+                self.speaker.advertise(i, self.prepend(link)).await
+            }
         }
+    }
+
+    /// AS 12076 prepends on `link`'s advertisements (drained or not).
+    fn prepend(&self, link: u32) -> usize {
+        if self.ribs.iter().any(|r| r.is_drained(link)) {
+            speaker::DRAIN_PREPEND
+        } else {
+            0
+        }
+    }
+
+    /// Maintenance drain of `link_name` ("primary" or "secondary"): the
+    /// link's routes go to the back of their next-hop groups (traffic to the
+    /// customer moves to the other link, make-before-break, while the link
+    /// keeps forwarding), and its sessions re-advertise with AS 12076
+    /// prepended so the customer prefers the other link too.
+    async fn drain(
+        &mut self,
+        circuit: &str,
+        link_name: &str,
+        drain: bool,
+        msee: &mut Msee,
+    ) -> std::result::Result<serde_json::Value, String> {
+        if circuit != self.circuit {
+            return Err(format!(
+                "unknown circuit {circuit:?} (this daemon runs {})",
+                self.circuit
+            ));
+        }
+        let side = match link_name {
+            "primary" => 0,
+            "secondary" => 1,
+            other => {
+                return Err(format!(
+                    "unknown link {other:?}: a circuit has a primary and a secondary link"
+                ));
+            }
+        };
+        let mut moved = 0;
+        let mut links = Vec::new();
+        for r in 0..self.ribs.len() {
+            let link = self.peerings[r].links[side];
+            links.push(link);
+            match self.ribs[r].set_drained(link, drain) {
+                Ok(changed) => {
+                    moved += changed.len();
+                    self.apply(r, &changed, msee);
+                }
+                Err(e) => return Err(format!("{e:#}")),
+            }
+        }
+        let mut readvertised = 0;
+        for (i, spec) in self.speaker.specs.iter().enumerate() {
+            if links.contains(&spec.link) && self.status[i].established {
+                self.speaker.advertise(i, self.prepend(spec.link)).await;
+                readvertised += 1;
+            }
+        }
+        info!(
+            circuit,
+            link = link_name,
+            drain,
+            routes = moved,
+            sessions = readvertised,
+            "{}",
+            if drain {
+                "link drained"
+            } else {
+                "link undrained"
+            }
+        );
+        Ok(serde_json::json!({
+            "circuit": circuit,
+            "link": link_name,
+            "drained": drain,
+            "routes_repointed": moved,
+            "sessions_readvertised": readvertised,
+            "prepend": if drain { speaker::DRAIN_PREPEND } else { 0 },
+        }))
     }
 
     /// Withdraws the Adj-RIB-In of sessions that went down (lazily, after

@@ -109,6 +109,29 @@ pub fn adverts(
     (updates, dropped)
 }
 
+/// Extra copies of AS 12076 on the routes of a drained link: what Microsoft
+/// does in maintenance, so the customer prefers the other link.
+pub const DRAIN_PREPEND: usize = 3;
+
+/// `update` with `extra` more copies of AS 12076 at the front of its path.
+pub fn prepended(update: &Update, extra: usize) -> Update {
+    let mut u = update.clone();
+    if extra == 0 {
+        return u;
+    }
+    for a in &mut u.attributes {
+        if let PathAttribute::AsPath(segments) = a {
+            match segments.first_mut() {
+                Some(AsSegment::Sequence(v)) => {
+                    v.splice(0..0, std::iter::repeat_n(bgp::MSEE_ASN, extra));
+                }
+                _ => segments.insert(0, AsSegment::Sequence(vec![bgp::MSEE_ASN; extra])),
+            }
+        }
+    }
+    u
+}
+
 /// Plans the IPv4 sessions of `circuit`'s peerings whose MSEE addresses
 /// are configured on the ports (the primary link's on the primary port,
 /// the secondary's on the secondary). Other peerings are reported, not run.
@@ -303,10 +326,11 @@ impl Speaker {
         })
     }
 
-    /// Sends the session's advertisements (after Established or a refresh).
-    pub async fn advertise(&self, session: usize) {
+    /// Sends the session's advertisements (after Established, a refresh or
+    /// a drain), with AS 12076 prepended `prepend` more times.
+    pub async fn advertise(&self, session: usize, prepend: usize) {
         for u in &self.specs[session].adverts {
-            let e = Input::Event(fsm::Event::SendUpdate(u.clone()));
+            let e = Input::Event(fsm::Event::SendUpdate(prepended(u, prepend)));
             if self.inboxes[session].send(e).await.is_err() {
                 warn!(session = %self.specs[session].name, "session task gone");
             }
@@ -438,6 +462,23 @@ peer = "er-lab"
             .unwrap_err()
             .to_string();
         assert!(e.contains("\"nope\"") && e.contains("er-lab"), "{e}");
+    }
+
+    #[test]
+    fn drain_prepends_our_as_to_the_path_only() {
+        let model = circuit::load_toml(LAB).unwrap();
+        let (_, specs, _) = plan(&model, "er-lab", &ports(), None).unwrap();
+        let u = &specs[0].adverts[0];
+        assert_eq!(&prepended(u, 0), u);
+        let d = prepended(u, DRAIN_PREPEND);
+        assert_eq!(d.nlri, u.nlri);
+        assert!(
+            d.attributes
+                .contains(&PathAttribute::AsPath(vec![AsSegment::Sequence(
+                    vec![bgp::MSEE_ASN; 1 + DRAIN_PREPEND]
+                )]))
+        );
+        assert_eq!(d.attributes.len(), u.attributes.len());
     }
 
     #[test]

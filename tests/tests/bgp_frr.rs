@@ -3,24 +3,17 @@
 //! advertises reach the dataplane and traffic from Azure follows them; it
 //! learns the VNet with its region community; withdrawal, the route limit
 //! and a wrong MD5 key behave as on ExpressRoute.
-use std::{
-    net::Ipv4Addr,
-    path::{Path, PathBuf},
-    process::Command,
-    time::Duration,
-};
+use std::{path::Path, time::Duration};
 
 use e2e_tests::{
     bgp_lab::{
-        BgpLab, CUSTOMER_NET, KEY, NsProcess, SESSION_PRIMARY, SESSION_SECONDARY, WEST_EUROPE,
-        customer_nets, read_logs, wait_for,
+        BgpLab, CUSTOMER_NET, KEY, SESSION_PRIMARY, SESSION_SECONDARY, WEST_EUROPE, customer_nets,
+        wait_for,
     },
+    frr::{BGPD, Frr},
     require_root,
 };
 use lab::Topology;
-
-const BGPD: &str = "/usr/lib/frr/bgpd";
-const VTYSH: &str = "/usr/bin/vtysh";
 
 fn frr_conf(topo: &Topology, log: &Path) -> String {
     format!(
@@ -50,72 +43,6 @@ router bgp 65010
         p = topo.primary.msee,
         s = topo.secondary.msee,
     )
-}
-
-/// `bgpd` without zebra, stopped by PID when dropped.
-struct Frr {
-    _process: NsProcess,
-    dir: PathBuf,
-}
-
-impl Frr {
-    fn start(ns: &str, conf: &str, dir: &Path) -> Self {
-        let conf_path = dir.join("bgpd.conf");
-        std::fs::write(&conf_path, conf).unwrap();
-        let args = [
-            "-f".into(),
-            conf_path.display().to_string(),
-            "-i".into(),
-            dir.join("bgpd.pid").display().to_string(),
-            "--vty_socket".into(),
-            dir.display().to_string(),
-            "-Z".into(),
-            "-S".into(),
-            "-n".into(),
-        ];
-        let frr = Self {
-            _process: NsProcess::spawn(ns, BGPD, &args, dir, "bgpd"),
-            dir: dir.to_owned(),
-        };
-        let sock = dir.join("bgpd.vty");
-        wait_for("bgpd's vty socket", Duration::from_secs(10), || {
-            sock.exists()
-        })
-        .unwrap_or_else(|e| panic!("{e}\n{}", frr.log()));
-        frr
-    }
-
-    fn vtysh(&self, cmds: &[&str]) -> String {
-        let mut c = Command::new(VTYSH);
-        c.arg("--vty_socket").arg(&self.dir).args(["-d", "bgpd"]);
-        for cmd in cmds {
-            c.args(["-c", cmd]);
-        }
-        let out = c.output().expect("running vtysh");
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
-    }
-
-    fn configure(&self, lines: &[&str]) {
-        let mut cmds = vec!["configure terminal", "router bgp 65010"];
-        cmds.extend_from_slice(lines);
-        let out = self.vtysh(&cmds);
-        assert!(
-            !out.contains("Unknown command") && !out.contains("% "),
-            "vtysh {lines:?}: {out}"
-        );
-    }
-
-    fn neighbour_state(&self, addr: Ipv4Addr) -> String {
-        let out = self.vtysh(&[&format!("show bgp neighbors {addr} json")]);
-        serde_json::from_str::<serde_json::Value>(&out)
-            .ok()
-            .and_then(|v| v[addr.to_string()]["bgpState"].as_str().map(str::to_owned))
-            .unwrap_or_else(|| format!("unknown ({out})"))
-    }
-
-    fn log(&self) -> String {
-        read_logs(&self.dir, &["bgpd.log", "bgpd.stderr"])
-    }
 }
 
 #[test]

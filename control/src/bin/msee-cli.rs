@@ -30,6 +30,21 @@ enum Command {
     /// Each link: carries traffic or not, and why (neighbour, carrier, BGP,
     /// BFD), with its last flips.
     Links,
+    /// Maintenance drain, as Microsoft does it: the link's routes to the
+    /// customer become the backup (traffic moves to the other link while
+    /// this one keeps forwarding) and its advertisements get AS 12076
+    /// prepended so the customer prefers the other link too.
+    Drain {
+        circuit: String,
+        #[arg(value_parser = ["primary", "secondary"])]
+        link: String,
+    },
+    /// Undo a drain: both links carry traffic again.
+    Undrain {
+        circuit: String,
+        #[arg(value_parser = ["primary", "secondary"])]
+        link: String,
+    },
 }
 
 fn s(v: &Value) -> String {
@@ -46,12 +61,12 @@ fn render(command: &Command, v: &Value) -> String {
     match command {
         Command::Sessions => {
             out += &format!(
-                "{:<40} {:<10} {:<16} {:<8} {:<12} {:>8} {:>9}  last down\n",
-                "session", "link", "peer", "peer AS", "state", "for (s)", "prefixes"
+                "{:<40} {:<10} {:<16} {:<8} {:<12} {:>8} {:>9} {:<7}  last down\n",
+                "session", "link", "peer", "peer AS", "state", "for (s)", "prefixes", "drained"
             );
             for r in &rows {
                 out += &format!(
-                    "{:<40} {:<10} {:<16} {:<8} {:<12} {:>8} {:>4}/{:<4}  {}\n",
+                    "{:<40} {:<10} {:<16} {:<8} {:<12} {:>8} {:>4}/{:<4} {:<7}  {}\n",
                     s(&r["name"]),
                     s(&r["link"]),
                     s(&r["peer"]),
@@ -60,6 +75,7 @@ fn render(command: &Command, v: &Value) -> String {
                     s(&r["since_secs"]),
                     s(&r["prefixes_received"]),
                     s(&r["max_prefixes"]),
+                    if r["drained"] == true { "yes" } else { "no" },
                     s(&r["last_down"]),
                 );
             }
@@ -114,6 +130,25 @@ fn render(command: &Command, v: &Value) -> String {
                 );
             }
         }
+        Command::Drain { .. } | Command::Undrain { .. } => {
+            out += &format!(
+                "{} {} of {}: {} routes repointed, {} sessions re-advertised{}\n",
+                if v["drained"] == true {
+                    "drained"
+                } else {
+                    "undrained"
+                },
+                s(&v["link"]),
+                s(&v["circuit"]),
+                s(&v["routes_repointed"]),
+                s(&v["sessions_readvertised"]),
+                if v["drained"] == true {
+                    format!(" with AS 12076 prepended {} times", s(&v["prepend"]))
+                } else {
+                    String::new()
+                }
+            );
+        }
         Command::Links => {
             out += &format!(
                 "{:<10} {:<8} {:<9} {:<7} {:<5} {:<5} {:>5}  last flip\n",
@@ -161,6 +196,11 @@ fn main() -> ExitCode {
         },
         Command::Counters => Request::Counters,
         Command::Links => Request::Links,
+        Command::Drain { circuit, link } | Command::Undrain { circuit, link } => Request::Drain {
+            circuit: circuit.clone(),
+            link: link.clone(),
+            drain: matches!(args.command, Command::Drain { .. }),
+        },
     };
     match api::query(&args.socket, &request, Duration::from_secs(5)) {
         Ok(v) => {

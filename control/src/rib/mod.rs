@@ -95,8 +95,14 @@ pub fn as_path_len(update: &Update) -> u32 {
     }
 }
 
+/// Added to the preference of a drained link's paths: worse than any AS
+/// path, so the link carries a prefix only when no other link has it.
+pub const DRAIN_PENALTY: u32 = 1 << 16;
+
 #[derive(Debug, Default)]
 struct AdjRibIn {
+    /// Maintenance drain: keep the link, but as the last resort.
+    drained: bool,
     established: bool,
     /// Kept after the session went down until flushed.
     stale: bool,
@@ -243,8 +249,26 @@ impl Rib {
         Ok(out)
     }
 
+    /// Drains `link` (maintenance) or undrains it: its paths stay, at a
+    /// preference worse than any other link's, so traffic moves off it by
+    /// group rewrites (make-before-break) while it still forwards. Returns
+    /// the prefixes whose next hops change.
+    pub fn set_drained(&mut self, link: u32, drained: bool) -> anyhow::Result<BTreeSet<IpNet>> {
+        let adj = self.adj(link)?;
+        if adj.drained == drained {
+            return Ok(BTreeSet::new());
+        }
+        adj.drained = drained;
+        Ok(adj.routes.keys().copied().collect())
+    }
+
+    pub fn is_drained(&self, link: u32) -> bool {
+        self.links.get(&link).is_some_and(|a| a.drained)
+    }
+
     /// Best next-hop set for `prefix`: every link with a path, preference =
-    /// AS-path length; `None` if no link has one.
+    /// AS-path length (plus [`DRAIN_PENALTY`] on a drained link); `None` if
+    /// no link has one.
     pub fn best(&self, prefix: IpNet) -> Option<Vec<GroupMember>> {
         let members: Vec<GroupMember> = self
             .links
@@ -252,7 +276,7 @@ impl Rib {
             .filter_map(|(link, adj)| {
                 adj.routes.get(&prefix).map(|p| GroupMember {
                     link: *link,
-                    preference: p.as_path_len,
+                    preference: p.as_path_len + if adj.drained { DRAIN_PENALTY } else { 0 },
                 })
             })
             .collect();

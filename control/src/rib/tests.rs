@@ -141,6 +141,56 @@ fn prepended_path_keeps_the_link_as_a_worse_backup() {
 }
 
 #[test]
+fn a_drained_link_becomes_the_last_resort_and_undrain_restores_it() {
+    let mut h = Harness::new(PeeringKind::Private);
+    h.recv(P, announce(&["172.16.0.0/16", "172.18.0.0/16"], &[65010]));
+    h.recv(S, announce(&["172.16.0.0/16"], &[65010, 65010]));
+    let changed = h.rib.set_drained(P, true).unwrap();
+    assert_eq!(changed.len(), 2);
+    let batch = h.rib.changes(&changed);
+    h.dp.log.clear();
+    h.fib.apply(&mut h.dp, &batch).unwrap();
+    // Even a prepended path on the other link now wins; the drained link
+    // stays in the group as the backup, so nothing is lost meanwhile.
+    assert_eq!(
+        h.dp.members("172.16.0.0/16"),
+        Some(vec![(P, 1 + DRAIN_PENALTY), (S, 2)])
+    );
+    // A prefix only the drained link has stays on it.
+    assert_eq!(
+        h.dp.members("172.18.0.0/16"),
+        Some(vec![(P, 1 + DRAIN_PENALTY)])
+    );
+    // Make-before-break: new groups first, then routes repointed, no
+    // route ever removed.
+    let first_route =
+        h.dp.log
+            .iter()
+            .position(|l| l.starts_with("route"))
+            .unwrap();
+    assert!(
+        h.dp.log[..first_route]
+            .iter()
+            .all(|l| l.starts_with("group"))
+    );
+    assert!(!h.dp.log.iter().any(|l| l.starts_with("remove")));
+    assert!(h.rib.is_drained(P));
+    assert!(h.rib.set_drained(P, true).unwrap().is_empty(), "idempotent");
+    // New paths learned while drained are drained too.
+    h.recv(P, announce(&["172.19.0.0/16"], &[65010]));
+    assert_eq!(
+        h.dp.members("172.19.0.0/16"),
+        Some(vec![(P, 1 + DRAIN_PENALTY)])
+    );
+    let changed = h.rib.set_drained(P, false).unwrap();
+    let batch = h.rib.changes(&changed);
+    h.fib.apply(&mut h.dp, &batch).unwrap();
+    assert_eq!(h.dp.members("172.16.0.0/16"), Some(vec![(P, 1), (S, 2)]));
+    assert_eq!(h.dp.members("172.19.0.0/16"), Some(vec![(P, 1)]));
+    assert!(h.rib.set_drained(9, true).is_err());
+}
+
+#[test]
 fn as_set_counts_as_one() {
     let mut u = announce(&["172.16.0.0/16"], &[]);
     u.attributes[1] = PathAttribute::AsPath(vec![
