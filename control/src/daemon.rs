@@ -15,7 +15,7 @@ use std::{
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use dataplane::{AttachMode, LoadOptions, Msee};
-use ipnet::{IpNet, Ipv4Net};
+use ipnet::IpNet;
 use msee_abi::{
     Attachment, AttachmentKey, Direction, GroupMember, Link, LinkRole, PeeringKind, Route,
 };
@@ -36,23 +36,24 @@ const DOMAIN: u32 = 1;
 
 /// A static route: `prefix` via one or more neighbours, each reached through
 /// whichever port has it in a connected subnet. Several next hops share the
-/// traffic by flow.
+/// traffic by flow. IPv4 or IPv6; next hops of the prefix's family.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StaticRoute {
-    pub prefix: Ipv4Net,
-    pub via: Vec<Ipv4Addr>,
+    pub prefix: IpNet,
+    pub via: Vec<IpAddr>,
 }
 
 impl std::str::FromStr for StaticRoute {
     type Err = anyhow::Error;
-    /// `PREFIX=VIA[,VIA...]`, e.g. `10.1.0.0/16=10.255.0.2`.
+    /// `PREFIX=VIA[,VIA...]`, e.g. `10.1.0.0/16=10.255.0.2` or
+    /// `fd00:a10::/48=fd00:ff::2`.
     fn from_str(s: &str) -> Result<Self> {
         let (prefix, via) = s.split_once('=').ok_or_else(|| {
             anyhow!(
                 "route {s:?} must look like PREFIX=NEXTHOP[,NEXTHOP], e.g. 10.1.0.0/16=10.255.0.2"
             )
         })?;
-        let prefix: Ipv4Net = prefix
+        let prefix: IpNet = prefix
             .parse()
             .with_context(|| format!("route {s:?}: bad prefix {prefix:?}"))?;
         if prefix.trunc() != prefix {
@@ -64,10 +65,15 @@ impl std::str::FromStr for StaticRoute {
         let via = via
             .split(',')
             .map(|v| {
-                v.parse()
-                    .with_context(|| format!("route {s:?}: bad next hop {v:?}"))
+                let a: IpAddr = v
+                    .parse()
+                    .with_context(|| format!("route {s:?}: bad next hop {v:?}"))?;
+                if a.is_ipv4() != matches!(prefix, IpNet::V4(_)) {
+                    bail!("route {s:?}: next hop {a} is not of the prefix's address family");
+                }
+                Ok(a)
             })
-            .collect::<Result<Vec<Ipv4Addr>>>()?;
+            .collect::<Result<Vec<IpAddr>>>()?;
         if via.len() > msee_abi::MAX_GROUP_MEMBERS {
             bail!(
                 "route {s:?}: at most {} next hops",
@@ -122,8 +128,11 @@ struct Port {
     link: u32,
     role: LinkRole,
     iface: Interface,
-    /// The one neighbour on this link (customer router or Azure gateway).
+    /// The one neighbour on this link (customer router or Azure gateway):
+    /// its IPv4 address, whose ARP answer gives the link's MAC, and its
+    /// IPv6 address if the link also carries IPv6 (the same router).
     neighbour: Option<Ipv4Addr>,
+    neighbour6: Option<std::net::Ipv6Addr>,
     neighbour_mac: Option<[u8; 6]>,
     /// Whether a BGP session runs over this link.
     bgp: bool,
@@ -152,6 +161,7 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
             role: *role,
             iface,
             neighbour: None,
+            neighbour6: None,
             neighbour_mac: None,
             bgp: false,
         });
@@ -230,13 +240,18 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
                         route.prefix
                     )
                 })?;
-            match port.neighbour {
-                Some(n) if n != *via => bail!(
+            let known = match via {
+                IpAddr::V4(v) => port.neighbour.replace(*v).map(IpAddr::V4),
+                IpAddr::V6(v) => port.neighbour6.replace(*v).map(IpAddr::V6),
+            };
+            if let Some(n) = known
+                && n != *via
+            {
+                bail!(
                     "port {} ({}): next hops {n} and {via}: a link has exactly one neighbour",
                     port.iface.name,
                     port.role.name()
-                ),
-                _ => port.neighbour = Some(*via),
+                );
             }
             members.push(port.link);
         }
@@ -245,6 +260,18 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
         let next_id = groups.len() as u32;
         let group = *groups.entry(members).or_insert(next_id);
         routes.push((route.prefix, group));
+    }
+    // A link's MAC comes from its IPv4 neighbour's ARP answer.
+    if let Some(p) = ports
+        .iter()
+        .find(|p| p.neighbour.is_none() && p.neighbour6.is_some())
+    {
+        bail!(
+            "port {} ({}): next hop {} needs an IPv4 next hop on the same link too (its ARP answer gives the link's MAC)",
+            p.iface.name,
+            p.role.name(),
+            p.neighbour6.expect("checked")
+        );
     }
 
     let mut msee = Msee::load(&LoadOptions {
@@ -273,8 +300,8 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
     let health = LinkHealth::new(msee.link_switch()?);
     for p in &ports {
         msee.add_port(p.iface.ifindex)?;
-        for (addr, _) in &p.iface.addrs {
-            msee.add_local(DOMAIN, IpAddr::V4(*addr))?;
+        for addr in p.iface.all_addrs() {
+            msee.add_local(DOMAIN, addr)?;
         }
         // Links start down: up once the neighbour answers (and BGP is up).
         msee.set_link(p.link, p.link_entry([0; 6]))?;
@@ -294,6 +321,7 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
                 mac: p.iface.mac,
                 // Time-exceeded replies come from the port's own address.
                 local_v4: p.iface.addrs.first().map_or([0; 4], |(a, _)| a.octets()),
+                local_v6: p.iface.addrs6.first().map_or([0; 16], |(a, _)| a.octets()),
                 ..Default::default()
             },
         )?;
@@ -319,7 +347,7 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
     for (prefix, group) in &routes {
         msee.upsert_route(
             DOMAIN,
-            IpNet::V4(*prefix),
+            *prefix,
             Route {
                 group: *group,
                 flags: 0,
@@ -803,7 +831,14 @@ mod tests {
     fn routes_parse_with_clear_errors() {
         let r: StaticRoute = "10.1.0.0/16=10.255.0.2".parse().unwrap();
         assert_eq!(r.prefix.to_string(), "10.1.0.0/16");
-        assert_eq!(r.via, vec![Ipv4Addr::new(10, 255, 0, 2)]);
+        assert_eq!(r.via, vec![IpAddr::V4(Ipv4Addr::new(10, 255, 0, 2))]);
+        let r: StaticRoute = "fd00:a10::/48=fd00:ff::2".parse().unwrap();
+        assert_eq!(r.via, vec!["fd00:ff::2".parse::<IpAddr>().unwrap()]);
+        let e = "fd00:a10::/48=10.255.0.2"
+            .parse::<StaticRoute>()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not of the prefix's address family"), "{e}");
         let r: StaticRoute = "0.0.0.0/0=192.168.100.129,192.168.100.133".parse().unwrap();
         assert_eq!(r.via.len(), 2);
         let e = "10.1.0.0/16"

@@ -1,7 +1,10 @@
 //! What the daemon asks the kernel over rtnetlink: a port's ifindex, MAC and
-//! IPv4 addresses, and the MAC of a neighbour (asking the kernel to resolve
+//! IPv4 and IPv6 addresses, and the MAC of a neighbour (asking the kernel to resolve
 //! it with NTF_USE, so ARP stays the kernel's job).
-use std::{net::Ipv4Addr, time::Duration};
+use std::{
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    time::Duration,
+};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use futures::TryStreamExt as _;
@@ -19,17 +22,44 @@ pub struct Interface {
     pub mac: [u8; 6],
     /// IPv4 addresses with their prefix lengths.
     pub addrs: Vec<(Ipv4Addr, u8)>,
+    /// Global IPv6 addresses with their prefix lengths (link-local ones are
+    /// the kernel's business: ND).
+    pub addrs6: Vec<(Ipv6Addr, u8)>,
     /// Admin up with carrier (kept current by the link monitor).
     pub carrier: bool,
 }
 
 impl Interface {
     /// Whether `addr` is inside one of this interface's connected subnets.
-    pub fn connects(&self, addr: Ipv4Addr) -> bool {
+    pub fn connects(&self, addr: IpAddr) -> bool {
+        match addr {
+            IpAddr::V4(addr) => self
+                .addrs
+                .iter()
+                .any(|(a, len)| same_subnet(*a, addr, *len)),
+            IpAddr::V6(addr) => self
+                .addrs6
+                .iter()
+                .any(|(a, len)| same_subnet6(*a, addr, *len)),
+        }
+    }
+
+    /// Every address on the port, both families.
+    pub fn all_addrs(&self) -> impl Iterator<Item = IpAddr> + '_ {
         self.addrs
             .iter()
-            .any(|(a, len)| same_subnet(*a, addr, *len))
+            .map(|(a, _)| IpAddr::V4(*a))
+            .chain(self.addrs6.iter().map(|(a, _)| IpAddr::V6(*a)))
     }
+}
+
+pub fn same_subnet6(a: Ipv6Addr, b: Ipv6Addr, len: u8) -> bool {
+    let mask = if len == 0 {
+        0
+    } else {
+        u128::MAX << (128 - u32::from(len.min(128)))
+    };
+    u128::from(a) & mask == u128::from(b) & mask
 }
 
 pub fn same_subnet(a: Ipv4Addr, b: Ipv4Addr, len: u8) -> bool {
@@ -70,6 +100,7 @@ pub async fn interface(handle: &Handle, name: &str) -> Result<Interface> {
         })
         .ok_or_else(|| anyhow!("interface {name} has no Ethernet address"))?;
     let mut addrs = Vec::new();
+    let mut addrs6 = Vec::new();
     let mut stream = handle
         .address()
         .get()
@@ -77,8 +108,12 @@ pub async fn interface(handle: &Handle, name: &str) -> Result<Interface> {
         .execute();
     while let Some(msg) = stream.try_next().await.context("listing addresses")? {
         for attr in &msg.attributes {
-            if let AddressAttribute::Address(std::net::IpAddr::V4(a)) = attr {
-                addrs.push((*a, msg.header.prefix_len));
+            match attr {
+                AddressAttribute::Address(IpAddr::V4(a)) => addrs.push((*a, msg.header.prefix_len)),
+                AddressAttribute::Address(IpAddr::V6(a)) if !a.is_unicast_link_local() => {
+                    addrs6.push((*a, msg.header.prefix_len))
+                }
+                _ => {}
             }
         }
     }
@@ -87,6 +122,7 @@ pub async fn interface(handle: &Handle, name: &str) -> Result<Interface> {
         ifindex,
         mac,
         addrs,
+        addrs6,
         carrier,
     })
 }
@@ -168,5 +204,10 @@ mod tests {
         assert!(same_subnet(a, Ipv4Addr::new(192, 168, 100, 133), 29));
         assert!(same_subnet(a, Ipv4Addr::new(8, 8, 8, 8), 0));
         assert!(!same_subnet(a, Ipv4Addr::new(192, 168, 100, 131), 32));
+        let b: Ipv6Addr = "fd00:100::2".parse().unwrap();
+        assert!(same_subnet6(b, "fd00:100::1".parse().unwrap(), 126));
+        assert!(!same_subnet6(b, "fd00:100::5".parse().unwrap(), 126));
+        assert!(same_subnet6(b, "fd00:100::5".parse().unwrap(), 125));
+        assert!(same_subnet6(b, "::".parse().unwrap(), 0));
     }
 }

@@ -53,6 +53,23 @@ pub fn lab_args(topo: &Topology) -> Vec<String> {
         args.push("--route".into());
         args.push(format!("{prefix}={via}"));
     }
+    for (prefix, via) in [
+        (
+            format!("{}/126", topo.primary6.subnet),
+            topo.primary6.customer,
+        ),
+        (
+            format!("{}/126", topo.secondary6.subnet),
+            topo.secondary6.customer,
+        ),
+        (
+            format!("{}/{}", topo.vnet6, topo.vnet6_len),
+            topo.azure_link_peer6,
+        ),
+    ] {
+        args.push("--route".into());
+        args.push(format!("{prefix}={via}"));
+    }
     args
 }
 

@@ -12,7 +12,7 @@
 //! engineer can replay by hand from the printed commands.
 use std::{
     fs::File,
-    net::Ipv4Addr,
+    net::{Ipv4Addr, Ipv6Addr},
     os::fd::AsFd,
     process::{Command, Stdio},
 };
@@ -55,12 +55,46 @@ impl LinkAddrs {
     }
 }
 
+/// One customer link's IPv6 /126: the customer takes the first usable
+/// address (::1) and the MSEE the second (::2), as for IPv4.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkAddrs6 {
+    pub subnet: Ipv6Addr,
+    pub customer: Ipv6Addr,
+    pub msee: Ipv6Addr,
+}
+
+impl LinkAddrs6 {
+    /// The /126 at `subnet` (which must be /126-aligned).
+    pub fn from_slash126(subnet: Ipv6Addr) -> Result<Self> {
+        let base = u128::from(subnet);
+        if base & 3 != 0 {
+            bail!("{subnet} is not the start of a /126");
+        }
+        Ok(Self {
+            subnet,
+            customer: Ipv6Addr::from(base + 1),
+            msee: Ipv6Addr::from(base + 2),
+        })
+    }
+}
+
 /// Names and addresses of one lab instance.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Topology {
     pub prefix: String,
     pub primary: LinkAddrs,
     pub secondary: LinkAddrs,
+    /// The IPv6 peering: one /125 split in two /126s, like the IPv4 /29.
+    pub primary6: LinkAddrs6,
+    pub secondary6: LinkAddrs6,
+    /// MSEE and Azure sides of the IPv6 /126 between msee and azure.
+    pub azure_link_msee6: Ipv6Addr,
+    pub azure_link_peer6: Ipv6Addr,
+    /// The VNet's IPv6 range and its host.
+    pub vnet6: Ipv6Addr,
+    pub vnet6_len: u8,
+    pub vnet_host6: Ipv6Addr,
     /// MSEE side and Azure side of the /30 between msee and azure.
     pub azure_link_msee: Ipv4Addr,
     pub azure_link_peer: Ipv4Addr,
@@ -84,7 +118,19 @@ impl Topology {
             vnet: Ipv4Addr::new(10, 1, 0, 0),
             vnet_len: 16,
             vnet_host: Ipv4Addr::new(10, 1, 0, 4),
+            primary6: LinkAddrs6::from_slash126(v6("fd00:100::"))?,
+            secondary6: LinkAddrs6::from_slash126(v6("fd00:100::4"))?,
+            azure_link_msee6: v6("fd00:ff::1"),
+            azure_link_peer6: v6("fd00:ff::2"),
+            vnet6: v6("fd00:a10::"),
+            vnet6_len: 48,
+            vnet_host6: v6("fd00:a10::4"),
         })
+    }
+
+    /// The IPv6 peering subnet (both /126s).
+    pub fn peering6(&self) -> String {
+        format!("{}/125", self.primary6.subnet)
     }
 
     pub fn ns_onprem(&self) -> String {
@@ -99,6 +145,10 @@ impl Topology {
     pub fn namespaces(&self) -> [String; 3] {
         [self.ns_onprem(), self.ns_msee(), self.ns_azure()]
     }
+}
+
+fn v6(s: &str) -> Ipv6Addr {
+    s.parse().expect("a valid IPv6 literal")
 }
 
 /// Instance prefixes end up in namespace names: keep them short and plain.
@@ -204,9 +254,63 @@ impl Lab {
             &azure,
             &["addr", "add", &addr(t.vnet_host, 32), "dev", "lo"],
         )?;
+        // IPv6 alongside, without duplicate address detection (nothing else
+        // is on these links, and DAD would hold the addresses for a second).
+        let addr6 = |a: Ipv6Addr, len: u8| format!("{a}/{len}");
+        for (link, ifname) in [(t.primary6, IF_PRIMARY), (t.secondary6, IF_SECONDARY)] {
+            ip_ns(
+                &onprem,
+                &[
+                    "addr",
+                    "add",
+                    &addr6(link.customer, 126),
+                    "dev",
+                    ifname,
+                    "nodad",
+                ],
+            )?;
+            ip_ns(
+                &msee,
+                &[
+                    "addr",
+                    "add",
+                    &addr6(link.msee, 126),
+                    "dev",
+                    ifname,
+                    "nodad",
+                ],
+            )?;
+        }
+        ip_ns(
+            &msee,
+            &[
+                "addr",
+                "add",
+                &addr6(t.azure_link_msee6, 126),
+                "dev",
+                IF_AZURE,
+                "nodad",
+            ],
+        )?;
+        ip_ns(
+            &azure,
+            &[
+                "addr",
+                "add",
+                &addr6(t.azure_link_peer6, 126),
+                "dev",
+                IF_AZURE_PEER,
+                "nodad",
+            ],
+        )?;
+        ip_ns(
+            &azure,
+            &["addr", "add", &addr6(t.vnet_host6, 128), "dev", "lo"],
+        )?;
 
         // The MSEE namespace must not forward in the kernel: XDP does.
         sysctl_ns(&msee, "net.ipv4.ip_forward", "0")?;
+        sysctl_ns(&msee, "net.ipv6.conf.all.forwarding", "0")?;
         for (ns, ifname) in [
             (&onprem, IF_PRIMARY),
             (&onprem, IF_SECONDARY),
@@ -256,6 +360,37 @@ impl Lab {
                 IF_SECONDARY,
                 "metric",
                 "200",
+            ],
+        )?;
+        for (dev, via, metric) in [
+            (IF_PRIMARY, t.primary6.msee, "100"),
+            (IF_SECONDARY, t.secondary6.msee, "200"),
+        ] {
+            ip_ns(
+                &onprem,
+                &[
+                    "-6",
+                    "route",
+                    "add",
+                    &addr6(t.vnet6, t.vnet6_len),
+                    "via",
+                    &via.to_string(),
+                    "dev",
+                    dev,
+                    "metric",
+                    metric,
+                ],
+            )?;
+        }
+        ip_ns(
+            &azure,
+            &[
+                "-6",
+                "route",
+                "add",
+                &t.peering6(),
+                "via",
+                &t.azure_link_msee6.to_string(),
             ],
         )?;
         // Azure reaches the peering subnets through the MSEE.

@@ -1,7 +1,7 @@
 //! Small, bounded UDP exchanges between lab namespaces: the evidence that a
 //! path forwards. (The AF_XDP packet engine is for rates; this is for truth.)
 use std::{
-    net::{Ipv4Addr, SocketAddrV4, UdpSocket},
+    net::{IpAddr, SocketAddr, UdpSocket},
     os::fd::AsRawFd,
     time::{Duration, Instant},
 };
@@ -14,11 +14,11 @@ use crate::in_netns;
 #[derive(Clone, Debug)]
 pub struct Flow {
     pub src_ns: String,
-    pub src_addr: Ipv4Addr,
+    pub src_addr: IpAddr,
     /// Send through this device (SO_BINDTODEVICE), to pick a link.
     pub src_dev: Option<String>,
     pub dst_ns: String,
-    pub dst_addr: Ipv4Addr,
+    pub dst_addr: IpAddr,
     pub dst_port: u16,
 }
 
@@ -31,6 +31,10 @@ pub struct FlowResult {
 /// At most this many packets per flow, and never longer than this.
 pub const MAX_PACKETS: u64 = 100_000;
 pub const MAX_WAIT: Duration = Duration::from_secs(10);
+/// Datagrams in flight at most (veth rings hold 256 frames).
+const WINDOW: u64 = 64;
+/// How long the sender waits for the receiver's progress before sending on.
+const STALL: Duration = Duration::from_millis(300);
 
 /// Send `count` datagrams along `flow` and count how many arrive (each
 /// carries its sequence number; duplicates are not counted twice).
@@ -38,12 +42,21 @@ pub fn send_and_count(flow: &Flow, count: u64) -> Result<FlowResult> {
     if count > MAX_PACKETS {
         bail!("at most {MAX_PACKETS} packets per flow");
     }
-    let dst = SocketAddrV4::new(flow.dst_addr, flow.dst_port);
+    let dst = SocketAddr::new(flow.dst_addr, flow.dst_port);
     let rx = in_netns(&flow.dst_ns, move || UdpSocket::bind(dst))?
         .with_context(|| format!("binding {dst} in {}", flow.dst_ns))?;
     rx.set_read_timeout(Some(Duration::from_millis(200)))?;
+    // A frame redirected by XDP into a veth arrives as a whole page: the
+    // default receive buffer holds only ~50 of them, and the receiving
+    // thread may wait for a busy CPU. Give it room for a whole burst.
+    set_rcvbuf(&rx, 32 << 20)?;
     let tx = udp_socket_in(&flow.src_ns, flow.src_addr, flow.src_dev.as_deref())?;
 
+    // What the receiver has counted so far: the sender keeps at most WINDOW
+    // datagrams in flight, so no ring or queue on the way can overflow when
+    // a receiving CPU is busy (veth drops what does not fit its ring).
+    let progress = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = progress.clone();
     let receiver = std::thread::spawn(move || {
         let mut seen = vec![false; count as usize];
         let mut received = 0u64;
@@ -64,6 +77,7 @@ pub fn send_and_count(flow: &Flow, count: u64) -> Result<FlowResult> {
                 {
                     *slot = true;
                     received += 1;
+                    counted.store(received, std::sync::atomic::Ordering::Relaxed);
                 }
             }
         }
@@ -73,14 +87,24 @@ pub fn send_and_count(flow: &Flow, count: u64) -> Result<FlowResult> {
     let mut sent = 0;
     let mut payload = [0u8; 64];
     for seq in 0..count {
+        // The first datagram may wait for address resolution (ARP or ND) on
+        // the way; later ones wait for room in the window. Either wait ends
+        // when the receiver makes no progress for a while: the path may
+        // legitimately lose packets.
+        let limit = if seq == 0 { 0 } else { WINDOW };
+        let mut last = progress.load(std::sync::atomic::Ordering::Relaxed);
+        let mut stalled = Instant::now();
+        while seq.saturating_sub(last) > limit && stalled.elapsed() < STALL {
+            std::thread::sleep(Duration::from_micros(200));
+            let now = progress.load(std::sync::atomic::Ordering::Relaxed);
+            if now != last {
+                (last, stalled) = (now, Instant::now());
+            }
+        }
         payload[..8].copy_from_slice(&seq.to_be_bytes());
         tx.send_to(&payload, dst)
             .with_context(|| format!("sending to {dst}"))?;
         sent += 1;
-        // Stay well inside socket buffers: this measures forwarding, not rate.
-        if seq % 64 == 63 {
-            std::thread::sleep(Duration::from_millis(1));
-        }
     }
     let received = receiver
         .join()
@@ -89,15 +113,33 @@ pub fn send_and_count(flow: &Flow, count: u64) -> Result<FlowResult> {
 }
 
 /// A UDP socket in namespace `ns`, bound to `addr` (any port), optionally to a device.
-pub fn udp_socket_in(ns: &str, addr: Ipv4Addr, dev: Option<&str>) -> Result<UdpSocket> {
+pub fn udp_socket_in(ns: &str, addr: impl Into<IpAddr>, dev: Option<&str>) -> Result<UdpSocket> {
     let dev = dev.map(str::to_owned);
+    let addr = addr.into();
     in_netns(ns, move || -> Result<UdpSocket> {
-        let s = UdpSocket::bind(SocketAddrV4::new(addr, 0))?;
+        let s = UdpSocket::bind(SocketAddr::new(addr, 0))?;
         if let Some(dev) = dev {
             bind_to_device(&s, &dev)?;
         }
         Ok(s)
     })?
+}
+
+/// Receive buffer of `bytes` (SO_RCVBUFFORCE: above rmem_max, as root).
+pub fn set_rcvbuf(s: &UdpSocket, bytes: libc::c_int) -> Result<()> {
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&bytes as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        bail!("SO_RCVBUFFORCE: {}", std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Send and receive only through `dev` (SO_BINDTODEVICE): picks a link.

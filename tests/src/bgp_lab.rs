@@ -155,10 +155,10 @@ impl BgpLab {
     pub fn send(&self, port: u16, n: u64) -> u64 {
         let flow = Flow {
             src_ns: self.topo.ns_azure(),
-            src_addr: self.topo.vnet_host,
+            src_addr: self.topo.vnet_host.into(),
             src_dev: None,
             dst_ns: self.topo.ns_onprem(),
-            dst_addr: CUSTOMER_HOST,
+            dst_addr: CUSTOMER_HOST.into(),
             dst_port: port,
         };
         send_and_count(&flow, n).unwrap().received

@@ -2,7 +2,7 @@
 //! UDP crosses both customer links to the Azure side and back, forwarded by
 //! XDP (the kernel in the msee namespace does not forward).
 use std::{
-    net::Ipv4Addr,
+    net::{IpAddr, Ipv4Addr},
     os::fd::{AsRawFd, FromRawFd, OwnedFd},
     time::{Duration, Instant},
 };
@@ -115,18 +115,18 @@ fn inject(ns: &str, ifname: &str, frame: Vec<u8>) {
 
 fn flow(
     src_ns: String,
-    src: Ipv4Addr,
+    src: impl Into<IpAddr>,
     dev: Option<&str>,
     dst_ns: String,
-    dst: Ipv4Addr,
+    dst: impl Into<IpAddr>,
     port: u16,
 ) -> Flow {
     Flow {
         src_ns,
-        src_addr: src,
+        src_addr: src.into(),
         src_dev: dev.map(str::to_owned),
         dst_ns,
-        dst_addr: dst,
+        dst_addr: dst.into(),
         dst_port: port,
     }
 }
@@ -209,6 +209,55 @@ fn udp_crosses_both_links_forwarded_by_xdp() {
             ),
             (onprem.clone(), IF_SECONDARY),
         ),
+        // The same four over IPv6 (the /126s of the IPv6 peering).
+        (
+            "IPv6 onprem->azure over primary",
+            flow(
+                onprem.clone(),
+                topo.primary6.customer,
+                Some(IF_PRIMARY),
+                azure.clone(),
+                topo.vnet_host6,
+                5011,
+            ),
+            (azure.clone(), IF_AZURE_PEER),
+        ),
+        (
+            "IPv6 onprem->azure over secondary",
+            flow(
+                onprem.clone(),
+                topo.secondary6.customer,
+                Some(IF_SECONDARY),
+                azure.clone(),
+                topo.vnet_host6,
+                5012,
+            ),
+            (azure.clone(), IF_AZURE_PEER),
+        ),
+        (
+            "IPv6 azure->onprem over primary",
+            flow(
+                azure.clone(),
+                topo.vnet_host6,
+                None,
+                onprem.clone(),
+                topo.primary6.customer,
+                6011,
+            ),
+            (onprem.clone(), IF_PRIMARY),
+        ),
+        (
+            "IPv6 azure->onprem over secondary",
+            flow(
+                azure.clone(),
+                topo.vnet_host6,
+                None,
+                onprem.clone(),
+                topo.secondary6.customer,
+                6012,
+            ),
+            (onprem.clone(), IF_SECONDARY),
+        ),
     ];
     for (what, f, (cap_ns, cap_if)) in &flows {
         // A fresh capture per flow, so earlier traffic cannot fill its buffer.
@@ -264,21 +313,26 @@ fn udp_crosses_both_links_forwarded_by_xdp() {
         port(&stats, "secondary"),
         port(&stats, "azure"),
     );
-    // Each customer link carried one flow in and one flow out; the Azure port both.
+    // Each customer link carried one flow in and one flow out per address
+    // family; the Azure port all of them.
     for (name, p) in [("primary", pri), ("secondary", sec)] {
         assert!(
-            p["rx_packets"].as_u64().unwrap() >= PACKETS,
+            p["rx_packets"].as_u64().unwrap() >= 2 * PACKETS,
             "{name} rx: {p}"
         );
-        assert_eq!(p["tx_packets"].as_u64().unwrap(), PACKETS, "{name} tx: {p}");
+        assert_eq!(
+            p["tx_packets"].as_u64().unwrap(),
+            2 * PACKETS,
+            "{name} tx: {p}"
+        );
     }
     assert_eq!(
         az["tx_packets"].as_u64().unwrap(),
-        2 * PACKETS,
+        4 * PACKETS,
         "azure tx: {az}"
     );
     assert!(
-        az["rx_packets"].as_u64().unwrap() >= 2 * PACKETS,
+        az["rx_packets"].as_u64().unwrap() >= 4 * PACKETS,
         "azure rx: {az}"
     );
     assert_eq!(

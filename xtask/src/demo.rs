@@ -60,10 +60,10 @@ pub fn run(prefix: &str, packets: u64) -> Result<()> {
     for (what, src_ns, src, dev, dst_ns, dst, port) in flows {
         let flow = Flow {
             src_ns,
-            src_addr: src,
+            src_addr: src.into(),
             src_dev: dev.map(str::to_owned),
             dst_ns,
-            dst_addr: dst,
+            dst_addr: dst.into(),
             dst_port: port,
         };
         let r = send_and_count(&flow, packets)?;
