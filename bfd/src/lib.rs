@@ -18,6 +18,8 @@
 //! fuzz, as the `bgp` crate does with its codec.
 
 pub mod session;
+#[cfg(feature = "transport")]
+pub mod transport;
 pub mod wire;
 
 pub use session::{Action, Config, Event, Session, Status, Timer};
