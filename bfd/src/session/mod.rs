@@ -641,10 +641,10 @@ impl Session {
     fn poll_terminated(&mut self, now: Instant, acts: &mut Vec<Action>) {
         if self.poll_stale {
             // The Final may answer a Poll that carried older values: poll
-            // again for the values in force now.
+            // again for the values in force now, from the next periodic
+            // packet on (this packet may still change our state).
             self.poll_stale = false;
             self.counters.polls_sent += 1;
-            self.send(acts, false);
             return;
         }
         self.polling = false;

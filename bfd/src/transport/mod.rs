@@ -105,6 +105,7 @@ pub struct SessionStatus {
     pub packets_in: u64,
     pub packets_out: u64,
     pub send_errors: u64,
+    pub last_send_error: Option<String>,
     /// Discarded packets in total, and by reason.
     pub discarded: u64,
     pub discards: DiscardCounters,
@@ -129,9 +130,15 @@ struct Static {
 
 #[derive(Debug, Default)]
 struct Shared {
-    sessions: Vec<(crate::session::Status, u64)>,
+    sessions: Vec<(crate::session::Status, SendErrors)>,
     /// Packets that matched no session.
     unattributed: DiscardCounters,
+}
+
+#[derive(Debug, Clone, Default)]
+struct SendErrors {
+    count: u64,
+    last: Option<String>,
 }
 
 #[derive(Debug)]
@@ -220,7 +227,7 @@ impl Bfd {
                 tx,
                 dest,
                 deadlines: [None; 2],
-                send_errors: 0,
+                send_errors: SendErrors::default(),
             });
             statics.push(Static {
                 peer: p.clone(),
@@ -230,7 +237,7 @@ impl Bfd {
         let shared = Arc::new(Mutex::new(Shared {
             sessions: slots
                 .iter()
-                .map(|s| (s.session.status(), s.send_errors))
+                .map(|s| (s.session.status(), s.send_errors.clone()))
                 .collect(),
             unattributed: DiscardCounters::default(),
         }));
@@ -268,7 +275,7 @@ impl Bfd {
         self.statics
             .iter()
             .zip(&shared.sessions)
-            .map(|(s, (st, send_errors))| SessionStatus {
+            .map(|(s, (st, errors))| SessionStatus {
                 name: s.peer.name.clone(),
                 local: s.peer.local,
                 peer: s.peer.peer,
@@ -300,7 +307,8 @@ impl Bfd {
                 last_rx_ms_ago: ms(st.last_rx),
                 packets_in: st.counters.packets_in,
                 packets_out: st.counters.packets_out,
-                send_errors: *send_errors,
+                send_errors: errors.count,
+                last_send_error: errors.last.clone(),
                 discarded: st.counters.discarded.total(),
                 discards: st.counters.discarded,
                 polls_sent: st.counters.polls_sent,
@@ -377,7 +385,7 @@ struct Slot {
     dest: SocketAddr,
     /// Indexed by `Timer as usize`.
     deadlines: [Option<Instant>; 2],
-    send_errors: u64,
+    send_errors: SendErrors,
 }
 
 const TIMERS: [Timer; 2] = [Timer::Transmit, Timer::Detect];
@@ -556,8 +564,9 @@ impl Engine {
             match a {
                 Action::Send(p) => {
                     if let Err(e) = slot.tx.try_send_to(&p.encode(), slot.dest) {
-                        slot.send_errors += 1;
+                        slot.send_errors.count += 1;
                         tracing::debug!(session = %self.names[i], error = %e, "BFD send failed");
+                        slot.send_errors.last = Some(e.to_string());
                     }
                 }
                 Action::ArmTimer(t, d) => slot.deadlines[t as usize] = Some(now + d),
@@ -584,6 +593,6 @@ impl Engine {
     fn publish(&self, i: usize) {
         let s = &self.slots[i];
         let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
-        shared.sessions[i] = (s.session.status(), s.send_errors);
+        shared.sessions[i] = (s.session.status(), s.send_errors.clone());
     }
 }
