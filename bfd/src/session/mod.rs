@@ -340,8 +340,9 @@ pub struct Session {
     remote_diag: Diag,
     remote_disc: u32,
     remote_demand: bool,
-    /// µs; 0 until the first packet (then no detection is possible).
+    /// 0 until the peer's first packet: no detection before it.
     remote_detect_mult: u8,
+    /// µs.
     remote_desired_tx_us: u32,
     /// bfd.RemoteMinRxInterval, 1 µs until heard (§6.8.1).
     remote_min_rx_us: u32,
@@ -408,7 +409,8 @@ impl Session {
     }
 
     /// Sends the first packet and arms the transmit timer. Only the first
-    /// call does anything.
+    /// call does anything; before it the session sends nothing (packets it
+    /// receives are still handled).
     pub fn start(&mut self, now: Instant) -> Vec<Action> {
         let mut acts = Vec::new();
         if !self.started {
