@@ -1,5 +1,6 @@
 //! Helpers shared by the end-to-end and packet fixture tests: frame builders,
 //! checksum verifiers, and a guard that skips root-only tests with a reason.
+pub mod bfd_lab;
 pub mod bgp_lab;
 pub mod frr;
 pub mod lab_bench;
