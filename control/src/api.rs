@@ -29,6 +29,8 @@ pub enum Request {
     Counters,
     /// Each link's health signals, whether it carries traffic, its flips.
     Links,
+    /// Every BFD session: state, timers, counters.
+    Bfd,
     /// Maintenance drain of one link of a circuit (`drain: false` undrains).
     Drain {
         circuit: String,

@@ -378,6 +378,8 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
         drop(api_tx);
     }
 
+    // BFD events that concern the BGP sessions (the links were flipped already).
+    let (_no_bfd, mut bfd_events) = tokio::sync::mpsc::unbounded_channel::<BfdNotice>();
     let mut bgp = match bgp_plan {
         Some((peerings, specs)) => {
             let ribs: Vec<Rib> = peerings
@@ -406,6 +408,8 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
                 }
             });
             let status = specs.iter().map(|_| SessionStatus::default()).collect();
+            let (bfd, events) = start_bfd(&specs, &ports, &health)?;
+            bfd_events = events;
             Some(Bgp {
                 circuit: cfg
                     .bgp
@@ -417,6 +421,7 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
                 ribs,
                 fib: Fib::new(first_bgp_group),
                 status,
+                bfd,
             })
         }
         None => None,
@@ -456,6 +461,11 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
                 let b = bgp.as_mut().expect("guarded");
                 b.on_event(i, event, &mut msee).await;
             }
+            Some(notice) = bfd_events.recv() => {
+                if let Some(b) = bgp.as_mut() {
+                    b.on_bfd(notice).await;
+                }
+            }
             Some(call) = api_rx.recv() => {
                 let answer = match &call.request {
                     crate::api::Request::Drain { circuit, link, drain } => match bgp.as_mut() {
@@ -492,6 +502,85 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+/// What the main loop hears of BFD: a session's BFD went down (not by the
+/// peer's choice) or came up. The link flip has already happened.
+#[derive(Debug)]
+struct BfdNotice {
+    /// The BGP session over the same link.
+    session: usize,
+    up: bool,
+}
+
+/// Starts BFD for every BGP session whose peering has it on (IPv4 only, as
+/// on ExpressRoute), and a task that flips links on its state changes the
+/// moment they happen, then tells the main loop (which takes BGP down or
+/// lets it come back).
+fn start_bfd(
+    specs: &[speaker::SessionSpec],
+    ports: &[Port],
+    health: &LinkHealth,
+) -> Result<(
+    Option<std::sync::Arc<bfd::transport::Bfd>>,
+    tokio::sync::mpsc::UnboundedReceiver<BfdNotice>,
+)> {
+    let (notice_tx, notice_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut peers = Vec::new();
+    let mut owners = Vec::new();
+    for (i, s) in specs.iter().enumerate() {
+        let Some(t) = s.bfd else { continue };
+        let interval = Duration::from_millis(u64::from(t.interval_ms));
+        peers.push(bfd::transport::PeerConfig {
+            name: s.name.clone(),
+            local: IpAddr::V4(s.local),
+            peer: IpAddr::V4(s.peer),
+            ifname: Some(ports[s.link as usize].iface.name.clone()),
+            session: bfd::Config {
+                desired_min_tx: interval,
+                required_min_rx: interval,
+                detect_mult: t.multiplier,
+            },
+        });
+        owners.push((i, s.link));
+    }
+    if peers.is_empty() {
+        return Ok((None, notice_rx));
+    }
+    for p in &peers {
+        info!(session = %p.name, local = %p.local, peer = %p.peer,
+            interval_ms = p.session.desired_min_tx.as_millis() as u64,
+            multiplier = p.session.detect_mult, "BFD session configured");
+    }
+    let names: Vec<String> = peers.iter().map(|p| p.name.clone()).collect();
+    let (bfd, mut events) = bfd::transport::Bfd::start(peers).context("starting BFD")?;
+    let bfd = std::sync::Arc::new(bfd);
+    let status = bfd.clone();
+    let health = health.clone();
+    tokio::spawn(async move {
+        while let Some(ev) = events.recv().await {
+            let (session, link) = owners[ev.session];
+            let name = &names[ev.session];
+            if ev.to == bfd::State::Up {
+                info!(session = %name, "BFD up");
+                health.set(link, Signal::Bfd, true);
+                let _ = notice_tx.send(BfdNotice { session, up: true });
+            } else if ev.from == bfd::State::Up {
+                // RFC 5882 §3.2: the peer turning BFD off is not a failure.
+                // (The status is published before the event is sent.)
+                let remote = status.status().get(ev.session).map(|s| s.remote_state);
+                if remote == Some(bfd::State::AdminDown) {
+                    info!(session = %name, "BFD turned off by the peer: not a failure");
+                    health.bfd_unused(link);
+                    continue;
+                }
+                warn!(session = %name, diag = %ev.diag, to = %ev.to, "BFD down: link down, BGP session stopped");
+                health.set(link, Signal::Bfd, false);
+                let _ = notice_tx.send(BfdNotice { session, up: false });
+            }
+        }
+    });
+    Ok((Some(bfd), notice_rx))
 }
 
 async fn resolve_pending(
@@ -552,6 +641,11 @@ fn answer(
     };
     match request {
         Request::Links => Ok(json!(health.view())),
+        Request::Bfd => Ok(json!(
+            bgp.and_then(|b| b.bfd.as_ref())
+                .map(|b| b.status())
+                .unwrap_or_default()
+        )),
         Request::Drain { .. } => Err("drain is answered by the main loop".into()),
         Request::Counters => port_reports(msee, ports)
             .map(|r| json!(r))
@@ -577,6 +671,7 @@ fn answer(
                         "last_down": st.last_down,
                         "prefixes_received": b.ribs[s.peering].adj_rib_in_len(s.link),
                         "drained": b.ribs[s.peering].is_drained(s.link),
+                        "held_by_bfd": st.held_by_bfd,
                         "max_prefixes": s.max_prefixes,
                         "md5": s.md5_key.is_some(),
                     }))
@@ -612,6 +707,8 @@ fn answer(
 /// What the daemon knows of a session (the FSM's finer states stay in its task).
 #[derive(Debug, Default)]
 struct SessionStatus {
+    /// Stopped because its link's BFD went down; restarted when BFD is up.
+    held_by_bfd: bool,
     established: bool,
     since: Option<std::time::Instant>,
     last_down: Option<String>,
@@ -625,6 +722,7 @@ struct Bgp {
     ribs: Vec<Rib>,
     fib: Fib,
     status: Vec<SessionStatus>,
+    bfd: Option<std::sync::Arc<bfd::transport::Bfd>>,
 }
 
 impl Bgp {
@@ -662,6 +760,7 @@ impl Bgp {
         match event {
             SessionEvent::Established(n) => {
                 self.status[i] = SessionStatus {
+                    held_by_bfd: false,
                     established: true,
                     since: Some(std::time::Instant::now()),
                     last_down: self.status[i].last_down.take(),
@@ -704,6 +803,23 @@ impl Bgp {
             SessionEvent::RouteRefreshRequested { .. } => {
                 self.speaker.advertise(i, self.prepend(link)).await
             }
+        }
+    }
+
+    /// BFD saw the session's link fail (stop the session: Cease / BFD
+    /// Down) or come back (start it again).
+    async fn on_bfd(&mut self, notice: BfdNotice) {
+        let i = notice.session;
+        let st = &mut self.status[i];
+        if notice.up {
+            if st.held_by_bfd {
+                st.held_by_bfd = false;
+                info!(session = %self.speaker.specs[i].name, "BFD up: BGP session restarted");
+                self.speaker.send(i, bgp::fsm::Event::ManualStart).await;
+            }
+        } else {
+            st.held_by_bfd = true;
+            self.speaker.send(i, bgp::fsm::Event::BfdDown).await;
         }
     }
 

@@ -168,13 +168,7 @@ impl LinkHealth {
     /// Sets one signal of `link`; if the verdict changes, writes the
     /// dataplane at once and returns the flip.
     pub fn set(&self, link: u32, signal: Signal, value: bool) -> Option<Flip> {
-        let mut guard = self.lock();
-        let inner = &mut *guard;
-        let Some(st) = inner.links.get_mut(&link) else {
-            warn!(link, ?signal, "signal for an unknown link ignored");
-            return None;
-        };
-        match signal {
+        self.apply(link, signal.describe(value), |st| match signal {
             Signal::Neighbour => st.neighbour = value,
             Signal::Carrier => st.carrier = value,
             Signal::Bgp => st.bgp = Some(value),
@@ -186,14 +180,36 @@ impl LinkHealth {
                     st.bfd.map(|_| false)
                 }
             }
-        }
+        })
+    }
+
+    /// BFD no longer speaks for `link` (the peer turned it off: RFC 5882
+    /// §3.2, AdminDown is not a failure): it holds the link neither down
+    /// nor up until it comes up again.
+    pub fn bfd_unused(&self, link: u32) -> Option<Flip> {
+        self.apply(link, "BFD turned off by the peer", |st| st.bfd = None)
+    }
+
+    fn apply(
+        &self,
+        link: u32,
+        cause: &'static str,
+        change: impl FnOnce(&mut LinkState),
+    ) -> Option<Flip> {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let Some(st) = inner.links.get_mut(&link) else {
+            warn!(link, cause, "signal for an unknown link ignored");
+            return None;
+        };
+        change(st);
         let verdict = st.verdict();
         if verdict == st.carries {
             return None;
         }
         let flip = Flip {
             up: verdict,
-            cause: signal.describe(value),
+            cause,
             at_mono_ns: mono_ns(),
         };
         match inner.writer.write(link, verdict) {
@@ -204,7 +220,7 @@ impl LinkHealth {
                     st.history.pop_back();
                 }
                 st.history.push_front(flip.clone());
-                info!(link = %st.name, carries = verdict, cause = flip.cause, "link flipped");
+                info!(link = %st.name, carries = verdict, cause, "link flipped");
                 Some(flip)
             }
             Err(e) => {
@@ -337,6 +353,22 @@ mod tests {
         assert!(h.carries(0));
         h.set(0, Signal::Bfd, true);
         assert_eq!(h.signal(0, Signal::Bfd), Some(true));
+        assert!(!h.set(0, Signal::Bfd, false).unwrap().up);
+    }
+
+    #[test]
+    fn bfd_turned_off_by_the_peer_releases_the_link() {
+        let (h, _) = health();
+        up(&h, 0, true);
+        h.set(0, Signal::Bfd, true);
+        assert!(!h.set(0, Signal::Bfd, false).unwrap().up);
+        let flip = h.bfd_unused(0).unwrap();
+        assert!(flip.up && flip.cause == "BFD turned off by the peer");
+        assert_eq!(h.signal(0, Signal::Bfd), None);
+        assert!(h.carries(0));
+        assert_eq!(h.bfd_unused(0), None, "nothing to release");
+        // Up again later, it speaks for the link again.
+        h.set(0, Signal::Bfd, true);
         assert!(!h.set(0, Signal::Bfd, false).unwrap().up);
     }
 

@@ -54,6 +54,8 @@ pub struct SessionSpec {
     pub max_prefixes: u32,
     /// What we advertise once Established (next hop self, region community).
     pub adverts: Vec<Update>,
+    /// BFD for this session's link, if the peering has it on.
+    pub bfd: Option<circuit::model::BfdTimers>,
 }
 
 /// Routing domain of a peering type (the daemon's attachments use the same).
@@ -222,6 +224,7 @@ pub fn plan(
                 md5_key: s.md5_key.as_ref().map(|k| k.as_bytes().to_vec()),
                 max_prefixes: max_prefixes_override.unwrap_or(s.max_prefixes),
                 adverts,
+                bfd: s.bfd,
             });
         }
     }
@@ -324,6 +327,17 @@ impl Speaker {
             inboxes,
             events,
         })
+    }
+
+    /// Hands an FSM event (BfdDown, ManualStart, ...) to a session.
+    pub async fn send(&self, session: usize, event: fsm::Event) {
+        if self.inboxes[session]
+            .send(Input::Event(event))
+            .await
+            .is_err()
+        {
+            warn!(session = %self.specs[session].name, "session task gone");
+        }
     }
 
     /// Sends the session's advertisements (after Established, a refresh or
@@ -430,6 +444,13 @@ peer = "er-lab"
         assert_eq!(p.peer_as, 65010);
         assert_eq!(p.md5_key.as_deref(), Some(&b"s3cret"[..]));
         assert_eq!(p.max_prefixes, 4000);
+        assert_eq!(
+            p.bfd,
+            Some(circuit::model::BfdTimers {
+                interval_ms: 300,
+                multiplier: 3
+            })
+        );
         // West Europe is in reach of a Standard circuit in Amsterdam, East
         // US is not; the IPv6 prefix waits for IPv6 sessions.
         assert_eq!(p.adverts.len(), 1);

@@ -36,6 +36,12 @@ pub fn customer_nets(n: usize) -> Vec<String> {
 }
 
 pub fn circuit_toml() -> String {
+    circuit_toml_with("")
+}
+
+/// The lab circuit with `peering_extra` added to its private peering
+/// (e.g. `bfd = { intervalMs = 100 }`).
+pub fn circuit_toml_with(peering_extra: &str) -> String {
     format!(
         r#"
 [[circuits]]
@@ -52,6 +58,7 @@ primaryPeerAddressPrefix = "192.168.100.128/30"
 secondaryPeerAddressPrefix = "192.168.100.132/30"
 vlanId = 100
 sharedKey = "{KEY}"
+{peering_extra}
 
 [[virtualNetworks]]
 name = "vnet-lab"
@@ -79,13 +86,18 @@ pub struct BgpLab {
 
 impl BgpLab {
     pub fn up(tag: &str) -> Self {
+        Self::up_with(tag, &circuit_toml())
+    }
+
+    /// The lab with the daemon running the circuit described by `toml`.
+    pub fn up_with(tag: &str, toml: &str) -> Self {
         let topo = Topology::new(&crate::unique_prefix(tag)).unwrap();
         let lab = Lab::up(topo.clone()).unwrap();
         let dir = std::env::temp_dir().join(format!("msee-{}", topo.prefix));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let config = dir.join("circuit.toml");
-        std::fs::write(&config, circuit_toml()).unwrap();
+        std::fs::write(&config, toml).unwrap();
 
         ip_ns(
             &topo.ns_onprem(),

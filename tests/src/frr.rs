@@ -7,7 +7,41 @@ use std::{
     time::Duration,
 };
 
-use crate::bgp_lab::{NsProcess, read_logs, wait_for};
+use lab::Topology;
+
+use crate::bgp_lab::{KEY, NsProcess, read_logs, wait_for};
+
+/// The customer router of the lab: AS 65010, a session to each MSEE link
+/// (MD5, timers 3/10), announcing 172.16.0.0/16.
+pub fn customer_conf(topo: &Topology, log: &Path) -> String {
+    format!(
+        "frr defaults traditional
+hostname onprem
+log file {log}
+!
+router bgp 65010
+ bgp router-id {rid}
+ no bgp ebgp-requires-policy
+ no bgp network import-check
+ timers bgp 3 10
+ neighbor {p} remote-as 12076
+ neighbor {p} password {KEY}
+ neighbor {p} timers connect 2
+ neighbor {s} remote-as 12076
+ neighbor {s} password {KEY}
+ neighbor {s} timers connect 2
+ !
+ address-family ipv4 unicast
+  network 172.16.0.0/16
+ exit-address-family
+!
+",
+        log = log.display(),
+        rid = topo.primary.customer,
+        p = topo.primary.msee,
+        s = topo.secondary.msee,
+    )
+}
 
 pub const BGPD: &str = "/usr/lib/frr/bgpd";
 pub const VTYSH: &str = "/usr/bin/vtysh";

@@ -10,40 +10,9 @@ use e2e_tests::{
         BgpLab, CUSTOMER_NET, KEY, SESSION_PRIMARY, SESSION_SECONDARY, WEST_EUROPE, customer_nets,
         wait_for,
     },
-    frr::{BGPD, Frr},
+    frr::{BGPD, Frr, customer_conf},
     require_root,
 };
-use lab::Topology;
-
-fn frr_conf(topo: &Topology, log: &Path) -> String {
-    format!(
-        "frr defaults traditional
-hostname onprem
-log file {log}
-!
-router bgp 65010
- bgp router-id {rid}
- no bgp ebgp-requires-policy
- no bgp network import-check
- timers bgp 3 10
- neighbor {p} remote-as 12076
- neighbor {p} password {KEY}
- neighbor {p} timers connect 2
- neighbor {s} remote-as 12076
- neighbor {s} password {KEY}
- neighbor {s} timers connect 2
- !
- address-family ipv4 unicast
-  network 172.16.0.0/16
- exit-address-family
-!
-",
-        log = log.display(),
-        rid = topo.primary.customer,
-        p = topo.primary.msee,
-        s = topo.secondary.msee,
-    )
-}
 
 #[test]
 fn frr_customer_router_over_both_links() {
@@ -57,7 +26,7 @@ fn frr_customer_router_over_both_links() {
     let topo = &lab.topo;
     let frr = Frr::start(
         &topo.ns_onprem(),
-        &frr_conf(topo, &lab.dir.join("bgpd.log")),
+        &customer_conf(topo, &lab.dir.join("bgpd.log")),
         &lab.dir,
     );
     let ctx = |what: &str| lab.ctx(what, &frr.log());

@@ -30,6 +30,8 @@ enum Command {
     /// Each link: carries traffic or not, and why (neighbour, carrier, BGP,
     /// BFD), with its last flips.
     Links,
+    /// BFD sessions: state, negotiated timers, detection time, counters.
+    Bfd,
     /// Maintenance drain, as Microsoft does it: the link's routes to the
     /// customer become the backup (traffic moves to the other link while
     /// this one keeps forwarding) and its advertisements get AS 12076
@@ -130,6 +132,42 @@ fn render(command: &Command, v: &Value) -> String {
                 );
             }
         }
+        Command::Bfd => {
+            out += &format!(
+                "{:<40} {:<16} {:<9} {:<9} {:<22} {:>7} {:>7} {:>9} {:>10} {:>9} {:>9}\n",
+                "session",
+                "peer",
+                "state",
+                "remote",
+                "diag",
+                "tx ms",
+                "rx ms",
+                "detect ms",
+                "up for ms",
+                "pkts in",
+                "pkts out"
+            );
+            let ms = |v: &Value| {
+                v.as_u64()
+                    .map_or("-".to_owned(), |us| format!("{:.0}", us as f64 / 1000.0))
+            };
+            for r in &rows {
+                out += &format!(
+                    "{:<40} {:<16} {:<9} {:<9} {:<22} {:>7} {:>7} {:>9} {:>10} {:>9} {:>9}\n",
+                    s(&r["name"]),
+                    s(&r["peer"]),
+                    s(&r["state"]),
+                    s(&r["remote_state"]),
+                    s(&r["diag"]),
+                    ms(&r["tx_interval_us"]),
+                    ms(&r["rx_interval_us"]),
+                    ms(&r["detection_time_us"]),
+                    s(&r["uptime_ms"]),
+                    s(&r["packets_in"]),
+                    s(&r["packets_out"]),
+                );
+            }
+        }
         Command::Drain { .. } | Command::Undrain { .. } => {
             out += &format!(
                 "{} {} of {}: {} routes repointed, {} sessions re-advertised{}\n",
@@ -196,6 +234,7 @@ fn main() -> ExitCode {
         },
         Command::Counters => Request::Counters,
         Command::Links => Request::Links,
+        Command::Bfd => Request::Bfd,
         Command::Drain { circuit, link } | Command::Undrain { circuit, link } => Request::Drain {
             circuit: circuit.clone(),
             link: link.clone(),

@@ -1,0 +1,243 @@
+//! Failover with FRR as the customer router: BFD (FRR's bfdd) taking a
+//! link and its BGP session down and bringing them back, and the
+//! maintenance drain.
+use std::{net::IpAddr, time::Duration};
+
+use e2e_tests::{
+    bfd_lab::Bfdd,
+    bgp_lab::{BgpLab, CUSTOMER_NET, SESSION_PRIMARY, circuit_toml_with, wait_for},
+    frr::{BGPD, Frr, customer_conf},
+    require_root,
+};
+use lab::Topology;
+
+/// Lab BFD timers: 100 ms x 3, so 300 ms detection.
+const BFD_INTERVAL_MS: u64 = 100;
+const BFD_MULTIPLIER: u64 = 3;
+
+/// FRR's bfdd on the customer side with a single-hop peer per link in
+/// `links` (customer address, MSEE address), at the lab's timers.
+fn bfdd_conf(log: &std::path::Path, links: &[(IpAddr, IpAddr)]) -> String {
+    let mut c = format!("log file {} debugging\nbfd\n", log.display());
+    for (customer, msee) in links {
+        c += &format!(
+            " peer {msee} local-address {customer}\n  receive-interval {BFD_INTERVAL_MS}\n  transmit-interval {BFD_INTERVAL_MS}\n  detect-multiplier {BFD_MULTIPLIER}\n !\n"
+        );
+    }
+    c
+}
+
+/// CLOCK_MONOTONIC, ns: the clock of the daemon's flip times.
+fn mono_ns() -> u64 {
+    dataplane::engine::now_ns()
+}
+
+/// The lab, FRR's bgpd, and bfdd with a BFD peer on the primary only (the
+/// secondary runs without BFD on the customer side: its MSEE session never
+/// comes up and must not hold that link down).
+struct BfdFailoverLab {
+    bfdd: Bfdd,
+    frr: Frr,
+    lab: BgpLab,
+}
+
+impl BfdFailoverLab {
+    fn up(tag: &str) -> Self {
+        let lab = BgpLab::up_with(
+            tag,
+            &circuit_toml_with(&format!(
+                "bfd = {{ intervalMs = {BFD_INTERVAL_MS}, multiplier = {BFD_MULTIPLIER} }}"
+            )),
+        );
+        let topo: &Topology = &lab.topo;
+        let frr = Frr::start(
+            &topo.ns_onprem(),
+            &customer_conf(topo, &lab.dir.join("bgpd.log")),
+            &lab.dir,
+        );
+        // bfdd drops to user frr: its directory must be writable by it.
+        let dir = lab.dir.join("bfdd");
+        std::fs::create_dir_all(&dir).unwrap();
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let bfdd = Bfdd::start(
+            &topo.ns_onprem(),
+            &dir,
+            &bfdd_conf(
+                &dir.join("bfdd.log"),
+                &[(topo.primary.customer.into(), topo.primary.msee.into())],
+            ),
+        );
+        Self { bfdd, frr, lab }
+    }
+
+    fn logs(&self) -> String {
+        format!(
+            "{}\n--- bfdd\n{}",
+            self.frr.log(),
+            self.bfdd
+                .log()
+                .lines()
+                .rev()
+                .take(60)
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    }
+
+    fn ctx(&self, what: &str) -> String {
+        self.lab.ctx(what, &self.logs())
+    }
+
+    /// msee-cli's view of the BFD session on `link` ("primary"/"secondary").
+    fn bfd(&self, link: &str) -> serde_json::Value {
+        self.lab
+            .cli(&["bfd"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"].as_str().unwrap().ends_with(link))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn link(&self, name: &str) -> serde_json::Value {
+        self.lab
+            .cli(&["links"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["name"] == name)
+            .cloned()
+            .unwrap()
+    }
+
+    fn session(&self, link: &str) -> serde_json::Value {
+        self.lab
+            .cli(&["sessions"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["link"] == link)
+            .cloned()
+            .unwrap()
+    }
+
+    fn wait(&self, what: &str, timeout: Duration, f: impl FnMut() -> bool) {
+        wait_for(what, timeout, f).unwrap_or_else(|e| panic!("{}", self.ctx(&e)));
+    }
+
+    /// Both sessions up, BFD up on the primary, the customer's prefix on both links.
+    fn wait_ready(&self) {
+        self.lab
+            .wait_both_established(Duration::from_secs(30), || self.logs());
+        self.wait("BFD up on the primary", Duration::from_secs(15), || {
+            self.bfd("primary")["state"] == "Up"
+        });
+        self.wait(
+            "172.16.0.0/16 on both links",
+            Duration::from_secs(15),
+            || self.lab.installed_on_both(CUSTOMER_NET),
+        );
+    }
+}
+
+#[test]
+fn bfd_with_frr_takes_the_link_and_its_session_down_and_back() {
+    if !require_root("bfd_with_frr_takes_the_link_and_its_session_down_and_back") {
+        return;
+    }
+    assert!(
+        std::path::Path::new(BGPD).exists(),
+        "{BGPD} is missing: install FRR (cargo xtask setup does)"
+    );
+    let mut l = BfdFailoverLab::up("bfd");
+    l.wait_ready();
+    let pri = l.bfd("primary");
+    assert_eq!(pri["detection_time_us"], 300_000, "100 ms x 3: {pri}");
+    assert_eq!(pri["remote_state"], "Up", "{pri}");
+    // The secondary's BFD never came up (no BFD on that customer link),
+    // and does not hold its link down.
+    assert_ne!(l.bfd("secondary")["state"], "Up");
+    let sec = l.link("secondary");
+    assert!(sec["carries"] == true && sec["bfd"].is_null(), "{sec}");
+    assert_eq!(l.lab.send(7101, 200), 200, "{}", l.ctx("both links carry"));
+
+    // 1. The customer turns BFD off on the primary (AdminDown): RFC 5882
+    // says that is not a failure. Link and session stay.
+    let primary = l.lab.topo.primary;
+    let peer_line = format!("peer {} local-address {}", primary.msee, primary.customer);
+    l.bfdd.configure_peer(&peer_line, &["shutdown"]);
+    l.wait("the peer's AdminDown seen", Duration::from_secs(5), || {
+        l.bfd("primary")["remote_state"] == "AdminDown"
+    });
+    let link = l.link("primary");
+    assert!(link["carries"] == true && link["bfd"].is_null(), "{link}");
+    assert_eq!(l.session("primary")["state"], "Established");
+    l.bfdd.configure_peer(&peer_line, &["no shutdown"]);
+    l.wait("BFD up again", Duration::from_secs(10), || {
+        l.bfd("primary")["state"] == "Up"
+    });
+
+    // 2. bfdd dies without a word: the MSEE's BFD times out, flips the
+    // primary down, and stops its BGP session (Cease / BFD Down) until BFD
+    // returns. The secondary carries everything meanwhile.
+    let established_before = l.lab.established(SESSION_PRIMARY);
+    let killed_at = mono_ns();
+    l.bfdd.kill();
+    l.wait("primary flipped down", Duration::from_secs(5), || {
+        l.link("primary")["carries"] == false
+    });
+    let link = l.link("primary");
+    let flip = &link["history"][0];
+    assert_eq!(flip["cause"], "BFD down", "{link}");
+    let detect_ms = (flip["at_mono_ns"].as_u64().unwrap() - killed_at) as f64 / 1e6;
+    println!("bfdd killed -> primary flipped down: {detect_ms:.1} ms (detection time 300 ms)");
+    // The last packet came at most one interval before the kill; the
+    // margin is for a busy machine's scheduling.
+    assert!(
+        detect_ms <= 300.0 + 200.0,
+        "{}",
+        l.ctx(&format!("detection took {detect_ms:.1} ms"))
+    );
+    l.wait("BGP stopped for BFD", Duration::from_secs(5), || {
+        let s = l.session("primary");
+        s["state"] == "Down" && s["held_by_bfd"] == true
+    });
+    assert_eq!(l.bfd("primary")["diag"], "ControlDetectionTimeExpired");
+    assert_eq!(l.lab.send(7102, 200), 200, "{}", l.ctx("secondary alone"));
+    // FRR keeps trying to reconnect; the held session does not come back.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        l.lab.established(SESSION_PRIMARY),
+        established_before,
+        "{}",
+        l.ctx("held down while BFD is down")
+    );
+    let said = l
+        .frr
+        .vtysh(&[&format!("show bgp neighbors {} json", primary.msee)]);
+    assert!(
+        said.contains("BFD Down") || said.contains("Cease"),
+        "FRR saw the Cease: {said}"
+    );
+
+    // 3. bfdd is back: BFD up, the session restarts, the link carries again.
+    l.bfdd.restart();
+    l.lab.wait_established_after(
+        SESSION_PRIMARY,
+        established_before,
+        Duration::from_secs(30),
+        || l.logs(),
+    );
+    l.wait("primary carries again", Duration::from_secs(15), || {
+        let link = l.link("primary");
+        link["carries"] == true && link["bfd"] == true
+    });
+    l.wait(
+        "172.16.0.0/16 on both links again",
+        Duration::from_secs(15),
+        || l.lab.installed_on_both(CUSTOMER_NET),
+    );
+    assert_eq!(l.lab.send(7103, 200), 200, "{}", l.ctx("both links again"));
+}
