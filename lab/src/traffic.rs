@@ -39,6 +39,12 @@ const STALL: Duration = Duration::from_millis(300);
 /// Send `count` datagrams along `flow` and count how many arrive (each
 /// carries its sequence number; duplicates are not counted twice).
 pub fn send_and_count(flow: &Flow, count: u64) -> Result<FlowResult> {
+    send_and_count_at(flow, count, None)
+}
+
+/// [`send_and_count`] at `pps` datagrams per second at most (a stream that
+/// lasts while something else happens), or as fast as the window allows.
+pub fn send_and_count_at(flow: &Flow, count: u64, pps: Option<u32>) -> Result<FlowResult> {
     if count > MAX_PACKETS {
         bail!("at most {MAX_PACKETS} packets per flow");
     }
@@ -86,7 +92,14 @@ pub fn send_and_count(flow: &Flow, count: u64) -> Result<FlowResult> {
 
     let mut sent = 0;
     let mut payload = [0u8; 64];
+    let started = Instant::now();
     for seq in 0..count {
+        if let Some(pps) = pps {
+            let due = started + Duration::from_secs_f64(seq as f64 / f64::from(pps.max(1)));
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+        }
         // The first datagram may wait for address resolution (ARP or ND) on
         // the way; later ones wait for room in the window. Either wait ends
         // when the receiver makes no progress for a while: the path may

@@ -241,3 +241,185 @@ fn bfd_with_frr_takes_the_link_and_its_session_down_and_back() {
     );
     assert_eq!(l.lab.send(7103, 200), 200, "{}", l.ctx("both links again"));
 }
+
+/// UDP from the VNet host to 172.16.0.1 in `flows` parallel flows (one per
+/// destination port from `port`), `per_flow` datagrams each at `pps` per
+/// flow, in the background; join for (sent, received).
+fn background_flows(
+    lab: &BgpLab,
+    port: u16,
+    flows: u16,
+    per_flow: u64,
+    pps: u32,
+) -> Vec<std::thread::JoinHandle<lab::traffic::FlowResult>> {
+    (0..flows)
+        .map(|i| {
+            let flow = lab::traffic::Flow {
+                src_ns: lab.topo.ns_azure(),
+                src_addr: lab.topo.vnet_host.into(),
+                src_dev: None,
+                dst_ns: lab.topo.ns_onprem(),
+                dst_addr: e2e_tests::bgp_lab::CUSTOMER_HOST.into(),
+                dst_port: port + i,
+            };
+            std::thread::spawn(move || {
+                lab::traffic::send_and_count_at(&flow, per_flow, Some(pps)).unwrap()
+            })
+        })
+        .collect()
+}
+
+/// Datagrams the MSEE sent out of `port` ("primary"/"secondary") so far.
+fn tx_packets(lab: &BgpLab, port: &str) -> u64 {
+    lab.cli(&["counters"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["port"] == port)
+        .unwrap()["tx_packets"]
+        .as_u64()
+        .unwrap()
+}
+
+#[test]
+fn drain_moves_traffic_to_the_other_link_and_loses_nothing() {
+    if !require_root("drain_moves_traffic_to_the_other_link_and_loses_nothing") {
+        return;
+    }
+    let lab = BgpLab::up("drn");
+    let topo = &lab.topo;
+    let frr = Frr::start(
+        &topo.ns_onprem(),
+        &customer_conf(topo, &lab.dir.join("bgpd.log")),
+        &lab.dir,
+    );
+    let ctx = |what: &str| lab.ctx(what, &frr.log());
+    lab.wait_both_established(Duration::from_secs(30), || frr.log());
+    wait_for("equal paths", Duration::from_secs(15), || {
+        lab.installed_on_both(CUSTOMER_NET)
+    })
+    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
+    // FRR learned the VNet on both links, one AS (12076) each.
+    let vnet_paths = || -> Vec<(String, String, bool)> {
+        let out = frr.vtysh(&["show bgp ipv4 unicast 10.1.0.0/16 json"]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+        v["paths"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|p| {
+                (
+                    p["peer"]["peerId"].as_str().unwrap_or("").to_owned(),
+                    p["aspath"]["string"].as_str().unwrap_or("").to_owned(),
+                    p["bestpath"]["overall"] == true,
+                )
+            })
+            .collect()
+    };
+    wait_for("VNet on both links at FRR", Duration::from_secs(15), || {
+        vnet_paths().len() == 2
+    })
+    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
+
+    // Sixteen flows toward the customer for two seconds; the drain and the
+    // undrain happen while they run.
+    let t0 = std::time::Instant::now();
+    let pri_before = tx_packets(&lab, "primary");
+    let flows = background_flows(&lab, 7200, 16, 4000, 2000);
+    std::thread::sleep(Duration::from_millis(300));
+    let drained = lab.cli(&["drain", "er-lab", "primary"]);
+    assert_eq!(drained["drained"], true, "{drained}");
+    assert_eq!(drained["routes_repointed"], 1, "{drained}");
+    assert_eq!(drained["sessions_readvertised"], 1, "{drained}");
+    // The MSEE's own choice: the primary is now the backup of the route.
+    assert_eq!(
+        lab.next_hops(CUSTOMER_NET),
+        vec![
+            ("primary".to_owned(), 1 + 65536),
+            ("secondary".to_owned(), 1)
+        ]
+    );
+    let pri_at_drain = tx_packets(&lab, "primary");
+    assert!(
+        pri_at_drain > pri_before,
+        "some flows were on the primary before the drain"
+    );
+    // The customer's choice: the primary's path now carries AS 12076 four
+    // times, so FRR prefers the secondary.
+    let p = topo.primary.msee.to_string();
+    wait_for("FRR prefers the secondary", Duration::from_secs(10), || {
+        let paths = vnet_paths();
+        paths.len() == 2
+            && paths
+                .iter()
+                .any(|(peer, path, best)| *peer == p && path == "12076 12076 12076 12076" && !best)
+            && paths
+                .iter()
+                .any(|(peer, path, best)| *peer != p && path == "12076" && *best)
+    })
+    .unwrap_or_else(|e| panic!("{}", ctx(&format!("{e}: {:?}", vnet_paths()))));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        tx_packets(&lab, "primary"),
+        pri_at_drain,
+        "{}",
+        ctx("nothing left on the drained primary")
+    );
+    let sessions = lab.cli(&["sessions"]);
+    assert!(
+        sessions
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["link"] == "primary" && s["drained"] == true),
+        "{sessions}"
+    );
+
+    let undrained = lab.cli(&["undrain", "er-lab", "primary"]);
+    assert!(
+        flows.iter().all(|f| !f.is_finished()),
+        "the stream outlasts the drain ({:?})",
+        t0.elapsed()
+    );
+    assert_eq!(undrained["drained"], false, "{undrained}");
+    let (mut sent, mut received) = (0, 0);
+    for f in flows {
+        let r = f.join().unwrap();
+        sent += r.sent;
+        received += r.received;
+    }
+    assert_eq!(sent, 16 * 4000);
+    assert_eq!(
+        received,
+        sent,
+        "{}",
+        ctx("nothing lost while draining and undraining")
+    );
+    lab.wait_equal_paths(|| frr.log());
+    wait_for(
+        "FRR sees one AS on both again",
+        Duration::from_secs(10),
+        || {
+            let paths = vnet_paths();
+            paths.len() == 2 && paths.iter().all(|(_, path, _)| path == "12076")
+        },
+    )
+    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
+    // Both links carry again.
+    let before = (tx_packets(&lab, "primary"), tx_packets(&lab, "secondary"));
+    let flows = background_flows(&lab, 7300, 16, 100, 2000);
+    let got: u64 = flows.into_iter().map(|f| f.join().unwrap().received).sum();
+    assert_eq!(got, 1600, "{}", ctx("after the undrain"));
+    assert!(tx_packets(&lab, "primary") > before.0 && tx_packets(&lab, "secondary") > before.1);
+    // Bad input gets a clear answer.
+    let out = std::process::Command::new(lab::daemon::workspace_bin("msee-cli").unwrap())
+        .arg("--socket")
+        .arg(&lab.socket)
+        .args(["drain", "nope", "primary"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown circuit \"nope\""), "{err}");
+}
