@@ -182,7 +182,7 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
                 Some(PortInfo {
                     link: p.link,
                     role,
-                    addrs: p.iface.addrs.iter().map(|(a, _)| *a).collect(),
+                    addrs: p.iface.all_addrs().collect(),
                 })
             })
             .collect();
@@ -210,16 +210,19 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
         }
         for s in &specs {
             let port = &mut ports[s.link as usize];
-            if let Some(n) = port.neighbour
+            let known = match s.peer {
+                IpAddr::V4(a) => port.neighbour.replace(a).map(IpAddr::V4),
+                IpAddr::V6(a) => port.neighbour6.replace(a).map(IpAddr::V6),
+            };
+            if let Some(n) = known
                 && n != s.peer
             {
                 bail!(
-                    "port {}: static next hop {n} and BGP peer {}: a link has exactly one neighbour",
+                    "port {}: next hop {n} and BGP peer {}: a link has exactly one neighbour",
                     port.iface.name,
                     s.peer
                 );
             }
-            port.neighbour = Some(s.peer);
             port.bgp = true;
         }
         bgp_plan = Some((peerings, specs));
@@ -393,16 +396,23 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
             }
             let timers = cfg.bgp.as_ref().map(|b| b.timers).unwrap_or_default();
             // A session's state flips its link from the session's own task.
-            let links: Vec<u32> = specs.iter().map(|s| s.link).collect();
+            // The IPv4 session speaks for its link (as BFD, IPv4-only on
+            // ExpressRoute); an IPv6 session that fails loses its routes
+            // (stale, then withdrawn) but does not take the link down.
+            let links: Vec<Option<u32>> = specs
+                .iter()
+                .map(|s| (s.family == speaker::Family::Ipv4).then_some(s.link))
+                .collect();
             let bgp_health = health.clone();
             let bgp_hook: speaker::Hook = std::sync::Arc::new(move |i, event| {
                 use bgp::transport::SessionEvent;
+                let Some(link) = links[i] else { return };
                 match event {
                     SessionEvent::Established(_) => {
-                        bgp_health.set(links[i], Signal::Bgp, true);
+                        bgp_health.set(link, Signal::Bgp, true);
                     }
                     SessionEvent::Down(_) => {
-                        bgp_health.set(links[i], Signal::Bgp, false);
+                        bgp_health.set(link, Signal::Bgp, false);
                     }
                     _ => {}
                 }
@@ -529,12 +539,13 @@ fn start_bfd(
     let mut peers = Vec::new();
     let mut owners = Vec::new();
     for (i, s) in specs.iter().enumerate() {
+        // (The model has BFD on IPv4 sessions only, as ExpressRoute.)
         let Some(t) = s.bfd else { continue };
         let interval = Duration::from_millis(u64::from(t.interval_ms));
         peers.push(bfd::transport::PeerConfig {
             name: s.name.clone(),
-            local: IpAddr::V4(s.local),
-            peer: IpAddr::V4(s.peer),
+            local: s.local,
+            peer: s.peer,
             ifname: Some(ports[s.link as usize].iface.name.clone()),
             session: bfd::Config {
                 desired_min_tx: interval,
@@ -669,7 +680,8 @@ fn answer(
                         "state": if st.established { "Established" } else { "Down" },
                         "since_secs": st.since.map(|t| now.duration_since(t).as_secs()),
                         "last_down": st.last_down,
-                        "prefixes_received": b.ribs[s.peering].adj_rib_in_len(s.link),
+                        "family": format!("{:?}", s.family),
+                        "prefixes_received": b.ribs[s.peering].adj_rib_in_len((s.link, s.family)),
                         "drained": b.ribs[s.peering].is_drained(s.link),
                         "held_by_bfd": st.held_by_bfd,
                         "max_prefixes": s.max_prefixes,
@@ -757,6 +769,7 @@ impl Bgp {
         use bgp::{fsm::DownReason, transport::SessionEvent};
         let spec = &self.speaker.specs[i];
         let (name, link, rib) = (spec.name.clone(), spec.link, spec.peering);
+        let session = (link, spec.family);
         match event {
             SessionEvent::Established(n) => {
                 self.status[i] = SessionStatus {
@@ -766,7 +779,7 @@ impl Bgp {
                     last_down: self.status[i].last_down.take(),
                 };
                 info!(session = %name, peer_as = n.peer_as, peer_id = %n.peer_id, hold = n.hold_time, "session established");
-                match self.ribs[rib].session_up(link) {
+                match self.ribs[rib].session_up(session) {
                     Ok(changed) => self.apply(rib, &changed, msee),
                     Err(e) => warn!(session = %name, "{e:#}"),
                 }
@@ -774,7 +787,7 @@ impl Bgp {
             }
             SessionEvent::Down(reason) => {
                 // The link was flipped by the hook; the routes follow lazily.
-                if let Err(e) = self.ribs[rib].session_down(link) {
+                if let Err(e) = self.ribs[rib].session_down(session) {
                     warn!(session = %name, "{e:#}");
                 }
                 self.status[i].established = false;
@@ -791,7 +804,7 @@ impl Bgp {
                     other => warn!(session = %name, reason = ?other, "session down"),
                 }
             }
-            SessionEvent::Routes(update) => match self.ribs[rib].update(link, &update) {
+            SessionEvent::Routes(update) => match self.ribs[rib].update(session, &update) {
                 Ok(outcome) => {
                     for (prefix, why) in &outcome.refused {
                         warn!(session = %name, %prefix, "route refused: {why}");
@@ -905,28 +918,27 @@ impl Bgp {
     /// Withdraws the Adj-RIB-In of sessions that went down (lazily, after
     /// the link-state flip has already moved the traffic).
     fn flush_stale(&mut self, msee: &mut Msee) {
-        for r in 0..self.ribs.len() {
-            let links: Vec<u32> = self
-                .speaker
-                .specs
-                .iter()
-                .filter(|s| s.peering == r)
-                .map(|s| s.link)
-                .collect();
-            for link in links {
-                if self.ribs[r].is_stale(link) {
-                    match self.ribs[r].flush_stale(link) {
-                        Ok(changed) => {
-                            info!(
-                                link,
-                                withdrawn = changed.len(),
-                                "stale routes of a down session withdrawn"
-                            );
-                            self.apply(r, &changed, msee);
-                        }
-                        Err(e) => warn!("{e:#}"),
-                    }
+        let sessions: Vec<(usize, (u32, speaker::Family))> = self
+            .speaker
+            .specs
+            .iter()
+            .map(|s| (s.peering, (s.link, s.family)))
+            .collect();
+        for (r, session) in sessions {
+            if !self.ribs[r].is_stale(session) {
+                continue;
+            }
+            match self.ribs[r].flush_stale(session) {
+                Ok(changed) => {
+                    info!(
+                        link = session.0,
+                        family = ?session.1,
+                        withdrawn = changed.len(),
+                        "stale routes of a down session withdrawn"
+                    );
+                    self.apply(r, &changed, msee);
                 }
+                Err(e) => warn!("{e:#}"),
             }
         }
     }

@@ -13,21 +13,22 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use bgp::{
     fsm,
     transport::{self, BGP_PORT, Input, PeerConfig, SessionEvent},
-    wire::{AsSegment, Origin, PathAttribute, Update},
+    wire::{AsSegment, MpReach, Origin, PathAttribute, Update},
 };
+pub use circuit::model::AddressFamily as Family;
 use circuit::model::{AddressFamily, PeeringType};
-use ipnet::{IpNet, Ipv4Net};
+use ipnet::IpNet;
 use msee_abi::PeeringKind;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 /// A customer-facing port the daemon runs: its link id, its role, and the
-/// IPv4 addresses configured on it.
+/// addresses (both families) configured on it.
 #[derive(Clone, Debug)]
 pub struct PortInfo {
     pub link: u32,
     pub role: circuit::model::LinkRole,
-    pub addrs: Vec<Ipv4Addr>,
+    pub addrs: Vec<IpAddr>,
 }
 
 /// One peering the daemon routes: its routing domain and links.
@@ -42,13 +43,17 @@ pub struct PeeringPlan {
 /// One BGP session to run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionSpec {
-    /// e.g. `er-lab/AzurePrivatePeering/primary`.
+    /// e.g. `er-lab/AzurePrivatePeering/primary` (IPv6 sessions end `/ipv6`).
     pub name: String,
     /// Index into the peering plans.
     pub peering: usize,
     pub link: u32,
-    pub local: Ipv4Addr,
-    pub peer: Ipv4Addr,
+    /// IPv4 sessions carry IPv4 unicast, IPv6 sessions IPv6 unicast.
+    pub family: AddressFamily,
+    pub local: IpAddr,
+    pub peer: IpAddr,
+    /// The BGP identifier: the MSEE's IPv4 address on the link.
+    pub router_id: Ipv4Addr,
     pub peer_as: u32,
     pub md5_key: Option<Vec<u8>>,
     pub max_prefixes: u32,
@@ -74,17 +79,20 @@ fn kind_of(t: PeeringType) -> PeeringKind {
 }
 
 /// The advertisements of a session: one UPDATE per region community, AS
-/// path 12076, next hop self, at most `limit` prefixes (Azure's cap).
+/// path 12076, next hop self (`next_hop`'s family picks the routes: IPv4
+/// NLRI, or IPv6 in MP_REACH_NLRI), at most `limit` prefixes (Azure's cap).
 pub fn adverts(
     routes: &[circuit::reach::VnetRoute],
-    next_hop: Ipv4Addr,
+    next_hop: IpAddr,
     limit: Option<u32>,
 ) -> (Vec<Update>, usize) {
-    let mut by_community: BTreeMap<u32, Vec<Ipv4Net>> = BTreeMap::new();
+    let mut by_community: BTreeMap<u32, Vec<IpNet>> = BTreeMap::new();
     let mut taken = 0usize;
     let mut dropped = 0usize;
     for r in routes {
-        let IpNet::V4(p) = r.prefix else { continue };
+        if r.prefix.addr().is_ipv4() != next_hop.is_ipv4() {
+            continue;
+        }
         if limit.is_some_and(|l| taken >= l as usize) {
             dropped += 1;
             continue;
@@ -93,19 +101,45 @@ pub fn adverts(
         by_community
             .entry(r.community.to_u32())
             .or_default()
-            .push(p);
+            .push(r.prefix);
     }
     let updates = by_community
         .into_iter()
-        .map(|(community, nlri)| Update {
-            attributes: vec![
+        .map(|(community, prefixes)| {
+            let mut attributes = vec![
                 PathAttribute::Origin(Origin::Igp),
                 PathAttribute::AsPath(vec![AsSegment::Sequence(vec![bgp::MSEE_ASN])]),
-                PathAttribute::NextHop(next_hop),
-                PathAttribute::Communities(vec![community]),
-            ],
-            nlri,
-            ..Default::default()
+            ];
+            let mut nlri = Vec::new();
+            match next_hop {
+                IpAddr::V4(nh) => {
+                    attributes.push(PathAttribute::NextHop(nh));
+                    nlri = prefixes
+                        .iter()
+                        .filter_map(|p| match p {
+                            IpNet::V4(p) => Some(*p),
+                            IpNet::V6(_) => None,
+                        })
+                        .collect();
+                }
+                IpAddr::V6(nh) => attributes.push(PathAttribute::MpReach(MpReach {
+                    next_hop: nh,
+                    link_local: None,
+                    nlri: prefixes
+                        .iter()
+                        .filter_map(|p| match p {
+                            IpNet::V6(p) => Some(*p),
+                            IpNet::V4(_) => None,
+                        })
+                        .collect(),
+                })),
+            }
+            attributes.push(PathAttribute::Communities(vec![community]));
+            Update {
+                attributes,
+                nlri,
+                ..Default::default()
+            }
         })
         .collect();
     (updates, dropped)
@@ -134,9 +168,11 @@ pub fn prepended(update: &Update, extra: usize) -> Update {
     u
 }
 
-/// Plans the IPv4 sessions of `circuit`'s peerings whose MSEE addresses
-/// are configured on the ports (the primary link's on the primary port,
-/// the secondary's on the secondary). Other peerings are reported, not run.
+/// Plans the sessions of `circuit`'s peerings whose MSEE addresses are
+/// configured on the ports (the primary link's on the primary port, the
+/// secondary's on the secondary): IPv4 always, IPv6 where the peering has
+/// IPv6 addresses and the ports carry them. Other peerings are reported,
+/// not run.
 pub fn plan(
     model: &circuit::Model,
     circuit_name: &str,
@@ -163,7 +199,9 @@ pub fn plan(
         let mut links = Vec::new();
         for l in [&p.primary, &p.secondary] {
             match port_of(l.role) {
-                Some(port) if port.addrs.contains(&l.ipv4.msee) => links.push(port.link),
+                Some(port) if port.addrs.contains(&IpAddr::V4(l.ipv4.msee)) => {
+                    links.push(port.link)
+                }
                 Some(_) => {}
                 None => bail!("no {} port to run {:?} on", l.role, p.peering_type),
             }
@@ -186,40 +224,46 @@ pub fn plan(
             if s.peering_type != p.peering_type {
                 continue;
             }
-            if s.family != AddressFamily::Ipv4 {
+            let (link, link_model) = if s.link == p.primary.role {
+                (links[0], &p.primary)
+            } else {
+                (links[1], &p.secondary)
+            };
+            let port = port_of(s.link).expect("checked above");
+            if !port.addrs.contains(&s.local_address) {
                 notes.push(format!(
-                    "{:?} {}: IPv6 session not run yet",
-                    p.peering_type, s.link
+                    "{:?} {} {:?}: not run: {} is not on the {} port",
+                    p.peering_type, s.link, s.family, s.local_address, s.link
                 ));
                 continue;
             }
-            let (IpAddr::V4(local), IpAddr::V4(peer)) = (s.local_address, s.peer_address) else {
-                unreachable!("IPv4 session with IPv4 addresses");
-            };
             // Microsoft peering advertises only what a route filter selects,
             // and the model has no service prefixes yet: nothing.
             let (adverts, dropped) = match kind {
-                PeeringKind::Private => adverts(&vnet_routes, local, s.max_advertised),
+                PeeringKind::Private => adverts(&vnet_routes, s.local_address, s.max_advertised),
                 PeeringKind::Microsoft => (Vec::new(), 0),
             };
             if dropped > 0 {
                 notes.push(format!(
-                    "{:?} {}: {dropped} VNet prefixes over the limit of {} not advertised",
+                    "{:?} {} {:?}: {dropped} VNet prefixes over the limit of {} not advertised",
                     p.peering_type,
                     s.link,
+                    s.family,
                     s.max_advertised.unwrap_or(0)
                 ));
             }
+            let suffix = match s.family {
+                AddressFamily::Ipv4 => "",
+                AddressFamily::Ipv6 => "/ipv6",
+            };
             specs.push(SessionSpec {
-                name: format!("{}/{:?}/{}", circuit.name, p.peering_type, s.link),
+                name: format!("{}/{:?}/{}{suffix}", circuit.name, p.peering_type, s.link),
                 peering: index,
-                link: if s.link == p.primary.role {
-                    links[0]
-                } else {
-                    links[1]
-                },
-                local,
-                peer,
+                link,
+                family: s.family,
+                local: s.local_address,
+                peer: s.peer_address,
+                router_id: link_model.ipv4.msee,
                 peer_as: s.peer_asn,
                 md5_key: s.md5_key.as_ref().map(|k| k.as_bytes().to_vec()),
                 max_prefixes: max_prefixes_override.unwrap_or(s.max_prefixes),
@@ -265,21 +309,24 @@ impl Speaker {
     pub fn start(specs: Vec<SessionSpec>, timers: Timers, hook: Option<Hook>) -> Result<Self> {
         let (ev_tx, events) = mpsc::channel(1024);
         let mut inboxes = Vec::new();
-        let mut by_local: HashMap<Ipv4Addr, Vec<usize>> = HashMap::new();
+        let mut by_local: HashMap<IpAddr, Vec<usize>> = HashMap::new();
         for (i, s) in specs.iter().enumerate() {
             by_local.entry(s.local).or_default().push(i);
         }
         for (i, s) in specs.iter().enumerate() {
-            let mut cfg = fsm::Config::new(s.local, s.peer_as);
-            cfg.ipv6_unicast = false;
+            let mut cfg = fsm::Config::new(s.router_id, s.peer_as);
+            // One family per session, as on ExpressRoute.
+            cfg.ipv4_unicast = s.family == AddressFamily::Ipv4;
+            cfg.ipv6_unicast = s.family == AddressFamily::Ipv6;
             cfg.max_prefixes_v4 = Some(s.max_prefixes);
+            cfg.max_prefixes_v6 = Some(s.max_prefixes);
             cfg.connect_retry = timers.connect_retry;
             cfg.idle_hold_initial = timers.idle_hold;
             let (tx, rx) = mpsc::channel(64);
             let (out_tx, mut out_rx) = mpsc::channel(256);
             let peer = PeerConfig {
-                peer: SocketAddr::new(s.peer.into(), BGP_PORT),
-                local: Some(SocketAddr::new(s.local.into(), 0)),
+                peer: SocketAddr::new(s.peer, BGP_PORT),
+                local: Some(SocketAddr::new(s.local, 0)),
                 md5_key: s.md5_key.clone(),
             };
             tokio::spawn(transport::run(fsm::Session::new(cfg), peer, rx, out_tx));
@@ -301,15 +348,15 @@ impl Speaker {
                 .iter()
                 .filter_map(|i| {
                     let s = &specs[*i];
-                    s.md5_key.clone().map(|k| (IpAddr::V4(s.peer), k))
+                    s.md5_key.clone().map(|k| (s.peer, k))
                 })
                 .collect();
-            let addr = SocketAddr::new(local.into(), BGP_PORT);
+            let addr = SocketAddr::new(local, BGP_PORT);
             let listener = transport::listen(addr, &keys)
                 .with_context(|| format!("listening for BGP on {addr}"))?;
             let sessions = idx
                 .iter()
-                .map(|i| (IpAddr::V4(specs[*i].peer), inboxes[*i].clone()))
+                .map(|i| (specs[*i].peer, inboxes[*i].clone()))
                 .collect();
             tokio::spawn(async move {
                 if let Err(e) = transport::accept_loop(listener, sessions).await {
@@ -401,17 +448,21 @@ virtualNetwork = "vnet-eus"
 peer = "er-lab"
 "#;
 
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
     fn ports() -> Vec<PortInfo> {
         vec![
             PortInfo {
                 link: 0,
                 role: LinkRole::Primary,
-                addrs: vec![Ipv4Addr::new(192, 168, 100, 130)],
+                addrs: vec![ip("192.168.100.130"), ip("fd00:100::2")],
             },
             PortInfo {
                 link: 1,
                 role: LinkRole::Secondary,
-                addrs: vec![Ipv4Addr::new(192, 168, 100, 134)],
+                addrs: vec![ip("192.168.100.134"), ip("fd00:100::6")],
             },
         ]
     }
@@ -440,7 +491,8 @@ peer = "er-lab"
             )
         );
         assert_eq!(specs[1].link, 1);
-        assert_eq!(specs[1].peer, Ipv4Addr::new(192, 168, 100, 133));
+        assert_eq!(specs[1].peer, ip("192.168.100.133"));
+        assert_eq!(p.router_id, Ipv4Addr::new(192, 168, 100, 130));
         assert_eq!(p.peer_as, 65010);
         assert_eq!(p.md5_key.as_deref(), Some(&b"s3cret"[..]));
         assert_eq!(p.max_prefixes, 4000);
@@ -458,11 +510,14 @@ peer = "er-lab"
         assert_eq!(
             u.nlri,
             vec![
-                "10.1.0.0/16".parse::<Ipv4Net>().unwrap(),
+                "10.1.0.0/16".parse::<ipnet::Ipv4Net>().unwrap(),
                 "10.2.0.0/16".parse().unwrap()
             ]
         );
-        assert!(u.attributes.contains(&PathAttribute::NextHop(p.local)));
+        assert!(
+            u.attributes
+                .contains(&PathAttribute::NextHop(Ipv4Addr::new(192, 168, 100, 130)))
+        );
         let weu = model.virtual_network("vnet-weu").unwrap().region_community;
         assert!(
             u.attributes
@@ -470,6 +525,57 @@ peer = "er-lab"
         );
         assert!(
             notes.iter().any(|n| n.contains("MicrosoftPeering")),
+            "{notes:?}"
+        );
+    }
+
+    #[test]
+    fn plans_ipv6_sessions_where_the_peering_and_the_ports_have_ipv6() {
+        let text = LAB.replace(
+            "sharedKey = \"s3cret\"",
+            "sharedKey = \"s3cret\"\nipv6PeeringConfig = { primaryPeerAddressPrefix = \"fd00:100::/126\", secondaryPeerAddressPrefix = \"fd00:100::4/126\" }",
+        );
+        let model = circuit::load_toml(&text).unwrap();
+        let (_, specs, notes) = plan(&model, "er-lab", &ports(), None).unwrap();
+        assert_eq!(specs.len(), 4, "{notes:?}");
+        let v6: Vec<&SessionSpec> = specs.iter().filter(|s| s.family == Family::Ipv6).collect();
+        assert_eq!(v6.len(), 2);
+        let p = v6[0];
+        assert_eq!(p.name, "er-lab/AzurePrivatePeering/primary/ipv6");
+        assert_eq!(
+            (p.link, p.local, p.peer),
+            (0, ip("fd00:100::2"), ip("fd00:100::1"))
+        );
+        assert_eq!(p.router_id, Ipv4Addr::new(192, 168, 100, 130));
+        assert_eq!(p.max_prefixes, 100, "ExpressRoute's IPv6 limit");
+        assert_eq!(p.bfd, None, "BFD is IPv4 only");
+        assert_eq!(v6[1].link, 1);
+        // The VNet's IPv6 range, next hop self in MP_REACH_NLRI.
+        assert_eq!(p.adverts.len(), 1);
+        let u = &p.adverts[0];
+        assert!(u.nlri.is_empty());
+        assert_eq!(u.announced_v6(), ["2001:db8:a10::/48".parse().unwrap()]);
+        assert_eq!(
+            u.mp_reach().unwrap().next_hop,
+            "fd00:100::2".parse::<std::net::Ipv6Addr>().unwrap()
+        );
+        // The IPv4 sessions carry only the IPv4 prefixes.
+        let v4 = specs.iter().find(|s| s.family == Family::Ipv4).unwrap();
+        assert!(v4.adverts.iter().all(|u| u.mp_reach().is_none()));
+        // Ports without the IPv6 addresses: IPv4 only, said in a note.
+        let v4_ports: Vec<PortInfo> = ports()
+            .into_iter()
+            .map(|mut p| {
+                p.addrs.retain(|a| a.is_ipv4());
+                p
+            })
+            .collect();
+        let (_, specs, notes) = plan(&model, "er-lab", &v4_ports, None).unwrap();
+        assert_eq!(specs.len(), 2);
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.contains("fd00:100::2 is not on the primary port")),
             "{notes:?}"
         );
     }
@@ -507,7 +613,7 @@ peer = "er-lab"
         let model = circuit::load_toml(LAB).unwrap();
         let c = model.circuit("er-lab").unwrap();
         let routes = circuit::reach::vnet_routes(&model, c);
-        let (u, dropped) = adverts(&routes, Ipv4Addr::new(1, 1, 1, 1), Some(1));
+        let (u, dropped) = adverts(&routes, ip("1.1.1.1"), Some(1));
         assert_eq!(u.iter().map(|u| u.nlri.len()).sum::<usize>(), 1);
         assert_eq!(dropped, 1);
     }

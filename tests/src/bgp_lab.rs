@@ -3,7 +3,7 @@
 //! customer router process stopped by PID, and the checks every interop test
 //! makes (sessions, installed routes, traffic, msee-cli).
 use std::{
-    net::Ipv4Addr,
+    net::{Ipv4Addr, Ipv6Addr},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -29,6 +29,13 @@ pub const MAX_PREFIXES: usize = 5;
 /// The customer's first network, and the address in it that receives traffic.
 pub const CUSTOMER_NET: &str = "172.16.0.0/16";
 pub const CUSTOMER_HOST: Ipv4Addr = Ipv4Addr::new(172, 16, 0, 1);
+/// The same over IPv6.
+pub const CUSTOMER_NET6: &str = "fd00:c0::/48";
+pub const CUSTOMER_HOST6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xc0, 0, 0, 0, 0, 0, 1);
+/// The VNet's IPv6 range (the lab's `vnet6`).
+pub const VNET6: &str = "fd00:a10::/48";
+pub const SESSION_PRIMARY6: &str = "er-lab/AzurePrivatePeering/primary/ipv6";
+pub const SESSION_SECONDARY6: &str = "er-lab/AzurePrivatePeering/secondary/ipv6";
 
 /// `n` customer /16s starting at 172.16.0.0/16.
 pub fn customer_nets(n: usize) -> Vec<String> {
@@ -58,12 +65,13 @@ primaryPeerAddressPrefix = "192.168.100.128/30"
 secondaryPeerAddressPrefix = "192.168.100.132/30"
 vlanId = 100
 sharedKey = "{KEY}"
+ipv6PeeringConfig = {{ primaryPeerAddressPrefix = "fd00:100::/126", secondaryPeerAddressPrefix = "fd00:100::4/126" }}
 {peering_extra}
 
 [[virtualNetworks]]
 name = "vnet-lab"
 location = "West Europe"
-addressSpace = {{ addressPrefixes = ["10.1.0.0/16"] }}
+addressSpace = {{ addressPrefixes = ["10.1.0.0/16", "{VNET6}"] }}
 
 [[connections]]
 name = "lab"
@@ -102,6 +110,23 @@ impl BgpLab {
         ip_ns(
             &topo.ns_onprem(),
             &["addr", "add", &format!("{CUSTOMER_HOST}/32"), "dev", "lo"],
+        )
+        .unwrap();
+        ip_ns(
+            &topo.ns_onprem(),
+            &["addr", "add", &format!("{CUSTOMER_HOST6}/128"), "dev", "lo"],
+        )
+        .unwrap();
+        ip_ns(
+            &topo.ns_azure(),
+            &[
+                "-6",
+                "route",
+                "add",
+                "fd00:c0::/32",
+                "via",
+                &topo.azure_link_msee6.to_string(),
+            ],
         )
         .unwrap();
         ip_ns(
@@ -171,6 +196,20 @@ impl BgpLab {
             src_dev: None,
             dst_ns: self.topo.ns_onprem(),
             dst_addr: CUSTOMER_HOST.into(),
+            dst_port: port,
+        };
+        send_and_count(&flow, n).unwrap().received
+    }
+
+    /// UDP from the VNet host to the customer's IPv6 host on `port`:
+    /// datagrams received.
+    pub fn send6(&self, port: u16, n: u64) -> u64 {
+        let flow = Flow {
+            src_ns: self.topo.ns_azure(),
+            src_addr: self.topo.vnet_host6.into(),
+            src_dev: None,
+            dst_ns: self.topo.ns_onprem(),
+            dst_addr: CUSTOMER_HOST6.into(),
             dst_port: port,
         };
         send_and_count(&flow, n).unwrap().received
@@ -294,8 +333,12 @@ impl BgpLab {
     pub fn check_cli(&self, tx: u64) {
         let sessions = self.cli(&["sessions"]);
         let sessions = sessions.as_array().unwrap();
-        assert_eq!(sessions.len(), 2, "{sessions:?}");
-        for s in sessions {
+        assert_eq!(
+            sessions.len(),
+            4,
+            "IPv4 and IPv6 on each link: {sessions:?}"
+        );
+        for s in sessions.iter().filter(|s| s["family"] == "Ipv4") {
             assert_eq!(s["state"], "Established", "{s}");
             assert_eq!(s["prefixes_received"], 1, "{s}");
             assert_eq!(s["max_prefixes"], MAX_PREFIXES as u64, "{s}");
@@ -333,7 +376,7 @@ impl BgpLab {
             .as_array()
             .unwrap()
             .iter()
-            .find(|s| s["link"] == "secondary")
+            .find(|s| s["link"] == "secondary" && s["family"] == "Ipv4")
             .unwrap()
             .clone();
         assert_eq!(sec["state"], "Down", "{sec}");
@@ -415,10 +458,20 @@ pub fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> R
     }
 }
 
-/// Lines of `log` that contain both `needle` and `session`.
+/// Lines of `log` that contain `needle` and name exactly `session`
+/// (`session=NAME`, not a longer name that starts with it).
 pub fn count(log: &str, needle: &str, session: &str) -> usize {
+    let field = format!("session={session}");
     log.lines()
-        .filter(|l| l.contains(needle) && l.contains(session))
+        .filter(|l| {
+            l.contains(needle)
+                && l.match_indices(&field).any(|(i, _)| {
+                    l[i + field.len()..]
+                        .chars()
+                        .next()
+                        .is_none_or(|c| c == ' ' || c == ',')
+                })
+        })
         .count()
 }
 

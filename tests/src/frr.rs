@@ -11,8 +11,9 @@ use lab::Topology;
 
 use crate::bgp_lab::{KEY, NsProcess, read_logs, wait_for};
 
-/// The customer router of the lab: AS 65010, a session to each MSEE link
-/// (MD5, timers 3/10), announcing 172.16.0.0/16.
+/// The customer router of the lab: AS 65010, an IPv4 and an IPv6 session
+/// to each MSEE link (MD5, timers 3/10), announcing 172.16.0.0/16 and
+/// fd00:c0::/48.
 pub fn customer_conf(topo: &Topology, log: &Path) -> String {
     format!(
         "frr defaults traditional
@@ -30,9 +31,23 @@ router bgp 65010
  neighbor {s} remote-as 12076
  neighbor {s} password {KEY}
  neighbor {s} timers connect 2
+ neighbor {p6} remote-as 12076
+ neighbor {p6} password {KEY}
+ neighbor {p6} timers connect 2
+ neighbor {s6} remote-as 12076
+ neighbor {s6} password {KEY}
+ neighbor {s6} timers connect 2
  !
  address-family ipv4 unicast
   network 172.16.0.0/16
+  no neighbor {p6} activate
+  no neighbor {s6} activate
+ exit-address-family
+ !
+ address-family ipv6 unicast
+  network {net6}
+  neighbor {p6} activate
+  neighbor {s6} activate
  exit-address-family
 !
 ",
@@ -40,6 +55,9 @@ router bgp 65010
         rid = topo.primary.customer,
         p = topo.primary.msee,
         s = topo.secondary.msee,
+        p6 = topo.primary6.msee,
+        s6 = topo.secondary6.msee,
+        net6 = crate::bgp_lab::CUSTOMER_NET6,
     )
 }
 

@@ -1,14 +1,15 @@
 //! Interop with FRR: `bgpd` in the on-premises namespace is the customer
-//! router (AS 65010) with a session to each MSEE link, MD5-signed. Routes it
-//! advertises reach the dataplane and traffic from Azure follows them; it
-//! learns the VNet with its region community; withdrawal, the route limit
-//! and a wrong MD5 key behave as on ExpressRoute.
+//! router (AS 65010) with an IPv4 and an IPv6 session to each MSEE link,
+//! MD5-signed. Routes it advertises (both families) reach the dataplane and
+//! traffic from Azure follows them; it learns the VNet with its region
+//! community; withdrawal, the route limit and a wrong MD5 key behave as on
+//! ExpressRoute.
 use std::{path::Path, time::Duration};
 
 use e2e_tests::{
     bgp_lab::{
-        BgpLab, CUSTOMER_NET, KEY, SESSION_PRIMARY, SESSION_SECONDARY, WEST_EUROPE, customer_nets,
-        wait_for,
+        BgpLab, CUSTOMER_NET, CUSTOMER_NET6, KEY, SESSION_PRIMARY, SESSION_PRIMARY6,
+        SESSION_SECONDARY, SESSION_SECONDARY6, VNET6, WEST_EUROPE, customer_nets, wait_for,
     },
     frr::{BGPD, Frr, customer_conf},
     require_root,
@@ -77,6 +78,45 @@ fn frr_customer_router_over_both_links() {
         )
     });
 
+    // 2b. The same over IPv6: the IPv6 sessions on both links carry
+    // fd00:c0::/48 into the maps, traffic follows it, and FRR learned the
+    // VNet's IPv6 range with the region community, next hop the MSEE.
+    lab.wait_established_after(SESSION_PRIMARY6, 0, Duration::from_secs(30), || frr.log());
+    lab.wait_established_after(SESSION_SECONDARY6, 0, Duration::from_secs(30), || frr.log());
+    wait_for(
+        "fd00:c0::/48 on both links",
+        Duration::from_secs(15),
+        || lab.installed_on_both(CUSTOMER_NET6),
+    )
+    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
+    assert_eq!(
+        lab.send6(7011, 200),
+        200,
+        "{}",
+        ctx("UDP azure -> fd00:c0::1")
+    );
+    wait_for("IPv6 VNet route at FRR", Duration::from_secs(15), || {
+        let out = frr.vtysh(&[&format!("show bgp ipv6 unicast {VNET6} json")]);
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&out) else {
+            return false;
+        };
+        let paths = v["paths"].as_array().cloned().unwrap_or_default();
+        paths.len() == 2
+            && paths.iter().all(|p| {
+                p["community"]["string"].as_str() == Some(WEST_EUROPE)
+                    && p["aspath"]["string"].as_str() == Some("12076")
+            })
+    })
+    .unwrap_or_else(|e| {
+        panic!(
+            "{}",
+            ctx(&format!(
+                "{e}: {}",
+                frr.vtysh(&[&format!("show bgp ipv6 unicast {VNET6} json")])
+            ))
+        )
+    });
+
     // The operator's view: sessions, routes and counters through msee-cli.
     lab.check_cli(200);
 
@@ -118,9 +158,23 @@ fn frr_customer_router_over_both_links() {
     assert!(!out.contains("% "), "prepend removal: {out}");
     lab.wait_equal_paths(|| frr.log());
 
-    // 4. Withdrawal removes the route; traffic stops.
+    // 4. Withdrawal removes the route; traffic stops. Both families.
     frr.configure(&["address-family ipv4 unicast", "no network 172.16.0.0/16"]);
     lab.check_withdrawn(7002, || frr.log());
+    frr.configure(&[
+        "address-family ipv6 unicast",
+        &format!("no network {CUSTOMER_NET6}"),
+    ]);
+    wait_for("fd00:c0::/48 removed", Duration::from_secs(15), || {
+        lab.removed(CUSTOMER_NET6)
+    })
+    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
+    assert_eq!(
+        lab.send6(7012, 20),
+        0,
+        "{}",
+        ctx("no IPv6 route, no delivery")
+    );
 
     // 5. Six prefixes over a limit of five: Cease / max-prefix, and the
     // sessions come back once the customer is under the limit.

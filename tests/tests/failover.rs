@@ -118,7 +118,7 @@ impl BfdFailoverLab {
             .as_array()
             .unwrap()
             .iter()
-            .find(|s| s["link"] == link)
+            .find(|s| s["link"] == link && s["family"] == "Ipv4")
             .cloned()
             .unwrap()
     }
@@ -330,8 +330,9 @@ fn drain_moves_traffic_to_the_other_link_and_loses_nothing() {
     std::thread::sleep(Duration::from_millis(300));
     let drained = lab.cli(&["drain", "er-lab", "primary"]);
     assert_eq!(drained["drained"], true, "{drained}");
-    assert_eq!(drained["routes_repointed"], 1, "{drained}");
-    assert_eq!(drained["sessions_readvertised"], 1, "{drained}");
+    // The customer's IPv4 and IPv6 prefixes; both sessions of the primary.
+    assert_eq!(drained["routes_repointed"], 2, "{drained}");
+    assert_eq!(drained["sessions_readvertised"], 2, "{drained}");
     // The MSEE's own choice: the primary is now the backup of the route.
     assert_eq!(
         lab.next_hops(CUSTOMER_NET),

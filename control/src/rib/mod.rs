@@ -1,5 +1,6 @@
-//! Per-circuit-peering RIB: one Adj-RIB-In per BGP session (one per link),
-//! best path per prefix, and the FIB changes that follow from it.
+//! Per-circuit-peering RIB: one Adj-RIB-In per BGP session (one per link
+//! and address family), best path per prefix, and the FIB changes that
+//! follow from it.
 //!
 //! Best path: every link that has a path for a prefix is a member of its
 //! next-hop group, with the path's AS-path length as preference (lower is
@@ -20,7 +21,18 @@ use bgp::wire::{AsSegment, PathAttribute, Update};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use msee_abi::{GroupMember, PeeringKind};
 
+pub use circuit::model::AddressFamily as Family;
 pub use fib::{Fib, FibChange, FibSink, FibStats};
+
+/// A BGP session of a peering: its link and its address family.
+pub type SessionId = (u32, Family);
+
+fn family_of(prefix: &IpNet) -> Family {
+    match prefix {
+        IpNet::V4(_) => Family::Ipv4,
+        IpNet::V6(_) => Family::Ipv6,
+    }
+}
 
 /// What the RIB keeps of a path: the MSEE ignores customer communities,
 /// MED and next hop (a link has exactly one neighbour).
@@ -39,6 +51,8 @@ pub enum Refusal {
     /// The AS path already contains AS 12076 (RFC 4271 §9.1.2 loop
     /// detection), e.g. our own VNet routes reflected back by the customer.
     AsLoop,
+    /// A prefix of the other address family than the session's.
+    WrongFamily,
 }
 
 impl std::fmt::Display for Refusal {
@@ -47,6 +61,7 @@ impl std::fmt::Display for Refusal {
             Refusal::DefaultRoute => "default route refused on Microsoft peering",
             Refusal::Rfc1918 => "RFC 1918 prefix refused on Microsoft peering",
             Refusal::AsLoop => "AS path contains AS 12076 (loop)",
+            Refusal::WrongFamily => "not of the session's address family",
         })
     }
 }
@@ -117,21 +132,26 @@ pub struct UpdateOutcome {
     pub refused: Vec<(IpNet, Refusal)>,
 }
 
-/// One peering of one circuit: its routing domain and its links.
+/// One peering of one circuit: its routing domain and its sessions.
 #[derive(Debug)]
 pub struct Rib {
     domain: u32,
     kind: PeeringKind,
-    links: BTreeMap<u32, AdjRibIn>,
+    sessions: BTreeMap<SessionId, AdjRibIn>,
 }
 
 impl Rib {
-    /// `links` are the dataplane link ids of the peering's sessions.
+    /// `links` are the dataplane link ids of the peering; each may have an
+    /// IPv4 and an IPv6 session.
     pub fn new(domain: u32, kind: PeeringKind, links: &[u32]) -> Self {
         Self {
             domain,
             kind,
-            links: links.iter().map(|l| (*l, AdjRibIn::default())).collect(),
+            sessions: links
+                .iter()
+                .flat_map(|l| [(*l, Family::Ipv4), (*l, Family::Ipv6)])
+                .map(|s| (s, AdjRibIn::default()))
+                .collect(),
         }
     }
 
@@ -143,26 +163,30 @@ impl Rib {
         self.kind
     }
 
-    fn adj(&mut self, link: u32) -> anyhow::Result<&mut AdjRibIn> {
-        self.links
-            .get_mut(&link)
-            .ok_or_else(|| anyhow::anyhow!("link {link} is not a session of this peering"))
+    fn adj(&mut self, session: SessionId) -> anyhow::Result<&mut AdjRibIn> {
+        self.sessions.get_mut(&session).ok_or_else(|| {
+            anyhow::anyhow!(
+                "link {} ({:?}) is not a session of this peering",
+                session.0,
+                session.1
+            )
+        })
     }
 
-    /// The session on `link` reached Established. A stale Adj-RIB-In left
-    /// from the previous session is withdrawn first: the returned prefixes
-    /// need recomputing.
-    pub fn session_up(&mut self, link: u32) -> anyhow::Result<BTreeSet<IpNet>> {
-        let changed = self.flush_stale(link)?;
-        self.adj(link)?.established = true;
+    /// `session` reached Established. A stale Adj-RIB-In left from its
+    /// previous run is withdrawn first: the returned prefixes need
+    /// recomputing.
+    pub fn session_up(&mut self, session: SessionId) -> anyhow::Result<BTreeSet<IpNet>> {
+        let changed = self.flush_stale(session)?;
+        self.adj(session)?.established = true;
         Ok(changed)
     }
 
-    /// The session on `link` went down. The caller flips the link down in
-    /// the dataplane (one write); the routes stay, stale, until
-    /// [`Rib::flush_stale`].
-    pub fn session_down(&mut self, link: u32) -> anyhow::Result<()> {
-        let adj = self.adj(link)?;
+    /// `session` went down. The caller flips the link down in the
+    /// dataplane (one write) if that session speaks for it; the routes
+    /// stay, stale, until [`Rib::flush_stale`].
+    pub fn session_down(&mut self, session: SessionId) -> anyhow::Result<()> {
+        let adj = self.adj(session)?;
         adj.established = false;
         adj.stale = !adj.routes.is_empty();
         Ok(())
@@ -170,8 +194,8 @@ impl Rib {
 
     /// Withdraws a down session's stale routes; returns the prefixes whose
     /// best path may have changed (none if the session is up again).
-    pub fn flush_stale(&mut self, link: u32) -> anyhow::Result<BTreeSet<IpNet>> {
-        let adj = self.adj(link)?;
+    pub fn flush_stale(&mut self, session: SessionId) -> anyhow::Result<BTreeSet<IpNet>> {
+        let adj = self.adj(session)?;
         if !adj.stale {
             return Ok(BTreeSet::new());
         }
@@ -179,16 +203,20 @@ impl Rib {
         Ok(std::mem::take(&mut adj.routes).into_keys().collect())
     }
 
-    pub fn is_stale(&self, link: u32) -> bool {
-        self.links.get(&link).is_some_and(|a| a.stale)
+    pub fn is_stale(&self, session: SessionId) -> bool {
+        self.sessions.get(&session).is_some_and(|a| a.stale)
     }
 
-    /// Applies an UPDATE received on `link`'s session.
-    pub fn update(&mut self, link: u32, update: &Update) -> anyhow::Result<UpdateOutcome> {
+    /// Applies an UPDATE received on `session`.
+    pub fn update(&mut self, session: SessionId, update: &Update) -> anyhow::Result<UpdateOutcome> {
         let kind = self.kind;
-        let adj = self.adj(link)?;
+        let adj = self.adj(session)?;
         if !adj.established {
-            anyhow::bail!("UPDATE on link {link} whose session is not established");
+            anyhow::bail!(
+                "UPDATE on link {} ({:?}) whose session is not established",
+                session.0,
+                session.1
+            );
         }
         let mut out = UpdateOutcome::default();
         let withdrawn = update
@@ -226,7 +254,9 @@ impl Rib {
         };
         let looped = as_path_contains(update, bgp::MSEE_ASN);
         for prefix in announced {
-            let verdict = if looped {
+            let verdict = if family_of(&prefix) != session.1 {
+                Err(Refusal::WrongFamily)
+            } else if looped {
                 Err(Refusal::AsLoop)
             } else {
                 import_check(kind, prefix)
@@ -254,26 +284,33 @@ impl Rib {
     /// group rewrites (make-before-break) while it still forwards. Returns
     /// the prefixes whose next hops change.
     pub fn set_drained(&mut self, link: u32, drained: bool) -> anyhow::Result<BTreeSet<IpNet>> {
-        let adj = self.adj(link)?;
-        if adj.drained == drained {
-            return Ok(BTreeSet::new());
+        let mut changed = BTreeSet::new();
+        for family in [Family::Ipv4, Family::Ipv6] {
+            let adj = self.adj((link, family))?;
+            if adj.drained != drained {
+                adj.drained = drained;
+                changed.extend(adj.routes.keys().copied());
+            }
         }
-        adj.drained = drained;
-        Ok(adj.routes.keys().copied().collect())
+        Ok(changed)
     }
 
     pub fn is_drained(&self, link: u32) -> bool {
-        self.links.get(&link).is_some_and(|a| a.drained)
+        self.sessions
+            .get(&(link, Family::Ipv4))
+            .is_some_and(|a| a.drained)
     }
 
     /// Best next-hop set for `prefix`: every link with a path, preference =
     /// AS-path length (plus [`DRAIN_PENALTY`] on a drained link); `None` if
     /// no link has one.
     pub fn best(&self, prefix: IpNet) -> Option<Vec<GroupMember>> {
+        let family = family_of(&prefix);
         let members: Vec<GroupMember> = self
-            .links
+            .sessions
             .iter()
-            .filter_map(|(link, adj)| {
+            .filter(|((_, f), _)| *f == family)
+            .filter_map(|((link, _), adj)| {
                 adj.routes.get(&prefix).map(|p| GroupMember {
                     link: *link,
                     preference: p.as_path_len + if adj.drained { DRAIN_PENALTY } else { 0 },
@@ -298,7 +335,7 @@ impl Rib {
     /// Every prefix with a path, and its best next-hop set.
     pub fn routes(&self) -> BTreeMap<IpNet, Vec<GroupMember>> {
         let prefixes: BTreeSet<IpNet> = self
-            .links
+            .sessions
             .values()
             .flat_map(|a| a.routes.keys().copied())
             .collect();
@@ -308,9 +345,9 @@ impl Rib {
             .collect()
     }
 
-    /// Prefixes accepted on `link`'s session.
-    pub fn adj_rib_in_len(&self, link: u32) -> usize {
-        self.links.get(&link).map_or(0, |a| a.routes.len())
+    /// Prefixes accepted on `session`.
+    pub fn adj_rib_in_len(&self, session: SessionId) -> usize {
+        self.sessions.get(&session).map_or(0, |a| a.routes.len())
     }
 }
 

@@ -9,6 +9,10 @@ use super::*;
 
 const P: u32 = 0; // primary link
 const S: u32 = 1; // secondary link
+const P4: SessionId = (P, Family::Ipv4);
+const S4: SessionId = (S, Family::Ipv4);
+const P6: SessionId = (P, Family::Ipv6);
+const S6: SessionId = (S, Family::Ipv6);
 const DOMAIN: u32 = 7;
 
 /// A dataplane stand-in that records every write and checks, after each
@@ -97,16 +101,25 @@ struct Harness {
 impl Harness {
     fn new(kind: PeeringKind) -> Self {
         let mut rib = Rib::new(DOMAIN, kind, &[P, S]);
-        rib.session_up(P).unwrap();
-        rib.session_up(S).unwrap();
+        for session in [P4, S4, P6, S6] {
+            rib.session_up(session).unwrap();
+        }
         Self {
             rib,
             fib: Fib::new(10),
             dp: FakeDataplane::default(),
         }
     }
+    /// An UPDATE on `link`'s session of the family of its prefixes.
     fn recv(&mut self, link: u32, u: Update) -> FibStats {
-        let out = self.rib.update(link, &u).unwrap();
+        let family = if u.nlri.is_empty() && !u.announced_v6().is_empty()
+            || u.withdrawn.is_empty() && !u.withdrawn_v6().is_empty() && u.nlri.is_empty()
+        {
+            Family::Ipv6
+        } else {
+            Family::Ipv4
+        };
+        let out = self.rib.update((link, family), &u).unwrap();
         let batch = self.rib.changes(&out.changed);
         self.fib.apply(&mut self.dp, &batch).unwrap()
     }
@@ -290,13 +303,13 @@ fn session_down_is_one_link_write_then_lazy_withdrawal() {
     h.recv(P, announce(&many, &[65010]));
     h.recv(S, announce(&many, &[65010]));
     h.dp.log.clear();
-    h.rib.session_down(P).unwrap();
+    h.rib.session_down(P4).unwrap();
     h.dp.set_link_state(P, false).unwrap();
     assert_eq!(h.dp.log, vec!["link 0 down"]);
-    assert!(h.rib.is_stale(P));
+    assert!(h.rib.is_stale(P4));
     // Routes still name both links until the stale paths are flushed.
     assert_eq!(h.dp.members("172.16.3.0/24"), Some(vec![(P, 1), (S, 1)]));
-    let changed = h.rib.flush_stale(P).unwrap();
+    let changed = h.rib.flush_stale(P4).unwrap();
     assert_eq!(changed.len(), 50);
     let batch = h.rib.changes(&changed);
     let stats = h.fib.apply(&mut h.dp, &batch).unwrap();
@@ -306,7 +319,7 @@ fn session_down_is_one_link_write_then_lazy_withdrawal() {
     // Updates on a down session are refused.
     assert!(
         h.rib
-            .update(P, &announce(&["1.0.0.0/8"], &[65010]))
+            .update(P4, &announce(&["1.0.0.0/8"], &[65010]))
             .is_err()
     );
 }
@@ -315,15 +328,15 @@ fn session_down_is_one_link_write_then_lazy_withdrawal() {
 fn session_back_before_flush_drops_the_stale_paths() {
     let mut h = Harness::new(PeeringKind::Private);
     h.recv(P, announce(&["172.16.0.0/16", "172.18.0.0/16"], &[65010]));
-    h.rib.session_down(P).unwrap();
-    let changed = h.rib.session_up(P).unwrap();
+    h.rib.session_down(P4).unwrap();
+    let changed = h.rib.session_up(P4).unwrap();
     assert_eq!(changed.len(), 2);
     let batch = h.rib.changes(&changed);
     h.fib.apply(&mut h.dp, &batch).unwrap();
     assert_eq!(h.fib.route_count(), 0);
-    assert!(!h.rib.is_stale(P));
+    assert!(!h.rib.is_stale(P4));
     // Flushing again is a no-op.
-    assert!(h.rib.flush_stale(P).unwrap().is_empty());
+    assert!(h.rib.flush_stale(P4).unwrap().is_empty());
 }
 
 #[test]
@@ -332,7 +345,7 @@ fn microsoft_peering_refuses_default_and_rfc1918() {
     let out = h
         .rib
         .update(
-            P,
+            P4,
             &announce(
                 &[
                     "0.0.0.0/0",
@@ -363,7 +376,7 @@ fn microsoft_peering_refuses_default_and_rfc1918() {
         ]
     );
     assert_eq!(out.changed.len(), 1);
-    assert_eq!(h.rib.adj_rib_in_len(P), 1);
+    assert_eq!(h.rib.adj_rib_in_len(P4), 1);
     assert!(import_check(PeeringKind::Microsoft, net("::/0")).is_err());
     assert!(import_check(PeeringKind::Microsoft, net("2001:db8::/32")).is_ok());
 }
@@ -389,23 +402,70 @@ fn treat_as_withdraw_removes_the_announced_prefixes() {
     assert_eq!(h.dp.members("172.16.0.0/16"), None);
 }
 
-#[test]
-fn ipv6_prefixes_go_through_the_same_path() {
-    let mut h = Harness::new(PeeringKind::Private);
-    let u = Update {
+fn announce6(prefixes: &[&str], path: &[u32]) -> Update {
+    Update {
         attributes: vec![
             PathAttribute::Origin(Origin::Igp),
-            PathAttribute::AsPath(vec![AsSegment::Sequence(vec![65010, 65011])]),
+            PathAttribute::AsPath(vec![AsSegment::Sequence(path.to_vec())]),
             PathAttribute::MpReach(bgp::wire::MpReach {
                 next_hop: "2001:db8:100::1".parse().unwrap(),
                 link_local: None,
-                nlri: vec!["2001:db8:1::/48".parse().unwrap()],
+                nlri: prefixes.iter().map(|p| p.parse().unwrap()).collect(),
             }),
         ],
         ..Default::default()
-    };
-    h.recv(S, u);
+    }
+}
+
+#[test]
+fn ipv6_prefixes_go_through_the_same_path() {
+    let mut h = Harness::new(PeeringKind::Private);
+    h.recv(S, announce6(&["2001:db8:1::/48"], &[65010, 65011]));
     assert_eq!(h.dp.members("2001:db8:1::/48"), Some(vec![(S, 2)]));
+}
+
+#[test]
+fn a_links_ipv6_session_is_separate_from_its_ipv4_session() {
+    let mut h = Harness::new(PeeringKind::Private);
+    h.recv(P, announce(&["172.16.0.0/16"], &[65010]));
+    h.recv(P, announce6(&["2001:db8:1::/48"], &[65010]));
+    assert_eq!(h.rib.adj_rib_in_len(P4), 1);
+    assert_eq!(h.rib.adj_rib_in_len(P6), 1);
+    // The IPv6 session fails: only its routes go stale and are withdrawn.
+    h.rib.session_down(P6).unwrap();
+    assert!(h.rib.is_stale(P6) && !h.rib.is_stale(P4));
+    let changed = h.rib.flush_stale(P6).unwrap();
+    assert_eq!(
+        changed.into_iter().collect::<Vec<_>>(),
+        [net("2001:db8:1::/48")]
+    );
+    assert_eq!(h.rib.best(net("172.16.0.0/16")).unwrap()[0].link, P);
+    // An UPDATE still in flight for the down session is refused.
+    assert!(
+        h.rib
+            .update(P6, &announce6(&["2001:db8:2::/48"], &[65010]))
+            .is_err()
+    );
+    // A prefix of the other family on a session is refused, not installed.
+    let out = h
+        .rib
+        .update(S6, &announce(&["172.17.0.0/16"], &[65010]))
+        .unwrap();
+    assert_eq!(out.refused, [(net("172.17.0.0/16"), Refusal::WrongFamily)]);
+    assert!(out.changed.is_empty());
+    let out = h
+        .rib
+        .update(S4, &announce6(&["2001:db8:3::/48"], &[65010]))
+        .unwrap();
+    assert_eq!(out.refused.len(), 1);
+    // Draining a link drains both of its sessions.
+    h.recv(S, announce6(&["2001:db8:1::/48"], &[65010]));
+    let changed = h.rib.set_drained(S, true).unwrap();
+    assert!(changed.contains(&net("2001:db8:1::/48")));
+    assert_eq!(
+        h.rib.best(net("2001:db8:1::/48")).unwrap()[0].preference,
+        1 + DRAIN_PENALTY
+    );
 }
 
 #[test]
@@ -413,7 +473,7 @@ fn failed_write_leaves_fib_consistent_and_retry_succeeds() {
     let mut h = Harness::new(PeeringKind::Private);
     let out = h
         .rib
-        .update(P, &announce(&["172.16.0.0/16"], &[65010]))
+        .update(P4, &announce(&["172.16.0.0/16"], &[65010]))
         .unwrap();
     let batch = h.rib.changes(&out.changed);
     h.dp.fail_route_writes = true;
@@ -432,7 +492,7 @@ fn failed_write_leaves_fib_consistent_and_retry_succeeds() {
 #[test]
 fn unknown_link_is_an_error_naming_it() {
     let mut rib = Rib::new(DOMAIN, PeeringKind::Private, &[P, S]);
-    let e = rib.session_up(9).unwrap_err().to_string();
+    let e = rib.session_up((9, Family::Ipv4)).unwrap_err().to_string();
     assert!(e.contains("link 9"), "{e}");
 }
 
@@ -444,9 +504,9 @@ fn routes_with_our_own_as_in_the_path_are_refused() {
     // what was accepted before.
     let out = h
         .rib
-        .update(P, &announce(&["10.1.0.0/16"], &[65010, 12076]))
+        .update(P4, &announce(&["10.1.0.0/16"], &[65010, 12076]))
         .unwrap();
     assert_eq!(out.refused, vec![(net("10.1.0.0/16"), Refusal::AsLoop)]);
-    assert_eq!(h.rib.adj_rib_in_len(P), 0);
+    assert_eq!(h.rib.adj_rib_in_len(P4), 0);
     assert_eq!(h.rib.best(net("10.1.0.0/16")), None);
 }
