@@ -145,6 +145,13 @@ pub enum Event {
     TimerExpired(Timer),
     /// Tear down with Cease / Administrative Reset and come back at once.
     AdminReset,
+    /// New route limits (a configuration reload): kept for the running
+    /// session; if the peer already holds more, it is torn down as if it had
+    /// just crossed the limit.
+    SetMaxPrefixes {
+        v4: Option<u32>,
+        v6: Option<u32>,
+    },
     /// The link's BFD session went down: tear down with Cease / BFD Down
     /// (RFC 9384) and stay down until the next ManualStart (BFD up again).
     BfdDown,
@@ -289,6 +296,22 @@ impl Session {
                         )
                     });
                     self.down(n, DownReason::ManualStop, None, now, out);
+                }
+            }
+            (state, Event::SetMaxPrefixes { v4, v6 }) => {
+                self.config.max_prefixes_v4 = v4;
+                self.config.max_prefixes_v6 = v6;
+                if state == Established
+                    && let Err(exceeded) = self.prefixes.check(v4, v6)
+                {
+                    tracing::warn!(peer_as = self.config.peer_as, ?exceeded, "bgp prefix limit lowered below what the peer holds");
+                    self.down(
+                        Some(exceeded.notification()),
+                        DownReason::PrefixLimit(exceeded),
+                        None,
+                        now,
+                        out,
+                    );
                 }
             }
             (_, Event::BfdDown) => {

@@ -59,6 +59,15 @@ impl PrefixTable {
         });
         self.v4.extend(u.nlri.iter().copied());
         self.v6.extend(u.announced_v6().iter().copied());
+        self.check(max_v4, max_v6)
+    }
+
+    /// Whether the prefixes held now fit the limits.
+    pub(crate) fn check(
+        &self,
+        max_v4: Option<u32>,
+        max_v6: Option<u32>,
+    ) -> Result<(), PrefixLimitExceeded> {
         for (afi, n, max) in [
             (AFI_IPV4, self.v4.len(), max_v4),
             (AFI_IPV6, self.v6.len(), max_v6),

@@ -468,6 +468,49 @@ fn manual_stop_sends_cease_and_disables_restart() {
 }
 
 #[test]
+fn lowering_the_prefix_limit_below_what_the_peer_holds_tears_down() {
+    let now = Instant::now();
+    let mut ses = established(now);
+    let u = Update {
+        attributes: vec![
+            PathAttribute::Origin(Origin::Igp),
+            PathAttribute::AsPath(vec![AsSegment::Sequence(vec![65001])]),
+            PathAttribute::NextHop(Ipv4Addr::new(192, 0, 2, 1)),
+        ],
+        nlri: vec!["10.0.0.0/8".parse().unwrap(), "11.0.0.0/8".parse().unwrap()],
+        ..Default::default()
+    };
+    ses.handle(msg(Message::Update(u)), now);
+    // Raised, or lowered to what it holds: nothing happens.
+    for limit in [10, 2] {
+        let a = ses.handle(
+            Event::SetMaxPrefixes {
+                v4: Some(limit),
+                v6: None,
+            },
+            now,
+        );
+        assert!(a.is_empty(), "{limit}: {a:?}");
+        assert_eq!(ses.state(), State::Established);
+    }
+    let a = ses.handle(
+        Event::SetMaxPrefixes {
+            v4: Some(1),
+            v6: None,
+        },
+        now,
+    );
+    let n = notification(&a).unwrap();
+    assert_eq!((n.code, n.subcode), (6, 1));
+    assert!(matches!(
+        down_reason(&a),
+        Some(DownReason::PrefixLimit(l)) if l.limit == 1
+    ));
+    // The new limit stays for the next session.
+    assert_eq!(ses.config().max_prefixes_v4, Some(1));
+}
+
+#[test]
 fn bfd_down_sends_cease_bfd_down_and_waits_for_a_manual_start() {
     let now = Instant::now();
     let mut ses = established(now);
