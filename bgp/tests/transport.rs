@@ -131,7 +131,10 @@ async fn two_sessions_establish_over_loopback_with_md5() {
         msee_in,
         msee_out,
     ));
-    let routes = HashMap::from([(IpAddr::V4(LO2), msee_tx.clone())]);
+    let routes = std::sync::Arc::new(std::sync::Mutex::new(HashMap::from([(
+        IpAddr::V4(LO2),
+        msee_tx.clone(),
+    )])));
     let acceptor = tokio::spawn(transport::accept_loop(listener, routes));
 
     let mut cust_cfg = Config::new(LO2, 12076);

@@ -399,14 +399,12 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
             // The IPv4 session speaks for its link (as BFD, IPv4-only on
             // ExpressRoute); an IPv6 session that fails loses its routes
             // (stale, then withdrawn) but does not take the link down.
-            let links: Vec<Option<u32>> = specs
-                .iter()
-                .map(|s| (s.family == speaker::Family::Ipv4).then_some(s.link))
-                .collect();
             let bgp_health = health.clone();
-            let bgp_hook: speaker::Hook = std::sync::Arc::new(move |i, event| {
+            let bgp_hook: speaker::Hook = std::sync::Arc::new(move |link, family, event| {
                 use bgp::transport::SessionEvent;
-                let Some(link) = links[i] else { return };
+                if family != speaker::Family::Ipv4 {
+                    return;
+                }
                 match event {
                     SessionEvent::Established(_) => {
                         bgp_health.set(link, Signal::Bgp, true);
@@ -466,10 +464,13 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
                 info!("run time elapsed: stopping");
                 break;
             }
-            Some((i, event)) = async { bgp.as_mut().expect("guarded").speaker.events.recv().await },
+            Some((i, generation, event)) = async { bgp.as_mut().expect("guarded").speaker.events.recv().await },
                 if bgp.is_some() => {
                 let b = bgp.as_mut().expect("guarded");
-                b.on_event(i, event, &mut msee).await;
+                // The last words of a session run that a reload replaced.
+                if b.speaker.is_current(i, generation) {
+                    b.on_event(i, event, &mut msee).await;
+                }
             }
             Some(notice) = bfd_events.recv() => {
                 if let Some(b) = bgp.as_mut() {

@@ -291,98 +291,194 @@ impl Default for Timers {
     }
 }
 
-/// Called from a session's own task with each of its events before the
-/// daemon's main loop sees it: failover (a link flip) must not queue behind
-/// route processing.
-pub type Hook = std::sync::Arc<dyn Fn(usize, &SessionEvent) + Send + Sync>;
+/// Called from a session's own task with each of its events (and the
+/// session's link and family) before the daemon's main loop sees it:
+/// failover (a link flip) must not queue behind route processing.
+pub type Hook = std::sync::Arc<dyn Fn(u32, Family, &SessionEvent) + Send + Sync>;
 
-/// The running sessions.
+/// A session's events, tagged with the run ("generation") of the session
+/// they come from: after a restart, the old run's last events are stale.
+pub type TaggedEvent = (usize, u64, SessionEvent);
+
+/// A listening socket on one MSEE address and the sessions it serves.
+struct Listener {
+    /// The listener's fd, kept to update its MD5 keys (the accept task owns
+    /// the socket for the daemon's lifetime).
+    fd: std::os::fd::RawFd,
+    peers: transport::PeerTable,
+}
+
+/// The running sessions. Session indices are stable for the daemon's life:
+/// a reload restarts a session in its slot, adds new ones at the end, and
+/// leaves removed ones as empty slots.
 pub struct Speaker {
     pub specs: Vec<SessionSpec>,
-    inboxes: Vec<mpsc::Sender<Input>>,
-    /// (session index, event).
-    pub events: mpsc::Receiver<(usize, SessionEvent)>,
+    /// `None`: removed by a reload.
+    inboxes: Vec<Option<mpsc::Sender<Input>>>,
+    generations: Vec<u64>,
+    listeners: HashMap<IpAddr, Listener>,
+    timers: Timers,
+    hook: Option<Hook>,
+    ev_tx: mpsc::Sender<TaggedEvent>,
+    pub events: mpsc::Receiver<TaggedEvent>,
 }
 
 impl Speaker {
     /// Listens on each MSEE address (port 179) and starts every session.
     pub fn start(specs: Vec<SessionSpec>, timers: Timers, hook: Option<Hook>) -> Result<Self> {
         let (ev_tx, events) = mpsc::channel(1024);
-        let mut inboxes = Vec::new();
-        let mut by_local: HashMap<IpAddr, Vec<usize>> = HashMap::new();
-        for (i, s) in specs.iter().enumerate() {
-            by_local.entry(s.local).or_default().push(i);
+        let mut speaker = Self {
+            specs: Vec::new(),
+            inboxes: Vec::new(),
+            generations: Vec::new(),
+            listeners: HashMap::new(),
+            timers,
+            hook,
+            ev_tx,
+            events,
+        };
+        for spec in specs {
+            speaker.add(spec)?;
         }
-        for (i, s) in specs.iter().enumerate() {
-            let mut cfg = fsm::Config::new(s.router_id, s.peer_as);
-            // One family per session, as on ExpressRoute.
-            cfg.ipv4_unicast = s.family == AddressFamily::Ipv4;
-            cfg.ipv6_unicast = s.family == AddressFamily::Ipv6;
-            cfg.max_prefixes_v4 = Some(s.max_prefixes);
-            cfg.max_prefixes_v6 = Some(s.max_prefixes);
-            cfg.connect_retry = timers.connect_retry;
-            cfg.idle_hold_initial = timers.idle_hold;
-            let (tx, rx) = mpsc::channel(64);
-            let (out_tx, mut out_rx) = mpsc::channel(256);
-            let peer = PeerConfig {
-                peer: SocketAddr::new(s.peer, BGP_PORT),
-                local: Some(SocketAddr::new(s.local, 0)),
-                md5_key: s.md5_key.clone(),
-            };
-            tokio::spawn(transport::run(fsm::Session::new(cfg), peer, rx, out_tx));
-            let (ev_tx, hook) = (ev_tx.clone(), hook.clone());
-            tokio::spawn(async move {
-                while let Some(e) = out_rx.recv().await {
-                    if let Some(hook) = &hook {
-                        hook(i, &e);
-                    }
-                    if ev_tx.send((i, e)).await.is_err() {
-                        break;
-                    }
+        Ok(speaker)
+    }
+
+    /// Starts a new session; returns its index.
+    pub fn add(&mut self, spec: SessionSpec) -> Result<usize> {
+        let i = self.specs.len();
+        self.specs.push(spec);
+        self.inboxes.push(None);
+        self.generations.push(0);
+        self.spawn(i)?;
+        Ok(i)
+    }
+
+    /// Stops session `i` (Cease / Administrative Shutdown to the peer) and
+    /// starts it again with `spec` (a reload that changed its key, peer AS
+    /// or addresses). Its old run's last events come tagged with the old
+    /// generation (see [`Speaker::is_current`]).
+    pub fn restart(&mut self, i: usize, spec: SessionSpec) -> Result<()> {
+        self.stop(i);
+        self.specs[i] = spec;
+        self.spawn(i)
+    }
+
+    /// Stops session `i` for good (a reload removed it).
+    pub fn remove(&mut self, i: usize) {
+        self.stop(i);
+    }
+
+    pub fn is_active(&self, i: usize) -> bool {
+        self.inboxes[i].is_some()
+    }
+
+    /// Whether an event of `generation` comes from session `i`'s current run.
+    pub fn is_current(&self, i: usize, generation: u64) -> bool {
+        self.generations[i] == generation && self.is_active(i)
+    }
+
+    fn stop(&mut self, i: usize) {
+        let spec = &self.specs[i];
+        if let Some(l) = self.listeners.get(&spec.local) {
+            l.peers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&spec.peer);
+        }
+        // Closing the inbox stops the session's task (ManualStop: Cease).
+        self.inboxes[i] = None;
+    }
+
+    /// Starts session `i`'s task (and its address's listener if new).
+    fn spawn(&mut self, i: usize) -> Result<()> {
+        let s = self.specs[i].clone();
+        let mut cfg = fsm::Config::new(s.router_id, s.peer_as);
+        // One family per session, as on ExpressRoute.
+        cfg.ipv4_unicast = s.family == AddressFamily::Ipv4;
+        cfg.ipv6_unicast = s.family == AddressFamily::Ipv6;
+        cfg.max_prefixes_v4 = Some(s.max_prefixes);
+        cfg.max_prefixes_v6 = Some(s.max_prefixes);
+        cfg.connect_retry = self.timers.connect_retry;
+        cfg.idle_hold_initial = self.timers.idle_hold;
+        let (tx, rx) = mpsc::channel(64);
+        let (out_tx, mut out_rx) = mpsc::channel(256);
+        let peer = PeerConfig {
+            peer: SocketAddr::new(s.peer, BGP_PORT),
+            local: Some(SocketAddr::new(s.local, 0)),
+            md5_key: s.md5_key.clone(),
+        };
+        // The listener first: a key must be in place before the peer's SYN.
+        self.listen(&s, tx.clone())?;
+        tokio::spawn(transport::run(fsm::Session::new(cfg), peer, rx, out_tx));
+        self.generations[i] += 1;
+        let generation = self.generations[i];
+        let (ev_tx, hook) = (self.ev_tx.clone(), self.hook.clone());
+        let (link, family) = (s.link, s.family);
+        tokio::spawn(async move {
+            while let Some(e) = out_rx.recv().await {
+                if let Some(hook) = &hook {
+                    hook(link, family, &e);
                 }
-            });
-            inboxes.push(tx);
-        }
-        for (local, idx) in by_local {
-            let keys: Vec<(IpAddr, Vec<u8>)> = idx
-                .iter()
-                .filter_map(|i| {
-                    let s = &specs[*i];
-                    s.md5_key.clone().map(|k| (s.peer, k))
-                })
-                .collect();
-            let addr = SocketAddr::new(local, BGP_PORT);
-            let listener = transport::listen(addr, &keys)
+                if ev_tx.send((i, generation, e)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        tx.try_send(Input::Event(fsm::Event::ManualStart))
+            .map_err(|e| anyhow!("starting session {}: {e}", s.name))?;
+        self.inboxes[i] = Some(tx);
+        Ok(())
+    }
+
+    /// Registers session `s` (and its MD5 key) with the listener of its
+    /// local address, starting one there if it is the first.
+    fn listen(&mut self, s: &SessionSpec, inbox: mpsc::Sender<Input>) -> Result<()> {
+        use std::os::fd::AsRawFd as _;
+        if !self.listeners.contains_key(&s.local) {
+            let addr = SocketAddr::new(s.local, BGP_PORT);
+            let listener = transport::listen(addr, &[])
                 .with_context(|| format!("listening for BGP on {addr}"))?;
-            let sessions = idx
-                .iter()
-                .map(|i| (specs[*i].peer, inboxes[*i].clone()))
-                .collect();
+            let peers = transport::PeerTable::default();
+            let fd = listener.as_raw_fd();
+            let table = peers.clone();
             tokio::spawn(async move {
-                if let Err(e) = transport::accept_loop(listener, sessions).await {
+                if let Err(e) = transport::accept_loop(listener, table).await {
                     warn!(%addr, "BGP listener stopped: {e}");
                 }
             });
             info!(%addr, "BGP listening");
+            self.listeners.insert(s.local, Listener { fd, peers });
         }
-        for (s, tx) in specs.iter().zip(&inboxes) {
-            tx.try_send(Input::Event(fsm::Event::ManualStart))
-                .map_err(|e| anyhow!("starting session {}: {e}", s.name))?;
+        let l = &self.listeners[&s.local];
+        match &s.md5_key {
+            Some(key) => transport::set_md5sig(l.fd, s.peer, key, s.local.is_ipv6())
+                .with_context(|| format!("setting the MD5 key for {} on {}", s.peer, s.local))?,
+            // An empty key removes one a previous run may have set; none
+            // there (ENOENT) is fine.
+            None => match transport::set_md5sig(l.fd, s.peer, &[], s.local.is_ipv6()) {
+                Err(e) if e.raw_os_error() != Some(libc::ENOENT) => {
+                    return Err(anyhow!(
+                        "removing the MD5 key for {} on {}: {e}",
+                        s.peer,
+                        s.local
+                    ));
+                }
+                _ => {}
+            },
         }
-        Ok(Self {
-            specs,
-            inboxes,
-            events,
-        })
+        l.peers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(s.peer, inbox);
+        Ok(())
     }
 
     /// Hands an FSM event (BfdDown, ManualStart, ...) to a session.
     pub async fn send(&self, session: usize, event: fsm::Event) {
-        if self.inboxes[session]
-            .send(Input::Event(event))
-            .await
-            .is_err()
-        {
+        let Some(inbox) = &self.inboxes[session] else {
+            return;
+        };
+        if inbox.send(Input::Event(event)).await.is_err() {
             warn!(session = %self.specs[session].name, "session task gone");
         }
     }
@@ -391,12 +487,67 @@ impl Speaker {
     /// a drain), with AS 12076 prepended `prepend` more times.
     pub async fn advertise(&self, session: usize, prepend: usize) {
         for u in &self.specs[session].adverts {
-            let e = Input::Event(fsm::Event::SendUpdate(prepended(u, prepend)));
-            if self.inboxes[session].send(e).await.is_err() {
-                warn!(session = %self.specs[session].name, "session task gone");
-            }
+            self.send(session, fsm::Event::SendUpdate(prepended(u, prepend)))
+                .await;
         }
     }
+
+    /// Replaces the session's advertisements (a reload changed the VNets in
+    /// reach): withdraws what is no longer advertised, then (if
+    /// `established`) sends the new set.
+    pub async fn set_adverts(
+        &mut self,
+        session: usize,
+        adverts: Vec<Update>,
+        prepend: usize,
+        established: bool,
+    ) {
+        let old = advertised_prefixes(&self.specs[session].adverts);
+        let new = advertised_prefixes(&adverts);
+        self.specs[session].adverts = adverts;
+        if !established {
+            return;
+        }
+        let gone: Vec<IpNet> = old.difference(&new).copied().collect();
+        if !gone.is_empty() {
+            self.send(session, fsm::Event::SendUpdate(withdrawal(&gone)))
+                .await;
+        }
+        self.advertise(session, prepend).await;
+    }
+}
+
+/// Every prefix announced by `updates`.
+pub fn advertised_prefixes(updates: &[Update]) -> std::collections::BTreeSet<IpNet> {
+    updates
+        .iter()
+        .flat_map(|u| {
+            u.nlri
+                .iter()
+                .map(|p| IpNet::V4(*p))
+                .chain(u.announced_v6().iter().map(|p| IpNet::V6(*p)))
+        })
+        .collect()
+}
+
+/// One UPDATE withdrawing `prefixes` (IPv4 in the withdrawn routes field,
+/// IPv6 in MP_UNREACH_NLRI).
+pub fn withdrawal(prefixes: &[IpNet]) -> Update {
+    let mut u = Update::default();
+    let mut v6 = Vec::new();
+    for p in prefixes {
+        match p {
+            IpNet::V4(p) => u.withdrawn.push(*p),
+            IpNet::V6(p) => v6.push(*p),
+        }
+    }
+    if !v6.is_empty() {
+        u.attributes
+            .push(PathAttribute::MpUnreach(bgp::wire::MpUnreach {
+                withdrawn: v6,
+            }));
+    }
+    u
 }
 
 #[cfg(test)]

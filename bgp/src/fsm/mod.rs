@@ -304,7 +304,11 @@ impl Session {
                 if state == Established
                     && let Err(exceeded) = self.prefixes.check(v4, v6)
                 {
-                    tracing::warn!(peer_as = self.config.peer_as, ?exceeded, "bgp prefix limit lowered below what the peer holds");
+                    tracing::warn!(
+                        peer_as = self.config.peer_as,
+                        ?exceeded,
+                        "bgp prefix limit lowered below what the peer holds"
+                    );
                     self.down(
                         Some(exceeded.notification()),
                         DownReason::PrefixLimit(exceeded),

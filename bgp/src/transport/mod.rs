@@ -7,7 +7,7 @@ mod driver;
 mod socket;
 
 pub use driver::{Input, PeerConfig, SessionEvent, run};
-pub use socket::{accept_loop, connect, listen, set_md5sig};
+pub use socket::{PeerTable, accept_loop, connect, listen, set_md5sig};
 
 /// The BGP port (RFC 4271 §8.2.1).
 pub const BGP_PORT: u16 = 179;

@@ -123,19 +123,25 @@ pub fn listen(local: SocketAddr, md5_keys: &[(IpAddr, Vec<u8>)]) -> io::Result<T
     sock.listen(64)
 }
 
+/// The sessions a listener serves, by peer address; the owner may change
+/// it while the listener runs (sessions added, restarted or removed).
+pub type PeerTable = std::sync::Arc<std::sync::Mutex<HashMap<IpAddr, mpsc::Sender<Input>>>>;
+
 /// Accepts connections and hands each to the session of its source address;
 /// connections from unknown addresses are closed at once.
-pub async fn accept_loop(
-    listener: TcpListener,
-    sessions: HashMap<IpAddr, mpsc::Sender<Input>>,
-) -> io::Result<()> {
+pub async fn accept_loop(listener: TcpListener, sessions: PeerTable) -> io::Result<()> {
     loop {
         let (stream, from) = listener.accept().await?;
         let ip = match from.ip() {
             IpAddr::V6(a) => a.to_ipv4_mapped().map_or(IpAddr::V6(a), IpAddr::V4),
             v4 => v4,
         };
-        match sessions.get(&ip) {
+        let session = sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&ip)
+            .cloned();
+        match session {
             Some(tx) => {
                 stream.set_nodelay(true)?;
                 if tx.send(Input::Incoming(stream)).await.is_err() {
