@@ -21,6 +21,8 @@ pub const DEFAULT_SOCKET: &str = "/run/msee/api.sock";
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "lowercase")]
 pub enum Request {
+    /// The circuits of the configuration file, and which one runs here.
+    Circuits,
     /// Every BGP session and its state.
     Sessions,
     /// The RIB of a circuit: prefixes and their next-hop links.
@@ -31,6 +33,8 @@ pub enum Request {
     Links,
     /// Every BFD session: state, timers, counters.
     Bfd,
+    /// Re-read the circuit file and apply what changed (as SIGHUP does).
+    Reload,
     /// Maintenance drain of one link of a circuit (`drain: false` undrains).
     Drain {
         circuit: String,

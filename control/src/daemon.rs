@@ -91,7 +91,8 @@ pub struct DaemonConfig {
     pub ports: Vec<(LinkRole, String)>,
     pub routes: Vec<StaticRoute>,
     pub mode: AttachMode,
-    /// Police each customer link, both directions, at this rate (bit/s).
+    /// Police each customer link, both directions, at this rate (bit/s);
+    /// by default, the circuit's bandwidth when a circuit model is given.
     pub bandwidth_bps: Option<u64>,
     /// Most verbose aya-log level emitted by the kernel side (0 off .. 5 trace).
     pub kernel_log_level: u8,
@@ -107,6 +108,9 @@ pub struct DaemonConfig {
 /// BGP for one circuit: sessions, RIB and FIB programming.
 pub struct BgpConfig {
     pub model: circuit::Model,
+    /// Where the model came from: a reload (SIGHUP, `msee-cli reload`)
+    /// reads it again.
+    pub path: PathBuf,
     pub circuit: String,
     /// Replaces the model's per-session route limit (labs and tests).
     pub max_prefixes: Option<u32>,
@@ -225,7 +229,7 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
             }
             port.bgp = true;
         }
-        bgp_plan = Some((peerings, specs));
+        bgp_plan = Some((peerings, specs, infos));
     }
 
     // Each route's next hops name the links that carry it.
@@ -299,6 +303,11 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
         Err(e) => warn!("kernel-side logging unavailable: {e}"),
     }
 
+    // ExpressRoute polices each link at the circuit's bandwidth.
+    let police_bps = cfg.bandwidth_bps.or_else(|| {
+        let b = cfg.bgp.as_ref()?;
+        Some(u64::from(b.model.circuit(&b.circuit)?.bandwidth_mbps) * 1_000_000)
+    });
     // Every source of link state flips links through this, from its own task.
     let health = LinkHealth::new(msee.link_switch()?);
     for p in &ports {
@@ -328,7 +337,7 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
                 ..Default::default()
             },
         )?;
-        if let Some(bps) = cfg.bandwidth_bps
+        if let Some(bps) = police_bps
             && p.role != LinkRole::Azure
         {
             for dir in Direction::ALL {
@@ -384,7 +393,7 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
     // BFD events that concern the BGP sessions (the links were flipped already).
     let (_no_bfd, mut bfd_events) = tokio::sync::mpsc::unbounded_channel::<BfdNotice>();
     let mut bgp = match bgp_plan {
-        Some((peerings, specs)) => {
+        Some((peerings, specs, infos)) => {
             let ribs: Vec<Rib> = peerings
                 .iter()
                 .map(|p| Rib::new(p.domain, p.kind, &p.links))
@@ -416,9 +425,20 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
                 }
             });
             let status = specs.iter().map(|_| SessionStatus::default()).collect();
-            let (bfd, events) = start_bfd(&specs, &ports, &health)?;
-            bfd_events = events;
+            let BfdRuntime {
+                bfd,
+                bfd_of,
+                notices,
+            } = start_bfd(&specs, &ports, &health)?;
+            bfd_events = notices;
+            let b = cfg.bgp.as_ref().expect("planned from it");
             Some(Bgp {
+                model: b.model.clone(),
+                path: b.path.clone(),
+                max_prefixes: b.max_prefixes,
+                infos,
+                police_override: cfg.bandwidth_bps.is_some(),
+                bfd_of,
                 circuit: cfg
                     .bgp
                     .as_ref()
@@ -441,6 +461,7 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
 
     let mut sigterm = tokio::signal::unix::signal(SignalKind::terminate())?;
     let mut sigint = tokio::signal::unix::signal(SignalKind::interrupt())?;
+    let mut sighup = tokio::signal::unix::signal(SignalKind::hangup())?;
     let stop_at = cfg.run_for.map(|d| tokio::time::Instant::now() + d);
     // Carrier changes flip links from their own task, not the main loop.
     let mut carrier_events =
@@ -472,6 +493,15 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
                     b.on_event(i, event, &mut msee).await;
                 }
             }
+            _ = sighup.recv() => {
+                match bgp.as_mut() {
+                    Some(b) => match b.reload(&mut msee).await {
+                        Ok(summary) => info!(%summary, "SIGHUP: configuration reloaded"),
+                        Err(e) => warn!("SIGHUP: {e}"),
+                    },
+                    None => warn!("SIGHUP: no circuit configuration to reload (run with --config)"),
+                }
+            }
             Some(notice) = bfd_events.recv() => {
                 if let Some(b) = bgp.as_mut() {
                     b.on_bfd(notice).await;
@@ -482,6 +512,10 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
                     crate::api::Request::Drain { circuit, link, drain } => match bgp.as_mut() {
                         Some(b) => b.drain(circuit, link, *drain, &mut msee).await,
                         None => Err("this daemon runs no BGP circuit: nothing to drain".into()),
+                    },
+                    crate::api::Request::Reload => match bgp.as_mut() {
+                        Some(b) => b.reload(&mut msee).await,
+                        None => Err("this daemon runs no circuit configuration (start it with --config)".into()),
                     },
                     other => answer(other, bgp.as_ref(), &msee, &health, &ports),
                 };
@@ -524,6 +558,14 @@ struct BfdNotice {
     up: bool,
 }
 
+/// The running BFD sessions and what the main loop hears of them.
+struct BfdRuntime {
+    bfd: Option<std::sync::Arc<bfd::transport::Bfd>>,
+    /// BGP session index -> BFD session index.
+    bfd_of: BTreeMap<usize, usize>,
+    notices: tokio::sync::mpsc::UnboundedReceiver<BfdNotice>,
+}
+
 /// Starts BFD for every BGP session whose peering has it on (IPv4 only, as
 /// on ExpressRoute), and a task that flips links on its state changes the
 /// moment they happen, then tells the main loop (which takes BGP down or
@@ -532,40 +574,47 @@ fn start_bfd(
     specs: &[speaker::SessionSpec],
     ports: &[Port],
     health: &LinkHealth,
-) -> Result<(
-    Option<std::sync::Arc<bfd::transport::Bfd>>,
-    tokio::sync::mpsc::UnboundedReceiver<BfdNotice>,
-)> {
+) -> Result<BfdRuntime> {
     let (notice_tx, notice_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut peers = Vec::new();
     let mut owners = Vec::new();
+    let mut bfd_of = BTreeMap::new();
+    let mut off = Vec::new();
+    // Every IPv4 session gets a BFD session (BFD is IPv4-only on
+    // ExpressRoute), administratively down where its peering has BFD off,
+    // so a reload can turn it on or off without a restart.
     for (i, s) in specs.iter().enumerate() {
-        // (The model has BFD on IPv4 sessions only, as ExpressRoute.)
-        let Some(t) = s.bfd else { continue };
-        let interval = Duration::from_millis(u64::from(t.interval_ms));
+        if s.family != speaker::Family::Ipv4 {
+            continue;
+        }
+        if s.bfd.is_none() {
+            off.push(peers.len());
+        }
+        bfd_of.insert(i, peers.len());
         peers.push(bfd::transport::PeerConfig {
             name: s.name.clone(),
             local: s.local,
             peer: s.peer,
             ifname: Some(ports[s.link as usize].iface.name.clone()),
-            session: bfd::Config {
-                desired_min_tx: interval,
-                required_min_rx: interval,
-                detect_mult: t.multiplier,
-            },
+            session: bfd_config(s.bfd.unwrap_or(circuit::model::BfdTimers {
+                interval_ms: 300,
+                multiplier: 3,
+            })),
         });
         owners.push((i, s.link));
     }
     if peers.is_empty() {
-        return Ok((None, notice_rx));
-    }
-    for p in &peers {
-        info!(session = %p.name, local = %p.local, peer = %p.peer,
-            interval_ms = p.session.desired_min_tx.as_millis() as u64,
-            multiplier = p.session.detect_mult, "BFD session configured");
+        return Ok(BfdRuntime {
+            bfd: None,
+            bfd_of,
+            notices: notice_rx,
+        });
     }
     let names: Vec<String> = peers.iter().map(|p| p.name.clone()).collect();
     let (bfd, mut events) = bfd::transport::Bfd::start(peers).context("starting BFD")?;
+    for j in off {
+        bfd.set_admin_down(j, true);
+    }
     let bfd = std::sync::Arc::new(bfd);
     let status = bfd.clone();
     let health = health.clone();
@@ -577,13 +626,17 @@ fn start_bfd(
                 info!(session = %name, "BFD up");
                 health.set(link, Signal::Bfd, true);
                 let _ = notice_tx.send(BfdNotice { session, up: true });
+            } else if ev.to == bfd::State::AdminDown {
+                // Turned off here (a reload): BFD stops speaking for the link.
+                info!(session = %name, "BFD turned off");
+                health.bfd_unused(link, "BFD turned off");
             } else if ev.from == bfd::State::Up {
                 // RFC 5882 §3.2: the peer turning BFD off is not a failure.
                 // (The status is published before the event is sent.)
                 let remote = status.status().get(ev.session).map(|s| s.remote_state);
                 if remote == Some(bfd::State::AdminDown) {
                     info!(session = %name, "BFD turned off by the peer: not a failure");
-                    health.bfd_unused(link);
+                    health.bfd_unused(link, "BFD turned off by the peer");
                     continue;
                 }
                 warn!(session = %name, diag = %ev.diag, to = %ev.to, "BFD down: link down, BGP session stopped");
@@ -592,7 +645,21 @@ fn start_bfd(
             }
         }
     });
-    Ok((Some(bfd), notice_rx))
+    Ok(BfdRuntime {
+        bfd: Some(bfd),
+        bfd_of,
+        notices: notice_rx,
+    })
+}
+
+/// BFD session timers from the model's: the same interval both ways.
+fn bfd_config(t: circuit::model::BfdTimers) -> bfd::Config {
+    let interval = Duration::from_millis(u64::from(t.interval_ms));
+    bfd::Config {
+        desired_min_tx: interval,
+        required_min_rx: interval,
+        detect_mult: t.multiplier,
+    }
 }
 
 async fn resolve_pending(
@@ -631,6 +698,10 @@ fn port_reports(msee: &Msee, ports: &[Port]) -> Result<Vec<PortReport>> {
                 &p.iface.name,
                 &msee.link_counters(p.link, Direction::Rx)?,
                 &msee.link_counters(p.link, Direction::Tx)?,
+            )
+            .with_policers(
+                msee.policer(p.link, Direction::Rx)?.rate_bytes_per_sec,
+                msee.policer(p.link, Direction::Tx)?.rate_bytes_per_sec,
             ))
         })
         .collect()
@@ -652,13 +723,20 @@ fn answer(
             .map_or("unknown", |p| p.role.name())
     };
     match request {
+        Request::Circuits => Ok(json!(bgp.map_or_else(Vec::new, |b| {
+            b.model
+                .circuits
+                .iter()
+                .map(|c| circuit_view(c, c.name == b.circuit))
+                .collect()
+        }))),
         Request::Links => Ok(json!(health.view())),
         Request::Bfd => Ok(json!(
             bgp.and_then(|b| b.bfd.as_ref())
                 .map(|b| b.status())
                 .unwrap_or_default()
         )),
-        Request::Drain { .. } => Err("drain is answered by the main loop".into()),
+        Request::Drain { .. } | Request::Reload => Err("answered by the main loop".into()),
         Request::Counters => port_reports(msee, ports)
             .map(|r| json!(r))
             .map_err(|e| format!("reading counters: {e:#}")),
@@ -672,7 +750,9 @@ fn answer(
                     .specs
                     .iter()
                     .zip(&b.status)
-                    .map(|(s, st)| json!({
+                    .enumerate()
+                    .filter(|(i, _)| b.speaker.is_active(*i))
+                    .map(|(_, (s, st))| json!({
                         "name": s.name,
                         "link": role_of(s.link),
                         "local": s.local,
@@ -717,6 +797,50 @@ fn answer(
     }
 }
 
+/// A circuit as the operator knows it from `az network express-route show`,
+/// plus what the model derived (reach, limits, per-link addresses).
+fn circuit_view(c: &circuit::model::Circuit, running: bool) -> serde_json::Value {
+    use serde_json::json;
+    let link = |l: &circuit::model::Link| {
+        json!({
+            "ipv4": { "subnet": l.ipv4.subnet.to_string(), "customer": l.ipv4.customer, "msee": l.ipv4.msee },
+            "ipv6": l.ipv6.as_ref().map(|v6| json!({
+                "subnet": v6.subnet.to_string(), "customer": v6.customer, "msee": v6.msee,
+            })),
+        })
+    };
+    json!({
+        "name": c.name,
+        "running": running,
+        "serviceKey": c.service_key,
+        "serviceProviderName": c.service_provider_name,
+        "peeringLocation": c.peering_location,
+        "metro": c.metro,
+        "area": c.area,
+        "bandwidthInMbps": c.bandwidth_mbps,
+        "sku": { "tier": format!("{:?}", c.tier), "family": format!("{:?}", c.family) },
+        "serviceProviderProvisioningState": format!("{:?}", c.provisioning_state),
+        "expressRoutePort": c.express_route_port,
+        "reach": c.reach,
+        "vnetLinks": c.vnet_links,
+        "peerings": c.peerings.iter().map(|p| json!({
+            "peeringType": format!("{:?}", p.peering_type),
+            "peerASN": p.peer_asn,
+            "vlan": p.vlan.to_string(),
+            "md5": p.shared_key.is_some(),
+            "bfd": p.bfd.map(|t| json!({ "intervalMs": t.interval_ms, "multiplier": t.multiplier })),
+            "primary": link(&p.primary),
+            "secondary": link(&p.secondary),
+            "limits": {
+                "fromCustomerIpv4": p.limits.from_customer_ipv4,
+                "fromCustomerIpv6": p.limits.from_customer_ipv6,
+                "toCustomerIpv4": p.limits.to_customer_ipv4,
+                "toCustomerIpv6": p.limits.to_customer_ipv6,
+            },
+        })).collect::<Vec<_>>(),
+    })
+}
+
 /// What the daemon knows of a session (the FSM's finer states stay in its task).
 #[derive(Debug, Default)]
 struct SessionStatus {
@@ -729,6 +853,15 @@ struct SessionStatus {
 
 /// The running BGP side: sessions, one RIB per peering, the FIB.
 struct Bgp {
+    /// The model and file it runs (a reload compares against them).
+    model: circuit::Model,
+    path: PathBuf,
+    max_prefixes: Option<u32>,
+    infos: Vec<PortInfo>,
+    /// `--bandwidth-mbps` was given: the policers ignore the model's.
+    police_override: bool,
+    /// Session index -> its BFD session index.
+    bfd_of: BTreeMap<usize, usize>,
     circuit: String,
     peerings: Vec<speaker::PeeringPlan>,
     speaker: Speaker,
@@ -913,6 +1046,176 @@ impl Bgp {
             "routes_repointed": moved,
             "sessions_readvertised": readvertised,
             "prepend": if drain { speaker::DRAIN_PREPEND } else { 0 },
+        }))
+    }
+
+    /// Re-reads the circuit file and applies only what changed, without
+    /// disturbing any session whose own settings did not change:
+    /// - refused whole (nothing changes) when the file is invalid, lacks
+    ///   this circuit, or changes what needs a restart (its peerings);
+    /// - sessions whose key, peer AS or addresses changed are restarted;
+    ///   new sessions (IPv6 added) start, removed ones stop;
+    /// - in place: route limits, BFD timers or BFD on/off, the VNet
+    ///   prefixes advertised (withdrawals for what is gone), the bandwidth
+    ///   (policers keep their buckets).
+    async fn reload(&mut self, msee: &mut Msee) -> std::result::Result<serde_json::Value, String> {
+        use serde_json::json;
+        let path = self.path.display().to_string();
+        let model = circuit::load_file(&self.path)
+            .map_err(|e| format!("{path}: refused, nothing changed:\n{e}"))?;
+        let Some(new_circuit) = model.circuit(&self.circuit) else {
+            return Err(format!(
+                "{path}: refused, nothing changed: circuit {} is gone from the file (this daemon runs it)",
+                self.circuit
+            ));
+        };
+        let (peerings, specs, notes) =
+            speaker::plan(&model, &self.circuit, &self.infos, self.max_prefixes)
+                .map_err(|e| format!("{path}: refused, nothing changed: {e:#}"))?;
+        if peerings != self.peerings {
+            return Err(format!(
+                "{path}: refused, nothing changed: the peerings run on these ports changed ({:?} -> {:?}); restart the daemon to apply that",
+                self.peerings.iter().map(|p| p.kind).collect::<Vec<_>>(),
+                peerings.iter().map(|p| p.kind).collect::<Vec<_>>()
+            ));
+        }
+        for w in &model.warnings {
+            warn!("{path}: {w}");
+        }
+
+        let mut restarted = Vec::new();
+        let mut added = Vec::new();
+        let mut removed = Vec::new();
+        let mut in_place = Vec::new();
+        let index: BTreeMap<String, usize> = self
+            .speaker
+            .specs
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.speaker.is_active(*i))
+            .map(|(i, s)| (s.name.clone(), i))
+            .collect();
+        let keep: std::collections::BTreeSet<&str> =
+            specs.iter().map(|s| s.name.as_str()).collect();
+        for (name, &i) in &index {
+            if !keep.contains(name.as_str()) {
+                let old = &self.speaker.specs[i];
+                let (session, peering) = ((old.link, old.family), old.peering);
+                self.speaker.remove(i);
+                if let Err(e) = self.ribs[peering].session_down(session) {
+                    warn!("{e:#}");
+                }
+                self.status[i] = SessionStatus::default();
+                removed.push(name.clone());
+            }
+        }
+        for spec in specs {
+            let Some(&i) = index.get(&spec.name) else {
+                let name = spec.name.clone();
+                self.speaker
+                    .add(spec)
+                    .map_err(|e| format!("starting {name}: {e:#}"))?;
+                self.status.push(SessionStatus::default());
+                added.push(name);
+                continue;
+            };
+            let old = self.speaker.specs[i].clone();
+            let reset = old.local != spec.local
+                || old.peer != spec.peer
+                || old.peer_as != spec.peer_as
+                || old.md5_key != spec.md5_key
+                || old.router_id != spec.router_id;
+            if reset {
+                let name = spec.name.clone();
+                self.speaker
+                    .restart(i, spec)
+                    .map_err(|e| format!("restarting {name}: {e:#}"))?;
+                if let Err(e) = self.ribs[old.peering].session_down((old.link, old.family)) {
+                    warn!("{e:#}");
+                }
+                let last_down = Some("restarted by a configuration reload".to_owned());
+                self.status[i] = SessionStatus {
+                    last_down,
+                    ..Default::default()
+                };
+                restarted.push(name);
+                continue;
+            }
+            let mut fields = Vec::new();
+            if old.max_prefixes != spec.max_prefixes {
+                fields.push("maxPrefixes");
+                let limit = Some(spec.max_prefixes);
+                self.speaker
+                    .send(
+                        i,
+                        bgp::fsm::Event::SetMaxPrefixes {
+                            v4: limit,
+                            v6: limit,
+                        },
+                    )
+                    .await;
+                self.speaker.specs[i].max_prefixes = spec.max_prefixes;
+            }
+            if old.bfd != spec.bfd {
+                fields.push("bfd");
+                if let (Some(j), Some(bfd)) = (self.bfd_of.get(&i), &self.bfd) {
+                    match spec.bfd {
+                        Some(t) => {
+                            bfd.set_config(*j, bfd_config(t));
+                            bfd.set_admin_down(*j, false);
+                        }
+                        None => bfd.set_admin_down(*j, true),
+                    }
+                }
+                self.speaker.specs[i].bfd = spec.bfd;
+            }
+            if old.adverts != spec.adverts {
+                fields.push("advertisements");
+                let prepend = self.prepend(spec.link);
+                let established = self.status[i].established;
+                self.speaker
+                    .set_adverts(i, spec.adverts, prepend, established)
+                    .await;
+            }
+            if !fields.is_empty() {
+                in_place.push(json!({ "session": spec.name, "fields": fields }));
+            }
+        }
+
+        let mut bandwidth = None;
+        let old_mbps = self.model.circuit(&self.circuit).map(|c| c.bandwidth_mbps);
+        if old_mbps != Some(new_circuit.bandwidth_mbps) && !self.police_override {
+            let bps = u64::from(new_circuit.bandwidth_mbps) * 1_000_000;
+            for plan in &self.peerings {
+                for link in plan.links {
+                    for dir in Direction::ALL {
+                        msee.set_policer(link, dir, bps, None)
+                            .map_err(|e| format!("setting the policer of link {link}: {e}"))?;
+                    }
+                }
+            }
+            bandwidth = Some(new_circuit.bandwidth_mbps);
+        }
+        for n in &notes {
+            warn!("circuit {}: {n}", self.circuit);
+        }
+        self.model = model;
+        let changed = !(restarted.is_empty()
+            && added.is_empty()
+            && removed.is_empty()
+            && in_place.is_empty()
+            && bandwidth.is_none());
+        info!(circuit = %self.circuit, ?restarted, ?added, ?removed, in_place = in_place.len(),
+            bandwidth_mbps = ?bandwidth, "configuration reloaded");
+        Ok(json!({
+            "file": path,
+            "changed": changed,
+            "restarted": restarted,
+            "added": added,
+            "removed": removed,
+            "in_place": in_place,
+            "bandwidth_mbps": bandwidth,
+            "notes": notes,
         }))
     }
 

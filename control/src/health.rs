@@ -183,11 +183,11 @@ impl LinkHealth {
         })
     }
 
-    /// BFD no longer speaks for `link` (the peer turned it off: RFC 5882
-    /// §3.2, AdminDown is not a failure): it holds the link neither down
-    /// nor up until it comes up again.
-    pub fn bfd_unused(&self, link: u32) -> Option<Flip> {
-        self.apply(link, "BFD turned off by the peer", |st| st.bfd = None)
+    /// BFD no longer speaks for `link` (turned off here, or by the peer:
+    /// RFC 5882 §3.2, AdminDown is not a failure): it holds the link
+    /// neither down nor up until it comes up again.
+    pub fn bfd_unused(&self, link: u32, cause: &'static str) -> Option<Flip> {
+        self.apply(link, cause, |st| st.bfd = None)
     }
 
     fn apply(
@@ -362,11 +362,11 @@ mod tests {
         up(&h, 0, true);
         h.set(0, Signal::Bfd, true);
         assert!(!h.set(0, Signal::Bfd, false).unwrap().up);
-        let flip = h.bfd_unused(0).unwrap();
+        let flip = h.bfd_unused(0, "BFD turned off by the peer").unwrap();
         assert!(flip.up && flip.cause == "BFD turned off by the peer");
         assert_eq!(h.signal(0, Signal::Bfd), None);
         assert!(h.carries(0));
-        assert_eq!(h.bfd_unused(0), None, "nothing to release");
+        assert_eq!(h.bfd_unused(0, "again"), None, "nothing to release");
         // Up again later, it speaks for the link again.
         h.set(0, Signal::Bfd, true);
         assert!(!h.set(0, Signal::Bfd, false).unwrap().up);

@@ -434,7 +434,7 @@ impl Speaker {
     /// local address, starting one there if it is the first.
     fn listen(&mut self, s: &SessionSpec, inbox: mpsc::Sender<Input>) -> Result<()> {
         use std::os::fd::AsRawFd as _;
-        if !self.listeners.contains_key(&s.local) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.listeners.entry(s.local) {
             let addr = SocketAddr::new(s.local, BGP_PORT);
             let listener = transport::listen(addr, &[])
                 .with_context(|| format!("listening for BGP on {addr}"))?;
@@ -447,7 +447,7 @@ impl Speaker {
                 }
             });
             info!(%addr, "BGP listening");
-            self.listeners.insert(s.local, Listener { fd, peers });
+            slot.insert(Listener { fd, peers });
         }
         let l = &self.listeners[&s.local];
         match &s.md5_key {

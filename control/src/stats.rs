@@ -14,6 +14,10 @@ pub struct PortReport {
     /// ICMP time exceeded replies sent back on this link.
     pub icmp_errors: u64,
     pub drops: std::collections::BTreeMap<String, u64>,
+    /// Policer rates in bit/s, toward the MSEE (rx) and out of it (tx);
+    /// `None` where the link is not policed.
+    pub police_rx_bps: Option<u64>,
+    pub police_tx_bps: Option<u64>,
 }
 
 impl PortReport {
@@ -33,7 +37,17 @@ impl PortReport {
                 .iter()
                 .map(|r| (r.name().to_owned(), rx.dropped(*r) + tx.dropped(*r)))
                 .collect(),
+            police_rx_bps: None,
+            police_tx_bps: None,
         }
+    }
+
+    /// With the link's policer rates (bytes/s in the maps; 0 = off).
+    pub fn with_policers(mut self, rx_bytes_per_sec: u64, tx_bytes_per_sec: u64) -> Self {
+        let bps = |b: u64| (b > 0).then_some(b * 8);
+        self.police_rx_bps = bps(rx_bytes_per_sec);
+        self.police_tx_bps = bps(tx_bytes_per_sec);
+        self
     }
 }
 

@@ -506,6 +506,14 @@ impl Msee {
     }
 
     /// The bucket of (link, direction) as the kernel left it.
+    /// The policer's configuration (rate 0: not policed).
+    pub fn policer(&self, link: u32, dir: Direction) -> Result<PolicerConfig> {
+        check_range("link id", link, MAX_LINKS)?;
+        let m: Array<_, PolicerConfig> = self.map_ref(maps::POLICER_CFG)?;
+        m.get(&link_dir_index(link, dir), 0)
+            .map_err(map_err(maps::POLICER_CFG))
+    }
+
     pub fn policer_state(&self, link: u32, dir: Direction) -> Result<PolicerState> {
         check_range("link id", link, MAX_LINKS)?;
         let m: Array<_, PolicerState> = self.map_ref(maps::POLICER_STATE)?;

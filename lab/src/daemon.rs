@@ -139,6 +139,11 @@ impl Daemon {
         self.output.lock().unwrap().clone()
     }
 
+    /// The daemon's process id (for signals such as SIGHUP).
+    pub fn pid(&self) -> nix::unistd::Pid {
+        nix::unistd::Pid::from_raw(self.child.as_ref().map_or(0, |c| c.id() as i32))
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }

@@ -21,6 +21,12 @@ struct Args {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// The circuits of the daemon's configuration: SKU, bandwidth, location,
+    /// reach, peerings and their addresses.
+    Circuits,
+    /// Re-read the configuration file and apply what changed (as SIGHUP).
+    /// An invalid file is refused whole and changes nothing.
+    Reload,
     /// BGP sessions: peer, state, prefixes received.
     Sessions,
     /// A circuit's routes learned from the customer and their next-hop links.
@@ -132,6 +138,84 @@ fn render(command: &Command, v: &Value) -> String {
                 );
             }
         }
+        Command::Circuits => {
+            for c in &rows {
+                out += &format!(
+                    "{}{}: {} {} ({}), {} Mbit/s, {} at {} ({}), {}\n",
+                    s(&c["name"]),
+                    if c["running"] == true {
+                        " (running here)"
+                    } else {
+                        ""
+                    },
+                    s(&c["sku"]["tier"]),
+                    s(&c["sku"]["family"]),
+                    s(&c["serviceKey"]),
+                    s(&c["bandwidthInMbps"]),
+                    s(&c["serviceProviderName"]),
+                    s(&c["peeringLocation"]),
+                    s(&c["area"]),
+                    s(&c["serviceProviderProvisioningState"]),
+                );
+                let reach: Vec<String> = c["reach"]
+                    .as_array()
+                    .map(|r| r.iter().map(s).collect())
+                    .unwrap_or_default();
+                out += &format!("  reach: {}\n", reach.join(", "));
+                for p in c["peerings"].as_array().cloned().unwrap_or_default() {
+                    let bfd = if p["bfd"].is_null() {
+                        "off".to_owned()
+                    } else {
+                        format!(
+                            "{} ms x {}",
+                            s(&p["bfd"]["intervalMs"]),
+                            s(&p["bfd"]["multiplier"])
+                        )
+                    };
+                    out += &format!(
+                        "  {} peer AS {} vlan {} md5 {} bfd {}: primary {} secondary {}\n",
+                        s(&p["peeringType"]),
+                        s(&p["peerASN"]),
+                        s(&p["vlan"]),
+                        if p["md5"] == true { "on" } else { "off" },
+                        bfd,
+                        s(&p["primary"]["ipv4"]["subnet"]),
+                        s(&p["secondary"]["ipv4"]["subnet"]),
+                    );
+                }
+            }
+        }
+        Command::Reload => {
+            if v["changed"] == false {
+                out += &format!("{}: nothing changed\n", s(&v["file"]));
+            } else {
+                out += &format!("{}: applied\n", s(&v["file"]));
+                for key in ["restarted", "added", "removed"] {
+                    for n in v[key].as_array().cloned().unwrap_or_default() {
+                        out += &format!("  {key}: {}\n", s(&n));
+                    }
+                }
+                for c in v["in_place"].as_array().cloned().unwrap_or_default() {
+                    out += &format!(
+                        "  changed in place: {} ({})\n",
+                        s(&c["session"]),
+                        c["fields"]
+                            .as_array()
+                            .map(|f| f.iter().map(s).collect::<Vec<_>>().join(", "))
+                            .unwrap_or_default()
+                    );
+                }
+                if !v["bandwidth_mbps"].is_null() {
+                    out += &format!(
+                        "  bandwidth: {} Mbit/s (policers changed in place)\n",
+                        s(&v["bandwidth_mbps"])
+                    );
+                }
+            }
+            for n in v["notes"].as_array().cloned().unwrap_or_default() {
+                out += &format!("  note: {}\n", s(&n));
+            }
+        }
         Command::Bfd => {
             out += &format!(
                 "{:<40} {:<16} {:<9} {:<9} {:<22} {:>7} {:>7} {:>9} {:>10} {:>9} {:>9}\n",
@@ -234,6 +318,8 @@ fn main() -> ExitCode {
         },
         Command::Counters => Request::Counters,
         Command::Links => Request::Links,
+        Command::Circuits => Request::Circuits,
+        Command::Reload => Request::Reload,
         Command::Bfd => Request::Bfd,
         Command::Drain { circuit, link } | Command::Undrain { circuit, link } => Request::Drain {
             circuit: circuit.clone(),
@@ -280,6 +366,31 @@ mod tests {
             "prefixes_received": 2, "max_prefixes": 4000}]);
         let t = render(&Command::Sessions, &v);
         assert!(t.contains("Established") && t.contains("2/4000"), "{t}");
+        let v = serde_json::json!({"file": "c.toml", "changed": true, "restarted": ["a/p/primary"],
+            "added": [], "removed": [], "in_place": [{"session": "a/p/secondary", "fields": ["advertisements", "bfd"]}],
+            "bandwidth_mbps": 2000, "notes": []});
+        let t = render(&Command::Reload, &v);
+        assert!(
+            t.contains("restarted: a/p/primary")
+                && t.contains("a/p/secondary (advertisements, bfd)")
+                && t.contains("2000 Mbit/s"),
+            "{t}"
+        );
+        let v = serde_json::json!({"file": "c.toml", "changed": false});
+        assert!(render(&Command::Reload, &v).contains("nothing changed"));
+        let v = serde_json::json!([{"name": "er-lab", "running": true, "sku": {"tier": "Standard", "family": "MeteredData"},
+            "serviceKey": "k", "bandwidthInMbps": 1000, "serviceProviderName": "Equinix", "peeringLocation": "Amsterdam",
+            "area": "Europe", "serviceProviderProvisioningState": "Provisioned", "reach": ["West Europe", "North Europe"],
+            "peerings": [{"peeringType": "AzurePrivatePeering", "peerASN": 65010, "vlan": "vlan 100", "md5": true,
+                "bfd": {"intervalMs": 300, "multiplier": 3},
+                "primary": {"ipv4": {"subnet": "192.168.100.128/30"}}, "secondary": {"ipv4": {"subnet": "192.168.100.132/30"}}}]}]);
+        let t = render(&Command::Circuits, &v);
+        assert!(
+            t.contains("er-lab (running here): Standard MeteredData")
+                && t.contains("reach: West Europe, North Europe")
+                && t.contains("bfd 300 ms x 3"),
+            "{t}"
+        );
         let v = serde_json::json!([{"link": 0, "name": "primary", "neighbour": true, "carrier": false,
             "bgp": true, "bfd": null, "carries": false, "flips": 3,
             "history": [{"up": false, "cause": "carrier lost", "at_mono_ns": 1}]}]);

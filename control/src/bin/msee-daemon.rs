@@ -128,6 +128,7 @@ fn real_main(args: Args) -> anyhow::Result<()> {
             }
             Some(daemon::BgpConfig {
                 model,
+                path: path.clone(),
                 circuit,
                 max_prefixes: args.max_prefixes,
                 timers: control::speaker::Timers {
