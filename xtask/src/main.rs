@@ -2,6 +2,7 @@
 //! Every command except `lab down` runs `setup` first.
 mod bench;
 mod demo;
+mod fuzz;
 mod setup;
 
 use std::{path::PathBuf, process::Command};
@@ -49,6 +50,13 @@ enum Cmd {
         /// (about 6 s of traffic each); 0 skips them.
         #[arg(long, default_value_t = 9)]
         lab_rounds: u32,
+    },
+    /// Fuzz the BGP and BFD codecs and session state machines (cargo-fuzz,
+    /// installed if missing), each target for a bounded time.
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u32,
     },
     /// The main job: a lab, the daemon, traffic over both links, counters, lab down.
     Demo {
@@ -137,6 +145,10 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             setup::run()?;
             bench::run(rounds, calls, lab_rounds)
+        }
+        Cmd::Fuzz { seconds } => {
+            setup::run()?;
+            fuzz::run(seconds)
         }
         Cmd::Demo { prefix, packets } => {
             setup::run()?;

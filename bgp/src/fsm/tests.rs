@@ -809,7 +809,7 @@ fn random_event_sequences_keep_invariants() {
                 Some(msg(Message::Update(u)))
             }
         };
-        let event = happy.unwrap_or_else(|| match rnd(16) {
+        let event = happy.unwrap_or_else(|| match rnd(18) {
             0 => Event::ManualStart,
             1 if rnd(10) == 0 => Event::ManualStop,
             2 => Event::TcpConnected,
@@ -844,6 +844,11 @@ fn random_event_sequences_keep_invariants() {
                 b[i] ^= 1 << rnd(8);
                 Event::BytesReceived(b)
             }
+            15 if rnd(10) == 0 => Event::BfdDown,
+            16 => Event::SetMaxPrefixes {
+                v4: Some(1 + rnd(3) as u32),
+                v6: None,
+            },
             _ => Event::TimerExpired(Timer::IdleHold),
         });
         now += Duration::from_millis(rnd(5000) as u64);
