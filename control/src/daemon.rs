@@ -379,6 +379,7 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
         &health,
         &mut ports,
         Duration::from_secs(3),
+        false,
     )
     .await;
 
@@ -528,10 +529,8 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
                 }
                 // Unresolved neighbours are retried every second; resolved
                 // ones are checked every 30 s in case the neighbour changed.
-                if ticks.is_multiple_of(30) {
-                    for p in ports.iter_mut() { p.neighbour_mac = None; }
-                }
-                resolve_pending(&handle, &mut msee, &health, &mut ports, Duration::from_millis(500)).await;
+                resolve_pending(&handle, &mut msee, &health, &mut ports,
+                    Duration::from_millis(500), ticks.is_multiple_of(30)).await;
             }
         }
     }
@@ -662,15 +661,44 @@ fn bfd_config(t: circuit::model::BfdTimers) -> bfd::Config {
     }
 }
 
+/// Resolves the neighbours not resolved yet (their links wait for it);
+/// with `recheck`, also looks at the kernel's table for the resolved ones
+/// and follows a neighbour whose MAC changed. A recheck never takes a
+/// working link down: liveness is carrier's, BGP's and BFD's business; a
+/// missing entry is only re-probed.
 async fn resolve_pending(
     handle: &rtnetlink::Handle,
     msee: &mut Msee,
     health: &LinkHealth,
     ports: &mut [Port],
     timeout: Duration,
+    recheck: bool,
 ) {
-    for p in ports.iter_mut().filter(|p| p.neighbour_mac.is_none()) {
+    for p in ports.iter_mut() {
         let Some(via) = p.neighbour else { continue };
+        if let Some(known) = p.neighbour_mac {
+            if !recheck {
+                continue;
+            }
+            match netlink::lookup_neighbour(handle, p.iface.ifindex, via).await {
+                Ok(Some(mac)) if mac != known => {
+                    if let Err(e) = msee.set_link(p.link, p.link_entry(mac)) {
+                        warn!(%via, "updating link {}: {e}", p.role.name());
+                        continue;
+                    }
+                    p.neighbour_mac = Some(mac);
+                    info!(link = p.role.name(), %via, old = %format_mac(&known), mac = %format_mac(&mac), "neighbour's MAC changed: link updated");
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    if let Err(e) = netlink::probe_neighbour(handle, p.iface.ifindex, via).await {
+                        warn!(link = p.role.name(), %via, "re-probing the neighbour: {e:#}");
+                    }
+                }
+                Err(e) => warn!(link = p.role.name(), %via, "reading the neighbour table: {e:#}"),
+            }
+            continue;
+        }
         match netlink::resolve_neighbour(handle, p.iface.ifindex, via, timeout).await {
             Ok(mac) => {
                 if let Err(e) = msee.set_link(p.link, p.link_entry(mac)) {

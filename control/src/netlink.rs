@@ -161,6 +161,17 @@ pub async fn lookup_neighbour(
     Ok(None)
 }
 
+/// Ask the kernel to (re)resolve `addr` on `ifindex` without waiting
+/// (NTF_USE: the kernel sends the ARP request itself).
+pub async fn probe_neighbour(handle: &Handle, ifindex: u32, addr: Ipv4Addr) -> Result<()> {
+    let mut req = handle.neighbours().add(ifindex, addr.into()).replace();
+    req.message_mut().header.state = NeighbourState::None;
+    req.message_mut().header.flags = vec![NeighbourFlag::Use];
+    req.execute()
+        .await
+        .with_context(|| format!("asking the kernel to resolve {addr}"))
+}
+
 /// Ask the kernel to resolve `addr` on `ifindex` (NTF_USE: the kernel sends
 /// the ARP request itself), then wait up to `timeout` for the answer.
 pub async fn resolve_neighbour(
@@ -174,12 +185,7 @@ pub async fn resolve_neighbour(
     }
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let mut req = handle.neighbours().add(ifindex, addr.into()).replace();
-        req.message_mut().header.state = NeighbourState::None;
-        req.message_mut().header.flags = vec![NeighbourFlag::Use];
-        req.execute()
-            .await
-            .with_context(|| format!("asking the kernel to resolve {addr}"))?;
+        probe_neighbour(handle, ifindex, addr).await?;
         for _ in 0..10 {
             tokio::time::sleep(Duration::from_millis(20)).await;
             if let Some(mac) = lookup_neighbour(handle, ifindex, addr).await? {
