@@ -502,6 +502,9 @@ pub mod engine {
     pub const TESTFWD_FLOW: &str = "TESTFWD_FLOW";
     pub const TESTFWD_FLOWS: u32 = 256;
     pub const TESTFWD_DROP: u32 = u32::MAX;
+    /// `testfwd`: Array<TestFrameFilter>[1], the UDP ports it forwards
+    /// (all zero = any UDP); other frames go to the kernel.
+    pub const TESTFWD_FILTER: &str = "TESTFWD_FILTER";
     /// `testfwd`: PerCpuArray<u64>[TESTFWD_LINKS + 1], frames sent to each
     /// slot, and [TESTFWD_LINKS] dropped.
     pub const TESTFWD_STATS: &str = "TESTFWD_STATS";
