@@ -1,6 +1,7 @@
 //! Helpers shared by the end-to-end and packet fixture tests: frame builders,
 //! checksum verifiers, and a guard that skips root-only tests with a reason.
 pub mod bgp_lab;
+pub mod engine_topo;
 pub mod lab_bench;
 pub mod lab_dataplane;
 pub mod packet;

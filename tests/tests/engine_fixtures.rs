@@ -291,7 +291,10 @@ fn xsk_filter_takes_only_test_ports_and_stamps_receive_time() {
     assert_eq!(verdict, XDP_PASS);
     assert_eq!(out.len(), tests[0].len() + RX_META_LEN, "metadata in front");
     let stamp = u64::from_ne_bytes(out[..8].try_into().unwrap());
-    assert!(stamp >= before && stamp <= after, "{before} <= {stamp} <= {after}");
+    assert!(
+        stamp >= before && stamp <= after,
+        "{before} <= {stamp} <= {after}"
+    );
     assert_eq!(&out[RX_META_LEN..], &tests[0][..]);
     let (_, out) = run_with_meta(&mut ebpf, XSK_PROGRAM, &others[0]);
     assert_eq!(out, others[0]);
@@ -432,7 +435,10 @@ fn blackhole_tc_drops_inside_its_window_and_defers_otherwise() {
     )
     .unwrap();
     assert_eq!(verdict(&ebpf, &frame), TCX_NEXT);
-    assert_eq!(percpu_sum(&ebpf, BLACKHOLE_STATS, BLACKHOLE_STAT_DROPPED), 2);
+    assert_eq!(
+        percpu_sum(&ebpf, BLACKHOLE_STATS, BLACKHOLE_STAT_DROPPED),
+        2
+    );
 }
 
 #[test]

@@ -665,9 +665,9 @@ impl RunHandle {
         for f in sunk.rx.iter().flat_map(|r| &r.flips) {
             events.push(Event {
                 label: format!(
-                    "black hole {} on {}",
-                    if f.on { "on" } else { "off" },
-                    f.ifname
+                    "{} black hole {}",
+                    f.ifname,
+                    if f.on { "on" } else { "off" }
                 ),
                 at_ns: f.at_ns,
                 since_t0_ns: f.at_ns.saturating_sub(t0),
@@ -771,6 +771,14 @@ impl RunReport {
     /// `at_ns`), with the loss of each group. Sorted by rx index, streams
     /// that had no packet before the event last.
     pub fn classify(&self, event_ns: u64) -> Vec<CarrierClass> {
+        self.classify_settled(event_ns, 0)
+    }
+
+    /// As `classify`, with `after` read `settle_ns` past the event: frames
+    /// already on their way by the old path when the event happened (a
+    /// straggler arriving after a flow was moved) do not count as the new
+    /// carrier.
+    pub fn classify_settled(&self, event_ns: u64, settle_ns: u64) -> Vec<CarrierClass> {
         let at = event_ns.saturating_sub(self.t0_ns);
         let mut classes: Vec<CarrierClass> = Vec::new();
         for s in &self.streams {
@@ -788,7 +796,7 @@ impl RunReport {
             };
             let c = &mut classes[i];
             c.streams.push(s.stream);
-            let after = s.carrier_after(at);
+            let after = s.carrier_after(at + settle_ns);
             match c.after.iter_mut().find(|(r, _)| *r == after) {
                 Some((_, v)) => v.push(s.stream),
                 None => c.after.push((after, vec![s.stream])),
