@@ -359,3 +359,87 @@ fn engine_sink_survives_its_link_going_down_and_up() {
         assert!(s.per_rx[0].last_rx_ns > t4 - r.t0_ns, "stream {f}");
     }
 }
+
+/// `msee-traffic run` with two --rx-dev and a scheduled black hole: the
+/// JSON has both links with their counts, bins, the switches as events and
+/// the classification inputs; the SVG draws a line per link and the events.
+#[test]
+fn engine_cli_two_rx_devices_json_and_plot() {
+    if !require_root("engine_cli_two_rx_devices_json_and_plot") {
+        return;
+    }
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let bin = lab::daemon::workspace_bin("msee-traffic").unwrap();
+    let mut tri = Triangle::new("el6", false, FLOWS).unwrap();
+    split(&mut tri);
+    let dir = std::env::temp_dir();
+    let tag = format!("msee-traffic-{}", std::process::id());
+    let (json, svg) = (
+        dir.join(format!("{tag}.json")),
+        dir.join(format!("{tag}.svg")),
+    );
+    let mut child = std::process::Command::new(bin)
+        .args(["run", "--tx-netns", &tri.g, "--tx-dev", "ga"])
+        .args(["--rx-netns", &tri.s, "--rx-dev", "s0", "--rx-dev", "s1"])
+        .args(["--src-ip", "10.78.0.1", "--dst-ip", "10.78.9.9"])
+        .args([
+            "--flows",
+            "8",
+            "--pps",
+            "8k",
+            "--count",
+            "16k",
+            "--duration",
+            "5s",
+        ])
+        .args(["--blackhole", "s0:500ms:300ms", "--quiet"])
+        .arg("--json")
+        .arg(&json)
+        .arg("--plot")
+        .arg(&svg)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Bounded: the run is; stop it by PID if it is not.
+    let until = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("msee-traffic did not finish in 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let text = std::fs::read_to_string(&json).unwrap_or_default();
+    let plot = std::fs::read_to_string(&svg).unwrap_or_default();
+    let _ = std::fs::remove_file(&json);
+    let _ = std::fs::remove_file(&svg);
+    assert!(status.success(), "{status}");
+    let r: RunReport = serde_json::from_str(&text).unwrap();
+    assert_eq!(r.rx.len(), 2);
+    assert_eq!(
+        (r.rx[0].ifname.as_str(), r.rx[1].ifname.as_str()),
+        ("s0", "s1")
+    );
+    assert_eq!(r.generator.sent, 16_000);
+    // s1's flows lost nothing; s0's lost what the hole dropped, ~300 ms.
+    let bh = r.rx[0].blackhole.unwrap();
+    assert_eq!(Some(r.totals.lost), bh.ingress_test_dropped);
+    assert_eq!(r.rx[1].received, 8_000);
+    let labels: Vec<&str> = r.events.iter().map(|e| e.label.as_str()).collect();
+    assert_eq!(labels, vec!["s0 black hole on", "s0 black hole off"]);
+    let c = r.classify(r.events[0].at_ns);
+    assert_eq!(class(&c, 1).lost, 0);
+    let failed = class(&c, 0);
+    assert!((failed.outage_ms - 300.0).abs() < 15.0, "{failed:?}");
+    for (rx, l) in r.rx.iter().enumerate() {
+        let sum: u64 = l.rate_bins_1ms.iter().map(|&b| u64::from(b)).sum();
+        assert_eq!(sum, l.received, "rx {rx}");
+    }
+    assert!(plot.contains(">rx s0</text>") && plot.contains(">rx s1</text>"));
+    assert!(plot.contains(">s0 black hole on</text>"));
+    assert_eq!(plot.matches("<polyline").count(), 3, "all, s0, s1");
+}
