@@ -13,10 +13,9 @@ use std::{
 use dataplane::engine::{
     fault::{Blackhole, IngressHook},
     run::{RunHandle, start},
-    xsk::XskProgram,
 };
 use e2e_tests::{
-    engine_topo::{Pair, carrier_up, ping},
+    engine_topo::{Pair, Testfwd, carrier_up, ping},
     require_root,
 };
 use lab::{in_netns, ip_ns};
@@ -216,13 +215,9 @@ fn engine_black_hole_blocks_everything_both_ways_and_detaches() {
     drop(hole);
     assert!(gone(&ours), "detached on drop: {:?}", hole_programs());
     assert!(!xdp_on_tb());
-    // An interface with someone else's XDP program: tcx ingress.
-    let ifindex = lab::ifindex_of(&pair.b, "tb").unwrap();
-    let other = in_netns(&pair.b, move || {
-        XskProgram::attach(ifindex, aya::programs::XdpMode::Driver, None)
-    })
-    .unwrap()
-    .unwrap();
+    // An interface with someone else's XDP program (here the test
+    // forwarder, which leaves all but UDP to the kernel): tcx ingress.
+    let other = Testfwd::attach(&pair.b, "tb", &[], (20000, 20000)).unwrap();
     let before = hole_programs();
     let hole = Blackhole::attach(Some(&pair.b), "tb").unwrap();
     assert_eq!(hole.ingress_hook(), IngressHook::Tcx);
@@ -245,6 +240,9 @@ fn engine_black_hole_on_a_sink_drops_test_frames_only_while_on() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let pair = Pair::new("ec3").unwrap();
     let h = background(&pair, false, true);
+    // A switch of its own would miss what the sink's xsk takes first.
+    let err = Blackhole::attach(Some(&pair.b), "tb").err().unwrap();
+    assert!(format!("{err:#}").contains("ask the sink"), "{err:#}");
     let hole = h.blackhole("tb").unwrap();
     check_black_hole(&pair, hole);
     let flips = hole.flips();

@@ -22,7 +22,7 @@
 //! every CPU and in both directions, and that instant is reported.
 use std::sync::Mutex;
 
-use anyhow::{Context as _, Result, anyhow};
+use anyhow::{Context as _, Result, anyhow, bail};
 use aya::{
     Ebpf,
     maps::{Array, Map, MapData, PerCpuArray},
@@ -30,7 +30,8 @@ use aya::{
 };
 use msee_abi::engine::{
     BLACKHOLE_STAT_DROPPED, BLACKHOLE_STATS, BLACKHOLE_TC_PROGRAM, BLACKHOLE_WINDOW,
-    BlackholeWindow, LOSSY_STAT_BLACKHOLE, LOSSY_STAT_BLACKHOLE_TEST, TestFrameFilter,
+    BlackholeWindow, LOSSY_PROGRAM, LOSSY_STAT_BLACKHOLE, LOSSY_STAT_BLACKHOLE_TEST,
+    TestFrameFilter, XSK_PROGRAM,
 };
 use serde::{Deserialize, Serialize};
 
@@ -184,6 +185,20 @@ impl Blackhole {
     /// this process: `lossy` alone in native XDP for ingress if the
     /// interface has no XDP program, else tcx ingress; tcx egress.
     pub fn attach(netns: Option<&str>, ifname: &str) -> Result<Self> {
+        // A sink's xsk would hand test frames to its sockets before a tcx
+        // ingress hook saw them: a sink's interface gets its switch from
+        // the sink.
+        if let Some(id) = super::iface::xdp_prog_id(netns, ifname)? {
+            let name = aya::programs::loaded_programs()
+                .filter_map(Result::ok)
+                .find(|p| p.id() == id)
+                .and_then(|p| p.name_as_str().map(str::to_owned));
+            if let Some(n) = name.filter(|n| n == XSK_PROGRAM || n == LOSSY_PROGRAM) {
+                bail!(
+                    "{ifname} has the engine's {n} program (a sink): ask the sink for its black hole (RunConfig::rx_blackhole, RunHandle::blackhole)"
+                );
+            }
+        }
         let name = ifname.to_owned();
         let (ingress, egress, hook) = in_netns(netns, move || {
             let ifindex = ifindex_here(&name)?;

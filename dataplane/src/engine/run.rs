@@ -866,3 +866,126 @@ impl RunReport {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A failover test may hand the run or a switch to another thread.
+    #[test]
+    fn handles_cross_threads() {
+        fn send<T: Send>() {}
+        fn sync<T: Sync>() {}
+        send::<RunHandle>();
+        send::<Blackhole>();
+        sync::<Blackhole>();
+        send::<RunReport>();
+    }
+
+    fn stream(id: u16, path: &[(usize, u64, u64)], lost: u64) -> StreamReport {
+        let mut st = StreamState::new(id, 0);
+        let mut seq = 0;
+        for &(rx, from_ms, to_ms) in path {
+            for ms in from_ms..to_ms {
+                let p = crate::engine::frame::Probe {
+                    stream: id,
+                    seq,
+                    tx_ns: 0,
+                };
+                st.record(&p, 64, ms * 1_000_000 + 1, rx);
+                seq += 1;
+            }
+        }
+        let sent = seq + lost;
+        st.report(Some(sent), Some(1000.0), &["p".into(), "s".into()])
+    }
+
+    /// Streams by carrier before an event, where they went after it, and
+    /// the loss of each class.
+    #[test]
+    fn classify_by_carrier_before_the_event() {
+        let streams = vec![
+            // On p until 100 ms, then on s (moved, 3 lost at the end).
+            stream(0, &[(0, 0, 100), (1, 100, 200)], 3),
+            // On s throughout.
+            stream(1, &[(1, 0, 200)], 0),
+            // On p throughout.
+            stream(2, &[(0, 0, 200)], 0),
+            // Nothing before 150 ms.
+            stream(3, &[(1, 150, 200)], 0),
+        ];
+        let cfg = RunConfig::new(
+            Endpoint::new(None, "t"),
+            vec![Endpoint::new(None, "p"), Endpoint::new(None, "s")],
+            "10.0.0.1".parse().unwrap(),
+            "10.0.0.2".parse().unwrap(),
+            Rate::Pps(1000.0),
+            1,
+            Duration::from_secs(1),
+        );
+        let r = RunReport {
+            config: cfg,
+            spec: TrafficSpec {
+                src_mac: [0; 6],
+                dst_mac: [0; 6],
+                vlans: vec![],
+                src_ip: "10.0.0.1".parse().unwrap(),
+                dst_ip: "10.0.0.2".parse().unwrap(),
+                src_port: 1,
+                dst_port: 2,
+                flows: 4,
+                vary_addrs: false,
+                sizes: FrameSizes::Fixed(64),
+                stream_base: 0,
+            },
+            generator: GenReport::default(),
+            streams,
+            totals: Totals::default(),
+            t0_ns: 5_000_000_000,
+            link_rate_bins_1ms: vec![],
+            rx: vec![
+                RxReport {
+                    ifname: "p".into(),
+                    ..Default::default()
+                },
+                RxReport {
+                    ifname: "s".into(),
+                    ..Default::default()
+                },
+            ],
+            events: vec![],
+            sink_other: 0,
+            sink_zero_copy: false,
+            lossy: None,
+            tx_if: Counters::default(),
+            rx_if: Counters::default(),
+            tx_if_pps: 0.0,
+        };
+        let event = r.t0_ns + 50_000_000; // 50 ms
+        let c = r.classify(event);
+        assert_eq!(c.len(), 3, "{c:#?}");
+        assert_eq!((c[0].rx, c[0].ifname.as_deref()), (Some(0), Some("p")));
+        assert_eq!(c[0].streams, vec![0, 2]);
+        assert_eq!(c[0].after, vec![(Some(0), vec![0, 2])]);
+        assert_eq!((c[0].lost, c[0].sent), (3, 403));
+        // 3 lost at the class's 2000 pps (1000 per stream): 1.5 ms.
+        assert!((c[0].outage_ms - 1.5).abs() < 1e-9);
+        assert!((c[0].outage_ms_max - 3.0).abs() < 1e-9);
+        assert_eq!(c[1].streams, vec![1]);
+        // Stream 3 had no packet before the event: last, without a carrier.
+        assert_eq!((c[2].rx, c[2].streams.clone()), (None, vec![3]));
+        assert_eq!(c[2].after, vec![(Some(1), vec![3])]);
+        let c = r.classify(r.t0_ns + 160_000_000);
+        assert_eq!(
+            c.iter().map(|k| k.rx).collect::<Vec<_>>(),
+            vec![Some(0), Some(1)]
+        );
+        assert_eq!(c[1].streams, vec![0, 1, 3]);
+        assert_eq!(r.carried_by(event, "s").streams, vec![1]);
+        assert_eq!(r.carried_by(event, "p").after, vec![(Some(0), vec![0, 2])]);
+        // Moved: p before 100 ms, s from it on.
+        let moved = r.classify(r.t0_ns + 99_500_000);
+        assert_eq!(moved[0].after, vec![(Some(0), vec![2]), (Some(1), vec![0])]);
+        assert!(r.carried_by(event, "nosuch").streams.is_empty());
+    }
+}

@@ -535,6 +535,9 @@ fn recv_loop(mut xsk: Xsk, c: &LoopCtx<'_>) -> Result<ThreadOut> {
             continue;
         }
         let ts = now_ns();
+        // A full batch may leave older frames on the ring: promise only up
+        // to the last one read (a queue's receive times rise).
+        let full = r.capacity() >= c.batch;
         let mut recs = Vec::with_capacity(r.capacity() as usize);
         while let Some(d) = r.read() {
             let chunk = Xsk::chunk_of(d.addr);
@@ -564,6 +567,10 @@ fn recv_loop(mut xsk: Xsk, c: &LoopCtx<'_>) -> Result<ThreadOut> {
         xsk.fill(&mut recycle);
         c.progress.fetch_add(recs.len() as u64, Ordering::Relaxed);
         c.last_rx.fetch_max(ts, Ordering::Relaxed);
+        let wm = match recs.last() {
+            Some(last) if full => wm.min(last.rx_ns),
+            _ => wm,
+        };
         sent_wm = wm;
         if c.out
             .send(Msg::Batch {
