@@ -628,36 +628,29 @@ fn aggregate(rx: mpsc::Receiver<Msg>, nsrc: usize, nif: usize, t0_ns: u64) -> Ag
     };
     let mut disconnected = false;
     loop {
-        let first = if disconnected {
-            None
-        } else {
-            match rx.recv_timeout(Duration::from_millis(5)) {
-                Ok(m) => Some(m),
-                Err(mpsc::RecvTimeoutError::Timeout) => None,
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    disconnected = true;
-                    None
+        // Poll rather than block: a sender then never has to wake us (a
+        // futex call per batch is a cost at a million packets a second).
+        let mut got = 0;
+        while !disconnected && got < 4096 {
+            match rx.try_recv() {
+                Ok(Msg::Batch { src, recs, wm }) => {
+                    let s = &mut sources[src];
+                    buffered += recs.len();
+                    s.q.extend(recs);
+                    s.wm = s.wm.max(wm);
+                    got += 1;
                 }
-            }
-        };
-        let mut handle = |m: Msg, buffered: &mut usize| match m {
-            Msg::Batch { src, recs, wm } => {
-                let s = &mut sources[src];
-                *buffered += recs.len();
-                s.q.extend(recs);
-                s.wm = s.wm.max(wm);
-            }
-            Msg::Done { src } => sources[src].done = true,
-        };
-        if let Some(m) = first {
-            handle(m, &mut buffered);
-            // Take what else is queued before merging.
-            for _ in 0..256 {
-                match rx.try_recv() {
-                    Ok(m) => handle(m, &mut buffered),
-                    Err(_) => break,
+                Ok(Msg::Done { src }) => {
+                    sources[src].done = true;
+                    got += 1;
                 }
+                Err(mpsc::TryRecvError::Empty) => break,
+                Err(mpsc::TryRecvError::Disconnected) => disconnected = true,
             }
+        }
+        if got == 0 && !disconnected {
+            std::thread::sleep(Duration::from_millis(1));
+            continue;
         }
         if disconnected {
             for s in &mut sources {
