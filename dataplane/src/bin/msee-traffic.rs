@@ -377,15 +377,17 @@ fn cmd_run(a: RunArgs) -> Result<()> {
         }
         plan.sort_by_key(|p| p.0);
         for (at, dev, on) in plan {
+            // Scheduled for the exact instant, a little ahead of it.
             let when = h.t0_ns() + at.as_nanos() as u64;
-            while dataplane::engine::now_ns() < when && !h.generator_finished() {
+            let lead = dataplane::engine::fault::LEAD_NS;
+            while dataplane::engine::now_ns() + lead < when && !h.generator_finished() {
                 std::thread::sleep(Duration::from_micros(200));
             }
             if h.generator_finished() {
                 break;
             }
             if let Some(b) = h.blackhole(dev) {
-                b.set(on)?;
+                b.set_at(on, when)?;
             }
         }
         // Never leave a device black-holed while the sink drains.

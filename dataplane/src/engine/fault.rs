@@ -40,8 +40,10 @@ use super::{
     xsk::{Lossy, sum_percpu},
 };
 
-/// How far ahead a switch is scheduled: more than the two map writes take.
-pub const LEAD_NS: u64 = 200_000;
+/// How far ahead a switch is scheduled: the two map writes take a few
+/// microseconds, but a writer on a busy machine may be descheduled for
+/// hundreds (then the switch is not exact: see `Flip::exact`).
+pub const LEAD_NS: u64 = 1_000_000;
 
 /// One switch of a black hole.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -291,6 +293,12 @@ impl Blackhole {
     /// the switch is in effect, with the instant it took effect. Switching
     /// to the state it is in changes nothing and returns the last switch.
     pub fn set(&self, on: bool) -> Result<Flip> {
+        self.set_at(on, now_ns() + LEAD_NS)
+    }
+
+    /// Switch at `at_ns` (CLOCK_MONOTONIC), or `LEAD_NS` from now if that
+    /// is sooner than `LEAD_NS / 10` ahead; returns once in effect.
+    pub fn set_at(&self, on: bool, at_ns: u64) -> Result<Flip> {
         let mut g = self.lock();
         if g.on == on {
             return Ok(g.flips.last().cloned().unwrap_or(Flip {
@@ -300,7 +308,12 @@ impl Blackhole {
                 written_ns: 0,
             }));
         }
-        let at = now_ns() + LEAD_NS;
+        let now = now_ns();
+        let at = if at_ns < now + LEAD_NS / 10 {
+            now + LEAD_NS
+        } else {
+            at_ns
+        };
         let w = if on {
             BlackholeWindow {
                 from_ns: at,
@@ -325,7 +338,7 @@ impl Blackhole {
         };
         g.flips.push(flip.clone());
         drop(g);
-        // Return once in effect (at most LEAD_NS).
+        // Return once in effect.
         loop {
             let now = now_ns();
             if now >= at {
