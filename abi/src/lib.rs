@@ -408,16 +408,129 @@ pub mod engine {
     pub const LOSSY_PROGRAM: &str = "lossy";
     pub const TXGEN_PROGRAM: &str = "txgen";
 
+    pub const BLACKHOLE_TC_PROGRAM: &str = "blackhole_tc";
+    pub const TESTFWD_PROGRAM: &str = "testfwd";
+
     /// XSKMAP of the `xsk` program: index = rx queue.
     pub const XSKS: &str = "XSKS";
     pub const MAX_QUEUES: u32 = 64;
 
+    /// `xsk`: Array<TestFrameFilter>[1]. All zero (as loaded) = every frame
+    /// of a queue with a socket goes to the socket, untouched.
+    pub const XSK_CONFIG: &str = "XSK_CONFIG";
+    /// `xsk`: PerCpuArray<u64>[XSK_STATS_LEN], indexed by the `XSK_STAT_*`.
+    pub const XSK_STATS: &str = "XSK_STATS";
+    /// Frames handed to the socket of their queue.
+    pub const XSK_STAT_TO_SOCKET: u32 = 0;
+    /// Frames for a socket on a queue that has none (passed to the kernel).
+    pub const XSK_STAT_NO_SOCKET: u32 = 1;
+    /// Frames the filter passed to the kernel (not test frames).
+    pub const XSK_STAT_PASSED: u32 = 2;
+    pub const XSK_STATS_LEN: u32 = 3;
+
+    /// `TestFrameFilter::flags`: only UDP (over IPv4 or IPv6, behind up to
+    /// two VLAN tags) to a destination port in `port_lo..=port_hi` is a test
+    /// frame; everything else (ARP, ND, TCP/179, UDP/3784, ...) is the
+    /// kernel's.
+    pub const FILTER_UDP_PORTS: u32 = 1;
+    /// `TestFrameFilter::flags` (`xsk` only): prepend `RX_META_LEN` bytes of
+    /// XDP metadata holding `bpf_ktime_get_ns()` (native endian) to frames
+    /// sent to a socket: the receive time, taken in the kernel.
+    pub const FILTER_RX_TIMESTAMP: u32 = 2;
+    pub const RX_META_LEN: usize = 8;
+
+    /// Which frames are test frames (`xsk`, `lossy`).
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct TestFrameFilter {
+        pub flags: u32,
+        pub port_lo: u16,
+        pub port_hi: u16,
+    }
+
     /// `lossy`: Array<u64>[1], drop every k-th frame (0 = drop nothing).
     pub const LOSSY_EVERY: &str = "LOSSY_EVERY";
-    /// `lossy`: PerCpuArray<u64>[2], [0] UDP frames seen, [1] dropped.
+    /// `lossy`: PerCpuArray<u64>[LOSSY_STATS_LEN], indexed by `LOSSY_STAT_*`.
     pub const LOSSY_STATS: &str = "LOSSY_STATS";
+    /// UDP frames (test frames, if the filter is on) seen.
+    pub const LOSSY_STAT_SEEN: u32 = 0;
+    /// Of those, dropped as every k-th.
+    pub const LOSSY_STAT_DROPPED: u32 = 1;
+    /// Frames of any kind dropped by the black hole.
+    pub const LOSSY_STAT_BLACKHOLE: u32 = 2;
+    /// Of those, UDP frames (test frames, if the filter is on).
+    pub const LOSSY_STAT_BLACKHOLE_TEST: u32 = 3;
+    pub const LOSSY_STATS_LEN: u32 = 4;
     /// `lossy`: ProgramArray[1], the program that gets frames not dropped.
     pub const LOSSY_NEXT: &str = "LOSSY_NEXT";
+    /// `lossy`: Array<TestFrameFilter>[1], which frames count as UDP test
+    /// frames for `LOSSY_EVERY` (all zero = any UDP).
+    pub const LOSSY_FILTER: &str = "LOSSY_FILTER";
+    /// `lossy`: Array<BlackholeWindow>[1], the ingress black hole.
+    pub const LOSSY_BLACKHOLE: &str = "LOSSY_BLACKHOLE";
+
+    /// A black hole drops every frame (any protocol) processed at a
+    /// CLOCK_MONOTONIC time `t` with `from_ns <= t < until_ns`. All zero =
+    /// off, without reading the clock. Userspace schedules a switch a
+    /// little ahead (`from_ns` = now + lead), so ingress and egress, on every
+    /// CPU, switch at one known instant.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct BlackholeWindow {
+        pub from_ns: u64,
+        pub until_ns: u64,
+    }
+
+    /// `blackhole_tc` (tcx ingress or egress): Array<BlackholeWindow>[1].
+    pub const BLACKHOLE_WINDOW: &str = "BLACKHOLE_WINDOW";
+    /// `blackhole_tc`: PerCpuArray<u64>[BLACKHOLE_STATS_LEN]: [0] frames
+    /// seen while the window was set, [1] dropped.
+    pub const BLACKHOLE_STATS: &str = "BLACKHOLE_STATS";
+    pub const BLACKHOLE_STAT_SEEN: u32 = 0;
+    pub const BLACKHOLE_STAT_DROPPED: u32 = 1;
+    pub const BLACKHOLE_STATS_LEN: u32 = 2;
+
+    /// `testfwd` (a tiny forwarder for engine tests): DevMap[TESTFWD_LINKS],
+    /// the egress interfaces.
+    pub const TESTFWD_OUT: &str = "TESTFWD_OUT";
+    pub const TESTFWD_LINKS: u32 = 4;
+    /// `testfwd`: Array<TestfwdLink>[TESTFWD_LINKS], MACs per egress slot.
+    pub const TESTFWD_MACS: &str = "TESTFWD_MACS";
+    /// `testfwd`: Array<u32>[TESTFWD_FLOWS]: egress slot of the UDP flows
+    /// whose destination port modulo TESTFWD_FLOWS is the index;
+    /// `TESTFWD_DROP` drops them.
+    pub const TESTFWD_FLOW: &str = "TESTFWD_FLOW";
+    pub const TESTFWD_FLOWS: u32 = 256;
+    pub const TESTFWD_DROP: u32 = u32::MAX;
+    /// `testfwd`: Array<TestFrameFilter>[1], the UDP ports it forwards
+    /// (all zero = any UDP); other frames go to the kernel.
+    pub const TESTFWD_FILTER: &str = "TESTFWD_FILTER";
+    /// `testfwd`: PerCpuArray<u64>[TESTFWD_LINKS + 1], frames sent to each
+    /// slot, and [TESTFWD_LINKS] dropped.
+    pub const TESTFWD_STATS: &str = "TESTFWD_STATS";
+
+    /// MACs written into frames leaving by one `testfwd` slot.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct TestfwdLink {
+        pub dst_mac: [u8; 6],
+        pub src_mac: [u8; 6],
+    }
+
+    const _: () = {
+        assert!(size_of::<TestFrameFilter>() == 8);
+        assert!(size_of::<BlackholeWindow>() == 16);
+        assert!(size_of::<TestfwdLink>() == 12);
+    };
+
+    #[cfg(feature = "user")]
+    mod pod {
+        // SAFETY: #[repr(C)], integers and byte arrays only, no padding
+        // (sizes asserted above): every bit pattern is valid.
+        unsafe impl aya::Pod for super::TestFrameFilter {}
+        unsafe impl aya::Pod for super::BlackholeWindow {}
+        unsafe impl aya::Pod for super::TestfwdLink {}
+    }
 
     /// `txgen`: Array<TxgenConfig>[1].
     pub const TXGEN_CONFIG: &str = "TXGEN_CONFIG";

@@ -16,7 +16,14 @@ pub static BASELINE_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/baseline"));
 /// The `xsk` eBPF object: feeds the XSKMAP of the AF_XDP sockets.
 pub static XSK_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xsk"));
-/// The `lossy` eBPF object: drops every k-th frame (fault injection).
+/// The `lossy` eBPF object: drops every k-th frame, or everything inside a
+/// black-hole window (fault injection).
 pub static LOSSY_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lossy"));
 /// The `txgen` eBPF object: the live-frames in-kernel generator.
 pub static TXGEN_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/txgen"));
+/// The `blackhole_tc` eBPF object: the tcx half of a silent black hole.
+pub static BLACKHOLE_TC_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/blackhole_tc"));
+/// The `testfwd` eBPF object: a tiny per-flow forwarder for engine tests.
+pub static TESTFWD_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/testfwd"));

@@ -134,3 +134,54 @@ fn bad_units_and_mixed_families() {
     assert!(!ok);
     one_line_error(&err, "not the same IP version");
 }
+
+#[test]
+fn rx_namespaces_must_match_rx_devices() {
+    let (ok, err) = run_lo(&[
+        "--count",
+        "10",
+        "--duration",
+        "1s",
+        "--rx-netns",
+        "a",
+        "--rx-netns",
+        "b",
+    ]);
+    assert!(!ok);
+    one_line_error(&err, "2 --rx-netns for 1 devices");
+}
+
+#[test]
+fn black_hole_needs_an_rx_device() {
+    let (ok, err) = run_lo(&[
+        "--count",
+        "10",
+        "--duration",
+        "1s",
+        "--blackhole",
+        "eth9:1s:1s",
+    ]);
+    assert!(!ok);
+    one_line_error(&err, "--blackhole eth9: not an --rx-dev");
+    let (ok, err) = run_lo(&["--count", "10", "--duration", "1s", "--blackhole", "lo"]);
+    assert!(!ok);
+    assert!(err.contains("expected DEV:START:LEN"), "{err}");
+}
+
+#[test]
+fn sink_port_range_is_checked() {
+    let (ok, err) = run(&[
+        "sink",
+        "--dev",
+        "lo",
+        "--duration",
+        "1s",
+        "--udp-ports",
+        "30000-20000",
+    ]);
+    assert!(!ok);
+    assert!(err.contains("empty port range"), "{err}");
+    let (ok, err) = run(&["sink", "--dev", "nosuchdev0", "--duration", "1s"]);
+    assert!(!ok);
+    one_line_error(&err, "interface nosuchdev0 not found");
+}

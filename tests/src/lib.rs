@@ -2,6 +2,7 @@
 //! checksum verifiers, and a guard that skips root-only tests with a reason.
 pub mod bfd_lab;
 pub mod bgp_lab;
+pub mod engine_topo;
 pub mod frr;
 pub mod lab_bench;
 pub mod lab_dataplane;

@@ -1,13 +1,17 @@
 //! Packet fixtures for the engine's kernel programs through
 //! BPF_PROG_TEST_RUN (no live frames: nothing is sent): `txgen` stamps and
-//! re-checksums, `xsk` passes frames of queues without a socket, `lossy`
-//! drops exactly every k-th UDP frame and never ARP.
+//! re-checksums, `xsk` passes frames of queues without a socket and, with
+//! its filter on, takes only UDP to the test ports (ARP, TCP/179, UDP/3784
+//! go to the kernel) and stamps the receive time in the metadata; `lossy`
+//! drops exactly every k-th UDP frame and never ARP, and drops everything
+//! inside a black-hole window; `blackhole_tc` likewise; `testfwd` sends
+//! each flow out of its slot with that slot's MACs.
 use std::net::IpAddr;
 
 use aya::{
     Ebpf,
-    maps::{Array, DevMap},
-    programs::{TestRun, TestRunOptions, Xdp},
+    maps::{Array, DevMap, PerCpuArray},
+    programs::{SchedClassifier, TestRun, TestRunOptions, Xdp},
 };
 use dataplane::engine::{
     frame::{FrameSizes, Template, TrafficSpec, fold, parse, sum_words},
@@ -15,8 +19,13 @@ use dataplane::engine::{
 };
 use e2e_tests::require_root;
 use msee_abi::engine::{
-    LOSSY_EVERY, LOSSY_PROGRAM, TXGEN_CONFIG, TXGEN_PRISTINE, TXGEN_PRISTINE_LEN, TXGEN_PROGRAM,
-    TXGEN_TX, TxgenConfig, XSK_PROGRAM,
+    BLACKHOLE_STAT_DROPPED, BLACKHOLE_STATS, BLACKHOLE_TC_PROGRAM, BLACKHOLE_WINDOW,
+    BlackholeWindow, FILTER_RX_TIMESTAMP, FILTER_UDP_PORTS, LOSSY_BLACKHOLE, LOSSY_EVERY,
+    LOSSY_FILTER, LOSSY_PROGRAM, LOSSY_STAT_BLACKHOLE, LOSSY_STAT_BLACKHOLE_TEST, LOSSY_STAT_SEEN,
+    LOSSY_STATS, RX_META_LEN, TESTFWD_DROP, TESTFWD_FILTER, TESTFWD_FLOW, TESTFWD_FLOWS,
+    TESTFWD_MACS, TESTFWD_OUT, TESTFWD_PROGRAM, TXGEN_CONFIG, TXGEN_PRISTINE, TXGEN_PRISTINE_LEN,
+    TXGEN_PROGRAM, TXGEN_TX, TestFrameFilter, TestfwdLink, TxgenConfig, XSK_CONFIG, XSK_PROGRAM,
+    XSK_STAT_NO_SOCKET, XSK_STAT_PASSED, XSK_STATS,
 };
 
 const XDP_DROP: u32 = 1;
@@ -176,4 +185,318 @@ fn lossy_drops_every_kth_udp_frame_only() {
     let p = XDP_PASS;
     let d = XDP_DROP;
     assert_eq!(verdicts, vec![p, p, d, p, p, d, p, p, d]);
+}
+
+/// A frame of `len` bytes with `ethertype` at 12, IPv4 protocol `proto` and
+/// destination port `dport` (for UDP/TCP), zeros elsewhere.
+fn ipv4_frame(proto: u8, dport: u16) -> Vec<u8> {
+    let mut f = vec![0u8; 60];
+    f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    f[14] = 0x45;
+    f[14 + 9] = proto;
+    f[34 + 2..34 + 4].copy_from_slice(&dport.to_be_bytes());
+    f
+}
+
+fn arp_frame() -> Vec<u8> {
+    let mut arp = vec![0u8; 42];
+    arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
+    arp
+}
+
+fn percpu_sum(ebpf: &Ebpf, map: &str, i: u32) -> u64 {
+    let m: PerCpuArray<_, u64> = PerCpuArray::try_from(ebpf.map(map).unwrap()).unwrap();
+    m.get(&i, 0).unwrap().iter().sum()
+}
+
+fn test_frame(v6: bool, vlans: Vec<u16>, dport: u16) -> Vec<u8> {
+    let mut s = spec(v6, vlans);
+    s.dst_port = dport;
+    let t = s.template(0, 128);
+    let mut f = vec![0u8; t.len];
+    t.write(&mut f, 1, 2, true);
+    f
+}
+
+#[test]
+fn xsk_filter_takes_only_test_ports_and_stamps_receive_time() {
+    if !require_root("xsk_filter_takes_only_test_ports_and_stamps_receive_time") {
+        return;
+    }
+    let mut ebpf = load(dataplane::XSK_OBJECT, XSK_PROGRAM);
+    let mut conf: Array<_, TestFrameFilter> =
+        Array::try_from(ebpf.map_mut(XSK_CONFIG).unwrap()).unwrap();
+    conf.set(
+        0,
+        TestFrameFilter {
+            flags: FILTER_UDP_PORTS,
+            port_lo: 20000,
+            port_hi: 20003,
+        },
+        0,
+    )
+    .unwrap();
+    // Not test frames: passed to the kernel unchanged, counted as passed.
+    let others = [
+        arp_frame(),
+        ipv4_frame(6, 179),    // BGP
+        ipv4_frame(17, 3784),  // BFD
+        ipv4_frame(17, 19999), // just below the range
+        ipv4_frame(1, 0),      // ICMP
+        test_frame(true, vec![10, 20], 20004),
+    ];
+    for f in &others {
+        let (verdict, out) = run(&mut ebpf, XSK_PROGRAM, f);
+        assert_eq!((verdict, &out), (XDP_PASS, f));
+    }
+    assert_eq!(
+        percpu_sum(&ebpf, XSK_STATS, XSK_STAT_PASSED),
+        others.len() as u64
+    );
+    // Test frames (IPv4 plain, IPv6 behind QinQ, both range ends) go for
+    // the socket; with none on the queue they pass, counted as such.
+    let tests = [
+        test_frame(false, vec![], 20000),
+        test_frame(true, vec![10, 20], 20003),
+        test_frame(false, vec![7], 20001),
+    ];
+    for f in &tests {
+        assert_eq!(run(&mut ebpf, XSK_PROGRAM, f).0, XDP_PASS);
+    }
+    assert_eq!(
+        percpu_sum(&ebpf, XSK_STATS, XSK_STAT_NO_SOCKET),
+        tests.len() as u64
+    );
+    assert_eq!(
+        percpu_sum(&ebpf, XSK_STATS, XSK_STAT_PASSED),
+        others.len() as u64
+    );
+    // With receive times: test frames get 8 bytes of metadata holding
+    // bpf_ktime_get_ns (the engine's clock); other frames none.
+    let mut conf: Array<_, TestFrameFilter> =
+        Array::try_from(ebpf.map_mut(XSK_CONFIG).unwrap()).unwrap();
+    conf.set(
+        0,
+        TestFrameFilter {
+            flags: FILTER_UDP_PORTS | FILTER_RX_TIMESTAMP,
+            port_lo: 20000,
+            port_hi: 20003,
+        },
+        0,
+    )
+    .unwrap();
+    let before = now_ns();
+    let (verdict, out) = run_with_meta(&mut ebpf, XSK_PROGRAM, &tests[0]);
+    let after = now_ns();
+    assert_eq!(verdict, XDP_PASS);
+    assert_eq!(out.len(), tests[0].len() + RX_META_LEN, "metadata in front");
+    let stamp = u64::from_ne_bytes(out[..8].try_into().unwrap());
+    assert!(
+        stamp >= before && stamp <= after,
+        "{before} <= {stamp} <= {after}"
+    );
+    assert_eq!(&out[RX_META_LEN..], &tests[0][..]);
+    let (_, out) = run_with_meta(&mut ebpf, XSK_PROGRAM, &others[0]);
+    assert_eq!(out, others[0]);
+}
+
+/// Like `run`, with room for metadata in the output.
+fn run_with_meta(ebpf: &mut Ebpf, program: &str, frame: &[u8]) -> (u32, Vec<u8>) {
+    let p: &mut Xdp = ebpf.program_mut(program).unwrap().try_into().unwrap();
+    let mut out = vec![0u8; frame.len() + 64];
+    let r = p
+        .test_run(TestRunOptions {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            ..Default::default()
+        })
+        .unwrap();
+    out.truncate(r.data_size_out as usize);
+    (r.return_value, out)
+}
+
+#[test]
+fn lossy_black_hole_drops_everything_inside_its_window() {
+    if !require_root("lossy_black_hole_drops_everything_inside_its_window") {
+        return;
+    }
+    let mut ebpf = load(dataplane::LOSSY_OBJECT, LOSSY_PROGRAM);
+    let mut f: Array<_, TestFrameFilter> =
+        Array::try_from(ebpf.map_mut(LOSSY_FILTER).unwrap()).unwrap();
+    f.set(
+        0,
+        TestFrameFilter {
+            flags: FILTER_UDP_PORTS,
+            port_lo: 20000,
+            port_hi: 20000,
+        },
+        0,
+    )
+    .unwrap();
+    let frames = [
+        arp_frame(),
+        ipv4_frame(6, 179),
+        ipv4_frame(17, 3784),
+        test_frame(false, vec![], 20000),
+    ];
+    let set = |ebpf: &mut Ebpf, w: BlackholeWindow| {
+        let mut m: Array<_, BlackholeWindow> =
+            Array::try_from(ebpf.map_mut(LOSSY_BLACKHOLE).unwrap()).unwrap();
+        m.set(0, w, 0).unwrap();
+    };
+    // Off (all zero): everything passes; only the test frame is "seen".
+    for fr in &frames {
+        assert_eq!(run(&mut ebpf, LOSSY_PROGRAM, fr).0, XDP_PASS);
+    }
+    assert_eq!(percpu_sum(&ebpf, LOSSY_STATS, LOSSY_STAT_SEEN), 1);
+    // On since the epoch, forever: everything dropped, test frames counted.
+    set(
+        &mut ebpf,
+        BlackholeWindow {
+            from_ns: 1,
+            until_ns: u64::MAX,
+        },
+    );
+    for fr in &frames {
+        assert_eq!(run(&mut ebpf, LOSSY_PROGRAM, fr).0, XDP_DROP);
+    }
+    assert_eq!(percpu_sum(&ebpf, LOSSY_STATS, LOSSY_STAT_BLACKHOLE), 4);
+    assert_eq!(percpu_sum(&ebpf, LOSSY_STATS, LOSSY_STAT_BLACKHOLE_TEST), 1);
+    // A window in the future, and one in the past: nothing dropped.
+    for w in [
+        BlackholeWindow {
+            from_ns: now_ns() + 60_000_000_000,
+            until_ns: u64::MAX,
+        },
+        BlackholeWindow {
+            from_ns: 1,
+            until_ns: now_ns(),
+        },
+    ] {
+        set(&mut ebpf, w);
+        for fr in &frames {
+            assert_eq!(run(&mut ebpf, LOSSY_PROGRAM, fr).0, XDP_PASS);
+        }
+    }
+    assert_eq!(percpu_sum(&ebpf, LOSSY_STATS, LOSSY_STAT_BLACKHOLE), 4);
+}
+
+#[test]
+fn blackhole_tc_drops_inside_its_window_and_defers_otherwise() {
+    if !require_root("blackhole_tc_drops_inside_its_window_and_defers_otherwise") {
+        return;
+    }
+    let mut ebpf = Ebpf::load(dataplane::BLACKHOLE_TC_OBJECT).unwrap();
+    let p: &mut SchedClassifier = ebpf
+        .program_mut(BLACKHOLE_TC_PROGRAM)
+        .unwrap()
+        .try_into()
+        .unwrap();
+    p.load().expect("verifier accepts blackhole_tc");
+    let verdict = |ebpf: &Ebpf, frame: &[u8]| -> i32 {
+        let p: &SchedClassifier = ebpf
+            .program(BLACKHOLE_TC_PROGRAM)
+            .unwrap()
+            .try_into()
+            .unwrap();
+        p.test_run(TestRunOptions {
+            data_in: Some(frame),
+            ..Default::default()
+        })
+        .unwrap()
+        .return_value as i32
+    };
+    let frame = ipv4_frame(1, 0);
+    const TCX_NEXT: i32 = -1;
+    const TC_ACT_SHOT: i32 = 2;
+    assert_eq!(verdict(&ebpf, &frame), TCX_NEXT);
+    let mut w: Array<_, BlackholeWindow> =
+        Array::try_from(ebpf.map_mut(BLACKHOLE_WINDOW).unwrap()).unwrap();
+    w.set(
+        0,
+        BlackholeWindow {
+            from_ns: 1,
+            until_ns: u64::MAX,
+        },
+        0,
+    )
+    .unwrap();
+    assert_eq!(verdict(&ebpf, &frame), TC_ACT_SHOT);
+    assert_eq!(verdict(&ebpf, &arp_frame()), TC_ACT_SHOT);
+    let mut w: Array<_, BlackholeWindow> =
+        Array::try_from(ebpf.map_mut(BLACKHOLE_WINDOW).unwrap()).unwrap();
+    w.set(
+        0,
+        BlackholeWindow {
+            from_ns: 1,
+            until_ns: now_ns(),
+        },
+        0,
+    )
+    .unwrap();
+    assert_eq!(verdict(&ebpf, &frame), TCX_NEXT);
+    assert_eq!(
+        percpu_sum(&ebpf, BLACKHOLE_STATS, BLACKHOLE_STAT_DROPPED),
+        2
+    );
+}
+
+#[test]
+fn testfwd_sends_each_flow_out_of_its_slot() {
+    if !require_root("testfwd_sends_each_flow_out_of_its_slot") {
+        return;
+    }
+    let mut ebpf = load(dataplane::TESTFWD_OBJECT, TESTFWD_PROGRAM);
+    let mut out = DevMap::try_from(ebpf.map_mut(TESTFWD_OUT).unwrap()).unwrap();
+    out.set(0, 1, None, 0).unwrap(); // lo
+    out.set(1, 1, None, 0).unwrap();
+    let mut macs: Array<_, TestfwdLink> =
+        Array::try_from(ebpf.map_mut(TESTFWD_MACS).unwrap()).unwrap();
+    for slot in 0..2u8 {
+        macs.set(
+            u32::from(slot),
+            TestfwdLink {
+                dst_mac: [2, 0, 0, 0, 1, slot],
+                src_mac: [2, 0, 0, 0, 2, slot],
+            },
+            0,
+        )
+        .unwrap();
+    }
+    let mut filter: Array<_, TestFrameFilter> =
+        Array::try_from(ebpf.map_mut(TESTFWD_FILTER).unwrap()).unwrap();
+    filter
+        .set(
+            0,
+            TestFrameFilter {
+                flags: FILTER_UDP_PORTS,
+                port_lo: 20000,
+                port_hi: 20003,
+            },
+            0,
+        )
+        .unwrap();
+    let mut flow: Array<_, u32> = Array::try_from(ebpf.map_mut(TESTFWD_FLOW).unwrap()).unwrap();
+    flow.set(20001 % TESTFWD_FLOWS, 1, 0).unwrap();
+    flow.set(20002 % TESTFWD_FLOWS, TESTFWD_DROP, 0).unwrap();
+    for (port, verdict, slot) in [
+        (20000u16, XDP_REDIRECT, Some(0u8)),
+        (20001, XDP_REDIRECT, Some(1)),
+        (20002, XDP_DROP, None),
+        (20004, XDP_PASS, None),
+    ] {
+        let f = test_frame(false, vec![], port);
+        let (v, o) = run(&mut ebpf, TESTFWD_PROGRAM, &f);
+        assert_eq!(v, verdict, "port {port}");
+        match slot {
+            Some(s) => {
+                assert_eq!(o[..6], [2, 0, 0, 0, 1, s]);
+                assert_eq!(o[6..12], [2, 0, 0, 0, 2, s]);
+                assert_eq!(o[12..], f[12..]);
+            }
+            None if v == XDP_PASS => assert_eq!(o, f),
+            None => {}
+        }
+    }
+    assert_eq!(run(&mut ebpf, TESTFWD_PROGRAM, &arp_frame()).0, XDP_PASS);
 }

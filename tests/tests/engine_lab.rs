@@ -32,7 +32,7 @@ fn config(tx: (&str, &str), rx: (&str, &str), src: &str, dst: &str) -> RunConfig
     };
     RunConfig {
         tx: ep(tx),
-        rx: ep(rx),
+        rx: vec![ep(rx)],
         src_ip: src.parse().unwrap(),
         dst_ip: dst.parse().unwrap(),
         // Resolved by the engine: the gateway of the route to dst.
@@ -54,6 +54,8 @@ fn config(tx: (&str, &str), rx: (&str, &str), src: &str, dst: &str) -> RunConfig
         gen_cpus: vec![],
         sink_cpus: vec![],
         progress: false,
+        all_frames: false,
+        rx_blackhole: false,
     }
 }
 

@@ -107,11 +107,11 @@ fn config(pair: &VethPair, count: u64, pps: f64) -> RunConfig {
             ifname: "ta".into(),
             queues: 1,
         },
-        rx: Endpoint {
+        rx: vec![Endpoint {
             netns: Some(pair.b.clone()),
             ifname: "tb".into(),
             queues: 1,
-        },
+        }],
         src_ip: "10.77.0.1".parse().unwrap(),
         dst_ip: "10.77.0.2".parse().unwrap(),
         dst_mac: None,
@@ -132,6 +132,8 @@ fn config(pair: &VethPair, count: u64, pps: f64) -> RunConfig {
         gen_cpus: vec![],
         sink_cpus: vec![],
         progress: false,
+        all_frames: false,
+        rx_blackhole: false,
     }
 }
 
@@ -310,7 +312,7 @@ fn engine_rejects_rate_above_link_speed() {
     let err = run(&cfg).unwrap_err().to_string();
     assert!(err.contains("above the link speed of ta"), "{err}");
     let mut cfg = config(&pair, 1_000, 1_000.0);
-    cfg.rx.ifname = "nosuch".into();
+    cfg.rx[0].ifname = "nosuch".into();
     let err = run(&cfg).unwrap_err().to_string();
     assert!(err.contains("interface nosuch not found"), "{err}");
     // Nothing was sent by either refused run.
@@ -337,7 +339,7 @@ fn engine_two_queues_uneven_flows_with_loss() {
     let pair = VethPair::with_queues("eg8", 2);
     let mut cfg = config(&pair, 30_000, 30_000.0);
     cfg.tx.queues = 2;
-    cfg.rx.queues = 2;
+    cfg.rx[0].queues = 2;
     // Queue 0 carries flows 0 and 2, queue 1 flow 1 alone.
     cfg.flows = 3;
     cfg.drop_every = Some(100);

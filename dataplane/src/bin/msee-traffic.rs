@@ -2,8 +2,9 @@
 //!
 //!   msee-traffic run  --tx-netns A --tx-dev veth0 --rx-netns B --rx-dev veth1 \
 //!       --src-ip 10.0.0.1 --dst-ip 10.0.0.2 --pps 100k --count 1M --duration 10s
+//!   msee-traffic run  ... --rx-netns B --rx-dev p1 --rx-dev p2 (two links)
 //!   msee-traffic gen  --netns A --dev veth0 ... (send only)
-//!   msee-traffic sink --netns B --dev veth1 --duration 10s (receive only)
+//!   msee-traffic sink --netns B --dev veth1 --dev veth2 --duration 10s (receive only)
 use std::{net::IpAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::{Context as _, Result, bail};
@@ -16,8 +17,8 @@ use dataplane::engine::{
     pacing::Rate,
     plot,
     run::{self, Endpoint, GenMode, RunConfig, check_rate, link_pps_limit},
-    sink::{Sink, SinkConfig},
-    xsk::BindMode,
+    sink::{Sink, SinkConfig, SinkIface},
+    xsk::{BindMode, SinkFilter},
 };
 
 #[derive(Parser)]
@@ -126,10 +127,14 @@ struct RunArgs {
     tx_dev: String,
     #[arg(long, default_value_t = 1)]
     tx_queues: u32,
+    /// Namespace of the rx devices: once for all, or once per --rx-dev.
     #[arg(long)]
-    rx_netns: Option<String>,
-    #[arg(long)]
-    rx_dev: String,
+    rx_netns: Vec<String>,
+    /// Sink interface; repeat for several (e.g. the primary and secondary
+    /// links): one analysis, a stream moving between them stays one.
+    #[arg(long, required = true)]
+    rx_dev: Vec<String>,
+    /// Queues per rx device.
     #[arg(long, default_value_t = 1)]
     rx_queues: u32,
     #[command(flatten)]
@@ -137,15 +142,24 @@ struct RunArgs {
     /// Attach the sink's XDP in generic (skb) mode.
     #[arg(long)]
     generic_xdp: bool,
-    /// Fault injection: drop every k-th frame at the sink (lossy program).
+    /// Fault injection: drop every k-th test frame at the sink (lossy).
     #[arg(long)]
     drop_every: Option<u64>,
+    /// The sink takes every frame of its devices, not only UDP to the
+    /// run's ports (the kernel then sees no ARP, BGP, BFD there).
+    #[arg(long)]
+    all_frames: bool,
+    /// Fault injection: black-hole an rx device (both ways, carrier up)
+    /// from START after the sink started for LEN: DEV:START:LEN, e.g.
+    /// p1:2s:500ms. Repeatable.
+    #[arg(long, value_parser = parse_blackhole)]
+    blackhole: Vec<(String, Duration, Duration)>,
     #[arg(long, value_delimiter = ',')]
     sink_cpus: Vec<usize>,
     /// Write the full result as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// Write an SVG of received rate over time here.
+    /// Write an SVG of received rate over time (per rx device) here.
     #[arg(long)]
     plot: Option<PathBuf>,
     #[arg(long)]
@@ -168,10 +182,13 @@ struct GenArgs {
 
 #[derive(Args)]
 struct SinkArgs {
+    /// Namespace of the devices: once for all, or once per --dev.
     #[arg(long)]
-    netns: Option<String>,
-    #[arg(long)]
-    dev: String,
+    netns: Vec<String>,
+    /// Device to receive on; repeat for several.
+    #[arg(long, required = true)]
+    dev: Vec<String>,
+    /// Queues per device.
     #[arg(long, default_value_t = 1)]
     queues: u32,
     /// Longest time to listen. Required.
@@ -180,6 +197,14 @@ struct SinkArgs {
     /// Stop this long after the last packet (once traffic was seen).
     #[arg(long, value_parser = parse_duration, default_value = "1s")]
     idle: Duration,
+    /// Test frames are UDP to these destination ports (LO-HI or one port);
+    /// everything else goes to the kernel. The default covers a generator
+    /// at its default --dst-port with up to 1024 flows.
+    #[arg(long, value_parser = parse_ports, default_value = "20000-21023")]
+    udp_ports: (u16, u16),
+    /// Take every frame (no filter).
+    #[arg(long)]
+    all_frames: bool,
     #[arg(long, value_enum, default_value_t = BindMode::Auto)]
     bind: BindMode,
     #[arg(long)]
@@ -190,6 +215,47 @@ struct SinkArgs {
     json: Option<PathBuf>,
     #[arg(long)]
     plot: Option<PathBuf>,
+}
+
+/// Pair each device with its namespace: none, one for all, or one each.
+fn netns_per_dev(flag: &str, netns: &[String], devs: &[String]) -> Result<Vec<Option<String>>> {
+    match netns.len() {
+        0 => Ok(vec![None; devs.len()]),
+        1 => Ok(vec![Some(netns[0].clone()); devs.len()]),
+        n if n == devs.len() => Ok(netns.iter().cloned().map(Some).collect()),
+        n => bail!(
+            "{n} {flag} for {} devices: give one for all or one per device",
+            devs.len()
+        ),
+    }
+}
+
+fn parse_ports(s: &str) -> Result<(u16, u16), String> {
+    let (lo, hi) = s.split_once('-').unwrap_or((s, s));
+    let p = |x: &str| {
+        x.trim()
+            .parse::<u16>()
+            .map_err(|_| format!("bad port in {s:?}"))
+    };
+    let (lo, hi) = (p(lo)?, p(hi)?);
+    if lo > hi {
+        return Err(format!("empty port range {s:?}"));
+    }
+    Ok((lo, hi))
+}
+
+fn parse_blackhole(s: &str) -> Result<(String, Duration, Duration), String> {
+    let mut it = s.splitn(3, ':');
+    match (it.next(), it.next(), it.next()) {
+        (Some(dev), Some(start), Some(len)) if !dev.is_empty() => {
+            let start = match start.trim_end_matches(|c: char| c.is_ascii_alphabetic()) {
+                "0" => Duration::ZERO,
+                _ => parse_duration(start)?,
+            };
+            Ok((dev.to_owned(), start, parse_duration(len)?))
+        }
+        _ => Err(format!("expected DEV:START:LEN, got {s:?}")),
+    }
 }
 
 fn parse_si(s: &str) -> Result<f64, String> {
@@ -237,9 +303,14 @@ fn write_json<T: serde::Serialize>(path: &Option<PathBuf>, v: &T) -> Result<()> 
     Ok(())
 }
 
-fn write_plot(path: &Option<PathBuf>, title: &str, series: &[(String, Vec<u32>)]) -> Result<()> {
+fn write_plot(
+    path: &Option<PathBuf>,
+    title: &str,
+    series: &[(String, Vec<u32>)],
+    markers: &[(String, f64)],
+) -> Result<()> {
     if let Some(p) = path {
-        std::fs::write(p, plot::rate_svg(title, series))
+        std::fs::write(p, plot::rate_svg(title, series, markers))
             .with_context(|| format!("writing {}", p.display()))?;
         eprintln!("wrote {}", p.display());
     }
@@ -249,17 +320,28 @@ fn write_plot(path: &Option<PathBuf>, title: &str, series: &[(String, Vec<u32>)]
 fn cmd_run(a: RunArgs) -> Result<()> {
     let (count, duration) = a.traffic.bounds()?;
     let t = &a.traffic;
+    let rx_ns = netns_per_dev("--rx-netns", &a.rx_netns, &a.rx_dev)?;
+    for (dev, _, _) in &a.blackhole {
+        if !a.rx_dev.contains(dev) {
+            bail!("--blackhole {dev}: not an --rx-dev");
+        }
+    }
     let cfg = RunConfig {
         tx: Endpoint {
             netns: a.tx_netns.clone(),
             ifname: a.tx_dev.clone(),
             queues: a.tx_queues,
         },
-        rx: Endpoint {
-            netns: a.rx_netns.clone(),
-            ifname: a.rx_dev.clone(),
-            queues: a.rx_queues,
-        },
+        rx: a
+            .rx_dev
+            .iter()
+            .zip(rx_ns)
+            .map(|(dev, netns)| Endpoint {
+                netns,
+                ifname: dev.clone(),
+                queues: a.rx_queues,
+            })
+            .collect(),
         src_ip: t.src_ip,
         dst_ip: t.dst_ip,
         dst_mac: t.dst_mac,
@@ -280,14 +362,49 @@ fn cmd_run(a: RunArgs) -> Result<()> {
         gen_cpus: t.gen_cpus.clone(),
         sink_cpus: a.sink_cpus.clone(),
         progress: !a.quiet,
+        all_frames: a.all_frames,
+        rx_blackhole: !a.blackhole.is_empty(),
     };
-    let report = run::run(&cfg)?;
+    let report = if a.blackhole.is_empty() {
+        run::run(&cfg)?
+    } else {
+        let h = run::start(&cfg)?;
+        // Switch times, in order: (when after t0, device, on).
+        let mut plan: Vec<(Duration, &str, bool)> = Vec::new();
+        for (dev, start, len) in &a.blackhole {
+            plan.push((*start, dev.as_str(), true));
+            plan.push((*start + *len, dev.as_str(), false));
+        }
+        plan.sort_by_key(|p| p.0);
+        for (at, dev, on) in plan {
+            // Scheduled for the exact instant, a little ahead of it.
+            let when = h.t0_ns() + at.as_nanos() as u64;
+            let lead = dataplane::engine::fault::LEAD_NS;
+            while dataplane::engine::now_ns() + lead < when && !h.generator_finished() {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            if h.generator_finished() {
+                break;
+            }
+            if let Some(b) = h.blackhole(dev) {
+                b.set_at(on, when)?;
+            }
+        }
+        // Never leave a device black-holed while the sink drains.
+        for (dev, _, _) in &a.blackhole {
+            if let Some(b) = h.blackhole(dev) {
+                b.off()?;
+            }
+        }
+        h.join()?
+    };
     print!("{}", report.summary());
     write_json(&a.json, &report)?;
     write_plot(
         &a.plot,
-        &format!("received rate at {}", a.rx_dev),
+        &format!("received rate at {}", a.rx_dev.join(", ")),
         &report.plot_series(),
+        &report.plot_markers(),
     )?;
     Ok(())
 }
@@ -373,19 +490,44 @@ fn cmd_gen(a: GenArgs) -> Result<()> {
     write_json(&a.json, &report)
 }
 
+/// What `msee-traffic sink` writes as JSON.
+#[derive(serde::Serialize)]
+struct SinkOut {
+    /// CLOCK_MONOTONIC when the sink started (origin of bins and times).
+    t0_ns: u64,
+    streams: Vec<dataplane::engine::stats::StreamReport>,
+    rx: Vec<dataplane::engine::sink::RxReport>,
+}
+
 fn cmd_sink(a: SinkArgs) -> Result<()> {
-    let ns = a.netns.as_deref();
-    let sink = Sink::start(SinkConfig {
-        netns: a.netns.clone(),
-        ifindex: iface::ifindex(ns, &a.dev)?,
-        queues: (0..a.queues).collect(),
-        bind: a.bind,
-        generic_xdp: a.generic_xdp,
-        drop_every: a.drop_every,
-        max_duration: a.duration,
-        batch: 64,
-        cpus: vec![],
-    })?;
+    let netns = netns_per_dev("--netns", &a.netns, &a.dev)?;
+    let ifaces: Vec<SinkIface> = a
+        .dev
+        .iter()
+        .zip(netns)
+        .map(|(dev, netns)| {
+            // Name the missing device before anything is attached.
+            iface::ifindex(netns.as_deref(), dev)?;
+            Ok(SinkIface {
+                netns,
+                ifname: dev.clone(),
+                queues: (0..a.queues).collect(),
+            })
+        })
+        .collect::<Result<_>>()?;
+    let filter = if a.all_frames {
+        SinkFilter::All
+    } else {
+        SinkFilter::UdpPorts {
+            lo: a.udp_ports.0,
+            hi: a.udp_ports.1,
+        }
+    };
+    let mut cfg = SinkConfig::new(ifaces, filter, a.duration);
+    cfg.bind = a.bind;
+    cfg.generic_xdp = a.generic_xdp;
+    cfg.drop_every = a.drop_every;
+    let sink = Sink::start(cfg)?;
     let until = std::time::Instant::now() + a.duration;
     while std::time::Instant::now() < until {
         std::thread::sleep(Duration::from_millis(200));
@@ -398,24 +540,61 @@ fn cmd_sink(a: SinkArgs) -> Result<()> {
     }
     eprintln!();
     let res = sink.join()?;
-    let reports: Vec<_> = res.streams.values().map(|s| s.report(None, None)).collect();
+    let names = res.rx_names();
+    let reports: Vec<_> = res
+        .streams
+        .values()
+        .map(|s| s.report(None, None, &names))
+        .collect();
     for r in &reports {
+        let on: Vec<String> = r
+            .per_rx
+            .iter()
+            .map(|x| format!("{} {}", x.ifname, x.received))
+            .collect();
         println!(
-            "stream {}: received {} lost {} dup {} reordered {} longest gap {:.3} ms",
+            "stream {}: received {} lost {} dup {} reordered {} longest gap {:.3} ms (on {})",
             r.stream,
             r.received,
             r.lost,
             r.duplicated,
             r.reordered,
-            r.longest_gap_ns as f64 / 1e6
+            r.longest_gap_ns as f64 / 1e6,
+            on.join(", ")
         );
     }
-    write_json(&a.json, &reports)?;
-    let series: Vec<_> = reports
+    for r in &res.rx {
+        println!(
+            "{}: received {}, passed to the kernel {}",
+            r.ifname, r.received, r.xsk.passed
+        );
+    }
+    let mut series: Vec<_> = res
+        .rx
         .iter()
-        .map(|r| (format!("stream {}", r.stream), r.rate_bins_1ms.clone()))
+        .map(|r| (format!("rx {}", r.ifname), r.rate_bins_1ms.clone()))
         .collect();
-    write_plot(&a.plot, &format!("received rate at {}", a.dev), &series)
+    if reports.len() <= 8 {
+        series.extend(
+            reports
+                .iter()
+                .map(|r| (format!("stream {}", r.stream), r.rate_bins_1ms.clone())),
+        );
+    }
+    write_plot(
+        &a.plot,
+        &format!("received rate at {}", a.dev.join(", ")),
+        &series,
+        &[],
+    )?;
+    write_json(
+        &a.json,
+        &SinkOut {
+            t0_ns: res.t0_ns,
+            streams: reports,
+            rx: res.rx,
+        },
+    )
 }
 
 /// Log lines (zero-copy fallback, incomplete drains) on stderr; `MSEE_LOG=debug`

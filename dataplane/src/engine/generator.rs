@@ -197,6 +197,12 @@ impl Generator {
         self.stop.store(true, Ordering::Relaxed);
     }
 
+    /// The flag `stop` sets, for a guard that stops the generator when
+    /// its owner goes away.
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
+
     pub fn is_finished(&self) -> bool {
         self.threads.iter().all(|t| t.is_finished())
     }

@@ -45,6 +45,12 @@ pub fn ifindex(netns: Option<&str>, ifname: &str) -> Result<u32> {
         .ok_or_else(|| anyhow!("no ifindex for {ifname}"))
 }
 
+/// The id of the XDP program attached to `ifname`, if any.
+pub fn xdp_prog_id(netns: Option<&str>, ifname: &str) -> Result<Option<u32>> {
+    let v = link_json(netns, ifname, false)?;
+    Ok(v["xdp"]["prog"]["id"].as_u64().map(|i| i as u32))
+}
+
 pub fn mac(netns: Option<&str>, ifname: &str) -> Result<[u8; 6]> {
     let v = link_json(netns, ifname, false)?;
     let a = v["address"]

@@ -5,11 +5,14 @@
 //!   with stream id, sequence and transmit time) and their parser.
 //! - [`xsk`]: UMEM and AF_XDP sockets (xdpilone rings) and the `xsk` program.
 //! - [`pacing`]: deadline-based, batch-aware rate control.
-//! - [`generator`], [`sink`]: the per-queue threads.
+//! - [`generator`], [`sink`]: the per-queue threads; the sink merges
+//!   several interfaces into one analysis.
+//! - [`fault`]: a silent black hole switched at run time.
 //! - [`stats`]: per-stream sequence tracking, HDR latency, rate bins.
 //! - [`live_frames`]: the in-kernel generator (BPF_PROG_TEST_RUN live frames).
 //! - [`iface`]: interface facts (ifindex, MAC, speed, neighbours) per netns.
 //! - [`plot`]: an SVG of received rate over time.
+pub mod fault;
 pub mod frame;
 pub mod generator;
 pub mod iface;
@@ -65,6 +68,16 @@ pub fn enter_netns(ns: Option<&str>) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The ifindex of `ifname` in the calling thread's namespace.
+pub(crate) fn ifindex_here(ifname: &str) -> anyhow::Result<u32> {
+    let c = std::ffi::CString::new(ifname)?;
+    // SAFETY: a valid NUL-terminated name.
+    match unsafe { libc::if_nametoindex(c.as_ptr()) } {
+        0 => anyhow::bail!("interface {ifname} not found"),
+        i => Ok(i),
+    }
 }
 
 /// Pin the calling thread to `cpu` (best effort: a failure only costs speed).

@@ -1,6 +1,9 @@
-//! A small SVG line chart of received rate over time, one line per stream or
-//! link. Hand-written SVG: plotters would pull a font stack and a large
-//! dependency tree into a build on two shared cores for one chart.
+//! A small SVG line chart of received rate over time, one line per
+//! interface or stream, with events (a link failing, a black hole switched
+//! on) as labelled vertical lines. Hand-written SVG: plotters would pull a
+//! font stack and a large dependency tree into a build on two shared cores
+//! for one chart, and the SVG-only crates fit no better than these 150
+//! lines.
 use std::fmt::Write as _;
 
 const W: f64 = 900.0;
@@ -14,8 +17,9 @@ const COLOURS: [&str; 8] = [
 ];
 
 /// `series`: (label, packets per 1 ms bin). Bins are merged so at most
-/// ~500 points are drawn; the y axis is packets per second.
-pub fn rate_svg(title: &str, series: &[(String, Vec<u32>)]) -> String {
+/// ~500 points are drawn; the y axis is packets per second. `markers`:
+/// (label, ms since the first bin), drawn as dashed vertical lines.
+pub fn rate_svg(title: &str, series: &[(String, Vec<u32>)], markers: &[(String, f64)]) -> String {
     let bins = series
         .iter()
         .map(|(_, b)| b.len())
@@ -84,6 +88,21 @@ pub fn rate_svg(title: &str, series: &[(String, Vec<u32>)]) -> String {
             ms / 1000.0
         );
     }
+    for (i, (label, ms)) in markers.iter().enumerate() {
+        if !(0.0..=xmax_ms).contains(ms) {
+            continue;
+        }
+        let mx = x(*ms);
+        // Labels step down so close events stay readable.
+        let ly = T + 12.0 + 14.0 * (i % 6) as f64;
+        let _ = writeln!(
+            s,
+            r##"<line x1="{mx:.1}" y1="{T}" x2="{mx:.1}" y2="{}" stroke="#555" stroke-dasharray="4 3"/><text x="{:.1}" y="{ly:.1}" font-size="10" fill="#555">{}</text>"##,
+            H - B,
+            mx + 3.0,
+            escape(label)
+        );
+    }
     for (i, ((label, _), pts)) in series.iter().zip(&points).enumerate() {
         let c = COLOURS[i % COLOURS.len()];
         let mut path = String::new();
@@ -132,9 +151,13 @@ mod tests {
         let s = super::rate_svg(
             "t<1>",
             &[("a".into(), vec![10; 3000]), ("b".into(), vec![5; 10])],
+            &[("down".into(), 1500.0), ("outside".into(), 9000.0)],
         );
         assert!(s.starts_with("<svg"));
         assert_eq!(s.matches("<polyline").count(), 2);
         assert!(s.contains("t&lt;1&gt;"));
+        // One marker drawn, the one past the last bin left out.
+        assert_eq!(s.matches("stroke-dasharray").count(), 1);
+        assert!(s.contains(">down</text>"));
     }
 }

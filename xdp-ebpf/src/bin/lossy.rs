@@ -1,12 +1,15 @@
-//! `lossy`: fault injection for tests. Drops every k-th UDP frame (k in
-//! `LOSSY_EVERY`, 0 = none), counts what it saw and dropped, and tail-calls
-//! the program in `LOSSY_NEXT` slot 0 with the rest (XDP_PASS if none), so it
-//! can sit in front of `xsk` on a sink's interface. Only UDP over IPv4/IPv6
-//! (behind up to two VLAN tags) is counted and dropped: ARP, ND and the
-//! rest pass, so neighbour resolution never suffers from injected loss.
+//! `lossy`: fault injection for tests, in front of `xsk` on a sink's
+//! interface (tail call to `LOSSY_NEXT` slot 0, XDP_PASS if empty) or alone.
 //!
-//! The frame counter is one shared atomic (BPF fetch-add), so "every k-th"
-//! is exact whichever CPUs the frames arrive on.
+//! - Every k-th test frame dropped (k in `LOSSY_EVERY`, 0 = none). Test
+//!   frames are UDP over IPv4/IPv6 behind up to two VLAN tags, narrowed to a
+//!   destination port range by `LOSSY_FILTER`: ARP, ND, BGP and BFD pass, so
+//!   neighbour resolution and a routing daemon never suffer from injected
+//!   loss. The frame counter is one shared atomic, so "every k-th" is exact
+//!   whichever CPUs the frames arrive on.
+//! - A black hole (`LOSSY_BLACKHOLE`): every frame, of any kind, processed
+//!   inside the window is dropped, while the carrier stays up. Userspace
+//!   schedules the window, so the switch happens at one known instant.
 #![no_std]
 #![no_main]
 #![feature(core_intrinsics)]
@@ -16,17 +19,24 @@ use core::intrinsics::{AtomicOrdering, atomic_cxchg};
 
 use aya_ebpf::{
     bindings::xdp_action,
+    helpers::bpf_ktime_get_ns,
     macros::{map, xdp},
     maps::{Array, PerCpuArray, ProgramArray},
     programs::XdpContext,
 };
-use xdp_ebpf::ptr_at;
+use msee_abi::engine::{
+    BlackholeWindow, LOSSY_STAT_BLACKHOLE, LOSSY_STAT_BLACKHOLE_TEST, LOSSY_STAT_DROPPED,
+    LOSSY_STAT_SEEN, LOSSY_STATS_LEN, TestFrameFilter,
+};
+
+#[path = "common/testframe.rs"]
+mod testframe;
 
 #[map]
 static LOSSY_EVERY: Array<u64> = Array::with_max_entries(1, 0);
 
 #[map]
-static LOSSY_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);
+static LOSSY_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(LOSSY_STATS_LEN, 0);
 
 /// [0] = frames seen, shared by all CPUs.
 #[map]
@@ -35,53 +45,51 @@ static LOSSY_COUNTER: Array<u64> = Array::with_max_entries(1, 0);
 #[map]
 static LOSSY_NEXT: ProgramArray = ProgramArray::with_max_entries(1, 0);
 
+#[map]
+static LOSSY_FILTER: Array<TestFrameFilter> = Array::with_max_entries(1, 0);
+
+#[map]
+static LOSSY_BLACKHOLE: Array<BlackholeWindow> = Array::with_max_entries(1, 0);
+
 #[inline(always)]
-fn u8_at(ctx: &XdpContext, off: usize) -> Option<u8> {
-    ptr_at::<u8>(ctx, off).map(|p| unsafe { *p })
+fn count(i: u32) {
+    if let Some(c) = LOSSY_STATS.get_ptr_mut(i) {
+        unsafe { *c += 1 };
+    }
 }
 
 #[inline(always)]
-fn u16_at(ctx: &XdpContext, off: usize) -> Option<u16> {
-    ptr_at::<[u8; 2]>(ctx, off).map(|p| u16::from_be_bytes(unsafe { *p }))
-}
-
-/// UDP over IPv4 or IPv6, behind at most two VLAN tags.
-#[inline(always)]
-fn is_udp(ctx: &XdpContext) -> bool {
-    let mut l3 = 14;
-    let Some(mut ethertype) = u16_at(ctx, 12) else {
-        return false;
-    };
-    if ethertype == 0x8100 || ethertype == 0x88a8 {
-        let Some(t) = u16_at(ctx, 16) else {
-            return false;
-        };
-        ethertype = t;
-        l3 = 18;
-        if ethertype == 0x8100 {
-            let Some(t) = u16_at(ctx, 20) else {
-                return false;
-            };
-            ethertype = t;
-            l3 = 22;
-        }
-    }
-    match ethertype {
-        0x0800 => u8_at(ctx, l3 + 9) == Some(17),
-        0x86dd => u8_at(ctx, l3 + 6) == Some(17),
-        _ => false,
-    }
+fn next(ctx: &XdpContext) -> u32 {
+    // Returns only if the slot is empty.
+    let _ = unsafe { LOSSY_NEXT.tail_call(ctx, 0) };
+    xdp_action::XDP_PASS
 }
 
 #[xdp]
 pub fn lossy(ctx: XdpContext) -> u32 {
-    if !is_udp(&ctx) {
-        let _ = unsafe { LOSSY_NEXT.tail_call(&ctx, 0) };
-        return xdp_action::XDP_PASS;
+    let filter = LOSSY_FILTER.get(0).copied().unwrap_or_default();
+    if let Some(w) = LOSSY_BLACKHOLE.get(0)
+        && w.until_ns != 0
+    {
+        let now = unsafe { bpf_ktime_get_ns() };
+        if now >= w.from_ns && now < w.until_ns {
+            count(LOSSY_STAT_BLACKHOLE);
+            if testframe::is_test_frame(&ctx, &filter) {
+                count(LOSSY_STAT_BLACKHOLE_TEST);
+            }
+            return xdp_action::XDP_DROP;
+        }
     }
+    if !testframe::is_test_frame(&ctx, &filter) {
+        return next(&ctx);
+    }
+    count(LOSSY_STAT_SEEN);
     let every = LOSSY_EVERY.get(0).copied().unwrap_or(0);
+    if every == 0 {
+        return next(&ctx);
+    }
     let Some(counter) = LOSSY_COUNTER.get_ptr_mut(0) else {
-        return xdp_action::XDP_PASS;
+        return next(&ctx);
     };
     // This frame's number (1-based) across all CPUs: a bounded CAS loop,
     // since fetch-add with a used result needs a newer BPF CPU than the
@@ -103,23 +111,12 @@ pub fn lossy(ctx: XdpContext) -> u32 {
         }
         i += 1;
     }
-    if n == 0 {
-        // Lost every race (never seen in practice): let the frame through.
-        let _ = unsafe { LOSSY_NEXT.tail_call(&ctx, 0) };
-        return xdp_action::XDP_PASS;
-    }
-    if let Some(seen) = LOSSY_STATS.get_ptr_mut(0) {
-        unsafe { *seen += 1 };
-    }
-    if every != 0 && n % every == 0 {
-        if let Some(dropped) = LOSSY_STATS.get_ptr_mut(1) {
-            unsafe { *dropped += 1 };
-        }
+    // n == 0: lost every race (never seen in practice): let the frame through.
+    if n != 0 && n % every == 0 {
+        count(LOSSY_STAT_DROPPED);
         return xdp_action::XDP_DROP;
     }
-    // Returns only if the slot is empty.
-    let _ = unsafe { LOSSY_NEXT.tail_call(&ctx, 0) };
-    xdp_action::XDP_PASS
+    next(&ctx)
 }
 
 #[cfg(not(test))]
