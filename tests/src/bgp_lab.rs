@@ -362,6 +362,30 @@ impl BgpLab {
         );
     }
 
+    /// The operator's view of IPv6 after the customer advertised
+    /// CUSTOMER_NET6 on both links: both IPv6 sessions Established and
+    /// MD5-signed with one prefix each, and the route on both links at
+    /// equal preference.
+    pub fn check_cli6(&self) {
+        let sessions = self.cli(&["sessions"]);
+        let v6: Vec<_> = sessions
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["family"] == "Ipv6")
+            .collect();
+        assert_eq!(v6.len(), 2, "an IPv6 session on each link: {sessions}");
+        for s in v6 {
+            assert_eq!(s["state"], "Established", "{s}");
+            assert_eq!(s["prefixes_received"], 1, "{s}");
+            assert_eq!(s["md5"], true, "{s}");
+        }
+        assert_eq!(
+            self.next_hops(CUSTOMER_NET6),
+            vec![("primary".into(), 1), ("secondary".into(), 1)]
+        );
+    }
+
     /// The secondary session is down on the daemon's side with its stale
     /// routes withdrawn: CUSTOMER_NET only on the primary.
     pub fn check_secondary_down(&self, peer_log: &str) {

@@ -1,9 +1,11 @@
 //! Interop with BIRD 2: `bird` in the on-premises namespace is the customer
-//! router (AS 65010) with an MD5-signed session to each MSEE link. Routes
-//! from a static protocol reach the dataplane and traffic from Azure follows
-//! them; BIRD learns the VNet with its region community; withdrawal, the
-//! route limit and a wrong MD5 key behave as on ExpressRoute. Every change is
-//! a new configuration file applied with `birdc configure`.
+//! router (AS 65010) with an MD5-signed IPv4 and IPv6 session to each MSEE
+//! link (one `protocol bgp` per neighbour, each with the one channel of its
+//! family). Routes from static protocols (both families) reach the
+//! dataplane and traffic from Azure follows them; BIRD learns the VNet's
+//! ranges with their region community; withdrawal, the route limit and a
+//! wrong MD5 key behave as on ExpressRoute. Every change is a new
+//! configuration file applied with `birdc configure`.
 use std::{
     path::{Path, PathBuf},
     process::Command,
@@ -12,19 +14,21 @@ use std::{
 
 use e2e_tests::{
     bgp_lab::{
-        BgpLab, CUSTOMER_AS, CUSTOMER_NET, KEY, NsProcess, SESSION_PRIMARY, SESSION_SECONDARY,
-        customer_nets, read_logs, wait_for,
+        BgpLab, CUSTOMER_AS, CUSTOMER_NET, CUSTOMER_NET6, KEY, NsProcess, SESSION_PRIMARY,
+        SESSION_PRIMARY6, SESSION_SECONDARY, SESSION_SECONDARY6, VNET6, customer_nets, read_logs,
+        wait_for,
     },
     require_root,
 };
-use lab::Topology;
+use lab::{IF_PRIMARY, IF_SECONDARY, Topology};
 
 const BIRD: &str = "/usr/sbin/bird";
 const BIRDC: &str = "/usr/sbin/birdc";
 
-/// BIRD's configuration: the static routes it exports, the secondary
-/// session's MD5 key, and whether it prepends 65010 twice towards the
-/// secondary.
+/// BIRD's configuration: the static routes it exports (IPv4 and IPv6
+/// prefixes, each exported on the sessions of its family), the secondary
+/// IPv4 session's MD5 key, and whether it prepends 65010 twice towards the
+/// secondary over IPv4.
 fn bird_conf(
     topo: &Topology,
     log: &Path,
@@ -32,18 +36,25 @@ fn bird_conf(
     secondary_key: &str,
     prepend_secondary: bool,
 ) -> String {
-    let routes: String = nets
-        .iter()
-        .map(|n| format!("  route {n} blackhole;\n"))
-        .collect();
-    let session = |name: &str, addr: std::net::Ipv4Addr, key: &str, prepend: bool| {
+    let routes = |v6: bool| -> String {
+        nets.iter()
+            .filter(|n| n.contains(':') == v6)
+            .map(|n| format!("  route {n} blackhole;\n"))
+            .collect()
+    };
+    let session = |name: &str, addr: std::net::IpAddr, key: &str, prepend: bool| {
+        let (channel, statics) = if addr.is_ipv6() {
+            ("ipv6", "cust_nets6")
+        } else {
+            ("ipv4", "cust_nets")
+        };
         let export = if prepend {
             format!(
-                "filter {{ if proto != \"cust_nets\" then reject; \
+                "filter {{ if proto != \"{statics}\" then reject; \
                  bgp_path.prepend({CUSTOMER_AS}); bgp_path.prepend({CUSTOMER_AS}); accept; }}"
             )
         } else {
-            "where proto = \"cust_nets\"".to_owned()
+            format!("where proto = \"{statics}\"")
         };
         format!(
             "protocol bgp {name} {{
@@ -55,7 +66,7 @@ fn bird_conf(
   connect delay time 1;
   connect retry time 2;
   error wait time 1, 2;
-  ipv4 {{ import all; export {export}; }};
+  {channel} {{ import all; export {export}; }};
 }}
 "
         )
@@ -66,17 +77,24 @@ router id {rid};
 protocol device {{ scan time 10; }}
 protocol static cust_nets {{
   ipv4;
-{routes}}}
-{p}{s}",
+{routes4}}}
+protocol static cust_nets6 {{
+  ipv6;
+{routes6}}}
+{p}{s}{p6}{s6}",
         log = log.display(),
         rid = topo.primary.customer,
-        p = session("msee1", topo.primary.msee, KEY, false),
+        routes4 = routes(false),
+        routes6 = routes(true),
+        p = session("msee1", topo.primary.msee.into(), KEY, false),
         s = session(
             "msee2",
-            topo.secondary.msee,
+            topo.secondary.msee.into(),
             secondary_key,
             prepend_secondary
         ),
+        p6 = session("msee1v6", topo.primary6.msee.into(), KEY, false),
+        s6 = session("msee2v6", topo.secondary6.msee.into(), KEY, false),
     )
 }
 
@@ -164,7 +182,28 @@ fn bird_customer_router_over_both_links() {
     let log = lab.dir.join("bird.log");
     let conf =
         |nets: &[String], secondary_key: &str| bird_conf(topo, &log, nets, secondary_key, false);
-    let bird = Bird::start(&topo.ns_onprem(), &conf(&customer_nets(1), KEY), &lab.dir);
+    // The customer's first network in each family.
+    let first = || vec![CUSTOMER_NET.to_owned(), CUSTOMER_NET6.to_owned()];
+    // BIRD takes the link-local address of a neighbour's interface for
+    // the IPv6 next hop (global and link-local, RFC 2545) when the session
+    // starts; like a router whose interfaces are up, wait until duplicate
+    // address detection is done with them.
+    wait_for(
+        "on-prem link-local addresses",
+        Duration::from_secs(10),
+        || {
+            [IF_PRIMARY, IF_SECONDARY].iter().all(|dev| {
+                let out = Command::new("ip")
+                    .args(["-n", &topo.ns_onprem(), "-6", "addr", "show", "dev", dev])
+                    .args(["scope", "link", "-tentative"])
+                    .output()
+                    .unwrap();
+                String::from_utf8_lossy(&out.stdout).contains("inet6 fe80:")
+            })
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let bird = Bird::start(&topo.ns_onprem(), &conf(&first(), KEY), &lab.dir);
     let ctx = |what: &str| lab.ctx(what, &bird.log());
 
     // 1. Both sessions come up, MD5-signed.
@@ -199,14 +238,65 @@ fn bird_customer_router_over_both_links() {
             && out.matches("BGP.as_path: 12076\n").count() == 2
     })
     .unwrap_or_else(|e| panic!("{}", ctx(&format!("{e}: {}", vnet()))));
+
+    // 2b. The same over IPv6: both IPv6 sessions up (MD5-signed), the
+    // static fd00:c0::/48 on both links, traffic follows it, and BIRD
+    // learned the VNet's IPv6 range from both MSEEs, AS path 12076, with the
+    // region community and the MSEE's IPv6 address as next hop.
+    lab.wait_established_after(SESSION_PRIMARY6, 0, Duration::from_secs(30), || bird.log());
+    lab.wait_established_after(SESSION_SECONDARY6, 0, Duration::from_secs(30), || {
+        bird.log()
+    });
+    wait_for(
+        "BIRD sees both IPv6 sessions Established",
+        Duration::from_secs(10),
+        || bird.established("msee1v6") && bird.established("msee2v6"),
+    )
+    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
+    // Its next hop towards the MSEEs carries the link-local address too
+    // (a 32-octet next hop in MP_REACH_NLRI), which the MSEE accepts.
+    for name in ["msee1v6", "msee2v6"] {
+        let out = bird.birdc(&["show", "protocols", "all", name]);
+        assert!(
+            out.lines()
+                .any(|l| l.trim_start().starts_with("BGP Next hop:") && l.contains(" fe80:")),
+            "{}",
+            ctx(&format!(
+                "BIRD's IPv6 next hop with its link-local address: {out}"
+            ))
+        );
+    }
+    wait_for(
+        "fd00:c0::/48 on both links",
+        Duration::from_secs(15),
+        || lab.installed_on_both(CUSTOMER_NET6),
+    )
+    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
+    assert_eq!(
+        lab.send6(7011, 200),
+        200,
+        "{}",
+        ctx("UDP azure -> fd00:c0::1")
+    );
+    let vnet6 = || bird.birdc(&["show", "route", VNET6, "all"]);
+    wait_for("IPv6 VNet route at BIRD", Duration::from_secs(15), || {
+        let out = vnet6();
+        out.matches("BGP.community: (12076,51002)").count() == 2
+            && out.matches("BGP.as_path: 12076\n").count() == 2
+            && [topo.primary6.msee, topo.secondary6.msee]
+                .iter()
+                .all(|m| out.contains(&format!("BGP.next_hop: {m}")))
+    })
+    .unwrap_or_else(|e| panic!("{}", ctx(&format!("{e}: {}", vnet6()))));
     lab.check_cli(200);
+    lab.check_cli6();
 
     // AS-path prepending towards the secondary (an export filter change,
     // which BIRD applies without restarting the session) makes it the
     // backup: the group keeps both links, the secondary at a worse
     // preference; removing it makes them equal again.
     let established = lab.established(SESSION_SECONDARY);
-    bird.reconfigure(&bird_conf(topo, &log, &customer_nets(1), KEY, true));
+    bird.reconfigure(&bird_conf(topo, &log, &first(), KEY, true));
     wait_for(
         "prepended path on the secondary",
         Duration::from_secs(15),
@@ -219,7 +309,7 @@ fn bird_customer_router_over_both_links() {
         "{}",
         ctx("traffic over the preferred link")
     );
-    bird.reconfigure(&conf(&customer_nets(1), KEY));
+    bird.reconfigure(&conf(&first(), KEY));
     lab.wait_equal_paths(|| bird.log());
     assert_eq!(
         lab.established(SESSION_SECONDARY),
@@ -228,9 +318,21 @@ fn bird_customer_router_over_both_links() {
         ctx("the secondary session stayed up through the policy change")
     );
 
-    // 4. Withdrawal: the static route removed from the configuration.
-    bird.reconfigure(&conf(&[], KEY));
+    // 4. Withdrawal: the static route removed from the configuration, one
+    // family after the other.
+    bird.reconfigure(&conf(&[CUSTOMER_NET6.to_owned()], KEY));
     lab.check_withdrawn(7002, || bird.log());
+    bird.reconfigure(&conf(&[], KEY));
+    wait_for("fd00:c0::/48 removed", Duration::from_secs(15), || {
+        lab.removed(CUSTOMER_NET6)
+    })
+    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
+    assert_eq!(
+        lab.send6(7012, 20),
+        0,
+        "{}",
+        ctx("no IPv6 route, no delivery")
+    );
 
     // 5. Six prefixes over a limit of five: Cease / max-prefix, which BIRD
     // reports; back with five.

@@ -1,20 +1,22 @@
 //! Interop with ExaBGP 4.2: `exabgp` in the on-premises namespace is the
-//! customer router (AS 65010) with an MD5-signed session to each MSEE link.
+//! customer router (AS 65010) with an MD5-signed IPv4 and IPv6 session to
+//! each MSEE link (each neighbour with the one family of its address).
 //! Routes are announced and withdrawn through an ExaBGP `api` process (a
 //! small Python script written by the test) that forwards the lines appended
 //! to a command file in the test directory to ExaBGP and logs every message
 //! ExaBGP sends it (received updates, parsed; state changes) to another file.
-//! The scenarios are those of the BIRD and GoBGP tests.
+//! The scenarios are those of the BIRD and GoBGP tests, IPv6 included.
 use std::{
-    net::Ipv4Addr,
+    net::IpAddr,
     path::{Path, PathBuf},
     time::Duration,
 };
 
 use e2e_tests::{
     bgp_lab::{
-        BgpLab, CUSTOMER_AS, CUSTOMER_NET, KEY, NsProcess, SESSION_PRIMARY, SESSION_SECONDARY,
-        WEST_EUROPE, customer_nets, read_logs, wait_for,
+        BgpLab, CUSTOMER_AS, CUSTOMER_NET, CUSTOMER_NET6, KEY, NsProcess, SESSION_PRIMARY,
+        SESSION_PRIMARY6, SESSION_SECONDARY, SESSION_SECONDARY6, VNET6, WEST_EUROPE, customer_nets,
+        read_logs, wait_for,
     },
     require_root,
 };
@@ -51,10 +53,12 @@ while True:
     time.sleep(0.1)
 "#;
 
-/// exabgp's configuration; `secondary_key` is the secondary session's key.
-/// The hold time is 10 s; ExaBGP sends keepalives every hold/3 = 3 s.
+/// exabgp's configuration; `secondary_key` is the secondary IPv4 session's
+/// key. The hold time is 10 s; ExaBGP sends keepalives every hold/3 = 3 s.
+/// The IPv6 neighbours negotiate IPv6 unicast only.
 fn exabgp_conf(topo: &Topology, dir: &Path, secondary_key: &str) -> String {
-    let neighbor = |msee: Ipv4Addr, local: Ipv4Addr, key: &str| {
+    let neighbor = |msee: IpAddr, local: IpAddr, key: &str| {
+        let family = if msee.is_ipv6() { "ipv6" } else { "ipv4" };
         format!(
             r#"
 neighbor {msee} {{
@@ -64,7 +68,7 @@ neighbor {msee} {{
     peer-as 12076;
     md5-password "{key}";
     hold-time 10;
-    family {{ ipv4 unicast; }}
+    family {{ {family} unicast; }}
     api {{
         processes [ control ];
         neighbor-changes;
@@ -80,12 +84,26 @@ neighbor {msee} {{
     run /usr/bin/env python3 {api} {commands} {received};
     encoder text;
 }}
-{p}{s}"#,
+{p}{s}{p6}{s6}"#,
         api = dir.join("exabgp-api.py").display(),
         commands = dir.join("exabgp.commands").display(),
         received = dir.join("exabgp.received").display(),
-        p = neighbor(topo.primary.msee, topo.primary.customer, KEY),
-        s = neighbor(topo.secondary.msee, topo.secondary.customer, secondary_key),
+        p = neighbor(topo.primary.msee.into(), topo.primary.customer.into(), KEY),
+        s = neighbor(
+            topo.secondary.msee.into(),
+            topo.secondary.customer.into(),
+            secondary_key
+        ),
+        p6 = neighbor(
+            topo.primary6.msee.into(),
+            topo.primary6.customer.into(),
+            KEY
+        ),
+        s6 = neighbor(
+            topo.secondary6.msee.into(),
+            topo.secondary6.customer.into(),
+            KEY
+        ),
     )
 }
 
@@ -93,10 +111,11 @@ neighbor {msee} {{
 struct ExaBgp {
     process: NsProcess,
     dir: PathBuf,
+    topo: Topology,
 }
 
 impl ExaBgp {
-    fn start(ns: &str, conf: &str, dir: &Path) -> Self {
+    fn start(topo: &Topology, conf: &str, dir: &Path) -> Self {
         std::fs::write(dir.join("exabgp-api.py"), API_PY).unwrap();
         std::fs::write(dir.join("exabgp.conf"), conf).unwrap();
         // `env` execs exabgp (as does the pyenv shim, where there is one),
@@ -116,8 +135,9 @@ impl ExaBgp {
             dir.join("exabgp.conf").display().to_string(),
         ];
         Self {
-            process: NsProcess::spawn(ns, "env", &args, dir, "exabgp"),
+            process: NsProcess::spawn(&topo.ns_onprem(), "env", &args, dir, "exabgp"),
             dir: dir.to_owned(),
+            topo: topo.clone(),
         }
     }
 
@@ -139,12 +159,32 @@ impl ExaBgp {
         writeln!(f, "{line}").unwrap();
     }
 
+    /// The api's selector for the neighbours of `net`'s family (ExaBGP
+    /// refuses, with an error in its log, a route for a neighbour without
+    /// its family).
+    fn peers(&self, net: &str) -> String {
+        let t = &self.topo;
+        if net.contains(':') {
+            format!(
+                "neighbor {} , neighbor {}",
+                t.primary6.msee, t.secondary6.msee
+            )
+        } else {
+            format!(
+                "neighbor {} , neighbor {}",
+                t.primary.msee, t.secondary.msee
+            )
+        }
+    }
+
     fn announce(&self, net: &str) {
-        self.api(&format!("announce route {net} next-hop self"));
+        let peers = self.peers(net);
+        self.api(&format!("{peers} announce route {net} next-hop self"));
     }
 
     fn withdraw(&self, net: &str) {
-        self.api(&format!("withdraw route {net} next-hop self"));
+        let peers = self.peers(net);
+        self.api(&format!("{peers} withdraw route {net} next-hop self"));
     }
 
     /// What ExaBGP told the api process (lossy: a notification's data may
@@ -156,7 +196,8 @@ impl ExaBgp {
 
     /// The last state change the api process was told for `peer` (text
     /// encoder: `neighbor <ip> connected|up|down ...`) is "up".
-    fn up(&self, peer: Ipv4Addr) -> bool {
+    fn up(&self, peer: impl Into<IpAddr>) -> bool {
+        let peer: IpAddr = peer.into();
         let prefix = format!("neighbor {peer} ");
         self.received()
             .lines()
@@ -196,11 +237,7 @@ fn exabgp_customer_router_over_both_links() {
     }
     let lab = BgpLab::up("exabgp");
     let topo = &lab.topo;
-    let exa = ExaBgp::start(
-        &topo.ns_onprem(),
-        &exabgp_conf(topo, &lab.dir, KEY),
-        &lab.dir,
-    );
+    let exa = ExaBgp::start(topo, &exabgp_conf(topo, &lab.dir, KEY), &lab.dir);
     let ctx = |what: &str| lab.ctx(what, &exa.log());
 
     // 1. Both sessions come up, MD5-signed.
@@ -210,6 +247,7 @@ fn exabgp_customer_router_over_both_links() {
     })
     .unwrap_or_else(|e| panic!("{}", ctx(&e)));
     exa.announce(CUSTOMER_NET);
+    exa.announce(CUSTOMER_NET6);
 
     // 2. The announced route reaches both links and traffic follows it.
     wait_for(
@@ -238,7 +276,45 @@ fn exabgp_customer_router_over_both_links() {
         })
     })
     .unwrap_or_else(|e| panic!("{}", ctx(&e)));
+
+    // 2b. The same over IPv6: both IPv6 sessions up (MD5-signed),
+    // fd00:c0::/48 on both links, traffic follows it, and ExaBGP learned the
+    // VNet's IPv6 range from both MSEEs, AS path 12076, with the region
+    // community and the MSEE's IPv6 address as next hop.
+    lab.wait_established_after(SESSION_PRIMARY6, 0, Duration::from_secs(30), || exa.log());
+    lab.wait_established_after(SESSION_SECONDARY6, 0, Duration::from_secs(30), || exa.log());
+    wait_for(
+        "ExaBGP sees both IPv6 sessions up",
+        Duration::from_secs(10),
+        || exa.up(topo.primary6.msee) && exa.up(topo.secondary6.msee),
+    )
+    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
+    wait_for(
+        "fd00:c0::/48 on both links",
+        Duration::from_secs(15),
+        || lab.installed_on_both(CUSTOMER_NET6),
+    )
+    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
+    assert_eq!(
+        lab.send6(7011, 200),
+        200,
+        "{}",
+        ctx("UDP azure -> fd00:c0::1")
+    );
+    wait_for("IPv6 VNet route at ExaBGP", Duration::from_secs(15), || {
+        let received = exa.received();
+        [topo.primary6.msee, topo.secondary6.msee].iter().all(|m| {
+            received.lines().any(|l| {
+                l.starts_with(&format!(
+                    "neighbor {m} receive update announced {VNET6} next-hop {m} "
+                )) && l.contains(WEST_EUROPE)
+                    && l.contains("as-path [ 12076 ]")
+            })
+        })
+    })
+    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
     lab.check_cli(200);
+    lab.check_cli6();
 
     // AS-path prepending towards the secondary makes it the backup: the
     // route is re-announced to that neighbour alone with a longer AS path.
@@ -263,9 +339,20 @@ fn exabgp_customer_router_over_both_links() {
     ));
     lab.wait_equal_paths(|| exa.log());
 
-    // 4. Withdrawal.
+    // 4. Withdrawal, both families.
     exa.withdraw(CUSTOMER_NET);
     lab.check_withdrawn(7002, || exa.log());
+    exa.withdraw(CUSTOMER_NET6);
+    wait_for("fd00:c0::/48 removed", Duration::from_secs(15), || {
+        lab.removed(CUSTOMER_NET6)
+    })
+    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
+    assert_eq!(
+        lab.send6(7012, 20),
+        0,
+        "{}",
+        ctx("no IPv6 route, no delivery")
+    );
 
     // 5. Six prefixes over a limit of five: Cease / max-prefix, which
     // ExaBGP reports to the api process on both sessions; it keeps the

@@ -1,11 +1,14 @@
 //! Interop with GoBGP: `gobgpd` in the on-premises namespace is the customer
-//! router (AS 65010) with an MD5-signed session to each MSEE link. Routes
-//! injected with `gobgp global rib add` reach the dataplane and traffic from
-//! Azure follows them; GoBGP learns the VNet with its region community;
-//! withdrawal, the route limit and a wrong MD5 key behave as on ExpressRoute.
+//! router (AS 65010) with an MD5-signed IPv4 and IPv6 session to each MSEE
+//! link (each neighbour with the one afi-safi of its family). Routes
+//! injected with `gobgp global rib add` (both families) reach the dataplane
+//! and traffic from Azure follows them; GoBGP learns the VNet's ranges with
+//! their region community; withdrawal, the route limit and a wrong MD5 key
+//! behave as on ExpressRoute.
 //! Its gRPC API listens on loopback inside the onprem namespace, on a port
 //! unique to this test process.
 use std::{
+    net::IpAddr,
     path::{Path, PathBuf},
     process::Command,
     time::Duration,
@@ -13,8 +16,9 @@ use std::{
 
 use e2e_tests::{
     bgp_lab::{
-        BgpLab, CUSTOMER_AS, CUSTOMER_NET, KEY, NsProcess, SESSION_PRIMARY, SESSION_SECONDARY,
-        customer_nets, read_logs, wait_for,
+        BgpLab, CUSTOMER_AS, CUSTOMER_NET, CUSTOMER_NET6, KEY, NsProcess, SESSION_PRIMARY,
+        SESSION_PRIMARY6, SESSION_SECONDARY, SESSION_SECONDARY6, VNET6, customer_nets, read_logs,
+        wait_for,
     },
     require_root,
 };
@@ -23,9 +27,15 @@ use lab::Topology;
 const GOBGPD: &str = "/usr/bin/gobgpd";
 const GOBGP: &str = "/usr/bin/gobgp";
 
-/// gobgpd's configuration; `secondary_key` is the secondary session's key.
+/// gobgpd's configuration; `secondary_key` is the secondary IPv4 session's
+/// key. The IPv6 neighbours negotiate IPv6 unicast only.
 fn gobgp_conf(topo: &Topology, secondary_key: &str) -> String {
-    let neighbor = |addr: std::net::Ipv4Addr, key: &str| {
+    let neighbor = |addr: IpAddr, key: &str| {
+        let afi_safi = if addr.is_ipv6() {
+            "ipv6-unicast"
+        } else {
+            "ipv4-unicast"
+        };
         format!(
             r#"
 [[neighbors]]
@@ -40,7 +50,7 @@ fn gobgp_conf(topo: &Topology, secondary_key: &str) -> String {
     idle-hold-time-after-reset = 1
   [[neighbors.afi-safis]]
     [neighbors.afi-safis.config]
-      afi-safi-name = "ipv4-unicast"
+      afi-safi-name = "{afi_safi}"
 "#
         )
     };
@@ -48,10 +58,12 @@ fn gobgp_conf(topo: &Topology, secondary_key: &str) -> String {
         r#"[global.config]
   as = {CUSTOMER_AS}
   router-id = "{rid}"
-{p}{s}"#,
+{p}{s}{p6}{s6}"#,
         rid = topo.primary.customer,
-        p = neighbor(topo.primary.msee, KEY),
-        s = neighbor(topo.secondary.msee, secondary_key),
+        p = neighbor(topo.primary.msee.into(), KEY),
+        s = neighbor(topo.secondary.msee.into(), secondary_key),
+        p6 = neighbor(topo.primary6.msee.into(), KEY),
+        s6 = neighbor(topo.secondary6.msee.into(), KEY),
     )
 }
 
@@ -117,15 +129,18 @@ impl GoBgp {
             .unwrap_or_else(|e| panic!("gobgp {args:?}: {e}"))
     }
 
+    /// Originate `net` (IPv4 or IPv6); GoBGP sends it to the neighbours of
+    /// its family with its own address as next hop.
     fn add(&self, net: &str) {
-        self.gobgp(&["global", "rib", "add", net, "-a", "ipv4"]);
+        self.gobgp(&["global", "rib", "add", net, "-a", family(net)]);
     }
 
     fn del(&self, net: &str) {
-        self.gobgp(&["global", "rib", "del", net, "-a", "ipv4"]);
+        self.gobgp(&["global", "rib", "del", net, "-a", family(net)]);
     }
 
-    fn established(&self, addr: std::net::Ipv4Addr) -> bool {
+    fn established(&self, addr: impl Into<IpAddr>) -> bool {
+        let addr: IpAddr = addr.into();
         self.try_gobgp(&["neighbor", &addr.to_string()])
             .is_ok_and(|o| o.contains("BGP state = ESTABLISHED"))
     }
@@ -144,6 +159,11 @@ impl GoBgp {
     }
 }
 
+/// `gobgp -a` for a prefix.
+fn family(net: &str) -> &'static str {
+    if net.contains(':') { "ipv6" } else { "ipv4" }
+}
+
 #[test]
 fn gobgp_customer_router_over_both_links() {
     if !require_root("gobgp_customer_router_over_both_links") {
@@ -160,6 +180,7 @@ fn gobgp_customer_router_over_both_links() {
     let gobgp = GoBgp::start(&topo.ns_onprem(), &gobgp_conf(topo, KEY), &lab.dir, port);
     let ctx = |what: &str| lab.ctx(what, &gobgp.log());
     gobgp.add(CUSTOMER_NET);
+    gobgp.add(CUSTOMER_NET6);
 
     // 1. Both sessions come up, MD5-signed.
     lab.wait_both_established(Duration::from_secs(30), || gobgp.log());
@@ -195,7 +216,48 @@ fn gobgp_customer_router_over_both_links() {
                 .all(|l| l.contains("12076:51002") && l.contains(" 12076 "))
     })
     .unwrap_or_else(|e| panic!("{}", ctx(&format!("{e}: {}", vnet()))));
+
+    // 2b. The same over IPv6: both IPv6 sessions up (MD5-signed),
+    // fd00:c0::/48 on both links, traffic follows it, and GoBGP learned the
+    // VNet's IPv6 range from both MSEEs, AS path 12076, with the region
+    // community and the MSEE's IPv6 address as next hop.
+    lab.wait_established_after(SESSION_PRIMARY6, 0, Duration::from_secs(30), || gobgp.log());
+    lab.wait_established_after(SESSION_SECONDARY6, 0, Duration::from_secs(30), || {
+        gobgp.log()
+    });
+    wait_for(
+        "GoBGP sees both IPv6 sessions Established",
+        Duration::from_secs(10),
+        || gobgp.established(topo.primary6.msee) && gobgp.established(topo.secondary6.msee),
+    )
+    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
+    wait_for(
+        "fd00:c0::/48 on both links",
+        Duration::from_secs(15),
+        || lab.installed_on_both(CUSTOMER_NET6),
+    )
+    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
+    assert_eq!(
+        lab.send6(7011, 200),
+        200,
+        "{}",
+        ctx("UDP azure -> fd00:c0::1")
+    );
+    let vnet6 = || gobgp.gobgp(&["global", "rib", "-a", "ipv6", VNET6]);
+    wait_for("IPv6 VNet route at GoBGP", Duration::from_secs(15), || {
+        let out = vnet6();
+        let paths: Vec<&str> = out.lines().filter(|l| l.contains(VNET6)).collect();
+        paths.len() == 2
+            && paths
+                .iter()
+                .all(|l| l.contains("12076:51002") && l.contains(" 12076 "))
+            && [topo.primary6.msee, topo.secondary6.msee]
+                .iter()
+                .all(|m| paths.iter().any(|l| l.contains(&format!(" {m} "))))
+    })
+    .unwrap_or_else(|e| panic!("{}", ctx(&format!("{e}: {}", vnet6()))));
     lab.check_cli(200);
+    lab.check_cli6();
 
     // AS-path prepending towards the secondary makes it the backup. GoBGP
     // applies export policies globally to non-route-server peers, so the
@@ -245,9 +307,20 @@ fn gobgp_customer_router_over_both_links() {
     gobgp.gobgp(&["neighbor", &s, "softresetout"]);
     lab.wait_equal_paths(|| gobgp.log());
 
-    // 4. Withdrawal.
+    // 4. Withdrawal, both families.
     gobgp.del(CUSTOMER_NET);
     lab.check_withdrawn(7002, || gobgp.log());
+    gobgp.del(CUSTOMER_NET6);
+    wait_for("fd00:c0::/48 removed", Duration::from_secs(15), || {
+        lab.removed(CUSTOMER_NET6)
+    })
+    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
+    assert_eq!(
+        lab.send6(7012, 20),
+        0,
+        "{}",
+        ctx("no IPv6 route, no delivery")
+    );
 
     // 5. Six prefixes over a limit of five: Cease / max-prefix, which GoBGP
     // logs; back with five.
