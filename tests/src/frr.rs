@@ -15,6 +15,29 @@ use crate::bgp_lab::{KEY, NsProcess, read_logs, wait_for};
 /// to each MSEE link (MD5, timers 3/10), announcing 172.16.0.0/16 and
 /// fd00:c0::/48.
 pub fn customer_conf(topo: &Topology, log: &Path) -> String {
+    customer_conf_inner(topo, log, "")
+}
+
+/// [`customer_conf`] with both IPv4 sessions tied to BFD (profile `lab`,
+/// see [`bfdd_conf`]): as a customer would run it, a BFD failure takes the
+/// BGP session down on FRR's side too.
+pub fn customer_conf_bfd(topo: &Topology, log: &Path) -> String {
+    let bfd = format!(
+        " neighbor {} bfd profile lab\n neighbor {} bfd profile lab\n",
+        topo.primary.msee, topo.secondary.msee
+    );
+    customer_conf_inner(topo, log, &bfd)
+}
+
+/// bfdd with the profile `lab` at `interval_ms` x `multiplier`.
+pub fn bfdd_conf(log: &Path, interval_ms: u32, multiplier: u8) -> String {
+    format!(
+        "log file {}\nbfd\n profile lab\n  transmit-interval {interval_ms}\n  receive-interval {interval_ms}\n  detect-multiplier {multiplier}\n !\n",
+        log.display()
+    )
+}
+
+fn customer_conf_inner(topo: &Topology, log: &Path, neighbour_extra: &str) -> String {
     format!(
         "frr defaults traditional
 hostname onprem
@@ -37,7 +60,7 @@ router bgp 65010
  neighbor {s6} remote-as 12076
  neighbor {s6} password {KEY}
  neighbor {s6} timers connect 2
- !
+{neighbour_extra} !
  address-family ipv4 unicast
   network 172.16.0.0/16
   no neighbor {p6} activate
@@ -62,49 +85,118 @@ router bgp 65010
 }
 
 pub const BGPD: &str = "/usr/lib/frr/bgpd";
+pub const BFDD: &str = "/usr/lib/frr/bfdd";
+pub const ZEBRA: &str = "/usr/lib/frr/zebra";
 pub const VTYSH: &str = "/usr/bin/vtysh";
 
-/// `bgpd` without zebra, stopped by PID when dropped.
+/// FRR in a namespace: `bgpd` alone (no zebra), or zebra + bfdd + bgpd
+/// with the BGP sessions tied to BFD. Every daemon keeps its pid, log, vty
+/// and zebra sockets in `dir`, and is stopped by PID when dropped (in
+/// reverse start order).
 pub struct Frr {
-    _process: NsProcess,
+    processes: Vec<NsProcess>,
     dir: PathBuf,
 }
 
+impl Drop for Frr {
+    fn drop(&mut self) {
+        while let Some(p) = self.processes.pop() {
+            drop(p);
+        }
+    }
+}
+
 impl Frr {
+    /// `bgpd` without zebra (`-Z`), configured by `conf`.
     pub fn start(ns: &str, conf: &str, dir: &Path) -> Self {
-        let conf_path = dir.join("bgpd.conf");
-        std::fs::write(&conf_path, conf).unwrap();
-        let args = [
-            "-f".into(),
-            conf_path.display().to_string(),
-            "-i".into(),
-            dir.join("bgpd.pid").display().to_string(),
-            "--vty_socket".into(),
-            dir.display().to_string(),
-            "-Z".into(),
-            "-S".into(),
-            "-n".into(),
-        ];
-        let frr = Self {
-            _process: NsProcess::spawn(ns, BGPD, &args, dir, "bgpd"),
+        let mut frr = Self {
+            processes: Vec::new(),
             dir: dir.to_owned(),
         };
-        let sock = dir.join("bgpd.vty");
-        wait_for("bgpd's vty socket", Duration::from_secs(10), || {
-            sock.exists()
-        })
-        .unwrap_or_else(|e| panic!("{e}\n{}", frr.log()));
+        frr.spawn(ns, "bgpd", BGPD, conf, &["-Z", "-S", "-n"]);
         frr
     }
 
-    pub fn vtysh(&self, cmds: &[&str]) -> String {
+    /// zebra, bfdd (with `bfdd_conf`) and bgpd (with `bgpd_conf`, whose
+    /// neighbours may use `bfd`): the customer router of a failover lab.
+    /// `dir` must be writable by the daemons' user (they drop to `frr`).
+    pub fn start_with_bfd(ns: &str, bgpd_conf: &str, bfdd_conf: &str, dir: &Path) -> Self {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let mut frr = Self {
+            processes: Vec::new(),
+            dir: dir.to_owned(),
+        };
+        let zserv = dir.join("zserv.api").display().to_string();
+        frr.spawn(
+            ns,
+            "zebra",
+            ZEBRA,
+            &format!(
+                "hostname onprem\nlog file {}\n",
+                dir.join("zebra.log").display()
+            ),
+            &["-z", &zserv],
+        );
+        let zserv_path = dir.join("zserv.api");
+        wait_for("zebra's socket", Duration::from_secs(10), || {
+            zserv_path.exists()
+        })
+        .unwrap_or_else(|e| panic!("{e}\n{}", frr.log()));
+        let bfdctl = dir.join("bfdd.sock").display().to_string();
+        frr.spawn(
+            ns,
+            "bfdd",
+            BFDD,
+            bfdd_conf,
+            &["-z", &zserv, "--bfdctl", &bfdctl],
+        );
+        frr.spawn(ns, "bgpd", BGPD, bgpd_conf, &["-z", &zserv, "-S", "-n"]);
+        frr
+    }
+
+    /// Starts `daemon` (`program`) with `conf` and `extra` arguments, and
+    /// waits for its vty socket.
+    fn spawn(&mut self, ns: &str, daemon: &str, program: &str, conf: &str, extra: &[&str]) {
+        assert!(
+            Path::new(program).exists(),
+            "{program} is missing: install FRR (cargo xtask setup does)"
+        );
+        let conf_path = self.dir.join(format!("{daemon}.conf"));
+        std::fs::write(&conf_path, conf).unwrap();
+        let mut args = vec![
+            "-f".into(),
+            conf_path.display().to_string(),
+            "-i".into(),
+            self.dir.join(format!("{daemon}.pid")).display().to_string(),
+            "--vty_socket".into(),
+            self.dir.display().to_string(),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        self.processes
+            .push(NsProcess::spawn(ns, program, &args, &self.dir, daemon));
+        let sock = self.dir.join(format!("{daemon}.vty"));
+        wait_for(
+            &format!("{daemon}'s vty socket"),
+            Duration::from_secs(10),
+            || sock.exists(),
+        )
+        .unwrap_or_else(|e| panic!("{e}\n{}", self.log()));
+    }
+
+    /// vtysh against one daemon (`bgpd`, `bfdd`, `zebra`).
+    pub fn vtysh_to(&self, daemon: &str, cmds: &[&str]) -> String {
         let mut c = Command::new(VTYSH);
-        c.arg("--vty_socket").arg(&self.dir).args(["-d", "bgpd"]);
+        c.arg("--vty_socket").arg(&self.dir).args(["-d", daemon]);
         for cmd in cmds {
             c.args(["-c", cmd]);
         }
         let out = c.output().expect("running vtysh");
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    }
+
+    pub fn vtysh(&self, cmds: &[&str]) -> String {
+        self.vtysh_to("bgpd", cmds)
     }
 
     pub fn configure(&self, lines: &[&str]) {
@@ -126,6 +218,16 @@ impl Frr {
     }
 
     pub fn log(&self) -> String {
-        read_logs(&self.dir, &["bgpd.log", "bgpd.stderr"])
+        read_logs(
+            &self.dir,
+            &[
+                "bgpd.log",
+                "bgpd.stderr",
+                "bfdd.log",
+                "bfdd.stderr",
+                "zebra.log",
+                "zebra.stderr",
+            ],
+        )
     }
 }
