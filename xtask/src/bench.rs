@@ -19,7 +19,7 @@ const TARGET_VS_ONE_ROUTE: f64 = 0.8;
 const TARGET_AF_XDP_PPS: f64 = 1.2e6;
 const TARGET_LIVE_FRAMES_PPS: f64 = 3.0e6;
 
-pub fn run(rounds: u32, calls: u32, lab_rounds: u32) -> Result<()> {
+pub fn run(rounds: u32, calls: u32, lab_rounds: u32, failover_rounds: u32) -> Result<()> {
     if !nix::unistd::geteuid().is_root() {
         bail!("the benchmark loads XDP programs: run it as root (`sudo cargo xtask bench`)");
     }
@@ -57,7 +57,17 @@ pub fn run(rounds: u32, calls: u32, lab_rounds: u32) -> Result<()> {
     let report: Value =
         serde_json::from_slice(&out.stdout).context("msee-bench printed no valid JSON")?;
     let machine = Machine::probe()?;
-    let text = render(&report, &machine, started.elapsed().as_secs())?;
+    // Measured after the dataplane figures, on the same machine.
+    let failover = if failover_rounds > 0 {
+        Some(crate::bench_failover::run(failover_rounds)?)
+    } else {
+        None
+    };
+    let mut text = render(&report, &machine, started.elapsed().as_secs())?;
+    if let Some(section) = failover {
+        text += "\n";
+        text += &section;
+    }
     let path = workspace_root().join("BENCHMARKS.md");
     std::fs::write(&path, &text).with_context(|| format!("writing {}", path.display()))?;
     println!("{text}");

@@ -1,6 +1,7 @@
 //! `cargo xtask`: setup, build, lab, test, bench and demo for the MSEE emulator.
 //! Every command except `lab down` runs `setup` first.
 mod bench;
+mod bench_failover;
 mod demo;
 mod fuzz;
 mod setup;
@@ -50,6 +51,10 @@ enum Cmd {
         /// (about 6 s of traffic each); 0 skips them.
         #[arg(long, default_value_t = 9)]
         lab_rounds: u32,
+        /// Rehearsals of each failover scenario per BFD timer set (about
+        /// 7 s each); 0 skips them.
+        #[arg(long, default_value_t = 5)]
+        failover_rounds: u32,
     },
     /// Fuzz the BGP and BFD codecs and session state machines (cargo-fuzz,
     /// installed if missing), each target for a bounded time.
@@ -142,9 +147,10 @@ fn run(cli: Cli) -> Result<()> {
             rounds,
             calls,
             lab_rounds,
+            failover_rounds,
         } => {
             setup::run()?;
-            bench::run(rounds, calls, lab_rounds)
+            bench::run(rounds, calls, lab_rounds, failover_rounds)
         }
         Cmd::Fuzz { seconds } => {
             setup::run()?;

@@ -1,0 +1,103 @@
+//! `failover-bench`: the failover scenarios (carrier loss, a silent black
+//! hole only BFD sees, the customer tearing the BGP session down, each with
+//! the primary's return) rehearsed several times each, at ExpressRoute's
+//! BFD timers (300 ms x 3) and at lab timers (50 ms x 3), measured by the
+//! packet engine. Prints JSON on stdout (for `cargo xtask bench`), progress
+//! on stderr. Needs root.
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result, bail};
+use e2e_tests::failover_lab::{FailoverLab, Outcome, Scenario};
+use serde_json::json;
+
+/// 32 flows at 20,000 packets/s in all: 1.6 ms between packets of a flow.
+const PPS: f64 = 20_000.0;
+const FLOWS: u16 = 32;
+const MULTIPLIER: u8 = 3;
+/// (label, BFD interval in ms).
+const TIMERS: [(&str, u32); 2] = [("ExpressRoute's BFD timers", 300), ("lab BFD timers", 50)];
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("failover-bench: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+fn run() -> Result<()> {
+    let mut rounds = 5usize;
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--rounds" => {
+                let v = it.next().context("--rounds needs a value")?;
+                rounds = v
+                    .parse()
+                    .with_context(|| format!("--rounds {v}: not a positive integer"))?;
+            }
+            other => bail!("unknown argument {other} (expected --rounds N)"),
+        }
+    }
+    if rounds == 0 {
+        bail!("--rounds must be at least 1");
+    }
+    if !nix::unistd::geteuid().is_root() {
+        bail!("needs root (network namespaces, XDP programs)");
+    }
+    let mut sets = Vec::new();
+    for (label, interval) in TIMERS {
+        let lab = FailoverLab::up(&format!("fb{interval}"), interval, MULTIPLIER);
+        let mut scenarios = Vec::new();
+        for scenario in Scenario::ALL {
+            let mut outcomes: Vec<Outcome> = Vec::new();
+            for round in 0..rounds {
+                let (o, _) = lab
+                    .rehearse(scenario, PPS, FLOWS)
+                    .map_err(|e| anyhow::anyhow!("{label}, {}: {e}", scenario.name()))?;
+                eprintln!("failover-bench: {interval} ms, round {}: {}", round + 1, o.summary());
+                outcomes.push(o);
+            }
+            let bound = scenario.outage_bound_ms(interval, MULTIPLIER);
+            let outage = median(outcomes.iter().map(|o| o.outage_ms).collect());
+            scenarios.push(json!({
+                "scenario": scenario.name(),
+                "bound_ms": bound,
+                "outage_ms_median": outage,
+                "outage_ms_min": outcomes.iter().map(|o| o.outage_ms).fold(f64::INFINITY, f64::min),
+                "outage_ms_max": outcomes.iter().map(|o| o.outage_ms).fold(0.0, f64::max),
+                "worst_stream_ms_max": outcomes.iter().map(|o| o.outage_ms_max).fold(0.0, f64::max),
+                "detection_ms_median": median(outcomes.iter().map(|o| o.detection_ms).collect()),
+                "flip_causes": outcomes.iter().map(|o| o.flip_down_cause.clone()).collect::<Vec<_>>(),
+                "surviving_lost": outcomes.iter().map(|o| o.surviving_lost).sum::<u64>(),
+                "lost_after_return": outcomes.iter().map(|o| o.lost_after_return).sum::<u64>(),
+                "rounds": outcomes,
+            }));
+        }
+        sets.push(json!({
+            "timers": label,
+            "bfd_interval_ms": interval,
+            "bfd_multiplier": MULTIPLIER,
+            "scenarios": scenarios,
+        }));
+    }
+    let report = json!({
+        "pps": PPS,
+        "flows": FLOWS,
+        "rounds": rounds,
+        "sets": sets,
+    });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
