@@ -308,6 +308,8 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
         let b = cfg.bgp.as_ref()?;
         Some(u64::from(b.model.circuit(&b.circuit)?.bandwidth_mbps) * 1_000_000)
     });
+    // The carrier monitor and BFD run on a thread of their own.
+    let detectors = crate::detectors::start()?;
     // Every source of link state flips links through this, from its own task.
     let health = LinkHealth::new(msee.link_switch()?);
     for p in &ports {
@@ -430,7 +432,11 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
                 bfd,
                 bfd_of,
                 notices,
-            } = start_bfd(&specs, &ports, &health)?;
+            } = {
+                // Its sockets and task belong to the detectors' runtime.
+                let _in_detectors = detectors.enter();
+                start_bfd(&specs, &ports, &health)?
+            };
             bfd_events = notices;
             let b = cfg.bgp.as_ref().expect("planned from it");
             Some(Bgp {
@@ -464,12 +470,14 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
     let mut sigint = tokio::signal::unix::signal(SignalKind::interrupt())?;
     let mut sighup = tokio::signal::unix::signal(SignalKind::hangup())?;
     let stop_at = cfg.run_for.map(|d| tokio::time::Instant::now() + d);
-    // Carrier changes flip links from their own task, not the main loop.
-    let mut carrier_events =
-        crate::linkmon::watch(ports.iter().map(|p| p.iface.ifindex).collect())?;
+    // Carrier changes flip links from the detectors' thread, not the main loop.
+    let mut carrier_events = {
+        let _in_detectors = detectors.enter();
+        crate::linkmon::watch(ports.iter().map(|p| p.iface.ifindex).collect())?
+    };
     let link_of: BTreeMap<u32, u32> = ports.iter().map(|p| (p.iface.ifindex, p.link)).collect();
     let carrier_health = health.clone();
-    tokio::spawn(async move {
+    detectors.spawn(async move {
         while let Some(ev) = carrier_events.recv().await {
             if let Some(link) = link_of.get(&ev.ifindex) {
                 carrier_health.set(*link, Signal::Carrier, ev.up);

@@ -4,6 +4,7 @@
 //! daemon that drives the dataplane.
 pub mod api;
 pub mod daemon;
+pub mod detectors;
 pub mod health;
 pub mod linkmon;
 pub mod netlink;

@@ -99,7 +99,12 @@ impl BgpLab {
 
     /// The lab with the daemon running the circuit described by `toml`.
     pub fn up_with(tag: &str, toml: &str) -> Self {
-        let topo = Topology::new(&crate::unique_prefix(tag)).unwrap();
+        Self::up_named(&crate::unique_prefix(tag), toml)
+    }
+
+    /// [`BgpLab::up_with`] with namespaces named after `prefix` exactly.
+    pub fn up_named(prefix: &str, toml: &str) -> Self {
+        let topo = Topology::new(prefix).unwrap();
         let lab = Lab::up(topo.clone()).unwrap();
         let dir = std::env::temp_dir().join(format!("msee-{}", topo.prefix));
         let _ = std::fs::remove_dir_all(&dir);

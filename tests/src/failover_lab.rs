@@ -82,9 +82,10 @@ pub struct Outcome {
     /// The secondary's flows: count and packets lost (must be none).
     pub surviving_streams: usize,
     pub surviving_lost: u64,
-    /// Packets lost by any flow after the primary was back in use (must
-    /// be none: make before break).
+    /// Packets lost by any flow after the primary was back up (must be
+    /// none: make before break), and how many flows it carried at the end.
     pub lost_after_return: u64,
+    pub returned_streams: usize,
     pub sent: u64,
     pub received: u64,
 }
@@ -92,7 +93,7 @@ pub struct Outcome {
 impl Outcome {
     pub fn summary(&self) -> String {
         format!(
-            "{}: detected and moved in {:.1} ms ({}); primary's {} flows out for {:.1} ms (worst {:.1} ms, {} packets); secondary's {} flows lost {}; after the return lost {} ({} sent, {} received)",
+            "{}: detected and moved in {:.1} ms ({}); primary's {} flows out for {:.1} ms (worst {:.1} ms, {} packets); secondary's {} flows lost {}; after the return lost {}, {} flows back on the primary ({} sent, {} received)",
             self.scenario.name(),
             self.detection_ms,
             self.flip_down_cause,
@@ -103,6 +104,7 @@ impl Outcome {
             self.surviving_streams,
             self.surviving_lost,
             self.lost_after_return,
+            self.returned_streams,
             self.sent,
             self.received
         )
@@ -119,8 +121,13 @@ pub struct FailoverLab {
 
 impl FailoverLab {
     pub fn up(tag: &str, bfd_interval_ms: u32, bfd_multiplier: u8) -> Self {
-        let lab = BgpLab::up_with(
-            tag,
+        Self::up_named(&crate::unique_prefix(tag), bfd_interval_ms, bfd_multiplier)
+    }
+
+    /// With namespaces `<prefix>-onprem`, `<prefix>-msee`, `<prefix>-azure`.
+    pub fn up_named(prefix: &str, bfd_interval_ms: u32, bfd_multiplier: u8) -> Self {
+        let lab = BgpLab::up_named(
+            prefix,
             &circuit_toml_with(&format!(
                 "bfd = {{ intervalMs = {bfd_interval_ms}, multiplier = {bfd_multiplier} }}"
             )),
@@ -301,6 +308,20 @@ impl FailoverLab {
         pps: f64,
         flows: u16,
     ) -> Result<(Outcome, RunReport), String> {
+        self.rehearse_telling(scenario, pps, flows, Duration::from_millis(500), &|_| {})
+    }
+
+    /// [`FailoverLab::rehearse`], holding the failure for `hold` after the
+    /// MSEE moved the flows, and telling `tell` each step as it happens
+    /// (the demo prints them).
+    pub fn rehearse_telling(
+        &self,
+        scenario: Scenario,
+        pps: f64,
+        flows: u16,
+        hold: Duration,
+        tell: &dyn Fn(&str),
+    ) -> Result<(Outcome, RunReport), String> {
         self.wait_ready()?;
         let h = self
             .stream(pps, flows, Duration::from_secs(90))
@@ -309,14 +330,45 @@ impl FailoverLab {
         if !h.wait_received(pps as u64, Duration::from_secs(5)) {
             return Err(self.ctx("the stream did not get going"));
         }
+        let before = (
+            h.received_on(IF_PRIMARY).unwrap_or(0),
+            h.received_on(IF_SECONDARY).unwrap_or(0),
+        );
+        std::thread::sleep(Duration::from_secs(1));
+        tell(&format!(
+            "traffic over both links: primary {} packets/s, secondary {} packets/s",
+            h.received_on(IF_PRIMARY).unwrap_or(0) - before.0,
+            h.received_on(IF_SECONDARY).unwrap_or(0) - before.1
+        ));
+        tell(&format!("the primary fails: {}", scenario.name()));
         let failed_at = self.fail(&h, scenario)?;
         let (flipped_down_at, flip_down_cause) =
             self.wait_carries("primary", false, Duration::from_secs(10))?;
         h.event_at("MSEE moved the primary's flows", flipped_down_at);
-        std::thread::sleep(Duration::from_millis(500));
+        tell(&format!(
+            "the MSEE moved the primary's flows to the secondary after {:.1} ms ({flip_down_cause})",
+            flipped_down_at.saturating_sub(failed_at) as f64 / 1e6
+        ));
+        std::thread::sleep(hold);
         let restored_at = self.restore(&h, scenario)?;
-        let (flipped_up_at, _) = self.wait_carries("primary", true, Duration::from_secs(40))?;
-        h.event_at("MSEE uses the primary again", flipped_up_at);
+        tell("the primary is repaired");
+        let (flipped_up_at, cause) = self.wait_carries("primary", true, Duration::from_secs(40))?;
+        h.event_at("primary up again", flipped_up_at);
+        // The flows return once the customer's route is back on the
+        // primary too (the customer re-advertises it on the new session).
+        wait_for(
+            "the customer's route on both links again",
+            Duration::from_secs(40),
+            || self.lab.installed_on_both(CUSTOMER_NET),
+        )
+        .map_err(|e| self.ctx(&e))?;
+        let rerouted_at = now_ns();
+        h.event_at("flows back on the primary", rerouted_at);
+        tell(&format!(
+            "the primary is up again {:.2} s later ({cause}); its flows are back {:.2} s after that, when the customer's route is",
+            flipped_up_at.saturating_sub(restored_at) as f64 / 1e9,
+            rerouted_at.saturating_sub(flipped_up_at) as f64 / 1e9
+        ));
         std::thread::sleep(Duration::from_secs(1));
         h.stop();
         let report = h.join().map_err(|e| format!("the stream: {e:#}"))?;
@@ -324,6 +376,13 @@ impl FailoverLab {
         let surviving = report.carried_by(failed_at, IF_SECONDARY);
         let since_t0 = flipped_up_at.saturating_sub(report.t0_ns);
         let lost_after_return = report.streams.iter().map(|s| s.lost_after(since_t0)).sum();
+        // Flows the primary carried at the end (the return really happened).
+        let primary = report.rx_index(IF_PRIMARY);
+        let returned_streams = report
+            .streams
+            .iter()
+            .filter(|s| primary.is_some() && s.path.last().map(|seg| seg.rx) == primary)
+            .count();
         let outcome = Outcome {
             scenario,
             failed_at_ns: failed_at,
@@ -339,6 +398,7 @@ impl FailoverLab {
             surviving_streams: surviving.streams.len(),
             surviving_lost: surviving.lost,
             lost_after_return,
+            returned_streams,
             sent: report.totals.sent,
             received: report.totals.received,
         };

@@ -477,7 +477,14 @@ fn rehearse(tag: &str, scenario: Scenario) {
             o.outage_ms
         ))
     );
-    // The primary came back: nothing lost from then on (make before break).
+    // The primary came back and carries its flows again, and nothing was
+    // lost from then on (make before break).
+    assert_eq!(
+        o.returned_streams,
+        o.failed_streams,
+        "{}",
+        ctx("the primary's flows are back on it")
+    );
     assert_eq!(o.lost_after_return, 0, "{}", ctx("the return lost nothing"));
 }
 

@@ -56,7 +56,9 @@ pub fn render(r: &Value, command: &str) -> Result<String> {
         f(&r["pps"]),
         r["rounds"]
     )?;
-    let sets = r["sets"].as_array().context("failover-bench JSON lacks sets")?;
+    let sets = r["sets"]
+        .as_array()
+        .context("failover-bench JSON lacks sets")?;
     for set in sets {
         writeln!(
             w,
@@ -120,7 +122,15 @@ mod tests {
                  "outage_ms_min": 150.0, "outage_ms_max": 180.0, "detection_ms_median": 170.0,
                  "surviving_lost": 0, "lost_after_return": 0}]}]});
         let md = render(&r, "run failover-bench").unwrap();
-        assert!(md.contains("| primary loses carrier | 1.7 ms (0.8-3.0) | < 10 ms | 5.7 ms | 0 | 0 | PASS |"), "{md}");
-        assert!(md.contains("| 170.0 ms (150.0-180.0) | < 160 ms") && md.contains("| FAIL |"), "{md}");
+        assert!(
+            md.contains(
+                "| primary loses carrier | 1.7 ms (0.8-3.0) | < 10 ms | 5.7 ms | 0 | 0 | PASS |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 170.0 ms (150.0-180.0) | < 160 ms") && md.contains("| FAIL |"),
+            "{md}"
+        );
     }
 }

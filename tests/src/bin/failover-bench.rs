@@ -66,7 +66,11 @@ fn run() -> Result<()> {
                 let (o, _) = lab
                     .rehearse(scenario, PPS, FLOWS)
                     .map_err(|e| anyhow::anyhow!("{label}, {}: {e}", scenario.name()))?;
-                eprintln!("failover-bench: {interval} ms, round {}: {}", round + 1, o.summary());
+                eprintln!(
+                    "failover-bench: {interval} ms, round {}: {}",
+                    round + 1,
+                    o.summary()
+                );
                 outcomes.push(o);
             }
             let bound = scenario.outage_bound_ms(interval, MULTIPLIER);
