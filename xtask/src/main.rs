@@ -63,14 +63,16 @@ enum Cmd {
         #[arg(long, default_value_t = 60)]
         seconds: u32,
     },
-    /// The main job: a lab, the daemon, traffic over both links, counters, lab down.
+    /// The main job: a lab with FRR as the customer router, BGP and BFD up on
+    /// both links, traffic over both, the primary failing silently and
+    /// returning, the outage measured and drawn; the lab is removed after.
     Demo {
         /// Instance prefix of the demo lab's namespaces.
         #[arg(long, default_value = "demo")]
         prefix: String,
-        /// Datagrams per flow (four flows).
-        #[arg(long, default_value_t = 2000)]
-        packets: u64,
+        /// Where the rate plot (SVG) and the full report (JSON) go.
+        #[arg(long, default_value = "results")]
+        out: String,
     },
 }
 
@@ -156,10 +158,10 @@ fn run(cli: Cli) -> Result<()> {
             setup::run()?;
             fuzz::run(seconds)
         }
-        Cmd::Demo { prefix, packets } => {
+        Cmd::Demo { prefix, out } => {
             setup::run()?;
             build(false)?;
-            demo::run(&prefix, packets)
+            demo::run(&prefix, &out)
         }
     }
 }
