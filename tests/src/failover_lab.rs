@@ -86,6 +86,11 @@ pub struct Outcome {
     /// none: make before break), and how many flows it carried at the end.
     pub lost_after_return: u64,
     pub returned_streams: usize,
+    /// Packets the lab itself dropped on the way in or out of the MSEE
+    /// (a veth ring or the sink's socket overflowing while a busy machine
+    /// kept their CPU away): then the run measured the machine, not the
+    /// failover. `None` when nothing was dropped outside the MSEE.
+    pub disturbed: Option<String>,
     pub sent: u64,
     pub received: u64,
 }
@@ -107,8 +112,43 @@ impl Outcome {
             self.returned_streams,
             self.sent,
             self.received
-        )
+        ) + &self
+            .disturbed
+            .as_ref()
+            .map(|d| format!("; DISTURBED: {d}"))
+            .unwrap_or_default()
     }
+}
+
+/// Drops outside the MSEE during a run: on the generator's interface (veth
+/// ring full), on the sink's interfaces, or in the sink's sockets.
+pub fn disturbance(report: &RunReport) -> Option<String> {
+    let mut what = Vec::new();
+    if report.tx_if.tx_dropped > 0 {
+        what.push(format!(
+            "{} dropped leaving the generator's interface",
+            report.tx_if.tx_dropped
+        ));
+    }
+    for rx in &report.rx {
+        if let Some(c) = &rx.counters
+            && c.rx_dropped > 0
+        {
+            what.push(format!(
+                "{} dropped arriving on {}",
+                c.rx_dropped, rx.ifname
+            ));
+        }
+        let s = &rx.socket;
+        let sink = s.rx_dropped + s.rx_ring_full + s.rx_fill_ring_empty_descs;
+        if sink > 0 {
+            what.push(format!(
+                "{sink} dropped by the sink's socket on {}",
+                rx.ifname
+            ));
+        }
+    }
+    (!what.is_empty()).then(|| what.join(", "))
 }
 
 /// The lab of a rehearsal. Drops FRR first, then the daemon and the lab.
@@ -383,6 +423,7 @@ impl FailoverLab {
             .iter()
             .filter(|s| primary.is_some() && s.path.last().map(|seg| seg.rx) == primary)
             .count();
+        let disturbed = disturbance(&report);
         let outcome = Outcome {
             scenario,
             failed_at_ns: failed_at,
@@ -399,6 +440,7 @@ impl FailoverLab {
             surviving_lost: surviving.lost,
             lost_after_return,
             returned_streams,
+            disturbed,
             sent: report.totals.sent,
             received: report.totals.received,
         };
