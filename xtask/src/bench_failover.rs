@@ -77,7 +77,10 @@ pub fn render(r: &Value, command: &str) -> Result<String> {
             let bound = f(&s["bound_ms"]);
             let surviving = s["surviving_lost"].as_u64().unwrap_or(u64::MAX);
             let after = s["lost_after_return"].as_u64().unwrap_or(u64::MAX);
-            let pass = median < bound && surviving == 0 && after == 0;
+            let pass = median < bound
+                && surviving == 0
+                && after == 0
+                && s["returned_all"].as_bool().unwrap_or(true);
             writeln!(
                 w,
                 "| {} | {:.1} ms ({:.1}-{:.1}) | < {:.0} ms | {:.1} ms | {} | {} | {} |",
@@ -93,6 +96,23 @@ pub fn render(r: &Value, command: &str) -> Result<String> {
             )?;
         }
         writeln!(w)?;
+        for s in s_array(set, "scenarios")? {
+            if let Some(d) = s["disturbed_runs_discarded"]
+                .as_array()
+                .filter(|d| !d.is_empty())
+            {
+                writeln!(
+                    w,
+                    "{}: {} run(s) discarded and run again, the machine having dropped packets outside the MSEE ({}).\n",
+                    s["scenario"].as_str().unwrap_or("?"),
+                    d.len(),
+                    d.iter()
+                        .filter_map(|x| x.as_str())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )?;
+            }
+        }
     }
     writeln!(
         w,
