@@ -389,6 +389,7 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
                 ribs,
                 fib: Fib::new(first_bgp_group),
                 status,
+                install: Default::default(),
             })
         }
         None => None,
@@ -525,6 +526,33 @@ fn answer(
     match request {
         Request::Links => Ok(json!(health.view())),
         Request::Drain { .. } => Err("drain is answered by the main loop".into()),
+        Request::Fib { lookup } => {
+            let Some(b) = bgp else {
+                return Err("this daemon runs no BGP circuit".into());
+            };
+            let mut lookups = Vec::new();
+            for addr in lookup {
+                for (plan, rib) in b.peerings.iter().zip(&b.ribs) {
+                    let route = msee
+                        .lookup_route(rib.domain(), *addr)
+                        .map_err(|e| format!("looking up {addr}: {e}"))?;
+                    lookups.push(json!({
+                        "addr": addr,
+                        "peering": plan.kind.name(),
+                        "route": route.map(|r| json!({"group": r.group, "flags": r.flags})),
+                    }));
+                }
+            }
+            Ok(json!({
+                "circuit": b.circuit,
+                "now_ns": crate::rib::fib::monotonic_ns(),
+                "cpu_ns": crate::rib::fib::process_cpu_ns(),
+                "record": b.install,
+                "routes": b.fib.route_count(),
+                "groups": b.fib.group_count(),
+                "lookup": lookups,
+            }))
+        }
         Request::Counters => port_reports(msee, ports)
             .map(|r| json!(r))
             .map_err(|e| format!("reading counters: {e:#}")),
@@ -597,6 +625,8 @@ struct Bgp {
     ribs: Vec<Rib>,
     fib: Fib,
     status: Vec<SessionStatus>,
+    /// When UPDATEs arrived and the FIB was written (API `fib`).
+    install: crate::rib::InstallRecord,
 }
 
 impl Bgp {
@@ -605,7 +635,9 @@ impl Bgp {
             return;
         }
         let batch = self.ribs[rib].changes(changed);
-        match self.fib.apply(msee, &batch) {
+        let result = self.fib.apply(msee, &batch);
+        self.install.batch_applied(&result);
+        match result {
             Ok(stats) => {
                 for c in &batch {
                     match &c.members {
@@ -629,6 +661,9 @@ impl Bgp {
     /// hook): the RIB, the FIB and what the CLI shows.
     async fn on_event(&mut self, i: usize, event: bgp::transport::SessionEvent, msee: &mut Msee) {
         use bgp::{fsm::DownReason, transport::SessionEvent};
+        if let SessionEvent::Routes(update) = &event {
+            self.install.update_received(update);
+        }
         let spec = &self.speaker.specs[i];
         let (name, link, rib) = (spec.name.clone(), spec.link, spec.peering);
         match event {

@@ -2,6 +2,7 @@
 //! checksum verifiers, and a guard that skips root-only tests with a reason.
 pub mod bgp_lab;
 pub mod frr;
+pub mod install_bench;
 pub mod lab_bench;
 pub mod lab_dataplane;
 pub mod packet;

@@ -49,6 +49,17 @@ enum Cmd {
         /// (about 6 s of traffic each); 0 skips them.
         #[arg(long, default_value_t = 9)]
         lab_rounds: u32,
+        /// Runs per table size of the install from a BGP peer (BIRD);
+        /// 0 skips it.
+        #[arg(long, default_value_t = 3)]
+        install_runs: u32,
+        /// Table sizes of the install from a BGP peer, comma-separated.
+        #[arg(long, default_value = "10000,1000000")]
+        install_prefixes: String,
+        /// `install`: only route installation (dataplane API and BGP peer);
+        /// the report is printed, BENCHMARKS.md is left as it is.
+        #[arg(long, value_parser = ["install"])]
+        only: Option<String>,
     },
     /// The main job: a lab, the daemon, traffic over both links, counters, lab down.
     Demo {
@@ -134,9 +145,19 @@ fn run(cli: Cli) -> Result<()> {
             rounds,
             calls,
             lab_rounds,
+            install_runs,
+            install_prefixes,
+            only,
         } => {
             setup::run()?;
-            bench::run(rounds, calls, lab_rounds)
+            bench::run(&bench::Options {
+                rounds,
+                calls,
+                lab_rounds,
+                install_runs,
+                install_prefixes,
+                only_install: only.is_some(),
+            })
         }
         Cmd::Demo { prefix, packets } => {
             setup::run()?;

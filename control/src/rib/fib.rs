@@ -228,3 +228,79 @@ impl Fib {
         result.map(|()| stats)
     }
 }
+
+/// CLOCK_MONOTONIC now, in nanoseconds (the clock other processes on the
+/// machine, e.g. a benchmark, can read too).
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec for the call to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// CPU time of this process (all threads, user + system), in nanoseconds.
+pub fn process_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec for the call to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// When the BGP side received UPDATEs and wrote the FIB into the dataplane
+/// (CLOCK_MONOTONIC, ns), with counts since the daemon started: the
+/// route-install benchmark's clock (issue #4), served by the API's `fib`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct InstallRecord {
+    pub updates: u64,
+    pub prefixes_announced: u64,
+    pub prefixes_withdrawn: u64,
+    pub first_update_ns: Option<u64>,
+    pub last_update_ns: Option<u64>,
+    /// FIB batches that wrote something, and those that failed.
+    pub batches: u64,
+    pub failed_batches: u64,
+    pub routes_upserted: u64,
+    pub routes_removed: u64,
+    pub groups_added: u64,
+    pub groups_freed: u64,
+    pub first_write_ns: Option<u64>,
+    /// After the last route write of the last batch that wrote one.
+    pub last_write_ns: Option<u64>,
+}
+
+impl InstallRecord {
+    /// An UPDATE reached the RIB.
+    pub fn update_received(&mut self, update: &bgp::wire::Update) {
+        let now = monotonic_ns();
+        self.first_update_ns.get_or_insert(now);
+        self.last_update_ns = Some(now);
+        self.updates += 1;
+        self.prefixes_announced += (update.nlri.len() + update.announced_v6().len()) as u64;
+        self.prefixes_withdrawn += (update.withdrawn.len() + update.withdrawn_v6().len()) as u64;
+    }
+
+    /// A FIB batch was applied (or failed, having written part of it).
+    pub fn batch_applied(&mut self, result: &anyhow::Result<FibStats>) {
+        let Ok(stats) = result else {
+            self.failed_batches += 1;
+            return;
+        };
+        self.groups_added += stats.groups_added as u64;
+        self.groups_freed += stats.groups_freed as u64;
+        if stats.routes_upserted + stats.routes_removed == 0 {
+            return;
+        }
+        let now = monotonic_ns();
+        self.first_write_ns.get_or_insert(now);
+        self.last_write_ns = Some(now);
+        self.batches += 1;
+        self.routes_upserted += stats.routes_upserted as u64;
+        self.routes_removed += stats.routes_removed as u64;
+    }
+}

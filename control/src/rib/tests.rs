@@ -450,3 +450,39 @@ fn routes_with_our_own_as_in_the_path_are_refused() {
     assert_eq!(h.rib.adj_rib_in_len(P), 0);
     assert_eq!(h.rib.best(net("10.1.0.0/16")), None);
 }
+
+#[test]
+fn the_install_record_times_the_first_update_and_the_last_write() {
+    let mut record = InstallRecord::default();
+    record.update_received(&announce(&["10.0.0.0/24", "10.0.1.0/24"], &[65010]));
+    record.update_received(&withdraw(&["10.0.1.0/24"]));
+    let first = record.first_update_ns.unwrap();
+    assert!(record.last_update_ns.unwrap() >= first);
+    assert_eq!(
+        (
+            record.updates,
+            record.prefixes_announced,
+            record.prefixes_withdrawn
+        ),
+        (2, 2, 1)
+    );
+    assert_eq!(record.last_write_ns, None);
+    // A batch that wrote nothing does not move the write clock.
+    record.batch_applied(&Ok(FibStats::default()));
+    assert_eq!((record.batches, record.last_write_ns), (0, None));
+    record.batch_applied(&Ok(FibStats {
+        groups_added: 1,
+        routes_upserted: 2,
+        ..Default::default()
+    }));
+    record.batch_applied(&Err(anyhow::anyhow!("refused")));
+    assert!(record.last_write_ns.unwrap() >= first);
+    assert_eq!(
+        (
+            record.batches,
+            record.routes_upserted,
+            record.failed_batches
+        ),
+        (1, 2, 1)
+    );
+}
