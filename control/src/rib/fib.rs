@@ -6,7 +6,7 @@
 //! new group is written first, then routes are repointed (one map update
 //! each, so a prefix that stays routed is never missing), and only then are
 //! groups that lost their last route released.
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, hash_map::Entry};
 
 use ipnet::IpNet;
 use msee_abi::{GroupMember, MAX_GROUP_MEMBERS, MAX_GROUPS};
@@ -17,6 +17,55 @@ pub trait FibSink {
     fn upsert_route(&mut self, domain: u32, prefix: IpNet, group: u32) -> anyhow::Result<()>;
     fn remove_route(&mut self, domain: u32, prefix: IpNet) -> anyhow::Result<()>;
     fn set_link_state(&mut self, link: u32, up: bool) -> anyhow::Result<()>;
+
+    /// Installs or repoints each `(domain, prefix, group)`, in order, each
+    /// one as [`FibSink::upsert_route`] would. The default makes one call
+    /// per route; the dataplane batches them.
+    fn upsert_routes(&mut self, routes: &[(u32, IpNet, u32)]) -> Result<(), SinkBatchError> {
+        for (i, (domain, prefix, group)) in routes.iter().enumerate() {
+            self.upsert_route(*domain, *prefix, *group)
+                .map_err(|error| SinkBatchError {
+                    applied: i,
+                    failed: i,
+                    error,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Removes each `(domain, prefix)`, in order.
+    fn remove_routes(&mut self, routes: &[(u32, IpNet)]) -> Result<(), SinkBatchError> {
+        for (i, (domain, prefix)) in routes.iter().enumerate() {
+            self.remove_route(*domain, *prefix)
+                .map_err(|error| SinkBatchError {
+                    applied: i,
+                    failed: i,
+                    error,
+                })?;
+        }
+        Ok(())
+    }
+}
+
+/// A batch of route writes that stopped: its first `applied` entries were
+/// written, entry `failed` was refused with `error`, later ones were not
+/// tried. (`failed` > `applied` only when the sink refused the batch before
+/// writing anything, having found an invalid entry.)
+#[derive(Debug)]
+pub struct SinkBatchError {
+    pub applied: usize,
+    pub failed: usize,
+    pub error: anyhow::Error,
+}
+
+impl From<dataplane::RouteBatchError> for SinkBatchError {
+    fn from(e: dataplane::RouteBatchError) -> Self {
+        Self {
+            applied: e.applied,
+            failed: e.failed,
+            error: e.into(),
+        }
+    }
 }
 
 impl FibSink for dataplane::Msee {
@@ -37,6 +86,16 @@ impl FibSink for dataplane::Msee {
     fn set_link_state(&mut self, link: u32, up: bool) -> anyhow::Result<()> {
         Ok(dataplane::Msee::set_link_state(self, link, up)?)
     }
+    fn upsert_routes(&mut self, routes: &[(u32, IpNet, u32)]) -> Result<(), SinkBatchError> {
+        let routes: Vec<(u32, IpNet, msee_abi::Route)> = routes
+            .iter()
+            .map(|&(domain, prefix, group)| (domain, prefix, msee_abi::Route { group, flags: 0 }))
+            .collect();
+        Ok(dataplane::Msee::upsert_routes(self, &routes)?)
+    }
+    fn remove_routes(&mut self, routes: &[(u32, IpNet)]) -> Result<(), SinkBatchError> {
+        Ok(dataplane::Msee::remove_routes(self, routes)?)
+    }
 }
 
 /// One best-path change: `members` is the new next-hop set of `prefix` in
@@ -55,6 +114,14 @@ pub struct FibStats {
     pub groups_freed: usize,
     pub routes_upserted: usize,
     pub routes_removed: usize,
+}
+
+/// One route write of a batch: `batch[change]`'s prefix moves from group
+/// `old` to `target` (`None`: not routed).
+struct Write {
+    change: usize,
+    old: Option<u32>,
+    target: Option<u32>,
 }
 
 /// A group's identity: its members as (link, preference), sorted by link.
@@ -94,11 +161,11 @@ impl Fib {
     /// Group ids are allocated from `first_group` upward.
     pub fn new(first_group: u32) -> Self {
         Self {
-            by_key: HashMap::new(),
+            by_key: Default::default(),
             groups: BTreeMap::new(),
             free: BTreeSet::new(),
             next_id: first_group,
-            routes: HashMap::new(),
+            routes: Default::default(),
         }
     }
 
@@ -137,87 +204,199 @@ impl Fib {
         Ok(id)
     }
 
+    /// The group for `members`, made (written to the sink) if it does not
+    /// exist yet.
+    fn group_for(
+        &mut self,
+        sink: &mut dyn FibSink,
+        prefix: IpNet,
+        members: &[GroupMember],
+        stats: &mut FibStats,
+    ) -> anyhow::Result<u32> {
+        let key = group_key(members);
+        if key.len() > MAX_GROUP_MEMBERS {
+            anyhow::bail!(
+                "{prefix}: {} next-hop links, at most {MAX_GROUP_MEMBERS}",
+                key.len()
+            );
+        }
+        if let Some(id) = self.by_key.get(&key) {
+            return Ok(*id);
+        }
+        let id = self.allocate()?;
+        let members: Vec<GroupMember> = key
+            .iter()
+            .map(|&(link, preference)| GroupMember { link, preference })
+            .collect();
+        if let Err(e) = sink.set_group(id, &members) {
+            self.free.insert(id);
+            return Err(e.context(format!("writing next-hop group {id}")));
+        }
+        self.by_key.insert(key.clone(), id);
+        self.groups.insert(id, Group { key, refs: 0 });
+        stats.groups_added += 1;
+        Ok(id)
+    }
+
     /// Applies a batch make-before-break. On a sink error the FIB stays
     /// consistent with what was written; the batch can be retried.
+    ///
+    /// Route writes go to the sink in the batch's order, in runs of
+    /// consecutive upserts or removals ([`FibSink::upsert_routes`],
+    /// [`FibSink::remove_routes`]: one batch syscall per run in the
+    /// dataplane), after every group the batch needs exists and before any
+    /// group it frees is released.
     pub fn apply(
         &mut self,
         sink: &mut dyn FibSink,
         batch: &[FibChange],
     ) -> anyhow::Result<FibStats> {
         let mut stats = FibStats::default();
-        // 1. Make: every group the batch needs exists before any route uses it.
+        // 1. Make: every group the batch needs exists before any route uses
+        // it. The changes of one UPDATE mostly share their next hops: the
+        // last member set and its group are remembered.
         let mut targets = Vec::with_capacity(batch.len());
+        let mut last: Option<(&[GroupMember], u32)> = None;
         for change in batch {
-            let target = match &change.members {
-                Some(members) if !members.is_empty() => {
-                    let key = group_key(members);
-                    if key.len() > MAX_GROUP_MEMBERS {
-                        anyhow::bail!(
-                            "{}: {} next-hop links, at most {MAX_GROUP_MEMBERS}",
-                            change.prefix,
-                            key.len()
-                        );
-                    }
-                    let id = match self.by_key.get(&key) {
-                        Some(id) => *id,
-                        None => {
-                            let id = self.allocate()?;
-                            let members: Vec<GroupMember> = key
-                                .iter()
-                                .map(|&(link, preference)| GroupMember { link, preference })
-                                .collect();
-                            if let Err(e) = sink.set_group(id, &members) {
-                                self.free.insert(id);
-                                return Err(e.context(format!("writing next-hop group {id}")));
+            let target = match change.members.as_deref() {
+                Some(members) if !members.is_empty() => match last {
+                    Some((m, id)) if m == members => Some(id),
+                    _ => {
+                        let id = match self.group_for(sink, change.prefix, members, &mut stats) {
+                            Ok(id) => id,
+                            Err(e) => {
+                                // Groups made for this batch and unused are
+                                // released.
+                                self.release_unused(targets.iter().flatten().copied(), &mut stats);
+                                return Err(e);
                             }
-                            self.by_key.insert(key.clone(), id);
-                            self.groups.insert(id, Group { key, refs: 0 });
-                            stats.groups_added += 1;
-                            id
-                        }
-                    };
-                    Some(id)
-                }
+                        };
+                        last = Some((members, id));
+                        Some(id)
+                    }
+                },
                 _ => None,
             };
             targets.push(target);
         }
-        // 2. Repoint routes.
+        // 2. Repoint routes. The FIB's own tables change first (so that a
+        // prefix twice in the batch sees its first change), then the sink
+        // writes; whatever the sink did not apply is rolled back.
+        let mut writes: Vec<Write> = Vec::new();
         let mut touched = BTreeSet::new();
-        let result = (|| {
-            for (change, target) in batch.iter().zip(&targets) {
-                let key = (change.domain, change.prefix);
-                let old = self.routes.get(&key).copied();
-                if old == *target {
-                    continue;
+        for (i, (change, target)) in batch.iter().zip(&targets).enumerate() {
+            let key = (change.domain, change.prefix);
+            let old = match (self.routes.entry(key), target) {
+                (Entry::Occupied(o), _) if Some(*o.get()) == *target => continue,
+                (Entry::Occupied(mut o), Some(t)) => Some(std::mem::replace(o.get_mut(), *t)),
+                (Entry::Occupied(o), None) => Some(o.remove()),
+                (Entry::Vacant(v), Some(t)) => {
+                    v.insert(*t);
+                    None
                 }
-                match target {
-                    Some(id) => {
-                        sink.upsert_route(change.domain, change.prefix, *id)
-                            .map_err(|e| e.context(format!("installing {}", change.prefix)))?;
-                        self.routes.insert(key, *id);
-                        self.groups.get_mut(id).expect("group made above").refs += 1;
-                        stats.routes_upserted += 1;
-                    }
-                    None => {
-                        sink.remove_route(change.domain, change.prefix)
-                            .map_err(|e| e.context(format!("removing {}", change.prefix)))?;
-                        self.routes.remove(&key);
-                        stats.routes_removed += 1;
-                    }
-                }
-                if let Some(old) = old {
-                    let g = self.groups.get_mut(&old).expect("installed group");
-                    g.refs -= 1;
-                    touched.insert(old);
-                }
+                (Entry::Vacant(_), None) => continue,
+            };
+            if let Some(t) = target {
+                self.groups.get_mut(t).expect("group made above").refs += 1;
             }
-            anyhow::Ok(())
-        })();
+            if let Some(o) = old {
+                self.groups.get_mut(&o).expect("installed group").refs -= 1;
+                touched.insert(o);
+            }
+            writes.push(Write {
+                change: i,
+                old,
+                target: *target,
+            });
+        }
+        let (written, result) = match self.write_routes(sink, batch, &writes) {
+            Ok(()) => (writes.len(), Ok(())),
+            Err(e) => {
+                // Undo, newest first, what the sink did not write.
+                for w in writes[e.applied..].iter().rev() {
+                    let c = &batch[w.change];
+                    match w.old {
+                        Some(o) => {
+                            self.routes.insert((c.domain, c.prefix), o);
+                            self.groups.get_mut(&o).expect("still referenced").refs += 1;
+                        }
+                        None => {
+                            self.routes.remove(&(c.domain, c.prefix));
+                        }
+                    }
+                    if let Some(t) = w.target {
+                        self.groups.get_mut(&t).expect("made above").refs -= 1;
+                    }
+                }
+                let w = &writes[e.failed];
+                let what = if w.target.is_some() {
+                    "installing"
+                } else {
+                    "removing"
+                };
+                let context = format!("{what} {}", batch[w.change].prefix);
+                (e.applied, Err(e.error.context(context)))
+            }
+        };
+        for w in &writes[..written] {
+            if w.target.is_some() {
+                stats.routes_upserted += 1;
+            } else {
+                stats.routes_removed += 1;
+            }
+        }
         // 3. Break: release groups nothing points at any more (including
         // groups made in step 1 and left unused by an error).
         touched.extend(targets.iter().flatten().copied());
-        for id in touched {
+        self.release_unused(touched, &mut stats);
+        result.map(|()| stats)
+    }
+
+    /// Sends `writes` to the sink in order, one call per run of upserts or
+    /// removals. On error, `applied` and `failed` index `writes`.
+    fn write_routes(
+        &self,
+        sink: &mut dyn FibSink,
+        batch: &[FibChange],
+        writes: &[Write],
+    ) -> Result<(), SinkBatchError> {
+        let mut start = 0;
+        while start < writes.len() {
+            let upsert = writes[start].target.is_some();
+            let end = writes[start..]
+                .iter()
+                .position(|w| w.target.is_some() != upsert)
+                .map_or(writes.len(), |n| start + n);
+            let run = &writes[start..end];
+            let r = if upsert {
+                let routes: Vec<(u32, IpNet, u32)> = run
+                    .iter()
+                    .map(|w| {
+                        let c = &batch[w.change];
+                        (c.domain, c.prefix, w.target.expect("an upsert"))
+                    })
+                    .collect();
+                sink.upsert_routes(&routes)
+            } else {
+                let routes: Vec<(u32, IpNet)> = run
+                    .iter()
+                    .map(|w| (batch[w.change].domain, batch[w.change].prefix))
+                    .collect();
+                sink.remove_routes(&routes)
+            };
+            r.map_err(|e| SinkBatchError {
+                applied: start + e.applied.min(run.len()),
+                failed: start + e.failed.min(run.len() - 1),
+                error: e.error,
+            })?;
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// Frees each of `ids` that no route points at any more.
+    fn release_unused(&mut self, ids: impl IntoIterator<Item = u32>, stats: &mut FibStats) {
+        for id in ids {
             if self.groups.get(&id).is_some_and(|g| g.refs == 0) {
                 let g = self.groups.remove(&id).expect("checked");
                 self.by_key.remove(&g.key);
@@ -225,7 +404,6 @@ impl Fib {
                 stats.groups_freed += 1;
             }
         }
-        result.map(|()| stats)
     }
 }
 
