@@ -638,6 +638,17 @@ impl Bgp {
         let result = self.fib.apply(msee, &batch);
         self.install.batch_applied(&result);
         match result {
+            // One line per route only when asked for: a full table is a
+            // million lines.
+            Ok(stats) if !tracing::enabled!(tracing::Level::DEBUG) => {
+                info!(
+                    installed = stats.routes_upserted,
+                    removed = stats.routes_removed,
+                    groups_added = stats.groups_added,
+                    groups_freed = stats.groups_freed,
+                    "FIB batch applied"
+                );
+            }
             Ok(stats) => {
                 for c in &batch {
                     match &c.members {
