@@ -390,6 +390,7 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
                 fib: Fib::new(first_bgp_group),
                 status,
                 install: Default::default(),
+                pending: Default::default(),
             })
         }
         None => None,
@@ -627,6 +628,8 @@ struct Bgp {
     status: Vec<SessionStatus>,
     /// When UPDATEs arrived and the FIB was written (API `fib`).
     install: crate::rib::InstallRecord,
+    /// Route changes not yet written (while more UPDATEs are queued).
+    pending: crate::rib::PendingChanges,
 }
 
 impl Bgp {
@@ -715,13 +718,24 @@ impl Bgp {
                     for (prefix, why) in &outcome.refused {
                         warn!(session = %name, %prefix, "route refused: {why}");
                     }
-                    self.apply(rib, &outcome.changed, msee);
+                    self.pending.add(rib, outcome.changed);
                 }
                 Err(e) => warn!(session = %name, "{e:#}"),
             },
             SessionEvent::RouteRefreshRequested { .. } => {
                 self.speaker.advertise(i, self.prepend(link)).await
             }
+        }
+        // Route changes wait while more UPDATEs are queued (see PendingChanges).
+        if self.pending.is_full() || self.speaker.events.is_empty() {
+            self.flush_pending(msee);
+        }
+    }
+
+    /// Writes the route changes that waited for the UPDATE queue to empty.
+    fn flush_pending(&mut self, msee: &mut Msee) {
+        for (rib, changed) in self.pending.take() {
+            self.apply(rib, &changed, msee);
         }
     }
 
@@ -807,6 +821,7 @@ impl Bgp {
     /// Withdraws the Adj-RIB-In of sessions that went down (lazily, after
     /// the link-state flip has already moved the traffic).
     fn flush_stale(&mut self, msee: &mut Msee) {
+        self.flush_pending(msee);
         for r in 0..self.ribs.len() {
             let links: Vec<u32> = self
                 .speaker

@@ -482,3 +482,64 @@ impl InstallRecord {
         self.routes_removed += stats.routes_removed as u64;
     }
 }
+
+/// Best-path changes waiting for the FIB. The daemon adds each UPDATE's
+/// changed prefixes here and writes them when no more UPDATEs are queued
+/// (or [`PendingChanges::LIMIT`] prefixes wait): a table that arrives in
+/// thousands of UPDATEs is then written in a few large batches, each in
+/// address order. The kernel's LPM trie takes an insert in address order
+/// after the previous one two to three times faster than a random one (the
+/// walk down the trie is still in cache; see BENCHMARKS.md, "through the
+/// dataplane API"). A lone UPDATE is written at once, as before. Best paths are computed when the batch is written, from
+/// the RIB as it is then.
+#[derive(Debug, Default)]
+pub struct PendingChanges {
+    /// Per RIB (index), prefixes in arrival order, possibly repeated.
+    by_rib: Vec<Vec<IpNet>>,
+    len: usize,
+}
+
+impl PendingChanges {
+    /// At most this many prefixes wait (a batch this size keeps the main
+    /// loop busy for a fraction of a second at a million routes).
+    pub const LIMIT: usize = 1 << 18;
+
+    pub fn add(&mut self, rib: usize, changed: impl IntoIterator<Item = IpNet>) {
+        if self.by_rib.len() <= rib {
+            self.by_rib.resize_with(rib + 1, Vec::new);
+        }
+        let v = &mut self.by_rib[rib];
+        let before = v.len();
+        v.extend(changed);
+        self.len += v.len() - before;
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.len >= Self::LIMIT
+    }
+
+    /// Everything pending, per RIB index, in address order without repeats.
+    pub fn take(&mut self) -> Vec<(usize, BTreeSet<IpNet>)> {
+        self.len = 0;
+        self.by_rib
+            .iter_mut()
+            .enumerate()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(rib, v)| {
+                let mut v = std::mem::take(v);
+                v.sort_unstable();
+                v.dedup();
+                // From sorted input, a BTreeSet is built in one pass.
+                (rib, v.into_iter().collect())
+            })
+            .collect()
+    }
+}

@@ -20,7 +20,7 @@ use bgp::wire::{AsSegment, PathAttribute, Update};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use msee_abi::{GroupMember, PeeringKind};
 
-pub use fib::{Fib, FibChange, FibSink, FibStats, InstallRecord, SinkBatchError};
+pub use fib::{Fib, FibChange, FibSink, FibStats, InstallRecord, PendingChanges, SinkBatchError};
 
 /// What the RIB keeps of a path: the MSEE ignores customer communities,
 /// MED and next hop (a link has exactly one neighbour).

@@ -627,6 +627,31 @@ fn a_prefix_twice_in_a_batch_ends_with_its_last_change() {
 }
 
 #[test]
+fn pending_changes_come_out_in_address_order_once_each() {
+    let mut pending = PendingChanges::default();
+    assert!(pending.is_empty());
+    pending.add(0, ["10.0.2.0/24", "10.0.0.0/24"].map(net));
+    pending.add(1, ["192.0.2.0/24"].map(net));
+    pending.add(0, ["10.0.1.0/24", "10.0.2.0/24", "2001:db8::/32"].map(net));
+    assert_eq!(pending.len(), 6);
+    assert!(!pending.is_full());
+    let taken = pending.take();
+    assert!(pending.is_empty());
+    assert_eq!(taken.len(), 2);
+    assert_eq!(taken[0].0, 0);
+    assert_eq!(
+        taken[0]
+            .1
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        ["10.0.0.0/24", "10.0.1.0/24", "10.0.2.0/24", "2001:db8::/32"]
+    );
+    assert_eq!(taken[1], (1, [net("192.0.2.0/24")].into()));
+    assert!(pending.take().is_empty());
+}
+
+#[test]
 fn the_install_record_times_the_first_update_and_the_last_write() {
     let mut record = InstallRecord::default();
     record.update_received(&announce(&["10.0.0.0/24", "10.0.1.0/24"], &[65010]));
