@@ -6,7 +6,7 @@
 //! new group is written first, then routes are repointed (one map update
 //! each, so a prefix that stays routed is never missing), and only then are
 //! groups that lost their last route released.
-use std::collections::{BTreeMap, BTreeSet, HashMap, hash_map::Entry};
+use std::collections::{BTreeMap, BTreeSet, btree_map::Entry};
 
 use ipnet::IpNet;
 use msee_abi::{GroupMember, MAX_GROUP_MEMBERS, MAX_GROUPS};
@@ -143,12 +143,14 @@ struct Group {
 /// The routes and groups this control plane has installed.
 #[derive(Debug)]
 pub struct Fib {
-    by_key: HashMap<GroupKey, u32>,
+    by_key: foldhash::HashMap<GroupKey, u32>,
     groups: BTreeMap<u32, Group>,
     /// Released ids, reused lowest first.
     free: BTreeSet<u32>,
     next_id: u32,
-    routes: HashMap<(u32, IpNet), u32>,
+    /// Ordered: batches come in address order (see [`PendingChanges`]), and
+    /// walking a B-tree in order stays in cache where hashing would not.
+    routes: BTreeMap<(u32, IpNet), u32>,
 }
 
 impl Default for Fib {
@@ -490,8 +492,8 @@ impl InstallRecord {
 /// address order. The kernel's LPM trie takes an insert in address order
 /// after the previous one two to three times faster than a random one (the
 /// walk down the trie is still in cache; see BENCHMARKS.md, "through the
-/// dataplane API"). A lone UPDATE is written at once, as before. Best paths are computed when the batch is written, from
-/// the RIB as it is then.
+/// dataplane API"). A lone UPDATE is written at once, as before. Best paths
+/// are computed when the batch is written, from the RIB as it is then.
 #[derive(Debug, Default)]
 pub struct PendingChanges {
     /// Per RIB (index), prefixes in arrival order, possibly repeated.

@@ -106,14 +106,19 @@ struct AdjRibIn {
     established: bool,
     /// Kept after the session went down until flushed.
     stale: bool,
-    routes: BTreeMap<IpNet, Path>,
+    /// Hashed, not ordered: a full table is a million entries, looked up
+    /// once per announcement and once per best-path computation, and only
+    /// [`Rib::routes`] (the CLI) wants them in order. foldhash is seeded
+    /// per process, and the customer's table is bounded by its route limit.
+    routes: foldhash::HashMap<IpNet, Path>,
 }
 
 /// Outcome of one UPDATE.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct UpdateOutcome {
-    /// Prefixes whose best path may have changed.
-    pub changed: BTreeSet<IpNet>,
+    /// Prefixes whose best path may have changed, in the UPDATE's order (a
+    /// prefix both withdrawn and announced is there twice).
+    pub changed: Vec<IpNet>,
     pub refused: Vec<(IpNet, Refusal)>,
 }
 
@@ -198,7 +203,7 @@ impl Rib {
             .chain(update.withdrawn_v6().iter().map(|p| IpNet::V6(*p)));
         for prefix in withdrawn {
             if adj.routes.remove(&prefix.trunc()).is_some() {
-                out.changed.insert(prefix.trunc());
+                out.changed.push(prefix.trunc());
             }
         }
         let announced: Vec<IpNet> = update
@@ -216,7 +221,7 @@ impl Rib {
         if update.treated_as_withdraw() {
             for prefix in announced {
                 if adj.routes.remove(&prefix).is_some() {
-                    out.changed.insert(prefix);
+                    out.changed.push(prefix);
                 }
             }
             return Ok(out);
@@ -234,13 +239,13 @@ impl Rib {
             match verdict {
                 Ok(()) => {
                     if adj.routes.insert(prefix, path) != Some(path) {
-                        out.changed.insert(prefix);
+                        out.changed.push(prefix);
                     }
                 }
                 Err(why) => {
                     // A refused re-announcement replaces an accepted one.
                     if adj.routes.remove(&prefix).is_some() {
-                        out.changed.insert(prefix);
+                        out.changed.push(prefix);
                     }
                     out.refused.push((prefix, why));
                 }
@@ -273,6 +278,7 @@ impl Rib {
         let members: Vec<GroupMember> = self
             .links
             .iter()
+            .filter(|(_, adj)| !adj.routes.is_empty())
             .filter_map(|(link, adj)| {
                 adj.routes.get(&prefix).map(|p| GroupMember {
                     link: *link,
