@@ -611,6 +611,7 @@ fn packet_bench(args: &Args) -> Result<serde_json::Value> {
 fn api_install_bench() -> Result<serde_json::Value> {
     let mut out = Vec::new();
     for routes in [10_000usize, 1_000_000] {
+        let mut removal = None;
         for write in [Write::Single, Write::Batch, Write::BatchSorted] {
             let (mut m, install) = msee_with_routes(routes, write)?;
             let (method, order) = match write {
@@ -647,7 +648,7 @@ fn api_install_bench() -> Result<serde_json::Value> {
                     "msee-bench: {routes} routes removed with remove_routes: {:.3} s ({rate:.0} routes/s)",
                     took.as_secs_f64()
                 );
-                out.push(json!({
+                removal = Some(json!({
                     "routes": routes,
                     "method": "remove_routes",
                     "order": "random",
@@ -656,6 +657,7 @@ fn api_install_bench() -> Result<serde_json::Value> {
                 }));
             }
         }
+        out.extend(removal);
     }
     Ok(json!(out))
 }
