@@ -41,6 +41,16 @@ pub enum Request {
         link: String,
         drain: bool,
     },
+    /// How the BGP side programmed the dataplane: CLOCK_MONOTONIC times of
+    /// the first and last UPDATE received and of the first and last FIB
+    /// write, with counts (the route-install benchmark reads these); routes
+    /// and groups installed; and, for each address of `lookup` and each
+    /// peering, the route the dataplane's map gives it (longest-prefix
+    /// match, as `msee` does per packet).
+    Fib {
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        lookup: Vec<std::net::IpAddr>,
+    },
 }
 
 /// A request and where its answer goes.
@@ -157,6 +167,16 @@ mod tests {
             })
             .unwrap(),
             r#"{"cmd":"routes","circuit":"er-lab"}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&Request::Fib { lookup: vec![] }).unwrap(),
+            r#"{"cmd":"fib"}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<Request>(r#"{"cmd":"fib","lookup":["10.1.0.1"]}"#).unwrap(),
+            Request::Fib {
+                lookup: vec!["10.1.0.1".parse().unwrap()]
+            }
         );
     }
 

@@ -457,6 +457,8 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
                 fib: Fib::new(first_bgp_group),
                 status,
                 bfd,
+                install: Default::default(),
+                pending: Default::default(),
             })
         }
         None => None,
@@ -773,6 +775,33 @@ fn answer(
                 .unwrap_or_default()
         )),
         Request::Drain { .. } | Request::Reload => Err("answered by the main loop".into()),
+        Request::Fib { lookup } => {
+            let Some(b) = bgp else {
+                return Err("this daemon runs no BGP circuit".into());
+            };
+            let mut lookups = Vec::new();
+            for addr in lookup {
+                for (plan, rib) in b.peerings.iter().zip(&b.ribs) {
+                    let route = msee
+                        .lookup_route(rib.domain(), *addr)
+                        .map_err(|e| format!("looking up {addr}: {e}"))?;
+                    lookups.push(json!({
+                        "addr": addr,
+                        "peering": plan.kind.name(),
+                        "route": route.map(|r| json!({"group": r.group, "flags": r.flags})),
+                    }));
+                }
+            }
+            Ok(json!({
+                "circuit": b.circuit,
+                "now_ns": crate::rib::fib::monotonic_ns(),
+                "cpu_ns": crate::rib::fib::process_cpu_ns(),
+                "record": b.install,
+                "routes": b.fib.route_count(),
+                "groups": b.fib.group_count(),
+                "lookup": lookups,
+            }))
+        }
         Request::Counters => port_reports(msee, ports)
             .map(|r| json!(r))
             .map_err(|e| format!("reading counters: {e:#}")),
@@ -905,6 +934,10 @@ struct Bgp {
     fib: Fib,
     status: Vec<SessionStatus>,
     bfd: Option<std::sync::Arc<bfd::transport::Bfd>>,
+    /// When UPDATEs arrived and the FIB was written (API `fib`).
+    install: crate::rib::InstallRecord,
+    /// Route changes not yet written (while more UPDATEs are queued).
+    pending: crate::rib::PendingChanges,
 }
 
 impl Bgp {
@@ -913,7 +946,20 @@ impl Bgp {
             return;
         }
         let batch = self.ribs[rib].changes(changed);
-        match self.fib.apply(msee, &batch) {
+        let result = self.fib.apply(msee, &batch);
+        self.install.batch_applied(&result);
+        match result {
+            // One line per route only when asked for: a full table is a
+            // million lines.
+            Ok(stats) if !tracing::enabled!(tracing::Level::DEBUG) => {
+                info!(
+                    installed = stats.routes_upserted,
+                    removed = stats.routes_removed,
+                    groups_added = stats.groups_added,
+                    groups_freed = stats.groups_freed,
+                    "FIB batch applied"
+                );
+            }
             Ok(stats) => {
                 for c in &batch {
                     match &c.members {
@@ -937,6 +983,9 @@ impl Bgp {
     /// hook): the RIB, the FIB and what the CLI shows.
     async fn on_event(&mut self, i: usize, event: bgp::transport::SessionEvent, msee: &mut Msee) {
         use bgp::{fsm::DownReason, transport::SessionEvent};
+        if let SessionEvent::Routes(update) = &event {
+            self.install.update_received(update);
+        }
         let spec = &self.speaker.specs[i];
         let (name, link, rib) = (spec.name.clone(), spec.link, spec.peering);
         let session = (link, spec.family);
@@ -979,13 +1028,24 @@ impl Bgp {
                     for (prefix, why) in &outcome.refused {
                         warn!(session = %name, %prefix, "route refused: {why}");
                     }
-                    self.apply(rib, &outcome.changed, msee);
+                    self.pending.add(rib, outcome.changed);
                 }
                 Err(e) => warn!(session = %name, "{e:#}"),
             },
             SessionEvent::RouteRefreshRequested { .. } => {
                 self.speaker.advertise(i, self.prepend(link)).await
             }
+        }
+        // Route changes wait while more UPDATEs are queued (see PendingChanges).
+        if self.pending.is_full() || self.speaker.events.is_empty() {
+            self.flush_pending(msee);
+        }
+    }
+
+    /// Writes the route changes that waited for the UPDATE queue to empty.
+    fn flush_pending(&mut self, msee: &mut Msee) {
+        for (rib, changed) in self.pending.take() {
+            self.apply(rib, &changed, msee);
         }
     }
 
@@ -1258,6 +1318,7 @@ impl Bgp {
     /// Withdraws the Adj-RIB-In of sessions that went down (lazily, after
     /// the link-state flip has already moved the traffic).
     fn flush_stale(&mut self, msee: &mut Msee) {
+        self.flush_pending(msee);
         let sessions: Vec<(usize, (u32, speaker::Family))> = self
             .speaker
             .specs

@@ -5,7 +5,10 @@ pub mod engine;
 pub mod msee;
 
 pub use baseline::{Baseline, BaselineError};
-pub use msee::{AttachMode, LinkSwitch, LoadOptions, Msee, MseeError, default_burst_bytes};
+pub use msee::{
+    AttachMode, LinkSwitch, LoadOptions, Msee, MseeError, ROUTE_BATCH, RouteBatchError,
+    default_burst_bytes,
+};
 
 /// The `msee` eBPF object, built from `xdp-ebpf` by this crate's build.rs.
 pub static MSEE_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/msee"));

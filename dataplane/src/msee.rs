@@ -2,15 +2,18 @@
 //! control plane calls to describe circuits, links, routes and policers.
 use std::{
     net::IpAddr,
-    os::fd::AsFd as _,
+    os::fd::{AsFd as _, AsRawFd as _, BorrowedFd},
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
     time::Duration,
 };
 
 use aya::{
-    Ebpf, EbpfLoader,
-    maps::{Array, DevMapHash, HashMap, LpmTrie, MapData, MapError, PerCpuArray, lpm_trie::Key},
+    Ebpf, EbpfLoader, Pod,
+    maps::{
+        Array, DevMapHash, HashMap, IterableMap as _, LpmTrie, MapData, MapError, PerCpuArray,
+        lpm_trie::Key,
+    },
     programs::{ProgramError, TestRun, TestRunOptions, Xdp, XdpMode, xdp::XdpLinkId},
 };
 use ipnet::IpNet;
@@ -87,6 +90,32 @@ pub enum MseeError {
     Dup(#[source] std::io::Error),
     #[error("policer rate {0} bit/s is below the minimum of 8 bit/s")]
     PolicerRate(u64),
+    #[error("map {map}: {op}: {source}")]
+    Syscall {
+        map: &'static str,
+        op: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A route batch ([`Msee::upsert_routes`], [`Msee::remove_routes`]) that
+/// was not applied whole. Entries are written in order: the first
+/// `applied` are in the map, entry `failed` was refused for `source`, and
+/// no later entry was tried. An entry that fails validation (a group id out
+/// of range) is found before anything is written: `applied` is then 0.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{applied} of {total} route writes applied; entry {failed} ({prefix} in domain {domain}) failed, later ones not tried: {source}"
+)]
+pub struct RouteBatchError {
+    pub applied: usize,
+    pub total: usize,
+    pub failed: usize,
+    pub domain: u32,
+    pub prefix: IpNet,
+    #[source]
+    pub source: Box<MseeError>,
 }
 
 type Result<T> = std::result::Result<T, MseeError>;
@@ -159,6 +188,9 @@ impl std::fmt::Debug for LinkSwitch {
 pub struct Msee {
     ebpf: Ebpf,
     links: Vec<(u32, XdpLinkId)>,
+    /// The kernel refused a batch command on the route tries (no batch
+    /// operations on LPM tries before Linux 5.14): write one entry per call.
+    no_batch: bool,
 }
 
 impl Msee {
@@ -183,6 +215,7 @@ impl Msee {
         let mut msee = Self {
             ebpf,
             links: Vec::new(),
+            no_batch: false,
         };
         msee.program_mut()?.load().map_err(MseeError::Program)?;
         msee.write_dscp_policy()?;
@@ -458,6 +491,196 @@ impl Msee {
         Ok(found)
     }
 
+    /// The route the dataplane uses for `addr` in `domain`: a longest-prefix
+    /// match, as `msee` does per packet (one map lookup, whatever the table
+    /// size; [`Msee::route`] finds an exact prefix but walks the table).
+    pub fn lookup_route(&self, domain: u32, addr: IpAddr) -> Result<Option<Route>> {
+        let found = match addr {
+            IpAddr::V4(a) => {
+                let m: LpmTrie<_, RouteKeyV4, Route> = self.map_ref(maps::ROUTES_V4)?;
+                m.get(&Key::new(64, route_key_v4(domain, a.octets())), 0)
+            }
+            IpAddr::V6(a) => {
+                let m: LpmTrie<_, RouteKeyV6, Route> = self.map_ref(maps::ROUTES_V6)?;
+                m.get(&Key::new(160, route_key_v6(domain, a.octets())), 0)
+            }
+        };
+        match found {
+            Ok(r) => Ok(Some(r)),
+            Err(MapError::KeyNotFound) => Ok(None),
+            Err(e) => Err(map_err(match addr {
+                IpAddr::V4(_) => maps::ROUTES_V4,
+                IpAddr::V6(_) => maps::ROUTES_V6,
+            })(e)),
+        }
+    }
+
+    /// Route (or re-route) every `(domain, prefix, route)` of `routes`, in
+    /// order, with as few syscalls as the kernel allows
+    /// (`BPF_MAP_UPDATE_BATCH`, up to [`ROUTE_BATCH`] entries per call).
+    /// Each entry is still one atomic replacement in the map, exactly as
+    /// [`Msee::upsert_route`]: a prefix that stays routed is never missing,
+    /// even half way through a batch. Either every entry is applied, or the
+    /// error says which were ([`RouteBatchError`]).
+    pub fn upsert_routes(
+        &mut self,
+        routes: &[(u32, IpNet, Route)],
+    ) -> std::result::Result<(), RouteBatchError> {
+        let total = routes.len();
+        let refuse = |i: usize, applied: usize, source: MseeError| RouteBatchError {
+            applied,
+            total,
+            failed: i,
+            domain: routes[i].0,
+            prefix: routes[i].1,
+            source: Box::new(source),
+        };
+        // Validate everything before writing anything.
+        for (i, (_, _, route)) in routes.iter().enumerate() {
+            check_range("group id", route.group, MAX_GROUPS).map_err(|e| refuse(i, 0, e))?;
+        }
+        let mut done = 0;
+        for run in family_runs(routes.iter().map(|r| r.1)) {
+            let entries = &routes[run.clone()];
+            let written = match entries[0].1 {
+                IpNet::V4(_) => {
+                    let keys: Vec<Key<RouteKeyV4>> =
+                        entries.iter().map(|(d, p, _)| v4_key(*d, *p)).collect();
+                    let values: Vec<Route> = entries.iter().map(|r| r.2).collect();
+                    self.write_batch(maps::ROUTES_V4, &keys, Some(&values))
+                }
+                IpNet::V6(_) => {
+                    let keys: Vec<Key<RouteKeyV6>> =
+                        entries.iter().map(|(d, p, _)| v6_key(*d, *p)).collect();
+                    let values: Vec<Route> = entries.iter().map(|r| r.2).collect();
+                    self.write_batch(maps::ROUTES_V6, &keys, Some(&values))
+                }
+            };
+            let (n, result) = written;
+            if let Err(e) = result {
+                return Err(refuse(done + n, done + n, e));
+            }
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Remove every exact `(domain, prefix)` of `prefixes`, in order
+    /// (`BPF_MAP_DELETE_BATCH`). A prefix that is not routed is an error
+    /// that stops the batch there, as with [`Msee::remove_route`].
+    pub fn remove_routes(
+        &mut self,
+        prefixes: &[(u32, IpNet)],
+    ) -> std::result::Result<(), RouteBatchError> {
+        let mut done = 0;
+        for run in family_runs(prefixes.iter().map(|r| r.1)) {
+            let entries = &prefixes[run.clone()];
+            let (n, result) = match entries[0].1 {
+                IpNet::V4(_) => {
+                    let keys: Vec<Key<RouteKeyV4>> =
+                        entries.iter().map(|(d, p)| v4_key(*d, *p)).collect();
+                    self.write_batch::<RouteKeyV4>(maps::ROUTES_V4, &keys, None)
+                }
+                IpNet::V6(_) => {
+                    let keys: Vec<Key<RouteKeyV6>> =
+                        entries.iter().map(|(d, p)| v6_key(*d, *p)).collect();
+                    self.write_batch::<RouteKeyV6>(maps::ROUTES_V6, &keys, None)
+                }
+            };
+            if let Err(source) = result {
+                let i = done + n;
+                return Err(RouteBatchError {
+                    applied: i,
+                    total: prefixes.len(),
+                    failed: i,
+                    domain: prefixes[i].0,
+                    prefix: prefixes[i].1,
+                    source: Box::new(source),
+                });
+            }
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Writes (`values` given: update) or deletes `keys` in the LPM trie
+    /// `name`, [`ROUTE_BATCH`] entries per syscall. Returns how many leading
+    /// entries were applied, and the error that stopped the rest.
+    fn write_batch<K: Pod>(
+        &mut self,
+        name: &'static str,
+        keys: &[Key<K>],
+        values: Option<&[Route]>,
+    ) -> (usize, Result<()>) {
+        debug_assert!(values.is_none_or(|v| v.len() == keys.len()));
+        let op = if values.is_some() {
+            "BPF_MAP_UPDATE_BATCH"
+        } else {
+            "BPF_MAP_DELETE_BATCH"
+        };
+        let no_batch = self.no_batch;
+        let mut trie: LpmTrie<_, K, Route> = match self.map_mut(name) {
+            Ok(t) => t,
+            Err(e) => return (0, Err(e)),
+        };
+        let mut done = 0;
+        let (mut fell_back, mut permanent) = (false, false);
+        while done < keys.len() {
+            if no_batch || fell_back {
+                // One entry per syscall, as upsert_route/remove_route.
+                let r = match values {
+                    Some(v) => trie.insert(&keys[done], v[done], 0),
+                    None => trie.remove(&keys[done]),
+                };
+                if let Err(e) = r {
+                    return (done, Err(map_err(name)(e)));
+                }
+                done += 1;
+                continue;
+            }
+            let end = keys.len().min(done + ROUTE_BATCH);
+            // The trie was opened as LpmTrie<K, Route>, which checked that
+            // the map's key and value sizes are those of Key<K> and Route:
+            // the kernel reads exactly these slices.
+            let (n, r) = map_batch(
+                trie.map().fd().as_fd(),
+                &keys[done..end],
+                values.map(|v| &v[done..end]),
+            );
+            match r {
+                Ok(()) => done = end,
+                // No batch commands for this map type: nothing was
+                // applied; single writes from now on.
+                Err(e) if n == 0 && is_unsupported(&e) => {
+                    tracing::warn!(
+                        map = name,
+                        "{op} unsupported ({e}): writing routes one per syscall"
+                    );
+                    fell_back = true;
+                    permanent = true;
+                }
+                // Refused before anything was applied: an unknown command
+                // (kernels before 5.6) or an invalid first entry. Single
+                // writes tell which (and work on those kernels).
+                Err(e) if n == 0 && e.raw_os_error() == Some(libc::EINVAL) => fell_back = true,
+                Err(source) => {
+                    return (
+                        done + n,
+                        Err(MseeError::Syscall {
+                            map: name,
+                            op,
+                            source,
+                        }),
+                    );
+                }
+            }
+        }
+        if permanent {
+            self.no_batch = true;
+        }
+        (done, Ok(()))
+    }
+
     /// Frames to `addr` arriving on any attachment of `domain` are the
     /// MSEE's own: handed to the kernel.
     pub fn add_local(&mut self, domain: u32, addr: IpAddr) -> Result<()> {
@@ -589,6 +812,131 @@ impl Msee {
             .map_err(MseeError::Program)?;
         Ok((result.return_value, result.duration))
     }
+}
+
+/// Most routes written per batch syscall: bounds the buffers and the time
+/// one call spends in the kernel (each entry costs about a microsecond).
+pub const ROUTE_BATCH: usize = 8192;
+
+fn v4_key(domain: u32, prefix: IpNet) -> Key<RouteKeyV4> {
+    let p = prefix.trunc();
+    let addr = match p.addr() {
+        IpAddr::V4(a) => a.octets(),
+        IpAddr::V6(_) => unreachable!("an IPv4 run"),
+    };
+    Key::new(32 + u32::from(p.prefix_len()), route_key_v4(domain, addr))
+}
+
+fn v6_key(domain: u32, prefix: IpNet) -> Key<RouteKeyV6> {
+    let p = prefix.trunc();
+    let addr = match p.addr() {
+        IpAddr::V6(a) => a.octets(),
+        IpAddr::V4(_) => unreachable!("an IPv6 run"),
+    };
+    Key::new(32 + u32::from(p.prefix_len()), route_key_v6(domain, addr))
+}
+
+/// Index ranges of consecutive prefixes of one family (each family has its
+/// own trie), in order.
+fn family_runs(prefixes: impl Iterator<Item = IpNet>) -> Vec<std::ops::Range<usize>> {
+    let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
+    let mut last_v4 = None;
+    for (i, p) in prefixes.enumerate() {
+        let v4 = matches!(p, IpNet::V4(_));
+        match runs.last_mut() {
+            Some(r) if last_v4 == Some(v4) => r.end = i + 1,
+            _ => runs.push(i..i + 1),
+        }
+        last_v4 = Some(v4);
+    }
+    runs
+}
+
+/// `ENOTSUPP` (kernel-internal, 524): the map type has no batch operation.
+const ENOTSUPP: i32 = 524;
+
+fn is_unsupported(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(ENOTSUPP | libc::EOPNOTSUPP))
+}
+
+/// The `batch` member of `union bpf_attr` (include/uapi/linux/bpf.h), used
+/// by the `BPF_MAP_*_BATCH` commands. The kernel accepts an attr shorter
+/// than its union and zero-fills the rest.
+#[repr(C)]
+#[derive(Default)]
+struct BatchAttr {
+    in_batch: u64,
+    out_batch: u64,
+    keys: u64,
+    values: u64,
+    count: u32,
+    map_fd: u32,
+    elem_flags: u64,
+    flags: u64,
+}
+
+const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
+const BPF_MAP_DELETE_BATCH: libc::c_long = 27;
+
+/// One `BPF_MAP_UPDATE_BATCH` (with `values`) or `BPF_MAP_DELETE_BATCH`
+/// call on `fd`: the kernel applies the entries in order, each exactly as a
+/// single `BPF_MAP_UPDATE_ELEM` / `BPF_MAP_DELETE_ELEM` would, and stops at
+/// the first failure. Returns how many entries it applied and the error.
+///
+/// aya 0.14 wraps only the single-element commands, hence this small
+/// wrapper over bpf(2). The caller guarantees that the map's key size is
+/// `size_of::<Key<K>>()` and its value size `size_of::<Route>()` (aya
+/// checked both when it opened the typed map).
+fn map_batch<K: Pod>(
+    fd: BorrowedFd<'_>,
+    keys: &[Key<K>],
+    values: Option<&[Route]>,
+) -> (usize, std::io::Result<()>) {
+    let Ok(count) = u32::try_from(keys.len()) else {
+        return (0, Err(std::io::Error::from_raw_os_error(libc::E2BIG)));
+    };
+    if count == 0 {
+        return (0, Ok(()));
+    }
+    if let Some(v) = values {
+        assert_eq!(v.len(), keys.len(), "one value per key");
+    }
+    let mut attr = BatchAttr {
+        keys: keys.as_ptr() as u64,
+        values: values.map_or(0, |v| v.as_ptr() as u64),
+        count,
+        map_fd: fd.as_raw_fd() as u32,
+        ..Default::default()
+    };
+    let cmd = if values.is_some() {
+        BPF_MAP_UPDATE_BATCH
+    } else {
+        BPF_MAP_DELETE_BATCH
+    };
+    // SAFETY: `attr` is a valid `bpf_attr` prefix for the batch commands
+    // and lives across the call; `keys` and `values` hold `count` entries
+    // of the map's key and value sizes and outlive the call; the kernel
+    // only reads them, and writes back `attr.count`.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            &mut attr as *mut BatchAttr,
+            std::mem::size_of::<BatchAttr>() as u32,
+        )
+    };
+    if ret == 0 {
+        return (keys.len(), Ok(()));
+    }
+    let err = std::io::Error::last_os_error();
+    // The kernel writes back how many entries it applied, unless it failed
+    // before looking at any (then `count` still holds our request).
+    let applied = if attr.count < count {
+        attr.count as usize
+    } else {
+        0
+    };
+    (applied, Err(err))
 }
 
 /// `struct xdp_md` for `BPF_PROG_TEST_RUN`: data 0, data_end = len,

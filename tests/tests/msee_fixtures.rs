@@ -1011,3 +1011,178 @@ fn a_prefix_that_stays_routed_is_never_missing_under_churn() {
     assert_eq!(rx(&forwarder, C1_PRIMARY).dropped(DropReason::NoRoute), 0);
     assert!(rounds > 10, "the churn ran ({rounds} rounds)");
 }
+
+#[test]
+fn a_route_batch_is_written_in_order_and_forwards() {
+    root_only!("a_route_batch_is_written_in_order_and_forwards");
+    let mut m = fixture();
+    let route = |group| Route { group, flags: 0 };
+    // IPv4 and IPv6 mixed (each family has its own trie), a replacement of
+    // an existing route, and more than one syscall's worth of entries.
+    let mut batch: Vec<(u32, ipnet::IpNet, Route)> = vec![
+        (1, "10.50.0.0/16".parse().unwrap(), route(G_C1_CUSTOMER)),
+        (1, "2001:db8:50::/48".parse().unwrap(), route(G_C1_AZURE)),
+        (1, "10.1.0.0/16".parse().unwrap(), route(G_C1_CUSTOMER)),
+    ];
+    for i in 0..(dataplane::ROUTE_BATCH as u32 + 100) {
+        let a = Ipv4Addr::from(0x2000_0000 + (i << 8));
+        batch.push((
+            1,
+            ipnet::IpNet::new(a.into(), 24).unwrap(),
+            route(G_C1_AZURE),
+        ));
+    }
+    m.upsert_routes(&batch).unwrap();
+    for (domain, prefix, r) in &batch {
+        assert_eq!(
+            m.lookup_route(*domain, prefix.network()).unwrap(),
+            Some(*r),
+            "{prefix}"
+        );
+    }
+    let (_, out) = m
+        .test_run(&v4([192, 168, 1, 10], [10, 50, 0, 1], C1_AZURE).build(), LO)
+        .unwrap();
+    assert!(matches!(out_link(&out), C1_PRIMARY | C1_SECONDARY));
+    let (_, out) = m
+        .test_run(&v4([192, 168, 1, 10], [10, 1, 0, 4], C1_AZURE).build(), LO)
+        .unwrap();
+    assert!(
+        matches!(out_link(&out), C1_PRIMARY | C1_SECONDARY),
+        "10.1.0.0/16 replaced by the batch"
+    );
+    // Removed in one batch, in order; the fixture's own routes stay.
+    let prefixes: Vec<(u32, ipnet::IpNet)> = batch
+        .iter()
+        .filter(|(_, p, _)| p.to_string() != "10.1.0.0/16")
+        .map(|(d, p, _)| (*d, *p))
+        .collect();
+    m.remove_routes(&prefixes).unwrap();
+    for (domain, prefix) in &prefixes {
+        assert_eq!(m.lookup_route(*domain, prefix.network()).unwrap(), None);
+    }
+    assert_eq!(
+        m.lookup_route(1, "10.1.0.4".parse().unwrap()).unwrap(),
+        Some(route(G_C1_CUSTOMER))
+    );
+}
+
+#[test]
+fn a_route_batch_that_fails_says_which_entries_were_written() {
+    root_only!("a_route_batch_that_fails_says_which_entries_were_written");
+    let mut m = fixture();
+    let route = |group| Route { group, flags: 0 };
+    let p = |s: &str| -> ipnet::IpNet { s.parse().unwrap() };
+    // An invalid entry is found before anything is written.
+    let e = m
+        .upsert_routes(&[
+            (1, p("10.60.0.0/16"), route(G_C1_AZURE)),
+            (1, p("10.61.0.0/16"), route(G_C1_AZURE)),
+            (1, p("10.62.0.0/16"), route(msee_abi::MAX_GROUPS)),
+        ])
+        .unwrap_err();
+    assert_eq!((e.applied, e.failed, e.total), (0, 2, 3));
+    assert_eq!(e.prefix, p("10.62.0.0/16"));
+    assert!(e.to_string().contains("group id"), "{e}");
+    assert_eq!(
+        m.lookup_route(1, "10.60.0.1".parse().unwrap()).unwrap(),
+        None
+    );
+    // The kernel refuses an entry part way (removing a prefix that is not
+    // routed): the entries before it are applied, those after not tried.
+    let batch = [
+        (1, p("10.70.0.0/16")),
+        (1, p("10.71.0.0/16")),
+        (1, p("10.72.0.0/16")),
+        (1, p("10.73.0.0/16")),
+    ];
+    let present: Vec<_> = batch
+        .iter()
+        .filter(|(_, q)| *q != p("10.72.0.0/16"))
+        .map(|(d, q)| (*d, *q, route(G_C1_AZURE)))
+        .collect();
+    m.upsert_routes(&present).unwrap();
+    let e = m.remove_routes(&batch).unwrap_err();
+    assert_eq!((e.applied, e.failed, e.total), (2, 2, 4));
+    assert_eq!(e.prefix, p("10.72.0.0/16"));
+    assert!(
+        matches!(&*e.source, dataplane::MseeError::Syscall { source, .. }
+            if source.raw_os_error() == Some(libc::ENOENT)),
+        "{e:?}"
+    );
+    let routed = |m: &Msee, s: &str| m.lookup_route(1, s.parse().unwrap()).unwrap().is_some();
+    assert!(
+        !routed(&m, "10.70.0.1") && !routed(&m, "10.71.0.1"),
+        "applied"
+    );
+    assert!(routed(&m, "10.73.0.1"), "after the failure: not tried");
+    // The rest of the batch can be retried on its own.
+    m.remove_routes(&batch[3..]).unwrap();
+    assert!(!routed(&m, "10.73.0.1"));
+}
+
+#[test]
+fn a_prefix_that_stays_routed_is_never_missing_under_batched_churn() {
+    root_only!("a_prefix_that_stays_routed_is_never_missing_under_batched_churn");
+    let pins = PinDir::new("batchchurn");
+    let opts = pins.options();
+    let mut forwarder = fixture_with(&opts);
+    let mut churner = Msee::load(&opts).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let churn = std::thread::spawn(move || {
+        let mut rounds = 0u32;
+        let neighbours: Vec<ipnet::IpNet> = (0..200u32)
+            .map(|i| ipnet::IpNet::new(Ipv4Addr::from(0x0a01_0000 + (i << 8)).into(), 24).unwrap())
+            .chain([
+                "10.1.128.0/17".parse().unwrap(),
+                "10.0.0.0/8".parse().unwrap(),
+            ])
+            .collect();
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            // The stable prefix moves between groups in the middle of a
+            // batch of more and less specific neighbours that come and go.
+            let group = if rounds.is_multiple_of(2) {
+                G_C1_AZURE
+            } else {
+                G_C1_CUSTOMER
+            };
+            let mut batch: Vec<(u32, ipnet::IpNet, Route)> = neighbours
+                .iter()
+                .map(|p| {
+                    (
+                        1,
+                        *p,
+                        Route {
+                            group: G_C1_AZURE,
+                            flags: 0,
+                        },
+                    )
+                })
+                .collect();
+            batch.insert(
+                100,
+                (1, "10.1.0.0/16".parse().unwrap(), Route { group, flags: 0 }),
+            );
+            churner.upsert_routes(&batch).unwrap();
+            let gone: Vec<(u32, ipnet::IpNet)> = neighbours.iter().map(|p| (1, *p)).collect();
+            churner.remove_routes(&gone).unwrap();
+            rounds += 1;
+        }
+        rounds
+    });
+    // 10.1.200.4: in the stable /16, and in the churned /17 and /8 while
+    // they are there (the churned /24s are elsewhere in the /16).
+    let frame = v4([192, 168, 1, 10], [10, 1, 200, 4], C1_PRIMARY).build();
+    for _ in 0..20_000 {
+        let (verdict, _) = forwarder.test_run(&frame, LO).unwrap();
+        assert_eq!(
+            verdict, XDP_REDIRECT,
+            "10.1.0.0/16 was missing for a moment"
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let rounds = churn.join().unwrap();
+    assert_eq!(rx(&forwarder, C1_PRIMARY).dropped(DropReason::NoRoute), 0);
+    assert!(rounds > 10, "the churn ran ({rounds} rounds)");
+}

@@ -55,6 +55,17 @@ enum Cmd {
         /// 7 s each); 0 skips them.
         #[arg(long, default_value_t = 5)]
         failover_rounds: u32,
+        /// Runs per table size of the install from a BGP peer (BIRD);
+        /// 0 skips it.
+        #[arg(long, default_value_t = 3)]
+        install_runs: u32,
+        /// Table sizes of the install from a BGP peer, comma-separated.
+        #[arg(long, default_value = "10000,1000000")]
+        install_prefixes: String,
+        /// `install`: only route installation (dataplane API and BGP peer);
+        /// the report is printed, BENCHMARKS.md is left as it is.
+        #[arg(long, value_parser = ["install"])]
+        only: Option<String>,
     },
     /// Fuzz the BGP and BFD codecs and session state machines (cargo-fuzz,
     /// installed if missing), each target for a bounded time.
@@ -150,9 +161,20 @@ fn run(cli: Cli) -> Result<()> {
             calls,
             lab_rounds,
             failover_rounds,
+            install_runs,
+            install_prefixes,
+            only,
         } => {
             setup::run()?;
-            bench::run(rounds, calls, lab_rounds, failover_rounds)
+            bench::run(&bench::Options {
+                rounds,
+                calls,
+                lab_rounds,
+                install_runs,
+                install_prefixes,
+                only_install: only.is_some(),
+                failover_rounds,
+            })
         }
         Cmd::Fuzz { seconds } => {
             setup::run()?;

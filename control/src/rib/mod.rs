@@ -22,7 +22,7 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use msee_abi::{GroupMember, PeeringKind};
 
 pub use circuit::model::AddressFamily as Family;
-pub use fib::{Fib, FibChange, FibSink, FibStats};
+pub use fib::{Fib, FibChange, FibSink, FibStats, InstallRecord, PendingChanges, SinkBatchError};
 
 /// A BGP session of a peering: its link and its address family.
 pub type SessionId = (u32, Family);
@@ -121,14 +121,19 @@ struct AdjRibIn {
     established: bool,
     /// Kept after the session went down until flushed.
     stale: bool,
-    routes: BTreeMap<IpNet, Path>,
+    /// Hashed, not ordered: a full table is a million entries, looked up
+    /// once per announcement and once per best-path computation, and only
+    /// [`Rib::routes`] (the CLI) wants them in order. foldhash is seeded
+    /// per process, and the customer's table is bounded by its route limit.
+    routes: foldhash::HashMap<IpNet, Path>,
 }
 
 /// Outcome of one UPDATE.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct UpdateOutcome {
-    /// Prefixes whose best path may have changed.
-    pub changed: BTreeSet<IpNet>,
+    /// Prefixes whose best path may have changed, in the UPDATE's order (a
+    /// prefix both withdrawn and announced is there twice).
+    pub changed: Vec<IpNet>,
     pub refused: Vec<(IpNet, Refusal)>,
 }
 
@@ -226,7 +231,7 @@ impl Rib {
             .chain(update.withdrawn_v6().iter().map(|p| IpNet::V6(*p)));
         for prefix in withdrawn {
             if adj.routes.remove(&prefix.trunc()).is_some() {
-                out.changed.insert(prefix.trunc());
+                out.changed.push(prefix.trunc());
             }
         }
         let announced: Vec<IpNet> = update
@@ -244,7 +249,7 @@ impl Rib {
         if update.treated_as_withdraw() {
             for prefix in announced {
                 if adj.routes.remove(&prefix).is_some() {
-                    out.changed.insert(prefix);
+                    out.changed.push(prefix);
                 }
             }
             return Ok(out);
@@ -264,13 +269,13 @@ impl Rib {
             match verdict {
                 Ok(()) => {
                     if adj.routes.insert(prefix, path) != Some(path) {
-                        out.changed.insert(prefix);
+                        out.changed.push(prefix);
                     }
                 }
                 Err(why) => {
                     // A refused re-announcement replaces an accepted one.
                     if adj.routes.remove(&prefix).is_some() {
-                        out.changed.insert(prefix);
+                        out.changed.push(prefix);
                     }
                     out.refused.push((prefix, why));
                 }
@@ -309,7 +314,7 @@ impl Rib {
         let members: Vec<GroupMember> = self
             .sessions
             .iter()
-            .filter(|((_, f), _)| *f == family)
+            .filter(|((_, f), adj)| *f == family && !adj.routes.is_empty())
             .filter_map(|((link, _), adj)| {
                 adj.routes.get(&prefix).map(|p| GroupMember {
                     link: *link,

@@ -510,3 +510,239 @@ fn routes_with_our_own_as_in_the_path_are_refused() {
     assert_eq!(h.rib.adj_rib_in_len(P4), 0);
     assert_eq!(h.rib.best(net("10.1.0.0/16")), None);
 }
+
+/// A sink that takes route writes in batches (as the dataplane does),
+/// records each call, and refuses entry `fail_at` of the next batch.
+#[derive(Default)]
+struct BatchDataplane {
+    dp: FakeDataplane,
+    calls: Vec<String>,
+    fail_at: Option<usize>,
+}
+
+impl BatchDataplane {
+    fn refuse(&mut self, i: usize) -> Result<(), SinkBatchError> {
+        if self.fail_at == Some(i) {
+            self.fail_at = None;
+            return Err(SinkBatchError {
+                applied: i,
+                failed: i,
+                error: anyhow::anyhow!("injected failure"),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl FibSink for BatchDataplane {
+    fn set_group(&mut self, id: u32, members: &[GroupMember]) -> anyhow::Result<()> {
+        self.calls.push(format!("group {id}"));
+        self.dp.set_group(id, members)
+    }
+    fn upsert_route(&mut self, _: u32, _: IpNet, _: u32) -> anyhow::Result<()> {
+        unreachable!("the FIB writes routes in batches")
+    }
+    fn remove_route(&mut self, _: u32, _: IpNet) -> anyhow::Result<()> {
+        unreachable!("the FIB writes routes in batches")
+    }
+    fn set_link_state(&mut self, link: u32, up: bool) -> anyhow::Result<()> {
+        self.dp.set_link_state(link, up)
+    }
+    fn upsert_routes(&mut self, routes: &[(u32, IpNet, u32)]) -> Result<(), SinkBatchError> {
+        self.calls.push(format!("upsert {}", routes.len()));
+        for (i, (domain, prefix, group)) in routes.iter().enumerate() {
+            self.refuse(i)?;
+            self.dp.upsert_route(*domain, *prefix, *group).unwrap();
+        }
+        Ok(())
+    }
+    fn remove_routes(&mut self, routes: &[(u32, IpNet)]) -> Result<(), SinkBatchError> {
+        self.calls.push(format!("remove {}", routes.len()));
+        for (i, (domain, prefix)) in routes.iter().enumerate() {
+            self.refuse(i)?;
+            self.dp.remove_route(*domain, *prefix).unwrap();
+        }
+        Ok(())
+    }
+}
+
+fn change(prefix: &str, members: &[(u32, u32)]) -> FibChange {
+    FibChange {
+        domain: DOMAIN,
+        prefix: net(prefix),
+        members: (!members.is_empty()).then(|| {
+            members
+                .iter()
+                .map(|&(link, preference)| GroupMember { link, preference })
+                .collect()
+        }),
+    }
+}
+
+#[test]
+fn a_batch_goes_to_the_sink_in_runs_after_its_groups() {
+    let mut fib = Fib::new(10);
+    let mut dp = BatchDataplane::default();
+    let on_p = [(P, 1)];
+    let both = [(P, 1), (S, 1)];
+    let batch: Vec<FibChange> = ["10.0.0.0/24", "10.0.1.0/24", "10.0.2.0/24"]
+        .iter()
+        .map(|p| change(p, &on_p))
+        .collect();
+    fib.apply(&mut dp, &batch).unwrap();
+    assert_eq!(dp.calls, vec!["group 10", "upsert 3"]);
+    dp.calls.clear();
+    let stats = fib
+        .apply(
+            &mut dp,
+            &[
+                change("10.0.0.0/24", &both),
+                change("10.0.1.0/24", &both),
+                change("10.0.2.0/24", &[]),
+                change("10.0.3.0/24", &[]), // not routed: nothing to do
+                change("10.0.4.0/24", &both),
+            ],
+        )
+        .unwrap();
+    // The new group first, then the routes in order, in runs of one kind.
+    assert_eq!(
+        dp.calls,
+        vec!["group 11", "upsert 2", "remove 1", "upsert 1"]
+    );
+    assert_eq!(
+        stats,
+        FibStats {
+            groups_added: 1,
+            groups_freed: 1,
+            routes_upserted: 3,
+            routes_removed: 1
+        }
+    );
+    assert_eq!(dp.dp.members("10.0.1.0/24"), Some(vec![(P, 1), (S, 1)]));
+    assert_eq!(dp.dp.members("10.0.2.0/24"), None);
+    assert_eq!(
+        fib.group_count(),
+        1,
+        "group 10 released after its last route moved"
+    );
+}
+
+#[test]
+fn a_batch_refused_part_way_leaves_the_fib_as_written_and_retries() {
+    let mut fib = Fib::new(10);
+    let mut dp = BatchDataplane::default();
+    let prefixes: Vec<String> = (0..5).map(|i| format!("10.0.{i}.0/24")).collect();
+    let to = |members: &[(u32, u32)]| -> Vec<FibChange> {
+        prefixes.iter().map(|p| change(p, members)).collect()
+    };
+    // A fresh install refused at its fourth route.
+    dp.fail_at = Some(3);
+    let e = fib.apply(&mut dp, &to(&[(P, 1)])).unwrap_err();
+    assert!(format!("{e:#}").contains("installing 10.0.3.0/24"), "{e:#}");
+    assert!(format!("{e:#}").contains("injected failure"), "{e:#}");
+    assert_eq!(fib.route_count(), 3);
+    assert_eq!(fib.route(DOMAIN, net("10.0.2.0/24")), Some(10));
+    assert_eq!(fib.route(DOMAIN, net("10.0.3.0/24")), None);
+    assert_eq!(dp.dp.routes.len(), 3, "the FIB matches the dataplane");
+    let stats = fib.apply(&mut dp, &to(&[(P, 1)])).unwrap();
+    assert_eq!(stats.routes_upserted, 2, "the retry writes what is missing");
+    assert_eq!(dp.dp.routes.len(), 5);
+    // A move to a new group refused at its second route: the moved route is
+    // on the new group, the others still on the old one, both alive.
+    dp.fail_at = Some(1);
+    fib.apply(&mut dp, &to(&[(P, 1), (S, 1)])).unwrap_err();
+    assert_eq!(fib.route(DOMAIN, net("10.0.0.0/24")), Some(11));
+    assert_eq!(fib.route(DOMAIN, net("10.0.1.0/24")), Some(10));
+    assert_eq!(fib.group_count(), 2);
+    assert_eq!(dp.dp.members("10.0.1.0/24"), Some(vec![(P, 1)]));
+    let stats = fib.apply(&mut dp, &to(&[(P, 1), (S, 1)])).unwrap();
+    assert_eq!((stats.routes_upserted, stats.groups_freed), (4, 1));
+    assert_eq!(fib.group_count(), 1);
+    // A withdrawal refused part way.
+    dp.fail_at = Some(2);
+    fib.apply(&mut dp, &to(&[])).unwrap_err();
+    assert_eq!(fib.route_count(), 3);
+    assert_eq!(dp.dp.routes.len(), 3);
+    fib.apply(&mut dp, &to(&[])).unwrap();
+    assert_eq!((fib.route_count(), fib.group_count()), (0, 0));
+}
+
+#[test]
+fn a_prefix_twice_in_a_batch_ends_with_its_last_change() {
+    let mut fib = Fib::new(10);
+    let mut dp = BatchDataplane::default();
+    fib.apply(
+        &mut dp,
+        &[
+            change("10.0.0.0/24", &[(P, 1)]),
+            change("10.0.0.0/24", &[(S, 1)]),
+            change("10.0.1.0/24", &[(P, 1)]),
+            change("10.0.1.0/24", &[]),
+        ],
+    )
+    .unwrap();
+    assert_eq!(dp.dp.members("10.0.0.0/24"), Some(vec![(S, 1)]));
+    assert_eq!(dp.dp.members("10.0.1.0/24"), None);
+    assert_eq!((fib.route_count(), fib.group_count()), (1, 1));
+}
+
+#[test]
+fn pending_changes_come_out_in_address_order_once_each() {
+    let mut pending = PendingChanges::default();
+    assert!(pending.is_empty());
+    pending.add(0, ["10.0.2.0/24", "10.0.0.0/24"].map(net));
+    pending.add(1, ["192.0.2.0/24"].map(net));
+    pending.add(0, ["10.0.1.0/24", "10.0.2.0/24", "2001:db8::/32"].map(net));
+    assert_eq!(pending.len(), 6);
+    assert!(!pending.is_full());
+    let taken = pending.take();
+    assert!(pending.is_empty());
+    assert_eq!(taken.len(), 2);
+    assert_eq!(taken[0].0, 0);
+    assert_eq!(
+        taken[0]
+            .1
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        ["10.0.0.0/24", "10.0.1.0/24", "10.0.2.0/24", "2001:db8::/32"]
+    );
+    assert_eq!(taken[1], (1, [net("192.0.2.0/24")].into()));
+    assert!(pending.take().is_empty());
+}
+
+#[test]
+fn the_install_record_times_the_first_update_and_the_last_write() {
+    let mut record = InstallRecord::default();
+    record.update_received(&announce(&["10.0.0.0/24", "10.0.1.0/24"], &[65010]));
+    record.update_received(&withdraw(&["10.0.1.0/24"]));
+    let first = record.first_update_ns.unwrap();
+    assert!(record.last_update_ns.unwrap() >= first);
+    assert_eq!(
+        (
+            record.updates,
+            record.prefixes_announced,
+            record.prefixes_withdrawn
+        ),
+        (2, 2, 1)
+    );
+    assert_eq!(record.last_write_ns, None);
+    // A batch that wrote nothing does not move the write clock.
+    record.batch_applied(&Ok(FibStats::default()));
+    assert_eq!((record.batches, record.last_write_ns), (0, None));
+    record.batch_applied(&Ok(FibStats {
+        groups_added: 1,
+        routes_upserted: 2,
+        ..Default::default()
+    }));
+    record.batch_applied(&Err(anyhow::anyhow!("refused")));
+    assert!(record.last_write_ns.unwrap() >= first);
+    assert_eq!(
+        (
+            record.batches,
+            record.routes_upserted,
+            record.failed_batches
+        ),
+        (1, 2, 1)
+    );
+}

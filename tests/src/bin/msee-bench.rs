@@ -1,7 +1,9 @@
 //! `msee-bench`: per-packet cost of `msee` against the `baseline` devmap
-//! redirect through `BPF_PROG_TEST_RUN`, and route install rates through the
-//! dataplane API. Run by `cargo xtask bench` (as root), which turns the JSON
-//! this prints on stdout into BENCHMARKS.md. Progress goes to stderr.
+//! redirect through `BPF_PROG_TEST_RUN`, route install rates through the
+//! dataplane API and from a real BGP peer (BIRD, see
+//! `e2e_tests::install_bench`), and throughput through the lab. Run by
+//! `cargo xtask bench` (as root), which turns the JSON this prints on stdout
+//! into BENCHMARKS.md. Progress goes to stderr.
 //!
 //! Nothing is sent: every frame is run in the kernel on a copy. The msee
 //! instances route the probe over a "loop" link whose neighbour MAC is the
@@ -10,7 +12,7 @@
 //! `repeat` measures the whole forwarding path, not a drop.
 use std::{
     collections::HashSet,
-    net::Ipv4Addr,
+    net::{IpAddr, Ipv4Addr},
     process::ExitCode,
     time::{Duration, Instant},
 };
@@ -18,6 +20,7 @@ use std::{
 use anyhow::{Context as _, Result, bail, ensure};
 use dataplane::{AttachMode, Baseline, LoadOptions, Msee};
 use e2e_tests::{
+    install_bench::{self, InstallBench},
     lab_bench::{GenKind, LabBench, Sample, VethBench, measure, with_netns},
     packet::{ETH_LEN, IPV4_LEN, UDP_LEN, UdpFrame, parse_udp},
 };
@@ -53,6 +56,14 @@ struct Args {
     calls: u32,
     /// Rounds of the lab and generator throughput samples (0 = skip them).
     lab_rounds: usize,
+    /// Route installation only: no per-packet, lab or generator figures.
+    only_install: bool,
+    /// ... and only from a BGP peer (not through the dataplane API).
+    only_bgp_install: bool,
+    /// Runs per table size of the install from a BGP peer (0 = skip it).
+    install_runs: usize,
+    /// Table sizes of the install from a BGP peer.
+    install_prefixes: Vec<usize>,
 }
 
 fn parse_args() -> Result<Args> {
@@ -60,21 +71,43 @@ fn parse_args() -> Result<Args> {
         rounds: 10,
         calls: 16,
         lab_rounds: 9,
+        only_install: false,
+        only_bgp_install: false,
+        install_runs: 3,
+        install_prefixes: vec![10_000, 1_000_000],
     };
+    let usage = "expected --rounds N, --calls N, --lab-rounds N, \
+                 --only install|bgp-install, --install-runs N, --install-prefixes N[,N...]";
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
-        let mut value = |name: &str| -> Result<u64> {
-            let v = it.next().with_context(|| format!("{name} needs a value"))?;
+        let mut value = |name: &str| -> Result<String> {
+            it.next().with_context(|| format!("{name} needs a value"))
+        };
+        let number = |name: &str, v: &str| -> Result<u64> {
             v.parse()
                 .with_context(|| format!("{name} {v}: not a positive integer"))
         };
         match a.as_str() {
-            "--rounds" => args.rounds = value("--rounds")? as usize,
-            "--calls" => args.calls = value("--calls")? as u32,
-            "--lab-rounds" => args.lab_rounds = value("--lab-rounds")? as usize,
-            other => {
-                bail!("unknown argument {other} (expected --rounds N, --calls N, --lab-rounds N)")
+            "--rounds" => args.rounds = number(&a, &value(&a)?)? as usize,
+            "--calls" => args.calls = number(&a, &value(&a)?)? as u32,
+            "--lab-rounds" => args.lab_rounds = number(&a, &value(&a)?)? as usize,
+            "--install-runs" => args.install_runs = number(&a, &value(&a)?)? as usize,
+            "--install-prefixes" => {
+                args.install_prefixes = value(&a)?
+                    .split(',')
+                    .map(|v| number(&a, v).map(|n| n as usize))
+                    .collect::<Result<_>>()?;
+                ensure!(
+                    args.install_prefixes.iter().all(|n| *n >= 1),
+                    "--install-prefixes: sizes must be at least 1"
+                );
             }
+            "--only" => match value(&a)?.as_str() {
+                "install" => args.only_install = true,
+                "bgp-install" => (args.only_install, args.only_bgp_install) = (true, true),
+                other => bail!("--only {other}: `install` or `bgp-install`"),
+            },
+            other => bail!("unknown argument {other} ({usage})"),
         }
     }
     ensure!(
@@ -207,7 +240,7 @@ fn stage_frames() -> Vec<(&'static str, u32, Vec<u8>)> {
 /// The 1-route msee plus the routes the stage frames need: one out of
 /// reach, one over a second link that is down.
 fn msee_for_stages() -> Result<Msee> {
-    let (mut m, _) = msee_with_routes(1)?;
+    let (mut m, _) = msee_with_routes(1, Write::Batch)?;
     let down_link = LOOP_LINK + 1;
     let down_group = LOOP_GROUP + 1;
     m.set_link(
@@ -248,7 +281,18 @@ fn msee_for_stages() -> Result<Msee> {
 
 /// An msee with one circuit side on `lo` whose only link loops back to the
 /// MSEE, and `routes` routes over it. Returns it and the install time.
-fn msee_with_routes(routes: usize) -> Result<(Msee, Duration)> {
+/// How `msee_with_routes` writes its table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Write {
+    /// `upsert_route`, one syscall per route.
+    Single,
+    /// `upsert_routes`, in the table's (random) order.
+    Batch,
+    /// `upsert_routes`, sorted by address first (the sort is timed too).
+    BatchSorted,
+}
+
+fn msee_with_routes(routes: usize, write: Write) -> Result<(Msee, Duration)> {
     let mut m = Msee::load(&LoadOptions::default()).context("loading msee")?;
     m.add_port(LO)?;
     m.set_link(
@@ -292,9 +336,23 @@ fn msee_with_routes(routes: usize) -> Result<(Msee, Duration)> {
         flags: 0,
     };
     let start = Instant::now();
-    for prefix in &table {
-        m.upsert_route(DOMAIN, IpNet::V4(*prefix), route)
-            .with_context(|| format!("installing route {prefix}"))?;
+    match write {
+        Write::Single => {
+            for prefix in &table {
+                m.upsert_route(DOMAIN, IpNet::V4(*prefix), route)
+                    .with_context(|| format!("installing route {prefix}"))?;
+            }
+        }
+        Write::Batch | Write::BatchSorted => {
+            let mut entries: Vec<(u32, IpNet, Route)> = table
+                .iter()
+                .map(|p| (DOMAIN, IpNet::V4(*p), route))
+                .collect();
+            if write == Write::BatchSorted {
+                entries.sort_unstable_by_key(|e| e.1);
+            }
+            m.upsert_routes(&entries)?;
+        }
     }
     let install = start.elapsed();
     Ok((m, install))
@@ -380,6 +438,24 @@ fn run() -> Result<()> {
     if !nix::unistd::geteuid().is_root() {
         bail!("needs root to load XDP programs (run `sudo cargo xtask bench`)");
     }
+    let mut report = if args.only_install {
+        json!({ "only": "install" })
+    } else {
+        packet_bench(&args)?
+    };
+    if !args.only_bgp_install {
+        report["install"] = api_install_bench()?;
+        report["route_batch"] = json!(dataplane::ROUTE_BATCH);
+    }
+    if args.install_runs > 0 {
+        report["bgp_install"] = bgp_install_bench(&args)?;
+    }
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+/// Per-packet cost, then (unless `--lab-rounds 0`) the lab and generators.
+fn packet_bench(args: &Args) -> Result<serde_json::Value> {
     let frame = probe_frame();
     let stages = stage_frames();
 
@@ -387,23 +463,10 @@ fn run() -> Result<()> {
     baseline.set_port(LO)?;
 
     let mut instances = Vec::new();
-    let mut installs = Vec::new();
     for routes in [1usize, 10_000, 1_000_000] {
         eprintln!("msee-bench: loading msee with {routes} IPv4 routes...");
-        let (mut m, install) = msee_with_routes(routes)?;
+        let (mut m, _) = msee_with_routes(routes, Write::Batch)?;
         check_msee_forwards(&mut m, &frame, routes)?;
-        if routes > 1 {
-            let rate = routes as f64 / install.as_secs_f64();
-            eprintln!(
-                "msee-bench:   installed in {:.3} s ({rate:.0} routes/s)",
-                install.as_secs_f64()
-            );
-            installs.push(json!({
-                "routes": routes,
-                "seconds": install.as_secs_f64(),
-                "routes_per_sec": rate,
-            }));
-        }
         instances.push((routes, m));
     }
 
@@ -529,7 +592,6 @@ fn run() -> Result<()> {
         // runs: what bounds how many calls the bench can afford.
         "wall_ms_per_call": timing.as_secs_f64() * 1e3 / calls_made as f64,
         "msee": msee,
-        "install": installs,
         "forwarding_check": forwarding,
     });
     let mut report = report;
@@ -537,8 +599,132 @@ fn run() -> Result<()> {
         report["generators"] = generator_bench(args.lab_rounds)?;
         report["lab"] = lab_bench(args.lab_rounds, &mut baseline, &mut instances)?;
     }
-    println!("{}", serde_json::to_string_pretty(&report)?);
-    Ok(())
+    Ok(report)
+}
+
+// ---- Route installation.
+
+/// Install rates through the dataplane API into an empty table: one
+/// `upsert_route` (one syscall) per route, then `upsert_routes` (batched),
+/// then removing the whole table with `remove_routes`; each into a fresh
+/// msee, timed from the first to the last call.
+fn api_install_bench() -> Result<serde_json::Value> {
+    let mut out = Vec::new();
+    for routes in [10_000usize, 1_000_000] {
+        let mut removal = None;
+        for write in [Write::Single, Write::Batch, Write::BatchSorted] {
+            let (mut m, install) = msee_with_routes(routes, write)?;
+            let (method, order) = match write {
+                Write::Single => ("upsert_route", "random"),
+                Write::Batch => ("upsert_routes", "random"),
+                Write::BatchSorted => ("upsert_routes", "by address"),
+            };
+            let rate = routes as f64 / install.as_secs_f64();
+            eprintln!(
+                "msee-bench: {routes} routes with {method}, {order} order: {:.3} s ({rate:.0} routes/s)",
+                install.as_secs_f64()
+            );
+            out.push(json!({
+                "routes": routes,
+                "method": method,
+                "order": order,
+                "seconds": install.as_secs_f64(),
+                "routes_per_sec": rate,
+            }));
+            if write == Write::Batch {
+                let table: Vec<(u32, IpNet)> = route_table(routes)
+                    .into_iter()
+                    .map(|p| (DOMAIN, IpNet::V4(p)))
+                    .collect();
+                let start = Instant::now();
+                m.remove_routes(&table)?;
+                let took = start.elapsed();
+                ensure!(
+                    m.lookup_route(DOMAIN, IpAddr::V4(PROBE_DST))?.is_none(),
+                    "the probe's route survived remove_routes"
+                );
+                let rate = routes as f64 / took.as_secs_f64();
+                eprintln!(
+                    "msee-bench: {routes} routes removed with remove_routes: {:.3} s ({rate:.0} routes/s)",
+                    took.as_secs_f64()
+                );
+                removal = Some(json!({
+                    "routes": routes,
+                    "method": "remove_routes",
+                    "order": "random",
+                    "seconds": took.as_secs_f64(),
+                    "routes_per_sec": rate,
+                }));
+            }
+        }
+        out.extend(removal);
+    }
+    Ok(json!(out))
+}
+
+/// Install from a real BGP peer: `install_runs` runs of each table size,
+/// sizes interleaved, each run a fresh daemon and BIRD in one shared lab.
+fn bgp_install_bench(args: &Args) -> Result<serde_json::Value> {
+    let prefix = format!("b{}i", std::process::id() % 100_000);
+    let bench = InstallBench::up(&prefix)?;
+    let tables: Vec<Vec<Ipv4Net>> = args
+        .install_prefixes
+        .iter()
+        .map(|n| install_bench::table(*n))
+        .collect();
+    let mut runs: Vec<Vec<install_bench::Run>> = vec![Vec::new(); tables.len()];
+    eprintln!(
+        "msee-bench: install from BIRD, {} runs of {:?} prefixes...",
+        args.install_runs, args.install_prefixes
+    );
+    for r in 0..args.install_runs {
+        for (t, table) in tables.iter().enumerate() {
+            let run = bench.run(table, r)?;
+            eprintln!(
+                "msee-bench:   {} prefixes: {:.3} s first UPDATE to last write ({:.0} prefixes/s; last UPDATE at {:.3} s; {} UPDATEs; CPU: daemon {:.2} s, BIRD {:.2} s)",
+                run.prefixes,
+                run.seconds,
+                run.rate(),
+                run.receive_seconds,
+                run.updates,
+                run.daemon_cpu_seconds,
+                run.bird_cpu_seconds,
+            );
+            runs[t].push(run);
+        }
+    }
+    let bird_version = std::process::Command::new(install_bench::BIRD)
+        .arg("--version")
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stderr).trim().to_owned()
+                + String::from_utf8_lossy(&o.stdout).trim()
+        })
+        .unwrap_or_default();
+    let sizes: Vec<serde_json::Value> = runs
+        .iter()
+        .map(|rs| {
+            let pick =
+                |f: fn(&install_bench::Run) -> f64| stats(&rs.iter().map(f).collect::<Vec<_>>());
+            json!({
+                "prefixes": rs[0].prefixes,
+                "prefixes_per_sec": pick(install_bench::Run::rate),
+                "seconds": pick(|r| r.seconds),
+                "receive_seconds": pick(|r| r.receive_seconds),
+                "setup_seconds": pick(|r| r.setup_seconds),
+                "daemon_cpu_seconds": pick(|r| r.daemon_cpu_seconds),
+                "bird_cpu_seconds": pick(|r| r.bird_cpu_seconds),
+                "updates": pick(|r| r.updates as f64),
+                "runs": rs.iter().map(install_bench::Run::json).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Ok(json!({
+        "injector": bird_version,
+        "sample": install_bench::SAMPLE,
+        "runs": args.install_runs,
+        "sizes": sizes,
+    }))
 }
 
 // ---- Throughput on real interfaces (lab and generators).
