@@ -84,8 +84,8 @@ const MAX_L4_OFFSET: usize = 1024;
 
 enum Verdict {
     /// To the kernel: addressed to the MSEE, or not ours to forward; counted
-    /// on the ingress link's rx row.
-    Pass { row: u32 },
+    /// on the ingress link's rx row. `tags`: VLAN tags to pop first (VLAN shim).
+    Pass { row: u32, tags: usize },
     /// Forwarded out of `link`; `len` is the frame length as sent.
     Redirect { action: u32, link: u32, len: u64 },
     /// Dropped, charged to counter row `row`.
@@ -100,9 +100,12 @@ pub fn msee(ctx: XdpContext) -> u32 {
     let len = (ctx.data_end() - ctx.data()) as u64;
     match process(&ctx, len) {
         None => xdp_action::XDP_PASS,
-        Some(Verdict::Pass { row }) => {
+        Some(Verdict::Pass { row, tags }) => {
             if let Some(c) = counters(row) {
                 c.to_kernel += 1;
+            }
+            if tags != 0 {
+                vlan_shim_pop(&ctx, tags);
             }
             xdp_action::XDP_PASS
         }
@@ -144,6 +147,33 @@ pub fn msee(ctx: XdpContext) -> u32 {
             }
             xdp_action::XDP_DROP
         }
+    }
+}
+
+// --- VLAN shim (see `msee_abi::vlan`): this kernel has no 802.1Q, so a
+// frame for the MSEE on a tagged attachment reaches the kernel's port
+// interface as plain Ethernet. Its replies get their tags back from the
+// `vlan_push` TC egress program. Only frames already bound for XDP_PASS get
+// here: the forwarding path is untouched.
+
+/// Pop `tags` (1 or 2) VLAN tags: shift the MACs over them. A frame that
+/// cannot be shrunk (never: its tags were parsed) goes up still tagged.
+#[inline(never)]
+fn vlan_shim_pop(ctx: &XdpContext, tags: usize) {
+    let Some(macs) = ptr_at::<[u8; 12]>(ctx, 0) else {
+        return;
+    };
+    let macs = unsafe { *macs };
+    let delta = if tags == 1 {
+        VLAN_HDR_LEN as i32
+    } else {
+        2 * VLAN_HDR_LEN as i32
+    };
+    if unsafe { bpf_xdp_adjust_head(ctx.ctx, delta) } != 0 {
+        return;
+    }
+    if let Some(l2) = ptr_at::<[u8; 12]>(ctx, 0) {
+        unsafe { *l2 = macs };
     }
 }
 
@@ -222,7 +252,10 @@ fn process(ctx: &XdpContext, len: u64) -> Option<Verdict> {
             row: rx_row,
         })
     };
-    let pass = Some(Verdict::Pass { row: rx_row });
+    let pass = Some(Verdict::Pass {
+        row: rx_row,
+        tags: tags_in,
+    });
 
     // Broadcast, multicast, another host's unicast, ARP, or not IP: the kernel's.
     if eth[0] & 1 != 0 || eth[0..6] != att.mac {
