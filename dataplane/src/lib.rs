@@ -3,9 +3,11 @@
 pub mod baseline;
 pub mod engine;
 pub mod msee;
+pub mod vlan;
 
 pub use baseline::{Baseline, BaselineError};
 pub use msee::{AttachMode, LinkSwitch, LoadOptions, Msee, MseeError, default_burst_bytes};
+pub use vlan::{EgressTag, VlanError, VlanPop, VlanShim};
 
 /// The `msee` eBPF object, built from `xdp-ebpf` by this crate's build.rs.
 pub static MSEE_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/msee"));
@@ -20,3 +22,9 @@ pub static XSK_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR
 pub static LOSSY_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lossy"));
 /// The `txgen` eBPF object: the live-frames in-kernel generator.
 pub static TXGEN_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/txgen"));
+/// The `vlan_push` eBPF object: the VLAN shim's TC egress program.
+pub static VLAN_PUSH_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vlan_push"));
+/// The `vlan_pop` eBPF object: the VLAN shim's XDP tag popper.
+pub static VLAN_POP_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vlan_pop"));
