@@ -84,8 +84,8 @@ const MAX_L4_OFFSET: usize = 1024;
 
 enum Verdict {
     /// To the kernel: addressed to the MSEE, or not ours to forward; counted
-    /// on the ingress link's rx row. `tags`: VLAN tags to pop first (VLAN shim).
-    Pass { row: u32, tags: usize },
+    /// on the ingress link's rx row.
+    Pass { row: u32 },
     /// Forwarded out of `link`; `len` is the frame length as sent.
     Redirect { action: u32, link: u32, len: u64 },
     /// Dropped, charged to counter row `row`.
@@ -100,13 +100,11 @@ pub fn msee(ctx: XdpContext) -> u32 {
     let len = (ctx.data_end() - ctx.data()) as u64;
     match process(&ctx, len) {
         None => xdp_action::XDP_PASS,
-        Some(Verdict::Pass { row, tags }) => {
+        Some(Verdict::Pass { row }) => {
             if let Some(c) = counters(row) {
                 c.to_kernel += 1;
             }
-            if tags != 0 {
-                vlan_shim_pop(&ctx, tags);
-            }
+            vlan_shim_pop(&ctx);
             xdp_action::XDP_PASS
         }
         Some(Verdict::Redirect { action, link, len }) => {
@@ -156,19 +154,26 @@ pub fn msee(ctx: XdpContext) -> u32 {
 // `vlan_push` TC egress program. Only frames already bound for XDP_PASS get
 // here: the forwarding path is untouched.
 
-/// Pop `tags` (1 or 2) VLAN tags: shift the MACs over them. A frame that
-/// cannot be shrunk (never: its tags were parsed) goes up still tagged.
+/// Pop the frame's VLAN tags (the one or two that `process` parsed to find
+/// its attachment), if any: shift the MACs over them. Frames that cannot be
+/// shrunk (never: their tags were parsed) go up as they came.
 #[inline(never)]
-fn vlan_shim_pop(ctx: &XdpContext, tags: usize) {
-    let Some(macs) = ptr_at::<[u8; 12]>(ctx, 0) else {
+fn vlan_shim_pop(ctx: &XdpContext) {
+    let Some(l2) = ptr_at::<[u8; ETH_HDR_LEN + VLAN_HDR_LEN]>(ctx, 0) else {
         return;
     };
-    let macs = unsafe { *macs };
-    let delta = if tags == 1 {
-        VLAN_HDR_LEN as i32
-    } else {
+    let l2 = unsafe { &*l2 };
+    let outer = be16(l2, 12);
+    if outer != ETH_P_8021Q && outer != ETH_P_8021AD {
+        return;
+    }
+    let delta = if be16(l2, 16) == ETH_P_8021Q {
         2 * VLAN_HDR_LEN as i32
+    } else {
+        VLAN_HDR_LEN as i32
     };
+    let mut macs = [0u8; 12];
+    macs.copy_from_slice(&l2[..12]);
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, delta) } != 0 {
         return;
     }
@@ -252,10 +257,7 @@ fn process(ctx: &XdpContext, len: u64) -> Option<Verdict> {
             row: rx_row,
         })
     };
-    let pass = Some(Verdict::Pass {
-        row: rx_row,
-        tags: tags_in,
-    });
+    let pass = Some(Verdict::Pass { row: rx_row });
 
     // Broadcast, multicast, another host's unicast, ARP, or not IP: the kernel's.
     if eth[0] & 1 != 0 || eth[0..6] != att.mac {
