@@ -1,10 +1,11 @@
 //! A two-namespace lab for the VLAN shim: one veth between a "customer"
 //! namespace and an "msee" namespace, both kernels holding the addresses
-//! of two peerings (802.1Q 100 and 200) on that one untagged interface.
+//! of three peerings (802.1Q 100, 802.1Q 200, and QinQ 802.1ad 300 /
+//! 802.1Q 10) on that one untagged interface.
 //!
 //! ```text
 //! [<p>-cust] port ==veth== port [<p>-msee]
-//!   vlan_pop (XDP in)           msee (XDP in): attachments (port, 100), (port, 200)
+//!   vlan_pop (XDP in)           msee (XDP in): attachments (port, 100), (port, 200), (port, 300/10)
 //!   vlan_push (TC out)          vlan_push (TC out)
 //! ```
 //!
@@ -61,7 +62,12 @@ impl Peering {
     }
 }
 
-pub fn peerings() -> [Peering; 2] {
+/// A QinQ frame of a full 1500-byte packet is 1522 bytes, and a veth takes
+/// at most its MTU + 18: the QinQ peering's routes carry an IP MTU of 1496
+/// on both sides (TCP's MSS follows), as a user of this lab must do.
+pub const QINQ_MTU: u32 = 1496;
+
+pub fn peerings() -> [Peering; 3] {
     [
         Peering {
             link: 0,
@@ -76,6 +82,13 @@ pub fn peerings() -> [Peering; 2] {
             tags: VlanTags::dot1q(200),
             subnet4: Ipv4Addr::new(192, 168, 200, 128),
             subnet6: "fd00:200::".parse().expect("IPv6 literal"),
+        },
+        Peering {
+            link: 2,
+            domain: 3,
+            tags: VlanTags::qinq(300, 10),
+            subnet4: Ipv4Addr::new(203, 0, 113, 0),
+            subnet6: "2001:db8:300::".parse().expect("IPv6 literal"),
         },
     ]
 }
@@ -158,6 +171,40 @@ impl ShimLab {
         }
         for n in [&ns.cust, &ns.msee] {
             ip_ns(n, &["link", "set", PORT, "up"])?;
+        }
+        for p in peerings().iter().filter(|p| p.tags.count() == 2) {
+            for (n, a4) in [(&ns.cust, p.customer4()), (&ns.msee, p.msee4())] {
+                let (net4, net6, mtu) = (
+                    p.net4().to_string(),
+                    p.net6().to_string(),
+                    QINQ_MTU.to_string(),
+                );
+                ip_ns(
+                    n,
+                    &[
+                        "route",
+                        "replace",
+                        &net4,
+                        "dev",
+                        PORT,
+                        "proto",
+                        "kernel",
+                        "scope",
+                        "link",
+                        "src",
+                        &a4.to_string(),
+                        "mtu",
+                        &mtu,
+                    ],
+                )?;
+                ip_ns(
+                    n,
+                    &[
+                        "-6", "route", "replace", &net6, "dev", PORT, "proto", "kernel", "metric",
+                        "256", "mtu", &mtu,
+                    ],
+                )?;
+            }
         }
         let msee_mac = lab::mac_of(&ns.msee, PORT)?;
         let cust_mac = lab::mac_of(&ns.cust, PORT)?;

@@ -1,7 +1,8 @@
 //! The VLAN shim end to end, in two namespaces joined by one veth: the
 //! customer kernel (behind `vlan_pop` + `vlan_push`) and the MSEE kernel
-//! (behind `msee` + `vlan_push`) speak TCP and UDP over IPv4 and IPv6 on two
-//! peerings, 802.1Q 100 and 200, with neither kernel knowing about VLANs
+//! (behind `msee` + `vlan_push`) speak TCP and UDP over IPv4 and IPv6 on three
+//! peerings, 802.1Q 100 and 200 and QinQ 802.1ad 300 / 802.1Q 10, with
+//! neither kernel knowing about VLANs
 //! (this kernel has no 802.1Q). ARP and ND resolve through the shim, and
 //! captures on both ends show every frame on the wire with its peering's tag.
 use std::{
@@ -70,6 +71,7 @@ fn tcp_echo(server_ns: &str, server: IpAddr, client_ns: &str) -> Result<SocketAd
         };
         conn.set_nonblocking(false)?;
         conn.set_read_timeout(Some(IO_TIMEOUT))?;
+        conn.set_write_timeout(Some(IO_TIMEOUT))?;
         let mut data = Vec::new();
         conn.read_to_end(&mut data)?;
         conn.write_all(&data)?;
@@ -80,12 +82,15 @@ fn tcp_echo(server_ns: &str, server: IpAddr, client_ns: &str) -> Result<SocketAd
     })?
     .with_context(|| format!("connecting to {to}"))?;
     conn.set_read_timeout(Some(IO_TIMEOUT))?;
+    conn.set_write_timeout(Some(IO_TIMEOUT))?;
     let local = conn.local_addr()?;
     let sent: Vec<u8> = (0..TCP_BYTES).map(|i| (i * 7 + i / 251) as u8).collect();
-    conn.write_all(&sent)?;
+    conn.write_all(&sent)
+        .with_context(|| format!("{local} -> {to}: sending"))?;
     conn.shutdown(std::net::Shutdown::Write)?;
     let mut back = Vec::new();
-    conn.read_to_end(&mut back)?;
+    conn.read_to_end(&mut back)
+        .with_context(|| format!("{local} -> {to}: reading the echo"))?;
     let got = server_side
         .join()
         .map_err(|_| anyhow::anyhow!("server thread panicked"))??;
@@ -181,8 +186,8 @@ fn check_wire(
 }
 
 #[test]
-fn kernels_speak_tcp_and_udp_over_two_vlans_through_the_shim() {
-    root_only!("kernels_speak_tcp_and_udp_over_two_vlans_through_the_shim");
+fn kernels_speak_tcp_and_udp_over_three_peerings_through_the_shim() {
+    root_only!("kernels_speak_tcp_and_udp_over_three_peerings_through_the_shim");
     let lab = ShimLab::up(&unique_prefix("vk")).expect("shim lab up");
     let (cust, msee) = (lab.ns.cust.clone(), lab.ns.msee.clone());
     let cust_cap = Capture::open(&cust, CUST_IFINDEX).unwrap();
@@ -209,13 +214,20 @@ fn kernels_speak_tcp_and_udp_over_two_vlans_through_the_shim() {
     let (cust_frames, msee_frames) = (cust_cap.drain(), msee_cap.drain());
     // TCP sends 64 KiB GSO packets: TC egress tags each once, and the
     // segments cut from it after TC carry the tag, each a full-size frame
-    // of at most 1500 + 14 + 4 bytes.
+    // of at most 1518 bytes (1500 + 14 + 4, or 1496 + 14 + 8 with QinQ).
     for (side, frames) in [("customer", &cust_frames), ("msee", &msee_frames)] {
         let longest = frames.iter().map(|(_, f)| f.len()).max().unwrap_or(0);
         assert!(
             (1500..=1518).contains(&longest),
             "{side}: longest frame {longest} bytes"
         );
+        let longest_qinq = frames
+            .iter()
+            .filter(|(_, f)| f[12..14] == [0x88, 0xa8])
+            .map(|(_, f)| f.len())
+            .max()
+            .unwrap_or(0);
+        assert_eq!(longest_qinq, 1518, "{side}: longest QinQ frame");
     }
     let cust_tally = check_wire("customer", &cust_frames, &ps);
     let msee_tally = check_wire("msee", &msee_frames, &ps);
@@ -267,10 +279,10 @@ fn forwarded_frames_skip_tc_egress_and_carry_one_tag() {
     root_only!("forwarded_frames_skip_tc_egress_and_carry_one_tag");
     let mut lab = ShimLab::up(&unique_prefix("vf")).expect("shim lab up");
     let cust = lab.ns.cust.clone();
-    let [v100, v200] = peerings();
+    let [v100, v200, _] = peerings();
     // msee forwards 10.1.0.0/16 arriving on VLAN 100 back out of the same
     // port on VLAN 200 (link 2), to the customer's MAC.
-    const FWD_LINK: u32 = 2;
+    const FWD_LINK: u32 = 5;
     lab.msee
         .set_link(
             FWD_LINK,
