@@ -92,7 +92,7 @@ fn process(ctx: &XdpContext, ifindex: u32) -> Outcome {
         outer_vid,
         inner_vid,
     };
-    match unsafe { VLAN_ACCEPT.get(&key) } {
+    match unsafe { VLAN_ACCEPT.get(key) } {
         Some(accepted) if accepted.outer_tpid == tpid && accepted.inner_vid == inner_vid => {}
         _ => return Outcome::Unknown,
     }

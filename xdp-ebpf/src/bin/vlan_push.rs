@@ -91,7 +91,7 @@ pub fn vlan_push(ctx: TcContext) -> i32 {
                 s.dropped += 1;
             }
         }
-        return if pushed { NEXT } else { TC_ACT_SHOT as i32 };
+        return if pushed { NEXT } else { TC_ACT_SHOT };
     }
     if let Some(s) = stats {
         match class {
