@@ -2,7 +2,7 @@
 //!
 //! One pass per frame:
 //!   attachment (ifindex, S-tag, C-tag) -> circuit, peering, routing domain, link
-//!   -> frames for the MSEE itself go to the kernel
+//!   -> frames for the MSEE itself go to the kernel, without their VLAN tags
 //!   -> LPM lookup (domain, destination) -> next-hop group
 //!   -> link choice: up, best preference, flow hash
 //!   -> policers (ingress link rx, egress link tx)
