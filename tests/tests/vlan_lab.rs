@@ -411,3 +411,43 @@ fn forwarded_frames_skip_tc_egress_and_carry_one_tag() {
         n as u64
     );
 }
+
+#[test]
+fn the_shim_detaches_when_its_handles_drop() {
+    root_only!("the_shim_detaches_when_its_handles_drop");
+    use aya::programs::{SchedClassifier, TcAttachType};
+    let lab = ShimLab::up(&unique_prefix("vd")).expect("shim lab up");
+    let (cust, msee) = (lab.ns.cust.clone(), lab.ns.msee.clone());
+    let attached = |ns: &str| {
+        in_netns(ns, || -> (usize, bool) {
+            let tcx = SchedClassifier::query_tcx(e2e_tests::vlan_lab::PORT, TcAttachType::Egress)
+                .map_or(0, |(_, progs)| progs.len());
+            let xdp = lab::run(
+                "ip",
+                &["-d", "link", "show", "dev", e2e_tests::vlan_lab::PORT],
+            )
+            .unwrap_or_default()
+            .contains("prog/xdp");
+            (tcx, xdp)
+        })
+        .unwrap()
+    };
+    assert_eq!(
+        attached(&cust),
+        (1, true),
+        "customer: vlan_push and vlan_pop"
+    );
+    assert_eq!(attached(&msee), (1, true), "msee: vlan_push and msee");
+    let ShimLab {
+        msee: m,
+        msee_shim,
+        cust_shim,
+        cust_pop,
+        ns,
+        ..
+    } = lab;
+    drop((msee_shim, cust_shim, cust_pop, m));
+    assert_eq!(attached(&cust), (0, false));
+    assert_eq!(attached(&msee), (0, false));
+    drop(ns);
+}
