@@ -399,6 +399,10 @@ mod pod {
     unsafe impl aya::Pod for super::PolicerState {}
     unsafe impl aya::Pod for super::LinkCounters {}
     unsafe impl aya::Pod for super::engine::TxgenConfig {}
+    unsafe impl aya::Pod for super::vlan::VlanTags {}
+    unsafe impl aya::Pod for super::vlan::PopKey {}
+    unsafe impl aya::Pod for super::vlan::PushCounters {}
+    unsafe impl aya::Pod for super::vlan::PopCounters {}
 }
 
 /// The packet engine's kernel programs (`xsk`, `lossy`, `txgen`) and the test
@@ -569,5 +573,183 @@ pub mod engine {
         /// Stream id = stream_base + CPU number.
         pub stream_base: u32,
         pub _pad: u32,
+    }
+}
+
+/// The VLAN shim: this kernel has no 802.1Q (`CONFIG_VLAN_8021Q` is off), so
+/// the kernel's own traffic on tagged peerings (ARP, ND, BGP, BFD, ICMP) is
+/// tagged and untagged by small programs around an untagged port interface:
+///
+/// - `msee` itself pops the tags of frames for the MSEE (XDP_PASS);
+/// - `vlan_push` (TC egress, tcx) gives frames the kernel sends out of a port
+///   the tags of the peering they belong to, by an LPM lookup on
+///   (ifindex, address) in `VLAN_EGRESS_V4`/`VLAN_EGRESS_V6`;
+/// - `vlan_pop` (XDP, for a customer side without VLANs) pops the tag stacks
+///   listed in `VLAN_ACCEPT` and drops (and counts) every other tagged frame.
+pub mod vlan {
+    use super::{ETH_P_8021AD, ETH_P_8021Q, MAX_FAST_IFINDEX};
+
+    pub const PUSH_PROGRAM: &str = "vlan_push";
+    pub const POP_PROGRAM: &str = "vlan_pop";
+
+    /// `vlan_push`: LpmTrie<Key<EgressKeyV4>, VlanTags>, the IPv4 peering
+    /// subnets of each port.
+    pub const EGRESS_V4: &str = "VLAN_EGRESS_V4";
+    /// `vlan_push`: LpmTrie<Key<EgressKeyV6>, VlanTags>.
+    pub const EGRESS_V6: &str = "VLAN_EGRESS_V6";
+    /// `vlan_push`: PerCpuArray<PushCounters>, row = `counter_row(ifindex)`.
+    pub const PUSH_STATS: &str = "VLAN_PUSH_STATS";
+    /// `vlan_pop`: HashMap<PopKey, VlanTags>, the tag stacks accepted per port.
+    pub const ACCEPT: &str = "VLAN_ACCEPT";
+    /// `vlan_pop`: PerCpuArray<PopCounters>, row = `counter_row(ifindex)`.
+    pub const POP_STATS: &str = "VLAN_POP_STATS";
+
+    pub const PUSH_MAPS: [&str; 3] = [EGRESS_V4, EGRESS_V6, PUSH_STATS];
+    pub const POP_MAPS: [&str; 2] = [ACCEPT, POP_STATS];
+
+    pub const MAX_EGRESS_V4: u32 = 16384;
+    pub const MAX_EGRESS_V6: u32 = 16384;
+    pub const MAX_ACCEPT: u32 = 4096;
+    /// Counter rows: one per ifindex below `MAX_FAST_IFINDEX`, and one shared
+    /// by every larger ifindex.
+    pub const COUNTER_ROWS: u32 = MAX_FAST_IFINDEX + 1;
+
+    pub const fn counter_row(ifindex: u32) -> u32 {
+        if ifindex < MAX_FAST_IFINDEX {
+            ifindex
+        } else {
+            MAX_FAST_IFINDEX
+        }
+    }
+
+    /// Highest usable VLAN id (0 means "no tag", 4095 is reserved).
+    pub const MAX_VID: u16 = 4094;
+
+    /// A tag stack: one 802.1Q tag, or an outer tag (`outer_tpid` 0x8100 or
+    /// 0x88a8) with an inner 802.1Q tag. The value of both maps.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+    pub struct VlanTags {
+        pub outer_tpid: u16,
+        pub outer_vid: u16,
+        /// 0: a single tag.
+        pub inner_vid: u16,
+        pub _pad: u16,
+    }
+
+    impl VlanTags {
+        /// One 802.1Q tag.
+        pub const fn dot1q(vid: u16) -> Self {
+            Self {
+                outer_tpid: ETH_P_8021Q,
+                outer_vid: vid,
+                inner_vid: 0,
+                _pad: 0,
+            }
+        }
+
+        /// QinQ with an 802.1ad S-tag (0x88a8) and an 802.1Q C-tag.
+        pub const fn qinq(s_vid: u16, c_vid: u16) -> Self {
+            Self {
+                outer_tpid: ETH_P_8021AD,
+                outer_vid: s_vid,
+                inner_vid: c_vid,
+                _pad: 0,
+            }
+        }
+
+        /// Two tags with 0x8100 on both (what ExpressRoute uses).
+        pub const fn double_dot1q(s_vid: u16, c_vid: u16) -> Self {
+            Self {
+                outer_tpid: ETH_P_8021Q,
+                outer_vid: s_vid,
+                inner_vid: c_vid,
+                _pad: 0,
+            }
+        }
+
+        /// Number of tags: 1 or 2.
+        pub const fn count(&self) -> usize {
+            if self.inner_vid == 0 { 1 } else { 2 }
+        }
+    }
+
+    /// `VLAN_EGRESS_V4` key data (after the trie's u32 prefix length):
+    /// ifindex (big-endian) then the address; prefix length = 32 + mask.
+    pub type EgressKeyV4 = [u8; 8];
+    /// `VLAN_EGRESS_V6` key data: ifindex (big-endian) then the address.
+    pub type EgressKeyV6 = [u8; 20];
+
+    pub const fn egress_key_v4(ifindex: u32, addr: [u8; 4]) -> EgressKeyV4 {
+        super::route_key_v4(ifindex, addr)
+    }
+
+    pub const fn egress_key_v6(ifindex: u32, addr: [u8; 16]) -> EgressKeyV6 {
+        super::route_key_v6(ifindex, addr)
+    }
+
+    /// `VLAN_ACCEPT` key: a port and the VLAN ids of a tag stack (inner 0
+    /// for a single tag). The value's `outer_tpid` must match the frame's.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+    pub struct PopKey {
+        pub ifindex: u32,
+        pub outer_vid: u16,
+        pub inner_vid: u16,
+    }
+
+    /// `VLAN_PUSH_STATS` value: what `vlan_push` did with the frames the
+    /// kernel sent out of a port. All but `dropped` left the port as they were.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+    pub struct PushCounters {
+        /// Given the tags of a peering.
+        pub tagged: u64,
+        /// ARP or IP matching no peering subnet of the port: left untagged.
+        pub unmatched: u64,
+        /// IPv6 multicast other than Neighbor Solicitations/Advertisements
+        /// (MLD reports, Router Solicitations...): left untagged.
+        pub multicast: u64,
+        /// Already tagged (in the frame or out of band): left alone.
+        pub already_tagged: u64,
+        /// Not ARP/IPv4/IPv6, or too short to classify: left untagged.
+        pub unparsed: u64,
+        /// The frame could not be grown for its tags: dropped rather than
+        /// sent on the wrong VLAN.
+        pub dropped: u64,
+    }
+
+    impl PushCounters {
+        pub fn add(&mut self, o: &PushCounters) {
+            self.tagged += o.tagged;
+            self.unmatched += o.unmatched;
+            self.multicast += o.multicast;
+            self.already_tagged += o.already_tagged;
+            self.unparsed += o.unparsed;
+            self.dropped += o.dropped;
+        }
+    }
+
+    /// `VLAN_POP_STATS` value: what `vlan_pop` did with received frames.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+    pub struct PopCounters {
+        /// An accepted tag stack, popped and passed to the kernel.
+        pub popped: u64,
+        /// Untagged: passed unchanged.
+        pub untagged: u64,
+        /// A tag stack not accepted on the port (or the wrong TPID): dropped.
+        pub unknown: u64,
+        /// Cut short inside its tags: dropped.
+        pub malformed: u64,
+    }
+
+    impl PopCounters {
+        pub fn add(&mut self, o: &PopCounters) {
+            self.popped += o.popped;
+            self.untagged += o.untagged;
+            self.unknown += o.unknown;
+            self.malformed += o.malformed;
+        }
     }
 }

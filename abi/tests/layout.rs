@@ -129,3 +129,47 @@ fn txgen_config_layout() {
     // The deepest header stack (Ethernet + QinQ + IPv6 + UDP) fits the bound.
     assert!(14 + 8 + 40 + 8 <= MAX_PAYLOAD_OFFSET as usize);
 }
+
+#[test]
+fn vlan_shim_layout() {
+    use msee_abi::vlan::*;
+    assert_eq!(size_of::<VlanTags>(), 8);
+    assert_eq!(offset_of!(VlanTags, outer_tpid), 0);
+    assert_eq!(offset_of!(VlanTags, outer_vid), 2);
+    assert_eq!(offset_of!(VlanTags, inner_vid), 4);
+    assert_eq!(size_of::<PopKey>(), 8);
+    assert_eq!(offset_of!(PopKey, ifindex), 0);
+    assert_eq!(offset_of!(PopKey, outer_vid), 4);
+    assert_eq!(offset_of!(PopKey, inner_vid), 6);
+    assert_eq!(size_of::<EgressKeyV4>(), 8);
+    assert_eq!(size_of::<EgressKeyV6>(), 20);
+    assert_eq!(
+        egress_key_v4(0x0102_0304, [192, 168, 100, 128]),
+        [1, 2, 3, 4, 192, 168, 100, 128]
+    );
+    let k = egress_key_v6(7, [0xfd; 16]);
+    assert_eq!(&k[..4], &[0, 0, 0, 7]);
+    assert_eq!(&k[4..], &[0xfd; 16]);
+    assert_eq!(size_of::<PushCounters>(), 8 * 6);
+    assert_eq!(offset_of!(PushCounters, tagged), 0);
+    assert_eq!(offset_of!(PushCounters, dropped), 40);
+    assert_eq!(size_of::<PopCounters>(), 8 * 4);
+    assert_eq!(offset_of!(PopCounters, malformed), 24);
+    // Counter rows: one per small ifindex, one shared by the rest.
+    assert_eq!(counter_row(5), 5);
+    assert_eq!(counter_row(MAX_FAST_IFINDEX), MAX_FAST_IFINDEX);
+    assert_eq!(counter_row(u32::MAX), COUNTER_ROWS - 1);
+    // Tag stacks.
+    let t = VlanTags::dot1q(100);
+    assert_eq!(
+        (t.outer_tpid, t.outer_vid, t.inner_vid, t.count()),
+        (ETH_P_8021Q, 100, 0, 1)
+    );
+    let t = VlanTags::qinq(200, 10);
+    assert_eq!((t.outer_tpid, t.count()), (ETH_P_8021AD, 2));
+    assert_eq!(VlanTags::double_dot1q(200, 10).outer_tpid, ETH_P_8021Q);
+    // Map names fit the kernel's 15 characters.
+    for name in PUSH_MAPS.iter().chain(POP_MAPS.iter()) {
+        assert!(name.len() <= 15, "{name}");
+    }
+}

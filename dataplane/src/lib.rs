@@ -3,12 +3,14 @@
 pub mod baseline;
 pub mod engine;
 pub mod msee;
+pub mod vlan;
 
 pub use baseline::{Baseline, BaselineError};
 pub use msee::{
     AttachMode, LinkSwitch, LoadOptions, Msee, MseeError, ROUTE_BATCH, RouteBatchError,
     default_burst_bytes,
 };
+pub use vlan::{EgressTag, VlanError, VlanPop, VlanShim};
 
 /// The `msee` eBPF object, built from `xdp-ebpf` by this crate's build.rs.
 pub static MSEE_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/msee"));
@@ -30,3 +32,9 @@ pub static BLACKHOLE_TC_OBJECT: &[u8] =
 /// The `testfwd` eBPF object: a tiny per-flow forwarder for engine tests.
 pub static TESTFWD_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/testfwd"));
+/// The `vlan_push` eBPF object: the VLAN shim's TC egress program.
+pub static VLAN_PUSH_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vlan_push"));
+/// The `vlan_pop` eBPF object: the VLAN shim's XDP tag popper.
+pub static VLAN_POP_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vlan_pop"));

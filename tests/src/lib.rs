@@ -9,6 +9,8 @@ pub mod install_bench;
 pub mod lab_bench;
 pub mod lab_dataplane;
 pub mod packet;
+pub mod vlan_frames;
+pub mod vlan_lab;
 
 /// Root (or CAP_BPF + CAP_NET_ADMIN) is needed to load programs and make
 /// namespaces. `cargo xtask test` runs as root; a plain `cargo test` as a

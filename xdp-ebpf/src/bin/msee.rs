@@ -2,7 +2,7 @@
 //!
 //! One pass per frame:
 //!   attachment (ifindex, S-tag, C-tag) -> circuit, peering, routing domain, link
-//!   -> frames for the MSEE itself go to the kernel
+//!   -> frames for the MSEE itself go to the kernel, without their VLAN tags
 //!   -> LPM lookup (domain, destination) -> next-hop group
 //!   -> link choice: up, best preference, flow hash
 //!   -> policers (ingress link rx, egress link tx)
@@ -104,6 +104,7 @@ pub fn msee(ctx: XdpContext) -> u32 {
             if let Some(c) = counters(row) {
                 c.to_kernel += 1;
             }
+            vlan_shim_pop(&ctx);
             xdp_action::XDP_PASS
         }
         Some(Verdict::Redirect { action, link, len }) => {
@@ -144,6 +145,40 @@ pub fn msee(ctx: XdpContext) -> u32 {
             }
             xdp_action::XDP_DROP
         }
+    }
+}
+
+// --- VLAN shim (see `msee_abi::vlan`): this kernel has no 802.1Q, so a
+// frame for the MSEE on a tagged attachment reaches the kernel's port
+// interface as plain Ethernet. Its replies get their tags back from the
+// `vlan_push` TC egress program. Only frames already bound for XDP_PASS get
+// here: the forwarding path is untouched.
+
+/// Pop the frame's VLAN tags (the one or two that `process` parsed to find
+/// its attachment), if any: shift the MACs over them. Frames that cannot be
+/// shrunk (never: their tags were parsed) go up as they came.
+#[inline(never)]
+fn vlan_shim_pop(ctx: &XdpContext) {
+    let Some(l2) = ptr_at::<[u8; ETH_HDR_LEN + VLAN_HDR_LEN]>(ctx, 0) else {
+        return;
+    };
+    let l2 = unsafe { &*l2 };
+    let outer = be16(l2, 12);
+    if outer != ETH_P_8021Q && outer != ETH_P_8021AD {
+        return;
+    }
+    let delta = if be16(l2, 16) == ETH_P_8021Q {
+        2 * VLAN_HDR_LEN as i32
+    } else {
+        VLAN_HDR_LEN as i32
+    };
+    let mut macs = [0u8; 12];
+    macs.copy_from_slice(&l2[..12]);
+    if unsafe { bpf_xdp_adjust_head(ctx.ctx, delta) } != 0 {
+        return;
+    }
+    if let Some(l2) = ptr_at::<[u8; 12]>(ctx, 0) {
+        unsafe { *l2 = macs };
     }
 }
 
