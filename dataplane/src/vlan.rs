@@ -204,6 +204,27 @@ fn is_missing(e: &MapError) -> bool {
     }
 }
 
+/// Map `name` of `object`'s loaded programs, typed.
+fn map_in<'a, T>(ebpf: &'a mut Ebpf, object: &'static str, name: &'static str) -> Result<T>
+where
+    T: TryFrom<&'a mut aya::maps::Map, Error = MapError>,
+{
+    let map = ebpf
+        .map_mut(name)
+        .ok_or(VlanError::Missing { object, what: name })?;
+    T::try_from(map).map_err(map_err(name))
+}
+
+fn map_of<'a, T>(ebpf: &'a Ebpf, object: &'static str, name: &'static str) -> Result<T>
+where
+    T: TryFrom<&'a aya::maps::Map, Error = MapError>,
+{
+    let map = ebpf
+        .map(name)
+        .ok_or(VlanError::Missing { object, what: name })?;
+    T::try_from(map).map_err(map_err(name))
+}
+
 fn map_err(map: &'static str) -> impl FnOnce(MapError) -> VlanError {
     move |source| VlanError::Map { map, source }
 }
@@ -273,22 +294,14 @@ impl VlanShim {
     where
         T: TryFrom<&'a mut aya::maps::Map, Error = MapError>,
     {
-        let map = self.ebpf.map_mut(name).ok_or(VlanError::Missing {
-            object: Self::OBJECT,
-            what: name,
-        })?;
-        T::try_from(map).map_err(map_err(name))
+        map_in(&mut self.ebpf, Self::OBJECT, name)
     }
 
     fn map_ref<'a, T>(&'a self, name: &'static str) -> Result<T>
     where
         T: TryFrom<&'a aya::maps::Map, Error = MapError>,
     {
-        let map = self.ebpf.map(name).ok_or(VlanError::Missing {
-            object: Self::OBJECT,
-            what: name,
-        })?;
-        T::try_from(map).map_err(map_err(name))
+        map_of(&self.ebpf, Self::OBJECT, name)
     }
 
     /// Attach to `ifindex`'s egress (tcx, after any program already there).
@@ -518,22 +531,14 @@ impl VlanPop {
     where
         T: TryFrom<&'a mut aya::maps::Map, Error = MapError>,
     {
-        let map = self.ebpf.map_mut(name).ok_or(VlanError::Missing {
-            object: Self::OBJECT,
-            what: name,
-        })?;
-        T::try_from(map).map_err(map_err(name))
+        map_in(&mut self.ebpf, Self::OBJECT, name)
     }
 
     fn map_ref<'a, T>(&'a self, name: &'static str) -> Result<T>
     where
         T: TryFrom<&'a aya::maps::Map, Error = MapError>,
     {
-        let map = self.ebpf.map(name).ok_or(VlanError::Missing {
-            object: Self::OBJECT,
-            what: name,
-        })?;
-        T::try_from(map).map_err(map_err(name))
+        map_of(&self.ebpf, Self::OBJECT, name)
     }
 
     /// Attach to `ifindex` (XDP). Detached by [`VlanPop::detach`] or on drop.
