@@ -220,6 +220,40 @@ impl BgpLab {
         send_and_count(&flow, n).unwrap().received
     }
 
+    /// The customer's prefix of one family (CUSTOMER_NET or CUSTOMER_NET6)
+    /// installed on both links, and 200 datagrams from Azure to the
+    /// customer's host of that family all delivered.
+    pub fn check_installed_and_forwarding(&self, ipv6: bool, peer_log: impl Fn() -> String) {
+        let prefix = if ipv6 { CUSTOMER_NET6 } else { CUSTOMER_NET };
+        wait_for(
+            &format!("{prefix} on both links"),
+            Duration::from_secs(15),
+            || self.installed_on_both(prefix),
+        )
+        .unwrap_or_else(|e| panic!("{}", self.ctx(&e, &peer_log())));
+        let delivered = if ipv6 {
+            self.send6(7011, 200)
+        } else {
+            self.send(7001, 200)
+        };
+        assert_eq!(
+            delivered,
+            200,
+            "{}",
+            self.ctx(
+                &format!("UDP azure -> the customer's host in {prefix}"),
+                &peer_log()
+            )
+        );
+    }
+
+    /// Both IPv6 sessions established on the daemon's side.
+    pub fn wait_ipv6_established(&self, peer_log: impl Fn() -> String) {
+        for session in [SESSION_PRIMARY6, SESSION_SECONDARY6] {
+            self.wait_established_after(session, 0, Duration::from_secs(30), &peer_log);
+        }
+    }
+
     /// `msee-cli --json` against the daemon's API socket.
     pub fn cli(&self, args: &[&str]) -> serde_json::Value {
         let out = Command::new(workspace_bin("msee-cli").unwrap())

@@ -15,8 +15,7 @@ use std::{
 use e2e_tests::{
     bgp_lab::{
         BgpLab, CUSTOMER_AS, CUSTOMER_NET, CUSTOMER_NET6, KEY, NsProcess, SESSION_PRIMARY,
-        SESSION_PRIMARY6, SESSION_SECONDARY, SESSION_SECONDARY6, VNET6, WEST_EUROPE, customer_nets,
-        read_logs, wait_for,
+        SESSION_SECONDARY, VNET6, WEST_EUROPE, customer_nets, read_logs, wait_for,
     },
     require_root,
 };
@@ -250,18 +249,7 @@ fn exabgp_customer_router_over_both_links() {
     exa.announce(CUSTOMER_NET6);
 
     // 2. The announced route reaches both links and traffic follows it.
-    wait_for(
-        "172.16.0.0/16 on both links",
-        Duration::from_secs(15),
-        || lab.installed_on_both(CUSTOMER_NET),
-    )
-    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
-    assert_eq!(
-        lab.send(7001, 200),
-        200,
-        "{}",
-        ctx("UDP azure -> 172.16.0.1")
-    );
+    lab.check_installed_and_forwarding(false, || exa.log());
 
     // 3. ExaBGP learned the VNet from both MSEEs with the region community.
     wait_for("VNet route at ExaBGP", Duration::from_secs(15), || {
@@ -281,26 +269,14 @@ fn exabgp_customer_router_over_both_links() {
     // fd00:c0::/48 on both links, traffic follows it, and ExaBGP learned the
     // VNet's IPv6 range from both MSEEs, AS path 12076, with the region
     // community and the MSEE's IPv6 address as next hop.
-    lab.wait_established_after(SESSION_PRIMARY6, 0, Duration::from_secs(30), || exa.log());
-    lab.wait_established_after(SESSION_SECONDARY6, 0, Duration::from_secs(30), || exa.log());
+    lab.wait_ipv6_established(|| exa.log());
     wait_for(
         "ExaBGP sees both IPv6 sessions up",
         Duration::from_secs(10),
         || exa.up(topo.primary6.msee) && exa.up(topo.secondary6.msee),
     )
     .unwrap_or_else(|e| panic!("{}", ctx(&e)));
-    wait_for(
-        "fd00:c0::/48 on both links",
-        Duration::from_secs(15),
-        || lab.installed_on_both(CUSTOMER_NET6),
-    )
-    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
-    assert_eq!(
-        lab.send6(7011, 200),
-        200,
-        "{}",
-        ctx("UDP azure -> fd00:c0::1")
-    );
+    lab.check_installed_and_forwarding(true, || exa.log());
     wait_for("IPv6 VNet route at ExaBGP", Duration::from_secs(15), || {
         let received = exa.received();
         [topo.primary6.msee, topo.secondary6.msee].iter().all(|m| {

@@ -40,19 +40,8 @@ fn frr_customer_router_over_both_links() {
 
     // 2. 172.16.0.0/16, learned on both links at equal AS-path length, is
     // one group with both links at equal preference.
-    wait_for(
-        "172.16.0.0/16 on both links",
-        Duration::from_secs(15),
-        || lab.installed_on_both(CUSTOMER_NET),
-    )
-    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
     // And traffic from Azure follows it to the customer.
-    assert_eq!(
-        lab.send(7001, 200),
-        200,
-        "{}",
-        ctx("UDP azure -> 172.16.0.1")
-    );
+    lab.check_installed_and_forwarding(false, || frr.log());
 
     // 3. FRR learned the VNet from both MSEEs, with the region community
     // and the MSEE as next hop.
@@ -83,18 +72,7 @@ fn frr_customer_router_over_both_links() {
     // VNet's IPv6 range with the region community, next hop the MSEE.
     lab.wait_established_after(SESSION_PRIMARY6, 0, Duration::from_secs(30), || frr.log());
     lab.wait_established_after(SESSION_SECONDARY6, 0, Duration::from_secs(30), || frr.log());
-    wait_for(
-        "fd00:c0::/48 on both links",
-        Duration::from_secs(15),
-        || lab.installed_on_both(CUSTOMER_NET6),
-    )
-    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
-    assert_eq!(
-        lab.send6(7011, 200),
-        200,
-        "{}",
-        ctx("UDP azure -> fd00:c0::1")
-    );
+    lab.check_installed_and_forwarding(true, || frr.log());
     wait_for("IPv6 VNet route at FRR", Duration::from_secs(15), || {
         let out = frr.vtysh(&[&format!("show bgp ipv6 unicast {VNET6} json")]);
         let Ok(v) = serde_json::from_str::<serde_json::Value>(&out) else {
