@@ -8,8 +8,8 @@ use std::{path::Path, time::Duration};
 
 use e2e_tests::{
     bgp_lab::{
-        BgpLab, CUSTOMER_NET, CUSTOMER_NET6, KEY, SESSION_PRIMARY, SESSION_PRIMARY6,
-        SESSION_SECONDARY, SESSION_SECONDARY6, VNET6, WEST_EUROPE, customer_nets, wait_for,
+        BgpLab, CUSTOMER_NET, CUSTOMER_NET6, KEY, SESSION_PRIMARY, SESSION_SECONDARY, VNET6,
+        WEST_EUROPE, customer_nets, wait_for,
     },
     frr::{BGPD, Frr, customer_conf},
     require_root,
@@ -70,8 +70,7 @@ fn frr_customer_router_over_both_links() {
     // 2b. The same over IPv6: the IPv6 sessions on both links carry
     // fd00:c0::/48 into the maps, traffic follows it, and FRR learned the
     // VNet's IPv6 range with the region community, next hop the MSEE.
-    lab.wait_established_after(SESSION_PRIMARY6, 0, Duration::from_secs(30), || frr.log());
-    lab.wait_established_after(SESSION_SECONDARY6, 0, Duration::from_secs(30), || frr.log());
+    lab.wait_ipv6_established(|| frr.log());
     lab.check_installed_and_forwarding(true, || frr.log());
     wait_for("IPv6 VNet route at FRR", Duration::from_secs(15), || {
         let out = frr.vtysh(&[&format!("show bgp ipv6 unicast {VNET6} json")]);
