@@ -103,6 +103,11 @@ pub struct DaemonConfig {
     pub bgp: Option<BgpConfig>,
     /// Serve the local API (for `msee-cli`) on this Unix socket.
     pub api_socket: Option<PathBuf>,
+    /// Run each peering on its own VLAN (802.1Q or QinQ tags from the
+    /// model), as on ExpressRoute, instead of one untagged peering per port:
+    /// each peering gets its own link on each customer port, and the VLAN
+    /// shim tags the MSEE's own traffic (ARP, ND, BGP, BFD) by peering.
+    pub tagged: bool,
 }
 
 /// BGP for one circuit: sessions, RIB and FIB programming.
@@ -127,11 +132,23 @@ pub fn enter_netns(name: &str) -> Result<()> {
         .with_context(|| format!("entering network namespace {name}"))
 }
 
-/// One port and the link behind it (link id = index in the port list).
+/// One link of the MSEE (link id = index in the list): a port, or with
+/// tagged peerings one peering's VLAN on a customer port.
 struct Port {
     link: u32,
     role: LinkRole,
+    /// How the link is named in logs, counters and the API: its role, or
+    /// its role and peering when the port carries several.
+    name: String,
+    /// The port's interface (shared by the links of its peerings).
     iface: Interface,
+    /// The peering's tags on the port; `None`: untagged.
+    tags: Option<msee_abi::vlan::VlanTags>,
+    peering: PeeringKind,
+    /// Routing domain of frames arriving on this link.
+    domain: u32,
+    /// The MSEE's addresses on this link, with their prefix lengths.
+    addrs: Vec<(IpAddr, u8)>,
     /// The one neighbour on this link (customer router or Azure gateway):
     /// its IPv4 address, whose ARP answer gives the link's MAC, and its
     /// IPv6 address if the link also carries IPv6 (the same router).
@@ -143,9 +160,55 @@ struct Port {
 }
 
 impl Port {
+    /// The whole (untagged) port as one link of the private peering.
+    fn untagged(link: u32, role: LinkRole, iface: Interface) -> Self {
+        let addrs = iface
+            .addrs
+            .iter()
+            .map(|(a, l)| (IpAddr::V4(*a), *l))
+            .chain(iface.addrs6.iter().map(|(a, l)| (IpAddr::V6(*a), *l)))
+            .collect();
+        Self {
+            link,
+            role,
+            name: role.name().to_owned(),
+            iface,
+            tags: None,
+            peering: PeeringKind::Private,
+            domain: DOMAIN,
+            addrs,
+            neighbour: None,
+            neighbour6: None,
+            neighbour_mac: None,
+            bgp: false,
+        }
+    }
+
+    /// Whether `addr` is in one of this link's subnets.
+    fn connects(&self, addr: IpAddr) -> bool {
+        self.addrs.iter().any(|(a, len)| match (a, addr) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => netlink::same_subnet(*a, b, *len),
+            (IpAddr::V6(a), IpAddr::V6(b)) => netlink::same_subnet6(*a, b, *len),
+            _ => false,
+        })
+    }
+
+    fn attachment_key(&self) -> AttachmentKey {
+        let t = self.tags.unwrap_or_default();
+        AttachmentKey {
+            ifindex: self.iface.ifindex,
+            outer_vlan: t.outer_vid,
+            inner_vlan: t.inner_vid,
+        }
+    }
+
     fn link_entry(&self, mac: [u8; 6]) -> Link {
+        let t = self.tags.unwrap_or_default();
         Link {
             ifindex: self.iface.ifindex,
+            outer_vlan: t.outer_vid,
+            inner_vlan: t.inner_vid,
+            outer_tpid: t.outer_tpid,
             role: self.role as u8,
             src_mac: self.iface.mac,
             dst_mac: mac,
@@ -155,41 +218,141 @@ impl Port {
     }
 }
 
+/// The tags of a peering's VLAN as ExpressRoute sends them (0x8100 on both
+/// tags of a QinQ pair).
+fn vlan_tags(tag: circuit::model::VlanTag) -> msee_abi::vlan::VlanTags {
+    match tag {
+        circuit::model::VlanTag::Dot1Q(vid) => msee_abi::vlan::VlanTags::dot1q(vid),
+        circuit::model::VlanTag::QinQ { s_tag, c_tag } => {
+            msee_abi::vlan::VlanTags::double_dot1q(s_tag, c_tag)
+        }
+    }
+}
+
+/// The links of tagged peerings: for each peering of `circuit` whose MSEE
+/// addresses are on the primary and secondary ports, one link per port on
+/// its VLAN, then the Azure port's (untagged, private domain).
+fn tagged_links(
+    model: &circuit::Model,
+    circuit_name: &str,
+    ifaces: &[(LinkRole, Interface)],
+) -> Result<Vec<Port>> {
+    let circuit = model
+        .circuit(circuit_name)
+        .ok_or_else(|| anyhow!("circuit {circuit_name:?} is not in the configuration"))?;
+    let mut links = Vec::new();
+    for p in &circuit.peerings {
+        let kind = speaker::kind_of(p.peering_type);
+        let mut pair = Vec::new();
+        for l in [&p.primary, &p.secondary] {
+            let role = match l.role {
+                circuit::model::LinkRole::Primary => LinkRole::Primary,
+                circuit::model::LinkRole::Secondary => LinkRole::Secondary,
+            };
+            let Some((_, iface)) = ifaces.iter().find(|(r, _)| *r == role) else {
+                bail!("no {} port for {:?}", role.name(), p.peering_type);
+            };
+            let mut addrs: Vec<(IpAddr, u8)> = Vec::new();
+            let mine = |a: IpAddr| {
+                iface
+                    .addrs
+                    .iter()
+                    .map(|(x, n)| (IpAddr::V4(*x), *n))
+                    .chain(iface.addrs6.iter().map(|(x, n)| (IpAddr::V6(*x), *n)))
+                    .find(|(x, _)| *x == a)
+            };
+            addrs.extend(mine(IpAddr::V4(l.ipv4.msee)));
+            if let Some(v6) = &l.ipv6 {
+                addrs.extend(mine(IpAddr::V6(v6.msee)));
+            }
+            if !addrs.iter().any(|(a, _)| a.is_ipv4()) {
+                break;
+            }
+            pair.push(Port {
+                link: 0,
+                role,
+                name: format!("{}/{}", role.name(), kind.name()),
+                iface: iface.clone(),
+                tags: Some(vlan_tags(p.vlan)),
+                peering: kind,
+                domain: speaker::domain_of(kind),
+                addrs,
+                neighbour: None,
+                neighbour6: None,
+                neighbour_mac: None,
+                bgp: false,
+            });
+        }
+        if pair.len() == 2 {
+            links.extend(pair);
+        } else {
+            warn!(
+                "circuit {circuit_name}: {:?} not run: its MSEE addresses {} and {} are not on the primary and secondary ports",
+                p.peering_type, p.primary.ipv4.msee, p.secondary.ipv4.msee
+            );
+        }
+    }
+    if links.is_empty() {
+        bail!(
+            "circuit {circuit_name}: no peering has its MSEE addresses on the primary and secondary ports"
+        );
+    }
+    let Some((_, azure)) = ifaces.iter().find(|(r, _)| *r == LinkRole::Azure) else {
+        bail!("no azure port");
+    };
+    links.push(Port::untagged(0, LinkRole::Azure, azure.clone()));
+    for (i, l) in links.iter_mut().enumerate() {
+        l.link = i as u32;
+    }
+    Ok(links)
+}
+
 pub async fn run(cfg: DaemonConfig) -> Result<()> {
     let handle = netlink::connect()?;
-    let mut ports = Vec::new();
-    for (link, (role, name)) in cfg.ports.iter().enumerate() {
-        let iface = netlink::interface(&handle, name).await?;
-        ports.push(Port {
-            link: link as u32,
-            role: *role,
-            iface,
-            neighbour: None,
-            neighbour6: None,
-            neighbour_mac: None,
-            bgp: false,
-        });
+    let mut ifaces = Vec::new();
+    for (role, name) in &cfg.ports {
+        ifaces.push((*role, netlink::interface(&handle, name).await?));
     }
+    let mut ports = match (&cfg.bgp, cfg.tagged) {
+        (Some(bgp), true) => tagged_links(&bgp.model, &bgp.circuit, &ifaces)?,
+        (None, true) => bail!("--tagged runs the peerings of a circuit: give its --config"),
+        (_, false) => ifaces
+            .iter()
+            .enumerate()
+            .map(|(i, (role, iface))| Port::untagged(i as u32, *role, iface.clone()))
+            .collect(),
+    };
 
     // BGP sessions of the configured circuit, planned before anything is
     // loaded so that a wrong configuration changes nothing.
     let mut bgp_plan = None;
     if let Some(bgp) = &cfg.bgp {
-        let infos: Vec<PortInfo> = ports
-            .iter()
-            .filter_map(|p| {
-                let role = match p.role {
-                    LinkRole::Primary => circuit::model::LinkRole::Primary,
-                    LinkRole::Secondary => circuit::model::LinkRole::Secondary,
-                    LinkRole::Azure => return None,
-                };
-                Some(PortInfo {
-                    link: p.link,
-                    role,
-                    addrs: p.iface.all_addrs().collect(),
-                })
-            })
-            .collect();
+        // One entry per customer port (its first link), with each tagged
+        // peering's own link on it.
+        let mut infos: Vec<PortInfo> = Vec::new();
+        for p in &ports {
+            let role = match p.role {
+                LinkRole::Primary => circuit::model::LinkRole::Primary,
+                LinkRole::Secondary => circuit::model::LinkRole::Secondary,
+                LinkRole::Azure => continue,
+            };
+            let info = match infos.iter_mut().find(|i| i.role == role) {
+                Some(i) => i,
+                None => {
+                    infos.push(PortInfo {
+                        link: p.link,
+                        role,
+                        addrs: p.iface.all_addrs().collect(),
+                        peering_links: Vec::new(),
+                    });
+                    infos.last_mut().expect("pushed")
+                }
+            };
+            if p.tags.is_some() {
+                info.peering_links
+                    .push((speaker::type_of(p.peering), p.link));
+            }
+        }
         let (peerings, specs, notes) =
             speaker::plan(&bgp.model, &bgp.circuit, &infos, bgp.max_prefixes)?;
         for n in &notes {
@@ -202,11 +365,11 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
             );
         }
         for p in &peerings {
-            // Lab ports are untagged: each carries the one peering its
-            // attachment names (private, domain DOMAIN).
-            if p.kind != PeeringKind::Private || p.domain != DOMAIN {
+            // An untagged port carries one peering: the private one, in the
+            // domain its attachment names.
+            if !cfg.tagged && (p.kind != PeeringKind::Private || p.domain != DOMAIN) {
                 bail!(
-                    "circuit {}: {:?} peering over untagged ports is not supported yet (only private peering)",
+                    "circuit {}: {:?} peering needs its VLAN: run with --tagged (an untagged port carries only private peering)",
                     bgp.circuit,
                     p.kind
                 );
@@ -238,15 +401,12 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
     for route in &cfg.routes {
         let mut members = Vec::new();
         for via in &route.via {
-            let port = ports
-                .iter_mut()
-                .find(|p| p.iface.connects(*via))
-                .ok_or_else(|| {
-                    anyhow!(
-                        "route {}: next hop {via} is on none of the ports' subnets",
-                        route.prefix
-                    )
-                })?;
+            let port = ports.iter_mut().find(|p| p.connects(*via)).ok_or_else(|| {
+                anyhow!(
+                    "route {}: next hop {via} is on none of the ports' subnets",
+                    route.prefix
+                )
+            })?;
             let known = match via {
                 IpAddr::V4(v) => port.neighbour.replace(*v).map(IpAddr::V4),
                 IpAddr::V6(v) => port.neighbour6.replace(*v).map(IpAddr::V6),
@@ -257,7 +417,7 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
                 bail!(
                     "port {} ({}): next hops {n} and {via}: a link has exactly one neighbour",
                     port.iface.name,
-                    port.role.name()
+                    port.name
                 );
             }
             members.push(port.link);
@@ -276,7 +436,7 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
         bail!(
             "port {} ({}): next hop {} needs an IPv4 next hop on the same link too (its ARP answer gives the link's MAC)",
             p.iface.name,
-            p.role.name(),
+            p.name,
             p.neighbour6.expect("checked")
         );
     }
@@ -314,28 +474,31 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
     let health = LinkHealth::new(msee.link_switch()?);
     for p in &ports {
         msee.add_port(p.iface.ifindex)?;
-        for addr in p.iface.all_addrs() {
-            msee.add_local(DOMAIN, addr)?;
+        for (addr, _) in &p.addrs {
+            msee.add_local(p.domain, *addr)?;
         }
         // Links start down: up once the neighbour answers (and BGP is up).
         msee.set_link(p.link, p.link_entry([0; 6]))?;
-        health.add_link(p.link, p.role.name(), p.iface.carrier, p.bgp)?;
+        health.add_link(p.link, &p.name, p.iface.carrier, p.bgp)?;
+        let first = |v6: bool| p.addrs.iter().map(|(a, _)| *a).find(|a| a.is_ipv6() == v6);
         msee.set_attachment(
-            AttachmentKey {
-                ifindex: p.iface.ifindex,
-                outer_vlan: 0,
-                inner_vlan: 0,
-            },
+            p.attachment_key(),
             Attachment {
                 link: p.link,
-                domain: DOMAIN,
+                domain: p.domain,
                 circuit: CIRCUIT,
-                peering: PeeringKind::Private as u8,
+                peering: p.peering as u8,
                 role: p.role as u8,
                 mac: p.iface.mac,
-                // Time-exceeded replies come from the port's own address.
-                local_v4: p.iface.addrs.first().map_or([0; 4], |(a, _)| a.octets()),
-                local_v6: p.iface.addrs6.first().map_or([0; 16], |(a, _)| a.octets()),
+                // Time-exceeded replies come from the link's own address.
+                local_v4: match first(false) {
+                    Some(IpAddr::V4(a)) => a.octets(),
+                    _ => [0; 4],
+                },
+                local_v6: match first(true) {
+                    Some(IpAddr::V6(a)) => a.octets(),
+                    _ => [0; 16],
+                },
                 ..Default::default()
             },
         )?;
@@ -370,9 +533,20 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
         info!(%prefix, group, "route installed");
     }
 
+    // The MSEE's own traffic on tagged peerings leaves with its peering's
+    // tags (this kernel has no 802.1Q): the shim, by destination subnet.
+    let _vlan_shim = if cfg.tagged {
+        Some(vlan_shim(&ports, cfg.kernel_log_level)?)
+    } else {
+        None
+    };
+    let mut attached = std::collections::BTreeSet::new();
     for p in &ports {
+        if !attached.insert(p.iface.ifindex) {
+            continue;
+        }
         msee.attach(p.iface.ifindex, cfg.mode)?;
-        info!(link = p.role.name(), ifname = %p.iface.name, ifindex = p.iface.ifindex, mode = ?cfg.mode, "msee attached");
+        info!(port = p.role.name(), ifname = %p.iface.name, ifindex = p.iface.ifindex, mode = ?cfg.mode, "msee attached");
     }
 
     resolve_pending(
@@ -477,11 +651,14 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
         let _in_detectors = detectors.enter();
         crate::linkmon::watch(ports.iter().map(|p| p.iface.ifindex).collect())?
     };
-    let link_of: BTreeMap<u32, u32> = ports.iter().map(|p| (p.iface.ifindex, p.link)).collect();
+    let mut links_of: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    for p in &ports {
+        links_of.entry(p.iface.ifindex).or_default().push(p.link);
+    }
     let carrier_health = health.clone();
     detectors.spawn(async move {
         while let Some(ev) = carrier_events.recv().await {
-            if let Some(link) = link_of.get(&ev.ifindex) {
+            for link in links_of.get(&ev.ifindex).into_iter().flatten() {
                 carrier_health.set(*link, Signal::Carrier, ev.up);
             }
         }
@@ -556,6 +733,33 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+/// The VLAN shim on every customer port: each tagged link's subnets get
+/// its tags on the way out. Kept alive by the caller (dropping detaches).
+fn vlan_shim(ports: &[Port], log_level: u8) -> Result<dataplane::VlanShim> {
+    let mut shim = dataplane::VlanShim::load(&LoadOptions {
+        log_level,
+        pin_dir: None,
+    })
+    .context("loading the VLAN shim")?;
+    let mut attached = std::collections::BTreeSet::new();
+    for p in ports {
+        let Some(tags) = p.tags else { continue };
+        if attached.insert(p.iface.ifindex) {
+            shim.attach_egress(p.iface.ifindex)
+                .with_context(|| format!("attaching the VLAN shim to {}", p.iface.name))?;
+        }
+        for (addr, len) in &p.addrs {
+            let subnet = IpNet::new(*addr, *len)
+                .map_err(|e| anyhow!("{addr}/{len}: {e}"))?
+                .trunc();
+            shim.set_egress_tag(p.iface.ifindex, subnet, tags)
+                .with_context(|| format!("tagging {subnet} on {}", p.iface.name))?;
+            info!(link = %p.name, %subnet, tags = %dataplane::vlan::Tags(tags), "VLAN shim: the MSEE's own traffic to this subnet is tagged");
+        }
+    }
+    Ok(shim)
 }
 
 /// What the main loop hears of BFD: a session's BFD went down (not by the
@@ -693,35 +897,35 @@ async fn resolve_pending(
             match netlink::lookup_neighbour(handle, p.iface.ifindex, via).await {
                 Ok(Some(mac)) if mac != known => {
                     if let Err(e) = msee.set_link(p.link, p.link_entry(mac)) {
-                        warn!(%via, "updating link {}: {e}", p.role.name());
+                        warn!(%via, "updating link {}: {e}", p.name);
                         continue;
                     }
                     p.neighbour_mac = Some(mac);
-                    info!(link = p.role.name(), %via, old = %format_mac(&known), mac = %format_mac(&mac), "neighbour's MAC changed: link updated");
+                    info!(link = p.name, %via, old = %format_mac(&known), mac = %format_mac(&mac), "neighbour's MAC changed: link updated");
                 }
                 Ok(Some(_)) => {}
                 Ok(None) => {
                     if let Err(e) = netlink::probe_neighbour(handle, p.iface.ifindex, via).await {
-                        warn!(link = p.role.name(), %via, "re-probing the neighbour: {e:#}");
+                        warn!(link = p.name, %via, "re-probing the neighbour: {e:#}");
                     }
                 }
-                Err(e) => warn!(link = p.role.name(), %via, "reading the neighbour table: {e:#}"),
+                Err(e) => warn!(link = p.name, %via, "reading the neighbour table: {e:#}"),
             }
             continue;
         }
         match netlink::resolve_neighbour(handle, p.iface.ifindex, via, timeout).await {
             Ok(mac) => {
                 if let Err(e) = msee.set_link(p.link, p.link_entry(mac)) {
-                    warn!(%via, "installing link {}: {e}", p.role.name());
+                    warn!(%via, "installing link {}: {e}", p.name);
                     continue;
                 }
                 p.neighbour_mac = Some(mac);
                 health.set(p.link, Signal::Neighbour, true);
-                info!(link = p.role.name(), %via, mac = %format_mac(&mac), "neighbour resolved");
+                info!(link = p.name, %via, mac = %format_mac(&mac), "neighbour resolved");
             }
             Err(e) => {
                 health.set(p.link, Signal::Neighbour, false);
-                warn!(link = p.role.name(), %via, "neighbour unresolved, link down, retrying: {e:#}");
+                warn!(link = p.name, %via, "neighbour unresolved, link down, retrying: {e:#}");
             }
         }
     }
@@ -732,7 +936,7 @@ fn port_reports(msee: &Msee, ports: &[Port]) -> Result<Vec<PortReport>> {
         .iter()
         .map(|p| {
             Ok(PortReport::new(
-                p.role.name(),
+                &p.name,
                 &p.iface.name,
                 &msee.link_counters(p.link, Direction::Rx)?,
                 &msee.link_counters(p.link, Direction::Tx)?,

@@ -29,6 +29,19 @@ pub struct PortInfo {
     pub link: u32,
     pub role: circuit::model::LinkRole,
     pub addrs: Vec<IpAddr>,
+    /// With tagged peerings, each peering's own link on this port (its
+    /// VLAN); empty when the port is untagged and `link` carries it all.
+    pub peering_links: Vec<(PeeringType, u32)>,
+}
+
+impl PortInfo {
+    /// The link that carries `peering` on this port.
+    pub fn link_for(&self, peering: PeeringType) -> u32 {
+        self.peering_links
+            .iter()
+            .find(|(t, _)| *t == peering)
+            .map_or(self.link, |(_, l)| *l)
+    }
 }
 
 /// One peering the daemon routes: its routing domain and links.
@@ -71,10 +84,17 @@ pub fn domain_of(kind: PeeringKind) -> u32 {
     }
 }
 
-fn kind_of(t: PeeringType) -> PeeringKind {
+pub fn kind_of(t: PeeringType) -> PeeringKind {
     match t {
         PeeringType::AzurePrivatePeering => PeeringKind::Private,
         PeeringType::MicrosoftPeering => PeeringKind::Microsoft,
+    }
+}
+
+pub fn type_of(k: PeeringKind) -> PeeringType {
+    match k {
+        PeeringKind::Private => PeeringType::AzurePrivatePeering,
+        PeeringKind::Microsoft => PeeringType::MicrosoftPeering,
     }
 }
 
@@ -200,7 +220,7 @@ pub fn plan(
         for l in [&p.primary, &p.secondary] {
             match port_of(l.role) {
                 Some(port) if port.addrs.contains(&IpAddr::V4(l.ipv4.msee)) => {
-                    links.push(port.link)
+                    links.push(port.link_for(p.peering_type))
                 }
                 Some(_) => {}
                 None => bail!("no {} port to run {:?} on", l.role, p.peering_type),
@@ -609,11 +629,13 @@ peer = "er-lab"
                 link: 0,
                 role: LinkRole::Primary,
                 addrs: vec![ip("192.168.100.130"), ip("fd00:100::2")],
+                peering_links: Vec::new(),
             },
             PortInfo {
                 link: 1,
                 role: LinkRole::Secondary,
                 addrs: vec![ip("192.168.100.134"), ip("fd00:100::6")],
+                peering_links: Vec::new(),
             },
         ]
     }
@@ -728,6 +750,57 @@ peer = "er-lab"
                 .iter()
                 .any(|n| n.contains("fd00:100::2 is not on the primary port")),
             "{notes:?}"
+        );
+    }
+
+    #[test]
+    fn tagged_ports_give_each_peering_its_own_links() {
+        let model = circuit::load_toml(LAB).unwrap();
+        let mut ports = ports();
+        // Microsoft peering's MSEE addresses (203.0.113.0/29: .2 and .6) on
+        // the same ports, each peering on its own link.
+        ports[0].addrs.push(ip("203.0.113.2"));
+        ports[1].addrs.push(ip("203.0.113.6"));
+        ports[0].peering_links = vec![
+            (PeeringType::AzurePrivatePeering, 0),
+            (PeeringType::MicrosoftPeering, 2),
+        ];
+        ports[1].peering_links = vec![
+            (PeeringType::AzurePrivatePeering, 1),
+            (PeeringType::MicrosoftPeering, 3),
+        ];
+        let (peerings, specs, notes) = plan(&model, "er-lab", &ports, None).unwrap();
+        assert_eq!(
+            peerings,
+            vec![
+                PeeringPlan {
+                    kind: PeeringKind::Private,
+                    domain: 1,
+                    links: [0, 1]
+                },
+                PeeringPlan {
+                    kind: PeeringKind::Microsoft,
+                    domain: 2,
+                    links: [2, 3]
+                }
+            ],
+            "{notes:?}"
+        );
+        let ms: Vec<(u32, IpAddr, u32)> = specs
+            .iter()
+            .filter(|s| s.name.contains("MicrosoftPeering"))
+            .map(|s| (s.link, s.local, s.max_prefixes))
+            .collect();
+        assert_eq!(
+            ms,
+            [(2, ip("203.0.113.2"), 200), (3, ip("203.0.113.6"), 200)]
+        );
+        // Microsoft peering advertises nothing without a route filter.
+        assert!(
+            specs
+                .iter()
+                .filter(|s| s.name.contains("MicrosoftPeering"))
+                .all(|s| s.adverts.is_empty())
         );
     }
 

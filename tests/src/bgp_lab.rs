@@ -104,8 +104,20 @@ impl BgpLab {
 
     /// [`BgpLab::up_with`] with namespaces named after `prefix` exactly.
     pub fn up_named(prefix: &str, toml: &str) -> Self {
+        Self::up_custom(prefix, toml, &[], |_| {})
+    }
+
+    /// The lab, `prepare` run on it (addresses, programs) before the daemon
+    /// starts with `extra` arguments after the usual ones.
+    pub fn up_custom(
+        prefix: &str,
+        toml: &str,
+        extra: &[&str],
+        prepare: impl FnOnce(&Topology),
+    ) -> Self {
         let topo = Topology::new(prefix).unwrap();
         let lab = Lab::up(topo.clone()).unwrap();
+        prepare(&topo);
         let dir = std::env::temp_dir().join(format!("msee-{}", topo.prefix));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -166,6 +178,7 @@ impl BgpLab {
             ]
             .map(String::from),
         );
+        args.extend(extra.iter().map(|a| a.to_string()));
         let daemon = Daemon::start(&args, &dir).unwrap();
         Self {
             topo,

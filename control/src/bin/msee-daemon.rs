@@ -56,6 +56,11 @@ struct Args {
     /// Serve the local API for msee-cli on this Unix socket.
     #[arg(long)]
     api_socket: Option<PathBuf>,
+    /// Run each peering of the circuit on its own VLAN (its vlanId, or its
+    /// sTag/cTag pair), as ExpressRoute does, instead of one untagged
+    /// private peering per port.
+    #[arg(long, requires = "config")]
+    tagged: bool,
     /// BGP ConnectRetry, seconds.
     #[arg(long, default_value_t = 30, requires = "config")]
     connect_retry_secs: u64,
@@ -141,6 +146,7 @@ fn real_main(args: Args) -> anyhow::Result<()> {
     let cfg = DaemonConfig {
         bgp,
         api_socket: args.api_socket,
+        tagged: args.tagged,
         netns: args.netns,
         ports: vec![
             (LinkRole::Primary, args.primary),
