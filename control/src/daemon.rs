@@ -573,7 +573,13 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
         Some((peerings, specs, infos)) => {
             let ribs: Vec<Rib> = peerings
                 .iter()
-                .map(|p| Rib::new(p.domain, p.kind, &p.links))
+                .map(|p| {
+                    let mut rib = Rib::new(p.domain, p.kind, &p.links);
+                    if let Some(registered) = cfg.bgp.as_ref().and_then(|b| registered(b, p.kind)) {
+                        rib.set_registered(registered);
+                    }
+                    rib
+                })
                 .collect();
             for s in &specs {
                 info!(session = %s.name, local = %s.local, peer = %s.peer, peer_as = s.peer_as,
@@ -733,6 +739,22 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+/// Microsoft peering's registered public prefixes in `b`'s model (the
+/// customer may announce only within them); `None` for private peering.
+fn registered(b: &BgpConfig, kind: PeeringKind) -> Option<Vec<IpNet>> {
+    registered_in(&b.model, &b.circuit, kind)
+}
+
+fn registered_in(model: &circuit::Model, circuit: &str, kind: PeeringKind) -> Option<Vec<IpNet>> {
+    if kind != PeeringKind::Microsoft {
+        return None;
+    }
+    let p = model
+        .circuit(circuit)?
+        .peering(circuit::model::PeeringType::MicrosoftPeering)?;
+    Some(p.advertised_public_prefixes.clone())
 }
 
 /// The VLAN shim on every customer port: each tagged link's subnets get
@@ -1479,6 +1501,41 @@ impl Bgp {
             }
             if !fields.is_empty() {
                 in_place.push(json!({ "session": spec.name, "fields": fields }));
+            }
+        }
+
+        // Microsoft peering's registered prefixes: what falls outside goes
+        // now; the peers re-send their tables so what is newly inside comes.
+        for r in 0..self.ribs.len() {
+            let kind = self.peerings[r].kind;
+            let (old, new) = (
+                registered_in(&self.model, &self.circuit, kind),
+                registered_in(&model, &self.circuit, kind),
+            );
+            if old == new {
+                continue;
+            }
+            let changed = self.ribs[r].set_registered(new.unwrap_or_default());
+            self.apply(r, &changed, msee);
+            for (i, spec) in self.speaker.specs.iter().enumerate() {
+                if spec.peering == r && self.status[i].established {
+                    let afi = match spec.family {
+                        speaker::Family::Ipv4 => bgp::wire::AFI_IPV4,
+                        speaker::Family::Ipv6 => bgp::wire::AFI_IPV6,
+                    };
+                    self.speaker
+                        .send(
+                            i,
+                            bgp::fsm::Event::RequestRouteRefresh {
+                                afi,
+                                safi: bgp::wire::SAFI_UNICAST,
+                            },
+                        )
+                        .await;
+                    in_place.push(
+                        json!({ "session": spec.name, "fields": ["advertisedPublicPrefixes"] }),
+                    );
+                }
             }
         }
 

@@ -4,9 +4,9 @@
 //! kernel has no 802.1Q either: `vlan_pop` and the egress shim tag and untag
 //! for it, as the MSEE's shim does for the MSEE). Each peering's sessions
 //! come up on their own VLAN; private peering routes carry traffic from
-//! Azure over the tagged links; Microsoft peering refuses the default route
-//! and RFC 1918 prefixes and takes the customer's public prefix into its
-//! own routing domain.
+//! Azure over the tagged links; Microsoft peering refuses the default route,
+//! RFC 1918 prefixes and public prefixes the customer did not register, and
+//! takes the registered one into its own routing domain.
 use std::time::Duration;
 
 use dataplane::{AttachMode, LoadOptions, VlanPop, VlanShim};
@@ -27,6 +27,8 @@ const MS_SESSION_SECONDARY: &str = "er-lab/MicrosoftPeering/secondary";
 const MS_PRIMARY: (&str, &str) = ("203.0.113.1", "203.0.113.2");
 const MS_SECONDARY: (&str, &str) = ("203.0.113.5", "203.0.113.6");
 const PUBLIC_PREFIX: &str = "198.51.100.0/24";
+/// Public, but not among the customer's registered prefixes.
+const UNREGISTERED_PREFIX: &str = "192.0.2.0/24";
 
 fn circuit_toml() -> String {
     e2e_tests::bgp_lab::circuit_toml()
@@ -63,7 +65,13 @@ fn frr_conf(topo: &Topology, log: &std::path::Path) -> String {
         );
     }
     c += " address-family ipv4 unicast\n";
-    for p in ["172.16.0.0/16", PUBLIC_PREFIX, "10.99.0.0/16", "0.0.0.0/0"] {
+    for p in [
+        "172.16.0.0/16",
+        PUBLIC_PREFIX,
+        UNREGISTERED_PREFIX,
+        "10.99.0.0/16",
+        "0.0.0.0/0",
+    ] {
         c += &format!("  network {p}\n");
     }
     c += " exit-address-family\n!\n";

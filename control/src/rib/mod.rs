@@ -53,6 +53,9 @@ pub enum Refusal {
     AsLoop,
     /// A prefix of the other address family than the session's.
     WrongFamily,
+    /// Microsoft peering: outside the customer's registered public
+    /// prefixes (`advertisedPublicPrefixes`).
+    NotRegistered,
 }
 
 impl std::fmt::Display for Refusal {
@@ -62,6 +65,9 @@ impl std::fmt::Display for Refusal {
             Refusal::Rfc1918 => "RFC 1918 prefix refused on Microsoft peering",
             Refusal::AsLoop => "AS path contains AS 12076 (loop)",
             Refusal::WrongFamily => "not of the session's address family",
+            Refusal::NotRegistered => {
+                "not within the advertised public prefixes registered for Microsoft peering"
+            }
         })
     }
 }
@@ -142,6 +148,9 @@ pub struct UpdateOutcome {
 pub struct Rib {
     domain: u32,
     kind: PeeringKind,
+    /// Microsoft peering: the public prefixes the customer registered; an
+    /// announcement must fall within one of them. `None`: no such check.
+    registered: Option<Vec<IpNet>>,
     sessions: BTreeMap<SessionId, AdjRibIn>,
 }
 
@@ -152,12 +161,33 @@ impl Rib {
         Self {
             domain,
             kind,
+            registered: None,
             sessions: links
                 .iter()
                 .flat_map(|l| [(*l, Family::Ipv4), (*l, Family::Ipv6)])
                 .map(|s| (s, AdjRibIn::default()))
                 .collect(),
         }
+    }
+
+    /// Microsoft peering: takes only announcements within `prefixes` (the
+    /// customer's `advertisedPublicPrefixes`) from now on, and drops the
+    /// paths already held that fall outside them; returns the prefixes
+    /// whose best path may have changed. (Announcements refused before are
+    /// not kept: ask the peers for a route refresh to see them again.)
+    pub fn set_registered(&mut self, prefixes: Vec<IpNet>) -> BTreeSet<IpNet> {
+        let mut changed = BTreeSet::new();
+        for adj in self.sessions.values_mut() {
+            adj.routes.retain(|p, _| {
+                let keep = prefixes.iter().any(|r| r.contains(p));
+                if !keep {
+                    changed.insert(*p);
+                }
+                keep
+            });
+        }
+        self.registered = Some(prefixes);
+        changed
     }
 
     pub fn domain(&self) -> u32 {
@@ -215,7 +245,14 @@ impl Rib {
     /// Applies an UPDATE received on `session`.
     pub fn update(&mut self, session: SessionId, update: &Update) -> anyhow::Result<UpdateOutcome> {
         let kind = self.kind;
-        let adj = self.adj(session)?;
+        let registered = self.registered.as_deref();
+        let adj = self.sessions.get_mut(&session).ok_or_else(|| {
+            anyhow::anyhow!(
+                "link {} ({:?}) is not a session of this peering",
+                session.0,
+                session.1
+            )
+        })?;
         if !adj.established {
             anyhow::bail!(
                 "UPDATE on link {} ({:?}) whose session is not established",
@@ -259,12 +296,19 @@ impl Rib {
         };
         let looped = as_path_contains(update, bgp::MSEE_ASN);
         for prefix in announced {
+            // The most telling reason first: the registration check comes
+            // after the default-route and RFC 1918 rules.
             let verdict = if family_of(&prefix) != session.1 {
                 Err(Refusal::WrongFamily)
             } else if looped {
                 Err(Refusal::AsLoop)
             } else {
-                import_check(kind, prefix)
+                import_check(kind, prefix).and_then(|()| match registered {
+                    Some(r) if !r.iter().any(|r| r.contains(&prefix)) => {
+                        Err(Refusal::NotRegistered)
+                    }
+                    _ => Ok(()),
+                })
             };
             match verdict {
                 Ok(()) => {

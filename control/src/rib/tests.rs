@@ -382,6 +382,50 @@ fn microsoft_peering_refuses_default_and_rfc1918() {
 }
 
 #[test]
+fn microsoft_peering_takes_only_the_registered_public_prefixes() {
+    let mut h = Harness::new(PeeringKind::Microsoft);
+    h.rib
+        .set_registered(vec![net("198.51.100.0/24"), net("2001:db8:5::/48")]);
+    let out = h
+        .rib
+        .update(
+            P4,
+            &announce(
+                &["198.51.100.0/24", "198.51.100.128/25", "203.0.113.0/24"],
+                &[65010],
+            ),
+        )
+        .unwrap();
+    assert_eq!(
+        out.refused,
+        [(net("203.0.113.0/24"), Refusal::NotRegistered)]
+    );
+    assert_eq!(out.changed.len(), 2, "the prefix and a more specific of it");
+    let out = h
+        .rib
+        .update(
+            P6,
+            &announce6(&["2001:db8:5:1::/64", "2001:db8:6::/48"], &[65010]),
+        )
+        .unwrap();
+    assert_eq!(
+        out.refused,
+        [(net("2001:db8:6::/48"), Refusal::NotRegistered)]
+    );
+    // The registration shrinks (a reload): what falls outside goes at once.
+    let changed = h.rib.set_registered(vec![net("198.51.100.0/25")]);
+    assert_eq!(
+        changed.into_iter().collect::<Vec<_>>(),
+        [
+            net("198.51.100.0/24"),
+            net("198.51.100.128/25"),
+            net("2001:db8:5:1::/64")
+        ]
+    );
+    assert_eq!(h.rib.adj_rib_in_len(P4), 0);
+}
+
+#[test]
 fn private_peering_accepts_default_and_ignores_communities() {
     let mut h = Harness::new(PeeringKind::Private);
     h.recv(P, announce(&["0.0.0.0/0", "10.0.0.0/8"], &[65010]));
