@@ -44,6 +44,10 @@ pub struct PeeringLocation {
 pub struct ServiceCommunity {
     pub name: String,
     pub community: Community,
+    /// The prefixes the emulated service is advertised with on Microsoft
+    /// peering when a route filter selects its community.
+    #[serde(default)]
+    pub prefixes: Vec<ipnet::IpNet>,
 }
 
 /// What a community in a route filter stands for.
@@ -132,6 +136,14 @@ impl Catalog {
                 || self.regions.iter().any(|r| r.community == s.community)
             {
                 return bad(format!("community {} is listed twice", s.community));
+            }
+            for prefix in &s.prefixes {
+                if prefix.trunc() != *prefix {
+                    return bad(format!(
+                        "service {}: prefix {prefix} has host bits set",
+                        s.name
+                    ));
+                }
             }
         }
         Ok(())

@@ -163,6 +163,10 @@ pub struct Peering {
     /// selects. Empty means nothing is advertised to the customer.
     pub route_filter: Option<String>,
     pub selected_communities: Vec<Community>,
+    /// Microsoft peering: what is advertised to the customer, the prefixes
+    /// of the services its route filter selects, each with its service
+    /// community. Empty without a route filter.
+    pub service_routes: Vec<(IpNet, Community)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

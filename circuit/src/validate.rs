@@ -232,6 +232,21 @@ struct GrDecl {
 
 /// Validates `config` against `catalog`. On success the derived model;
 /// otherwise every error found.
+/// The prefixes of the services `selected` names (region communities
+/// select no prefixes in this emulator), each with its community.
+fn service_routes(catalog: &Catalog, selected: &[Community]) -> Vec<(IpNet, Community)> {
+    selected
+        .iter()
+        .filter_map(|c| {
+            catalog
+                .service_communities
+                .iter()
+                .find(|s| s.community == *c)
+        })
+        .flat_map(|s| s.prefixes.iter().map(|p| (*p, s.community)))
+        .collect()
+}
+
 pub fn validate(config: &Config, catalog: &Catalog) -> Result<Model, ValidationErrors> {
     let mut v = Validator {
         errors: Vec::new(),
@@ -485,7 +500,10 @@ pub fn validate(config: &Config, catalog: &Catalog) -> Result<Model, ValidationE
                 ok = false;
             }
             match peering(&mut v, &pp, p, c.sku.tier, &filters) {
-                Some(m) => peerings.push(m),
+                Some(mut m) => {
+                    m.service_routes = service_routes(catalog, &m.selected_communities);
+                    peerings.push(m)
+                }
                 None => ok = false,
             }
             for (k, gr) in p.connections.iter().enumerate() {
@@ -1309,6 +1327,7 @@ fn peering(
         advertised_public_prefixes: advertised,
         route_filter: p.route_filter.clone(),
         selected_communities: selected,
+        service_routes: Vec::new(),
     })
 }
 

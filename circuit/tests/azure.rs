@@ -160,6 +160,17 @@ fn az_cli_output_imports_and_validates_with_a_rest_list() {
     assert_eq!(ms.shared_key.as_deref(), Some("md5key"));
     assert_eq!(ms.route_filter.as_deref(), Some("rf-office"));
     assert_eq!(ms.selected_communities.len(), 1);
+    // The selected service's prefixes (the catalog's benchmarking ranges),
+    // each with its service community: what the MSEE advertises.
+    let exchange: circuit::community::Community = "12076:5010".parse().unwrap();
+    assert_eq!(
+        ms.service_routes,
+        [
+            ("198.18.10.0/24".parse().unwrap(), exchange),
+            ("2001:2:0:5010::/64".parse().unwrap(), exchange)
+        ]
+    );
+    assert!(private.service_routes.is_empty());
     let raw = &config.circuits[0].peerings[1].microsoft_peering_config;
     assert_eq!(
         raw.as_ref().unwrap().customer_asn,

@@ -102,15 +102,15 @@ pub fn type_of(k: PeeringKind) -> PeeringType {
 /// path 12076, next hop self (`next_hop`'s family picks the routes: IPv4
 /// NLRI, or IPv6 in MP_REACH_NLRI), at most `limit` prefixes (Azure's cap).
 pub fn adverts(
-    routes: &[circuit::reach::VnetRoute],
+    routes: impl IntoIterator<Item = (IpNet, circuit::Community)>,
     next_hop: IpAddr,
     limit: Option<u32>,
 ) -> (Vec<Update>, usize) {
     let mut by_community: BTreeMap<u32, Vec<IpNet>> = BTreeMap::new();
     let mut taken = 0usize;
     let mut dropped = 0usize;
-    for r in routes {
-        if r.prefix.addr().is_ipv4() != next_hop.is_ipv4() {
+    for (prefix, community) in routes {
+        if prefix.addr().is_ipv4() != next_hop.is_ipv4() {
             continue;
         }
         if limit.is_some_and(|l| taken >= l as usize) {
@@ -119,9 +119,9 @@ pub fn adverts(
         }
         taken += 1;
         by_community
-            .entry(r.community.to_u32())
+            .entry(community.to_u32())
             .or_default()
-            .push(r.prefix);
+            .push(prefix);
     }
     let updates = by_community
         .into_iter()
@@ -257,11 +257,20 @@ pub fn plan(
                 ));
                 continue;
             }
-            // Microsoft peering advertises only what a route filter selects,
-            // and the model has no service prefixes yet: nothing.
+            // Private peering: the VNets in reach, with their region
+            // communities. Microsoft peering: the services its route filter
+            // selects, with their service communities (nothing without one).
             let (adverts, dropped) = match kind {
-                PeeringKind::Private => adverts(&vnet_routes, s.local_address, s.max_advertised),
-                PeeringKind::Microsoft => (Vec::new(), 0),
+                PeeringKind::Private => adverts(
+                    vnet_routes.iter().map(|r| (r.prefix, r.community)),
+                    s.local_address,
+                    s.max_advertised,
+                ),
+                PeeringKind::Microsoft => adverts(
+                    p.service_routes.iter().copied(),
+                    s.local_address,
+                    s.max_advertised,
+                ),
             };
             if dropped > 0 {
                 notes.push(format!(
@@ -837,7 +846,11 @@ peer = "er-lab"
         let model = circuit::load_toml(LAB).unwrap();
         let c = model.circuit("er-lab").unwrap();
         let routes = circuit::reach::vnet_routes(&model, c);
-        let (u, dropped) = adverts(&routes, ip("1.1.1.1"), Some(1));
+        let (u, dropped) = adverts(
+            routes.iter().map(|r| (r.prefix, r.community)),
+            ip("1.1.1.1"),
+            Some(1),
+        );
         assert_eq!(u.iter().map(|u| u.nlri.len()).sum::<usize>(), 1);
         assert_eq!(dropped, 1);
     }

@@ -5,8 +5,9 @@
 //! for it, as the MSEE's shim does for the MSEE). Each peering's sessions
 //! come up on their own VLAN; private peering routes carry traffic from
 //! Azure over the tagged links; Microsoft peering refuses the default route,
-//! RFC 1918 prefixes and public prefixes the customer did not register, and
-//! takes the registered one into its own routing domain.
+//! RFC 1918 prefixes and public prefixes the customer did not register,
+//! takes the registered one into its own routing domain, and advertises the
+//! services the route filter selects.
 use std::time::Duration;
 
 use dataplane::{AttachMode, LoadOptions, VlanPop, VlanShim};
@@ -27,6 +28,9 @@ const MS_SESSION_SECONDARY: &str = "er-lab/MicrosoftPeering/secondary";
 const MS_PRIMARY: (&str, &str) = ("203.0.113.1", "203.0.113.2");
 const MS_SECONDARY: (&str, &str) = ("203.0.113.5", "203.0.113.6");
 const PUBLIC_PREFIX: &str = "198.51.100.0/24";
+/// Exchange Online's service community, and the prefix the catalog gives it.
+const EXCHANGE: &str = "12076:5010";
+const EXCHANGE_PREFIX: &str = "198.18.10.0/24";
 /// Public, but not among the customer's registered prefixes.
 const UNREGISTERED_PREFIX: &str = "192.0.2.0/24";
 
@@ -42,6 +46,14 @@ secondaryPeerAddressPrefix = "203.0.113.4/30"
 vlanId = {MICROSOFT_VLAN}
 sharedKey = "{KEY}"
 microsoftPeeringConfig = {{ advertisedPublicPrefixes = ["{PUBLIC_PREFIX}"] }}
+routeFilter = "rf-exchange"
+
+[[routeFilters]]
+name = "rf-exchange"
+
+[[routeFilters.rules]]
+name = "exchange"
+communities = ["{EXCHANGE}"]
 "#
         )
 }
@@ -275,6 +287,33 @@ fn both_peerings_run_on_their_vlans() {
             ctx(&format!("{prefix} refused: {why}"))
         );
     }
+    // Microsoft peering advertises what the route filter selects: Exchange
+    // Online's prefix with its service community, from both MSEEs.
+    wait_for("Exchange's prefix at FRR", Duration::from_secs(15), || {
+        let out = frr.vtysh(&[&format!("show bgp ipv4 unicast {EXCHANGE_PREFIX} json")]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+        let paths = v["paths"].as_array().cloned().unwrap_or_default();
+        paths.len() == 2
+            && paths
+                .iter()
+                .all(|p| p["community"]["string"].as_str() == Some(EXCHANGE))
+    })
+    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
+    // ... and not the VNets, which are private peering's.
+    let out = frr.vtysh(&["show bgp ipv4 unicast 10.1.0.0/16 json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+    let from: Vec<String> = v["paths"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|p| p["peer"]["peerId"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert!(
+        from.len() == 2 && from.iter().all(|p| p.starts_with("192.168.100.")),
+        "the VNet only from private peering: {out}"
+    );
+
     // The tags were really on the wire, both ways: every peering link of
     // the MSEE took the customer's frames for it on its own VLAN (a frame
     // untagged or on another VLAN would not be counted there), and the
