@@ -29,7 +29,10 @@ pub mod maps {
     pub const DSCP_MAP: &str = "DSCP_MAP";
     pub const ICMP_LIMIT: &str = "ICMP_LIMIT";
     pub const COUNTERS: &str = "COUNTERS";
-    pub const ALL: [&str; 13] = [
+    pub const ROUTE_EPOCH: &str = "ROUTE_EPOCH";
+    pub const ROUTE_CACHE_V4: &str = "ROUTE_CACHE_V4";
+    pub const ROUTE_CACHE_V6: &str = "ROUTE_CACHE_V6";
+    pub const ALL: [&str; 16] = [
         ATTACHMENTS,
         UNTAGGED,
         LINKS,
@@ -43,6 +46,9 @@ pub mod maps {
         DSCP_MAP,
         ICMP_LIMIT,
         COUNTERS,
+        ROUTE_EPOCH,
+        ROUTE_CACHE_V4,
+        ROUTE_CACHE_V6,
     ];
 }
 
@@ -277,6 +283,46 @@ pub const ROUTE_OUT_OF_REACH: u32 = 1;
 /// routes, so finding it costs no extra lookup per packet.)
 pub const ROUTE_LOCAL: u32 = 2;
 
+// --- Destination cache: a longest-prefix match in a large trie walks a
+// dozen or more nodes per packet (hundreds of ns at a million routes), while
+// a forwarding table's traffic goes to far fewer destinations than it has
+// routes. Each CPU keeps a direct-mapped cache of recent lookups (slot =
+// hash of domain and address; a collision just replaces the slot), tagged
+// with the route epoch they were made in. Userspace bumps `ROUTE_EPOCH`
+// after every write to the route tries, which retires every cached entry at
+// once: the next packet to each destination looks the trie up again, so a
+// route change is seen exactly as without the cache. Epoch 0 means "cache
+// off" (a fresh map, before userspace has set it).
+
+/// Slots per CPU of `ROUTE_CACHE_V4` (a power of two).
+pub const ROUTE_CACHE_V4_SLOTS: u32 = 8192;
+/// Slots per CPU of `ROUTE_CACHE_V6` (a power of two).
+pub const ROUTE_CACHE_V6_SLOTS: u32 = 4096;
+
+/// `ROUTE_CACHE_V4` slot: the trie's answer for one (domain, address),
+/// found at `epoch`. A miss is cached too (`Route::flags` has bit 31 set).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct RouteCacheV4 {
+    pub key: RouteKeyV4,
+    pub epoch: u64,
+    pub route: Route,
+}
+
+/// `ROUTE_CACHE_V6` slot.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct RouteCacheV6 {
+    pub key: RouteKeyV6,
+    pub _pad: u32,
+    pub epoch: u64,
+    pub route: Route,
+}
+
+/// `Route::flags` bit for "the trie has no route" (in a cache slot; never
+/// stored in the tries).
+pub const ROUTE_NONE: u32 = 1 << 31;
+
 /// `POLICER_CFG` value, per (link, direction). Written by userspace only; the
 /// bucket state lives apart in `POLICER_STATE` so a rate change never resets it.
 #[repr(C)]
@@ -395,6 +441,8 @@ mod pod {
     unsafe impl aya::Pod for super::GroupMember {}
     unsafe impl aya::Pod for super::NextHopGroup {}
     unsafe impl aya::Pod for super::Route {}
+    unsafe impl aya::Pod for super::RouteCacheV4 {}
+    unsafe impl aya::Pod for super::RouteCacheV6 {}
     unsafe impl aya::Pod for super::PolicerConfig {}
     unsafe impl aya::Pod for super::PolicerState {}
     unsafe impl aya::Pod for super::LinkCounters {}

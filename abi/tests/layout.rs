@@ -53,6 +53,19 @@ fn group_and_route_layout() {
 }
 
 #[test]
+fn route_cache_layout() {
+    assert_eq!(size_of::<RouteCacheV4>(), 24);
+    assert_eq!(offset_of!(RouteCacheV4, epoch), 8);
+    assert_eq!(offset_of!(RouteCacheV4, route), 16);
+    assert_eq!(size_of::<RouteCacheV6>(), 40);
+    assert_eq!(offset_of!(RouteCacheV6, epoch), 24);
+    assert_eq!(offset_of!(RouteCacheV6, route), 32);
+    assert!(ROUTE_CACHE_V4_SLOTS.is_power_of_two());
+    assert!(ROUTE_CACHE_V6_SLOTS.is_power_of_two());
+    assert_eq!(ROUTE_NONE & (ROUTE_LOCAL | ROUTE_OUT_OF_REACH), 0);
+}
+
+#[test]
 fn policer_and_counter_layout() {
     assert_eq!(size_of::<PolicerConfig>(), 16);
     assert_eq!(size_of::<PolicerState>(), 16);

@@ -196,6 +196,13 @@ pub struct Msee {
 impl Msee {
     /// Load the embedded object, creating or adopting pinned maps.
     pub fn load(opts: &LoadOptions) -> Result<Self> {
+        Self::load_object(opts, crate::MSEE_OBJECT)
+    }
+
+    /// Load another build of the `msee` object than the embedded one (e.g.
+    /// an earlier version, to compare the two in one benchmark run). Its
+    /// maps must be the ones this version knows.
+    pub fn load_object(opts: &LoadOptions, object: &[u8]) -> Result<Self> {
         let mut loader = EbpfLoader::new();
         loader.override_global("AYA_LOG_LEVEL", &opts.log_level, false);
         let pin_paths: Vec<(&'static str, PathBuf)> = match &opts.pin_dir {
@@ -211,7 +218,7 @@ impl Msee {
         for (name, path) in &pin_paths {
             loader.map_pin_path(name, path.as_path());
         }
-        let ebpf = loader.load(crate::MSEE_OBJECT).map_err(MseeError::Load)?;
+        let ebpf = loader.load(object).map_err(MseeError::Load)?;
         let mut msee = Self {
             ebpf,
             links: Vec::new(),
@@ -219,6 +226,9 @@ impl Msee {
         };
         msee.program_mut()?.load().map_err(MseeError::Program)?;
         msee.write_dscp_policy()?;
+        // Turns the destination caches on (epoch 0 is "off"), and retires
+        // whatever adopted caches hold.
+        msee.bump_route_epoch()?;
         Ok(msee)
     }
 
@@ -424,6 +434,12 @@ impl Msee {
     /// update, so a prefix that stays routed is never missing.
     pub fn upsert_route(&mut self, domain: u32, prefix: IpNet, route: Route) -> Result<()> {
         check_range("group id", route.group, MAX_GROUPS)?;
+        let written = self.write_route(domain, prefix, route);
+        self.bump_route_epoch()?;
+        written
+    }
+
+    fn write_route(&mut self, domain: u32, prefix: IpNet, route: Route) -> Result<()> {
         let plen = 32 + u32::from(prefix.prefix_len());
         match prefix.trunc() {
             IpNet::V4(p) => {
@@ -448,6 +464,12 @@ impl Msee {
     }
 
     pub fn remove_route(&mut self, domain: u32, prefix: IpNet) -> Result<()> {
+        let removed = self.delete_route(domain, prefix);
+        self.bump_route_epoch()?;
+        removed
+    }
+
+    fn delete_route(&mut self, domain: u32, prefix: IpNet) -> Result<()> {
         let plen = 32 + u32::from(prefix.prefix_len());
         match prefix.trunc() {
             IpNet::V4(p) => {
@@ -526,6 +548,15 @@ impl Msee {
         &mut self,
         routes: &[(u32, IpNet, Route)],
     ) -> std::result::Result<(), RouteBatchError> {
+        let written = self.write_routes(routes);
+        let last = routes.last().map(|r| (routes.len(), r.0, r.1));
+        self.retire_cached_routes(written, last)
+    }
+
+    fn write_routes(
+        &mut self,
+        routes: &[(u32, IpNet, Route)],
+    ) -> std::result::Result<(), RouteBatchError> {
         let total = routes.len();
         let refuse = |i: usize, applied: usize, source: MseeError| RouteBatchError {
             applied,
@@ -569,6 +600,53 @@ impl Msee {
     /// (`BPF_MAP_DELETE_BATCH`). A prefix that is not routed is an error
     /// that stops the batch there, as with [`Msee::remove_route`].
     pub fn remove_routes(
+        &mut self,
+        prefixes: &[(u32, IpNet)],
+    ) -> std::result::Result<(), RouteBatchError> {
+        let removed = self.delete_routes(prefixes);
+        let last = prefixes.last().map(|p| (prefixes.len(), p.0, p.1));
+        self.retire_cached_routes(removed, last)
+    }
+
+    /// After a batch write, whatever it applied: bump the route epoch, so no
+    /// CPU keeps forwarding by a cached answer of the tries from before it.
+    /// `last` is (batch length, domain and prefix of its last entry): if the
+    /// bump itself fails, the batch is reported as not applied from its
+    /// last entry on (writing that one again is harmless).
+    fn retire_cached_routes(
+        &mut self,
+        written: std::result::Result<(), RouteBatchError>,
+        last: Option<(usize, u32, IpNet)>,
+    ) -> std::result::Result<(), RouteBatchError> {
+        let Some((total, domain, prefix)) = last else {
+            return written;
+        };
+        let bumped = self.bump_route_epoch();
+        written?;
+        bumped.map_err(|source| RouteBatchError {
+            applied: total - 1,
+            total,
+            failed: total - 1,
+            domain,
+            prefix,
+            source: Box::new(source),
+        })
+    }
+
+    /// Retire every CPU's cached route lookups (`msee_abi::RouteCacheV4`):
+    /// called after each write to the route tries. One writer (this handle
+    /// is `&mut`), so read-increment-write is enough.
+    fn bump_route_epoch(&mut self) -> Result<()> {
+        let mut epoch: Array<_, u64> = self.map_mut(maps::ROUTE_EPOCH)?;
+        let next = epoch
+            .get(&0, 0)
+            .map_err(map_err(maps::ROUTE_EPOCH))?
+            .wrapping_add(1)
+            .max(1);
+        epoch.set(0, next, 0).map_err(map_err(maps::ROUTE_EPOCH))
+    }
+
+    fn delete_routes(
         &mut self,
         prefixes: &[(u32, IpNet)],
     ) -> std::result::Result<(), RouteBatchError> {

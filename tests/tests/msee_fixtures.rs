@@ -916,6 +916,89 @@ fn replacing_a_route_moves_it_in_one_update() {
     );
 }
 
+/// Each CPU caches its route lookups (`msee_abi::RouteCacheV4`); every
+/// route write retires the cache, so forwarding follows each change at once:
+/// a cached miss, a cached route replaced by a more specific one, removals,
+/// through the single and the batch API, for IPv4 and IPv6. On one CPU, so
+/// every run after the first in each step is answered from the cache.
+#[test]
+fn cached_route_lookups_follow_every_route_change() {
+    root_only!("cached_route_lookups_follow_every_route_change");
+    pin_to_cpu0();
+    let mut m = fixture();
+    let route = |group| Route { group, flags: 0 };
+    let cases = [
+        (
+            v4([192, 168, 1, 10], [10, 20, 30, 40], C1_PRIMARY).build(),
+            "10.20.0.0/16",
+            "10.20.30.0/24",
+            IpAddr::from([10, 20, 30, 40]),
+        ),
+        (
+            v6("2001:db8:c::10", "2001:db8:20:30::40", C1_PRIMARY).build(),
+            "2001:db8:20::/48",
+            "2001:db8:20:30::/64",
+            "2001:db8:20:30::40".parse().unwrap(),
+        ),
+    ];
+    for (frame, wide, narrow, dst) in cases {
+        let (wide, narrow) = (wide.parse().unwrap(), narrow.parse().unwrap());
+        let runs = |m: &mut Msee| {
+            // Each run on a fresh copy of the frame (a forwarded frame is
+            // rewritten in place); all but the first answered by the cache.
+            let first = m.test_run(&frame, LO).unwrap();
+            for _ in 0..20 {
+                assert_eq!(m.test_run(&frame, LO).unwrap(), first, "{dst}: same answer");
+            }
+            first
+        };
+        let no_route = |m: &Msee| rx(m, C1_PRIMARY).dropped(DropReason::NoRoute);
+
+        let before = no_route(&m);
+        assert_eq!(runs(&mut m).0, XDP_DROP, "{dst}: no route yet");
+        assert_eq!(
+            no_route(&m) - before,
+            21,
+            "{dst}: a cached miss is still a miss"
+        );
+
+        m.upsert_routes(&[(1, wide, route(G_C1_AZURE))]).unwrap();
+        let (verdict, out) = runs(&mut m);
+        assert_eq!(
+            (verdict, out_link(&out)),
+            (XDP_REDIRECT, C1_AZURE),
+            "{dst} by {wide}"
+        );
+
+        m.upsert_route(1, narrow, route(G_C1_CUSTOMER)).unwrap();
+        let (verdict, out) = runs(&mut m);
+        assert_eq!(verdict, XDP_REDIRECT);
+        assert!(
+            matches!(out_link(&out), C1_PRIMARY | C1_SECONDARY),
+            "{dst} by {narrow}"
+        );
+
+        m.upsert_routes(&[(1, narrow, route(G_C1_AZURE))]).unwrap();
+        assert_eq!(out_link(&runs(&mut m).1), C1_AZURE, "{narrow} replaced");
+
+        m.remove_routes(&[(1, narrow)]).unwrap();
+        m.upsert_route(1, wide, route(G_C1_CUSTOMER)).unwrap();
+        let (_, out) = runs(&mut m);
+        assert!(
+            matches!(out_link(&out), C1_PRIMARY | C1_SECONDARY),
+            "{narrow} removed"
+        );
+
+        m.add_local(1, dst).unwrap();
+        assert_eq!(runs(&mut m).0, XDP_PASS, "{dst} made the MSEE's own");
+        m.remove_route(1, ipnet::IpNet::from(dst)).unwrap();
+        m.remove_route(1, wide).unwrap();
+        let before = no_route(&m);
+        assert_eq!(runs(&mut m).0, XDP_DROP, "{dst}: every route removed");
+        assert_eq!(no_route(&m) - before, 21);
+    }
+}
+
 #[test]
 fn pinned_maps_are_adopted_by_the_next_load() {
     root_only!("pinned_maps_are_adopted_by_the_next_load");

@@ -27,8 +27,10 @@ use msee_abi::{
     Attachment, AttachmentKey, COUNTER_ROWS, DSCP_MAP_LEN, Direction, DropReason, ETH_P_8021AD,
     ETH_P_8021Q, ICMP_ERRORS_PER_SEC_PER_CPU, LINK_IS_UP, Link, LinkCounters, MAX_ATTACHMENTS,
     MAX_FAST_IFINDEX, MAX_GROUP_MEMBERS, MAX_GROUPS, MAX_LINKS, MAX_PORTS, MAX_ROUTES_V4,
-    MAX_ROUTES_V6, NextHopGroup, PolicerConfig, PolicerState, ROUTE_LOCAL, ROUTE_OUT_OF_REACH,
-    Route, RouteKeyV4, RouteKeyV6, UNATTRIBUTED_ROW, link_dir_index, route_key_v4, route_key_v6,
+    MAX_ROUTES_V6, NextHopGroup, PolicerConfig, PolicerState, ROUTE_CACHE_V4_SLOTS,
+    ROUTE_CACHE_V6_SLOTS, ROUTE_LOCAL, ROUTE_NONE, ROUTE_OUT_OF_REACH, Route, RouteCacheV4,
+    RouteCacheV6, RouteKeyV4, RouteKeyV6, UNATTRIBUTED_ROW, link_dir_index, route_key_v4,
+    route_key_v6,
 };
 use xdp_ebpf::{
     net::{
@@ -69,9 +71,17 @@ static DSCP_MAP: Array<u8> = Array::with_max_entries(DSCP_MAP_LEN, 0);
 static ICMP_LIMIT: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 static COUNTERS: PerCpuArray<LinkCounters> = PerCpuArray::with_max_entries(COUNTER_ROWS, 0);
+/// The route tries' epoch (see `msee_abi::RouteCacheV4`): bumped by
+/// userspace after each write to them; 0 turns the caches off.
+#[map]
+static ROUTE_EPOCH: Array<u64> = Array::with_max_entries(1, 0);
+#[map]
+static ROUTE_CACHE_V4: PerCpuArray<RouteCacheV4> =
+    PerCpuArray::with_max_entries(ROUTE_CACHE_V4_SLOTS, 0);
+#[map]
+static ROUTE_CACHE_V6: PerCpuArray<RouteCacheV6> =
+    PerCpuArray::with_max_entries(ROUTE_CACHE_V6_SLOTS, 0);
 
-/// Route flag for "nothing matched" (never stored in the maps).
-const ROUTE_NONE: u32 = 1 << 31;
 const NO_ROUTE: Route = Route {
     group: 0,
     flags: ROUTE_NONE,
@@ -416,13 +426,8 @@ fn lookup_v4(ctx: &XdpContext, l3_off: usize, frame_len: usize, domain: u32) -> 
     if dst[0] >= 224 {
         return L3::Pass;
     }
-    // One trie lookup answers both "is it ours?" and "where does it go?".
-    // (A sentinel rather than an Option: an Option's undefined payload
-    // gets spilled from an uninitialised register, which the verifier refuses.)
-    let route = ROUTES_V4
-        .get(Key::new(64, route_key_v4(domain, dst)))
-        .copied()
-        .unwrap_or(NO_ROUTE);
+    // One lookup answers both "is it ours?" and "where does it go?".
+    let route = route_v4(domain, dst);
     if route.flags & ROUTE_LOCAL != 0 {
         return L3::Pass;
     }
@@ -514,10 +519,75 @@ fn hash_v6_addresses(ip: &[u8; IPV6_HDR_LEN]) -> u32 {
     flow
 }
 
+/// The current route epoch; 0 (caches off) if unreadable.
+#[inline(always)]
+fn route_epoch() -> u64 {
+    ROUTE_EPOCH.get(0).copied().unwrap_or(0)
+}
+
+/// The longest-prefix match for `dst` in `domain`, through this CPU's
+/// destination cache. (A sentinel rather than an Option: an Option's
+/// undefined payload gets spilled from an uninitialised register, which the
+/// verifier refuses.)
+#[inline(never)]
+fn route_v4(domain: u32, dst: [u8; 4]) -> Route {
+    let key = route_key_v4(domain, dst);
+    let epoch = route_epoch();
+    let slot_index =
+        flow_finish(flow_mix(domain, u32::from_ne_bytes(dst))) & (ROUTE_CACHE_V4_SLOTS - 1);
+    let slot = match ROUTE_CACHE_V4.get_ptr_mut(slot_index) {
+        Some(s) if epoch != 0 => unsafe { &mut *s },
+        _ => return trie_v4(&key),
+    };
+    if slot.epoch == epoch && slot.key == key {
+        return slot.route;
+    }
+    // Read the epoch before the trie: a write racing this lookup bumps it
+    // afterwards, so what is cached here is retired at once.
+    let route = trie_v4(&key);
+    slot.key = key;
+    slot.epoch = epoch;
+    slot.route = route;
+    route
+}
+
+#[inline(always)]
+fn trie_v4(key: &RouteKeyV4) -> Route {
+    ROUTES_V4
+        .get(Key::new(64, *key))
+        .copied()
+        .unwrap_or(NO_ROUTE)
+}
+
+/// The IPv6 counterpart of `route_v4`.
 #[inline(never)]
 fn route_v6(domain: u32, dst: &[u8; 16]) -> Route {
+    let key = route_key_v6(domain, *dst);
+    let epoch = route_epoch();
+    let words = unsafe { &*(dst.as_ptr() as *const [[u8; 4]; 4]) };
+    let mut h = domain;
+    for w in words {
+        h = flow_mix(h, u32::from_ne_bytes(*w));
+    }
+    let slot_index = flow_finish(h) & (ROUTE_CACHE_V6_SLOTS - 1);
+    let slot = match ROUTE_CACHE_V6.get_ptr_mut(slot_index) {
+        Some(s) if epoch != 0 => unsafe { &mut *s },
+        _ => return trie_v6(&key),
+    };
+    if slot.epoch == epoch && slot.key == key {
+        return slot.route;
+    }
+    let route = trie_v6(&key);
+    slot.key = key;
+    slot.epoch = epoch;
+    slot.route = route;
+    route
+}
+
+#[inline(always)]
+fn trie_v6(key: &RouteKeyV6) -> Route {
     ROUTES_V6
-        .get(Key::new(32 + 128, route_key_v6(domain, *dst)))
+        .get(Key::new(32 + 128, *key))
         .copied()
         .unwrap_or(NO_ROUTE)
 }
