@@ -286,17 +286,18 @@ pub const ROUTE_LOCAL: u32 = 2;
 // --- Destination cache: a longest-prefix match in a large trie walks a
 // dozen or more nodes per packet (hundreds of ns at a million routes), while
 // a forwarding table's traffic goes to far fewer destinations than it has
-// routes. Each CPU keeps a direct-mapped cache of recent lookups (slot =
-// hash of domain and address; a collision just replaces the slot), tagged
+// routes. Each CPU keeps a two-way set-associative cache of recent lookups
+// (set = hash of domain and address; a new entry takes way 0 and moves the
+// one there to way 1, evicting the older), tagged
 // with the route epoch they were made in. Userspace bumps `ROUTE_EPOCH`
 // after every write to the route tries, which retires every cached entry at
 // once: the next packet to each destination looks the trie up again, so a
 // route change is seen exactly as without the cache. Epoch 0 means "cache
 // off" (a fresh map, before userspace has set it).
 
-/// Slots per CPU of `ROUTE_CACHE_V4` (a power of two).
-pub const ROUTE_CACHE_V4_SLOTS: u32 = 8192;
-/// Slots per CPU of `ROUTE_CACHE_V6` (a power of two).
+/// Slots per CPU of `ROUTE_CACHE_V4` (a power of two; two per set).
+pub const ROUTE_CACHE_V4_SLOTS: u32 = 16384;
+/// Slots per CPU of `ROUTE_CACHE_V6` (a power of two; two per set).
 pub const ROUTE_CACHE_V6_SLOTS: u32 = 4096;
 
 /// `ROUTE_CACHE_V4` slot: the trie's answer for one (domain, address),

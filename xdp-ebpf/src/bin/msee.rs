@@ -526,28 +526,37 @@ fn route_epoch() -> u64 {
 }
 
 /// The longest-prefix match for `dst` in `domain`, through this CPU's
-/// destination cache. (A sentinel rather than an Option: an Option's
-/// undefined payload gets spilled from an uninitialised register, which the
-/// verifier refuses.)
+/// destination cache: two-way sets, the most recent entry in way 0. (A
+/// sentinel rather than an Option: an Option's undefined payload gets
+/// spilled from an uninitialised register, which the verifier refuses.)
 #[inline(never)]
 fn route_v4(domain: u32, dst: [u8; 4]) -> Route {
     let key = route_key_v4(domain, dst);
-    let epoch = route_epoch();
-    let slot_index =
-        flow_finish(flow_mix(domain, u32::from_ne_bytes(dst))) & (ROUTE_CACHE_V4_SLOTS - 1);
-    let slot = match ROUTE_CACHE_V4.get_ptr_mut(slot_index) {
-        Some(s) if epoch != 0 => unsafe { &mut *s },
-        _ => return trie_v4(&key),
-    };
-    if slot.epoch == epoch && slot.key == key {
-        return slot.route;
-    }
     // Read the epoch before the trie: a write racing this lookup bumps it
-    // afterwards, so what is cached here is retired at once.
+    // afterwards, so what gets cached here is retired at once.
+    let epoch = route_epoch();
+    let set = flow_finish(flow_mix(domain, u32::from_ne_bytes(dst))) & (ROUTE_CACHE_V4_SLOTS - 2);
+    let (Some(w0), Some(w1)) = (
+        ROUTE_CACHE_V4.get_ptr_mut(set),
+        ROUTE_CACHE_V4.get_ptr_mut(set | 1),
+    ) else {
+        return trie_v4(&key);
+    };
+    let (w0, w1) = unsafe { (&mut *w0, &mut *w1) };
+    if epoch == 0 {
+        return trie_v4(&key);
+    }
+    if w0.epoch == epoch && w0.key == key {
+        return w0.route;
+    }
+    if w1.epoch == epoch && w1.key == key {
+        return w1.route;
+    }
     let route = trie_v4(&key);
-    slot.key = key;
-    slot.epoch = epoch;
-    slot.route = route;
+    if w0.epoch == epoch {
+        *w1 = *w0;
+    }
+    *w0 = RouteCacheV4 { key, epoch, route };
     route
 }
 
@@ -569,18 +578,33 @@ fn route_v6(domain: u32, dst: &[u8; 16]) -> Route {
     for w in words {
         h = flow_mix(h, u32::from_ne_bytes(*w));
     }
-    let slot_index = flow_finish(h) & (ROUTE_CACHE_V6_SLOTS - 1);
-    let slot = match ROUTE_CACHE_V6.get_ptr_mut(slot_index) {
-        Some(s) if epoch != 0 => unsafe { &mut *s },
-        _ => return trie_v6(&key),
+    let set = flow_finish(h) & (ROUTE_CACHE_V6_SLOTS - 2);
+    let (Some(w0), Some(w1)) = (
+        ROUTE_CACHE_V6.get_ptr_mut(set),
+        ROUTE_CACHE_V6.get_ptr_mut(set | 1),
+    ) else {
+        return trie_v6(&key);
     };
-    if slot.epoch == epoch && slot.key == key {
-        return slot.route;
+    let (w0, w1) = unsafe { (&mut *w0, &mut *w1) };
+    if epoch == 0 {
+        return trie_v6(&key);
+    }
+    if w0.epoch == epoch && w0.key == key {
+        return w0.route;
+    }
+    if w1.epoch == epoch && w1.key == key {
+        return w1.route;
     }
     let route = trie_v6(&key);
-    slot.key = key;
-    slot.epoch = epoch;
-    slot.route = route;
+    if w0.epoch == epoch {
+        *w1 = *w0;
+    }
+    *w0 = RouteCacheV6 {
+        key,
+        _pad: 0,
+        epoch,
+        route,
+    };
     route
 }
 
