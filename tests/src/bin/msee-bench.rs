@@ -64,6 +64,16 @@ struct Args {
     install_runs: usize,
     /// Table sizes of the install from a BGP peer.
     install_prefixes: Vec<usize>,
+    /// `--spin ROUTES[,police]`: only run the probe through one msee
+    /// configuration for `spin_seconds`, for a profiler to sample.
+    spin: Option<(usize, bool)>,
+    spin_seconds: u64,
+    /// Another build of the msee object, loaded next to the embedded one
+    /// and measured in the same rounds (`--compare-object PATH`).
+    compare: Option<std::path::PathBuf>,
+    /// Calls of one run each per sample of the many-destinations section
+    /// (0 = skip it).
+    cold_calls: u32,
 }
 
 fn parse_args() -> Result<Args> {
@@ -75,9 +85,14 @@ fn parse_args() -> Result<Args> {
         only_bgp_install: false,
         install_runs: 3,
         install_prefixes: vec![10_000, 1_000_000],
+        spin: None,
+        spin_seconds: 10,
+        compare: None,
+        cold_calls: 4 * msee_abi::ROUTE_CACHE_V4_SLOTS,
     };
     let usage = "expected --rounds N, --calls N, --lab-rounds N, \
-                 --only install|bgp-install, --install-runs N, --install-prefixes N[,N...]";
+                 --only install|bgp-install, --install-runs N, --install-prefixes N[,N...], \
+                 --spin ROUTES[,police], --spin-seconds N, --compare-object PATH, --cold-calls N";
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut value = |name: &str| -> Result<String> {
@@ -102,6 +117,18 @@ fn parse_args() -> Result<Args> {
                     "--install-prefixes: sizes must be at least 1"
                 );
             }
+            "--spin" => {
+                let v = value(&a)?;
+                let (routes, police) = match v.split_once(',') {
+                    Some((r, "police")) => (r, true),
+                    Some((_, other)) => bail!("--spin {v}: `{other}` is not `police`"),
+                    None => (v.as_str(), false),
+                };
+                args.spin = Some((number(&a, routes)? as usize, police));
+            }
+            "--spin-seconds" => args.spin_seconds = number(&a, &value(&a)?)?,
+            "--compare-object" => args.compare = Some(value(&a)?.into()),
+            "--cold-calls" => args.cold_calls = number(&a, &value(&a)?)? as u32,
             "--only" => match value(&a)?.as_str() {
                 "install" => args.only_install = true,
                 "bgp-install" => (args.only_install, args.only_bgp_install) = (true, true),
@@ -239,8 +266,8 @@ fn stage_frames() -> Vec<(&'static str, u32, Vec<u8>)> {
 
 /// The 1-route msee plus the routes the stage frames need: one out of
 /// reach, one over a second link that is down.
-fn msee_for_stages() -> Result<Msee> {
-    let (mut m, _) = msee_with_routes(1, Write::Batch)?;
+fn msee_for_stages(object: Option<&[u8]>) -> Result<Msee> {
+    let (mut m, _) = msee_from(object, 1, Write::Batch)?;
     let down_link = LOOP_LINK + 1;
     let down_group = LOOP_GROUP + 1;
     m.set_link(
@@ -293,7 +320,17 @@ enum Write {
 }
 
 fn msee_with_routes(routes: usize, write: Write) -> Result<(Msee, Duration)> {
-    let mut m = Msee::load(&LoadOptions::default()).context("loading msee")?;
+    msee_from(None, routes, write)
+}
+
+/// As `msee_with_routes`, from `object` (another build) if given.
+fn msee_from(object: Option<&[u8]>, routes: usize, write: Write) -> Result<(Msee, Duration)> {
+    let opts = LoadOptions::default();
+    let mut m = match object {
+        None => Msee::load(&opts),
+        Some(o) => Msee::load_object(&opts, o),
+    }
+    .context("loading msee")?;
     m.add_port(LO)?;
     m.set_link(
         LOOP_LINK,
@@ -379,13 +416,18 @@ fn check_msee_forwards(m: &mut Msee, frame: &[u8], routes: usize) -> Result<()> 
 
 /// One sample: the mean of `calls` kernel-timed calls of `REPEAT` runs, in
 /// ns per run. The kernel reports each call's mean in whole nanoseconds.
+/// Also returns the fastest call's figure: on a shared machine a call is
+/// now and then slowed by other work (a sample's mean can read twice its
+/// fastest call), and the fastest of a sample's calls is the steadier
+/// estimate of the program's own cost.
 fn sample(
     calls: u32,
     what: &str,
     expect: u32,
     mut run: impl FnMut() -> Result<(u32, Duration)>,
-) -> Result<f64> {
+) -> Result<Sample2> {
     let mut total = Duration::ZERO;
+    let mut fastest = Duration::MAX;
     for _ in 0..calls {
         let (verdict, d) = run()?;
         ensure!(
@@ -393,8 +435,19 @@ fn sample(
             "{what}: XDP action {verdict} during timing, not {expect}"
         );
         total += d;
+        fastest = fastest.min(d);
     }
-    Ok(total.as_nanos() as f64 / calls as f64)
+    Ok(Sample2 {
+        mean: total.as_nanos() as f64 / calls as f64,
+        fastest: fastest.as_nanos() as f64,
+    })
+}
+
+/// One sample: the mean over its calls, and its fastest call (ns per run).
+#[derive(Clone, Copy, Debug)]
+struct Sample2 {
+    mean: f64,
+    fastest: f64,
 }
 
 fn set_policing(m: &mut Msee, on: bool) -> Result<()> {
@@ -429,6 +482,8 @@ struct Config {
     instance: usize,
     policing: bool,
     cost: Vec<f64>,
+    /// Each sample's fastest call.
+    fastest: Vec<f64>,
     /// Baseline sample taken just before each of this config's samples.
     paired_baseline: Vec<f64>,
 }
@@ -437,6 +492,9 @@ fn run() -> Result<()> {
     let args = parse_args()?;
     if !nix::unistd::geteuid().is_root() {
         bail!("needs root to load XDP programs (run `sudo cargo xtask bench`)");
+    }
+    if let Some((routes, police)) = args.spin {
+        return spin(routes, police, args.spin_seconds);
     }
     let mut report = if args.only_install {
         json!({ "only": "install" })
@@ -454,6 +512,124 @@ fn run() -> Result<()> {
     Ok(())
 }
 
+/// Forward the lab's stream through one configuration for `seconds`, for a
+/// profiler (`perf record -a`) to sample: `routes` 0 is the baseline, else an
+/// msee with that many routes, policed (100 Gbit/s) or not. Prints the
+/// forwarded pps of each 1 s window.
+fn spin(routes: usize, police: bool, seconds: u64) -> Result<()> {
+    let prefix = format!("b{}s", std::process::id() % 100_000);
+    let lb = LabBench::up(&prefix, PROBE_DST).context("lab for --spin")?;
+    let ns = lb.ns_msee();
+    let mut baseline = None;
+    let mut msee = None;
+    if routes == 0 {
+        let mut b = Baseline::load().context("loading baseline")?;
+        with_netns(&ns, || {
+            b.set_redirect(lb.primary_ifindex, lb.azure_ifindex)?;
+            Ok(b.attach(lb.primary_ifindex, AttachMode::Native)?)
+        })?;
+        baseline = Some(b);
+    } else {
+        let (mut m, _) = msee_with_routes(routes, Write::Batch)?;
+        lab_program(&mut m, &lb)?;
+        if !police {
+            for link in [LAB_IN_LINK, LAB_OUT_LINK] {
+                for dir in Direction::ALL {
+                    m.set_policer(link, dir, 0, None)?;
+                }
+            }
+        }
+        with_netns(
+            &ns,
+            || Ok(m.attach(lb.primary_ifindex, AttachMode::Native)?),
+        )?;
+        msee = Some(m);
+    }
+    eprintln!(
+        "msee-bench: spinning routes {routes} (0: baseline), policing {police}, {seconds} s..."
+    );
+    let until = Instant::now() + Duration::from_secs(seconds);
+    while Instant::now() < until {
+        let s = measure(&lb.path, GenKind::LiveFrames, GEN_CPU, WARMUP, WINDOW)?;
+        eprintln!(
+            "msee-bench:   {:.0} pps forwarded ({:.0} sent)",
+            s.rx_pps, s.tx_pps
+        );
+    }
+    with_netns(&ns, || {
+        if let Some(b) = baseline.as_mut() {
+            b.detach()?;
+        }
+        if let Some(m) = msee.as_mut() {
+            m.detach_all()?;
+        }
+        Ok(())
+    })
+}
+
+/// One build of msee under test: the embedded object, or the one given
+/// with `--compare-object`, each with its instances (1, 10,000 and
+/// 1,000,000 routes) and its stage instance.
+struct Program {
+    name: String,
+    instances: Vec<(usize, Msee)>,
+    staged: Msee,
+    configs: Vec<Config>,
+    stage_cost: Vec<Vec<f64>>,
+    stage_fastest: Vec<Vec<f64>>,
+}
+
+/// Load every program's instances, interleaved by table size (1-route
+/// instances of every program, then the 10,000-route ones...): the kernel
+/// allocates each trie's nodes as it is filled, and memory taken at
+/// different times lies differently in the caches and TLB, which shows in
+/// the many-destinations figures (an A/A run of two programs loaded one
+/// after the other read ~10% apart there).
+fn load_programs(objects: &[(&str, Option<&[u8]>)], n_stages: usize) -> Result<Vec<Program>> {
+    let frame = probe_frame();
+    let mut instances: Vec<Vec<(usize, Msee)>> = objects.iter().map(|_| Vec::new()).collect();
+    for routes in [1usize, 10_000, 1_000_000] {
+        for ((name, object), list) in objects.iter().zip(instances.iter_mut()) {
+            eprintln!("msee-bench: loading {name} with {routes} IPv4 routes...");
+            let (mut m, _) = msee_from(*object, routes, Write::Batch)?;
+            check_msee_forwards(&mut m, &frame, routes)?;
+            list.push((routes, m));
+        }
+    }
+    let mut programs = Vec::new();
+    for ((name, object), instances) in objects.iter().zip(instances) {
+        let configs = (0..instances.len())
+            .flat_map(|instance| {
+                [false, true].map(|policing| Config {
+                    instance,
+                    policing,
+                    cost: Vec::new(),
+                    fastest: Vec::new(),
+                    paired_baseline: Vec::new(),
+                })
+            })
+            .collect();
+        programs.push(Program {
+            name: (*name).to_owned(),
+            instances,
+            staged: msee_for_stages(*object).context("msee for the stage breakdown")?,
+            configs,
+            stage_cost: vec![Vec::new(); n_stages],
+            stage_fastest: vec![Vec::new(); n_stages],
+        });
+    }
+    Ok(programs)
+}
+
+/// `items` in order in even rounds, reversed in odd ones.
+fn alternate<T>(items: impl DoubleEndedIterator<Item = T>, round: usize) -> Vec<T> {
+    let mut v: Vec<T> = items.collect();
+    if round % 2 == 1 {
+        v.reverse();
+    }
+    v
+}
+
 /// Per-packet cost, then (unless `--lab-rounds 0`) the lab and generators.
 fn packet_bench(args: &Args) -> Result<serde_json::Value> {
     let frame = probe_frame();
@@ -462,60 +638,69 @@ fn packet_bench(args: &Args) -> Result<serde_json::Value> {
     let mut baseline = Baseline::load().context("loading baseline")?;
     baseline.set_port(LO)?;
 
-    let mut instances = Vec::new();
-    for routes in [1usize, 10_000, 1_000_000] {
-        eprintln!("msee-bench: loading msee with {routes} IPv4 routes...");
-        let (mut m, _) = msee_with_routes(routes, Write::Batch)?;
-        check_msee_forwards(&mut m, &frame, routes)?;
-        instances.push((routes, m));
+    let compare_object = match &args.compare {
+        Some(path) => {
+            Some(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)
+        }
+        None => None,
+    };
+    let mut objects: Vec<(&str, Option<&[u8]>)> = vec![("msee", None)];
+    if let Some(o) = &compare_object {
+        objects.push(("compare", Some(o.as_slice())));
     }
+    let mut programs = load_programs(&objects, stages.len())?;
 
-    let mut configs: Vec<Config> = (0..instances.len())
-        .flat_map(|instance| {
-            [false, true].map(|policing| Config {
-                instance,
-                policing,
-                cost: Vec::new(),
-                paired_baseline: Vec::new(),
-            })
-        })
-        .collect();
-    let mut staged = msee_for_stages().context("msee for the stage breakdown")?;
-    let mut stage_cost = vec![Vec::new(); stages.len()];
     let mut baseline_all = Vec::new();
+    let mut baseline_fastest = Vec::new();
     let mut calls_made = 0u64;
     let started = Instant::now();
     eprintln!(
         "msee-bench: {} rounds of baseline/msee pairs, {} calls x {REPEAT} runs per sample...",
         args.rounds, args.calls
     );
+    let n_configs = programs[0].configs.len();
     // Round 0 warms up (cold caches, JIT pages) and is not recorded.
     for round in 0..=args.rounds {
-        for c in &mut configs {
+        for c in 0..n_configs {
             let b = sample(args.calls, "baseline", XDP_REDIRECT, || {
                 Ok(baseline.time_run(&frame, LO, REPEAT)?)
             })?;
-            let (routes, m) = &mut instances[c.instance];
-            set_policing(m, c.policing)?;
-            let what = format!("msee, {routes} routes, policing {}", c.policing);
-            let cost = sample(args.calls, &what, XDP_REDIRECT, || {
-                Ok(m.time_run(&frame, LO, REPEAT)?)
-            })?;
             if round > 0 {
-                baseline_all.push(b);
-                c.paired_baseline.push(b);
-                c.cost.push(cost);
+                baseline_all.push(b.mean);
+                baseline_fastest.push(b.fastest);
+            }
+            // Programs alternate which goes first from round to round: a
+            // sample taken right after another program's reads differently
+            // (an A/A run shows it), so the order must not favour one.
+            for p in alternate(programs.iter_mut(), round) {
+                let config = &mut p.configs[c];
+                let (routes, m) = &mut p.instances[config.instance];
+                set_policing(m, config.policing)?;
+                let what = format!("{}, {routes} routes, policing {}", p.name, config.policing);
+                let cost = sample(args.calls, &what, XDP_REDIRECT, || {
+                    Ok(m.time_run(&frame, LO, REPEAT)?)
+                })?;
+                if round > 0 {
+                    config.paired_baseline.push(b.mean);
+                    config.cost.push(cost.mean);
+                    config.fastest.push(cost.fastest);
+                }
             }
         }
-        for ((what, expect, f), costs) in stages.iter().zip(&mut stage_cost) {
-            let cost = sample(args.calls, what, *expect, || {
-                Ok(staged.time_run(f, LO, REPEAT)?)
-            })?;
-            if round > 0 {
-                costs.push(cost);
+        for (s, (what, expect, f)) in stages.iter().enumerate() {
+            for p in alternate(programs.iter_mut(), round) {
+                let staged = &mut p.staged;
+                let cost = sample(args.calls, what, *expect, || {
+                    Ok(staged.time_run(f, LO, REPEAT)?)
+                })?;
+                if round > 0 {
+                    p.stage_cost[s].push(cost.mean);
+                    p.stage_fastest[s].push(cost.fastest);
+                }
             }
         }
-        calls_made += (2 * configs.len() + stages.len()) as u64 * args.calls as u64;
+        calls_made += (n_configs * (1 + programs.len()) + stages.len() * programs.len()) as u64
+            * args.calls as u64;
         eprintln!("msee-bench:   round {round}/{} done", args.rounds);
     }
     let timing = started.elapsed();
@@ -524,32 +709,85 @@ fn packet_bench(args: &Args) -> Result<serde_json::Value> {
     // Every timed run must have been a forward: no policer (or other) drop.
     let runs_per_config = (args.rounds as u64 + 1) * args.calls as u64 * REPEAT as u64;
     let mut forwarding = Vec::new();
-    for (routes, m) in &instances {
-        let tx = m.link_counters(LOOP_LINK, Direction::Tx)?;
-        let rx = m.link_counters(LOOP_LINK, Direction::Rx)?;
-        // Two configs per instance (warm-up round included), plus the
-        // forwarding check's single run.
-        let expected = 2 * runs_per_config + 1;
-        ensure!(
-            tx.packets == expected && rx.total_drops() + tx.total_drops() == 0,
-            "msee with {routes} routes forwarded {} of {expected} runs (rx drops {:?}, tx drops {:?}, policer {})",
-            tx.packets,
-            rx.drops,
-            tx.drops,
-            tx.dropped(DropReason::Policer) + rx.dropped(DropReason::Policer)
-        );
-        forwarding.push(json!({"routes": routes, "runs": expected, "forwarded": tx.packets}));
+    for p in &programs {
+        for (routes, m) in &p.instances {
+            let tx = m.link_counters(LOOP_LINK, Direction::Tx)?;
+            let rx = m.link_counters(LOOP_LINK, Direction::Rx)?;
+            // Two configs per instance (warm-up round included), plus the
+            // forwarding check's single run.
+            let expected = 2 * runs_per_config + 1;
+            ensure!(
+                tx.packets == expected && rx.total_drops() + tx.total_drops() == 0,
+                "{} with {routes} routes forwarded {} of {expected} runs (rx drops {:?}, tx drops {:?}, policer {})",
+                p.name,
+                tx.packets,
+                rx.drops,
+                tx.drops,
+                tx.dropped(DropReason::Policer) + rx.dropped(DropReason::Policer)
+            );
+            forwarding.push(json!({"program": p.name, "routes": routes, "runs": expected, "forwarded": tx.packets}));
+        }
     }
 
+    let cold = if args.cold_calls > 0 {
+        Some(cold_bench(args, &mut programs)?)
+    } else {
+        None
+    };
+
+    let reports: Vec<serde_json::Value> = programs
+        .iter()
+        .map(|p| program_report(p, &stages))
+        .collect();
+    let mut report = json!({
+        "frame_bytes": FRAME_BYTES,
+        "repeat": REPEAT,
+        "calls_per_sample": args.calls,
+        "rounds": args.rounds,
+        "police_bits_per_sec": POLICE_BITS_PER_SEC,
+        "route_seed": ROUTE_SEED,
+        "probe_route": PROBE_ROUTE,
+        "baseline": {
+            "ns_per_packet": stats(&baseline_all),
+            "fastest_call_ns": stats(&baseline_fastest),
+        },
+        "msee_stages": reports[0]["msee_stages"].clone(),
+        // Wall time per BPF_PROG_TEST_RUN call, mostly outside the timed
+        // runs: what bounds how many calls the bench can afford.
+        "wall_ms_per_call": timing.as_secs_f64() * 1e3 / calls_made as f64,
+        "msee": reports[0]["msee"].clone(),
+        "forwarding_check": forwarding,
+    });
+    if let Some(cold) = cold {
+        report["cold"] = cold;
+    }
+    if let Some(path) = &args.compare {
+        report["compare"] = json!({
+            "object": path.display().to_string(),
+            "msee": reports[1]["msee"].clone(),
+            "msee_stages": reports[1]["msee_stages"].clone(),
+        });
+    }
+    if args.lab_rounds > 0 {
+        report["generators"] = generator_bench(args.lab_rounds)?;
+        report["lab"] = lab_bench(args.lab_rounds, &mut baseline, &mut programs)?;
+    }
+    Ok(report)
+}
+
+/// The per-packet figures of one program: its configs against the paired
+/// baseline samples and its own 1-route samples, and its stages.
+fn program_report(p: &Program, stages: &[(&'static str, u32, Vec<u8>)]) -> serde_json::Value {
     let one_route = |policing: bool| {
-        configs
+        p.configs
             .iter()
             .find(|c| c.instance == 0 && c.policing == policing)
             .expect("1-route config")
             .cost
             .clone()
     };
-    let msee: Vec<_> = configs
+    let msee: Vec<_> = p
+        .configs
         .iter()
         .map(|c| {
             let vs_baseline: Vec<f64> = c
@@ -565,42 +803,149 @@ fn packet_bench(args: &Args) -> Result<serde_json::Value> {
                 .map(|(one, m)| one / m)
                 .collect();
             json!({
-                "routes": instances[c.instance].0,
+                "routes": p.instances[c.instance].0,
                 "policing": c.policing,
                 "ns_per_packet": stats(&c.cost),
+                "fastest_call_ns": stats(&c.fastest),
                 "baseline_over_msee": stats(&vs_baseline),
                 "one_route_over_this": stats(&vs_one_route),
             })
         })
         .collect();
-
-    let report = json!({
-        "frame_bytes": FRAME_BYTES,
-        "repeat": REPEAT,
-        "calls_per_sample": args.calls,
-        "rounds": args.rounds,
-        "police_bits_per_sec": POLICE_BITS_PER_SEC,
-        "route_seed": ROUTE_SEED,
-        "probe_route": PROBE_ROUTE,
-        "baseline": { "ns_per_packet": stats(&baseline_all) },
+    json!({
+        "msee": msee,
         "msee_stages": stages
             .iter()
-            .zip(&stage_cost)
-            .map(|((what, _, _), c)| json!({"exit": what, "ns_per_packet": stats(c)}))
+            .zip(p.stage_cost.iter().zip(&p.stage_fastest))
+            .map(|((what, _, _), (c, f))| json!({
+                "exit": what,
+                "ns_per_packet": stats(c),
+                "fastest_call_ns": stats(f),
+            }))
             .collect::<Vec<_>>(),
-        // Wall time per BPF_PROG_TEST_RUN call, mostly outside the timed
-        // runs: what bounds how many calls the bench can afford.
-        "wall_ms_per_call": timing.as_secs_f64() * 1e3 / calls_made as f64,
-        "msee": msee,
-        "forwarding_check": forwarding,
-    });
-    let mut report = report;
-    if args.lab_rounds > 0 {
-        report["generators"] = generator_bench(args.lab_rounds)?;
-        report["lab"] = lab_bench(args.lab_rounds, &mut baseline, &mut instances)?;
-    }
-    Ok(report)
+    })
 }
+
+/// Destinations for the many-destinations section: one address in each
+/// of (up to) `n` prefixes of the instance's table, the probe's route
+/// included, in random order.
+fn destinations(routes: usize, n: usize) -> Vec<Ipv4Addr> {
+    let table = route_table(routes);
+    let mut rng = Rng(ROUTE_SEED ^ 0xd5);
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let p = if table.len() > 1 {
+            table[(rng.next() % table.len() as u64) as usize]
+        } else {
+            table[0]
+        };
+        // An address inside the prefix: the network, plus a random host
+        // part when the prefix has one.
+        let host_bits = 32 - u32::from(p.prefix_len());
+        let host = if host_bits == 0 {
+            0
+        } else {
+            (rng.next() as u32 ^ i as u32) & ((1u32 << host_bits) - 1)
+        };
+        out.push(Ipv4Addr::from(u32::from(p.network()) | host));
+    }
+    out
+}
+
+/// Per-packet cost of one run per `BPF_PROG_TEST_RUN` call (so each call
+/// can carry another frame), for three kinds of traffic:
+/// - `probe`: the probe again and again (what the repeat-250 figures
+///   measure, through a call of one run);
+/// - `cached`: round robin over `CACHED_DESTINATIONS` destinations spread
+///   over the table: few enough for msee's per-CPU destination cache to
+///   hold them all;
+/// - `spread`: every call to another of `--cold-calls` destinations across
+///   the whole table (random prefixes), several times the cache's slots, so
+///   most lookups miss the cache and walk the trie, whose path on a large
+///   table is not in the CPU's caches either.
+///
+/// A call of one run is timed by the kernel like any other, but the figure
+/// carries the cost of a run from a cold start (the syscall just ran on
+/// this CPU), so compare these figures with each other, not with the
+/// repeat-250 ones.
+fn cold_bench(args: &Args, programs: &mut [Program]) -> Result<serde_json::Value> {
+    let kinds = ["probe", "cached", "spread"];
+    let dests: Vec<Vec<Vec<u8>>> = programs[0]
+        .instances
+        .iter()
+        .map(|(routes, _)| {
+            destinations(*routes, args.cold_calls as usize)
+                .into_iter()
+                .map(|d| udp_frame(d, 255))
+                .collect()
+        })
+        .collect();
+    let probe = probe_frame();
+    // [program][instance][kind] -> samples (mean ns per run per round).
+    let mut samples = vec![vec![vec![Vec::new(); kinds.len()]; dests.len()]; programs.len()];
+    let rounds = args.rounds.div_ceil(2).max(1);
+    eprintln!(
+        "msee-bench: many destinations, {rounds} rounds of {} calls of one run...",
+        args.cold_calls
+    );
+    for round in 0..=rounds {
+        for (i, frames) in dests.iter().enumerate() {
+            for (k, kind) in kinds.iter().enumerate() {
+                for (p, program) in alternate(programs.iter_mut().enumerate(), round) {
+                    let (_, m) = &mut program.instances[i];
+                    set_policing(m, false)?;
+                    let frame_of = |n: usize| match *kind {
+                        "spread" => &frames[n],
+                        "cached" => &frames[n % CACHED_DESTINATIONS.min(frames.len())],
+                        _ => &probe,
+                    };
+                    // Untimed: fill the destination cache with what this kind
+                    // sends first (the previous sample's traffic evicted it).
+                    for n in 0..CACHED_DESTINATIONS.min(frames.len()) {
+                        m.time_run(frame_of(n), LO, 1)?;
+                    }
+                    let mut total = Duration::ZERO;
+                    for n in 0..frames.len() {
+                        let frame = frame_of(n);
+                        let (verdict, d) = m.time_run(frame, LO, 1)?;
+                        ensure!(
+                            verdict == XDP_REDIRECT,
+                            "{} {kind}: XDP action {verdict}, not XDP_REDIRECT",
+                            program.name
+                        );
+                        total += d;
+                    }
+                    if round > 0 {
+                        samples[p][i][k].push(total.as_nanos() as f64 / f64::from(args.cold_calls));
+                    }
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (p, program) in programs.iter().enumerate() {
+        for (i, (routes, _)) in program.instances.iter().enumerate() {
+            for (k, kind) in kinds.iter().enumerate() {
+                out.push(json!({
+                    "program": program.name,
+                    "routes": routes,
+                    "traffic": kind,
+                    "ns_per_packet": stats(&samples[p][i][k]),
+                }));
+            }
+        }
+    }
+    Ok(json!({
+        "calls_per_sample": args.cold_calls,
+        "rounds": rounds,
+        "cached_destinations": CACHED_DESTINATIONS,
+        "cache_slots_v4": msee_abi::ROUTE_CACHE_V4_SLOTS,
+        "samples": out,
+    }))
+}
+
+/// Destinations of the `cached` traffic of the many-destinations section.
+const CACHED_DESTINATIONS: usize = 1000;
 
 // ---- Route installation.
 
@@ -855,7 +1200,7 @@ fn lab_program(m: &mut Msee, lb: &LabBench) -> Result<()> {
 fn lab_bench(
     rounds: usize,
     baseline: &mut Baseline,
-    instances: &mut [(usize, Msee)],
+    programs: &mut [Program],
 ) -> Result<serde_json::Value> {
     let prefix = format!("b{}l", std::process::id() % 100_000);
     let lb = LabBench::up(&prefix, PROBE_DST).context("lab for the throughput figures")?;
@@ -863,14 +1208,19 @@ fn lab_bench(
     with_netns(&ns, || {
         Ok(baseline.set_redirect(lb.primary_ifindex, lb.azure_ifindex)?)
     })?;
-    for (_, m) in instances.iter_mut() {
-        lab_program(m, &lb)?;
+    // Every instance of every program, in one list: (program, routes, msee).
+    let mut instances: Vec<(String, usize, &mut Msee)> = Vec::new();
+    for p in programs.iter_mut() {
+        for (routes, m) in p.instances.iter_mut() {
+            lab_program(m, &lb)?;
+            instances.push((p.name.clone(), *routes, m));
+        }
     }
     // Sample order within a round: baseline, then each msee instance.
     let n = 1 + instances.len();
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); n];
     let mut before = Vec::new();
-    for (_, m) in instances.iter() {
+    for (_, _, m) in instances.iter() {
         before.push(m.link_counters(LAB_OUT_LINK, Direction::Tx)?.packets);
     }
     eprintln!("msee-bench: lab throughput, {rounds} rounds of baseline and msee...");
@@ -881,7 +1231,7 @@ fn lab_bench(
                     baseline.attach(lb.primary_ifindex, AttachMode::Native)?;
                 } else {
                     instances[c - 1]
-                        .1
+                        .2
                         .attach(lb.primary_ifindex, AttachMode::Native)?;
                 }
                 Ok(())
@@ -891,7 +1241,7 @@ fn lab_bench(
                 if c == 0 {
                     baseline.detach()?;
                 } else {
-                    instances[c - 1].1.detach_all()?;
+                    instances[c - 1].2.detach_all()?;
                 }
                 Ok(())
             })?;
@@ -901,7 +1251,7 @@ fn lab_bench(
                 if c == 0 {
                     "baseline".to_owned()
                 } else {
-                    format!("msee {} routes", instances[c - 1].0)
+                    format!("{} {} routes", instances[c - 1].0, instances[c - 1].1)
                 },
                 s.rx_pps,
                 s.tx_pps
@@ -923,7 +1273,16 @@ fn lab_bench(
             ),
         });
         if c > 0 {
-            let (routes, m) = &instances[c - 1];
+            let (name, routes, m) = &instances[c - 1];
+            // This program's 1-route sample of the same round.
+            let one = instances
+                .iter()
+                .position(|(n, r, _)| n == name && *r == 1)
+                .expect("a 1-route instance")
+                + 1;
+            if name != "msee" {
+                v["program"] = json!(name);
+            }
             let out = m.link_counters(LAB_OUT_LINK, Direction::Tx)?;
             let inn = m.link_counters(LAB_IN_LINK, Direction::Rx)?;
             v["routes"] = json!(routes);
@@ -934,7 +1293,7 @@ fn lab_bench(
             v["msee_to_kernel"] = json!(inn.to_kernel);
             v["vs_one_route"] = stats(
                 &s.iter()
-                    .zip(&samples[1])
+                    .zip(&samples[one])
                     .map(|(m, one)| m.rx_pps / one.rx_pps.max(1.0))
                     .collect::<Vec<_>>(),
             );
