@@ -326,26 +326,38 @@ pub const ROUTE_NONE: u32 = 1 << 31;
 
 /// `POLICER_CFG` value, per (link, direction). Written by userspace only; the
 /// bucket state lives apart in `POLICER_STATE` so a rate change never resets it.
+///
+/// The bucket counts nanobytes (1e-9 byte): a nanosecond at `rate` bytes/s
+/// refills exactly `rate` of them and a frame of `len` bytes costs exactly
+/// `len * 1e9`, so the per-packet arithmetic is two multiplications, with no
+/// division and no rounding, at any rate.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct PolicerConfig {
     /// Committed rate in bytes per second; 0 disables the policer.
     pub rate_bytes_per_sec: u64,
-    /// Bucket depth, in picoseconds of line time at the rate
-    /// (= burst bytes * 1e12 / rate).
-    pub burst_ps: u64,
+    /// Bucket depth in nanobytes (burst bytes * 1e9; at most `MAX_BURST_NB`).
+    pub burst_nb: u64,
+    /// The refill interval that fills an empty bucket (burst_nb / rate,
+    /// rounded up): a longer one adds nothing, and capping the elapsed time
+    /// there keeps `elapsed * rate` within u64.
+    pub refill_cap_ns: u64,
 }
 
-/// `POLICER_STATE` value: time credit in picoseconds, and when it was last
+/// `POLICER_STATE` value: credit in nanobytes, and when it was last
 /// refilled. Shared by all CPUs, updated with atomics.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct PolicerState {
-    pub credit_ps: u64,
+    pub credit_nb: u64,
     pub last_ns: u64,
 }
 
-pub const PS_PER_SEC: u64 = 1_000_000_000_000;
+/// Nanobytes per byte.
+pub const NB_PER_BYTE: u64 = 1_000_000_000;
+/// Deepest bucket: half of u64 in nanobytes (9.2 GB), so that a full
+/// bucket plus one refill interval's worth never overflows.
+pub const MAX_BURST_NB: u64 = u64::MAX / 2;
 
 /// Why the program dropped a frame. Index into `LinkCounters::drops`.
 #[repr(u32)]

@@ -19,10 +19,10 @@ use aya::{
 use ipnet::IpNet;
 use msee_abi::{
     Attachment, AttachmentKey, COUNTER_ROWS, DSCP_MAP_LEN, Direction, GroupMember, LINK_DOWN,
-    LINK_IS_UP, Link, LinkCounters, MAX_FAST_IFINDEX, MAX_GROUP_MEMBERS, MAX_GROUPS, MAX_LINKS,
-    MSEE_PROGRAM, NextHopGroup, PS_PER_SEC, PeeringKind, PolicerConfig, PolicerState, ROUTE_LOCAL,
-    Route, RouteKeyV4, RouteKeyV6, UNATTRIBUTED_ROW, link_dir_index, maps, route_key_v4,
-    route_key_v6,
+    LINK_IS_UP, Link, LinkCounters, MAX_BURST_NB, MAX_FAST_IFINDEX, MAX_GROUP_MEMBERS, MAX_GROUPS,
+    MAX_LINKS, MSEE_PROGRAM, NB_PER_BYTE, NextHopGroup, PeeringKind, PolicerConfig, PolicerState,
+    ROUTE_LOCAL, Route, RouteKeyV4, RouteKeyV6, UNATTRIBUTED_ROW, link_dir_index, maps,
+    route_key_v4, route_key_v6,
 };
 
 /// How to attach to an interface.
@@ -794,11 +794,11 @@ impl Msee {
             }
             let rate = rate_bits_per_sec / 8;
             let burst = burst_bytes.unwrap_or_else(|| default_burst_bytes(rate_bits_per_sec));
-            let burst_ps =
-                (burst as u128 * PS_PER_SEC as u128 / rate as u128).min(u64::MAX as u128 / 2);
+            let burst_nb = burst.saturating_mul(NB_PER_BYTE).min(MAX_BURST_NB);
             PolicerConfig {
                 rate_bytes_per_sec: rate,
-                burst_ps: burst_ps as u64,
+                burst_nb,
+                refill_cap_ns: burst_nb.div_ceil(rate),
             }
         };
         let mut m: Array<_, PolicerConfig> = self.map_mut(maps::POLICER_CFG)?;

@@ -12,8 +12,8 @@ use e2e_tests::{
     require_root, unique_prefix,
 };
 use lab::{IF_PRIMARY, IF_SECONDARY};
-use msee_abi::{Direction, DropReason, PS_PER_SEC, PeeringKind, ROUTE_OUT_OF_REACH, Route};
-use xdp_ebpf::net::{policer_cost_ps, policer_step};
+use msee_abi::{Direction, DropReason, NB_PER_BYTE, PeeringKind, ROUTE_OUT_OF_REACH, Route};
+use xdp_ebpf::net::{policer_cost_nb, policer_refill_nb, policer_step};
 
 const DOMAIN: u32 = 1;
 const G_CUSTOMER: u32 = 0;
@@ -247,15 +247,16 @@ fn recv_tos(rx: &std::net::UdpSocket) -> Option<u8> {
 /// is held to, whatever pauses the sender had.
 fn ideal_policer(times: &[Instant], frame_bytes: u64, rate_bps: u64, burst_bytes: u64) -> u64 {
     let rate = rate_bps / 8;
-    let burst_ps = burst_bytes * PS_PER_SEC / rate;
-    let cost = policer_cost_ps(frame_bytes, rate);
-    let mut credit = burst_ps;
+    let burst = burst_bytes * NB_PER_BYTE;
+    let cap_ns = burst.div_ceil(rate);
+    let cost = policer_cost_nb(frame_bytes);
+    let mut credit = burst;
     let mut last = times[0];
     let mut conformed = 0;
     for t in times {
-        let refill = (t.duration_since(last).as_nanos() as u64).min(burst_ps / 1000 + 1) * 1000;
+        let refill = policer_refill_nb(t.duration_since(last).as_nanos() as u64, cap_ns, rate);
         last = *t;
-        let (next, ok) = policer_step(credit, refill, burst_ps, cost);
+        let (next, ok) = policer_step(credit, refill, burst, cost);
         credit = next;
         conformed += ok as u64;
     }

@@ -84,24 +84,37 @@ pub fn flow_finish(mut h: u32) -> u32 {
     h ^ (h >> 16)
 }
 
-/// Line time of `len` bytes at `rate` bytes/s, in picoseconds: exact in u64
-/// for frames up to 16 KiB (16384 * 1e12 < 2^64) at any rate.
+/// What a frame of `len` bytes costs the bucket, in nanobytes (see
+/// `msee_abi::PolicerConfig`): exact, for frames up to 16 KiB.
 #[inline(always)]
-pub fn policer_cost_ps(len: u64, rate_bytes_per_sec: u64) -> u64 {
-    (len & 0x3fff) * 1_000_000_000_000 / rate_bytes_per_sec
+pub fn policer_cost_nb(len: u64) -> u64 {
+    (len & 0x3fff) * 1_000_000_000
 }
 
-/// One token-bucket decision on a bucket of time credit (ps): add the refill,
-/// cap at the burst, take the cost if there is enough. Returns the new
-/// credit and whether the frame conforms.
+/// What `elapsed_ns` refills at `rate` bytes/s, in nanobytes: exact; the
+/// interval is capped at `cap_ns` (what fills an empty bucket), which keeps
+/// the product within u64.
 #[inline(always)]
-pub fn policer_step(credit: u64, refill_ps: u64, burst_ps: u64, cost_ps: u64) -> (u64, bool) {
-    let mut total = credit.saturating_add(refill_ps);
-    if total > burst_ps {
-        total = burst_ps;
+pub fn policer_refill_nb(elapsed_ns: u64, cap_ns: u64, rate_bytes_per_sec: u64) -> u64 {
+    let elapsed = if elapsed_ns > cap_ns {
+        cap_ns
+    } else {
+        elapsed_ns
+    };
+    elapsed * rate_bytes_per_sec
+}
+
+/// One token-bucket decision: add the refill, cap at the burst, take the
+/// cost if there is enough. Returns the new credit and whether the frame
+/// conforms. (Units are the caller's: nanobytes in `msee`.)
+#[inline(always)]
+pub fn policer_step(credit: u64, refill: u64, burst: u64, cost: u64) -> (u64, bool) {
+    let mut total = credit.saturating_add(refill);
+    if total > burst {
+        total = burst;
     }
-    if total >= cost_ps {
-        (total - cost_ps, true)
+    if total >= cost {
+        (total - cost, true)
     } else {
         (total, false)
     }
@@ -273,27 +286,30 @@ mod tests {
         assert_eq!(&ip[2..4], &[0xbc, 0xde]);
     }
 
-    /// Simulate offered load at twice the rate for one second: what conforms
-    /// is the rate (plus one burst), to within 0.1%, from
-    /// 50 Mbit/s to 100 Gbit/s.
+    /// Simulate offered load at twice the rate (or more) for one second:
+    /// what conforms is the rate plus one burst, to within 0.1%, from
+    /// 50 Mbit/s to 100 Gbit/s, with the bucket's full range of arithmetic.
     #[test]
     fn policer_is_exact_across_rates() {
-        for mbps in [50u64, 200, 1_000, 10_000, 100_000] {
+        for mbps in [50u64, 200, 300, 1_000, 10_000, 100_000] {
             let rate = mbps * 1_000_000 / 8;
-            let burst_ps = 1_000_000_000; // 1 ms
+            let burst = rate / 1000 * 1_000_000_000; // 1 ms, in nanobytes
+            let cap_ns = burst.div_ceil(rate);
             for len in [64u64, 1500] {
-                let cost = policer_cost_ps(len, rate);
-                let gap_ps = cost / 2; // offered at 2x the rate
-                let mut credit = burst_ps;
+                let cost = policer_cost_nb(len);
+                // Offered at twice the rate or faster (whole nanoseconds).
+                let gap_ns = (len * 1_000_000_000 / (2 * rate)).max(1);
+                let mut credit = burst;
                 let mut conformed = 0u64;
                 let mut t = 0u64;
-                while t < 1_000_000_000_000 {
-                    let (next, ok) = policer_step(credit, gap_ps, burst_ps, cost);
+                while t < 1_000_000_000 {
+                    let refill = policer_refill_nb(gap_ns, cap_ns, rate);
+                    let (next, ok) = policer_step(credit, refill, burst, cost);
                     credit = next;
                     if ok {
                         conformed += len;
                     }
-                    t += gap_ps;
+                    t += gap_ns;
                 }
                 let expected = rate + rate / 1000; // one second plus the 1 ms burst
                 let err = (conformed as f64 - expected as f64).abs() / expected as f64;
@@ -303,8 +319,12 @@ mod tests {
                 );
             }
         }
-        assert_eq!(policer_cost_ps(64, 12_500_000_000), 5_120);
-        assert_eq!(policer_cost_ps(1500, 6_250_000), 240_000_000);
+        assert_eq!(policer_cost_nb(64), 64_000_000_000);
+        // An idle hour refills no more than a full bucket's interval.
+        assert_eq!(
+            policer_refill_nb(3_600_000_000_000, 1_000_000, 12_500_000_000),
+            12_500_000_000_000_000
+        );
     }
 
     fn ones(data: &[u8], mut sum: u32) -> u16 {

@@ -37,7 +37,7 @@ use xdp_ebpf::{
         ETH_HDR_LEN, ETH_P_IPV4, ETH_P_IPV6, ICMP4_QUOTE, ICMP4_TE_LEN, ICMP6_QUOTE, ICMP6_TE_LEN,
         IPPROTO_TCP, IPPROTO_UDP, IPV4_MIN_HDR_LEN, IPV6_HDR_LEN, VLAN_HDR_LEN, flow_finish,
         flow_mix, icmp4_time_exceeded, icmp6_time_exceeded, ipv4_decrement_ttl, ipv4_set_dscp,
-        ipv6_dscp, ipv6_set_dscp, policer_cost_ps, policer_step,
+        ipv6_dscp, ipv6_set_dscp, policer_cost_nb, policer_refill_nb, policer_step,
     },
     ptr_at,
 };
@@ -772,12 +772,13 @@ fn choose_link(group: &NextHopGroup, hash: u32) -> Option<u32> {
     None
 }
 
-/// Token bucket per (link, direction), shared by all CPUs. The bucket holds
-/// line time in picoseconds: a frame costs len * 1e12 / rate ps, exact in
-/// u64 for frames up to 16 KiB at any rate from 1 byte/s up; refill is the
-/// elapsed time. The refill interval is claimed with an exchange on
-/// `last_ns` (so CPUs never count the same nanoseconds twice) and the credit
-/// is updated with compare-and-swap. Returns whether the frame conforms.
+/// Token bucket per (link, direction), shared by all CPUs, in nanobytes
+/// (see `msee_abi::PolicerConfig`): a frame costs len * 1e9, a nanosecond
+/// refills `rate`; exact, and free of divisions (a 64-bit division costs
+/// tens of cycles, per policer, per packet). The refill interval is claimed
+/// with an exchange on `last_ns` (so CPUs never count the same nanoseconds
+/// twice) and the credit is updated with compare-and-swap. Returns whether
+/// the frame conforms.
 #[inline(never)]
 fn police(index: u32, len: u64, clock: &mut u64) -> bool {
     let Some(cfg) = POLICER_CFG.get(index) else {
@@ -787,7 +788,8 @@ fn police(index: u32, len: u64, clock: &mut u64) -> bool {
     if rate == 0 {
         return true;
     }
-    let burst = cfg.burst_ps;
+    let burst = cfg.burst_nb;
+    let cap_ns = cfg.refill_cap_ns;
     let Some(state) = POLICER_STATE.get_ptr_mut(index) else {
         return true;
     };
@@ -795,15 +797,13 @@ fn police(index: u32, len: u64, clock: &mut u64) -> bool {
         *clock = unsafe { bpf_ktime_get_ns() };
     }
     let now = *clock;
-    let cost = policer_cost_ps(len, rate);
+    let cost = policer_cost_nb(len);
     let last = unsafe { atomic_xchg::<u64, { Relaxed }>(&raw mut (*state).last_ns, now) };
     // Time only moves forward here; a stale `last` from a racing CPU just
-    // yields no refill. Cap the interval so its picoseconds stay in range:
-    // beyond a full bucket it adds nothing anyway.
+    // yields no refill.
     let elapsed = if now > last { now - last } else { 0 };
-    let cap_ns = burst / 1000 + 1;
-    let refill = if elapsed > cap_ns { cap_ns } else { elapsed } * 1000;
-    let credit = unsafe { &raw mut (*state).credit_ps };
+    let refill = policer_refill_nb(elapsed, cap_ns, rate);
+    let credit = unsafe { &raw mut (*state).credit_nb };
     for _ in 0..4 {
         let cur = unsafe { core::ptr::read_volatile(credit) };
         let (next, conforms) = policer_step(cur, refill, burst, cost);
