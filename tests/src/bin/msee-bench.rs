@@ -237,17 +237,17 @@ fn stage_frames() -> Vec<(&'static str, u32, Vec<u8>)> {
             arp_frame(),
         ),
         (
-            "TTL 1: + IPv4 checks, local-address lookup, drop",
+            "TTL 1: + IPv4 checks, route lookup, ICMP error budget (a clock read), drop",
             XDP_DROP,
             udp_frame(PROBE_DST, 1),
         ),
         (
-            "no route: + flow hash, LPM miss, drop",
+            "no route: flow hash and a cached miss instead, drop",
             XDP_DROP,
             udp_frame(NO_ROUTE_DST, 255),
         ),
         (
-            "out of reach: LPM hit instead of miss, drop",
+            "out of reach: a cached route instead of a miss, drop",
             XDP_DROP,
             udp_frame(OUT_OF_REACH_DST, 255),
         ),
@@ -257,7 +257,7 @@ fn stage_frames() -> Vec<(&'static str, u32, Vec<u8>)> {
             udp_frame(LINK_DOWN_DST, 255),
         ),
         (
-            "forwarded: + clock, policer checks (off), rewrite, devmap redirect",
+            "forwarded: + policer checks (off), rewrite, devmap redirect",
             XDP_REDIRECT,
             probe_frame(),
         ),
