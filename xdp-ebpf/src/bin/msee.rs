@@ -519,45 +519,14 @@ fn hash_v6_addresses(ip: &[u8; IPV6_HDR_LEN]) -> u32 {
     flow
 }
 
-/// The current route epoch; 0 (caches off) if unreadable.
-#[inline(always)]
-fn route_epoch() -> u64 {
-    ROUTE_EPOCH.get(0).copied().unwrap_or(0)
-}
-
 /// The longest-prefix match for `dst` in `domain`, through this CPU's
-/// destination cache: two-way sets, the most recent entry in way 0. (A
-/// sentinel rather than an Option: an Option's undefined payload gets
-/// spilled from an uninitialised register, which the verifier refuses.)
+/// destination cache. (A sentinel rather than an Option: an Option's
+/// undefined payload gets spilled from an uninitialised register, which the
+/// verifier refuses.)
 #[inline(never)]
 fn route_v4(domain: u32, dst: [u8; 4]) -> Route {
-    let key = route_key_v4(domain, dst);
-    // Read the epoch before the trie: a write racing this lookup bumps it
-    // afterwards, so what gets cached here is retired at once.
-    let epoch = route_epoch();
     let set = flow_finish(flow_mix(domain, u32::from_ne_bytes(dst))) & (ROUTE_CACHE_V4_SLOTS - 2);
-    let (Some(w0), Some(w1)) = (
-        ROUTE_CACHE_V4.get_ptr_mut(set),
-        ROUTE_CACHE_V4.get_ptr_mut(set | 1),
-    ) else {
-        return trie_v4(&key);
-    };
-    let (w0, w1) = unsafe { (&mut *w0, &mut *w1) };
-    if epoch == 0 {
-        return trie_v4(&key);
-    }
-    if w0.epoch == epoch && w0.key == key {
-        return w0.route;
-    }
-    if w1.epoch == epoch && w1.key == key {
-        return w1.route;
-    }
-    let route = trie_v4(&key);
-    if w0.epoch == epoch {
-        *w1 = *w0;
-    }
-    *w0 = RouteCacheV4 { key, epoch, route };
-    route
+    through_cache(&ROUTE_CACHE_V4, set, route_key_v4(domain, dst), trie_v4)
 }
 
 #[inline(always)]
@@ -571,40 +540,100 @@ fn trie_v4(key: &RouteKeyV4) -> Route {
 /// The IPv6 counterpart of `route_v4`.
 #[inline(never)]
 fn route_v6(domain: u32, dst: &[u8; 16]) -> Route {
-    let key = route_key_v6(domain, *dst);
-    let epoch = route_epoch();
     let words = unsafe { &*(dst.as_ptr() as *const [[u8; 4]; 4]) };
     let mut h = domain;
     for w in words {
         h = flow_mix(h, u32::from_ne_bytes(*w));
     }
     let set = flow_finish(h) & (ROUTE_CACHE_V6_SLOTS - 2);
-    let (Some(w0), Some(w1)) = (
-        ROUTE_CACHE_V6.get_ptr_mut(set),
-        ROUTE_CACHE_V6.get_ptr_mut(set | 1),
-    ) else {
-        return trie_v6(&key);
+    through_cache(&ROUTE_CACHE_V6, set, route_key_v6(domain, *dst), trie_v6)
+}
+
+/// A slot of a destination cache (`msee_abi::RouteCacheV4`, `RouteCacheV6`).
+trait CacheSlot: Copy {
+    type Key: PartialEq + Copy;
+    fn holds(&self, key: &Self::Key, epoch: u64) -> bool;
+    fn route(&self) -> Route;
+    fn epoch(&self) -> u64;
+    fn new(key: Self::Key, epoch: u64, route: Route) -> Self;
+}
+
+impl CacheSlot for RouteCacheV4 {
+    type Key = RouteKeyV4;
+    #[inline(always)]
+    fn holds(&self, key: &RouteKeyV4, epoch: u64) -> bool {
+        self.epoch == epoch && self.key == *key
+    }
+    #[inline(always)]
+    fn route(&self) -> Route {
+        self.route
+    }
+    #[inline(always)]
+    fn epoch(&self) -> u64 {
+        self.epoch
+    }
+    #[inline(always)]
+    fn new(key: RouteKeyV4, epoch: u64, route: Route) -> Self {
+        Self { key, epoch, route }
+    }
+}
+
+impl CacheSlot for RouteCacheV6 {
+    type Key = RouteKeyV6;
+    #[inline(always)]
+    fn holds(&self, key: &RouteKeyV6, epoch: u64) -> bool {
+        self.epoch == epoch && self.key == *key
+    }
+    #[inline(always)]
+    fn route(&self) -> Route {
+        self.route
+    }
+    #[inline(always)]
+    fn epoch(&self) -> u64 {
+        self.epoch
+    }
+    #[inline(always)]
+    fn new(key: RouteKeyV6, epoch: u64, route: Route) -> Self {
+        Self {
+            key,
+            _pad: 0,
+            epoch,
+            route,
+        }
+    }
+}
+
+/// Look `key` up in the two-way `set` of this CPU's `cache`, else in the
+/// trie (`lookup`) and keep the answer in way 0, moving the entry there to
+/// way 1 (so the older of the two is the one evicted).
+#[inline(always)]
+fn through_cache<S: CacheSlot>(
+    cache: &PerCpuArray<S>,
+    set: u32,
+    key: S::Key,
+    lookup: fn(&S::Key) -> Route,
+) -> Route {
+    // Read the epoch before the trie: a write racing this lookup bumps it
+    // afterwards, so what gets cached here is retired at once.
+    let epoch = ROUTE_EPOCH.get(0).copied().unwrap_or(0);
+    let (Some(w0), Some(w1)) = (cache.get_ptr_mut(set), cache.get_ptr_mut(set | 1)) else {
+        return lookup(&key);
     };
     let (w0, w1) = unsafe { (&mut *w0, &mut *w1) };
     if epoch == 0 {
-        return trie_v6(&key);
+        return lookup(&key);
     }
-    if w0.epoch == epoch && w0.key == key {
-        return w0.route;
+    if w0.holds(&key, epoch) {
+        return w0.route();
     }
-    if w1.epoch == epoch && w1.key == key {
-        return w1.route;
+    if w1.holds(&key, epoch) {
+        return w1.route();
     }
-    let route = trie_v6(&key);
-    if w0.epoch == epoch {
+    let route = lookup(&key);
+    if w0.epoch() == epoch {
         *w1 = *w0;
     }
-    *w0 = RouteCacheV6 {
-        key,
-        _pad: 0,
-        epoch,
-        route,
-    };
+    *w0 = S::new(key, epoch, route);
     route
 }
 
