@@ -558,50 +558,32 @@ trait CacheSlot: Copy {
     fn new(key: Self::Key, epoch: u64, route: Route) -> Self;
 }
 
-impl CacheSlot for RouteCacheV4 {
-    type Key = RouteKeyV4;
-    #[inline(always)]
-    fn holds(&self, key: &RouteKeyV4, epoch: u64) -> bool {
-        self.epoch == epoch && self.key == *key
-    }
-    #[inline(always)]
-    fn route(&self) -> Route {
-        self.route
-    }
-    #[inline(always)]
-    fn epoch(&self) -> u64 {
-        self.epoch
-    }
-    #[inline(always)]
-    fn new(key: RouteKeyV4, epoch: u64, route: Route) -> Self {
-        Self { key, epoch, route }
-    }
-}
-
-impl CacheSlot for RouteCacheV6 {
-    type Key = RouteKeyV6;
-    #[inline(always)]
-    fn holds(&self, key: &RouteKeyV6, epoch: u64) -> bool {
-        self.epoch == epoch && self.key == *key
-    }
-    #[inline(always)]
-    fn route(&self) -> Route {
-        self.route
-    }
-    #[inline(always)]
-    fn epoch(&self) -> u64 {
-        self.epoch
-    }
-    #[inline(always)]
-    fn new(key: RouteKeyV6, epoch: u64, route: Route) -> Self {
-        Self {
-            key,
-            _pad: 0,
-            epoch,
-            route,
+/// Both slot types have `key`, `epoch` and `route`; v6 adds padding.
+macro_rules! cache_slot {
+    ($slot:ident, $key:ident, { $($pad:ident: $zero:expr),* }) => {
+        impl CacheSlot for $slot {
+            type Key = $key;
+            #[inline(always)]
+            fn holds(&self, key: &$key, epoch: u64) -> bool {
+                self.epoch == epoch && self.key == *key
+            }
+            #[inline(always)]
+            fn route(&self) -> Route {
+                self.route
+            }
+            #[inline(always)]
+            fn epoch(&self) -> u64 {
+                self.epoch
+            }
+            #[inline(always)]
+            fn new(key: $key, epoch: u64, route: Route) -> Self {
+                Self { key, epoch, route, $($pad: $zero),* }
+            }
         }
-    }
+    };
 }
+cache_slot!(RouteCacheV4, RouteKeyV4, {});
+cache_slot!(RouteCacheV6, RouteKeyV6, { _pad: 0 });
 
 /// Look `key` up in the two-way `set` of this CPU's `cache`, else in the
 /// trie (`lookup`) and keep the answer in way 0, moving the entry there to
