@@ -29,10 +29,11 @@ pub mod maps {
     pub const DSCP_MAP: &str = "DSCP_MAP";
     pub const ICMP_LIMIT: &str = "ICMP_LIMIT";
     pub const COUNTERS: &str = "COUNTERS";
+    pub const POLICER_LOCAL: &str = "POLICER_LOCAL";
     pub const ROUTE_EPOCH: &str = "ROUTE_EPOCH";
     pub const ROUTE_CACHE_V4: &str = "ROUTE_CACHE_V4";
     pub const ROUTE_CACHE_V6: &str = "ROUTE_CACHE_V6";
-    pub const ALL: [&str; 16] = [
+    pub const ALL: [&str; 17] = [
         ATTACHMENTS,
         UNTAGGED,
         LINKS,
@@ -43,6 +44,7 @@ pub mod maps {
         TX_PORTS,
         POLICER_CFG,
         POLICER_STATE,
+        POLICER_LOCAL,
         DSCP_MAP,
         ICMP_LIMIT,
         COUNTERS,
@@ -342,6 +344,14 @@ pub struct PolicerConfig {
     /// rounded up): a longer one adds nothing, and capping the elapsed time
     /// there keeps `elapsed * rate` within u64.
     pub refill_cap_ns: u64,
+    /// How much credit a CPU takes from the shared bucket at once into its
+    /// own `POLICER_LOCAL` slot, to spend without atomics or a clock read
+    /// (at least what the frame at hand needs). Userspace sets it to
+    /// burst / (8 * possible CPUs): all CPUs together then hold at most an
+    /// eighth of a burst on top of the bucket, and at low rates, where a
+    /// chunk is smaller than a frame, every frame takes just its cost from
+    /// the shared bucket (the plain token bucket).
+    pub chunk_nb: u64,
 }
 
 /// `POLICER_STATE` value: credit in nanobytes, and when it was last

@@ -67,7 +67,8 @@ fn route_cache_layout() {
 
 #[test]
 fn policer_and_counter_layout() {
-    assert_eq!(size_of::<PolicerConfig>(), 24);
+    assert_eq!(size_of::<PolicerConfig>(), 32);
+    assert_eq!(offset_of!(PolicerConfig, chunk_nb), 24);
     assert_eq!(offset_of!(PolicerConfig, burst_nb), 8);
     assert_eq!(offset_of!(PolicerConfig, refill_cap_ns), 16);
     assert_eq!(size_of::<PolicerState>(), 16);

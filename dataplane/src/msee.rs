@@ -191,6 +191,9 @@ pub struct Msee {
     /// The kernel refused a batch command on the route tries (no batch
     /// operations on LPM tries before Linux 5.14): write one entry per call.
     no_batch: bool,
+    /// CPUs that may run the program (per-CPU maps have a slot for each):
+    /// sizes the policers' per-CPU credit chunks.
+    possible_cpus: usize,
 }
 
 impl Msee {
@@ -219,10 +222,14 @@ impl Msee {
             loader.map_pin_path(name, path.as_path());
         }
         let ebpf = loader.load(object).map_err(MseeError::Load)?;
+        // Only sizes the policers' per-CPU chunks: if the count is unknown,
+        // a generous guess keeps chunks small (closer to a plain bucket).
+        let possible_cpus = aya::util::nr_cpus().unwrap_or(256).max(1);
         let mut msee = Self {
             ebpf,
             links: Vec::new(),
             no_batch: false,
+            possible_cpus,
         };
         msee.program_mut()?.load().map_err(MseeError::Program)?;
         msee.write_dscp_policy()?;
@@ -799,6 +806,7 @@ impl Msee {
                 rate_bytes_per_sec: rate,
                 burst_nb,
                 refill_cap_ns: burst_nb.div_ceil(rate),
+                chunk_nb: burst_nb / (8 * self.possible_cpus as u64),
             }
         };
         let mut m: Array<_, PolicerConfig> = self.map_mut(maps::POLICER_CFG)?;

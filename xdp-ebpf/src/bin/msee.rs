@@ -37,7 +37,7 @@ use xdp_ebpf::{
         ETH_HDR_LEN, ETH_P_IPV4, ETH_P_IPV6, ICMP4_QUOTE, ICMP4_TE_LEN, ICMP6_QUOTE, ICMP6_TE_LEN,
         IPPROTO_TCP, IPPROTO_UDP, IPV4_MIN_HDR_LEN, IPV6_HDR_LEN, VLAN_HDR_LEN, flow_finish,
         flow_mix, icmp4_time_exceeded, icmp6_time_exceeded, ipv4_decrement_ttl, ipv4_set_dscp,
-        ipv6_dscp, ipv6_set_dscp, policer_cost_nb, policer_refill_nb, policer_step,
+        ipv6_dscp, ipv6_set_dscp, policer_cost_nb, policer_refill_nb, policer_take,
     },
     ptr_at,
 };
@@ -64,6 +64,9 @@ static TX_PORTS: DevMapHash = DevMapHash::with_max_entries(MAX_PORTS, 0);
 static POLICER_CFG: Array<PolicerConfig> = Array::with_max_entries(MAX_LINKS * 2, 0);
 #[map]
 static POLICER_STATE: Array<PolicerState> = Array::with_max_entries(MAX_LINKS * 2, 0);
+/// Each CPU's credit taken from a `POLICER_STATE` bucket (nanobytes).
+#[map]
+static POLICER_LOCAL: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_LINKS * 2, 0);
 #[map]
 static DSCP_MAP: Array<u8> = Array::with_max_entries(DSCP_MAP_LEN, 0);
 /// Per-CPU ICMP error budget: [window start ns, errors sent in it].
@@ -785,11 +788,12 @@ fn choose_link(group: &NextHopGroup, hash: u32) -> Option<u32> {
 
 /// Token bucket per (link, direction), shared by all CPUs, in nanobytes
 /// (see `msee_abi::PolicerConfig`): a frame costs len * 1e9, a nanosecond
-/// refills `rate`; exact, and free of divisions (a 64-bit division costs
-/// tens of cycles, per policer, per packet). The refill interval is claimed
-/// with an exchange on `last_ns` (so CPUs never count the same nanoseconds
-/// twice) and the credit is updated with compare-and-swap. Returns whether
-/// the frame conforms.
+/// refills `rate`; exact, and free of divisions. Each CPU takes credit from
+/// the bucket a chunk at a time into its own slot and spends it there: most
+/// frames cost one per-CPU array access, no atomics and no clock read.
+/// Taking credit claims the refill interval with an exchange on `last_ns`
+/// (so CPUs never count the same nanoseconds twice) and updates the shared
+/// credit with compare-and-swap. Returns whether the frame conforms.
 #[inline(never)]
 fn police(index: u32, len: u64, clock: &mut u64) -> bool {
     let Some(cfg) = POLICER_CFG.get(index) else {
@@ -799,29 +803,41 @@ fn police(index: u32, len: u64, clock: &mut u64) -> bool {
     if rate == 0 {
         return true;
     }
-    let burst = cfg.burst_nb;
-    let cap_ns = cfg.refill_cap_ns;
-    let Some(state) = POLICER_STATE.get_ptr_mut(index) else {
+    let (Some(state), Some(local)) = (
+        POLICER_STATE.get_ptr_mut(index),
+        POLICER_LOCAL.get_ptr_mut(index),
+    ) else {
         return true;
     };
+    let local = unsafe { &mut *local };
+    let cost = policer_cost_nb(len);
+    if *local >= cost {
+        *local -= cost;
+        return true;
+    }
+    let need = cost - *local;
     if *clock == 0 {
         *clock = unsafe { bpf_ktime_get_ns() };
     }
     let now = *clock;
-    let cost = policer_cost_nb(len);
     let last = unsafe { atomic_xchg::<u64, { Relaxed }>(&raw mut (*state).last_ns, now) };
     // Time only moves forward here; a stale `last` from a racing CPU just
     // yields no refill.
     let elapsed = if now > last { now - last } else { 0 };
-    let refill = policer_refill_nb(elapsed, cap_ns, rate);
+    let refill = policer_refill_nb(elapsed, cfg.refill_cap_ns, rate);
     let credit = unsafe { &raw mut (*state).credit_nb };
     for _ in 0..4 {
         let cur = unsafe { core::ptr::read_volatile(credit) };
-        let (next, conforms) = policer_step(cur, refill, burst, cost);
+        let (next, taken) = policer_take(cur, refill, cfg.burst_nb, need, cfg.chunk_nb);
         let (_, swapped) =
             unsafe { atomic_cxchg::<u64, { Relaxed }, { Relaxed }>(credit, cur, next) };
         if swapped {
-            return conforms;
+            if taken == 0 {
+                return false;
+            }
+            // taken >= need = cost - local.
+            *local = *local + taken - cost;
+            return true;
         }
     }
     // Heavy contention: keep the refill, call the frame non-conforming.
