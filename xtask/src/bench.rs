@@ -369,10 +369,12 @@ fn render(r: &Value, m: &Machine, took_secs: u64) -> Result<String> {
          frame costs msee array lookups (attachment, group, link state, link, \
          policers, DSCP, counters), the route lookup (answered by the per-CPU \
          destination cache for a destination seen since the last route change, \
-         else by the LPM trie), a clock read when policing and the devmap \
-         lookup. Between the 1, 10,000 and 1,000,000-route rows above, only \
-         the route lookup differs; between policing off and on, the two token \
-         buckets.\n"
+         else by the LPM trie) and the devmap lookup. Between the 1, 10,000 \
+         and 1,000,000-route rows above, only the route lookup differs; \
+         between policing off and on, the two token buckets (each frame \
+         spends its CPU's share of credit; a CPU whose share runs out reads \
+         the clock and takes another chunk from the shared bucket with \
+         atomics).\n"
     )?;
     writeln!(w, "| frame leaves msee at | ns/packet (median) | step |")?;
     writeln!(w, "|---|---|---|")?;
