@@ -1167,12 +1167,19 @@ struct Bgp {
 }
 
 impl Bgp {
+    /// Writes the best paths of `changed` (RIB changes other than
+    /// UPDATEs), after whatever UPDATEs left waiting.
     fn apply(&mut self, rib: usize, changed: &std::collections::BTreeSet<IpNet>, msee: &mut Msee) {
+        self.flush_pending(msee);
         if changed.is_empty() {
             return;
         }
-        let batch = self.ribs[rib].changes(changed);
-        let result = self.fib.apply(msee, &batch);
+        let batch = self.ribs[rib].change_batch(changed);
+        self.write_batch(rib, &batch, msee);
+    }
+
+    fn write_batch(&mut self, rib: usize, batch: &crate::rib::ChangeBatch, msee: &mut Msee) {
+        let result = self.fib.apply_batch(msee, self.ribs[rib].domain(), batch);
         self.install.batch_applied(&result);
         match result {
             // One line per route only when asked for: a full table is a
@@ -1187,16 +1194,16 @@ impl Bgp {
                 );
             }
             Ok(stats) => {
-                for c in &batch {
-                    match &c.members {
-                        Some(m) => {
-                            let links: Vec<String> = m
-                                .iter()
+                for (prefix, hops) in batch.iter() {
+                    match hops {
+                        Some(h) => {
+                            let links: Vec<String> = h
+                                .members()
                                 .map(|m| format!("link {} pref {}", m.link, m.preference))
                                 .collect();
-                            info!(prefix = %c.prefix, via = %links.join(", "), "route installed");
+                            info!(%prefix, via = %links.join(", "), "route installed");
                         }
-                        None => info!(prefix = %c.prefix, "route removed"),
+                        None => info!(%prefix, "route removed"),
                     }
                 }
                 tracing::debug!(?stats, "FIB batch applied");
@@ -1224,6 +1231,18 @@ impl Bgp {
                     last_down: self.status[i].last_down.take(),
                 };
                 info!(session = %name, peer_as = n.peer_as, peer_id = %n.peer_id, hold = n.hold_time, "session established");
+                // Room for as many routes as the session may announce: a
+                // full table then fills its maps without growing them.
+                let limit = spec.max_prefixes as usize;
+                let (v4, v6) = match spec.family {
+                    speaker::Family::Ipv4 => (limit.min(msee_abi::MAX_ROUTES_V4 as usize), 0),
+                    speaker::Family::Ipv6 => (0, limit.min(msee_abi::MAX_ROUTES_V6 as usize)),
+                };
+                if let Err(e) = self.ribs[rib].reserve(session, v4 + v6) {
+                    warn!(session = %name, "{e:#}");
+                }
+                let domain = self.ribs[rib].domain();
+                self.fib.reserve(domain, v4, v6);
                 match self.ribs[rib].session_up(session) {
                     Ok(changed) => self.apply(rib, &changed, msee),
                     Err(e) => warn!(session = %name, "{e:#}"),
@@ -1254,7 +1273,11 @@ impl Bgp {
                     for (prefix, why) in &outcome.refused {
                         warn!(session = %name, %prefix, "route refused: {why}");
                     }
-                    self.pending.add(rib, outcome.changed);
+                    // Each prefix's best path now, while the RIB's entries
+                    // are in cache (see PendingChanges).
+                    let r = &self.ribs[rib];
+                    self.pending
+                        .add(rib, outcome.changed.iter().map(|p| (*p, r.best_hops(*p))));
                 }
                 Err(e) => warn!(session = %name, "{e:#}"),
             },
@@ -1270,8 +1293,8 @@ impl Bgp {
 
     /// Writes the route changes that waited for the UPDATE queue to empty.
     fn flush_pending(&mut self, msee: &mut Msee) {
-        for (rib, changed) in self.pending.take() {
-            self.apply(rib, &changed, msee);
+        for (rib, batch) in self.pending.take() {
+            self.write_batch(rib, &batch, msee);
         }
     }
 
