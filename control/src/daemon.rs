@@ -1168,7 +1168,8 @@ struct Bgp {
 
 impl Bgp {
     /// Writes the best paths of `changed` (RIB changes other than
-    /// UPDATEs), after whatever UPDATEs left waiting.
+    /// UPDATEs), after whatever UPDATEs left waiting (which callers write
+    /// before they change the RIB: see PendingChanges).
     fn apply(&mut self, rib: usize, changed: &std::collections::BTreeSet<IpNet>, msee: &mut Msee) {
         self.flush_pending(msee);
         if changed.is_empty() {
@@ -1243,6 +1244,9 @@ impl Bgp {
                 }
                 let domain = self.ribs[rib].domain();
                 self.fib.reserve(domain, v4, v6);
+                // Waiting UPDATE changes first: coming back drops the
+                // session's stale paths from the RIB.
+                self.flush_pending(msee);
                 match self.ribs[rib].session_up(session) {
                     Ok(changed) => self.apply(rib, &changed, msee),
                     Err(e) => warn!(session = %name, "{e:#}"),
@@ -1353,6 +1357,8 @@ impl Bgp {
         };
         let mut moved = 0;
         let mut links = Vec::new();
+        // Waiting UPDATE changes first, before the RIBs change under them.
+        self.flush_pending(msee);
         for r in 0..self.ribs.len() {
             let link = self.peerings[r].links[side];
             links.push(link);
@@ -1529,6 +1535,9 @@ impl Bgp {
 
         // Microsoft peering's registered prefixes: what falls outside goes
         // now; the peers re-send their tables so what is newly inside comes.
+        // What UPDATEs left waiting goes first, with the best paths it was
+        // queued with (see PendingChanges), before the RIB changes them.
+        self.flush_pending(msee);
         for r in 0..self.ribs.len() {
             let kind = self.peerings[r].kind;
             let (old, new) = (

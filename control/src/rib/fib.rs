@@ -698,7 +698,8 @@ impl InstallRecord {
 /// Each change comes with the prefix's best path as it was right after its
 /// UPDATE (computed then, while the RIB's entries are in cache); a prefix
 /// changed again keeps its last. Whoever writes other RIB changes to the
-/// FIB must first write what waits here.
+/// FIB must first write what waits here, before changing the RIB (the
+/// waiting best paths are those of the RIB as the UPDATEs left it).
 #[derive(Debug, Default)]
 pub struct PendingChanges {
     by_rib: Vec<RibPending>,

@@ -311,8 +311,9 @@ impl Rib {
             as_path_len: as_path_len(update),
         };
         let looped = as_path_contains(update, bgp::MSEE_ASN);
-        // Private peering takes any prefix of the session's family.
-        let open = kind != PeeringKind::Microsoft && !looped;
+        // Private peering takes any prefix of the session's family (and
+        // has no registered prefixes).
+        let open = kind != PeeringKind::Microsoft && !looped && registered.is_none();
         for prefix in announced {
             // The most telling reason first: the registration check comes
             // after the default-route and RFC 1918 rules.
