@@ -1167,12 +1167,20 @@ struct Bgp {
 }
 
 impl Bgp {
+    /// Writes the best paths of `changed` (RIB changes other than
+    /// UPDATEs), after whatever UPDATEs left waiting (which callers write
+    /// before they change the RIB: see PendingChanges).
     fn apply(&mut self, rib: usize, changed: &std::collections::BTreeSet<IpNet>, msee: &mut Msee) {
+        self.flush_pending(msee);
         if changed.is_empty() {
             return;
         }
-        let batch = self.ribs[rib].changes(changed);
-        let result = self.fib.apply(msee, &batch);
+        let batch = self.ribs[rib].change_batch(changed);
+        self.write_batch(rib, &batch, msee);
+    }
+
+    fn write_batch(&mut self, rib: usize, batch: &crate::rib::ChangeBatch, msee: &mut Msee) {
+        let result = self.fib.apply_batch(msee, self.ribs[rib].domain(), batch);
         self.install.batch_applied(&result);
         match result {
             // One line per route only when asked for: a full table is a
@@ -1187,16 +1195,16 @@ impl Bgp {
                 );
             }
             Ok(stats) => {
-                for c in &batch {
-                    match &c.members {
-                        Some(m) => {
-                            let links: Vec<String> = m
-                                .iter()
+                for (prefix, hops) in batch.iter() {
+                    match hops {
+                        Some(h) => {
+                            let links: Vec<String> = h
+                                .members()
                                 .map(|m| format!("link {} pref {}", m.link, m.preference))
                                 .collect();
-                            info!(prefix = %c.prefix, via = %links.join(", "), "route installed");
+                            info!(%prefix, via = %links.join(", "), "route installed");
                         }
-                        None => info!(prefix = %c.prefix, "route removed"),
+                        None => info!(%prefix, "route removed"),
                     }
                 }
                 tracing::debug!(?stats, "FIB batch applied");
@@ -1224,6 +1232,21 @@ impl Bgp {
                     last_down: self.status[i].last_down.take(),
                 };
                 info!(session = %name, peer_as = n.peer_as, peer_id = %n.peer_id, hold = n.hold_time, "session established");
+                // Room for as many routes as the session may announce: a
+                // full table then fills its maps without growing them.
+                let limit = spec.max_prefixes as usize;
+                let (v4, v6) = match spec.family {
+                    speaker::Family::Ipv4 => (limit.min(msee_abi::MAX_ROUTES_V4 as usize), 0),
+                    speaker::Family::Ipv6 => (0, limit.min(msee_abi::MAX_ROUTES_V6 as usize)),
+                };
+                if let Err(e) = self.ribs[rib].reserve(session, v4 + v6) {
+                    warn!(session = %name, "{e:#}");
+                }
+                let domain = self.ribs[rib].domain();
+                self.fib.reserve(domain, v4, v6);
+                // Waiting UPDATE changes first: coming back drops the
+                // session's stale paths from the RIB.
+                self.flush_pending(msee);
                 match self.ribs[rib].session_up(session) {
                     Ok(changed) => self.apply(rib, &changed, msee),
                     Err(e) => warn!(session = %name, "{e:#}"),
@@ -1254,7 +1277,11 @@ impl Bgp {
                     for (prefix, why) in &outcome.refused {
                         warn!(session = %name, %prefix, "route refused: {why}");
                     }
-                    self.pending.add(rib, outcome.changed);
+                    // Each prefix's best path now, while the RIB's entries
+                    // are in cache (see PendingChanges).
+                    let r = &self.ribs[rib];
+                    self.pending
+                        .add(rib, outcome.changed.iter().map(|p| (*p, r.best_hops(*p))));
                 }
                 Err(e) => warn!(session = %name, "{e:#}"),
             },
@@ -1270,8 +1297,8 @@ impl Bgp {
 
     /// Writes the route changes that waited for the UPDATE queue to empty.
     fn flush_pending(&mut self, msee: &mut Msee) {
-        for (rib, changed) in self.pending.take() {
-            self.apply(rib, &changed, msee);
+        for (rib, batch) in self.pending.take() {
+            self.write_batch(rib, &batch, msee);
         }
     }
 
@@ -1330,6 +1357,8 @@ impl Bgp {
         };
         let mut moved = 0;
         let mut links = Vec::new();
+        // Waiting UPDATE changes first, before the RIBs change under them.
+        self.flush_pending(msee);
         for r in 0..self.ribs.len() {
             let link = self.peerings[r].links[side];
             links.push(link);
@@ -1506,6 +1535,9 @@ impl Bgp {
 
         // Microsoft peering's registered prefixes: what falls outside goes
         // now; the peers re-send their tables so what is newly inside comes.
+        // What UPDATEs left waiting goes first, with the best paths it was
+        // queued with (see PendingChanges), before the RIB changes them.
+        self.flush_pending(msee);
         for r in 0..self.ribs.len() {
             let kind = self.peerings[r].kind;
             let (old, new) = (

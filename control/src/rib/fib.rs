@@ -6,10 +6,12 @@
 //! new group is written first, then routes are repointed (one map update
 //! each, so a prefix that stays routed is never missing), and only then are
 //! groups that lost their last route released.
-use std::collections::{BTreeMap, BTreeSet, btree_map::Entry};
+use std::collections::BTreeSet;
 
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv6Net};
 use msee_abi::{GroupMember, MAX_GROUP_MEMBERS, MAX_GROUPS};
+
+use super::prefix_map::{PrefixMap, v4_prefix};
 
 /// Where FIB writes go: `dataplane::Msee` in the daemon, a recorder in tests.
 pub trait FibSink {
@@ -98,6 +100,72 @@ impl FibSink for dataplane::Msee {
     }
 }
 
+/// A next-hop set, the identity of a group: its members as (link,
+/// preference), sorted, each once. At most [`MAX_GROUP_MEMBERS`] are kept;
+/// `count` says how many there were (a set with more cannot be installed).
+/// Inline and `Copy`: a best path is computed per prefix, a million times
+/// for a full table, without allocating.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct NextHops {
+    count: u16,
+    members: [(u32, u32); MAX_GROUP_MEMBERS],
+}
+
+impl NextHops {
+    /// The set of `members` (in any order, repeats ignored).
+    pub fn new(members: &[GroupMember]) -> Self {
+        let mut all: Vec<(u32, u32)> = members.iter().map(|m| (m.link, m.preference)).collect();
+        all.sort_unstable();
+        all.dedup();
+        let mut h = Self {
+            count: u16::try_from(all.len()).unwrap_or(u16::MAX),
+            ..Default::default()
+        };
+        for (slot, m) in h.members.iter_mut().zip(&all) {
+            *slot = *m;
+        }
+        h
+    }
+
+    /// Adds a member (kept sorted, repeats ignored).
+    pub fn push(&mut self, link: u32, preference: u32) {
+        let m = (link, preference);
+        let kept = self.kept();
+        let at = match self.members[..kept].binary_search(&m) {
+            Ok(_) => return,
+            Err(at) => at,
+        };
+        self.count = self.count.saturating_add(1);
+        if kept < MAX_GROUP_MEMBERS {
+            self.members.copy_within(at..kept, at + 1);
+            self.members[at] = m;
+        }
+    }
+
+    fn kept(&self) -> usize {
+        usize::from(self.count).min(MAX_GROUP_MEMBERS)
+    }
+
+    /// How many members the set has (possibly more than are kept).
+    pub fn count(&self) -> usize {
+        usize::from(self.count)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    pub fn members(&self) -> impl ExactSizeIterator<Item = GroupMember> + '_ {
+        self.members[..self.kept()]
+            .iter()
+            .map(|&(link, preference)| GroupMember { link, preference })
+    }
+
+    pub fn to_vec(&self) -> Vec<GroupMember> {
+        self.members().collect()
+    }
+}
+
 /// One best-path change: `members` is the new next-hop set of `prefix` in
 /// `domain`, or `None` when the prefix is no longer routed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,6 +173,75 @@ pub struct FibChange {
     pub domain: u32,
     pub prefix: IpNet,
     pub members: Option<Vec<GroupMember>>,
+}
+
+/// Best-path changes of one routing domain, as the RIB hands them to the
+/// FIB in bulk: each prefix with an index into `sets`, its new next-hop set
+/// (`None`: no longer routed). Written in this order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChangeBatch {
+    pub changes: Vec<(IpNet, u32)>,
+    pub sets: Vec<Option<NextHops>>,
+}
+
+impl ChangeBatch {
+    pub fn len(&self) -> usize {
+        self.changes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    /// Each prefix and its new next-hop set.
+    pub fn iter(&self) -> impl Iterator<Item = (IpNet, Option<&NextHops>)> + '_ {
+        self.changes
+            .iter()
+            .map(|(p, s)| (*p, self.sets[*s as usize].as_ref()))
+    }
+}
+
+/// Builds a [`ChangeBatch`], numbering each distinct next-hop set once.
+#[derive(Debug, Default)]
+pub struct SetTable {
+    sets: Vec<Option<NextHops>>,
+    index: foldhash::HashMap<Option<NextHops>, u32>,
+    /// The set looked up last (a table's prefixes mostly share one).
+    last: Option<(Option<NextHops>, u32)>,
+}
+
+impl SetTable {
+    /// The number of `set`, new or not.
+    pub fn number(&mut self, set: Option<NextHops>) -> u32 {
+        if let Some((s, n)) = self.last
+            && s == set
+        {
+            return n;
+        }
+        let n = match self.index.get(&set) {
+            Some(n) => *n,
+            None => {
+                let n = self.sets.len() as u32;
+                self.sets.push(set);
+                self.index.insert(set, n);
+                n
+            }
+        };
+        self.last = Some((set, n));
+        n
+    }
+
+    pub fn len(&self) -> usize {
+        self.sets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sets.is_empty()
+    }
+
+    pub fn into_sets(self) -> Vec<Option<NextHops>> {
+        self.sets
+    }
 }
 
 /// What one batch did to the dataplane.
@@ -116,41 +253,33 @@ pub struct FibStats {
     pub routes_removed: usize,
 }
 
-/// One route write of a batch: `batch[change]`'s prefix moves from group
-/// `old` to `target` (`None`: not routed).
+/// One route write of a batch: `prefix` in `domain` moves from group `old`
+/// to `target` (`None`: not routed).
 struct Write {
-    change: usize,
+    domain: u32,
+    prefix: IpNet,
     old: Option<u32>,
     target: Option<u32>,
 }
 
-/// A group's identity: its members as (link, preference), sorted by link.
-type GroupKey = Vec<(u32, u32)>;
-
-fn group_key(members: &[GroupMember]) -> GroupKey {
-    let mut k: GroupKey = members.iter().map(|m| (m.link, m.preference)).collect();
-    k.sort_unstable();
-    k.dedup();
-    k
-}
-
 #[derive(Debug)]
 struct Group {
-    key: GroupKey,
+    key: NextHops,
     refs: usize,
 }
 
 /// The routes and groups this control plane has installed.
 #[derive(Debug)]
 pub struct Fib {
-    by_key: foldhash::HashMap<GroupKey, u32>,
-    groups: BTreeMap<u32, Group>,
+    by_key: foldhash::HashMap<NextHops, u32>,
+    /// Indexed by group id (ids are below `MAX_GROUPS`, reused lowest first).
+    groups: Vec<Option<Group>>,
+    group_count: usize,
     /// Released ids, reused lowest first.
     free: BTreeSet<u32>,
     next_id: u32,
-    /// Ordered: batches come in address order (see [`PendingChanges`]), and
-    /// walking a B-tree in order stays in cache where hashing would not.
-    routes: BTreeMap<(u32, IpNet), u32>,
+    /// Per routing domain (a handful), its routes and their groups.
+    domains: Vec<(u32, PrefixMap<u32>)>,
 }
 
 impl Default for Fib {
@@ -159,39 +288,71 @@ impl Default for Fib {
     }
 }
 
+/// The index of `domain`'s table in `domains`, made if missing.
+fn domain_index(domains: &mut Vec<(u32, PrefixMap<u32>)>, domain: u32) -> usize {
+    match domains.iter().position(|(d, _)| *d == domain) {
+        Some(i) => i,
+        None => {
+            domains.push((domain, PrefixMap::default()));
+            domains.len() - 1
+        }
+    }
+}
+
 impl Fib {
     /// Group ids are allocated from `first_group` upward.
     pub fn new(first_group: u32) -> Self {
         Self {
             by_key: Default::default(),
-            groups: BTreeMap::new(),
+            groups: Vec::new(),
+            group_count: 0,
             free: BTreeSet::new(),
             next_id: first_group,
-            routes: Default::default(),
+            domains: Vec::new(),
         }
+    }
+
+    fn table(&self, domain: u32) -> Option<&PrefixMap<u32>> {
+        self.domains
+            .iter()
+            .find(|(d, _)| *d == domain)
+            .map(|(_, t)| t)
     }
 
     /// The group a prefix points at, if installed.
     pub fn route(&self, domain: u32, prefix: IpNet) -> Option<u32> {
-        self.routes.get(&(domain, prefix)).copied()
+        self.table(domain)?.get(&prefix.trunc()).copied()
+    }
+
+    /// Room for `v4` IPv4 and `v6` IPv6 routes in `domain` in all (e.g. the
+    /// route limit of a session that came up), so that a full table does
+    /// not grow its map step by step.
+    pub fn reserve(&mut self, domain: u32, v4: usize, v6: usize) {
+        let i = domain_index(&mut self.domains, domain);
+        self.domains[i].1.reserve_total(v4, v6);
+    }
+
+    fn group(&self, id: u32) -> Option<&Group> {
+        self.groups.get(id as usize)?.as_ref()
+    }
+
+    fn group_mut(&mut self, id: u32) -> &mut Group {
+        self.groups[id as usize]
+            .as_mut()
+            .expect("an installed group")
     }
 
     /// Members of an installed group.
     pub fn group_members(&self, id: u32) -> Option<Vec<GroupMember>> {
-        self.groups.get(&id).map(|g| {
-            g.key
-                .iter()
-                .map(|&(link, preference)| GroupMember { link, preference })
-                .collect()
-        })
+        self.group(id).map(|g| g.key.to_vec())
     }
 
     pub fn group_count(&self) -> usize {
-        self.groups.len()
+        self.group_count
     }
 
     pub fn route_count(&self) -> usize {
-        self.routes.len()
+        self.domains.iter().map(|(_, t)| t.len()).sum()
     }
 
     fn allocate(&mut self) -> anyhow::Result<u32> {
@@ -206,38 +367,38 @@ impl Fib {
         Ok(id)
     }
 
-    /// The group for `members`, made (written to the sink) if it does not
-    /// exist yet.
+    /// The group for `key`, made (written to the sink) if it does not
+    /// exist yet; `made` says whether it was.
     fn group_for(
         &mut self,
         sink: &mut dyn FibSink,
         prefix: IpNet,
-        members: &[GroupMember],
+        key: &NextHops,
         stats: &mut FibStats,
-    ) -> anyhow::Result<u32> {
-        let key = group_key(members);
-        if key.len() > MAX_GROUP_MEMBERS {
+    ) -> anyhow::Result<(u32, bool)> {
+        if key.count() > MAX_GROUP_MEMBERS {
             anyhow::bail!(
                 "{prefix}: {} next-hop links, at most {MAX_GROUP_MEMBERS}",
-                key.len()
+                key.count()
             );
         }
-        if let Some(id) = self.by_key.get(&key) {
-            return Ok(*id);
+        if let Some(id) = self.by_key.get(key) {
+            return Ok((*id, false));
         }
         let id = self.allocate()?;
-        let members: Vec<GroupMember> = key
-            .iter()
-            .map(|&(link, preference)| GroupMember { link, preference })
-            .collect();
-        if let Err(e) = sink.set_group(id, &members) {
+        if let Err(e) = sink.set_group(id, &key.to_vec()) {
             self.free.insert(id);
             return Err(e.context(format!("writing next-hop group {id}")));
         }
-        self.by_key.insert(key.clone(), id);
-        self.groups.insert(id, Group { key, refs: 0 });
+        self.by_key.insert(*key, id);
+        let slot = id as usize;
+        if self.groups.len() <= slot {
+            self.groups.resize_with(slot + 1, || None);
+        }
+        self.groups[slot] = Some(Group { key: *key, refs: 0 });
+        self.group_count += 1;
         stats.groups_added += 1;
-        Ok(id)
+        Ok((id, true))
     }
 
     /// Applies a batch make-before-break. On a sink error the FIB stays
@@ -253,27 +414,60 @@ impl Fib {
         sink: &mut dyn FibSink,
         batch: &[FibChange],
     ) -> anyhow::Result<FibStats> {
+        let sets: Vec<Option<NextHops>> = batch
+            .iter()
+            .map(|c| c.members.as_deref().map(NextHops::new))
+            .collect();
+        self.apply_with(sink, batch.len(), |i| {
+            (batch[i].domain, batch[i].prefix, sets[i].as_ref())
+        })
+    }
+
+    /// [`Fib::apply`] for a [`ChangeBatch`] of `domain`.
+    pub fn apply_batch(
+        &mut self,
+        sink: &mut dyn FibSink,
+        domain: u32,
+        batch: &ChangeBatch,
+    ) -> anyhow::Result<FibStats> {
+        self.apply_with(sink, batch.changes.len(), |i| {
+            let (prefix, set) = batch.changes[i];
+            (domain, prefix, batch.sets[set as usize].as_ref())
+        })
+    }
+
+    /// The batch is `change(0..n)`: (domain, prefix, new next-hop set).
+    fn apply_with<'a>(
+        &mut self,
+        sink: &mut dyn FibSink,
+        n: usize,
+        change: impl Fn(usize) -> (u32, IpNet, Option<&'a NextHops>),
+    ) -> anyhow::Result<FibStats> {
         let mut stats = FibStats::default();
         // 1. Make: every group the batch needs exists before any route uses
-        // it. The changes of one UPDATE mostly share their next hops: the
-        // last member set and its group are remembered.
-        let mut targets = Vec::with_capacity(batch.len());
-        let mut last: Option<(&[GroupMember], u32)> = None;
-        for change in batch {
-            let target = match change.members.as_deref() {
-                Some(members) if !members.is_empty() => match last {
-                    Some((m, id)) if m == members => Some(id),
+        // it. Consecutive changes mostly share their next hops: the last
+        // set and its group are remembered.
+        let mut targets: Vec<Option<u32>> = Vec::with_capacity(n);
+        // Each group the batch points routes at.
+        let mut used: foldhash::HashSet<u32> = Default::default();
+        let mut last: Option<(&NextHops, u32)> = None;
+        for i in 0..n {
+            let (_, prefix, set) = change(i);
+            let target = match set {
+                Some(key) if !key.is_empty() => match last {
+                    Some((k, id)) if k == key => Some(id),
                     _ => {
-                        let id = match self.group_for(sink, change.prefix, members, &mut stats) {
-                            Ok(id) => id,
+                        let id = match self.group_for(sink, prefix, key, &mut stats) {
+                            Ok((id, _)) => id,
                             Err(e) => {
                                 // Groups made for this batch and unused are
                                 // released.
-                                self.release_unused(targets.iter().flatten().copied(), &mut stats);
+                                self.release_unused(used, &mut stats);
                                 return Err(e);
                             }
                         };
-                        last = Some((members, id));
+                        used.insert(id);
+                        last = Some((key, id));
                         Some(id)
                     }
                 },
@@ -284,50 +478,67 @@ impl Fib {
         // 2. Repoint routes. The FIB's own tables change first (so that a
         // prefix twice in the batch sees its first change), then the sink
         // writes; whatever the sink did not apply is rolled back.
-        let mut writes: Vec<Write> = Vec::new();
-        let mut touched = BTreeSet::new();
-        for (i, (change, target)) in batch.iter().zip(&targets).enumerate() {
-            let key = (change.domain, change.prefix);
-            let old = match (self.routes.entry(key), target) {
-                (Entry::Occupied(o), _) if Some(*o.get()) == *target => continue,
-                (Entry::Occupied(mut o), Some(t)) => Some(std::mem::replace(o.get_mut(), *t)),
-                (Entry::Occupied(o), None) => Some(o.remove()),
-                (Entry::Vacant(v), Some(t)) => {
-                    v.insert(*t);
-                    None
+        let mut writes: Vec<Write> = Vec::with_capacity(n);
+        // Groups that lost a route (the last one noted, to skip hashing).
+        let mut touched: foldhash::HashSet<u32> = Default::default();
+        let mut touched_last = None;
+        let mut table: Option<(u32, usize)> = None;
+        for (i, target) in targets.iter().enumerate() {
+            let (domain, prefix, _) = change(i);
+            let prefix = prefix.trunc();
+            let t = match table {
+                Some((d, t)) if d == domain => t,
+                _ => {
+                    let t = domain_index(&mut self.domains, domain);
+                    table = Some((domain, t));
+                    t
                 }
-                (Entry::Vacant(_), None) => continue,
+            };
+            let routes = &mut self.domains[t].1;
+            let old = match target {
+                Some(t) => match routes.insert(prefix, *t) {
+                    Some(o) if o == *t => continue,
+                    old => old,
+                },
+                None => match routes.remove(&prefix) {
+                    None => continue,
+                    old => old,
+                },
             };
             if let Some(t) = target {
-                self.groups.get_mut(t).expect("group made above").refs += 1;
+                self.group_mut(*t).refs += 1;
             }
             if let Some(o) = old {
-                self.groups.get_mut(&o).expect("installed group").refs -= 1;
-                touched.insert(o);
+                self.group_mut(o).refs -= 1;
+                if touched_last != Some(o) {
+                    touched.insert(o);
+                    touched_last = Some(o);
+                }
             }
             writes.push(Write {
-                change: i,
+                domain,
+                prefix,
                 old,
                 target: *target,
             });
         }
-        let (written, result) = match self.write_routes(sink, batch, &writes) {
+        let (written, result) = match write_routes(sink, &writes) {
             Ok(()) => (writes.len(), Ok(())),
             Err(e) => {
                 // Undo, newest first, what the sink did not write.
                 for w in writes[e.applied..].iter().rev() {
-                    let c = &batch[w.change];
+                    let t = domain_index(&mut self.domains, w.domain);
                     match w.old {
                         Some(o) => {
-                            self.routes.insert((c.domain, c.prefix), o);
-                            self.groups.get_mut(&o).expect("still referenced").refs += 1;
+                            self.domains[t].1.insert(w.prefix, o);
+                            self.group_mut(o).refs += 1;
                         }
                         None => {
-                            self.routes.remove(&(c.domain, c.prefix));
+                            self.domains[t].1.remove(&w.prefix);
                         }
                     }
                     if let Some(t) = w.target {
-                        self.groups.get_mut(&t).expect("made above").refs -= 1;
+                        self.group_mut(t).refs -= 1;
                     }
                 }
                 let w = &writes[e.failed];
@@ -336,7 +547,7 @@ impl Fib {
                 } else {
                     "removing"
                 };
-                let context = format!("{what} {}", batch[w.change].prefix);
+                let context = format!("{what} {}", w.prefix);
                 (e.applied, Err(e.error.context(context)))
             }
         };
@@ -349,64 +560,54 @@ impl Fib {
         }
         // 3. Break: release groups nothing points at any more (including
         // groups made in step 1 and left unused by an error).
-        touched.extend(targets.iter().flatten().copied());
+        touched.extend(used);
         self.release_unused(touched, &mut stats);
         result.map(|()| stats)
-    }
-
-    /// Sends `writes` to the sink in order, one call per run of upserts or
-    /// removals. On error, `applied` and `failed` index `writes`.
-    fn write_routes(
-        &self,
-        sink: &mut dyn FibSink,
-        batch: &[FibChange],
-        writes: &[Write],
-    ) -> Result<(), SinkBatchError> {
-        let mut start = 0;
-        while start < writes.len() {
-            let upsert = writes[start].target.is_some();
-            let end = writes[start..]
-                .iter()
-                .position(|w| w.target.is_some() != upsert)
-                .map_or(writes.len(), |n| start + n);
-            let run = &writes[start..end];
-            let r = if upsert {
-                let routes: Vec<(u32, IpNet, u32)> = run
-                    .iter()
-                    .map(|w| {
-                        let c = &batch[w.change];
-                        (c.domain, c.prefix, w.target.expect("an upsert"))
-                    })
-                    .collect();
-                sink.upsert_routes(&routes)
-            } else {
-                let routes: Vec<(u32, IpNet)> = run
-                    .iter()
-                    .map(|w| (batch[w.change].domain, batch[w.change].prefix))
-                    .collect();
-                sink.remove_routes(&routes)
-            };
-            r.map_err(|e| SinkBatchError {
-                applied: start + e.applied.min(run.len()),
-                failed: start + e.failed.min(run.len() - 1),
-                error: e.error,
-            })?;
-            start = end;
-        }
-        Ok(())
     }
 
     /// Frees each of `ids` that no route points at any more.
     fn release_unused(&mut self, ids: impl IntoIterator<Item = u32>, stats: &mut FibStats) {
         for id in ids {
-            if self.groups.get(&id).is_some_and(|g| g.refs == 0) {
-                let g = self.groups.remove(&id).expect("checked");
+            if self.group(id).is_some_and(|g| g.refs == 0) {
+                let g = self.groups[id as usize].take().expect("checked");
                 self.by_key.remove(&g.key);
                 self.free.insert(id);
+                self.group_count -= 1;
                 stats.groups_freed += 1;
             }
         }
     }
+}
+
+/// Sends `writes` to the sink in order, one call per run of upserts or
+/// removals. On error, `applied` and `failed` index `writes`.
+fn write_routes(sink: &mut dyn FibSink, writes: &[Write]) -> Result<(), SinkBatchError> {
+    let mut start = 0;
+    while start < writes.len() {
+        let upsert = writes[start].target.is_some();
+        let end = writes[start..]
+            .iter()
+            .position(|w| w.target.is_some() != upsert)
+            .map_or(writes.len(), |n| start + n);
+        let run = &writes[start..end];
+        let r = if upsert {
+            let routes: Vec<(u32, IpNet, u32)> = run
+                .iter()
+                .map(|w| (w.domain, w.prefix, w.target.expect("an upsert")))
+                .collect();
+            sink.upsert_routes(&routes)
+        } else {
+            let routes: Vec<(u32, IpNet)> = run.iter().map(|w| (w.domain, w.prefix)).collect();
+            sink.remove_routes(&routes)
+        };
+        r.map_err(|e| SinkBatchError {
+            applied: start + e.applied.min(run.len()),
+            failed: start + e.failed.min(run.len() - 1),
+            error: e.error,
+        })?;
+        start = end;
+    }
+    Ok(())
 }
 
 /// CLOCK_MONOTONIC now, in nanoseconds (the clock other processes on the
@@ -492,13 +693,102 @@ impl InstallRecord {
 /// address order. The kernel's LPM trie takes an insert in address order
 /// after the previous one two to three times faster than a random one (the
 /// walk down the trie is still in cache; see BENCHMARKS.md, "through the
-/// dataplane API"). A lone UPDATE is written at once, as before. Best paths
-/// are computed when the batch is written, from the RIB as it is then.
+/// dataplane API"). A lone UPDATE is written at once, as before.
+///
+/// Each change comes with the prefix's best path as it was right after its
+/// UPDATE (computed then, while the RIB's entries are in cache); a prefix
+/// changed again keeps its last. Whoever writes other RIB changes to the
+/// FIB must first write what waits here, before changing the RIB (the
+/// waiting best paths are those of the RIB as the UPDATEs left it).
 #[derive(Debug, Default)]
 pub struct PendingChanges {
-    /// Per RIB (index), prefixes in arrival order, possibly repeated.
-    by_rib: Vec<Vec<IpNet>>,
+    by_rib: Vec<RibPending>,
     len: usize,
+}
+
+/// Bits of a pending IPv4 change's key that hold its arrival position.
+const POSITION_BITS: u32 = 26;
+const POSITION_MASK: u64 = (1 << POSITION_BITS) - 1;
+
+#[derive(Debug, Default)]
+struct RibPending {
+    /// IPv4 changes as `address << 32 | length << 26 | position`: sorted,
+    /// they come in address order and, per prefix, in arrival order.
+    v4: Vec<u64>,
+    /// Per position: the number of the change's next-hop set.
+    v4_sets: Vec<u32>,
+    /// IPv6 changes: prefix, arrival position, set number.
+    v6: Vec<(Ipv6Net, u32, u32)>,
+    sets: SetTable,
+}
+
+impl RibPending {
+    fn add(&mut self, prefix: IpNet, set: Option<NextHops>) {
+        let n = self.sets.number(set);
+        match prefix {
+            IpNet::V4(p) => {
+                if self.v4.len() > POSITION_MASK as usize {
+                    self.compact_v4();
+                }
+                let pos = self.v4_sets.len() as u64;
+                let p = p.trunc();
+                let key = (u64::from(u32::from(p.network())) << 32)
+                    | (u64::from(p.prefix_len()) << POSITION_BITS)
+                    | pos;
+                self.v4.push(key);
+                self.v4_sets.push(n);
+            }
+            IpNet::V6(p) => {
+                let pos = self.v6.len() as u32;
+                self.v6.push((p.trunc(), pos, n));
+            }
+        }
+    }
+
+    /// Sorts the IPv4 changes and keeps each prefix's last.
+    fn compact_v4(&mut self) {
+        self.v4.sort_unstable();
+        let mut sets = Vec::with_capacity(self.v4.len());
+        let mut kept = 0;
+        for i in 0..self.v4.len() {
+            let key = self.v4[i];
+            if self
+                .v4
+                .get(i + 1)
+                .is_some_and(|next| next >> POSITION_BITS == key >> POSITION_BITS)
+            {
+                continue;
+            }
+            sets.push(self.v4_sets[(key & POSITION_MASK) as usize]);
+            self.v4[kept] = (key & !POSITION_MASK) | kept as u64;
+            kept += 1;
+        }
+        self.v4.truncate(kept);
+        self.v4_sets = sets;
+    }
+
+    fn take(&mut self) -> ChangeBatch {
+        self.compact_v4();
+        let mut changes: Vec<(IpNet, u32)> = Vec::with_capacity(self.v4.len() + self.v6.len());
+        changes.extend(self.v4.iter().zip(&self.v4_sets).map(|(key, set)| {
+            // address << 32 | length << 26 back to address << 8 | length.
+            let k = ((key >> 32) << 8) | ((key >> POSITION_BITS) & 0x3f);
+            (IpNet::V4(v4_prefix(k)), *set)
+        }));
+        self.v6.sort_unstable_by_key(|(p, pos, _)| (*p, *pos));
+        for (i, (p, _, set)) in self.v6.iter().enumerate() {
+            if self.v6.get(i + 1).is_none_or(|next| next.0 != *p) {
+                changes.push((IpNet::V6(*p), *set));
+            }
+        }
+        let sets = std::mem::take(&mut self.sets).into_sets();
+        *self = Self::default();
+        ChangeBatch { changes, sets }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.v4.is_empty() && self.v6.is_empty()
+    }
 }
 
 impl PendingChanges {
@@ -506,14 +796,20 @@ impl PendingChanges {
     /// loop busy for a fraction of a second at a million routes).
     pub const LIMIT: usize = 1 << 18;
 
-    pub fn add(&mut self, rib: usize, changed: impl IntoIterator<Item = IpNet>) {
+    /// Changes of RIB `rib`: each prefix with its best path now.
+    pub fn add(
+        &mut self,
+        rib: usize,
+        changed: impl IntoIterator<Item = (IpNet, Option<NextHops>)>,
+    ) {
         if self.by_rib.len() <= rib {
-            self.by_rib.resize_with(rib + 1, Vec::new);
+            self.by_rib.resize_with(rib + 1, Default::default);
         }
-        let v = &mut self.by_rib[rib];
-        let before = v.len();
-        v.extend(changed);
-        self.len += v.len() - before;
+        let r = &mut self.by_rib[rib];
+        for (prefix, set) in changed {
+            r.add(prefix, set);
+            self.len += 1;
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -528,20 +824,15 @@ impl PendingChanges {
         self.len >= Self::LIMIT
     }
 
-    /// Everything pending, per RIB index, in address order without repeats.
-    pub fn take(&mut self) -> Vec<(usize, BTreeSet<IpNet>)> {
+    /// Everything pending, per RIB index: each prefix once, with its last
+    /// best path, in address order (IPv4 first).
+    pub fn take(&mut self) -> Vec<(usize, ChangeBatch)> {
         self.len = 0;
         self.by_rib
             .iter_mut()
             .enumerate()
-            .filter(|(_, v)| !v.is_empty())
-            .map(|(rib, v)| {
-                let mut v = std::mem::take(v);
-                v.sort_unstable();
-                v.dedup();
-                // From sorted input, a BTreeSet is built in one pass.
-                (rib, v.into_iter().collect())
-            })
+            .filter(|(_, r)| !r.is_empty())
+            .map(|(rib, r)| (rib, r.take()))
             .collect()
     }
 }

@@ -14,6 +14,7 @@
 //! [`Rib::flush_stale`] withdraws it, so failover never waits for route
 //! rewrites.
 pub mod fib;
+mod prefix_map;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -22,7 +23,11 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use msee_abi::{GroupMember, PeeringKind};
 
 pub use circuit::model::AddressFamily as Family;
-pub use fib::{Fib, FibChange, FibSink, FibStats, InstallRecord, PendingChanges, SinkBatchError};
+pub use fib::{
+    ChangeBatch, Fib, FibChange, FibSink, FibStats, InstallRecord, NextHops, PendingChanges,
+    SetTable, SinkBatchError,
+};
+pub use prefix_map::PrefixMap;
 
 /// A BGP session of a peering: its link and its address family.
 pub type SessionId = (u32, Family);
@@ -129,9 +134,8 @@ struct AdjRibIn {
     stale: bool,
     /// Hashed, not ordered: a full table is a million entries, looked up
     /// once per announcement and once per best-path computation, and only
-    /// [`Rib::routes`] (the CLI) wants them in order. foldhash is seeded
-    /// per process, and the customer's table is bounded by its route limit.
-    routes: foldhash::HashMap<IpNet, Path>,
+    /// [`Rib::routes`] (the CLI) wants them in order.
+    routes: PrefixMap<Path>,
 }
 
 /// Outcome of one UPDATE.
@@ -179,9 +183,9 @@ impl Rib {
         let mut changed = BTreeSet::new();
         for adj in self.sessions.values_mut() {
             adj.routes.retain(|p, _| {
-                let keep = prefixes.iter().any(|r| r.contains(p));
+                let keep = prefixes.iter().any(|r| r.contains(&p));
                 if !keep {
-                    changed.insert(*p);
+                    changed.insert(p);
                 }
                 keep
             });
@@ -235,7 +239,18 @@ impl Rib {
             return Ok(BTreeSet::new());
         }
         adj.stale = false;
-        Ok(std::mem::take(&mut adj.routes).into_keys().collect())
+        Ok(adj.routes.take_keys().into_iter().collect())
+    }
+
+    /// Room for `routes` prefixes on `session` (its route limit, when it
+    /// comes up), so that a full table does not grow its map step by step.
+    pub fn reserve(&mut self, session: SessionId, routes: usize) -> anyhow::Result<()> {
+        let adj = self.adj(session)?;
+        match session.1 {
+            Family::Ipv4 => adj.routes.reserve_total(routes, 0),
+            Family::Ipv6 => adj.routes.reserve_total(0, routes),
+        }
+        Ok(())
     }
 
     pub fn is_stale(&self, session: SessionId) -> bool {
@@ -267,22 +282,21 @@ impl Rib {
             .map(|p| IpNet::V4(*p))
             .chain(update.withdrawn_v6().iter().map(|p| IpNet::V6(*p)));
         for prefix in withdrawn {
-            if adj.routes.remove(&prefix.trunc()).is_some() {
-                out.changed.push(prefix.trunc());
+            let prefix = prefix.trunc();
+            if adj.routes.remove(&prefix).is_some() {
+                out.changed.push(prefix);
             }
         }
-        let announced: Vec<IpNet> = update
+        let announced = update
             .nlri
             .iter()
-            .map(|p: &Ipv4Net| IpNet::V4(*p))
+            .map(|p: &Ipv4Net| IpNet::V4(p.trunc()))
             .chain(
                 update
                     .announced_v6()
                     .iter()
-                    .map(|p: &Ipv6Net| IpNet::V6(*p)),
-            )
-            .map(|p| p.trunc())
-            .collect();
+                    .map(|p: &Ipv6Net| IpNet::V6(p.trunc())),
+            );
         if update.treated_as_withdraw() {
             for prefix in announced {
                 if adj.routes.remove(&prefix).is_some() {
@@ -291,15 +305,22 @@ impl Rib {
             }
             return Ok(out);
         }
+        out.changed
+            .reserve(update.nlri.len() + update.announced_v6().len());
         let path = Path {
             as_path_len: as_path_len(update),
         };
         let looped = as_path_contains(update, bgp::MSEE_ASN);
+        // Private peering takes any prefix of the session's family (and
+        // has no registered prefixes).
+        let open = kind != PeeringKind::Microsoft && !looped && registered.is_none();
         for prefix in announced {
             // The most telling reason first: the registration check comes
             // after the default-route and RFC 1918 rules.
             let verdict = if family_of(&prefix) != session.1 {
                 Err(Refusal::WrongFamily)
+            } else if open {
+                Ok(())
             } else if looped {
                 Err(Refusal::AsLoop)
             } else {
@@ -338,7 +359,7 @@ impl Rib {
             let adj = self.adj((link, family))?;
             if adj.drained != drained {
                 adj.drained = drained;
-                changed.extend(adj.routes.keys().copied());
+                changed.extend(adj.routes.keys());
             }
         }
         Ok(changed)
@@ -354,19 +375,24 @@ impl Rib {
     /// AS-path length (plus [`DRAIN_PENALTY`] on a drained link); `None` if
     /// no link has one.
     pub fn best(&self, prefix: IpNet) -> Option<Vec<GroupMember>> {
+        self.best_hops(prefix).map(|h| h.to_vec())
+    }
+
+    /// [`Rib::best`] as a [`NextHops`] set (no allocation).
+    pub fn best_hops(&self, prefix: IpNet) -> Option<NextHops> {
+        let prefix = prefix.trunc();
         let family = family_of(&prefix);
-        let members: Vec<GroupMember> = self
-            .sessions
-            .iter()
-            .filter(|((_, f), adj)| *f == family && !adj.routes.is_empty())
-            .filter_map(|((link, _), adj)| {
-                adj.routes.get(&prefix).map(|p| GroupMember {
-                    link: *link,
-                    preference: p.as_path_len + if adj.drained { DRAIN_PENALTY } else { 0 },
-                })
-            })
-            .collect();
-        (!members.is_empty()).then_some(members)
+        let mut hops = NextHops::default();
+        for ((link, f), adj) in &self.sessions {
+            if *f != family || adj.routes.is_empty() {
+                continue;
+            }
+            if let Some(p) = adj.routes.get(&prefix) {
+                let penalty = if adj.drained { DRAIN_PENALTY } else { 0 };
+                hops.push(*link, p.as_path_len + penalty);
+            }
+        }
+        (!hops.is_empty()).then_some(hops)
     }
 
     /// The FIB changes for `prefixes` (typically an [`UpdateOutcome`]'s).
@@ -381,12 +407,25 @@ impl Rib {
             .collect()
     }
 
+    /// The FIB changes for `prefixes` as one [`ChangeBatch`], in their order.
+    pub fn change_batch<'a>(&self, prefixes: impl IntoIterator<Item = &'a IpNet>) -> ChangeBatch {
+        let mut sets = SetTable::default();
+        let changes = prefixes
+            .into_iter()
+            .map(|p| (*p, sets.number(self.best_hops(*p))))
+            .collect();
+        ChangeBatch {
+            changes,
+            sets: sets.into_sets(),
+        }
+    }
+
     /// Every prefix with a path, and its best next-hop set.
     pub fn routes(&self) -> BTreeMap<IpNet, Vec<GroupMember>> {
         let prefixes: BTreeSet<IpNet> = self
             .sessions
             .values()
-            .flat_map(|a| a.routes.keys().copied())
+            .flat_map(|a| a.routes.keys())
             .collect();
         prefixes
             .into_iter()
