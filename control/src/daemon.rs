@@ -662,11 +662,17 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
         links_of.entry(p.iface.ifindex).or_default().push(p.link);
     }
     let carrier_health = health.clone();
+    // The main loop hears of carrier changes after the links were flipped,
+    // to stop (and later restart) the BGP sessions over them.
+    let (carrier_tx, mut carrier_notices) =
+        tokio::sync::mpsc::unbounded_channel::<(Vec<u32>, bool)>();
     detectors.spawn(async move {
         while let Some(ev) = carrier_events.recv().await {
-            for link in links_of.get(&ev.ifindex).into_iter().flatten() {
+            let links = links_of.get(&ev.ifindex).cloned().unwrap_or_default();
+            for link in &links {
                 carrier_health.set(*link, Signal::Carrier, ev.up);
             }
+            let _ = carrier_tx.send((links, ev.up));
         }
     });
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -699,6 +705,11 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
             Some(notice) = bfd_events.recv() => {
                 if let Some(b) = bgp.as_mut() {
                     b.on_bfd(notice).await;
+                }
+            }
+            Some((links, up)) = carrier_notices.recv() => {
+                if let Some(b) = bgp.as_mut() {
+                    b.on_carrier(&links, up).await;
                 }
             }
             Some(call) = api_rx.recv() => {
@@ -1056,6 +1067,7 @@ fn answer(
                         "prefixes_received": b.ribs[s.peering].adj_rib_in_len((s.link, s.family)),
                         "drained": b.ribs[s.peering].is_drained(s.link),
                         "held_by_bfd": st.held_by_bfd,
+                        "held_by_carrier": st.held_by_carrier,
                         "max_prefixes": s.max_prefixes,
                         "md5": s.md5_key.is_some(),
                     }))
@@ -1137,6 +1149,9 @@ fn circuit_view(c: &circuit::model::Circuit, running: bool) -> serde_json::Value
 struct SessionStatus {
     /// Stopped because its link's BFD went down; restarted when BFD is up.
     held_by_bfd: bool,
+    /// Stopped because its port lost carrier; restarted when carrier is back
+    /// (and BFD does not hold it).
+    held_by_carrier: bool,
     established: bool,
     since: Option<std::time::Instant>,
     last_down: Option<String>,
@@ -1227,6 +1242,7 @@ impl Bgp {
             SessionEvent::Established(n) => {
                 self.status[i] = SessionStatus {
                     held_by_bfd: false,
+                    held_by_carrier: false,
                     established: true,
                     since: Some(std::time::Instant::now()),
                     last_down: self.status[i].last_down.take(),
@@ -1310,12 +1326,36 @@ impl Bgp {
         if notice.up {
             if st.held_by_bfd {
                 st.held_by_bfd = false;
-                info!(session = %self.speaker.specs[i].name, "BFD up: BGP session restarted");
-                self.speaker.send(i, bgp::fsm::Event::ManualStart).await;
+                if !st.held_by_carrier {
+                    info!(session = %self.speaker.specs[i].name, "BFD up: BGP session restarted");
+                    self.speaker.send(i, bgp::fsm::Event::ManualStart).await;
+                }
             }
         } else {
             st.held_by_bfd = true;
             self.speaker.send(i, bgp::fsm::Event::BfdDown).await;
+        }
+    }
+
+    /// The port under `links` lost carrier (stop their sessions at once:
+    /// the connections are gone, whatever TCP still believes) or got it
+    /// back (start them again, unless BFD still holds them).
+    async fn on_carrier(&mut self, links: &[u32], up: bool) {
+        for i in 0..self.speaker.specs.len() {
+            if !links.contains(&self.speaker.specs[i].link) {
+                continue;
+            }
+            let st = &mut self.status[i];
+            if !up {
+                st.held_by_carrier = true;
+                self.speaker.send(i, bgp::fsm::Event::CarrierLost).await;
+            } else if st.held_by_carrier {
+                st.held_by_carrier = false;
+                if !st.held_by_bfd {
+                    info!(session = %self.speaker.specs[i].name, "carrier back: BGP session restarted");
+                    self.speaker.send(i, bgp::fsm::Event::ManualStart).await;
+                }
+            }
         }
     }
 

@@ -155,6 +155,11 @@ pub enum Event {
     /// The link's BFD session went down: tear down with Cease / BFD Down
     /// (RFC 9384) and stay down until the next ManualStart (BFD up again).
     BfdDown,
+    /// The session's interface lost carrier: the connection is gone, and
+    /// no NOTIFICATION can cross a dead link. Down at once (as a directly
+    /// connected eBGP session is on routers with fast external failover),
+    /// and down until the next ManualStart (carrier back).
+    CarrierLost,
     /// Advertise or withdraw routes (sent only when Established).
     SendUpdate(Update),
     /// Ask the peer to resend a family (only if it supports route refresh).
@@ -190,6 +195,8 @@ pub enum DownReason {
     ConnectionClosed,
     /// BFD saw the link fail (the session waits for BFD to come back).
     BfdDown,
+    /// The interface lost carrier (the session waits for it to come back).
+    CarrierLost,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -318,15 +325,21 @@ impl Session {
                     );
                 }
             }
-            (_, Event::BfdDown) => {
+            (_, ev @ (Event::BfdDown | Event::CarrierLost)) => {
+                let bfd = matches!(ev, Event::BfdDown);
                 self.auto_restart = false;
                 self.backoff.reset();
                 out.push(Action::CancelTimer(Timer::IdleHold));
                 if self.state != Idle {
-                    let n = self.has_open_sent().then(|| {
+                    let n = (bfd && self.has_open_sent()).then(|| {
                         Notification::new(error::code::CEASE, error::cease::BFD_DOWN, vec![])
                     });
-                    self.down(n, DownReason::BfdDown, None, now, out);
+                    let reason = if bfd {
+                        DownReason::BfdDown
+                    } else {
+                        DownReason::CarrierLost
+                    };
+                    self.down(n, reason, None, now, out);
                 }
             }
             (Idle, Event::ManualStart) => {

@@ -535,6 +535,29 @@ fn bfd_down_sends_cease_bfd_down_and_waits_for_a_manual_start() {
 }
 
 #[test]
+fn carrier_lost_drops_the_session_silently_and_waits_for_a_manual_start() {
+    let now = Instant::now();
+    let mut ses = established(now);
+    let a = ses.handle(Event::CarrierLost, now);
+    assert!(notification(&a).is_none(), "nothing can cross a dead link");
+    assert_eq!(down_reason(&a), Some(&DownReason::CarrierLost));
+    assert!(a.contains(&Action::Close));
+    assert_eq!(armed(&a, Timer::IdleHold), None, "no automatic restart");
+    assert!(
+        ses.handle(Event::TimerExpired(Timer::IdleHold), now + s(600))
+            .is_empty()
+    );
+    assert_eq!(ses.state(), State::Idle);
+    // Carrier back: the owner starts the session, which connects at once.
+    let a = ses.handle(Event::ManualStart, now + s(1));
+    assert_eq!(a[0], Action::Connect);
+    // Lost again while connecting: just stops.
+    let a = ses.handle(Event::CarrierLost, now + s(2));
+    assert!(notification(&a).is_none() && a.contains(&Action::Close));
+    assert_eq!(ses.state(), State::Idle);
+}
+
+#[test]
 fn admin_reset_comes_back_after_the_initial_delay() {
     let now = Instant::now();
     let mut ses = established(now);
