@@ -382,7 +382,7 @@ mod tests {
                             policer_take(self.shared, refill, self.burst, need, self.chunk);
                         self.shared = next;
                         if taken != 0 {
-                            self.local[cpu] += taken - cost;
+                            self.local[cpu] = self.local[cpu] + taken - cost;
                             conformed += len;
                         }
                     }
