@@ -447,25 +447,16 @@ impl Msee {
     }
 
     fn write_route(&mut self, domain: u32, prefix: IpNet, route: Route) -> Result<()> {
-        let plen = 32 + u32::from(prefix.prefix_len());
-        match prefix.trunc() {
-            IpNet::V4(p) => {
+        match prefix {
+            IpNet::V4(_) => {
                 let mut m: LpmTrie<_, RouteKeyV4, Route> = self.map_mut(maps::ROUTES_V4)?;
-                m.insert(
-                    &Key::new(plen, route_key_v4(domain, p.addr().octets())),
-                    route,
-                    0,
-                )
-                .map_err(map_err(maps::ROUTES_V4))
+                m.insert(&v4_key(domain, prefix), route, 0)
+                    .map_err(map_err(maps::ROUTES_V4))
             }
-            IpNet::V6(p) => {
+            IpNet::V6(_) => {
                 let mut m: LpmTrie<_, RouteKeyV6, Route> = self.map_mut(maps::ROUTES_V6)?;
-                m.insert(
-                    &Key::new(plen, route_key_v6(domain, p.addr().octets())),
-                    route,
-                    0,
-                )
-                .map_err(map_err(maps::ROUTES_V6))
+                m.insert(&v6_key(domain, prefix), route, 0)
+                    .map_err(map_err(maps::ROUTES_V6))
             }
         }
     }
@@ -477,16 +468,15 @@ impl Msee {
     }
 
     fn delete_route(&mut self, domain: u32, prefix: IpNet) -> Result<()> {
-        let plen = 32 + u32::from(prefix.prefix_len());
-        match prefix.trunc() {
-            IpNet::V4(p) => {
+        match prefix {
+            IpNet::V4(_) => {
                 let mut m: LpmTrie<_, RouteKeyV4, Route> = self.map_mut(maps::ROUTES_V4)?;
-                m.remove(&Key::new(plen, route_key_v4(domain, p.addr().octets())))
+                m.remove(&v4_key(domain, prefix))
                     .map_err(map_err(maps::ROUTES_V4))
             }
-            IpNet::V6(p) => {
+            IpNet::V6(_) => {
                 let mut m: LpmTrie<_, RouteKeyV6, Route> = self.map_mut(maps::ROUTES_V6)?;
-                m.remove(&Key::new(plen, route_key_v6(domain, p.addr().octets())))
+                m.remove(&v6_key(domain, prefix))
                     .map_err(map_err(maps::ROUTES_V6))
             }
         }
