@@ -36,8 +36,9 @@ use xdp_ebpf::{
     net::{
         ETH_HDR_LEN, ETH_P_IPV4, ETH_P_IPV6, ICMP4_QUOTE, ICMP4_TE_LEN, ICMP6_QUOTE, ICMP6_TE_LEN,
         IPPROTO_TCP, IPPROTO_UDP, IPV4_MIN_HDR_LEN, IPV6_HDR_LEN, VLAN_HDR_LEN, flow_finish,
-        flow_mix, icmp4_time_exceeded, icmp6_time_exceeded, ipv4_decrement_ttl, ipv4_set_dscp,
-        ipv6_dscp, ipv6_set_dscp, policer_cost_nb, policer_refill_nb, policer_take,
+        flow_mix, flow_pick, flow_word, icmp4_time_exceeded, icmp6_time_exceeded,
+        ipv4_decrement_ttl, ipv4_set_dscp, ipv6_dscp, ipv6_set_dscp, policer_cost_nb,
+        policer_refill_nb, policer_take,
     },
     ptr_at,
 };
@@ -201,6 +202,27 @@ fn counters(row: u32) -> Option<&'static mut LinkCounters> {
     COUNTERS.get_ptr_mut(row).map(|p| unsafe { &mut *p })
 }
 
+/// A MAC address as three 16-bit words: one load or store per word instead
+/// of one per byte (LLVM's BPF target splits any access it cannot assume
+/// aligned into bytes). Packet data starts 2-byte aligned on every XDP
+/// path (an even headroom; msee moves it by whole tags), the MACs in map
+/// values are at even offsets, and the verifier takes any alignment on x86.
+#[inline(always)]
+fn mac_words(p: *const u8) -> [u16; 3] {
+    let p = p as *const u16;
+    unsafe { [p.read(), p.add(1).read(), p.add(2).read()] }
+}
+
+#[inline(always)]
+fn set_mac_words(p: *mut u8, mac: [u16; 3]) {
+    let p = p as *mut u16;
+    unsafe {
+        p.write(mac[0]);
+        p.add(1).write(mac[1]);
+        p.add(2).write(mac[2]);
+    }
+}
+
 #[inline(always)]
 fn be16(b: &[u8], i: usize) -> u16 {
     u16::from_be_bytes([b[i], b[i + 1]])
@@ -273,7 +295,7 @@ fn process(ctx: &XdpContext, len: u64) -> Option<Verdict> {
     let pass = Some(Verdict::Pass { row: rx_row });
 
     // Broadcast, multicast, another host's unicast, ARP, or not IP: the kernel's.
-    if eth[0] & 1 != 0 || eth[0..6] != att.mac {
+    if eth[0] & 1 != 0 || mac_words(eth.as_ptr()) != mac_words(att.mac.as_ptr()) {
         return pass;
     }
     let frame_len = ctx.data_end() - ctx.data();
@@ -368,8 +390,8 @@ fn process(ctx: &XdpContext, len: u64) -> Option<Verdict> {
         return drop(DropReason::Malformed);
     };
     let l2 = unsafe { &mut *l2 };
-    l2[0..6].copy_from_slice(&out.dst_mac);
-    l2[6..12].copy_from_slice(&out.src_mac);
+    set_mac_words(l2.as_mut_ptr(), mac_words(out.dst_mac.as_ptr()));
+    set_mac_words(l2[6..].as_mut_ptr(), mac_words(out.src_mac.as_ptr()));
     match tags_out {
         0 => l2[12..14].copy_from_slice(&ethertype.to_be_bytes()),
         1 => {
@@ -438,15 +460,18 @@ fn lookup_v4(ctx: &XdpContext, l3_off: usize, frame_len: usize, domain: u32) -> 
         return L3::Drop(DropReason::TtlExpired);
     }
     let proto = ip[9];
-    let mut flow = flow_mix(0, u32::from_be_bytes([ip[12], ip[13], ip[14], ip[15]]));
-    flow = flow_mix(flow, u32::from_be_bytes(dst));
-    flow = flow_mix(flow, proto as u32);
+    let src = u32::from_ne_bytes([ip[12], ip[13], ip[14], ip[15]]);
     // Ports only in a first (or unfragmented) fragment.
+    let mut ports = 0;
     if (proto == IPPROTO_TCP || proto == IPPROTO_UDP) && be16(ip, 6) & 0x1fff == 0 {
-        if let Some(ports) = ptr_at::<[u8; 4]>(ctx, l3_off + (ihl & 0x3c)) {
-            flow = flow_mix(flow, u32::from_be_bytes(unsafe { *ports }));
+        if let Some(p) = ptr_at::<[u8; 4]>(ctx, l3_off + (ihl & 0x3c)) {
+            ports = u32::from_ne_bytes(unsafe { *p });
         }
     }
+    let flow = flow_mix(
+        flow_mix(0, flow_word(src, u32::from_ne_bytes(dst))),
+        flow_word(proto as u32, ports),
+    );
     let dscp = ip[1] >> 2;
     if route.flags & ROUTE_NONE != 0 {
         return L3::Drop(DropReason::NoRoute);
@@ -490,15 +515,15 @@ fn lookup_v6(ctx: &XdpContext, l3_off: usize, frame_len: usize, domain: u32) -> 
     if off > l3_off + IPV6_HDR_LEN + be16(ip, 4) as usize {
         return L3::Drop(DropReason::Malformed);
     }
-    let mut flow = hash_v6_addresses(ip);
-    flow = flow_mix(flow, next as u32);
     // `off` comes back from a BPF subprogram without its range; bound it
     // again for the verifier (deeper transport headers just go unhashed).
+    let mut ports = 0;
     if (next == IPPROTO_TCP || next == IPPROTO_UDP) && first_fragment && off < MAX_L4_OFFSET {
-        if let Some(ports) = ptr_at::<[u8; 4]>(ctx, off) {
-            flow = flow_mix(flow, u32::from_be_bytes(unsafe { *ports }));
+        if let Some(p) = ptr_at::<[u8; 4]>(ctx, off) {
+            ports = u32::from_ne_bytes(unsafe { *p });
         }
     }
+    let flow = flow_mix(hash_v6_addresses(ip), flow_word(next as u32, ports));
     let dscp = ipv6_dscp(ip);
     if route.flags & ROUTE_NONE != 0 {
         return L3::Drop(DropReason::NoRoute);
@@ -510,14 +535,14 @@ fn lookup_v6(ctx: &XdpContext, l3_off: usize, frame_len: usize, domain: u32) -> 
     }
 }
 
-/// Hash source and destination as eight 32-bit words. Out of line, like
+/// Hash source and destination as four 64-bit words. Out of line, like
 /// `route_v6`, so `lookup_v6` stays within the BPF stack budget.
 #[inline(never)]
-fn hash_v6_addresses(ip: &[u8; IPV6_HDR_LEN]) -> u32 {
-    let words = unsafe { &*(ip.as_ptr().add(8) as *const [[u8; 4]; 8]) };
-    let mut flow = 0u32;
+fn hash_v6_addresses(ip: &[u8; IPV6_HDR_LEN]) -> u64 {
+    let words = unsafe { &*(ip.as_ptr().add(8) as *const [[u8; 8]; 4]) };
+    let mut flow = 0;
     for w in words {
-        flow = flow_mix(flow, u32::from_ne_bytes(*w));
+        flow = flow_mix(flow, u64::from_ne_bytes(*w));
     }
     flow
 }
@@ -526,9 +551,10 @@ fn hash_v6_addresses(ip: &[u8; IPV6_HDR_LEN]) -> u32 {
 /// destination cache. (A sentinel rather than an Option: an Option's
 /// undefined payload gets spilled from an uninitialised register, which the
 /// verifier refuses.)
-#[inline(never)]
+#[inline(always)]
 fn route_v4(domain: u32, dst: [u8; 4]) -> Route {
-    let set = flow_finish(flow_mix(domain, u32::from_ne_bytes(dst))) & (ROUTE_CACHE_V4_SLOTS - 2);
+    let set = flow_finish(flow_mix(0, flow_word(domain, u32::from_ne_bytes(dst))))
+        & (ROUTE_CACHE_V4_SLOTS - 2);
     through_cache(&ROUTE_CACHE_V4, set, route_key_v4(domain, dst), trie_v4)
 }
 
@@ -543,10 +569,10 @@ fn trie_v4(key: &RouteKeyV4) -> Route {
 /// The IPv6 counterpart of `route_v4`.
 #[inline(never)]
 fn route_v6(domain: u32, dst: &[u8; 16]) -> Route {
-    let words = unsafe { &*(dst.as_ptr() as *const [[u8; 4]; 4]) };
-    let mut h = domain;
+    let words = unsafe { &*(dst.as_ptr() as *const [[u8; 8]; 2]) };
+    let mut h = domain as u64;
     for w in words {
-        h = flow_mix(h, u32::from_ne_bytes(*w));
+        h = flow_mix(h, u64::from_ne_bytes(*w));
     }
     let set = flow_finish(h) & (ROUTE_CACHE_V6_SLOTS - 2);
     through_cache(&ROUTE_CACHE_V6, set, route_key_v6(domain, *dst), trie_v6)
@@ -749,12 +775,13 @@ fn time_exceeded(ctx: &XdpContext, l3_off: usize, v6: bool, att: &Attachment) ->
 
 /// Pick the link for a flow: among members whose link is up, those with the
 /// best (lowest) preference; among those, the flow hash decides.
-#[inline(never)]
+#[inline(always)]
 fn choose_link(group: &NextHopGroup, hash: u32) -> Option<u32> {
     let count = (group.count as usize).min(MAX_GROUP_MEMBERS);
     let mut best = u32::MAX;
+    // Bit i: member i is up and has the best preference so far.
+    let mut chosen = 0u32;
     let mut candidates = 0u32;
-    let mut up = [false; MAX_GROUP_MEMBERS];
     for i in 0..MAX_GROUP_MEMBERS {
         if i >= count {
             break;
@@ -763,20 +790,18 @@ fn choose_link(group: &NextHopGroup, hash: u32) -> Option<u32> {
         if LINK_UP.get(m.link).copied() != Some(LINK_IS_UP) {
             continue;
         }
-        up[i] = true;
         if m.preference < best {
             best = m.preference;
+            chosen = 1 << i;
             candidates = 1;
         } else if m.preference == best {
+            chosen |= 1 << i;
             candidates += 1;
         }
     }
-    if candidates == 0 {
-        return None;
-    }
-    let mut pick = hash % candidates;
+    let mut pick = flow_pick(hash, candidates);
     for i in 0..MAX_GROUP_MEMBERS {
-        if up[i] && group.members[i].preference == best {
+        if chosen & (1 << i) != 0 {
             if pick == 0 {
                 return Some(group.members[i].link);
             }
@@ -790,23 +815,18 @@ fn choose_link(group: &NextHopGroup, hash: u32) -> Option<u32> {
 /// (see `msee_abi::PolicerConfig`): a frame costs len * 1e9, a nanosecond
 /// refills `rate`; exact, and free of divisions. Each CPU takes credit from
 /// the bucket a chunk at a time into its own slot and spends it there: most
-/// frames cost one per-CPU array access, no atomics and no clock read.
-/// Taking credit claims the refill interval with an exchange on `last_ns`
-/// (so CPUs never count the same nanoseconds twice) and updates the shared
-/// credit with compare-and-swap. Returns whether the frame conforms.
-#[inline(never)]
+/// frames cost two array lookups and a subtraction, no atomics and no clock
+/// read (inline here; taking a chunk is `police_take_chunk`, out of line).
+/// Returns whether the frame conforms.
+#[inline(always)]
 fn police(index: u32, len: u64, clock: &mut u64) -> bool {
     let Some(cfg) = POLICER_CFG.get(index) else {
         return true;
     };
-    let rate = cfg.rate_bytes_per_sec;
-    if rate == 0 {
+    if cfg.rate_bytes_per_sec == 0 {
         return true;
     }
-    let (Some(state), Some(local)) = (
-        POLICER_STATE.get_ptr_mut(index),
-        POLICER_LOCAL.get_ptr_mut(index),
-    ) else {
+    let Some(local) = POLICER_LOCAL.get_ptr_mut(index) else {
         return true;
     };
     let local = unsafe { &mut *local };
@@ -815,6 +835,24 @@ fn police(index: u32, len: u64, clock: &mut u64) -> bool {
         *local -= cost;
         return true;
     }
+    police_take_chunk(index, cfg, local, cost, clock)
+}
+
+/// This CPU's credit (`local`) is short of `cost`: take a chunk from the
+/// shared bucket. Claims the refill interval with an exchange on `last_ns`
+/// (so CPUs never count the same nanoseconds twice) and updates the shared
+/// credit with compare-and-swap.
+#[inline(never)]
+fn police_take_chunk(
+    index: u32,
+    cfg: &PolicerConfig,
+    local: &mut u64,
+    cost: u64,
+    clock: &mut u64,
+) -> bool {
+    let Some(state) = POLICER_STATE.get_ptr_mut(index) else {
+        return true;
+    };
     let need = cost - *local;
     if *clock == 0 {
         *clock = unsafe { bpf_ktime_get_ns() };
@@ -824,7 +862,7 @@ fn police(index: u32, len: u64, clock: &mut u64) -> bool {
     // Time only moves forward here; a stale `last` from a racing CPU just
     // yields no refill.
     let elapsed = if now > last { now - last } else { 0 };
-    let refill = policer_refill_nb(elapsed, cfg.refill_cap_ns, rate);
+    let refill = policer_refill_nb(elapsed, cfg.refill_cap_ns, cfg.rate_bytes_per_sec);
     let credit = unsafe { &raw mut (*state).credit_nb };
     for _ in 0..4 {
         let cur = unsafe { core::ptr::read_volatile(credit) };
