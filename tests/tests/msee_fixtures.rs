@@ -3,6 +3,7 @@
 //!
 //! Every attachment and link uses `lo` (ifindex 1, present in every
 //! namespace); attachments differ by VLAN tags, links by neighbour MAC.
+use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use dataplane::{LoadOptions, Msee};
@@ -409,7 +410,7 @@ fn a_link_state_flip_moves_every_flow_without_touching_routes() {
     .join()
     .unwrap();
     assert!(m.link_state(C1_PRIMARY).unwrap() && m.link_state(C1_SECONDARY).unwrap());
-    let links: std::collections::HashSet<u32> = (0..64u16)
+    let links: HashSet<u32> = (0..64u16)
         .map(|sport| {
             let mut f = v4([10, 1, 0, 4], [192, 168, 1, 10], C1_AZURE);
             f.sport = sport;
@@ -446,6 +447,59 @@ fn a_shorter_as_path_wins_and_the_longer_is_the_backup() {
     assert!((0..100).all(|s| send(&mut m, s) == C1_SECONDARY));
     m.set_link_state(C1_SECONDARY, false).unwrap();
     assert!((0..100).all(|s| send(&mut m, s) == C1_PRIMARY));
+}
+
+/// Every group shape msee handles (1 to 4 members: one and two take a
+/// straight-line path, three and four the general loop) against the rule:
+/// the flows spread over exactly the up members with the best preference,
+/// and a group with none up drops. Preferences 1 or 2, every mix of up and
+/// down, 48 flows each.
+#[test]
+fn link_choice_follows_the_rule_for_every_group_shape() {
+    root_only!("link_choice_follows_the_rule_for_every_group_shape");
+    let mut m = fixture();
+    let links = [C1_PRIMARY, C1_SECONDARY, C2_PRIMARY, C2_SECONDARY];
+    for n in 1..=links.len() {
+        for prefs in 0..1u32 << n {
+            for up in 0..1u32 << n {
+                let members: Vec<GroupMember> = (0..n)
+                    .map(|i| GroupMember {
+                        link: links[i],
+                        preference: 1 + (prefs >> i & 1),
+                    })
+                    .collect();
+                m.set_group(G_C1_CUSTOMER, &members).unwrap();
+                for (i, link) in links.iter().enumerate() {
+                    m.set_link_state(*link, up >> i & 1 != 0).unwrap();
+                }
+                let best = members
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| up >> i & 1 != 0)
+                    .map(|(_, g)| g.preference)
+                    .min();
+                let expected: HashSet<u32> = members
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, g)| up >> i & 1 != 0 && Some(g.preference) == best)
+                    .map(|(_, g)| g.link)
+                    .collect();
+                let mut used = HashSet::new();
+                for sport in 0..48u16 {
+                    let mut f = v4([10, 1, 0, 4], [192, 168, 1, 10], C1_AZURE);
+                    f.sport = 20_000 + sport;
+                    let (verdict, out) = m.test_run(&f.build(), LO).unwrap();
+                    if expected.is_empty() {
+                        assert_eq!(verdict, XDP_DROP, "{members:?}, up {up:04b}");
+                    } else {
+                        assert_eq!(verdict, XDP_REDIRECT, "{members:?}, up {up:04b}");
+                        used.insert(out_link(&out));
+                    }
+                }
+                assert_eq!(used, expected, "{members:?}, up {up:04b}");
+            }
+        }
+    }
 }
 
 #[test]

@@ -774,9 +774,36 @@ fn time_exceeded(ctx: &XdpContext, l3_off: usize, v6: bool, att: &Attachment) ->
 }
 
 /// Pick the link for a flow: among members whose link is up, those with the
-/// best (lowest) preference; among those, the flow hash decides.
+/// best (lowest) preference; among those, the flow hash decides. Groups of
+/// one and two members (a circuit's own pair of links: nearly every group)
+/// take a straight-line path; larger groups the general loop, which picks
+/// the same link for the same flow.
 #[inline(always)]
 fn choose_link(group: &NextHopGroup, hash: u32) -> Option<u32> {
+    let [a, b, ..] = group.members;
+    match group.count {
+        1 => link_up(a.link).then_some(a.link),
+        2 => match (link_up(a.link), link_up(b.link)) {
+            (true, true) if a.preference == b.preference => {
+                Some([a.link, b.link][flow_pick(hash, 2) as usize & 1])
+            }
+            (true, true) if b.preference < a.preference => Some(b.link),
+            (true, _) => Some(a.link),
+            (false, true) => Some(b.link),
+            (false, false) => None,
+        },
+        _ => choose_link_among(group, hash),
+    }
+}
+
+#[inline(always)]
+fn link_up(link: u32) -> bool {
+    LINK_UP.get(link).copied() == Some(LINK_IS_UP)
+}
+
+/// `choose_link` for any number of members.
+#[inline(never)]
+fn choose_link_among(group: &NextHopGroup, hash: u32) -> Option<u32> {
     let count = (group.count as usize).min(MAX_GROUP_MEMBERS);
     let mut best = u32::MAX;
     // Bit i: member i is up and has the best preference so far.
@@ -787,7 +814,7 @@ fn choose_link(group: &NextHopGroup, hash: u32) -> Option<u32> {
             break;
         }
         let m = group.members[i];
-        if LINK_UP.get(m.link).copied() != Some(LINK_IS_UP) {
+        if !link_up(m.link) {
             continue;
         }
         if m.preference < best {
