@@ -80,11 +80,11 @@ static COUNTERS: PerCpuArray<LinkCounters> = PerCpuArray::with_max_entries(COUNT
 #[map]
 static ROUTE_EPOCH: Array<u64> = Array::with_max_entries(1, 0);
 #[map]
-static ROUTE_CACHE_V4: PerCpuArray<RouteCacheV4> =
-    PerCpuArray::with_max_entries(ROUTE_CACHE_V4_SLOTS, 0);
+static ROUTE_CACHE_V4: PerCpuArray<[RouteCacheV4; 2]> =
+    PerCpuArray::with_max_entries(ROUTE_CACHE_V4_SLOTS / 2, 0);
 #[map]
-static ROUTE_CACHE_V6: PerCpuArray<RouteCacheV6> =
-    PerCpuArray::with_max_entries(ROUTE_CACHE_V6_SLOTS, 0);
+static ROUTE_CACHE_V6: PerCpuArray<[RouteCacheV6; 2]> =
+    PerCpuArray::with_max_entries(ROUTE_CACHE_V6_SLOTS / 2, 0);
 
 const NO_ROUTE: Route = Route {
     group: 0,
@@ -554,7 +554,7 @@ fn hash_v6_addresses(ip: &[u8; IPV6_HDR_LEN]) -> u64 {
 #[inline(always)]
 fn route_v4(domain: u32, dst: [u8; 4]) -> Route {
     let set = flow_finish(flow_mix(0, flow_word(domain, u32::from_ne_bytes(dst))))
-        & (ROUTE_CACHE_V4_SLOTS - 2);
+        & (ROUTE_CACHE_V4_SLOTS / 2 - 1);
     through_cache(&ROUTE_CACHE_V4, set, route_key_v4(domain, dst), trie_v4)
 }
 
@@ -574,7 +574,7 @@ fn route_v6(domain: u32, dst: &[u8; 16]) -> Route {
     for w in words {
         h = flow_mix(h, u64::from_ne_bytes(*w));
     }
-    let set = flow_finish(h) & (ROUTE_CACHE_V6_SLOTS - 2);
+    let set = flow_finish(h) & (ROUTE_CACHE_V6_SLOTS / 2 - 1);
     through_cache(&ROUTE_CACHE_V6, set, route_key_v6(domain, *dst), trie_v6)
 }
 
@@ -614,12 +614,13 @@ macro_rules! cache_slot {
 cache_slot!(RouteCacheV4, RouteKeyV4, {});
 cache_slot!(RouteCacheV6, RouteKeyV6, { _pad: 0 });
 
-/// Look `key` up in the two-way `set` of this CPU's `cache`, else in the
-/// trie (`lookup`) and keep the answer in way 0, moving the entry there to
-/// way 1 (so the older of the two is the one evicted).
+/// Look `key` up in the two-way `set` of this CPU's `cache` (one map
+/// element holds both ways), else in the trie (`lookup`) and keep the answer
+/// in way 0, moving the entry there to way 1 (so the older of the two is the
+/// one evicted).
 #[inline(always)]
 fn through_cache<S: CacheSlot>(
-    cache: &PerCpuArray<S>,
+    cache: &PerCpuArray<[S; 2]>,
     set: u32,
     key: S::Key,
     lookup: fn(&S::Key) -> Route,
@@ -627,10 +628,10 @@ fn through_cache<S: CacheSlot>(
     // Read the epoch before the trie: a write racing this lookup bumps it
     // afterwards, so what gets cached here is retired at once.
     let epoch = ROUTE_EPOCH.get(0).copied().unwrap_or(0);
-    let (Some(w0), Some(w1)) = (cache.get_ptr_mut(set), cache.get_ptr_mut(set | 1)) else {
+    let Some(ways) = cache.get_ptr_mut(set) else {
         return lookup(&key);
     };
-    let (w0, w1) = unsafe { (&mut *w0, &mut *w1) };
+    let [w0, w1] = unsafe { &mut *ways };
     if epoch == 0 {
         return lookup(&key);
     }
