@@ -297,7 +297,8 @@ pub const ROUTE_LOCAL: u32 = 2;
 // route change is seen exactly as without the cache. Epoch 0 means "cache
 // off" (a fresh map, before userspace has set it).
 
-/// Slots per CPU of `ROUTE_CACHE_V4` (a power of two; two per set, one map element each).
+/// Slots per CPU of `ROUTE_CACHE_V4` (a power of two; two per set, and a
+/// set is one map element).
 pub const ROUTE_CACHE_V4_SLOTS: u32 = 16384;
 /// Slots per CPU of `ROUTE_CACHE_V6` (a power of two; two per set).
 pub const ROUTE_CACHE_V6_SLOTS: u32 = 4096;

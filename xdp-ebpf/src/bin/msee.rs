@@ -204,9 +204,10 @@ fn counters(row: u32) -> Option<&'static mut LinkCounters> {
 
 /// A MAC address as three 16-bit words: one load or store per word instead
 /// of one per byte (LLVM's BPF target splits any access it cannot assume
-/// aligned into bytes). Packet data starts 2-byte aligned on every XDP
-/// path (an even headroom; msee moves it by whole tags), the MACs in map
-/// values are at even offsets, and the verifier takes any alignment on x86.
+/// aligned into bytes). Packet data starts at an even address in practice
+/// (drivers and veth reserve an even headroom; msee moves it by whole
+/// tags) and the MACs in map values are at even offsets; were a frame ever
+/// odd-aligned, x86 would still do the access and the verifier allows it.
 #[inline(always)]
 fn mac_words(p: *const u8) -> [u16; 3] {
     let p = p as *const u16;
