@@ -29,11 +29,10 @@ pub mod maps {
     pub const DSCP_MAP: &str = "DSCP_MAP";
     pub const ICMP_LIMIT: &str = "ICMP_LIMIT";
     pub const COUNTERS: &str = "COUNTERS";
-    pub const POLICER_LOCAL: &str = "POLICER_LOCAL";
     pub const ROUTE_EPOCH: &str = "ROUTE_EPOCH";
     pub const ROUTE_CACHE_V4: &str = "ROUTE_CACHE_V4";
     pub const ROUTE_CACHE_V6: &str = "ROUTE_CACHE_V6";
-    pub const ALL: [&str; 17] = [
+    pub const ALL: [&str; 16] = [
         ATTACHMENTS,
         UNTAGGED,
         LINKS,
@@ -44,7 +43,6 @@ pub mod maps {
         TX_PORTS,
         POLICER_CFG,
         POLICER_STATE,
-        POLICER_LOCAL,
         DSCP_MAP,
         ICMP_LIMIT,
         COUNTERS,
@@ -346,7 +344,8 @@ pub struct PolicerConfig {
     /// there keeps `elapsed * rate` within u64.
     pub refill_cap_ns: u64,
     /// How much credit a CPU takes from the shared bucket at once into its
-    /// own `POLICER_LOCAL` slot, to spend without atomics or a clock read
+    /// own row of `COUNTERS` (`LinkRow::policer_credit_nb`), to spend
+    /// without atomics or a clock read
     /// (at least what the frame at hand needs). Userspace sets it to
     /// burst / (8 * possible CPUs): all CPUs together then hold at most an
     /// eighth of a burst on top of the bucket, and at low rates, where a
@@ -412,7 +411,20 @@ impl DropReason {
     }
 }
 
-/// `COUNTERS` value (per-CPU array, row = `link_dir_index`). Userspace sums CPUs.
+/// `COUNTERS` value (per-CPU array, row = `link_dir_index`): all a CPU
+/// keeps of its own for a (link, direction), so that forwarding a frame
+/// touches one per-CPU row per direction, not two.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct LinkRow {
+    /// Credit this CPU holds, taken from the (link, direction)'s shared
+    /// token bucket (`POLICER_STATE`), in nanobytes. First, beside the
+    /// packet and byte counts every frame updates.
+    pub policer_credit_nb: u64,
+    pub counters: LinkCounters,
+}
+
+/// Counters of a (link, direction), in its `LinkRow`. Userspace sums CPUs.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct LinkCounters {
@@ -470,6 +482,7 @@ mod pod {
     unsafe impl aya::Pod for super::PolicerConfig {}
     unsafe impl aya::Pod for super::PolicerState {}
     unsafe impl aya::Pod for super::LinkCounters {}
+    unsafe impl aya::Pod for super::LinkRow {}
     unsafe impl aya::Pod for super::engine::TxgenConfig {}
     unsafe impl aya::Pod for super::vlan::VlanTags {}
     unsafe impl aya::Pod for super::vlan::PopKey {}

@@ -77,6 +77,8 @@ fn policer_and_counter_layout() {
     assert_eq!(offset_of!(LinkCounters, to_kernel), 16);
     assert_eq!(offset_of!(LinkCounters, icmp_errors), 24);
     assert_eq!(offset_of!(LinkCounters, drops), 32);
+    assert_eq!(offset_of!(LinkRow, counters), 8);
+    assert_eq!(size_of::<LinkRow>(), 8 + size_of::<LinkCounters>());
 }
 
 #[test]

@@ -19,10 +19,10 @@ use aya::{
 use ipnet::IpNet;
 use msee_abi::{
     Attachment, AttachmentKey, COUNTER_ROWS, DSCP_MAP_LEN, Direction, GroupMember, LINK_DOWN,
-    LINK_IS_UP, Link, LinkCounters, MAX_BURST_NB, MAX_FAST_IFINDEX, MAX_GROUP_MEMBERS, MAX_GROUPS,
-    MAX_LINKS, MSEE_PROGRAM, NB_PER_BYTE, NextHopGroup, PeeringKind, PolicerConfig, PolicerState,
-    ROUTE_LOCAL, Route, RouteKeyV4, RouteKeyV6, UNATTRIBUTED_ROW, link_dir_index, maps,
-    route_key_v4, route_key_v6,
+    LINK_IS_UP, Link, LinkCounters, LinkRow, MAX_BURST_NB, MAX_FAST_IFINDEX, MAX_GROUP_MEMBERS,
+    MAX_GROUPS, MAX_LINKS, MSEE_PROGRAM, NB_PER_BYTE, NextHopGroup, PeeringKind, PolicerConfig,
+    PolicerState, ROUTE_LOCAL, Route, RouteKeyV4, RouteKeyV6, UNATTRIBUTED_ROW, link_dir_index,
+    maps, route_key_v4, route_key_v6,
 };
 
 /// How to attach to an interface.
@@ -835,11 +835,11 @@ impl Msee {
 
     fn counter_row(&self, row: u32) -> Result<LinkCounters> {
         debug_assert!(row < COUNTER_ROWS);
-        let m: PerCpuArray<_, LinkCounters> = self.map_ref(maps::COUNTERS)?;
+        let m: PerCpuArray<_, LinkRow> = self.map_ref(maps::COUNTERS)?;
         let per_cpu = m.get(&row, 0).map_err(map_err(maps::COUNTERS))?;
         let mut total = LinkCounters::default();
-        for c in per_cpu.iter() {
-            total.add(c);
+        for r in per_cpu.iter() {
+            total.add(&r.counters);
         }
         Ok(total)
     }

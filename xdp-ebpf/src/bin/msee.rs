@@ -25,9 +25,9 @@ use aya_ebpf::{
 use aya_log_ebpf::debug;
 use msee_abi::{
     Attachment, AttachmentKey, COUNTER_ROWS, DSCP_MAP_LEN, Direction, DropReason, ETH_P_8021AD,
-    ETH_P_8021Q, ICMP_ERRORS_PER_SEC_PER_CPU, LINK_IS_UP, Link, LinkCounters, MAX_ATTACHMENTS,
-    MAX_FAST_IFINDEX, MAX_GROUP_MEMBERS, MAX_GROUPS, MAX_LINKS, MAX_PORTS, MAX_ROUTES_V4,
-    MAX_ROUTES_V6, NextHopGroup, PolicerConfig, PolicerState, ROUTE_CACHE_V4_SLOTS,
+    ETH_P_8021Q, ICMP_ERRORS_PER_SEC_PER_CPU, LINK_IS_UP, Link, LinkCounters, LinkRow,
+    MAX_ATTACHMENTS, MAX_FAST_IFINDEX, MAX_GROUP_MEMBERS, MAX_GROUPS, MAX_LINKS, MAX_PORTS,
+    MAX_ROUTES_V4, MAX_ROUTES_V6, NextHopGroup, PolicerConfig, PolicerState, ROUTE_CACHE_V4_SLOTS,
     ROUTE_CACHE_V6_SLOTS, ROUTE_LOCAL, ROUTE_NONE, ROUTE_OUT_OF_REACH, Route, RouteCacheV4,
     RouteCacheV6, RouteKeyV4, RouteKeyV6, UNATTRIBUTED_ROW, link_dir_index, route_key_v4,
     route_key_v6,
@@ -65,16 +65,13 @@ static TX_PORTS: DevMapHash = DevMapHash::with_max_entries(MAX_PORTS, 0);
 static POLICER_CFG: Array<PolicerConfig> = Array::with_max_entries(MAX_LINKS * 2, 0);
 #[map]
 static POLICER_STATE: Array<PolicerState> = Array::with_max_entries(MAX_LINKS * 2, 0);
-/// Each CPU's credit taken from a `POLICER_STATE` bucket (nanobytes).
-#[map]
-static POLICER_LOCAL: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_LINKS * 2, 0);
 #[map]
 static DSCP_MAP: Array<u8> = Array::with_max_entries(DSCP_MAP_LEN, 0);
 /// Per-CPU ICMP error budget: [window start ns, errors sent in it].
 #[map]
 static ICMP_LIMIT: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);
 #[map]
-static COUNTERS: PerCpuArray<LinkCounters> = PerCpuArray::with_max_entries(COUNTER_ROWS, 0);
+static COUNTERS: PerCpuArray<LinkRow> = PerCpuArray::with_max_entries(COUNTER_ROWS, 0);
 /// The route tries' epoch (see `msee_abi::RouteCacheV4`): bumped by
 /// userspace after each write to them; 0 turns the caches off.
 #[map]
@@ -100,8 +97,8 @@ enum Verdict {
     /// To the kernel: addressed to the MSEE, or not ours to forward; counted
     /// on the ingress link's rx row.
     Pass { row: u32 },
-    /// Forwarded out of `link`; `len` is the frame length as sent.
-    Redirect { action: u32, link: u32, len: u64 },
+    /// Forwarded (and counted on the egress link's tx row).
+    Redirect { action: u32 },
     /// Dropped, charged to counter row `row`.
     Drop { reason: DropReason, row: u32 },
     /// TTL expired: rewritten in place into an ICMP time exceeded and sent
@@ -121,13 +118,7 @@ pub fn msee(ctx: XdpContext) -> u32 {
             vlan_shim_pop(&ctx);
             xdp_action::XDP_PASS
         }
-        Some(Verdict::Redirect { action, link, len }) => {
-            if let Some(c) = counters(link_dir_index(link, Direction::Tx)) {
-                c.packets += 1;
-                c.bytes += len;
-            }
-            action
-        }
+        Some(Verdict::Redirect { action }) => action,
         Some(Verdict::TimeExceeded { row }) => {
             if let Some(c) = counters(row) {
                 c.drops[DropReason::TtlExpired as usize] += 1;
@@ -196,10 +187,16 @@ fn vlan_shim_pop(ctx: &XdpContext) {
     }
 }
 
+/// This CPU's row of a (link, direction): no other CPU writes it, so plain
+/// increments are exact.
+#[inline(always)]
+fn link_row(row: u32) -> Option<&'static mut LinkRow> {
+    COUNTERS.get_ptr_mut(row).map(|p| unsafe { &mut *p })
+}
+
 #[inline(always)]
 fn counters(row: u32) -> Option<&'static mut LinkCounters> {
-    // Per-CPU row: no other CPU writes it, so plain increments are exact.
-    COUNTERS.get_ptr_mut(row).map(|p| unsafe { &mut *p })
+    link_row(row).map(|r| &mut r.counters)
 }
 
 /// A MAC address as three 16-bit words: one load or store per word instead
@@ -283,9 +280,10 @@ fn process(ctx: &XdpContext, len: u64) -> Option<Verdict> {
         unsafe { ATTACHMENTS.get(&key) }?
     };
     let rx_row = link_dir_index(att.link, Direction::Rx);
-    if let Some(c) = counters(rx_row) {
-        c.packets += 1;
-        c.bytes += len;
+    let mut rx = link_row(rx_row);
+    if let Some(r) = rx.as_mut() {
+        r.counters.packets += 1;
+        r.counters.bytes += len;
     }
     let drop = |reason| {
         Some(Verdict::Drop {
@@ -337,11 +335,16 @@ fn process(ctx: &XdpContext, len: u64) -> Option<Verdict> {
     // --- Policing: the ingress link's rx bucket, then the egress link's tx bucket.
     // The clock is read once, and only if a policer on the path needs it.
     let mut now = 0u64;
-    if !police(rx_row, len, &mut now) {
+    if let Some(r) = rx.as_mut()
+        && !police(rx_row, &mut r.policer_credit_nb, len, &mut now)
+    {
         return drop(DropReason::Policer);
     }
     let tx_row = link_dir_index(out_link_id, Direction::Tx);
-    if !police(tx_row, len, &mut now) {
+    let mut tx = link_row(tx_row);
+    if let Some(t) = tx.as_mut()
+        && !police(tx_row, &mut t.policer_credit_nb, len, &mut now)
+    {
         return Some(Verdict::Drop {
             reason: DropReason::Policer,
             row: tx_row,
@@ -408,17 +411,28 @@ fn process(ctx: &XdpContext, len: u64) -> Option<Verdict> {
             l2[20..22].copy_from_slice(&ethertype.to_be_bytes());
         }
     }
-    redirect(ctx, out, out_link_id)
+    redirect(ctx, out, tx_row, tx)
 }
 
+/// Redirect out of `out` and count the frame, as sent, on its tx row.
 #[inline(always)]
-fn redirect(ctx: &XdpContext, out: &Link, link: u32) -> Option<Verdict> {
-    let len = (ctx.data_end() - ctx.data()) as u64;
+fn redirect(
+    ctx: &XdpContext,
+    out: &Link,
+    tx_row: u32,
+    tx: Option<&mut LinkRow>,
+) -> Option<Verdict> {
     Some(match TX_PORTS.redirect(out.ifindex, 0) {
-        Ok(action) => Verdict::Redirect { action, link, len },
+        Ok(action) => {
+            if let Some(t) = tx {
+                t.counters.packets += 1;
+                t.counters.bytes += (ctx.data_end() - ctx.data()) as u64;
+            }
+            Verdict::Redirect { action }
+        }
         Err(_) => Verdict::Drop {
             reason: DropReason::LinkDown,
-            row: link_dir_index(link, Direction::Tx),
+            row: tx_row,
         },
     })
 }
@@ -844,21 +858,18 @@ fn choose_link_among(group: &NextHopGroup, hash: u32) -> Option<u32> {
 /// (see `msee_abi::PolicerConfig`): a frame costs len * 1e9, a nanosecond
 /// refills `rate`; exact, and free of divisions. Each CPU takes credit from
 /// the bucket a chunk at a time into its own slot and spends it there: most
-/// frames cost two array lookups and a subtraction, no atomics and no clock
-/// read (inline here; taking a chunk is `police_take_chunk`, out of line).
-/// Returns whether the frame conforms.
+/// frames cost a config lookup and a subtraction from the credit in this
+/// CPU's row (`local`, `LinkRow::policer_credit_nb`), no atomics and no
+/// clock read (inline here; taking a chunk is `police_take_chunk`, out of
+/// line). Returns whether the frame conforms.
 #[inline(always)]
-fn police(index: u32, len: u64, clock: &mut u64) -> bool {
+fn police(index: u32, local: &mut u64, len: u64, clock: &mut u64) -> bool {
     let Some(cfg) = POLICER_CFG.get(index) else {
         return true;
     };
     if cfg.rate_bytes_per_sec == 0 {
         return true;
     }
-    let Some(local) = POLICER_LOCAL.get_ptr_mut(index) else {
-        return true;
-    };
-    let local = unsafe { &mut *local };
     let cost = policer_cost_nb(len);
     if *local >= cost {
         *local -= cost;
