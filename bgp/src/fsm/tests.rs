@@ -518,20 +518,7 @@ fn bfd_down_sends_cease_bfd_down_and_waits_for_a_manual_start() {
     let n = notification(&a).unwrap();
     assert_eq!((n.code, n.subcode), (6, 10));
     assert_eq!(down_reason(&a), Some(&DownReason::BfdDown));
-    assert!(a.contains(&Action::Close));
-    assert_eq!(armed(&a, Timer::IdleHold), None, "no automatic restart");
-    assert!(
-        ses.handle(Event::TimerExpired(Timer::IdleHold), now + s(600))
-            .is_empty()
-    );
-    assert_eq!(ses.state(), State::Idle);
-    // BFD up again: the owner starts the session, which connects at once.
-    let a = ses.handle(Event::ManualStart, now + s(1));
-    assert_eq!(a[0], Action::Connect);
-    // While only connecting, BfdDown just stops (no OPEN was sent).
-    let a = ses.handle(Event::BfdDown, now + s(2));
-    assert!(notification(&a).is_none() && a.contains(&Action::Close));
-    assert_eq!(ses.state(), State::Idle);
+    assert_held_until_manual_start(&mut ses, &a, Event::BfdDown, now);
 }
 
 #[test]
@@ -541,18 +528,25 @@ fn carrier_lost_drops_the_session_silently_and_waits_for_a_manual_start() {
     let a = ses.handle(Event::CarrierLost, now);
     assert!(notification(&a).is_none(), "nothing can cross a dead link");
     assert_eq!(down_reason(&a), Some(&DownReason::CarrierLost));
+    assert_held_until_manual_start(&mut ses, &a, Event::CarrierLost, now);
+}
+
+/// After `a`, the actions of a session stopped by `event` (BFD down or
+/// carrier lost): closed, held in Idle with no automatic restart; started
+/// again only by its owner (when BFD or carrier is back), it connects at
+/// once; the same event while only connecting just stops it (no OPEN was
+/// sent, so no NOTIFICATION).
+fn assert_held_until_manual_start(ses: &mut Session, a: &[Action], event: Event, now: Instant) {
     assert!(a.contains(&Action::Close));
-    assert_eq!(armed(&a, Timer::IdleHold), None, "no automatic restart");
+    assert_eq!(armed(a, Timer::IdleHold), None, "no automatic restart");
     assert!(
         ses.handle(Event::TimerExpired(Timer::IdleHold), now + s(600))
             .is_empty()
     );
     assert_eq!(ses.state(), State::Idle);
-    // Carrier back: the owner starts the session, which connects at once.
     let a = ses.handle(Event::ManualStart, now + s(1));
     assert_eq!(a[0], Action::Connect);
-    // Lost again while connecting: just stops.
-    let a = ses.handle(Event::CarrierLost, now + s(2));
+    let a = ses.handle(event, now + s(2));
     assert!(notification(&a).is_none() && a.contains(&Action::Close));
     assert_eq!(ses.state(), State::Idle);
 }
