@@ -298,7 +298,8 @@ pub const ROUTE_LOCAL: u32 = 2;
 /// Slots per CPU of `ROUTE_CACHE_V4` (a power of two; two per set, and a
 /// set is one map element).
 pub const ROUTE_CACHE_V4_SLOTS: u32 = 16384;
-/// Slots per CPU of `ROUTE_CACHE_V6` (a power of two; two per set).
+/// Slots per CPU of `ROUTE_CACHE_V6` (a power of two; two per set, and a
+/// set is one map element).
 pub const ROUTE_CACHE_V6_SLOTS: u32 = 4096;
 
 /// `ROUTE_CACHE_V4` slot: the trie's answer for one (domain, address),
@@ -345,12 +346,11 @@ pub struct PolicerConfig {
     pub refill_cap_ns: u64,
     /// How much credit a CPU takes from the shared bucket at once into its
     /// own row of `COUNTERS` (`LinkRow::policer_credit_nb`), to spend
-    /// without atomics or a clock read
-    /// (at least what the frame at hand needs). Userspace sets it to
-    /// burst / (8 * possible CPUs): all CPUs together then hold at most an
-    /// eighth of a burst on top of the bucket, and at low rates, where a
-    /// chunk is smaller than a frame, every frame takes just its cost from
-    /// the shared bucket (the plain token bucket).
+    /// without atomics or a clock read (at least what the frame at hand
+    /// needs). Userspace sets it to burst / (8 * possible CPUs): all CPUs
+    /// together then hold at most an eighth of a burst on top of the bucket,
+    /// and at low rates, where a chunk is smaller than a frame, every frame
+    /// takes just its cost from the shared bucket (the plain token bucket).
     pub chunk_nb: u64,
 }
 
