@@ -18,35 +18,27 @@
 pub mod maps {
     pub const ATTACHMENTS: &str = "ATTACHMENTS";
     pub const UNTAGGED: &str = "UNTAGGED";
-    pub const LINKS: &str = "LINKS";
-    pub const LINK_UP: &str = "LINK_UP";
+    pub const CONFIG: &str = "CONFIG";
     pub const GROUPS: &str = "GROUPS";
     pub const ROUTES_V4: &str = "ROUTES_V4";
     pub const ROUTES_V6: &str = "ROUTES_V6";
     pub const TX_PORTS: &str = "TX_PORTS";
-    pub const POLICER_CFG: &str = "POLICER_CFG";
     pub const POLICER_STATE: &str = "POLICER_STATE";
-    pub const DSCP_MAP: &str = "DSCP_MAP";
     pub const ICMP_LIMIT: &str = "ICMP_LIMIT";
     pub const COUNTERS: &str = "COUNTERS";
-    pub const ROUTE_EPOCH: &str = "ROUTE_EPOCH";
     pub const ROUTE_CACHE_V4: &str = "ROUTE_CACHE_V4";
     pub const ROUTE_CACHE_V6: &str = "ROUTE_CACHE_V6";
-    pub const ALL: [&str; 16] = [
+    pub const ALL: [&str; 12] = [
         ATTACHMENTS,
         UNTAGGED,
-        LINKS,
-        LINK_UP,
+        CONFIG,
         GROUPS,
         ROUTES_V4,
         ROUTES_V6,
         TX_PORTS,
-        POLICER_CFG,
         POLICER_STATE,
-        DSCP_MAP,
         ICMP_LIMIT,
         COUNTERS,
-        ROUTE_EPOCH,
         ROUTE_CACHE_V4,
         ROUTE_CACHE_V6,
     ];
@@ -176,12 +168,13 @@ pub struct AttachmentKey {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Attachment {
-    /// The link this attachment is (index into `LINKS`, `LINK_UP`, counters).
+    /// The link this attachment is (index into `MseeConfig::links`,
+    /// `MseeConfig::link_up`, counters).
     pub link: u32,
     /// Routing domain for lookups of frames arriving here.
     pub domain: u32,
     pub circuit: u32,
-    /// A `PeeringKind`; selects the DSCP policy row in `DSCP_MAP`.
+    /// A `PeeringKind`; selects the DSCP policy row in `MseeConfig::dscp`.
     pub peering: u8,
     /// A `LinkRole`.
     pub role: u8,
@@ -199,7 +192,7 @@ pub struct Attachment {
     pub local_v6: [u8; 16],
 }
 
-/// `LINKS` value: how to send out of a link.
+/// `MseeConfig::links` entry: how to send out of a link.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Link {
@@ -217,7 +210,8 @@ pub struct Link {
     pub circuit: u32,
 }
 
-/// `LINK_UP` values: one `u32` per link. Failover flips this one word.
+/// `MseeConfig::link_up` values: one `u32` per link. Failover flips this
+/// one word.
 pub const LINK_DOWN: u32 = 0;
 pub const LINK_IS_UP: u32 = 1;
 
@@ -247,8 +241,15 @@ pub type RouteKeyV4 = [u8; 8];
 pub type RouteKeyV6 = [u8; 20];
 
 pub const fn route_key_v4(domain: u32, addr: [u8; 4]) -> RouteKeyV4 {
-    let d = domain.to_be_bytes();
-    [d[0], d[1], d[2], d[3], addr[0], addr[1], addr[2], addr[3]]
+    // The same bytes, built as one word: msee builds a key per packet, and
+    // byte by byte that is a dozen instructions.
+    let d = u32::from_ne_bytes(domain.to_be_bytes()) as u64;
+    let a = u32::from_ne_bytes(addr) as u64;
+    if cfg!(target_endian = "little") {
+        (d | a << 32).to_ne_bytes()
+    } else {
+        (d << 32 | a).to_ne_bytes()
+    }
 }
 
 pub const fn route_key_v6(domain: u32, addr: [u8; 16]) -> RouteKeyV6 {
@@ -289,7 +290,7 @@ pub const ROUTE_LOCAL: u32 = 2;
 // routes. Each CPU keeps a two-way set-associative cache of recent lookups
 // (set = hash of domain and address; a new entry takes way 0 and moves the
 // one there to way 1, evicting the older), tagged
-// with the route epoch they were made in. Userspace bumps `ROUTE_EPOCH`
+// with the route epoch they were made in. Userspace bumps `MseeConfig::route_epoch`
 // after every write to the route tries, which retires every cached entry at
 // once: the next packet to each destination looks the trie up again, so a
 // route change is seen exactly as without the cache. Epoch 0 means "cache
@@ -326,7 +327,7 @@ pub struct RouteCacheV6 {
 /// stored in the tries).
 pub const ROUTE_NONE: u32 = 1 << 31;
 
-/// `POLICER_CFG` value, per (link, direction). Written by userspace only; the
+/// `MseeConfig::policers` entry, per (link, direction). Written by userspace only; the
 /// bucket state lives apart in `POLICER_STATE` so a rate change never resets it.
 ///
 /// The bucket counts nanobytes (1e-9 byte): a nanosecond at `rate` bytes/s
@@ -464,8 +465,34 @@ impl LinkCounters {
 /// icmp rate limit: enough for traceroute, too few to amplify a flood).
 pub const ICMP_ERRORS_PER_SEC_PER_CPU: u64 = 200;
 
-/// `DSCP_MAP`: 64 entries per `PeeringKind` (index = peering * 64 + dscp).
-pub const DSCP_MAP_LEN: u32 = 128;
+/// Peering kinds, each with a row of `MseeConfig::dscp`.
+pub const PEERING_KINDS: usize = 2;
+
+/// `BPF_F_MMAPABLE`: the flag `CONFIG` is created with.
+pub const BPF_F_MMAPABLE: u32 = 1 << 10;
+
+/// `CONFIG`, a memory-mapped array of this one element: every small table
+/// a forwarded frame reads besides its route and group. One map lookup
+/// finds all of it (a separate map per table cost a lookup each: a dozen
+/// instructions, with a spill of what the compiler holds in scratch
+/// registers around each). Userspace writes fields in place through its
+/// mapping of the map: a link flip and an epoch bump are single atomic
+/// stores; a link or policer rewrite is a plain copy, as a map update is.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MseeConfig {
+    /// Route epoch (see the destination cache): bumped by userspace after
+    /// each write to the route tries; 0 turns the caches off.
+    pub route_epoch: u64,
+    /// The DSCP a packet leaves with, per `PeeringKind` and incoming DSCP
+    /// (`PeeringKind::rewrite_dscp`, precomputed).
+    pub dscp: [[u8; 64]; PEERING_KINDS],
+    /// `LINK_IS_UP` or `LINK_DOWN`, per link.
+    pub link_up: [u32; MAX_LINKS as usize],
+    pub links: [Link; MAX_LINKS as usize],
+    /// Per (link, direction), at `link_dir_index`.
+    pub policers: [PolicerConfig; 2 * MAX_LINKS as usize],
+}
 
 #[cfg(feature = "user")]
 mod pod {

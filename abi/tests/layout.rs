@@ -82,6 +82,30 @@ fn policer_and_counter_layout() {
 }
 
 #[test]
+fn config_layout() {
+    assert_eq!(offset_of!(MseeConfig, route_epoch), 0);
+    assert_eq!(offset_of!(MseeConfig, dscp), 8);
+    assert_eq!(offset_of!(MseeConfig, link_up), 8 + 64 * PEERING_KINDS);
+    assert_eq!(offset_of!(MseeConfig, links), 136 + 4 * MAX_LINKS as usize);
+    assert_eq!(
+        offset_of!(MseeConfig, policers),
+        4232 + size_of::<Link>() * MAX_LINKS as usize
+    );
+    assert_eq!(
+        size_of::<MseeConfig>(),
+        32904 + size_of::<PolicerConfig>() * 2 * MAX_LINKS as usize
+    );
+    // The program reads MACs as 16-bit words: every link's MACs sit at
+    // even offsets of the (page-aligned) value.
+    assert_eq!(offset_of!(MseeConfig, links) % 2, 0);
+    assert_eq!(size_of::<Link>() % 2, 0);
+    assert_eq!(offset_of!(Link, src_mac) % 2, 0);
+    assert_eq!(offset_of!(Link, dst_mac) % 2, 0);
+    assert_eq!(offset_of!(MseeConfig, policers) % 8, 0);
+    assert_eq!(PeeringKind::Microsoft as usize + 1, PEERING_KINDS);
+}
+
+#[test]
 fn enums_and_indices() {
     for role in LinkRole::ALL {
         assert_eq!(LinkRole::from_u8(role as u8), Some(role));

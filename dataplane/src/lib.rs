@@ -1,6 +1,7 @@
 //! Userspace owner of the kernel side: loads the embedded `msee` object,
 //! attaches it to ports, and exposes typed map handles and counters.
 pub mod baseline;
+mod config_map;
 pub mod engine;
 pub mod msee;
 pub mod vlan;

@@ -4,26 +4,27 @@ use std::{
     net::IpAddr,
     os::fd::{AsFd as _, AsRawFd as _, BorrowedFd},
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::Duration,
 };
 
 use aya::{
     Ebpf, EbpfLoader, Pod,
     maps::{
-        Array, DevMapHash, HashMap, IterableMap as _, LpmTrie, MapData, MapError, PerCpuArray,
-        lpm_trie::Key,
+        Array, DevMapHash, HashMap, IterableMap as _, LpmTrie, MapError, PerCpuArray, lpm_trie::Key,
     },
     programs::{ProgramError, TestRun, TestRunOptions, Xdp, XdpMode, xdp::XdpLinkId},
 };
 use ipnet::IpNet;
 use msee_abi::{
-    Attachment, AttachmentKey, COUNTER_ROWS, DSCP_MAP_LEN, Direction, GroupMember, LINK_DOWN,
-    LINK_IS_UP, Link, LinkCounters, LinkRow, MAX_BURST_NB, MAX_FAST_IFINDEX, MAX_GROUP_MEMBERS,
-    MAX_GROUPS, MAX_LINKS, MSEE_PROGRAM, NB_PER_BYTE, NextHopGroup, PeeringKind, PolicerConfig,
+    Attachment, AttachmentKey, COUNTER_ROWS, Direction, GroupMember, LINK_DOWN, LINK_IS_UP, Link,
+    LinkCounters, LinkRow, MAX_BURST_NB, MAX_FAST_IFINDEX, MAX_GROUP_MEMBERS, MAX_GROUPS,
+    MAX_LINKS, MSEE_PROGRAM, NB_PER_BYTE, NextHopGroup, PEERING_KINDS, PeeringKind, PolicerConfig,
     PolicerState, ROUTE_LOCAL, Route, RouteKeyV4, RouteKeyV6, UNATTRIBUTED_ROW, link_dir_index,
     maps, route_key_v4, route_key_v6,
 };
+
+use crate::config_map::ConfigMap;
 
 /// How to attach to an interface.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,8 +87,8 @@ pub enum MseeError {
     },
     #[error("a next-hop group needs 1 to {MAX_GROUP_MEMBERS} members, not {0}")]
     GroupSize(usize),
-    #[error("duplicating a map descriptor: {0}")]
-    Dup(#[source] std::io::Error),
+    #[error("mapping the CONFIG map into memory: {0}")]
+    MapConfig(#[source] std::io::Error),
     #[error("policer rate {0} bit/s is below the minimum of 8 bit/s")]
     PolicerRate(u64),
     #[error("map {map}: {op}: {source}")]
@@ -155,25 +156,24 @@ pub fn default_burst_bytes(rate_bits_per_sec: u64) -> u64 {
 }
 
 /// The link-state words of a loaded `msee` (see [`Msee::link_switch`]):
-/// cheap to clone, usable from any thread; one map write per flip.
+/// cheap to clone, usable from any thread; one atomic store per flip.
 #[derive(Clone)]
 pub struct LinkSwitch {
-    map: Arc<Mutex<Array<MapData, u32>>>,
+    config: Arc<ConfigMap>,
 }
 
 impl LinkSwitch {
     /// Flip link `id`: every route whose group contains it follows at once.
     pub fn set(&self, id: u32, up: bool) -> Result<()> {
         check_range("link id", id, MAX_LINKS)?;
-        let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        m.set(id, if up { LINK_IS_UP } else { LINK_DOWN }, 0)
-            .map_err(map_err(maps::LINK_UP))
+        self.config
+            .set_link_up(id, if up { LINK_IS_UP } else { LINK_DOWN });
+        Ok(())
     }
 
     pub fn get(&self, id: u32) -> Result<bool> {
         check_range("link id", id, MAX_LINKS)?;
-        let m = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(m.get(&id, 0).map_err(map_err(maps::LINK_UP))? == LINK_IS_UP)
+        Ok(self.config.link_up(id) == LINK_IS_UP)
     }
 }
 
@@ -187,6 +187,9 @@ impl std::fmt::Debug for LinkSwitch {
 /// detached when this is dropped).
 pub struct Msee {
     ebpf: Ebpf,
+    /// The `CONFIG` map's value, mapped: links, link state, policers, DSCP
+    /// policy, route epoch.
+    config: Arc<ConfigMap>,
     links: Vec<(u32, XdpLinkId)>,
     /// The kernel refused a batch command on the route tries (no batch
     /// operations on LPM tries before Linux 5.14): write one entry per call.
@@ -222,11 +225,18 @@ impl Msee {
             loader.map_pin_path(name, path.as_path());
         }
         let ebpf = loader.load(object).map_err(MseeError::Load)?;
+        let config = match ebpf.map(maps::CONFIG) {
+            Some(aya::maps::Map::Array(data)) => {
+                ConfigMap::new(data.fd().as_fd()).map_err(MseeError::MapConfig)?
+            }
+            _ => return Err(MseeError::Missing("CONFIG as an array")),
+        };
         // Only sizes the policers' per-CPU chunks: if the count is unknown,
         // a generous guess keeps chunks small (closer to a plain bucket).
         let possible_cpus = aya::util::nr_cpus().unwrap_or(256).max(1);
         let mut msee = Self {
             ebpf,
+            config: Arc::new(config),
             links: Vec::new(),
             no_batch: false,
             possible_cpus,
@@ -287,19 +297,13 @@ impl Msee {
 
     /// The DSCP policy of every peering kind, precomputed for the kernel.
     fn write_dscp_policy(&mut self) -> Result<()> {
-        let mut table: Array<_, u8> = self.map_mut(maps::DSCP_MAP)?;
-        for (row, kind) in [PeeringKind::Private, PeeringKind::Microsoft]
-            .into_iter()
-            .enumerate()
-        {
+        let mut policy = [[0u8; 64]; PEERING_KINDS];
+        for kind in [PeeringKind::Private, PeeringKind::Microsoft] {
             for dscp in 0..64u8 {
-                let index = row as u32 * 64 + dscp as u32;
-                debug_assert!(index < DSCP_MAP_LEN);
-                table
-                    .set(index, kind.rewrite_dscp(dscp), 0)
-                    .map_err(map_err(maps::DSCP_MAP))?;
+                policy[kind as usize][dscp as usize] = kind.rewrite_dscp(dscp);
             }
         }
+        self.config.set_dscp_policy(policy);
         Ok(())
     }
 
@@ -373,47 +377,37 @@ impl Msee {
     /// Install or replace link `id`'s egress details (port, tags, MACs).
     pub fn set_link(&mut self, id: u32, link: Link) -> Result<()> {
         check_range("link id", id, MAX_LINKS)?;
-        let mut m: Array<_, Link> = self.map_mut(maps::LINKS)?;
-        m.set(id, link, 0).map_err(map_err(maps::LINKS))
+        self.config.set_link(id, link);
+        Ok(())
+    }
+
+    /// Link `id`'s egress details as the program sees them.
+    pub fn link(&self, id: u32) -> Result<Link> {
+        check_range("link id", id, MAX_LINKS)?;
+        Ok(self.config.link(id))
     }
 
     /// Flip one link up or down: every route whose group contains it moves
     /// at once, whatever the table size.
     pub fn set_link_state(&mut self, id: u32, up: bool) -> Result<()> {
         check_range("link id", id, MAX_LINKS)?;
-        let mut m: Array<_, u32> = self.map_mut(maps::LINK_UP)?;
-        m.set(id, if up { LINK_IS_UP } else { LINK_DOWN }, 0)
-            .map_err(map_err(maps::LINK_UP))
+        self.config
+            .set_link_up(id, if up { LINK_IS_UP } else { LINK_DOWN });
+        Ok(())
     }
 
     /// A handle on the link-state map alone, which other threads and tasks
     /// can hold: whoever detects a failure (carrier monitor, BFD) flips the
     /// link itself instead of queueing behind the owner of this `Msee`.
     pub fn link_switch(&self) -> Result<LinkSwitch> {
-        let map = self
-            .ebpf
-            .map(maps::LINK_UP)
-            .ok_or(MseeError::Missing(maps::LINK_UP))?;
-        let data = match map {
-            aya::maps::Map::Array(d) => d,
-            _ => return Err(MseeError::Missing("LINK_UP as an array")),
-        };
-        let fd = data
-            .fd()
-            .as_fd()
-            .try_clone_to_owned()
-            .map_err(MseeError::Dup)?;
-        let data = MapData::from_fd(fd).map_err(map_err(maps::LINK_UP))?;
-        let array = Array::try_from(aya::maps::Map::Array(data)).map_err(map_err(maps::LINK_UP))?;
         Ok(LinkSwitch {
-            map: Arc::new(Mutex::new(array)),
+            config: self.config.clone(),
         })
     }
 
     pub fn link_state(&self, id: u32) -> Result<bool> {
         check_range("link id", id, MAX_LINKS)?;
-        let m: Array<_, u32> = self.map_ref(maps::LINK_UP)?;
-        Ok(m.get(&id, 0).map_err(map_err(maps::LINK_UP))? == LINK_IS_UP)
+        Ok(self.config.link_up(id) == LINK_IS_UP)
     }
 
     // ---- Routing.
@@ -634,13 +628,8 @@ impl Msee {
     /// called after each write to the route tries. One writer (this handle
     /// is `&mut`), so read-increment-write is enough.
     fn bump_route_epoch(&mut self) -> Result<()> {
-        let mut epoch: Array<_, u64> = self.map_mut(maps::ROUTE_EPOCH)?;
-        let next = epoch
-            .get(&0, 0)
-            .map_err(map_err(maps::ROUTE_EPOCH))?
-            .wrapping_add(1)
-            .max(1);
-        epoch.set(0, next, 0).map_err(map_err(maps::ROUTE_EPOCH))
+        self.config.bump_route_epoch();
+        Ok(())
     }
 
     fn delete_routes(
@@ -799,18 +788,15 @@ impl Msee {
                 chunk_nb: burst_nb / (8 * self.possible_cpus as u64),
             }
         };
-        let mut m: Array<_, PolicerConfig> = self.map_mut(maps::POLICER_CFG)?;
-        m.set(link_dir_index(link, dir), cfg, 0)
-            .map_err(map_err(maps::POLICER_CFG))
+        self.config.set_policer(link_dir_index(link, dir), cfg);
+        Ok(())
     }
 
     /// The bucket of (link, direction) as the kernel left it.
     /// The policer's configuration (rate 0: not policed).
     pub fn policer(&self, link: u32, dir: Direction) -> Result<PolicerConfig> {
         check_range("link id", link, MAX_LINKS)?;
-        let m: Array<_, PolicerConfig> = self.map_ref(maps::POLICER_CFG)?;
-        m.get(&link_dir_index(link, dir), 0)
-            .map_err(map_err(maps::POLICER_CFG))
+        Ok(self.config.policer(link_dir_index(link, dir)))
     }
 
     pub fn policer_state(&self, link: u32, dir: Direction) -> Result<PolicerState> {

@@ -25,15 +25,65 @@ pub fn csum_replace(check: u16, old: u16, new: u16) -> u16 {
     !csum_add(csum_add(!check, !old), new)
 }
 
+/// A 16-bit header word as it lies in memory (native byte order). On BPF
+/// one aligned access: LLVM's BPF target splits any access it cannot assume
+/// aligned into single bytes, and header words sit at even addresses
+/// (packet data starts even and msee moves it by whole tags; were one ever
+/// odd, x86 still does the access and the verifier allows it). On the host
+/// (tests) an unaligned read.
+#[inline(always)]
+pub fn load16(p: *const u8) -> u16 {
+    #[cfg(target_arch = "bpf")]
+    return unsafe { (p as *const u16).read() };
+    #[cfg(not(target_arch = "bpf"))]
+    return unsafe { (p as *const u16).read_unaligned() };
+}
+
+/// The store counterpart of `load16`.
+#[inline(always)]
+pub fn store16(p: *mut u8, v: u16) {
+    #[cfg(target_arch = "bpf")]
+    unsafe {
+        (p as *mut u16).write(v)
+    }
+    #[cfg(not(target_arch = "bpf"))]
+    unsafe {
+        (p as *mut u16).write_unaligned(v)
+    }
+}
+
+/// A 32-bit header word as it lies in memory (native order), from two
+/// 16-bit loads: behind a 14-byte Ethernet header, IPv4 addresses and ports
+/// sit at 2-byte, not 4-byte, alignment.
+#[inline(always)]
+pub fn load32_halves(p: *const u8) -> u32 {
+    let (first, second) = (load16(p) as u32, load16(p.wrapping_add(2)) as u32);
+    if cfg!(target_endian = "little") {
+        first | second << 16
+    } else {
+        first << 16 | second
+    }
+}
+
 /// Decrement the IPv4 TTL and patch the header checksum incrementally
 /// (RFC 1624, eqn. 3, HC' = ~(~HC + ~m + m')): the word m = (TTL, protocol)
 /// drops by 0x0100, so ~m + m' is always 0xfeff and one one's complement
-/// addition is left.
+/// addition is left. One's complement sums do not depend on byte order
+/// (RFC 1071, 2.B), so both words are worked on as they lie in memory: two
+/// 16-bit loads and stores instead of six byte accesses and swaps. The
+/// caller guarantees TTL > 1, so the decrement never borrows from the
+/// protocol byte.
 #[inline(always)]
 pub fn ipv4_decrement_ttl(ip: &mut [u8; IPV4_MIN_HDR_LEN]) {
-    ip[8] = ip[8].wrapping_sub(1);
-    let check = !csum_add(!u16::from_be_bytes([ip[10], ip[11]]), 0xfeff);
-    ip[10..12].copy_from_slice(&check.to_be_bytes());
+    let p = ip.as_mut_ptr();
+    let ttl_proto = load16(p.wrapping_add(8));
+    store16(
+        p.wrapping_add(8),
+        ttl_proto.wrapping_sub(u16::from_ne_bytes([1, 0])),
+    );
+    let patch = u16::from_ne_bytes(0xfeffu16.to_be_bytes());
+    let check = !csum_add(!load16(p.wrapping_add(10)), patch);
+    store16(p.wrapping_add(10), check);
 }
 
 /// Set the IPv4 DSCP (keeping ECN) and patch the header checksum.
@@ -75,6 +125,14 @@ pub fn flow_mix(h: u64, word: u64) -> u64 {
 #[inline(always)]
 pub fn flow_finish(h: u64) -> u32 {
     ((h ^ (h >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9) >> 32) as u32
+}
+
+/// Which of `2^bits` cache sets `word` falls in: one multiply, keeping the
+/// product's top bits, where every bit of `word` has had its say
+/// (Fibonacci hashing).
+#[inline(always)]
+pub fn cache_set(word: u64, bits: u32) -> u32 {
+    (word.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - bits)) as u32
 }
 
 /// Two 32-bit words as one hash word.
@@ -264,11 +322,59 @@ mod tests {
     }
 
     #[test]
+    fn cache_sets_spread_route_keys() {
+        // msee's IPv4 destination cache: 8192 sets, keyed by the route key
+        // word (domain, address). Consecutive hosts, consecutive /24s, and
+        // one address in many domains all spread evenly.
+        const BITS: u32 = 13;
+        let key =
+            |domain: u32, addr: [u8; 4]| u64::from_ne_bytes(msee_abi::route_key_v4(domain, addr));
+        type Pattern = fn(u32) -> (u32, [u8; 4]);
+        let patterns: [(&str, Pattern); 3] = [
+            ("hosts", |i| (1, (0x0a00_0000u32 + i).to_be_bytes())),
+            ("/24s", |i| (1, (0x0a00_0000u32 + (i << 8)).to_be_bytes())),
+            ("domains", |i| (i, [10, 1, 2, 3])),
+        ];
+        for (name, pattern) in patterns {
+            let mut sets = [0u32; 1 << BITS];
+            for i in 0..16_384u32 {
+                let (domain, addr) = pattern(i);
+                sets[cache_set(key(domain, addr), BITS) as usize] += 1;
+            }
+            let max = *sets.iter().max().unwrap();
+            let used = sets.iter().filter(|&&n| n > 0).count();
+            assert!(
+                max <= 6 && used >= 4500,
+                "{name}: fullest set {max}, {used} sets used"
+            );
+        }
+    }
+
+    #[test]
+    fn word_loads_read_memory_order() {
+        let bytes = [0x12u8, 0x34, 0x56, 0x78, 0x9a, 0xbc];
+        for off in [0, 2] {
+            let p = bytes[off..].as_ptr();
+            assert_eq!(
+                load32_halves(p),
+                u32::from_ne_bytes(bytes[off..off + 4].try_into().unwrap())
+            );
+            assert_eq!(load16(p), u16::from_ne_bytes([bytes[off], bytes[off + 1]]));
+        }
+        let mut out = [0u8; 2];
+        store16(out.as_mut_ptr(), u16::from_ne_bytes([0xab, 0xcd]));
+        assert_eq!(out, [0xab, 0xcd]);
+    }
+
+    #[test]
     fn ttl_decrement_matches_full_recomputation() {
         let mut seed = 0x1234_5678u32;
         for n in 0..200_000u32 {
             let mut ip = random_header(&mut seed, n);
+            let before = ip;
             ipv4_decrement_ttl(&mut ip);
+            assert_eq!(ip[8], before[8] - 1, "TTL decremented");
+            assert_eq!(ip[9], before[9], "protocol kept");
             assert_checksum(&ip);
         }
     }

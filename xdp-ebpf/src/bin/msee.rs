@@ -24,21 +24,21 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::debug;
 use msee_abi::{
-    Attachment, AttachmentKey, COUNTER_ROWS, DSCP_MAP_LEN, Direction, DropReason, ETH_P_8021AD,
+    Attachment, AttachmentKey, BPF_F_MMAPABLE, COUNTER_ROWS, Direction, DropReason, ETH_P_8021AD,
     ETH_P_8021Q, ICMP_ERRORS_PER_SEC_PER_CPU, LINK_IS_UP, Link, LinkCounters, LinkRow,
     MAX_ATTACHMENTS, MAX_FAST_IFINDEX, MAX_GROUP_MEMBERS, MAX_GROUPS, MAX_LINKS, MAX_PORTS,
-    MAX_ROUTES_V4, MAX_ROUTES_V6, NextHopGroup, PolicerConfig, PolicerState, ROUTE_CACHE_V4_SLOTS,
-    ROUTE_CACHE_V6_SLOTS, ROUTE_LOCAL, ROUTE_NONE, ROUTE_OUT_OF_REACH, Route, RouteCacheV4,
-    RouteCacheV6, RouteKeyV4, RouteKeyV6, UNATTRIBUTED_ROW, link_dir_index, route_key_v4,
-    route_key_v6,
+    MAX_ROUTES_V4, MAX_ROUTES_V6, MseeConfig, NextHopGroup, PEERING_KINDS, PolicerConfig,
+    PolicerState, ROUTE_CACHE_V4_SLOTS, ROUTE_CACHE_V6_SLOTS, ROUTE_LOCAL, ROUTE_NONE,
+    ROUTE_OUT_OF_REACH, Route, RouteCacheV4, RouteCacheV6, RouteKeyV4, RouteKeyV6,
+    UNATTRIBUTED_ROW, link_dir_index, route_key_v4, route_key_v6,
 };
 use xdp_ebpf::{
     net::{
         ETH_HDR_LEN, ETH_P_IPV4, ETH_P_IPV6, ICMP4_QUOTE, ICMP4_TE_LEN, ICMP6_QUOTE, ICMP6_TE_LEN,
-        IPPROTO_TCP, IPPROTO_UDP, IPV4_MIN_HDR_LEN, IPV6_HDR_LEN, VLAN_HDR_LEN, flow_finish,
-        flow_mix, flow_pick, flow_word, icmp4_time_exceeded, icmp6_time_exceeded,
-        ipv4_decrement_ttl, ipv4_set_dscp, ipv6_dscp, ipv6_set_dscp, policer_cost_nb,
-        policer_refill_nb, policer_take,
+        IPPROTO_TCP, IPPROTO_UDP, IPV4_MIN_HDR_LEN, IPV6_HDR_LEN, VLAN_HDR_LEN, cache_set,
+        flow_finish, flow_mix, flow_pick, flow_word, icmp4_time_exceeded, icmp6_time_exceeded,
+        ipv4_decrement_ttl, ipv4_set_dscp, ipv6_dscp, ipv6_set_dscp, load16, load32_halves,
+        policer_cost_nb, policer_refill_nb, policer_take, store16,
     },
     ptr_at,
 };
@@ -49,10 +49,10 @@ static ATTACHMENTS: HashMap<AttachmentKey, Attachment> =
 /// Untagged attachments by ifindex (a copy of their `ATTACHMENTS` entries).
 #[map]
 static UNTAGGED: Array<Attachment> = Array::with_max_entries(MAX_FAST_IFINDEX, 0);
+/// Links, their state, policers, the DSCP policy and the route epoch, in
+/// one element (see `msee_abi::MseeConfig`): one lookup per frame.
 #[map]
-static LINKS: Array<Link> = Array::with_max_entries(MAX_LINKS, 0);
-#[map]
-static LINK_UP: Array<u32> = Array::with_max_entries(MAX_LINKS, 0);
+static CONFIG: Array<MseeConfig> = Array::with_max_entries(1, BPF_F_MMAPABLE);
 #[map]
 static GROUPS: Array<NextHopGroup> = Array::with_max_entries(MAX_GROUPS, 0);
 #[map]
@@ -62,26 +62,36 @@ static ROUTES_V6: LpmTrie<RouteKeyV6, Route> = LpmTrie::with_max_entries(MAX_ROU
 #[map]
 static TX_PORTS: DevMapHash = DevMapHash::with_max_entries(MAX_PORTS, 0);
 #[map]
-static POLICER_CFG: Array<PolicerConfig> = Array::with_max_entries(MAX_LINKS * 2, 0);
-#[map]
 static POLICER_STATE: Array<PolicerState> = Array::with_max_entries(MAX_LINKS * 2, 0);
-#[map]
-static DSCP_MAP: Array<u8> = Array::with_max_entries(DSCP_MAP_LEN, 0);
 /// Per-CPU ICMP error budget: [window start ns, errors sent in it].
 #[map]
 static ICMP_LIMIT: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 static COUNTERS: PerCpuArray<LinkRow> = PerCpuArray::with_max_entries(COUNTER_ROWS, 0);
-/// The route tries' epoch (see `msee_abi::RouteCacheV4`): bumped by
-/// userspace after each write to them; 0 turns the caches off.
-#[map]
-static ROUTE_EPOCH: Array<u64> = Array::with_max_entries(1, 0);
 #[map]
 static ROUTE_CACHE_V4: PerCpuArray<[RouteCacheV4; 2]> =
     PerCpuArray::with_max_entries(ROUTE_CACHE_V4_SLOTS / 2, 0);
 #[map]
 static ROUTE_CACHE_V6: PerCpuArray<[RouteCacheV6; 2]> =
     PerCpuArray::with_max_entries(ROUTE_CACHE_V6_SLOTS / 2, 0);
+
+/// Where a link's (or a link direction's) entries sit in `MseeConfig`.
+/// Userspace checks every link id it writes (attachments, group members)
+/// against `MAX_LINKS`, a power of two, so the mask never changes an id: it
+/// is there for the verifier, which must see a bound on the very register
+/// an access uses (LLVM may check one copy of an index and address with
+/// another, spilled one).
+#[inline(always)]
+fn link_slot(link: u32) -> usize {
+    (link & (MAX_LINKS - 1)) as usize
+}
+
+#[inline(always)]
+fn link_dir_slot(index: u32) -> usize {
+    (index & (2 * MAX_LINKS - 1)) as usize
+}
+
+const _: () = assert!(MAX_LINKS.is_power_of_two() && PEERING_KINDS.is_power_of_two());
 
 const NO_ROUTE: Route = Route {
     group: 0,
@@ -199,26 +209,30 @@ fn counters(row: u32) -> Option<&'static mut LinkCounters> {
     link_row(row).map(|r| &mut r.counters)
 }
 
-/// A MAC address as three 16-bit words: one load or store per word instead
-/// of one per byte (LLVM's BPF target splits any access it cannot assume
-/// aligned into bytes). Packet data starts at an even address in practice
-/// (drivers and veth reserve an even headroom; msee moves it by whole
-/// tags) and the MACs in map values are at even offsets; were a frame ever
-/// odd-aligned, x86 would still do the access and the verifier allows it.
+/// A MAC address as three 16-bit words (`load16`: one access per word
+/// instead of one per byte); the MACs in map values are at even offsets.
 #[inline(always)]
 fn mac_words(p: *const u8) -> [u16; 3] {
-    let p = p as *const u16;
-    unsafe { [p.read(), p.add(1).read(), p.add(2).read()] }
+    [
+        load16(p),
+        load16(p.wrapping_add(2)),
+        load16(p.wrapping_add(4)),
+    ]
+}
+
+/// Whether two MACs are equal, as three 16-bit compares folded into one
+/// test (comparing the arrays whole makes LLVM assemble a 48-bit integer).
+#[inline(always)]
+fn mac_eq(a: *const u8, b: *const u8) -> bool {
+    let (x, y) = (mac_words(a), mac_words(b));
+    ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2])) == 0
 }
 
 #[inline(always)]
 fn set_mac_words(p: *mut u8, mac: [u16; 3]) {
-    let p = p as *mut u16;
-    unsafe {
-        p.write(mac[0]);
-        p.add(1).write(mac[1]);
-        p.add(2).write(mac[2]);
-    }
+    store16(p, mac[0]);
+    store16(p.wrapping_add(2), mac[1]);
+    store16(p.wrapping_add(4), mac[2]);
 }
 
 #[inline(always)]
@@ -294,15 +308,17 @@ fn process(ctx: &XdpContext, len: u64) -> Option<Verdict> {
     let pass = Some(Verdict::Pass { row: rx_row });
 
     // Broadcast, multicast, another host's unicast, ARP, or not IP: the kernel's.
-    if eth[0] & 1 != 0 || mac_words(eth.as_ptr()) != mac_words(att.mac.as_ptr()) {
+    if eth[0] & 1 != 0 || !mac_eq(eth.as_ptr(), att.mac.as_ptr()) {
         return pass;
     }
-    let frame_len = ctx.data_end() - ctx.data();
+    // Links, their state, policers, DSCP policy, route epoch: one lookup.
+    let config = CONFIG.get(0)?;
 
     // --- L3: find the destination, the flow, and the route.
+    let epoch = config.route_epoch;
     let l3 = match ethertype {
-        ETH_P_IPV4 => lookup_v4(ctx, l3_off, frame_len, att.domain),
-        ETH_P_IPV6 => lookup_v6(ctx, l3_off, frame_len, att.domain),
+        ETH_P_IPV4 => lookup_v4(ctx, l3_off, att.domain, epoch),
+        ETH_P_IPV6 => lookup_v6(ctx, l3_off, att.domain, epoch),
         // ARP and anything else that is not IP.
         _ => return pass,
     };
@@ -325,25 +341,23 @@ fn process(ctx: &XdpContext, len: u64) -> Option<Verdict> {
     let Some(group) = GROUPS.get(route.group) else {
         return drop(DropReason::NoRoute);
     };
-    let Some(out_link_id) = choose_link(group, flow) else {
+    let Some(out_link_id) = choose_link(config, group, flow) else {
         return drop(DropReason::LinkDown);
     };
-    let Some(out) = LINKS.get(out_link_id) else {
-        return drop(DropReason::LinkDown);
-    };
+    let out = &config.links[link_slot(out_link_id)];
 
     // --- Policing: the ingress link's rx bucket, then the egress link's tx bucket.
     // The clock is read once, and only if a policer on the path needs it.
     let mut now = 0u64;
     if let Some(r) = rx.as_mut()
-        && !police(rx_row, &mut r.policer_credit_nb, len, &mut now)
+        && !police(config, rx_row, &mut r.policer_credit_nb, len, &mut now)
     {
         return drop(DropReason::Policer);
     }
     let tx_row = link_dir_index(out_link_id, Direction::Tx);
     let mut tx = link_row(tx_row);
     if let Some(t) = tx.as_mut()
-        && !police(tx_row, &mut t.policer_credit_nb, len, &mut now)
+        && !police(config, tx_row, &mut t.policer_credit_nb, len, &mut now)
     {
         return Some(Verdict::Drop {
             reason: DropReason::Policer,
@@ -352,10 +366,8 @@ fn process(ctx: &XdpContext, len: u64) -> Option<Verdict> {
     }
 
     // --- Rewrite L3 in place: TTL / hop limit, DSCP per the peering's policy.
-    let new_dscp = DSCP_MAP
-        .get(att.peering as u32 * 64 + dscp as u32)
-        .copied()
-        .unwrap_or(0);
+    // The peering is a `PeeringKind` (0 or 1, as userspace writes it).
+    let new_dscp = config.dscp[att.peering as usize & (PEERING_KINDS - 1)][dscp as usize & 63];
     if ethertype == ETH_P_IPV4 {
         let Some(ip) = ptr_at::<[u8; IPV4_MIN_HDR_LEN]>(ctx, l3_off) else {
             return drop(DropReason::Malformed);
@@ -397,6 +409,8 @@ fn process(ctx: &XdpContext, len: u64) -> Option<Verdict> {
     set_mac_words(l2.as_mut_ptr(), mac_words(out.dst_mac.as_ptr()));
     set_mac_words(l2[6..].as_mut_ptr(), mac_words(out.src_mac.as_ptr()));
     match tags_out {
+        // Untagged in and out: the EtherType is where it was.
+        0 if tags_in == 0 => {}
         0 => l2[12..14].copy_from_slice(&ethertype.to_be_bytes()),
         1 => {
             l2[12..14].copy_from_slice(&out.outer_tpid.to_be_bytes());
@@ -441,14 +455,32 @@ fn redirect(
 enum L3 {
     Pass,
     Drop(DropReason),
-    Route { route: Route, flow: u32, dscp: u8 },
+    Route { route: Route, flow: Flow, dscp: u8 },
+}
+
+/// What a flow's hash is made of: hashed only when a link choice needs it
+/// (a group of one member, such as the Azure side, does not).
+#[derive(Clone, Copy)]
+struct Flow {
+    /// IPv4: source and destination as one word; IPv6: their hash.
+    addrs: u64,
+    /// Transport protocol and ports.
+    l4: u64,
+}
+
+impl Flow {
+    #[inline(always)]
+    fn hash(self) -> u32 {
+        flow_finish(flow_mix(flow_mix(0, self.addrs), self.l4))
+    }
 }
 
 /// Validate the IPv4 header, hand the MSEE's own traffic to the kernel, hash
 /// the flow and look the destination up in the routing domain. Out of line
 /// to keep each BPF function within its stack budget.
 #[inline(never)]
-fn lookup_v4(ctx: &XdpContext, l3_off: usize, frame_len: usize, domain: u32) -> L3 {
+fn lookup_v4(ctx: &XdpContext, l3_off: usize, domain: u32, epoch: u64) -> L3 {
+    let frame_len = ctx.data_end() - ctx.data();
     let Some(ip) = ptr_at::<[u8; IPV4_MIN_HDR_LEN]>(ctx, l3_off) else {
         return L3::Drop(DropReason::Malformed);
     };
@@ -462,12 +494,12 @@ fn lookup_v4(ctx: &XdpContext, l3_off: usize, frame_len: usize, domain: u32) -> 
     {
         return L3::Drop(DropReason::Malformed);
     }
-    let dst = [ip[16], ip[17], ip[18], ip[19]];
+    let dst = load32_halves(ip.as_ptr().wrapping_add(16)).to_ne_bytes();
     if dst[0] >= 224 {
         return L3::Pass;
     }
     // One lookup answers both "is it ours?" and "where does it go?".
-    let route = route_v4(domain, dst);
+    let route = route_v4(domain, dst, epoch);
     if route.flags & ROUTE_LOCAL != 0 {
         return L3::Pass;
     }
@@ -475,33 +507,30 @@ fn lookup_v4(ctx: &XdpContext, l3_off: usize, frame_len: usize, domain: u32) -> 
         return L3::Drop(DropReason::TtlExpired);
     }
     let proto = ip[9];
-    let src = u32::from_ne_bytes([ip[12], ip[13], ip[14], ip[15]]);
+    let src = load32_halves(ip.as_ptr().wrapping_add(12));
     // Ports only in a first (or unfragmented) fragment.
     let mut ports = 0;
     if (proto == IPPROTO_TCP || proto == IPPROTO_UDP) && be16(ip, 6) & 0x1fff == 0 {
         if let Some(p) = ptr_at::<[u8; 4]>(ctx, l3_off + (ihl & 0x3c)) {
-            ports = u32::from_ne_bytes(unsafe { *p });
+            ports = load32_halves(p as *const u8);
         }
     }
-    let flow = flow_mix(
-        flow_mix(0, flow_word(src, u32::from_ne_bytes(dst))),
-        flow_word(proto as u32, ports),
-    );
+    let flow = Flow {
+        addrs: flow_word(src, u32::from_ne_bytes(dst)),
+        l4: flow_word(proto as u32, ports),
+    };
     let dscp = ip[1] >> 2;
     if route.flags & ROUTE_NONE != 0 {
         return L3::Drop(DropReason::NoRoute);
     }
-    L3::Route {
-        route,
-        flow: flow_finish(flow),
-        dscp,
-    }
+    L3::Route { route, flow, dscp }
 }
 
 /// The IPv6 counterpart of `lookup_v4`, with a bounded walk of extension
 /// headers to find the transport ports.
 #[inline(never)]
-fn lookup_v6(ctx: &XdpContext, l3_off: usize, frame_len: usize, domain: u32) -> L3 {
+fn lookup_v6(ctx: &XdpContext, l3_off: usize, domain: u32, epoch: u64) -> L3 {
+    let frame_len = ctx.data_end() - ctx.data();
     let Some(ip) = ptr_at::<[u8; IPV6_HDR_LEN]>(ctx, l3_off) else {
         return L3::Drop(DropReason::Malformed);
     };
@@ -515,7 +544,7 @@ fn lookup_v6(ctx: &XdpContext, l3_off: usize, frame_len: usize, domain: u32) -> 
     if dst[0] == 0xff || (dst[0] == 0xfe && dst[1] & 0xc0 == 0x80) {
         return L3::Pass;
     }
-    let route = route_v6(domain, dst);
+    let route = route_v6(domain, dst, epoch);
     if route.flags & ROUTE_LOCAL != 0 {
         return L3::Pass;
     }
@@ -538,16 +567,15 @@ fn lookup_v6(ctx: &XdpContext, l3_off: usize, frame_len: usize, domain: u32) -> 
             ports = u32::from_ne_bytes(unsafe { *p });
         }
     }
-    let flow = flow_mix(hash_v6_addresses(ip), flow_word(next as u32, ports));
+    let flow = Flow {
+        addrs: hash_v6_addresses(ip),
+        l4: flow_word(next as u32, ports),
+    };
     let dscp = ipv6_dscp(ip);
     if route.flags & ROUTE_NONE != 0 {
         return L3::Drop(DropReason::NoRoute);
     }
-    L3::Route {
-        route,
-        flow: flow_finish(flow),
-        dscp,
-    }
+    L3::Route { route, flow, dscp }
 }
 
 /// Hash source and destination as four 64-bit words. Out of line, like
@@ -567,10 +595,13 @@ fn hash_v6_addresses(ip: &[u8; IPV6_HDR_LEN]) -> u64 {
 /// undefined payload gets spilled from an uninitialised register, which the
 /// verifier refuses.)
 #[inline(always)]
-fn route_v4(domain: u32, dst: [u8; 4]) -> Route {
-    let set = flow_finish(flow_mix(0, flow_word(domain, u32::from_ne_bytes(dst))))
-        & (ROUTE_CACHE_V4_SLOTS / 2 - 1);
-    through_cache(&ROUTE_CACHE_V4, set, route_key_v4(domain, dst), trie_v4)
+fn route_v4(domain: u32, dst: [u8; 4], epoch: u64) -> Route {
+    let key = route_key_v4(domain, dst);
+    let set = cache_set(
+        u64::from_ne_bytes(key),
+        (ROUTE_CACHE_V4_SLOTS / 2).trailing_zeros(),
+    );
+    through_cache(&ROUTE_CACHE_V4, set, epoch, key, trie_v4)
 }
 
 #[inline(always)]
@@ -583,14 +614,20 @@ fn trie_v4(key: &RouteKeyV4) -> Route {
 
 /// The IPv6 counterpart of `route_v4`.
 #[inline(never)]
-fn route_v6(domain: u32, dst: &[u8; 16]) -> Route {
+fn route_v6(domain: u32, dst: &[u8; 16], epoch: u64) -> Route {
     let words = unsafe { &*(dst.as_ptr() as *const [[u8; 8]; 2]) };
     let mut h = domain as u64;
     for w in words {
         h = flow_mix(h, u64::from_ne_bytes(*w));
     }
     let set = flow_finish(h) & (ROUTE_CACHE_V6_SLOTS / 2 - 1);
-    through_cache(&ROUTE_CACHE_V6, set, route_key_v6(domain, *dst), trie_v6)
+    through_cache(
+        &ROUTE_CACHE_V6,
+        set,
+        epoch,
+        route_key_v6(domain, *dst),
+        trie_v6,
+    )
 }
 
 /// A slot of a destination cache (`msee_abi::RouteCacheV4`, `RouteCacheV6`).
@@ -632,17 +669,16 @@ cache_slot!(RouteCacheV6, RouteKeyV6, { _pad: 0 });
 /// Look `key` up in the two-way `set` of this CPU's `cache` (one map
 /// element holds both ways), else in the trie (`lookup`) and keep the answer
 /// in way 0, moving the entry there to way 1 (so the older of the two is the
-/// one evicted).
+/// one evicted). `epoch` was read before the trie: a write racing this
+/// lookup bumps it afterwards, so what gets cached here is retired at once.
 #[inline(always)]
 fn through_cache<S: CacheSlot>(
     cache: &PerCpuArray<[S; 2]>,
     set: u32,
+    epoch: u64,
     key: S::Key,
     lookup: fn(&S::Key) -> Route,
 ) -> Route {
-    // Read the epoch before the trie: a write racing this lookup bumps it
-    // afterwards, so what gets cached here is retired at once.
-    let epoch = ROUTE_EPOCH.get(0).copied().unwrap_or(0);
     let Some(ways) = cache.get_ptr_mut(set) else {
         return lookup(&key);
     };
@@ -795,31 +831,31 @@ fn time_exceeded(ctx: &XdpContext, l3_off: usize, v6: bool, att: &Attachment) ->
 /// take a straight-line path; larger groups the general loop, which picks
 /// the same link for the same flow.
 #[inline(always)]
-fn choose_link(group: &NextHopGroup, hash: u32) -> Option<u32> {
+fn choose_link(config: &MseeConfig, group: &NextHopGroup, flow: Flow) -> Option<u32> {
     let [a, b, ..] = group.members;
     match group.count {
-        1 => link_up(a.link).then_some(a.link),
-        2 => match (link_up(a.link), link_up(b.link)) {
+        1 => link_up(config, a.link).then_some(a.link),
+        2 => match (link_up(config, a.link), link_up(config, b.link)) {
             (true, true) if a.preference == b.preference => {
-                Some([a.link, b.link][flow_pick(hash, 2) as usize & 1])
+                Some([a.link, b.link][flow_pick(flow.hash(), 2) as usize & 1])
             }
             (true, true) if b.preference < a.preference => Some(b.link),
             (true, _) => Some(a.link),
             (false, true) => Some(b.link),
             (false, false) => None,
         },
-        _ => choose_link_among(group, hash),
+        _ => choose_link_among(config, group, flow.hash()),
     }
 }
 
 #[inline(always)]
-fn link_up(link: u32) -> bool {
-    LINK_UP.get(link).copied() == Some(LINK_IS_UP)
+fn link_up(config: &MseeConfig, link: u32) -> bool {
+    config.link_up[link_slot(link)] == LINK_IS_UP
 }
 
 /// `choose_link` for any number of members.
 #[inline(never)]
-fn choose_link_among(group: &NextHopGroup, hash: u32) -> Option<u32> {
+fn choose_link_among(config: &MseeConfig, group: &NextHopGroup, hash: u32) -> Option<u32> {
     let count = (group.count as usize).min(MAX_GROUP_MEMBERS);
     let mut best = u32::MAX;
     // Bit i: member i is up and has the best preference so far.
@@ -830,7 +866,7 @@ fn choose_link_among(group: &NextHopGroup, hash: u32) -> Option<u32> {
             break;
         }
         let m = group.members[i];
-        if !link_up(m.link) {
+        if !link_up(config, m.link) {
             continue;
         }
         if m.preference < best {
@@ -863,10 +899,8 @@ fn choose_link_among(group: &NextHopGroup, hash: u32) -> Option<u32> {
 /// clock read (inline here; taking a chunk is `police_take_chunk`, out of
 /// line). Returns whether the frame conforms.
 #[inline(always)]
-fn police(index: u32, local: &mut u64, len: u64, clock: &mut u64) -> bool {
-    let Some(cfg) = POLICER_CFG.get(index) else {
-        return true;
-    };
+fn police(config: &MseeConfig, index: u32, local: &mut u64, len: u64, clock: &mut u64) -> bool {
+    let cfg = &config.policers[link_dir_slot(index)];
     if cfg.rate_bytes_per_sec == 0 {
         return true;
     }
