@@ -369,8 +369,10 @@ fn render(r: &Value, m: &Machine, took_secs: u64) -> Result<String> {
          down; policing off). The step is the difference from the row above, \
          in fastest calls (the means carry the machine's noise). \
          Where the baseline makes one map lookup (the devmap), a forwarded \
-         frame costs msee array lookups (attachment, group, link state, link, \
-         policers, DSCP, counters), the route lookup (answered by the per-CPU \
+         frame costs msee array lookups (the attachment; the one `CONFIG` \
+         element holding links, link state, policers, DSCP policy and route \
+         epoch; the next-hop group; this CPU's counter rows of the two \
+         links), the route lookup (answered by the per-CPU \
          destination cache for a destination seen since the last route change, \
          else by the LPM trie) and the devmap lookup. Between the 1, 10,000 \
          and 1,000,000-route rows above, only the route lookup differs; \

@@ -242,7 +242,7 @@ fn stage_frames() -> Vec<(&'static str, u32, Vec<u8>)> {
             udp_frame(PROBE_DST, 1),
         ),
         (
-            "no route: flow hash and a cached miss instead, drop",
+            "no route: a cached miss instead (no ICMP budget), drop",
             XDP_DROP,
             udp_frame(NO_ROUTE_DST, 255),
         ),
