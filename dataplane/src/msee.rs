@@ -227,6 +227,14 @@ impl Msee {
         let ebpf = loader.load(object).map_err(MseeError::Load)?;
         let config = match ebpf.map(maps::CONFIG) {
             Some(aya::maps::Map::Array(data)) => {
+                // Written through a mapping, so its layout must be this
+                // version's (an adopted pin or another object could differ).
+                let info = data.info().map_err(map_err(maps::CONFIG))?;
+                if info.max_entries() != 1
+                    || info.value_size() as usize != size_of::<msee_abi::MseeConfig>()
+                {
+                    return Err(MseeError::Missing("CONFIG of this version's layout"));
+                }
                 ConfigMap::new(data.fd().as_fd()).map_err(MseeError::MapConfig)?
             }
             _ => return Err(MseeError::Missing("CONFIG as an array")),

@@ -475,8 +475,9 @@ impl Flow {
     }
 }
 
-/// Validate the IPv4 header, hand the MSEE's own traffic to the kernel, hash
-/// the flow and look the destination up in the routing domain. Out of line
+/// Validate the IPv4 header, hand the MSEE's own traffic to the kernel, take
+/// the flow's addresses and ports and look the destination up in the
+/// routing domain. Out of line
 /// to keep each BPF function within its stack budget.
 #[inline(never)]
 fn lookup_v4(ctx: &XdpContext, l3_off: usize, domain: u32, epoch: u64) -> L3 {
@@ -894,7 +895,7 @@ fn choose_link_among(config: &MseeConfig, group: &NextHopGroup, hash: u32) -> Op
 /// (see `msee_abi::PolicerConfig`): a frame costs len * 1e9, a nanosecond
 /// refills `rate`; exact, and free of divisions. Each CPU takes credit from
 /// the bucket a chunk at a time into its own slot and spends it there: most
-/// frames cost a config lookup and a subtraction from the credit in this
+/// frames cost a read of the config and a subtraction from the credit in this
 /// CPU's row (`local`, `LinkRow::policer_credit_nb`), no atomics and no
 /// clock read (inline here; taking a chunk is `police_take_chunk`, out of
 /// line). Returns whether the frame conforms.
