@@ -314,34 +314,36 @@ fn process(ctx: &XdpContext, len: u64) -> Option<Verdict> {
     // Links, their state, policers, DSCP policy, route epoch: one lookup.
     let config = CONFIG.get(0)?;
 
-    // --- L3: find the destination, the flow, and the route.
+    // --- L3: check the header and find the route. The flow is hashed later,
+    // only if the link choice needs it.
     let epoch = config.route_epoch;
-    let l3 = match ethertype {
-        ETH_P_IPV4 => lookup_v4(ctx, l3_off, att.domain, epoch),
-        ETH_P_IPV6 => lookup_v6(ctx, l3_off, att.domain, epoch),
+    let v6 = match ethertype {
+        ETH_P_IPV4 => false,
+        ETH_P_IPV6 => true,
         // ARP and anything else that is not IP.
         _ => return pass,
     };
-    let (route, flow, dscp) = match l3 {
-        L3::Route { route, flow, dscp } => (route, flow, dscp),
-        L3::Pass => return pass,
-        L3::Drop(DropReason::TtlExpired) => {
+    let l3 = if v6 {
+        lookup_v6(ctx, l3_off, att.domain, epoch)
+    } else {
+        lookup_v4(ctx, l3_off, att.domain, epoch)
+    };
+    let group_id = match l3.outcome() {
+        Outcome::Forward(group) => group,
+        Outcome::Pass => return pass,
+        Outcome::Drop(DropReason::TtlExpired) => {
             // Answer so traceroute shows the MSEE hop (rate-limited).
-            if icmp_allowed() && time_exceeded(ctx, l3_off, ethertype == ETH_P_IPV6, att) {
+            if icmp_allowed() && time_exceeded(ctx, l3_off, v6, att) {
                 return Some(Verdict::TimeExceeded { row: rx_row });
             }
             return drop(DropReason::TtlExpired);
         }
-        L3::Drop(reason) => return drop(reason),
+        Outcome::Drop(reason) => return drop(reason),
     };
-
-    if route.flags & ROUTE_OUT_OF_REACH != 0 {
-        return drop(DropReason::OutOfReach);
-    }
-    let Some(group) = GROUPS.get(route.group) else {
+    let Some(group) = GROUPS.get(group_id) else {
         return drop(DropReason::NoRoute);
     };
-    let Some(out_link_id) = choose_link(config, group, flow) else {
+    let Some(out_link_id) = choose_link(config, group, || flow_hash(ctx, l3_off, v6)) else {
         return drop(DropReason::LinkDown);
     };
     let out = &config.links[link_slot(out_link_id)];
@@ -367,24 +369,28 @@ fn process(ctx: &XdpContext, len: u64) -> Option<Verdict> {
 
     // --- Rewrite L3 in place: TTL / hop limit, DSCP per the peering's policy.
     // The peering is a `PeeringKind` (0 or 1, as userspace writes it).
-    let new_dscp = config.dscp[att.peering as usize & (PEERING_KINDS - 1)][dscp as usize & 63];
-    if ethertype == ETH_P_IPV4 {
-        let Some(ip) = ptr_at::<[u8; IPV4_MIN_HDR_LEN]>(ctx, l3_off) else {
-            return drop(DropReason::Malformed);
-        };
-        let ip = unsafe { &mut *ip };
-        ipv4_decrement_ttl(ip);
-        if new_dscp != dscp {
-            ipv4_set_dscp(ip, new_dscp);
-        }
-    } else {
+    let dscp_policy = &config.dscp[att.peering as usize & (PEERING_KINDS - 1)];
+    if v6 {
         let Some(ip) = ptr_at::<[u8; IPV6_HDR_LEN]>(ctx, l3_off) else {
             return drop(DropReason::Malformed);
         };
         let ip = unsafe { &mut *ip };
         ip[7] -= 1;
+        let dscp = ipv6_dscp(ip);
+        let new_dscp = dscp_policy[dscp as usize & 63];
         if new_dscp != dscp {
             ipv6_set_dscp(ip, new_dscp);
+        }
+    } else {
+        let Some(ip) = ptr_at::<[u8; IPV4_MIN_HDR_LEN]>(ctx, l3_off) else {
+            return drop(DropReason::Malformed);
+        };
+        let ip = unsafe { &mut *ip };
+        ipv4_decrement_ttl(ip);
+        let dscp = ip[1] >> 2;
+        let new_dscp = dscp_policy[dscp as usize & 63];
+        if new_dscp != dscp {
+            ipv4_set_dscp(ip, new_dscp);
         }
     }
 
@@ -451,15 +457,64 @@ fn redirect(
     })
 }
 
-/// What the L3 stage decided.
-enum L3 {
+/// What the L3 stage decided, packed into one word: `lookup_v4` and
+/// `lookup_v6` run out of line, and a BPF function returns one register
+/// (a larger enum would go through the caller's stack). Below 2^32 the word
+/// is the next-hop group to forward through; `PASS` and `DROP | reason`
+/// sit above. Unpacked by `outcome`.
+#[derive(Clone, Copy)]
+struct L3(u64);
+
+enum Outcome {
+    Forward(u32),
+    /// To the kernel: the MSEE's own traffic, multicast.
     Pass,
     Drop(DropReason),
-    Route { route: Route, flow: Flow, dscp: u8 },
 }
 
-/// What a flow's hash is made of: hashed only when a link choice needs it
-/// (a group of one member, such as the Azure side, does not).
+impl L3 {
+    const PASS: L3 = L3(1 << 32);
+    const DROP: u64 = 2 << 32;
+
+    #[inline(always)]
+    fn forward(group: u32) -> L3 {
+        L3(group as u64)
+    }
+
+    #[inline(always)]
+    fn drop(reason: DropReason) -> L3 {
+        L3(Self::DROP | reason as u64)
+    }
+
+    #[inline(always)]
+    fn outcome(self) -> Outcome {
+        match self.0 >> 32 {
+            0 => Outcome::Forward(self.0 as u32),
+            1 => Outcome::Pass,
+            // The reasons the L3 stage gives.
+            _ => Outcome::Drop(match self.0 as u32 {
+                r if r == DropReason::NoRoute as u32 => DropReason::NoRoute,
+                r if r == DropReason::OutOfReach as u32 => DropReason::OutOfReach,
+                r if r == DropReason::TtlExpired as u32 => DropReason::TtlExpired,
+                _ => DropReason::Malformed,
+            }),
+        }
+    }
+}
+
+/// A route as the L3 stage's answer: its group, or why not.
+#[inline(always)]
+fn route_outcome(route: Route) -> L3 {
+    if route.flags & ROUTE_NONE != 0 {
+        L3::drop(DropReason::NoRoute)
+    } else if route.flags & ROUTE_OUT_OF_REACH != 0 {
+        L3::drop(DropReason::OutOfReach)
+    } else {
+        L3::forward(route.group)
+    }
+}
+
+/// What a flow's hash is made of.
 #[derive(Clone, Copy)]
 struct Flow {
     /// IPv4: source and destination as one word; IPv6: their hash.
@@ -475,15 +530,77 @@ impl Flow {
     }
 }
 
-/// Validate the IPv4 header, hand the MSEE's own traffic to the kernel, take
-/// the flow's addresses and ports and look the destination up in the
-/// routing domain. Out of line
-/// to keep each BPF function within its stack budget.
+/// The hash of the frame's flow (addresses, protocol, ports), for a link
+/// choice among several links. Only then: a group of one member, such as the
+/// Azure side, needs none. The header was checked by `lookup_v4`/`lookup_v6`.
+#[inline(always)]
+fn flow_hash(ctx: &XdpContext, l3_off: usize, v6: bool) -> u32 {
+    if v6 {
+        flow_hash_v6(ctx, l3_off)
+    } else {
+        flow_hash_v4(ctx, l3_off)
+    }
+}
+
+#[inline(always)]
+fn flow_hash_v4(ctx: &XdpContext, l3_off: usize) -> u32 {
+    let Some(ip) = ptr_at::<[u8; IPV4_MIN_HDR_LEN]>(ctx, l3_off) else {
+        return 0;
+    };
+    let ip = unsafe { &*ip };
+    let ihl = ((ip[0] & 0x0f) as usize) * 4;
+    let proto = ip[9];
+    // Ports only in a first (or unfragmented) fragment.
+    let mut ports = 0;
+    if (proto == IPPROTO_TCP || proto == IPPROTO_UDP) && be16(ip, 6) & 0x1fff == 0 {
+        if let Some(p) = ptr_at::<[u8; 4]>(ctx, l3_off + (ihl & 0x3c)) {
+            ports = load32_halves(p as *const u8);
+        }
+    }
+    Flow {
+        addrs: flow_word(
+            load32_halves(ip.as_ptr().wrapping_add(12)),
+            load32_halves(ip.as_ptr().wrapping_add(16)),
+        ),
+        l4: flow_word(proto as u32, ports),
+    }
+    .hash()
+}
+
+/// Out of line, like `lookup_v6`, for the stack budget.
 #[inline(never)]
+fn flow_hash_v6(ctx: &XdpContext, l3_off: usize) -> u32 {
+    let Some(ip) = ptr_at::<[u8; IPV6_HDR_LEN]>(ctx, l3_off) else {
+        return 0;
+    };
+    let ip = unsafe { &*ip };
+    let mut next = ip[6];
+    let mut ports = 0;
+    if let Some((proto, off, first_fragment)) = walk_ext_headers(ctx, ip[6], l3_off + IPV6_HDR_LEN)
+    {
+        next = proto;
+        // `off` comes back from a BPF subprogram without its range; bound
+        // it again for the verifier (deeper transport headers go unhashed).
+        if (proto == IPPROTO_TCP || proto == IPPROTO_UDP) && first_fragment && off < MAX_L4_OFFSET {
+            if let Some(p) = ptr_at::<[u8; 4]>(ctx, off) {
+                ports = u32::from_ne_bytes(unsafe { *p });
+            }
+        }
+    }
+    Flow {
+        addrs: hash_v6_addresses(ip),
+        l4: flow_word(next as u32, ports),
+    }
+    .hash()
+}
+
+/// Validate the IPv4 header, hand the MSEE's own traffic to the kernel and
+/// look the destination up in the routing domain.
+#[inline(always)]
 fn lookup_v4(ctx: &XdpContext, l3_off: usize, domain: u32, epoch: u64) -> L3 {
     let frame_len = ctx.data_end() - ctx.data();
     let Some(ip) = ptr_at::<[u8; IPV4_MIN_HDR_LEN]>(ctx, l3_off) else {
-        return L3::Drop(DropReason::Malformed);
+        return L3::drop(DropReason::Malformed);
     };
     let ip = unsafe { &*ip };
     let ihl = ((ip[0] & 0x0f) as usize) * 4;
@@ -493,90 +610,56 @@ fn lookup_v4(ctx: &XdpContext, l3_off: usize, domain: u32, epoch: u64) -> L3 {
         || total_len < ihl
         || l3_off + total_len > frame_len
     {
-        return L3::Drop(DropReason::Malformed);
+        return L3::drop(DropReason::Malformed);
     }
     let dst = load32_halves(ip.as_ptr().wrapping_add(16)).to_ne_bytes();
     if dst[0] >= 224 {
-        return L3::Pass;
+        return L3::PASS;
     }
     // One lookup answers both "is it ours?" and "where does it go?".
     let route = route_v4(domain, dst, epoch);
     if route.flags & ROUTE_LOCAL != 0 {
-        return L3::Pass;
+        return L3::PASS;
     }
     if ip[8] <= 1 {
-        return L3::Drop(DropReason::TtlExpired);
+        return L3::drop(DropReason::TtlExpired);
     }
-    let proto = ip[9];
-    let src = load32_halves(ip.as_ptr().wrapping_add(12));
-    // Ports only in a first (or unfragmented) fragment.
-    let mut ports = 0;
-    if (proto == IPPROTO_TCP || proto == IPPROTO_UDP) && be16(ip, 6) & 0x1fff == 0 {
-        if let Some(p) = ptr_at::<[u8; 4]>(ctx, l3_off + (ihl & 0x3c)) {
-            ports = load32_halves(p as *const u8);
-        }
-    }
-    let flow = Flow {
-        addrs: flow_word(src, u32::from_ne_bytes(dst)),
-        l4: flow_word(proto as u32, ports),
-    };
-    let dscp = ip[1] >> 2;
-    if route.flags & ROUTE_NONE != 0 {
-        return L3::Drop(DropReason::NoRoute);
-    }
-    L3::Route { route, flow, dscp }
+    route_outcome(route)
 }
 
 /// The IPv6 counterpart of `lookup_v4`, with a bounded walk of extension
-/// headers to find the transport ports.
+/// headers (a header cut short, or claiming more than the packet holds, is
+/// malformed).
 #[inline(never)]
 fn lookup_v6(ctx: &XdpContext, l3_off: usize, domain: u32, epoch: u64) -> L3 {
     let frame_len = ctx.data_end() - ctx.data();
     let Some(ip) = ptr_at::<[u8; IPV6_HDR_LEN]>(ctx, l3_off) else {
-        return L3::Drop(DropReason::Malformed);
+        return L3::drop(DropReason::Malformed);
     };
     let ip = unsafe { &*ip };
     if ip[0] >> 4 != 6 || l3_off + IPV6_HDR_LEN + be16(ip, 4) as usize > frame_len {
-        return L3::Drop(DropReason::Malformed);
+        return L3::drop(DropReason::Malformed);
     }
     // The destination stays in the packet: map lookups take packet pointers.
     let dst = unsafe { &*(ip.as_ptr().add(24) as *const [u8; 16]) };
     // Multicast (ND, ...) and link-local are the kernel's; so are our own.
     if dst[0] == 0xff || (dst[0] == 0xfe && dst[1] & 0xc0 == 0x80) {
-        return L3::Pass;
+        return L3::PASS;
     }
     let route = route_v6(domain, dst, epoch);
     if route.flags & ROUTE_LOCAL != 0 {
-        return L3::Pass;
+        return L3::PASS;
     }
     if ip[7] <= 1 {
-        return L3::Drop(DropReason::TtlExpired);
+        return L3::drop(DropReason::TtlExpired);
     }
-    let Some((next, off, first_fragment)) = walk_ext_headers(ctx, ip[6], l3_off + IPV6_HDR_LEN)
-    else {
-        return L3::Drop(DropReason::Malformed);
+    let Some((_, off, _)) = walk_ext_headers(ctx, ip[6], l3_off + IPV6_HDR_LEN) else {
+        return L3::drop(DropReason::Malformed);
     };
-    // Extension headers that claim more than the packet holds.
     if off > l3_off + IPV6_HDR_LEN + be16(ip, 4) as usize {
-        return L3::Drop(DropReason::Malformed);
+        return L3::drop(DropReason::Malformed);
     }
-    // `off` comes back from a BPF subprogram without its range; bound it
-    // again for the verifier (deeper transport headers just go unhashed).
-    let mut ports = 0;
-    if (next == IPPROTO_TCP || next == IPPROTO_UDP) && first_fragment && off < MAX_L4_OFFSET {
-        if let Some(p) = ptr_at::<[u8; 4]>(ctx, off) {
-            ports = u32::from_ne_bytes(unsafe { *p });
-        }
-    }
-    let flow = Flow {
-        addrs: hash_v6_addresses(ip),
-        l4: flow_word(next as u32, ports),
-    };
-    let dscp = ipv6_dscp(ip);
-    if route.flags & ROUTE_NONE != 0 {
-        return L3::Drop(DropReason::NoRoute);
-    }
-    L3::Route { route, flow, dscp }
+    route_outcome(route)
 }
 
 /// Hash source and destination as four 64-bit words. Out of line, like
@@ -832,20 +915,24 @@ fn time_exceeded(ctx: &XdpContext, l3_off: usize, v6: bool, att: &Attachment) ->
 /// take a straight-line path; larger groups the general loop, which picks
 /// the same link for the same flow.
 #[inline(always)]
-fn choose_link(config: &MseeConfig, group: &NextHopGroup, flow: Flow) -> Option<u32> {
+fn choose_link(
+    config: &MseeConfig,
+    group: &NextHopGroup,
+    flow_hash: impl FnOnce() -> u32,
+) -> Option<u32> {
     let [a, b, ..] = group.members;
     match group.count {
         1 => link_up(config, a.link).then_some(a.link),
         2 => match (link_up(config, a.link), link_up(config, b.link)) {
             (true, true) if a.preference == b.preference => {
-                Some([a.link, b.link][flow_pick(flow.hash(), 2) as usize & 1])
+                Some([a.link, b.link][flow_pick(flow_hash(), 2) as usize & 1])
             }
             (true, true) if b.preference < a.preference => Some(b.link),
             (true, _) => Some(a.link),
             (false, true) => Some(b.link),
             (false, false) => None,
         },
-        _ => choose_link_among(config, group, flow.hash()),
+        _ => choose_link_among(config, group, flow_hash()),
     }
 }
 
