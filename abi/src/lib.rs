@@ -303,14 +303,36 @@ pub const ROUTE_CACHE_V4_SLOTS: u32 = 16384;
 /// set is one map element).
 pub const ROUTE_CACHE_V6_SLOTS: u32 = 4096;
 
+/// A route's next-hop group as a destination cache slot holds it, so that a
+/// cached destination's link choice needs no `GROUPS` lookup after the route
+/// (one dependent load fewer per packet). Two members cover the groups
+/// nearly every route has (a circuit's pair of links, the Azure side);
+/// `count` > 2 sends the link choice to `GROUPS` itself. Userspace bumps the
+/// route epoch after every group write, which retires these copies too.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct CachedGroup {
+    /// The group's `count`, or `CACHED_GROUP_MISSING` for a group id the
+    /// map does not hold.
+    pub count: u32,
+    /// Its first members (as many as `count`, at most two).
+    pub members: [GroupMember; 2],
+}
+
+/// `CachedGroup::count` of a group id outside `GROUPS`: no route.
+pub const CACHED_GROUP_MISSING: u32 = u32::MAX;
+
 /// `ROUTE_CACHE_V4` slot: the trie's answer for one (domain, address),
-/// found at `epoch`. A miss is cached too (`Route::flags` has bit 31 set).
+/// found at `epoch`, and the route's group. A miss is cached too
+/// (`Route::flags` has bit 31 set).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct RouteCacheV4 {
     pub key: RouteKeyV4,
     pub epoch: u64,
     pub route: Route,
+    pub group: CachedGroup,
+    pub _pad: u32,
 }
 
 /// `ROUTE_CACHE_V6` slot.
@@ -321,6 +343,8 @@ pub struct RouteCacheV6 {
     pub _pad: u32,
     pub epoch: u64,
     pub route: Route,
+    pub group: CachedGroup,
+    pub _pad2: u32,
 }
 
 /// `Route::flags` bit for "the trie has no route" (in a cache slot; never
@@ -504,6 +528,7 @@ mod pod {
     unsafe impl aya::Pod for super::GroupMember {}
     unsafe impl aya::Pod for super::NextHopGroup {}
     unsafe impl aya::Pod for super::Route {}
+    unsafe impl aya::Pod for super::CachedGroup {}
     unsafe impl aya::Pod for super::RouteCacheV4 {}
     unsafe impl aya::Pod for super::RouteCacheV6 {}
     unsafe impl aya::Pod for super::PolicerConfig {}

@@ -54,12 +54,17 @@ fn group_and_route_layout() {
 
 #[test]
 fn route_cache_layout() {
-    assert_eq!(size_of::<RouteCacheV4>(), 24);
+    assert_eq!(size_of::<CachedGroup>(), 20);
+    assert_eq!(offset_of!(CachedGroup, members), 4);
+    // Two ways of a set are one map element: 96 and 128 bytes.
+    assert_eq!(size_of::<RouteCacheV4>(), 48);
     assert_eq!(offset_of!(RouteCacheV4, epoch), 8);
     assert_eq!(offset_of!(RouteCacheV4, route), 16);
-    assert_eq!(size_of::<RouteCacheV6>(), 40);
+    assert_eq!(offset_of!(RouteCacheV4, group), 24);
+    assert_eq!(size_of::<RouteCacheV6>(), 64);
     assert_eq!(offset_of!(RouteCacheV6, epoch), 24);
     assert_eq!(offset_of!(RouteCacheV6, route), 32);
+    assert_eq!(offset_of!(RouteCacheV6, group), 40);
     assert!(ROUTE_CACHE_V4_SLOTS.is_power_of_two());
     assert!(ROUTE_CACHE_V6_SLOTS.is_power_of_two());
     assert_eq!(ROUTE_NONE & (ROUTE_LOCAL | ROUTE_OUT_OF_REACH), 0);

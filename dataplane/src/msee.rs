@@ -420,8 +420,10 @@ impl Msee {
 
     // ---- Routing.
 
-    /// Install or replace next-hop group `id` (one map write: readers see the
-    /// old members or the new ones, never a mix).
+    /// Install or replace next-hop group `id`: one map write, then the route
+    /// epoch is bumped, which retires the destination caches' copies of the
+    /// group. The write is a plain copy of the entry: a packet racing it may
+    /// read some members old and some new (each a link of one of the two).
     pub fn set_group(&mut self, id: u32, members: &[GroupMember]) -> Result<()> {
         check_range("group id", id, MAX_GROUPS)?;
         if members.is_empty() || members.len() > MAX_GROUP_MEMBERS {
@@ -436,7 +438,10 @@ impl Msee {
         };
         group.members[..members.len()].copy_from_slice(members);
         let mut m: Array<_, NextHopGroup> = self.map_mut(maps::GROUPS)?;
-        m.set(id, group, 0).map_err(map_err(maps::GROUPS))
+        let written = m.set(id, group, 0).map_err(map_err(maps::GROUPS));
+        // The destination caches hold copies of groups (`msee_abi::CachedGroup`).
+        self.bump_route_epoch()?;
+        written
     }
 
     /// Route `prefix` in `domain`. Replacing an existing route is one map
@@ -633,7 +638,7 @@ impl Msee {
     }
 
     /// Retire every CPU's cached route lookups (`msee_abi::RouteCacheV4`):
-    /// called after each write to the route tries. One writer (this handle
+    /// called after each write to the route tries and to `GROUPS`. One writer (this handle
     /// is `&mut`), so read-increment-write is enough.
     fn bump_route_epoch(&mut self) -> Result<()> {
         self.config.bump_route_epoch();

@@ -1053,6 +1053,65 @@ fn cached_route_lookups_follow_every_route_change() {
     }
 }
 
+/// The destination cache keeps a copy of each route's group (its first two
+/// members, `msee_abi::CachedGroup`); every group write retires it, so a
+/// cached destination follows each rewrite of its group at once: one
+/// member, two with preferences, and a group of three, which the link choice
+/// reads from the group map itself.
+#[test]
+fn cached_destinations_follow_every_group_rewrite() {
+    root_only!("cached_destinations_follow_every_group_rewrite");
+    pin_to_cpu0();
+    let mut m = fixture();
+    const G: u32 = 7;
+    let member = |link, preference| GroupMember { link, preference };
+    m.set_group(G, &[member(C1_AZURE, 0)]).unwrap();
+    m.upsert_route(
+        1,
+        "10.70.0.0/16".parse().unwrap(),
+        Route { group: G, flags: 0 },
+    )
+    .unwrap();
+    let frame = v4([192, 168, 1, 10], [10, 70, 0, 7], C1_PRIMARY).build();
+    // Every run after the first is answered by the cache; all agree.
+    let out = |m: &mut Msee| {
+        let (verdict, first) = m.test_run(&frame, LO).unwrap();
+        assert_eq!(verdict, XDP_REDIRECT);
+        for _ in 0..20 {
+            assert_eq!(m.test_run(&frame, LO).unwrap(), (verdict, first.clone()));
+        }
+        out_link(&first)
+    };
+    assert_eq!(out(&mut m), C1_AZURE);
+    m.set_group(G, &[member(C1_PRIMARY, 0)]).unwrap();
+    assert_eq!(out(&mut m), C1_PRIMARY, "one member, rewritten");
+    m.set_group(G, &[member(C1_PRIMARY, 2), member(C1_SECONDARY, 1)])
+        .unwrap();
+    assert_eq!(out(&mut m), C1_SECONDARY, "the better preference");
+    m.set_group(
+        G,
+        &[
+            member(C1_AZURE, 3),
+            member(C1_PRIMARY, 2),
+            member(C1_SECONDARY, 1),
+        ],
+    )
+    .unwrap();
+    assert_eq!(out(&mut m), C1_SECONDARY, "three members");
+    m.set_group(
+        G,
+        &[
+            member(C1_PRIMARY, 2),
+            member(C1_SECONDARY, 2),
+            member(C1_AZURE, 1),
+        ],
+    )
+    .unwrap();
+    assert_eq!(out(&mut m), C1_AZURE, "three members, the third best");
+    m.set_group(G, &[member(C1_AZURE, 0)]).unwrap();
+    assert_eq!(out(&mut m), C1_AZURE, "back to one");
+}
+
 #[test]
 fn pinned_maps_are_adopted_by_the_next_load() {
     root_only!("pinned_maps_are_adopted_by_the_next_load");

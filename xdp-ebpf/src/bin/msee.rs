@@ -24,13 +24,13 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::debug;
 use msee_abi::{
-    Attachment, AttachmentKey, BPF_F_MMAPABLE, COUNTER_ROWS, Direction, DropReason, ETH_P_8021AD,
-    ETH_P_8021Q, ICMP_ERRORS_PER_SEC_PER_CPU, LINK_IS_UP, Link, LinkCounters, LinkRow,
-    MAX_ATTACHMENTS, MAX_FAST_IFINDEX, MAX_GROUP_MEMBERS, MAX_GROUPS, MAX_LINKS, MAX_PORTS,
-    MAX_ROUTES_V4, MAX_ROUTES_V6, MseeConfig, NextHopGroup, PEERING_KINDS, PolicerConfig,
-    PolicerState, ROUTE_CACHE_V4_SLOTS, ROUTE_CACHE_V6_SLOTS, ROUTE_LOCAL, ROUTE_NONE,
-    ROUTE_OUT_OF_REACH, Route, RouteCacheV4, RouteCacheV6, RouteKeyV4, RouteKeyV6,
-    UNATTRIBUTED_ROW, link_dir_index, route_key_v4, route_key_v6,
+    Attachment, AttachmentKey, BPF_F_MMAPABLE, CACHED_GROUP_MISSING, COUNTER_ROWS, CachedGroup,
+    Direction, DropReason, ETH_P_8021AD, ETH_P_8021Q, GroupMember, ICMP_ERRORS_PER_SEC_PER_CPU,
+    LINK_IS_UP, Link, LinkCounters, LinkRow, MAX_ATTACHMENTS, MAX_FAST_IFINDEX, MAX_GROUP_MEMBERS,
+    MAX_GROUPS, MAX_LINKS, MAX_PORTS, MAX_ROUTES_V4, MAX_ROUTES_V6, MseeConfig, NextHopGroup,
+    PEERING_KINDS, PolicerConfig, PolicerState, ROUTE_CACHE_V4_SLOTS, ROUTE_CACHE_V6_SLOTS,
+    ROUTE_LOCAL, ROUTE_NONE, ROUTE_OUT_OF_REACH, Route, RouteCacheV4, RouteCacheV6, RouteKeyV4,
+    RouteKeyV6, UNATTRIBUTED_ROW, link_dir_index, route_key_v4, route_key_v6,
 };
 use xdp_ebpf::{
     net::{
@@ -323,7 +323,7 @@ fn process(ctx: &XdpContext, len: u64) -> Option<Verdict> {
         // ARP and anything else that is not IP.
         _ => return pass,
     };
-    let l3 = if v6 {
+    let (l3, group) = if v6 {
         lookup_v6(ctx, l3_off, att.domain, epoch)
     } else {
         lookup_v4(ctx, l3_off, att.domain, epoch)
@@ -340,11 +340,9 @@ fn process(ctx: &XdpContext, len: u64) -> Option<Verdict> {
         }
         Outcome::Drop(reason) => return drop(reason),
     };
-    let Some(group) = GROUPS.get(group_id) else {
-        return drop(DropReason::NoRoute);
-    };
-    let Some(out_link_id) = choose_link(config, group, || flow_hash(ctx, l3_off, v6)) else {
-        return drop(DropReason::LinkDown);
+    let out_link_id = match choose_link(config, &group, group_id, || flow_hash(ctx, l3_off, v6)) {
+        Ok(link) => link,
+        Err(reason) => return drop(reason),
     };
     let out = &config.links[link_slot(out_link_id)];
 
@@ -502,6 +500,15 @@ impl L3 {
     }
 }
 
+/// The group of an L3 answer that is not to forward.
+const NO_GROUP: CachedGroup = CachedGroup {
+    count: 0,
+    members: [GroupMember {
+        link: 0,
+        preference: 0,
+    }; 2],
+};
+
 /// A route as the L3 stage's answer: its group, or why not.
 #[inline(always)]
 fn route_outcome(route: Route) -> L3 {
@@ -597,10 +604,10 @@ fn flow_hash_v6(ctx: &XdpContext, l3_off: usize) -> u32 {
 /// Validate the IPv4 header, hand the MSEE's own traffic to the kernel and
 /// look the destination up in the routing domain.
 #[inline(always)]
-fn lookup_v4(ctx: &XdpContext, l3_off: usize, domain: u32, epoch: u64) -> L3 {
+fn lookup_v4(ctx: &XdpContext, l3_off: usize, domain: u32, epoch: u64) -> (L3, CachedGroup) {
     let frame_len = ctx.data_end() - ctx.data();
     let Some(ip) = ptr_at::<[u8; IPV4_MIN_HDR_LEN]>(ctx, l3_off) else {
-        return L3::drop(DropReason::Malformed);
+        return (L3::drop(DropReason::Malformed), NO_GROUP);
     };
     let ip = unsafe { &*ip };
     let ihl = ((ip[0] & 0x0f) as usize) * 4;
@@ -610,56 +617,56 @@ fn lookup_v4(ctx: &XdpContext, l3_off: usize, domain: u32, epoch: u64) -> L3 {
         || total_len < ihl
         || l3_off + total_len > frame_len
     {
-        return L3::drop(DropReason::Malformed);
+        return (L3::drop(DropReason::Malformed), NO_GROUP);
     }
     let dst = load32_halves(ip.as_ptr().wrapping_add(16)).to_ne_bytes();
     if dst[0] >= 224 {
-        return L3::PASS;
+        return (L3::PASS, NO_GROUP);
     }
     // One lookup answers both "is it ours?" and "where does it go?".
-    let route = route_v4(domain, dst, epoch);
+    let Resolved { route, group } = route_v4(domain, dst, epoch);
     if route.flags & ROUTE_LOCAL != 0 {
-        return L3::PASS;
+        return (L3::PASS, NO_GROUP);
     }
     if ip[8] <= 1 {
-        return L3::drop(DropReason::TtlExpired);
+        return (L3::drop(DropReason::TtlExpired), NO_GROUP);
     }
-    route_outcome(route)
+    (route_outcome(route), group)
 }
 
 /// The IPv6 counterpart of `lookup_v4`, with a bounded walk of extension
 /// headers (a header cut short, or claiming more than the packet holds, is
 /// malformed).
 #[inline(never)]
-fn lookup_v6(ctx: &XdpContext, l3_off: usize, domain: u32, epoch: u64) -> L3 {
+fn lookup_v6(ctx: &XdpContext, l3_off: usize, domain: u32, epoch: u64) -> (L3, CachedGroup) {
     let frame_len = ctx.data_end() - ctx.data();
     let Some(ip) = ptr_at::<[u8; IPV6_HDR_LEN]>(ctx, l3_off) else {
-        return L3::drop(DropReason::Malformed);
+        return (L3::drop(DropReason::Malformed), NO_GROUP);
     };
     let ip = unsafe { &*ip };
     if ip[0] >> 4 != 6 || l3_off + IPV6_HDR_LEN + be16(ip, 4) as usize > frame_len {
-        return L3::drop(DropReason::Malformed);
+        return (L3::drop(DropReason::Malformed), NO_GROUP);
     }
     // The destination stays in the packet: map lookups take packet pointers.
     let dst = unsafe { &*(ip.as_ptr().add(24) as *const [u8; 16]) };
     // Multicast (ND, ...) and link-local are the kernel's; so are our own.
     if dst[0] == 0xff || (dst[0] == 0xfe && dst[1] & 0xc0 == 0x80) {
-        return L3::PASS;
+        return (L3::PASS, NO_GROUP);
     }
-    let route = route_v6(domain, dst, epoch);
+    let Resolved { route, group } = route_v6(domain, dst, epoch);
     if route.flags & ROUTE_LOCAL != 0 {
-        return L3::PASS;
+        return (L3::PASS, NO_GROUP);
     }
     if ip[7] <= 1 {
-        return L3::drop(DropReason::TtlExpired);
+        return (L3::drop(DropReason::TtlExpired), NO_GROUP);
     }
     let Some((_, off, _)) = walk_ext_headers(ctx, ip[6], l3_off + IPV6_HDR_LEN) else {
-        return L3::drop(DropReason::Malformed);
+        return (L3::drop(DropReason::Malformed), NO_GROUP);
     };
     if off > l3_off + IPV6_HDR_LEN + be16(ip, 4) as usize {
-        return L3::drop(DropReason::Malformed);
+        return (L3::drop(DropReason::Malformed), NO_GROUP);
     }
-    route_outcome(route)
+    (route_outcome(route), group)
 }
 
 /// Hash source and destination as four 64-bit words. Out of line, like
@@ -674,12 +681,19 @@ fn hash_v6_addresses(ip: &[u8; IPV6_HDR_LEN]) -> u64 {
     flow
 }
 
-/// The longest-prefix match for `dst` in `domain`, through this CPU's
-/// destination cache. (A sentinel rather than an Option: an Option's
-/// undefined payload gets spilled from an uninitialised register, which the
-/// verifier refuses.)
+/// A route and its next-hop group, as the destination cache answers.
+#[derive(Clone, Copy)]
+struct Resolved {
+    route: Route,
+    group: CachedGroup,
+}
+
+/// The longest-prefix match for `dst` in `domain` and its group, through
+/// this CPU's destination cache. (A sentinel rather than an Option: an
+/// Option's undefined payload gets spilled from an uninitialised register,
+/// which the verifier refuses.)
 #[inline(always)]
-fn route_v4(domain: u32, dst: [u8; 4], epoch: u64) -> Route {
+fn route_v4(domain: u32, dst: [u8; 4], epoch: u64) -> Resolved {
     let key = route_key_v4(domain, dst);
     let set = cache_set(
         u64::from_ne_bytes(key),
@@ -698,7 +712,7 @@ fn trie_v4(key: &RouteKeyV4) -> Route {
 
 /// The IPv6 counterpart of `route_v4`.
 #[inline(never)]
-fn route_v6(domain: u32, dst: &[u8; 16], epoch: u64) -> Route {
+fn route_v6(domain: u32, dst: &[u8; 16], epoch: u64) -> Resolved {
     let words = unsafe { &*(dst.as_ptr() as *const [[u8; 8]; 2]) };
     let mut h = domain as u64;
     for w in words {
@@ -718,12 +732,12 @@ fn route_v6(domain: u32, dst: &[u8; 16], epoch: u64) -> Route {
 trait CacheSlot: Copy {
     type Key: PartialEq + Copy;
     fn holds(&self, key: &Self::Key, epoch: u64) -> bool;
-    fn route(&self) -> Route;
+    fn resolved(&self) -> Resolved;
     fn epoch(&self) -> u64;
-    fn new(key: Self::Key, epoch: u64, route: Route) -> Self;
+    fn new(key: Self::Key, epoch: u64, resolved: Resolved) -> Self;
 }
 
-/// Both slot types have `key`, `epoch` and `route`; v6 adds padding.
+/// Both slot types have `key`, `epoch`, `route` and `group`, and padding.
 macro_rules! cache_slot {
     ($slot:ident, $key:ident, { $($pad:ident: $zero:expr),* }) => {
         impl CacheSlot for $slot {
@@ -733,28 +747,29 @@ macro_rules! cache_slot {
                 self.epoch == epoch && self.key == *key
             }
             #[inline(always)]
-            fn route(&self) -> Route {
-                self.route
+            fn resolved(&self) -> Resolved {
+                Resolved { route: self.route, group: self.group }
             }
             #[inline(always)]
             fn epoch(&self) -> u64 {
                 self.epoch
             }
             #[inline(always)]
-            fn new(key: $key, epoch: u64, route: Route) -> Self {
-                Self { key, epoch, route, $($pad: $zero),* }
+            fn new(key: $key, epoch: u64, r: Resolved) -> Self {
+                Self { key, epoch, route: r.route, group: r.group, $($pad: $zero),* }
             }
         }
     };
 }
-cache_slot!(RouteCacheV4, RouteKeyV4, {});
-cache_slot!(RouteCacheV6, RouteKeyV6, { _pad: 0 });
+cache_slot!(RouteCacheV4, RouteKeyV4, { _pad: 0 });
+cache_slot!(RouteCacheV6, RouteKeyV6, { _pad: 0, _pad2: 0 });
 
 /// Look `key` up in the two-way `set` of this CPU's `cache` (one map
-/// element holds both ways), else in the trie (`lookup`) and keep the answer
-/// in way 0, moving the entry there to way 1 (so the older of the two is the
-/// one evicted). `epoch` was read before the trie: a write racing this
-/// lookup bumps it afterwards, so what gets cached here is retired at once.
+/// element holds both ways), else in the trie (`lookup`) and `GROUPS`, and
+/// keep the answer in way 0, moving the entry there to way 1 (so the older
+/// of the two is the one evicted). `epoch` was read before the trie: a
+/// write racing this lookup bumps it afterwards, so what gets cached here
+/// is retired at once.
 #[inline(always)]
 fn through_cache<S: CacheSlot>(
     cache: &PerCpuArray<[S; 2]>,
@@ -762,26 +777,43 @@ fn through_cache<S: CacheSlot>(
     epoch: u64,
     key: S::Key,
     lookup: fn(&S::Key) -> Route,
-) -> Route {
+) -> Resolved {
     let Some(ways) = cache.get_ptr_mut(set) else {
-        return lookup(&key);
+        return resolve(lookup(&key));
     };
     let [w0, w1] = unsafe { &mut *ways };
     if epoch == 0 {
-        return lookup(&key);
+        return resolve(lookup(&key));
     }
     if w0.holds(&key, epoch) {
-        return w0.route();
+        return w0.resolved();
     }
     if w1.holds(&key, epoch) {
-        return w1.route();
+        return w1.resolved();
     }
-    let route = lookup(&key);
+    let resolved = resolve(lookup(&key));
     if w0.epoch() == epoch {
         *w1 = *w0;
     }
-    *w0 = S::new(key, epoch, route);
-    route
+    *w0 = S::new(key, epoch, resolved);
+    resolved
+}
+
+/// A route from the trie with a copy of its group's head (see
+/// `msee_abi::CachedGroup`); routes that forward nowhere need none.
+#[inline(always)]
+fn resolve(route: Route) -> Resolved {
+    let mut group = CachedGroup::default();
+    if route.flags & (ROUTE_NONE | ROUTE_LOCAL | ROUTE_OUT_OF_REACH) == 0 {
+        match GROUPS.get(route.group) {
+            Some(g) => {
+                group.count = g.count;
+                group.members = [g.members[0], g.members[1]];
+            }
+            None => group.count = CACHED_GROUP_MISSING,
+        }
+    }
+    Resolved { route, group }
 }
 
 #[inline(always)]
@@ -911,28 +943,39 @@ fn time_exceeded(ctx: &XdpContext, l3_off: usize, v6: bool, att: &Attachment) ->
 
 /// Pick the link for a flow: among members whose link is up, those with the
 /// best (lowest) preference; among those, the flow hash decides. Groups of
-/// one and two members (a circuit's own pair of links: nearly every group)
-/// take a straight-line path; larger groups the general loop, which picks
-/// the same link for the same flow.
+/// one and two members (a circuit's own pair of links, the Azure side:
+/// nearly every group) take a straight-line path on the destination cache's
+/// copy of the group; larger groups the general loop on `GROUPS`, which
+/// picks the same link for the same flow. Fails with no route (no such
+/// group) or link down (no member up).
 #[inline(always)]
 fn choose_link(
     config: &MseeConfig,
-    group: &NextHopGroup,
+    group: &CachedGroup,
+    group_id: u32,
     flow_hash: impl FnOnce() -> u32,
-) -> Option<u32> {
-    let [a, b, ..] = group.members;
+) -> Result<u32, DropReason> {
+    let [a, b] = group.members;
     match group.count {
-        1 => link_up(config, a.link).then_some(a.link),
+        1 => link_up(config, a.link)
+            .then_some(a.link)
+            .ok_or(DropReason::LinkDown),
         2 => match (link_up(config, a.link), link_up(config, b.link)) {
             (true, true) if a.preference == b.preference => {
-                Some([a.link, b.link][flow_pick(flow_hash(), 2) as usize & 1])
+                Ok([a.link, b.link][flow_pick(flow_hash(), 2) as usize & 1])
             }
-            (true, true) if b.preference < a.preference => Some(b.link),
-            (true, _) => Some(a.link),
-            (false, true) => Some(b.link),
-            (false, false) => None,
+            (true, true) if b.preference < a.preference => Ok(b.link),
+            (true, _) => Ok(a.link),
+            (false, true) => Ok(b.link),
+            (false, false) => Err(DropReason::LinkDown),
         },
-        _ => choose_link_among(config, group, flow_hash()),
+        CACHED_GROUP_MISSING => Err(DropReason::NoRoute),
+        _ => {
+            let Some(group) = GROUPS.get(group_id) else {
+                return Err(DropReason::NoRoute);
+            };
+            choose_link_among(config, group, flow_hash()).ok_or(DropReason::LinkDown)
+        }
     }
 }
 
