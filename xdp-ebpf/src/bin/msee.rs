@@ -235,9 +235,12 @@ fn set_mac_words(p: *mut u8, mac: [u16; 3]) {
     store16(p.wrapping_add(4), mac[2]);
 }
 
+/// The big-endian 16-bit field at `b[i..i + 2]`, as one load (`load16`):
+/// header fields sit at even offsets.
 #[inline(always)]
 fn be16(b: &[u8], i: usize) -> u16 {
-    u16::from_be_bytes([b[i], b[i + 1]])
+    let _ = &b[i..i + 2];
+    u16::from_be(load16(b.as_ptr().wrapping_add(i)))
 }
 
 /// Returns `None` for frames on no attachment (passed untouched, uncounted),
