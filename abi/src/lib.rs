@@ -447,6 +447,13 @@ pub struct LinkRow {
     /// packet and byte counts every frame updates.
     pub policer_credit_nb: u64,
     pub counters: LinkCounters,
+    /// Rx rows: the IPv4 destination this CPU last routed for a frame in on
+    /// the link, with its answer, in front of `ROUTE_CACHE_V4`: a train of
+    /// frames to one destination (a transfer in full flow, a NAPI batch of
+    /// one flow) finds its route here, in the row it has already fetched,
+    /// without the cache's hash and per-CPU lookup. Retired by the route
+    /// epoch like the cache.
+    pub last_v4: RouteCacheV4,
 }
 
 /// Counters of a (link, direction), in its `LinkRow`. Userspace sums CPUs.

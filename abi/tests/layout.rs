@@ -83,7 +83,11 @@ fn policer_and_counter_layout() {
     assert_eq!(offset_of!(LinkCounters, icmp_errors), 24);
     assert_eq!(offset_of!(LinkCounters, drops), 32);
     assert_eq!(offset_of!(LinkRow, counters), 8);
-    assert_eq!(size_of::<LinkRow>(), 8 + size_of::<LinkCounters>());
+    assert_eq!(
+        size_of::<LinkRow>(),
+        8 + size_of::<LinkCounters>() + size_of::<RouteCacheV4>()
+    );
+    assert_eq!(offset_of!(LinkRow, last_v4), 8 + size_of::<LinkCounters>());
 }
 
 #[test]

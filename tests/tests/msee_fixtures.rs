@@ -1112,6 +1112,39 @@ fn cached_destinations_follow_every_group_rewrite() {
     assert_eq!(out(&mut m), C1_AZURE, "back to one");
 }
 
+/// Each ingress link remembers, per CPU, the IPv4 destination it routed
+/// last (`LinkRow::last_v4`) in front of the cache: frames to two
+/// destinations interleaved on one link each keep their own route.
+#[test]
+fn interleaved_destinations_keep_their_own_routes() {
+    root_only!("interleaved_destinations_keep_their_own_routes");
+    pin_to_cpu0();
+    let mut m = fixture();
+    let route = |group| Route { group, flags: 0 };
+    m.upsert_route(1, "10.81.0.0/16".parse().unwrap(), route(G_C1_AZURE))
+        .unwrap();
+    m.upsert_route(1, "10.82.0.0/16".parse().unwrap(), route(G_C1_CUSTOMER))
+        .unwrap();
+    let to_azure = v4([192, 168, 1, 10], [10, 81, 0, 1], C1_PRIMARY).build();
+    let to_customer = v4([192, 168, 1, 10], [10, 82, 0, 1], C1_PRIMARY).build();
+    for round in 0..10 {
+        for _ in 0..round % 3 + 1 {
+            let (verdict, out) = m.test_run(&to_azure, LO).unwrap();
+            assert_eq!(
+                (verdict, out_link(&out)),
+                (XDP_REDIRECT, C1_AZURE),
+                "round {round}"
+            );
+        }
+        let (verdict, out) = m.test_run(&to_customer, LO).unwrap();
+        assert_eq!(verdict, XDP_REDIRECT);
+        assert!(
+            matches!(out_link(&out), C1_PRIMARY | C1_SECONDARY),
+            "round {round}"
+        );
+    }
+}
+
 #[test]
 fn pinned_maps_are_adopted_by_the_next_load() {
     root_only!("pinned_maps_are_adopted_by_the_next_load");

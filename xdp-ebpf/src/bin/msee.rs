@@ -329,7 +329,8 @@ fn process(ctx: &XdpContext, len: u64) -> Option<Verdict> {
     let (l3, group) = if v6 {
         lookup_v6(ctx, l3_off, att.domain, epoch)
     } else {
-        lookup_v4(ctx, l3_off, att.domain, epoch)
+        let memo = rx.as_mut().map(|r| &mut r.last_v4);
+        lookup_v4(ctx, l3_off, att.domain, epoch, memo)
     };
     let group_id = match l3.outcome() {
         Outcome::Forward(group) => group,
@@ -607,7 +608,13 @@ fn flow_hash_v6(ctx: &XdpContext, l3_off: usize) -> u32 {
 /// Validate the IPv4 header, hand the MSEE's own traffic to the kernel and
 /// look the destination up in the routing domain.
 #[inline(always)]
-fn lookup_v4(ctx: &XdpContext, l3_off: usize, domain: u32, epoch: u64) -> (L3, CachedGroup) {
+fn lookup_v4(
+    ctx: &XdpContext,
+    l3_off: usize,
+    domain: u32,
+    epoch: u64,
+    memo: Option<&mut RouteCacheV4>,
+) -> (L3, CachedGroup) {
     let frame_len = ctx.data_end() - ctx.data();
     let Some(ip) = ptr_at::<[u8; IPV4_MIN_HDR_LEN]>(ctx, l3_off) else {
         return (L3::drop(DropReason::Malformed), NO_GROUP);
@@ -627,7 +634,7 @@ fn lookup_v4(ctx: &XdpContext, l3_off: usize, domain: u32, epoch: u64) -> (L3, C
         return (L3::PASS, NO_GROUP);
     }
     // One lookup answers both "is it ours?" and "where does it go?".
-    let Resolved { route, group } = route_v4(domain, dst, epoch);
+    let Resolved { route, group } = route_v4(domain, dst, epoch, memo);
     if route.flags & ROUTE_LOCAL != 0 {
         return (L3::PASS, NO_GROUP);
     }
@@ -691,18 +698,31 @@ struct Resolved {
     group: CachedGroup,
 }
 
-/// The longest-prefix match for `dst` in `domain` and its group, through
-/// this CPU's destination cache. (A sentinel rather than an Option: an
-/// Option's undefined payload gets spilled from an uninitialised register,
-/// which the verifier refuses.)
+/// The longest-prefix match for `dst` in `domain` and its group: from
+/// `memo` (the ingress link's `LinkRow::last_v4` on this CPU) if it is the
+/// destination routed last, else through this CPU's destination cache, and
+/// kept in `memo`. (A sentinel rather than an Option: an Option's undefined
+/// payload gets spilled from an uninitialised register, which the verifier
+/// refuses.)
 #[inline(always)]
-fn route_v4(domain: u32, dst: [u8; 4], epoch: u64) -> Resolved {
+fn route_v4(domain: u32, dst: [u8; 4], epoch: u64, memo: Option<&mut RouteCacheV4>) -> Resolved {
     let key = route_key_v4(domain, dst);
+    // Epoch 0: caching off (see `through_cache`).
+    let memo = memo.filter(|_| epoch != 0);
+    if let Some(m) = &memo
+        && m.holds(&key, epoch)
+    {
+        return m.resolved();
+    }
     let set = cache_set(
         u64::from_ne_bytes(key),
         (ROUTE_CACHE_V4_SLOTS / 2).trailing_zeros(),
     );
-    through_cache(&ROUTE_CACHE_V4, set, epoch, key, trie_v4)
+    let resolved = through_cache(&ROUTE_CACHE_V4, set, epoch, key, trie_v4);
+    if let Some(m) = memo {
+        *m = RouteCacheV4::new(key, epoch, resolved);
+    }
+    resolved
 }
 
 #[inline(always)]
