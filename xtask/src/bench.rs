@@ -371,10 +371,13 @@ fn render(r: &Value, m: &Machine, took_secs: u64) -> Result<String> {
          Where the baseline makes one map lookup (the devmap), a forwarded \
          frame costs msee array lookups (the attachment; the one `CONFIG` \
          element holding links, link state, policers, DSCP policy and route \
-         epoch; the next-hop group; this CPU's counter rows of the two \
-         links), the route lookup (answered by the per-CPU \
-         destination cache for a destination seen since the last route change, \
-         else by the LPM trie) and the devmap lookup. Between the 1, 10,000 \
+         epoch; this CPU's counter rows of the two links), the route lookup \
+         and the devmap lookup. The route lookup is answered, in order, by \
+         the ingress link's counter row on this CPU, which remembers the IPv4 \
+         destination routed last, by the per-CPU destination cache for a \
+         destination seen since the last route or group change (both hold \
+         the route with a copy of its next-hop group), else by the LPM trie \
+         and the group. Between the 1, 10,000 \
          and 1,000,000-route rows above, only the route lookup differs; \
          between policing off and on, the two token buckets (each frame \
          spends its CPU's share of credit; a CPU whose share runs out reads \
@@ -470,7 +473,8 @@ fn render(r: &Value, m: &Machine, took_secs: u64) -> Result<String> {
     writeln!(
         w,
         "- Limits: one probe destination, so after its first run every lookup \
-         is answered by msee's destination cache (and the trie path would stay \
+         is answered by msee's memo of the destination routed last (and the \
+         trie path would stay \
          in the CPU's caches anyway); traffic to many destinations over a \
          large table costs more: see \"Many destinations\". \
          `BPF_PROG_TEST_RUN` does not carry out the redirect, so the cost of \
@@ -519,12 +523,15 @@ fn render_many_destinations(w: &mut String, cold: &Value) -> Result<()> {
     writeln!(
         w,
         "msee caches route lookups per CPU ({slots:.0} IPv4 slots in two-way sets \
-         chosen by a hash of domain and address; every route write retires the whole \
-         cache through an epoch, so forwarding follows each change at once). \
-         The figures above send one destination, which the cache answers. \
+         chosen by a hash of domain and address, and in front of them the \
+         destination each ingress link routed last; every route or group write \
+         retires them all through an epoch, so forwarding follows each change \
+         at once). The figures above send one destination, which the \
+         last-destination memo answers. \
          Here each `BPF_PROG_TEST_RUN` call runs once, on another frame: \
          the probe again; round robin over {cached:.0} destinations across the \
-         table, all held by the cache; or each call to another of {calls:.0} \
+         table, all held by the cache (never the one routed last); or each \
+         call to another of {calls:.0} \
          destinations across the table, so most lookups miss the cache and \
          walk the trie (on a large table, a path the CPU's caches do not hold \
          either). A call of one run carries a cold start (the syscall just \
@@ -859,7 +866,10 @@ fn render_lab(w: &mut String, lab: &Value) -> Result<()> {
          it forwarded, and any frame missing at the azure side was lost in \
          the veth rings, not dropped by msee. The whole path (generator, \
          msee's XDP, the drop) runs in the softirqs of one CPU, so these are \
-         single-core figures.\n"
+         single-core figures. One flow to one destination: msee finds its \
+         route in the memo of the destination its ingress link routed last; \
+         for the cost of traffic spread over many destinations, see \
+         \"Many destinations\" (per packet, through `BPF_PROG_TEST_RUN`).\n"
     )?;
     Ok(())
 }
