@@ -87,6 +87,17 @@ pub enum MseeError {
     },
     #[error("a next-hop group needs 1 to {MAX_GROUP_MEMBERS} members, not {0}")]
     GroupSize(usize),
+    #[error(
+        "the map pinned at {path} holds {found}, where this version's {map} holds {expected}: \
+         it was pinned by another version of msee; remove that instance's pins (`Msee::unpin`, \
+         or the files in the directory) or use another pin directory"
+    )]
+    PinnedLayout {
+        map: String,
+        path: PathBuf,
+        found: String,
+        expected: String,
+    },
     #[error("mapping the CONFIG map into memory: {0}")]
     MapConfig(#[source] std::io::Error),
     #[error("policer rate {0} bit/s is below the minimum of 8 bit/s")]
@@ -199,6 +210,46 @@ pub struct Msee {
     possible_cpus: usize,
 }
 
+/// Before adopting pinned maps, check each against the object's definition
+/// of the map: a pin from another version with other keys, values or sizes
+/// would otherwise surface as a verifier error on the program's first
+/// access to it, or as values read with the wrong layout.
+fn check_pinned_layouts(object: &[u8], pins: &[(&'static str, PathBuf)]) -> Result<()> {
+    use aya::maps::MapType;
+    let pinned: Vec<_> = pins.iter().filter(|(_, path)| path.exists()).collect();
+    if pinned.is_empty() {
+        return Ok(());
+    }
+    let obj = aya_obj::Object::parse(object)
+        .map_err(|e| MseeError::Load(aya::EbpfError::ParseError(e)))?;
+    for (name, path) in pinned {
+        let Some(def) = obj.maps.get(*name) else {
+            continue;
+        };
+        let info = aya::maps::MapInfo::from_pin(path).map_err(map_err(name))?;
+        // aya sizes a devmap's values for the kernel at load time.
+        let devmap = matches!(info.map_type(), Ok(MapType::DevMap | MapType::DevMapHash));
+        let layout = |key: u32, value: u32, entries: u32| {
+            if devmap {
+                format!("keys of {key} bytes, {entries} entries")
+            } else {
+                format!("keys of {key} bytes, values of {value} bytes, {entries} entries")
+            }
+        };
+        let found = layout(info.key_size(), info.value_size(), info.max_entries());
+        let expected = layout(def.key_size(), def.value_size(), def.max_entries());
+        if found != expected {
+            return Err(MseeError::PinnedLayout {
+                map: name.to_string(),
+                path: path.clone(),
+                found,
+                expected,
+            });
+        }
+    }
+    Ok(())
+}
+
 impl Msee {
     /// Load the embedded object, creating or adopting pinned maps.
     pub fn load(opts: &LoadOptions) -> Result<Self> {
@@ -221,6 +272,7 @@ impl Msee {
             }
             None => Vec::new(),
         };
+        check_pinned_layouts(object, &pin_paths)?;
         for (name, path) in &pin_paths {
             loader.map_pin_path(name, path.as_path());
         }

@@ -1178,6 +1178,44 @@ fn pinned_maps_are_adopted_by_the_next_load() {
     assert!(!pins.0.exists());
 }
 
+/// A pin of another layout (here: another map's pin in COUNTERS' place, as
+/// an older version with other counter rows would leave) is refused before
+/// anything is loaded, with an error that names the map, the pin and both
+/// layouts; the pins are left as they were.
+#[test]
+fn pinned_maps_of_another_layout_are_refused() {
+    root_only!("pinned_maps_of_another_layout_are_refused");
+    let pins = PinDir::new("layout");
+    let opts = pins.options();
+    drop(Msee::load(&opts).unwrap());
+    let counters = pins.0.join(msee_abi::maps::COUNTERS);
+    std::fs::remove_file(&counters).unwrap();
+    std::fs::rename(pins.0.join(msee_abi::maps::GROUPS), &counters).unwrap();
+    let err = Msee::load(&opts)
+        .err()
+        .expect("a pin of another layout is refused");
+    let message = err.to_string();
+    assert!(
+        matches!(&err, dataplane::MseeError::PinnedLayout { map, .. } if map == msee_abi::maps::COUNTERS),
+        "{message}"
+    );
+    assert!(
+        message.contains(&counters.display().to_string()),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!(
+            "values of {} bytes",
+            std::mem::size_of::<msee_abi::NextHopGroup>()
+        )) && message.contains(&format!(
+            "values of {} bytes",
+            std::mem::size_of::<msee_abi::LinkRow>()
+        )),
+        "{message}"
+    );
+    assert!(counters.exists(), "the pins are left alone");
+}
+
 #[test]
 fn a_prefix_that_stays_routed_is_never_missing_under_churn() {
     root_only!("a_prefix_that_stays_routed_is_never_missing_under_churn");
