@@ -454,6 +454,8 @@ pub struct LinkRow {
     /// without the cache's hash and per-CPU lookup. Retired by the route
     /// epoch like the cache.
     pub last_v4: RouteCacheV4,
+    /// Rx rows: the same for IPv6, in front of `ROUTE_CACHE_V6`.
+    pub last_v6: RouteCacheV6,
 }
 
 /// Counters of a (link, direction), in its `LinkRow`. Userspace sums CPUs.

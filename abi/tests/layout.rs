@@ -85,9 +85,13 @@ fn policer_and_counter_layout() {
     assert_eq!(offset_of!(LinkRow, counters), 8);
     assert_eq!(
         size_of::<LinkRow>(),
-        8 + size_of::<LinkCounters>() + size_of::<RouteCacheV4>()
+        8 + size_of::<LinkCounters>() + size_of::<RouteCacheV4>() + size_of::<RouteCacheV6>()
     );
     assert_eq!(offset_of!(LinkRow, last_v4), 8 + size_of::<LinkCounters>());
+    assert_eq!(
+        offset_of!(LinkRow, last_v6),
+        8 + size_of::<LinkCounters>() + size_of::<RouteCacheV4>()
+    );
 }
 
 #[test]

@@ -327,7 +327,8 @@ fn process(ctx: &XdpContext, len: u64) -> Option<Verdict> {
         _ => return pass,
     };
     let (l3, group) = if v6 {
-        lookup_v6(ctx, l3_off, att.domain, epoch)
+        let memo = rx.as_mut().map(|r| &mut r.last_v6);
+        lookup_v6(ctx, l3_off, att.domain, epoch, memo)
     } else {
         let memo = rx.as_mut().map(|r| &mut r.last_v4);
         lookup_v4(ctx, l3_off, att.domain, epoch, memo)
@@ -646,9 +647,16 @@ fn lookup_v4(
 
 /// The IPv6 counterpart of `lookup_v4`, with a bounded walk of extension
 /// headers (a header cut short, or claiming more than the packet holds, is
-/// malformed).
-#[inline(never)]
-fn lookup_v6(ctx: &XdpContext, l3_off: usize, domain: u32, epoch: u64) -> (L3, CachedGroup) {
+/// malformed). Inline, like `lookup_v4` (`route_v6` and the walk are the
+/// parts out of line, for the stack budget).
+#[inline(always)]
+fn lookup_v6(
+    ctx: &XdpContext,
+    l3_off: usize,
+    domain: u32,
+    epoch: u64,
+    memo: Option<&mut RouteCacheV6>,
+) -> (L3, CachedGroup) {
     let frame_len = ctx.data_end() - ctx.data();
     let Some(ip) = ptr_at::<[u8; IPV6_HDR_LEN]>(ctx, l3_off) else {
         return (L3::drop(DropReason::Malformed), NO_GROUP);
@@ -663,7 +671,7 @@ fn lookup_v6(ctx: &XdpContext, l3_off: usize, domain: u32, epoch: u64) -> (L3, C
     if dst[0] == 0xff || (dst[0] == 0xfe && dst[1] & 0xc0 == 0x80) {
         return (L3::PASS, NO_GROUP);
     }
-    let Resolved { route, group } = route_v6(domain, dst, epoch);
+    let Resolved { route, group } = route_v6(domain, dst, epoch, memo);
     if route.flags & ROUTE_LOCAL != 0 {
         return (L3::PASS, NO_GROUP);
     }
@@ -700,13 +708,31 @@ struct Resolved {
 
 /// The longest-prefix match for `dst` in `domain` and its group: from
 /// `memo` (the ingress link's `LinkRow::last_v4` on this CPU) if it is the
-/// destination routed last, else through this CPU's destination cache, and
-/// kept in `memo`. (A sentinel rather than an Option: an Option's undefined
-/// payload gets spilled from an uninitialised register, which the verifier
-/// refuses.)
+/// destination routed last, else through this CPU's destination cache
+/// (`through_memo`). (A sentinel rather than an Option: an Option's
+/// undefined payload gets spilled from an uninitialised register, which the
+/// verifier refuses.)
 #[inline(always)]
 fn route_v4(domain: u32, dst: [u8; 4], epoch: u64, memo: Option<&mut RouteCacheV4>) -> Resolved {
     let key = route_key_v4(domain, dst);
+    through_memo(memo, key, epoch, || {
+        let set = cache_set(
+            u64::from_ne_bytes(key),
+            (ROUTE_CACHE_V4_SLOTS / 2).trailing_zeros(),
+        );
+        through_cache(&ROUTE_CACHE_V4, set, epoch, key, trie_v4)
+    })
+}
+
+/// The destination routed last (`memo`, an rx row's `last_v4` or
+/// `last_v6`) if it is `key`, else `lookup`'s answer, kept in `memo`.
+#[inline(always)]
+fn through_memo<S: CacheSlot>(
+    memo: Option<&mut S>,
+    key: S::Key,
+    epoch: u64,
+    lookup: impl FnOnce() -> Resolved,
+) -> Resolved {
     // Epoch 0: caching off (see `through_cache`).
     let memo = memo.filter(|_| epoch != 0);
     if let Some(m) = &memo
@@ -714,13 +740,9 @@ fn route_v4(domain: u32, dst: [u8; 4], epoch: u64, memo: Option<&mut RouteCacheV
     {
         return m.resolved();
     }
-    let set = cache_set(
-        u64::from_ne_bytes(key),
-        (ROUTE_CACHE_V4_SLOTS / 2).trailing_zeros(),
-    );
-    let resolved = through_cache(&ROUTE_CACHE_V4, set, epoch, key, trie_v4);
+    let resolved = lookup();
     if let Some(m) = memo {
-        *m = RouteCacheV4::new(key, epoch, resolved);
+        *m = S::new(key, epoch, resolved);
     }
     resolved
 }
@@ -735,20 +757,17 @@ fn trie_v4(key: &RouteKeyV4) -> Route {
 
 /// The IPv6 counterpart of `route_v4`.
 #[inline(never)]
-fn route_v6(domain: u32, dst: &[u8; 16], epoch: u64) -> Resolved {
-    let words = unsafe { &*(dst.as_ptr() as *const [[u8; 8]; 2]) };
-    let mut h = domain as u64;
-    for w in words {
-        h = flow_mix(h, u64::from_ne_bytes(*w));
-    }
-    let set = flow_finish(h) & (ROUTE_CACHE_V6_SLOTS / 2 - 1);
-    through_cache(
-        &ROUTE_CACHE_V6,
-        set,
-        epoch,
-        route_key_v6(domain, *dst),
-        trie_v6,
-    )
+fn route_v6(domain: u32, dst: &[u8; 16], epoch: u64, memo: Option<&mut RouteCacheV6>) -> Resolved {
+    let key = route_key_v6(domain, *dst);
+    through_memo(memo, key, epoch, || {
+        let words = unsafe { &*(dst.as_ptr() as *const [[u8; 8]; 2]) };
+        let mut h = domain as u64;
+        for w in words {
+            h = flow_mix(h, u64::from_ne_bytes(*w));
+        }
+        let set = flow_finish(h) & (ROUTE_CACHE_V6_SLOTS / 2 - 1);
+        through_cache(&ROUTE_CACHE_V6, set, epoch, key, trie_v6)
+    })
 }
 
 /// A slot of a destination cache (`msee_abi::RouteCacheV4`, `RouteCacheV6`).
