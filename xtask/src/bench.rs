@@ -373,7 +373,7 @@ fn render(r: &Value, m: &Machine, took_secs: u64) -> Result<String> {
          element holding links, link state, policers, DSCP policy and route \
          epoch; this CPU's counter rows of the two links), the route lookup \
          and the devmap lookup. The route lookup is answered, in order, by \
-         the ingress link's counter row on this CPU, which remembers the IPv4 \
+         the ingress link's counter row on this CPU, which remembers the \
          destination routed last, by the per-CPU destination cache for a \
          destination seen since the last route or group change (both hold \
          the route with a copy of its next-hop group), else by the LPM trie \
