@@ -25,12 +25,12 @@ use aya_ebpf::{
 use aya_log_ebpf::debug;
 use msee_abi::{
     Attachment, AttachmentKey, BPF_F_MMAPABLE, CACHED_GROUP_MISSING, COUNTER_ROWS, CachedGroup,
-    Direction, DropReason, ETH_P_8021AD, ETH_P_8021Q, GroupMember, ICMP_ERRORS_PER_SEC_PER_CPU,
-    LINK_IS_UP, Link, LinkCounters, LinkRow, MAX_ATTACHMENTS, MAX_FAST_IFINDEX, MAX_GROUP_MEMBERS,
-    MAX_GROUPS, MAX_LINKS, MAX_PORTS, MAX_ROUTES_V4, MAX_ROUTES_V6, MseeConfig, NextHopGroup,
-    PEERING_KINDS, PolicerConfig, PolicerState, ROUTE_CACHE_V4_SLOTS, ROUTE_CACHE_V6_SLOTS,
-    ROUTE_LOCAL, ROUTE_NONE, ROUTE_OUT_OF_REACH, Route, RouteCacheV4, RouteCacheV6, RouteKeyV4,
-    RouteKeyV6, UNATTRIBUTED_ROW, link_dir_index, route_key_v4, route_key_v6,
+    Direction, DropReason, ETH_P_8021AD, ETH_P_8021Q, ICMP_ERRORS_PER_SEC_PER_CPU, LINK_IS_UP,
+    Link, LinkCounters, LinkRow, MAX_ATTACHMENTS, MAX_FAST_IFINDEX, MAX_GROUP_MEMBERS, MAX_GROUPS,
+    MAX_LINKS, MAX_PORTS, MAX_ROUTES_V4, MAX_ROUTES_V6, MseeConfig, NextHopGroup, PEERING_KINDS,
+    PolicerConfig, PolicerState, ROUTE_CACHE_V4_SLOTS, ROUTE_CACHE_V6_SLOTS, ROUTE_LOCAL,
+    ROUTE_NONE, ROUTE_OUT_OF_REACH, Route, RouteCacheV4, RouteCacheV6, RouteKeyV4, RouteKeyV6,
+    UNATTRIBUTED_ROW, link_dir_index, route_key_v4, route_key_v6,
 };
 use xdp_ebpf::{
     net::{
@@ -326,24 +326,24 @@ fn process(ctx: &XdpContext, len: u64) -> Option<Verdict> {
         // ARP and anything else that is not IP.
         _ => return pass,
     };
-    let (l3, group) = if v6 {
+    let l3 = if v6 {
         let memo = rx.as_mut().map(|r| &mut r.last_v6);
         lookup_v6(ctx, l3_off, att.domain, epoch, memo)
     } else {
         let memo = rx.as_mut().map(|r| &mut r.last_v4);
         lookup_v4(ctx, l3_off, att.domain, epoch, memo)
     };
-    let group_id = match l3.outcome() {
-        Outcome::Forward(group) => group,
-        Outcome::Pass => return pass,
-        Outcome::Drop(DropReason::TtlExpired) => {
+    let (group_id, group) = match l3 {
+        L3::Forward { id, group } => (id, group),
+        L3::Pass => return pass,
+        L3::Drop(DropReason::TtlExpired) => {
             // Answer so traceroute shows the MSEE hop (rate-limited).
             if icmp_allowed() && time_exceeded(ctx, l3_off, v6, att) {
                 return Some(Verdict::TimeExceeded { row: rx_row });
             }
             return drop(DropReason::TtlExpired);
         }
-        Outcome::Drop(reason) => return drop(reason),
+        L3::Drop(reason) => return drop(reason),
     };
     let out_link_id = match choose_link(config, &group, group_id, || flow_hash(ctx, l3_off, v6)) {
         Ok(link) => link,
@@ -460,69 +460,31 @@ fn redirect(
     })
 }
 
-/// What the L3 stage decided, packed into one word: `lookup_v4` and
-/// `lookup_v6` run out of line, and a BPF function returns one register
-/// (a larger enum would go through the caller's stack). Below 2^32 the word
-/// is the next-hop group to forward through; `PASS` and `DROP | reason`
-/// sit above. Unpacked by `outcome`.
-#[derive(Clone, Copy)]
-struct L3(u64);
-
-enum Outcome {
-    Forward(u32),
+/// What the L3 stage decided.
+enum L3 {
+    /// Forward through next-hop group `id`, of which `group` is the
+    /// destination cache's copy.
+    Forward {
+        id: u32,
+        group: CachedGroup,
+    },
     /// To the kernel: the MSEE's own traffic, multicast.
     Pass,
     Drop(DropReason),
 }
 
-impl L3 {
-    const PASS: L3 = L3(1 << 32);
-    const DROP: u64 = 2 << 32;
-
-    #[inline(always)]
-    fn forward(group: u32) -> L3 {
-        L3(group as u64)
-    }
-
-    #[inline(always)]
-    fn drop(reason: DropReason) -> L3 {
-        L3(Self::DROP | reason as u64)
-    }
-
-    #[inline(always)]
-    fn outcome(self) -> Outcome {
-        match self.0 >> 32 {
-            0 => Outcome::Forward(self.0 as u32),
-            1 => Outcome::Pass,
-            // The reasons the L3 stage gives.
-            _ => Outcome::Drop(match self.0 as u32 {
-                r if r == DropReason::NoRoute as u32 => DropReason::NoRoute,
-                r if r == DropReason::OutOfReach as u32 => DropReason::OutOfReach,
-                r if r == DropReason::TtlExpired as u32 => DropReason::TtlExpired,
-                _ => DropReason::Malformed,
-            }),
-        }
-    }
-}
-
-/// The group of an L3 answer that is not to forward.
-const NO_GROUP: CachedGroup = CachedGroup {
-    count: 0,
-    members: [GroupMember {
-        link: 0,
-        preference: 0,
-    }; 2],
-};
-
 /// A route as the L3 stage's answer: its group, or why not.
 #[inline(always)]
-fn route_outcome(route: Route) -> L3 {
+fn route_outcome(Resolved { route, group }: Resolved) -> L3 {
     if route.flags & ROUTE_NONE != 0 {
-        L3::drop(DropReason::NoRoute)
+        L3::Drop(DropReason::NoRoute)
     } else if route.flags & ROUTE_OUT_OF_REACH != 0 {
-        L3::drop(DropReason::OutOfReach)
+        L3::Drop(DropReason::OutOfReach)
     } else {
-        L3::forward(route.group)
+        L3::Forward {
+            id: route.group,
+            group,
+        }
     }
 }
 
@@ -615,10 +577,10 @@ fn lookup_v4(
     domain: u32,
     epoch: u64,
     memo: Option<&mut RouteCacheV4>,
-) -> (L3, CachedGroup) {
+) -> L3 {
     let frame_len = ctx.data_end() - ctx.data();
     let Some(ip) = ptr_at::<[u8; IPV4_MIN_HDR_LEN]>(ctx, l3_off) else {
-        return (L3::drop(DropReason::Malformed), NO_GROUP);
+        return L3::Drop(DropReason::Malformed);
     };
     let ip = unsafe { &*ip };
     let ihl = ((ip[0] & 0x0f) as usize) * 4;
@@ -628,21 +590,21 @@ fn lookup_v4(
         || total_len < ihl
         || l3_off + total_len > frame_len
     {
-        return (L3::drop(DropReason::Malformed), NO_GROUP);
+        return L3::Drop(DropReason::Malformed);
     }
     let dst = load32_halves(ip.as_ptr().wrapping_add(16)).to_ne_bytes();
     if dst[0] >= 224 {
-        return (L3::PASS, NO_GROUP);
+        return L3::Pass;
     }
     // One lookup answers both "is it ours?" and "where does it go?".
-    let Resolved { route, group } = route_v4(domain, dst, epoch, memo);
-    if route.flags & ROUTE_LOCAL != 0 {
-        return (L3::PASS, NO_GROUP);
+    let resolved = route_v4(domain, dst, epoch, memo);
+    if resolved.route.flags & ROUTE_LOCAL != 0 {
+        return L3::Pass;
     }
     if ip[8] <= 1 {
-        return (L3::drop(DropReason::TtlExpired), NO_GROUP);
+        return L3::Drop(DropReason::TtlExpired);
     }
-    (route_outcome(route), group)
+    route_outcome(resolved)
 }
 
 /// The IPv6 counterpart of `lookup_v4`, with a bounded walk of extension
@@ -656,35 +618,35 @@ fn lookup_v6(
     domain: u32,
     epoch: u64,
     memo: Option<&mut RouteCacheV6>,
-) -> (L3, CachedGroup) {
+) -> L3 {
     let frame_len = ctx.data_end() - ctx.data();
     let Some(ip) = ptr_at::<[u8; IPV6_HDR_LEN]>(ctx, l3_off) else {
-        return (L3::drop(DropReason::Malformed), NO_GROUP);
+        return L3::Drop(DropReason::Malformed);
     };
     let ip = unsafe { &*ip };
     if ip[0] >> 4 != 6 || l3_off + IPV6_HDR_LEN + be16(ip, 4) as usize > frame_len {
-        return (L3::drop(DropReason::Malformed), NO_GROUP);
+        return L3::Drop(DropReason::Malformed);
     }
     // The destination stays in the packet: map lookups take packet pointers.
     let dst = unsafe { &*(ip.as_ptr().add(24) as *const [u8; 16]) };
     // Multicast (ND, ...) and link-local are the kernel's; so are our own.
     if dst[0] == 0xff || (dst[0] == 0xfe && dst[1] & 0xc0 == 0x80) {
-        return (L3::PASS, NO_GROUP);
+        return L3::Pass;
     }
-    let Resolved { route, group } = route_v6(domain, dst, epoch, memo);
-    if route.flags & ROUTE_LOCAL != 0 {
-        return (L3::PASS, NO_GROUP);
+    let resolved = route_v6(domain, dst, epoch, memo);
+    if resolved.route.flags & ROUTE_LOCAL != 0 {
+        return L3::Pass;
     }
     if ip[7] <= 1 {
-        return (L3::drop(DropReason::TtlExpired), NO_GROUP);
+        return L3::Drop(DropReason::TtlExpired);
     }
     let Some((_, off, _)) = walk_ext_headers(ctx, ip[6], l3_off + IPV6_HDR_LEN) else {
-        return (L3::drop(DropReason::Malformed), NO_GROUP);
+        return L3::Drop(DropReason::Malformed);
     };
     if off > l3_off + IPV6_HDR_LEN + be16(ip, 4) as usize {
-        return (L3::drop(DropReason::Malformed), NO_GROUP);
+        return L3::Drop(DropReason::Malformed);
     }
-    (route_outcome(route), group)
+    route_outcome(resolved)
 }
 
 /// Hash source and destination as four 64-bit words. Out of line, like
