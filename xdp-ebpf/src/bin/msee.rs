@@ -541,7 +541,7 @@ fn flow_hash_v4(ctx: &XdpContext, l3_off: usize) -> u32 {
     .hash()
 }
 
-/// Out of line, like `lookup_v6`, for the stack budget.
+/// Out of line, like `route_v6`, for the stack budget.
 #[inline(never)]
 fn flow_hash_v6(ctx: &XdpContext, l3_off: usize) -> u32 {
     let Some(ip) = ptr_at::<[u8; IPV6_HDR_LEN]>(ctx, l3_off) else {
