@@ -322,16 +322,24 @@ pub struct CachedGroup {
 /// `CachedGroup::count` of a group id outside `GROUPS`: no route.
 pub const CACHED_GROUP_MISSING: u32 = u32::MAX;
 
-/// `ROUTE_CACHE_V4` slot: the trie's answer for one (domain, address),
-/// found at `epoch`, and the route's group. A miss is cached too
-/// (`Route::flags` has bit 31 set).
+/// What a destination cache slot answers: the trie's route for the
+/// destination (a miss too: `Route::flags` has `ROUTE_NONE` set) and a copy
+/// of the route's group.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Resolved {
+    pub route: Route,
+    pub group: CachedGroup,
+}
+
+/// `ROUTE_CACHE_V4` slot: the answer for one (domain, address), found at
+/// `epoch`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct RouteCacheV4 {
     pub key: RouteKeyV4,
     pub epoch: u64,
-    pub route: Route,
-    pub group: CachedGroup,
+    pub resolved: Resolved,
     pub _pad: u32,
 }
 
@@ -342,8 +350,7 @@ pub struct RouteCacheV6 {
     pub key: RouteKeyV6,
     pub _pad: u32,
     pub epoch: u64,
-    pub route: Route,
-    pub group: CachedGroup,
+    pub resolved: Resolved,
     pub _pad2: u32,
 }
 
@@ -538,6 +545,7 @@ mod pod {
     unsafe impl aya::Pod for super::NextHopGroup {}
     unsafe impl aya::Pod for super::Route {}
     unsafe impl aya::Pod for super::CachedGroup {}
+    unsafe impl aya::Pod for super::Resolved {}
     unsafe impl aya::Pod for super::RouteCacheV4 {}
     unsafe impl aya::Pod for super::RouteCacheV6 {}
     unsafe impl aya::Pod for super::PolicerConfig {}

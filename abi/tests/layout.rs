@@ -59,12 +59,12 @@ fn route_cache_layout() {
     // Two ways of a set are one map element: 96 and 128 bytes.
     assert_eq!(size_of::<RouteCacheV4>(), 48);
     assert_eq!(offset_of!(RouteCacheV4, epoch), 8);
-    assert_eq!(offset_of!(RouteCacheV4, route), 16);
-    assert_eq!(offset_of!(RouteCacheV4, group), 24);
+    assert_eq!(size_of::<Resolved>(), 28);
+    assert_eq!(offset_of!(Resolved, group), 8);
+    assert_eq!(offset_of!(RouteCacheV4, resolved), 16);
     assert_eq!(size_of::<RouteCacheV6>(), 64);
     assert_eq!(offset_of!(RouteCacheV6, epoch), 24);
-    assert_eq!(offset_of!(RouteCacheV6, route), 32);
-    assert_eq!(offset_of!(RouteCacheV6, group), 40);
+    assert_eq!(offset_of!(RouteCacheV6, resolved), 32);
     assert!(ROUTE_CACHE_V4_SLOTS.is_power_of_two());
     assert!(ROUTE_CACHE_V6_SLOTS.is_power_of_two());
     assert_eq!(ROUTE_NONE & (ROUTE_LOCAL | ROUTE_OUT_OF_REACH), 0);

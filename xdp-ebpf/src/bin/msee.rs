@@ -29,8 +29,8 @@ use msee_abi::{
     Link, LinkCounters, LinkRow, MAX_ATTACHMENTS, MAX_FAST_IFINDEX, MAX_GROUP_MEMBERS, MAX_GROUPS,
     MAX_LINKS, MAX_PORTS, MAX_ROUTES_V4, MAX_ROUTES_V6, MseeConfig, NextHopGroup, PEERING_KINDS,
     PolicerConfig, PolicerState, ROUTE_CACHE_V4_SLOTS, ROUTE_CACHE_V6_SLOTS, ROUTE_LOCAL,
-    ROUTE_NONE, ROUTE_OUT_OF_REACH, Route, RouteCacheV4, RouteCacheV6, RouteKeyV4, RouteKeyV6,
-    UNATTRIBUTED_ROW, link_dir_index, route_key_v4, route_key_v6,
+    ROUTE_NONE, ROUTE_OUT_OF_REACH, Resolved, Route, RouteCacheV4, RouteCacheV6, RouteKeyV4,
+    RouteKeyV6, UNATTRIBUTED_ROW, link_dir_index, route_key_v4, route_key_v6,
 };
 use xdp_ebpf::{
     net::{
@@ -151,16 +151,22 @@ pub fn msee(ctx: XdpContext) -> u32 {
                 c.drops[index] += 1;
             }
             if matches!(reason, DropReason::Malformed) {
-                debug!(
-                    &ctx,
-                    "malformed frame of {} bytes on ifindex {}",
-                    len,
-                    ctx.ingress_ifindex() as u32
-                );
+                log_malformed(&ctx, len);
             }
             xdp_action::XDP_DROP
         }
     }
+}
+
+/// Out of line: the logging machinery stays off the forwarding path.
+#[inline(never)]
+fn log_malformed(ctx: &XdpContext, len: u64) {
+    debug!(
+        ctx,
+        "malformed frame of {} bytes on ifindex {}",
+        len,
+        ctx.ingress_ifindex() as u32
+    );
 }
 
 // --- VLAN shim (see `msee_abi::vlan`): this kernel has no 802.1Q, so a
@@ -297,11 +303,12 @@ fn process(ctx: &XdpContext, len: u64) -> Option<Verdict> {
         unsafe { ATTACHMENTS.get(&key) }?
     };
     let rx_row = link_dir_index(att.link, Direction::Rx);
-    let mut rx = link_row(rx_row);
-    if let Some(r) = rx.as_mut() {
-        r.counters.packets += 1;
-        r.counters.bytes += len;
-    }
+    // Always there: userspace keeps every link id below `MAX_LINKS` (were it
+    // not, the frame would go to the kernel untouched, like one on no
+    // attachment).
+    let rx = link_row(rx_row)?;
+    rx.counters.packets += 1;
+    rx.counters.bytes += len;
     let drop = |reason| {
         Some(Verdict::Drop {
             reason,
@@ -327,14 +334,12 @@ fn process(ctx: &XdpContext, len: u64) -> Option<Verdict> {
         _ => return pass,
     };
     let l3 = if v6 {
-        let memo = rx.as_mut().map(|r| &mut r.last_v6);
-        lookup_v6(ctx, l3_off, att.domain, epoch, memo)
+        lookup_v6(ctx, l3_off, att.domain, epoch, &mut rx.last_v6)
     } else {
-        let memo = rx.as_mut().map(|r| &mut r.last_v4);
-        lookup_v4(ctx, l3_off, att.domain, epoch, memo)
+        lookup_v4(ctx, l3_off, att.domain, epoch, &mut rx.last_v4)
     };
-    let (group_id, group) = match l3 {
-        L3::Forward { id, group } => (id, group),
+    let resolved = match l3 {
+        L3::Forward(resolved) => resolved,
         L3::Pass => return pass,
         L3::Drop(DropReason::TtlExpired) => {
             // Answer so traceroute shows the MSEE hop (rate-limited).
@@ -345,7 +350,7 @@ fn process(ctx: &XdpContext, len: u64) -> Option<Verdict> {
         }
         L3::Drop(reason) => return drop(reason),
     };
-    let out_link_id = match choose_link(config, &group, group_id, || flow_hash(ctx, l3_off, v6)) {
+    let out_link_id = match choose_link(config, resolved, || flow_hash(ctx, l3_off, v6)) {
         Ok(link) => link,
         Err(reason) => return drop(reason),
     };
@@ -354,9 +359,7 @@ fn process(ctx: &XdpContext, len: u64) -> Option<Verdict> {
     // --- Policing: the ingress link's rx bucket, then the egress link's tx bucket.
     // The clock is read once, and only if a policer on the path needs it.
     let mut now = 0u64;
-    if let Some(r) = rx.as_mut()
-        && !police(config, rx_row, &mut r.policer_credit_nb, len, &mut now)
-    {
+    if !police(config, rx_row, &mut rx.policer_credit_nb, len, &mut now) {
         return drop(DropReason::Policer);
     }
     let tx_row = link_dir_index(out_link_id, Direction::Tx);
@@ -461,30 +464,24 @@ fn redirect(
 }
 
 /// What the L3 stage decided.
-enum L3 {
-    /// Forward through next-hop group `id`, of which `group` is the
-    /// destination cache's copy.
-    Forward {
-        id: u32,
-        group: CachedGroup,
-    },
+enum L3<'a> {
+    /// Forward by this route (in the ingress link's memo: see `route_v4`).
+    Forward(&'a Resolved),
     /// To the kernel: the MSEE's own traffic, multicast.
     Pass,
     Drop(DropReason),
 }
 
-/// A route as the L3 stage's answer: its group, or why not.
+/// A route as the L3 stage's answer: forward by it, or why not.
 #[inline(always)]
-fn route_outcome(Resolved { route, group }: Resolved) -> L3 {
-    if route.flags & ROUTE_NONE != 0 {
+fn route_outcome(resolved: &Resolved) -> L3<'_> {
+    let flags = resolved.route.flags;
+    if flags & ROUTE_NONE != 0 {
         L3::Drop(DropReason::NoRoute)
-    } else if route.flags & ROUTE_OUT_OF_REACH != 0 {
+    } else if flags & ROUTE_OUT_OF_REACH != 0 {
         L3::Drop(DropReason::OutOfReach)
     } else {
-        L3::Forward {
-            id: route.group,
-            group,
-        }
+        L3::Forward(resolved)
     }
 }
 
@@ -571,13 +568,13 @@ fn flow_hash_v6(ctx: &XdpContext, l3_off: usize) -> u32 {
 /// Validate the IPv4 header, hand the MSEE's own traffic to the kernel and
 /// look the destination up in the routing domain.
 #[inline(always)]
-fn lookup_v4(
+fn lookup_v4<'m>(
     ctx: &XdpContext,
     l3_off: usize,
     domain: u32,
     epoch: u64,
-    memo: Option<&mut RouteCacheV4>,
-) -> L3 {
+    memo: &'m mut RouteCacheV4,
+) -> L3<'m> {
     let frame_len = ctx.data_end() - ctx.data();
     let Some(ip) = ptr_at::<[u8; IPV4_MIN_HDR_LEN]>(ctx, l3_off) else {
         return L3::Drop(DropReason::Malformed);
@@ -597,7 +594,8 @@ fn lookup_v4(
         return L3::Pass;
     }
     // One lookup answers both "is it ours?" and "where does it go?".
-    let resolved = route_v4(domain, dst, epoch, memo);
+    route_v4(domain, dst, epoch, memo);
+    let resolved = &memo.resolved;
     if resolved.route.flags & ROUTE_LOCAL != 0 {
         return L3::Pass;
     }
@@ -612,13 +610,13 @@ fn lookup_v4(
 /// malformed). Inline, like `lookup_v4` (`route_v6` and the walk are the
 /// parts out of line, for the stack budget).
 #[inline(always)]
-fn lookup_v6(
+fn lookup_v6<'m>(
     ctx: &XdpContext,
     l3_off: usize,
     domain: u32,
     epoch: u64,
-    memo: Option<&mut RouteCacheV6>,
-) -> L3 {
+    memo: &'m mut RouteCacheV6,
+) -> L3<'m> {
     let frame_len = ctx.data_end() - ctx.data();
     let Some(ip) = ptr_at::<[u8; IPV6_HDR_LEN]>(ctx, l3_off) else {
         return L3::Drop(DropReason::Malformed);
@@ -633,7 +631,8 @@ fn lookup_v6(
     if dst[0] == 0xff || (dst[0] == 0xfe && dst[1] & 0xc0 == 0x80) {
         return L3::Pass;
     }
-    let resolved = route_v6(domain, dst, epoch, memo);
+    route_v6(domain, dst, epoch, memo);
+    let resolved = &memo.resolved;
     if resolved.route.flags & ROUTE_LOCAL != 0 {
         return L3::Pass;
     }
@@ -661,21 +660,15 @@ fn hash_v6_addresses(ip: &[u8; IPV6_HDR_LEN]) -> u64 {
     flow
 }
 
-/// A route and its next-hop group, as the destination cache answers.
-#[derive(Clone, Copy)]
-struct Resolved {
-    route: Route,
-    group: CachedGroup,
-}
-
-/// The longest-prefix match for `dst` in `domain` and its group: from
-/// `memo` (the ingress link's `LinkRow::last_v4` on this CPU) if it is the
-/// destination routed last, else through this CPU's destination cache
-/// (`through_memo`). (A sentinel rather than an Option: an Option's
-/// undefined payload gets spilled from an uninitialised register, which the
-/// verifier refuses.)
+/// Leave the longest-prefix match for `dst` in `domain`, and its group, in
+/// `memo` (the ingress link's `LinkRow::last_v4` on this CPU): there
+/// already if `dst` is the destination routed last, else found through this
+/// CPU's destination cache (`through_memo`). The stages after read the
+/// answer where it lies rather than a copy. (A sentinel route rather than an
+/// Option: an Option's undefined payload gets spilled from an uninitialised
+/// register, which the verifier refuses.)
 #[inline(always)]
-fn route_v4(domain: u32, dst: [u8; 4], epoch: u64, memo: Option<&mut RouteCacheV4>) -> Resolved {
+fn route_v4(domain: u32, dst: [u8; 4], epoch: u64, memo: &mut RouteCacheV4) {
     let key = route_key_v4(domain, dst);
     through_memo(memo, key, epoch, || {
         let set = cache_set(
@@ -686,27 +679,21 @@ fn route_v4(domain: u32, dst: [u8; 4], epoch: u64, memo: Option<&mut RouteCacheV
     })
 }
 
-/// The destination routed last (`memo`, an rx row's `last_v4` or
-/// `last_v6`) if it is `key`, else `lookup`'s answer, kept in `memo`.
+/// Keep `memo` (an rx row's `last_v4` or `last_v6`) as it is if it holds
+/// `key`, else fill it with `lookup`'s answer.
 #[inline(always)]
 fn through_memo<S: CacheSlot>(
-    memo: Option<&mut S>,
+    memo: &mut S,
     key: S::Key,
     epoch: u64,
     lookup: impl FnOnce() -> Resolved,
-) -> Resolved {
-    // Epoch 0: caching off (see `through_cache`).
-    let memo = memo.filter(|_| epoch != 0);
-    if let Some(m) = &memo
-        && m.holds(&key, epoch)
-    {
-        return m.resolved();
+) {
+    // Epoch 0: caching off (see `through_cache`); the memo then only holds
+    // the answer for the frame at hand.
+    if epoch != 0 && memo.holds(&key, epoch) {
+        return;
     }
-    let resolved = lookup();
-    if let Some(m) = memo {
-        *m = S::new(key, epoch, resolved);
-    }
-    resolved
+    *memo = S::new(key, epoch, lookup());
 }
 
 #[inline(always)]
@@ -719,7 +706,7 @@ fn trie_v4(key: &RouteKeyV4) -> Route {
 
 /// The IPv6 counterpart of `route_v4`.
 #[inline(never)]
-fn route_v6(domain: u32, dst: &[u8; 16], epoch: u64, memo: Option<&mut RouteCacheV6>) -> Resolved {
+fn route_v6(domain: u32, dst: &[u8; 16], epoch: u64, memo: &mut RouteCacheV6) {
     let key = route_key_v6(domain, *dst);
     through_memo(memo, key, epoch, || {
         let words = unsafe { &*(dst.as_ptr() as *const [[u8; 8]; 2]) };
@@ -741,7 +728,7 @@ trait CacheSlot: Copy {
     fn new(key: Self::Key, epoch: u64, resolved: Resolved) -> Self;
 }
 
-/// Both slot types have `key`, `epoch`, `route` and `group`, and padding.
+/// Both slot types have `key`, `epoch` and `resolved`, and padding.
 macro_rules! cache_slot {
     ($slot:ident, $key:ident, { $($pad:ident: $zero:expr),* }) => {
         impl CacheSlot for $slot {
@@ -752,15 +739,15 @@ macro_rules! cache_slot {
             }
             #[inline(always)]
             fn resolved(&self) -> Resolved {
-                Resolved { route: self.route, group: self.group }
+                self.resolved
             }
             #[inline(always)]
             fn epoch(&self) -> u64 {
                 self.epoch
             }
             #[inline(always)]
-            fn new(key: $key, epoch: u64, r: Resolved) -> Self {
-                Self { key, epoch, route: r.route, group: r.group, $($pad: $zero),* }
+            fn new(key: $key, epoch: u64, resolved: Resolved) -> Self {
+                Self { key, epoch, resolved, $($pad: $zero),* }
             }
         }
     };
@@ -955,12 +942,11 @@ fn time_exceeded(ctx: &XdpContext, l3_off: usize, v6: bool, att: &Attachment) ->
 #[inline(always)]
 fn choose_link(
     config: &MseeConfig,
-    group: &CachedGroup,
-    group_id: u32,
+    resolved: &Resolved,
     flow_hash: impl FnOnce() -> u32,
 ) -> Result<u32, DropReason> {
-    let [a, b] = group.members;
-    match group.count {
+    let [a, b] = resolved.group.members;
+    match resolved.group.count {
         1 => link_up(config, a.link)
             .then_some(a.link)
             .ok_or(DropReason::LinkDown),
@@ -975,7 +961,7 @@ fn choose_link(
         },
         CACHED_GROUP_MISSING => Err(DropReason::NoRoute),
         _ => {
-            let Some(group) = GROUPS.get(group_id) else {
+            let Some(group) = GROUPS.get(resolved.route.group) else {
                 return Err(DropReason::NoRoute);
             };
             choose_link_among(config, group, flow_hash()).ok_or(DropReason::LinkDown)
