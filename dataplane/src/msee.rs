@@ -211,11 +211,13 @@ pub struct Msee {
 }
 
 /// Before adopting pinned maps, check each against the object's definition
-/// of the map: a pin from another version with other keys, values or sizes
-/// would otherwise surface as a verifier error on the program's first
-/// access to it, or as values read with the wrong layout.
+/// of the map: a pin from another version with another type, keys, values
+/// or sizes would otherwise surface as a verifier error on the program's
+/// first access to it, as values read with the wrong layout, or (a shared
+/// array where a per-CPU one belongs) as CPUs silently sharing state.
 fn check_pinned_layouts(object: &[u8], pins: &[(&'static str, PathBuf)]) -> Result<()> {
     use aya::maps::MapType;
+    use aya_obj::generated::bpf_map_type;
     let pinned: Vec<_> = pins.iter().filter(|(_, path)| path.exists()).collect();
     if pinned.is_empty() {
         return Ok(());
@@ -229,15 +231,30 @@ fn check_pinned_layouts(object: &[u8], pins: &[(&'static str, PathBuf)]) -> Resu
         let info = aya::maps::MapInfo::from_pin(path).map_err(map_err(name))?;
         // aya sizes a devmap's values for the kernel at load time.
         let devmap = matches!(info.map_type(), Ok(MapType::DevMap | MapType::DevMapHash));
-        let layout = |key: u32, value: u32, entries: u32| {
+        let layout = |kind: Option<MapType>, key: u32, value: u32, entries: u32| {
+            let kind =
+                kind.map_or_else(|| "a map of unknown type".to_owned(), |k| format!("{k:?}"));
             if devmap {
-                format!("keys of {key} bytes, {entries} entries")
+                format!("{kind}: keys of {key} bytes, {entries} entries")
             } else {
-                format!("keys of {key} bytes, values of {value} bytes, {entries} entries")
+                format!("{kind}: keys of {key} bytes, values of {value} bytes, {entries} entries")
             }
         };
-        let found = layout(info.key_size(), info.value_size(), info.max_entries());
-        let expected = layout(def.key_size(), def.value_size(), def.max_entries());
+        let expected_kind = bpf_map_type::try_from(def.map_type())
+            .ok()
+            .and_then(|t| MapType::try_from(t).ok());
+        let found = layout(
+            info.map_type().ok(),
+            info.key_size(),
+            info.value_size(),
+            info.max_entries(),
+        );
+        let expected = layout(
+            expected_kind,
+            def.key_size(),
+            def.value_size(),
+            def.max_entries(),
+        );
         if found != expected {
             return Err(MseeError::PinnedLayout {
                 map: name.to_string(),

@@ -1217,6 +1217,40 @@ fn pinned_maps_of_another_layout_are_refused() {
 }
 
 #[test]
+fn pinned_maps_of_another_type_are_refused() {
+    root_only!("pinned_maps_of_another_type_are_refused");
+    let pins = PinDir::new("maptype");
+    let opts = pins.options();
+    drop(Msee::load(&opts).unwrap());
+    // A plain array with ICMP_LIMIT's sizes where its per-CPU array belongs:
+    // adopted, it would load, and every CPU would share one ICMP budget.
+    let icmp = pins.0.join(msee_abi::maps::ICMP_LIMIT);
+    std::fs::remove_file(&icmp).unwrap();
+    let status = std::process::Command::new("bpftool")
+        .args(["map", "create"])
+        .arg(&icmp)
+        .args(["type", "array", "key", "4", "value", "16", "entries", "1"])
+        .args(["name", "ICMP_LIMIT"])
+        .status()
+        .expect("running bpftool");
+    assert!(status.success(), "bpftool map create: {status}");
+    let err = Msee::load(&opts)
+        .err()
+        .expect("a pin of another map type is refused");
+    let message = err.to_string();
+    assert!(
+        matches!(&err, dataplane::MseeError::PinnedLayout { map, .. } if map == msee_abi::maps::ICMP_LIMIT),
+        "{message}"
+    );
+    assert!(
+        message.contains("holds Array: keys of 4 bytes, values of 16 bytes, 1 entries")
+            && message
+                .contains("holds PerCpuArray: keys of 4 bytes, values of 16 bytes, 1 entries"),
+        "{message}"
+    );
+}
+
+#[test]
 fn a_prefix_that_stays_routed_is_never_missing_under_churn() {
     root_only!("a_prefix_that_stays_routed_is_never_missing_under_churn");
     // Two handles on the same pinned maps: one churns, one forwards.
