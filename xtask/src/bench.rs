@@ -366,8 +366,9 @@ fn render(r: &Value, m: &Machine, took_secs: u64) -> Result<String> {
         w,
         "Frames that leave msee at successive points of its path (an msee with \
          the probe's route, one route out of reach and one over a link that is \
-         down; policing off). The step is the difference from the row above, \
-         in fastest calls (the means carry the machine's noise). \
+         down; policing off). The step is the difference from the row above \
+         (for TTL 1, which leaves the path after the route lookup, from out of \
+         reach), in fastest calls (the means carry the machine's noise). \
          Where the baseline makes one map lookup (the devmap), a forwarded \
          frame costs msee array lookups (the attachment; the one `CONFIG` \
          element holding links, link state, policers, DSCP policy and route \
@@ -394,20 +395,34 @@ fn render(r: &Value, m: &Machine, took_secs: u64) -> Result<String> {
         "| (baseline, for scale) | {base:.1} | {:.1} | |",
         num(r, &["baseline", "fastest_call_ns", "median"])?
     )?;
-    let mut prev: Option<f64> = None;
-    for stage in r["msee_stages"]
+    let stages = r["msee_stages"]
         .as_array()
-        .context("msee-bench JSON lacks the msee_stages array")?
-    {
+        .context("msee-bench JSON lacks the msee_stages array")?;
+    for (i, stage) in stages.iter().enumerate() {
         let ns = num(stage, &["ns_per_packet", "median"])?;
         let fastest = num(stage, &["fastest_call_ns", "median"])?;
+        // The first row has no step; the others count from `step_from`
+        // (the row above unless the frame branches off the path).
+        let from = stage["step_from"]
+            .as_u64()
+            .map_or(i.checked_sub(1), |f| (i > 0).then_some(f as usize));
+        let step = match from {
+            Some(f) => {
+                let before = stages
+                    .get(f)
+                    .with_context(|| format!("msee_stages[{i}].step_from {f} is out of range"))?;
+                format!(
+                    "{:+.1}",
+                    fastest - num(before, &["fastest_call_ns", "median"])?
+                )
+            }
+            None => String::new(),
+        };
         writeln!(
             w,
-            "| {} | {ns:.1} | {fastest:.1} | {} |",
+            "| {} | {ns:.1} | {fastest:.1} | {step} |",
             stage["exit"].as_str().unwrap_or("?"),
-            prev.map_or(String::new(), |p| format!("{:+.1}", fastest - p))
         )?;
-        prev = Some(fastest);
     }
     writeln!(w)?;
     if let Some(cold) = r.get("cold").filter(|v| !v.is_null()) {

@@ -227,7 +227,8 @@ const NO_ROUTE_DST: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
 
 /// Frames that leave msee at successive points of its path (none rewrites
 /// the frame, so repeated runs repeat the same path): the differences
-/// between them are what each stage costs.
+/// between them are what each stage costs. The last, TTL 1, branches off
+/// the path after the route lookup (`TTL_STAGE_FROM` names where).
 fn stage_frames() -> Vec<(&'static str, u32, Vec<u8>)> {
     const XDP_DROP: u32 = 1;
     vec![
@@ -237,12 +238,7 @@ fn stage_frames() -> Vec<(&'static str, u32, Vec<u8>)> {
             arp_frame(),
         ),
         (
-            "TTL 1: + IPv4 checks, route lookup, ICMP error budget (a clock read), drop",
-            XDP_DROP,
-            udp_frame(PROBE_DST, 1),
-        ),
-        (
-            "no route: a cached miss instead (no ICMP budget), drop",
+            "no route: + IPv4 checks, route lookup (a cached miss), drop",
             XDP_DROP,
             udp_frame(NO_ROUTE_DST, 255),
         ),
@@ -261,8 +257,17 @@ fn stage_frames() -> Vec<(&'static str, u32, Vec<u8>)> {
             XDP_REDIRECT,
             probe_frame(),
         ),
+        (
+            "TTL 1: out of reach's path to the TTL check, then the ICMP error budget (a clock read), drop",
+            XDP_DROP,
+            udp_frame(PROBE_DST, 1),
+        ),
     ]
 }
+
+/// The stage (index into `stage_frames`) the TTL 1 frame leaves the path
+/// after: its step is counted from there.
+const TTL_STAGE_FROM: usize = 2;
 
 /// The 1-route msee plus the routes the stage frames need: one out of
 /// reach, one over a second link that is down.
@@ -817,10 +822,13 @@ fn program_report(p: &Program, stages: &[(&'static str, u32, Vec<u8>)]) -> serde
         "msee_stages": stages
             .iter()
             .zip(p.stage_cost.iter().zip(&p.stage_fastest))
-            .map(|((what, _, _), (c, f))| json!({
+            .enumerate()
+            .map(|(i, ((what, _, _), (c, f)))| json!({
                 "exit": what,
                 "ns_per_packet": stats(c),
                 "fastest_call_ns": stats(f),
+                // The row its step counts from: the one above, but for a branch.
+                "step_from": if i + 1 == stages.len() { TTL_STAGE_FROM } else { i.saturating_sub(1) },
             }))
             .collect::<Vec<_>>(),
     })
