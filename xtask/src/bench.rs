@@ -368,7 +368,7 @@ fn render(r: &Value, m: &Machine, took_secs: u64) -> Result<String> {
          the probe's route, one route out of reach and one over a link that is \
          down; policing off). The step is the difference from the row above \
          (for TTL 1, which leaves the path after the route lookup, from out of \
-         reach), in fastest calls (the means carry the machine's noise). \
+         reach), in fastest calls. \
          Where the baseline makes one map lookup (the devmap), a forwarded \
          frame costs msee array lookups (the attachment; the one `CONFIG` \
          element holding links, link state, policers, DSCP policy and route \
@@ -443,14 +443,15 @@ fn render(r: &Value, m: &Machine, took_secs: u64) -> Result<String> {
     )?;
     writeln!(
         w,
-        "- A sample is the mean of {} `BPF_PROG_TEST_RUN` calls with repeat {}; \
+        "- A sample is the median of {} `BPF_PROG_TEST_RUN` calls with repeat {}; \
          the kernel times the runs (no syscall cost) and reports each call's mean \
          in whole nanoseconds, truncated: figures read about 0.5 ns low, for both \
-         programs alike. The fastest call of each sample is shown too: on a \
-         shared machine a call is now and then slowed by other work (a \
-         sample's mean can read twice its fastest call), and the fastest call \
-         is the steadier estimate of the program's own cost; the targets \
-         above use the means. Each call with repeat > 1 cost {:.1} ms of wall time \
+         programs alike. The median, not the mean: on a shared machine a call \
+         is now and then slowed by other work (a sample's mean can read twice \
+         its fastest call), which swung the ratios between configurations from \
+         run to run when samples were means. The fastest call of each sample is \
+         shown too, the steadiest estimate of the program's own cost; the \
+         targets above use the medians. Each call with repeat > 1 cost {:.1} ms of wall time \
          on this run, against microseconds with repeat 1 (for repeat > 1 the \
          kernel swaps the program into the XDP dispatcher and back, presumably \
          waiting for RCU grace periods): that is what bounds the number of calls.",

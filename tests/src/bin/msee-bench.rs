@@ -419,39 +419,44 @@ fn check_msee_forwards(m: &mut Msee, frame: &[u8], routes: usize) -> Result<()> 
     Ok(())
 }
 
-/// One sample: the mean of `calls` kernel-timed calls of `REPEAT` runs, in
-/// ns per run. The kernel reports each call's mean in whole nanoseconds.
-/// Also returns the fastest call's figure: on a shared machine a call is
-/// now and then slowed by other work (a sample's mean can read twice its
-/// fastest call), and the fastest of a sample's calls is the steadier
-/// estimate of the program's own cost.
+/// One sample: the median of `calls` kernel-timed calls of `REPEAT` runs,
+/// in ns per run (the kernel reports each call's mean in whole
+/// nanoseconds). On a shared machine a call is now and then slowed by other
+/// work: a sample's mean can read twice its fastest call, and swings the
+/// ratios between configurations from run to run; the median call is the
+/// program's typical cost without those bursts. Also returns the fastest
+/// call.
 fn sample(
     calls: u32,
     what: &str,
     expect: u32,
     mut run: impl FnMut() -> Result<(u32, Duration)>,
 ) -> Result<Sample2> {
-    let mut total = Duration::ZERO;
-    let mut fastest = Duration::MAX;
+    let mut times = Vec::with_capacity(calls as usize);
     for _ in 0..calls {
         let (verdict, d) = run()?;
         ensure!(
             verdict == expect,
             "{what}: XDP action {verdict} during timing, not {expect}"
         );
-        total += d;
-        fastest = fastest.min(d);
+        times.push(d.as_nanos() as f64);
     }
+    ensure!(
+        !times.is_empty(),
+        "{what}: a sample needs at least one call"
+    );
+    times.sort_by(f64::total_cmp);
+    let n = times.len();
     Ok(Sample2 {
-        mean: total.as_nanos() as f64 / calls as f64,
-        fastest: fastest.as_nanos() as f64,
+        median: (times[(n - 1) / 2] + times[n / 2]) / 2.0,
+        fastest: times[0],
     })
 }
 
-/// One sample: the mean over its calls, and its fastest call (ns per run).
+/// One sample: the median of its calls, and its fastest call (ns per run).
 #[derive(Clone, Copy, Debug)]
 struct Sample2 {
-    mean: f64,
+    median: f64,
     fastest: f64,
 }
 
@@ -671,7 +676,7 @@ fn packet_bench(args: &Args) -> Result<serde_json::Value> {
                 Ok(baseline.time_run(&frame, LO, REPEAT)?)
             })?;
             if round > 0 {
-                baseline_all.push(b.mean);
+                baseline_all.push(b.median);
                 baseline_fastest.push(b.fastest);
             }
             // Programs alternate which goes first from round to round: a
@@ -686,8 +691,8 @@ fn packet_bench(args: &Args) -> Result<serde_json::Value> {
                     Ok(m.time_run(&frame, LO, REPEAT)?)
                 })?;
                 if round > 0 {
-                    config.paired_baseline.push(b.mean);
-                    config.cost.push(cost.mean);
+                    config.paired_baseline.push(b.median);
+                    config.cost.push(cost.median);
                     config.fastest.push(cost.fastest);
                 }
             }
@@ -699,7 +704,7 @@ fn packet_bench(args: &Args) -> Result<serde_json::Value> {
                     Ok(staged.time_run(f, LO, REPEAT)?)
                 })?;
                 if round > 0 {
-                    p.stage_cost[s].push(cost.mean);
+                    p.stage_cost[s].push(cost.median);
                     p.stage_fastest[s].push(cost.fastest);
                 }
             }
