@@ -137,12 +137,17 @@ fn engine_flows_moved_mid_run_stay_one_sequence() {
     let n = 48_000;
     let h = start(&tri.config(FLOWS, PPS, n, Duration::from_secs(10))).unwrap();
     assert!(h.wait_received(n / 3, Duration::from_secs(10)));
-    // Half of s0's flows (0 and 4) move to s1, one map entry each.
+    // Half of s0's flows (0 and 4) move to s1, one map entry each. The
+    // event is stamped before the first write: stamped after both, a packet
+    // of flow 0 could reach s1 before it (the second write took longer than
+    // a flow's packet interval once under load), and flow 0 would read as
+    // one of s1's.
     let moved = [0u16, 4];
+    let t_move = now_ns();
     for &f in &moved {
         tri.route(f, 1).unwrap();
     }
-    let t_move = h.event("flows 0 and 4 move to s1");
+    h.event_at("flows 0 and 4 move to s1", t_move);
     let r = h.join().unwrap();
     eprintln!("{}", r.summary());
     assert_eq!(r.generator.sent, n);
