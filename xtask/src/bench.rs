@@ -401,12 +401,9 @@ fn render(r: &Value, m: &Machine, took_secs: u64) -> Result<String> {
     for (i, stage) in stages.iter().enumerate() {
         let ns = num(stage, &["ns_per_packet", "median"])?;
         let fastest = num(stage, &["fastest_call_ns", "median"])?;
-        // The first row has no step; the others count from `step_from`
-        // (the row above unless the frame branches off the path).
-        let from = stage["step_from"]
-            .as_u64()
-            .map_or(i.checked_sub(1), |f| (i > 0).then_some(f as usize));
-        let step = match from {
+        // `step_from`: the row the step counts from (the one above unless
+        // the frame branches off the path; none for the first row).
+        let step = match stage["step_from"].as_u64().map(|f| f as usize) {
             Some(f) => {
                 let before = stages
                     .get(f)

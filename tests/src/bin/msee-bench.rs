@@ -832,8 +832,9 @@ fn program_report(p: &Program, stages: &[(&'static str, u32, Vec<u8>)]) -> serde
                 "exit": what,
                 "ns_per_packet": stats(c),
                 "fastest_call_ns": stats(f),
-                // The row its step counts from: the one above, but for a branch.
-                "step_from": if i + 1 == stages.len() { TTL_STAGE_FROM } else { i.saturating_sub(1) },
+                // The row its step counts from: the one above (none for the
+                // first), but for the branch at the end.
+                "step_from": if i + 1 == stages.len() { Some(TTL_STAGE_FROM) } else { i.checked_sub(1) },
             }))
             .collect::<Vec<_>>(),
     })
