@@ -278,7 +278,7 @@ impl FailoverLab {
         match scenario {
             Scenario::CarrierLoss => {
                 let at = now_ns();
-                lab::ip_ns(&topo.ns_onprem(), &["link", "set", IF_PRIMARY, "down"])
+                lab::ip_ns_urgent(&topo.ns_onprem(), &["link", "set", IF_PRIMARY, "down"])
                     .map_err(|e| format!("{e:#}"))?;
                 h.event_at("primary carrier down", at);
                 Ok(at)
@@ -312,7 +312,7 @@ impl FailoverLab {
         match scenario {
             Scenario::CarrierLoss => {
                 let at = now_ns();
-                lab::ip_ns(&topo.ns_onprem(), &["link", "set", IF_PRIMARY, "up"])
+                lab::ip_ns_urgent(&topo.ns_onprem(), &["link", "set", IF_PRIMARY, "up"])
                     .map_err(|e| format!("{e:#}"))?;
                 h.event_at("primary carrier up", at);
                 Ok(at)

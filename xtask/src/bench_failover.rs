@@ -51,7 +51,7 @@ pub fn render(r: &Value, command: &str) -> Result<String> {
     writeln!(w, "## Failover (issue #6)\n")?;
     writeln!(
         w,
-        "`cargo {command}` (run by `cargo xtask bench`): the lab with `msee-daemon` running BGP and BFD on both links, FRR as the customer router (zebra + bfdd + bgpd, its BGP sessions tied to BFD), and the packet engine streaming {} flows at {:.0} packets/s in all from the VNet host to the customer over both links. Each failure of the primary is followed by its return; every scenario ran {} times. Outage = the failed link's flows' lost packets over their offered rate (RFC 6201); detection = failure to the MSEE's flip of the link, on its own clock.\n",
+        "`cargo {command}` (run by `cargo xtask bench`): the lab with `msee-daemon` running BGP and BFD on both links, FRR as the customer router (zebra + bfdd + bgpd, its BGP sessions tied to BFD), and the packet engine streaming {} flows at {:.0} packets/s in all from the VNet host to the customer over both links. Each failure of the primary is followed by its return; every scenario ran {} times. Outage = the failed link's flows' lost packets over their offered rate (RFC 6201); detection = from the moment the lab starts the failure to the MSEE's flip of the link, on one clock; for carrier loss and the BGP teardown most of it is the lab's own command (starting `ip`, or `vtysh` and FRR's handling of it), which is why the outage can be far shorter.\n",
         r["flows"],
         f(&r["pps"]),
         r["rounds"]
