@@ -726,8 +726,19 @@ pub mod engine {
         pub csum_off: u32,
         /// Stream id = stream_base + CPU number.
         pub stream_base: u32,
+        /// Destinations to spread the frames over, round robin by sequence
+        /// number (a power of two up to `MAX_TXGEN_DESTINATIONS`; 0 or 1:
+        /// the template's own): the last byte of the IPv4 destination goes
+        /// up by `sequence % destinations`, wrapping within its /24, and both
+        /// checksums follow.
+        pub destinations: u32,
+        /// Offset of the IPv4 header (used only with destinations > 1).
+        pub ipv4_off: u32,
         pub _pad: u32,
     }
+
+    /// Most destinations `txgen` spreads over: those of one /24.
+    pub const MAX_TXGEN_DESTINATIONS: u32 = 256;
 }
 
 /// The VLAN shim: this kernel has no 802.1Q (`CONFIG_VLAN_8021Q` is off), so

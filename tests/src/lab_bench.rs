@@ -94,10 +94,12 @@ pub struct Sample {
 
 /// Send 64-byte frames as fast as `kind` can on one thread pinned to `cpu`
 /// for `warmup + window` (plus a margin), and read the counters at the
-/// window's two ends.
+/// window's two ends. Live frames go to `destinations` IPv4 destinations
+/// round robin (see `LiveConfig::destinations`); AF_XDP frames to one.
 pub fn measure(
     path: &Path,
     kind: GenKind,
+    destinations: u32,
     cpu: usize,
     warmup: Duration,
     window: Duration,
@@ -125,6 +127,7 @@ pub fn measure(
                 pps: None,
                 cpus: vec![cpu],
                 batch: 64,
+                destinations,
             };
             let stop2 = stop.clone();
             let h = std::thread::spawn(move || {
@@ -136,6 +139,11 @@ pub fn measure(
                 h.join()
                     .map_err(|_| anyhow!("live-frames thread panicked"))?
             })
+        }
+        GenKind::AfXdp if destinations > 1 => {
+            return Err(anyhow!(
+                "the AF_XDP generator sends to one destination ({destinations} asked)"
+            ));
         }
         GenKind::AfXdp => {
             let g = Generator::start(GenConfig {

@@ -88,6 +88,37 @@ fn run(ebpf: &mut Ebpf, program: &str, frame: &[u8]) -> (u32, Vec<u8>) {
     (r.return_value, out)
 }
 
+/// `txgen` loaded and configured for `frame` (made from `t`), stream base 5,
+/// sending to lo, spread over `destinations` (IPv4 header at `ipv4_off`).
+fn txgen_loaded(t: &Template, frame: &[u8], destinations: u32, ipv4_off: u32) -> Ebpf {
+    let mut ebpf = load(dataplane::TXGEN_OBJECT, TXGEN_PROGRAM);
+    let (payload_off, csum_off) = t.offsets();
+    let mut conf: Array<_, TxgenConfig> =
+        Array::try_from(ebpf.map_mut(TXGEN_CONFIG).unwrap()).unwrap();
+    conf.set(
+        0,
+        TxgenConfig {
+            payload_off: payload_off as u32,
+            csum_off: csum_off as u32,
+            stream_base: 5,
+            destinations,
+            ipv4_off,
+            _pad: 0,
+        },
+        0,
+    )
+    .unwrap();
+    let mut pristine = [0u8; TXGEN_PRISTINE_LEN];
+    let head = frame.len().min(TXGEN_PRISTINE_LEN);
+    pristine[..head].copy_from_slice(&frame[..head]);
+    let mut pm: Array<_, [u8; TXGEN_PRISTINE_LEN]> =
+        Array::try_from(ebpf.map_mut(TXGEN_PRISTINE).unwrap()).unwrap();
+    pm.set(0, pristine, 0).unwrap();
+    let mut tx = DevMap::try_from(ebpf.map_mut(TXGEN_TX).unwrap()).unwrap();
+    tx.set(0, 1, None, 0).unwrap(); // lo
+    ebpf
+}
+
 #[test]
 fn txgen_stamps_sequence_time_and_checksum() {
     if !require_root("txgen_stamps_sequence_time_and_checksum") {
@@ -101,29 +132,8 @@ fn txgen_stamps_sequence_time_and_checksum() {
             let t: Template = s.template(0, 128);
             let mut frame = vec![0u8; t.len];
             t.write(&mut frame, 0, 0, true);
-            let mut ebpf = load(dataplane::TXGEN_OBJECT, TXGEN_PROGRAM);
-            let (payload_off, csum_off) = t.offsets();
-            let mut conf: Array<_, TxgenConfig> =
-                Array::try_from(ebpf.map_mut(TXGEN_CONFIG).unwrap()).unwrap();
-            conf.set(
-                0,
-                TxgenConfig {
-                    payload_off: payload_off as u32,
-                    csum_off: csum_off as u32,
-                    stream_base: 5,
-                    _pad: 0,
-                },
-                0,
-            )
-            .unwrap();
-            let mut pristine = [0u8; TXGEN_PRISTINE_LEN];
-            let head = frame.len().min(TXGEN_PRISTINE_LEN);
-            pristine[..head].copy_from_slice(&frame[..head]);
-            let mut pm: Array<_, [u8; TXGEN_PRISTINE_LEN]> =
-                Array::try_from(ebpf.map_mut(TXGEN_PRISTINE).unwrap()).unwrap();
-            pm.set(0, pristine, 0).unwrap();
-            let mut tx = DevMap::try_from(ebpf.map_mut(TXGEN_TX).unwrap()).unwrap();
-            tx.set(0, 1, None, 0).unwrap(); // lo
+            let mut ebpf = txgen_loaded(&t, &frame, 1, 0);
+            let (payload_off, _) = t.offsets();
             let l3 = 14 + 4 * vlans.len();
             let original = frame.clone();
             for seq in 0..3u64 {
@@ -144,6 +154,49 @@ fn txgen_stamps_sequence_time_and_checksum() {
                 frame = out;
             }
         }
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
+fn txgen_spreads_frames_over_destinations() {
+    if !require_root("txgen_spreads_frames_over_destinations") {
+        return;
+    }
+    std::thread::spawn(|| {
+        pin_to_cpu(0);
+        // Tagged IPv4 to 10.0.0.250: the last byte wraps within the /24.
+        let mut s = spec(false, vec![7]);
+        s.dst_ip = "10.0.0.250".parse().unwrap();
+        let t = s.template(0, 128);
+        let mut frame = vec![0u8; t.len];
+        t.write(&mut frame, 0, 0, true);
+        let l3 = 18;
+        let mut ebpf = txgen_loaded(&t, &frame, 8, l3 as u32);
+        let original = frame.clone();
+        let mut last_bytes = Vec::new();
+        for seq in 0..10u64 {
+            let (verdict, out) = run(&mut ebpf, TXGEN_PROGRAM, &frame);
+            assert_eq!(verdict, XDP_REDIRECT);
+            assert_eq!(parse(&out).expect("still a test frame").seq, seq);
+            assert_eq!(
+                fold(sum_words(&out[l3..l3 + 20], 0)),
+                0xffff,
+                "IPv4 checksum, seq {seq}"
+            );
+            assert!(udp_checksum_ok(&out, l3, false), "UDP checksum, seq {seq}");
+            // Up to the UDP checksum, only the destination's last byte and
+            // the header checksum change.
+            for (i, (a, b)) in out[..l3 + 26].iter().zip(&original[..l3 + 26]).enumerate() {
+                if ![l3 + 10, l3 + 11, l3 + 19].contains(&i) {
+                    assert_eq!(a, b, "byte {i}, seq {seq}");
+                }
+            }
+            last_bytes.push(out[l3 + 19]);
+            frame = out;
+        }
+        assert_eq!(last_bytes, [250, 251, 252, 253, 254, 255, 0, 1, 250, 251]);
     })
     .join()
     .unwrap();

@@ -252,7 +252,12 @@ fn render(r: &Value, m: &Machine, took_secs: u64) -> Result<String> {
         let cfg = |routes: u64| -> Result<&Value> {
             lab["configs"]
                 .as_array()
-                .and_then(|a| a.iter().find(|c| c["routes"].as_u64() == Some(routes)))
+                .and_then(|a| {
+                    a.iter().find(|c| {
+                        c["routes"].as_u64() == Some(routes)
+                            && c["destinations"].as_u64().unwrap_or(1) == 1
+                    })
+                })
                 .with_context(|| format!("msee-bench JSON lacks lab msee, {routes} routes"))
         };
         let rows = [
@@ -843,10 +848,11 @@ fn render_lab(w: &mut String, lab: &Value) -> Result<()> {
         "| program | IPv4 routes | policing | forwarded Mpps (median) | min–max | offered Mpps | forwarded / offered | vs baseline | vs 1 route | msee drops |"
     )?;
     writeln!(w, "|---|---|---|---|---|---|---|---|---|---|")?;
-    for c in lab["configs"]
+    let configs = lab["configs"]
         .as_array()
-        .context("msee-bench JSON lacks lab.configs")?
-    {
+        .context("msee-bench JSON lacks lab.configs")?;
+    let one_destination = |c: &&Value| c["destinations"].as_u64().unwrap_or(1) == 1;
+    for c in configs.iter().filter(one_destination) {
         let msee = c["program"] == "msee";
         writeln!(
             w,
@@ -881,8 +887,57 @@ fn render_lab(w: &mut String, lab: &Value) -> Result<()> {
          msee's XDP, the drop) runs in the softirqs of one CPU, so these are \
          single-core figures. One flow to one destination: msee finds its \
          route in the memo of the destination its ingress link routed last; \
-         for the cost of traffic spread over many destinations, see \
-         \"Many destinations\" (per packet, through `BPF_PROG_TEST_RUN`).\n"
+         traffic spread over many destinations follows.\n"
+    )?;
+    let spread: Vec<&Value> = configs.iter().filter(|c| !one_destination(c)).collect();
+    if spread.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        w,
+        "### Traffic to many destinations\n\n\
+         The same, with `txgen` sending each frame to the next of {} \
+         destinations in the probe's /24 (round robin on the last byte of the \
+         address; both checksums updated): msee's memo of the destination \
+         routed last never answers, its per-CPU destination cache does. The \
+         baseline is measured with the same traffic (the generator's extra \
+         work is in both), in the same rounds as the table above.\n",
+        num(lab, &["spread_destinations"])?
+    )?;
+    writeln!(
+        w,
+        "| program | IPv4 routes | policing | destinations | forwarded Mpps (median) | min–max | forwarded / offered | vs baseline | vs one destination | msee drops |"
+    )?;
+    writeln!(w, "|---|---|---|---|---|---|---|---|---|---|")?;
+    for c in spread {
+        let msee = c["program"] != "baseline";
+        writeln!(
+            w,
+            "| {} | {} | {} | {} | {:.3} | {:.3}–{:.3} | {:.3} | {:.3} | {} | {} |",
+            c["program"].as_str().unwrap_or("?"),
+            c["routes"].as_u64().map_or("–".to_owned(), thousands),
+            if msee { "100 Gbit/s" } else { "–" },
+            num(c, &["destinations"])?,
+            num(c, &["rx_pps", "median"])? / 1e6,
+            num(c, &["rx_pps", "min"])? / 1e6,
+            num(c, &["rx_pps", "max"])? / 1e6,
+            num(c, &["delivered", "median"])?,
+            num(c, &["vs_baseline", "median"])?,
+            if msee {
+                format!("{:.3}", num(c, &["vs_one_destination", "median"])?)
+            } else {
+                "–".to_owned()
+            },
+            c["msee_drops"]
+                .as_u64()
+                .map_or("–".to_owned(), |d| d.to_string()),
+        )?;
+    }
+    writeln!(
+        w,
+        "\n\"vs one destination\" is against the same msee's one-destination \
+         sample of the same round. No target applies to this row: it shows \
+         what spread traffic costs where the figures above send one flow.\n"
     )?;
     Ok(())
 }

@@ -471,6 +471,7 @@ fn cmd_gen(a: GenArgs) -> Result<()> {
                         t.gen_cpus.clone()
                     },
                     batch: t.batch.clamp(1, 256),
+                    destinations: 1,
                 },
                 Default::default(),
                 Default::default(),

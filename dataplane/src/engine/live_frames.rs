@@ -23,8 +23,8 @@ use aya::{
     programs::{TestRun, TestRunAttrs, TestRunOptions, Xdp},
 };
 use msee_abi::engine::{
-    TXGEN_CONFIG, TXGEN_PRISTINE, TXGEN_PRISTINE_LEN, TXGEN_PROGRAM, TXGEN_SEQ, TXGEN_TX,
-    TxgenConfig,
+    MAX_TXGEN_DESTINATIONS, TXGEN_CONFIG, TXGEN_PRISTINE, TXGEN_PRISTINE_LEN, TXGEN_PROGRAM,
+    TXGEN_SEQ, TXGEN_TX, TxgenConfig,
 };
 
 use super::{
@@ -49,6 +49,31 @@ pub struct LiveConfig {
     pub cpus: Vec<usize>,
     /// Frames per live-frames batch inside the kernel.
     pub batch: u32,
+    /// IPv4 destinations to spread the frames over, round robin (see
+    /// `TxgenConfig::destinations`): 1 sends every frame to the template's.
+    pub destinations: u32,
+}
+
+/// The IPv4 header's offset in `frame` for spreading over `destinations`
+/// (0 when there is one), or why that cannot be done.
+fn destination_spread(frame: &[u8], payload_off: usize, destinations: u32) -> Result<u32> {
+    if destinations <= 1 {
+        return Ok(0);
+    }
+    if !destinations.is_power_of_two() || destinations > MAX_TXGEN_DESTINATIONS {
+        bail!(
+            "destinations must be a power of two from 1 to {MAX_TXGEN_DESTINATIONS} (the last byte of an IPv4 address), not {destinations}"
+        );
+    }
+    // Ethernet (and tags) ending in EtherType IPv4, a 20-byte IPv4 header,
+    // UDP, then the payload.
+    let ipv4_off = payload_off.checked_sub(8 + 20);
+    match ipv4_off {
+        Some(off) if off >= 2 && frame.get(off - 2..=off) == Some(&[0x08, 0x00, 0x45][..]) => {
+            Ok(off as u32)
+        }
+        _ => bail!("spreading over destinations needs IPv4 frames without options"),
+    }
 }
 
 /// Run to completion (count or duration). `progress` counts frames handed
@@ -63,6 +88,7 @@ pub fn run(cfg: &LiveConfig, progress: Arc<AtomicU64>, stop: Arc<AtomicBool>) ->
     let (payload_off, csum_off) = cfg.template.offsets();
     let mut frame = vec![0u8; cfg.template.len];
     cfg.template.write(&mut frame, 0, 0, true);
+    let ipv4_off = destination_spread(&frame, payload_off, cfg.destinations)?;
     let frame = Arc::new(frame);
     let n = cfg.cpus.len();
     let start = now_ns();
@@ -88,6 +114,8 @@ pub fn run(cfg: &LiveConfig, progress: Arc<AtomicU64>, stop: Arc<AtomicBool>) ->
                         // IPv4 and IPv6 both get a real UDP checksum.
                         csum_off: csum_off as u32,
                         stream_base: u32::from(cfg.stream_base),
+                        destinations: cfg.destinations,
+                        ipv4_off,
                         _pad: 0,
                     },
                     0,
@@ -226,4 +254,31 @@ pub fn run(cfg: &LiveConfig, progress: Arc<AtomicU64>, stop: Arc<AtomicBool>) ->
             .collect();
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destination_spread_needs_a_power_of_two_and_ipv4() {
+        // Ethernet, IPv4 (0x45), UDP, payload at 42.
+        let mut v4 = vec![0u8; 60];
+        v4[12..15].copy_from_slice(&[0x08, 0x00, 0x45]);
+        assert_eq!(destination_spread(&v4, 42, 1).unwrap(), 0);
+        assert_eq!(destination_spread(&v4, 42, 256).unwrap(), 14);
+        for bad in [3, 100, 512] {
+            let e = destination_spread(&v4, 42, bad).unwrap_err().to_string();
+            assert!(
+                e.contains("power of two") && e.contains(&bad.to_string()),
+                "{e}"
+            );
+        }
+        // IPv6 (40-byte header), even with 0x45 where an IPv4 header would be.
+        let mut v6 = vec![0u8; 80];
+        v6[12..15].copy_from_slice(&[0x86, 0xdd, 0x60]);
+        v6[34] = 0x45;
+        let e = destination_spread(&v6, 62, 4).unwrap_err().to_string();
+        assert!(e.contains("IPv4"), "{e}");
+    }
 }

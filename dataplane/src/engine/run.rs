@@ -435,6 +435,7 @@ pub fn start(cfg: &RunConfig) -> Result<RunHandle> {
                 pps: cfg.rate.pps(f64::from(size)),
                 cpus,
                 batch: cfg.batch.clamp(1, 256),
+                destinations: 1,
             };
             let progress = Arc::new(AtomicU64::new(0));
             let stop = Arc::new(AtomicBool::new(false));

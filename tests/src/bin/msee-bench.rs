@@ -68,6 +68,8 @@ struct Args {
     /// configuration for `spin_seconds`, for a profiler to sample.
     spin: Option<(usize, bool)>,
     spin_seconds: u64,
+    /// `--spin-destinations N`: the spin's frames go to N destinations.
+    spin_destinations: u32,
     /// Another build of the msee object, loaded next to the embedded one
     /// and measured in the same rounds (`--compare-object PATH`).
     compare: Option<std::path::PathBuf>,
@@ -87,12 +89,13 @@ fn parse_args() -> Result<Args> {
         install_prefixes: vec![10_000, 1_000_000],
         spin: None,
         spin_seconds: 10,
+        spin_destinations: 1,
         compare: None,
         cold_calls: 4 * msee_abi::ROUTE_CACHE_V4_SLOTS,
     };
     let usage = "expected --rounds N, --calls N, --lab-rounds N, \
                  --only install|bgp-install, --install-runs N, --install-prefixes N[,N...], \
-                 --spin ROUTES[,police], --spin-seconds N, --compare-object PATH, --cold-calls N";
+                 --spin ROUTES[,police], --spin-seconds N, --spin-destinations N, --compare-object PATH, --cold-calls N";
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut value = |name: &str| -> Result<String> {
@@ -127,6 +130,10 @@ fn parse_args() -> Result<Args> {
                 args.spin = Some((number(&a, routes)? as usize, police));
             }
             "--spin-seconds" => args.spin_seconds = number(&a, &value(&a)?)?,
+            "--spin-destinations" => {
+                args.spin_destinations = u32::try_from(number(&a, &value(&a)?)?)
+                    .context("--spin-destinations: too large")?
+            }
             "--compare-object" => args.compare = Some(value(&a)?.into()),
             "--cold-calls" => args.cold_calls = number(&a, &value(&a)?)? as u32,
             "--only" => match value(&a)?.as_str() {
@@ -504,7 +511,7 @@ fn run() -> Result<()> {
         bail!("needs root to load XDP programs (run `sudo cargo xtask bench`)");
     }
     if let Some((routes, police)) = args.spin {
-        return spin(routes, police, args.spin_seconds);
+        return spin(routes, police, args.spin_seconds, args.spin_destinations);
     }
     let mut report = if args.only_install {
         json!({ "only": "install" })
@@ -526,7 +533,7 @@ fn run() -> Result<()> {
 /// profiler (`perf record -a`) to sample: `routes` 0 is the baseline, else an
 /// msee with that many routes, policed (100 Gbit/s) or not. Prints the
 /// forwarded pps of each 1 s window.
-fn spin(routes: usize, police: bool, seconds: u64) -> Result<()> {
+fn spin(routes: usize, police: bool, seconds: u64, destinations: u32) -> Result<()> {
     let prefix = format!("b{}s", std::process::id() % 100_000);
     let lb = LabBench::up(&prefix, PROBE_DST).context("lab for --spin")?;
     let ns = lb.ns_msee();
@@ -556,11 +563,18 @@ fn spin(routes: usize, police: bool, seconds: u64) -> Result<()> {
         msee = Some(m);
     }
     eprintln!(
-        "msee-bench: spinning routes {routes} (0: baseline), policing {police}, {seconds} s..."
+        "msee-bench: spinning routes {routes} (0: baseline), policing {police}, {destinations} destinations, {seconds} s..."
     );
     let until = Instant::now() + Duration::from_secs(seconds);
     while Instant::now() < until {
-        let s = measure(&lb.path, GenKind::LiveFrames, GEN_CPU, WARMUP, WINDOW)?;
+        let s = measure(
+            &lb.path,
+            GenKind::LiveFrames,
+            destinations,
+            GEN_CPU,
+            WARMUP,
+            WINDOW,
+        )?;
         eprintln!(
             "msee-bench:   {:.0} pps forwarded ({:.0} sent)",
             s.rx_pps, s.tx_pps
@@ -1094,6 +1108,10 @@ fn bgp_install_bench(args: &Args) -> Result<serde_json::Value> {
 const LAB_IN_LINK: u32 = 2;
 const LAB_OUT_LINK: u32 = 3;
 const LAB_GROUP: u32 = 2;
+/// Destinations of the lab's spread samples: the probe's route's /24, round
+/// robin (each frame to another destination than the last: never the one
+/// msee's ingress link routed last, always one its destination cache holds).
+const LAB_DESTINATIONS: u32 = 256;
 const WARMUP: Duration = Duration::from_millis(400);
 const WINDOW: Duration = Duration::from_secs(1);
 /// The generator's thread is pinned here; forwarding runs in the softirqs
@@ -1115,7 +1133,7 @@ fn generator_bench(rounds: usize) -> Result<serde_json::Value> {
     // Round 0 warms up and is not recorded.
     for round in 0..=rounds {
         for (k, kind) in kinds.iter().enumerate() {
-            let s = measure(&bench.path, *kind, GEN_CPU, WARMUP, WINDOW)
+            let s = measure(&bench.path, *kind, 1, GEN_CPU, WARMUP, WINDOW)
                 .with_context(|| format!("generator {}", kind.name()))?;
             eprintln!(
                 "msee-bench:   {}: {:.0} pps tx, {:.0} pps rx",
@@ -1230,87 +1248,113 @@ fn lab_bench(
             instances.push((p.name.clone(), *routes, m));
         }
     }
-    // Sample order within a round: baseline, then each msee instance.
-    let n = 1 + instances.len();
-    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); n];
+    // Sample order within a round: baseline, then each msee instance, all
+    // to one destination; then the baseline and msee with 10,000 routes
+    // again, to `LAB_DESTINATIONS` destinations.
+    let spread = instances
+        .iter()
+        .position(|(n, r, _)| n == "msee" && *r == 10_000);
+    let mut plan: Vec<(Option<usize>, u32)> = vec![(None, 1)];
+    plan.extend((0..instances.len()).map(|i| (Some(i), 1)));
+    if let Some(i) = spread {
+        plan.extend([(None, LAB_DESTINATIONS), (Some(i), LAB_DESTINATIONS)]);
+    }
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); plan.len()];
     let mut before = Vec::new();
     for (_, _, m) in instances.iter() {
         before.push(m.link_counters(LAB_OUT_LINK, Direction::Tx)?.packets);
     }
     eprintln!("msee-bench: lab throughput, {rounds} rounds of baseline and msee...");
     for round in 0..=rounds {
-        for (c, slot) in samples.iter_mut().enumerate() {
+        for (slot, &(instance, destinations)) in samples.iter_mut().zip(&plan) {
             with_netns(&ns, || {
-                if c == 0 {
-                    baseline.attach(lb.primary_ifindex, AttachMode::Native)?;
-                } else {
-                    instances[c - 1]
+                match instance {
+                    None => baseline.attach(lb.primary_ifindex, AttachMode::Native)?,
+                    Some(i) => instances[i]
                         .2
-                        .attach(lb.primary_ifindex, AttachMode::Native)?;
+                        .attach(lb.primary_ifindex, AttachMode::Native)?,
                 }
                 Ok(())
             })?;
-            let s = measure(&lb.path, GenKind::LiveFrames, GEN_CPU, WARMUP, WINDOW);
+            let s = measure(
+                &lb.path,
+                GenKind::LiveFrames,
+                destinations,
+                GEN_CPU,
+                WARMUP,
+                WINDOW,
+            );
             with_netns(&ns, || {
-                if c == 0 {
-                    baseline.detach()?;
-                } else {
-                    instances[c - 1].2.detach_all()?;
+                match instance {
+                    None => baseline.detach()?,
+                    Some(i) => instances[i].2.detach_all()?,
                 }
                 Ok(())
             })?;
-            let s = s.with_context(|| format!("lab sample {c}"))?;
+            let label = match instance {
+                None => "baseline".to_owned(),
+                Some(i) => format!("{} {} routes", instances[i].0, instances[i].1),
+            };
+            let s =
+                s.with_context(|| format!("lab sample {label}, {destinations} destinations"))?;
             eprintln!(
-                "msee-bench:   {}: {:.0} pps forwarded ({:.0} pps sent)",
-                if c == 0 {
-                    "baseline".to_owned()
-                } else {
-                    format!("{} {} routes", instances[c - 1].0, instances[c - 1].1)
-                },
-                s.rx_pps,
-                s.tx_pps
+                "msee-bench:   {label}, {destinations} destinations: {:.0} pps forwarded ({:.0} pps sent)",
+                s.rx_pps, s.tx_pps
             );
             if round > 0 {
                 slot.push(s);
             }
         }
     }
+    // Per-round ratios of sample set `s` to sample set `to`.
+    let ratios = |s: &[Sample], to: &[Sample]| {
+        stats(
+            &s.iter()
+                .zip(to)
+                .map(|(m, b)| m.rx_pps / b.rx_pps.max(1.0))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let sample_of = |instance: Option<usize>, destinations: u32| {
+        plan.iter()
+            .position(|p| *p == (instance, destinations))
+            .map(|k| &samples[k])
+            .expect("a sample set in the plan")
+    };
     let mut configs = Vec::new();
-    for (c, s) in samples.iter().enumerate() {
+    for (s, &(instance, destinations)) in samples.iter().zip(&plan) {
         let mut v = json!({
-            "program": if c == 0 { "baseline" } else { "msee" },
+            "program": "baseline",
+            "destinations": destinations,
             "rx_pps": sample_json(s, |x| x.rx_pps),
             "tx_pps": sample_json(s, |x| x.tx_pps),
             "delivered": sample_json(s, |x| x.rx_pps / x.tx_pps.max(1.0)),
-            "vs_baseline": stats(
-                &s.iter().zip(&samples[0]).map(|(m, b)| m.rx_pps / b.rx_pps.max(1.0)).collect::<Vec<_>>()
-            ),
+            // Against the baseline sent to as many destinations.
+            "vs_baseline": ratios(s, sample_of(None, destinations)),
         });
-        if c > 0 {
-            let (name, routes, m) = &instances[c - 1];
-            // This program's 1-route sample of the same round.
+        if let Some(i) = instance {
+            let (name, routes, m) = &instances[i];
+            // This program's 1-route instance.
             let one = instances
                 .iter()
                 .position(|(n, r, _)| n == name && *r == 1)
-                .expect("a 1-route instance")
-                + 1;
-            if name != "msee" {
-                v["program"] = json!(name);
-            }
+                .expect("a 1-route instance");
+            v["program"] = json!(name);
             let out = m.link_counters(LAB_OUT_LINK, Direction::Tx)?;
             let inn = m.link_counters(LAB_IN_LINK, Direction::Rx)?;
             v["routes"] = json!(routes);
             v["policing"] = json!(true);
-            v["msee_forwarded"] = json!(out.packets - before[c - 1]);
+            // Counters cover all of the instance's samples, to any number
+            // of destinations.
+            v["msee_forwarded"] = json!(out.packets - before[i]);
             v["msee_drops"] = json!(out.total_drops() + inn.total_drops());
             v["msee_received"] = json!(inn.packets);
             v["msee_to_kernel"] = json!(inn.to_kernel);
-            v["vs_one_route"] = stats(
-                &s.iter()
-                    .zip(&samples[one])
-                    .map(|(m, one)| m.rx_pps / one.rx_pps.max(1.0))
-                    .collect::<Vec<_>>(),
-            );
+            if destinations == 1 {
+                v["vs_one_route"] = ratios(s, sample_of(Some(one), 1));
+            } else {
+                v["vs_one_destination"] = ratios(s, sample_of(Some(i), 1));
+            }
         }
         configs.push(v);
     }
@@ -1320,6 +1364,7 @@ fn lab_bench(
         "window_s": WINDOW.as_secs_f64(),
         "generator_cpu": GEN_CPU,
         "dst": PROBE_DST.to_string(),
+        "spread_destinations": LAB_DESTINATIONS,
         "configs": configs,
     }))
 }

@@ -3,6 +3,10 @@
 //! sequence, bpf_ktime_get_ns = CLOCK_MONOTONIC), patches the UDP checksum
 //! incrementally, and redirects the frame out of devmap slot 0.
 //!
+//! With `TxgenConfig::destinations` > 1 it also spreads the frames over
+//! that many IPv4 destinations (the last byte of the address), so that a
+//! forwarder downstream sees traffic to many hosts rather than one.
+//!
 //! Live frames come back to the generator's page pool without being reset,
 //! possibly rewritten by whatever forwarded them (MACs, TTL, DSCP): every run
 //! first restores the headers from `TXGEN_PRISTINE`, and computes the new UDP
@@ -17,7 +21,9 @@ use aya_ebpf::{
     maps::{Array, DevMap, PerCpuArray},
     programs::XdpContext,
 };
-use msee_abi::engine::{MAX_PAYLOAD_OFFSET, PAYLOAD_LEN, TXGEN_PRISTINE_LEN, TxgenConfig};
+use msee_abi::engine::{
+    MAX_PAYLOAD_OFFSET, MAX_TXGEN_DESTINATIONS, PAYLOAD_LEN, TXGEN_PRISTINE_LEN, TxgenConfig,
+};
 use xdp_ebpf::ptr_at;
 
 #[map]
@@ -84,6 +90,7 @@ pub fn txgen(ctx: XdpContext) -> u32 {
     new[0..2].copy_from_slice(&stream.to_be_bytes());
     new[2..10].copy_from_slice(&seq.to_be_bytes());
     new[10..18].copy_from_slice(&unsafe { bpf_ktime_get_ns() }.to_be_bytes());
+    let dst_word = spread_destination(&ctx, cfg, *seq);
     *seq += 1;
 
     if csum_off != 0 {
@@ -93,6 +100,10 @@ pub fn txgen(ctx: XdpContext) -> u32 {
         };
         let csum = unsafe { &mut *csum };
         let mut sum = (!u16::from_be_bytes(*csum)) as u32;
+        // The destination is in the UDP pseudo-header.
+        if let Some((old, new)) = dst_word {
+            sum += (!old) as u32 + new as u32;
+        }
         let mut i = 0;
         while i < PAYLOAD_LEN {
             sum += (!u16::from_be_bytes([old[i], old[i + 1]])) as u32;
@@ -110,6 +121,30 @@ pub fn txgen(ctx: XdpContext) -> u32 {
     }
     *payload = new;
     TXGEN_TX.redirect(0, 0).unwrap_or(xdp_action::XDP_ABORTED)
+}
+
+/// Point the frame at destination `seq % cfg.destinations` (see
+/// `TxgenConfig::destinations`): rewrite the last byte of the IPv4
+/// destination and update the header checksum (RFC 1624). Returns the
+/// address's last 16-bit word before and after, for the UDP checksum, or
+/// `None` when the frame keeps its destination.
+#[inline(always)]
+fn spread_destination(ctx: &XdpContext, cfg: &TxgenConfig, seq: u64) -> Option<(u16, u16)> {
+    let count = cfg.destinations;
+    let off = cfg.ipv4_off as usize;
+    if count <= 1 || count > MAX_TXGEN_DESTINATIONS || off > MAX_PAYLOAD_OFFSET as usize {
+        return None;
+    }
+    let ip = unsafe { &mut *ptr_at::<[u8; 20]>(ctx, off)? };
+    let old = u16::from_be_bytes([ip[18], ip[19]]);
+    // `count` is a power of two (userspace checks).
+    ip[19] = ip[19].wrapping_add((seq & u64::from(count - 1)) as u8);
+    let new = u16::from_be_bytes([ip[18], ip[19]]);
+    let mut sum = (!u16::from_be_bytes([ip[10], ip[11]])) as u32 + (!old) as u32 + new as u32;
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    ip[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    Some((old, new))
 }
 
 #[cfg(not(test))]
