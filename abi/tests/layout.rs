@@ -174,10 +174,14 @@ fn txgen_config_layout() {
     use msee_abi::engine::{
         MAX_PAYLOAD_OFFSET, PAYLOAD_LEN, PAYLOAD_SEQ, PAYLOAD_STREAM, PAYLOAD_TS, TxgenConfig,
     };
-    assert_eq!(core::mem::size_of::<TxgenConfig>(), 16);
+    assert_eq!(core::mem::size_of::<TxgenConfig>(), 24);
     assert_eq!(core::mem::offset_of!(TxgenConfig, payload_off), 0);
     assert_eq!(core::mem::offset_of!(TxgenConfig, csum_off), 4);
     assert_eq!(core::mem::offset_of!(TxgenConfig, stream_base), 8);
+    assert_eq!(core::mem::offset_of!(TxgenConfig, destinations), 12);
+    assert_eq!(core::mem::offset_of!(TxgenConfig, ipv4_off), 16);
+    // The destinations' last byte spans them.
+    assert_eq!(msee_abi::engine::MAX_TXGEN_DESTINATIONS, 256);
     // stream u16 | seq u64 | time u64, packed back to back.
     assert_eq!((PAYLOAD_STREAM, PAYLOAD_SEQ, PAYLOAD_TS), (0, 2, 10));
     assert_eq!(PAYLOAD_TS + 8, PAYLOAD_LEN);
