@@ -462,3 +462,65 @@ fn engine_cli_two_rx_devices_json_and_plot() {
     assert!(plot.contains(">s0 black hole on</text>"));
     assert_eq!(plot.matches("<polyline").count(), 3, "all, s0, s1");
 }
+
+/// `--destinations` is refused where it cannot apply, before anything is
+/// sent: with the AF_XDP generator, with `run`, and a count that is not a
+/// power of two (live frames; refused before the generator starts).
+#[test]
+fn engine_cli_refuses_destinations_it_cannot_spread() {
+    let bin = lab::daemon::workspace_bin("msee-traffic").unwrap();
+    let common = [
+        "--src-ip",
+        "127.0.0.1",
+        "--dst-ip",
+        "127.0.0.2",
+        "--dst-mac",
+        "02:00:00:00:00:02",
+        "--count",
+        "1",
+        "--duration",
+        "1s",
+    ];
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["gen", "--dev", "lo", "--destinations", "4"],
+            "--destinations is for `gen --mode live-frames`",
+        ),
+        (
+            &[
+                "run",
+                "--tx-dev",
+                "lo",
+                "--rx-dev",
+                "lo",
+                "--destinations",
+                "4",
+            ],
+            "--destinations is for `gen --mode live-frames`",
+        ),
+        (
+            &[
+                "gen",
+                "--dev",
+                "lo",
+                "--mode",
+                "live-frames",
+                "--destinations",
+                "3",
+            ],
+            "power of two",
+        ),
+    ];
+    for (args, expect) in cases {
+        let out = std::process::Command::new(&bin)
+            .args(args)
+            .args(common)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(expect),
+            "{args:?}: {err}"
+        );
+    }
+}

@@ -93,6 +93,11 @@ struct Traffic {
     /// CPUs for generator threads (comma list); live frames: one thread each.
     #[arg(long, value_delimiter = ',')]
     gen_cpus: Vec<usize>,
+    /// `gen --mode live-frames`: send to this many IPv4 destinations round
+    /// robin, from --dst-ip up (wrapping within its /24; a power of two up
+    /// to 256), so a forwarder sees traffic to many hosts.
+    #[arg(long, default_value_t = 1)]
+    destinations: u32,
 }
 
 impl Traffic {
@@ -109,6 +114,15 @@ impl Traffic {
             (_, Some(b)) => Rate::Bps(b),
             _ => Rate::Unlimited,
         }
+    }
+    /// `--destinations` is for `gen --mode live-frames` only.
+    fn one_destination_unless_live(&self, live: bool) -> Result<()> {
+        if self.destinations > 1 && !live {
+            bail!(
+                "--destinations is for `gen --mode live-frames` (the AF_XDP generator varies addresses per flow: --flows with --vary-addrs)"
+            );
+        }
+        Ok(())
     }
     fn bounds(&self) -> Result<(u64, Duration)> {
         match (self.count, self.duration) {
@@ -320,6 +334,7 @@ fn write_plot(
 fn cmd_run(a: RunArgs) -> Result<()> {
     let (count, duration) = a.traffic.bounds()?;
     let t = &a.traffic;
+    t.one_destination_unless_live(false)?;
     let rx_ns = netns_per_dev("--rx-netns", &a.rx_netns, &a.rx_dev)?;
     for (dev, _, _) in &a.blackhole {
         if !a.rx_dev.contains(dev) {
@@ -412,6 +427,7 @@ fn cmd_run(a: RunArgs) -> Result<()> {
 fn cmd_gen(a: GenArgs) -> Result<()> {
     let (count, duration) = a.traffic.bounds()?;
     let t = &a.traffic;
+    t.one_destination_unless_live(t.mode == GenMode::LiveFrames)?;
     let ns = a.netns.as_deref();
     let ifindex = iface::ifindex(ns, &a.dev)?;
     let mut spec = TrafficSpec {
@@ -471,7 +487,7 @@ fn cmd_gen(a: GenArgs) -> Result<()> {
                         t.gen_cpus.clone()
                     },
                     batch: t.batch.clamp(1, 256),
-                    destinations: 1,
+                    destinations: t.destinations,
                 },
                 Default::default(),
                 Default::default(),
