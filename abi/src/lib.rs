@@ -298,12 +298,13 @@ pub const ROUTE_LOCAL: u32 = 2;
 
 /// Slots per CPU of `ROUTE_CACHE_V4` (a power of two; two per set, and a
 /// set is one map element). Not larger: the sets a CPU uses should stay in
-/// its caches and TLB. Traffic spread over 256 destinations cost msee 80 ns
-/// per frame in the lab with 16,384 slots (786 KB per CPU) and 74 ns with
+/// its caches and TLB. Traffic spread over 256 destinations cost msee 77 ns
+/// per frame in the lab with 16,384 slots (786 KB per CPU) and 70 ns with
 /// 8,192, against 47 ns for one destination (`msee-bench --spin
-/// 10000,police --spin-destinations 256`, bpf_stats, one run). 4,096 read
-/// about 2 ns less again, but 1,000 destinations over a million routes
-/// then collided in sets more often (146 against 122 ns per cold call).
+/// 10000,police --spin-destinations 256`, bpf_stats, medians of 5
+/// alternating runs). Not smaller: with 4,096, 1,000 destinations over a
+/// million routes collided in sets more often (146 against 122 ns per cold
+/// call) and consecutive /24s fell into half the sets.
 pub const ROUTE_CACHE_V4_SLOTS: u32 = 8192;
 /// Slots per CPU of `ROUTE_CACHE_V6` (a power of two; two per set, and a
 /// set is one map element).
