@@ -853,28 +853,7 @@ fn render_lab(w: &mut String, lab: &Value) -> Result<()> {
         .context("msee-bench JSON lacks lab.configs")?;
     let one_destination = |c: &&Value| c["destinations"].as_u64().unwrap_or(1) == 1;
     for c in configs.iter().filter(one_destination) {
-        let msee = c["program"] == "msee";
-        writeln!(
-            w,
-            "| {} | {} | {} | {:.3} | {:.3}–{:.3} | {:.3} | {:.3} | {:.3} | {} | {} |",
-            c["program"].as_str().unwrap_or("?"),
-            c["routes"].as_u64().map_or("–".to_owned(), thousands),
-            if msee { "100 Gbit/s" } else { "–" },
-            num(c, &["rx_pps", "median"])? / 1e6,
-            num(c, &["rx_pps", "min"])? / 1e6,
-            num(c, &["rx_pps", "max"])? / 1e6,
-            num(c, &["tx_pps", "median"])? / 1e6,
-            num(c, &["delivered", "median"])?,
-            num(c, &["vs_baseline", "median"])?,
-            if msee {
-                format!("{:.3}", num(c, &["vs_one_route", "median"])?)
-            } else {
-                "–".to_owned()
-            },
-            c["msee_drops"]
-                .as_u64()
-                .map_or("–".to_owned(), |d| d.to_string()),
-        )?;
+        writeln!(w, "{}", lab_row(c, None, "vs_one_route")?)?;
     }
     writeln!(
         w,
@@ -906,31 +885,15 @@ fn render_lab(w: &mut String, lab: &Value) -> Result<()> {
     )?;
     writeln!(
         w,
-        "| program | IPv4 routes | policing | destinations | forwarded Mpps (median) | min–max | forwarded / offered | vs baseline | vs one destination | msee drops |"
+        "| program | IPv4 routes | policing | destinations | forwarded Mpps (median) | min–max | offered Mpps | forwarded / offered | vs baseline | vs one destination | msee drops |"
     )?;
-    writeln!(w, "|---|---|---|---|---|---|---|---|---|---|")?;
+    writeln!(w, "|---|---|---|---|---|---|---|---|---|---|---|")?;
     for c in spread {
-        let msee = c["program"] != "baseline";
+        let destinations = num(c, &["destinations"])?;
         writeln!(
             w,
-            "| {} | {} | {} | {} | {:.3} | {:.3}–{:.3} | {:.3} | {:.3} | {} | {} |",
-            c["program"].as_str().unwrap_or("?"),
-            c["routes"].as_u64().map_or("–".to_owned(), thousands),
-            if msee { "100 Gbit/s" } else { "–" },
-            num(c, &["destinations"])?,
-            num(c, &["rx_pps", "median"])? / 1e6,
-            num(c, &["rx_pps", "min"])? / 1e6,
-            num(c, &["rx_pps", "max"])? / 1e6,
-            num(c, &["delivered", "median"])?,
-            num(c, &["vs_baseline", "median"])?,
-            if msee {
-                format!("{:.3}", num(c, &["vs_one_destination", "median"])?)
-            } else {
-                "–".to_owned()
-            },
-            c["msee_drops"]
-                .as_u64()
-                .map_or("–".to_owned(), |d| d.to_string()),
+            "{}",
+            lab_row(c, Some(destinations), "vs_one_destination")?
         )?;
     }
     writeln!(
@@ -940,6 +903,39 @@ fn render_lab(w: &mut String, lab: &Value) -> Result<()> {
          what spread traffic costs where the figures above send one flow.\n"
     )?;
     Ok(())
+}
+
+/// A row of a lab table: the program, its routes and policing, the
+/// destinations if given, the rates, and the ratio `vs` besides the one to
+/// the baseline (msee rows only).
+fn lab_row(c: &Value, destinations: Option<f64>, vs: &str) -> Result<String> {
+    let msee = c["program"] != "baseline";
+    let mut cells = vec![
+        c["program"].as_str().unwrap_or("?").to_owned(),
+        c["routes"].as_u64().map_or("–".to_owned(), thousands),
+        if msee { "100 Gbit/s" } else { "–" }.to_owned(),
+    ];
+    cells.extend(destinations.map(|d| d.to_string()));
+    cells.extend([
+        format!("{:.3}", num(c, &["rx_pps", "median"])? / 1e6),
+        format!(
+            "{:.3}–{:.3}",
+            num(c, &["rx_pps", "min"])? / 1e6,
+            num(c, &["rx_pps", "max"])? / 1e6
+        ),
+        format!("{:.3}", num(c, &["tx_pps", "median"])? / 1e6),
+        format!("{:.3}", num(c, &["delivered", "median"])?),
+        format!("{:.3}", num(c, &["vs_baseline", "median"])?),
+        if msee {
+            format!("{:.3}", num(c, &[vs, "median"])?)
+        } else {
+            "–".to_owned()
+        },
+        c["msee_drops"]
+            .as_u64()
+            .map_or("–".to_owned(), |d| d.to_string()),
+    ]);
+    Ok(format!("| {} |", cells.join(" | ")))
 }
 
 fn render_generators(w: &mut String, gens: &[Value], lab: Option<&Value>) -> Result<()> {
