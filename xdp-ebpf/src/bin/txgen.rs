@@ -24,7 +24,7 @@ use aya_ebpf::{
 use msee_abi::engine::{
     MAX_PAYLOAD_OFFSET, MAX_TXGEN_DESTINATIONS, PAYLOAD_LEN, TXGEN_PRISTINE_LEN, TxgenConfig,
 };
-use xdp_ebpf::ptr_at;
+use xdp_ebpf::{net::csum_replace, ptr_at};
 
 #[map]
 static TXGEN_CONFIG: Array<TxgenConfig> = Array::with_max_entries(1, 0);
@@ -140,10 +140,8 @@ fn spread_destination(ctx: &XdpContext, cfg: &TxgenConfig, seq: u64) -> Option<(
     // `count` is a power of two (userspace checks).
     ip[19] = ip[19].wrapping_add((seq & u64::from(count - 1)) as u8);
     let new = u16::from_be_bytes([ip[18], ip[19]]);
-    let mut sum = (!u16::from_be_bytes([ip[10], ip[11]])) as u32 + (!old) as u32 + new as u32;
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum = (sum & 0xffff) + (sum >> 16);
-    ip[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    let check = csum_replace(u16::from_be_bytes([ip[10], ip[11]]), old, new);
+    ip[10..12].copy_from_slice(&check.to_be_bytes());
     Some((old, new))
 }
 
