@@ -253,10 +253,8 @@ fn render(r: &Value, m: &Machine, took_secs: u64) -> Result<String> {
             lab["configs"]
                 .as_array()
                 .and_then(|a| {
-                    a.iter().find(|c| {
-                        c["routes"].as_u64() == Some(routes)
-                            && c["destinations"].as_u64().unwrap_or(1) == 1
-                    })
+                    a.iter()
+                        .find(|c| c["routes"].as_u64() == Some(routes) && one_destination(c))
                 })
                 .with_context(|| format!("msee-bench JSON lacks lab msee, {routes} routes"))
         };
@@ -851,9 +849,8 @@ fn render_lab(w: &mut String, lab: &Value) -> Result<()> {
     let configs = lab["configs"]
         .as_array()
         .context("msee-bench JSON lacks lab.configs")?;
-    let one_destination = |c: &&Value| c["destinations"].as_u64().unwrap_or(1) == 1;
-    for c in configs.iter().filter(one_destination) {
-        writeln!(w, "{}", lab_row(c, None, "vs_one_route")?)?;
+    for c in configs.iter().filter(|c| one_destination(c)) {
+        writeln!(w, "{}", lab_row(c)?)?;
     }
     writeln!(
         w,
@@ -889,12 +886,7 @@ fn render_lab(w: &mut String, lab: &Value) -> Result<()> {
     )?;
     writeln!(w, "|---|---|---|---|---|---|---|---|---|---|---|")?;
     for c in spread {
-        let destinations = num(c, &["destinations"])?;
-        writeln!(
-            w,
-            "{}",
-            lab_row(c, Some(destinations), "vs_one_destination")?
-        )?;
+        writeln!(w, "{}", lab_row(c)?)?;
     }
     writeln!(
         w,
@@ -905,17 +897,29 @@ fn render_lab(w: &mut String, lab: &Value) -> Result<()> {
     Ok(())
 }
 
+/// Whether a lab configuration sent to one destination (the main table and
+/// the targets) rather than spread its traffic.
+fn one_destination(c: &Value) -> bool {
+    c["destinations"].as_u64().unwrap_or(1) == 1
+}
+
 /// A row of a lab table: the program, its routes and policing, the
-/// destinations if given, the rates, and the ratio `vs` besides the one to
-/// the baseline (msee rows only).
-fn lab_row(c: &Value, destinations: Option<f64>, vs: &str) -> Result<String> {
+/// destinations where spread, the rates, and the ratio to the baseline and
+/// (msee rows) to its 1-route sample, or where spread, to its one-destination
+/// sample.
+fn lab_row(c: &Value) -> Result<String> {
     let msee = c["program"] != "baseline";
+    let (spread, vs) = if one_destination(c) {
+        (None, "vs_one_route")
+    } else {
+        (Some(num(c, &["destinations"])?), "vs_one_destination")
+    };
     let mut cells = vec![
         c["program"].as_str().unwrap_or("?").to_owned(),
         c["routes"].as_u64().map_or("–".to_owned(), thousands),
         if msee { "100 Gbit/s" } else { "–" }.to_owned(),
     ];
-    cells.extend(destinations.map(|d| d.to_string()));
+    cells.extend(spread.map(|d| d.to_string()));
     cells.extend([
         format!("{:.3}", num(c, &["rx_pps", "median"])? / 1e6),
         format!(
