@@ -35,7 +35,7 @@ use msee_abi::{
 use xdp_ebpf::{
     net::{
         ETH_HDR_LEN, ETH_P_IPV4, ETH_P_IPV6, ICMP4_QUOTE, ICMP4_TE_LEN, ICMP6_QUOTE, ICMP6_TE_LEN,
-        IPPROTO_TCP, IPPROTO_UDP, IPV4_MIN_HDR_LEN, IPV6_HDR_LEN, VLAN_HDR_LEN, cache_set,
+        IPPROTO_TCP, IPPROTO_UDP, IPV4_MIN_HDR_LEN, IPV6_HDR_LEN, VLAN_HDR_LEN, cache_set_v4,
         flow_finish, flow_mix, flow_pick, flow_word, icmp4_time_exceeded, icmp6_time_exceeded,
         ipv4_decrement_ttl, ipv4_set_dscp, ipv6_dscp, ipv6_set_dscp, load16, load32_halves,
         policer_cost_nb, policer_refill_nb, policer_take, store16,
@@ -667,11 +667,14 @@ fn hash_v6_addresses(ip: &[u8; IPV6_HDR_LEN]) -> u64 {
 /// answer where it lies rather than a copy. (A sentinel route rather than an
 /// Option: an Option's undefined payload gets spilled from an uninitialised
 /// register, which the verifier refuses.)
+// `cache_set_v4` puts a /26's hosts in 64 sets of their own.
+const _: () = assert!(ROUTE_CACHE_V4_SLOTS / 2 >= 64);
+
 #[inline(always)]
 fn route_v4(domain: u32, dst: [u8; 4], epoch: u64, memo: &mut RouteCacheV4) {
     let key = route_key_v4(domain, dst);
     through_memo(memo, key, epoch, || {
-        let set = cache_set(
+        let set = cache_set_v4(
             u64::from_ne_bytes(key),
             (ROUTE_CACHE_V4_SLOTS / 2).trailing_zeros(),
         );
