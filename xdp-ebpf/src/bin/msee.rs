@@ -120,16 +120,26 @@ enum Verdict {
 pub fn msee(ctx: XdpContext) -> u32 {
     let len = (ctx.data_end() - ctx.data()) as u64;
     match process(&ctx, len) {
+        Some(Verdict::Redirect { action }) => action,
         None => xdp_action::XDP_PASS,
-        Some(Verdict::Pass { row }) => {
+        Some(verdict) => settle(&ctx, verdict, len),
+    }
+}
+
+/// Count and carry out a verdict other than a redirect. Out of line: the
+/// forwarding path ends at the redirect without it.
+#[inline(never)]
+fn settle(ctx: &XdpContext, verdict: Verdict, len: u64) -> u32 {
+    match verdict {
+        Verdict::Pass { row } => {
             if let Some(c) = counters(row) {
                 c.to_kernel += 1;
             }
-            vlan_shim_pop(&ctx);
+            vlan_shim_pop(ctx);
             xdp_action::XDP_PASS
         }
-        Some(Verdict::Redirect { action }) => action,
-        Some(Verdict::TimeExceeded { row }) => {
+        Verdict::Redirect { action } => action,
+        Verdict::TimeExceeded { row } => {
             if let Some(c) = counters(row) {
                 c.drops[DropReason::TtlExpired as usize] += 1;
                 c.icmp_errors += 1;
@@ -141,7 +151,7 @@ pub fn msee(ctx: XdpContext) -> u32 {
                 .redirect(ctx.ingress_ifindex() as u32, 0)
                 .unwrap_or(xdp_action::XDP_TX)
         }
-        Some(Verdict::Drop { reason, row }) => {
+        Verdict::Drop { reason, row } => {
             // The volatile read hides the enum's range from the optimiser, so
             // the bounds check the verifier needs is kept.
             let index = unsafe { core::ptr::read_volatile(&(reason as u32)) } as usize;
@@ -151,7 +161,7 @@ pub fn msee(ctx: XdpContext) -> u32 {
                 c.drops[index] += 1;
             }
             if matches!(reason, DropReason::Malformed) {
-                log_malformed(&ctx, len);
+                log_malformed(ctx, len);
             }
             xdp_action::XDP_DROP
         }
@@ -263,20 +273,36 @@ fn process(ctx: &XdpContext, len: u64) -> Option<Verdict> {
         return malformed_unattributed;
     };
     let eth = unsafe { &*eth };
-    let mut ethertype = be16(eth, 12);
-    let mut l3_off = ETH_HDR_LEN;
-    let mut outer_vlan = 0u16;
-    let mut inner_vlan = 0u16;
-    let mut tags_in = 0usize;
-    if ethertype == ETH_P_8021Q || ethertype == ETH_P_8021AD {
+    let ifindex = ctx.ingress_ifindex() as u32;
+    let ethertype = be16(eth, 12);
+    let (att, ethertype, l3_off, tags_in) = if ethertype != ETH_P_8021Q && ethertype != ETH_P_8021AD
+    {
+        // Untagged: by ifindex, from the array when the ifindex fits it.
+        let att: &Attachment = if ifindex < MAX_FAST_IFINDEX {
+            let att = UNTAGGED.get(ifindex)?;
+            if att.valid == 0 {
+                return None;
+            }
+            att
+        } else {
+            let key = AttachmentKey {
+                ifindex,
+                outer_vlan: 0,
+                inner_vlan: 0,
+            };
+            unsafe { ATTACHMENTS.get(&key) }?
+        };
+        (att, ethertype, ETH_HDR_LEN, 0usize)
+    } else {
         let Some(tag) = ptr_at::<[u8; VLAN_HDR_LEN]>(ctx, ETH_HDR_LEN) else {
             return malformed_unattributed;
         };
         let tag = unsafe { &*tag };
-        outer_vlan = be16(tag, 0) & 0x0fff;
-        ethertype = be16(tag, 2);
-        l3_off = ETH_HDR_LEN + VLAN_HDR_LEN;
-        tags_in = 1;
+        let outer_vlan = be16(tag, 0) & 0x0fff;
+        let mut ethertype = be16(tag, 2);
+        let mut l3_off = ETH_HDR_LEN + VLAN_HDR_LEN;
+        let mut tags_in = 1;
+        let mut inner_vlan = 0;
         if ethertype == ETH_P_8021Q {
             let Some(tag) = ptr_at::<[u8; VLAN_HDR_LEN]>(ctx, ETH_HDR_LEN + VLAN_HDR_LEN) else {
                 return malformed_unattributed;
@@ -287,20 +313,13 @@ fn process(ctx: &XdpContext, len: u64) -> Option<Verdict> {
             l3_off = ETH_HDR_LEN + 2 * VLAN_HDR_LEN;
             tags_in = 2;
         }
-    }
-    let key = AttachmentKey {
-        ifindex: ctx.ingress_ifindex() as u32,
-        outer_vlan,
-        inner_vlan,
-    };
-    let att: &Attachment = if tags_in == 0 && key.ifindex < MAX_FAST_IFINDEX {
-        let att = UNTAGGED.get(key.ifindex)?;
-        if att.valid == 0 {
-            return None;
-        }
-        att
-    } else {
-        unsafe { ATTACHMENTS.get(&key) }?
+        let key = AttachmentKey {
+            ifindex,
+            outer_vlan,
+            inner_vlan,
+        };
+        let att: &Attachment = unsafe { ATTACHMENTS.get(&key) }?;
+        (att, ethertype, l3_off, tags_in)
     };
     let rx_row = link_dir_index(att.link, Direction::Rx);
     // Always there: userspace keeps every link id below `MAX_LINKS` (were it
