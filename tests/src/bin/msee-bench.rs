@@ -82,7 +82,7 @@ fn parse_args() -> Result<Args> {
     let mut args = Args {
         rounds: 10,
         calls: 16,
-        lab_rounds: 9,
+        lab_rounds: 15,
         only_install: false,
         only_bgp_install: false,
         install_runs: 3,
