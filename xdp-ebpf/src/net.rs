@@ -159,6 +159,17 @@ pub fn cache_set_v4(key: u64, bits: u32) -> u32 {
     cache_set(key & !V4_HOST_LOW6, bits) ^ host
 }
 
+/// The IPv6 counterpart of `cache_set_v4`, for the address as two words
+/// (`hi`: bytes 0-7, `lo`: bytes 8-15, in memory order) in `domain`: the
+/// hosts of one /122 take 64 neighbouring sets of `2^bits` (at least 64).
+#[inline(always)]
+pub fn cache_set_v6(domain: u32, hi: u64, lo: u64, bits: u32) -> u32 {
+    const HOST_LOW6: u64 = u64::from_ne_bytes([0, 0, 0, 0, 0, 0, 0, 63]);
+    let host = ((lo & HOST_LOW6) >> HOST_LOW6.trailing_zeros()) as u32;
+    let h = flow_mix(flow_mix(domain as u64, hi), lo & !HOST_LOW6);
+    (flow_finish(h) & ((1 << bits) - 1)) ^ host
+}
+
 /// Two 32-bit words as one hash word.
 #[inline(always)]
 pub fn flow_word(hi: u32, lo: u32) -> u64 {
@@ -402,6 +413,48 @@ mod tests {
                     "domain {domain}, 10.0.{net}.0/24: {blocks} blocks"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn v6_cache_sets_keep_a_subnets_hosts_together_and_spread_subnets() {
+        const BITS: u32 = (msee_abi::ROUTE_CACHE_V6_SLOTS / 2).trailing_zeros();
+        let set = |domain: u32, addr: u128| {
+            let b = addr.to_be_bytes();
+            let word = |i: usize| u64::from_ne_bytes(b[i..i + 8].try_into().unwrap());
+            cache_set_v6(domain, word(0), word(8), BITS)
+        };
+        // The 256 hosts of a /120: distinct sets, at most 4 blocks of 64.
+        let base: u128 = 0x2001_0db8_00aa_0001 << 64;
+        for net in 0..64u128 {
+            let mut sets: [u32; 256] =
+                core::array::from_fn(|h| set(3, base | net << 8 | h as u128));
+            sets.sort_unstable();
+            assert!(sets.windows(2).all(|w| w[0] < w[1]), "/120 number {net}");
+            let blocks = 1 + sets.windows(2).filter(|w| w[0] >> 6 != w[1] >> 6).count();
+            assert!(blocks <= 4, "/120 number {net}: {blocks} blocks");
+        }
+        // Host ::4 of consecutive /64s, and one address in many domains,
+        // as many as the cache has slots: no set takes more than 8 (a
+        // hash, not Fibonacci placement) and most sets are used.
+        let slots = msee_abi::ROUTE_CACHE_V6_SLOTS;
+        let patterns: [(&str, &dyn Fn(u32) -> u32); 2] = [
+            ("::4 of /64s", &|i| {
+                set(1, (0x2001_0db8_0000_0000 | i as u128) << 64 | 4)
+            }),
+            ("domains", &|i| set(i, base | 4)),
+        ];
+        for (name, pattern) in patterns {
+            let mut count = [0u32; 1 << BITS];
+            for i in 0..slots {
+                count[pattern(i) as usize] += 1;
+            }
+            let max = *count.iter().max().unwrap();
+            let used = count.iter().filter(|&&n| n > 0).count();
+            assert!(
+                max <= 8 && used * 100 >= 75 * (1 << BITS),
+                "{name}: fullest set {max}, {used} sets used"
+            );
         }
     }
 

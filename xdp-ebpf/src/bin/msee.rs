@@ -36,9 +36,9 @@ use xdp_ebpf::{
     net::{
         ETH_HDR_LEN, ETH_P_IPV4, ETH_P_IPV6, ICMP4_QUOTE, ICMP4_TE_LEN, ICMP6_QUOTE, ICMP6_TE_LEN,
         IPPROTO_TCP, IPPROTO_UDP, IPV4_MIN_HDR_LEN, IPV6_HDR_LEN, VLAN_HDR_LEN, cache_set_v4,
-        flow_finish, flow_mix, flow_pick, flow_word, icmp4_time_exceeded, icmp6_time_exceeded,
-        ipv4_decrement_ttl, ipv4_set_dscp, ipv6_dscp, ipv6_set_dscp, load16, load32_halves,
-        policer_cost_nb, policer_refill_nb, policer_take, store16,
+        cache_set_v6, flow_finish, flow_mix, flow_pick, flow_word, icmp4_time_exceeded,
+        icmp6_time_exceeded, ipv4_decrement_ttl, ipv4_set_dscp, ipv6_dscp, ipv6_set_dscp, load16,
+        load32_halves, policer_cost_nb, policer_refill_nb, policer_take, store16,
     },
     ptr_at,
 };
@@ -686,8 +686,8 @@ fn hash_v6_addresses(ip: &[u8; IPV6_HDR_LEN]) -> u64 {
 /// answer where it lies rather than a copy. (A sentinel route rather than an
 /// Option: an Option's undefined payload gets spilled from an uninitialised
 /// register, which the verifier refuses.)
-// `cache_set_v4` puts a /26's hosts in 64 sets of their own.
-const _: () = assert!(ROUTE_CACHE_V4_SLOTS / 2 >= 64);
+// `cache_set_v4` and `cache_set_v6` give a subnet's hosts 64 sets of their own.
+const _: () = assert!(ROUTE_CACHE_V4_SLOTS / 2 >= 64 && ROUTE_CACHE_V6_SLOTS / 2 >= 64);
 
 #[inline(always)]
 fn route_v4(domain: u32, dst: [u8; 4], epoch: u64, memo: &mut RouteCacheV4) {
@@ -731,12 +731,13 @@ fn trie_v4(key: &RouteKeyV4) -> Route {
 fn route_v6(domain: u32, dst: &[u8; 16], epoch: u64, memo: &mut RouteCacheV6) {
     let key = route_key_v6(domain, *dst);
     through_memo(memo, key, epoch, || {
-        let words = unsafe { &*(dst.as_ptr() as *const [[u8; 8]; 2]) };
-        let mut h = domain as u64;
-        for w in words {
-            h = flow_mix(h, u64::from_ne_bytes(*w));
-        }
-        let set = flow_finish(h) & (ROUTE_CACHE_V6_SLOTS / 2 - 1);
+        let [hi, lo] = unsafe { &*(dst.as_ptr() as *const [[u8; 8]; 2]) };
+        let set = cache_set_v6(
+            domain,
+            u64::from_ne_bytes(*hi),
+            u64::from_ne_bytes(*lo),
+            (ROUTE_CACHE_V6_SLOTS / 2).trailing_zeros(),
+        );
         through_cache(&ROUTE_CACHE_V6, set, epoch, key, trie_v6)
     })
 }
