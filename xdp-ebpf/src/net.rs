@@ -392,6 +392,18 @@ mod tests {
         }
     }
 
+    /// The sets of 256 hosts of a subnet: all distinct, in at most 4 blocks
+    /// of 64 neighbouring sets.
+    fn assert_quarter_blocks(sets: &mut [u32; 256], what: &dyn core::fmt::Display) {
+        sets.sort_unstable();
+        assert!(
+            sets.windows(2).all(|w| w[0] < w[1]),
+            "{what}: hosts share a set"
+        );
+        let blocks = 1 + sets.windows(2).filter(|w| w[0] >> 6 != w[1] >> 6).count();
+        assert!(blocks <= 4, "{what}: {blocks} blocks");
+    }
+
     #[test]
     fn cache_sets_keep_a_subnets_hosts_together() {
         // The 256 hosts of a /24 in one domain: 256 sets, no two hosts
@@ -405,13 +417,7 @@ mod tests {
                     let key = u64::from_ne_bytes(msee_abi::route_key_v4(domain, addr));
                     cache_set_v4(key, BITS)
                 });
-                sets.sort_unstable();
-                assert!(sets.windows(2).all(|w| w[0] < w[1]), "{domain} {net}");
-                let blocks = 1 + sets.windows(2).filter(|w| w[0] >> 6 != w[1] >> 6).count();
-                assert!(
-                    blocks <= 4,
-                    "domain {domain}, 10.0.{net}.0/24: {blocks} blocks"
-                );
+                assert_quarter_blocks(&mut sets, &format_args!("domain {domain}, 10.0.{net}.0/24"));
             }
         }
     }
@@ -429,10 +435,7 @@ mod tests {
         for net in 0..64u128 {
             let mut sets: [u32; 256] =
                 core::array::from_fn(|h| set(3, base | net << 8 | h as u128));
-            sets.sort_unstable();
-            assert!(sets.windows(2).all(|w| w[0] < w[1]), "/120 number {net}");
-            let blocks = 1 + sets.windows(2).filter(|w| w[0] >> 6 != w[1] >> 6).count();
-            assert!(blocks <= 4, "/120 number {net}: {blocks} blocks");
+            assert_quarter_blocks(&mut sets, &format_args!("/120 number {net}"));
         }
         // Host ::4 of consecutive /64s, and one address in many domains,
         // as many as the cache has slots: no set takes more than 8 (a

@@ -138,6 +138,7 @@ fn settle(ctx: &XdpContext, verdict: Verdict, len: u64) -> u32 {
             vlan_shim_pop(ctx);
             xdp_action::XDP_PASS
         }
+        // Not reached: `msee` returns a redirect's action itself.
         Verdict::Redirect { action } => action,
         Verdict::TimeExceeded { row } => {
             if let Some(c) = counters(row) {
@@ -679,6 +680,9 @@ fn hash_v6_addresses(ip: &[u8; IPV6_HDR_LEN]) -> u64 {
     flow
 }
 
+// `cache_set_v4` and `cache_set_v6` give a subnet's hosts 64 sets of their own.
+const _: () = assert!(ROUTE_CACHE_V4_SLOTS / 2 >= 64 && ROUTE_CACHE_V6_SLOTS / 2 >= 64);
+
 /// Leave the longest-prefix match for `dst` in `domain`, and its group, in
 /// `memo` (the ingress link's `LinkRow::last_v4` on this CPU): there
 /// already if `dst` is the destination routed last, else found through this
@@ -686,9 +690,6 @@ fn hash_v6_addresses(ip: &[u8; IPV6_HDR_LEN]) -> u64 {
 /// answer where it lies rather than a copy. (A sentinel route rather than an
 /// Option: an Option's undefined payload gets spilled from an uninitialised
 /// register, which the verifier refuses.)
-// `cache_set_v4` and `cache_set_v6` give a subnet's hosts 64 sets of their own.
-const _: () = assert!(ROUTE_CACHE_V4_SLOTS / 2 >= 64 && ROUTE_CACHE_V6_SLOTS / 2 >= 64);
-
 #[inline(always)]
 fn route_v4(domain: u32, dst: [u8; 4], epoch: u64, memo: &mut RouteCacheV4) {
     let key = route_key_v4(domain, dst);
