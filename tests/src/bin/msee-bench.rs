@@ -567,14 +567,7 @@ fn spin(routes: usize, police: bool, seconds: u64, destinations: u32) -> Result<
     );
     let until = Instant::now() + Duration::from_secs(seconds);
     while Instant::now() < until {
-        let s = measure(
-            &lb.path,
-            GenKind::LiveFrames,
-            destinations,
-            GEN_CPU,
-            WARMUP,
-            WINDOW,
-        )?;
+        let s = lab_sample(&lb, destinations)?;
         eprintln!(
             "msee-bench:   {:.0} pps forwarded ({:.0} sent)",
             s.rx_pps, s.tx_pps
@@ -1118,6 +1111,18 @@ const WINDOW: Duration = Duration::from_secs(1);
 /// its transmissions raise, on the same CPU.
 const GEN_CPU: usize = 0;
 
+/// One lab sample as the bench takes it (the spin measures the same way).
+fn lab_sample(lb: &LabBench, destinations: u32) -> Result<Sample> {
+    measure(
+        &lb.path,
+        GenKind::LiveFrames,
+        destinations,
+        GEN_CPU,
+        WARMUP,
+        WINDOW,
+    )
+}
+
 fn sample_json(s: &[Sample], f: impl Fn(&Sample) -> f64) -> serde_json::Value {
     stats(&s.iter().map(f).collect::<Vec<_>>())
 }
@@ -1276,14 +1281,7 @@ fn lab_bench(
                 }
                 Ok(())
             })?;
-            let s = measure(
-                &lb.path,
-                GenKind::LiveFrames,
-                destinations,
-                GEN_CPU,
-                WARMUP,
-                WINDOW,
-            );
+            let s = lab_sample(&lb, destinations);
             with_netns(&ns, || {
                 match instance {
                     None => baseline.detach()?,
