@@ -1,11 +1,20 @@
 //! Per-port counters as the operator reads them: a table and JSON.
 use msee_abi::{DropReason, LinkCounters};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PortReport {
+    /// The link's name, e.g. `er-ams/AzurePrivatePeering/primary`.
     pub port: String,
     pub ifname: String,
+    /// The circuit and peering of a customer link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub circuit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peering: Option<String>,
+    /// primary, secondary or azure.
+    #[serde(default)]
+    pub role: String,
     pub rx_packets: u64,
     pub rx_bytes: u64,
     pub tx_packets: u64,
@@ -27,6 +36,9 @@ impl PortReport {
         Self {
             port: port.to_owned(),
             ifname: ifname.to_owned(),
+            circuit: None,
+            peering: None,
+            role: String::new(),
             rx_packets: rx.packets,
             rx_bytes: rx.bytes,
             tx_packets: tx.packets,
