@@ -64,8 +64,9 @@ impl PortReport {
 }
 
 pub fn table(reports: &[PortReport]) -> String {
+    let w = reports.iter().map(|r| r.port.len()).max().unwrap_or(0).max(10);
     let mut out = format!(
-        "{:<10} {:<10} {:>10} {:>12} {:>10} {:>12} {:>8}  drops\n",
+        "{:<w$} {:<10} {:>10} {:>12} {:>10} {:>12} {:>8}  drops\n",
         "port", "ifname", "rx_pkts", "rx_bytes", "tx_pkts", "tx_bytes", "to_kern"
     );
     for r in reports {
@@ -76,7 +77,7 @@ pub fn table(reports: &[PortReport]) -> String {
             .map(|(k, n)| format!("{k}={n}"))
             .collect();
         out += &format!(
-            "{:<10} {:<10} {:>10} {:>12} {:>10} {:>12} {:>8}  {}\n",
+            "{:<w$} {:<10} {:>10} {:>12} {:>10} {:>12} {:>8}  {}\n",
             r.port,
             r.ifname,
             r.rx_packets,
