@@ -11,7 +11,6 @@
 //!   BGP sessions.
 //! - [`reach`]: regions reached per SKU, VNet routes with region
 //!   communities, Global Reach peers.
-//! - [`diff`](mod@diff): what a reload changes.
 //!
 //! ```
 //! let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/lab.toml")).unwrap();
@@ -23,7 +22,6 @@ pub mod azure;
 pub mod catalog;
 pub mod community;
 pub mod config;
-pub mod diff;
 pub mod model;
 pub mod reach;
 pub mod validate;
@@ -31,7 +29,6 @@ pub mod validate;
 pub use catalog::Catalog;
 pub use community::Community;
 pub use config::Config;
-pub use diff::{Diff, diff};
 pub use model::Model;
 pub use validate::{ValidationError, ValidationErrors, validate};
 
