@@ -19,6 +19,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 pub mod daemon;
+pub mod estate;
 pub mod host;
 pub mod traffic;
 

@@ -1,0 +1,7 @@
+//! `lab up --config`: the lab a whole estate needs, from its file — a
+//! customer namespace per circuit (with FRR as its router), the provider's
+//! switch, the MSEE namespace running `msee-daemon`, a namespace per VNet
+//! and the Microsoft edge.
+pub mod plan;
+
+pub use plan::{EstateLab, Pools, frr_configs, plan};
