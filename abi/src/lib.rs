@@ -565,6 +565,8 @@ mod pod {
     unsafe impl aya::Pod for super::vlan::PopKey {}
     unsafe impl aya::Pod for super::vlan::PushCounters {}
     unsafe impl aya::Pod for super::vlan::PopCounters {}
+    unsafe impl aya::Pod for super::vlan::SwitchAccess {}
+    unsafe impl aya::Pod for super::vlan::SwitchCounters {}
 }
 
 /// The packet engine's kernel programs (`xsk`, `lossy`, `txgen`) and the test
@@ -869,6 +871,53 @@ pub mod vlan {
         pub ifindex: u32,
         pub outer_vid: u16,
         pub inner_vid: u16,
+    }
+
+    /// `vlan_switch`: the lab's provider network, a VLAN cross-connect.
+    pub const SWITCH_PROGRAM: &str = "vlan_switch";
+    /// `vlan_switch`: HashMap<u32, SwitchAccess>, by access port ifindex.
+    pub const SWITCH_ACCESS: &str = "SWITCH_ACCESS";
+    /// `vlan_switch`: HashMap<PopKey, u32>: a trunk's tag stack -> its
+    /// access port.
+    pub const SWITCH_TRUNK: &str = "SWITCH_TRUNK";
+    /// `vlan_switch`: DevMapHash of every port it redirects to.
+    pub const SWITCH_PORTS: &str = "SWITCH_PORTS";
+    /// `vlan_switch`: PerCpuArray<SwitchCounters>, one row.
+    pub const SWITCH_STATS: &str = "SWITCH_STATS";
+    pub const SWITCH_MAPS: [&str; 4] = [SWITCH_ACCESS, SWITCH_TRUNK, SWITCH_PORTS, SWITCH_STATS];
+    pub const MAX_SWITCH_PORTS: u32 = 4096;
+
+    /// `SWITCH_ACCESS` value: where an access port's frames go, with which
+    /// tags.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+    pub struct SwitchAccess {
+        pub trunk: u32,
+        pub _pad: u32,
+        pub tags: VlanTags,
+    }
+
+    /// `SWITCH_STATS` value.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+    pub struct SwitchCounters {
+        /// Tagged and sent to the trunk.
+        pub to_trunk: u64,
+        /// Untagged and sent to the access port.
+        pub to_access: u64,
+        /// On a trunk, with a tag stack no access port has: dropped.
+        pub unknown: u64,
+        /// Cut short, or the tags could not be pushed or popped: dropped.
+        pub malformed: u64,
+    }
+
+    impl SwitchCounters {
+        pub fn add(&mut self, o: &Self) {
+            self.to_trunk += o.to_trunk;
+            self.to_access += o.to_access;
+            self.unknown += o.unknown;
+            self.malformed += o.malformed;
+        }
     }
 
     /// `VLAN_PUSH_STATS` value: what `vlan_push` did with the frames the

@@ -11,7 +11,7 @@ pub use msee::{
     AttachMode, LinkSwitch, LoadOptions, Msee, MseeError, ROUTE_BATCH, RouteBatchError,
     default_burst_bytes,
 };
-pub use vlan::{EgressTag, VlanError, VlanPop, VlanShim};
+pub use vlan::{EgressTag, VlanError, VlanPop, VlanShim, VlanSwitch};
 
 /// The `msee` eBPF object, built from `xdp-ebpf` by this crate's build.rs.
 pub static MSEE_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/msee"));
@@ -39,3 +39,6 @@ pub static VLAN_PUSH_OBJECT: &[u8] =
 /// The `vlan_pop` eBPF object: the VLAN shim's XDP tag popper.
 pub static VLAN_POP_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vlan_pop"));
+/// The `vlan_switch` eBPF object: the lab's provider network.
+pub static VLAN_SWITCH_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vlan_switch"));
