@@ -4,17 +4,18 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::net::{Ipv4Addr, Ipv6Addr};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use crate::catalog::Catalog;
 use crate::community::Community;
 use crate::config::{self, Config, Encapsulation, PeeringType, ProvisioningState, SkuTier};
-use crate::model::{
-    self, GlobalReachPair, Link, LinkAddresses, LinkRole, Model, RouteLimits, VlanTag,
-};
+use crate::model::{self, GlobalReachPair, Link, LinkRole, Model, RouteLimits, VlanTag};
 use crate::reach;
+
+mod family;
+
+use family::{AddressFamily, family_name};
 
 /// Circuit bandwidths of provider circuits, in Mbps.
 pub const PROVIDER_BANDWIDTHS_MBPS: [u32; 8] = [50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000];
@@ -122,46 +123,18 @@ impl Validator {
         false
     }
 
-    fn v4_net(&mut self, path: &str, text: &str, len: u8) -> Option<Ipv4Net> {
-        let net = match text.trim().parse::<Ipv4Net>() {
-            Ok(n) => n,
-            Err(_) => {
-                self.err(path, format!("{text:?} is not an IPv4 prefix; expected a /{len} such as 192.168.100.128/{len}"));
-                return None;
-            }
-        };
-        if net.prefix_len() != len {
-            self.err(
-                path,
-                format!("{net} is a /{}; a /{len} is required", net.prefix_len()),
-            );
-            return None;
-        }
-        if net.addr() != net.network() {
+    /// A prefix of family `F`, exactly `/len`, written as its network address.
+    fn prefix<F: AddressFamily>(&mut self, path: &str, text: &str, len: u8) -> Option<F> {
+        let Ok(net) = text.trim().parse::<F>() else {
             self.err(
                 path,
                 format!(
-                    "{net} has host bits set; write the network address {}",
-                    net.trunc()
+                    "{text:?} is not an {} prefix; expected a /{len} such as {}/{len}",
+                    F::NAME,
+                    F::EXAMPLE
                 ),
             );
             return None;
-        }
-        Some(net)
-    }
-
-    fn v6_net(&mut self, path: &str, text: &str, len: u8) -> Option<Ipv6Net> {
-        let net = match text.trim().parse::<Ipv6Net>() {
-            Ok(n) => n,
-            Err(_) => {
-                self.err(
-                    path,
-                    format!(
-                        "{text:?} is not an IPv6 prefix; expected a /{len} such as 2001:db8::/{len}"
-                    ),
-                );
-                return None;
-            }
         };
         if net.prefix_len() != len {
             self.err(
@@ -170,7 +143,7 @@ impl Validator {
             );
             return None;
         }
-        if net.addr() != net.network() {
+        if net.has_host_bits() {
             self.err(
                 path,
                 format!(
@@ -515,7 +488,8 @@ pub fn validate(config: &Config, catalog: &Catalog) -> Result<Model, ValidationE
                     );
                     continue;
                 }
-                let prefix = v.v4_net(&format!("{gp}.addressPrefix"), &gr.address_prefix, 29);
+                let prefix =
+                    v.prefix::<Ipv4Net>(&format!("{gp}.addressPrefix"), &gr.address_prefix, 29);
                 gr_decls.push(GrDecl {
                     path: gp,
                     from: i,
@@ -1027,102 +1001,23 @@ fn peering(
 ) -> Option<model::Peering> {
     let mut ok = v.asn(&format!("{pp}.peerASN"), p.peer_asn);
 
-    // IPv4 addressing
-    let v4 = match (
-        &p.peer_address_prefix,
-        &p.primary_peer_address_prefix,
-        &p.secondary_peer_address_prefix,
-    ) {
-        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
-            v.err(
-                format!("{pp}.peerAddressPrefix"),
-                "give either peerAddressPrefix (one /29) or primaryPeerAddressPrefix and secondaryPeerAddressPrefix (two /30s), not both",
-            );
-            None
-        }
-        (Some(p29), None, None) => v
-            .v4_net(&format!("{pp}.peerAddressPrefix"), p29, 29)
-            .map(|n| {
-                let halves: Vec<Ipv4Net> = n.subnets(30).expect("/29 splits into /30s").collect();
-                (halves[0], halves[1])
-            }),
-        (None, pri, sec) => {
-            let mut get = |field: &str, text: &Option<String>| match text {
-                None => {
-                    v.err(
-                        format!("{pp}.{field}"),
-                        "missing; give primaryPeerAddressPrefix and secondaryPeerAddressPrefix (two /30s) or peerAddressPrefix (one /29)",
-                    );
-                    None
-                }
-                Some(t) => v.v4_net(&format!("{pp}.{field}"), t, 30),
-            };
-            let a = get("primaryPeerAddressPrefix", pri);
-            let b = get("secondaryPeerAddressPrefix", sec);
-            match (a, b) {
-                (Some(a), Some(b)) if a == b => {
-                    v.err(
-                        format!("{pp}.secondaryPeerAddressPrefix"),
-                        format!("{b} is also the primary /30; the primary and secondary links need two distinct /30s"),
-                    );
-                    None
-                }
-                (Some(a), Some(b)) => Some((a, b)),
-                _ => None,
-            }
-        }
-    };
+    let v4 = link_subnets::<Ipv4Net>(
+        v,
+        pp,
+        p.peer_address_prefix.as_deref(),
+        p.primary_peer_address_prefix.as_deref(),
+        p.secondary_peer_address_prefix.as_deref(),
+    );
     ok &= v4.is_some();
-
-    // IPv6 addressing
     let mut v6: Option<(Ipv6Net, Ipv6Net)> = None;
     if let Some(c6) = &p.ipv6_peering_config {
-        let base = format!("{pp}.ipv6PeeringConfig");
-        v6 = match (
-            &c6.peer_address_prefix,
-            &c6.primary_peer_address_prefix,
-            &c6.secondary_peer_address_prefix,
-        ) {
-            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
-                v.err(
-                    format!("{base}.peerAddressPrefix"),
-                    "give either peerAddressPrefix (one /125) or primaryPeerAddressPrefix and secondaryPeerAddressPrefix (two /126s), not both",
-                );
-                None
-            }
-            (Some(p125), None, None) => v
-                .v6_net(&format!("{base}.peerAddressPrefix"), p125, 125)
-                .map(|n| {
-                    let halves: Vec<Ipv6Net> =
-                        n.subnets(126).expect("/125 splits into /126s").collect();
-                    (halves[0], halves[1])
-                }),
-            (None, pri, sec) => {
-                let mut get = |field: &str, text: &Option<String>| match text {
-                    None => {
-                        v.err(
-                            format!("{base}.{field}"),
-                            "missing; give primaryPeerAddressPrefix and secondaryPeerAddressPrefix (two /126s) or peerAddressPrefix (one /125)",
-                        );
-                        None
-                    }
-                    Some(t) => v.v6_net(&format!("{base}.{field}"), t, 126),
-                };
-                let a = get("primaryPeerAddressPrefix", pri);
-                let b = get("secondaryPeerAddressPrefix", sec);
-                match (a, b) {
-                    (Some(a), Some(b)) if a == b => {
-                        v.err(
-                            format!("{base}.secondaryPeerAddressPrefix"),
-                            format!("{b} is also the primary /126; the primary and secondary links need two distinct /126s"),
-                        );
-                        None
-                    }
-                    (Some(a), Some(b)) => Some((a, b)),
-                    _ => None,
-                }
-            }
-        };
+        v6 = link_subnets::<Ipv6Net>(
+            v,
+            &format!("{pp}.ipv6PeeringConfig"),
+            c6.peer_address_prefix.as_deref(),
+            c6.primary_peer_address_prefix.as_deref(),
+            c6.secondary_peer_address_prefix.as_deref(),
+        );
         ok &= v6.is_some();
     }
 
@@ -1252,11 +1147,11 @@ fn peering(
                         ok = false;
                     }
                     for (k, text) in mc.advertised_public_prefixes.iter().enumerate() {
-                        match public_prefix(
+                        match public_prefix::<Ipv4Net>(
                             v,
                             &format!("{base}.advertisedPublicPrefixes[{k}]"),
                             text,
-                            false,
+                            "put IPv6 prefixes under ipv6PeeringConfig.microsoftPeeringConfig",
                         ) {
                             Some(n) => advertised.push(n),
                             None => ok = false,
@@ -1274,11 +1169,11 @@ fn peering(
             {
                 let base = format!("{pp}.ipv6PeeringConfig.microsoftPeeringConfig");
                 for (k, text) in mc.advertised_public_prefixes.iter().enumerate() {
-                    match public_prefix(
+                    match public_prefix::<Ipv6Net>(
                         v,
                         &format!("{base}.advertisedPublicPrefixes[{k}]"),
                         text,
-                        true,
+                        "this list takes IPv6 prefixes",
                     ) {
                         Some(n) => advertised.push(n),
                         None => ok = false,
@@ -1307,10 +1202,10 @@ fn peering(
         return None;
     }
     let (pri4, sec4) = v4?;
-    let link = |role, v4net, v6net: Option<Ipv6Net>| Link {
+    let link = |role, v4net: Ipv4Net, v6net: Option<Ipv6Net>| Link {
         role,
-        ipv4: LinkAddresses::from_v4(v4net),
-        ipv6: v6net.map(LinkAddresses::from_v6),
+        ipv4: v4net.link_addresses(),
+        ipv6: v6net.map(AddressFamily::link_addresses),
     };
     Some(model::Peering {
         peering_type: p.peering_type,
@@ -1331,6 +1226,56 @@ fn peering(
     })
 }
 
+/// The primary and secondary link subnets of one family, under `base`:
+/// one `peerAddressPrefix` (a /29 or /125) cut in two, or two given apart
+/// (/30s or /126s).
+fn link_subnets<F: AddressFamily>(
+    v: &mut Validator,
+    base: &str,
+    single: Option<&str>,
+    primary: Option<&str>,
+    secondary: Option<&str>,
+) -> Option<(F, F)> {
+    let (pair, link) = (F::PEERING_PREFIX_LEN, F::LINK_PREFIX_LEN);
+    match (single, primary, secondary) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+            v.err(
+                format!("{base}.peerAddressPrefix"),
+                format!("give either peerAddressPrefix (one /{pair}) or primaryPeerAddressPrefix and secondaryPeerAddressPrefix (two /{link}s), not both"),
+            );
+            None
+        }
+        (Some(text), None, None) => v
+            .prefix::<F>(&format!("{base}.peerAddressPrefix"), text, pair)
+            .map(|n| n.halves().expect("a /29 or /125 splits in two")),
+        (None, primary, secondary) => {
+            let mut get = |field: &str, text: Option<&str>| match text {
+                None => {
+                    v.err(
+                        format!("{base}.{field}"),
+                        format!("missing; give primaryPeerAddressPrefix and secondaryPeerAddressPrefix (two /{link}s) or peerAddressPrefix (one /{pair})"),
+                    );
+                    None
+                }
+                Some(t) => v.prefix::<F>(&format!("{base}.{field}"), t, link),
+            };
+            let a = get("primaryPeerAddressPrefix", primary);
+            let b = get("secondaryPeerAddressPrefix", secondary);
+            match (a, b) {
+                (Some(a), Some(b)) if a == b => {
+                    v.err(
+                        format!("{base}.secondaryPeerAddressPrefix"),
+                        format!("{b} is also the primary /{link}; the primary and secondary links need two distinct /{link}s"),
+                    );
+                    None
+                }
+                (Some(a), Some(b)) => Some((a, b)),
+                _ => None,
+            }
+        }
+    }
+}
+
 fn tag(v: &mut Validator, path: &str, t: u16) -> Option<u16> {
     if (1..=4094).contains(&t) {
         Some(t)
@@ -1343,87 +1288,30 @@ fn tag(v: &mut Validator, path: &str, t: u16) -> Option<u16> {
     }
 }
 
-/// A Microsoft peering advertised prefix: public, of the right family.
-fn public_prefix(v: &mut Validator, path: &str, text: &str, want_v6: bool) -> Option<IpNet> {
+/// A Microsoft peering advertised prefix: public, of family `F`;
+/// `other_family` tells where a prefix of the other family belongs.
+fn public_prefix<F: AddressFamily>(
+    v: &mut Validator,
+    path: &str,
+    text: &str,
+    other_family: &str,
+) -> Option<IpNet> {
     let net = v.any_net(path, text)?;
-    match net {
-        IpNet::V4(n) if want_v6 => {
-            v.err(path, format!("{n} is IPv4; this list takes IPv6 prefixes"));
-            None
-        }
-        IpNet::V6(n) if !want_v6 => {
-            v.err(
-                path,
-                format!(
-                    "{n} is IPv6; put IPv6 prefixes under ipv6PeeringConfig.microsoftPeeringConfig"
-                ),
-            );
-            None
-        }
-        IpNet::V4(n) => {
-            if let Some(why) = non_public_v4(n) {
-                v.err(
-                    path,
-                    format!("{n} is {why}; Microsoft peering only accepts public prefixes"),
-                );
-                return None;
-            }
-            Some(net)
-        }
-        IpNet::V6(n) => {
-            if let Some(why) = non_public_v6(n) {
-                v.err(
-                    path,
-                    format!("{n} is {why}; Microsoft peering only accepts public prefixes"),
-                );
-                return None;
-            }
-            Some(net)
-        }
+    let Some(n) = F::from_ip_net(net) else {
+        v.err(
+            path,
+            format!("{net} is {}; {other_family}", family_name(&net)),
+        );
+        return None;
+    };
+    if let Some(why) = n.non_public() {
+        v.err(
+            path,
+            format!("{n} is {why}; Microsoft peering only accepts public prefixes"),
+        );
+        return None;
     }
-}
-
-fn non_public_v4(n: Ipv4Net) -> Option<String> {
-    if n.prefix_len() == 0 {
-        return Some("the default route".to_string());
-    }
-    let net = |a: [u8; 4], l: u8| Ipv4Net::new(Ipv4Addr::from(a), l).expect("valid");
-    let table = [
-        (net([10, 0, 0, 0], 8), "private (RFC 1918)"),
-        (net([172, 16, 0, 0], 12), "private (RFC 1918)"),
-        (net([192, 168, 0, 0], 16), "private (RFC 1918)"),
-        (net([100, 64, 0, 0], 10), "shared address space (RFC 6598)"),
-        (net([127, 0, 0, 0], 8), "loopback"),
-        (net([169, 254, 0, 0], 16), "link-local"),
-        (net([224, 0, 0, 0], 4), "multicast"),
-        (net([0, 0, 0, 0], 8), "\"this network\" (RFC 1122)"),
-    ];
-    for (range, why) in table {
-        if range.contains(&n) {
-            return Some(why.to_string());
-        }
-        if n.contains(&range) {
-            return Some(format!("covering {range}, which is {why}"));
-        }
-    }
-    None
-}
-
-fn non_public_v6(n: Ipv6Net) -> Option<String> {
-    let seg0 = n.network().segments()[0];
-    if n.prefix_len() == 0 {
-        Some("the default route".to_string())
-    } else if seg0 & 0xfe00 == 0xfc00 {
-        Some("a unique local address (RFC 4193)".to_string())
-    } else if seg0 & 0xffc0 == 0xfe80 {
-        Some("link-local".to_string())
-    } else if seg0 & 0xff00 == 0xff00 {
-        Some("multicast".to_string())
-    } else if n.network() == Ipv6Addr::LOCALHOST {
-        Some("loopback".to_string())
-    } else {
-        None
-    }
+    Some(net)
 }
 
 /// `<circuit>`, `<circuit>/AzurePrivatePeering` or an ARM id
