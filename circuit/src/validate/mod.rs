@@ -3,32 +3,33 @@
 //! naming its field path (`circuits[1].peerings[0].peerASN: ...`).
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 
-use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use ipnet::{IpNet, Ipv4Net};
 
 use crate::catalog::Catalog;
-use crate::community::Community;
-use crate::config::{self, Config, Encapsulation, PeeringType, ProvisioningState, SkuTier};
-use crate::model::{self, GlobalReachPair, Link, LinkRole, Model, RouteLimits, VlanTag};
+use crate::config::{self, Config, PeeringType, SkuTier};
+use crate::model::{self, GlobalReachPair, Model};
 use crate::reach;
 
+mod addressing;
+mod bfd;
+mod bgp;
+mod errors;
 mod family;
+mod microsoft;
+mod peering;
+mod vlan;
 
-use family::{AddressFamily, family_name};
+pub use bfd::{BFD_INTERVAL_MS, BFD_MULTIPLIER};
+pub use bgp::{MAX_SHARED_KEY_LEN, RESERVED_ASNS};
+pub use errors::{ValidationError, ValidationErrors};
+
+use errors::Validator;
 
 /// Circuit bandwidths of provider circuits, in Mbps.
 pub const PROVIDER_BANDWIDTHS_MBPS: [u32; 8] = [50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000];
 /// Circuit bandwidths on ExpressRoute Direct ports, in Mbps.
 pub const DIRECT_BANDWIDTHS_MBPS: [u32; 6] = [1_000, 2_000, 5_000, 10_000, 40_000, 100_000];
-/// ASNs Azure reserves for itself.
-pub const RESERVED_ASNS: std::ops::RangeInclusive<u32> = 65515..=65520;
-/// Longest TCP MD5 key the kernel accepts (TCP_MD5SIG_MAXKEYLEN).
-pub const MAX_SHARED_KEY_LEN: usize = 80;
-/// BFD intervals accepted, in milliseconds (FRR's bfdd takes the same range).
-pub const BFD_INTERVAL_MS: std::ops::RangeInclusive<u32> = 10..=60_000;
-/// BFD detection multipliers accepted: below 2 one lost packet is an outage.
-pub const BFD_MULTIPLIER: std::ops::RangeInclusive<u8> = 2..=255;
 /// Azure-to-customer limit per VNet connection.
 pub const MAX_VNET_PREFIXES_IPV4: usize = 1_000;
 pub const MAX_VNET_PREFIXES_IPV6: usize = 100;
@@ -46,139 +47,6 @@ pub fn max_vnet_links(tier: SkuTier, bandwidth_mbps: u32) -> usize {
             2_001..=5_000 => 75,
             _ => 100,
         },
-    }
-}
-
-/// One problem in the file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ValidationError {
-    /// Field path, e.g. `circuits[1].peerings[0].peerASN`.
-    pub path: String,
-    /// What is wrong and what is allowed.
-    pub message: String,
-}
-
-impl fmt::Display for ValidationError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path, self.message)
-    }
-}
-
-/// Every problem found; the file is refused whole.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct ValidationErrors(pub Vec<ValidationError>);
-
-impl ValidationErrors {
-    /// The errors at exactly this path.
-    pub fn at(&self, path: &str) -> Vec<&ValidationError> {
-        self.0.iter().filter(|e| e.path == path).collect()
-    }
-}
-
-impl fmt::Display for ValidationErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.0.len();
-        write!(
-            f,
-            "configuration refused, {n} error{}:",
-            if n == 1 { "" } else { "s" }
-        )?;
-        for e in &self.0 {
-            write!(f, "\n  {e}")?;
-        }
-        Ok(())
-    }
-}
-
-struct Validator {
-    errors: Vec<ValidationError>,
-    warnings: Vec<String>,
-}
-
-impl Validator {
-    fn err(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.errors.push(ValidationError {
-            path: path.into(),
-            message: message.into(),
-        });
-    }
-
-    fn asn(&mut self, path: &str, asn: u32) -> bool {
-        let msg = if asn == 0 {
-            "0 is not a valid ASN; use a 2- or 4-byte ASN from 1 to 4294967294".to_string()
-        } else if asn == 23456 {
-            "23456 is AS_TRANS (RFC 6793), not a real ASN; use your 4-byte ASN directly".to_string()
-        } else if asn == model::MICROSOFT_ASN {
-            "12076 is Microsoft's ASN (the MSEE side of every peering); use your own ASN"
-                .to_string()
-        } else if RESERVED_ASNS.contains(&asn) {
-            format!("{asn} is reserved by Azure (65515-65520); use another public or private ASN")
-        } else if asn == u32::MAX {
-            "4294967295 is reserved (RFC 7300); use a 2- or 4-byte ASN from 1 to 4294967294"
-                .to_string()
-        } else {
-            return true;
-        };
-        self.err(path, msg);
-        false
-    }
-
-    /// A prefix of family `F`, exactly `/len`, written as its network address.
-    fn prefix<F: AddressFamily>(&mut self, path: &str, text: &str, len: u8) -> Option<F> {
-        let Ok(net) = text.trim().parse::<F>() else {
-            self.err(
-                path,
-                format!(
-                    "{text:?} is not an {} prefix; expected a /{len} such as {}/{len}",
-                    F::NAME,
-                    F::EXAMPLE
-                ),
-            );
-            return None;
-        };
-        if net.prefix_len() != len {
-            self.err(
-                path,
-                format!("{net} is a /{}; a /{len} is required", net.prefix_len()),
-            );
-            return None;
-        }
-        if net.has_host_bits() {
-            self.err(
-                path,
-                format!(
-                    "{net} has host bits set; write the network address {}",
-                    net.trunc()
-                ),
-            );
-            return None;
-        }
-        Some(net)
-    }
-
-    fn any_net(&mut self, path: &str, text: &str) -> Option<IpNet> {
-        match text.trim().parse::<IpNet>() {
-            Ok(n) if n.addr() == n.network() => Some(n),
-            Ok(n) => {
-                self.err(
-                    path,
-                    format!(
-                        "{n} has host bits set; write the network address {}",
-                        n.trunc()
-                    ),
-                );
-                None
-            }
-            Err(_) => {
-                self.err(
-                    path,
-                    format!(
-                        "{text:?} is not an IP prefix; expected e.g. 10.1.0.0/16 or 2001:db8::/48"
-                    ),
-                );
-                None
-            }
-        }
     }
 }
 
@@ -205,26 +73,8 @@ struct GrDecl {
 
 /// Validates `config` against `catalog`. On success the derived model;
 /// otherwise every error found.
-/// The prefixes of the services `selected` names (region communities
-/// select no prefixes in this emulator), each with its community.
-fn service_routes(catalog: &Catalog, selected: &[Community]) -> Vec<(IpNet, Community)> {
-    selected
-        .iter()
-        .filter_map(|c| {
-            catalog
-                .service_communities
-                .iter()
-                .find(|s| s.community == *c)
-        })
-        .flat_map(|s| s.prefixes.iter().map(|p| (*p, s.community)))
-        .collect()
-}
-
 pub fn validate(config: &Config, catalog: &Catalog) -> Result<Model, ValidationErrors> {
-    let mut v = Validator {
-        errors: Vec::new(),
-        warnings: Vec::new(),
-    };
+    let mut v = Validator::default();
 
     // ---- ExpressRoute Direct ports
     let mut ports: HashMap<&str, &config::ExpressRoutePort> = HashMap::new();
@@ -259,71 +109,13 @@ pub fn validate(config: &Config, catalog: &Catalog) -> Result<Model, ValidationE
         }
     }
 
-    // ---- route filters
-    let mut filters: HashMap<&str, Vec<Community>> = HashMap::new();
-    for (i, f) in config.route_filters.iter().enumerate() {
-        let p = format!("routeFilters[{i}]");
-        let mut communities = Vec::new();
-        for (r, rule) in f.rules.iter().enumerate() {
-            let rp = format!("{p}.rules[{r}]");
-            if rule.access != "Allow" {
-                v.err(
-                    format!("{rp}.access"),
-                    format!(
-                        "{:?} is not supported; route filter rules are \"Allow\"",
-                        rule.access
-                    ),
-                );
-            }
-            if rule.route_filter_rule_type != "Community" {
-                v.err(
-                    format!("{rp}.routeFilterRuleType"),
-                    format!(
-                        "{:?} is not supported; the only rule type is \"Community\"",
-                        rule.route_filter_rule_type
-                    ),
-                );
-            }
-            for (k, c) in rule.communities.iter().enumerate() {
-                let cp = format!("{rp}.communities[{k}]");
-                match c.parse::<Community>() {
-                    Err(e) => v.err(cp, e.to_string()),
-                    Ok(c) => match catalog.community(c) {
-                        None => v.err(
-                            cp,
-                            format!(
-                                "{c} is neither a Microsoft service community ({}) nor a region community (12076:51xxx) of the catalog",
-                                catalog
-                                    .service_communities
-                                    .iter()
-                                    .map(|s| format!("{} {}", s.community, s.name))
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            ),
-                        ),
-                        Some(_) => {
-                            if !communities.contains(&c) {
-                                communities.push(c);
-                            }
-                        }
-                    },
-                }
-            }
-        }
-        if filters.insert(f.name.as_str(), communities).is_some() {
-            v.err(
-                format!("{p}.name"),
-                format!("duplicate route filter name {:?}", f.name),
-            );
-        }
-    }
+    let filters = microsoft::route_filters(&mut v, config, catalog);
 
     // ---- circuits
     let mut facts: Vec<CircuitFacts> = Vec::new();
     let mut built: Vec<Option<model::Circuit>> = Vec::new();
     let mut gr_decls: Vec<GrDecl> = Vec::new();
-    // (port group, outer tag, inner tag) -> (circuit path, peering path)
-    let mut attachments: BTreeMap<(String, u16, Option<u16>), String> = BTreeMap::new();
+    let mut attachments = vlan::Attachments::default();
     let mut port_load: BTreeMap<&str, u64> = BTreeMap::new();
 
     for (i, c) in config.circuits.iter().enumerate() {
@@ -452,31 +244,9 @@ pub fn validate(config: &Config, catalog: &Catalog) -> Result<Model, ValidationE
         let mut peerings = Vec::new();
         for (j, p) in c.peerings.iter().enumerate() {
             let pp = format!("{cp}.peerings[{j}]");
-            if c.service_provider_provisioning_state != ProvisioningState::Provisioned {
-                v.err(
-                    &pp,
-                    format!(
-                        "peerings can only be configured on a Provisioned circuit; serviceProviderProvisioningState is {:?}",
-                        c.service_provider_provisioning_state
-                    ),
-                );
-                ok = false;
-            }
-            if let Some(k) = c.peerings[..j]
-                .iter()
-                .position(|o| o.peering_type == p.peering_type)
-            {
-                v.err(
-                    format!("{pp}.peeringType"),
-                    format!("{:?} is already configured at {cp}.peerings[{k}]; one peering of each type per circuit", p.peering_type),
-                );
-                ok = false;
-            }
-            match peering(&mut v, &pp, p, c.sku.tier, &filters) {
-                Some(mut m) => {
-                    m.service_routes = service_routes(catalog, &m.selected_communities);
-                    peerings.push(m)
-                }
+            peering::place_in_circuit(&mut v, &cp, c, j);
+            match peering::peering(&mut v, &pp, p, c.sku.tier, &filters, catalog) {
+                Some(m) => peerings.push(m),
                 None => ok = false,
             }
             for (k, gr) in p.connections.iter().enumerate() {
@@ -488,8 +258,12 @@ pub fn validate(config: &Config, catalog: &Catalog) -> Result<Model, ValidationE
                     );
                     continue;
                 }
-                let prefix =
-                    v.prefix::<Ipv4Net>(&format!("{gp}.addressPrefix"), &gr.address_prefix, 29);
+                let prefix = addressing::exact_prefix::<Ipv4Net>(
+                    &mut v,
+                    &format!("{gp}.addressPrefix"),
+                    &gr.address_prefix,
+                    29,
+                );
                 gr_decls.push(GrDecl {
                     path: gp,
                     from: i,
@@ -500,122 +274,10 @@ pub fn validate(config: &Config, catalog: &Catalog) -> Result<Model, ValidationE
             }
         }
 
-        // VLAN tags within the circuit
-        let mut s_tag_seen: Option<(u16, String)> = None;
-        for (j, p) in c.peerings.iter().enumerate() {
-            let pp = format!("{cp}.peerings[{j}]");
-            if let Some(port) = port {
-                let qinq = p.s_tag.is_some() || p.c_tag.is_some();
-                match port.encapsulation {
-                    Encapsulation::QinQ if !qinq && p.vlan_id.is_some() => {
-                        v.err(
-                            format!("{pp}.vlanId"),
-                            format!(
-                                "port {:?} uses QinQ encapsulation; give sTag and cTag",
-                                port.name
-                            ),
-                        );
-                        ok = false;
-                    }
-                    Encapsulation::Dot1Q if qinq => {
-                        v.err(
-                            format!("{pp}.sTag"),
-                            format!(
-                                "port {:?} uses Dot1Q encapsulation; give vlanId only",
-                                port.name
-                            ),
-                        );
-                        ok = false;
-                    }
-                    _ => {}
-                }
-            }
-            if let Some(vid) = p.vlan_id
-                && p.s_tag.is_none()
-                && let Some(k) = c.peerings[..j]
-                    .iter()
-                    .position(|o| o.vlan_id == Some(vid) && o.s_tag.is_none())
-            {
-                v.err(
-                    format!("{pp}.vlanId"),
-                    format!("VLAN {vid} is already used by {cp}.peerings[{k}]; each peering needs its own VLAN on the link"),
-                );
-                ok = false;
-            }
-            if let Some(s) = p.s_tag {
-                match &s_tag_seen {
-                    None => s_tag_seen = Some((s, pp.clone())),
-                    Some((first, at)) if *first != s => {
-                        v.err(
-                            format!("{pp}.sTag"),
-                            format!("S-tag {s} differs from S-tag {first} of {at}; the outer tag is the same for all peerings of a circuit"),
-                        );
-                        ok = false;
-                    }
-                    _ => {}
-                }
-                if let Some(ct) = p.c_tag
-                    && let Some(k) = c.peerings[..j]
-                        .iter()
-                        .position(|o| o.s_tag.is_some() && o.c_tag == Some(ct))
-                {
-                    v.err(
-                        format!("{pp}.cTag"),
-                        format!("C-tag {ct} is already used by {cp}.peerings[{k}]; the inner tag is unique per peering"),
-                    );
-                    ok = false;
-                }
-            }
-        }
-        // VLAN tags across circuits sharing a port pair (provider circuits
-        // share the lab's default port pair).
-        let group = c.express_route_port.clone().unwrap_or_default();
-        let group_desc = match &c.express_route_port {
-            Some(p) => format!("port {p:?}"),
-            None => "the shared provider port pair".to_string(),
-        };
-        let mut own: Vec<(String, u16, Option<u16>)> = Vec::new();
-        for (j, p) in c.peerings.iter().enumerate() {
-            let pp = format!("{cp}.peerings[{j}]");
-            let (key, field) = match (p.vlan_id, p.s_tag, p.c_tag) {
-                (Some(vid), None, None) => ((group.clone(), vid, None), "vlanId"),
-                (None, Some(s), Some(ct)) => ((group.clone(), s, Some(ct)), "sTag"),
-                _ => continue,
-            };
-            if own.contains(&key) {
-                continue; // reported above as a duplicate within the circuit
-            }
-            own.push(key.clone());
-            // A dot1Q VLAN equal to another circuit's S-tag (or the reverse)
-            // is also ambiguous on the wire.
-            // On an ExpressRoute Direct port the S-tag identifies one
-            // circuit: no other circuit may use it, whatever its C-tags.
-            let direct = c.express_route_port.is_some();
-            let clash = attachments.iter().find(|((g, outer, inner), _)| {
-                *g == key.0
-                    && *outer == key.1
-                    && (direct || inner.is_none() || key.2.is_none() || *inner == key.2)
-            });
-            if let Some((_, other)) = clash
-                && !other.starts_with(&format!("{cp}."))
-            {
-                let tag = match key.2 {
-                    None => format!("VLAN {}", key.1),
-                    Some(_) if direct => format!(
-                        "S-tag {} (on ExpressRoute Direct the S-tag identifies one circuit)",
-                        key.1
-                    ),
-                    Some(ct) => format!("S-tag {} C-tag {ct}", key.1),
-                };
-                v.err(
-                    format!("{pp}.{field}"),
-                    format!("{tag} is already used on {group_desc} by {other}; tags must be unique across circuits sharing a port pair"),
-                );
-                ok = false;
-                continue;
-            }
-            attachments.insert(key, pp);
-        }
+        let mark = v.mark();
+        vlan::within_circuit(&mut v, &cp, c, port);
+        attachments.claim(&mut v, &cp, c);
+        ok &= v.clean_since(mark);
 
         facts.push(CircuitFacts {
             name: c.name.clone(),
@@ -720,7 +382,11 @@ pub fn validate(config: &Config, catalog: &Catalog) -> Result<Model, ValidationE
             ok = false;
         }
         for (k, text) in vn.address_space.address_prefixes.iter().enumerate() {
-            match v.any_net(&format!("{p}.addressSpace.addressPrefixes[{k}]"), text) {
+            match addressing::any_prefix(
+                &mut v,
+                &format!("{p}.addressSpace.addressPrefixes[{k}]"),
+                text,
+            ) {
                 Some(n) => prefixes.push(n),
                 None => ok = false,
             }
@@ -821,7 +487,7 @@ pub fn validate(config: &Config, catalog: &Catalog) -> Result<Model, ValidationE
             if let Some(region) = catalog.region(&config.virtual_networks[vi].location)
                 && !f.reach.contains(&region.name)
             {
-                v.warnings.push(format!(
+                v.warn(format!(
                     "{p}: virtual network {:?} is in {}, outside the reach of {:?} circuit {:?} at {}; its prefixes are not routed",
                     conn.virtual_network, region.name, f.tier, f.name, circuit.peering_location
                 ));
@@ -846,7 +512,7 @@ pub fn validate(config: &Config, catalog: &Catalog) -> Result<Model, ValidationE
                         .find(|y| x.contains(*y) || y.contains(x))
                         .map(|y| (x, y))
                 }) {
-                    v.warnings.push(format!(
+                    v.warn(format!(
                         "circuit {:?}: linked virtual networks {:?} ({x}) and {:?} ({y}) overlap; routes to the overlap are ambiguous",
                         circuit.name, a.name, b.name
                     ));
@@ -979,339 +645,15 @@ pub fn validate(config: &Config, catalog: &Catalog) -> Result<Model, ValidationE
         }
     }
 
-    if !v.errors.is_empty() {
-        return Err(ValidationErrors(v.errors));
-    }
+    let warnings = v.finish()?;
     let mut global_reach: Vec<GlobalReachPair> = pairs.into_iter().map(|(p, _)| p).collect();
     global_reach.sort();
     Ok(Model {
         circuits: built.into_iter().map(|c| c.expect("no errors")).collect(),
         virtual_networks: vnets.into_iter().map(|x| x.expect("no errors")).collect(),
         global_reach,
-        warnings: v.warnings,
+        warnings,
     })
-}
-
-fn peering(
-    v: &mut Validator,
-    pp: &str,
-    p: &config::Peering,
-    tier: SkuTier,
-    filters: &HashMap<&str, Vec<Community>>,
-) -> Option<model::Peering> {
-    let mut ok = v.asn(&format!("{pp}.peerASN"), p.peer_asn);
-
-    let v4 = link_subnets::<Ipv4Net>(
-        v,
-        pp,
-        p.peer_address_prefix.as_deref(),
-        p.primary_peer_address_prefix.as_deref(),
-        p.secondary_peer_address_prefix.as_deref(),
-    );
-    ok &= v4.is_some();
-    let mut v6: Option<(Ipv6Net, Ipv6Net)> = None;
-    if let Some(c6) = &p.ipv6_peering_config {
-        v6 = link_subnets::<Ipv6Net>(
-            v,
-            &format!("{pp}.ipv6PeeringConfig"),
-            c6.peer_address_prefix.as_deref(),
-            c6.primary_peer_address_prefix.as_deref(),
-            c6.secondary_peer_address_prefix.as_deref(),
-        );
-        ok &= v6.is_some();
-    }
-
-    // VLAN
-    let vlan = match (p.vlan_id, p.s_tag, p.c_tag) {
-        (Some(vid), None, None) => tag(v, &format!("{pp}.vlanId"), vid).map(VlanTag::Dot1Q),
-        (None, Some(s), Some(c)) => {
-            let s = tag(v, &format!("{pp}.sTag"), s);
-            let c = tag(v, &format!("{pp}.cTag"), c);
-            s.zip(c)
-                .map(|(s_tag, c_tag)| VlanTag::QinQ { s_tag, c_tag })
-        }
-        (None, None, None) => {
-            v.err(
-                format!("{pp}.vlanId"),
-                "missing; give vlanId (802.1Q) or sTag and cTag (QinQ)",
-            );
-            None
-        }
-        (None, Some(_), None) => {
-            v.err(
-                format!("{pp}.cTag"),
-                "missing; QinQ needs both sTag (outer) and cTag (inner)",
-            );
-            None
-        }
-        (None, None, Some(_)) => {
-            v.err(
-                format!("{pp}.sTag"),
-                "missing; QinQ needs both sTag (outer) and cTag (inner)",
-            );
-            None
-        }
-        (Some(_), _, _) => {
-            v.err(
-                format!("{pp}.vlanId"),
-                "give either vlanId (802.1Q) or sTag and cTag (QinQ), not both",
-            );
-            None
-        }
-    };
-    ok &= vlan.is_some();
-
-    // MD5
-    if let Some(key) = &p.shared_key
-        && (key.is_empty()
-            || key.len() > MAX_SHARED_KEY_LEN
-            || !key.bytes().all(|b| b.is_ascii_graphic()))
-    {
-        v.err(
-            format!("{pp}.sharedKey"),
-            format!("the MD5 key must be 1 to {MAX_SHARED_KEY_LEN} printable ASCII characters without spaces"),
-        );
-        ok = false;
-    }
-
-    // BFD timers (checked even when BFD is off: turning it on must not
-    // reveal an error later)
-    if !BFD_INTERVAL_MS.contains(&p.bfd.interval_ms) {
-        v.err(
-            format!("{pp}.bfd.intervalMs"),
-            format!(
-                "must be {} to {} ms (ExpressRoute uses 300), not {}",
-                BFD_INTERVAL_MS.start(),
-                BFD_INTERVAL_MS.end(),
-                p.bfd.interval_ms
-            ),
-        );
-        ok = false;
-    }
-    if !BFD_MULTIPLIER.contains(&p.bfd.multiplier) {
-        v.err(
-            format!("{pp}.bfd.multiplier"),
-            format!(
-                "must be {} to {} (ExpressRoute uses 3), not {}",
-                BFD_MULTIPLIER.start(),
-                BFD_MULTIPLIER.end(),
-                p.bfd.multiplier
-            ),
-        );
-        ok = false;
-    }
-
-    // Microsoft peering specifics
-    let mut advertised = Vec::new();
-    let mut selected = Vec::new();
-    match p.peering_type {
-        PeeringType::AzurePrivatePeering => {
-            if p.microsoft_peering_config.is_some() {
-                v.err(
-                    format!("{pp}.microsoftPeeringConfig"),
-                    "only MicrosoftPeering takes a microsoftPeeringConfig",
-                );
-                ok = false;
-            }
-            if p.ipv6_peering_config
-                .as_ref()
-                .is_some_and(|c| c.microsoft_peering_config.is_some())
-            {
-                v.err(
-                    format!("{pp}.ipv6PeeringConfig.microsoftPeeringConfig"),
-                    "only MicrosoftPeering takes a microsoftPeeringConfig",
-                );
-                ok = false;
-            }
-            if p.route_filter.is_some() {
-                v.err(
-                    format!("{pp}.routeFilter"),
-                    "route filters apply to MicrosoftPeering only",
-                );
-                ok = false;
-            }
-        }
-        PeeringType::MicrosoftPeering => {
-            let base = format!("{pp}.microsoftPeeringConfig");
-            match &p.microsoft_peering_config {
-                None => {
-                    v.err(&base, "missing; Microsoft peering needs advertisedPublicPrefixes (the public prefixes you will advertise)");
-                    ok = false;
-                }
-                Some(mc) => {
-                    if mc.advertised_public_prefixes.is_empty() {
-                        v.err(
-                            format!("{base}.advertisedPublicPrefixes"),
-                            "Microsoft peering needs at least one public prefix",
-                        );
-                        ok = false;
-                    }
-                    for (k, text) in mc.advertised_public_prefixes.iter().enumerate() {
-                        match public_prefix::<Ipv4Net>(
-                            v,
-                            &format!("{base}.advertisedPublicPrefixes[{k}]"),
-                            text,
-                            "put IPv6 prefixes under ipv6PeeringConfig.microsoftPeeringConfig",
-                        ) {
-                            Some(n) => advertised.push(n),
-                            None => ok = false,
-                        }
-                    }
-                    if let Some(asn) = mc.customer_asn {
-                        ok &= v.asn(&format!("{base}.customerASN"), asn);
-                    }
-                }
-            }
-            if let Some(mc) = p
-                .ipv6_peering_config
-                .as_ref()
-                .and_then(|c| c.microsoft_peering_config.as_ref())
-            {
-                let base = format!("{pp}.ipv6PeeringConfig.microsoftPeeringConfig");
-                for (k, text) in mc.advertised_public_prefixes.iter().enumerate() {
-                    match public_prefix::<Ipv6Net>(
-                        v,
-                        &format!("{base}.advertisedPublicPrefixes[{k}]"),
-                        text,
-                        "this list takes IPv6 prefixes",
-                    ) {
-                        Some(n) => advertised.push(n),
-                        None => ok = false,
-                    }
-                }
-                if let Some(asn) = mc.customer_asn {
-                    ok &= v.asn(&format!("{base}.customerASN"), asn);
-                }
-            }
-            if let Some(name) = &p.route_filter {
-                match filters.get(name.as_str()) {
-                    Some(communities) => selected = communities.clone(),
-                    None => {
-                        v.err(
-                            format!("{pp}.routeFilter"),
-                            format!("unknown route filter {name:?}"),
-                        );
-                        ok = false;
-                    }
-                }
-            }
-        }
-    }
-
-    if !ok {
-        return None;
-    }
-    let (pri4, sec4) = v4?;
-    let link = |role, v4net: Ipv4Net, v6net: Option<Ipv6Net>| Link {
-        role,
-        ipv4: v4net.link_addresses(),
-        ipv6: v6net.map(AddressFamily::link_addresses),
-    };
-    Some(model::Peering {
-        peering_type: p.peering_type,
-        peer_asn: p.peer_asn,
-        vlan: vlan?,
-        shared_key: p.shared_key.clone(),
-        bfd: p.bfd.enabled.then_some(model::BfdTimers {
-            interval_ms: p.bfd.interval_ms,
-            multiplier: p.bfd.multiplier,
-        }),
-        primary: link(LinkRole::Primary, pri4, v6.map(|x| x.0)),
-        secondary: link(LinkRole::Secondary, sec4, v6.map(|x| x.1)),
-        limits: RouteLimits::for_peering(p.peering_type, tier),
-        advertised_public_prefixes: advertised,
-        route_filter: p.route_filter.clone(),
-        selected_communities: selected,
-        service_routes: Vec::new(),
-    })
-}
-
-/// The primary and secondary link subnets of one family, under `base`:
-/// one `peerAddressPrefix` (a /29 or /125) cut in two, or two given apart
-/// (/30s or /126s).
-fn link_subnets<F: AddressFamily>(
-    v: &mut Validator,
-    base: &str,
-    single: Option<&str>,
-    primary: Option<&str>,
-    secondary: Option<&str>,
-) -> Option<(F, F)> {
-    let (pair, link) = (F::PEERING_PREFIX_LEN, F::LINK_PREFIX_LEN);
-    match (single, primary, secondary) {
-        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
-            v.err(
-                format!("{base}.peerAddressPrefix"),
-                format!("give either peerAddressPrefix (one /{pair}) or primaryPeerAddressPrefix and secondaryPeerAddressPrefix (two /{link}s), not both"),
-            );
-            None
-        }
-        (Some(text), None, None) => v
-            .prefix::<F>(&format!("{base}.peerAddressPrefix"), text, pair)
-            .map(|n| n.halves().expect("a /29 or /125 splits in two")),
-        (None, primary, secondary) => {
-            let mut get = |field: &str, text: Option<&str>| match text {
-                None => {
-                    v.err(
-                        format!("{base}.{field}"),
-                        format!("missing; give primaryPeerAddressPrefix and secondaryPeerAddressPrefix (two /{link}s) or peerAddressPrefix (one /{pair})"),
-                    );
-                    None
-                }
-                Some(t) => v.prefix::<F>(&format!("{base}.{field}"), t, link),
-            };
-            let a = get("primaryPeerAddressPrefix", primary);
-            let b = get("secondaryPeerAddressPrefix", secondary);
-            match (a, b) {
-                (Some(a), Some(b)) if a == b => {
-                    v.err(
-                        format!("{base}.secondaryPeerAddressPrefix"),
-                        format!("{b} is also the primary /{link}; the primary and secondary links need two distinct /{link}s"),
-                    );
-                    None
-                }
-                (Some(a), Some(b)) => Some((a, b)),
-                _ => None,
-            }
-        }
-    }
-}
-
-fn tag(v: &mut Validator, path: &str, t: u16) -> Option<u16> {
-    if (1..=4094).contains(&t) {
-        Some(t)
-    } else {
-        v.err(
-            path,
-            format!("{t} is not a usable VLAN tag; allowed 1-4094"),
-        );
-        None
-    }
-}
-
-/// A Microsoft peering advertised prefix: public, of family `F`;
-/// `other_family` tells where a prefix of the other family belongs.
-fn public_prefix<F: AddressFamily>(
-    v: &mut Validator,
-    path: &str,
-    text: &str,
-    other_family: &str,
-) -> Option<IpNet> {
-    let net = v.any_net(path, text)?;
-    let Some(n) = F::from_ip_net(net) else {
-        v.err(
-            path,
-            format!("{net} is {}; {other_family}", family_name(&net)),
-        );
-        return None;
-    };
-    if let Some(why) = n.non_public() {
-        v.err(
-            path,
-            format!("{n} is {why}; Microsoft peering only accepts public prefixes"),
-        );
-        return None;
-    }
-    Some(net)
 }
 
 /// `<circuit>`, `<circuit>/AzurePrivatePeering` or an ARM id
