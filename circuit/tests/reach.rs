@@ -69,12 +69,21 @@ fn washington_dc_local_reaches_two_regions() {
 
 #[test]
 fn national_cloud_circuits_stay_in_their_cloud() {
-    assert_eq!(reached("Phoenix", SkuTier::Local), ["US Gov Arizona"]);
-    let premium = reached("Phoenix", SkuTier::Premium);
+    assert_eq!(reached("Phoenix Gov", SkuTier::Local), ["US Gov Arizona"]);
+    let premium = reached("Phoenix Gov", SkuTier::Premium);
     assert_eq!(
         premium,
-        ["US Gov Virginia", "US Gov Arizona", "US Gov Texas"]
+        [
+            "US Gov Arizona",
+            "US Gov Iowa",
+            "US Gov Virginia",
+            "US Gov Texas",
+            "US DoD Central",
+            "US DoD East"
+        ]
     );
+    // The global cloud's Phoenix is another location: Local reaches West US 3.
+    assert_eq!(reached("Phoenix", SkuTier::Local), ["West US 3"]);
 }
 
 #[test]
