@@ -323,7 +323,6 @@ fn local_is_unavailable_where_the_docs_list_no_local_region() {
 /// Needs `validate` to ask [`Catalog::tier_unavailable`] (validate.rs is
 /// being changed on another branch; see the catalog branch's report).
 #[test]
-#[ignore = "needs validate.rs to call Catalog::tier_unavailable"]
 fn a_local_circuit_where_local_is_not_offered_is_refused() {
     let mut cfg = base();
     cfg.circuits[0].sku.tier = SkuTier::Local;

@@ -187,3 +187,14 @@ fn global_reach_pair_is_normalised_and_accepts_arm_ids() {
         ("c0", "c1", "gr")
     );
 }
+
+#[test]
+fn premium_in_china_reaches_both_chinese_areas_and_nothing_else() {
+    let r = reached("Shanghai", SkuTier::Premium);
+    assert!(r.contains(&"China East".to_string()), "{r:?}");
+    assert!(r.contains(&"China North".to_string()), "{r:?}");
+    assert!(!r.contains(&"West Europe".to_string()), "{r:?}");
+    assert!(!r.iter().any(|n| n.contains("Gov")), "{r:?}");
+    let standard = reached("Shanghai", SkuTier::Standard);
+    assert!(!standard.contains(&"China North".to_string()), "{standard:?}");
+}

@@ -124,14 +124,19 @@ fn peering_location<'c>(
 ) -> Option<&'c PeeringLocation> {
     let name = &c.service_provider_properties.peering_location;
     let location = catalog.peering_location(name);
-    if location.is_none() {
-        v.err(
+    match location {
+        None => v.err(
             format!("{cp}.serviceProviderProperties.peeringLocation"),
             format!(
                 "unknown peering location {name:?}; known: {}",
                 catalog.peering_location_names().join(", ")
             ),
-        );
+        ),
+        Some(l) => {
+            if let Some(why) = catalog.tier_unavailable(l, c.sku.tier) {
+                v.err(format!("{cp}.serviceProviderProperties.peeringLocation"), why);
+            }
+        }
     }
     location
 }

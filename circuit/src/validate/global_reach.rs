@@ -149,11 +149,11 @@ fn ends_can_connect(v: &mut Validator, d: &Declaration, a: &CircuitFacts, b: &Ci
                 a.name, b.name, la.name
             ),
         );
-    } else if la.national != lb.national {
+    } else if la.cloud != lb.cloud {
         v.err(
             &d.path,
             format!(
-                "{:?} ({}) and {:?} ({}): a national cloud is isolated from the global cloud",
+                "{:?} ({}) and {:?} ({}): a national cloud is isolated from the global cloud and from the other national clouds",
                 a.name, la.area, b.name, lb.area
             ),
         );
