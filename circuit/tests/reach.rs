@@ -196,5 +196,8 @@ fn premium_in_china_reaches_both_chinese_areas_and_nothing_else() {
     assert!(!r.contains(&"West Europe".to_string()), "{r:?}");
     assert!(!r.iter().any(|n| n.contains("Gov")), "{r:?}");
     let standard = reached("Shanghai", SkuTier::Standard);
-    assert!(!standard.contains(&"China North".to_string()), "{standard:?}");
+    assert!(
+        !standard.contains(&"China North".to_string()),
+        "{standard:?}"
+    );
 }

@@ -64,7 +64,12 @@ impl PortReport {
 }
 
 pub fn table(reports: &[PortReport]) -> String {
-    let w = reports.iter().map(|r| r.port.len()).max().unwrap_or(0).max(10);
+    let w = reports
+        .iter()
+        .map(|r| r.port.len())
+        .max()
+        .unwrap_or(0)
+        .max(10);
     let mut out = format!(
         "{:<w$} {:<10} {:>10} {:>12} {:>10} {:>12} {:>8}  drops\n",
         "port", "ifname", "rx_pkts", "rx_bytes", "tx_pkts", "tx_bytes", "to_kern"

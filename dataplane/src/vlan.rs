@@ -806,12 +806,10 @@ impl VlanSwitch {
         {
             let mut ports: aya::maps::DevMapHash<_> = self.map_mut(vlan::SWITCH_PORTS)?;
             for i in [access, trunk] {
-                ports
-                    .insert(i, i, None, 0)
-                    .map_err(|e| VlanError::Map {
-                        map: vlan::SWITCH_PORTS,
-                        source: MapError::from(std::io::Error::other(e.to_string())),
-                    })?;
+                ports.insert(i, i, None, 0).map_err(|e| VlanError::Map {
+                    map: vlan::SWITCH_PORTS,
+                    source: MapError::from(std::io::Error::other(e.to_string())),
+                })?;
             }
         }
         let mut a: HashMap<_, u32, vlan::SwitchAccess> = self.map_mut(vlan::SWITCH_ACCESS)?;
@@ -868,12 +866,13 @@ impl VlanSwitch {
                     source,
                 })?;
             let fd: aya::programs::links::FdLink =
-                link.try_into().map_err(|e: aya::programs::links::LinkError| VlanError::Program {
-                    program: vlan::SWITCH_PROGRAM,
-                    source: ProgramError::IOError(std::io::Error::other(format!(
-                        "ifindex {ifindex}: XDP attached without a bpf_link, cannot pin: {e}"
-                    ))),
-                })?;
+                link.try_into()
+                    .map_err(|e: aya::programs::links::LinkError| VlanError::Program {
+                        program: vlan::SWITCH_PROGRAM,
+                        source: ProgramError::IOError(std::io::Error::other(format!(
+                            "ifindex {ifindex}: XDP attached without a bpf_link, cannot pin: {e}"
+                        ))),
+                    })?;
             let path = dir.join(format!("vlan_switch_{ifindex}"));
             fd.pin(&path).map_err(|e| VlanError::PinDir {
                 path: path.clone(),

@@ -145,6 +145,12 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Lab {
             action: LabAction::Down { prefix },
         } => {
+            // A lab built from a configuration records what it made.
+            if let Some(state) = lab::estate::State::load(&prefix)? {
+                lab::estate::down(&state)?;
+                println!("lab {prefix} removed");
+                return Ok(());
+            }
             let topo = Topology::new(&prefix)?;
             if !topo.namespaces().iter().any(|ns| lab::netns_exists(ns)) {
                 println!("lab {prefix} is not up: nothing to remove");

@@ -134,7 +134,10 @@ fn peering_location<'c>(
         ),
         Some(l) => {
             if let Some(why) = catalog.tier_unavailable(l, c.sku.tier) {
-                v.err(format!("{cp}.serviceProviderProperties.peeringLocation"), why);
+                v.err(
+                    format!("{cp}.serviceProviderProperties.peeringLocation"),
+                    why,
+                );
             }
         }
     }

@@ -21,6 +21,11 @@ pub fn state_dir(prefix: &str) -> PathBuf {
     PathBuf::from("/run/msee/lab").join(prefix)
 }
 
+/// Where a lab's bpffs pins live (pins must be on bpffs).
+pub fn pin_dir(prefix: &str) -> PathBuf {
+    PathBuf::from(crate::host::BPFFS).join(format!("msee-lab-{prefix}"))
+}
+
 /// Who plays the customers' routers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CustomerRouter {
@@ -101,11 +106,16 @@ fn veth(ns_a: &str, a: &str, ns_b: &str, b: &str) -> Result<()> {
     Ok(())
 }
 
-/// Frames XDP redirects into a veth need its peer's NAPI: GRO on.
-fn gro_on(ns: &str, dev: &str) -> Result<()> {
+/// Frames XDP redirects into a veth need its peer's NAPI (GRO on), and a
+/// sender whose frames are redirected on their way must put whole
+/// checksums in them (tx offload off): a redirected frame loses the
+/// offload state that would have let the receiver trust a partial one.
+fn gro_on_tx_off(ns: &str, dev: &str) -> Result<()> {
     crate::run(
         "ip",
-        &["netns", "exec", ns, "ethtool", "-K", dev, "gro", "on"],
+        &[
+            "netns", "exec", ns, "ethtool", "-K", dev, "gro", "on", "tx", "off",
+        ],
     )?;
     Ok(())
 }
@@ -181,6 +191,8 @@ fn build(
     for p in &lab.pairs {
         for k in 0..2 {
             veth(&lab.msee_ns, &p.msee[k], &lab.switch_ns, &p.trunk[k])?;
+            // The MSEE's own frames (BGP, BFD, ARP) cross the switch.
+            gro_on_tx_off(&lab.msee_ns, &p.msee[k])?;
         }
     }
     // Each customer link: its interface to an access port of the switch.
@@ -189,7 +201,7 @@ fn build(
             for k in 0..2 {
                 veth(&c.ns, &p.ifnames[k], &lab.switch_ns, &p.access[k])
                     .with_context(|| format!("{}: {}", c.circuit, p.ifnames[k]))?;
-                gro_on(&c.ns, &p.ifnames[k])?;
+                gro_on_tx_off(&c.ns, &p.ifnames[k])?;
                 let (a, len) = p.customer[k];
                 addr_add(&c.ns, a.into(), len, &p.ifnames[k])?;
                 if let Some(v6) = p.customer6 {
@@ -208,8 +220,7 @@ fn build(
     for side in lab.vnets.iter().chain(&lab.microsoft) {
         azure_side(&lab.msee_ns, side)?;
     }
-    state.pins =
-        switch(&lab, &state_dir(&lab.prefix)).context("installing the provider's switch")?;
+    state.pins = switch(&lab, &pin_dir(&lab.prefix)).context("installing the provider's switch")?;
     state.save()?;
 
     // The MSEE.
@@ -252,7 +263,7 @@ fn build(
 /// its hosts and its way back (everything via the MSEE).
 fn azure_side(msee_ns: &str, s: &AzureSide) -> Result<()> {
     veth(msee_ns, &s.port, &s.ns, "msee")?;
-    gro_on(&s.ns, "msee")?;
+    gro_on_tx_off(&s.ns, "msee")?;
     addr_add(msee_ns, s.msee_addr.into(), 30, &s.port)?;
     addr_add(&s.ns, s.gateway.into(), 30, "msee")?;
     ip_ns(
@@ -459,6 +470,12 @@ pub fn down(state: &State) -> Result<()> {
         {
             first_err.get_or_insert(anyhow::anyhow!("removing {}: {e}", pin.display()));
         }
+    }
+    let pins = pin_dir(&state.lab.prefix);
+    if let Err(e) = std::fs::remove_dir(&pins)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        first_err.get_or_insert(anyhow::anyhow!("removing {}: {e}", pins.display()));
     }
     for ns in state.namespaces.iter().rev() {
         if netns_exists(ns)

@@ -5,5 +5,5 @@
 pub mod build;
 pub mod plan;
 
-pub use build::{CustomerRouter, State, SwitchInstaller, down, state_dir, up};
+pub use build::{CustomerRouter, State, SwitchInstaller, down, pin_dir, state_dir, up};
 pub use plan::{EstateLab, Pools, frr_configs, plan};
