@@ -370,6 +370,41 @@ fn the_same_circuit_twice_with_different_content_is_refused_naming_both_files() 
     let twice = texts(&[("a.json", &show), ("b.json", &show)]).unwrap();
     assert_eq!(twice.config.circuits.len(), 1);
 
+    // The same circuit as az prints it and as the REST API sends it.
+    let mut rest: serde_json::Value = serde_json::from_str(&show).unwrap();
+    let mut properties = serde_json::Map::new();
+    for key in [
+        "serviceKey",
+        "serviceProviderProperties",
+        "serviceProviderProvisioningState",
+        "peerings",
+        "stag",
+    ] {
+        properties.insert(key.into(), rest[key].take());
+    }
+    let rest = serde_json::json!({"name": "er-ams", "sku": rest["sku"], "properties": properties});
+    let rest = serde_json::to_string(&rest).unwrap();
+    let both = texts(&[("show.json", &show), ("get.json", &rest)]).unwrap();
+    assert_eq!(both.config.circuits.len(), 1);
+    assert_eq!(
+        both.source("circuits[0].peerings[1]").unwrap().to_string(),
+        "show.json at peerings[1]"
+    );
+
+    // One peering fewer.
+    let mut fewer: serde_json::Value = serde_json::from_str(&show).unwrap();
+    fewer["peerings"].as_array_mut().unwrap().pop();
+    let fewer = serde_json::to_string(&fewer).unwrap();
+    let errors = texts(&[("a.json", &show), ("b.json", &fewer)])
+        .unwrap_err()
+        .0;
+    assert!(
+        errors[0]
+            .message
+            .contains("they differ at peerings (2 vs 1 items)"),
+        "{errors:#?}"
+    );
+
     // A separate peering that contradicts the one inside its circuit.
     let peering = fixture("peering-get.json").replace("\"vlanId\": 120", "\"vlanId\": 121");
     let errors = texts(&[

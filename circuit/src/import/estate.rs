@@ -55,6 +55,12 @@ fn difference(a: &Value, b: &Value, path: &str) -> Option<String> {
             .zip(y)
             .enumerate()
             .find_map(|(i, (va, vb))| difference(va, vb, &format!("{path}[{i}]"))),
+        (Value::Array(x), Value::Array(y)) => Some(format!(
+            "{} ({} vs {} items)",
+            if path.is_empty() { "the list" } else { path },
+            x.len(),
+            y.len()
+        )),
         _ if a == b => None,
         _ => Some(format!(
             "{} ({a} vs {b})",

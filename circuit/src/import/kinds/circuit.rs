@@ -21,14 +21,22 @@ use crate::config::{
 };
 use crate::import::doc::{Diag, Obj, Reported};
 
-/// A circuit as read, before the inputs are put together.
-#[derive(Debug, Clone, PartialEq)]
+/// A circuit as read, before the inputs are put together. Two are equal
+/// when they describe the same circuit, wherever their peerings sit in
+/// their files.
+#[derive(Debug, Clone)]
 pub(crate) struct CircuitDoc {
     pub circuit: config::Circuit,
     /// Set for a circuit on an ExpressRoute Direct port.
     pub direct: Option<Direct>,
     /// The JSON path of each of `circuit.peerings`.
     pub peering_paths: Vec<String>,
+}
+
+impl PartialEq for CircuitDoc {
+    fn eq(&self, other: &Self) -> bool {
+        self.circuit == other.circuit && self.direct == other.direct
+    }
 }
 
 /// What a Direct circuit takes from its port: `circuit.
