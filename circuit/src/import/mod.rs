@@ -5,13 +5,13 @@
 //! - Azure resources as `az network express-route show`/`list` (and `az
 //!   network express-route peering show`/`list`, `az network vnet show`,
 //!   ...) print them, or as the REST API sends them: one resource, a JSON
-//!   array, or a `{"value": [...]}` list ([`rest`](self::rest));
+//!   array, or a `{"value": [...]}` list (`import/rest.rs`);
 //! - an ARM deployment template, with the parameters files given after it
-//!   on the command line ([`template`](self::template)).
+//!   on the command line (`import/template/`).
 //!
 //! What one file lacks comes from another (VNets, connections and route
 //! filters beside a circuit's document); the same resource given twice
-//! must be the same (see [`estate`](self::estate)). Azure's read-only
+//! must be the same (`import/estate.rs`). Azure's read-only
 //! fields are accepted and ignored; an unknown field is refused with its
 //! path. Every error names its file and JSON path.
 //!

@@ -19,7 +19,7 @@ use crate::config::{
     self, Bfd, CircuitConnection, Ipv6PeeringConfig, MicrosoftPeeringConfig, PeeringType,
     ProvisioningState, ServiceProviderProperties, Sku, SkuFamily, SkuTier,
 };
-use crate::import::doc::{Diag, Obj, Reported};
+use crate::import::doc::{Diag, Obj, Reported, join};
 
 /// A circuit as read, before the inputs are put together. Two are equal
 /// when they describe the same circuit, wherever their peerings sit in
@@ -326,7 +326,8 @@ pub(crate) fn read_peering(
     name: Option<String>,
 ) -> Result<config::Peering, Reported> {
     let peering_path = o.path.clone();
-    let name_path = o.path_of("name");
+    // A resource's name sits beside `properties`, never in it.
+    let name_path = join(&o.path, "name");
     let name = name.or_else(|| o.opt_str(d, "name"));
     let type_path = o.path_of("peeringType");
     let declared = o.opt_str(d, "peeringType");
