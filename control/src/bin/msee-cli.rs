@@ -56,6 +56,17 @@ enum Command {
         #[arg(value_parser = ["primary", "secondary"])]
         link: String,
     },
+    /// Print the project TOML (with --json: JSON) equivalent to FILES,
+    /// without asking the daemon: the project's own files, `az network
+    /// express-route show/list` output, REST bodies, ARM templates (a
+    /// parameters file after its template), each file's kind detected and
+    /// all merged. Exit status 1 when they cannot be imported, or when the
+    /// result does not validate (it is printed all the same, the errors go
+    /// to stderr).
+    Import {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 /// A table: columns as wide as their widest cell.
@@ -349,12 +360,55 @@ fn render(command: &Command, v: Value) -> anyhow::Result<String> {
         Command::Bfd => render_bfd(&read::<Vec<BfdView>>(v)?),
         Command::Drain { .. } | Command::Undrain { .. } => render_drain(&read::<DrainView>(v)?),
         Command::Links => render_links(&read::<Vec<LinkView>>(v)?),
+        Command::Import { .. } => anyhow::bail!("import does not ask the daemon"),
     })
+}
+
+/// `msee-cli import`: prints the equivalent configuration.
+fn import(files: &[PathBuf], json: bool) -> ExitCode {
+    let imported = match circuit::import::import_files(files) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("msee-cli: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let text = if json {
+        // JSON has no comments: the notes go to stderr.
+        for n in &imported.notes {
+            eprintln!("msee-cli: note: {n}");
+        }
+        serde_json::to_string_pretty(&imported.config)
+            .map(|t| t + "\n")
+            .map_err(|e| e.to_string())
+    } else {
+        imported.to_toml().map_err(|e| e.to_string())
+    };
+    match text {
+        Ok(t) => print!("{t}"),
+        Err(e) => {
+            eprintln!("msee-cli: error: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    match imported.validate(&circuit::Catalog::embedded()) {
+        Ok(model) => {
+            for w in &model.warnings {
+                eprintln!("msee-cli: warning: {w}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("msee-cli: the printed configuration does not validate yet: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     let request = match &args.command {
+        Command::Import { files } => return import(files, args.json),
         Command::Sessions => Request::Sessions,
         Command::Routes { circuit } => Request::Routes {
             circuit: circuit.clone(),

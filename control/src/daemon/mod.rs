@@ -118,15 +118,11 @@ pub struct ModelConfig {
     pub timers: Timers,
 }
 
-/// Reads the configuration files again (a reload).
+/// Reads the configuration files (at start, and again on a reload): each
+/// file's kind detected, merged in order by `circuit::import`.
 pub fn load_model(paths: &[PathBuf]) -> Result<Model, String> {
-    match paths {
-        [path] => circuit::load_file(path).map_err(|e| format!("{}: {e}", path.display())),
-        _ => Err(format!(
-            "{} configuration files: this daemon reads one",
-            paths.len()
-        )),
-    }
+    let files: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    circuit::load_files(paths).map_err(|e| format!("{}: {e}", files.join(", ")))
 }
 
 /// What does not change while the daemon runs.
