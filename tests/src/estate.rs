@@ -56,18 +56,114 @@ pub struct EstateLabUp {
 
 impl EstateLabUp {
     pub fn up(model_path: &Path, prefix: &str, customers: CustomerRouter) -> Result<Self> {
-        let text = std::fs::read_to_string(model_path)?;
-        let model = circuit::load_toml(&text)?;
+        Self::up_planned(model_path, model_path, prefix, customers)
+    }
+
+    /// The lab `plan_from` needs, with the daemon running `config` (a
+    /// reload may then bring in what only `plan_from` has).
+    pub fn up_planned(
+        plan_from: &Path,
+        config: &Path,
+        prefix: &str,
+        customers: CustomerRouter,
+    ) -> Result<Self> {
+        let model = circuit::load_files(&[plan_from])?;
         let lab = estate::plan(&model, prefix, &estate::Pools::default(), &[])?;
         let daemon = lab::daemon::workspace_bin("msee-daemon")?;
         let state = estate::up(
             &lab,
-            &[model_path.to_owned()],
+            &[config.to_owned()],
             customers,
             &install_switch,
             &daemon,
         )?;
         Ok(Self { state })
+    }
+
+    pub fn customer(&self, circuit: &str) -> &estate::plan::Customer {
+        self.state
+            .lab
+            .customers
+            .iter()
+            .find(|c| c.circuit == circuit)
+            .unwrap_or_else(|| panic!("no customer {circuit} in the lab"))
+    }
+
+    /// The Azure-side namespace holding `host`.
+    pub fn azure_ns_of(&self, host: std::net::IpAddr) -> String {
+        self.state
+            .lab
+            .vnets
+            .iter()
+            .chain(&self.state.lab.microsoft)
+            .find(|v| v.hosts.iter().any(|(_, h)| *h == host))
+            .map(|v| v.ns.clone())
+            .unwrap_or_else(|| panic!("no Azure-side host {host}"))
+    }
+
+    /// vtysh to `circuit`'s bgpd.
+    pub fn vtysh(&self, circuit: &str, cmd: &str) -> String {
+        let dir = estate::state_dir(&self.state.lab.prefix).join(circuit);
+        let out = std::process::Command::new("vtysh")
+            .arg("--vty_socket")
+            .arg(&dir)
+            .args(["-d", "bgpd", "-c", cmd])
+            .output()
+            .expect("running vtysh");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// What `circuit`'s FRR learned from AS 12076: prefix and AS path.
+    pub fn learned(&self, circuit: &str) -> Vec<(String, String)> {
+        let v: serde_json::Value =
+            serde_json::from_str(&self.vtysh(circuit, "show bgp ipv4 unicast json"))
+                .unwrap_or_default();
+        let mut out = Vec::new();
+        for (prefix, paths) in v["routes"].as_object().cloned().unwrap_or_default() {
+            for p in paths.as_array().cloned().unwrap_or_default() {
+                if let Some(path) = p["path"].as_str()
+                    && path.starts_with("12076")
+                {
+                    out.push((prefix.clone(), path.to_owned()));
+                    break;
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Waits until `circuit`'s FRR has learned exactly `prefixes` from AS
+    /// 12076; returns what it learned.
+    pub fn wait_learned(
+        &self,
+        circuit: &str,
+        prefixes: &[&str],
+        timeout: Duration,
+    ) -> Vec<(String, String)> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let got = self.learned(circuit);
+            let names: Vec<&str> = got.iter().map(|(p, _)| p.as_str()).collect();
+            let mut want = prefixes.to_vec();
+            want.sort_unstable();
+            if names == want || std::time::Instant::now() > deadline {
+                return got;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The counters of `circuit`'s links summed: drops by `reason`.
+    pub fn drops(&self, circuit: &str, reason: &str) -> u64 {
+        self.cli(&["counters"])
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .filter(|p| p["circuit"] == circuit)
+            .map(|p| p["drops"][reason].as_u64().unwrap_or(0))
+            .sum()
     }
 
     pub fn lab(&self) -> &EstateLab {
@@ -93,27 +189,29 @@ impl EstateLabUp {
         })
     }
 
-    /// Waits until every session of the daemon is Established.
+    /// Waits until every session of the daemon has been Established for 3 s
+    /// (FRR resets a BFD session once when its BGP session comes up: the
+    /// first Established is not yet the settled state).
     pub fn wait_established(&self, timeout: Duration) -> Result<()> {
         let deadline = std::time::Instant::now() + timeout;
         loop {
             let s = self.cli(&["sessions"]);
             let all = s.as_array().cloned().unwrap_or_default();
-            let down: Vec<String> = all
+            let unsettled: Vec<String> = all
                 .iter()
-                .filter(|x| x["state"] != "Established")
+                .filter(|x| x["state"] != "Established" || x["since_secs"].as_u64().unwrap_or(0) < 3)
                 .map(|x| x["name"].as_str().unwrap_or("?").to_owned())
                 .collect();
-            if !all.is_empty() && down.is_empty() {
+            if !all.is_empty() && unsettled.is_empty() {
                 return Ok(());
             }
             if std::time::Instant::now() > deadline {
                 bail!(
-                    "sessions not established after {timeout:?}: {down:?}\n{}",
+                    "sessions not established for 3 s after {timeout:?}: {unsettled:?}\n{}",
                     self.daemon_log()
                 );
             }
-            std::thread::sleep(Duration::from_millis(200));
+            std::thread::sleep(Duration::from_millis(250));
         }
     }
 
