@@ -65,6 +65,40 @@ pub fn load32_halves(p: *const u8) -> u32 {
     }
 }
 
+/// The big-endian 16-bit field at `b[i..i + 2]`, as one load (`load16`):
+/// header fields sit at even offsets.
+#[inline(always)]
+pub fn be16(b: &[u8], i: usize) -> u16 {
+    let _ = &b[i..i + 2];
+    u16::from_be(load16(b.as_ptr().wrapping_add(i)))
+}
+
+/// A MAC address as three 16-bit words (`load16`: one access per word
+/// instead of one per byte); the MACs in map values are at even offsets.
+#[inline(always)]
+pub fn mac_words(p: *const u8) -> [u16; 3] {
+    [
+        load16(p),
+        load16(p.wrapping_add(2)),
+        load16(p.wrapping_add(4)),
+    ]
+}
+
+/// Whether two MACs are equal, as three 16-bit compares folded into one
+/// test (comparing the arrays whole makes LLVM assemble a 48-bit integer).
+#[inline(always)]
+pub fn mac_eq(a: *const u8, b: *const u8) -> bool {
+    let (x, y) = (mac_words(a), mac_words(b));
+    ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2])) == 0
+}
+
+#[inline(always)]
+pub fn set_mac_words(p: *mut u8, mac: [u16; 3]) {
+    store16(p, mac[0]);
+    store16(p.wrapping_add(2), mac[1]);
+    store16(p.wrapping_add(4), mac[2]);
+}
+
 /// Decrement the IPv4 TTL and patch the header checksum incrementally
 /// (RFC 1624, eqn. 3, HC' = ~(~HC + ~m + m')): the word m = (TTL, protocol)
 /// drops by 0x0100, so ~m + m' is always 0xfeff and one one's complement
@@ -475,6 +509,24 @@ mod tests {
         let mut out = [0u8; 2];
         store16(out.as_mut_ptr(), u16::from_ne_bytes([0xab, 0xcd]));
         assert_eq!(out, [0xab, 0xcd]);
+    }
+
+    #[test]
+    fn header_fields_and_macs() {
+        let b = [0x12u8, 0x34, 0x81, 0x00];
+        assert_eq!(be16(&b, 0), 0x1234);
+        assert_eq!(be16(&b, 2), 0x8100);
+        let a = [0x02u8, 0, 0, 0, 0, 0x01];
+        assert!(mac_eq(a.as_ptr(), [0x02, 0, 0, 0, 0, 0x01].as_ptr()));
+        // A difference in any one of the three words.
+        for i in [0, 3, 5] {
+            let mut b = a;
+            b[i] ^= 0x80;
+            assert!(!mac_eq(a.as_ptr(), b.as_ptr()), "byte {i} differs");
+        }
+        let mut out = [0u8; 8];
+        set_mac_words(out[1..].as_mut_ptr(), mac_words(a.as_ptr()));
+        assert_eq!(out, [0, 0x02, 0, 0, 0, 0, 0x01, 0]);
     }
 
     #[test]

@@ -13,67 +13,45 @@
 #![feature(core_intrinsics)]
 #![allow(internal_features)]
 
+mod maps;
+mod verdict;
+
 use core::intrinsics::{AtomicOrdering::Relaxed, atomic_cxchg, atomic_xadd, atomic_xchg};
 
 use aya_ebpf::{
     bindings::xdp_action,
     helpers::{bpf_ktime_get_ns, bpf_xdp_adjust_head, bpf_xdp_adjust_tail},
-    macros::{map, xdp},
-    maps::{Array, DevMapHash, HashMap, LpmTrie, PerCpuArray, lpm_trie::Key},
+    macros::xdp,
+    maps::{PerCpuArray, lpm_trie::Key},
     programs::XdpContext,
 };
-use aya_log_ebpf::debug;
 use msee_abi::{
-    Attachment, AttachmentKey, BPF_F_MMAPABLE, CACHED_GROUP_MISSING, COUNTER_ROWS, CachedGroup,
-    Direction, DropReason, ETH_P_8021AD, ETH_P_8021Q, ICMP_ERRORS_PER_SEC_PER_CPU, LINK_IS_UP,
-    Link, LinkCounters, LinkRow, MAX_ATTACHMENTS, MAX_FAST_IFINDEX, MAX_GROUP_MEMBERS, MAX_GROUPS,
-    MAX_LINKS, MAX_PORTS, MAX_ROUTES_V4, MAX_ROUTES_V6, MseeConfig, NextHopGroup, PEERING_KINDS,
-    PolicerConfig, PolicerState, ROUTE_CACHE_V4_SLOTS, ROUTE_CACHE_V6_SLOTS, ROUTE_LOCAL,
-    ROUTE_NONE, ROUTE_OUT_OF_REACH, Resolved, Route, RouteCacheV4, RouteCacheV6, RouteKeyV4,
-    RouteKeyV6, UNATTRIBUTED_ROW, link_dir_index, route_key_v4, route_key_v6,
+    Attachment, AttachmentKey, CACHED_GROUP_MISSING, CachedGroup, Direction, DropReason,
+    ETH_P_8021AD, ETH_P_8021Q, ICMP_ERRORS_PER_SEC_PER_CPU, LINK_IS_UP, MAX_FAST_IFINDEX,
+    MAX_GROUP_MEMBERS, MAX_LINKS, MseeConfig, NextHopGroup, PEERING_KINDS, PolicerConfig,
+    ROUTE_CACHE_V4_SLOTS, ROUTE_CACHE_V6_SLOTS, ROUTE_LOCAL, ROUTE_NONE, ROUTE_OUT_OF_REACH,
+    Resolved, Route, RouteCacheV4, RouteCacheV6, RouteKeyV4, RouteKeyV6, UNATTRIBUTED_ROW,
+    link_dir_index, route_key_v4, route_key_v6,
 };
 use xdp_ebpf::{
     net::{
         ETH_HDR_LEN, ETH_P_IPV4, ETH_P_IPV6, ICMP4_QUOTE, ICMP4_TE_LEN, ICMP6_QUOTE, ICMP6_TE_LEN,
-        IPPROTO_TCP, IPPROTO_UDP, IPV4_MIN_HDR_LEN, IPV6_HDR_LEN, VLAN_HDR_LEN, cache_set_v4,
+        IPPROTO_TCP, IPPROTO_UDP, IPV4_MIN_HDR_LEN, IPV6_HDR_LEN, VLAN_HDR_LEN, be16, cache_set_v4,
         cache_set_v6, flow_finish, flow_mix, flow_pick, flow_word, icmp4_time_exceeded,
-        icmp6_time_exceeded, ipv4_decrement_ttl, ipv4_set_dscp, ipv6_dscp, ipv6_set_dscp, load16,
-        load32_halves, policer_cost_nb, policer_refill_nb, policer_take, store16,
+        icmp6_time_exceeded, ipv4_decrement_ttl, ipv4_set_dscp, ipv6_dscp, ipv6_set_dscp,
+        load32_halves, mac_eq, mac_words, policer_cost_nb, policer_refill_nb, policer_take,
+        set_mac_words,
     },
     ptr_at,
 };
 
-#[map]
-static ATTACHMENTS: HashMap<AttachmentKey, Attachment> =
-    HashMap::with_max_entries(MAX_ATTACHMENTS, 0);
-/// Untagged attachments by ifindex (a copy of their `ATTACHMENTS` entries).
-#[map]
-static UNTAGGED: Array<Attachment> = Array::with_max_entries(MAX_FAST_IFINDEX, 0);
-/// Links, their state, policers, the DSCP policy and the route epoch, in
-/// one element (see `msee_abi::MseeConfig`): one lookup per frame.
-#[map]
-static CONFIG: Array<MseeConfig> = Array::with_max_entries(1, BPF_F_MMAPABLE);
-#[map]
-static GROUPS: Array<NextHopGroup> = Array::with_max_entries(MAX_GROUPS, 0);
-#[map]
-static ROUTES_V4: LpmTrie<RouteKeyV4, Route> = LpmTrie::with_max_entries(MAX_ROUTES_V4, 0);
-#[map]
-static ROUTES_V6: LpmTrie<RouteKeyV6, Route> = LpmTrie::with_max_entries(MAX_ROUTES_V6, 0);
-#[map]
-static TX_PORTS: DevMapHash = DevMapHash::with_max_entries(MAX_PORTS, 0);
-#[map]
-static POLICER_STATE: Array<PolicerState> = Array::with_max_entries(MAX_LINKS * 2, 0);
-/// Per-CPU ICMP error budget: [window start ns, errors sent in it].
-#[map]
-static ICMP_LIMIT: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);
-#[map]
-static COUNTERS: PerCpuArray<LinkRow> = PerCpuArray::with_max_entries(COUNTER_ROWS, 0);
-#[map]
-static ROUTE_CACHE_V4: PerCpuArray<[RouteCacheV4; 2]> =
-    PerCpuArray::with_max_entries(ROUTE_CACHE_V4_SLOTS / 2, 0);
-#[map]
-static ROUTE_CACHE_V6: PerCpuArray<[RouteCacheV6; 2]> =
-    PerCpuArray::with_max_entries(ROUTE_CACHE_V6_SLOTS / 2, 0);
+use crate::{
+    maps::{
+        ATTACHMENTS, CONFIG, GROUPS, ICMP_LIMIT, POLICER_STATE, ROUTE_CACHE_V4, ROUTE_CACHE_V6,
+        ROUTES_V4, ROUTES_V6, UNTAGGED,
+    },
+    verdict::{Verdict, link_row, redirect, settle},
+};
 
 /// Where a link's (or a link direction's) entries sit in `MseeConfig`.
 /// Userspace checks every link id it writes (attachments, group members)
@@ -103,19 +81,6 @@ const MAX_EXT_HEADERS: usize = 4;
 /// Transport headers further in than this are not looked at for hashing.
 const MAX_L4_OFFSET: usize = 1024;
 
-enum Verdict {
-    /// To the kernel: addressed to the MSEE, or not ours to forward; counted
-    /// on the ingress link's rx row.
-    Pass { row: u32 },
-    /// Forwarded (and counted on the egress link's tx row).
-    Redirect { action: u32 },
-    /// Dropped, charged to counter row `row`.
-    Drop { reason: DropReason, row: u32 },
-    /// TTL expired: rewritten in place into an ICMP time exceeded and sent
-    /// back out of the port it came in on (counted on the ingress rx row).
-    TimeExceeded { row: u32 },
-}
-
 #[xdp]
 pub fn msee(ctx: XdpContext) -> u32 {
     let len = (ctx.data_end() - ctx.data()) as u64;
@@ -124,140 +89,6 @@ pub fn msee(ctx: XdpContext) -> u32 {
         None => xdp_action::XDP_PASS,
         Some(verdict) => settle(&ctx, verdict, len),
     }
-}
-
-/// Count and carry out a verdict other than a redirect. Out of line: the
-/// forwarding path ends at the redirect without it.
-#[inline(never)]
-fn settle(ctx: &XdpContext, verdict: Verdict, len: u64) -> u32 {
-    match verdict {
-        Verdict::Pass { row } => {
-            if let Some(c) = counters(row) {
-                c.to_kernel += 1;
-            }
-            vlan_shim_pop(ctx);
-            xdp_action::XDP_PASS
-        }
-        // Not reached: `msee` returns a redirect's action itself.
-        Verdict::Redirect { action } => action,
-        Verdict::TimeExceeded { row } => {
-            if let Some(c) = counters(row) {
-                c.drops[DropReason::TtlExpired as usize] += 1;
-                c.icmp_errors += 1;
-            }
-            // Back out of the ingress port through the devmap rather than
-            // XDP_TX: on veth, XDP_TX only wakes a peer that runs XDP itself,
-            // while a devmap redirect also reaches a peer with just GRO.
-            TX_PORTS
-                .redirect(ctx.ingress_ifindex() as u32, 0)
-                .unwrap_or(xdp_action::XDP_TX)
-        }
-        Verdict::Drop { reason, row } => {
-            // The volatile read hides the enum's range from the optimiser, so
-            // the bounds check the verifier needs is kept.
-            let index = unsafe { core::ptr::read_volatile(&(reason as u32)) } as usize;
-            if let Some(c) = counters(row)
-                && index < c.drops.len()
-            {
-                c.drops[index] += 1;
-            }
-            if matches!(reason, DropReason::Malformed) {
-                log_malformed(ctx, len);
-            }
-            xdp_action::XDP_DROP
-        }
-    }
-}
-
-/// Out of line: the logging machinery stays off the forwarding path.
-#[inline(never)]
-fn log_malformed(ctx: &XdpContext, len: u64) {
-    debug!(
-        ctx,
-        "malformed frame of {} bytes on ifindex {}",
-        len,
-        ctx.ingress_ifindex() as u32
-    );
-}
-
-// --- VLAN shim (see `msee_abi::vlan`): this kernel has no 802.1Q, so a
-// frame for the MSEE on a tagged attachment reaches the kernel's port
-// interface as plain Ethernet. Its replies get their tags back from the
-// `vlan_push` TC egress program. Only frames already bound for XDP_PASS get
-// here: the forwarding path is untouched.
-
-/// Pop the frame's VLAN tags (the one or two that `process` parsed to find
-/// its attachment), if any: shift the MACs over them. Frames that cannot be
-/// shrunk (never: their tags were parsed) go up as they came.
-#[inline(never)]
-fn vlan_shim_pop(ctx: &XdpContext) {
-    let Some(l2) = ptr_at::<[u8; ETH_HDR_LEN + VLAN_HDR_LEN]>(ctx, 0) else {
-        return;
-    };
-    let l2 = unsafe { &*l2 };
-    let outer = be16(l2, 12);
-    if outer != ETH_P_8021Q && outer != ETH_P_8021AD {
-        return;
-    }
-    let delta = if be16(l2, 16) == ETH_P_8021Q {
-        2 * VLAN_HDR_LEN as i32
-    } else {
-        VLAN_HDR_LEN as i32
-    };
-    let mut macs = [0u8; 12];
-    macs.copy_from_slice(&l2[..12]);
-    if unsafe { bpf_xdp_adjust_head(ctx.ctx, delta) } != 0 {
-        return;
-    }
-    if let Some(l2) = ptr_at::<[u8; 12]>(ctx, 0) {
-        unsafe { *l2 = macs };
-    }
-}
-
-/// This CPU's row of a (link, direction): no other CPU writes it, so plain
-/// increments are exact.
-#[inline(always)]
-fn link_row(row: u32) -> Option<&'static mut LinkRow> {
-    COUNTERS.get_ptr_mut(row).map(|p| unsafe { &mut *p })
-}
-
-#[inline(always)]
-fn counters(row: u32) -> Option<&'static mut LinkCounters> {
-    link_row(row).map(|r| &mut r.counters)
-}
-
-/// A MAC address as three 16-bit words (`load16`: one access per word
-/// instead of one per byte); the MACs in map values are at even offsets.
-#[inline(always)]
-fn mac_words(p: *const u8) -> [u16; 3] {
-    [
-        load16(p),
-        load16(p.wrapping_add(2)),
-        load16(p.wrapping_add(4)),
-    ]
-}
-
-/// Whether two MACs are equal, as three 16-bit compares folded into one
-/// test (comparing the arrays whole makes LLVM assemble a 48-bit integer).
-#[inline(always)]
-fn mac_eq(a: *const u8, b: *const u8) -> bool {
-    let (x, y) = (mac_words(a), mac_words(b));
-    ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2])) == 0
-}
-
-#[inline(always)]
-fn set_mac_words(p: *mut u8, mac: [u16; 3]) {
-    store16(p, mac[0]);
-    store16(p.wrapping_add(2), mac[1]);
-    store16(p.wrapping_add(4), mac[2]);
-}
-
-/// The big-endian 16-bit field at `b[i..i + 2]`, as one load (`load16`):
-/// header fields sit at even offsets.
-#[inline(always)]
-fn be16(b: &[u8], i: usize) -> u16 {
-    let _ = &b[i..i + 2];
-    u16::from_be(load16(b.as_ptr().wrapping_add(i)))
 }
 
 /// Returns `None` for frames on no attachment (passed untouched, uncounted),
@@ -458,29 +289,6 @@ fn process(ctx: &XdpContext, len: u64) -> Option<Verdict> {
         }
     }
     redirect(ctx, out, tx_row, tx)
-}
-
-/// Redirect out of `out` and count the frame, as sent, on its tx row.
-#[inline(always)]
-fn redirect(
-    ctx: &XdpContext,
-    out: &Link,
-    tx_row: u32,
-    tx: Option<&mut LinkRow>,
-) -> Option<Verdict> {
-    Some(match TX_PORTS.redirect(out.ifindex, 0) {
-        Ok(action) => {
-            if let Some(t) = tx {
-                t.counters.packets += 1;
-                t.counters.bytes += (ctx.data_end() - ctx.data()) as u64;
-            }
-            Verdict::Redirect { action }
-        }
-        Err(_) => Verdict::Drop {
-            reason: DropReason::LinkDown,
-            row: tx_row,
-        },
-    })
 }
 
 /// What the L3 stage decided.
