@@ -13,6 +13,7 @@
 #![feature(core_intrinsics)]
 #![allow(internal_features)]
 
+mod attachment;
 mod maps;
 mod verdict;
 
@@ -26,14 +27,14 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use msee_abi::{
-    Attachment, AttachmentKey, CACHED_GROUP_MISSING, CachedGroup, Direction, DropReason,
-    ETH_P_8021AD, ETH_P_8021Q, ICMP_ERRORS_PER_SEC_PER_CPU, LINK_IS_UP, MAX_FAST_IFINDEX,
-    MAX_GROUP_MEMBERS, MAX_LINKS, MseeConfig, NextHopGroup, PEERING_KINDS, PolicerConfig,
-    ROUTE_CACHE_V4_SLOTS, ROUTE_CACHE_V6_SLOTS, ROUTE_LOCAL, ROUTE_NONE, ROUTE_OUT_OF_REACH,
-    Resolved, Route, RouteCacheV4, RouteCacheV6, RouteKeyV4, RouteKeyV6, UNATTRIBUTED_ROW,
-    link_dir_index, route_key_v4, route_key_v6,
+    Attachment, CACHED_GROUP_MISSING, CachedGroup, Direction, DropReason, ETH_P_8021Q,
+    ICMP_ERRORS_PER_SEC_PER_CPU, LINK_IS_UP, MAX_GROUP_MEMBERS, MAX_LINKS, MseeConfig,
+    NextHopGroup, PEERING_KINDS, PolicerConfig, ROUTE_CACHE_V4_SLOTS, ROUTE_CACHE_V6_SLOTS,
+    ROUTE_LOCAL, ROUTE_NONE, ROUTE_OUT_OF_REACH, Resolved, Route, RouteCacheV4, RouteCacheV6,
+    RouteKeyV4, RouteKeyV6, UNATTRIBUTED_ROW, link_dir_index, route_key_v4, route_key_v6,
 };
 use xdp_ebpf::{
+    msee::parse::walk_ext_headers,
     net::{
         ETH_HDR_LEN, ETH_P_IPV4, ETH_P_IPV6, ICMP4_QUOTE, ICMP4_TE_LEN, ICMP6_QUOTE, ICMP6_TE_LEN,
         IPPROTO_TCP, IPPROTO_UDP, IPV4_MIN_HDR_LEN, IPV6_HDR_LEN, VLAN_HDR_LEN, be16, cache_set_v4,
@@ -46,9 +47,10 @@ use xdp_ebpf::{
 };
 
 use crate::{
+    attachment::{Arrival, Arrived, arrive},
     maps::{
-        ATTACHMENTS, CONFIG, GROUPS, ICMP_LIMIT, POLICER_STATE, ROUTE_CACHE_V4, ROUTE_CACHE_V6,
-        ROUTES_V4, ROUTES_V6, UNTAGGED,
+        CONFIG, GROUPS, ICMP_LIMIT, POLICER_STATE, ROUTE_CACHE_V4, ROUTE_CACHE_V6, ROUTES_V4,
+        ROUTES_V6,
     },
     verdict::{Verdict, link_row, redirect, settle},
 };
@@ -76,8 +78,6 @@ const NO_ROUTE: Route = Route {
     flags: ROUTE_NONE,
 };
 
-/// Upper bound on IPv6 extension headers walked to find the L4 ports.
-const MAX_EXT_HEADERS: usize = 4;
 /// Transport headers further in than this are not looked at for hashing.
 const MAX_L4_OFFSET: usize = 1024;
 
@@ -95,63 +95,22 @@ pub fn msee(ctx: XdpContext) -> u32 {
 /// else the attachment and what to do.
 #[inline(always)]
 fn process(ctx: &XdpContext, len: u64) -> Option<Verdict> {
-    let malformed_unattributed = Some(Verdict::Drop {
-        reason: DropReason::Malformed,
-        row: UNATTRIBUTED_ROW,
-    });
-
-    // --- L2: Ethernet, then up to two VLAN tags (802.1Q or 802.1ad outer).
-    let Some(eth) = ptr_at::<[u8; ETH_HDR_LEN]>(ctx, 0) else {
-        return malformed_unattributed;
-    };
-    let eth = unsafe { &*eth };
-    let ifindex = ctx.ingress_ifindex() as u32;
-    let ethertype = be16(eth, 12);
-    let (att, ethertype, l3_off, tags_in) = if ethertype != ETH_P_8021Q && ethertype != ETH_P_8021AD
-    {
-        // Untagged: by ifindex, from the array when the ifindex fits it.
-        let att: &Attachment = if ifindex < MAX_FAST_IFINDEX {
-            let att = UNTAGGED.get(ifindex)?;
-            if att.valid == 0 {
-                return None;
-            }
-            att
-        } else {
-            let key = AttachmentKey {
-                ifindex,
-                outer_vlan: 0,
-                inner_vlan: 0,
-            };
-            unsafe { ATTACHMENTS.get(&key) }?
-        };
-        (att, ethertype, ETH_HDR_LEN, 0usize)
-    } else {
-        let Some(tag) = ptr_at::<[u8; VLAN_HDR_LEN]>(ctx, ETH_HDR_LEN) else {
-            return malformed_unattributed;
-        };
-        let tag = unsafe { &*tag };
-        let outer_vlan = be16(tag, 0) & 0x0fff;
-        let mut ethertype = be16(tag, 2);
-        let mut l3_off = ETH_HDR_LEN + VLAN_HDR_LEN;
-        let mut tags_in = 1;
-        let mut inner_vlan = 0;
-        if ethertype == ETH_P_8021Q {
-            let Some(tag) = ptr_at::<[u8; VLAN_HDR_LEN]>(ctx, ETH_HDR_LEN + VLAN_HDR_LEN) else {
-                return malformed_unattributed;
-            };
-            let tag = unsafe { &*tag };
-            inner_vlan = be16(tag, 0) & 0x0fff;
-            ethertype = be16(tag, 2);
-            l3_off = ETH_HDR_LEN + 2 * VLAN_HDR_LEN;
-            tags_in = 2;
+    // --- L2: Ethernet, VLAN tags, attachment.
+    let Arrival {
+        eth,
+        att,
+        ethertype,
+        l3_off,
+        tags_in,
+    } = match arrive(ctx) {
+        Arrived::On(arrival) => arrival,
+        Arrived::Unattached => return None,
+        Arrived::Malformed => {
+            return Some(Verdict::Drop {
+                reason: DropReason::Malformed,
+                row: UNATTRIBUTED_ROW,
+            });
         }
-        let key = AttachmentKey {
-            ifindex,
-            outer_vlan,
-            inner_vlan,
-        };
-        let att: &Attachment = unsafe { ATTACHMENTS.get(&key) }?;
-        (att, ethertype, l3_off, tags_in)
     };
     let rx_row = link_dir_index(att.link, Direction::Rx);
     // Always there: userspace keeps every link id below `MAX_LINKS` (were it
@@ -645,32 +604,6 @@ fn trie_v6(key: &RouteKeyV6) -> Route {
         .get(Key::new(32 + 128, *key))
         .copied()
         .unwrap_or(NO_ROUTE)
-}
-
-/// Walk at most `MAX_EXT_HEADERS` IPv6 extension headers from `off`:
-/// returns the transport protocol, its offset and whether this is a first
-/// fragment, or `None` if a header is cut short. Out of line: unrolled, the
-/// walk is what weighs on the stack.
-#[inline(never)]
-fn walk_ext_headers(ctx: &XdpContext, mut next: u8, mut off: usize) -> Option<(u8, usize, bool)> {
-    let mut first_fragment = true;
-    for _ in 0..MAX_EXT_HEADERS {
-        match next {
-            0 | 43 | 60 => {
-                let h = unsafe { &*ptr_at::<[u8; 2]>(ctx, off)? };
-                next = h[0];
-                off += (h[1] as usize + 1) * 8;
-            }
-            44 => {
-                let h = unsafe { &*ptr_at::<[u8; 8]>(ctx, off)? };
-                next = h[0];
-                first_fragment = be16(h, 2) & 0xfff8 == 0;
-                off += 8;
-            }
-            _ => break,
-        }
-    }
-    Some((next, off, first_fragment))
 }
 
 /// Per-CPU ICMP error budget: `ICMP_ERRORS_PER_SEC_PER_CPU` per second.

@@ -5,9 +5,10 @@
 
 use aya_ebpf::{bindings::xdp_action, helpers::bpf_xdp_adjust_head, programs::XdpContext};
 use aya_log_ebpf::debug;
-use msee_abi::{DropReason, ETH_P_8021AD, ETH_P_8021Q, Link, LinkCounters, LinkRow};
+use msee_abi::{DropReason, Link, LinkCounters, LinkRow};
 use xdp_ebpf::{
-    net::{ETH_HDR_LEN, VLAN_HDR_LEN, be16},
+    msee::parse::vlan_tags_len,
+    net::{ETH_HDR_LEN, VLAN_HDR_LEN},
     ptr_at,
 };
 
@@ -97,15 +98,10 @@ fn vlan_shim_pop(ctx: &XdpContext) {
         return;
     };
     let l2 = unsafe { &*l2 };
-    let outer = be16(l2, 12);
-    if outer != ETH_P_8021Q && outer != ETH_P_8021AD {
+    let delta = vlan_tags_len(l2) as i32;
+    if delta == 0 {
         return;
     }
-    let delta = if be16(l2, 16) == ETH_P_8021Q {
-        2 * VLAN_HDR_LEN as i32
-    } else {
-        VLAN_HDR_LEN as i32
-    };
     let mut macs = [0u8; 12];
     macs.copy_from_slice(&l2[..12]);
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, delta) } != 0 {

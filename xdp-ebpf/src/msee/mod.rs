@@ -1,0 +1,11 @@
+//! The pure side of the `msee` program (`src/bin/msee/`): per stage, the
+//! header and table arithmetic that needs no map and no program context,
+//! so that it is unit-tested on the host. The program's modules of the same
+//! names hold the rest of each stage: its map lookups and packet access.
+//!
+//! Everything here is `#[inline(always)]` (or generic, so the program
+//! instantiates it) unless marked otherwise: the program is built from it
+//! as if it were written in place.
+
+pub mod frame;
+pub mod parse;
