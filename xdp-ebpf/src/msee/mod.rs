@@ -7,5 +7,7 @@
 //! instantiates it) unless marked otherwise: the program is built from it
 //! as if it were written in place.
 
+pub mod flow;
 pub mod frame;
 pub mod parse;
+pub mod route;

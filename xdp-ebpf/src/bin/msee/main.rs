@@ -14,6 +14,7 @@
 #![allow(internal_features)]
 
 mod attachment;
+mod l3;
 mod maps;
 mod verdict;
 
@@ -23,35 +24,31 @@ use aya_ebpf::{
     bindings::xdp_action,
     helpers::{bpf_ktime_get_ns, bpf_xdp_adjust_head, bpf_xdp_adjust_tail},
     macros::xdp,
-    maps::{PerCpuArray, lpm_trie::Key},
     programs::XdpContext,
 };
 use msee_abi::{
-    Attachment, CACHED_GROUP_MISSING, CachedGroup, Direction, DropReason, ETH_P_8021Q,
+    Attachment, CACHED_GROUP_MISSING, Direction, DropReason, ETH_P_8021Q,
     ICMP_ERRORS_PER_SEC_PER_CPU, LINK_IS_UP, MAX_GROUP_MEMBERS, MAX_LINKS, MseeConfig,
-    NextHopGroup, PEERING_KINDS, PolicerConfig, ROUTE_CACHE_V4_SLOTS, ROUTE_CACHE_V6_SLOTS,
-    ROUTE_LOCAL, ROUTE_NONE, ROUTE_OUT_OF_REACH, Resolved, Route, RouteCacheV4, RouteCacheV6,
-    RouteKeyV4, RouteKeyV6, UNATTRIBUTED_ROW, link_dir_index, route_key_v4, route_key_v6,
+    NextHopGroup, PEERING_KINDS, PolicerConfig, Resolved, UNATTRIBUTED_ROW, link_dir_index,
 };
 use xdp_ebpf::{
-    msee::parse::walk_ext_headers,
+    msee::{
+        flow::{flow_hash, flow_pick},
+        route::L3,
+    },
     net::{
         ETH_HDR_LEN, ETH_P_IPV4, ETH_P_IPV6, ICMP4_QUOTE, ICMP4_TE_LEN, ICMP6_QUOTE, ICMP6_TE_LEN,
-        IPPROTO_TCP, IPPROTO_UDP, IPV4_MIN_HDR_LEN, IPV6_HDR_LEN, VLAN_HDR_LEN, be16, cache_set_v4,
-        cache_set_v6, flow_finish, flow_mix, flow_pick, flow_word, icmp4_time_exceeded,
-        icmp6_time_exceeded, ipv4_decrement_ttl, ipv4_set_dscp, ipv6_dscp, ipv6_set_dscp,
-        load32_halves, mac_eq, mac_words, policer_cost_nb, policer_refill_nb, policer_take,
-        set_mac_words,
+        IPV4_MIN_HDR_LEN, IPV6_HDR_LEN, VLAN_HDR_LEN, icmp4_time_exceeded, icmp6_time_exceeded,
+        ipv4_decrement_ttl, ipv4_set_dscp, ipv6_dscp, ipv6_set_dscp, mac_eq, mac_words,
+        policer_cost_nb, policer_refill_nb, policer_take, set_mac_words,
     },
     ptr_at,
 };
 
 use crate::{
     attachment::{Arrival, Arrived, arrive},
-    maps::{
-        CONFIG, GROUPS, ICMP_LIMIT, POLICER_STATE, ROUTE_CACHE_V4, ROUTE_CACHE_V6, ROUTES_V4,
-        ROUTES_V6,
-    },
+    l3::{lookup_v4, lookup_v6},
+    maps::{CONFIG, GROUPS, ICMP_LIMIT, POLICER_STATE},
     verdict::{Verdict, link_row, redirect, settle},
 };
 
@@ -72,14 +69,6 @@ fn link_dir_slot(index: u32) -> usize {
 }
 
 const _: () = assert!(MAX_LINKS.is_power_of_two() && PEERING_KINDS.is_power_of_two());
-
-const NO_ROUTE: Route = Route {
-    group: 0,
-    flags: ROUTE_NONE,
-};
-
-/// Transport headers further in than this are not looked at for hashing.
-const MAX_L4_OFFSET: usize = 1024;
 
 #[xdp]
 pub fn msee(ctx: XdpContext) -> u32 {
@@ -248,362 +237,6 @@ fn process(ctx: &XdpContext, len: u64) -> Option<Verdict> {
         }
     }
     redirect(ctx, out, tx_row, tx)
-}
-
-/// What the L3 stage decided.
-enum L3<'a> {
-    /// Forward by this route (in the ingress link's memo: see `route_v4`).
-    Forward(&'a Resolved),
-    /// To the kernel: the MSEE's own traffic, multicast.
-    Pass,
-    Drop(DropReason),
-}
-
-/// A route as the L3 stage's answer: forward by it, or why not.
-#[inline(always)]
-fn route_outcome(resolved: &Resolved) -> L3<'_> {
-    let flags = resolved.route.flags;
-    if flags & ROUTE_NONE != 0 {
-        L3::Drop(DropReason::NoRoute)
-    } else if flags & ROUTE_OUT_OF_REACH != 0 {
-        L3::Drop(DropReason::OutOfReach)
-    } else {
-        L3::Forward(resolved)
-    }
-}
-
-/// What a flow's hash is made of.
-#[derive(Clone, Copy)]
-struct Flow {
-    /// IPv4: source and destination as one word; IPv6: their hash.
-    addrs: u64,
-    /// Transport protocol and ports.
-    l4: u64,
-}
-
-impl Flow {
-    #[inline(always)]
-    fn hash(self) -> u32 {
-        flow_finish(flow_mix(flow_mix(0, self.addrs), self.l4))
-    }
-}
-
-/// The hash of the frame's flow (addresses, protocol, ports), for a link
-/// choice among several links. Only then: a group of one member, such as the
-/// Azure side, needs none. The header was checked by `lookup_v4`/`lookup_v6`.
-#[inline(always)]
-fn flow_hash(ctx: &XdpContext, l3_off: usize, v6: bool) -> u32 {
-    if v6 {
-        flow_hash_v6(ctx, l3_off)
-    } else {
-        flow_hash_v4(ctx, l3_off)
-    }
-}
-
-#[inline(always)]
-fn flow_hash_v4(ctx: &XdpContext, l3_off: usize) -> u32 {
-    let Some(ip) = ptr_at::<[u8; IPV4_MIN_HDR_LEN]>(ctx, l3_off) else {
-        return 0;
-    };
-    let ip = unsafe { &*ip };
-    let ihl = ((ip[0] & 0x0f) as usize) * 4;
-    let proto = ip[9];
-    // Ports only in a first (or unfragmented) fragment.
-    let mut ports = 0;
-    if (proto == IPPROTO_TCP || proto == IPPROTO_UDP) && be16(ip, 6) & 0x1fff == 0 {
-        if let Some(p) = ptr_at::<[u8; 4]>(ctx, l3_off + (ihl & 0x3c)) {
-            ports = load32_halves(p as *const u8);
-        }
-    }
-    Flow {
-        addrs: flow_word(
-            load32_halves(ip.as_ptr().wrapping_add(12)),
-            load32_halves(ip.as_ptr().wrapping_add(16)),
-        ),
-        l4: flow_word(proto as u32, ports),
-    }
-    .hash()
-}
-
-/// Out of line, like `route_v6`, for the stack budget.
-#[inline(never)]
-fn flow_hash_v6(ctx: &XdpContext, l3_off: usize) -> u32 {
-    let Some(ip) = ptr_at::<[u8; IPV6_HDR_LEN]>(ctx, l3_off) else {
-        return 0;
-    };
-    let ip = unsafe { &*ip };
-    let mut next = ip[6];
-    let mut ports = 0;
-    if let Some((proto, off, first_fragment)) = walk_ext_headers(ctx, ip[6], l3_off + IPV6_HDR_LEN)
-    {
-        next = proto;
-        // `off` comes back from a BPF subprogram without its range; bound
-        // it again for the verifier (deeper transport headers go unhashed).
-        if (proto == IPPROTO_TCP || proto == IPPROTO_UDP) && first_fragment && off < MAX_L4_OFFSET {
-            if let Some(p) = ptr_at::<[u8; 4]>(ctx, off) {
-                ports = u32::from_ne_bytes(unsafe { *p });
-            }
-        }
-    }
-    Flow {
-        addrs: hash_v6_addresses(ip),
-        l4: flow_word(next as u32, ports),
-    }
-    .hash()
-}
-
-/// Validate the IPv4 header, hand the MSEE's own traffic to the kernel and
-/// look the destination up in the routing domain.
-#[inline(always)]
-fn lookup_v4<'m>(
-    ctx: &XdpContext,
-    l3_off: usize,
-    domain: u32,
-    epoch: u64,
-    memo: &'m mut RouteCacheV4,
-) -> L3<'m> {
-    let frame_len = ctx.data_end() - ctx.data();
-    let Some(ip) = ptr_at::<[u8; IPV4_MIN_HDR_LEN]>(ctx, l3_off) else {
-        return L3::Drop(DropReason::Malformed);
-    };
-    let ip = unsafe { &*ip };
-    let ihl = ((ip[0] & 0x0f) as usize) * 4;
-    let total_len = be16(ip, 2) as usize;
-    if ip[0] >> 4 != 4
-        || ihl < IPV4_MIN_HDR_LEN
-        || total_len < ihl
-        || l3_off + total_len > frame_len
-    {
-        return L3::Drop(DropReason::Malformed);
-    }
-    let dst = load32_halves(ip.as_ptr().wrapping_add(16)).to_ne_bytes();
-    if dst[0] >= 224 {
-        return L3::Pass;
-    }
-    // One lookup answers both "is it ours?" and "where does it go?".
-    route_v4(domain, dst, epoch, memo);
-    let resolved = &memo.resolved;
-    if resolved.route.flags & ROUTE_LOCAL != 0 {
-        return L3::Pass;
-    }
-    if ip[8] <= 1 {
-        return L3::Drop(DropReason::TtlExpired);
-    }
-    route_outcome(resolved)
-}
-
-/// The IPv6 counterpart of `lookup_v4`, with a bounded walk of extension
-/// headers (a header cut short, or claiming more than the packet holds, is
-/// malformed). Inline, like `lookup_v4` (`route_v6` and the walk are the
-/// parts out of line, for the stack budget).
-#[inline(always)]
-fn lookup_v6<'m>(
-    ctx: &XdpContext,
-    l3_off: usize,
-    domain: u32,
-    epoch: u64,
-    memo: &'m mut RouteCacheV6,
-) -> L3<'m> {
-    let frame_len = ctx.data_end() - ctx.data();
-    let Some(ip) = ptr_at::<[u8; IPV6_HDR_LEN]>(ctx, l3_off) else {
-        return L3::Drop(DropReason::Malformed);
-    };
-    let ip = unsafe { &*ip };
-    if ip[0] >> 4 != 6 || l3_off + IPV6_HDR_LEN + be16(ip, 4) as usize > frame_len {
-        return L3::Drop(DropReason::Malformed);
-    }
-    // The destination stays in the packet: map lookups take packet pointers.
-    let dst = unsafe { &*(ip.as_ptr().add(24) as *const [u8; 16]) };
-    // Multicast (ND, ...) and link-local are the kernel's; so are our own.
-    if dst[0] == 0xff || (dst[0] == 0xfe && dst[1] & 0xc0 == 0x80) {
-        return L3::Pass;
-    }
-    route_v6(domain, dst, epoch, memo);
-    let resolved = &memo.resolved;
-    if resolved.route.flags & ROUTE_LOCAL != 0 {
-        return L3::Pass;
-    }
-    if ip[7] <= 1 {
-        return L3::Drop(DropReason::TtlExpired);
-    }
-    let Some((_, off, _)) = walk_ext_headers(ctx, ip[6], l3_off + IPV6_HDR_LEN) else {
-        return L3::Drop(DropReason::Malformed);
-    };
-    if off > l3_off + IPV6_HDR_LEN + be16(ip, 4) as usize {
-        return L3::Drop(DropReason::Malformed);
-    }
-    route_outcome(resolved)
-}
-
-/// Hash source and destination as four 64-bit words. Out of line, like
-/// `route_v6`, so `lookup_v6` stays within the BPF stack budget.
-#[inline(never)]
-fn hash_v6_addresses(ip: &[u8; IPV6_HDR_LEN]) -> u64 {
-    let words = unsafe { &*(ip.as_ptr().add(8) as *const [[u8; 8]; 4]) };
-    let mut flow = 0;
-    for w in words {
-        flow = flow_mix(flow, u64::from_ne_bytes(*w));
-    }
-    flow
-}
-
-// `cache_set_v4` and `cache_set_v6` give a subnet's hosts 64 sets of their own.
-const _: () = assert!(ROUTE_CACHE_V4_SLOTS / 2 >= 64 && ROUTE_CACHE_V6_SLOTS / 2 >= 64);
-
-/// Leave the longest-prefix match for `dst` in `domain`, and its group, in
-/// `memo` (the ingress link's `LinkRow::last_v4` on this CPU): there
-/// already if `dst` is the destination routed last, else found through this
-/// CPU's destination cache (`through_memo`). The stages after read the
-/// answer where it lies rather than a copy. (A sentinel route rather than an
-/// Option: an Option's undefined payload gets spilled from an uninitialised
-/// register, which the verifier refuses.)
-#[inline(always)]
-fn route_v4(domain: u32, dst: [u8; 4], epoch: u64, memo: &mut RouteCacheV4) {
-    let key = route_key_v4(domain, dst);
-    through_memo(memo, key, epoch, || {
-        let set = cache_set_v4(
-            u64::from_ne_bytes(key),
-            (ROUTE_CACHE_V4_SLOTS / 2).trailing_zeros(),
-        );
-        through_cache(&ROUTE_CACHE_V4, set, epoch, key, trie_v4)
-    })
-}
-
-/// Keep `memo` (an rx row's `last_v4` or `last_v6`) as it is if it holds
-/// `key`, else fill it with `lookup`'s answer.
-#[inline(always)]
-fn through_memo<S: CacheSlot>(
-    memo: &mut S,
-    key: S::Key,
-    epoch: u64,
-    lookup: impl FnOnce() -> Resolved,
-) {
-    // Epoch 0: caching off (see `through_cache`); the memo then only holds
-    // the answer for the frame at hand.
-    if epoch != 0 && memo.holds(&key, epoch) {
-        return;
-    }
-    *memo = S::new(key, epoch, lookup());
-}
-
-#[inline(always)]
-fn trie_v4(key: &RouteKeyV4) -> Route {
-    ROUTES_V4
-        .get(Key::new(64, *key))
-        .copied()
-        .unwrap_or(NO_ROUTE)
-}
-
-/// The IPv6 counterpart of `route_v4`.
-#[inline(never)]
-fn route_v6(domain: u32, dst: &[u8; 16], epoch: u64, memo: &mut RouteCacheV6) {
-    let key = route_key_v6(domain, *dst);
-    through_memo(memo, key, epoch, || {
-        let [hi, lo] = unsafe { &*(dst.as_ptr() as *const [[u8; 8]; 2]) };
-        let set = cache_set_v6(
-            domain,
-            u64::from_ne_bytes(*hi),
-            u64::from_ne_bytes(*lo),
-            (ROUTE_CACHE_V6_SLOTS / 2).trailing_zeros(),
-        );
-        through_cache(&ROUTE_CACHE_V6, set, epoch, key, trie_v6)
-    })
-}
-
-/// A slot of a destination cache (`msee_abi::RouteCacheV4`, `RouteCacheV6`).
-trait CacheSlot: Copy {
-    type Key: PartialEq + Copy;
-    fn holds(&self, key: &Self::Key, epoch: u64) -> bool;
-    fn resolved(&self) -> Resolved;
-    fn epoch(&self) -> u64;
-    fn new(key: Self::Key, epoch: u64, resolved: Resolved) -> Self;
-}
-
-/// Both slot types have `key`, `epoch` and `resolved`, and padding.
-macro_rules! cache_slot {
-    ($slot:ident, $key:ident, { $($pad:ident: $zero:expr),* }) => {
-        impl CacheSlot for $slot {
-            type Key = $key;
-            #[inline(always)]
-            fn holds(&self, key: &$key, epoch: u64) -> bool {
-                self.epoch == epoch && self.key == *key
-            }
-            #[inline(always)]
-            fn resolved(&self) -> Resolved {
-                self.resolved
-            }
-            #[inline(always)]
-            fn epoch(&self) -> u64 {
-                self.epoch
-            }
-            #[inline(always)]
-            fn new(key: $key, epoch: u64, resolved: Resolved) -> Self {
-                Self { key, epoch, resolved, $($pad: $zero),* }
-            }
-        }
-    };
-}
-cache_slot!(RouteCacheV4, RouteKeyV4, { _pad: 0 });
-cache_slot!(RouteCacheV6, RouteKeyV6, { _pad: 0, _pad2: 0 });
-
-/// Look `key` up in the two-way `set` of this CPU's `cache` (one map
-/// element holds both ways), else in the trie (`lookup`) and `GROUPS`, and
-/// keep the answer in way 0, moving the entry there to way 1 (so the older
-/// of the two is the one evicted). `epoch` was read before the trie: a
-/// write racing this lookup bumps it afterwards, so what gets cached here
-/// is retired at once.
-#[inline(always)]
-fn through_cache<S: CacheSlot>(
-    cache: &PerCpuArray<[S; 2]>,
-    set: u32,
-    epoch: u64,
-    key: S::Key,
-    lookup: fn(&S::Key) -> Route,
-) -> Resolved {
-    let Some(ways) = cache.get_ptr_mut(set) else {
-        return resolve(lookup(&key));
-    };
-    let [w0, w1] = unsafe { &mut *ways };
-    if epoch == 0 {
-        return resolve(lookup(&key));
-    }
-    if w0.holds(&key, epoch) {
-        return w0.resolved();
-    }
-    if w1.holds(&key, epoch) {
-        return w1.resolved();
-    }
-    let resolved = resolve(lookup(&key));
-    if w0.epoch() == epoch {
-        *w1 = *w0;
-    }
-    *w0 = S::new(key, epoch, resolved);
-    resolved
-}
-
-/// A route from the trie with a copy of its group's head (see
-/// `msee_abi::CachedGroup`); routes that forward nowhere need none.
-#[inline(always)]
-fn resolve(route: Route) -> Resolved {
-    let mut group = CachedGroup::default();
-    if route.flags & (ROUTE_NONE | ROUTE_LOCAL | ROUTE_OUT_OF_REACH) == 0 {
-        match GROUPS.get(route.group) {
-            Some(g) => {
-                group.count = g.count;
-                group.members = [g.members[0], g.members[1]];
-            }
-            None => group.count = CACHED_GROUP_MISSING,
-        }
-    }
-    Resolved { route, group }
-}
-
-#[inline(always)]
-fn trie_v6(key: &RouteKeyV6) -> Route {
-    ROUTES_V6
-        .get(Key::new(32 + 128, *key))
-        .copied()
-        .unwrap_or(NO_ROUTE)
 }
 
 /// Per-CPU ICMP error budget: `ICMP_ERRORS_PER_SEC_PER_CPU` per second.
