@@ -9,5 +9,6 @@
 
 pub mod flow;
 pub mod frame;
+pub mod link;
 pub mod parse;
 pub mod route;

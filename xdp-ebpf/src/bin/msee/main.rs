@@ -27,13 +27,13 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use msee_abi::{
-    Attachment, CACHED_GROUP_MISSING, Direction, DropReason, ETH_P_8021Q,
-    ICMP_ERRORS_PER_SEC_PER_CPU, LINK_IS_UP, MAX_GROUP_MEMBERS, MAX_LINKS, MseeConfig,
-    NextHopGroup, PEERING_KINDS, PolicerConfig, Resolved, UNATTRIBUTED_ROW, link_dir_index,
+    Attachment, Direction, DropReason, ETH_P_8021Q, ICMP_ERRORS_PER_SEC_PER_CPU, MseeConfig,
+    PEERING_KINDS, PolicerConfig, UNATTRIBUTED_ROW, link_dir_index,
 };
 use xdp_ebpf::{
     msee::{
-        flow::{flow_hash, flow_pick},
+        flow::flow_hash,
+        link::{choose_link, link_dir_slot, link_slot},
         route::L3,
     },
     net::{
@@ -52,23 +52,8 @@ use crate::{
     verdict::{Verdict, link_row, redirect, settle},
 };
 
-/// Where a link's (or a link direction's) entries sit in `MseeConfig`.
-/// Userspace checks every link id it writes (attachments, group members)
-/// against `MAX_LINKS`, a power of two, so the mask never changes an id: it
-/// is there for the verifier, which must see a bound on the very register
-/// an access uses (LLVM may check one copy of an index and address with
-/// another, spilled one).
-#[inline(always)]
-fn link_slot(link: u32) -> usize {
-    (link & (MAX_LINKS - 1)) as usize
-}
-
-#[inline(always)]
-fn link_dir_slot(index: u32) -> usize {
-    (index & (2 * MAX_LINKS - 1)) as usize
-}
-
-const _: () = assert!(MAX_LINKS.is_power_of_two() && PEERING_KINDS.is_power_of_two());
+// The DSCP policy row is found by masking the peering.
+const _: () = assert!(PEERING_KINDS.is_power_of_two());
 
 #[xdp]
 pub fn msee(ctx: XdpContext) -> u32 {
@@ -149,7 +134,12 @@ fn process(ctx: &XdpContext, len: u64) -> Option<Verdict> {
         }
         L3::Drop(reason) => return drop(reason),
     };
-    let out_link_id = match choose_link(config, resolved, || flow_hash(ctx, l3_off, v6)) {
+    let out_link_id = match choose_link(
+        config,
+        resolved,
+        |group| GROUPS.get(group),
+        || flow_hash(ctx, l3_off, v6),
+    ) {
         Ok(link) => link,
         Err(reason) => return drop(reason),
     };
@@ -328,85 +318,6 @@ fn time_exceeded(ctx: &XdpContext, l3_off: usize, v6: bool, att: &Attachment) ->
         icmp4_time_exceeded(unsafe { &mut *pkt }, att.local_v4);
     }
     true
-}
-
-/// Pick the link for a flow: among members whose link is up, those with the
-/// best (lowest) preference; among those, the flow hash decides. Groups of
-/// one and two members (a circuit's own pair of links, the Azure side:
-/// nearly every group) take a straight-line path on the destination cache's
-/// copy of the group; larger groups the general loop on `GROUPS`, which
-/// picks the same link for the same flow. Fails with no route (no such
-/// group) or link down (no member up).
-#[inline(always)]
-fn choose_link(
-    config: &MseeConfig,
-    resolved: &Resolved,
-    flow_hash: impl FnOnce() -> u32,
-) -> Result<u32, DropReason> {
-    let [a, b] = resolved.group.members;
-    match resolved.group.count {
-        1 => link_up(config, a.link)
-            .then_some(a.link)
-            .ok_or(DropReason::LinkDown),
-        2 => match (link_up(config, a.link), link_up(config, b.link)) {
-            (true, true) if a.preference == b.preference => {
-                Ok([a.link, b.link][flow_pick(flow_hash(), 2) as usize & 1])
-            }
-            (true, true) if b.preference < a.preference => Ok(b.link),
-            (true, _) => Ok(a.link),
-            (false, true) => Ok(b.link),
-            (false, false) => Err(DropReason::LinkDown),
-        },
-        CACHED_GROUP_MISSING => Err(DropReason::NoRoute),
-        _ => {
-            let Some(group) = GROUPS.get(resolved.route.group) else {
-                return Err(DropReason::NoRoute);
-            };
-            choose_link_among(config, group, flow_hash()).ok_or(DropReason::LinkDown)
-        }
-    }
-}
-
-#[inline(always)]
-fn link_up(config: &MseeConfig, link: u32) -> bool {
-    config.link_up[link_slot(link)] == LINK_IS_UP
-}
-
-/// `choose_link` for any number of members.
-#[inline(never)]
-fn choose_link_among(config: &MseeConfig, group: &NextHopGroup, hash: u32) -> Option<u32> {
-    let count = (group.count as usize).min(MAX_GROUP_MEMBERS);
-    let mut best = u32::MAX;
-    // Bit i: member i is up and has the best preference so far.
-    let mut chosen = 0u32;
-    let mut candidates = 0u32;
-    for i in 0..MAX_GROUP_MEMBERS {
-        if i >= count {
-            break;
-        }
-        let m = group.members[i];
-        if !link_up(config, m.link) {
-            continue;
-        }
-        if m.preference < best {
-            best = m.preference;
-            chosen = 1 << i;
-            candidates = 1;
-        } else if m.preference == best {
-            chosen |= 1 << i;
-            candidates += 1;
-        }
-    }
-    let mut pick = flow_pick(hash, candidates);
-    for i in 0..MAX_GROUP_MEMBERS {
-        if chosen & (1 << i) != 0 {
-            if pick == 0 {
-                return Some(group.members[i].link);
-            }
-            pick -= 1;
-        }
-    }
-    None
 }
 
 /// Token bucket per (link, direction), shared by all CPUs, in nanobytes
