@@ -11,4 +11,5 @@ pub mod flow;
 pub mod frame;
 pub mod link;
 pub mod parse;
+pub mod police;
 pub mod route;

@@ -16,9 +16,8 @@
 mod attachment;
 mod l3;
 mod maps;
+mod police;
 mod verdict;
-
-use core::intrinsics::{AtomicOrdering::Relaxed, atomic_cxchg, atomic_xadd, atomic_xchg};
 
 use aya_ebpf::{
     bindings::xdp_action,
@@ -27,20 +26,20 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use msee_abi::{
-    Attachment, Direction, DropReason, ETH_P_8021Q, ICMP_ERRORS_PER_SEC_PER_CPU, MseeConfig,
-    PEERING_KINDS, PolicerConfig, UNATTRIBUTED_ROW, link_dir_index,
+    Attachment, Direction, DropReason, ETH_P_8021Q, ICMP_ERRORS_PER_SEC_PER_CPU, PEERING_KINDS,
+    UNATTRIBUTED_ROW, link_dir_index,
 };
 use xdp_ebpf::{
     msee::{
         flow::flow_hash,
-        link::{choose_link, link_dir_slot, link_slot},
+        link::{choose_link, link_slot},
         route::L3,
     },
     net::{
         ETH_HDR_LEN, ETH_P_IPV4, ETH_P_IPV6, ICMP4_QUOTE, ICMP4_TE_LEN, ICMP6_QUOTE, ICMP6_TE_LEN,
         IPV4_MIN_HDR_LEN, IPV6_HDR_LEN, VLAN_HDR_LEN, icmp4_time_exceeded, icmp6_time_exceeded,
         ipv4_decrement_ttl, ipv4_set_dscp, ipv6_dscp, ipv6_set_dscp, mac_eq, mac_words,
-        policer_cost_nb, policer_refill_nb, policer_take, set_mac_words,
+        set_mac_words,
     },
     ptr_at,
 };
@@ -48,7 +47,8 @@ use xdp_ebpf::{
 use crate::{
     attachment::{Arrival, Arrived, arrive},
     l3::{lookup_v4, lookup_v6},
-    maps::{CONFIG, GROUPS, ICMP_LIMIT, POLICER_STATE},
+    maps::{CONFIG, GROUPS, ICMP_LIMIT},
+    police::police,
     verdict::{Verdict, link_row, redirect, settle},
 };
 
@@ -318,73 +318,6 @@ fn time_exceeded(ctx: &XdpContext, l3_off: usize, v6: bool, att: &Attachment) ->
         icmp4_time_exceeded(unsafe { &mut *pkt }, att.local_v4);
     }
     true
-}
-
-/// Token bucket per (link, direction), shared by all CPUs, in nanobytes
-/// (see `msee_abi::PolicerConfig`): a frame costs len * 1e9, a nanosecond
-/// refills `rate`; exact, and free of divisions. Each CPU takes credit from
-/// the bucket a chunk at a time into its own slot and spends it there: most
-/// frames cost a read of the config and a subtraction from the credit in this
-/// CPU's row (`local`, `LinkRow::policer_credit_nb`), no atomics and no
-/// clock read (inline here; taking a chunk is `police_take_chunk`, out of
-/// line). Returns whether the frame conforms.
-#[inline(always)]
-fn police(config: &MseeConfig, index: u32, local: &mut u64, len: u64, clock: &mut u64) -> bool {
-    let cfg = &config.policers[link_dir_slot(index)];
-    if cfg.rate_bytes_per_sec == 0 {
-        return true;
-    }
-    let cost = policer_cost_nb(len);
-    if *local >= cost {
-        *local -= cost;
-        return true;
-    }
-    police_take_chunk(index, cfg, local, cost, clock)
-}
-
-/// This CPU's credit (`local`) is short of `cost`: take a chunk from the
-/// shared bucket. Claims the refill interval with an exchange on `last_ns`
-/// (so CPUs never count the same nanoseconds twice) and updates the shared
-/// credit with compare-and-swap.
-#[inline(never)]
-fn police_take_chunk(
-    index: u32,
-    cfg: &PolicerConfig,
-    local: &mut u64,
-    cost: u64,
-    clock: &mut u64,
-) -> bool {
-    let Some(state) = POLICER_STATE.get_ptr_mut(index) else {
-        return true;
-    };
-    let need = cost - *local;
-    if *clock == 0 {
-        *clock = unsafe { bpf_ktime_get_ns() };
-    }
-    let now = *clock;
-    let last = unsafe { atomic_xchg::<u64, { Relaxed }>(&raw mut (*state).last_ns, now) };
-    // Time only moves forward here; a stale `last` from a racing CPU just
-    // yields no refill.
-    let elapsed = if now > last { now - last } else { 0 };
-    let refill = policer_refill_nb(elapsed, cfg.refill_cap_ns, cfg.rate_bytes_per_sec);
-    let credit = unsafe { &raw mut (*state).credit_nb };
-    for _ in 0..4 {
-        let cur = unsafe { core::ptr::read_volatile(credit) };
-        let (next, taken) = policer_take(cur, refill, cfg.burst_nb, need, cfg.chunk_nb);
-        let (_, swapped) =
-            unsafe { atomic_cxchg::<u64, { Relaxed }, { Relaxed }>(credit, cur, next) };
-        if swapped {
-            if taken == 0 {
-                return false;
-            }
-            // taken >= need = cost - local.
-            *local = *local + taken - cost;
-            return true;
-        }
-    }
-    // Heavy contention: keep the refill, call the frame non-conforming.
-    unsafe { atomic_xadd::<u64, u64, { Relaxed }>(credit, refill) };
-    false
 }
 
 #[cfg(not(test))]
