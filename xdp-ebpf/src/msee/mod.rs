@@ -12,4 +12,5 @@ pub mod frame;
 pub mod link;
 pub mod parse;
 pub mod police;
+pub mod rewrite;
 pub mod route;

@@ -17,6 +17,7 @@ mod attachment;
 mod l3;
 mod maps;
 mod police;
+mod rewrite;
 mod verdict;
 
 use aya_ebpf::{
@@ -26,20 +27,19 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use msee_abi::{
-    Attachment, Direction, DropReason, ETH_P_8021Q, ICMP_ERRORS_PER_SEC_PER_CPU, PEERING_KINDS,
-    UNATTRIBUTED_ROW, link_dir_index,
+    Attachment, Direction, DropReason, ICMP_ERRORS_PER_SEC_PER_CPU, UNATTRIBUTED_ROW,
+    link_dir_index,
 };
 use xdp_ebpf::{
     msee::{
         flow::flow_hash,
         link::{choose_link, link_slot},
+        rewrite::dscp_policy,
         route::L3,
     },
     net::{
         ETH_HDR_LEN, ETH_P_IPV4, ETH_P_IPV6, ICMP4_QUOTE, ICMP4_TE_LEN, ICMP6_QUOTE, ICMP6_TE_LEN,
-        IPV4_MIN_HDR_LEN, IPV6_HDR_LEN, VLAN_HDR_LEN, icmp4_time_exceeded, icmp6_time_exceeded,
-        ipv4_decrement_ttl, ipv4_set_dscp, ipv6_dscp, ipv6_set_dscp, mac_eq, mac_words,
-        set_mac_words,
+        VLAN_HDR_LEN, icmp4_time_exceeded, icmp6_time_exceeded, mac_eq,
     },
     ptr_at,
 };
@@ -49,11 +49,9 @@ use crate::{
     l3::{lookup_v4, lookup_v6},
     maps::{CONFIG, GROUPS, ICMP_LIMIT},
     police::police,
+    rewrite::{rewrite_l2, rewrite_l3},
     verdict::{Verdict, link_row, redirect, settle},
 };
-
-// The DSCP policy row is found by masking the peering.
-const _: () = assert!(PEERING_KINDS.is_power_of_two());
 
 #[xdp]
 pub fn msee(ctx: XdpContext) -> u32 {
@@ -163,68 +161,12 @@ fn process(ctx: &XdpContext, len: u64) -> Option<Verdict> {
     }
 
     // --- Rewrite L3 in place: TTL / hop limit, DSCP per the peering's policy.
-    // The peering is a `PeeringKind` (0 or 1, as userspace writes it).
-    let dscp_policy = &config.dscp[att.peering as usize & (PEERING_KINDS - 1)];
-    if v6 {
-        let Some(ip) = ptr_at::<[u8; IPV6_HDR_LEN]>(ctx, l3_off) else {
-            return drop(DropReason::Malformed);
-        };
-        let ip = unsafe { &mut *ip };
-        ip[7] -= 1;
-        let dscp = ipv6_dscp(ip);
-        let new_dscp = dscp_policy[dscp as usize & 63];
-        if new_dscp != dscp {
-            ipv6_set_dscp(ip, new_dscp);
-        }
-    } else {
-        let Some(ip) = ptr_at::<[u8; IPV4_MIN_HDR_LEN]>(ctx, l3_off) else {
-            return drop(DropReason::Malformed);
-        };
-        let ip = unsafe { &mut *ip };
-        ipv4_decrement_ttl(ip);
-        let dscp = ip[1] >> 2;
-        let new_dscp = dscp_policy[dscp as usize & 63];
-        if new_dscp != dscp {
-            ipv4_set_dscp(ip, new_dscp);
-        }
+    if !rewrite_l3(ctx, l3_off, v6, dscp_policy(config, att.peering)) {
+        return drop(DropReason::Malformed);
     }
-
     // --- Rewrite L2: as many tags as the egress link needs, then MACs.
-    let tags_out = if out.outer_vlan == 0 {
-        0
-    } else if out.inner_vlan == 0 {
-        1
-    } else {
-        2
-    };
-    let delta = (tags_in as i32 - tags_out as i32) * VLAN_HDR_LEN as i32;
-    if delta != 0 && unsafe { bpf_xdp_adjust_head(ctx.ctx, delta) } != 0 {
+    if !rewrite_l2(ctx, out, tags_in, ethertype) {
         return drop(DropReason::Malformed);
-    }
-    // A valid IP frame is at least 14 + 20 bytes, so the widest L2 header
-    // (22 bytes) always fits in front of it.
-    let Some(l2) = ptr_at::<[u8; ETH_HDR_LEN + 2 * VLAN_HDR_LEN]>(ctx, 0) else {
-        return drop(DropReason::Malformed);
-    };
-    let l2 = unsafe { &mut *l2 };
-    set_mac_words(l2.as_mut_ptr(), mac_words(out.dst_mac.as_ptr()));
-    set_mac_words(l2[6..].as_mut_ptr(), mac_words(out.src_mac.as_ptr()));
-    match tags_out {
-        // Untagged in and out: the EtherType is where it was.
-        0 if tags_in == 0 => {}
-        0 => l2[12..14].copy_from_slice(&ethertype.to_be_bytes()),
-        1 => {
-            l2[12..14].copy_from_slice(&out.outer_tpid.to_be_bytes());
-            l2[14..16].copy_from_slice(&out.outer_vlan.to_be_bytes());
-            l2[16..18].copy_from_slice(&ethertype.to_be_bytes());
-        }
-        _ => {
-            l2[12..14].copy_from_slice(&out.outer_tpid.to_be_bytes());
-            l2[14..16].copy_from_slice(&out.outer_vlan.to_be_bytes());
-            l2[16..18].copy_from_slice(&ETH_P_8021Q.to_be_bytes());
-            l2[18..20].copy_from_slice(&out.inner_vlan.to_be_bytes());
-            l2[20..22].copy_from_slice(&ethertype.to_be_bytes());
-        }
     }
     redirect(ctx, out, tx_row, tx)
 }
