@@ -99,17 +99,10 @@ pub fn set_mac_words(p: *mut u8, mac: [u16; 3]) {
     store16(p.wrapping_add(4), mac[2]);
 }
 
-/// ICMP time exceeded for IPv4: new IP header (20) + ICMP header (8) +
-/// quote of the expired packet's header and first 8 bytes (20 + 8).
-pub const ICMP4_TE_LEN: usize = 56;
-/// ICMPv6 time exceeded: IPv6 header (40) + ICMPv6 header (8) + quote (40 + 8).
-pub const ICMP6_TE_LEN: usize = 96;
-pub const ICMP4_QUOTE: usize = 28;
-pub const ICMP6_QUOTE: usize = 48;
-
-/// One's complement sum of the big-endian 16-bit words of `data` (even length).
+/// One's complement sum of the big-endian 16-bit words of `data[from..to]`
+/// (an even number of bytes), added to `sum`; `fold16` folds it to 16 bits.
 #[inline(always)]
-fn sum16<const N: usize>(data: &[u8; N], from: usize, to: usize, mut sum: u32) -> u32 {
+pub fn sum16<const N: usize>(data: &[u8; N], from: usize, to: usize, mut sum: u32) -> u32 {
     let mut i = from;
     while i + 1 < to {
         sum += u16::from_be_bytes([data[i], data[i + 1]]) as u32;
@@ -119,67 +112,10 @@ fn sum16<const N: usize>(data: &[u8; N], from: usize, to: usize, mut sum: u32) -
 }
 
 #[inline(always)]
-fn fold16(mut sum: u32) -> u16 {
+pub fn fold16(mut sum: u32) -> u16 {
     sum = (sum & 0xffff) + (sum >> 16);
     sum = (sum & 0xffff) + (sum >> 16);
     sum as u16
-}
-
-/// Fill in an ICMP "time exceeded in transit" packet from `src` in `pkt`,
-/// whose last `ICMP4_QUOTE` bytes already hold the expired packet's IPv4
-/// header (20 bytes, no options) and first 8 payload bytes.
-#[inline(always)]
-pub fn icmp4_time_exceeded(pkt: &mut [u8; ICMP4_TE_LEN], src: [u8; 4]) {
-    let q = ICMP4_TE_LEN - ICMP4_QUOTE;
-    let dst = [pkt[q + 12], pkt[q + 13], pkt[q + 14], pkt[q + 15]];
-    pkt[0] = 0x45;
-    pkt[1] = 0xc0; // CS6: network control
-    pkt[2..4].copy_from_slice(&(ICMP4_TE_LEN as u16).to_be_bytes());
-    pkt[4..8].copy_from_slice(&[0, 0, 0, 0]);
-    pkt[8] = 64;
-    pkt[9] = 1; // ICMP
-    pkt[10] = 0;
-    pkt[11] = 0;
-    pkt[12..16].copy_from_slice(&src);
-    pkt[16..20].copy_from_slice(&dst);
-    let c = !fold16(sum16(pkt, 0, 20, 0));
-    pkt[10..12].copy_from_slice(&c.to_be_bytes());
-    pkt[20] = 11; // time exceeded
-    pkt[21] = 0; // TTL exceeded in transit
-    pkt[22..28].copy_from_slice(&[0; 6]);
-    let c = !fold16(sum16(pkt, 20, ICMP4_TE_LEN, 0));
-    pkt[22..24].copy_from_slice(&c.to_be_bytes());
-}
-
-/// The ICMPv6 counterpart: `pkt`'s last `ICMP6_QUOTE` bytes hold the
-/// expired packet's IPv6 header and first 8 bytes after it.
-#[inline(always)]
-pub fn icmp6_time_exceeded(pkt: &mut [u8; ICMP6_TE_LEN], src: &[u8; 16]) {
-    let q = ICMP6_TE_LEN - ICMP6_QUOTE;
-    let mut dst = [0u8; 16];
-    let mut i = 0;
-    while i < 16 {
-        dst[i] = pkt[q + 8 + i];
-        i += 1;
-    }
-    let payload = (ICMP6_TE_LEN - 40) as u16;
-    pkt[0] = 0x6c; // version 6, traffic class CS6
-    pkt[1] = 0;
-    pkt[2] = 0;
-    pkt[3] = 0;
-    pkt[4..6].copy_from_slice(&payload.to_be_bytes());
-    pkt[6] = 58; // ICMPv6
-    pkt[7] = 64;
-    pkt[8..24].copy_from_slice(src);
-    pkt[24..40].copy_from_slice(&dst);
-    pkt[40] = 3; // time exceeded
-    pkt[41] = 0; // hop limit exceeded in transit
-    pkt[42..48].copy_from_slice(&[0; 6]);
-    // Pseudo-header: source, destination, upper-layer length, next header.
-    let mut sum = sum16(pkt, 8, 40, 0);
-    sum += payload as u32 + 58;
-    let c = !fold16(sum16(pkt, 40, ICMP6_TE_LEN, sum));
-    pkt[42..44].copy_from_slice(&c.to_be_bytes());
 }
 
 #[cfg(test)]
@@ -220,65 +156,16 @@ mod tests {
         assert_eq!(out, [0, 0x02, 0, 0, 0, 0, 0x01, 0]);
     }
 
-    fn ones(data: &[u8], mut sum: u32) -> u16 {
-        for c in data.chunks(2) {
-            sum += u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32;
-        }
-        while sum > 0xffff {
-            sum = (sum & 0xffff) + (sum >> 16);
-        }
-        sum as u16
-    }
-
     #[test]
-    fn icmp4_time_exceeded_is_a_valid_reply() {
-        // UDP from 192.168.100.129 to 10.1.0.4 with TTL 1, checksum
-        // 0x386c.
-        let orig = [
-            0x45, 0x00, 0x00, 0x1f, 0x12, 0x34, 0x40, 0x00, 0x01, 0x11, 0x38, 0x6c, 192, 168, 100,
-            129, 10, 1, 0, 4,
-        ];
-        assert_eq!(ones(&orig, 0), 0xffff);
-        let mut pkt = [0u8; ICMP4_TE_LEN];
-        pkt[28..48].copy_from_slice(&orig);
-        pkt[48..56].copy_from_slice(&[0x9c, 0x40, 0x82, 0x9b, 0, 23, 0xab, 0xcd]);
-        icmp4_time_exceeded(&mut pkt, [192, 168, 100, 130]);
-        assert_eq!(ones(&pkt[..20], 0), 0xffff, "IPv4 header checksum");
-        assert_eq!(ones(&pkt[20..], 0), 0xffff, "ICMP checksum");
-        assert_eq!(&pkt[12..16], &[192, 168, 100, 130]);
-        assert_eq!(&pkt[16..20], &[192, 168, 100, 129]);
-        assert_eq!((pkt[20], pkt[21], pkt[9]), (11, 0, 1));
-        assert_eq!(&pkt[28..48], &orig, "the expired header is quoted intact");
-    }
-
-    #[test]
-    fn icmp6_time_exceeded_is_a_valid_reply() {
-        let mut pkt = [0u8; ICMP6_TE_LEN];
-        let mut orig = [0u8; 40];
-        orig[0] = 0x60;
-        orig[4..6].copy_from_slice(&23u16.to_be_bytes());
-        orig[6] = 17;
-        orig[7] = 1;
-        orig[8] = 0x20;
-        orig[9] = 0x01;
-        orig[23] = 0x10; // source 2001::10
-        orig[24] = 0x20;
-        orig[39] = 4;
-        pkt[48..88].copy_from_slice(&orig);
-        let mut src = [0u8; 16];
-        src[0] = 0x20;
-        src[15] = 2;
-        icmp6_time_exceeded(&mut pkt, &src);
-        let mut pseudo = [0u8; 40];
-        pseudo[..32].copy_from_slice(&pkt[8..40]);
-        pseudo[32..36].copy_from_slice(&56u32.to_be_bytes());
-        pseudo[39] = 58;
-        let mut sum = 0u32;
-        for c in pseudo.chunks(2).chain(pkt[40..].chunks(2)) {
-            sum += u16::from_be_bytes([c[0], c[1]]) as u32;
-        }
-        assert_eq!(ones(&[], sum), 0xffff, "ICMPv6 checksum with pseudo-header");
-        assert_eq!(&pkt[24..40], &orig[8..24], "sent back to the source");
-        assert_eq!((pkt[6], pkt[40], pkt[41]), (58, 3, 0));
+    fn ones_complement_sums_fold() {
+        // RFC 1071, 3: 00 01 f2 03 f4 f5 f6 f7 sums to ddf2.
+        let data = [0x00u8, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
+        assert_eq!(fold16(sum16(&data, 0, 8, 0)), 0xddf2);
+        assert_eq!(
+            fold16(sum16(&data, 2, 8, 0x0001)),
+            0xddf2,
+            "a sum carried in"
+        );
+        assert_eq!(csum_add(0xffff, 0x0001), 0x0001, "end-around carry");
     }
 }

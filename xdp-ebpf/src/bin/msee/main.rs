@@ -8,28 +8,29 @@
 //!   -> policers (ingress link rx, egress link tx)
 //!   -> rewrite: TTL/hop limit, DSCP, VLAN tags, MACs -> redirect via devmap
 //! and everything that is not forwarded is counted per (link, direction) by reason.
+//!
+//! `process` runs the stages in that order. Each has a module here, with
+//! its maps (`maps`) and packet access: `attachment`, `l3` (route lookup
+//! and caches), `police`, `rewrite`, `icmp` (time exceeded) and `verdict`
+//! (counters, the redirect, what happens to frames not forwarded). What a
+//! stage computes without maps or the XDP context lives in the library,
+//! `xdp_ebpf::msee`, module by module, where it is tested on the host; the
+//! link choice lives there whole.
 #![no_std]
 #![no_main]
 #![feature(core_intrinsics)]
 #![allow(internal_features)]
 
 mod attachment;
+mod icmp;
 mod l3;
 mod maps;
 mod police;
 mod rewrite;
 mod verdict;
 
-use aya_ebpf::{
-    bindings::xdp_action,
-    helpers::{bpf_ktime_get_ns, bpf_xdp_adjust_head, bpf_xdp_adjust_tail},
-    macros::xdp,
-    programs::XdpContext,
-};
-use msee_abi::{
-    Attachment, Direction, DropReason, ICMP_ERRORS_PER_SEC_PER_CPU, UNATTRIBUTED_ROW,
-    link_dir_index,
-};
+use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+use msee_abi::{Direction, DropReason, UNATTRIBUTED_ROW, link_dir_index};
 use xdp_ebpf::{
     msee::{
         flow::flow_hash,
@@ -37,17 +38,14 @@ use xdp_ebpf::{
         rewrite::dscp_policy,
         route::L3,
     },
-    net::{
-        ETH_HDR_LEN, ETH_P_IPV4, ETH_P_IPV6, ICMP4_QUOTE, ICMP4_TE_LEN, ICMP6_QUOTE, ICMP6_TE_LEN,
-        VLAN_HDR_LEN, icmp4_time_exceeded, icmp6_time_exceeded, mac_eq,
-    },
-    ptr_at,
+    net::{ETH_P_IPV4, ETH_P_IPV6, mac_eq},
 };
 
 use crate::{
     attachment::{Arrival, Arrived, arrive},
+    icmp::{icmp_allowed, time_exceeded},
     l3::{lookup_v4, lookup_v6},
-    maps::{CONFIG, GROUPS, ICMP_LIMIT},
+    maps::{CONFIG, GROUPS},
     police::police,
     rewrite::{rewrite_l2, rewrite_l3},
     verdict::{Verdict, link_row, redirect, settle},
@@ -63,8 +61,8 @@ pub fn msee(ctx: XdpContext) -> u32 {
     }
 }
 
-/// Returns `None` for frames on no attachment (passed untouched, uncounted),
-/// else the attachment and what to do.
+/// One frame through the stages. Returns `None` for frames on no attachment
+/// (passed untouched, uncounted), else what to do.
 #[inline(always)]
 fn process(ctx: &XdpContext, len: u64) -> Option<Verdict> {
     // --- L2: Ethernet, VLAN tags, attachment.
@@ -169,97 +167,6 @@ fn process(ctx: &XdpContext, len: u64) -> Option<Verdict> {
         return drop(DropReason::Malformed);
     }
     redirect(ctx, out, tx_row, tx)
-}
-
-/// Per-CPU ICMP error budget: `ICMP_ERRORS_PER_SEC_PER_CPU` per second.
-#[inline(always)]
-fn icmp_allowed() -> bool {
-    let Some(slot) = ICMP_LIMIT.get_ptr_mut(0) else {
-        return false;
-    };
-    let slot = unsafe { &mut *slot };
-    let now = unsafe { bpf_ktime_get_ns() };
-    if now.wrapping_sub(slot[0]) >= 1_000_000_000 {
-        slot[0] = now;
-        slot[1] = 0;
-    }
-    if slot[1] >= ICMP_ERRORS_PER_SEC_PER_CPU {
-        return false;
-    }
-    slot[1] += 1;
-    true
-}
-
-/// Rewrite the expired packet in place into an ICMP (or ICMPv6) time
-/// exceeded from the MSEE's address on this attachment, back to its sender
-/// on the same VLANs: cut it to its header and first 8 bytes, grow room for
-/// the new headers in front, move the L2 header there, and fill in.
-/// Returns false (the caller just drops) when the attachment has no address,
-/// the packet is too short to quote, or IPv4 carries options.
-#[inline(never)]
-fn time_exceeded(ctx: &XdpContext, l3_off: usize, v6: bool, att: &Attachment) -> bool {
-    let (quote, total) = if v6 {
-        (ICMP6_QUOTE, ICMP6_TE_LEN)
-    } else {
-        (ICMP4_QUOTE, ICMP4_TE_LEN)
-    };
-    let no_source = if v6 {
-        att.local_v6 == [0; 16]
-    } else {
-        att.local_v4 == [0; 4]
-    };
-    if no_source || l3_off > ETH_HDR_LEN + 2 * VLAN_HDR_LEN {
-        return false;
-    }
-    let Some(eth) = ptr_at::<[u8; ETH_HDR_LEN]>(ctx, 0) else {
-        return false;
-    };
-    let eth = unsafe { &*eth };
-    let sender_mac = [eth[6], eth[7], eth[8], eth[9], eth[10], eth[11]];
-    if !v6 {
-        // IPv4 options would not fit the fixed quote.
-        match ptr_at::<[u8; 1]>(ctx, l3_off) {
-            Some(b) if unsafe { (*b)[0] } == 0x45 => {}
-            _ => return false,
-        }
-    }
-    let frame_len = ctx.data_end() - ctx.data();
-    if frame_len < l3_off + quote {
-        return false;
-    }
-    let cut = (l3_off + quote) as i32 - frame_len as i32;
-    let grow = (total - quote) as i32;
-    unsafe {
-        if cut != 0 && bpf_xdp_adjust_tail(ctx.ctx, cut) != 0 {
-            return false;
-        }
-        if bpf_xdp_adjust_head(ctx.ctx, -grow) != 0 {
-            return false;
-        }
-    }
-    // [new room][L2 header][quote] -> [L2 header][new headers][quote]
-    let Some(front) = ptr_at::<[u8; 48 + ETH_HDR_LEN + 2 * VLAN_HDR_LEN]>(ctx, 0) else {
-        return false;
-    };
-    let front = unsafe { &mut *front };
-    let g = grow as usize;
-    for i in 0..ETH_HDR_LEN + 2 * VLAN_HDR_LEN {
-        front[i] = front[g + i];
-    }
-    front[0..6].copy_from_slice(&sender_mac);
-    front[6..12].copy_from_slice(&att.mac);
-    if v6 {
-        let Some(pkt) = ptr_at::<[u8; ICMP6_TE_LEN]>(ctx, l3_off) else {
-            return false;
-        };
-        icmp6_time_exceeded(unsafe { &mut *pkt }, &att.local_v6);
-    } else {
-        let Some(pkt) = ptr_at::<[u8; ICMP4_TE_LEN]>(ctx, l3_off) else {
-            return false;
-        };
-        icmp4_time_exceeded(unsafe { &mut *pkt }, att.local_v4);
-    }
-    true
 }
 
 #[cfg(not(test))]
