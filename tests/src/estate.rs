@@ -199,7 +199,9 @@ impl EstateLabUp {
             let all = s.as_array().cloned().unwrap_or_default();
             let unsettled: Vec<String> = all
                 .iter()
-                .filter(|x| x["state"] != "Established" || x["since_secs"].as_u64().unwrap_or(0) < 3)
+                .filter(|x| {
+                    x["state"] != "Established" || x["since_secs"].as_u64().unwrap_or(0) < 3
+                })
                 .map(|x| x["name"].as_str().unwrap_or("?").to_owned())
                 .collect();
             if !all.is_empty() && unsettled.is_empty() {

@@ -291,13 +291,12 @@ impl Daemon {
         let session = (spec.link, spec.family);
         match event {
             SessionEvent::Established(n) => {
+                // The hold flags stay: they say the FSM was told to stop
+                // (BFD down, carrier lost) and waits for ManualStart, and
+                // that notice may have crossed this event on its way here.
                 let st = &mut sessions.rt[i].status;
-                *st = super::sessions::SessionStatus {
-                    established: true,
-                    since: Some(std::time::Instant::now()),
-                    last_down: st.last_down.take(),
-                    ..Default::default()
-                };
+                st.established = true;
+                st.since = Some(std::time::Instant::now());
                 info!(session = %spec.name, peer_as = n.peer_as, peer_id = %n.peer_id, hold = n.hold_time, "session established");
                 // Room for as many routes as the session may announce: a
                 // full table then fills its maps without growing them.
