@@ -299,3 +299,164 @@ addressSpace = { addressPrefixes = ["10.10.0.0/16"] }
         "the added circuit forwards"
     );
 }
+
+/// Sends `n` UDP datagrams with DSCP `dscp` from `src` in `src_ns` to
+/// `dst:port`, and returns the DSCP of each that arrived on `dst_if` in
+/// `dst_ns`.
+fn dscp_across(
+    src_ns: &str,
+    src: IpAddr,
+    dst_ns: &str,
+    dst_if: &str,
+    dst: IpAddr,
+    port: u16,
+    dscp: u8,
+    n: usize,
+) -> Vec<u8> {
+    use std::os::fd::AsRawFd as _;
+    let ifindex = lab::ifindex_of(dst_ns, dst_if).unwrap();
+    let cap = e2e_tests::vlan_lab::Capture::open(dst_ns, ifindex).unwrap();
+    let tx = lab::traffic::udp_socket_in(src_ns, src, None).unwrap();
+    let tos: libc::c_int = i32::from(dscp) << 2;
+    // SAFETY: a valid socket and a c_int option value.
+    let rc = unsafe {
+        libc::setsockopt(
+            tx.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_TOS,
+            (&tos as *const libc::c_int).cast(),
+            4,
+        )
+    };
+    assert_eq!(rc, 0, "IP_TOS");
+    for _ in 0..n {
+        tx.send_to(b"dscp", (dst, port)).unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    cap.drain()
+        .into_iter()
+        .filter(|(_, f)| {
+            f.len() > 42
+                && f[12..14] == [0x08, 0x00]
+                && f[23] == 17
+                && f[30..34]
+                    == match dst {
+                        IpAddr::V4(a) => a.octets(),
+                        IpAddr::V6(_) => [0; 4],
+                    }
+                && u16::from_be_bytes([f[36], f[37]]) == port
+        })
+        .map(|(_, f)| f[15] >> 2)
+        .collect()
+}
+
+#[test]
+fn microsoft_peering_carries_traffic_to_the_selected_services() {
+    if !require_root("microsoft_peering_carries_traffic_to_the_selected_services") {
+        return;
+    }
+    let text = circuit("er-ms", 1, "Amsterdam", "Standard", 200)
+        + &private(65010, "192.168.10.0/29", "vlanId = 100")
+        + r#"
+[[circuits.peerings]]
+peeringType = "MicrosoftPeering"
+peerASN = 65010
+peerAddressPrefix = "203.0.113.0/29"
+vlanId = 200
+routeFilter = "rf-exchange"
+microsoftPeeringConfig = { advertisedPublicPrefixes = ["198.51.100.0/24"] }
+
+[[routeFilters]]
+name = "rf-exchange"
+
+[[routeFilters.rules]]
+name = "exchange"
+communities = ["12076:5010"]
+"#;
+    let prefix = unique_prefix("ms");
+    let file = write(&prefix, "ms.toml", &text);
+    let lab = EstateLabUp::up(&file, &prefix, CustomerRouter::Frr).unwrap();
+    lab.wait_established(Duration::from_secs(60)).unwrap();
+    let c = lab.customer("er-ms");
+    let ms = lab.lab().microsoft.clone().expect("the Microsoft edge");
+    // The selected service is advertised with its service community.
+    let learned = lab.wait_learned("er-ms", &["198.18.10.0/24"], Duration::from_secs(20));
+    assert_eq!(learned.len(), 1, "{learned:?}");
+    let v: serde_json::Value =
+        serde_json::from_str(&lab.vtysh("er-ms", "show bgp ipv4 unicast 198.18.10.0/24 json"))
+            .unwrap();
+    let communities: Vec<String> = v["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["community"]["string"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert!(
+        communities.iter().all(|c| c == "12076:5010"),
+        "{communities:?}"
+    );
+    // The customer's public prefix, its private AS 65010 stripped from the
+    // path in the RIB (one AS on private peering, none on Microsoft's).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let routes = loop {
+        let r = lab.cli(&["routes", "er-ms"]);
+        if r.as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["prefix"] == "198.51.100.0/24")
+            || std::time::Instant::now() > deadline
+        {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let route = |peering: &str, prefix: &str| {
+        routes
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["peering"] == peering && x["prefix"] == prefix)
+            .unwrap_or_else(|| panic!("{peering} {prefix} in {routes}"))
+            .clone()
+    };
+    let public = route("MicrosoftPeering", "198.51.100.0/24");
+    assert!(
+        public["next_hops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["as_path_len"] == 0),
+        "private AS stripped: {public}"
+    );
+    let onprem = route("AzurePrivatePeering", &c.onprem.to_string());
+    assert!(
+        onprem["next_hops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["as_path_len"] == 1),
+        "kept on private peering: {onprem}"
+    );
+    // Traffic to the service: Teams' EF (46) kept, 12 re-marked to 0.
+    let exchange: IpAddr = "198.18.10.1".parse().unwrap();
+    let public_host = c.public_hosts[0];
+    for (sent, want) in [(46u8, 46u8), (12, 0)] {
+        let got = dscp_across(&c.ns, public_host, &ms.ns, "msee", exchange, 7400, sent, 20);
+        assert_eq!(
+            got.len(),
+            20,
+            "all 20 datagrams to Exchange arrived\n{}",
+            lab.daemon_log()
+        );
+        assert!(
+            got.iter().all(|d| *d == want),
+            "DSCP {sent} arrived as {got:?}"
+        );
+    }
+    // And back, from the service to the customer's public address.
+    assert_eq!(udp(&ms.ns, exchange, &c.ns, public_host, 7401, 100), 100);
+    // A service the filter did not select is not routed.
+    let sharepoint_route = lab.learned("er-ms");
+    assert!(!sharepoint_route.iter().any(|(p, _)| p == "198.18.20.0/24"));
+}
