@@ -7,7 +7,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 use dataplane::{AttachMode, VlanSwitch};
-use lab::estate::{self, CustomerRouter, EstateLab, State};
+use lab::estate::{self, CustomerRouter, Customers, EstateLab, State};
 use msee_abi::vlan::VlanTags;
 
 /// Attaches `vlan_switch` to the switch namespace's trunks and access
@@ -56,6 +56,10 @@ pub struct EstateLabUp {
 
 impl EstateLabUp {
     pub fn up(model_path: &Path, prefix: &str, customers: CustomerRouter) -> Result<Self> {
+        Self::up_with(model_path, prefix, &Customers::all(customers))
+    }
+
+    pub fn up_with(model_path: &Path, prefix: &str, customers: &Customers) -> Result<Self> {
         Self::up_planned(model_path, model_path, prefix, customers)
     }
 
@@ -65,7 +69,7 @@ impl EstateLabUp {
         plan_from: &Path,
         config: &Path,
         prefix: &str,
-        customers: CustomerRouter,
+        customers: &Customers,
     ) -> Result<Self> {
         let model = circuit::load_files(&[plan_from])?;
         let lab = estate::plan(&model, prefix, &estate::Pools::default(), &[])?;
@@ -113,8 +117,29 @@ impl EstateLabUp {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// What `circuit`'s FRR learned from AS 12076: prefix and AS path.
+    /// What `circuit`'s router learned from AS 12076: prefix and AS path
+    /// (FRR, BIRD or GoBGP, whichever the lab started for it).
     pub fn learned(&self, circuit: &str) -> Vec<(String, String)> {
+        let dir = estate::state_dir(&self.state.lab.prefix).join(circuit);
+        if dir.join("bird.ctl").exists() {
+            let out = std::process::Command::new("birdc")
+                .arg("-s")
+                .arg(dir.join("bird.ctl"))
+                .args(["show", "route", "all", "where", "bgp_path.first = 12076"])
+                .output()
+                .expect("running birdc");
+            return bird_routes(&String::from_utf8_lossy(&out.stdout));
+        }
+        if dir.join("gobgpd.toml").exists() {
+            let ns = &self.customer(circuit).ns;
+            let out = std::process::Command::new("ip")
+                .args(["netns", "exec", ns, estate::routers::GOBGP, "-p"])
+                .arg(estate::routers::GOBGP_API_PORT.to_string())
+                .args(["global", "rib", "-j"])
+                .output()
+                .expect("running gobgp");
+            return gobgp_routes(&String::from_utf8_lossy(&out.stdout));
+        }
         let v: serde_json::Value =
             serde_json::from_str(&self.vtysh(circuit, "show bgp ipv4 unicast json"))
                 .unwrap_or_default();
@@ -235,4 +260,51 @@ impl Drop for EstateLabUp {
             eprintln!("estate lab cleanup: {e:#}");
         }
     }
+}
+
+/// `birdc show route all` output: each prefix learned from AS 12076 with
+/// its path (the `BGP.as_path` line).
+fn bird_routes(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut prefix = None;
+    for line in text.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if first.contains('/') && !line.starts_with(char::is_whitespace) {
+            prefix = Some(first.to_owned());
+        }
+        if let Some(path) = line.trim().strip_prefix("BGP.as_path:")
+            && let Some(p) = prefix.take()
+        {
+            out.push((p, path.trim().to_owned()));
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// `gobgp global rib -j`: each prefix learned from AS 12076 with its path.
+fn gobgp_routes(text: &str) -> Vec<(String, String)> {
+    let v: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+    let mut out = Vec::new();
+    for (prefix, paths) in v.as_object().cloned().unwrap_or_default() {
+        for p in paths.as_array().cloned().unwrap_or_default() {
+            let asns: Vec<String> = p["attrs"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .filter(|a| a["type"] == 2)
+                .flat_map(|a| a["as_paths"].as_array().cloned().unwrap_or_default())
+                .flat_map(|seg| seg["asns"].as_array().cloned().unwrap_or_default())
+                .map(|n| n.to_string())
+                .collect();
+            if asns.first().map(String::as_str) == Some("12076") {
+                out.push((prefix.clone(), asns.join(" ")));
+                break;
+            }
+        }
+    }
+    out.sort();
+    out
 }

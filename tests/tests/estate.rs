@@ -1,7 +1,7 @@
 //! A whole estate in one daemon, built by `lab::estate` from its file: three
 //! circuits (Standard in Amsterdam, Premium in Silicon Valley, Local in
-//! Amsterdam2) on the provider's port pair, each peering on its VLAN, FRR as
-//! each customer's router, a namespace per VNet. Every session comes up;
+//! Amsterdam2) on the provider's port pair, each peering on its VLAN, FRR,
+//! BIRD and GoBGP as their customers' routers, a namespace per VNet. Every session comes up;
 //! each circuit's customer is told of exactly the VNets its SKU reaches and
 //! reaches exactly those; a VNet linked out of reach is neither advertised
 //! nor forwarded (its frames are counted as out of reach).
@@ -9,7 +9,7 @@ use std::{net::IpAddr, time::Duration};
 
 use e2e_tests::{estate::EstateLabUp, require_root, unique_prefix};
 use lab::{
-    estate::CustomerRouter,
+    estate::{CustomerRouter, Customers},
     traffic::{Flow, send_and_count},
 };
 
@@ -104,32 +104,6 @@ fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-/// The prefixes the customer's FRR learned from AS 12076.
-fn learned(ns: &str, dir: &std::path::Path) -> Vec<String> {
-    let out = std::process::Command::new("vtysh")
-        .arg("--vty_socket")
-        .arg(dir)
-        .args(["-d", "bgpd", "-c", "show bgp ipv4 unicast json"])
-        .output()
-        .expect("vtysh");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    let _ = ns;
-    v["routes"]
-        .as_object()
-        .map(|r| {
-            r.iter()
-                .filter(|(_, paths)| {
-                    paths.as_array().is_some_and(|p| {
-                        p.iter()
-                            .any(|x| x["path"].as_str().is_some_and(|a| a.starts_with("12076")))
-                    })
-                })
-                .map(|(k, _)| k.clone())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[test]
 fn every_circuit_reaches_exactly_the_vnets_its_sku_allows() {
     if !require_root("every_circuit_reaches_exactly_the_vnets_its_sku_allows") {
@@ -140,9 +114,16 @@ fn every_circuit_reaches_exactly_the_vnets_its_sku_allows() {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("estate.toml");
     std::fs::write(&file, ESTATE).unwrap();
-    let lab = EstateLabUp::up(&file, &prefix, CustomerRouter::Frr).unwrap();
+    let customers = Customers {
+        default: CustomerRouter::Frr,
+        per_circuit: [
+            ("er-sv".to_owned(), CustomerRouter::Bird),
+            ("er-local".to_owned(), CustomerRouter::Gobgp),
+        ]
+        .into(),
+    };
+    let lab = EstateLabUp::up_with(&file, &prefix, &customers).unwrap();
     lab.wait_established(Duration::from_secs(60)).unwrap();
-    let state_dir = lab::estate::state_dir(&prefix);
     let want: [(&str, &[&str], &[&str]); 3] = [
         ("er-ams", &["10.10.0.0/16"], &["10.30.0.0/16"]),
         ("er-sv", &["10.10.0.0/16", "10.30.0.0/16"], &[]),
@@ -155,15 +136,12 @@ fn every_circuit_reaches_exactly_the_vnets_its_sku_allows() {
             .iter()
             .find(|c| c.circuit == circuit)
             .unwrap();
-        let cdir = state_dir.join(circuit);
         // Advertised: exactly the VNets in reach.
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        let mut got = learned(&c.ns, &cdir);
-        while got.len() != reach.len() && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(200));
-            got = learned(&c.ns, &cdir);
-        }
-        got.sort();
+        let got: Vec<String> = lab
+            .wait_learned(circuit, reach, Duration::from_secs(20))
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
         assert_eq!(got, reach, "{circuit} is told of its VNets in reach");
         // Forwarded: the customer's host reaches each VNet host in reach.
         for vnet in reach {

@@ -227,7 +227,13 @@ addressSpace = { addressPrefixes = ["10.10.0.0/16"] }
     let prefix = unique_prefix("rld");
     let all = write(&prefix, "all.toml", &format!("{a}{b}{c}{vnet}"));
     let config = write(&prefix, "estate.toml", &format!("{a}{c}{vnet}"));
-    let lab = EstateLabUp::up_planned(&all, &config, &prefix, CustomerRouter::Frr).unwrap();
+    let lab = EstateLabUp::up_planned(
+        &all,
+        &config,
+        &prefix,
+        &lab::estate::Customers::all(CustomerRouter::Frr),
+    )
+    .unwrap();
     lab.wait_established(Duration::from_secs(60)).unwrap();
     let vnet_host: IpAddr = "10.10.0.4".parse().unwrap();
     let vnet_ns = lab.azure_ns_of(vnet_host);

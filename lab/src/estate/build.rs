@@ -13,7 +13,10 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use super::plan::{AzureSide, EstateLab, frr_configs};
+use super::{
+    plan::{AzureSide, EstateLab},
+    routers::{self, Customers},
+};
 use crate::{ip, ip_ns, netns_exists};
 
 /// Where a lab's state lives: `/run/msee/lab/<prefix>`.
@@ -24,15 +27,6 @@ pub fn state_dir(prefix: &str) -> PathBuf {
 /// Where a lab's bpffs pins live (pins must be on bpffs).
 pub fn pin_dir(prefix: &str) -> PathBuf {
     PathBuf::from(crate::host::BPFFS).join(format!("msee-lab-{prefix}"))
-}
-
-/// Who plays the customers' routers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CustomerRouter {
-    /// FRR (zebra, bfdd, bgpd) configured from the file.
-    Frr,
-    /// Nothing: the user brings their own.
-    None,
 }
 
 /// A process the lab started, stopped by PID at `lab down`.
@@ -125,7 +119,7 @@ fn gro_on_tx_off(ns: &str, dev: &str) -> Result<()> {
 pub fn up(
     lab: &EstateLab,
     config: &[PathBuf],
-    customers: CustomerRouter,
+    customers: &Customers,
     switch: &SwitchInstaller,
     daemon_bin: &Path,
 ) -> Result<State> {
@@ -176,7 +170,7 @@ pub fn up(
 
 fn build(
     state: &mut State,
-    customers: CustomerRouter,
+    customers: &Customers,
     switch: &SwitchInstaller,
     daemon_bin: &Path,
 ) -> Result<()> {
@@ -243,17 +237,16 @@ fn build(
     });
     state.save()?;
 
-    if customers == CustomerRouter::Frr {
-        for c in &lab.customers {
-            let cdir = dir.join(&c.circuit);
-            std::fs::create_dir_all(&cdir)?;
-            for (what, pid) in start_frr(&c.ns, &cdir, c)? {
-                state.processes.push(Started {
-                    what: format!("{what} ({})", c.circuit),
-                    pid,
-                });
-                state.save()?;
-            }
+    for c in &lab.customers {
+        let router = customers.of(&c.circuit);
+        for (what, pid) in routers::start(router, c, &dir.join(&c.circuit))
+            .with_context(|| format!("the router of {}", c.circuit))?
+        {
+            state.processes.push(Started {
+                what: format!("{what} ({})", c.circuit),
+                pid,
+            });
+            state.save()?;
         }
     }
     Ok(())
@@ -326,110 +319,6 @@ fn start_daemon(bin: &Path, args: &[String], dir: &Path) -> Result<i32> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-pub const ZEBRA: &str = "/usr/lib/frr/zebra";
-pub const BFDD: &str = "/usr/lib/frr/bfdd";
-pub const BGPD: &str = "/usr/lib/frr/bgpd";
-
-/// zebra, bfdd and bgpd in `ns`, daemonized, their files in `dir` (which
-/// they must be able to write: they drop to the `frr` user).
-fn start_frr(ns: &str, dir: &Path, c: &super::plan::Customer) -> Result<Vec<(String, i32)>> {
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777))?;
-    let (bgp, bfd) = frr_configs(c, dir);
-    let zserv = dir.join("zserv.api").display().to_string();
-    let zebra_conf = format!(
-        "hostname {}\nlog file {}\n",
-        c.circuit,
-        dir.join("zebra.log").display()
-    );
-    let bfdctl = dir.join("bfdd.sock").display().to_string();
-    let mut out = Vec::new();
-    for (daemon, bin, conf, extra) in [
-        (
-            "zebra",
-            ZEBRA,
-            zebra_conf,
-            vec!["-z".to_owned(), zserv.clone()],
-        ),
-        (
-            "bfdd",
-            BFDD,
-            bfd,
-            vec![
-                "-z".to_owned(),
-                zserv.clone(),
-                "--bfdctl".into(),
-                bfdctl.clone(),
-            ],
-        ),
-        (
-            "bgpd",
-            BGPD,
-            bgp,
-            vec!["-z".to_owned(), zserv.clone(), "-S".into()],
-        ),
-    ] {
-        if !Path::new(bin).exists() {
-            bail!("{bin} is missing: install FRR (cargo xtask setup does)");
-        }
-        let conf_path = dir.join(format!("{daemon}.conf"));
-        std::fs::write(&conf_path, conf)?;
-        let pid_path = dir.join(format!("{daemon}.pid"));
-        let mut args = vec![
-            "netns".to_owned(),
-            "exec".into(),
-            ns.into(),
-            bin.into(),
-            "-d".into(),
-            "-f".into(),
-            conf_path.display().to_string(),
-            "-i".into(),
-            pid_path.display().to_string(),
-            "--vty_socket".into(),
-            dir.display().to_string(),
-        ];
-        args.extend(extra);
-        let status = Command::new("ip")
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join(format!("{daemon}.stderr")))?)
-            .status()
-            .with_context(|| format!("starting {daemon} in {ns}"))?;
-        if !status.success() {
-            bail!(
-                "{daemon} in {ns} did not start ({status}): {}",
-                std::fs::read_to_string(dir.join(format!("{daemon}.stderr"))).unwrap_or_default()
-            );
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let pid = loop {
-            if let Some(pid) = std::fs::read_to_string(&pid_path)
-                .ok()
-                .and_then(|s| s.trim().parse::<i32>().ok())
-            {
-                break pid;
-            }
-            if Instant::now() > deadline {
-                bail!("{daemon} in {ns} wrote no pid file");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        out.push((daemon.to_owned(), pid));
-        if daemon == "zebra" {
-            let sock = dir.join("zserv.api");
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while !sock.exists() {
-                if Instant::now() > deadline {
-                    bail!("zebra in {ns} opened no socket");
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-    }
-    Ok(out)
 }
 
 fn alive(pid: i32) -> bool {

@@ -1,9 +1,11 @@
 //! `lab up --config`: the lab a whole estate needs, from its file — a
-//! customer namespace per circuit (with FRR as its router), the provider's
-//! switch, the MSEE namespace running `msee-daemon`, a namespace per VNet
-//! and the Microsoft edge.
+//! customer namespace per circuit (with FRR, BIRD or GoBGP as its router),
+//! the provider's switch, the MSEE namespace running `msee-daemon`, a
+//! namespace per VNet and the Microsoft edge.
 pub mod build;
 pub mod plan;
+pub mod routers;
 
-pub use build::{CustomerRouter, State, SwitchInstaller, down, pin_dir, state_dir, up};
-pub use plan::{EstateLab, Pools, frr_configs, plan};
+pub use build::{State, SwitchInstaller, down, pin_dir, state_dir, up};
+pub use plan::{EstateLab, Pools, plan};
+pub use routers::{CustomerRouter, Customers};
