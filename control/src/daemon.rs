@@ -6,9 +6,7 @@
 //! private peering on three untagged ports, with static routes.
 use std::{
     collections::BTreeMap,
-    fs::File,
     net::{IpAddr, Ipv4Addr},
-    os::fd::AsFd,
     path::PathBuf,
     time::Duration,
 };
@@ -120,16 +118,6 @@ pub struct BgpConfig {
     /// Replaces the model's per-session route limit (labs and tests).
     pub max_prefixes: Option<u32>,
     pub timers: Timers,
-}
-
-/// Enter a named network namespace. Must run before any other thread exists
-/// (threads inherit the namespace they are created in).
-pub fn enter_netns(name: &str) -> Result<()> {
-    let path = format!("/run/netns/{name}");
-    let file = File::open(&path)
-        .with_context(|| format!("network namespace {name} not found ({path})"))?;
-    nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
-        .with_context(|| format!("entering network namespace {name}"))
 }
 
 /// One link of the MSEE (link id = index in the list): a port, or with
@@ -1031,8 +1019,8 @@ fn answer(
             }
             Ok(json!({
                 "circuit": b.circuit,
-                "now_ns": crate::rib::fib::monotonic_ns(),
-                "cpu_ns": crate::rib::fib::process_cpu_ns(),
+                "now_ns": msee_sys::clock::monotonic_ns(),
+                "cpu_ns": msee_sys::clock::process_cpu_ns(),
                 "record": b.install,
                 "routes": b.fib.route_count(),
                 "groups": b.fib.group_count(),

@@ -42,25 +42,13 @@ use lab::{
 use serde_json::{Value, json};
 
 use crate::bgp_lab::{CUSTOMER_AS, KEY, NsProcess, circuit_toml};
+use testkit::Rng;
 
 pub const BIRD: &str = "/usr/sbin/bird";
 const BIRDC: &str = "/usr/sbin/birdc";
 /// Prefixes looked up in the daemon's BPF map after each run.
 pub const SAMPLE: usize = 1000;
 const SEED: u64 = 0x5eed_0e5c_2026_0004;
-
-/// splitmix64: the same table on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-}
 
 /// Whether the /24 `block` (address >> 8) is public unicast outside
 /// anything the lab uses.
@@ -81,11 +69,11 @@ fn usable_block(block: u32) -> bool {
 /// (so none covers another, and a longest-prefix lookup of a prefix's first
 /// address finds that prefix and no other).
 pub fn table(n: usize) -> Vec<Ipv4Net> {
-    let mut rng = Rng(SEED);
+    let mut rng = Rng::new(SEED);
     let mut blocks = HashSet::with_capacity(n);
     let mut out = Vec::with_capacity(n);
     while out.len() < n {
-        let r = rng.next();
+        let r = rng.next_u64();
         let block = (r as u32) >> 8;
         if !usable_block(block) || !blocks.insert(block) {
             continue;

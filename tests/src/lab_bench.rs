@@ -9,7 +9,6 @@
 //! the interface's rx counters and nothing reaches a socket.
 use std::{
     net::{IpAddr, Ipv4Addr},
-    os::fd::AsFd as _,
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -27,20 +26,13 @@ use dataplane::engine::{
     pacing::Rate,
     xsk::{BindMode, XskProgram},
 };
-use lab::{IF_AZURE, IF_AZURE_PEER, IF_PRIMARY, Lab, Topology, ip, ip_ns, netns_exists};
+use lab::{IF_AZURE, IF_AZURE_PEER, IF_PRIMARY, Lab, Topology, ip, ip_ns};
+use msee_sys::netns;
 
 /// Run `f` with the calling thread inside network namespace `ns`, then
 /// return to the namespace it was in (also when `f` fails).
 pub fn with_netns<T>(ns: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    let target = std::fs::File::open(format!("/run/netns/{ns}"))
-        .with_context(|| format!("network namespace {ns} not found"))?;
-    let own = std::fs::File::open("/proc/thread-self/ns/net")?;
-    nix::sched::setns(target.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
-        .with_context(|| format!("entering namespace {ns}"))?;
-    let out = f();
-    nix::sched::setns(own.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
-        .context("returning to the original namespace")?;
-    out
+    netns::within(ns, f)?
 }
 
 /// `lossy` (k = 1) attached natively to `ifname` in `ns`: the drop sink.
@@ -219,7 +211,7 @@ impl VethBench {
     pub fn up(prefix: &str) -> Result<Self> {
         let (a, b) = (format!("{prefix}a"), format!("{prefix}b"));
         for ns in [&a, &b] {
-            if netns_exists(ns) {
+            if netns::exists(ns) {
                 anyhow::bail!("namespace {ns} already exists");
             }
         }
@@ -261,7 +253,7 @@ impl Drop for VethBench {
     fn drop(&mut self) {
         self.sink.take();
         for ns in [&self.a, &self.b] {
-            if netns_exists(ns) {
+            if netns::exists(ns) {
                 let _ = ip(&["netns", "del", ns]);
             }
         }
@@ -322,19 +314,5 @@ impl LabBench {
 impl Drop for LabBench {
     fn drop(&mut self) {
         self.sink.take();
-    }
-}
-
-pub fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let n = s.len();
-    if n == 0 {
-        return f64::NAN;
-    }
-    if n % 2 == 1 {
-        s[n / 2]
-    } else {
-        (s[n / 2 - 1] + s[n / 2]) / 2.0
     }
 }

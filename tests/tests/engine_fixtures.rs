@@ -15,7 +15,7 @@ use aya::{
 };
 use dataplane::engine::{
     frame::{FrameSizes, Template, TrafficSpec, fold, parse, sum_words},
-    now_ns, pin_to_cpu,
+    pin_to_cpu,
 };
 use e2e_tests::require_root;
 use msee_abi::engine::{
@@ -27,6 +27,7 @@ use msee_abi::engine::{
     TXGEN_PROGRAM, TXGEN_TX, TestFrameFilter, TestfwdLink, TxgenConfig, XSK_CONFIG, XSK_PROGRAM,
     XSK_STAT_NO_SOCKET, XSK_STAT_PASSED, XSK_STATS,
 };
+use msee_sys::monotonic_ns;
 
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
@@ -137,7 +138,7 @@ fn txgen_stamps_sequence_time_and_checksum() {
             let l3 = 14 + 4 * vlans.len();
             let original = frame.clone();
             for seq in 0..3u64 {
-                let before = now_ns();
+                let before = monotonic_ns();
                 // Feed the previous output back, rewritten as a forwarder
                 // downstream would (MACs, TTL / hop limit), as recycled live
                 // frames come back: txgen restores the headers and its
@@ -148,7 +149,7 @@ fn txgen_stamps_sequence_time_and_checksum() {
                 assert_eq!(verdict, XDP_REDIRECT);
                 let p = parse(&out).expect("still a test frame");
                 assert_eq!((p.stream, p.seq), (5, seq));
-                assert!(p.tx_ns >= before && p.tx_ns <= now_ns(), "{p:?}");
+                assert!(p.tx_ns >= before && p.tx_ns <= monotonic_ns(), "{p:?}");
                 assert!(udp_checksum_ok(&out, l3, v6), "seq {seq} v6={v6}");
                 assert_eq!(out[..payload_off - 8], original[..payload_off - 8]);
                 frame = out;
@@ -338,9 +339,9 @@ fn xsk_filter_takes_only_test_ports_and_stamps_receive_time() {
         0,
     )
     .unwrap();
-    let before = now_ns();
+    let before = monotonic_ns();
     let (verdict, out) = run_with_meta(&mut ebpf, XSK_PROGRAM, &tests[0]);
-    let after = now_ns();
+    let after = monotonic_ns();
     assert_eq!(verdict, XDP_PASS);
     assert_eq!(out.len(), tests[0].len() + RX_META_LEN, "metadata in front");
     let stamp = u64::from_ne_bytes(out[..8].try_into().unwrap());
@@ -418,12 +419,12 @@ fn lossy_black_hole_drops_everything_inside_its_window() {
     // A window in the future, and one in the past: nothing dropped.
     for w in [
         BlackholeWindow {
-            from_ns: now_ns() + 60_000_000_000,
+            from_ns: monotonic_ns() + 60_000_000_000,
             until_ns: u64::MAX,
         },
         BlackholeWindow {
             from_ns: 1,
-            until_ns: now_ns(),
+            until_ns: monotonic_ns(),
         },
     ] {
         set(&mut ebpf, w);
@@ -482,7 +483,7 @@ fn blackhole_tc_drops_inside_its_window_and_defers_otherwise() {
         0,
         BlackholeWindow {
             from_ns: 1,
-            until_ns: now_ns(),
+            until_ns: monotonic_ns(),
         },
         0,
     )

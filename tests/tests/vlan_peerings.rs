@@ -19,6 +19,7 @@ use e2e_tests::{
 use ipnet::IpNet;
 use lab::{IF_PRIMARY, IF_SECONDARY, Topology};
 use msee_abi::vlan::VlanTags;
+use msee_sys::netns;
 
 const PRIVATE_VLAN: u16 = 100;
 const MICROSOFT_VLAN: u16 = 200;
@@ -101,7 +102,7 @@ struct CustomerShim {
 impl CustomerShim {
     fn attach(topo: &Topology) -> anyhow::Result<Self> {
         let ns = topo.ns_onprem();
-        let (pop, push) = lab::in_netns(&ns, || -> anyhow::Result<(VlanPop, VlanShim)> {
+        let (pop, push) = netns::on_thread(&ns, || -> anyhow::Result<(VlanPop, VlanShim)> {
             let mut pop = VlanPop::load(&LoadOptions::default())?;
             let mut push = VlanShim::load(&LoadOptions::default())?;
             for dev in [IF_PRIMARY, IF_SECONDARY] {

@@ -146,7 +146,11 @@ fn run(cli: Cli) -> Result<()> {
             action: LabAction::Down { prefix },
         } => {
             let topo = Topology::new(&prefix)?;
-            if !topo.namespaces().iter().any(|ns| lab::netns_exists(ns)) {
+            if !topo
+                .namespaces()
+                .iter()
+                .any(|ns| msee_sys::netns::exists(ns))
+            {
                 println!("lab {prefix} is not up: nothing to remove");
                 return Ok(());
             }

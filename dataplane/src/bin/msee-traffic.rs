@@ -395,7 +395,7 @@ fn cmd_run(a: RunArgs) -> Result<()> {
             // Scheduled for the exact instant, a little ahead of it.
             let when = h.t0_ns() + at.as_nanos() as u64;
             let lead = dataplane::engine::fault::LEAD_NS;
-            while dataplane::engine::now_ns() + lead < when && !h.generator_finished() {
+            while msee_sys::monotonic_ns() + lead < when && !h.generator_finished() {
                 std::thread::sleep(Duration::from_micros(200));
             }
             if h.generator_finished() {
@@ -549,8 +549,7 @@ fn cmd_sink(a: SinkArgs) -> Result<()> {
     while std::time::Instant::now() < until {
         std::thread::sleep(Duration::from_millis(200));
         let last = sink.last_rx_ns();
-        if last != 0 && dataplane::engine::now_ns().saturating_sub(last) > a.idle.as_nanos() as u64
-        {
+        if last != 0 && msee_sys::monotonic_ns().saturating_sub(last) > a.idle.as_nanos() as u64 {
             break;
         }
         eprint!("\rreceived {:>12}   ", sink.received());

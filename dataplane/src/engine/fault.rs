@@ -36,9 +36,10 @@ use msee_abi::engine::{
 use serde::{Deserialize, Serialize};
 
 use super::{
-    enter_netns, ifindex_here, now_ns,
+    ifindex_here,
     xsk::{Lossy, sum_percpu},
 };
+use msee_sys::monotonic_ns;
 
 /// How far ahead a switch is scheduled: the two map writes take a few
 /// microseconds, but a writer on a busy machine may be descheduled for
@@ -173,13 +174,10 @@ fn in_netns<T: Send + 'static>(
     netns: Option<&str>,
     f: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {
-    let ns = netns.map(str::to_owned);
-    std::thread::spawn(move || {
-        enter_netns(ns.as_deref())?;
-        f()
-    })
-    .join()
-    .map_err(|_| anyhow!("black-hole setup thread panicked"))?
+    match netns {
+        Some(ns) => msee_sys::netns::on_thread(ns, f)?,
+        None => f(),
+    }
 }
 
 impl Blackhole {
@@ -293,7 +291,7 @@ impl Blackhole {
     /// the switch is in effect, with the instant it took effect. Switching
     /// to the state it is in changes nothing and returns the last switch.
     pub fn set(&self, on: bool) -> Result<Flip> {
-        self.set_at(on, now_ns() + LEAD_NS)
+        self.set_at(on, monotonic_ns() + LEAD_NS)
     }
 
     /// Switch at `at_ns` (CLOCK_MONOTONIC), or `LEAD_NS` from now if that
@@ -308,7 +306,7 @@ impl Blackhole {
                 written_ns: 0,
             }));
         }
-        let now = now_ns();
+        let now = monotonic_ns();
         let at = if at_ns < now + LEAD_NS / 10 {
             now + LEAD_NS
         } else {
@@ -327,7 +325,7 @@ impl Blackhole {
         };
         g.write(w)
             .with_context(|| format!("switching the black hole on {}", self.ifname))?;
-        let written = now_ns();
+        let written = monotonic_ns();
         g.window = w;
         g.on = on;
         let flip = Flip {
@@ -340,7 +338,7 @@ impl Blackhole {
         drop(g);
         // Return once in effect.
         loop {
-            let now = now_ns();
+            let now = monotonic_ns();
             if now >= at {
                 break;
             }

@@ -18,11 +18,11 @@ use xdpilone::xdp::XdpDesc;
 use super::{
     enter_netns,
     frame::{Template, TrafficSpec},
-    now_ns,
     pacing::{Pacer, Rate},
     pin_to_cpu,
     xsk::{BindMode, Xsk},
 };
+use msee_sys::monotonic_ns;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct GenConfig {
@@ -271,15 +271,15 @@ fn send_loop(
         &templates[usize::from(flows[(n % nf) as usize])][((n / nf) % np) as usize]
     };
     super::pacing::tight_timers();
-    let start = now_ns();
-    let cpu_start = super::thread_cpu_ns();
+    let start = monotonic_ns();
+    let cpu_start = msee_sys::clock::thread_cpu_ns();
     let deadline = start + cfg.duration.as_nanos() as u64;
     let mut pacer = Pacer::new(rate, start);
     let (mut queued, mut completed, mut bytes, mut wakeups) = (0u64, 0u64, 0u64, 0u64);
     let batch = cfg.batch.max(1);
     let mut tx = xsk.tx.take().ok_or_else(|| anyhow!("no tx ring"))?;
     loop {
-        let now = now_ns();
+        let now = monotonic_ns();
         if queued >= count || now >= deadline || stop.load(Ordering::Relaxed) {
             break;
         }
@@ -312,7 +312,7 @@ fn send_loop(
             continue;
         }
         // One stamp per batch: the batch leaves together at commit.
-        let ts = now_ns();
+        let ts = monotonic_ns();
         for i in 0..n as u64 {
             let k = queued + i;
             let t = tmpl(k);
@@ -338,11 +338,11 @@ fn send_loop(
             wakeups += 1;
         }
     }
-    let end = now_ns();
-    let cpu_s = (super::thread_cpu_ns() - cpu_start) as f64 / 1e9;
+    let end = monotonic_ns();
+    let cpu_s = (msee_sys::clock::thread_cpu_ns() - cpu_start) as f64 / 1e9;
     // Drain: wait (bounded) for the kernel to complete what was queued.
-    let drain_until = now_ns() + 200_000_000;
-    while completed < queued && now_ns() < drain_until {
+    let drain_until = monotonic_ns() + 200_000_000;
+    while completed < queued && monotonic_ns() < drain_until {
         if tx.needs_wakeup() {
             tx.wake();
         }

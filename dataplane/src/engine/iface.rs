@@ -21,7 +21,7 @@ fn where_(netns: Option<&str>) -> String {
 
 fn link_json(netns: Option<&str>, ifname: &str, stats: bool) -> Result<serde_json::Value> {
     if let Some(ns) = netns
-        && !lab::netns_exists(ns)
+        && !msee_sys::netns::exists(ns)
     {
         bail!("network namespace {ns} not found (no /run/netns/{ns})");
     }

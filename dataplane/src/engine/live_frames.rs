@@ -31,8 +31,9 @@ use super::{
     enter_netns,
     frame::Template,
     generator::{GenReport, GenThreadReport},
-    now_ns, pin_to_cpu,
+    pin_to_cpu,
 };
+use msee_sys::monotonic_ns;
 
 #[derive(Clone, Debug)]
 pub struct LiveConfig {
@@ -91,7 +92,7 @@ pub fn run(cfg: &LiveConfig, progress: Arc<AtomicU64>, stop: Arc<AtomicBool>) ->
     let ipv4_off = destination_spread(&frame, payload_off, cfg.destinations)?;
     let frame = Arc::new(frame);
     let n = cfg.cpus.len();
-    let start = now_ns();
+    let start = monotonic_ns();
     let mut handles = Vec::new();
     for (t, &cpu) in cfg.cpus.iter().enumerate() {
         let cfg = cfg.clone();
@@ -149,13 +150,13 @@ pub fn run(cfg: &LiveConfig, progress: Arc<AtomicU64>, stop: Arc<AtomicBool>) ->
                 let md: [u32; 6] = [0, frame.len() as u32, 0, cfg.ifindex, 0, 0];
                 let ctx: Vec<u8> = md.iter().flat_map(|w| w.to_ne_bytes()).collect();
                 let per_thread_pps = cfg.pps.map(|p| p / n as f64);
-                let begin = now_ns();
-                let cpu_start = super::thread_cpu_ns();
+                let begin = monotonic_ns();
+                let cpu_start = msee_sys::clock::thread_cpu_ns();
                 let deadline = begin + cfg.duration.as_nanos() as u64;
                 let mut sent = 0u64;
                 let mut rate_seen: Option<f64> = None;
                 while sent < count && !stop.load(Ordering::Relaxed) {
-                    let now = now_ns();
+                    let now = monotonic_ns();
                     if now >= deadline {
                         break;
                     }
@@ -187,7 +188,7 @@ pub fn run(cfg: &LiveConfig, progress: Arc<AtomicU64>, stop: Arc<AtomicBool>) ->
                         }
                     };
                     let repeat = due.min(count - sent).min(1 << 24) as u32;
-                    let call_start = now_ns();
+                    let call_start = monotonic_ns();
                     prog.test_run(TestRunOptions {
                         data_in: Some(&frame),
                         ctx_in: Some(&ctx),
@@ -196,7 +197,7 @@ pub fn run(cfg: &LiveConfig, progress: Arc<AtomicU64>, stop: Arc<AtomicBool>) ->
                         ..Default::default()
                     })
                     .context("BPF_PROG_TEST_RUN (live frames)")?;
-                    let took = (now_ns() - call_start).max(1) as f64 / 1e9;
+                    let took = (monotonic_ns() - call_start).max(1) as f64 / 1e9;
                     rate_seen = Some(f64::from(repeat) / took);
                     sent += u64::from(repeat);
                     progress.fetch_add(u64::from(repeat), Ordering::Relaxed);
@@ -209,7 +210,7 @@ pub fn run(cfg: &LiveConfig, progress: Arc<AtomicU64>, stop: Arc<AtomicBool>) ->
                         sent,
                         zero_copy: false,
                         wakeups: 0,
-                        cpu_s: (super::thread_cpu_ns() - cpu_start) as f64 / 1e9,
+                        cpu_s: (msee_sys::clock::thread_cpu_ns() - cpu_start) as f64 / 1e9,
                     },
                     cfg.stream_base + cpu as u16,
                     stamped,
@@ -243,7 +244,7 @@ pub fn run(cfg: &LiveConfig, progress: Arc<AtomicU64>, stop: Arc<AtomicBool>) ->
         return Err(e);
     }
     report.per_stream.sort();
-    report.duration_s = (now_ns() - start) as f64 / 1e9;
+    report.duration_s = (monotonic_ns() - start) as f64 / 1e9;
     report.pps = report.sent as f64 / report.duration_s.max(1e-9);
     report.pps_per_cpu_s = report.sent as f64 / report.cpu_s.max(1e-9);
     if let Some(p) = cfg.pps {

@@ -24,48 +24,11 @@ pub mod sink;
 pub mod stats;
 pub mod xsk;
 
-/// CLOCK_MONOTONIC in nanoseconds: the clock of the payload timestamps and of
-/// `bpf_ktime_get_ns`, so one-way latency on one host needs no sync.
-#[inline]
-pub fn now_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid pointer to a timespec; CLOCK_MONOTONIC always exists.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-/// CPU time of the calling thread (user + system, which includes softirq
-/// work such as the veth peer's NAPI done on its behalf): the honest
-/// denominator for "pps per core" on a shared machine.
-pub fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid pointer to a timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-/// Move the calling thread into network namespace `ns` (a name under
-/// /run/netns); `None` stays put. Sockets and netlink calls made afterwards
-/// on this thread belong to that namespace.
-pub fn enter_netns(ns: Option<&str>) -> anyhow::Result<()> {
-    use anyhow::Context as _;
-    use std::os::fd::AsRawFd as _;
-    let Some(ns) = ns else { return Ok(()) };
-    let path = format!("/run/netns/{ns}");
-    let file =
-        std::fs::File::open(&path).with_context(|| format!("network namespace {ns} not found"))?;
-    // SAFETY: setns on a valid namespace fd affects only this thread.
-    if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-        anyhow::bail!(
-            "entering namespace {ns}: {}",
-            std::io::Error::last_os_error()
-        );
+/// Move the calling thread into network namespace `ns`, if one is given
+/// (an endpoint without one stays in the caller's namespace).
+pub(crate) fn enter_netns(ns: Option<&str>) -> anyhow::Result<()> {
+    if let Some(ns) = ns {
+        msee_sys::netns::enter(ns)?;
     }
     Ok(())
 }

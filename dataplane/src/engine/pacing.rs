@@ -109,7 +109,7 @@ impl Pacer {
         if matches!(self.rate, Rate::Unlimited) {
             return;
         }
-        let now = super::now_ns();
+        let now = msee_sys::monotonic_ns();
         let missing = self.spent - self.earned(now);
         if missing <= 0.0 {
             return;
@@ -118,7 +118,7 @@ impl Pacer {
         if due > now + SPIN_NS {
             std::thread::sleep(Duration::from_nanos(due - now - SPIN_NS / 2));
         }
-        while super::now_ns() < due {
+        while msee_sys::monotonic_ns() < due {
             std::hint::spin_loop();
         }
     }

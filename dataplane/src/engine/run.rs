@@ -26,12 +26,12 @@ use super::{
     generator::{GenConfig, GenReport, Generator},
     iface::{self, Counters},
     live_frames::{self, LiveConfig},
-    now_ns,
     pacing::Rate,
     sink::{RxReport, Sink, SinkConfig, SinkIface},
     stats::{StreamReport, StreamState},
     xsk::{BindMode, SinkFilter},
 };
+use msee_sys::monotonic_ns;
 
 /// Upper bound on a rate when the link speed is unknown (ethtool says
 /// nothing): well above what one host can generate.
@@ -460,7 +460,7 @@ pub fn start(cfg: &RunConfig) -> Result<RunHandle> {
         tx_before,
         rx_before,
         events: Mutex::new(Vec::new()),
-        started_ns: now_ns(),
+        started_ns: monotonic_ns(),
     })
 }
 
@@ -470,7 +470,7 @@ pub fn run(cfg: &RunConfig) -> Result<RunReport> {
     if cfg.progress {
         while !h.generator_finished() {
             std::thread::sleep(Duration::from_millis(200));
-            let secs = (now_ns() - h.started_ns) as f64 / 1e9;
+            let secs = (monotonic_ns() - h.started_ns) as f64 / 1e9;
             let (s, r) = (h.sent(), h.received());
             eprint!(
                 "\r{secs:6.1} s  sent {s:>12}  received {r:>12}  ({:>10.0} pps sent)   ",
@@ -527,13 +527,13 @@ impl RunHandle {
 
     /// Record an event now; returns its time (CLOCK_MONOTONIC).
     pub fn event(&self, label: &str) -> u64 {
-        let t = now_ns();
+        let t = monotonic_ns();
         self.event_at(label, t);
         t
     }
 
     /// Record an event that happened at `at_ns` (CLOCK_MONOTONIC, e.g. a
-    /// `Flip::at_ns` or an `engine::now_ns()` taken by the caller).
+    /// `Flip::at_ns` or a `msee_sys::monotonic_ns()` taken by the caller).
     pub fn event_at(&self, label: &str, at_ns: u64) {
         self.events
             .lock()
@@ -555,12 +555,12 @@ impl RunHandle {
     /// Wait until the sink has received `n` test frames (or `timeout`
     /// passed, or the generator ended); true if it has.
     pub fn wait_received(&self, n: u64, timeout: Duration) -> bool {
-        let until = now_ns() + timeout.as_nanos() as u64;
+        let until = monotonic_ns() + timeout.as_nanos() as u64;
         loop {
             if self.received() >= n {
                 return true;
             }
-            if now_ns() >= until || self.generator_finished() {
+            if monotonic_ns() >= until || self.generator_finished() {
                 return self.received() >= n;
             }
             std::thread::sleep(Duration::from_millis(1));

@@ -32,12 +32,13 @@ use super::{
     enter_netns,
     fault::{Blackhole, BlackholeCounts, Flip},
     frame::{Probe, parse},
-    ifindex_here, now_ns, pin_to_cpu,
+    ifindex_here, pin_to_cpu,
     stats::{BIN_NS, StreamState},
     xsk::{
         BindMode, LossyCounts, SinkFilter, SocketCounts, Xsk, XskCounts, XskOptions, XskProgram,
     },
 };
+use msee_sys::monotonic_ns;
 
 /// How long after the kernel stamped a frame it may still appear on a ring.
 pub const MERGE_MARGIN_NS: u64 = 20_000_000;
@@ -256,7 +257,7 @@ impl Sink {
         }
         let last_rx_ns = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let t0_ns = now_ns();
+        let t0_ns = monotonic_ns();
         let nsrc: usize = cfg.ifaces.iter().map(|f| f.queues.len()).sum();
         // Bounded: a sink thread whose aggregator fell behind blocks, its
         // ring fills, and the socket counts what the kernel dropped.
@@ -393,10 +394,10 @@ impl Sink {
 
     /// Wait until nothing arrived for `quiet` (or `limit` passed), then stop.
     pub fn settle(&self, quiet: Duration, limit: Duration) {
-        let until = now_ns() + limit.as_nanos() as u64;
+        let until = monotonic_ns() + limit.as_nanos() as u64;
         let quiet = quiet.as_nanos() as u64;
         loop {
-            let now = now_ns();
+            let now = monotonic_ns();
             if now >= until || now.saturating_sub(self.last_rx_ns()) >= quiet {
                 break;
             }
@@ -507,7 +508,7 @@ fn recv_loop(mut xsk: Xsk, c: &LoopCtx<'_>) -> Result<ThreadOut> {
     let mut sent_wm = 0u64;
     loop {
         // Promised below: every frame stamped before this is on the ring.
-        let wm = now_ns().saturating_sub(MERGE_MARGIN_NS);
+        let wm = monotonic_ns().saturating_sub(MERGE_MARGIN_NS);
         let mut r = rx.receive(c.batch);
         if r.capacity() == 0 {
             drop(r);
@@ -527,14 +528,14 @@ fn recv_loop(mut xsk: Xsk, c: &LoopCtx<'_>) -> Result<ThreadOut> {
                 });
             }
             // One more pass after stop drains what is in the ring.
-            if c.stop.load(Ordering::Relaxed) || now_ns() >= c.deadline {
+            if c.stop.load(Ordering::Relaxed) || monotonic_ns() >= c.deadline {
                 stopping = true;
                 continue;
             }
             xsk.poll_rx(1);
             continue;
         }
-        let ts = now_ns();
+        let ts = monotonic_ns();
         // A full batch may leave older frames on the ring: promise only up
         // to the last one read (a queue's receive times rise).
         let full = r.capacity() >= c.batch;

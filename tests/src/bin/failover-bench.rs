@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, Result, bail};
 use e2e_tests::failover_lab::{FailoverLab, Outcome, Scenario};
 use serde_json::json;
+use testkit::median;
 
 /// 32 flows at 20,000 packets/s in all: 1.6 ms between packets of a flow.
 const PPS: f64 = 20_000.0;
@@ -24,15 +25,6 @@ fn main() -> ExitCode {
             eprintln!("failover-bench: error: {e:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
     }
 }
 
@@ -83,7 +75,7 @@ fn run() -> Result<()> {
                 );
             }
             let bound = scenario.outage_bound_ms(interval, MULTIPLIER);
-            let outage = median(outcomes.iter().map(|o| o.outage_ms).collect());
+            let outage = median(&outcomes.iter().map(|o| o.outage_ms).collect::<Vec<_>>());
             scenarios.push(json!({
                 "scenario": scenario.name(),
                 "bound_ms": bound,
@@ -91,7 +83,7 @@ fn run() -> Result<()> {
                 "outage_ms_min": outcomes.iter().map(|o| o.outage_ms).fold(f64::INFINITY, f64::min),
                 "outage_ms_max": outcomes.iter().map(|o| o.outage_ms).fold(0.0, f64::max),
                 "worst_stream_ms_max": outcomes.iter().map(|o| o.outage_ms_max).fold(0.0, f64::max),
-                "detection_ms_median": median(outcomes.iter().map(|o| o.detection_ms).collect()),
+                "detection_ms_median": median(&outcomes.iter().map(|o| o.detection_ms).collect::<Vec<_>>()),
                 "flip_causes": outcomes.iter().map(|o| o.flip_down_cause.clone()).collect::<Vec<_>>(),
                 "surviving_lost": outcomes.iter().map(|o| o.surviving_lost).sum::<u64>(),
                 "lost_after_return": outcomes.iter().map(|o| o.lost_after_return).sum::<u64>(),

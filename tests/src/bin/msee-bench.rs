@@ -30,6 +30,7 @@ use msee_abi::{
     ROUTE_OUT_OF_REACH, Route,
 };
 use serde_json::json;
+use testkit::{Rng, median};
 
 const XDP_PASS: u32 = 2;
 const XDP_REDIRECT: u32 = 4;
@@ -161,29 +162,16 @@ fn main() -> ExitCode {
     }
 }
 
-/// splitmix64: a fixed seed gives the same route table on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-}
-
 /// `count` distinct IPv4 prefixes, the probe's route and `count - 1` random
 /// unicast /24../32 that do not overlap it (so the probe's longest match is
 /// its own route), the probe's in the middle of the install order.
 fn route_table(count: usize) -> Vec<Ipv4Net> {
     let probe: Ipv4Net = PROBE_ROUTE.parse().expect("valid probe route");
-    let mut rng = Rng(ROUTE_SEED);
+    let mut rng = Rng::new(ROUTE_SEED);
     let mut seen = HashSet::with_capacity(count);
     let mut table = Vec::with_capacity(count);
     while table.len() + 1 < count {
-        let r = rng.next();
+        let r = rng.next_u64();
         let addr = Ipv4Addr::from(r as u32);
         let len = 24 + (r >> 32) as u8 % 9;
         let first = addr.octets()[0];
@@ -473,17 +461,6 @@ fn set_policing(m: &mut Msee, on: bool) -> Result<()> {
         m.set_policer(LOOP_LINK, dir, rate, None)?;
     }
     Ok(())
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let n = s.len();
-    if n % 2 == 1 {
-        s[n / 2]
-    } else {
-        (s[n / 2 - 1] + s[n / 2]) / 2.0
-    }
 }
 
 fn stats(v: &[f64]) -> serde_json::Value {
@@ -852,11 +829,11 @@ fn program_report(p: &Program, stages: &[(&'static str, u32, Vec<u8>)]) -> serde
 /// included, in random order.
 fn destinations(routes: usize, n: usize) -> Vec<Ipv4Addr> {
     let table = route_table(routes);
-    let mut rng = Rng(ROUTE_SEED ^ 0xd5);
+    let mut rng = Rng::new(ROUTE_SEED ^ 0xd5);
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
         let p = if table.len() > 1 {
-            table[(rng.next() % table.len() as u64) as usize]
+            table[(rng.next_u64() % table.len() as u64) as usize]
         } else {
             table[0]
         };
@@ -866,7 +843,7 @@ fn destinations(routes: usize, n: usize) -> Vec<Ipv4Addr> {
         let host = if host_bits == 0 {
             0
         } else {
-            (rng.next() as u32 ^ i as u32) & ((1u32 << host_bits) - 1)
+            (rng.next_u64() as u32 ^ i as u32) & ((1u32 << host_bits) - 1)
         };
         out.push(Ipv4Addr::from(u32::from(p.network()) | host));
     }

@@ -12,6 +12,7 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 use anyhow::{Context as _, Result, bail};
 use dataplane::engine::plot;
 use e2e_tests::failover_lab::{FailoverLab, Scenario};
+use msee_sys::netns;
 
 const PPS: f64 = 20_000.0;
 const FLOWS: u16 = 32;
@@ -49,7 +50,7 @@ fn run() -> Result<()> {
         bail!("the demo makes network namespaces and loads XDP programs: run it as root");
     }
     for ns in lab::Topology::new(&prefix)?.namespaces() {
-        if lab::netns_exists(&ns) {
+        if netns::exists(&ns) {
             bail!("namespace {ns} exists: remove it with `cargo xtask lab down --prefix {prefix}`");
         }
     }

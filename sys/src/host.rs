@@ -1,5 +1,5 @@
-//! Facts about the host that both the tools (`xtask setup`) and the daemon's
-//! preflight need, kept in one place.
+//! Facts about the host that both `cargo xtask setup` and the daemon's
+//! preflight check.
 use std::path::Path;
 
 /// Where bpffs is mounted (and pinned maps live).
