@@ -1,15 +1,12 @@
 //! Userspace owner of the kernel side: loads the embedded `msee` object,
 //! attaches it to ports, and exposes typed map handles and counters.
-pub mod baseline;
 mod config_map;
-pub mod engine;
 pub mod msee;
 pub mod vlan;
 
-pub use baseline::{Baseline, BaselineError};
 pub use msee::{
     AttachMode, LinkSwitch, LoadOptions, Msee, MseeError, ROUTE_BATCH, RouteBatchError,
-    default_burst_bytes,
+    default_burst_bytes, xdp_md,
 };
 pub use vlan::{EgressTag, VlanError, VlanPop, VlanShim};
 

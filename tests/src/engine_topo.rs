@@ -22,16 +22,16 @@ use aya::{
     maps::{Array, DevMap, PerCpuArray},
     programs::{Xdp, XdpMode},
 };
-use dataplane::engine::{
-    pacing::Rate,
-    run::{Endpoint, RunConfig},
-};
 use lab::{ip, ip_ns};
 use msee_abi::engine::{
     FILTER_UDP_PORTS, TESTFWD_FILTER, TESTFWD_FLOW, TESTFWD_FLOWS, TESTFWD_MACS, TESTFWD_OUT,
     TESTFWD_PROGRAM, TESTFWD_STATS, TestFrameFilter, TestfwdLink,
 };
 use msee_sys::netns;
+use traffic::{
+    pacing::Rate,
+    run::{Endpoint, RunConfig},
+};
 
 use crate::unique_prefix;
 

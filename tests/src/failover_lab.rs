@@ -8,13 +8,13 @@
 //! packet of it.
 use std::{path::PathBuf, time::Duration};
 
-use dataplane::engine::{
-    pacing::Rate,
-    run::{self, Endpoint, RunConfig, RunHandle, RunReport},
-};
 use lab::{IF_AZURE_PEER, IF_PRIMARY, IF_SECONDARY};
 use msee_sys::monotonic_ns;
 use serde::Serialize;
+use traffic::{
+    pacing::Rate,
+    run::{self, Endpoint, RunConfig, RunHandle, RunReport},
+};
 
 use crate::{
     bgp_lab::{BgpLab, CUSTOMER_HOST, CUSTOMER_NET, circuit_toml_with, wait_for},

@@ -18,7 +18,9 @@ use std::{
 
 use anyhow::{Context as _, Result, anyhow};
 use aya::programs::XdpMode;
-use dataplane::engine::{
+use lab::{IF_AZURE, IF_AZURE_PEER, IF_PRIMARY, Lab, Topology, ip, ip_ns};
+use msee_sys::netns;
+use traffic::{
     frame::{FrameSizes, TrafficSpec},
     generator::{GenConfig, GenReport, Generator},
     iface::{self, Counters},
@@ -26,8 +28,6 @@ use dataplane::engine::{
     pacing::Rate,
     xsk::{BindMode, XskProgram},
 };
-use lab::{IF_AZURE, IF_AZURE_PEER, IF_PRIMARY, Lab, Topology, ip, ip_ns};
-use msee_sys::netns;
 
 /// Run `f` with the calling thread inside network namespace `ns`, then
 /// return to the namespace it was in (also when `f` fails).

@@ -10,16 +10,16 @@ use std::{
     time::Duration,
 };
 
-use dataplane::engine::{
-    fault::{Blackhole, IngressHook},
-    run::{RunHandle, start},
-};
 use e2e_tests::{
     engine_topo::{Pair, Testfwd, carrier_up, ping},
     require_root,
 };
 use lab::ip_ns;
 use msee_sys::netns;
+use traffic::{
+    fault::{Blackhole, IngressHook},
+    run::{RunHandle, start},
+};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 

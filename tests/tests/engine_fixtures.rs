@@ -13,10 +13,6 @@ use aya::{
     maps::{Array, DevMap, PerCpuArray},
     programs::{SchedClassifier, TestRun, TestRunOptions, Xdp},
 };
-use dataplane::engine::{
-    frame::{FrameSizes, Template, TrafficSpec, fold, parse, sum_words},
-    pin_to_cpu,
-};
 use e2e_tests::require_root;
 use msee_abi::engine::{
     BLACKHOLE_STAT_DROPPED, BLACKHOLE_STATS, BLACKHOLE_TC_PROGRAM, BLACKHOLE_WINDOW,
@@ -28,6 +24,10 @@ use msee_abi::engine::{
     XSK_STAT_NO_SOCKET, XSK_STAT_PASSED, XSK_STATS,
 };
 use msee_sys::monotonic_ns;
+use traffic::{
+    frame::{FrameSizes, Template, TrafficSpec, fold, parse, sum_words},
+    pin_to_cpu,
+};
 
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;

@@ -11,13 +11,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use dataplane::engine::run::{CarrierClass, RunReport, run, start};
 use e2e_tests::{
     engine_topo::{Triangle, carrier_up},
     require_root,
 };
 use lab::ip_ns;
 use msee_sys::monotonic_ns;
+use traffic::run::{CarrierClass, RunReport, run, start};
 
 /// Two cores are shared: one traffic test at a time keeps timing honest.
 static SERIAL: Mutex<()> = Mutex::new(());

@@ -4,15 +4,15 @@
 //! the JSON report, the live-frames generator.
 use std::{net::IpAddr, sync::Mutex, time::Duration};
 
-use dataplane::engine::{
+use e2e_tests::{require_root, unique_prefix};
+use lab::{ip, ip_ns};
+use msee_sys::netns;
+use traffic::{
     frame::FrameSizes,
     pacing::Rate,
     run::{Endpoint, GenMode, RunConfig, RunReport, run},
     xsk::BindMode,
 };
-use e2e_tests::{require_root, unique_prefix};
-use lab::{ip, ip_ns};
-use msee_sys::netns;
 
 /// Two cores are shared: one traffic test at a time keeps timing honest.
 static SERIAL: Mutex<()> = Mutex::new(());

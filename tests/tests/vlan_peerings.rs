@@ -106,7 +106,7 @@ impl CustomerShim {
             let mut pop = VlanPop::load(&LoadOptions::default())?;
             let mut push = VlanShim::load(&LoadOptions::default())?;
             for dev in [IF_PRIMARY, IF_SECONDARY] {
-                let ifindex = dataplane::engine::iface::ifindex(None, dev)?;
+                let ifindex = traffic::iface::ifindex(None, dev)?;
                 pop.attach(ifindex, AttachMode::Native)?;
                 push.attach_egress(ifindex)?;
                 for vid in [PRIVATE_VLAN, MICROSOFT_VLAN] {

@@ -18,7 +18,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, bail, ensure};
-use dataplane::{AttachMode, Baseline, LoadOptions, Msee};
+use dataplane::{AttachMode, LoadOptions, Msee};
 use e2e_tests::{
     install_bench::{self, InstallBench},
     lab_bench::{GenKind, LabBench, Sample, VethBench, measure, with_netns},
@@ -31,6 +31,7 @@ use msee_abi::{
 };
 use serde_json::json;
 use testkit::{Rng, median};
+use traffic::Baseline;
 
 const XDP_PASS: u32 = 2;
 const XDP_REDIRECT: u32 = 4;

@@ -10,9 +10,9 @@
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::{Context as _, Result, bail};
-use dataplane::engine::plot;
 use e2e_tests::failover_lab::{FailoverLab, Scenario};
 use msee_sys::netns;
+use traffic::plot;
 
 const PPS: f64 = 20_000.0;
 const FLOWS: u16 = 32;

@@ -1,5 +1,8 @@
-//! The AF_XDP packet engine: a traffic generator and a sink that measure
-//! throughput, loss, reordering, one-way latency and outage time.
+//! Test tooling, apart from the product: the AF_XDP packet engine (a
+//! traffic generator and a sink that measure throughput, loss, reordering,
+//! one-way latency and outage time, with fault injection), the
+//! `msee-traffic` command, and [`Baseline`], the plain forwarder the
+//! benchmarks measure `msee` against.
 //!
 //! - [`frame`]: test frames (Ethernet, 802.1Q/QinQ, IPv4/IPv6, UDP, payload
 //!   with stream id, sequence and transmit time) and their parser.
@@ -12,6 +15,8 @@
 //! - [`live_frames`]: the in-kernel generator (BPF_PROG_TEST_RUN live frames).
 //! - [`iface`]: interface facts (ifindex, MAC, speed, neighbours) per netns.
 //! - [`plot`]: an SVG of received rate over time.
+//! - [`baseline`]: the `baseline` XDP program's loader.
+pub mod baseline;
 pub mod fault;
 pub mod frame;
 pub mod generator;
@@ -23,6 +28,12 @@ pub mod run;
 pub mod sink;
 pub mod stats;
 pub mod xsk;
+
+pub use baseline::{Baseline, BaselineError};
+// The kernel programs, still built and embedded by dataplane.
+pub(crate) use dataplane::{
+    BASELINE_OBJECT, BLACKHOLE_TC_OBJECT, LOSSY_OBJECT, TXGEN_OBJECT, XSK_OBJECT,
+};
 
 /// Move the calling thread into network namespace `ns`, if one is given
 /// (an endpoint without one stays in the caller's namespace).

@@ -137,7 +137,7 @@ pub struct Totals {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     pub label: String,
-    /// CLOCK_MONOTONIC (`engine::now_ns`).
+    /// CLOCK_MONOTONIC (`msee_sys::monotonic_ns`).
     pub at_ns: u64,
     /// ns since the sink started (the bins' origin).
     pub since_t0_ns: u64,
@@ -768,7 +768,7 @@ impl RunReport {
     }
 
     /// Group the streams by the interface that carried them just before
-    /// `event_ns` (CLOCK_MONOTONIC, as `engine::now_ns` or an event's
+    /// `event_ns` (CLOCK_MONOTONIC, as `msee_sys::monotonic_ns` or an event's
     /// `at_ns`), with the loss of each group. Sorted by rx index, streams
     /// that had no packet before the event last.
     pub fn classify(&self, event_ns: u64) -> Vec<CarrierClass> {
@@ -888,7 +888,7 @@ mod tests {
         let mut seq = 0;
         for &(rx, from_ms, to_ms) in path {
             for ms in from_ms..to_ms {
-                let p = crate::engine::frame::Probe {
+                let p = crate::frame::Probe {
                     stream: id,
                     seq,
                     tx_ns: 0,

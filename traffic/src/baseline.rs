@@ -77,7 +77,7 @@ impl Baseline {
 
     /// Attach to `ifindex` (in the caller's network namespace); one
     /// attachment at a time, undone by [`Baseline::detach`] or on drop.
-    pub fn attach(&mut self, ifindex: u32, mode: crate::AttachMode) -> Result<()> {
+    pub fn attach(&mut self, ifindex: u32, mode: dataplane::AttachMode) -> Result<()> {
         self.detach()?;
         let link = self
             .program_mut()?
@@ -105,7 +105,7 @@ impl Baseline {
         ingress_ifindex: u32,
         repeat: u32,
     ) -> Result<(u32, Duration)> {
-        let ctx = crate::msee::xdp_md(frame.len(), ingress_ifindex);
+        let ctx = dataplane::xdp_md(frame.len(), ingress_ifindex);
         let result = self
             .program_mut()?
             .test_run(TestRunOptions {

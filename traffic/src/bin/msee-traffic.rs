@@ -9,7 +9,7 @@ use std::{net::IpAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use dataplane::engine::{
+use traffic::{
     frame::{FrameSizes, TrafficSpec},
     generator::{GenConfig, Generator},
     iface,
@@ -394,7 +394,7 @@ fn cmd_run(a: RunArgs) -> Result<()> {
         for (at, dev, on) in plan {
             // Scheduled for the exact instant, a little ahead of it.
             let when = h.t0_ns() + at.as_nanos() as u64;
-            let lead = dataplane::engine::fault::LEAD_NS;
+            let lead = traffic::fault::LEAD_NS;
             while msee_sys::monotonic_ns() + lead < when && !h.generator_finished() {
                 std::thread::sleep(Duration::from_micros(200));
             }
@@ -512,8 +512,8 @@ fn cmd_gen(a: GenArgs) -> Result<()> {
 struct SinkOut {
     /// CLOCK_MONOTONIC when the sink started (origin of bins and times).
     t0_ns: u64,
-    streams: Vec<dataplane::engine::stats::StreamReport>,
-    rx: Vec<dataplane::engine::sink::RxReport>,
+    streams: Vec<traffic::stats::StreamReport>,
+    rx: Vec<traffic::sink::RxReport>,
 }
 
 fn cmd_sink(a: SinkArgs) -> Result<()> {
