@@ -17,7 +17,7 @@ use aya::{
     programs::{Xdp, XdpMode},
 };
 use bfd::transport::{Bfd, BfdEvent, PeerConfig, SessionStatus};
-use msee_abi::engine::{LOSSY_EVERY, LOSSY_PROGRAM};
+use traffic_abi::{LOSSY_EVERY, LOSSY_PROGRAM};
 
 use crate::bgp_lab::{NsProcess, read_logs, wait_for};
 use msee_sys::netns;
@@ -235,7 +235,7 @@ impl XdpDrop {
     pub fn attach(ns: &str, ifname: &str) -> Self {
         let ifindex = lab::ifindex_of(ns, ifname).unwrap();
         let ebpf = netns::on_thread(ns, move || -> anyhow::Result<Ebpf> {
-            let mut ebpf = Ebpf::load(dataplane::LOSSY_OBJECT)?;
+            let mut ebpf = Ebpf::load(traffic::LOSSY_OBJECT)?;
             let prog: &mut Xdp = ebpf
                 .program_mut(LOSSY_PROGRAM)
                 .ok_or_else(|| anyhow::anyhow!("no program {LOSSY_PROGRAM}"))?

@@ -23,14 +23,14 @@ use aya::{
     programs::{Xdp, XdpMode},
 };
 use lab::{ip, ip_ns};
-use msee_abi::engine::{
-    FILTER_UDP_PORTS, TESTFWD_FILTER, TESTFWD_FLOW, TESTFWD_FLOWS, TESTFWD_MACS, TESTFWD_OUT,
-    TESTFWD_PROGRAM, TESTFWD_STATS, TestFrameFilter, TestfwdLink,
-};
 use msee_sys::netns;
 use traffic::{
     pacing::Rate,
     run::{Endpoint, RunConfig},
+};
+use traffic_abi::{
+    FILTER_UDP_PORTS, TESTFWD_FILTER, TESTFWD_FLOW, TESTFWD_FLOWS, TESTFWD_MACS, TESTFWD_OUT,
+    TESTFWD_PROGRAM, TESTFWD_STATS, TestFrameFilter, TestfwdLink,
 };
 
 use crate::unique_prefix;
@@ -217,7 +217,7 @@ impl Testfwd {
         }
         let ifindex = lab::ifindex_of(ns, ifname)?;
         let ebpf = netns::on_thread(ns, move || -> Result<Ebpf> {
-            let mut ebpf = Ebpf::load(dataplane::TESTFWD_OBJECT)?;
+            let mut ebpf = Ebpf::load(traffic::TESTFWD_OBJECT)?;
             let mut out = DevMap::try_from(
                 ebpf.map_mut(TESTFWD_OUT)
                     .ok_or_else(|| anyhow!("no {TESTFWD_OUT}"))?,

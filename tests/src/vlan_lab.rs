@@ -19,11 +19,12 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, bail};
-use dataplane::{AttachMode, LoadOptions, Msee, VlanPop, VlanShim};
+use dataplane::{AttachMode, LoadOptions, Msee, VlanShim};
 use ipnet::IpNet;
 use lab::{ip, ip_ns};
 use msee_abi::{Attachment, AttachmentKey, Link, LinkRole, PeeringKind, vlan::VlanTags};
 use msee_sys::netns;
+use traffic::VlanPop;
 
 pub const PORT: &str = "port";
 pub const CUST_IFINDEX: u32 = 1101;

@@ -14,7 +14,12 @@ use aya::{
     programs::{SchedClassifier, TestRun, TestRunOptions, Xdp},
 };
 use e2e_tests::require_root;
-use msee_abi::engine::{
+use msee_sys::monotonic_ns;
+use traffic::{
+    frame::{FrameSizes, Template, TrafficSpec, fold, parse, sum_words},
+    pin_to_cpu,
+};
+use traffic_abi::{
     BLACKHOLE_STAT_DROPPED, BLACKHOLE_STATS, BLACKHOLE_TC_PROGRAM, BLACKHOLE_WINDOW,
     BlackholeWindow, FILTER_RX_TIMESTAMP, FILTER_UDP_PORTS, LOSSY_BLACKHOLE, LOSSY_EVERY,
     LOSSY_FILTER, LOSSY_PROGRAM, LOSSY_STAT_BLACKHOLE, LOSSY_STAT_BLACKHOLE_TEST, LOSSY_STAT_SEEN,
@@ -22,11 +27,6 @@ use msee_abi::engine::{
     TESTFWD_MACS, TESTFWD_OUT, TESTFWD_PROGRAM, TXGEN_CONFIG, TXGEN_PRISTINE, TXGEN_PRISTINE_LEN,
     TXGEN_PROGRAM, TXGEN_TX, TestFrameFilter, TestfwdLink, TxgenConfig, XSK_CONFIG, XSK_PROGRAM,
     XSK_STAT_NO_SOCKET, XSK_STAT_PASSED, XSK_STATS,
-};
-use msee_sys::monotonic_ns;
-use traffic::{
-    frame::{FrameSizes, Template, TrafficSpec, fold, parse, sum_words},
-    pin_to_cpu,
 };
 
 const XDP_DROP: u32 = 1;
@@ -92,7 +92,7 @@ fn run(ebpf: &mut Ebpf, program: &str, frame: &[u8]) -> (u32, Vec<u8>) {
 /// `txgen` loaded and configured for `frame` (made from `t`), stream base 5,
 /// sending to lo, spread over `destinations` (IPv4 header at `ipv4_off`).
 fn txgen_loaded(t: &Template, frame: &[u8], destinations: u32, ipv4_off: u32) -> Ebpf {
-    let mut ebpf = load(dataplane::TXGEN_OBJECT, TXGEN_PROGRAM);
+    let mut ebpf = load(traffic::TXGEN_OBJECT, TXGEN_PROGRAM);
     let (payload_off, csum_off) = t.offsets();
     let mut conf: Array<_, TxgenConfig> =
         Array::try_from(ebpf.map_mut(TXGEN_CONFIG).unwrap()).unwrap();
@@ -211,7 +211,7 @@ fn xsk_passes_frames_of_queues_without_socket() {
     let t = spec(false, vec![]).template(0, 64);
     let mut frame = vec![0u8; t.len];
     t.write(&mut frame, 1, 2, true);
-    let mut ebpf = load(dataplane::XSK_OBJECT, XSK_PROGRAM);
+    let mut ebpf = load(traffic::XSK_OBJECT, XSK_PROGRAM);
     let (verdict, out) = run(&mut ebpf, XSK_PROGRAM, &frame);
     assert_eq!(verdict, XDP_PASS);
     assert_eq!(out, frame);
@@ -227,7 +227,7 @@ fn lossy_drops_every_kth_udp_frame_only() {
     t.write(&mut udp, 1, 2, true);
     let mut arp = vec![0u8; 42];
     arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
-    let mut ebpf = load(dataplane::LOSSY_OBJECT, LOSSY_PROGRAM);
+    let mut ebpf = load(traffic::LOSSY_OBJECT, LOSSY_PROGRAM);
     let mut every: Array<_, u64> = Array::try_from(ebpf.map_mut(LOSSY_EVERY).unwrap()).unwrap();
     every.set(0, 3, 0).unwrap();
     let mut verdicts = Vec::new();
@@ -277,7 +277,7 @@ fn xsk_filter_takes_only_test_ports_and_stamps_receive_time() {
     if !require_root("xsk_filter_takes_only_test_ports_and_stamps_receive_time") {
         return;
     }
-    let mut ebpf = load(dataplane::XSK_OBJECT, XSK_PROGRAM);
+    let mut ebpf = load(traffic::XSK_OBJECT, XSK_PROGRAM);
     let mut conf: Array<_, TestFrameFilter> =
         Array::try_from(ebpf.map_mut(XSK_CONFIG).unwrap()).unwrap();
     conf.set(
@@ -374,7 +374,7 @@ fn lossy_black_hole_drops_everything_inside_its_window() {
     if !require_root("lossy_black_hole_drops_everything_inside_its_window") {
         return;
     }
-    let mut ebpf = load(dataplane::LOSSY_OBJECT, LOSSY_PROGRAM);
+    let mut ebpf = load(traffic::LOSSY_OBJECT, LOSSY_PROGRAM);
     let mut f: Array<_, TestFrameFilter> =
         Array::try_from(ebpf.map_mut(LOSSY_FILTER).unwrap()).unwrap();
     f.set(
@@ -440,7 +440,7 @@ fn blackhole_tc_drops_inside_its_window_and_defers_otherwise() {
     if !require_root("blackhole_tc_drops_inside_its_window_and_defers_otherwise") {
         return;
     }
-    let mut ebpf = Ebpf::load(dataplane::BLACKHOLE_TC_OBJECT).unwrap();
+    let mut ebpf = Ebpf::load(traffic::BLACKHOLE_TC_OBJECT).unwrap();
     let p: &mut SchedClassifier = ebpf
         .program_mut(BLACKHOLE_TC_PROGRAM)
         .unwrap()
@@ -500,7 +500,7 @@ fn testfwd_sends_each_flow_out_of_its_slot() {
     if !require_root("testfwd_sends_each_flow_out_of_its_slot") {
         return;
     }
-    let mut ebpf = load(dataplane::TESTFWD_OBJECT, TESTFWD_PROGRAM);
+    let mut ebpf = load(traffic::TESTFWD_OBJECT, TESTFWD_PROGRAM);
     let mut out = DevMap::try_from(ebpf.map_mut(TESTFWD_OUT).unwrap()).unwrap();
     out.set(0, 1, None, 0).unwrap(); // lo
     out.set(1, 1, None, 0).unwrap();

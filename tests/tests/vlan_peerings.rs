@@ -10,7 +10,7 @@
 //! services the route filter selects.
 use std::time::Duration;
 
-use dataplane::{AttachMode, LoadOptions, VlanPop, VlanShim};
+use dataplane::{AttachMode, LoadOptions, VlanShim};
 use e2e_tests::{
     bgp_lab::{BgpLab, CUSTOMER_AS, KEY, SESSION_PRIMARY, SESSION_SECONDARY, wait_for},
     frr::{BGPD, Frr},
@@ -20,6 +20,7 @@ use ipnet::IpNet;
 use lab::{IF_PRIMARY, IF_SECONDARY, Topology};
 use msee_abi::vlan::VlanTags;
 use msee_sys::netns;
+use traffic::VlanPop;
 
 const PRIVATE_VLAN: u16 = 100;
 const MICROSOFT_VLAN: u16 = 200;

@@ -28,12 +28,12 @@ use aya::{
     maps::{Array, Map, MapData, PerCpuArray},
     programs::{LinkOrder, SchedClassifier, TcAttachType, XdpMode, tc::TcAttachOptions},
 };
-use msee_abi::engine::{
+use serde::{Deserialize, Serialize};
+use traffic_abi::{
     BLACKHOLE_STAT_DROPPED, BLACKHOLE_STATS, BLACKHOLE_TC_PROGRAM, BLACKHOLE_WINDOW,
     BlackholeWindow, LOSSY_PROGRAM, LOSSY_STAT_BLACKHOLE, LOSSY_STAT_BLACKHOLE_TEST,
     TestFrameFilter, XSK_PROGRAM,
 };
-use serde::{Deserialize, Serialize};
 
 use super::{
     ifindex_here,

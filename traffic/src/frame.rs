@@ -4,8 +4,8 @@
 use std::net::IpAddr;
 
 use anyhow::{Result, bail};
-use msee_abi::engine::{PAYLOAD_LEN, PAYLOAD_SEQ, PAYLOAD_STREAM, PAYLOAD_TS};
 use serde::{Deserialize, Serialize};
+use traffic_abi::{PAYLOAD_LEN, PAYLOAD_SEQ, PAYLOAD_STREAM, PAYLOAD_TS};
 
 pub const FCS_LEN: usize = 4;
 pub const MIN_FRAME: u16 = 64;

@@ -16,6 +16,8 @@
 //! - [`iface`]: interface facts (ifindex, MAC, speed, neighbours) per netns.
 //! - [`plot`]: an SVG of received rate over time.
 //! - [`baseline`]: the `baseline` XDP program's loader.
+//! - [`vlan_pop`]: the customer side's half of the VLAN shim (the lab's
+//!   customer router has no 802.1Q either).
 pub mod baseline;
 pub mod fault;
 pub mod frame;
@@ -27,13 +29,34 @@ pub mod plot;
 pub mod run;
 pub mod sink;
 pub mod stats;
+pub mod vlan_pop;
 pub mod xsk;
 
 pub use baseline::{Baseline, BaselineError};
-// The kernel programs, still built and embedded by dataplane.
-pub(crate) use dataplane::{
-    BASELINE_OBJECT, BLACKHOLE_TC_OBJECT, LOSSY_OBJECT, TXGEN_OBJECT, XSK_OBJECT,
-};
+pub use vlan_pop::VlanPop;
+
+// The kernel programs, built from `traffic-ebpf` by this crate's build.rs.
+
+/// The `baseline` eBPF object (a plain devmap redirect), the yardstick of
+/// `cargo xtask bench`.
+pub static BASELINE_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/baseline"));
+/// The `xsk` eBPF object: feeds the XSKMAP of the AF_XDP sockets.
+pub static XSK_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xsk"));
+/// The `lossy` eBPF object: drops every k-th frame, or everything inside a
+/// black-hole window (fault injection).
+pub static LOSSY_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lossy"));
+/// The `txgen` eBPF object: the live-frames in-kernel generator.
+pub static TXGEN_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/txgen"));
+/// The `blackhole_tc` eBPF object: the tcx half of a silent black hole.
+pub static BLACKHOLE_TC_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/blackhole_tc"));
+/// The `testfwd` eBPF object: a tiny per-flow forwarder for engine tests.
+pub static TESTFWD_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/testfwd"));
+/// The `vlan_pop` eBPF object: the customer side's VLAN tag popper.
+pub static VLAN_POP_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vlan_pop"));
 
 /// Move the calling thread into network namespace `ns`, if one is given
 /// (an endpoint without one stays in the caller's namespace).

@@ -22,7 +22,7 @@ use aya::{
     maps::{Array, DevMap, PerCpuArray},
     programs::{TestRun, TestRunAttrs, TestRunOptions, Xdp},
 };
-use msee_abi::engine::{
+use traffic_abi::{
     MAX_TXGEN_DESTINATIONS, TXGEN_CONFIG, TXGEN_PRISTINE, TXGEN_PRISTINE_LEN, TXGEN_PROGRAM,
     TXGEN_SEQ, TXGEN_TX, TxgenConfig,
 };

@@ -12,13 +12,13 @@ use aya::{
     maps::{Array, Map, MapData, PerCpuArray, ProgramArray, XskMap},
     programs::{Xdp, XdpMode, xdp::XdpLinkId},
 };
-use msee_abi::engine::{
+use serde::{Deserialize, Serialize};
+use traffic_abi::{
     FILTER_RX_TIMESTAMP, FILTER_UDP_PORTS, LOSSY_BLACKHOLE, LOSSY_EVERY, LOSSY_FILTER, LOSSY_NEXT,
     LOSSY_PROGRAM, LOSSY_STAT_BLACKHOLE, LOSSY_STAT_BLACKHOLE_TEST, LOSSY_STAT_DROPPED,
     LOSSY_STAT_SEEN, LOSSY_STATS, RX_META_LEN, TestFrameFilter, XSK_CONFIG, XSK_PROGRAM,
     XSK_STAT_NO_SOCKET, XSK_STAT_PASSED, XSK_STAT_TO_SOCKET, XSK_STATS, XSKS,
 };
-use serde::{Deserialize, Serialize};
 use xdpilone::{DeviceQueue, IfInfo, RingRx, RingTx, Socket, SocketConfig, Umem, UmemConfig};
 
 /// Aligned UMEM chunk: holds a 1518-byte frame (veth accepts 2048 or 4096).

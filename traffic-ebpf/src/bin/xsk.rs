@@ -18,13 +18,12 @@ use aya_ebpf::{
     maps::{Array, PerCpuArray, XskMap},
     programs::XdpContext,
 };
-use msee_abi::engine::{
+use traffic_abi::{
     FILTER_RX_TIMESTAMP, FILTER_UDP_PORTS, MAX_QUEUES, RX_META_LEN, TestFrameFilter,
     XSK_STAT_NO_SOCKET, XSK_STAT_PASSED, XSK_STAT_TO_SOCKET, XSK_STATS_LEN,
 };
 
-#[path = "common/testframe.rs"]
-mod testframe;
+use traffic_ebpf::testframe;
 
 #[map]
 static XSKS: XskMap = XskMap::with_max_entries(MAX_QUEUES, 0);

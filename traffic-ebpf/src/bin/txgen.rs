@@ -21,7 +21,7 @@ use aya_ebpf::{
     maps::{Array, DevMap, PerCpuArray},
     programs::XdpContext,
 };
-use msee_abi::engine::{
+use traffic_abi::{
     MAX_PAYLOAD_OFFSET, MAX_TXGEN_DESTINATIONS, PAYLOAD_LEN, TXGEN_PRISTINE_LEN, TxgenConfig,
 };
 use xdp_ebpf::{net::csum_replace, ptr_at};

@@ -24,13 +24,12 @@ use aya_ebpf::{
     maps::{Array, PerCpuArray, ProgramArray},
     programs::XdpContext,
 };
-use msee_abi::engine::{
+use traffic_abi::{
     BlackholeWindow, LOSSY_STAT_BLACKHOLE, LOSSY_STAT_BLACKHOLE_TEST, LOSSY_STAT_DROPPED,
     LOSSY_STAT_SEEN, LOSSY_STATS_LEN, TestFrameFilter,
 };
 
-#[path = "common/testframe.rs"]
-mod testframe;
+use traffic_ebpf::testframe;
 
 #[map]
 static LOSSY_EVERY: Array<u64> = Array::with_max_entries(1, 0);

@@ -16,7 +16,7 @@ use aya_ebpf::{
     maps::{Array, PerCpuArray},
     programs::TcContext,
 };
-use msee_abi::engine::{
+use traffic_abi::{
     BLACKHOLE_STAT_DROPPED, BLACKHOLE_STAT_SEEN, BLACKHOLE_STATS_LEN, BlackholeWindow,
 };
 

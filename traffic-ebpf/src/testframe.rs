@@ -1,8 +1,7 @@
 //! Which frames are the engine's test frames, shared by the engine's XDP
-//! programs (`xsk`, `lossy`, `testfwd`) through `#[path]` includes.
-#![allow(dead_code)]
+//! programs (`xsk`, `lossy`, `testfwd`).
 use aya_ebpf::programs::XdpContext;
-use msee_abi::engine::{FILTER_UDP_PORTS, TestFrameFilter};
+use traffic_abi::{FILTER_UDP_PORTS, TestFrameFilter};
 use xdp_ebpf::ptr_at;
 
 #[inline(always)]

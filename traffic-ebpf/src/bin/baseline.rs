@@ -12,7 +12,7 @@ use aya_ebpf::{
     maps::DevMapHash,
     programs::XdpContext,
 };
-use msee_abi::MAX_PORTS;
+use traffic_abi::baseline::MAX_PORTS;
 use xdp_ebpf::{net::ETH_HDR_LEN, ptr_at};
 
 /// ifindex -> egress port, as `msee`'s `TX_PORTS`.

@@ -13,13 +13,12 @@ use aya_ebpf::{
     maps::{Array, DevMap, PerCpuArray},
     programs::XdpContext,
 };
-use msee_abi::engine::{
+use traffic_abi::{
     FILTER_UDP_PORTS, TESTFWD_DROP, TESTFWD_FLOWS, TESTFWD_LINKS, TestFrameFilter, TestfwdLink,
 };
 use xdp_ebpf::ptr_at;
 
-#[path = "common/testframe.rs"]
-mod testframe;
+use traffic_ebpf::testframe;
 
 #[map]
 static TESTFWD_OUT: DevMap = DevMap::with_max_entries(TESTFWD_LINKS, 0);

@@ -18,8 +18,9 @@ use aya_ebpf::{
 };
 use msee_abi::{
     ETH_P_8021AD, ETH_P_8021Q,
-    vlan::{COUNTER_ROWS, MAX_ACCEPT, PopCounters, PopKey, VlanTags, counter_row},
+    vlan::{COUNTER_ROWS, VlanTags, counter_row},
 };
+use traffic_abi::vlan_pop::{MAX_ACCEPT, PopCounters, PopKey};
 use xdp_ebpf::{
     net::{ETH_HDR_LEN, VLAN_HDR_LEN},
     ptr_at,
