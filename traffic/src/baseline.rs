@@ -7,10 +7,7 @@ use aya::{
     maps::{DevMapHash, MapError},
     programs::{ProgramError, TestRun, TestRunOptions, Xdp, xdp::XdpLinkId},
 };
-
-/// Program and map names inside the `baseline` object.
-pub const BASELINE_PROGRAM: &str = "baseline";
-const TX: &str = "TX";
+use traffic_abi::baseline::{PROGRAM, TX};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BaselineError {
@@ -52,7 +49,7 @@ impl Baseline {
 
     fn program_mut(&mut self) -> Result<&mut Xdp> {
         self.ebpf
-            .program_mut(BASELINE_PROGRAM)
+            .program_mut(PROGRAM)
             .ok_or(BaselineError::Missing("baseline program"))?
             .try_into()
             .map_err(BaselineError::Program)
