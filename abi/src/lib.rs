@@ -300,8 +300,8 @@ pub const ROUTE_LOCAL: u32 = 2;
 /// set is one map element). Not larger: the sets a CPU uses should stay in
 /// its caches and TLB. Traffic spread over 256 destinations cost msee 77 ns
 /// per frame in the lab with 16,384 slots (786 KB per CPU) and 70 ns with
-/// 8,192, against 47 ns for one destination (`msee-bench --spin
-/// 10000,police --spin-destinations 256`, bpf_stats, medians of 5
+/// 8,192, against 47 ns for one destination (`msee-bench spin
+/// 10000,police --destinations 256`, bpf_stats, medians of 5
 /// alternating runs); 56 ns once a subnet's hosts shared neighbouring sets
 /// (msee's `cache_set_v4`). Not smaller: with 4,096, 1,000 destinations over a
 /// million routes collided in sets more often (146 against 122 ns per cold

@@ -1,7 +1,6 @@
 //! `cargo xtask`: setup, build, lab, test, bench and demo for the MSEE emulator.
 //! Every command except `lab down` runs `setup` first.
 mod bench;
-mod bench_failover;
 mod demo;
 mod fuzz;
 mod setup;

@@ -1,4 +1,4 @@
-//! Throughput measured on real interfaces for `msee-bench`: forwarded
+//! The rig of the throughput benchmarks on real interfaces: forwarded
 //! packets per second through the lab (onprem primary -> msee -> azure), and
 //! the packet engine's generators on a plain veth pair. Rates are read from
 //! the kernel's interface counters (`ip -s link`) over a window that starts
@@ -29,16 +29,19 @@ use traffic::{
     xsk::{BindMode, XskProgram},
 };
 
-/// Run `f` with the calling thread inside network namespace `ns`, then
-/// return to the namespace it was in (also when `f` fails).
-pub fn with_netns<T>(ns: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    netns::within(ns, f)?
-}
+/// Every sample: this much warm-up, then the window its rates are read over.
+pub const WARMUP: Duration = Duration::from_millis(400);
+pub const WINDOW: Duration = Duration::from_secs(1);
+/// The generator's thread is pinned here; forwarding runs in the softirqs
+/// its transmissions raise, on the same CPU.
+pub const GEN_CPU: usize = 0;
 
 /// `lossy` (k = 1) attached natively to `ifname` in `ns`: the drop sink.
 fn drop_sink(ns: &str, ifname: &str) -> Result<XskProgram> {
     let ifindex = iface::ifindex(Some(ns), ifname)?;
-    with_netns(ns, || XskProgram::attach(ifindex, XdpMode::Driver, Some(1)))
+    netns::within(ns, || XskProgram::attach(ifindex, XdpMode::Driver, Some(1)))
+        .map_err(anyhow::Error::from)
+        .and_then(|attached| attached)
         .with_context(|| format!("attaching the drop sink to {ifname} in {ns}"))
 }
 

@@ -1,53 +1,90 @@
-//! The failover part of `cargo xtask bench`: runs `failover-bench` (tests
-//! crate) and renders its section of BENCHMARKS.md.
-use std::{
-    fmt::Write as _,
-    process::{Command, Stdio},
-};
+//! The failover scenarios (carrier loss, a silent black hole only BFD sees,
+//! the customer tearing the BGP session down, each with the primary's
+//! return) rehearsed several times each, at ExpressRoute's BFD timers
+//! (300 ms x 3) and at lab timers (50 ms x 3), measured by the packet
+//! engine (`e2e_tests::failover_lab`).
+use std::fmt::Write as _;
 
 use anyhow::{Context as _, Result, bail};
-use serde_json::Value;
+use e2e_tests::failover_lab::{FailoverLab, Outcome, Scenario};
+use serde_json::{Value, json};
+use testkit::median;
 
-use crate::workspace_root;
+/// 32 flows at 20,000 packets/s in all: 1.6 ms between packets of a flow.
+const PPS: f64 = 20_000.0;
+const FLOWS: u16 = 32;
+const MULTIPLIER: u8 = 3;
+/// (label, BFD interval in ms).
+const TIMERS: [(&str, u32); 2] = [("ExpressRoute's BFD timers", 300), ("lab BFD timers", 50)];
 
-/// Runs the rehearsals (`rounds` per scenario and timer set) and returns
-/// the markdown section.
-pub fn run(rounds: u32) -> Result<String> {
-    // The labs start msee-daemon and msee-cli from next to the benchmark.
-    crate::cargo(&["build", "--release", "--bins"])?;
-    let rounds = rounds.to_string();
-    let args = [
-        "run",
-        "--release",
-        "-p",
-        "e2e-tests",
-        "--bin",
-        "failover-bench",
-        "--",
-        "--rounds",
-        &rounds,
-    ];
-    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(args)
-        .current_dir(workspace_root())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .output()
-        .context("running cargo")?;
-    if !out.status.success() {
-        bail!("`cargo {}` failed ({})", args.join(" "), out.status);
+/// Rehearse each scenario `rounds` times per timer set (`rounds` >= 1).
+pub fn measure(rounds: usize) -> Result<Value> {
+    let mut sets = Vec::new();
+    for (label, interval) in TIMERS {
+        let lab = FailoverLab::up(&format!("fb{interval}"), interval, MULTIPLIER);
+        let mut scenarios = Vec::new();
+        for scenario in Scenario::ALL {
+            let mut outcomes: Vec<Outcome> = Vec::new();
+            // A run the machine disturbed (the lab dropped packets outside
+            // the MSEE) measured the machine: it is run again, at most as
+            // many extra times as there are rounds, and counted.
+            let mut disturbed = Vec::new();
+            while outcomes.len() < rounds && disturbed.len() <= rounds {
+                let (o, _) = lab
+                    .rehearse(scenario, PPS, FLOWS)
+                    .map_err(|e| anyhow::anyhow!("{label}, {}: {e}", scenario.name()))?;
+                eprintln!("msee-bench failover: {interval} ms: {}", o.summary());
+                match &o.disturbed {
+                    Some(d) => disturbed.push(d.clone()),
+                    None => outcomes.push(o),
+                }
+            }
+            if outcomes.is_empty() {
+                bail!(
+                    "{label}, {}: every run was disturbed by the machine: {disturbed:?}",
+                    scenario.name()
+                );
+            }
+            let bound = scenario.outage_bound_ms(interval, MULTIPLIER);
+            let outage = median(&outcomes.iter().map(|o| o.outage_ms).collect::<Vec<_>>());
+            scenarios.push(json!({
+                "scenario": scenario.name(),
+                "bound_ms": bound,
+                "outage_ms_median": outage,
+                "outage_ms_min": outcomes.iter().map(|o| o.outage_ms).fold(f64::INFINITY, f64::min),
+                "outage_ms_max": outcomes.iter().map(|o| o.outage_ms).fold(0.0, f64::max),
+                "worst_stream_ms_max": outcomes.iter().map(|o| o.outage_ms_max).fold(0.0, f64::max),
+                "detection_ms_median": median(&outcomes.iter().map(|o| o.detection_ms).collect::<Vec<_>>()),
+                "flip_causes": outcomes.iter().map(|o| o.flip_down_cause.clone()).collect::<Vec<_>>(),
+                "surviving_lost": outcomes.iter().map(|o| o.surviving_lost).sum::<u64>(),
+                "lost_after_return": outcomes.iter().map(|o| o.lost_after_return).sum::<u64>(),
+                "returned_all": outcomes.iter().all(|o| o.returned_streams == o.failed_streams),
+                "disturbed_runs_discarded": disturbed,
+                "rounds": outcomes,
+            }));
+        }
+        sets.push(json!({
+            "timers": label,
+            "bfd_interval_ms": interval,
+            "bfd_multiplier": MULTIPLIER,
+            "scenarios": scenarios,
+        }));
     }
-    let report: Value =
-        serde_json::from_slice(&out.stdout).context("failover-bench printed no valid JSON")?;
-    render(&report, &args.join(" "))
+    let report = json!({
+        "pps": PPS,
+        "flows": FLOWS,
+        "rounds": rounds,
+        "sets": sets,
+    });
+    Ok(report)
 }
 
 fn f(v: &Value) -> f64 {
     v.as_f64().unwrap_or(f64::NAN)
 }
 
-pub fn render(r: &Value, command: &str) -> Result<String> {
-    let mut w = String::new();
+/// The failover section; `command` ran the rehearsals.
+pub fn render(w: &mut String, r: &Value, command: &str) -> Result<()> {
     writeln!(w, "## Failover (issue #6)\n")?;
     writeln!(
         w,
@@ -58,7 +95,7 @@ pub fn render(r: &Value, command: &str) -> Result<String> {
     )?;
     let sets = r["sets"]
         .as_array()
-        .context("failover-bench JSON lacks sets")?;
+        .context("msee-bench failover JSON lacks sets")?;
     for set in sets {
         writeln!(
             w,
@@ -118,13 +155,13 @@ pub fn render(r: &Value, command: &str) -> Result<String> {
         w,
         "For reference, the real service detects a silent failure in about 0.9 s with BFD at 300 ms x 3 and up to 180 s (the BGP hold time) without it, and states that failover can take up to a minute. A BGP teardown costs nothing here: the customer's NOTIFICATION arrives before any packet is lost, and the link is flipped the moment it does.\n"
     )?;
-    Ok(w)
+    Ok(())
 }
 
 fn s_array<'a>(v: &'a Value, key: &str) -> Result<&'a Vec<Value>> {
     v[key]
         .as_array()
-        .with_context(|| format!("failover-bench JSON lacks {key}"))
+        .with_context(|| format!("msee-bench failover JSON lacks {key}"))
 }
 
 #[cfg(test)]
@@ -141,7 +178,8 @@ mod tests {
                 {"scenario": "primary black-holes silently (BFD)", "bound_ms": 160.0, "outage_ms_median": 170.0,
                  "outage_ms_min": 150.0, "outage_ms_max": 180.0, "detection_ms_median": 170.0,
                  "surviving_lost": 0, "lost_after_return": 0}]}]});
-        let md = render(&r, "run failover-bench").unwrap();
+        let mut md = String::new();
+        render(&mut md, &r, "run failover-bench").unwrap();
         assert!(
             md.contains(
                 "| primary loses carrier | 1.7 ms (0.8-3.0) | < 10 ms | 5.7 ms | 0 | 0 | PASS |"

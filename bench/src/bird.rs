@@ -1,4 +1,4 @@
-//! Route installation from a real BGP peer, for `msee-bench` (issue #4):
+//! The BGP peer of the route-install benchmark (issue #4):
 //! BIRD 2 in the lab's onprem namespace announces N IPv4 prefixes to
 //! `msee-daemon` over the primary link, and the daemon's own record (API
 //! `fib`) gives the CLOCK_MONOTONIC time of the first UPDATE it received
@@ -41,7 +41,7 @@ use lab::{
 };
 use serde_json::{Value, json};
 
-use crate::bgp_lab::{CUSTOMER_AS, KEY, NsProcess, circuit_toml};
+use e2e_tests::bgp_lab::{CUSTOMER_AS, KEY, NsProcess, circuit_toml};
 use testkit::Rng;
 
 pub const BIRD: &str = "/usr/sbin/bird";
