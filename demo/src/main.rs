@@ -10,6 +10,7 @@
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::{Context as _, Result, bail};
+use clap::Parser;
 use e2e_tests::failover_lab::{FailoverLab, Scenario};
 use msee_sys::netns;
 use traffic::plot;
@@ -20,8 +21,27 @@ const FLOWS: u16 = 32;
 const BFD_INTERVAL_MS: u32 = 300;
 const BFD_MULTIPLIER: u8 = 3;
 
+#[derive(Parser)]
+#[command(
+    name = "msee-demo",
+    about = "A failover rehearsal on an emulated ExpressRoute circuit, measured and drawn (needs root)"
+)]
+struct Args {
+    /// Instance prefix of the demo lab's namespaces.
+    #[arg(long, default_value = "demo", value_parser = lab_prefix)]
+    prefix: String,
+    /// Where the rate plot (SVG) and the full report (JSON) go.
+    #[arg(long, default_value = "results")]
+    out: PathBuf,
+}
+
+fn lab_prefix(p: &str) -> Result<String> {
+    lab::validate_prefix(p)?;
+    Ok(p.to_owned())
+}
+
 fn main() -> ExitCode {
-    match run() {
+    match run(Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("msee-demo: error: {e:#}");
@@ -34,19 +54,8 @@ fn step(n: u32, what: &str) {
     println!("\n== {n}. {what}");
 }
 
-fn run() -> Result<()> {
-    let mut prefix = "demo".to_owned();
-    let mut out = PathBuf::from("results");
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--prefix" => prefix = it.next().context("--prefix needs a value")?,
-            "--out" => out = it.next().context("--out needs a directory")?.into(),
-            other => bail!("unknown argument {other} (expected --prefix P, --out DIR)"),
-        }
-    }
-    lab::validate_prefix(&prefix)?;
-    if !nix::unistd::geteuid().is_root() {
+fn run(Args { prefix, out }: Args) -> Result<()> {
+    if !msee_sys::host::is_root() {
         bail!("the demo makes network namespaces and loads XDP programs: run it as root");
     }
     for ns in lab::Topology::new(&prefix)?.namespaces() {
