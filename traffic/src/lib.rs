@@ -10,6 +10,8 @@
 //! - [`pacing`]: deadline-based, batch-aware rate control.
 //! - [`generator`], [`sink`]: the per-queue threads; the sink merges
 //!   several interfaces into one analysis.
+//! - [`run`]: a generator and a sink started together, acted on while
+//!   traffic flows, and their one report.
 //! - [`fault`]: a silent black hole switched at run time.
 //! - [`stats`]: per-stream sequence tracking, HDR latency, rate bins.
 //! - [`live_frames`]: the in-kernel generator (BPF_PROG_TEST_RUN live frames).
