@@ -1,12 +1,18 @@
-//! Validates a circuit configuration file and prints every error, or a
-//! summary and the warnings: `cargo run -p circuit --example check -- FILE`.
+//! Validates circuit configuration files (any kind `circuit::import`
+//! reads, merged) and prints every error, or a summary and the warnings:
+//! `cargo run -p circuit --example check -- FILE [FILE...]`.
 
 fn main() {
-    let path = std::env::args().nth(1).expect("usage: check <file>");
-    match circuit::load_file(&path) {
+    let paths: Vec<String> = std::env::args().skip(1).collect();
+    if paths.is_empty() {
+        eprintln!("usage: check <file> [<file>...]");
+        std::process::exit(2);
+    }
+    match circuit::load_files(&paths) {
         Ok(m) => {
             println!(
-                "{path}: valid, {} circuits, {} sessions",
+                "{}: valid, {} circuits, {} sessions",
+                paths.join(", "),
                 m.circuits.len(),
                 m.sessions().len()
             );

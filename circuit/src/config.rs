@@ -311,4 +311,9 @@ impl Config {
     pub fn from_json_str(text: &str) -> Result<Self, ParseError> {
         Ok(serde_json::from_str(text)?)
     }
+
+    /// The configuration as a TOML document in this file format.
+    pub fn to_toml_string(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string(self)
+    }
 }

@@ -1,8 +1,10 @@
 //! The declarative ExpressRoute circuit model.
 //!
 //! - [`config`]: the file format (TOML or JSON, Azure's field names).
-//! - [`azure`]: import of circuits from Azure's own JSON (`az network
-//!   express-route show/list` output, REST resources).
+//! - [`import`](mod@import): the user's own files into one config, each
+//!   file's kind detected: the project's TOML/JSON, `az network
+//!   express-route show/list` output, REST bodies, deployment templates;
+//!   several files merged.
 //! - [`catalog`]: peering locations, regions, areas and communities
 //!   (`data/catalog.toml`, embedded).
 //! - [`validate`](mod@validate): checks a config as a whole against the catalog and
@@ -11,7 +13,6 @@
 //!   BGP sessions.
 //! - [`reach`]: regions reached per SKU, VNet routes with region
 //!   communities, Global Reach peers.
-//! - [`diff`](mod@diff): what a reload changes.
 //!
 //! ```
 //! let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/lab.toml")).unwrap();
@@ -19,11 +20,10 @@
 //! assert!(!model.circuits.is_empty());
 //! ```
 
-pub mod azure;
 pub mod catalog;
 pub mod community;
 pub mod config;
-pub mod diff;
+pub mod import;
 pub mod model;
 pub mod reach;
 pub mod validate;
@@ -31,7 +31,6 @@ pub mod validate;
 pub use catalog::Catalog;
 pub use community::Community;
 pub use config::Config;
-pub use diff::{Diff, diff};
 pub use model::Model;
 pub use validate::{ValidationError, ValidationErrors, validate};
 
@@ -42,6 +41,8 @@ pub enum LoadError {
     Parse(#[from] config::ParseError),
     #[error("{0}")]
     Invalid(#[from] ValidationErrors),
+    #[error("{0}")]
+    Import(#[from] import::ImportErrors),
     #[error("reading {path}: {source}")]
     Io {
         path: String,
@@ -63,19 +64,16 @@ pub fn load_json(text: &str) -> Result<Model, LoadError> {
     Ok(validate(&config, &Catalog::embedded())?)
 }
 
-/// Reads a file: `.json` as JSON, anything else as TOML.
+/// Reads, imports and validates one file of any kind
+/// [`import`](mod@import) detects (the project's TOML or JSON, az output,
+/// REST bodies, a deployment template).
 pub fn load_file(path: impl AsRef<std::path::Path>) -> Result<Model, LoadError> {
-    let path = path.as_ref();
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
-    if path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
-    {
-        load_json(&text)
-    } else {
-        load_toml(&text)
-    }
+    load_files(&[path])
+}
+
+/// Reads, imports, merges and validates several files into one model (see
+/// [`import`](mod@import)).
+pub fn load_files<P: AsRef<std::path::Path>>(paths: &[P]) -> Result<Model, LoadError> {
+    let imported = import::import_files(paths)?;
+    Ok(imported.validate(&Catalog::embedded())?)
 }

@@ -6,7 +6,8 @@
 //! - Standard: every region of the peering location's geopolitical area.
 //! - Premium: every region of the global cloud (national clouds excluded).
 //!   A Premium circuit at a national-cloud location reaches every region of
-//!   its own national cloud (national clouds are isolated both ways).
+//!   its own national cloud (national clouds are isolated from the global
+//!   cloud and from each other).
 
 use ipnet::IpNet;
 
@@ -30,13 +31,10 @@ pub fn regions_reached<'a>(
                 .iter()
                 .any(|n| n.eq_ignore_ascii_case(&r.name)),
             SkuTier::Standard => r.area == location.area,
-            SkuTier::Premium => {
-                if location.national {
-                    r.area == location.area
-                } else {
-                    !r.national
-                }
-            }
+            // Premium reaches its whole cloud: the global cloud's regions,
+            // or (at a national location) every area of that national
+            // cloud, which may have several (China East and China North).
+            SkuTier::Premium => r.cloud == location.cloud,
         })
         .collect()
 }

@@ -69,12 +69,21 @@ fn washington_dc_local_reaches_two_regions() {
 
 #[test]
 fn national_cloud_circuits_stay_in_their_cloud() {
-    assert_eq!(reached("Phoenix", SkuTier::Local), ["US Gov Arizona"]);
-    let premium = reached("Phoenix", SkuTier::Premium);
+    assert_eq!(reached("Phoenix Gov", SkuTier::Local), ["US Gov Arizona"]);
+    let premium = reached("Phoenix Gov", SkuTier::Premium);
     assert_eq!(
         premium,
-        ["US Gov Virginia", "US Gov Arizona", "US Gov Texas"]
+        [
+            "US Gov Arizona",
+            "US Gov Iowa",
+            "US Gov Virginia",
+            "US Gov Texas",
+            "US DoD Central",
+            "US DoD East"
+        ]
     );
+    // The global cloud's Phoenix is another location: Local reaches West US 3.
+    assert_eq!(reached("Phoenix", SkuTier::Local), ["West US 3"]);
 }
 
 #[test]
@@ -176,5 +185,19 @@ fn global_reach_pair_is_normalised_and_accepts_arm_ids() {
     assert_eq!(
         (p.a.as_str(), p.b.as_str(), p.name.as_str()),
         ("c0", "c1", "gr")
+    );
+}
+
+#[test]
+fn premium_in_china_reaches_both_chinese_areas_and_nothing_else() {
+    let r = reached("Shanghai", SkuTier::Premium);
+    assert!(r.contains(&"China East".to_string()), "{r:?}");
+    assert!(r.contains(&"China North".to_string()), "{r:?}");
+    assert!(!r.contains(&"West Europe".to_string()), "{r:?}");
+    assert!(!r.iter().any(|n| n.contains("Gov")), "{r:?}");
+    let standard = reached("Shanghai", SkuTier::Standard);
+    assert!(
+        !standard.contains(&"China North".to_string()),
+        "{standard:?}"
     );
 }

@@ -465,7 +465,7 @@ fn global_reach_within_an_area_works_on_standard() {
 fn global_reach_with_a_national_cloud_is_refused() {
     let mut c = base();
     c.circuits[0].sku.tier = SkuTier::Premium;
-    c.circuits.push(circuit(1, "Phoenix", SkuTier::Premium));
+    c.circuits.push(circuit(1, "Phoenix Gov", SkuTier::Premium));
     c.circuits[0].peerings[0]
         .connections
         .push(global_reach("gr", "172.31.0.0/29", "c1"));
@@ -609,7 +609,7 @@ fn unknown_peering_location_is_refused() {
     refused_once(
         &c,
         "circuits[0].serviceProviderProperties.peeringLocation",
-        "unknown peering location \"Atlantis\"; known: Amsterdam,",
+        "unknown peering location \"Atlantis\"; known: Abu Dhabi, Amsterdam,",
     );
 }
 

@@ -154,6 +154,15 @@ impl LinkHealth {
         inner.writer.write(link, false)
     }
 
+    /// Forgets a link a reload removed (written down first).
+    pub fn remove_link(&self, link: u32) -> anyhow::Result<()> {
+        let mut inner = self.lock();
+        if inner.links.remove(&link).is_some() {
+            inner.writer.write(link, false)?;
+        }
+        Ok(())
+    }
+
     /// Sets one signal of `link`; if the verdict changes, writes the
     /// dataplane at once and returns the flip.
     pub fn set(&self, link: u32, signal: Signal, value: bool) -> Option<Flip> {

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod daemon;
 pub mod detectors;
+pub mod estate;
 pub mod health;
 pub mod linkmon;
 pub mod netlink;

@@ -217,3 +217,40 @@ mod tests {
         assert!(same_subnet6(b, "::".parse().unwrap(), 0));
     }
 }
+
+/// Puts `addr`/`len` on `ifindex` (IPv6 without duplicate address
+/// detection: the MSEE's BGP sockets bind to it at once).
+pub async fn add_address(handle: &Handle, ifindex: u32, addr: IpAddr, len: u8) -> Result<()> {
+    let mut req = handle.address().add(ifindex, addr, len);
+    if addr.is_ipv6() {
+        req.message_mut()
+            .header
+            .flags
+            .push(netlink_packet_route::address::AddressHeaderFlag::Nodad);
+    }
+    req.execute()
+        .await
+        .with_context(|| format!("adding {addr}/{len} to ifindex {ifindex}"))
+}
+
+/// Takes `addr`/`len` off `ifindex`.
+pub async fn del_address(handle: &Handle, ifindex: u32, addr: IpAddr, len: u8) -> Result<()> {
+    use netlink_packet_route::{AddressFamily, address::AddressMessage};
+    let mut msg = AddressMessage::default();
+    msg.header.index = ifindex;
+    msg.header.prefix_len = len;
+    msg.header.family = match addr {
+        IpAddr::V4(_) => AddressFamily::Inet,
+        IpAddr::V6(_) => AddressFamily::Inet6,
+    };
+    msg.attributes.push(AddressAttribute::Address(addr));
+    if addr.is_ipv4() {
+        msg.attributes.push(AddressAttribute::Local(addr));
+    }
+    handle
+        .address()
+        .del(msg)
+        .execute()
+        .await
+        .with_context(|| format!("removing {addr}/{len} from ifindex {ifindex}"))
+}

@@ -1,11 +1,20 @@
 //! Per-port counters as the operator reads them: a table and JSON.
 use msee_abi::{DropReason, LinkCounters};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PortReport {
+    /// The link's name, e.g. `er-ams/AzurePrivatePeering/primary`.
     pub port: String,
     pub ifname: String,
+    /// The circuit and peering of a customer link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub circuit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peering: Option<String>,
+    /// primary, secondary or azure.
+    #[serde(default)]
+    pub role: String,
     pub rx_packets: u64,
     pub rx_bytes: u64,
     pub tx_packets: u64,
@@ -27,6 +36,9 @@ impl PortReport {
         Self {
             port: port.to_owned(),
             ifname: ifname.to_owned(),
+            circuit: None,
+            peering: None,
+            role: String::new(),
             rx_packets: rx.packets,
             rx_bytes: rx.bytes,
             tx_packets: tx.packets,
@@ -52,8 +64,14 @@ impl PortReport {
 }
 
 pub fn table(reports: &[PortReport]) -> String {
+    let w = reports
+        .iter()
+        .map(|r| r.port.len())
+        .max()
+        .unwrap_or(0)
+        .max(10);
     let mut out = format!(
-        "{:<10} {:<10} {:>10} {:>12} {:>10} {:>12} {:>8}  drops\n",
+        "{:<w$} {:<10} {:>10} {:>12} {:>10} {:>12} {:>8}  drops\n",
         "port", "ifname", "rx_pkts", "rx_bytes", "tx_pkts", "tx_bytes", "to_kern"
     );
     for r in reports {
@@ -64,7 +82,7 @@ pub fn table(reports: &[PortReport]) -> String {
             .map(|(k, n)| format!("{k}={n}"))
             .collect();
         out += &format!(
-            "{:<10} {:<10} {:>10} {:>12} {:>10} {:>12} {:>8}  {}\n",
+            "{:<w$} {:<10} {:>10} {:>12} {:>10} {:>12} {:>8}  {}\n",
             r.port,
             r.ifname,
             r.rx_packets,

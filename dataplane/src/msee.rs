@@ -11,7 +11,8 @@ use std::{
 use aya::{
     Ebpf, EbpfLoader, Pod,
     maps::{
-        Array, DevMapHash, HashMap, IterableMap as _, LpmTrie, MapError, PerCpuArray, lpm_trie::Key,
+        Array, DevMapHash, HashMap, IterableMap as _, LpmTrie, MapError, PerCpuArray, PerCpuValues,
+        lpm_trie::Key,
     },
     programs::{ProgramError, TestRun, TestRunOptions, Xdp, XdpMode, xdp::XdpLinkId},
 };
@@ -827,6 +828,11 @@ impl Msee {
         (done, Ok(()))
     }
 
+    /// `addr` is no longer the MSEE's in `domain`.
+    pub fn remove_local(&mut self, domain: u32, addr: IpAddr) -> Result<()> {
+        self.remove_route(domain, IpNet::from(addr))
+    }
+
     /// Frames to `addr` arriving on any attachment of `domain` are the
     /// MSEE's own: handed to the kernel.
     pub fn add_local(&mut self, domain: u32, addr: IpAddr) -> Result<()> {
@@ -894,6 +900,26 @@ impl Msee {
     pub fn link_counters(&self, link: u32, dir: Direction) -> Result<LinkCounters> {
         check_range("link id", link, MAX_LINKS)?;
         self.counter_row(link_dir_index(link, dir))
+    }
+
+    /// Zeroes link `link`'s counter rows, both directions, every CPU: a link
+    /// id a reload hands out again starts from nothing.
+    pub fn reset_link_counters(&mut self, link: u32) -> Result<()> {
+        check_range("link id", link, MAX_LINKS)?;
+        let cpus = self.possible_cpus;
+        let mut m: PerCpuArray<_, LinkRow> = self.map_mut(maps::COUNTERS)?;
+        for dir in Direction::ALL {
+            let zeros = PerCpuValues::try_from(vec![LinkRow::default(); cpus]).map_err(|e| {
+                MseeError::Syscall {
+                    map: maps::COUNTERS,
+                    op: "zeroing a row",
+                    source: e,
+                }
+            })?;
+            m.set(link_dir_index(link, dir), zeros, 0)
+                .map_err(map_err(maps::COUNTERS))?;
+        }
+        Ok(())
     }
 
     /// Frames that could not be tied to any link (cut inside their VLAN tags).

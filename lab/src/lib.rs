@@ -17,6 +17,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 pub mod daemon;
+pub mod estate;
 pub mod traffic;
 
 use msee_sys::netns;

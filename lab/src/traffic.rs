@@ -93,7 +93,16 @@ pub fn send_and_count_at(flow: &Flow, count: u64, pps: Option<u32>) -> Result<Fl
     let mut sent = 0;
     let mut payload = [0u8; 64];
     let started = Instant::now();
+    // Bounded in time whatever the path does: the paced duration, plus
+    // MAX_WAIT for a path that stalls.
+    let paced = pps.map_or(Duration::ZERO, |p| {
+        Duration::from_secs_f64(count as f64 / f64::from(p.max(1)))
+    });
+    let give_up = started + paced + MAX_WAIT;
     for seq in 0..count {
+        if Instant::now() > give_up {
+            break;
+        }
         if let Some(pps) = pps {
             let due = started + Duration::from_secs_f64(seq as f64 / f64::from(pps.max(1)));
             if let Some(wait) = due.checked_duration_since(Instant::now()) {

@@ -3,6 +3,7 @@
 pub mod bfd_lab;
 pub mod bgp_lab;
 pub mod engine_topo;
+pub mod estate;
 pub mod failover_lab;
 pub mod frr;
 pub mod lab_dataplane;

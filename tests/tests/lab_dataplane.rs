@@ -13,7 +13,7 @@ use e2e_tests::{
 };
 use lab::{IF_PRIMARY, IF_SECONDARY};
 use msee_abi::{Direction, DropReason, NB_PER_BYTE, PeeringKind, ROUTE_OUT_OF_REACH, Route};
-use xdp_ebpf::net::{policer_cost_nb, policer_refill_nb, policer_step};
+use xdp_ebpf::msee::police::{policer_cost_nb, policer_refill_nb, policer_step};
 
 const DOMAIN: u32 = 1;
 const G_CUSTOMER: u32 = 0;

@@ -152,8 +152,38 @@ fn both_peerings_run_on_their_vlans() {
     let lab = BgpLab::up_custom(
         &e2e_tests::unique_prefix("vlp"),
         &circuit_toml(),
-        &["--tagged"],
+        &["--tagged", "--microsoft", "microsoft"],
         |topo| {
+            // The Microsoft edge: the services Microsoft peering reaches.
+            lab::ip_ns(
+                &topo.ns_msee(),
+                &[
+                    "link",
+                    "add",
+                    "microsoft",
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    "msee-ms",
+                    "netns",
+                    &topo.ns_azure(),
+                ],
+            )
+            .unwrap();
+            lab::ip_ns(
+                &topo.ns_msee(),
+                &["addr", "add", "100.127.255.1/30", "dev", "microsoft"],
+            )
+            .unwrap();
+            lab::ip_ns(
+                &topo.ns_azure(),
+                &["addr", "add", "100.127.255.2/30", "dev", "msee-ms"],
+            )
+            .unwrap();
+            for (ns, dev) in [(topo.ns_msee(), "microsoft"), (topo.ns_azure(), "msee-ms")] {
+                lab::ip_ns(&ns, &["link", "set", dev, "up"]).unwrap();
+            }
             // Microsoft peering's addresses sit on the same ports.
             for (ns, dev, addr) in [
                 (topo.ns_onprem(), IF_PRIMARY, MS_PRIMARY.0),
@@ -194,11 +224,12 @@ fn both_peerings_run_on_their_vlans() {
     assert_eq!(
         names,
         [
-            "primary/AzurePrivatePeering",
-            "secondary/AzurePrivatePeering",
-            "primary/MicrosoftPeering",
-            "secondary/MicrosoftPeering",
-            "azure"
+            "er-lab/AzurePrivatePeering/primary",
+            "er-lab/AzurePrivatePeering/secondary",
+            "er-lab/MicrosoftPeering/primary",
+            "er-lab/MicrosoftPeering/secondary",
+            "azure",
+            "microsoft"
         ],
         "one link per peering per port: {links}"
     );
@@ -226,7 +257,7 @@ fn both_peerings_run_on_their_vlans() {
             p["port"]
                 .as_str()
                 .unwrap()
-                .ends_with("/AzurePrivatePeering")
+                .contains("/AzurePrivatePeering/")
         })
         .map(|p| p["tx_packets"].as_u64().unwrap())
         .sum();

@@ -1,7 +1,7 @@
 //! The map ABI of the test tooling's kernel programs (`traffic-ebpf`):
 //! the packet engine's `xsk`, `lossy`, `txgen`, `blackhole_tc` and
-//! `testfwd`, the `baseline` forwarder, and `vlan_pop`, the customer side's
-//! VLAN shim. Kept apart from `msee-abi`, which is the product's (`msee`
+//! `testfwd`, the `baseline` forwarder, `vlan_pop`, the customer side's
+//! VLAN shim, and `vlan_switch`, the lab's provider network. Kept apart from `msee-abi`, which is the product's (`msee`
 //! and `vlan_push`) alone.
 //!
 //! Keys and values are `#[repr(C)]` with explicit padding, so the kernel
@@ -243,6 +243,63 @@ pub mod vlan_pop {
     };
 }
 
+/// `vlan_switch` (XDP): the lab's provider network, a VLAN cross-connect
+/// between each access port (a customer link, untagged) and a trunk (the
+/// MSEE's port, tagged).
+pub mod vlan_switch {
+    use msee_abi::vlan::VlanTags;
+
+    pub const PROGRAM: &str = "vlan_switch";
+    /// HashMap<u32, SwitchAccess>, by access port ifindex.
+    pub const ACCESS: &str = "SWITCH_ACCESS";
+    /// HashMap<PopKey, u32>: a trunk's tag stack -> its access port.
+    pub const TRUNK: &str = "SWITCH_TRUNK";
+    /// DevMapHash of every port it redirects to.
+    pub const PORTS: &str = "SWITCH_PORTS";
+    /// PerCpuArray<SwitchCounters>, one row.
+    pub const STATS: &str = "SWITCH_STATS";
+    pub const MAPS: [&str; 4] = [ACCESS, TRUNK, PORTS, STATS];
+    pub const MAX_PORTS: u32 = 4096;
+
+    /// `SWITCH_ACCESS` value: where an access port's frames go, with which
+    /// tags.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+    pub struct SwitchAccess {
+        pub trunk: u32,
+        pub _pad: u32,
+        pub tags: VlanTags,
+    }
+
+    /// `SWITCH_STATS` value.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+    pub struct SwitchCounters {
+        /// Tagged and sent to the trunk.
+        pub to_trunk: u64,
+        /// Untagged and sent to the access port.
+        pub to_access: u64,
+        /// On a trunk, with a tag stack no access port has: dropped.
+        pub unknown: u64,
+        /// Cut short, or the tags could not be pushed or popped: dropped.
+        pub malformed: u64,
+    }
+
+    impl SwitchCounters {
+        pub fn add(&mut self, o: &Self) {
+            self.to_trunk += o.to_trunk;
+            self.to_access += o.to_access;
+            self.unknown += o.unknown;
+            self.malformed += o.malformed;
+        }
+    }
+
+    const _: () = {
+        assert!(size_of::<SwitchAccess>() == 16);
+        assert!(size_of::<SwitchCounters>() == 32);
+    };
+}
+
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: #[repr(C)], integers and byte arrays only, no padding
@@ -253,4 +310,6 @@ mod pod {
     unsafe impl aya::Pod for super::TxgenConfig {}
     unsafe impl aya::Pod for super::vlan_pop::PopKey {}
     unsafe impl aya::Pod for super::vlan_pop::PopCounters {}
+    unsafe impl aya::Pod for super::vlan_switch::SwitchAccess {}
+    unsafe impl aya::Pod for super::vlan_switch::SwitchCounters {}
 }

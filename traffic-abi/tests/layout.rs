@@ -44,3 +44,16 @@ fn vlan_pop_layout() {
         assert!(name.len() <= 15, "{name}");
     }
 }
+
+#[test]
+fn vlan_switch_layout() {
+    use traffic_abi::vlan_switch::*;
+    assert_eq!(size_of::<SwitchAccess>(), 16);
+    assert_eq!(offset_of!(SwitchAccess, trunk), 0);
+    assert_eq!(offset_of!(SwitchAccess, tags), 8);
+    assert_eq!(size_of::<SwitchCounters>(), 8 * 4);
+    assert_eq!(offset_of!(SwitchCounters, malformed), 24);
+    for name in MAPS {
+        assert!(name.len() <= 15, "{name}");
+    }
+}

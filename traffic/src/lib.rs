@@ -20,6 +20,7 @@
 //! - [`baseline`]: the `baseline` XDP program's loader.
 //! - [`vlan_pop`]: the customer side's half of the VLAN shim (the lab's
 //!   customer router has no 802.1Q either).
+//! - [`vlan_switch`]: the lab's provider network, a VLAN cross-connect.
 pub mod baseline;
 pub mod fault;
 pub mod frame;
@@ -32,10 +33,12 @@ pub mod run;
 pub mod sink;
 pub mod stats;
 pub mod vlan_pop;
+pub mod vlan_switch;
 pub mod xsk;
 
 pub use baseline::{Baseline, BaselineError};
 pub use vlan_pop::VlanPop;
+pub use vlan_switch::VlanSwitch;
 
 // The kernel programs, built from `traffic-ebpf` by this crate's build.rs.
 
@@ -59,6 +62,9 @@ pub static TESTFWD_OBJECT: &[u8] =
 /// The `vlan_pop` eBPF object: the customer side's VLAN tag popper.
 pub static VLAN_POP_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vlan_pop"));
+/// The `vlan_switch` eBPF object: the lab's provider network.
+pub static VLAN_SWITCH_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vlan_switch"));
 
 /// Move the calling thread into network namespace `ns`, if one is given
 /// (an endpoint without one stays in the caller's namespace).

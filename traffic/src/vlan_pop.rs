@@ -127,7 +127,9 @@ impl VlanPop {
             })
     }
 
-    fn key(ifindex: u32, tags: &VlanTags) -> PopKey {
+    /// The `VLAN_ACCEPT` key of `tags` on `ifindex` (also `vlan_switch`'s
+    /// trunk key).
+    pub(crate) fn key(ifindex: u32, tags: &VlanTags) -> PopKey {
         PopKey {
             ifindex,
             outer_vid: tags.outer_vid,

@@ -3,6 +3,7 @@
 //! dependency, so cargo rebuilds userspace when the kernel side changes.
 #![no_std]
 
+pub mod msee;
 pub mod net;
 
 #[cfg(target_arch = "bpf")]

@@ -65,182 +65,44 @@ pub fn load32_halves(p: *const u8) -> u32 {
     }
 }
 
-/// Decrement the IPv4 TTL and patch the header checksum incrementally
-/// (RFC 1624, eqn. 3, HC' = ~(~HC + ~m + m')): the word m = (TTL, protocol)
-/// drops by 0x0100, so ~m + m' is always 0xfeff and one one's complement
-/// addition is left. One's complement sums do not depend on byte order
-/// (RFC 1071, 2.B), so both words are worked on as they lie in memory: two
-/// 16-bit loads and stores instead of six byte accesses and swaps. The
-/// caller guarantees TTL > 1, so the decrement never borrows from the
-/// protocol byte.
+/// The big-endian 16-bit field at `b[i..i + 2]`, as one load (`load16`):
+/// header fields sit at even offsets.
 #[inline(always)]
-pub fn ipv4_decrement_ttl(ip: &mut [u8; IPV4_MIN_HDR_LEN]) {
-    let p = ip.as_mut_ptr();
-    let ttl_proto = load16(p.wrapping_add(8));
-    store16(
-        p.wrapping_add(8),
-        ttl_proto.wrapping_sub(u16::from_ne_bytes([1, 0])),
-    );
-    let patch = u16::from_ne_bytes(0xfeffu16.to_be_bytes());
-    let check = !csum_add(!load16(p.wrapping_add(10)), patch);
-    store16(p.wrapping_add(10), check);
+pub fn be16(b: &[u8], i: usize) -> u16 {
+    let _ = &b[i..i + 2];
+    u16::from_be(load16(b.as_ptr().wrapping_add(i)))
 }
 
-/// Set the IPv4 DSCP (keeping ECN) and patch the header checksum.
+/// A MAC address as three 16-bit words (`load16`: one access per word
+/// instead of one per byte); the MACs in map values are at even offsets.
 #[inline(always)]
-pub fn ipv4_set_dscp(ip: &mut [u8; IPV4_MIN_HDR_LEN], dscp: u8) {
-    let old = u16::from_be_bytes([ip[0], ip[1]]);
-    ip[1] = (dscp << 2) | (ip[1] & 0x03);
-    let new = u16::from_be_bytes([ip[0], ip[1]]);
-    let check = csum_replace(u16::from_be_bytes([ip[10], ip[11]]), old, new);
-    ip[10..12].copy_from_slice(&check.to_be_bytes());
+pub fn mac_words(p: *const u8) -> [u16; 3] {
+    [
+        load16(p),
+        load16(p.wrapping_add(2)),
+        load16(p.wrapping_add(4)),
+    ]
 }
 
-/// The DSCP of an IPv6 header (traffic class bits 4..9 of the first word).
+/// Whether two MACs are equal, as three 16-bit compares folded into one
+/// test (comparing the arrays whole makes LLVM assemble a 48-bit integer).
 #[inline(always)]
-pub fn ipv6_dscp(ip: &[u8; IPV6_HDR_LEN]) -> u8 {
-    let tc = ((ip[0] & 0x0f) << 4) | (ip[1] >> 4);
-    tc >> 2
-}
-
-/// Set the IPv6 DSCP, keeping version, ECN and flow label.
-#[inline(always)]
-pub fn ipv6_set_dscp(ip: &mut [u8; IPV6_HDR_LEN], dscp: u8) {
-    let ecn = (ip[1] >> 4) & 0x03;
-    let tc = (dscp << 2) | ecn;
-    ip[0] = (ip[0] & 0xf0) | (tc >> 4);
-    ip[1] = (ip[1] & 0x0f) | (tc << 4);
-}
-
-/// 2^64 / golden ratio, odd: the multiplier of the flow hash and of the
-/// cache-set hash (Fibonacci hashing).
-const GOLDEN_64: u64 = 0x9e37_79b9_7f4a_7c15;
-
-/// A stable 32-bit hash of a flow, so a flow always takes the same link and
-/// flows spread over the links: 64-bit words folded in by xor and multiply,
-/// then one xorshift-multiply round; the answer is the product's top half,
-/// which every input bit reaches. (BPF has no rotate instruction: a murmur3
-/// word mix costs about three times as many instructions.)
-#[inline(always)]
-pub fn flow_mix(h: u64, word: u64) -> u64 {
-    (h ^ word).wrapping_mul(GOLDEN_64)
+pub fn mac_eq(a: *const u8, b: *const u8) -> bool {
+    let (x, y) = (mac_words(a), mac_words(b));
+    ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2])) == 0
 }
 
 #[inline(always)]
-pub fn flow_finish(h: u64) -> u32 {
-    ((h ^ (h >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9) >> 32) as u32
+pub fn set_mac_words(p: *mut u8, mac: [u16; 3]) {
+    store16(p, mac[0]);
+    store16(p.wrapping_add(2), mac[1]);
+    store16(p.wrapping_add(4), mac[2]);
 }
 
-/// Which of `2^bits` cache sets `word` falls in: one multiply, keeping the
-/// product's top bits, where every bit of `word` has had its say
-/// (Fibonacci hashing). It spreads runs of consecutive keys (hosts, /24s,
-/// domains) more evenly than a random placement would, which a two-way
-/// cache needs: a set that three busy keys share thrashes.
+/// One's complement sum of the big-endian 16-bit words of `data[from..to]`
+/// (an even number of bytes), added to `sum`; `fold16` folds it to 16 bits.
 #[inline(always)]
-pub fn cache_set(word: u64, bits: u32) -> u32 {
-    (word.wrapping_mul(GOLDEN_64) >> (64 - bits)) as u32
-}
-
-/// The low 6 bits of an IPv4 route key's address (`msee_abi::route_key_v4`),
-/// wherever the byte order puts them in the key's word.
-const V4_HOST_LOW6: u64 = u64::from_ne_bytes(msee_abi::route_key_v4(0, [0, 0, 0, 63]));
-
-/// Which of `2^bits` sets (at least 64) of msee's IPv4 destination cache
-/// the route key `key` (as a word) falls in. The key without the host's
-/// low 6 bits (its /26, and the domain) picks a set by `cache_set`; the
-/// host's low 6 bits are XORed into that set's low bits. So the hosts of one
-/// /26 take 64 neighbouring sets, never the same one, and a subnet's hosts
-/// share a few pages of the cache instead of one page each: traffic to many
-/// hosts of a subnet, the usual case, misses the TLB less. The XOR keeps
-/// the same host of many subnets (every .4) spread like the subnets are.
-#[inline(always)]
-pub fn cache_set_v4(key: u64, bits: u32) -> u32 {
-    let host = ((key & V4_HOST_LOW6) >> V4_HOST_LOW6.trailing_zeros()) as u32;
-    cache_set(key & !V4_HOST_LOW6, bits) ^ host
-}
-
-/// The IPv6 counterpart of `cache_set_v4`, for the address as two words
-/// (`hi`: bytes 0-7, `lo`: bytes 8-15, in memory order) in `domain`: the
-/// hosts of one /122 take 64 neighbouring sets of `2^bits` (at least 64).
-#[inline(always)]
-pub fn cache_set_v6(domain: u32, hi: u64, lo: u64, bits: u32) -> u32 {
-    const HOST_LOW6: u64 = u64::from_ne_bytes([0, 0, 0, 0, 0, 0, 0, 63]);
-    let host = ((lo & HOST_LOW6) >> HOST_LOW6.trailing_zeros()) as u32;
-    let h = flow_mix(flow_mix(domain as u64, hi), lo & !HOST_LOW6);
-    (flow_finish(h) & ((1 << bits) - 1)) ^ host
-}
-
-/// Two 32-bit words as one hash word.
-#[inline(always)]
-pub fn flow_word(hi: u32, lo: u32) -> u64 {
-    (hi as u64) << 32 | lo as u64
-}
-
-/// Which of `n` candidates a flow takes: `hash` scaled to `0..n` by a
-/// multiply (its top bits decide), not a division.
-#[inline(always)]
-pub fn flow_pick(hash: u32, n: u32) -> u32 {
-    ((hash as u64 * n as u64) >> 32) as u32
-}
-
-/// What a frame of `len` bytes costs the bucket, in nanobytes (see
-/// `msee_abi::PolicerConfig`): exact, for frames up to 16 KiB.
-#[inline(always)]
-pub fn policer_cost_nb(len: u64) -> u64 {
-    (len & 0x3fff) * 1_000_000_000
-}
-
-/// What `elapsed_ns` refills at `rate` bytes/s, in nanobytes: exact; the
-/// interval is capped at `cap_ns` (what fills an empty bucket), which keeps
-/// the product within u64.
-#[inline(always)]
-pub fn policer_refill_nb(elapsed_ns: u64, cap_ns: u64, rate_bytes_per_sec: u64) -> u64 {
-    let elapsed = if elapsed_ns > cap_ns {
-        cap_ns
-    } else {
-        elapsed_ns
-    };
-    elapsed * rate_bytes_per_sec
-}
-
-/// One token-bucket decision: add the refill, cap at the burst, take the
-/// cost if there is enough. Returns the new credit and whether the frame
-/// conforms. (Units are the caller's: nanobytes in `msee`.)
-#[inline(always)]
-pub fn policer_step(credit: u64, refill: u64, burst: u64, cost: u64) -> (u64, bool) {
-    let (next, taken) = policer_take(credit, refill, burst, cost, 0);
-    (next, taken != 0)
-}
-
-/// The shared bucket's side of a CPU taking credit: add the refill, cap at
-/// the burst; if `need` (> 0) is there, take `chunk` (or `need` if more, or
-/// what there is if less). Returns the new shared credit and what was taken
-/// (0: not enough for the frame, which does not conform).
-#[inline(always)]
-pub fn policer_take(credit: u64, refill: u64, burst: u64, need: u64, chunk: u64) -> (u64, u64) {
-    let mut total = credit.saturating_add(refill);
-    if total > burst {
-        total = burst;
-    }
-    if total < need {
-        return (total, 0);
-    }
-    let want = if chunk > need { chunk } else { need };
-    let take = if want > total { total } else { want };
-    (total - take, take)
-}
-
-/// ICMP time exceeded for IPv4: new IP header (20) + ICMP header (8) +
-/// quote of the expired packet's header and first 8 bytes (20 + 8).
-pub const ICMP4_TE_LEN: usize = 56;
-/// ICMPv6 time exceeded: IPv6 header (40) + ICMPv6 header (8) + quote (40 + 8).
-pub const ICMP6_TE_LEN: usize = 96;
-pub const ICMP4_QUOTE: usize = 28;
-pub const ICMP6_QUOTE: usize = 48;
-
-/// One's complement sum of the big-endian 16-bit words of `data` (even length).
-#[inline(always)]
-fn sum16<const N: usize>(data: &[u8; N], from: usize, to: usize, mut sum: u32) -> u32 {
+pub fn sum16<const N: usize>(data: &[u8; N], from: usize, to: usize, mut sum: u32) -> u32 {
     let mut i = from;
     while i + 1 < to {
         sum += u16::from_be_bytes([data[i], data[i + 1]]) as u32;
@@ -250,216 +112,15 @@ fn sum16<const N: usize>(data: &[u8; N], from: usize, to: usize, mut sum: u32) -
 }
 
 #[inline(always)]
-fn fold16(mut sum: u32) -> u16 {
+pub fn fold16(mut sum: u32) -> u16 {
     sum = (sum & 0xffff) + (sum >> 16);
     sum = (sum & 0xffff) + (sum >> 16);
     sum as u16
 }
 
-/// Fill in an ICMP "time exceeded in transit" packet from `src` in `pkt`,
-/// whose last `ICMP4_QUOTE` bytes already hold the expired packet's IPv4
-/// header (20 bytes, no options) and first 8 payload bytes.
-#[inline(always)]
-pub fn icmp4_time_exceeded(pkt: &mut [u8; ICMP4_TE_LEN], src: [u8; 4]) {
-    let q = ICMP4_TE_LEN - ICMP4_QUOTE;
-    let dst = [pkt[q + 12], pkt[q + 13], pkt[q + 14], pkt[q + 15]];
-    pkt[0] = 0x45;
-    pkt[1] = 0xc0; // CS6: network control
-    pkt[2..4].copy_from_slice(&(ICMP4_TE_LEN as u16).to_be_bytes());
-    pkt[4..8].copy_from_slice(&[0, 0, 0, 0]);
-    pkt[8] = 64;
-    pkt[9] = 1; // ICMP
-    pkt[10] = 0;
-    pkt[11] = 0;
-    pkt[12..16].copy_from_slice(&src);
-    pkt[16..20].copy_from_slice(&dst);
-    let c = !fold16(sum16(pkt, 0, 20, 0));
-    pkt[10..12].copy_from_slice(&c.to_be_bytes());
-    pkt[20] = 11; // time exceeded
-    pkt[21] = 0; // TTL exceeded in transit
-    pkt[22..28].copy_from_slice(&[0; 6]);
-    let c = !fold16(sum16(pkt, 20, ICMP4_TE_LEN, 0));
-    pkt[22..24].copy_from_slice(&c.to_be_bytes());
-}
-
-/// The ICMPv6 counterpart: `pkt`'s last `ICMP6_QUOTE` bytes hold the
-/// expired packet's IPv6 header and first 8 bytes after it.
-#[inline(always)]
-pub fn icmp6_time_exceeded(pkt: &mut [u8; ICMP6_TE_LEN], src: &[u8; 16]) {
-    let q = ICMP6_TE_LEN - ICMP6_QUOTE;
-    let mut dst = [0u8; 16];
-    let mut i = 0;
-    while i < 16 {
-        dst[i] = pkt[q + 8 + i];
-        i += 1;
-    }
-    let payload = (ICMP6_TE_LEN - 40) as u16;
-    pkt[0] = 0x6c; // version 6, traffic class CS6
-    pkt[1] = 0;
-    pkt[2] = 0;
-    pkt[3] = 0;
-    pkt[4..6].copy_from_slice(&payload.to_be_bytes());
-    pkt[6] = 58; // ICMPv6
-    pkt[7] = 64;
-    pkt[8..24].copy_from_slice(src);
-    pkt[24..40].copy_from_slice(&dst);
-    pkt[40] = 3; // time exceeded
-    pkt[41] = 0; // hop limit exceeded in transit
-    pkt[42..48].copy_from_slice(&[0; 6]);
-    // Pseudo-header: source, destination, upper-layer length, next header.
-    let mut sum = sum16(pkt, 8, 40, 0);
-    sum += payload as u32 + 58;
-    let c = !fold16(sum16(pkt, 40, ICMP6_TE_LEN, sum));
-    pkt[42..44].copy_from_slice(&c.to_be_bytes());
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn full_checksum(ip: &[u8; IPV4_MIN_HDR_LEN]) -> u16 {
-        let mut sum = 0u32;
-        for i in (0..IPV4_MIN_HDR_LEN).step_by(2) {
-            if i != 10 {
-                sum += u16::from_be_bytes([ip[i], ip[i + 1]]) as u32;
-            }
-        }
-        while sum > 0xffff {
-            sum = (sum & 0xffff) + (sum >> 16);
-        }
-        !(sum as u16)
-    }
-
-    fn random_header(seed: &mut u32, n: u32) -> [u8; IPV4_MIN_HDR_LEN] {
-        *seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-        let mut ip = [0u8; IPV4_MIN_HDR_LEN];
-        ip[0] = 0x45;
-        ip[1] = (*seed >> 3) as u8;
-        ip[2..4].copy_from_slice(&((*seed >> 16) as u16).to_be_bytes());
-        ip[4..8].copy_from_slice(&seed.to_be_bytes());
-        ip[8] = 2 + (n % 254) as u8;
-        ip[9] = 17;
-        ip[12..16].copy_from_slice(&seed.rotate_left(7).to_be_bytes());
-        ip[16..20].copy_from_slice(&n.to_be_bytes());
-        let c = full_checksum(&ip);
-        ip[10..12].copy_from_slice(&c.to_be_bytes());
-        ip
-    }
-
-    /// Checksums are equal as one's complement numbers (0x0000 == 0xffff only
-    /// for all-zero data, which an IPv4 header never is).
-    fn assert_checksum(ip: &[u8; IPV4_MIN_HDR_LEN]) {
-        assert_eq!(
-            u16::from_be_bytes([ip[10], ip[11]]),
-            full_checksum(ip),
-            "{ip:02x?}"
-        );
-    }
-
-    #[test]
-    fn cache_sets_spread_route_keys() {
-        // msee's IPv4 destination cache, keyed by the route key word
-        // (domain, address). Consecutive hosts, consecutive /24s, and one
-        // address in many domains, as many as the cache has slots (two per
-        // set): no set takes more than 5 (random placement: 8 or 9), and at
-        // least 60 % of the sets are used.
-        const SLOTS: u32 = msee_abi::ROUTE_CACHE_V4_SLOTS;
-        const BITS: u32 = (SLOTS / 2).trailing_zeros();
-        let key =
-            |domain: u32, addr: [u8; 4]| u64::from_ne_bytes(msee_abi::route_key_v4(domain, addr));
-        type Pattern = fn(u32) -> (u32, [u8; 4]);
-        let patterns: [(&str, Pattern); 4] = [
-            ("hosts", |i| (1, (0x0a00_0000u32 + i).to_be_bytes())),
-            ("/24s", |i| (1, (0x0a00_0000u32 + (i << 8)).to_be_bytes())),
-            ("domains", |i| (i, [10, 1, 2, 3])),
-            // The same host (.4, Azure's first) of consecutive /24s.
-            ("host .4 of /24s", |i| {
-                (1, (0x0a00_0004u32 + (i << 8)).to_be_bytes())
-            }),
-        ];
-        for (name, pattern) in patterns {
-            let mut sets = [0u32; 1 << BITS];
-            for i in 0..SLOTS {
-                let (domain, addr) = pattern(i);
-                sets[cache_set_v4(key(domain, addr), BITS) as usize] += 1;
-            }
-            let max = *sets.iter().max().unwrap();
-            let used = sets.iter().filter(|&&n| n > 0).count();
-            assert!(
-                max <= 5 && used * 100 >= 60 * (1 << BITS),
-                "{name}: fullest set {max}, {used} sets used"
-            );
-        }
-    }
-
-    /// The sets of 256 hosts of a subnet: all distinct, in at most 4 blocks
-    /// of 64 neighbouring sets.
-    fn assert_quarter_blocks(sets: &mut [u32; 256], what: &dyn core::fmt::Display) {
-        sets.sort_unstable();
-        assert!(
-            sets.windows(2).all(|w| w[0] < w[1]),
-            "{what}: hosts share a set"
-        );
-        let blocks = 1 + sets.windows(2).filter(|w| w[0] >> 6 != w[1] >> 6).count();
-        assert!(blocks <= 4, "{what}: {blocks} blocks");
-    }
-
-    #[test]
-    fn cache_sets_keep_a_subnets_hosts_together() {
-        // The 256 hosts of a /24 in one domain: 256 sets, no two hosts
-        // sharing one, in at most 4 blocks of 64 neighbouring sets (one per
-        // /26). Every /24 of 10.0.0.0/16, in two domains.
-        const BITS: u32 = (msee_abi::ROUTE_CACHE_V4_SLOTS / 2).trailing_zeros();
-        for domain in [1, 7] {
-            for net in 0..256u32 {
-                let mut sets: [u32; 256] = core::array::from_fn(|host| {
-                    let addr = (0x0a00_0000 | net << 8 | host as u32).to_be_bytes();
-                    let key = u64::from_ne_bytes(msee_abi::route_key_v4(domain, addr));
-                    cache_set_v4(key, BITS)
-                });
-                assert_quarter_blocks(&mut sets, &format_args!("domain {domain}, 10.0.{net}.0/24"));
-            }
-        }
-    }
-
-    #[test]
-    fn v6_cache_sets_keep_a_subnets_hosts_together_and_spread_subnets() {
-        const BITS: u32 = (msee_abi::ROUTE_CACHE_V6_SLOTS / 2).trailing_zeros();
-        let set = |domain: u32, addr: u128| {
-            let b = addr.to_be_bytes();
-            let word = |i: usize| u64::from_ne_bytes(b[i..i + 8].try_into().unwrap());
-            cache_set_v6(domain, word(0), word(8), BITS)
-        };
-        // The 256 hosts of a /120: distinct sets, at most 4 blocks of 64.
-        let base: u128 = 0x2001_0db8_00aa_0001 << 64;
-        for net in 0..64u128 {
-            let mut sets: [u32; 256] =
-                core::array::from_fn(|h| set(3, base | net << 8 | h as u128));
-            assert_quarter_blocks(&mut sets, &format_args!("/120 number {net}"));
-        }
-        // Host ::4 of consecutive /64s, and one address in many domains,
-        // as many as the cache has slots: no set takes more than 8 (a
-        // hash, not Fibonacci placement) and most sets are used.
-        let slots = msee_abi::ROUTE_CACHE_V6_SLOTS;
-        let patterns: [(&str, &dyn Fn(u32) -> u32); 2] = [
-            ("::4 of /64s", &|i| {
-                set(1, (0x2001_0db8_0000_0000 | i as u128) << 64 | 4)
-            }),
-            ("domains", &|i| set(i, base | 4)),
-        ];
-        for (name, pattern) in patterns {
-            let mut count = [0u32; 1 << BITS];
-            for i in 0..slots {
-                count[pattern(i) as usize] += 1;
-            }
-            let max = *count.iter().max().unwrap();
-            let used = count.iter().filter(|&&n| n > 0).count();
-            assert!(
-                max <= 8 && used * 100 >= 75 * (1 << BITS),
-                "{name}: fullest set {max}, {used} sets used"
-            );
-        }
-    }
 
     #[test]
     fn word_loads_read_memory_order() {
@@ -478,270 +139,33 @@ mod tests {
     }
 
     #[test]
-    fn ttl_decrement_matches_full_recomputation() {
-        let mut seed = 0x1234_5678u32;
-        for n in 0..200_000u32 {
-            let mut ip = random_header(&mut seed, n);
-            let before = ip;
-            ipv4_decrement_ttl(&mut ip);
-            assert_eq!(ip[8], before[8] - 1, "TTL decremented");
-            assert_eq!(ip[9], before[9], "protocol kept");
-            assert_checksum(&ip);
+    fn header_fields_and_macs() {
+        let b = [0x12u8, 0x34, 0x81, 0x00];
+        assert_eq!(be16(&b, 0), 0x1234);
+        assert_eq!(be16(&b, 2), 0x8100);
+        let a = [0x02u8, 0, 0, 0, 0, 0x01];
+        assert!(mac_eq(a.as_ptr(), [0x02, 0, 0, 0, 0, 0x01].as_ptr()));
+        // A difference in any one of the three words.
+        for i in [0, 3, 5] {
+            let mut b = a;
+            b[i] ^= 0x80;
+            assert!(!mac_eq(a.as_ptr(), b.as_ptr()), "byte {i} differs");
         }
+        let mut out = [0u8; 8];
+        set_mac_words(out[1..].as_mut_ptr(), mac_words(a.as_ptr()));
+        assert_eq!(out, [0, 0x02, 0, 0, 0, 0, 0x01, 0]);
     }
 
     #[test]
-    fn dscp_rewrite_matches_full_recomputation() {
-        let mut seed = 0x8765_4321u32;
-        for n in 0..100_000u32 {
-            let mut ip = random_header(&mut seed, n);
-            let ecn = ip[1] & 3;
-            let dscp = (n % 64) as u8;
-            ipv4_set_dscp(&mut ip, dscp);
-            assert_eq!(ip[1] >> 2, dscp);
-            assert_eq!(ip[1] & 3, ecn, "ECN kept");
-            assert_checksum(&ip);
-        }
-    }
-
-    #[test]
-    fn ipv6_dscp_keeps_version_ecn_and_flow_label() {
-        let mut ip = [0u8; IPV6_HDR_LEN];
-        ip[0] = 0x6b; // version 6, TC high nibble 0xb
-        ip[1] = 0x9a; // TC low nibble 0x9 (ECN 01), flow label 0xa....
-        ip[2] = 0xbc;
-        ip[3] = 0xde;
-        assert_eq!(ipv6_dscp(&ip), 0xb9 >> 2);
-        ipv6_set_dscp(&mut ip, 46);
-        assert_eq!(ipv6_dscp(&ip), 46);
-        assert_eq!(ip[0] >> 4, 6);
-        assert_eq!((((ip[0] & 0x0f) << 4) | (ip[1] >> 4)) & 3, 0b01);
-        assert_eq!(ip[1] & 0x0f, 0x0a);
-        assert_eq!(&ip[2..4], &[0xbc, 0xde]);
-    }
-
-    /// Simulate offered load at twice the rate (or more) for one second:
-    /// what conforms is the rate plus one burst, to within 0.1%, from
-    /// 50 Mbit/s to 100 Gbit/s, with the bucket's full range of arithmetic.
-    #[test]
-    fn policer_is_exact_across_rates() {
-        for mbps in [50u64, 200, 300, 1_000, 10_000, 100_000] {
-            let rate = mbps * 1_000_000 / 8;
-            let burst = rate / 1000 * 1_000_000_000; // 1 ms, in nanobytes
-            let cap_ns = burst.div_ceil(rate);
-            for len in [64u64, 1500] {
-                let cost = policer_cost_nb(len);
-                // Offered at twice the rate or faster (whole nanoseconds).
-                let gap_ns = (len * 1_000_000_000 / (2 * rate)).max(1);
-                let mut credit = burst;
-                let mut conformed = 0u64;
-                let mut t = 0u64;
-                while t < 1_000_000_000 {
-                    let refill = policer_refill_nb(gap_ns, cap_ns, rate);
-                    let (next, ok) = policer_step(credit, refill, burst, cost);
-                    credit = next;
-                    if ok {
-                        conformed += len;
-                    }
-                    t += gap_ns;
-                }
-                let expected = rate + rate / 1000; // one second plus the 1 ms burst
-                let err = (conformed as f64 - expected as f64).abs() / expected as f64;
-                assert!(
-                    err < 1e-3,
-                    "{mbps} Mbit/s, {len} B: conformed {conformed}, expected {expected}"
-                );
-            }
-        }
-        assert_eq!(policer_cost_nb(64), 64_000_000_000);
-        assert_eq!(policer_step(5, 0, 100, 5), (0, true));
-        assert_eq!(policer_step(4, 0, 100, 5), (4, false));
-        // An idle hour refills no more than a full bucket's interval.
+    fn ones_complement_sums_fold() {
+        // RFC 1071, 3: 00 01 f2 03 f4 f5 f6 f7 sums to ddf2.
+        let data = [0x00u8, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
+        assert_eq!(fold16(sum16(&data, 0, 8, 0)), 0xddf2);
         assert_eq!(
-            policer_refill_nb(3_600_000_000_000, 1_000_000, 12_500_000_000),
-            12_500_000_000_000_000
+            fold16(sum16(&data, 2, 8, 0x0001)),
+            0xddf2,
+            "a sum carried in"
         );
-    }
-
-    /// CPUs that take chunks of credit into their own slots (as `msee`
-    /// does) let through what the shared bucket alone would, within the
-    /// eighth of a burst they may hold: at twice the rate for a simulated
-    /// second, then, after an idle spell that refills the bucket, a flood
-    /// at 5 to 10 times the rate; 1 to 8 CPUs taking turns at random.
-    #[test]
-    fn per_cpu_credit_keeps_the_rate_and_bounds_the_burst() {
-        struct Sim {
-            rate: u64,
-            burst: u64,
-            cap_ns: u64,
-            chunk: u64,
-            cpus: u64,
-            local: [u64; 8],
-            shared: u64,
-            last: u64,
-            t: u64,
-            rng: u64,
-        }
-        impl Sim {
-            /// Offer 64-byte frames every `gap_ns` for `ns`: bytes conformed.
-            fn offer(&mut self, ns: u64, gap_ns: u64) -> u64 {
-                let len = 64;
-                let cost = policer_cost_nb(len);
-                let end = self.t + ns;
-                let mut conformed = 0;
-                while self.t < end {
-                    self.rng ^= self.rng << 13;
-                    self.rng ^= self.rng >> 7;
-                    self.rng ^= self.rng << 17;
-                    let cpu = (self.rng % self.cpus) as usize;
-                    if self.local[cpu] >= cost {
-                        self.local[cpu] -= cost;
-                        conformed += len;
-                    } else {
-                        let refill = policer_refill_nb(self.t - self.last, self.cap_ns, self.rate);
-                        self.last = self.t;
-                        let need = cost - self.local[cpu];
-                        let (next, taken) =
-                            policer_take(self.shared, refill, self.burst, need, self.chunk);
-                        self.shared = next;
-                        if taken != 0 {
-                            self.local[cpu] = self.local[cpu] + taken - cost;
-                            conformed += len;
-                        }
-                    }
-                    self.t += gap_ns;
-                }
-                conformed
-            }
-        }
-        for mbps in [50u64, 1_000, 100_000] {
-            let rate = mbps * 1_000_000 / 8;
-            let burst = rate / 1000 * 1_000_000_000; // 1 ms
-            for cpus in [1u64, 2, 8] {
-                let mut sim = Sim {
-                    rate,
-                    burst,
-                    cap_ns: burst.div_ceil(rate),
-                    chunk: burst / (8 * cpus),
-                    cpus,
-                    local: [0; 8],
-                    shared: burst,
-                    last: 0,
-                    t: 0,
-                    rng: 0x9e37_79b9_7f4a_7c15,
-                };
-                let gap_ns = (64 * 1_000_000_000 / (2 * rate)).max(1);
-                let conformed = sim.offer(1_000_000_000, gap_ns);
-                let ideal = rate + rate / 1000; // one second plus the burst
-                assert!(
-                    conformed <= ideal + rate / 8000 && conformed as f64 >= ideal as f64 * 0.999,
-                    "{mbps} Mbit/s, {cpus} CPUs: {conformed} conformed in 1 s, ideal {ideal}"
-                );
-                // 10 ms at half the rate, so CPUs hold unspent chunks; then
-                // idle 2 ms: the bucket refills, and CPUs keep what they hold.
-                sim.offer(10_000_000, 64 * 2_000_000_000 / rate);
-                sim.t += 2_000_000;
-                let flood_ns = 1_000_000;
-                let gap_ns = (64 * 1_000_000_000 / (10 * rate)).max(1);
-                let conformed = sim.offer(flood_ns, gap_ns);
-                let bucket = rate / 1000 + rate * flood_ns / 1_000_000_000;
-                assert!(
-                    conformed <= bucket + rate / 8000 + 64 && conformed + 64 * (cpus + 1) >= bucket,
-                    "{mbps} Mbit/s, {cpus} CPUs: {conformed} conformed in the flood, bucket {bucket}"
-                );
-            }
-        }
-    }
-
-    fn ones(data: &[u8], mut sum: u32) -> u16 {
-        for c in data.chunks(2) {
-            sum += u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32;
-        }
-        while sum > 0xffff {
-            sum = (sum & 0xffff) + (sum >> 16);
-        }
-        sum as u16
-    }
-
-    #[test]
-    fn icmp4_time_exceeded_is_a_valid_reply() {
-        let mut seed = 7u32;
-        let mut orig = random_header(&mut seed, 1);
-        orig[12..16].copy_from_slice(&[192, 168, 100, 129]);
-        let mut pkt = [0u8; ICMP4_TE_LEN];
-        pkt[28..48].copy_from_slice(&orig);
-        pkt[48..56].copy_from_slice(&[0x9c, 0x40, 0x82, 0x9b, 0, 23, 0xab, 0xcd]);
-        icmp4_time_exceeded(&mut pkt, [192, 168, 100, 130]);
-        assert_eq!(ones(&pkt[..20], 0), 0xffff, "IPv4 header checksum");
-        assert_eq!(ones(&pkt[20..], 0), 0xffff, "ICMP checksum");
-        assert_eq!(&pkt[12..16], &[192, 168, 100, 130]);
-        assert_eq!(&pkt[16..20], &[192, 168, 100, 129]);
-        assert_eq!((pkt[20], pkt[21], pkt[9]), (11, 0, 1));
-        assert_eq!(&pkt[28..48], &orig, "the expired header is quoted intact");
-    }
-
-    #[test]
-    fn icmp6_time_exceeded_is_a_valid_reply() {
-        let mut pkt = [0u8; ICMP6_TE_LEN];
-        let mut orig = [0u8; 40];
-        orig[0] = 0x60;
-        orig[4..6].copy_from_slice(&23u16.to_be_bytes());
-        orig[6] = 17;
-        orig[7] = 1;
-        orig[8] = 0x20;
-        orig[9] = 0x01;
-        orig[23] = 0x10; // source 2001::10
-        orig[24] = 0x20;
-        orig[39] = 4;
-        pkt[48..88].copy_from_slice(&orig);
-        let mut src = [0u8; 16];
-        src[0] = 0x20;
-        src[15] = 2;
-        icmp6_time_exceeded(&mut pkt, &src);
-        let mut pseudo = [0u8; 40];
-        pseudo[..32].copy_from_slice(&pkt[8..40]);
-        pseudo[32..36].copy_from_slice(&56u32.to_be_bytes());
-        pseudo[39] = 58;
-        let mut sum = 0u32;
-        for c in pseudo.chunks(2).chain(pkt[40..].chunks(2)) {
-            sum += u16::from_be_bytes([c[0], c[1]]) as u32;
-        }
-        assert_eq!(ones(&[], sum), 0xffff, "ICMPv6 checksum with pseudo-header");
-        assert_eq!(&pkt[24..40], &orig[8..24], "sent back to the source");
-        assert_eq!((pkt[6], pkt[40], pkt[41]), (58, 3, 0));
-    }
-
-    #[test]
-    fn flow_hash_spreads() {
-        // 12,000 flows differing only in source port, or only in source
-        // address, split evenly over 2 and over 3 links.
-        let hash = |src: u32, ports: u32| {
-            flow_finish(flow_mix(
-                flow_mix(0, flow_word(src, 0xc0a8_6481)),
-                flow_word(17, ports),
-            ))
-        };
-        for n in [2u32, 3] {
-            for by_port in [true, false] {
-                let mut links = [0u32; 3];
-                for i in 0..12_000u32 {
-                    let h = if by_port {
-                        hash(0x0a01_0004, i << 16 | 5001)
-                    } else {
-                        hash(0x0a01_0000 + i, 40_000 << 16 | 5001)
-                    };
-                    links[flow_pick(h, n) as usize] += 1;
-                }
-                let even = 12_000 / n;
-                for (link, &flows) in links.iter().enumerate().take(n as usize) {
-                    assert!(
-                        flows.abs_diff(even) <= even / 20,
-                        "{n} links, by port {by_port}: link {link} took {flows} of 12000"
-                    );
-                }
-            }
-        }
-        assert_eq!(flow_pick(u32::MAX, 3), 2);
-        assert_eq!(flow_pick(0, 3), 0);
+        assert_eq!(csum_add(0xffff, 0x0001), 0x0001, "end-around carry");
     }
 }

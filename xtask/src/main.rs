@@ -144,6 +144,12 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Lab {
             action: LabAction::Down { prefix },
         } => {
+            // A lab built from a configuration records what it made.
+            if let Some(state) = lab::estate::State::load(&prefix)? {
+                lab::estate::down(&state)?;
+                println!("lab {prefix} removed");
+                return Ok(());
+            }
             let topo = Topology::new(&prefix)?;
             if !topo
                 .namespaces()

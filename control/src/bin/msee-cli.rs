@@ -3,7 +3,10 @@
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
-use control::api::{self, Request};
+use control::{
+    api::{self, Request, types::*},
+    stats::PortReport,
+};
 use serde_json::Value;
 
 #[derive(Parser, Debug)]
@@ -53,265 +56,359 @@ enum Command {
         #[arg(value_parser = ["primary", "secondary"])]
         link: String,
     },
+    /// Print the project TOML (with --json: JSON) equivalent to FILES,
+    /// without asking the daemon: the project's own files, `az network
+    /// express-route show/list` output, REST bodies, ARM templates (a
+    /// parameters file after its template), each file's kind detected and
+    /// all merged. Exit status 1 when they cannot be imported, or when the
+    /// result does not validate (it is printed all the same, the errors go
+    /// to stderr).
+    Import {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
-fn s(v: &Value) -> String {
+/// A table: columns as wide as their widest cell.
+fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let mut out = String::new();
+        for (i, (c, w)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == cells.len() {
+                out += c;
+            } else {
+                out += &format!("{c:<w$}  ");
+            }
+        }
+        out.trim_end().to_owned() + "\n"
+    };
+    let mut out = line(header.iter().map(|h| h.to_string()).collect());
+    for r in rows {
+        out += &line(r);
+    }
+    out
+}
+
+fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
+    v.as_ref().map_or("-".to_owned(), ToString::to_string)
+}
+
+fn up_down(v: Option<bool>) -> &'static str {
     match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".into(),
-        other => other.to_string(),
+        Some(true) => "up",
+        Some(false) => "down",
+        None => "-",
     }
 }
 
-fn render(command: &Command, v: &Value) -> String {
-    let rows = v.as_array().cloned().unwrap_or_default();
+fn render_sessions(rows: &[SessionView]) -> String {
+    table(
+        &[
+            "session",
+            "link",
+            "peer",
+            "peer AS",
+            "state",
+            "for (s)",
+            "prefixes",
+            "advertised",
+            "drained",
+            "last down",
+        ],
+        rows.iter()
+            .map(|r| {
+                vec![
+                    r.name.clone(),
+                    r.link.clone(),
+                    r.peer.to_string(),
+                    r.peer_as.to_string(),
+                    r.state.clone(),
+                    opt(&r.since_secs),
+                    format!("{}/{}", r.prefixes_received, r.max_prefixes),
+                    r.prefixes_advertised.to_string(),
+                    if r.drained { "yes" } else { "no" }.into(),
+                    opt(&r.last_down),
+                ]
+            })
+            .collect(),
+    )
+}
+
+fn render_routes(rows: &[RouteView]) -> String {
+    table(
+        &[
+            "peering",
+            "prefix",
+            "group",
+            "next hops (link: AS-path length)",
+        ],
+        rows.iter()
+            .map(|r| {
+                vec![
+                    r.peering.clone(),
+                    r.prefix.clone(),
+                    opt(&r.group),
+                    r.next_hops
+                        .iter()
+                        .map(|h| format!("{}: {}", h.link, h.as_path_len))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ]
+            })
+            .collect(),
+    )
+}
+
+fn render_counters(rows: &[PortReport]) -> String {
+    table(
+        &[
+            "link", "ifname", "rx_pkts", "rx_bytes", "tx_pkts", "tx_bytes", "drops",
+        ],
+        rows.iter()
+            .map(|r| {
+                let drops: Vec<String> = r
+                    .drops
+                    .iter()
+                    .filter(|(_, n)| **n != 0)
+                    .map(|(k, n)| format!("{k}={n}"))
+                    .collect();
+                vec![
+                    r.port.clone(),
+                    r.ifname.clone(),
+                    r.rx_packets.to_string(),
+                    r.rx_bytes.to_string(),
+                    r.tx_packets.to_string(),
+                    r.tx_bytes.to_string(),
+                    drops.join(" "),
+                ]
+            })
+            .collect(),
+    )
+}
+
+fn render_circuits(rows: &[CircuitView]) -> String {
     let mut out = String::new();
-    match command {
-        Command::Sessions => {
+    for c in rows {
+        out += &format!(
+            "{}{}: {} {} ({}), {} Mbit/s, {} at {} ({}), {}\n",
+            c.name,
+            if c.running { " (running here)" } else { "" },
+            c.sku.tier,
+            c.sku.family,
+            c.service_key,
+            c.bandwidth_in_mbps,
+            c.service_provider_name,
+            c.peering_location,
+            c.area,
+            c.service_provider_provisioning_state,
+        );
+        out += &format!("  reach: {}\n", c.reach.join(", "));
+        if !c.global_reach.is_empty() {
+            out += &format!("  global reach: {}\n", c.global_reach.join(", "));
+        }
+        for p in &c.peerings {
+            let bfd = p.bfd.as_ref().map_or("off".to_owned(), |b| {
+                format!("{} ms x {}", b.interval_ms, b.multiplier)
+            });
             out += &format!(
-                "{:<40} {:<10} {:<16} {:<8} {:<12} {:>8} {:>9} {:<7}  last down\n",
-                "session", "link", "peer", "peer AS", "state", "for (s)", "prefixes", "drained"
+                "  {} peer AS {} {} md5 {} bfd {}: primary {} secondary {}\n",
+                p.peering_type,
+                p.peer_asn,
+                p.vlan,
+                if p.md5 { "on" } else { "off" },
+                bfd,
+                p.primary.ipv4.subnet,
+                p.secondary.ipv4.subnet,
             );
-            for r in &rows {
-                out += &format!(
-                    "{:<40} {:<10} {:<16} {:<8} {:<12} {:>8} {:>4}/{:<4} {:<7}  {}\n",
-                    s(&r["name"]),
-                    s(&r["link"]),
-                    s(&r["peer"]),
-                    s(&r["peer_as"]),
-                    s(&r["state"]),
-                    s(&r["since_secs"]),
-                    s(&r["prefixes_received"]),
-                    s(&r["max_prefixes"]),
-                    if r["drained"] == true { "yes" } else { "no" },
-                    s(&r["last_down"]),
-                );
-            }
-        }
-        Command::Routes { .. } => {
-            out += &format!(
-                "{:<8} {:<20} {:>6}  next hops (link: AS-path length)\n",
-                "peering", "prefix", "group"
-            );
-            for r in &rows {
-                let hops: Vec<String> = r["next_hops"]
-                    .as_array()
-                    .map(|h| {
-                        h.iter()
-                            .map(|h| format!("{}: {}", s(&h["link"]), s(&h["as_path_len"])))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                out += &format!(
-                    "{:<8} {:<20} {:>6}  {}\n",
-                    s(&r["peering"]),
-                    s(&r["prefix"]),
-                    s(&r["group"]),
-                    hops.join(", ")
-                );
-            }
-        }
-        Command::Counters => {
-            out += &format!(
-                "{:<10} {:<10} {:>10} {:>12} {:>10} {:>12}  drops\n",
-                "port", "ifname", "rx_pkts", "rx_bytes", "tx_pkts", "tx_bytes"
-            );
-            for r in &rows {
-                let drops: Vec<String> = r["drops"]
-                    .as_object()
-                    .map(|d| {
-                        d.iter()
-                            .filter(|(_, n)| n.as_u64() != Some(0))
-                            .map(|(k, n)| format!("{k}={n}"))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                out += &format!(
-                    "{:<10} {:<10} {:>10} {:>12} {:>10} {:>12}  {}\n",
-                    s(&r["port"]),
-                    s(&r["ifname"]),
-                    s(&r["rx_packets"]),
-                    s(&r["rx_bytes"]),
-                    s(&r["tx_packets"]),
-                    s(&r["tx_bytes"]),
-                    drops.join(" ")
-                );
-            }
-        }
-        Command::Circuits => {
-            for c in &rows {
-                out += &format!(
-                    "{}{}: {} {} ({}), {} Mbit/s, {} at {} ({}), {}\n",
-                    s(&c["name"]),
-                    if c["running"] == true {
-                        " (running here)"
-                    } else {
-                        ""
-                    },
-                    s(&c["sku"]["tier"]),
-                    s(&c["sku"]["family"]),
-                    s(&c["serviceKey"]),
-                    s(&c["bandwidthInMbps"]),
-                    s(&c["serviceProviderName"]),
-                    s(&c["peeringLocation"]),
-                    s(&c["area"]),
-                    s(&c["serviceProviderProvisioningState"]),
-                );
-                let reach: Vec<String> = c["reach"]
-                    .as_array()
-                    .map(|r| r.iter().map(s).collect())
-                    .unwrap_or_default();
-                out += &format!("  reach: {}\n", reach.join(", "));
-                for p in c["peerings"].as_array().cloned().unwrap_or_default() {
-                    let bfd = if p["bfd"].is_null() {
-                        "off".to_owned()
-                    } else {
-                        format!(
-                            "{} ms x {}",
-                            s(&p["bfd"]["intervalMs"]),
-                            s(&p["bfd"]["multiplier"])
-                        )
-                    };
-                    out += &format!(
-                        "  {} peer AS {} vlan {} md5 {} bfd {}: primary {} secondary {}\n",
-                        s(&p["peeringType"]),
-                        s(&p["peerASN"]),
-                        s(&p["vlan"]),
-                        if p["md5"] == true { "on" } else { "off" },
-                        bfd,
-                        s(&p["primary"]["ipv4"]["subnet"]),
-                        s(&p["secondary"]["ipv4"]["subnet"]),
-                    );
-                }
-            }
-        }
-        Command::Reload => {
-            if v["changed"] == false {
-                out += &format!("{}: nothing changed\n", s(&v["file"]));
-            } else {
-                out += &format!("{}: applied\n", s(&v["file"]));
-                for key in ["restarted", "added", "removed"] {
-                    for n in v[key].as_array().cloned().unwrap_or_default() {
-                        out += &format!("  {key}: {}\n", s(&n));
-                    }
-                }
-                for c in v["in_place"].as_array().cloned().unwrap_or_default() {
-                    out += &format!(
-                        "  changed in place: {} ({})\n",
-                        s(&c["session"]),
-                        c["fields"]
-                            .as_array()
-                            .map(|f| f.iter().map(s).collect::<Vec<_>>().join(", "))
-                            .unwrap_or_default()
-                    );
-                }
-                if !v["bandwidth_mbps"].is_null() {
-                    out += &format!(
-                        "  bandwidth: {} Mbit/s (policers changed in place)\n",
-                        s(&v["bandwidth_mbps"])
-                    );
-                }
-            }
-            for n in v["notes"].as_array().cloned().unwrap_or_default() {
-                out += &format!("  note: {}\n", s(&n));
-            }
-        }
-        Command::Bfd => {
-            out += &format!(
-                "{:<40} {:<16} {:<9} {:<9} {:<22} {:>7} {:>7} {:>9} {:>10} {:>9} {:>9}\n",
-                "session",
-                "peer",
-                "state",
-                "remote",
-                "diag",
-                "tx ms",
-                "rx ms",
-                "detect ms",
-                "up for ms",
-                "pkts in",
-                "pkts out"
-            );
-            let ms = |v: &Value| {
-                v.as_u64()
-                    .map_or("-".to_owned(), |us| format!("{:.0}", us as f64 / 1000.0))
-            };
-            for r in &rows {
-                out += &format!(
-                    "{:<40} {:<16} {:<9} {:<9} {:<22} {:>7} {:>7} {:>9} {:>10} {:>9} {:>9}\n",
-                    s(&r["name"]),
-                    s(&r["peer"]),
-                    s(&r["state"]),
-                    s(&r["remote_state"]),
-                    s(&r["diag"]),
-                    ms(&r["tx_interval_us"]),
-                    ms(&r["rx_interval_us"]),
-                    ms(&r["detection_time_us"]),
-                    s(&r["uptime_ms"]),
-                    s(&r["packets_in"]),
-                    s(&r["packets_out"]),
-                );
-            }
-        }
-        Command::Drain { .. } | Command::Undrain { .. } => {
-            out += &format!(
-                "{} {} of {}: {} routes repointed, {} sessions re-advertised{}\n",
-                if v["drained"] == true {
-                    "drained"
-                } else {
-                    "undrained"
-                },
-                s(&v["link"]),
-                s(&v["circuit"]),
-                s(&v["routes_repointed"]),
-                s(&v["sessions_readvertised"]),
-                if v["drained"] == true {
-                    format!(" with AS 12076 prepended {} times", s(&v["prepend"]))
-                } else {
-                    String::new()
-                }
-            );
-        }
-        Command::Links => {
-            out += &format!(
-                "{:<10} {:<8} {:<9} {:<7} {:<5} {:<5} {:>5}  last flip\n",
-                "link", "carries", "neighbour", "carrier", "bgp", "bfd", "flips"
-            );
-            let yes_no = |v: &Value| match v {
-                Value::Bool(true) => "up".to_owned(),
-                Value::Bool(false) => "down".to_owned(),
-                _ => "-".to_owned(),
-            };
-            for r in &rows {
-                let last = &r["history"][0];
-                let last = if last.is_null() {
-                    "-".to_owned()
-                } else {
-                    format!(
-                        "{} ({})",
-                        if last["up"] == true { "up" } else { "down" },
-                        s(&last["cause"])
-                    )
-                };
-                out += &format!(
-                    "{:<10} {:<8} {:<9} {:<7} {:<5} {:<5} {:>5}  {}\n",
-                    s(&r["name"]),
-                    if r["carries"] == true { "yes" } else { "no" },
-                    yes_no(&r["neighbour"]),
-                    yes_no(&r["carrier"]),
-                    yes_no(&r["bgp"]),
-                    yes_no(&r["bfd"]),
-                    s(&r["flips"]),
-                    last
-                );
-            }
         }
     }
     out
 }
 
+fn render_reload(v: &ReloadView) -> String {
+    let mut out = String::new();
+    if !v.changed {
+        out += &format!("{}: nothing changed\n", v.file);
+    } else {
+        out += &format!("{}: applied\n", v.file);
+        for (key, list) in [
+            ("circuit added", &v.circuits_added),
+            ("circuit removed", &v.circuits_removed),
+            ("restarted", &v.restarted),
+            ("added", &v.added),
+            ("removed", &v.removed),
+        ] {
+            for n in list {
+                out += &format!("  {key}: {n}\n");
+            }
+        }
+        for c in &v.in_place {
+            out += &format!(
+                "  changed in place: {} ({})\n",
+                c.session,
+                c.fields.join(", ")
+            );
+        }
+        if let Some(b) = v.bandwidth_mbps {
+            out += &format!("  bandwidth: {b} Mbit/s (policers changed in place)\n");
+        }
+    }
+    for n in &v.notes {
+        out += &format!("  note: {n}\n");
+    }
+    out
+}
+
+fn render_bfd(rows: &[BfdView]) -> String {
+    let ms = |us: u64| format!("{:.0}", us as f64 / 1000.0);
+    table(
+        &[
+            "session",
+            "peer",
+            "state",
+            "remote",
+            "diag",
+            "tx ms",
+            "rx ms",
+            "detect ms",
+            "up for ms",
+            "pkts in",
+            "pkts out",
+        ],
+        rows.iter()
+            .map(|r| {
+                vec![
+                    r.name.clone(),
+                    r.peer.to_string(),
+                    r.state.clone(),
+                    r.remote_state.clone(),
+                    r.diag.clone(),
+                    ms(r.tx_interval_us),
+                    ms(r.rx_interval_us),
+                    r.detection_time_us.map_or("-".into(), ms),
+                    opt(&r.uptime_ms),
+                    r.packets_in.to_string(),
+                    r.packets_out.to_string(),
+                ]
+            })
+            .collect(),
+    )
+}
+
+fn render_drain(v: &DrainView) -> String {
+    format!(
+        "{} {} of {}: {} routes repointed, {} sessions re-advertised{}\n",
+        if v.drained { "drained" } else { "undrained" },
+        v.link,
+        v.circuit,
+        v.routes_repointed,
+        v.sessions_readvertised,
+        if v.drained {
+            format!(" with AS 12076 prepended {} times", v.prepend)
+        } else {
+            String::new()
+        }
+    )
+}
+
+fn render_links(rows: &[LinkView]) -> String {
+    table(
+        &[
+            "link",
+            "carries",
+            "neighbour",
+            "carrier",
+            "bgp",
+            "bfd",
+            "flips",
+            "last flip",
+        ],
+        rows.iter()
+            .map(|r| {
+                vec![
+                    r.name.clone(),
+                    if r.carries { "yes" } else { "no" }.into(),
+                    up_down(Some(r.neighbour)).into(),
+                    up_down(Some(r.carrier)).into(),
+                    up_down(r.bgp).into(),
+                    up_down(r.bfd).into(),
+                    r.flips.to_string(),
+                    r.history.first().map_or("-".to_owned(), |f| {
+                        format!("{} ({})", if f.up { "up" } else { "down" }, f.cause)
+                    }),
+                ]
+            })
+            .collect(),
+    )
+}
+
+/// The daemon's answer, typed, then as a table.
+fn render(command: &Command, v: Value) -> anyhow::Result<String> {
+    use serde_json::from_value as read;
+    Ok(match command {
+        Command::Sessions => render_sessions(&read::<Vec<SessionView>>(v)?),
+        Command::Routes { .. } => render_routes(&read::<Vec<RouteView>>(v)?),
+        Command::Counters => render_counters(&read::<Vec<PortReport>>(v)?),
+        Command::Circuits => render_circuits(&read::<Vec<CircuitView>>(v)?),
+        Command::Reload => render_reload(&read::<ReloadView>(v)?),
+        Command::Bfd => render_bfd(&read::<Vec<BfdView>>(v)?),
+        Command::Drain { .. } | Command::Undrain { .. } => render_drain(&read::<DrainView>(v)?),
+        Command::Links => render_links(&read::<Vec<LinkView>>(v)?),
+        Command::Import { .. } => anyhow::bail!("import does not ask the daemon"),
+    })
+}
+
+/// `msee-cli import`: prints the equivalent configuration.
+fn import(files: &[PathBuf], json: bool) -> ExitCode {
+    let imported = match circuit::import::import_files(files) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("msee-cli: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let text = if json {
+        // JSON has no comments: the notes go to stderr.
+        for n in &imported.notes {
+            eprintln!("msee-cli: note: {n}");
+        }
+        serde_json::to_string_pretty(&imported.config)
+            .map(|t| t + "\n")
+            .map_err(|e| e.to_string())
+    } else {
+        imported.to_toml().map_err(|e| e.to_string())
+    };
+    match text {
+        Ok(t) => print!("{t}"),
+        Err(e) => {
+            eprintln!("msee-cli: error: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    match imported.validate(&circuit::Catalog::embedded()) {
+        Ok(model) => {
+            for w in &model.warnings {
+                eprintln!("msee-cli: warning: {w}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("msee-cli: the printed configuration does not validate yet: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let request = match &args.command {
+        Command::Import { files } => return import(files, args.json),
         Command::Sessions => Request::Sessions,
         Command::Routes { circuit } => Request::Routes {
             circuit: circuit.clone(),
@@ -331,10 +428,20 @@ fn main() -> ExitCode {
         Ok(v) => {
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-            } else {
-                print!("{}", render(&args.command, &v));
+                return ExitCode::SUCCESS;
             }
-            ExitCode::SUCCESS
+            match render(&args.command, v) {
+                Ok(t) => {
+                    print!("{t}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!(
+                        "msee-cli: error: the daemon's answer is not what this msee-cli reads (another version?): {e}"
+                    );
+                    ExitCode::FAILURE
+                }
+            }
         }
         Err(e) => {
             eprintln!("msee-cli: error: {e:#}");
@@ -349,55 +456,73 @@ mod tests {
 
     #[test]
     fn tables_show_each_row() {
-        let v = serde_json::json!([{"peering": "private", "prefix": "172.16.0.0/16", "group": 3,
+        let v = serde_json::json!([{"circuit": "c", "peering": "AzurePrivatePeering", "prefix": "172.16.0.0/16", "group": 3,
             "next_hops": [{"link": "primary", "as_path_len": 1}, {"link": "secondary", "as_path_len": 3}]}]);
         let t = render(
             &Command::Routes {
                 circuit: "c".into(),
             },
-            &v,
-        );
+            v,
+        )
+        .unwrap();
         assert!(
             t.contains("172.16.0.0/16") && t.contains("primary: 1, secondary: 3"),
             "{t}"
         );
-        let v = serde_json::json!([{"name": "c/p/primary", "link": "primary", "peer": "192.168.100.129",
-            "peer_as": 65010, "state": "Established", "since_secs": 4, "last_down": null,
-            "prefixes_received": 2, "max_prefixes": 4000}]);
-        let t = render(&Command::Sessions, &v);
+        let v = serde_json::json!([{"name": "c/p/primary", "circuit": "c", "peering": "AzurePrivatePeering",
+            "link": "primary", "local": "192.168.100.130", "peer": "192.168.100.129",
+            "peer_as": 65010, "state": "Established", "since_secs": 4, "last_down": null, "family": "Ipv4",
+            "prefixes_received": 2, "prefixes_advertised": 1, "drained": false, "held_by_bfd": false,
+            "held_by_carrier": false, "max_prefixes": 4000, "md5": true}]);
+        let t = render(&Command::Sessions, v).unwrap();
         assert!(t.contains("Established") && t.contains("2/4000"), "{t}");
-        let v = serde_json::json!({"file": "c.toml", "changed": true, "restarted": ["a/p/primary"],
-            "added": [], "removed": [], "in_place": [{"session": "a/p/secondary", "fields": ["advertisements", "bfd"]}],
+        let v = serde_json::json!({"file": "c.toml", "changed": true, "circuits_added": ["er-new"],
+            "restarted": ["a/p/primary"], "added": [], "removed": [],
+            "in_place": [{"session": "a/p/secondary", "fields": ["advertisements", "bfd"]}],
             "bandwidth_mbps": 2000, "notes": []});
-        let t = render(&Command::Reload, &v);
+        let t = render(&Command::Reload, v).unwrap();
         assert!(
             t.contains("restarted: a/p/primary")
+                && t.contains("circuit added: er-new")
                 && t.contains("a/p/secondary (advertisements, bfd)")
                 && t.contains("2000 Mbit/s"),
             "{t}"
         );
-        let v = serde_json::json!({"file": "c.toml", "changed": false});
-        assert!(render(&Command::Reload, &v).contains("nothing changed"));
+        let v = serde_json::json!({"file": "c.toml", "changed": false, "restarted": [], "added": [],
+            "removed": [], "in_place": [], "bandwidth_mbps": null, "notes": []});
+        assert!(
+            render(&Command::Reload, v)
+                .unwrap()
+                .contains("nothing changed")
+        );
         let v = serde_json::json!([{"name": "er-lab", "running": true, "sku": {"tier": "Standard", "family": "MeteredData"},
             "serviceKey": "k", "bandwidthInMbps": 1000, "serviceProviderName": "Equinix", "peeringLocation": "Amsterdam",
-            "area": "Europe", "serviceProviderProvisioningState": "Provisioned", "reach": ["West Europe", "North Europe"],
+            "metro": "Amsterdam", "area": "Europe", "serviceProviderProvisioningState": "Provisioned",
+            "expressRoutePort": null, "reach": ["West Europe", "North Europe"], "vnetLinks": [], "globalReach": ["er-lon"],
             "peerings": [{"peeringType": "AzurePrivatePeering", "peerASN": 65010, "vlan": "vlan 100", "md5": true,
                 "bfd": {"intervalMs": 300, "multiplier": 3},
-                "primary": {"ipv4": {"subnet": "192.168.100.128/30"}}, "secondary": {"ipv4": {"subnet": "192.168.100.132/30"}}}]}]);
-        let t = render(&Command::Circuits, &v);
+                "primary": {"ipv4": {"subnet": "192.168.100.128/30", "customer": "192.168.100.129", "msee": "192.168.100.130"}, "ipv6": null},
+                "secondary": {"ipv4": {"subnet": "192.168.100.132/30", "customer": "192.168.100.133", "msee": "192.168.100.134"}, "ipv6": null},
+                "limits": {"fromCustomerIpv4": 4000, "fromCustomerIpv6": 100, "toCustomerIpv4": 1000, "toCustomerIpv6": 100}}]}]);
+        let t = render(&Command::Circuits, v).unwrap();
         assert!(
             t.contains("er-lab (running here): Standard MeteredData")
                 && t.contains("reach: West Europe, North Europe")
+                && t.contains("global reach: er-lon")
+                && t.contains("peer AS 65010 vlan 100 md5")
+                && !t.contains("vlan vlan")
                 && t.contains("bfd 300 ms x 3"),
             "{t}"
         );
         let v = serde_json::json!([{"link": 0, "name": "primary", "neighbour": true, "carrier": false,
             "bgp": true, "bfd": null, "carries": false, "flips": 3,
             "history": [{"up": false, "cause": "carrier lost", "at_mono_ns": 1}]}]);
-        let t = render(&Command::Links, &v);
+        let t = render(&Command::Links, v).unwrap();
         assert!(
             t.contains("primary") && t.contains("no ") && t.contains("down (carrier lost)"),
             "{t}"
         );
+        // An answer of another shape is an error, not a blank table.
+        assert!(render(&Command::Links, serde_json::json!({"x": 1})).is_err());
     }
 }

@@ -1,11 +1,32 @@
-//! `msee-daemon`: runs one emulated MSEE on its three ports.
-use std::{path::PathBuf, process::ExitCode, time::Duration};
+//! `msee-daemon`: runs the emulated MSEE pair of every circuit of a
+//! configuration on its ports.
+use std::{collections::BTreeMap, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, ValueEnum};
-use control::daemon::{self, DaemonConfig, StaticRoute};
+use control::daemon::{self, DaemonConfig, PortMap, StaticRoute};
 use dataplane::AttachMode;
-use msee_abi::LinkRole;
 use tracing_subscriber::EnvFilter;
+
+/// `NAME=VALUE`.
+fn named(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((n, v)) if !n.is_empty() && !v.is_empty() => Ok((n.to_owned(), v.to_owned())),
+        _ => Err(format!("{s:?} must look like NAME=VALUE")),
+    }
+}
+
+/// `NAME=PRIMARY,SECONDARY`.
+fn named_pair(s: &str) -> Result<(String, [String; 2]), String> {
+    let (n, v) = named(s)?;
+    match v.split_once(',') {
+        Some((p, q)) if !p.is_empty() && !q.is_empty() && !q.contains(',') => {
+            Ok((n, [p.to_owned(), q.to_owned()]))
+        }
+        _ => Err(format!(
+            "{s:?} must look like PORT=PRIMARY,SECONDARY (the port pair's two interfaces)"
+        )),
+    }
+}
 
 #[derive(Parser, Debug)]
 #[command(
@@ -16,16 +37,30 @@ struct Args {
     /// Network namespace to run in (a name under /run/netns).
     #[arg(long)]
     netns: Option<String>,
-    /// Interface of the primary customer link.
+    /// Interface of the provider port pair's primary port (the customer
+    /// links of every circuit without an ExpressRoute Direct port).
+    #[arg(long, requires = "secondary")]
+    primary: Option<String>,
+    /// Interface of the provider port pair's secondary port.
+    #[arg(long, requires = "primary")]
+    secondary: Option<String>,
+    /// An ExpressRoute Direct port pair of the configuration, by its name:
+    /// NAME=PRIMARY,SECONDARY (repeatable).
+    #[arg(long = "direct", value_parser = named_pair)]
+    direct: Vec<(String, [String; 2])>,
+    /// One Azure-side port for every VNet without one of its own (and, with
+    /// no configuration, the Azure side of the static routes).
     #[arg(long)]
-    primary: String,
-    /// Interface of the secondary customer link.
+    azure: Option<String>,
+    /// A VNet's own Azure-side port (its gateway): NAME=INTERFACE
+    /// (repeatable). Its domain holds only the circuits linked to it.
+    #[arg(long = "vnet", value_parser = named)]
+    vnets: Vec<(String, String)>,
+    /// The Microsoft edge: the services Microsoft peering reaches.
     #[arg(long)]
-    secondary: String,
-    /// Interface toward the Azure side.
-    #[arg(long)]
-    azure: String,
-    /// Static route PREFIX=NEXTHOP (repeatable), e.g. 10.1.0.0/16=10.255.0.2.
+    microsoft: Option<String>,
+    /// Static route PREFIX=NEXTHOP (repeatable), e.g. 10.1.0.0/16=10.255.0.2,
+    /// installed in every routing domain over what the model and BGP give.
     #[arg(long = "route")]
     routes: Vec<StaticRoute>,
     /// Police each customer link, in each direction, at this circuit bandwidth (Mbit/s).
@@ -43,22 +78,30 @@ struct Args {
     /// Stop by itself after this many seconds.
     #[arg(long)]
     run_for_secs: Option<u64>,
-    /// Circuit configuration (TOML, or JSON by extension): runs the BGP
-    /// sessions of one circuit's peerings on the primary and secondary ports.
+    /// Circuit configuration: runs every circuit's peerings on its port
+    /// pair, with their BGP and BFD sessions. The project's TOML or JSON,
+    /// `az network express-route show/list` output, REST bodies or an ARM
+    /// template (each file's kind is detected). Repeat it to merge files:
+    /// what one lacks (VNets, route filters) comes from another; a
+    /// template's parameters file follows its template.
     #[arg(long)]
-    config: Option<PathBuf>,
-    /// Which circuit of --config to run (default: the only one).
+    config: Vec<PathBuf>,
+    /// Validate --config and print every error with its path, or a
+    /// one-line summary; start nothing. Exit status 1 when invalid.
     #[arg(long, requires = "config")]
-    circuit: Option<String>,
+    check: bool,
+    /// Run only this circuit of --config (repeatable; default: all).
+    #[arg(long = "circuit", requires = "config")]
+    circuits: Vec<String>,
     /// Override the per-session route limit of the model (labs, tests).
     #[arg(long, requires = "config")]
     max_prefixes: Option<u32>,
     /// Serve the local API for msee-cli on this Unix socket.
     #[arg(long)]
     api_socket: Option<PathBuf>,
-    /// Run each peering of the circuit on its own VLAN (its vlanId, or its
-    /// sTag/cTag pair), as ExpressRoute does, instead of one untagged
-    /// private peering per port.
+    /// Run each peering on its own VLAN (its vlanId, or its sTag/cTag
+    /// pair), as ExpressRoute does, instead of one circuit's private peering
+    /// untagged on the provider pair.
     #[arg(long, requires = "config")]
     tagged: bool,
     /// BGP ConnectRetry, seconds.
@@ -77,6 +120,9 @@ enum Mode {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.check {
+        return check(&args.config);
+    }
     let filter = EnvFilter::try_from_default_env()
         // netlink-packet-route warns about every attribute newer than itself.
         .unwrap_or_else(|_| {
@@ -113,29 +159,14 @@ fn real_main(args: Args) -> anyhow::Result<()> {
         tracing::Level::DEBUG => 4,
         tracing::Level::TRACE => 5,
     };
-    let bgp = match &args.config {
-        None => None,
-        Some(path) => {
-            let model =
-                circuit::load_file(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-            let circuit = match &args.circuit {
-                Some(c) => c.clone(),
-                None => match model.circuits.as_slice() {
-                    [only] => only.name.clone(),
-                    _ => anyhow::bail!(
-                        "{} has {} circuits: choose one with --circuit",
-                        path.display(),
-                        model.circuits.len()
-                    ),
-                },
-            };
-            for w in &model.warnings {
-                tracing::warn!("{}: {w}", path.display());
-            }
-            Some(daemon::BgpConfig {
+    let model = match args.config.as_slice() {
+        [] => None,
+        paths => {
+            let model = daemon::load_model(paths).map_err(anyhow::Error::msg)?;
+            Some(daemon::ModelConfig {
                 model,
-                path: path.clone(),
-                circuit,
+                paths: paths.to_vec(),
+                only: args.circuits.clone(),
                 max_prefixes: args.max_prefixes,
                 timers: control::speaker::Timers {
                     connect_retry: Duration::from_secs(args.connect_retry_secs),
@@ -144,16 +175,30 @@ fn real_main(args: Args) -> anyhow::Result<()> {
             })
         }
     };
+    let mut vnets = BTreeMap::new();
+    for (name, ifname) in args.vnets {
+        if vnets.insert(name.clone(), ifname).is_some() {
+            anyhow::bail!("--vnet {name} given twice");
+        }
+    }
+    let mut direct = BTreeMap::new();
+    for (name, pair) in args.direct {
+        if direct.insert(name.clone(), pair).is_some() {
+            anyhow::bail!("--direct {name} given twice");
+        }
+    }
     let cfg = DaemonConfig {
-        bgp,
+        model,
         api_socket: args.api_socket,
         tagged: args.tagged,
         netns: args.netns,
-        ports: vec![
-            (LinkRole::Primary, args.primary),
-            (LinkRole::Secondary, args.secondary),
-            (LinkRole::Azure, args.azure),
-        ],
+        ports: PortMap {
+            provider: args.primary.zip(args.secondary).map(|(p, s)| [p, s]),
+            direct,
+            azure: args.azure,
+            vnets,
+            microsoft: args.microsoft,
+        },
         routes: args.routes,
         mode: match args.mode {
             Mode::Native => AttachMode::Native,
@@ -170,4 +215,63 @@ fn real_main(args: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(daemon::run(cfg))
+}
+
+fn files(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn refused(paths: &[PathBuf], n: usize) -> ExitCode {
+    let s = if n == 1 { "" } else { "s" };
+    eprintln!("msee-daemon: {}: refused, {n} error{s}", files(paths));
+    ExitCode::FAILURE
+}
+
+/// `--check`: import, merge and validate the files; print every error with
+/// its path (stderr) or a one-line summary (stdout). Needs no privilege and
+/// touches nothing: no BPF, no namespace, no socket.
+fn check(paths: &[PathBuf]) -> ExitCode {
+    let imported = match circuit::import::import_files(paths) {
+        Ok(i) => i,
+        Err(circuit::LoadError::Import(errors)) => {
+            for e in &errors.0 {
+                eprintln!("{e}");
+            }
+            return refused(paths, errors.0.len());
+        }
+        Err(e) => {
+            eprintln!("msee-daemon: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for n in &imported.notes {
+        eprintln!("note: {n}");
+    }
+    match imported.validate(&circuit::Catalog::embedded()) {
+        Ok(model) => {
+            for w in &model.warnings {
+                eprintln!("warning: {w}");
+            }
+            let peerings: usize = model.circuits.iter().map(|c| c.peerings.len()).sum();
+            println!(
+                "{}: valid: {} circuits, {peerings} peerings, {} BGP sessions, {} VNets, {} Global Reach links",
+                files(paths),
+                model.circuits.len(),
+                model.sessions().len(),
+                model.virtual_networks.len(),
+                model.global_reach.len(),
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("{e}");
+            }
+            refused(paths, errors.0.len())
+        }
+    }
 }

@@ -13,6 +13,25 @@ use msee_abi::{GroupMember, MAX_GROUP_MEMBERS, MAX_GROUPS};
 
 use super::prefix_map::{PrefixMap, v4_prefix};
 
+/// The group id a route "out of reach" points at: no group is written for
+/// it; the route itself carries `ROUTE_OUT_OF_REACH` (see the dataplane
+/// sink), so its frames are dropped and counted as out of reach.
+pub const OUT_OF_REACH_GROUP: u32 = MAX_GROUPS - 1;
+/// The member that marks [`NextHops::out_of_reach`].
+const OUT_OF_REACH_LINK: u32 = u32::MAX;
+
+/// The route value the dataplane holds for a route to `group`.
+fn dataplane_route(group: u32) -> msee_abi::Route {
+    if group == OUT_OF_REACH_GROUP {
+        msee_abi::Route {
+            group: 0,
+            flags: msee_abi::ROUTE_OUT_OF_REACH,
+        }
+    } else {
+        msee_abi::Route { group, flags: 0 }
+    }
+}
+
 /// Where FIB writes go: `dataplane::Msee` in the daemon, a recorder in tests.
 pub trait FibSink {
     fn set_group(&mut self, id: u32, members: &[GroupMember]) -> anyhow::Result<()>;
@@ -79,7 +98,7 @@ impl FibSink for dataplane::Msee {
             self,
             domain,
             prefix,
-            msee_abi::Route { group, flags: 0 },
+            dataplane_route(group),
         )?)
     }
     fn remove_route(&mut self, domain: u32, prefix: IpNet) -> anyhow::Result<()> {
@@ -91,7 +110,7 @@ impl FibSink for dataplane::Msee {
     fn upsert_routes(&mut self, routes: &[(u32, IpNet, u32)]) -> Result<(), SinkBatchError> {
         let routes: Vec<(u32, IpNet, msee_abi::Route)> = routes
             .iter()
-            .map(|&(domain, prefix, group)| (domain, prefix, msee_abi::Route { group, flags: 0 }))
+            .map(|&(domain, prefix, group)| (domain, prefix, dataplane_route(group)))
             .collect();
         Ok(dataplane::Msee::upsert_routes(self, &routes)?)
     }
@@ -125,6 +144,20 @@ impl NextHops {
             *slot = *m;
         }
         h
+    }
+
+    /// The set of a known destination outside the circuit's reach.
+    pub fn out_of_reach() -> Self {
+        let mut h = Self {
+            count: 1,
+            ..Default::default()
+        };
+        h.members[0] = (OUT_OF_REACH_LINK, 0);
+        h
+    }
+
+    pub fn is_out_of_reach(&self) -> bool {
+        *self == Self::out_of_reach()
     }
 
     /// Adds a member (kept sorted, repeats ignored).
@@ -319,6 +352,17 @@ impl Fib {
             .map(|(_, t)| t)
     }
 
+    /// Every prefix installed in `domain`.
+    pub fn domain_prefixes(&self, domain: u32) -> Vec<IpNet> {
+        self.table(domain)
+            .map_or_else(Vec::new, |t| t.keys().collect())
+    }
+
+    /// Forgets an emptied domain's table.
+    pub fn drop_domain(&mut self, domain: u32) {
+        self.domains.retain(|(d, t)| *d != domain || !t.is_empty());
+    }
+
     /// The group a prefix points at, if installed.
     pub fn route(&self, domain: u32, prefix: IpNet) -> Option<u32> {
         self.table(domain)?.get(&prefix.trunc()).copied()
@@ -359,7 +403,7 @@ impl Fib {
         if let Some(id) = self.free.pop_first() {
             return Ok(id);
         }
-        if self.next_id >= MAX_GROUPS {
+        if self.next_id >= OUT_OF_REACH_GROUP {
             anyhow::bail!("next-hop group table full ({MAX_GROUPS} groups)");
         }
         let id = self.next_id;
@@ -384,6 +428,17 @@ impl Fib {
         }
         if let Some(id) = self.by_key.get(key) {
             return Ok((*id, false));
+        }
+        if key.is_out_of_reach() {
+            // Nothing to write: the routes carry the flag.
+            let id = OUT_OF_REACH_GROUP;
+            self.by_key.insert(*key, id);
+            let slot = id as usize;
+            if self.groups.len() <= slot {
+                self.groups.resize_with(slot + 1, || None);
+            }
+            self.groups[slot] = Some(Group { key: *key, refs: 0 });
+            return Ok((id, true));
         }
         let id = self.allocate()?;
         if let Err(e) = sink.set_group(id, &key.to_vec()) {
@@ -568,6 +623,13 @@ impl Fib {
     /// Frees each of `ids` that no route points at any more.
     fn release_unused(&mut self, ids: impl IntoIterator<Item = u32>, stats: &mut FibStats) {
         for id in ids {
+            if id == OUT_OF_REACH_GROUP {
+                if self.group(id).is_some_and(|g| g.refs == 0) {
+                    let g = self.groups[id as usize].take().expect("checked");
+                    self.by_key.remove(&g.key);
+                }
+                continue;
+            }
             if self.group(id).is_some_and(|g| g.refs == 0) {
                 let g = self.groups[id as usize].take().expect("checked");
                 self.by_key.remove(&g.key);
@@ -613,7 +675,7 @@ fn write_routes(sink: &mut dyn FibSink, writes: &[Write]) -> Result<(), SinkBatc
 /// When the BGP side received UPDATEs and wrote the FIB into the dataplane
 /// (CLOCK_MONOTONIC, ns), with counts since the daemon started: the
 /// route-install benchmark's clock (issue #4), served by the API's `fib`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct InstallRecord {
     pub updates: u64,
     pub prefixes_announced: u64,

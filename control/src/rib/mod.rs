@@ -13,6 +13,8 @@
 //! [`Rib::session_down`]); its Adj-RIB-In stays, marked stale, until
 //! [`Rib::flush_stale`] withdraws it, so failover never waits for route
 //! rewrites.
+pub mod adj_out;
+pub mod domains;
 pub mod fib;
 mod prefix_map;
 
@@ -39,11 +41,47 @@ fn family_of(prefix: &IpNet) -> Family {
     }
 }
 
-/// What the RIB keeps of a path: the MSEE ignores customer communities,
-/// MED and next hop (a link has exactly one neighbour).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What the RIB keeps of a path: its AS path (shared by every prefix of
+/// the UPDATE that brought it) and that path's length for best-path
+/// selection. The MSEE ignores customer communities, MED and next hop (a
+/// link has exactly one neighbour).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Path {
     pub as_path_len: u32,
+    /// Flattened, first AS first (an AS_SET's members in order).
+    pub as_path: std::sync::Arc<[u32]>,
+}
+
+impl Path {
+    /// The path of `update` as this peering keeps it: on Microsoft peering
+    /// the private ASNs are removed, as Microsoft does (so private-AS
+    /// prepending cannot steer traffic there).
+    pub fn of(update: &Update, kind: PeeringKind) -> Self {
+        let mut as_path: Vec<u32> = match update.attribute(bgp::wire::update::attr::AS_PATH) {
+            Some(PathAttribute::AsPath(segments)) => segments
+                .iter()
+                .flat_map(|s| match s {
+                    AsSegment::Sequence(v) | AsSegment::Set(v) => v.iter().copied(),
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let mut as_path_len = as_path_len(update);
+        if kind == PeeringKind::Microsoft {
+            let before = as_path.len();
+            as_path.retain(|a| !is_private_asn(*a));
+            as_path_len = as_path_len.saturating_sub((before - as_path.len()) as u32);
+        }
+        Self {
+            as_path_len,
+            as_path: as_path.into(),
+        }
+    }
+}
+
+/// RFC 6996 private-use ASNs (2- and 4-octet ranges).
+pub fn is_private_asn(asn: u32) -> bool {
+    (64512..=65534).contains(&asn) || (4_200_000_000..=4_294_967_294).contains(&asn)
 }
 
 /// Why an announced prefix was not accepted.
@@ -307,9 +345,7 @@ impl Rib {
         }
         out.changed
             .reserve(update.nlri.len() + update.announced_v6().len());
-        let path = Path {
-            as_path_len: as_path_len(update),
-        };
+        let path = Path::of(update, kind);
         let looped = as_path_contains(update, bgp::MSEE_ASN);
         // Private peering takes any prefix of the session's family (and
         // has no registered prefixes).
@@ -333,7 +369,7 @@ impl Rib {
             };
             match verdict {
                 Ok(()) => {
-                    if adj.routes.insert(prefix, path) != Some(path) {
+                    if adj.routes.insert(prefix, path.clone()).as_ref() != Some(&path) {
                         out.changed.push(prefix);
                     }
                 }
@@ -380,9 +416,16 @@ impl Rib {
 
     /// [`Rib::best`] as a [`NextHops`] set (no allocation).
     pub fn best_hops(&self, prefix: IpNet) -> Option<NextHops> {
+        let mut hops = NextHops::default();
+        self.add_hops(prefix, &mut hops);
+        (!hops.is_empty()).then_some(hops)
+    }
+
+    /// Adds every link with a path for `prefix` to `hops` (a routing domain
+    /// fed by several peerings merges theirs).
+    pub fn add_hops(&self, prefix: IpNet, hops: &mut NextHops) {
         let prefix = prefix.trunc();
         let family = family_of(&prefix);
-        let mut hops = NextHops::default();
         for ((link, f), adj) in &self.sessions {
             if *f != family || adj.routes.is_empty() {
                 continue;
@@ -392,7 +435,27 @@ impl Rib {
                 hops.push(*link, p.as_path_len + penalty);
             }
         }
-        (!hops.is_empty()).then_some(hops)
+    }
+
+    /// The shortest path held for `prefix` on any link (what Global Reach
+    /// passes on to the other circuit's customer), drained links last.
+    pub fn best_path(&self, prefix: IpNet) -> Option<&Path> {
+        let prefix = prefix.trunc();
+        let family = family_of(&prefix);
+        self.sessions
+            .iter()
+            .filter(|((_, f), _)| *f == family)
+            .filter_map(|(_, adj)| Some((adj.drained, adj.routes.get(&prefix)?)))
+            .min_by_key(|(drained, p)| (*drained, p.as_path_len))
+            .map(|(_, p)| p)
+    }
+
+    /// The paths held for `prefix`, per session.
+    pub fn paths(&self, session: SessionId) -> impl Iterator<Item = (IpNet, &Path)> + '_ {
+        self.sessions
+            .get(&session)
+            .into_iter()
+            .flat_map(|a| a.routes.iter())
     }
 
     /// The FIB changes for `prefixes` (typically an [`UpdateOutcome`]'s).
@@ -418,6 +481,14 @@ impl Rib {
             changes,
             sets: sets.into_sets(),
         }
+    }
+
+    /// Every prefix with a path on some session.
+    pub fn routes_prefixes(&self) -> BTreeSet<IpNet> {
+        self.sessions
+            .values()
+            .flat_map(|a| a.routes.keys())
+            .collect()
     }
 
     /// Every prefix with a path, and its best next-hop set.

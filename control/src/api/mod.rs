@@ -15,17 +15,20 @@ use tokio::{
 };
 use tracing::{debug, warn};
 
+pub mod types;
+
 /// Default socket path of `msee-daemon --api-socket` and `msee-cli --socket`.
 pub const DEFAULT_SOCKET: &str = "/run/msee/api.sock";
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "lowercase")]
 pub enum Request {
-    /// The circuits of the configuration file, and which one runs here.
+    /// The circuits of the configuration, and which run here.
     Circuits,
     /// Every BGP session and its state.
     Sessions,
-    /// The RIB of a circuit: prefixes and their next-hop links.
+    /// The routes a circuit's customer announced: prefixes and their
+    /// next-hop links, per peering.
     Routes { circuit: String },
     /// Per-port dataplane counters.
     Counters,
@@ -113,6 +116,18 @@ pub fn serve(path: &Path, calls: mpsc::Sender<Call>) -> Result<()> {
         }
     });
     Ok(())
+}
+
+/// [`query`], the answer read into its typed view.
+pub fn query_as<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    request: &Request,
+    timeout: Duration,
+) -> Result<T> {
+    let v = query(path, request, timeout)?;
+    serde_json::from_value(v).with_context(|| {
+        format!("the daemon's answer to {request:?} is not what this msee-cli reads")
+    })
 }
 
 /// Client side (blocking, for the CLI): one request, its answer.

@@ -1,0 +1,124 @@
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::{
+    estate::{IdBook, Inputs, PortMap},
+    netlink::Interface,
+};
+
+const LAB: &str = r#"
+[[circuits]]
+name = "er-lab"
+serviceKey = "6f1c2c7e-0d55-4a3c-9b4e-1a2b3c4d5e01"
+serviceProviderProvisioningState = "Provisioned"
+serviceProviderProperties = { serviceProviderName = "Equinix", peeringLocation = "Amsterdam", bandwidthInMbps = 1000 }
+sku = { tier = "Standard", family = "MeteredData" }
+
+[[circuits.peerings]]
+peeringType = "AzurePrivatePeering"
+peerASN = 65010
+primaryPeerAddressPrefix = "192.168.100.128/30"
+secondaryPeerAddressPrefix = "192.168.100.132/30"
+vlanId = 100
+sharedKey = "s3cret"
+ipv6PeeringConfig = { primaryPeerAddressPrefix = "fd00:100::/126", secondaryPeerAddressPrefix = "fd00:100::4/126" }
+
+[[circuits.peerings]]
+peeringType = "MicrosoftPeering"
+peerASN = 65010
+peerAddressPrefix = "203.0.113.0/29"
+vlanId = 200
+microsoftPeeringConfig = { advertisedPublicPrefixes = ["198.51.100.0/24"] }
+"#;
+
+fn iface(name: &str, ifindex: u32) -> Interface {
+    Interface {
+        name: name.into(),
+        ifindex,
+        mac: [2, 0, 0, 0, 0, ifindex as u8],
+        addrs: Vec::new(),
+        addrs6: Vec::new(),
+        carrier: true,
+    }
+}
+
+#[test]
+fn sessions_per_peering_link_and_family_from_the_model() {
+    let model = circuit::load_toml(LAB).unwrap();
+    let ifaces: BTreeMap<String, Interface> = [iface("primary", 2), iface("secondary", 3)]
+        .into_iter()
+        .map(|i| (i.name.clone(), i))
+        .collect();
+    let ports = PortMap {
+        provider: Some(["primary".into(), "secondary".into()]),
+        ..Default::default()
+    };
+    let plan = crate::estate::plan(
+        &Inputs {
+            model: Some(&model),
+            ports: &ports,
+            ifaces: &ifaces,
+            tagged: true,
+            only: &[],
+            routes: &[],
+            bandwidth_override_bps: None,
+        },
+        &mut IdBook::default(),
+    )
+    .unwrap();
+    let specs = plan_sessions(&model, &plan, None);
+    let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "er-lab/AzurePrivatePeering/primary",
+            "er-lab/AzurePrivatePeering/primary/ipv6",
+            "er-lab/AzurePrivatePeering/secondary",
+            "er-lab/AzurePrivatePeering/secondary/ipv6",
+            "er-lab/MicrosoftPeering/primary",
+            "er-lab/MicrosoftPeering/secondary",
+        ]
+    );
+    let p = &specs[0];
+    assert_eq!(
+        p.link,
+        plan.peering("er-lab", PeeringType::AzurePrivatePeering)
+            .unwrap()
+            .links[0]
+    );
+    assert_eq!(
+        (p.local, p.peer),
+        (
+            "192.168.100.130".parse().unwrap(),
+            "192.168.100.129".parse().unwrap()
+        )
+    );
+    assert_eq!(p.router_id, Ipv4Addr::new(192, 168, 100, 130));
+    assert_eq!(p.md5_key.as_deref(), Some(&b"s3cret"[..]));
+    assert_eq!((p.max_prefixes, p.max_advertised), (4000, Some(1000)));
+    assert_eq!(p.bfd.map(|b| b.interval_ms), Some(300));
+    let v6 = &specs[1];
+    assert_eq!(v6.local, "fd00:100::2".parse::<IpAddr>().unwrap());
+    assert_eq!(v6.router_id, Ipv4Addr::new(192, 168, 100, 130));
+    assert_eq!(
+        (v6.max_prefixes, v6.bfd),
+        (100, None),
+        "ExpressRoute's IPv6 limit, BFD IPv4 only"
+    );
+    let ms = &specs[4];
+    assert_eq!((ms.max_prefixes, ms.max_advertised), (200, None));
+    assert_eq!(ms.local, "203.0.113.2".parse::<IpAddr>().unwrap());
+    // A limit override applies to every session.
+    assert!(
+        plan_sessions(&model, &plan, Some(5))
+            .iter()
+            .all(|s| s.max_prefixes == 5)
+    );
+    // What restarts a session and what does not.
+    let mut other = p.clone();
+    other.max_prefixes = 9;
+    other.bfd = None;
+    assert!(!p.needs_restart(&other));
+    other.md5_key = None;
+    assert!(p.needs_restart(&other));
+}

@@ -1,0 +1,240 @@
+//! An estate's lab for end-to-end tests: `lab::estate` with the provider's
+//! switch (`vlan_switch`) installed, removed when dropped.
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::{Context as _, Result, bail};
+use dataplane::AttachMode;
+use lab::estate::{self, CustomerRouter, EstateLab, State};
+use msee_abi::vlan::VlanTags;
+use msee_sys::netns;
+use traffic::VlanSwitch;
+
+/// Attaches `vlan_switch` to the switch namespace's trunks and access
+/// ports, cross-connects each customer link with its peering's tags, and
+/// pins it under `dir` so it outlives this process.
+pub fn install_switch(lab: &EstateLab, dir: &Path) -> Result<Vec<PathBuf>> {
+    let lab = lab.clone();
+    let pins = dir.to_owned();
+    netns::on_thread(&lab.switch_ns.clone(), move || -> Result<Vec<PathBuf>> {
+        let mut sw = VlanSwitch::load()?;
+        let index = |name: &str| -> Result<u32> {
+            let c = std::ffi::CString::new(name)?;
+            // SAFETY: a valid C string; returns 0 when there is no such interface.
+            let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
+            if i == 0 {
+                bail!("no interface {name} in the switch namespace");
+            }
+            Ok(i)
+        };
+        for c in &lab.customers {
+            for p in &c.peerings {
+                let pair = &lab.pairs[p.pair];
+                for k in 0..2 {
+                    let access = index(&p.access[k])?;
+                    let trunk = index(&pair.trunk[k])?;
+                    let tags = if p.tags.1 == 0 {
+                        VlanTags::dot1q(p.tags.0)
+                    } else {
+                        VlanTags::double_dot1q(p.tags.0, p.tags.1)
+                    };
+                    sw.attach(access, AttachMode::Native)?;
+                    sw.attach(trunk, AttachMode::Native)?;
+                    sw.connect(access, trunk, tags)
+                        .with_context(|| format!("{} {}", c.circuit, p.access[k]))?;
+                }
+            }
+        }
+        Ok(sw.pin_links(&pins)?)
+    })?
+}
+
+/// A running estate lab; dropping it removes everything.
+pub struct EstateLabUp {
+    pub state: State,
+}
+
+impl EstateLabUp {
+    pub fn up(model_path: &Path, prefix: &str, customers: CustomerRouter) -> Result<Self> {
+        Self::up_planned(model_path, model_path, prefix, customers)
+    }
+
+    /// The lab `plan_from` needs, with the daemon running `config` (a
+    /// reload may then bring in what only `plan_from` has).
+    pub fn up_planned(
+        plan_from: &Path,
+        config: &Path,
+        prefix: &str,
+        customers: CustomerRouter,
+    ) -> Result<Self> {
+        let model = circuit::load_files(&[plan_from])?;
+        let lab = estate::plan(&model, prefix, &estate::Pools::default(), &[])?;
+        let daemon = lab::daemon::workspace_bin("msee-daemon")?;
+        let state = estate::up(
+            &lab,
+            &[config.to_owned()],
+            customers,
+            &install_switch,
+            &daemon,
+        )?;
+        Ok(Self { state })
+    }
+
+    pub fn customer(&self, circuit: &str) -> &estate::plan::Customer {
+        self.state
+            .lab
+            .customers
+            .iter()
+            .find(|c| c.circuit == circuit)
+            .unwrap_or_else(|| panic!("no customer {circuit} in the lab"))
+    }
+
+    /// The Azure-side namespace holding `host`.
+    pub fn azure_ns_of(&self, host: std::net::IpAddr) -> String {
+        self.state
+            .lab
+            .vnets
+            .iter()
+            .chain(&self.state.lab.microsoft)
+            .find(|v| v.hosts.iter().any(|(_, h)| *h == host))
+            .map(|v| v.ns.clone())
+            .unwrap_or_else(|| panic!("no Azure-side host {host}"))
+    }
+
+    /// vtysh to `circuit`'s bgpd.
+    pub fn vtysh(&self, circuit: &str, cmd: &str) -> String {
+        let dir = estate::state_dir(&self.state.lab.prefix).join(circuit);
+        let out = std::process::Command::new("vtysh")
+            .arg("--vty_socket")
+            .arg(&dir)
+            .args(["-d", "bgpd", "-c", cmd])
+            .output()
+            .expect("running vtysh");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// What `circuit`'s FRR learned from AS 12076: prefix and AS path.
+    pub fn learned(&self, circuit: &str) -> Vec<(String, String)> {
+        let v: serde_json::Value =
+            serde_json::from_str(&self.vtysh(circuit, "show bgp ipv4 unicast json"))
+                .unwrap_or_default();
+        let mut out = Vec::new();
+        for (prefix, paths) in v["routes"].as_object().cloned().unwrap_or_default() {
+            for p in paths.as_array().cloned().unwrap_or_default() {
+                if let Some(path) = p["path"].as_str()
+                    && path.starts_with("12076")
+                {
+                    out.push((prefix.clone(), path.to_owned()));
+                    break;
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Waits until `circuit`'s FRR has learned exactly `prefixes` from AS
+    /// 12076; returns what it learned.
+    pub fn wait_learned(
+        &self,
+        circuit: &str,
+        prefixes: &[&str],
+        timeout: Duration,
+    ) -> Vec<(String, String)> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let got = self.learned(circuit);
+            let names: Vec<&str> = got.iter().map(|(p, _)| p.as_str()).collect();
+            let mut want = prefixes.to_vec();
+            want.sort_unstable();
+            if names == want || std::time::Instant::now() > deadline {
+                return got;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The counters of `circuit`'s links summed: drops by `reason`.
+    pub fn drops(&self, circuit: &str, reason: &str) -> u64 {
+        self.cli(&["counters"])
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .filter(|p| p["circuit"] == circuit)
+            .map(|p| p["drops"][reason].as_u64().unwrap_or(0))
+            .sum()
+    }
+
+    pub fn lab(&self) -> &EstateLab {
+        &self.state.lab
+    }
+
+    /// `msee-cli --json ARGS` against the lab's daemon.
+    pub fn cli(&self, args: &[&str]) -> serde_json::Value {
+        let bin = lab::daemon::workspace_bin("msee-cli").expect("msee-cli is built");
+        let out = std::process::Command::new(bin)
+            .arg("--socket")
+            .arg(&self.state.api_socket)
+            .arg("--json")
+            .args(args)
+            .output()
+            .expect("running msee-cli");
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+            panic!(
+                "msee-cli {args:?}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+    }
+
+    /// Waits until every session of the daemon has been Established for 3 s
+    /// (FRR resets a BFD session once when its BGP session comes up: the
+    /// first Established is not yet the settled state).
+    pub fn wait_established(&self, timeout: Duration) -> Result<()> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let s = self.cli(&["sessions"]);
+            let all = s.as_array().cloned().unwrap_or_default();
+            let unsettled: Vec<String> = all
+                .iter()
+                .filter(|x| {
+                    x["state"] != "Established" || x["since_secs"].as_u64().unwrap_or(0) < 3
+                })
+                .map(|x| x["name"].as_str().unwrap_or("?").to_owned())
+                .collect();
+            if !all.is_empty() && unsettled.is_empty() {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                bail!(
+                    "sessions not established for 3 s after {timeout:?}: {unsettled:?}\n{}",
+                    self.daemon_log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    pub fn daemon_log(&self) -> String {
+        std::fs::read_to_string(estate::state_dir(&self.state.lab.prefix).join("daemon.log"))
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for EstateLabUp {
+    fn drop(&mut self) {
+        // For a look at a failed test's lab: remove it with `cargo xtask
+        // lab down --prefix PREFIX` afterwards.
+        if std::env::var_os("MSEE_KEEP_LAB").is_some() {
+            eprintln!("MSEE_KEEP_LAB: lab {} left up", self.state.lab.prefix);
+            return;
+        }
+        if let Err(e) = estate::down(&self.state) {
+            eprintln!("estate lab cleanup: {e:#}");
+        }
+    }
+}
