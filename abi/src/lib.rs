@@ -300,8 +300,8 @@ pub const ROUTE_LOCAL: u32 = 2;
 /// set is one map element). Not larger: the sets a CPU uses should stay in
 /// its caches and TLB. Traffic spread over 256 destinations cost msee 77 ns
 /// per frame in the lab with 16,384 slots (786 KB per CPU) and 70 ns with
-/// 8,192, against 47 ns for one destination (`msee-bench --spin
-/// 10000,police --spin-destinations 256`, bpf_stats, medians of 5
+/// 8,192, against 47 ns for one destination (`msee-bench spin
+/// 10000,police --destinations 256`, bpf_stats, medians of 5
 /// alternating runs); 56 ns once a subnet's hosts shared neighbouring sets
 /// (msee's `cache_set_v4`). Not smaller: with 4,096, 1,000 destinations over a
 /// million routes collided in sets more often (146 against 122 ns per cold
@@ -560,195 +560,8 @@ mod pod {
     unsafe impl aya::Pod for super::PolicerState {}
     unsafe impl aya::Pod for super::LinkCounters {}
     unsafe impl aya::Pod for super::LinkRow {}
-    unsafe impl aya::Pod for super::engine::TxgenConfig {}
     unsafe impl aya::Pod for super::vlan::VlanTags {}
-    unsafe impl aya::Pod for super::vlan::PopKey {}
     unsafe impl aya::Pod for super::vlan::PushCounters {}
-    unsafe impl aya::Pod for super::vlan::PopCounters {}
-    unsafe impl aya::Pod for super::vlan::SwitchAccess {}
-    unsafe impl aya::Pod for super::vlan::SwitchCounters {}
-}
-
-/// The packet engine's kernel programs (`xsk`, `lossy`, `txgen`) and the test
-/// payload they share with userspace.
-pub mod engine {
-    pub const XSK_PROGRAM: &str = "xsk";
-    pub const LOSSY_PROGRAM: &str = "lossy";
-    pub const TXGEN_PROGRAM: &str = "txgen";
-
-    pub const BLACKHOLE_TC_PROGRAM: &str = "blackhole_tc";
-    pub const TESTFWD_PROGRAM: &str = "testfwd";
-
-    /// XSKMAP of the `xsk` program: index = rx queue.
-    pub const XSKS: &str = "XSKS";
-    pub const MAX_QUEUES: u32 = 64;
-
-    /// `xsk`: Array<TestFrameFilter>[1]. All zero (as loaded) = every frame
-    /// of a queue with a socket goes to the socket, untouched.
-    pub const XSK_CONFIG: &str = "XSK_CONFIG";
-    /// `xsk`: PerCpuArray<u64>[XSK_STATS_LEN], indexed by the `XSK_STAT_*`.
-    pub const XSK_STATS: &str = "XSK_STATS";
-    /// Frames handed to the socket of their queue.
-    pub const XSK_STAT_TO_SOCKET: u32 = 0;
-    /// Frames for a socket on a queue that has none (passed to the kernel).
-    pub const XSK_STAT_NO_SOCKET: u32 = 1;
-    /// Frames the filter passed to the kernel (not test frames).
-    pub const XSK_STAT_PASSED: u32 = 2;
-    pub const XSK_STATS_LEN: u32 = 3;
-
-    /// `TestFrameFilter::flags`: only UDP (over IPv4 or IPv6, behind up to
-    /// two VLAN tags) to a destination port in `port_lo..=port_hi` is a test
-    /// frame; everything else (ARP, ND, TCP/179, UDP/3784, ...) is the
-    /// kernel's.
-    pub const FILTER_UDP_PORTS: u32 = 1;
-    /// `TestFrameFilter::flags` (`xsk` only): prepend `RX_META_LEN` bytes of
-    /// XDP metadata holding `bpf_ktime_get_ns()` (native endian) to frames
-    /// sent to a socket: the receive time, taken in the kernel.
-    pub const FILTER_RX_TIMESTAMP: u32 = 2;
-    pub const RX_META_LEN: usize = 8;
-
-    /// Which frames are test frames (`xsk`, `lossy`).
-    #[repr(C)]
-    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-    pub struct TestFrameFilter {
-        pub flags: u32,
-        pub port_lo: u16,
-        pub port_hi: u16,
-    }
-
-    /// `lossy`: Array<u64>[1], drop every k-th frame (0 = drop nothing).
-    pub const LOSSY_EVERY: &str = "LOSSY_EVERY";
-    /// `lossy`: PerCpuArray<u64>[LOSSY_STATS_LEN], indexed by `LOSSY_STAT_*`.
-    pub const LOSSY_STATS: &str = "LOSSY_STATS";
-    /// UDP frames (test frames, if the filter is on) seen.
-    pub const LOSSY_STAT_SEEN: u32 = 0;
-    /// Of those, dropped as every k-th.
-    pub const LOSSY_STAT_DROPPED: u32 = 1;
-    /// Frames of any kind dropped by the black hole.
-    pub const LOSSY_STAT_BLACKHOLE: u32 = 2;
-    /// Of those, UDP frames (test frames, if the filter is on).
-    pub const LOSSY_STAT_BLACKHOLE_TEST: u32 = 3;
-    pub const LOSSY_STATS_LEN: u32 = 4;
-    /// `lossy`: ProgramArray[1], the program that gets frames not dropped.
-    pub const LOSSY_NEXT: &str = "LOSSY_NEXT";
-    /// `lossy`: Array<TestFrameFilter>[1], which frames count as UDP test
-    /// frames for `LOSSY_EVERY` (all zero = any UDP).
-    pub const LOSSY_FILTER: &str = "LOSSY_FILTER";
-    /// `lossy`: Array<BlackholeWindow>[1], the ingress black hole.
-    pub const LOSSY_BLACKHOLE: &str = "LOSSY_BLACKHOLE";
-
-    /// A black hole drops every frame (any protocol) processed at a
-    /// CLOCK_MONOTONIC time `t` with `from_ns <= t < until_ns`. All zero =
-    /// off, without reading the clock. Userspace schedules a switch a
-    /// little ahead (`from_ns` = now + lead), so ingress and egress, on every
-    /// CPU, switch at one known instant.
-    #[repr(C)]
-    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-    pub struct BlackholeWindow {
-        pub from_ns: u64,
-        pub until_ns: u64,
-    }
-
-    /// `blackhole_tc` (tcx ingress or egress): Array<BlackholeWindow>[1].
-    pub const BLACKHOLE_WINDOW: &str = "BLACKHOLE_WINDOW";
-    /// `blackhole_tc`: PerCpuArray<u64>[BLACKHOLE_STATS_LEN]: [0] frames
-    /// seen while the window was set, [1] dropped.
-    pub const BLACKHOLE_STATS: &str = "BLACKHOLE_STATS";
-    pub const BLACKHOLE_STAT_SEEN: u32 = 0;
-    pub const BLACKHOLE_STAT_DROPPED: u32 = 1;
-    pub const BLACKHOLE_STATS_LEN: u32 = 2;
-
-    /// `testfwd` (a tiny forwarder for engine tests): DevMap[TESTFWD_LINKS],
-    /// the egress interfaces.
-    pub const TESTFWD_OUT: &str = "TESTFWD_OUT";
-    pub const TESTFWD_LINKS: u32 = 4;
-    /// `testfwd`: Array<TestfwdLink>[TESTFWD_LINKS], MACs per egress slot.
-    pub const TESTFWD_MACS: &str = "TESTFWD_MACS";
-    /// `testfwd`: Array<u32>[TESTFWD_FLOWS]: egress slot of the UDP flows
-    /// whose destination port modulo TESTFWD_FLOWS is the index;
-    /// `TESTFWD_DROP` drops them.
-    pub const TESTFWD_FLOW: &str = "TESTFWD_FLOW";
-    pub const TESTFWD_FLOWS: u32 = 256;
-    pub const TESTFWD_DROP: u32 = u32::MAX;
-    /// `testfwd`: Array<TestFrameFilter>[1], the UDP ports it forwards
-    /// (all zero = any UDP); other frames go to the kernel.
-    pub const TESTFWD_FILTER: &str = "TESTFWD_FILTER";
-    /// `testfwd`: PerCpuArray<u64>[TESTFWD_LINKS + 1], frames sent to each
-    /// slot, and [TESTFWD_LINKS] dropped.
-    pub const TESTFWD_STATS: &str = "TESTFWD_STATS";
-
-    /// MACs written into frames leaving by one `testfwd` slot.
-    #[repr(C)]
-    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-    pub struct TestfwdLink {
-        pub dst_mac: [u8; 6],
-        pub src_mac: [u8; 6],
-    }
-
-    const _: () = {
-        assert!(size_of::<TestFrameFilter>() == 8);
-        assert!(size_of::<BlackholeWindow>() == 16);
-        assert!(size_of::<TestfwdLink>() == 12);
-    };
-
-    #[cfg(feature = "user")]
-    mod pod {
-        // SAFETY: #[repr(C)], integers and byte arrays only, no padding
-        // (sizes asserted above): every bit pattern is valid.
-        unsafe impl aya::Pod for super::TestFrameFilter {}
-        unsafe impl aya::Pod for super::BlackholeWindow {}
-        unsafe impl aya::Pod for super::TestfwdLink {}
-    }
-
-    /// `txgen`: Array<TxgenConfig>[1].
-    pub const TXGEN_CONFIG: &str = "TXGEN_CONFIG";
-    /// `txgen`: DevMap[1], slot 0 = egress interface.
-    pub const TXGEN_TX: &str = "TXGEN_TX";
-    /// `txgen`: PerCpuArray<u64>[1], the next sequence number of this CPU.
-    pub const TXGEN_SEQ: &str = "TXGEN_SEQ";
-    /// `txgen`: Array<[u8; TXGEN_PRISTINE_LEN]>[1], the frame's first bytes
-    /// as generated (headers and the initial payload, zero-padded). Live
-    /// frames are recycled without being reset, and a forwarding program
-    /// downstream (MAC rewrite, TTL) may have changed them in place: `txgen`
-    /// restores the headers from here on every run.
-    pub const TXGEN_PRISTINE: &str = "TXGEN_PRISTINE";
-    pub const TXGEN_PRISTINE_LEN: usize = 152;
-
-    /// Test payload at the start of the UDP payload, big endian:
-    /// stream id (u16), sequence (u64), transmit time (u64, CLOCK_MONOTONIC ns).
-    /// 18 bytes so a 64-byte IPv4 frame (60 bytes without FCS) carries it.
-    pub const PAYLOAD_LEN: usize = 18;
-    pub const PAYLOAD_STREAM: usize = 0;
-    pub const PAYLOAD_SEQ: usize = 2;
-    pub const PAYLOAD_TS: usize = 10;
-    /// Largest offset of the payload in a frame (Ethernet + 2 tags + IPv6 + UDP
-    /// is 70): a bound the verifier can check.
-    pub const MAX_PAYLOAD_OFFSET: u32 = 128;
-
-    /// How `txgen` stamps a frame.
-    #[repr(C)]
-    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-    pub struct TxgenConfig {
-        /// Offset of the test payload from the start of the frame.
-        pub payload_off: u32,
-        /// Offset of the UDP checksum, or 0 to leave it alone (IPv4 with
-        /// checksum 0).
-        pub csum_off: u32,
-        /// Stream id = stream_base + CPU number.
-        pub stream_base: u32,
-        /// Destinations to spread the frames over, round robin by sequence
-        /// number (a power of two up to `MAX_TXGEN_DESTINATIONS`; 0 or 1:
-        /// the template's own): the last byte of the IPv4 destination goes
-        /// up by `sequence % destinations`, wrapping within its /24, and both
-        /// checksums follow.
-        pub destinations: u32,
-        /// Offset of the IPv4 header (used only with destinations > 1).
-        pub ipv4_off: u32,
-        pub _pad: u32,
-    }
-
-    /// Most destinations `txgen` spreads over: those of one /24.
-    pub const MAX_TXGEN_DESTINATIONS: u32 = 256;
 }
 
 /// The VLAN shim: this kernel has no 802.1Q (`CONFIG_VLAN_8021Q` is off), so
@@ -759,13 +572,12 @@ pub mod engine {
 /// - `vlan_push` (TC egress, tcx) gives frames the kernel sends out of a port
 ///   the tags of the peering they belong to, by an LPM lookup on
 ///   (ifindex, address) in `VLAN_EGRESS_V4`/`VLAN_EGRESS_V6`;
-/// - `vlan_pop` (XDP, for a customer side without VLANs) pops the tag stacks
-///   listed in `VLAN_ACCEPT` and drops (and counts) every other tagged frame.
+/// - on a customer side without VLANs (the lab's customer router),
+///   `vlan_pop` of the test tooling (`traffic-abi`) pops them.
 pub mod vlan {
     use super::{ETH_P_8021AD, ETH_P_8021Q, MAX_FAST_IFINDEX};
 
     pub const PUSH_PROGRAM: &str = "vlan_push";
-    pub const POP_PROGRAM: &str = "vlan_pop";
 
     /// `vlan_push`: LpmTrie<Key<EgressKeyV4>, VlanTags>, the IPv4 peering
     /// subnets of each port.
@@ -774,17 +586,11 @@ pub mod vlan {
     pub const EGRESS_V6: &str = "VLAN_EGRESS_V6";
     /// `vlan_push`: PerCpuArray<PushCounters>, row = `counter_row(ifindex)`.
     pub const PUSH_STATS: &str = "VLAN_PUSH_STATS";
-    /// `vlan_pop`: HashMap<PopKey, VlanTags>, the tag stacks accepted per port.
-    pub const ACCEPT: &str = "VLAN_ACCEPT";
-    /// `vlan_pop`: PerCpuArray<PopCounters>, row = `counter_row(ifindex)`.
-    pub const POP_STATS: &str = "VLAN_POP_STATS";
 
     pub const PUSH_MAPS: [&str; 3] = [EGRESS_V4, EGRESS_V6, PUSH_STATS];
-    pub const POP_MAPS: [&str; 2] = [ACCEPT, POP_STATS];
 
     pub const MAX_EGRESS_V4: u32 = 16384;
     pub const MAX_EGRESS_V6: u32 = 16384;
-    pub const MAX_ACCEPT: u32 = 4096;
     /// Counter rows: one per ifindex below `MAX_FAST_IFINDEX`, and one shared
     /// by every larger ifindex.
     pub const COUNTER_ROWS: u32 = MAX_FAST_IFINDEX + 1;
@@ -801,7 +607,8 @@ pub mod vlan {
     pub const MAX_VID: u16 = 4094;
 
     /// A tag stack: one 802.1Q tag, or an outer tag (`outer_tpid` 0x8100 or
-    /// 0x88a8) with an inner 802.1Q tag. The value of both maps.
+    /// 0x88a8) with an inner 802.1Q tag. The value of the egress tables
+    /// (and of `vlan_pop`'s accepted stacks, in the test tooling).
     #[repr(C)]
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
     pub struct VlanTags {
@@ -863,63 +670,6 @@ pub mod vlan {
         super::route_key_v6(ifindex, addr)
     }
 
-    /// `VLAN_ACCEPT` key: a port and the VLAN ids of a tag stack (inner 0
-    /// for a single tag). The value's `outer_tpid` must match the frame's.
-    #[repr(C)]
-    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-    pub struct PopKey {
-        pub ifindex: u32,
-        pub outer_vid: u16,
-        pub inner_vid: u16,
-    }
-
-    /// `vlan_switch`: the lab's provider network, a VLAN cross-connect.
-    pub const SWITCH_PROGRAM: &str = "vlan_switch";
-    /// `vlan_switch`: HashMap<u32, SwitchAccess>, by access port ifindex.
-    pub const SWITCH_ACCESS: &str = "SWITCH_ACCESS";
-    /// `vlan_switch`: HashMap<PopKey, u32>: a trunk's tag stack -> its
-    /// access port.
-    pub const SWITCH_TRUNK: &str = "SWITCH_TRUNK";
-    /// `vlan_switch`: DevMapHash of every port it redirects to.
-    pub const SWITCH_PORTS: &str = "SWITCH_PORTS";
-    /// `vlan_switch`: PerCpuArray<SwitchCounters>, one row.
-    pub const SWITCH_STATS: &str = "SWITCH_STATS";
-    pub const SWITCH_MAPS: [&str; 4] = [SWITCH_ACCESS, SWITCH_TRUNK, SWITCH_PORTS, SWITCH_STATS];
-    pub const MAX_SWITCH_PORTS: u32 = 4096;
-
-    /// `SWITCH_ACCESS` value: where an access port's frames go, with which
-    /// tags.
-    #[repr(C)]
-    #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-    pub struct SwitchAccess {
-        pub trunk: u32,
-        pub _pad: u32,
-        pub tags: VlanTags,
-    }
-
-    /// `SWITCH_STATS` value.
-    #[repr(C)]
-    #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-    pub struct SwitchCounters {
-        /// Tagged and sent to the trunk.
-        pub to_trunk: u64,
-        /// Untagged and sent to the access port.
-        pub to_access: u64,
-        /// On a trunk, with a tag stack no access port has: dropped.
-        pub unknown: u64,
-        /// Cut short, or the tags could not be pushed or popped: dropped.
-        pub malformed: u64,
-    }
-
-    impl SwitchCounters {
-        pub fn add(&mut self, o: &Self) {
-            self.to_trunk += o.to_trunk;
-            self.to_access += o.to_access;
-            self.unknown += o.unknown;
-            self.malformed += o.malformed;
-        }
-    }
-
     /// `VLAN_PUSH_STATS` value: what `vlan_push` did with the frames the
     /// kernel sent out of a port. All but `dropped` left the port as they were.
     #[repr(C)]
@@ -949,29 +699,6 @@ pub mod vlan {
             self.already_tagged += o.already_tagged;
             self.unparsed += o.unparsed;
             self.dropped += o.dropped;
-        }
-    }
-
-    /// `VLAN_POP_STATS` value: what `vlan_pop` did with received frames.
-    #[repr(C)]
-    #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-    pub struct PopCounters {
-        /// An accepted tag stack, popped and passed to the kernel.
-        pub popped: u64,
-        /// Untagged: passed unchanged.
-        pub untagged: u64,
-        /// A tag stack not accepted on the port (or the wrong TPID): dropped.
-        pub unknown: u64,
-        /// Cut short inside its tags: dropped.
-        pub malformed: u64,
-    }
-
-    impl PopCounters {
-        pub fn add(&mut self, o: &PopCounters) {
-            self.popped += o.popped;
-            self.untagged += o.untagged;
-            self.unknown += o.unknown;
-            self.malformed += o.malformed;
         }
     }
 }

@@ -3,27 +3,7 @@
 //! octets (`bfd/fuzz` does the same with coverage guidance).
 
 use bfd::wire::{ControlPacket, DecodeError, Diag, PACKET_LEN, State};
-
-/// xorshift64*: deterministic, dependency-free.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn bool(&mut self) -> bool {
-        self.next() & 1 == 1
-    }
-    fn u32(&mut self) -> u32 {
-        self.next() as u32
-    }
-}
+use testkit::Rng;
 
 /// A random packet that passes every stateless check.
 fn valid(r: &mut Rng) -> ControlPacket {
@@ -54,7 +34,7 @@ fn valid(r: &mut Rng) -> ControlPacket {
 
 #[test]
 fn round_trips() {
-    let mut r = Rng(0x1207_6bfd);
+    let mut r = Rng::new(0x1207_6bfd);
     for _ in 0..100_000 {
         let p = valid(&mut r);
         let b = p.encode();
@@ -70,7 +50,7 @@ fn round_trips() {
 
 #[test]
 fn decoder_never_panics_on_random_mutated_or_truncated_input() {
-    let mut r = Rng(0xdead_beef_5880);
+    let mut r = Rng::new(0xdead_beef_5880);
     let (mut ok, mut err) = (0u32, 0u32);
     let mut tally = |res: Result<ControlPacket, DecodeError>| match res {
         Ok(p) => {
@@ -87,7 +67,7 @@ fn decoder_never_panics_on_random_mutated_or_truncated_input() {
     for i in 0..200_000 {
         let input: Vec<u8> = match i % 3 {
             // Pure noise of any length up to 64.
-            0 => (0..r.below(65)).map(|_| r.next() as u8).collect(),
+            0 => (0..r.below(65)).map(|_| r.next_u64() as u8).collect(),
             // A valid packet with a few bits flipped or octets replaced.
             1 => {
                 let mut b = valid(&mut r).encode().to_vec();
@@ -96,7 +76,7 @@ fn decoder_never_panics_on_random_mutated_or_truncated_input() {
                     if r.bool() {
                         b[j] ^= 1 << r.below(8);
                     } else {
-                        b[j] = r.next() as u8;
+                        b[j] = r.next_u64() as u8;
                     }
                 }
                 b
@@ -107,7 +87,7 @@ fn decoder_never_panics_on_random_mutated_or_truncated_input() {
                 if r.bool() {
                     b[1] |= 0x04;
                     b[3] = 24 + r.below(40) as u8;
-                    b.extend((0..r.below(40)).map(|_| r.next() as u8));
+                    b.extend((0..r.below(40)).map(|_| r.next_u64() as u8));
                 }
                 b.truncate(r.below(b.len() as u64 + 1) as usize);
                 b

@@ -119,17 +119,6 @@ impl std::fmt::Debug for LinkHealth {
     }
 }
 
-/// CLOCK_MONOTONIC in ns (the clock of [`Flip::at_mono_ns`]).
-pub fn mono_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid pointer to a timespec; CLOCK_MONOTONIC always exists.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 impl LinkHealth {
     pub fn new(writer: impl LinkWriter + 'static) -> Self {
         Self {
@@ -219,7 +208,7 @@ impl LinkHealth {
         let flip = Flip {
             up: verdict,
             cause,
-            at_mono_ns: mono_ns(),
+            at_mono_ns: msee_sys::monotonic_ns(),
         };
         match inner.writer.write(link, verdict) {
             Ok(()) => {

@@ -1,7 +1,7 @@
 //! Checks a wrong setup up front, so it gets one line that says what to do
 //! instead of an obscure failure deep inside a BPF syscall.
 use anyhow::{Result, bail};
-use lab::host::{self, BPFFS};
+use msee_sys::host::{self, BPFFS};
 
 pub fn check_root() -> Result<()> {
     if !host::is_root() {

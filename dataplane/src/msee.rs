@@ -1111,7 +1111,7 @@ fn map_batch<K: Pod>(
 
 /// `struct xdp_md` for `BPF_PROG_TEST_RUN`: data 0, data_end = len,
 /// data_meta 0, ingress_ifindex, rx_queue_index 0, egress_ifindex 0.
-pub(crate) fn xdp_md(len: usize, ingress_ifindex: u32) -> [u8; 24] {
+pub fn xdp_md(len: usize, ingress_ifindex: u32) -> [u8; 24] {
     let mut ctx = [0u8; 24];
     ctx[4..8].copy_from_slice(&(len as u32).to_ne_bytes());
     ctx[12..16].copy_from_slice(&ingress_ifindex.to_ne_bytes());

@@ -1,9 +1,9 @@
 //! The VLAN shim's userspace side (see `msee_abi::vlan`): this kernel has no
 //! 802.1Q, so the kernel's own traffic on tagged peerings is tagged on its
 //! way out by [`VlanShim`] (the `vlan_push` TC program on a port's egress,
-//! tcx) and, where no `msee` pops the tags on the way in, untagged by
-//! [`VlanPop`] (the `vlan_pop` XDP program). `msee` pops the tags of frames
-//! for the MSEE itself on its own.
+//! tcx). `msee` pops the tags of frames for the MSEE itself on its own;
+//! where no `msee` pops them (the lab's customer router), the test
+//! tooling's `traffic::VlanPop` does, with the helpers below.
 //!
 //! Interfaces are named by ifindex in the calling thread's network
 //! namespace, like [`crate::Msee::attach`]. Programs detach when their handle
@@ -16,23 +16,22 @@ use std::{
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{HashMap, LpmTrie, MapError, PerCpuArray, lpm_trie::Key},
+    maps::{LpmTrie, MapError, PerCpuArray, lpm_trie::Key},
     programs::{
-        LinkOrder, ProgramError, SchedClassifier, TcAttachType, TestRun, TestRunOptions, Xdp,
+        LinkOrder, ProgramError, SchedClassifier, TcAttachType, TestRun, TestRunOptions,
         tc::{SchedClassifierLinkId, TcAttachOptions},
-        xdp::XdpLinkId,
     },
 };
 use ipnet::IpNet;
 use msee_abi::{
     ETH_P_8021AD, ETH_P_8021Q,
     vlan::{
-        self, EgressKeyV4, EgressKeyV6, MAX_VID, PopCounters, PopKey, PushCounters, VlanTags,
-        counter_row, egress_key_v4, egress_key_v6,
+        self, EgressKeyV4, EgressKeyV6, MAX_VID, PushCounters, VlanTags, counter_row,
+        egress_key_v4, egress_key_v6,
     },
 };
 
-use crate::{AttachMode, LoadOptions};
+use crate::LoadOptions;
 
 #[derive(Debug, thiserror::Error)]
 pub enum VlanError {
@@ -136,7 +135,8 @@ pub fn validate_tags(tags: VlanTags) -> Result<VlanTags> {
     Ok(VlanTags { _pad: 0, ..tags })
 }
 
-fn check_ifindex(ifindex: u32) -> Result<()> {
+/// Refuse ifindex 0 (no interface has it).
+pub fn check_ifindex(ifindex: u32) -> Result<()> {
     if ifindex == 0 {
         return Err(VlanError::IfindexZero);
     }
@@ -144,7 +144,7 @@ fn check_ifindex(ifindex: u32) -> Result<()> {
 }
 
 /// The name of `ifindex` in the calling thread's network namespace.
-fn ifname(ifindex: u32) -> Result<String> {
+pub fn ifname(ifindex: u32) -> Result<String> {
     check_ifindex(ifindex)?;
     let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
     let p = unsafe { libc::if_indextoname(ifindex, buf.as_mut_ptr()) };
@@ -155,7 +155,10 @@ fn ifname(ifindex: u32) -> Result<String> {
     Ok(name.to_string_lossy().into_owned())
 }
 
-fn load(object: &'static str, bytes: &[u8], maps: &[&str], opts: &LoadOptions) -> Result<Ebpf> {
+/// Load `object` (its `bytes`), creating or adopting its pinned `maps` in
+/// `opts.pin_dir`: how both halves of the shim load (`vlan_push` here, the
+/// test tooling's `vlan_pop` for a customer side).
+pub fn load(object: &'static str, bytes: &[u8], maps: &[&str], opts: &LoadOptions) -> Result<Ebpf> {
     let mut loader = EbpfLoader::new();
     let pins: Vec<(&str, PathBuf)> = match &opts.pin_dir {
         Some(dir) => {
@@ -177,7 +180,7 @@ fn load(object: &'static str, bytes: &[u8], maps: &[&str], opts: &LoadOptions) -
 
 /// Remove the pinned `maps` from `dir`, and `dir` once empty (it may hold
 /// other programs' maps, e.g. the msee instance's).
-fn unpin(dir: &Path, maps: &[&str]) -> std::io::Result<()> {
+pub fn unpin(dir: &Path, maps: &[&str]) -> std::io::Result<()> {
     for m in maps {
         match std::fs::remove_file(dir.join(m)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
@@ -196,7 +199,7 @@ fn unpin(dir: &Path, maps: &[&str]) -> std::io::Result<()> {
 }
 
 /// Whether a map removal failed because the key was not there.
-fn is_missing(e: &MapError) -> bool {
+pub fn is_missing(e: &MapError) -> bool {
     match e {
         MapError::KeyNotFound => true,
         MapError::SyscallError(e) => e.io_error.raw_os_error() == Some(libc::ENOENT),
@@ -205,7 +208,7 @@ fn is_missing(e: &MapError) -> bool {
 }
 
 /// Map `name` of `object`'s loaded programs, typed.
-fn map_in<'a, T>(ebpf: &'a mut Ebpf, object: &'static str, name: &'static str) -> Result<T>
+pub fn map_in<'a, T>(ebpf: &'a mut Ebpf, object: &'static str, name: &'static str) -> Result<T>
 where
     T: TryFrom<&'a mut aya::maps::Map, Error = MapError>,
 {
@@ -215,7 +218,8 @@ where
     T::try_from(map).map_err(map_err(name))
 }
 
-fn map_of<'a, T>(ebpf: &'a Ebpf, object: &'static str, name: &'static str) -> Result<T>
+/// Map `name` of `object`'s loaded programs, typed, read-only.
+pub fn map_of<'a, T>(ebpf: &'a Ebpf, object: &'static str, name: &'static str) -> Result<T>
 where
     T: TryFrom<&'a aya::maps::Map, Error = MapError>,
 {
@@ -225,7 +229,8 @@ where
     T::try_from(map).map_err(map_err(name))
 }
 
-fn map_err(map: &'static str) -> impl FnOnce(MapError) -> VlanError {
+/// A map error of `map`, named.
+pub fn map_err(map: &'static str) -> impl FnOnce(MapError) -> VlanError {
     move |source| VlanError::Map { map, source }
 }
 
@@ -482,186 +487,6 @@ impl VlanShim {
     }
 }
 
-/// The `vlan_pop` XDP program and its table of accepted tag stacks.
-pub struct VlanPop {
-    ebpf: Ebpf,
-    links: Vec<(u32, XdpLinkId)>,
-}
-
-impl VlanPop {
-    const OBJECT: &'static str = "vlan_pop";
-
-    /// Load the embedded object, creating or adopting pinned maps (only
-    /// `pin_dir` of the options matters).
-    pub fn load(opts: &LoadOptions) -> Result<Self> {
-        let ebpf = load(Self::OBJECT, crate::VLAN_POP_OBJECT, &vlan::POP_MAPS, opts)?;
-        let mut pop = Self {
-            ebpf,
-            links: Vec::new(),
-        };
-        pop.program_mut()?
-            .load()
-            .map_err(|source| VlanError::Program {
-                program: vlan::POP_PROGRAM,
-                source,
-            })?;
-        Ok(pop)
-    }
-
-    /// Remove this program's pinned maps from `dir`.
-    pub fn unpin(dir: &Path) -> std::io::Result<()> {
-        unpin(dir, &vlan::POP_MAPS)
-    }
-
-    fn program_mut(&mut self) -> Result<&mut Xdp> {
-        self.ebpf
-            .program_mut(vlan::POP_PROGRAM)
-            .ok_or(VlanError::Missing {
-                object: Self::OBJECT,
-                what: "vlan_pop program",
-            })?
-            .try_into()
-            .map_err(|source| VlanError::Program {
-                program: vlan::POP_PROGRAM,
-                source,
-            })
-    }
-
-    fn map_mut<'a, T>(&'a mut self, name: &'static str) -> Result<T>
-    where
-        T: TryFrom<&'a mut aya::maps::Map, Error = MapError>,
-    {
-        map_in(&mut self.ebpf, Self::OBJECT, name)
-    }
-
-    fn map_ref<'a, T>(&'a self, name: &'static str) -> Result<T>
-    where
-        T: TryFrom<&'a aya::maps::Map, Error = MapError>,
-    {
-        map_of(&self.ebpf, Self::OBJECT, name)
-    }
-
-    /// Attach to `ifindex` (XDP). Detached by [`VlanPop::detach`] or on drop.
-    pub fn attach(&mut self, ifindex: u32, mode: AttachMode) -> Result<()> {
-        if self.links.iter().any(|(i, _)| *i == ifindex) {
-            return Err(VlanError::AlreadyAttached {
-                program: vlan::POP_PROGRAM,
-                ifindex,
-            });
-        }
-        let name = ifname(ifindex)?;
-        let link = self
-            .program_mut()?
-            .attach_to_if_index(ifindex, mode.into())
-            .map_err(|source| VlanError::Attach {
-                program: vlan::POP_PROGRAM,
-                ifindex,
-                ifname: name,
-                source,
-            })?;
-        self.links.push((ifindex, link));
-        Ok(())
-    }
-
-    pub fn detach(&mut self, ifindex: u32) -> Result<()> {
-        let Some(pos) = self.links.iter().position(|(i, _)| *i == ifindex) else {
-            return Err(VlanError::NotAttached {
-                program: vlan::POP_PROGRAM,
-                ifindex,
-            });
-        };
-        let (_, link) = self.links.remove(pos);
-        self.program_mut()?
-            .detach(link)
-            .map_err(|source| VlanError::Program {
-                program: vlan::POP_PROGRAM,
-                source,
-            })
-    }
-
-    fn key(ifindex: u32, tags: &VlanTags) -> PopKey {
-        PopKey {
-            ifindex,
-            outer_vid: tags.outer_vid,
-            inner_vid: tags.inner_vid,
-        }
-    }
-
-    /// Frames arriving on `ifindex` with exactly this tag stack (outer TPID
-    /// included) are popped and passed to the kernel.
-    pub fn accept(&mut self, ifindex: u32, tags: VlanTags) -> Result<()> {
-        check_ifindex(ifindex)?;
-        let tags = validate_tags(tags)?;
-        let mut m: HashMap<_, PopKey, VlanTags> = self.map_mut(vlan::ACCEPT)?;
-        m.insert(Self::key(ifindex, &tags), tags, 0)
-            .map_err(map_err(vlan::ACCEPT))
-    }
-
-    /// Stop accepting a tag stack: its frames are dropped (and counted) again.
-    pub fn refuse(&mut self, ifindex: u32, tags: VlanTags) -> Result<()> {
-        check_ifindex(ifindex)?;
-        let mut m: HashMap<_, PopKey, VlanTags> = self.map_mut(vlan::ACCEPT)?;
-        m.remove(&Self::key(ifindex, &tags)).map_err(|source| {
-            if is_missing(&source) {
-                VlanError::NotAccepted {
-                    ifindex,
-                    tags: Tags(tags),
-                }
-            } else {
-                VlanError::Map {
-                    map: vlan::ACCEPT,
-                    source,
-                }
-            }
-        })
-    }
-
-    /// Every accepted (ifindex, tag stack).
-    pub fn accepted(&self) -> Result<Vec<(u32, VlanTags)>> {
-        let m: HashMap<_, PopKey, VlanTags> = self.map_ref(vlan::ACCEPT)?;
-        m.iter()
-            .map(|r| {
-                r.map(|(k, v)| (k.ifindex, v))
-                    .map_err(map_err(vlan::ACCEPT))
-            })
-            .collect()
-    }
-
-    /// What the program did on `ifindex`, summed over CPUs.
-    pub fn counters(&self, ifindex: u32) -> Result<PopCounters> {
-        let m: PerCpuArray<_, PopCounters> = self.map_ref(vlan::POP_STATS)?;
-        let per_cpu = m
-            .get(&counter_row(ifindex), 0)
-            .map_err(map_err(vlan::POP_STATS))?;
-        let mut total = PopCounters::default();
-        for c in per_cpu.iter() {
-            total.add(c);
-        }
-        Ok(total)
-    }
-
-    /// Run the program once on `frame` as if it arrived on `ingress_ifindex`
-    /// (`BPF_PROG_TEST_RUN`). Returns the XDP action and the frame.
-    pub fn test_run(&mut self, frame: &[u8], ingress_ifindex: u32) -> Result<(u32, Vec<u8>)> {
-        let ctx = crate::msee::xdp_md(frame.len(), ingress_ifindex);
-        let mut out = vec![0u8; frame.len() + 64];
-        let result = self
-            .program_mut()?
-            .test_run(TestRunOptions {
-                data_in: Some(frame),
-                data_out: Some(&mut out),
-                ctx_in: Some(&ctx),
-                ..Default::default()
-            })
-            .map_err(|source| VlanError::Program {
-                program: vlan::POP_PROGRAM,
-                source,
-            })?;
-        out.truncate(result.data_size_out as usize);
-        Ok((result.return_value, out))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -730,177 +555,5 @@ mod tests {
                 0x7fff_fff0u32
             )
         );
-    }
-}
-
-/// The `vlan_switch` XDP program: the lab's provider network, each access
-/// port cross-connected to a trunk with a tag stack.
-pub struct VlanSwitch {
-    ebpf: Ebpf,
-    links: Vec<(u32, XdpLinkId)>,
-}
-
-impl VlanSwitch {
-    const OBJECT: &'static str = "vlan_switch";
-
-    pub fn load() -> Result<Self> {
-        let ebpf = load(
-            Self::OBJECT,
-            crate::VLAN_SWITCH_OBJECT,
-            &vlan::SWITCH_MAPS,
-            &LoadOptions::default(),
-        )?;
-        let mut s = Self {
-            ebpf,
-            links: Vec::new(),
-        };
-        s.program_mut()?
-            .load()
-            .map_err(|source| VlanError::Program {
-                program: vlan::SWITCH_PROGRAM,
-                source,
-            })?;
-        Ok(s)
-    }
-
-    fn program_mut(&mut self) -> Result<&mut Xdp> {
-        self.ebpf
-            .program_mut(vlan::SWITCH_PROGRAM)
-            .ok_or(VlanError::Missing {
-                object: Self::OBJECT,
-                what: "vlan_switch program",
-            })?
-            .try_into()
-            .map_err(|source| VlanError::Program {
-                program: vlan::SWITCH_PROGRAM,
-                source,
-            })
-    }
-
-    /// Attach to `ifindex` (native XDP: the ports are veths).
-    pub fn attach(&mut self, ifindex: u32, mode: AttachMode) -> Result<()> {
-        if self.links.iter().any(|(i, _)| *i == ifindex) {
-            return Ok(());
-        }
-        let name = ifname(ifindex)?;
-        let link = self
-            .program_mut()?
-            .attach_to_if_index(ifindex, mode.into())
-            .map_err(|source| VlanError::Attach {
-                program: vlan::SWITCH_PROGRAM,
-                ifindex,
-                ifname: name,
-                source,
-            })?;
-        self.links.push((ifindex, link));
-        Ok(())
-    }
-
-    /// Cross-connects `access` to `trunk` with `tags`: frames from the
-    /// access port leave the trunk tagged, frames on the trunk with these
-    /// tags leave the access port untagged.
-    pub fn connect(&mut self, access: u32, trunk: u32, tags: VlanTags) -> Result<()> {
-        check_ifindex(access)?;
-        check_ifindex(trunk)?;
-        let tags = validate_tags(tags)?;
-        {
-            let mut ports: aya::maps::DevMapHash<_> = self.map_mut(vlan::SWITCH_PORTS)?;
-            for i in [access, trunk] {
-                ports.insert(i, i, None, 0).map_err(|e| VlanError::Map {
-                    map: vlan::SWITCH_PORTS,
-                    source: MapError::from(std::io::Error::other(e.to_string())),
-                })?;
-            }
-        }
-        let mut a: HashMap<_, u32, vlan::SwitchAccess> = self.map_mut(vlan::SWITCH_ACCESS)?;
-        a.insert(
-            access,
-            vlan::SwitchAccess {
-                trunk,
-                _pad: 0,
-                tags,
-            },
-            0,
-        )
-        .map_err(map_err(vlan::SWITCH_ACCESS))?;
-        let mut t: HashMap<_, PopKey, u32> = self.map_mut(vlan::SWITCH_TRUNK)?;
-        t.insert(VlanPop::key(trunk, &tags), access, 0)
-            .map_err(map_err(vlan::SWITCH_TRUNK))
-    }
-
-    fn map_mut<'a, T>(&'a mut self, name: &'static str) -> Result<T>
-    where
-        T: TryFrom<&'a mut aya::maps::Map, Error = MapError>,
-    {
-        map_in(&mut self.ebpf, Self::OBJECT, name)
-    }
-
-    /// What the switch did, summed over CPUs.
-    pub fn counters(&self) -> Result<vlan::SwitchCounters> {
-        let m: PerCpuArray<_, vlan::SwitchCounters> =
-            map_of(&self.ebpf, Self::OBJECT, vlan::SWITCH_STATS)?;
-        let per_cpu = m.get(&0, 0).map_err(map_err(vlan::SWITCH_STATS))?;
-        let mut total = vlan::SwitchCounters::default();
-        for c in per_cpu.iter() {
-            total.add(c);
-        }
-        Ok(total)
-    }
-
-    /// Pins every attachment under `dir` (one file per port), so the switch
-    /// keeps running after this process ends; removing the files (or the
-    /// ports) detaches it.
-    pub fn pin_links(mut self, dir: &Path) -> Result<Vec<PathBuf>> {
-        std::fs::create_dir_all(dir).map_err(|source| VlanError::PinDir {
-            path: dir.to_owned(),
-            source,
-        })?;
-        let links = std::mem::take(&mut self.links);
-        let mut pins = Vec::new();
-        for (ifindex, id) in links {
-            let link = self
-                .program_mut()?
-                .take_link(id)
-                .map_err(|source| VlanError::Program {
-                    program: vlan::SWITCH_PROGRAM,
-                    source,
-                })?;
-            let fd: aya::programs::links::FdLink =
-                link.try_into()
-                    .map_err(|e: aya::programs::links::LinkError| VlanError::Program {
-                        program: vlan::SWITCH_PROGRAM,
-                        source: ProgramError::IOError(std::io::Error::other(format!(
-                            "ifindex {ifindex}: XDP attached without a bpf_link, cannot pin: {e}"
-                        ))),
-                    })?;
-            let path = dir.join(format!("vlan_switch_{ifindex}"));
-            fd.pin(&path).map_err(|e| VlanError::PinDir {
-                path: path.clone(),
-                source: std::io::Error::other(e.to_string()),
-            })?;
-            pins.push(path);
-        }
-        Ok(pins)
-    }
-
-    /// Run the program once on `frame` as if it arrived on
-    /// `ingress_ifindex`. Returns the XDP action and the frame.
-    pub fn test_run(&mut self, frame: &[u8], ingress_ifindex: u32) -> Result<(u32, Vec<u8>)> {
-        let ctx = crate::msee::xdp_md(frame.len(), ingress_ifindex);
-        let mut out = vec![0u8; frame.len() + 64];
-        let result = self
-            .program_mut()?
-            .test_run(TestRunOptions {
-                data_in: Some(frame),
-                data_out: Some(&mut out),
-                ctx_in: Some(&ctx),
-                ..Default::default()
-            })
-            .map_err(|source| VlanError::Program {
-                program: vlan::SWITCH_PROGRAM,
-                source,
-            })?;
-        out.truncate(result.data_size_out as usize);
-        Ok((result.return_value, out))
     }
 }

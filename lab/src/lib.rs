@@ -11,19 +11,16 @@
 //! the reference tools for this kernel's netns/veth features, which every
 //! engineer can replay by hand from the printed commands.
 use std::{
-    fs::File,
     net::{Ipv4Addr, Ipv6Addr},
-    os::fd::AsFd,
     process::{Command, Stdio},
 };
 
 use anyhow::{Context as _, Result, bail};
 pub mod daemon;
 pub mod estate;
-pub mod host;
 pub mod traffic;
 
-use nix::sched::{CloneFlags, setns};
+use msee_sys::netns;
 
 /// Interface names inside the namespaces (namespaces isolate them, so they
 /// need no prefix; the namespaces carry it).
@@ -176,7 +173,7 @@ impl Lab {
     /// parts already made are removed before the error is returned.
     pub fn up(topo: Topology) -> Result<Self> {
         for ns in topo.namespaces() {
-            if netns_exists(&ns) {
+            if netns::exists(&ns) {
                 bail!(
                     "namespace {ns} already exists: run `cargo xtask lab down --prefix {}` first",
                     topo.prefix
@@ -420,7 +417,7 @@ impl Lab {
         self.removed = true;
         let mut first_err = None;
         for ns in self.topo.namespaces() {
-            if netns_exists(&ns)
+            if netns::exists(&ns)
                 && let Err(e) = ip(&["netns", "del", &ns])
             {
                 first_err.get_or_insert(e);
@@ -436,23 +433,6 @@ impl Drop for Lab {
             eprintln!("lab cleanup: {e:#}");
         }
     }
-}
-
-pub fn netns_exists(name: &str) -> bool {
-    std::path::Path::new("/run/netns").join(name).exists()
-}
-
-/// Run `f` on a thread that has entered namespace `ns`. Sockets created there
-/// stay in that namespace after the thread ends.
-pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-    let path = format!("/run/netns/{ns}");
-    let file = File::open(&path).with_context(|| format!("namespace {ns} not found ({path})"))?;
-    std::thread::spawn(move || -> Result<T> {
-        setns(file.as_fd(), CloneFlags::CLONE_NEWNET).context("setns")?;
-        Ok(f())
-    })
-    .join()
-    .map_err(|_| anyhow::anyhow!("thread in namespace {ns} panicked"))?
 }
 
 /// Run a command and fail with its stderr if it fails.

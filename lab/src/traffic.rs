@@ -8,7 +8,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::in_netns;
+use msee_sys::netns;
 
 /// One direction of a test flow.
 #[derive(Clone, Debug)]
@@ -49,7 +49,7 @@ pub fn send_and_count_at(flow: &Flow, count: u64, pps: Option<u32>) -> Result<Fl
         bail!("at most {MAX_PACKETS} packets per flow");
     }
     let dst = SocketAddr::new(flow.dst_addr, flow.dst_port);
-    let rx = in_netns(&flow.dst_ns, move || UdpSocket::bind(dst))?
+    let rx = netns::on_thread(&flow.dst_ns, move || UdpSocket::bind(dst))?
         .with_context(|| format!("binding {dst} in {}", flow.dst_ns))?;
     rx.set_read_timeout(Some(Duration::from_millis(200)))?;
     // A frame redirected by XDP into a veth arrives as a whole page: the
@@ -138,7 +138,7 @@ pub fn send_and_count_at(flow: &Flow, count: u64, pps: Option<u32>) -> Result<Fl
 pub fn udp_socket_in(ns: &str, addr: impl Into<IpAddr>, dev: Option<&str>) -> Result<UdpSocket> {
     let dev = dev.map(str::to_owned);
     let addr = addr.into();
-    in_netns(ns, move || -> Result<UdpSocket> {
+    netns::on_thread(ns, move || -> Result<UdpSocket> {
         let s = UdpSocket::bind(SocketAddr::new(addr, 0))?;
         if let Some(dev) = dev {
             bind_to_device(&s, &dev)?;

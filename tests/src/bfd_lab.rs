@@ -17,9 +17,10 @@ use aya::{
     programs::{Xdp, XdpMode},
 };
 use bfd::transport::{Bfd, BfdEvent, PeerConfig, SessionStatus};
-use msee_abi::engine::{LOSSY_EVERY, LOSSY_PROGRAM};
+use traffic_abi::{LOSSY_EVERY, LOSSY_PROGRAM};
 
 use crate::bgp_lab::{NsProcess, read_logs, wait_for};
+use msee_sys::netns;
 
 pub const BFDD: &str = "/usr/lib/frr/bfdd";
 pub const VTYSH: &str = "/usr/bin/vtysh";
@@ -48,7 +49,7 @@ impl BfdLab {
         };
         for ns in [&lab.ns_customer, &lab.ns_msee] {
             assert!(
-                !lab::netns_exists(ns),
+                !netns::exists(ns),
                 "namespace {ns} exists: remove it with `ip netns del {ns}`"
             );
         }
@@ -108,7 +109,7 @@ impl BfdLab {
 impl Drop for BfdLab {
     fn drop(&mut self) {
         for ns in [&self.ns_customer, &self.ns_msee] {
-            if lab::netns_exists(ns)
+            if netns::exists(ns)
                 && let Err(e) = lab::ip(&["netns", "del", ns])
             {
                 eprintln!("BFD lab cleanup: {e:#}");
@@ -233,8 +234,8 @@ pub struct XdpDrop {
 impl XdpDrop {
     pub fn attach(ns: &str, ifname: &str) -> Self {
         let ifindex = lab::ifindex_of(ns, ifname).unwrap();
-        let ebpf = lab::in_netns(ns, move || -> anyhow::Result<Ebpf> {
-            let mut ebpf = Ebpf::load(dataplane::LOSSY_OBJECT)?;
+        let ebpf = netns::on_thread(ns, move || -> anyhow::Result<Ebpf> {
+            let mut ebpf = Ebpf::load(traffic::LOSSY_OBJECT)?;
             let prog: &mut Xdp = ebpf
                 .program_mut(LOSSY_PROGRAM)
                 .ok_or_else(|| anyhow::anyhow!("no program {LOSSY_PROGRAM}"))?
@@ -243,6 +244,7 @@ impl XdpDrop {
             prog.attach_to_if_index(ifindex, XdpMode::Default)?;
             Ok(ebpf)
         })
+        .map_err(anyhow::Error::from)
         .and_then(|r| r)
         .unwrap_or_else(|e| panic!("attaching lossy to {ifname} in {ns}: {e:#}"));
         let mut d = Self { ebpf };
@@ -268,7 +270,7 @@ pub struct OurBfd {
 
 impl OurBfd {
     pub fn start(ns: &str, peers: Vec<PeerConfig>) -> Self {
-        lab::in_netns(ns, move || -> anyhow::Result<OurBfd> {
+        netns::on_thread(ns, move || -> anyhow::Result<OurBfd> {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
                 .enable_all()
@@ -280,6 +282,7 @@ impl OurBfd {
                 rt,
             })
         })
+        .map_err(anyhow::Error::from)
         .and_then(|r| r)
         .unwrap_or_else(|e| panic!("starting our BFD in {ns}: {e:#}"))
     }

@@ -22,12 +22,13 @@ use aya::{
     maps::{Array, DevMap, PerCpuArray},
     programs::{Xdp, XdpMode},
 };
-use dataplane::engine::{
+use lab::{ip, ip_ns};
+use msee_sys::netns;
+use traffic::{
     pacing::Rate,
     run::{Endpoint, RunConfig},
 };
-use lab::{in_netns, ip, ip_ns, netns_exists};
-use msee_abi::engine::{
+use traffic_abi::{
     FILTER_UDP_PORTS, TESTFWD_FILTER, TESTFWD_FLOW, TESTFWD_FLOWS, TESTFWD_MACS, TESTFWD_OUT,
     TESTFWD_PROGRAM, TESTFWD_STATS, TestFrameFilter, TestfwdLink,
 };
@@ -43,7 +44,7 @@ impl Namespaces {
     pub fn new(names: &[&str]) -> Result<Self> {
         let mut this = Self(Vec::new());
         for n in names {
-            if netns_exists(n) {
+            if netns::exists(n) {
                 ip(&["netns", "del", n])?;
             }
             ip(&["netns", "add", n])?;
@@ -62,7 +63,7 @@ impl Namespaces {
 impl Drop for Namespaces {
     fn drop(&mut self) {
         for n in &self.0 {
-            if netns_exists(n) {
+            if netns::exists(n) {
                 let _ = ip(&["netns", "del", n]);
             }
         }
@@ -86,7 +87,7 @@ pub fn veth(a: &str, a_if: &str, a_addr: &str, b: &str, b_if: &str, b_addr: &str
 /// binary needed); true if the reply came within a second.
 pub fn ping(ns: &str, addr: &str) -> bool {
     let dst: Ipv4Addr = addr.parse().expect("an IPv4 address");
-    in_netns(ns, move || icmp_echo(dst, Duration::from_secs(1))).unwrap_or(false)
+    netns::on_thread(ns, move || icmp_echo(dst, Duration::from_secs(1))).unwrap_or(false)
 }
 
 fn icmp_echo(dst: Ipv4Addr, wait: Duration) -> bool {
@@ -110,7 +111,7 @@ fn icmp_echo(dst: Ipv4Addr, wait: Duration) -> bool {
             (&tv as *const libc::timeval).cast(),
             size_of::<libc::timeval>() as u32,
         );
-        let id = (dataplane::engine::now_ns() as u16) ^ (std::process::id() as u16);
+        let id = (msee_sys::monotonic_ns() as u16) ^ (std::process::id() as u16);
         let mut pkt = [0u8; 16];
         pkt[0] = 8; // echo request
         pkt[4..6].copy_from_slice(&id.to_be_bytes());
@@ -215,8 +216,8 @@ impl Testfwd {
             links.push((lab::ifindex_of(ns, dev)?, *peer_mac, lab::mac_of(ns, dev)?));
         }
         let ifindex = lab::ifindex_of(ns, ifname)?;
-        let ebpf = in_netns(ns, move || -> Result<Ebpf> {
-            let mut ebpf = Ebpf::load(dataplane::TESTFWD_OBJECT)?;
+        let ebpf = netns::on_thread(ns, move || -> Result<Ebpf> {
+            let mut ebpf = Ebpf::load(traffic::TESTFWD_OBJECT)?;
             let mut out = DevMap::try_from(
                 ebpf.map_mut(TESTFWD_OUT)
                     .ok_or_else(|| anyhow!("no {TESTFWD_OUT}"))?,

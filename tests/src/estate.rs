@@ -6,9 +6,11 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, bail};
-use dataplane::{AttachMode, VlanSwitch};
+use dataplane::AttachMode;
 use lab::estate::{self, CustomerRouter, Customers, EstateLab, State};
 use msee_abi::vlan::VlanTags;
+use msee_sys::netns;
+use traffic::VlanSwitch;
 
 /// Attaches `vlan_switch` to the switch namespace's trunks and access
 /// ports, cross-connects each customer link with its peering's tags, and
@@ -16,7 +18,7 @@ use msee_abi::vlan::VlanTags;
 pub fn install_switch(lab: &EstateLab, dir: &Path) -> Result<Vec<PathBuf>> {
     let lab = lab.clone();
     let pins = dir.to_owned();
-    lab::in_netns(&lab.switch_ns.clone(), move || -> Result<Vec<PathBuf>> {
+    netns::on_thread(&lab.switch_ns.clone(), move || -> Result<Vec<PathBuf>> {
         let mut sw = VlanSwitch::load()?;
         let index = |name: &str| -> Result<u32> {
             let c = std::ffi::CString::new(name)?;

@@ -8,13 +8,13 @@
 //! packet of it.
 use std::{path::PathBuf, time::Duration};
 
-use dataplane::engine::{
-    now_ns,
+use lab::{IF_AZURE_PEER, IF_PRIMARY, IF_SECONDARY};
+use msee_sys::monotonic_ns;
+use serde::Serialize;
+use traffic::{
     pacing::Rate,
     run::{self, Endpoint, RunConfig, RunHandle, RunReport},
 };
-use lab::{IF_AZURE_PEER, IF_PRIMARY, IF_SECONDARY};
-use serde::Serialize;
 
 use crate::{
     bgp_lab::{BgpLab, CUSTOMER_HOST, CUSTOMER_NET, circuit_toml_with, wait_for},
@@ -277,7 +277,7 @@ impl FailoverLab {
         let topo = &self.lab.topo;
         match scenario {
             Scenario::CarrierLoss => {
-                let at = now_ns();
+                let at = monotonic_ns();
                 lab::ip_ns_urgent(&topo.ns_onprem(), &["link", "set", IF_PRIMARY, "down"])
                     .map_err(|e| format!("{e:#}"))?;
                 h.event_at("primary carrier down", at);
@@ -292,7 +292,7 @@ impl FailoverLab {
                 Ok(flip.at_ns)
             }
             Scenario::BgpTeardown => {
-                let at = now_ns();
+                let at = monotonic_ns();
                 let out = self.frr.vtysh(&[
                     "configure terminal",
                     "router bgp 65010",
@@ -311,7 +311,7 @@ impl FailoverLab {
         let topo = &self.lab.topo;
         match scenario {
             Scenario::CarrierLoss => {
-                let at = now_ns();
+                let at = monotonic_ns();
                 lab::ip_ns_urgent(&topo.ns_onprem(), &["link", "set", IF_PRIMARY, "up"])
                     .map_err(|e| format!("{e:#}"))?;
                 h.event_at("primary carrier up", at);
@@ -324,7 +324,7 @@ impl FailoverLab {
                 .map(|f| f.at_ns)
                 .map_err(|e| format!("{e:#}")),
             Scenario::BgpTeardown => {
-                let at = now_ns();
+                let at = monotonic_ns();
                 let out = self.frr.vtysh(&[
                     "configure terminal",
                     "router bgp 65010",
@@ -402,7 +402,7 @@ impl FailoverLab {
             || self.lab.installed_on_both(CUSTOMER_NET),
         )
         .map_err(|e| self.ctx(&e))?;
-        let rerouted_at = now_ns();
+        let rerouted_at = monotonic_ns();
         h.event_at("flows back on the primary", rerouted_at);
         tell(&format!(
             "the primary is up again {:.2} s later ({cause}); its flows are back {:.2} s after that, when the customer's route is",

@@ -12,8 +12,9 @@ use std::{
 
 use anyhow::{Context as _, Result};
 use dataplane::{AttachMode, LoadOptions, Msee};
-use lab::{IF_AZURE, IF_AZURE_PEER, IF_PRIMARY, IF_SECONDARY, Lab, Topology, in_netns, ip_ns};
+use lab::{IF_AZURE, IF_AZURE_PEER, IF_PRIMARY, IF_SECONDARY, Lab, Topology, ip_ns};
 use msee_abi::{Attachment, AttachmentKey, GroupMember, Link, LinkRole, PeeringKind};
+use msee_sys::netns;
 
 pub const PRIMARY: u32 = 0;
 pub const SECONDARY: u32 = 1;
@@ -84,7 +85,7 @@ impl LabDataplane {
         )?;
 
         let ifindexes = port_ifindex;
-        let msee = in_netns(&msee_ns, move || -> Result<Msee> {
+        let msee = netns::on_thread(&msee_ns, move || -> Result<Msee> {
             let mut m = Msee::load(&LoadOptions::default())?;
             for ifindex in ifindexes {
                 m.add_port(ifindex)?;
@@ -169,16 +170,11 @@ impl LabDataplane {
     /// attached in native mode.
     pub fn attach_port(&mut self, ifindex: u32) -> Result<()> {
         // Both resolve the ifindex in the caller's namespace: enter msee's.
-        let ns = self.topo.ns_msee();
-        let file = std::fs::File::open(format!("/run/netns/{ns}"))?;
-        let own = std::fs::File::open("/proc/thread-self/ns/net")?;
-        use std::os::fd::AsFd as _;
-        nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)?;
-        let attached = self
-            .msee
-            .add_port(ifindex)
-            .and_then(|()| self.msee.attach(ifindex, AttachMode::Native));
-        nix::sched::setns(own.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)?;
+        let attached = netns::within(&self.topo.ns_msee(), || {
+            self.msee
+                .add_port(ifindex)
+                .and_then(|()| self.msee.attach(ifindex, AttachMode::Native))
+        })?;
         Ok(attached?)
     }
 
@@ -203,7 +199,7 @@ pub fn udp_socket(
     tos: Option<u8>,
 ) -> Result<UdpSocket> {
     let dev = dev.map(str::to_owned);
-    in_netns(ns, move || -> Result<UdpSocket> {
+    netns::on_thread(ns, move || -> Result<UdpSocket> {
         let s = UdpSocket::bind(SocketAddrV4::new(addr, port))?;
         if let Some(dev) = &dev {
             lab::traffic::bind_to_device(&s, dev)?;

@@ -6,8 +6,6 @@ pub mod engine_topo;
 pub mod estate;
 pub mod failover_lab;
 pub mod frr;
-pub mod install_bench;
-pub mod lab_bench;
 pub mod lab_dataplane;
 pub mod packet;
 pub mod vlan_frames;

@@ -19,10 +19,12 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, bail};
-use dataplane::{AttachMode, LoadOptions, Msee, VlanPop, VlanShim};
+use dataplane::{AttachMode, LoadOptions, Msee, VlanShim};
 use ipnet::IpNet;
-use lab::{in_netns, ip, ip_ns, netns_exists};
+use lab::{ip, ip_ns};
 use msee_abi::{Attachment, AttachmentKey, Link, LinkRole, PeeringKind, vlan::VlanTags};
+use msee_sys::netns;
+use traffic::VlanPop;
 
 pub const PORT: &str = "port";
 pub const CUST_IFINDEX: u32 = 1101;
@@ -102,7 +104,7 @@ pub struct Namespaces {
 impl Drop for Namespaces {
     fn drop(&mut self) {
         for ns in [&self.cust, &self.msee] {
-            if netns_exists(ns)
+            if netns::exists(ns)
                 && let Err(e) = ip(&["netns", "del", ns])
             {
                 eprintln!("vlan lab cleanup: {e:#}");
@@ -130,7 +132,7 @@ impl ShimLab {
             msee: format!("{prefix}-msee"),
         };
         for n in [&ns.cust, &ns.msee] {
-            if netns_exists(n) {
+            if netns::exists(n) {
                 bail!("namespace {n} already exists");
             }
         }
@@ -211,16 +213,17 @@ impl ShimLab {
 
         // Programs are attached from threads inside each namespace, where
         // the ifindexes mean these ports.
-        let (mut msee, mut msee_shim) = in_netns(&ns.msee, || -> Result<(Msee, VlanShim)> {
-            let mut m = Msee::load(&LoadOptions::default())?;
-            m.add_port(MSEE_IFINDEX)?;
-            m.attach(MSEE_IFINDEX, AttachMode::Native)?;
-            let mut s = VlanShim::load(&LoadOptions::default())?;
-            s.attach_egress(MSEE_IFINDEX)?;
-            Ok((m, s))
-        })??;
+        let (mut msee, mut msee_shim) =
+            netns::on_thread(&ns.msee, || -> Result<(Msee, VlanShim)> {
+                let mut m = Msee::load(&LoadOptions::default())?;
+                m.add_port(MSEE_IFINDEX)?;
+                m.attach(MSEE_IFINDEX, AttachMode::Native)?;
+                let mut s = VlanShim::load(&LoadOptions::default())?;
+                s.attach_egress(MSEE_IFINDEX)?;
+                Ok((m, s))
+            })??;
         let (mut cust_shim, mut cust_pop) =
-            in_netns(&ns.cust, || -> Result<(VlanShim, VlanPop)> {
+            netns::on_thread(&ns.cust, || -> Result<(VlanShim, VlanPop)> {
                 let mut p = VlanPop::load(&LoadOptions::default())?;
                 p.attach(CUST_IFINDEX, AttachMode::Native)?;
                 let mut s = VlanShim::load(&LoadOptions::default())?;
@@ -294,7 +297,7 @@ pub struct Capture {
 
 impl Capture {
     pub fn open(ns: &str, ifindex: u32) -> Result<Self> {
-        in_netns(ns, move || -> Result<Self> {
+        netns::on_thread(ns, move || -> Result<Self> {
             let proto = (libc::ETH_P_ALL as u16).to_be();
             let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, proto as i32) };
             if fd < 0 {
@@ -357,7 +360,7 @@ impl Capture {
 /// Send raw frames out of `ifindex` in `ns` through an AF_PACKET socket (they
 /// take the kernel's transmit path, TC egress included).
 pub fn send_raw(ns: &str, ifindex: u32, frames: Vec<Vec<u8>>) -> Result<()> {
-    in_netns(ns, move || -> Result<()> {
+    netns::on_thread(ns, move || -> Result<()> {
         let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
         if fd < 0 {
             return Err(io::Error::last_os_error()).context("AF_PACKET socket");

@@ -10,15 +10,16 @@ use std::{
     time::Duration,
 };
 
-use dataplane::engine::{
-    fault::{Blackhole, IngressHook},
-    run::{RunHandle, start},
-};
 use e2e_tests::{
     engine_topo::{Pair, Testfwd, carrier_up, ping},
     require_root,
 };
-use lab::{in_netns, ip_ns};
+use lab::ip_ns;
+use msee_sys::netns;
+use traffic::{
+    fault::{Blackhole, IngressHook},
+    run::{RunHandle, start},
+};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -28,7 +29,7 @@ const N: u64 = 25_000;
 /// A kernel UDP socket in `ns` on `addr`, waiting at most `wait` per read.
 fn udp_in(ns: &str, addr: &str, wait: Duration) -> UdpSocket {
     let addr: SocketAddr = addr.parse().unwrap();
-    let s = in_netns(ns, move || UdpSocket::bind(addr))
+    let s = netns::on_thread(ns, move || UdpSocket::bind(addr))
         .unwrap()
         .unwrap();
     s.set_read_timeout(Some(wait)).unwrap();
@@ -38,7 +39,7 @@ fn udp_in(ns: &str, addr: &str, wait: Duration) -> UdpSocket {
 /// Send one datagram from namespace `ns` to `to`; true if `rx` got it.
 fn udp_reaches(ns: &str, rx: &UdpSocket, to: &str) -> bool {
     let to: SocketAddr = to.parse().unwrap();
-    in_netns(ns, move || {
+    netns::on_thread(ns, move || {
         UdpSocket::bind("0.0.0.0:0")
             .and_then(|s| s.send_to(b"hello kernel", to))
             .unwrap()
@@ -52,7 +53,7 @@ fn udp_reaches(ns: &str, rx: &UdpSocket, to: &str) -> bool {
 /// byte across it.
 fn tcp_works(ns: &str, listener: &TcpListener, to: &str) -> bool {
     let to: SocketAddr = to.parse().unwrap();
-    let client = in_netns(ns, move || -> std::io::Result<TcpStream> {
+    let client = netns::on_thread(ns, move || -> std::io::Result<TcpStream> {
         let mut c = TcpStream::connect_timeout(&to, Duration::from_secs(2))?;
         c.write_all(b"x")?;
         Ok(c)
@@ -91,7 +92,7 @@ fn engine_filtered_sink_leaves_arp_tcp_and_other_udp_to_the_kernel() {
     let (a, b) = (pair.a.clone(), pair.b.clone());
     let other = udp_in(&b, "10.77.0.2:5555", Duration::from_secs(2));
     let bfd = udp_in(&b, "10.77.0.2:3784", Duration::from_secs(2));
-    let bgp = in_netns(&b, || TcpListener::bind("10.77.0.2:179"))
+    let bgp = netns::on_thread(&b, || TcpListener::bind("10.77.0.2:179"))
         .unwrap()
         .unwrap();
     // Default: the sink takes only UDP to the run's port (20000).

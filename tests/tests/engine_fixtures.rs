@@ -13,12 +13,13 @@ use aya::{
     maps::{Array, DevMap, PerCpuArray},
     programs::{SchedClassifier, TestRun, TestRunOptions, Xdp},
 };
-use dataplane::engine::{
-    frame::{FrameSizes, Template, TrafficSpec, fold, parse, sum_words},
-    now_ns, pin_to_cpu,
-};
 use e2e_tests::require_root;
-use msee_abi::engine::{
+use msee_sys::monotonic_ns;
+use traffic::{
+    frame::{FrameSizes, Template, TrafficSpec, fold, parse, sum_words},
+    pin_to_cpu,
+};
+use traffic_abi::{
     BLACKHOLE_STAT_DROPPED, BLACKHOLE_STATS, BLACKHOLE_TC_PROGRAM, BLACKHOLE_WINDOW,
     BlackholeWindow, FILTER_RX_TIMESTAMP, FILTER_UDP_PORTS, LOSSY_BLACKHOLE, LOSSY_EVERY,
     LOSSY_FILTER, LOSSY_PROGRAM, LOSSY_STAT_BLACKHOLE, LOSSY_STAT_BLACKHOLE_TEST, LOSSY_STAT_SEEN,
@@ -91,7 +92,7 @@ fn run(ebpf: &mut Ebpf, program: &str, frame: &[u8]) -> (u32, Vec<u8>) {
 /// `txgen` loaded and configured for `frame` (made from `t`), stream base 5,
 /// sending to lo, spread over `destinations` (IPv4 header at `ipv4_off`).
 fn txgen_loaded(t: &Template, frame: &[u8], destinations: u32, ipv4_off: u32) -> Ebpf {
-    let mut ebpf = load(dataplane::TXGEN_OBJECT, TXGEN_PROGRAM);
+    let mut ebpf = load(traffic::TXGEN_OBJECT, TXGEN_PROGRAM);
     let (payload_off, csum_off) = t.offsets();
     let mut conf: Array<_, TxgenConfig> =
         Array::try_from(ebpf.map_mut(TXGEN_CONFIG).unwrap()).unwrap();
@@ -137,7 +138,7 @@ fn txgen_stamps_sequence_time_and_checksum() {
             let l3 = 14 + 4 * vlans.len();
             let original = frame.clone();
             for seq in 0..3u64 {
-                let before = now_ns();
+                let before = monotonic_ns();
                 // Feed the previous output back, rewritten as a forwarder
                 // downstream would (MACs, TTL / hop limit), as recycled live
                 // frames come back: txgen restores the headers and its
@@ -148,7 +149,7 @@ fn txgen_stamps_sequence_time_and_checksum() {
                 assert_eq!(verdict, XDP_REDIRECT);
                 let p = parse(&out).expect("still a test frame");
                 assert_eq!((p.stream, p.seq), (5, seq));
-                assert!(p.tx_ns >= before && p.tx_ns <= now_ns(), "{p:?}");
+                assert!(p.tx_ns >= before && p.tx_ns <= monotonic_ns(), "{p:?}");
                 assert!(udp_checksum_ok(&out, l3, v6), "seq {seq} v6={v6}");
                 assert_eq!(out[..payload_off - 8], original[..payload_off - 8]);
                 frame = out;
@@ -210,7 +211,7 @@ fn xsk_passes_frames_of_queues_without_socket() {
     let t = spec(false, vec![]).template(0, 64);
     let mut frame = vec![0u8; t.len];
     t.write(&mut frame, 1, 2, true);
-    let mut ebpf = load(dataplane::XSK_OBJECT, XSK_PROGRAM);
+    let mut ebpf = load(traffic::XSK_OBJECT, XSK_PROGRAM);
     let (verdict, out) = run(&mut ebpf, XSK_PROGRAM, &frame);
     assert_eq!(verdict, XDP_PASS);
     assert_eq!(out, frame);
@@ -226,7 +227,7 @@ fn lossy_drops_every_kth_udp_frame_only() {
     t.write(&mut udp, 1, 2, true);
     let mut arp = vec![0u8; 42];
     arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
-    let mut ebpf = load(dataplane::LOSSY_OBJECT, LOSSY_PROGRAM);
+    let mut ebpf = load(traffic::LOSSY_OBJECT, LOSSY_PROGRAM);
     let mut every: Array<_, u64> = Array::try_from(ebpf.map_mut(LOSSY_EVERY).unwrap()).unwrap();
     every.set(0, 3, 0).unwrap();
     let mut verdicts = Vec::new();
@@ -276,7 +277,7 @@ fn xsk_filter_takes_only_test_ports_and_stamps_receive_time() {
     if !require_root("xsk_filter_takes_only_test_ports_and_stamps_receive_time") {
         return;
     }
-    let mut ebpf = load(dataplane::XSK_OBJECT, XSK_PROGRAM);
+    let mut ebpf = load(traffic::XSK_OBJECT, XSK_PROGRAM);
     let mut conf: Array<_, TestFrameFilter> =
         Array::try_from(ebpf.map_mut(XSK_CONFIG).unwrap()).unwrap();
     conf.set(
@@ -338,9 +339,9 @@ fn xsk_filter_takes_only_test_ports_and_stamps_receive_time() {
         0,
     )
     .unwrap();
-    let before = now_ns();
+    let before = monotonic_ns();
     let (verdict, out) = run_with_meta(&mut ebpf, XSK_PROGRAM, &tests[0]);
-    let after = now_ns();
+    let after = monotonic_ns();
     assert_eq!(verdict, XDP_PASS);
     assert_eq!(out.len(), tests[0].len() + RX_META_LEN, "metadata in front");
     let stamp = u64::from_ne_bytes(out[..8].try_into().unwrap());
@@ -373,7 +374,7 @@ fn lossy_black_hole_drops_everything_inside_its_window() {
     if !require_root("lossy_black_hole_drops_everything_inside_its_window") {
         return;
     }
-    let mut ebpf = load(dataplane::LOSSY_OBJECT, LOSSY_PROGRAM);
+    let mut ebpf = load(traffic::LOSSY_OBJECT, LOSSY_PROGRAM);
     let mut f: Array<_, TestFrameFilter> =
         Array::try_from(ebpf.map_mut(LOSSY_FILTER).unwrap()).unwrap();
     f.set(
@@ -418,12 +419,12 @@ fn lossy_black_hole_drops_everything_inside_its_window() {
     // A window in the future, and one in the past: nothing dropped.
     for w in [
         BlackholeWindow {
-            from_ns: now_ns() + 60_000_000_000,
+            from_ns: monotonic_ns() + 60_000_000_000,
             until_ns: u64::MAX,
         },
         BlackholeWindow {
             from_ns: 1,
-            until_ns: now_ns(),
+            until_ns: monotonic_ns(),
         },
     ] {
         set(&mut ebpf, w);
@@ -439,7 +440,7 @@ fn blackhole_tc_drops_inside_its_window_and_defers_otherwise() {
     if !require_root("blackhole_tc_drops_inside_its_window_and_defers_otherwise") {
         return;
     }
-    let mut ebpf = Ebpf::load(dataplane::BLACKHOLE_TC_OBJECT).unwrap();
+    let mut ebpf = Ebpf::load(traffic::BLACKHOLE_TC_OBJECT).unwrap();
     let p: &mut SchedClassifier = ebpf
         .program_mut(BLACKHOLE_TC_PROGRAM)
         .unwrap()
@@ -482,7 +483,7 @@ fn blackhole_tc_drops_inside_its_window_and_defers_otherwise() {
         0,
         BlackholeWindow {
             from_ns: 1,
-            until_ns: now_ns(),
+            until_ns: monotonic_ns(),
         },
         0,
     )
@@ -499,7 +500,7 @@ fn testfwd_sends_each_flow_out_of_its_slot() {
     if !require_root("testfwd_sends_each_flow_out_of_its_slot") {
         return;
     }
-    let mut ebpf = load(dataplane::TESTFWD_OBJECT, TESTFWD_PROGRAM);
+    let mut ebpf = load(traffic::TESTFWD_OBJECT, TESTFWD_PROGRAM);
     let mut out = DevMap::try_from(ebpf.map_mut(TESTFWD_OUT).unwrap()).unwrap();
     out.set(0, 1, None, 0).unwrap(); // lo
     out.set(1, 1, None, 0).unwrap();

@@ -5,18 +5,18 @@
 //! kernel's route to the (off-link) destination.
 use std::time::Duration;
 
-use dataplane::engine::{
-    frame::FrameSizes,
-    pacing::Rate,
-    run::{Endpoint, GenMode, RunConfig, RunReport, run},
-    xsk::BindMode,
-};
 use e2e_tests::{
     lab_dataplane::{AZURE, LabDataplane, PRIMARY, SECONDARY},
     require_root, unique_prefix,
 };
 use lab::{IF_AZURE_PEER, IF_PRIMARY};
 use msee_abi::{Direction, PeeringKind, Route};
+use traffic::{
+    frame::FrameSizes,
+    pacing::Rate,
+    run::{Endpoint, GenMode, RunConfig, RunReport, run},
+    xsk::BindMode,
+};
 
 const DOMAIN: u32 = 1;
 const G_AZURE: u32 = 1;

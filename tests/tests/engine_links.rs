@@ -11,15 +11,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use dataplane::engine::{
-    now_ns,
-    run::{CarrierClass, RunReport, run, start},
-};
 use e2e_tests::{
     engine_topo::{Triangle, carrier_up},
     require_root,
 };
 use lab::ip_ns;
+use msee_sys::monotonic_ns;
+use traffic::run::{CarrierClass, RunReport, run, start};
 
 /// Two cores are shared: one traffic test at a time keeps timing honest.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -143,7 +141,7 @@ fn engine_flows_moved_mid_run_stay_one_sequence() {
     // a flow's packet interval once under load), and flow 0 would read as
     // one of s1's.
     let moved = [0u16, 4];
-    let t_move = now_ns();
+    let t_move = monotonic_ns();
     for &f in &moved {
         tri.route(f, 1).unwrap();
     }
@@ -225,7 +223,7 @@ fn engine_black_hole_on_a_link_loses_what_it_dropped_and_the_return_nothing() {
     assert!(carrier_up(&tri.s, "s0"));
     std::thread::sleep(Duration::from_millis(300));
     // "Detection": its flows move to the secondary.
-    let t_fail = now_ns();
+    let t_fail = monotonic_ns();
     for f in even() {
         tri.route(f, 1).unwrap();
     }
@@ -290,7 +288,7 @@ fn engine_black_hole_on_a_link_loses_what_it_dropped_and_the_return_nothing() {
 /// `ip link set` in `ns`, timed: returns when the command returned.
 fn link(ns: &str, dev: &str, state: &str) -> u64 {
     ip_ns(ns, &["link", "set", "dev", dev, state]).unwrap();
-    now_ns()
+    monotonic_ns()
 }
 
 #[test]

@@ -4,14 +4,15 @@
 //! the JSON report, the live-frames generator.
 use std::{net::IpAddr, sync::Mutex, time::Duration};
 
-use dataplane::engine::{
+use e2e_tests::{require_root, unique_prefix};
+use lab::{ip, ip_ns};
+use msee_sys::netns;
+use traffic::{
     frame::FrameSizes,
     pacing::Rate,
     run::{Endpoint, GenMode, RunConfig, RunReport, run},
     xsk::BindMode,
 };
-use e2e_tests::{require_root, unique_prefix};
-use lab::{ip, ip_ns, netns_exists};
 
 /// Two cores are shared: one traffic test at a time keeps timing honest.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -43,7 +44,7 @@ impl VethPair {
             b: format!("{p}b"),
         };
         for ns in [&pair.a, &pair.b] {
-            if netns_exists(ns) {
+            if netns::exists(ns) {
                 ip(&["netns", "del", ns]).unwrap();
             }
             ip(&["netns", "add", ns]).unwrap();
@@ -93,7 +94,7 @@ impl Drop for VethPair {
     fn drop(&mut self) {
         // Deleting a namespace deletes its veth end (and with it the pair).
         for ns in [&self.a, &self.b] {
-            if netns_exists(ns) {
+            if netns::exists(ns) {
                 let _ = ip(&["netns", "del", ns]);
             }
         }

@@ -30,11 +30,6 @@ fn bfdd_conf(log: &std::path::Path, links: &[(IpAddr, IpAddr)]) -> String {
     c
 }
 
-/// CLOCK_MONOTONIC, ns: the clock of the daemon's flip times.
-fn mono_ns() -> u64 {
-    dataplane::engine::now_ns()
-}
-
 /// The lab, FRR's bgpd, and bfdd with a BFD peer on the primary only (the
 /// secondary runs without BFD on the customer side: its MSEE session never
 /// comes up and must not hold that link down).
@@ -186,7 +181,8 @@ fn bfd_with_frr_takes_the_link_and_its_session_down_and_back() {
     // primary down, and stops its BGP session (Cease / BFD Down) until BFD
     // returns. The secondary carries everything meanwhile.
     let established_before = l.lab.established(SESSION_PRIMARY);
-    let killed_at = mono_ns();
+    // CLOCK_MONOTONIC: the clock of the daemon's flip times.
+    let killed_at = msee_sys::monotonic_ns();
     l.bfdd.kill();
     l.wait("primary flipped down", Duration::from_secs(5), || {
         l.link("primary")["carries"] == false

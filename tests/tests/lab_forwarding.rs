@@ -14,16 +14,17 @@ use e2e_tests::{
 use lab::{
     IF_AZURE_PEER, IF_PRIMARY, IF_SECONDARY, Lab, Topology,
     daemon::{Daemon, lab_args, port},
-    in_netns, sysctl_get_ns,
+    sysctl_get_ns,
     traffic::{Flow, send_and_count},
 };
+use msee_sys::netns;
 
 const PACKETS: u64 = 500;
 
 /// An AF_PACKET socket on `ifname` in `ns`, to see frames exactly as they arrive.
 fn capture(ns: &str, ifname: &str) -> OwnedFd {
     let ifname = ifname.to_owned();
-    in_netns(ns, move || unsafe {
+    netns::on_thread(ns, move || unsafe {
         let fd = libc::socket(
             libc::AF_PACKET,
             libc::SOCK_RAW,
@@ -350,7 +351,7 @@ fn udp_crosses_both_links_forwarded_by_xdp() {
     drop(daemon);
     lab.down().unwrap();
     for ns in topo.namespaces() {
-        assert!(!lab::netns_exists(&ns), "{ns} removed");
+        assert!(!netns::exists(&ns), "{ns} removed");
     }
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -410,7 +411,7 @@ fn wrong_setups_get_one_clear_line() {
 /// to the on-prem LAN address; returns how many arrived.
 fn azure_to_onprem_lan(topo: &Topology, lan: Ipv4Addr, flows: u16, per_flow: u64) -> u64 {
     use std::net::{SocketAddrV4, UdpSocket};
-    let rx = in_netns(&topo.ns_onprem(), move || {
+    let rx = netns::on_thread(&topo.ns_onprem(), move || {
         UdpSocket::bind(SocketAddrV4::new(lan, 7301))
     })
     .unwrap()
@@ -419,7 +420,7 @@ fn azure_to_onprem_lan(topo: &Topology, lan: Ipv4Addr, flows: u16, per_flow: u64
         .unwrap();
     for flow in 0..flows {
         let host = topo.vnet_host;
-        let tx = in_netns(&topo.ns_azure(), move || {
+        let tx = netns::on_thread(&topo.ns_azure(), move || {
             UdpSocket::bind(SocketAddrV4::new(host, 21_000 + flow))
         })
         .unwrap()

@@ -4,7 +4,7 @@
 //! Nothing is attached and nothing is sent; every run uses `lo` (ifindex 1).
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use dataplane::{LoadOptions, Msee, VlanError, VlanPop, VlanShim};
+use dataplane::{LoadOptions, Msee, VlanError, VlanShim};
 use e2e_tests::{
     packet::{Tag, dot1ad, dot1q, parse_udp},
     require_root,
@@ -17,8 +17,10 @@ use e2e_tests::{
 use msee_abi::{
     Attachment, AttachmentKey, Direction, DropReason, GroupMember, Link, LinkRole, PeeringKind,
     Route,
-    vlan::{PopCounters, PushCounters, VlanTags},
+    vlan::{PushCounters, VlanTags},
 };
+use traffic::VlanPop;
+use traffic_abi::vlan_pop::PopCounters;
 
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;

@@ -22,8 +22,8 @@ use e2e_tests::{
         wait_for,
     },
 };
-use lab::in_netns;
 use msee_abi::{Direction, GroupMember, Link, LinkRole, Route, vlan::VlanTags};
+use msee_sys::netns;
 
 const TCP_BYTES: usize = 256 * 1024;
 const UDP_DATAGRAMS: usize = 20;
@@ -52,7 +52,7 @@ fn tag_list(t: VlanTags) -> Vec<Tag> {
 /// sends `TCP_BYTES`, the server echoes them back once the client is done.
 /// Returns the client's local address.
 fn tcp_echo(server_ns: &str, server: IpAddr, client_ns: &str) -> Result<SocketAddr> {
-    let listener = in_netns(server_ns, move || {
+    let listener = netns::on_thread(server_ns, move || {
         TcpListener::bind(SocketAddr::new(server, 0))
     })??;
     let to = listener.local_addr()?;
@@ -77,7 +77,7 @@ fn tcp_echo(server_ns: &str, server: IpAddr, client_ns: &str) -> Result<SocketAd
         conn.write_all(&data)?;
         Ok(data.len())
     });
-    let mut conn = in_netns(client_ns, move || {
+    let mut conn = netns::on_thread(client_ns, move || {
         TcpStream::connect_timeout(&to, IO_TIMEOUT)
     })?
     .with_context(|| format!("connecting to {to}"))?;
@@ -105,8 +105,8 @@ fn tcp_echo(server_ns: &str, server: IpAddr, client_ns: &str) -> Result<SocketAd
 
 /// `UDP_DATAGRAMS` from `a` to `b` and each answered back.
 fn udp_both_ways(a_ns: &str, a: IpAddr, b_ns: &str, b: IpAddr) -> Result<()> {
-    let sa = in_netns(a_ns, move || UdpSocket::bind(SocketAddr::new(a, 0)))??;
-    let sb = in_netns(b_ns, move || UdpSocket::bind(SocketAddr::new(b, 0)))??;
+    let sa = netns::on_thread(a_ns, move || UdpSocket::bind(SocketAddr::new(a, 0)))??;
+    let sb = netns::on_thread(b_ns, move || UdpSocket::bind(SocketAddr::new(b, 0)))??;
     for s in [&sa, &sb] {
         s.set_read_timeout(Some(IO_TIMEOUT))?;
     }
@@ -344,7 +344,7 @@ fn forwarded_frames_skip_tc_egress_and_carry_one_tag() {
         )
         .unwrap();
     }
-    let rx = in_netns(&cust, || UdpSocket::bind("10.1.0.4:5001"))
+    let rx = netns::on_thread(&cust, || UdpSocket::bind("10.1.0.4:5001"))
         .unwrap()
         .unwrap();
     rx.set_read_timeout(Some(Duration::from_millis(500)))
@@ -419,7 +419,7 @@ fn the_shim_detaches_when_its_handles_drop() {
     let lab = ShimLab::up(&unique_prefix("vd")).expect("shim lab up");
     let (cust, msee) = (lab.ns.cust.clone(), lab.ns.msee.clone());
     let attached = |ns: &str| {
-        in_netns(ns, || -> (usize, bool) {
+        netns::on_thread(ns, || -> (usize, bool) {
             let tcx = SchedClassifier::query_tcx(e2e_tests::vlan_lab::PORT, TcAttachType::Egress)
                 .map_or(0, |(_, progs)| progs.len());
             let xdp = lab::run(

@@ -10,7 +10,7 @@
 //! services the route filter selects.
 use std::time::Duration;
 
-use dataplane::{AttachMode, LoadOptions, VlanPop, VlanShim};
+use dataplane::{AttachMode, LoadOptions, VlanShim};
 use e2e_tests::{
     bgp_lab::{BgpLab, CUSTOMER_AS, KEY, SESSION_PRIMARY, SESSION_SECONDARY, wait_for},
     frr::{BGPD, Frr},
@@ -19,6 +19,8 @@ use e2e_tests::{
 use ipnet::IpNet;
 use lab::{IF_PRIMARY, IF_SECONDARY, Topology};
 use msee_abi::vlan::VlanTags;
+use msee_sys::netns;
+use traffic::VlanPop;
 
 const PRIVATE_VLAN: u16 = 100;
 const MICROSOFT_VLAN: u16 = 200;
@@ -101,11 +103,11 @@ struct CustomerShim {
 impl CustomerShim {
     fn attach(topo: &Topology) -> anyhow::Result<Self> {
         let ns = topo.ns_onprem();
-        let (pop, push) = lab::in_netns(&ns, || -> anyhow::Result<(VlanPop, VlanShim)> {
+        let (pop, push) = netns::on_thread(&ns, || -> anyhow::Result<(VlanPop, VlanShim)> {
             let mut pop = VlanPop::load(&LoadOptions::default())?;
             let mut push = VlanShim::load(&LoadOptions::default())?;
             for dev in [IF_PRIMARY, IF_SECONDARY] {
-                let ifindex = dataplane::engine::iface::ifindex(None, dev)?;
+                let ifindex = traffic::iface::ifindex(None, dev)?;
                 pop.attach(ifindex, AttachMode::Native)?;
                 push.attach_egress(ifindex)?;
                 for vid in [PRIVATE_VLAN, MICROSOFT_VLAN] {

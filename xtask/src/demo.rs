@@ -1,5 +1,5 @@
 //! `cargo xtask demo`: the main job, end to end. The story itself is the
-//! `msee-demo` binary of the tests crate (it drives the packet engine, FRR
+//! `msee-demo` binary of the demo crate (it drives the packet engine, FRR
 //! and the daemon; xtask cannot depend on the dataplane, whose eBPF build
 //! needs what `setup` installs).
 use std::process::Command;
@@ -13,7 +13,7 @@ pub fn run(prefix: &str, out: &str) -> Result<()> {
         "run",
         "-q",
         "-p",
-        "e2e-tests",
+        "demo",
         "--bin",
         "msee-demo",
         "--",

@@ -1,7 +1,6 @@
 //! `cargo xtask`: setup, build, lab, test, bench and demo for the MSEE emulator.
 //! Every command except `lab down` runs `setup` first.
 mod bench;
-mod bench_failover;
 mod demo;
 mod fuzz;
 mod setup;
@@ -152,7 +151,11 @@ fn run(cli: Cli) -> Result<()> {
                 return Ok(());
             }
             let topo = Topology::new(&prefix)?;
-            if !topo.namespaces().iter().any(|ns| lab::netns_exists(ns)) {
+            if !topo
+                .namespaces()
+                .iter()
+                .any(|ns| msee_sys::netns::exists(ns))
+            {
                 println!("lab {prefix} is not up: nothing to remove");
                 return Ok(());
             }

@@ -3,7 +3,7 @@
 use std::process::{Command, Stdio};
 
 use anyhow::{Context as _, Result, bail};
-use lab::host::{self, BPFFS};
+use msee_sys::host::{self, BPFFS};
 
 /// Debian packages: LLVM 22 for bpf-linker (matching the nightly's LLVM),
 /// the lab's tools, and the BGP daemons the interop tests peer with.

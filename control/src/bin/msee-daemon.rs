@@ -148,8 +148,9 @@ fn main() -> ExitCode {
 
 fn real_main(args: Args) -> anyhow::Result<()> {
     control::preflight::check_all()?;
+    // Before any other thread exists: threads inherit the namespace.
     if let Some(ns) = &args.netns {
-        daemon::enter_netns(ns)?;
+        msee_sys::netns::enter(ns)?;
     }
     let kernel_log_level = match args.log_level {
         tracing::Level::ERROR => 1,

@@ -158,17 +158,6 @@ struct Daemon {
     bfd_tx: tokio::sync::mpsc::UnboundedSender<bfd::BfdNotice>,
 }
 
-/// Enter a named network namespace. Must run before any other thread exists
-/// (threads inherit the namespace they are created in).
-pub fn enter_netns(name: &str) -> Result<()> {
-    use std::os::fd::AsFd as _;
-    let path = format!("/run/netns/{name}");
-    let file = std::fs::File::open(&path)
-        .with_context(|| format!("network namespace {name} not found ({path})"))?;
-    nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
-        .with_context(|| format!("entering network namespace {name}"))
-}
-
 /// Plans what `cfg` describes, without touching anything: the check of
 /// `msee-daemon --check`'s kind, also the first step of [`run`].
 async fn discover(

@@ -168,8 +168,8 @@ impl Daemon {
                 }
                 json(FibView {
                     circuits: self.plan.circuits.iter().map(|c| c.name.clone()).collect(),
-                    now_ns: crate::rib::fib::monotonic_ns(),
-                    cpu_ns: crate::rib::fib::process_cpu_ns(),
+                    now_ns: msee_sys::clock::monotonic_ns(),
+                    cpu_ns: msee_sys::clock::process_cpu_ns(),
                     record: self.routing.install.clone(),
                     routes: self.routing.fib.route_count(),
                     groups: self.routing.fib.group_count(),

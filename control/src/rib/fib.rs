@@ -672,29 +672,6 @@ fn write_routes(sink: &mut dyn FibSink, writes: &[Write]) -> Result<(), SinkBatc
     Ok(())
 }
 
-/// CLOCK_MONOTONIC now, in nanoseconds (the clock other processes on the
-/// machine, e.g. a benchmark, can read too).
-pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid timespec for the call to fill.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-/// CPU time of this process (all threads, user + system), in nanoseconds.
-pub fn process_cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid timespec for the call to fill.
-    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 /// When the BGP side received UPDATEs and wrote the FIB into the dataplane
 /// (CLOCK_MONOTONIC, ns), with counts since the daemon started: the
 /// route-install benchmark's clock (issue #4), served by the API's `fib`.
@@ -720,7 +697,7 @@ pub struct InstallRecord {
 impl InstallRecord {
     /// An UPDATE reached the RIB.
     pub fn update_received(&mut self, update: &bgp::wire::Update) {
-        let now = monotonic_ns();
+        let now = msee_sys::monotonic_ns();
         self.first_update_ns.get_or_insert(now);
         self.last_update_ns = Some(now);
         self.updates += 1;
@@ -739,7 +716,7 @@ impl InstallRecord {
         if stats.routes_upserted + stats.routes_removed == 0 {
             return;
         }
-        let now = monotonic_ns();
+        let now = msee_sys::monotonic_ns();
         self.first_write_ns.get_or_insert(now);
         self.last_write_ns = Some(now);
         self.batches += 1;

@@ -11,13 +11,14 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, bail};
+use msee_sys::{host::BPFFS, netns};
 use serde::{Deserialize, Serialize};
 
 use super::{
     plan::{AzureSide, EstateLab},
     routers::{self, Customers},
 };
-use crate::{ip, ip_ns, netns_exists};
+use crate::{ip, ip_ns};
 
 /// Where a lab's state lives: `/run/msee/lab/<prefix>`.
 pub fn state_dir(prefix: &str) -> PathBuf {
@@ -26,7 +27,7 @@ pub fn state_dir(prefix: &str) -> PathBuf {
 
 /// Where a lab's bpffs pins live (pins must be on bpffs).
 pub fn pin_dir(prefix: &str) -> PathBuf {
-    PathBuf::from(crate::host::BPFFS).join(format!("msee-lab-{prefix}"))
+    PathBuf::from(BPFFS).join(format!("msee-lab-{prefix}"))
 }
 
 /// A process the lab started, stopped by PID at `lab down`.
@@ -124,7 +125,7 @@ pub fn up(
     daemon_bin: &Path,
 ) -> Result<State> {
     for ns in lab.namespaces() {
-        if netns_exists(&ns) {
+        if netns::exists(&ns) {
             bail!(
                 "namespace {ns} already exists: run `cargo xtask lab down --prefix {}` first",
                 lab.prefix
@@ -367,7 +368,7 @@ pub fn down(state: &State) -> Result<()> {
         first_err.get_or_insert(anyhow::anyhow!("removing {}: {e}", pins.display()));
     }
     for ns in state.namespaces.iter().rev() {
-        if netns_exists(ns)
+        if netns::exists(ns)
             && let Err(e) = ip(&["netns", "del", ns])
         {
             first_err.get_or_insert(e);

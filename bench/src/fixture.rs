@@ -1,0 +1,182 @@
+//! The msee the per-packet and route-install benchmarks time: one circuit
+//! side on `lo` whose only link loops back to the MSEE, a seeded table of
+//! random routes with the probe's among them, and the frames sent through
+//! it.
+//!
+//! Nothing is sent: every frame is run in the kernel on a copy. The probe
+//! is routed over the "loop" link, whose neighbour MAC is the MSEE's own
+//! and which is untagged, so a forwarded frame comes back identical but for
+//! the TTL and is forwarded again on every repeated run: `repeat` measures
+//! the whole forwarding path, not a drop.
+use std::{
+    collections::HashSet,
+    net::Ipv4Addr,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result};
+use dataplane::{LoadOptions, Msee};
+use e2e_tests::packet::{ETH_LEN, IPV4_LEN, UDP_LEN, UdpFrame};
+use ipnet::{IpNet, Ipv4Net};
+use msee_abi::{Attachment, AttachmentKey, GroupMember, Link, LinkRole, PeeringKind, Route};
+use testkit::Rng;
+
+/// XDP actions, as the kernel returns them.
+pub const XDP_PASS: u32 = 2;
+pub const XDP_REDIRECT: u32 = 4;
+/// `lo`: present everywhere; the test runs never send anything on it.
+pub const LO: u32 = 1;
+pub const MSEE_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
+pub const FRAME_BYTES: usize = 64;
+pub const DOMAIN: u32 = 1;
+pub const LOOP_LINK: u32 = 0;
+pub const LOOP_GROUP: u32 = 0;
+/// The probe's destination and its route (one of the installed prefixes).
+pub const PROBE_DST: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+pub const PROBE_ROUTE: &str = "10.77.0.0/24";
+/// "Non-limiting" policing: 100 Gbit/s on both directions of the loop link,
+/// about 5 ns of line time per 64-byte frame, far below a run's cost.
+pub const POLICE_BITS_PER_SEC: u64 = 100_000_000_000;
+/// Seed of the random part of the route table.
+pub const ROUTE_SEED: u64 = 0x5eed_0e5c_2026_0003;
+
+/// `count` distinct IPv4 prefixes, the probe's route and `count - 1` random
+/// unicast /24../32 that do not overlap it (so the probe's longest match is
+/// its own route), the probe's in the middle of the install order.
+pub fn route_table(count: usize) -> Vec<Ipv4Net> {
+    let probe: Ipv4Net = PROBE_ROUTE.parse().expect("valid probe route");
+    let mut rng = Rng::new(ROUTE_SEED);
+    let mut seen = HashSet::with_capacity(count);
+    let mut table = Vec::with_capacity(count);
+    while table.len() + 1 < count {
+        let r = rng.next_u64();
+        let addr = Ipv4Addr::from(r as u32);
+        let len = 24 + (r >> 32) as u8 % 9;
+        let first = addr.octets()[0];
+        if first == 0 || first == 127 || first >= 224 {
+            continue;
+        }
+        let net = Ipv4Net::new(addr, len).expect("length <= 32").trunc();
+        if probe.contains(&net.network()) || !seen.insert(net) {
+            continue;
+        }
+        table.push(net);
+    }
+    table.insert(table.len() / 2, probe);
+    table
+}
+
+/// An ARP request to the MSEE, padded to 64 bytes: msee parses L2, looks
+/// the attachment up, counts and passes it.
+pub fn arp_frame() -> Vec<u8> {
+    let mut f = vec![0u8; FRAME_BYTES];
+    f[0..6].copy_from_slice(&[0xff; 6]);
+    f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x0c]);
+    f[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
+    // Ethernet/IPv4, request; addresses do not matter to msee.
+    f[14..22].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+    f
+}
+
+pub fn probe_frame() -> Vec<u8> {
+    udp_frame(PROBE_DST, 255)
+}
+
+pub fn udp_frame(dst: Ipv4Addr, ttl: u8) -> Vec<u8> {
+    let mut f = UdpFrame::v4(Ipv4Addr::new(192, 168, 1, 10), dst);
+    f.dst_mac = MSEE_MAC;
+    f.ttl = ttl;
+    f.payload = vec![0; FRAME_BYTES - ETH_LEN - IPV4_LEN - UDP_LEN];
+    let frame = f.build();
+    assert_eq!(frame.len(), FRAME_BYTES);
+    frame
+}
+
+/// How `msee_with_routes` writes its table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Write {
+    /// `upsert_route`, one syscall per route.
+    Single,
+    /// `upsert_routes`, in the table's (random) order.
+    Batch,
+    /// `upsert_routes`, sorted by address first (the sort is timed too).
+    BatchSorted,
+}
+
+/// An msee with one circuit side on `lo` whose only link loops back to the
+/// MSEE, and `routes` routes over it. Returns it and the install time.
+pub fn msee_with_routes(routes: usize, write: Write) -> Result<(Msee, Duration)> {
+    msee_from(None, routes, write)
+}
+
+/// As `msee_with_routes`, from `object` (another build) if given.
+pub fn msee_from(object: Option<&[u8]>, routes: usize, write: Write) -> Result<(Msee, Duration)> {
+    let opts = LoadOptions::default();
+    let mut m = match object {
+        None => Msee::load(&opts),
+        Some(o) => Msee::load_object(&opts, o),
+    }
+    .context("loading msee")?;
+    m.add_port(LO)?;
+    m.set_link(
+        LOOP_LINK,
+        Link {
+            ifindex: LO,
+            role: LinkRole::Azure as u8,
+            src_mac: MSEE_MAC,
+            dst_mac: MSEE_MAC,
+            circuit: 1,
+            ..Default::default()
+        },
+    )?;
+    m.set_link_state(LOOP_LINK, true)?;
+    m.set_attachment(
+        AttachmentKey {
+            ifindex: LO,
+            outer_vlan: 0,
+            inner_vlan: 0,
+        },
+        Attachment {
+            link: LOOP_LINK,
+            domain: DOMAIN,
+            circuit: 1,
+            peering: PeeringKind::Private as u8,
+            role: LinkRole::Azure as u8,
+            mac: MSEE_MAC,
+            ..Default::default()
+        },
+    )?;
+    m.set_group(
+        LOOP_GROUP,
+        &[GroupMember {
+            link: LOOP_LINK,
+            preference: 0,
+        }],
+    )?;
+    let table = route_table(routes);
+    let route = Route {
+        group: LOOP_GROUP,
+        flags: 0,
+    };
+    let start = Instant::now();
+    match write {
+        Write::Single => {
+            for prefix in &table {
+                m.upsert_route(DOMAIN, IpNet::V4(*prefix), route)
+                    .with_context(|| format!("installing route {prefix}"))?;
+            }
+        }
+        Write::Batch | Write::BatchSorted => {
+            let mut entries: Vec<(u32, IpNet, Route)> = table
+                .iter()
+                .map(|p| (DOMAIN, IpNet::V4(*p), route))
+                .collect();
+            if write == Write::BatchSorted {
+                entries.sort_unstable_by_key(|e| e.1);
+            }
+            m.upsert_routes(&entries)?;
+        }
+    }
+    let install = start.elapsed();
+    Ok((m, install))
+}

@@ -1,0 +1,156 @@
+//! `txgen`: the in-kernel traffic generator, run by BPF_PROG_TEST_RUN with
+//! live frames. Stamps the test payload (stream = base + CPU, per-CPU
+//! sequence, bpf_ktime_get_ns = CLOCK_MONOTONIC), patches the UDP checksum
+//! incrementally, and redirects the frame out of devmap slot 0.
+//!
+//! With `TxgenConfig::destinations` > 1 it also spreads the frames over
+//! that many IPv4 destinations (the last byte of the address), so that a
+//! forwarder downstream sees traffic to many hosts rather than one.
+//!
+//! Live frames come back to the generator's page pool without being reset,
+//! possibly rewritten by whatever forwarded them (MACs, TTL, DSCP): every run
+//! first restores the headers from `TXGEN_PRISTINE`, and computes the new UDP
+//! checksum from the pristine payload, so each frame leaves as generated.
+#![no_std]
+#![no_main]
+
+use aya_ebpf::{
+    bindings::xdp_action,
+    helpers::{bpf_get_smp_processor_id, bpf_ktime_get_ns},
+    macros::{map, xdp},
+    maps::{Array, DevMap, PerCpuArray},
+    programs::XdpContext,
+};
+use traffic_abi::{
+    MAX_PAYLOAD_OFFSET, MAX_TXGEN_DESTINATIONS, PAYLOAD_LEN, TXGEN_PRISTINE_LEN, TxgenConfig,
+};
+use xdp_ebpf::{net::csum_replace, ptr_at};
+
+#[map]
+static TXGEN_CONFIG: Array<TxgenConfig> = Array::with_max_entries(1, 0);
+
+#[map]
+static TXGEN_TX: DevMap = DevMap::with_max_entries(1, 0);
+
+#[map]
+static TXGEN_SEQ: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+#[map]
+static TXGEN_PRISTINE: Array<[u8; TXGEN_PRISTINE_LEN]> = Array::with_max_entries(1, 0);
+
+#[xdp]
+pub fn txgen(ctx: XdpContext) -> u32 {
+    let Some(cfg) = TXGEN_CONFIG.get(0) else {
+        return xdp_action::XDP_ABORTED;
+    };
+    let Some(seq) = TXGEN_SEQ.get_ptr_mut(0) else {
+        return xdp_action::XDP_ABORTED;
+    };
+    let seq = unsafe { &mut *seq };
+    // Bounded offsets keep the packet accesses below verifiable.
+    let off = cfg.payload_off as usize;
+    let csum_off = cfg.csum_off as usize;
+    if off > MAX_PAYLOAD_OFFSET as usize || csum_off > MAX_PAYLOAD_OFFSET as usize {
+        return xdp_action::XDP_ABORTED;
+    }
+    let start = ctx.data();
+    let end = ctx.data_end();
+    if start + off + PAYLOAD_LEN > end || start + csum_off + 2 > end {
+        return xdp_action::XDP_ABORTED;
+    }
+    let Some(pristine) = TXGEN_PRISTINE.get(0) else {
+        return xdp_action::XDP_ABORTED;
+    };
+    // Restore the headers in 8-byte words: up to 7 bytes past `off` land in
+    // the payload, which is overwritten below (and off + 18 <= end).
+    let mut i = 0usize;
+    while i < MAX_PAYLOAD_OFFSET as usize {
+        if i >= off {
+            break;
+        }
+        let Some(dst) = ptr_at::<[u8; 8]>(&ctx, i) else {
+            return xdp_action::XDP_ABORTED;
+        };
+        // i < 128 and the map value is 152 bytes.
+        unsafe {
+            *dst = core::ptr::read_unaligned(pristine.as_ptr().add(i) as *const [u8; 8]);
+        }
+        i += 8;
+    }
+    // The checksum just restored is the pristine payload's: update from that.
+    let old = unsafe {
+        core::ptr::read_unaligned(pristine.as_ptr().add(off) as *const [u8; PAYLOAD_LEN])
+    };
+    let Some(payload) = ptr_at::<[u8; PAYLOAD_LEN]>(&ctx, off) else {
+        return xdp_action::XDP_ABORTED;
+    };
+    let payload = unsafe { &mut *payload };
+    let stream = (cfg.stream_base + unsafe { bpf_get_smp_processor_id() }) as u16;
+    let mut new = [0u8; PAYLOAD_LEN];
+    new[0..2].copy_from_slice(&stream.to_be_bytes());
+    new[2..10].copy_from_slice(&seq.to_be_bytes());
+    new[10..18].copy_from_slice(&unsafe { bpf_ktime_get_ns() }.to_be_bytes());
+    let dst_word = spread_destination(&ctx, cfg, *seq);
+    *seq += 1;
+
+    if csum_off != 0 {
+        // RFC 1624: HC' = ~(~HC + sum(~m) + sum(m')), m = the pristine payload.
+        let Some(csum) = ptr_at::<[u8; 2]>(&ctx, csum_off) else {
+            return xdp_action::XDP_ABORTED;
+        };
+        let csum = unsafe { &mut *csum };
+        let mut sum = (!u16::from_be_bytes(*csum)) as u32;
+        // The destination is in the UDP pseudo-header.
+        if let Some((old, new)) = dst_word {
+            sum += (!old) as u32 + new as u32;
+        }
+        let mut i = 0;
+        while i < PAYLOAD_LEN {
+            sum += (!u16::from_be_bytes([old[i], old[i + 1]])) as u32;
+            sum += u16::from_be_bytes([new[i], new[i + 1]]) as u32;
+            i += 2;
+        }
+        sum = (sum & 0xffff) + (sum >> 16);
+        sum = (sum & 0xffff) + (sum >> 16);
+        let mut out = !(sum as u16);
+        // 0 means "no checksum" in UDP over IPv4.
+        if out == 0 {
+            out = 0xffff;
+        }
+        *csum = out.to_be_bytes();
+    }
+    *payload = new;
+    TXGEN_TX.redirect(0, 0).unwrap_or(xdp_action::XDP_ABORTED)
+}
+
+/// Point the frame at destination `seq % cfg.destinations` (see
+/// `TxgenConfig::destinations`): rewrite the last byte of the IPv4
+/// destination and update the header checksum (RFC 1624). Returns the
+/// address's last 16-bit word before and after, for the UDP checksum, or
+/// `None` when the frame keeps its destination.
+#[inline(always)]
+fn spread_destination(ctx: &XdpContext, cfg: &TxgenConfig, seq: u64) -> Option<(u16, u16)> {
+    let count = cfg.destinations;
+    let off = cfg.ipv4_off as usize;
+    if count <= 1 || count > MAX_TXGEN_DESTINATIONS || off > MAX_PAYLOAD_OFFSET as usize {
+        return None;
+    }
+    let ip = unsafe { &mut *ptr_at::<[u8; 20]>(ctx, off)? };
+    let old = u16::from_be_bytes([ip[18], ip[19]]);
+    // `count` is a power of two (userspace checks).
+    ip[19] = ip[19].wrapping_add((seq & u64::from(count - 1)) as u8);
+    let new = u16::from_be_bytes([ip[18], ip[19]]);
+    let check = csum_replace(u16::from_be_bytes([ip[10], ip[11]]), old, new);
+    ip[10..12].copy_from_slice(&check.to_be_bytes());
+    Some((old, new))
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

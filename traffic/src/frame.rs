@@ -1,0 +1,395 @@
+//! Test frames: build (templates per flow and size, patched per packet) and
+//! parse. Frame sizes count the 4-byte FCS, as RFC 2544 does: a 64-byte frame
+//! is 60 bytes in the UMEM; the NIC (or veth) adds nothing we must write.
+use std::net::IpAddr;
+
+use anyhow::{Result, bail};
+use serde::{Deserialize, Serialize};
+use traffic_abi::{PAYLOAD_LEN, PAYLOAD_SEQ, PAYLOAD_STREAM, PAYLOAD_TS};
+
+pub const FCS_LEN: usize = 4;
+pub const MIN_FRAME: u16 = 64;
+pub const MAX_FRAME: u16 = 1518;
+const ETH_P_IPV4: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86dd;
+const ETH_P_8021Q: u16 = 0x8100;
+const ETH_P_8021AD: u16 = 0x88a8;
+const IPPROTO_UDP: u8 = 17;
+
+/// IMIX: 7 x 64, 4 x 576, 1 x 1500, interleaved so each batch sees the mix.
+pub const IMIX_PATTERN: [u16; 12] = [64, 576, 64, 64, 576, 64, 1500, 64, 576, 64, 64, 576];
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FrameSizes {
+    Fixed(u16),
+    Imix,
+}
+
+impl FrameSizes {
+    pub fn pattern(&self) -> Vec<u16> {
+        match self {
+            FrameSizes::Fixed(n) => vec![*n],
+            FrameSizes::Imix => IMIX_PATTERN.to_vec(),
+        }
+    }
+    /// Mean frame size in bytes (with FCS).
+    pub fn mean(&self) -> f64 {
+        let p = self.pattern();
+        p.iter().map(|&n| n as f64).sum::<f64>() / p.len() as f64
+    }
+}
+
+/// What to send: one flow = one stream of the sink.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrafficSpec {
+    pub src_mac: [u8; 6],
+    pub dst_mac: [u8; 6],
+    /// VLAN ids, outermost first: one = 802.1Q, two = QinQ (outer 802.1ad).
+    pub vlans: Vec<u16>,
+    pub src_ip: IpAddr,
+    pub dst_ip: IpAddr,
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub flows: u16,
+    /// Flow i also adds i to the source and destination addresses.
+    pub vary_addrs: bool,
+    pub sizes: FrameSizes,
+    /// Stream id of flow 0 (flow i is stream `stream_base + i`).
+    pub stream_base: u16,
+}
+
+impl TrafficSpec {
+    /// Bytes before the test payload.
+    pub fn header_len(&self) -> usize {
+        let l3 = if self.src_ip.is_ipv4() { 20 } else { 40 };
+        14 + 4 * self.vlans.len() + l3 + 8
+    }
+
+    /// Smallest frame (with FCS) that carries the payload.
+    pub fn min_frame(&self) -> u16 {
+        ((self.header_len() + PAYLOAD_LEN + FCS_LEN) as u16).max(MIN_FRAME)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.src_ip.is_ipv4() != self.dst_ip.is_ipv4() {
+            bail!(
+                "source {} and destination {} are not the same IP version",
+                self.src_ip,
+                self.dst_ip
+            );
+        }
+        if self.vlans.len() > 2 {
+            bail!("at most two VLAN tags (QinQ), got {}", self.vlans.len());
+        }
+        if let Some(v) = self.vlans.iter().find(|&&v| v == 0 || v > 4094) {
+            bail!("VLAN id {v} out of range 1..=4094");
+        }
+        if self.flows == 0 {
+            bail!("--flows must be at least 1");
+        }
+        if u32::from(self.stream_base) + u32::from(self.flows) > 65536 {
+            bail!(
+                "stream ids {}+{} exceed 65535",
+                self.stream_base,
+                self.flows
+            );
+        }
+        let max = MAX_FRAME as usize + 4 * self.vlans.len();
+        if let FrameSizes::Fixed(n) = self.sizes
+            && (n < self.min_frame() || n as usize > max)
+        {
+            bail!(
+                "frame size {n} out of range {}..={max} for this header stack",
+                self.min_frame()
+            );
+        }
+        Ok(())
+    }
+
+    /// Templates for every (flow, size) pair.
+    pub fn templates(&self) -> Vec<Vec<Template>> {
+        let sizes = self.pattern();
+        (0..self.flows)
+            .map(|flow| {
+                sizes
+                    .iter()
+                    .map(|&size| self.template(flow, size))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Sizes in sending order; IMIX sizes below the stack's minimum are raised.
+    pub fn pattern(&self) -> Vec<u16> {
+        let min = self.min_frame();
+        self.sizes
+            .pattern()
+            .into_iter()
+            .map(|n| n.max(min))
+            .collect()
+    }
+
+    pub fn template(&self, flow: u16, size: u16) -> Template {
+        let len = size as usize - FCS_LEN;
+        let hlen = self.header_len();
+        let mut h = Vec::with_capacity(hlen);
+        h.extend_from_slice(&self.dst_mac);
+        h.extend_from_slice(&self.src_mac);
+        for (i, vid) in self.vlans.iter().enumerate() {
+            let tpid = if i == 0 && self.vlans.len() == 2 {
+                ETH_P_8021AD
+            } else {
+                ETH_P_8021Q
+            };
+            h.extend_from_slice(&tpid.to_be_bytes());
+            h.extend_from_slice(&vid.to_be_bytes());
+        }
+        let sport = self.src_port.wrapping_add(flow);
+        let dport = self.dst_port.wrapping_add(flow);
+        let add = if self.vary_addrs { u32::from(flow) } else { 0 };
+        let udp_len = (len - (hlen - 8)) as u16;
+        let mut sum: u32;
+        match (self.src_ip, self.dst_ip) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => {
+                let s = (u32::from(s).wrapping_add(add)).to_be_bytes();
+                let d = (u32::from(d).wrapping_add(add)).to_be_bytes();
+                h.extend_from_slice(&ETH_P_IPV4.to_be_bytes());
+                let mut ip = [0u8; 20];
+                ip[0] = 0x45;
+                ip[2..4].copy_from_slice(&(udp_len + 20).to_be_bytes());
+                ip[6] = 0x40; // DF
+                ip[8] = 64;
+                ip[9] = IPPROTO_UDP;
+                ip[12..16].copy_from_slice(&s);
+                ip[16..20].copy_from_slice(&d);
+                let c = fold(sum_words(&ip, 0));
+                ip[10..12].copy_from_slice(&(!c).to_be_bytes());
+                h.extend_from_slice(&ip);
+                sum = sum_words(&s, 0);
+                sum = sum_words(&d, sum);
+                sum += u32::from(IPPROTO_UDP) + u32::from(udp_len);
+            }
+            (IpAddr::V6(s), IpAddr::V6(d)) => {
+                let s = (u128::from(s).wrapping_add(add as u128)).to_be_bytes();
+                let d = (u128::from(d).wrapping_add(add as u128)).to_be_bytes();
+                h.extend_from_slice(&ETH_P_IPV6.to_be_bytes());
+                let mut ip = [0u8; 40];
+                ip[0] = 0x60;
+                ip[4..6].copy_from_slice(&udp_len.to_be_bytes());
+                ip[6] = IPPROTO_UDP;
+                ip[7] = 64;
+                ip[8..24].copy_from_slice(&s);
+                ip[24..40].copy_from_slice(&d);
+                h.extend_from_slice(&ip);
+                sum = sum_words(&s, 0);
+                sum = sum_words(&d, sum);
+                sum += u32::from(IPPROTO_UDP) + u32::from(udp_len);
+            }
+            _ => unreachable!("validated: same IP version"),
+        }
+        let mut udp = [0u8; 8];
+        udp[0..2].copy_from_slice(&sport.to_be_bytes());
+        udp[2..4].copy_from_slice(&dport.to_be_bytes());
+        udp[4..6].copy_from_slice(&udp_len.to_be_bytes());
+        sum = sum_words(&udp, sum);
+        h.extend_from_slice(&udp);
+        Template {
+            header: h,
+            len,
+            csum_partial: sum,
+            stream: self.stream_base + flow,
+        }
+    }
+}
+
+/// A frame of one flow and size, missing only the payload stamp and the UDP
+/// checksum (the rest of the payload stays zero, so it adds nothing).
+#[derive(Clone, Debug)]
+pub struct Template {
+    pub header: Vec<u8>,
+    /// Bytes in the buffer (frame size without FCS).
+    pub len: usize,
+    /// One's complement sum of pseudo-header and UDP header, unfolded.
+    pub csum_partial: u32,
+    pub stream: u16,
+}
+
+impl Template {
+    /// Write the whole frame into `buf` (zeroing the payload tail if `zero`,
+    /// which a buffer that held a different frame needs).
+    #[inline]
+    pub fn write(&self, buf: &mut [u8], seq: u64, tx_ns: u64, zero: bool) {
+        let h = self.header.len();
+        buf[..h].copy_from_slice(&self.header);
+        let p = &mut buf[h..h + PAYLOAD_LEN];
+        p[PAYLOAD_STREAM..PAYLOAD_STREAM + 2].copy_from_slice(&self.stream.to_be_bytes());
+        p[PAYLOAD_SEQ..PAYLOAD_SEQ + 8].copy_from_slice(&seq.to_be_bytes());
+        p[PAYLOAD_TS..PAYLOAD_TS + 8].copy_from_slice(&tx_ns.to_be_bytes());
+        let sum = sum_words(p, self.csum_partial);
+        if zero {
+            buf[h + PAYLOAD_LEN..self.len].fill(0);
+        }
+        let mut c = !fold(sum);
+        if c == 0 {
+            c = 0xffff;
+        }
+        buf[h - 2..h].copy_from_slice(&c.to_be_bytes());
+    }
+
+    /// Offsets of the payload and the UDP checksum (for `txgen`).
+    pub fn offsets(&self) -> (usize, usize) {
+        (self.header.len(), self.header.len() - 2)
+    }
+}
+
+/// Sum of big-endian 16-bit words (odd tail padded with zero) onto `sum`.
+#[inline]
+pub fn sum_words(bytes: &[u8], mut sum: u32) -> u32 {
+    let mut chunks = bytes.chunks_exact(2);
+    for c in &mut chunks {
+        sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
+    }
+    if let [b] = chunks.remainder() {
+        sum += u32::from(*b) << 8;
+    }
+    sum
+}
+
+#[inline]
+pub fn fold(mut sum: u32) -> u16 {
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
+}
+
+/// The stamp found in a received test frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Probe {
+    pub stream: u16,
+    pub seq: u64,
+    pub tx_ns: u64,
+}
+
+/// Parse Ethernet (with up to two VLAN tags), IPv4/IPv6, UDP and the stamp.
+/// Anything else (ARP, ND, short or non-UDP frames) is `None`.
+#[inline]
+pub fn parse(frame: &[u8]) -> Option<Probe> {
+    let mut off = 12;
+    let mut ethertype = u16::from_be_bytes([*frame.get(off)?, *frame.get(off + 1)?]);
+    off += 2;
+    for _ in 0..2 {
+        if ethertype == ETH_P_8021Q || ethertype == ETH_P_8021AD {
+            ethertype = u16::from_be_bytes([*frame.get(off + 2)?, *frame.get(off + 3)?]);
+            off += 4;
+        }
+    }
+    let udp = match ethertype {
+        ETH_P_IPV4 => {
+            let ip = frame.get(off..off + 20)?;
+            let ihl = usize::from(ip[0] & 0x0f) * 4;
+            if ip[0] >> 4 != 4 || ip[9] != IPPROTO_UDP || ihl < 20 {
+                return None;
+            }
+            off + ihl
+        }
+        ETH_P_IPV6 => {
+            let ip = frame.get(off..off + 40)?;
+            if ip[0] >> 4 != 6 || ip[6] != IPPROTO_UDP {
+                return None;
+            }
+            off + 40
+        }
+        _ => return None,
+    };
+    let p = frame.get(udp + 8..udp + 8 + PAYLOAD_LEN)?;
+    Some(Probe {
+        stream: u16::from_be_bytes([p[0], p[1]]),
+        seq: u64::from_be_bytes(p[PAYLOAD_SEQ..PAYLOAD_SEQ + 8].try_into().ok()?),
+        tx_ns: u64::from_be_bytes(p[PAYLOAD_TS..PAYLOAD_TS + 8].try_into().ok()?),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(v6: bool, vlans: Vec<u16>) -> TrafficSpec {
+        let (s, d): (IpAddr, IpAddr) = if v6 {
+            ("fd00::1".parse().unwrap(), "fd00::2".parse().unwrap())
+        } else {
+            ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap())
+        };
+        TrafficSpec {
+            src_mac: [2, 0, 0, 0, 0, 1],
+            dst_mac: [2, 0, 0, 0, 0, 2],
+            vlans,
+            src_ip: s,
+            dst_ip: d,
+            src_port: 1000,
+            dst_port: 2000,
+            flows: 3,
+            vary_addrs: true,
+            sizes: FrameSizes::Imix,
+            stream_base: 7,
+        }
+    }
+
+    /// Full UDP checksum over pseudo-header + UDP segment must verify to 0xffff.
+    fn udp_ok(frame: &[u8], l3: usize, v6: bool) -> bool {
+        let (src, dst, udp) = if v6 {
+            (&frame[l3 + 8..l3 + 24], &frame[l3 + 24..l3 + 40], l3 + 40)
+        } else {
+            (&frame[l3 + 12..l3 + 16], &frame[l3 + 16..l3 + 20], l3 + 20)
+        };
+        let seg = &frame[udp..];
+        let mut sum = sum_words(src, 0);
+        sum = sum_words(dst, sum);
+        sum += 17 + seg.len() as u32;
+        fold(sum_words(seg, sum)) == 0xffff
+    }
+
+    #[test]
+    fn frames_roundtrip_with_valid_checksums() {
+        for v6 in [false, true] {
+            for vlans in [vec![], vec![100], vec![200, 300]] {
+                let s = spec(v6, vlans.clone());
+                s.validate().unwrap();
+                let l3 = 14 + 4 * vlans.len();
+                for (flow, ts) in s.templates().iter().enumerate() {
+                    for t in ts {
+                        let mut buf = vec![0xaa; 2048];
+                        t.write(&mut buf, 123_456_789_012 + flow as u64, 42, true);
+                        let f = &buf[..t.len];
+                        assert!(t.len + FCS_LEN >= 64);
+                        assert!(udp_ok(f, l3, v6), "v6={v6} vlans={vlans:?}");
+                        if !v6 {
+                            assert_eq!(fold(sum_words(&f[l3..l3 + 20], 0)), 0xffff);
+                        }
+                        let p = parse(f).unwrap();
+                        assert_eq!(p.stream, 7 + flow as u16);
+                        assert_eq!(p.seq, 123_456_789_012 + flow as u64);
+                        assert_eq!(p.tx_ns, 42);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sizes_are_checked() {
+        let mut s = spec(false, vec![]);
+        s.sizes = FrameSizes::Fixed(64);
+        assert!(s.validate().is_ok());
+        s.sizes = FrameSizes::Fixed(63);
+        assert!(s.validate().is_err());
+        s.sizes = FrameSizes::Fixed(1519);
+        assert!(s.validate().is_err());
+        // IPv6 + QinQ needs more than 64 bytes for the stamp.
+        let mut s = spec(true, vec![1, 2]);
+        s.sizes = FrameSizes::Fixed(64);
+        assert!(s.validate().is_err());
+        assert_eq!(s.min_frame(), 14 + 8 + 40 + 8 + 18 + 4);
+        assert!(parse(&[0u8; 20]).is_none());
+    }
+}
