@@ -306,3 +306,76 @@ async fn driver_keepalives_then_hold_timer_expiry() {
     let closed = timeout(Duration::from_secs(2), s.read_to_end(&mut rest)).await;
     assert!(matches!(closed, Ok(Ok(0))), "{closed:?}");
 }
+
+/// One side of `both_active_sessions_collide_and_come_up_once`: a session
+/// at `ip` listening on its own port and connecting to `peer`.
+struct Side {
+    tx: mpsc::Sender<Input>,
+    rx: mpsc::Receiver<SessionEvent>,
+    acceptor: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+fn side(
+    ip: Ipv4Addr,
+    asn: u32,
+    listener: tokio::net::TcpListener,
+    peer: SocketAddr,
+    peer_as: u32,
+) -> Side {
+    let mut cfg = Config::new(ip, peer_as);
+    cfg.local_as = asn;
+    cfg.hold_time = 30;
+    cfg.connect_retry = Duration::from_secs(1);
+    let (tx, rx) = spawn_session(
+        cfg,
+        PeerConfig {
+            peer,
+            local: Some(addr(ip, 0)),
+            md5_key: None,
+        },
+    );
+    let table = std::sync::Arc::new(std::sync::Mutex::new(HashMap::from([(
+        peer.ip(),
+        tx.clone(),
+    )])));
+    let acceptor = tokio::spawn(transport::accept_loop(listener, table));
+    Side { tx, rx, acceptor }
+}
+
+/// Both ends active and listening, started at the same instant, 12 times
+/// (loopback makes the two connections cross): every run comes up exactly
+/// once and stays up, whichever connection the collision keeps (RFC 4271
+/// §6.8), in both orders of BGP Identifiers.
+#[tokio::test]
+async fn both_active_sessions_collide_and_come_up_once() {
+    for run in 0..12 {
+        // Identifiers in both orders: 127.0.0.1 < 127.0.0.2, and the
+        // roles swapped every other run.
+        let (a_ip, b_ip) = if run % 2 == 0 { (LO1, LO2) } else { (LO2, LO1) };
+        let la = tokio::net::TcpListener::bind(addr(a_ip, 0)).await.unwrap();
+        let lb = tokio::net::TcpListener::bind(addr(b_ip, 0)).await.unwrap();
+        let (pa, pb) = (la.local_addr().unwrap(), lb.local_addr().unwrap());
+        let mut a = side(a_ip, 12076, la, pb, 65001);
+        let mut b = side(b_ip, 65001, lb, pa, 12076);
+        let (sa, sb) = (
+            a.tx.send(Input::Event(Event::ManualStart)),
+            b.tx.send(Input::Event(Event::ManualStart)),
+        );
+        let (ra, rb) = tokio::join!(sa, sb);
+        ra.unwrap();
+        rb.unwrap();
+        for (name, s) in [("a", &mut a), ("b", &mut b)] {
+            match next_event(&mut s.rx).await {
+                SessionEvent::Established(_) => {}
+                e => panic!("run {run}: {name} reported {e:?} before Established"),
+            }
+        }
+        // Nothing else happens: no session went down afterwards.
+        for (name, s) in [("a", &mut a), ("b", &mut b)] {
+            let more = timeout(Duration::from_millis(250), s.rx.recv()).await;
+            assert!(more.is_err(), "run {run}: {name} then reported {more:?}");
+        }
+        a.acceptor.abort();
+        b.acceptor.abort();
+    }
+}
