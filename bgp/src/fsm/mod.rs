@@ -29,8 +29,11 @@
 //!   as RFC 4271 allows; 1..=9 s is refused with Unacceptable Hold Time:
 //!   1-2 s by RFC 4271, 3-9 s because ExpressRoute's floor is hold 10 s
 //!   (keepalive 3 s). The floor is [`Config::min_hold_time`].
-//! * The peer must advertise 4-octet AS (RFC 6793): AS_PATHs are decoded in
-//!   4-octet form only. Otherwise OPEN error Unsupported Capability.
+//! * A peer without the 4-octet AS capability (RFC 6793) is spoken to in
+//!   2-octet ASNs ([`Negotiated::four_octet_as`], [`Session::as_width`]):
+//!   the codec merges its AS4_PATH and writes AS_TRANS plus AS4_PATH
+//!   toward it. Such a peer cannot have a 4-octet AS: one configured above
+//!   65535 is refused with OPEN error Bad Peer AS.
 //! * BGP Identifier: 0.0.0.0 is refused; our own identifier is refused from
 //!   an internal peer only (RFC 6286 §2.2).
 
@@ -45,8 +48,8 @@ pub(super) mod tests;
 pub use prefix_limit::PrefixLimitExceeded;
 
 use crate::wire::{
-    self, AFI_IPV4, AFI_IPV6, AsSegment, Capability, DecodeOptions, Message, Notification, Open,
-    PathAttribute, RouteRefresh, SAFI_UNICAST, Update, error,
+    self, AFI_IPV4, AFI_IPV6, AsSegment, AsWidth, Capability, DecodeOptions, Message, Notification,
+    Open, PathAttribute, RouteRefresh, SAFI_UNICAST, Update, error,
 };
 use backoff::Backoff;
 use collision::Second;
@@ -204,6 +207,9 @@ pub struct Negotiated {
     pub ipv4_unicast: bool,
     pub ipv6_unicast: bool,
     pub route_refresh: bool,
+    /// Both sides advertised the 4-octet AS capability (RFC 6793);
+    /// otherwise ASNs travel in 2 octets with AS4_PATH beside them.
+    pub four_octet_as: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -307,6 +313,16 @@ impl Session {
     /// The connection the session's state describes, if any.
     pub fn connection(&self) -> Option<Conn> {
         self.conn
+    }
+
+    /// How ASNs travel to and from the peer: how a transport must encode
+    /// the messages it sends ([`Message::encode_with`]). Four until an
+    /// OPEN without the 4-octet AS capability is accepted.
+    pub fn as_width(&self) -> AsWidth {
+        match &self.negotiated {
+            Some(n) if !n.four_octet_as => AsWidth::Two,
+            _ => AsWidth::Four,
+        }
     }
 
     /// Distinct prefixes the peer currently announces for `afi`.
@@ -637,6 +653,7 @@ impl Session {
     fn decode_options(&self) -> DecodeOptions {
         DecodeOptions {
             external_peer: self.config.is_external(),
+            as_width: self.as_width(),
         }
     }
 
@@ -712,6 +729,7 @@ impl Session {
                 tracing::info!(
                     peer_as = neg.peer_as,
                     hold = neg.hold_time,
+                    four_octet_as = neg.four_octet_as,
                     "bgp session established"
                 );
                 out.push(Action::Established(neg));
@@ -795,12 +813,10 @@ impl Session {
     /// Checks the peer's OPEN (RFC 4271 §6.2) and agrees on parameters.
     fn negotiate(&self, open: &Open) -> Result<Negotiated, Notification> {
         let open_err = |sub, data| Notification::new(error::code::OPEN_MESSAGE, sub, data);
-        if open.four_octet_as().is_none() {
-            // Data: the capability we need (RFC 5492 §3).
-            let mut data = vec![wire::open::cap::FOUR_OCTET_AS, 4];
-            data.extend_from_slice(&self.config.local_as.to_be_bytes());
-            return Err(open_err(error::open::UNSUPPORTED_CAPABILITY, data));
-        }
+        // Without the 4-octet AS capability the peer's AS is its 2-octet
+        // My AS; a customer ASN above 65535 cannot be that (RFC 6793 §4.2:
+        // such a speaker would send AS_TRANS, and only with the capability).
+        let four_octet_as = open.four_octet_as().is_some();
         if open.asn() != self.config.peer_as {
             return Err(open_err(error::open::BAD_PEER_AS, vec![]));
         }
@@ -834,6 +850,7 @@ impl Session {
             ipv4_unicast: self.config.ipv4_unicast && v4,
             ipv6_unicast: self.config.ipv6_unicast && open.supports_family(AFI_IPV6, SAFI_UNICAST),
             route_refresh,
+            four_octet_as,
         })
     }
 }

@@ -252,8 +252,10 @@ fn open_negotiation_takes_the_smaller_hold_time() {
             ipv4_unicast: true,
             ipv6_unicast: true,
             route_refresh: true,
+            four_octet_as: true,
         };
         assert!(a.contains(&Action::Established(neg)), "{a:?}");
+        assert_eq!(ses.as_width(), AsWidth::Four);
         assert_eq!(ses.state(), State::Established);
     }
 }
@@ -314,18 +316,96 @@ fn four_octet_peer_as_through_as_trans() {
     assert!(neg.ipv4_unicast && !neg.ipv6_unicast);
 }
 
-#[test]
-fn peer_without_four_octet_as_is_refused() {
-    let now = Instant::now();
-    let mut ses = open_sent(cfg(), now);
+/// A peer OPEN without the 4-octet AS capability (an RFC 6793 "OLD"
+/// speaker), My AS `my_as`.
+fn two_octet_open(my_as: u16) -> Open {
     let mut o = peer_open(90);
+    o.my_as = my_as;
     o.capabilities
         .retain(|c| !matches!(c, Capability::FourOctetAs(_)));
-    let a = ses.handle(msg(Message::Open(o)), now);
-    assert_reset(&ses, &a, 2, 7);
+    o
+}
+
+/// RFC 6793 with a 2-octet-AS peer: accepted, and its UPDATEs are read in
+/// 2-octet form with AS4_PATH merged; what we send is encoded for it.
+#[test]
+fn peer_without_four_octet_as_speaks_two_octet_asns() {
+    let now = Instant::now();
+    let mut ses = open_sent(cfg(), now);
     assert_eq!(
-        notification(&a).unwrap().data,
-        vec![65, 4, 0, 0, 0x2f, 0x2c]
+        ses.as_width(),
+        AsWidth::Four,
+        "until the OPEN says otherwise"
+    );
+    let a = ses.handle(msg(Message::Open(two_octet_open(PEER_AS as u16))), now);
+    assert!(notification(&a).is_none(), "{a:?}");
+    assert_eq!(ses.state(), State::OpenConfirm);
+    let a = ses.handle(msg(Message::Keepalive), now);
+    let Some(Action::Established(neg)) = a.iter().find(|a| matches!(a, Action::Established(_)))
+    else {
+        panic!("{a:?}")
+    };
+    assert_eq!((neg.peer_as, neg.four_octet_as), (PEER_AS, false));
+    assert_eq!(ses.as_width(), AsWidth::Two);
+    // Its UPDATE on the wire: AS_PATH [65001, AS_TRANS] in 2-octet form,
+    // AS4_PATH [65001, 4200000001]: the route carries the real path.
+    let real = vec![AsSegment::Sequence(vec![PEER_AS, 4_200_000_001])];
+    let mut u = update_v4(&["10.0.0.0/8"]);
+    u.attributes[1] = PathAttribute::AsPath(real.clone());
+    let bytes = Message::Update(u).encode_with(AsWidth::Two).unwrap();
+    assert!(
+        bytes.windows(3).any(|w| w == [0xc0, attr::AS4_PATH, 10]),
+        "AS4_PATH on the wire"
+    );
+    let a = ses.handle(Event::BytesReceived(O, bytes), now);
+    let Some(Action::RoutesReceived(got)) =
+        a.iter().find(|a| matches!(a, Action::RoutesReceived(_)))
+    else {
+        panic!("{a:?}")
+    };
+    assert!(!got.treated_as_withdraw(), "{got:?}");
+    assert_eq!(
+        got.attribute(attr::AS_PATH),
+        Some(&PathAttribute::AsPath(real))
+    );
+    assert_eq!(ses.prefix_count(AFI_IPV4), 1);
+}
+
+/// A customer ASN above 65535 cannot be a 2-octet speaker's: without the
+/// capability its My AS (AS_TRANS, or anything else) is Bad Peer AS.
+#[test]
+fn four_octet_customer_asn_with_a_two_octet_peer_is_bad_peer_as() {
+    for my_as in [crate::wire::AS_TRANS, 65001, 0x2c2f] {
+        let now = Instant::now();
+        let mut c = cfg();
+        c.peer_as = 4_200_000_000;
+        let mut ses = open_sent(c, now);
+        let a = ses.handle(msg(Message::Open(two_octet_open(my_as))), now);
+        assert_reset(&ses, &a, 2, 2);
+    }
+    // With the capability the same peer is fine (AS_TRANS in My AS).
+    let now = Instant::now();
+    let mut c = cfg();
+    c.peer_as = 4_200_000_000;
+    let mut ses = open_sent(c, now);
+    let o = Open::new(4_200_000_000, 90, Ipv4Addr::new(192, 0, 2, 2), &[(1, 1)]);
+    ses.handle(msg(Message::Open(o)), now);
+    assert_eq!(ses.state(), State::OpenConfirm);
+}
+
+/// Our OPEN: AS 12076 fits in My AS; a 4-octet local AS would travel as
+/// AS_TRANS, the capability carrying the real one either way.
+#[test]
+fn our_open_carries_as_trans_only_when_our_as_does_not_fit() {
+    let ses = Session::new(cfg());
+    let o = ses.open_message();
+    assert_eq!((o.my_as, o.four_octet_as()), (12076, Some(12076)));
+    let mut c = cfg();
+    c.local_as = 4_200_000_000;
+    let o = Session::new(c).open_message();
+    assert_eq!(
+        (o.my_as, o.four_octet_as()),
+        (crate::wire::AS_TRANS, Some(4_200_000_000))
     );
 }
 

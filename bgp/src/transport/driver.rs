@@ -193,7 +193,9 @@ impl Driver {
                         let Some(s) = self.streams[slot(c)].as_mut() else {
                             continue;
                         };
-                        match m.encode() {
+                        // 2-octet ASNs (and AS4_PATH) toward a peer
+                        // without the 4-octet AS capability.
+                        match m.encode_with(self.session.as_width()) {
                             Ok(bytes) => {
                                 if s.write_all(&bytes).await.is_err() {
                                     self.streams[slot(c)] = None;
