@@ -172,8 +172,10 @@ fn render(command: &Command, v: &Value) -> String {
                             s(&p["bfd"]["multiplier"])
                         )
                     };
+                    // `vlan` is the tag as the model prints it ("vlan 100",
+                    // "s-tag 10 c-tag 20"): it names itself.
                     out += &format!(
-                        "  {} peer AS {} vlan {} md5 {} bfd {}: primary {} secondary {}\n",
+                        "  {} peer AS {} {} md5 {} bfd {}: primary {} secondary {}\n",
                         s(&p["peeringType"]),
                         s(&p["peerASN"]),
                         s(&p["vlan"]),
@@ -388,9 +390,16 @@ mod tests {
         assert!(
             t.contains("er-lab (running here): Standard MeteredData")
                 && t.contains("reach: West Europe, North Europe")
+                && t.contains("peer AS 65010 vlan 100 md5 on")
                 && t.contains("bfd 300 ms x 3"),
             "{t}"
         );
+        assert!(!t.contains("vlan vlan"), "{t}");
+        // A QinQ peering names both tags.
+        let mut qinq = v.clone();
+        qinq[0]["peerings"][0]["vlan"] = "s-tag 10 c-tag 20".into();
+        let t = render(&Command::Circuits, &qinq);
+        assert!(t.contains("peer AS 65010 s-tag 10 c-tag 20 md5 on"), "{t}");
         let v = serde_json::json!([{"link": 0, "name": "primary", "neighbour": true, "carrier": false,
             "bgp": true, "bfd": null, "carries": false, "flips": 3,
             "history": [{"up": false, "cause": "carrier lost", "at_mono_ns": 1}]}]);
