@@ -567,12 +567,20 @@ fn flow_hash_v6(ctx: &XdpContext, l3_off: usize) -> u32 {
     let ip = unsafe { &*ip };
     let mut next = ip[6];
     let mut ports = 0;
-    if let Some((proto, off, first_fragment)) = walk_ext_headers(ctx, ip[6], l3_off + IPV6_HDR_LEN)
+    if let Some(Transport {
+        off,
+        proto,
+        first_fragment,
+    }) = walk_ext_headers(ctx, ip[6], l3_off + IPV6_HDR_LEN)
     {
         next = proto;
         // `off` comes back from a BPF subprogram without its range; bound
         // it again for the verifier (deeper transport headers go unhashed).
-        if (proto == IPPROTO_TCP || proto == IPPROTO_UDP) && first_fragment && off < MAX_L4_OFFSET {
+        let off = off as usize;
+        if (proto == IPPROTO_TCP || proto == IPPROTO_UDP)
+            && first_fragment != 0
+            && off < MAX_L4_OFFSET
+        {
             if let Some(p) = ptr_at::<[u8; 4]>(ctx, off) {
                 ports = u32::from_ne_bytes(unsafe { *p });
             }
@@ -659,9 +667,10 @@ fn lookup_v6<'m>(
     if ip[7] <= 1 {
         return L3::Drop(DropReason::TtlExpired);
     }
-    let Some((_, off, _)) = walk_ext_headers(ctx, ip[6], l3_off + IPV6_HDR_LEN) else {
+    let Some(Transport { off, .. }) = walk_ext_headers(ctx, ip[6], l3_off + IPV6_HDR_LEN) else {
         return L3::Drop(DropReason::Malformed);
     };
+    let off = off as usize;
     if off > l3_off + IPV6_HDR_LEN + be16(ip, 4) as usize {
         return L3::Drop(DropReason::Malformed);
     }
@@ -839,12 +848,27 @@ fn trie_v6(key: &RouteKeyV6) -> Route {
         .unwrap_or(NO_ROUTE)
 }
 
+/// Where `walk_ext_headers` found the transport header. No `bool` (no
+/// niche): the walk is out of line, so its return type is in the program's
+/// BTF, and an `Option` of a type with a niche keeps its tag inside the
+/// payload, which BTF describes as a union member at a non-zero offset.
+/// The kernel refuses that, and the whole object BTF was dropped at load.
+#[repr(C)]
+struct Transport {
+    /// Offset in the frame (a packet offset: u32 keeps the `Option` at
+    /// 12 bytes on the stack).
+    off: u32,
+    proto: u8,
+    /// 1 for a first fragment (or no fragment): the ports are there.
+    first_fragment: u8,
+}
+
 /// Walk at most `MAX_EXT_HEADERS` IPv6 extension headers from `off`:
 /// returns the transport protocol, its offset and whether this is a first
 /// fragment, or `None` if a header is cut short. Out of line: unrolled, the
 /// walk is what weighs on the stack.
 #[inline(never)]
-fn walk_ext_headers(ctx: &XdpContext, mut next: u8, mut off: usize) -> Option<(u8, usize, bool)> {
+fn walk_ext_headers(ctx: &XdpContext, mut next: u8, mut off: usize) -> Option<Transport> {
     let mut first_fragment = true;
     for _ in 0..MAX_EXT_HEADERS {
         match next {
@@ -862,7 +886,11 @@ fn walk_ext_headers(ctx: &XdpContext, mut next: u8, mut off: usize) -> Option<(u
             _ => break,
         }
     }
-    Some((next, off, first_fragment))
+    Some(Transport {
+        off: off as u32,
+        proto: next,
+        first_fragment: u8::from(first_fragment),
+    })
 }
 
 /// Per-CPU ICMP error budget: `ICMP_ERRORS_PER_SEC_PER_CPU` per second.
