@@ -11,7 +11,10 @@
 //!
 //! * the peer's OPEN on one connection while the other is Established: the
 //!   new one is closed (we do not implement the optional
-//!   CollisionDetectEstablishedState);
+//!   CollisionDetectEstablishedState). Our own connection attempt that
+//!   completes once the session is in OpenConfirm or Established on the
+//!   peer's connection is closed at once, before anything is sent on it:
+//!   the peer cannot pick it, so no comparison (and no Cease) is needed;
 //! * while the other is in OpenConfirm: compared at once;
 //! * while the other still waits for the peer's OPEN (OpenSent): if this
 //!   connection would be kept, it goes on to OpenConfirm and the other
@@ -134,6 +137,16 @@ impl Session {
         if !self.accepts_connection(c) {
             // A transport asks accepts_connection() first; the connection
             // it would name is in use, so nothing here may close it.
+            return;
+        }
+        if c == Conn::Outgoing && matches!(self.state, State::OpenConfirm | State::Established) {
+            // Our attempt from before the peer's connection was taken ended
+            // after the session settled on that one: closed before anything
+            // is sent on it, so the peer cannot choose it and no Cease is
+            // needed (the peer just sees its accepted connection close).
+            tracing::debug!(peer_as = self.config.peer_as, state = ?self.state,
+                "bgp our late connection closed: the session runs on the peer's");
+            out.push(Action::Close(c));
             return;
         }
         tracing::debug!(peer_as = self.config.peer_as, conn = ?c, state = ?self.state,
@@ -316,8 +329,14 @@ impl Session {
         let on_second = second.conn == c;
         let other_held = second.held.is_some();
         if self.state != State::OpenSent || other_held || winner != c {
+            // An Established session keeps its connection whatever the
+            // identifiers say.
+            let kept = match self.state {
+                State::Established => self.conn,
+                _ => Some(winner),
+            };
             tracing::info!(peer_as = self.config.peer_as, peer_id = %neg.peer_id, state = ?self.state,
-                on = ?c, kept = ?winner, "bgp connection collision");
+                on = ?c, ?kept, "bgp connection collision");
         }
         match self.state {
             State::OpenSent if on_second && winner == c => {

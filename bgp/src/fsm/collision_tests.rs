@@ -112,60 +112,58 @@ fn winner_for(peer_id: Ipv4Addr) -> Conn {
     if peer_id == HIGHER { IN } else { OUT }
 }
 
-/// The first connection in OpenConfirm when the other direction connects:
-/// on the peer's OPEN there, the connection opened by the higher
-/// identifier stays, the other gets Cease / Connection Collision
-/// Resolution. Every combination of which connection came first and whose
-/// identifier is higher.
+/// Our connection in OpenConfirm when the peer connects: on the peer's
+/// OPEN there, the connection opened by the higher identifier stays, the
+/// other gets Cease / Connection Collision Resolution; both orders of
+/// identifiers.
 #[test]
 fn collision_in_open_confirm_keeps_the_higher_identifiers_connection() {
-    for first in [OUT, IN] {
-        for peer_id in [HIGHER, LOWER] {
-            let now = Instant::now();
-            let second = first.other();
-            let mut ses = open_sent_on(first, now);
-            ses.handle(on(first, open_from(peer_id)), now);
-            assert_eq!(ses.state(), State::OpenConfirm);
-            let a = ses.handle(Event::TcpConnected(second), now);
-            assert!(matches!(&a[0], Action::Send(c, Message::Open(_)) if *c == second));
-            let a = ses.handle(on(second, open_from(peer_id)), now);
-            let winner = winner_for(peer_id);
-            let loser = winner.other();
-            let ctx = format!("first {first:?}, peer id {peer_id}: {a:?}");
-            assert_closed_with(&a, loser, &cease_7());
-            assert_eq!(
-                a.iter()
-                    .filter(|x| matches!(x, Action::Send(_, Message::Notification(_))))
-                    .count(),
-                1,
-                "{ctx}"
-            );
-            assert!(!a.contains(&Action::Close(winner)), "{ctx}");
-            assert!(down_reason(&a).is_none(), "no session went down: {ctx}");
-            assert_eq!(ses.state(), State::OpenConfirm, "{ctx}");
-            assert_eq!(ses.connection(), Some(winner), "{ctx}");
-            assert!(
-                a.contains(&Action::CancelTimer(Timer::CollisionHold)),
-                "{ctx}"
-            );
-            if winner == second {
-                // The second connection's OPEN is accepted: KEEPALIVE on it.
-                assert!(sent(&a, second, &Message::Keepalive), "{ctx}");
-                assert_eq!(armed(&a, Timer::Hold), Some(s(90)), "{ctx}");
-            }
-            // The loser is gone: its late messages change nothing.
-            assert!(ses.handle(on(loser, Message::Keepalive), now).is_empty());
-            assert!(ses.handle(Event::TcpClosed(loser), now).is_empty());
-            let a = ses.handle(on(winner, Message::Keepalive), now);
-            assert!(
-                a.iter()
-                    .any(|x| matches!(x, Action::Established(n) if n.peer_id == peer_id)),
-                "{ctx}"
-            );
-            // The session runs on the winner from now on.
-            let a = ses.handle(Event::TimerExpired(Timer::Keepalive), now);
-            assert!(sent(&a, winner, &Message::Keepalive), "{ctx}");
+    let first = OUT;
+    for peer_id in [HIGHER, LOWER] {
+        let now = Instant::now();
+        let second = first.other();
+        let mut ses = open_sent_on(first, now);
+        ses.handle(on(first, open_from(peer_id)), now);
+        assert_eq!(ses.state(), State::OpenConfirm);
+        let a = ses.handle(Event::TcpConnected(second), now);
+        assert!(matches!(&a[0], Action::Send(c, Message::Open(_)) if *c == second));
+        let a = ses.handle(on(second, open_from(peer_id)), now);
+        let winner = winner_for(peer_id);
+        let loser = winner.other();
+        let ctx = format!("first {first:?}, peer id {peer_id}: {a:?}");
+        assert_closed_with(&a, loser, &cease_7());
+        assert_eq!(
+            a.iter()
+                .filter(|x| matches!(x, Action::Send(_, Message::Notification(_))))
+                .count(),
+            1,
+            "{ctx}"
+        );
+        assert!(!a.contains(&Action::Close(winner)), "{ctx}");
+        assert!(down_reason(&a).is_none(), "no session went down: {ctx}");
+        assert_eq!(ses.state(), State::OpenConfirm, "{ctx}");
+        assert_eq!(ses.connection(), Some(winner), "{ctx}");
+        assert!(
+            a.contains(&Action::CancelTimer(Timer::CollisionHold)),
+            "{ctx}"
+        );
+        if winner == second {
+            // The second connection's OPEN is accepted: KEEPALIVE on it.
+            assert!(sent(&a, second, &Message::Keepalive), "{ctx}");
+            assert_eq!(armed(&a, Timer::Hold), Some(s(90)), "{ctx}");
         }
+        // The loser is gone: its late messages change nothing.
+        assert!(ses.handle(on(loser, Message::Keepalive), now).is_empty());
+        assert!(ses.handle(Event::TcpClosed(loser), now).is_empty());
+        let a = ses.handle(on(winner, Message::Keepalive), now);
+        assert!(
+            a.iter()
+                .any(|x| matches!(x, Action::Established(n) if n.peer_id == peer_id)),
+            "{ctx}"
+        );
+        // The session runs on the winner from now on.
+        let a = ses.handle(Event::TimerExpired(Timer::Keepalive), now);
+        assert!(sent(&a, winner, &Message::Keepalive), "{ctx}");
     }
 }
 
@@ -297,33 +295,59 @@ fn held_open_goes_on_when_the_other_connection_closes() {
     }
 }
 
-/// An Established session is kept whatever the identifiers say: the new
-/// connection gets our OPEN, and on the peer's OPEN it is closed with
-/// Cease / Connection Collision Resolution. Nothing else changes.
+/// An Established session is kept whatever the identifiers say: the
+/// peer's new connection gets our OPEN, and on the peer's OPEN it is
+/// closed with Cease / Connection Collision Resolution. Nothing else
+/// changes.
 #[test]
 fn collision_with_an_established_session_closes_the_new_connection() {
-    for first in [OUT, IN] {
+    let first = OUT;
+    for peer_id in [HIGHER, LOWER] {
+        let now = Instant::now();
+        let second = first.other();
+        let mut ses = open_sent_on(first, now);
+        ses.handle(on(first, open_from(peer_id)), now);
+        ses.handle(on(first, Message::Keepalive), now);
+        assert_eq!(ses.state(), State::Established);
+        let a = ses.handle(Event::TcpConnected(second), now);
+        assert!(matches!(&a[0], Action::Send(c, Message::Open(_)) if *c == second));
+        let a = ses.handle(on(second, open_from(peer_id)), now);
+        let ctx = format!("first {first:?}, peer id {peer_id}: {a:?}");
+        assert_closed_with(&a, second, &cease_7());
+        assert!(sent_notification(&a, first).is_none(), "{ctx}");
+        assert!(!a.contains(&Action::Close(first)), "{ctx}");
+        assert!(down_reason(&a).is_none(), "{ctx}");
+        assert_eq!(ses.state(), State::Established, "{ctx}");
+        assert_eq!(ses.connection(), Some(first), "{ctx}");
+        assert!(ses.accepts_connection(second), "{ctx}");
+        // Routes still flow on the established connection.
+        let a = ses.handle(on(first, Message::Keepalive), now);
+        assert_eq!(a, vec![Action::ArmTimer(Timer::Hold, s(90))], "{ctx}");
+    }
+}
+
+/// Our own attempt completing once the session is in OpenConfirm or
+/// Established on the peer's connection: closed at once, before anything
+/// is sent on it (the peer cannot choose it, so no Cease is needed), and
+/// the session goes on; whichever identifier is higher.
+#[test]
+fn our_late_connection_is_closed_once_the_session_settled() {
+    for established in [false, true] {
         for peer_id in [HIGHER, LOWER] {
             let now = Instant::now();
-            let second = first.other();
-            let mut ses = open_sent_on(first, now);
-            ses.handle(on(first, open_from(peer_id)), now);
-            ses.handle(on(first, Message::Keepalive), now);
-            assert_eq!(ses.state(), State::Established);
-            let a = ses.handle(Event::TcpConnected(second), now);
-            assert!(matches!(&a[0], Action::Send(c, Message::Open(_)) if *c == second));
-            let a = ses.handle(on(second, open_from(peer_id)), now);
-            let ctx = format!("first {first:?}, peer id {peer_id}: {a:?}");
-            assert_closed_with(&a, second, &cease_7());
-            assert!(sent_notification(&a, first).is_none(), "{ctx}");
-            assert!(!a.contains(&Action::Close(first)), "{ctx}");
-            assert!(down_reason(&a).is_none(), "{ctx}");
-            assert_eq!(ses.state(), State::Established, "{ctx}");
-            assert_eq!(ses.connection(), Some(first), "{ctx}");
-            assert!(ses.accepts_connection(second), "{ctx}");
-            // Routes still flow on the established connection.
-            let a = ses.handle(on(first, Message::Keepalive), now);
-            assert_eq!(a, vec![Action::ArmTimer(Timer::Hold, s(90))], "{ctx}");
+            let mut ses = open_sent_on(IN, now);
+            ses.handle(on(IN, open_from(peer_id)), now);
+            if established {
+                ses.handle(on(IN, Message::Keepalive), now);
+            }
+            let state = ses.state();
+            assert!(ses.accepts_connection(OUT));
+            let a = ses.handle(Event::TcpConnected(OUT), now);
+            assert_eq!(a, vec![Action::Close(OUT)], "{state:?}, peer id {peer_id}");
+            assert_eq!((ses.state(), ses.connection()), (state, Some(IN)));
+            assert!(ses.accepts_connection(OUT), "a later one is judged alike");
+            let a = ses.handle(on(IN, Message::Keepalive), now);
+            assert!(!a.iter().any(|x| matches!(x, Action::Close(_))), "{a:?}");
         }
     }
 }

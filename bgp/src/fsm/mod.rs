@@ -788,6 +788,13 @@ impl Session {
                 "AS_PATH contains the local AS (loop)",
             );
         }
+        // RFC 6793: the path as merged from a 2-octet peer's AS_PATH and
+        // AS4_PATH (what the RIB's AS-path length and loop check saw).
+        if self.as_width() == AsWidth::Two
+            && let Some(PathAttribute::AsPath(segs)) = u.attribute(wire::update::attr::AS_PATH)
+        {
+            tracing::debug!(peer_as = self.config.peer_as, as_path = ?segs, "bgp UPDATE from a 2-octet AS peer");
+        }
         if !u.issues.is_empty() {
             // RFC 7606 §6: errors handled without a reset must be logged.
             tracing::warn!(peer_as = self.config.peer_as, issues = ?u.issues, "bgp UPDATE error handled");
