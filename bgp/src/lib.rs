@@ -1,13 +1,16 @@
 //! BGP-4 speaker core of the emulated MSEE (AS 12076).
 //!
 //! * [`wire`]: codec for OPEN, UPDATE, NOTIFICATION, KEEPALIVE and
-//!   ROUTE-REFRESH with RFC 4271 §6 / RFC 7606 error handling: every
+//!   ROUTE-REFRESH, in 4-octet or 2-octet ASNs (AS_TRANS and AS4_PATH,
+//!   RFC 6793), with RFC 4271 §6 / RFC 7606 error handling: every
 //!   session-reset error carries the exact NOTIFICATION to send, and
 //!   treat-as-withdraw / attribute-discard cases decode into an
 //!   [`wire::Update`] that says what was done and why;
 //! * [`fsm`]: the RFC 4271 session state machine, sans-IO
-//!   (`Session::handle(event, now) -> Vec<Action>`), with OPEN negotiation,
-//!   IdleHold exponential backoff and per-AFI prefix limits (RFC 4486);
+//!   (`Session::handle(event, now) -> Vec<Action>`), with OPEN negotiation
+//!   (2-octet-AS peers included, RFC 6793), connection collision detection
+//!   (RFC 4271 §6.8), IdleHold exponential backoff and per-AFI prefix
+//!   limits (RFC 4486);
 //! * [`transport`] (feature `transport`, on by default): a thin tokio driver
 //!   and TCP-MD5 (RFC 2385) listener/connector. The fuzz build turns the
 //!   feature off, so codec and FSM build without tokio or libc.

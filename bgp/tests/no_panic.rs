@@ -4,7 +4,7 @@
 
 mod generate;
 
-use bgp::wire::{DecodeOptions, Message, frame_len};
+use bgp::wire::{AsWidth, DecodeOptions, Message, frame_len};
 use generate::Rng;
 
 fn mutate(r: &mut Rng, mut b: Vec<u8>) -> Vec<u8> {
@@ -49,6 +49,11 @@ fn decoder_never_panics_on_100k_inputs() {
         .collect();
     let ext = DecodeOptions {
         external_peer: true,
+        ..DecodeOptions::default()
+    };
+    let two = DecodeOptions {
+        external_peer: true,
+        as_width: AsWidth::Two,
     };
     let (mut ok, mut err) = (0u32, 0u32);
     for i in 0..100_000 {
@@ -79,6 +84,13 @@ fn decoder_never_panics_on_100k_inputs() {
             Err(_) => err += 1,
         }
         let _ = Message::decode_with(&input, ext);
+        // A 2-octet-AS peer's view (RFC 6793): the AS4 merge must not
+        // panic either, and what it accepts re-encodes for such a peer.
+        if let Ok(m) = Message::decode_with(&input, two)
+            && let Ok(b) = m.encode_with(AsWidth::Two)
+        {
+            Message::decode_with(&b, two).expect("re-encoded for a 2-octet peer, decodes");
+        }
     }
     // Both outcomes are exercised, not just the header check.
     assert!(ok > 1_000 && err > 10_000, "ok={ok} err={err}");

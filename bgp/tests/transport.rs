@@ -306,3 +306,155 @@ async fn driver_keepalives_then_hold_timer_expiry() {
     let closed = timeout(Duration::from_secs(2), s.read_to_end(&mut rest)).await;
     assert!(matches!(closed, Ok(Ok(0))), "{closed:?}");
 }
+
+/// One side of `both_active_sessions_collide_and_come_up_once`: a session
+/// at `ip` listening on its own port and connecting to `peer`.
+struct Side {
+    tx: mpsc::Sender<Input>,
+    rx: mpsc::Receiver<SessionEvent>,
+    acceptor: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+fn side(
+    ip: Ipv4Addr,
+    asn: u32,
+    listener: tokio::net::TcpListener,
+    peer: SocketAddr,
+    peer_as: u32,
+) -> Side {
+    let mut cfg = Config::new(ip, peer_as);
+    cfg.local_as = asn;
+    cfg.hold_time = 30;
+    cfg.connect_retry = Duration::from_secs(1);
+    let (tx, rx) = spawn_session(
+        cfg,
+        PeerConfig {
+            peer,
+            local: Some(addr(ip, 0)),
+            md5_key: None,
+        },
+    );
+    let table = std::sync::Arc::new(std::sync::Mutex::new(HashMap::from([(
+        peer.ip(),
+        tx.clone(),
+    )])));
+    let acceptor = tokio::spawn(transport::accept_loop(listener, table));
+    Side { tx, rx, acceptor }
+}
+
+/// Both ends active and listening, started at the same instant, 12 times
+/// (loopback makes the two connections cross): every run comes up exactly
+/// once and stays up, whichever connection the collision keeps (RFC 4271
+/// §6.8), in both orders of BGP Identifiers.
+#[tokio::test]
+async fn both_active_sessions_collide_and_come_up_once() {
+    for run in 0..12 {
+        // Identifiers in both orders: 127.0.0.1 < 127.0.0.2, and the
+        // roles swapped every other run.
+        let (a_ip, b_ip) = if run % 2 == 0 { (LO1, LO2) } else { (LO2, LO1) };
+        let la = tokio::net::TcpListener::bind(addr(a_ip, 0)).await.unwrap();
+        let lb = tokio::net::TcpListener::bind(addr(b_ip, 0)).await.unwrap();
+        let (pa, pb) = (la.local_addr().unwrap(), lb.local_addr().unwrap());
+        let mut a = side(a_ip, 12076, la, pb, 65001);
+        let mut b = side(b_ip, 65001, lb, pa, 12076);
+        let (sa, sb) = (
+            a.tx.send(Input::Event(Event::ManualStart)),
+            b.tx.send(Input::Event(Event::ManualStart)),
+        );
+        let (ra, rb) = tokio::join!(sa, sb);
+        ra.unwrap();
+        rb.unwrap();
+        for (name, s) in [("a", &mut a), ("b", &mut b)] {
+            match next_event(&mut s.rx).await {
+                SessionEvent::Established(_) => {}
+                e => panic!("run {run}: {name} reported {e:?} before Established"),
+            }
+        }
+        // Nothing else happens: no session went down afterwards.
+        for (name, s) in [("a", &mut a), ("b", &mut b)] {
+            let more = timeout(Duration::from_millis(250), s.rx.recv()).await;
+            assert!(more.is_err(), "run {run}: {name} then reported {more:?}");
+        }
+        a.acceptor.abort();
+        b.acceptor.abort();
+    }
+}
+
+/// A peer without the 4-octet AS capability (RFC 6793): the driver encodes
+/// what it sends in 2-octet ASNs, with AS4_PATH for the real path, and the
+/// peer's 2-octet UPDATE arrives with its AS4_PATH merged.
+#[tokio::test]
+async fn driver_speaks_two_octet_asns_to_a_peer_without_the_capability() {
+    let listener = tokio::net::TcpListener::bind(addr(LO1, 0)).await.unwrap();
+    let cfg = Config::new(LO1, 65001);
+    let peer = PeerConfig {
+        peer: listener.local_addr().unwrap(),
+        local: None,
+        md5_key: None,
+    };
+    let (tx, mut rx) = spawn_session(cfg, peer);
+    tx.send(Input::Event(Event::ManualStart)).await.unwrap();
+    let (mut s, _) = timeout(Duration::from_secs(3), listener.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let Message::Open(o) = read_msg(&mut s).await else {
+        panic!("expected OPEN")
+    };
+    assert_eq!((o.my_as, o.four_octet_as()), (12076, Some(12076)));
+    let mut old = bgp::wire::Open::new(65001, 30, LO2, &[(1, 1)]);
+    old.capabilities
+        .retain(|c| !matches!(c, bgp::wire::Capability::FourOctetAs(_)));
+    s.write_all(&Message::Open(old).encode().unwrap())
+        .await
+        .unwrap();
+    s.write_all(&Message::Keepalive.encode().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(read_msg(&mut s).await, Message::Keepalive);
+    let SessionEvent::Established(n) = next_event(&mut rx).await else {
+        panic!("not established")
+    };
+    assert!(!n.four_octet_as);
+    // Ours: a path with a 4-octet AS (as Global Reach would carry).
+    let path = vec![AsSegment::Sequence(vec![12076, 4_200_000_001])];
+    let mut ours = update("10.9.0.0/16", 12076);
+    ours.attributes[1] = PathAttribute::AsPath(path.clone());
+    tx.send(Input::Event(Event::SendUpdate(ours.clone())))
+        .await
+        .unwrap();
+    let mut hdr = [0u8; 19];
+    timeout(Duration::from_secs(5), s.read_exact(&mut hdr))
+        .await
+        .unwrap()
+        .unwrap();
+    let len = bgp::wire::frame_len(&hdr).unwrap().unwrap();
+    let mut wire = hdr.to_vec();
+    wire.resize(len, 0);
+    s.read_exact(&mut wire[19..]).await.unwrap();
+    assert_eq!(
+        wire,
+        Message::Update(ours)
+            .encode_with(bgp::wire::AsWidth::Two)
+            .unwrap()
+    );
+    assert!(
+        wire.windows(6).any(|w| w == [0x40, 2, 6, 2, 2, 0x2f]),
+        "2-octet AS_PATH"
+    );
+    // Theirs: AS_PATH [65001 AS_TRANS] + AS4_PATH [65001 4200000002].
+    let mut theirs = update("172.16.0.0/16", 65001);
+    let real = vec![AsSegment::Sequence(vec![65001, 4_200_000_002])];
+    theirs.attributes[1] = PathAttribute::AsPath(real.clone());
+    let bytes = Message::Update(theirs)
+        .encode_with(bgp::wire::AsWidth::Two)
+        .unwrap();
+    s.write_all(&bytes).await.unwrap();
+    let SessionEvent::Routes(got) = next_event(&mut rx).await else {
+        panic!("no routes")
+    };
+    assert_eq!(
+        got.attribute(bgp::wire::update::attr::AS_PATH),
+        Some(&PathAttribute::AsPath(real))
+    );
+}

@@ -1,11 +1,12 @@
-//! Codec tests: known vectors, round trips, and one test per RFC 4271 /
-//! RFC 7606 error class (session reset, treat-as-withdraw, attribute discard).
+//! Codec tests: known vectors, round trips, one test per RFC 4271 /
+//! RFC 7606 error class (session reset, treat-as-withdraw, attribute
+//! discard), and RFC 6793's 2-octet-AS encoding and AS4_PATH merge.
 
 mod generate;
 
 use bgp::wire::{
-    AS_TRANS, AsSegment, Capability, DecodeOptions, ErrorAction, Message, MpReach, Notification,
-    Open, Origin, PathAttribute, RouteRefresh, Update, error, update::attr,
+    AS_TRANS, AsSegment, AsWidth, Capability, DecodeOptions, ErrorAction, Message, MpReach,
+    Notification, Open, Origin, PathAttribute, RouteRefresh, Update, error, update::attr,
 };
 use ipnet::{Ipv4Net, Ipv6Net};
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -556,6 +557,7 @@ fn local_pref_from_external_peer_is_discarded() {
     let b = raw_update(&[], &with(&[0x40, 5, 4, 0, 0, 0, 100]), NLRI_10_1);
     let ext = DecodeOptions {
         external_peer: true,
+        ..DecodeOptions::default()
     };
     let Message::Update(u) = Message::decode_with(&b, ext).unwrap() else {
         panic!()
@@ -654,4 +656,270 @@ fn fuzz_seeds_are_valid_messages() {
         n += 1;
     }
     assert_eq!(n, 7);
+}
+
+// ---------------------------------------------------- RFC 6793: 2-octet peers
+
+const TWO: DecodeOptions = DecodeOptions {
+    external_peer: true,
+    as_width: AsWidth::Two,
+};
+
+fn decode_two(buf: &[u8]) -> Update {
+    match Message::decode_with(buf, TWO) {
+        Ok(Message::Update(u)) => u,
+        other => panic!("expected an UPDATE, got {other:?}"),
+    }
+}
+
+fn seq(v: &[u32]) -> AsSegment {
+    AsSegment::Sequence(v.to_vec())
+}
+
+/// An MSEE advertisement with `path`, as speaker.rs builds them.
+fn advert(path: Vec<AsSegment>) -> Update {
+    Update {
+        attributes: vec![
+            PathAttribute::Origin(Origin::Igp),
+            PathAttribute::AsPath(path),
+            PathAttribute::NextHop(Ipv4Addr::new(192, 168, 100, 130)),
+            PathAttribute::Communities(vec![(12076 << 16) | 51002]),
+        ],
+        nlri: vec![p4("10.1.0.0/16")],
+        ..Update::default()
+    }
+}
+
+/// The attribute block of an encoded UPDATE without withdrawals.
+fn attrs_of(bytes: &[u8]) -> &[u8] {
+    let alen = usize::from(u16::from_be_bytes([bytes[21], bytes[22]]));
+    &bytes[23..23 + alen]
+}
+
+/// Our own route toward a 2-octet peer: AS 12076 fits, so AS_PATH in 2
+/// octets and no AS4_PATH (RFC 6793 §4.2.2: SHOULD NOT when all fit).
+/// Drain prepends it three more times: still 2 octets each.
+#[test]
+fn our_routes_toward_a_two_octet_peer_known_bytes() {
+    for copies in [1usize, 4] {
+        let u = advert(vec![seq(&vec![12076; copies])]);
+        let b = Message::Update(u.clone())
+            .encode_with(AsWidth::Two)
+            .unwrap();
+        let mut as_path = vec![0x40, 2, 2 + 2 * copies as u8, 2, copies as u8];
+        for _ in 0..copies {
+            as_path.extend_from_slice(&[0x2f, 0x2c]);
+        }
+        let a = attrs_of(&b);
+        assert_eq!(&a[4..4 + as_path.len()], &as_path[..], "{a:?}");
+        assert!(!a.windows(2).any(|w| w == [0xc0, attr::AS4_PATH]), "{a:?}");
+        assert_eq!(decode_two(&b), u, "round trip");
+        // The 4-octet encoding of the same route differs (and is what a
+        // 4-octet peer gets).
+        assert_ne!(Message::Update(u).encode().unwrap(), b);
+    }
+}
+
+/// A path with another customer's 4-octet AS (Global Reach) toward a
+/// 2-octet peer: AS_TRANS in the AS_PATH, the real path in AS4_PATH right
+/// after it, and the 2-octet peer's view round-trips to the real path.
+#[test]
+fn four_octet_asns_toward_a_two_octet_peer_use_as_trans_and_as4_path() {
+    let path = vec![seq(&[12076, 12076, 4_200_000_001, 65020])];
+    let u = advert(path.clone());
+    let b = Message::Update(u.clone())
+        .encode_with(AsWidth::Two)
+        .unwrap();
+    let a = attrs_of(&b);
+    let expected: &[u8] = &[
+        0x40, 2, 10, 2, 4, 0x2f, 0x2c, 0x2f, 0x2c, 0x5b, 0xa0, 0xfd, 0xfc, //
+        0xc0, 17, 18, 2, 4, 0, 0, 0x2f, 0x2c, 0, 0, 0x2f, 0x2c, 0xfa, 0x56, 0xea, 0x01, 0, 0, 0xfd,
+        0xfc,
+    ];
+    assert_eq!(&a[4..4 + expected.len()], expected, "{a:?}");
+    assert_eq!(decode_two(&b), u, "AS4_PATH merged back");
+    // AGGREGATOR likewise: AS_TRANS in 6 octets, then AS4_AGGREGATOR.
+    let mut u = u;
+    u.attributes.push(PathAttribute::Aggregator {
+        asn: 4_200_000_001,
+        address: Ipv4Addr::new(198, 51, 100, 1),
+    });
+    let b = Message::Update(u.clone())
+        .encode_with(AsWidth::Two)
+        .unwrap();
+    let a = attrs_of(&b);
+    let tail: &[u8] = &[
+        0xc0, 7, 6, 0x5b, 0xa0, 198, 51, 100, 1, //
+        0xc0, 18, 8, 0xfa, 0x56, 0xea, 0x01, 198, 51, 100, 1,
+    ];
+    assert!(a.ends_with(tail), "{a:?}");
+    assert_eq!(decode_two(&b), u);
+    // A 2-octet aggregator needs no AS4_AGGREGATOR.
+    let small = PathAttribute::Aggregator {
+        asn: 65020,
+        address: Ipv4Addr::new(198, 51, 100, 1),
+    };
+    let u = Update {
+        attributes: vec![small.clone()],
+        ..advert(vec![seq(&[12076])])
+    };
+    let b = Message::Update(u).encode_with(AsWidth::Two).unwrap();
+    assert_eq!(attrs_of(&b), [0xc0, 7, 6, 0xfd, 0xfc, 198, 51, 100, 1]);
+}
+
+/// A 2-octet-AS customer router's UPDATE: AS_PATH [65010 AS_TRANS 65020]
+/// with AS4_PATH [4200000001 65020] (it learned the path from a 4-octet
+/// AS): the decoded path is the real one.
+#[test]
+fn from_a_two_octet_peer_as4_path_is_merged() {
+    let attrs: &[u8] = &[
+        0x40, 1, 1, 0, //
+        0x40, 2, 8, 2, 3, 0xfd, 0xf2, 0x5b, 0xa0, 0xfd, 0xfc, //
+        0x40, 3, 4, 192, 0, 2, 1, //
+        0xc0, 17, 10, 2, 2, 0xfa, 0x56, 0xea, 0x01, 0, 0, 0xfd, 0xfc,
+    ];
+    let u = decode_two(&raw_update(&[], attrs, NLRI_10_1));
+    assert!(u.issues.is_empty(), "{:?}", u.issues);
+    assert_eq!(
+        u.attributes,
+        vec![
+            PathAttribute::Origin(Origin::Igp),
+            PathAttribute::AsPath(vec![seq(&[65010, 4_200_000_001, 65020])]),
+            PathAttribute::NextHop(Ipv4Addr::new(192, 0, 2, 1)),
+        ],
+        "AS4_PATH consumed, not kept as an unknown attribute"
+    );
+    // Without AS4_PATH: just the 2-octet path.
+    let u = decode_two(&raw_update(&[], &attrs[..22], NLRI_10_1));
+    assert_eq!(
+        u.attribute(attr::AS_PATH),
+        Some(&PathAttribute::AsPath(vec![seq(&[65010, 23456, 65020])]))
+    );
+}
+
+/// RFC 6793 §4.2.3's rules on AGGREGATOR / AS4_AGGREGATOR and the length
+/// of AS4_PATH.
+#[test]
+fn as4_merge_rules() {
+    // ORIGIN, AS_PATH [65010 AS_TRANS] (2-octet), NEXT_HOP.
+    let base: &[u8] = &[
+        0x40, 1, 1, 0, //
+        0x40, 2, 6, 2, 2, 0xfd, 0xf2, 0x5b, 0xa0, //
+        0x40, 3, 4, 192, 0, 2, 1,
+    ];
+    let as4_path: &[u8] = &[0xc0, 17, 6, 2, 1, 0xfa, 0x56, 0xea, 0x01];
+    let agg = |asn: u16| {
+        let mut v = vec![0xc0, 7, 6];
+        v.extend_from_slice(&asn.to_be_bytes());
+        v.extend_from_slice(&[198, 51, 100, 1]);
+        v
+    };
+    let as4_agg: &[u8] = &[0xc0, 18, 8, 0xfa, 0x56, 0xea, 0x02, 203, 0, 113, 9];
+    let merged = PathAttribute::AsPath(vec![seq(&[65010, 4_200_000_001])]);
+    let unmerged = PathAttribute::AsPath(vec![seq(&[65010, u32::from(AS_TRANS)])]);
+    let decode = |parts: &[&[u8]]| decode_two(&raw_update(&[], &parts.concat(), NLRI_10_1));
+
+    // AGGREGATOR AS_TRANS + AS4_AGGREGATOR: the latter is the aggregator,
+    // and the AS4_PATH is merged.
+    let u = decode(&[base, &agg(AS_TRANS), as4_agg, as4_path]);
+    assert_eq!(u.attribute(attr::AS_PATH), Some(&merged));
+    assert_eq!(
+        u.attribute(attr::AGGREGATOR),
+        Some(&PathAttribute::Aggregator {
+            asn: 4_200_000_002,
+            address: Ipv4Addr::new(203, 0, 113, 9)
+        })
+    );
+    // AGGREGATOR with a real 2-octet AS next to AS4_AGGREGATOR: a 2-octet
+    // speaker aggregated later, so both AS4 attributes are ignored.
+    let u = decode(&[base, &agg(65030), as4_agg, as4_path]);
+    assert_eq!(u.attribute(attr::AS_PATH), Some(&unmerged));
+    assert_eq!(
+        u.attribute(attr::AGGREGATOR),
+        Some(&PathAttribute::Aggregator {
+            asn: 65030,
+            address: Ipv4Addr::new(198, 51, 100, 1)
+        })
+    );
+    // AGGREGATOR without AS4_AGGREGATOR: AS4_PATH is still merged.
+    let u = decode(&[base, &agg(65030), as4_path]);
+    assert_eq!(u.attribute(attr::AS_PATH), Some(&merged));
+    // AS4_AGGREGATOR without AGGREGATOR: ignored.
+    let u = decode(&[base, as4_agg, as4_path]);
+    assert_eq!(u.attribute(attr::AGGREGATOR), None);
+    assert_eq!(u.attribute(attr::AS_PATH), Some(&merged));
+    // An AS4_PATH longer than the AS_PATH is ignored.
+    let long: &[u8] = &[
+        0xc0, 17, 14, 2, 3, 0, 0, 0xfd, 0xf2, 0xfa, 0x56, 0xea, 0x01, 0, 0, 0, 1,
+    ];
+    let u = decode(&[base, long]);
+    assert_eq!(u.attribute(attr::AS_PATH), Some(&unmerged));
+    assert!(u.issues.is_empty());
+}
+
+/// Errors in the AS4 attributes are attribute discards (RFC 6793 §6):
+/// the route stands on its AS_PATH. A 4-octet AGGREGATOR from a 2-octet
+/// peer is malformed and discarded too.
+#[test]
+fn malformed_as4_attributes_are_discarded() {
+    let base: &[u8] = &[
+        0x40, 1, 1, 0, //
+        0x40, 2, 6, 2, 2, 0xfd, 0xf2, 0x5b, 0xa0, //
+        0x40, 3, 4, 192, 0, 2, 1,
+    ];
+    for (bad, type_code) in [
+        (&[0xc0, 17, 5, 2, 1, 0xfa, 0x56, 0xea][..], attr::AS4_PATH),
+        (
+            &[0x40, 17, 6, 2, 1, 0xfa, 0x56, 0xea, 0x01][..],
+            attr::AS4_PATH,
+        ),
+        (
+            &[0xc0, 18, 6, 0, 1, 203, 0, 113, 9][..],
+            attr::AS4_AGGREGATOR,
+        ),
+        (
+            &[0xc0, 7, 8, 0, 0, 0xfd, 0xf2, 1, 2, 3, 4][..],
+            attr::AGGREGATOR,
+        ),
+    ] {
+        let u = decode_two(&raw_update(&[], &[base, bad].concat(), NLRI_10_1));
+        assert!(!u.treated_as_withdraw(), "{bad:?}: {:?}", u.issues);
+        assert_eq!(u.nlri, vec![p4("10.1.0.0/16")]);
+        assert_eq!(u.issues.len(), 1, "{bad:?}");
+        assert_eq!(
+            (u.issues[0].type_code, u.issues[0].action),
+            (type_code, ErrorAction::AttributeDiscard)
+        );
+        assert_eq!(
+            u.attribute(attr::AS_PATH),
+            Some(&PathAttribute::AsPath(vec![seq(&[65010, 23456])]))
+        );
+    }
+}
+
+/// Between 4-octet speakers AS4_PATH and AS4_AGGREGATOR are discarded on
+/// receipt (RFC 6793 §4.1) and never relayed.
+#[test]
+fn as4_attributes_from_a_four_octet_peer_are_discarded() {
+    let as4: &[u8] = &[
+        0xc0, 17, 6, 2, 1, 0xfa, 0x56, 0xea, 0x01, //
+        0xc0, 18, 8, 0xfa, 0x56, 0xea, 0x02, 203, 0, 113, 9,
+    ];
+    let u = decode_update(&raw_update(&[], &with(as4), NLRI_10_1));
+    assert!(u.issues.is_empty(), "{:?}", u.issues);
+    assert_eq!(u.attributes.len(), 3, "{:?}", u.attributes);
+    assert_eq!(
+        u.attribute(attr::AS_PATH),
+        Some(&PathAttribute::AsPath(vec![seq(&[65001, 65002])]))
+    );
+    let mut relayed = u.clone();
+    relayed.attributes.push(PathAttribute::Unknown {
+        flags: 0xc0,
+        type_code: attr::AS4_PATH,
+        value: vec![2, 1, 0, 0, 0, 1],
+    });
+    assert_eq!(
+        Message::Update(relayed).encode().unwrap(),
+        Message::Update(u).encode().unwrap()
+    );
 }

@@ -349,6 +349,17 @@ impl Msee {
         aya_log::EbpfLogger::init(&mut self.ebpf)
     }
 
+    /// The kernel's BTF id of the loaded program; `None` when the kernel
+    /// refused the object's BTF (aya then loads the program without it and
+    /// only logs a warning).
+    pub fn program_btf_id(&self) -> Result<Option<u32>> {
+        let program = self
+            .ebpf
+            .program(MSEE_PROGRAM)
+            .ok_or(MseeError::Missing("msee program"))?;
+        Ok(program.info().map_err(MseeError::Program)?.btf_id())
+    }
+
     fn program_mut(&mut self) -> Result<&mut Xdp> {
         self.ebpf
             .program_mut(MSEE_PROGRAM)

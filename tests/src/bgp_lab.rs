@@ -89,6 +89,8 @@ pub struct BgpLab {
     pub dir: PathBuf,
     pub socket: PathBuf,
     pub daemon: Daemon,
+    /// The daemon's arguments, for a restart.
+    args: Vec<String>,
     _lab: Lab,
 }
 
@@ -185,8 +187,49 @@ impl BgpLab {
             dir,
             socket,
             daemon,
+            args,
             _lab: lab,
         }
+    }
+
+    /// Stops the daemon (SIGTERM: Cease to its peers) and starts it again
+    /// with the same arguments; its log starts afresh.
+    pub fn restart_daemon(&mut self) {
+        self.daemon.stop().unwrap();
+        self.daemon = Daemon::start(&self.args, &self.dir).unwrap();
+    }
+
+    /// Since the daemon started, each of `sessions` came up exactly once and
+    /// none went down; the API shows them Established with no last down
+    /// reason. `Err` says what is wrong.
+    pub fn clean_start(&self, sessions: &[&str]) -> Result<(), String> {
+        let log = self.daemon.log();
+        for s in sessions {
+            let (up, down) = (
+                count(&log, "session established", s),
+                count(&log, "session down", s),
+            );
+            if (up, down) != (1, 0) {
+                return Err(format!("{s}: established {up} times, down {down} times"));
+            }
+        }
+        let api = self.cli(&["sessions"]);
+        for s in api.as_array().unwrap() {
+            if s["state"] != "Established" || !s["last_down"].is_null() {
+                return Err(format!("API: {s}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Connection collisions (RFC 4271 §6.8) the daemon's sessions resolved
+    /// since it started.
+    pub fn collisions(&self) -> usize {
+        self.daemon
+            .log()
+            .lines()
+            .filter(|l| l.contains("bgp connection collision"))
+            .count()
     }
 
     /// A failure message with both sides' logs.
@@ -560,4 +603,87 @@ pub fn route_lines(log: &str, prefix: &str) -> Vec<String> {
         .filter(|l| l.contains("route installed") || l.contains("route removed"))
         .map(str::to_owned)
         .collect()
+}
+
+/// Every session of the lab circuit: IPv4 and IPv6 on both links.
+pub const ALL_SESSIONS: [&str; 4] = [
+    SESSION_PRIMARY,
+    SESSION_SECONDARY,
+    SESSION_PRIMARY6,
+    SESSION_SECONDARY6,
+];
+
+/// A customer router in a repeated-start test: started by `start`, and
+/// asked whether all four of its sessions are Established and whether any
+/// NOTIFICATION crossed them.
+pub trait RestartableRouter {
+    /// All four sessions Established on the router's side.
+    fn all_established(&self) -> bool;
+    /// `Err` names any NOTIFICATION the router sent or received since it
+    /// started (its counters or its log).
+    fn no_notification(&self) -> Result<(), String>;
+    fn log(&self) -> String;
+}
+
+/// Issue 19: both ends active, `runs` times: the customer router and the
+/// daemon are stopped and started again, in turns one first and then the
+/// other with a start offset that moves by 150 ms a run (their connect
+/// attempts meet at different moments of each other's start), and every
+/// session must come up once, with no NOTIFICATION on either side. A
+/// collision resolved by the daemon is not a failure (RFC 4271 §6.8 closes
+/// the losing connection with Cease 6/7, which the router's counters may
+/// show), but the session itself must never go down; `no_notification`
+/// sees the router's side. Returns the collisions the daemon resolved.
+pub fn repeated_starts<R: RestartableRouter>(
+    lab: &mut BgpLab,
+    runs: usize,
+    mut start: impl FnMut(&BgpLab) -> R,
+) -> usize {
+    let mut router = Some(start(lab));
+    let mut collisions = 0;
+    for run in 0..runs {
+        drop(router.take());
+        let offset = Duration::from_millis(150 * (run as u64 % 8));
+        if run % 2 == 0 {
+            lab.restart_daemon();
+            std::thread::sleep(offset);
+            router = Some(start(lab));
+        } else {
+            lab.daemon.stop().unwrap();
+            router = Some(start(lab));
+            std::thread::sleep(offset);
+            lab.daemon = Daemon::start(&lab.args, &lab.dir).unwrap();
+        }
+        let r = router.as_ref().unwrap();
+        let started = Instant::now();
+        wait_for(
+            &format!("run {run}: every session Established on both sides"),
+            Duration::from_secs(20),
+            || r.all_established() && lab.clean_start(&ALL_SESSIONS).is_ok(),
+        )
+        .unwrap_or_else(|e| {
+            let why = lab.clean_start(&ALL_SESSIONS).err().unwrap_or_default();
+            panic!("{}", lab.ctx(&format!("{e} ({why})"), &r.log()))
+        });
+        // Settled: nothing went down just after coming up.
+        std::thread::sleep(Duration::from_millis(500));
+        lab.clean_start(&ALL_SESSIONS)
+            .and_then(|()| r.no_notification())
+            .unwrap_or_else(|e| panic!("{}", lab.ctx(&format!("run {run}: {e}"), &r.log())));
+        collisions += lab.collisions();
+        eprintln!(
+            "run {run}: up in {:?}, {} collisions",
+            started.elapsed(),
+            lab.collisions()
+        );
+        for l in lab.daemon.log().lines() {
+            if l.contains("bgp connection collision")
+                || l.contains("second connection")
+                || l.contains("late connection")
+            {
+                eprintln!("  {l}");
+            }
+        }
+    }
+    collisions
 }

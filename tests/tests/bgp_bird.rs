@@ -5,7 +5,9 @@
 //! dataplane and traffic from Azure follows them; BIRD learns the VNet's
 //! ranges with their region community; withdrawal, the route limit and a
 //! wrong MD5 key behave as on ExpressRoute. Every change is a new
-//! configuration file applied with `birdc configure`.
+//! configuration file applied with `birdc configure`. Both ends active,
+//! twenty starts of both sides: every session comes up once, with no
+//! NOTIFICATION (issue 19).
 use std::{
     path::{Path, PathBuf},
     process::Command,
@@ -14,8 +16,9 @@ use std::{
 
 use e2e_tests::{
     bgp_lab::{
-        BgpLab, CUSTOMER_AS, CUSTOMER_NET, CUSTOMER_NET6, KEY, NsProcess, SESSION_PRIMARY,
-        SESSION_SECONDARY, VNET6, customer_nets, read_logs, wait_for,
+        BgpLab, CUSTOMER_AS, CUSTOMER_NET, CUSTOMER_NET6, KEY, NsProcess, RestartableRouter,
+        SESSION_PRIMARY, SESSION_SECONDARY, VNET6, customer_nets, read_logs, repeated_starts,
+        wait_for,
     },
     require_root,
 };
@@ -168,25 +171,11 @@ impl Bird {
     }
 }
 
-#[test]
-fn bird_customer_router_over_both_links() {
-    if !require_root("bird_customer_router_over_both_links") {
-        return;
-    }
-    if !Path::new(BIRD).exists() {
-        panic!("{BIRD} is missing: install bird2 (cargo xtask setup does)");
-    }
-    let lab = BgpLab::up("bird");
-    let topo = &lab.topo;
-    let log = lab.dir.join("bird.log");
-    let conf =
-        |nets: &[String], secondary_key: &str| bird_conf(topo, &log, nets, secondary_key, false);
-    // The customer's first network in each family.
-    let first = || vec![CUSTOMER_NET.to_owned(), CUSTOMER_NET6.to_owned()];
-    // BIRD takes the link-local address of a neighbour's interface for
-    // the IPv6 next hop (global and link-local, RFC 2545) when the session
-    // starts; like a router whose interfaces are up, wait until duplicate
-    // address detection is done with them.
+/// BIRD takes the link-local address of a neighbour's interface for the
+/// IPv6 next hop (global and link-local, RFC 2545) when the session starts;
+/// like a router whose interfaces are up, wait until duplicate address
+/// detection is done with them.
+fn wait_link_local(topo: &Topology) {
     wait_for(
         "on-prem link-local addresses",
         Duration::from_secs(10),
@@ -202,6 +191,24 @@ fn bird_customer_router_over_both_links() {
         },
     )
     .unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn bird_customer_router_over_both_links() {
+    if !require_root("bird_customer_router_over_both_links") {
+        return;
+    }
+    if !Path::new(BIRD).exists() {
+        panic!("{BIRD} is missing: install bird2 (cargo xtask setup does)");
+    }
+    let lab = BgpLab::up("bird");
+    let topo = &lab.topo;
+    let log = lab.dir.join("bird.log");
+    let conf =
+        |nets: &[String], secondary_key: &str| bird_conf(topo, &log, nets, secondary_key, false);
+    // The customer's first network in each family.
+    let first = || vec![CUSTOMER_NET.to_owned(), CUSTOMER_NET6.to_owned()];
+    wait_link_local(topo);
     let bird = Bird::start(&topo.ns_onprem(), &conf(&first(), KEY), &lab.dir);
     let ctx = |what: &str| lab.ctx(what, &bird.log());
 
@@ -359,4 +366,58 @@ fn bird_customer_router_over_both_links() {
     lab.wait_established_after(SESSION_SECONDARY, before, Duration::from_secs(30), || {
         bird.log()
     });
+}
+
+/// The four BGP protocols of `bird_conf`.
+const BIRD_SESSIONS: [&str; 4] = ["msee1", "msee2", "msee1v6", "msee2v6"];
+
+impl RestartableRouter for Bird {
+    fn all_established(&self) -> bool {
+        BIRD_SESSIONS.iter().all(|p| self.established(p))
+    }
+
+    /// BIRD logs every NOTIFICATION it sends ("Error: ...") or receives
+    /// ("Received: ..."), and `show protocols all` keeps the last error.
+    fn no_notification(&self) -> Result<(), String> {
+        if let Some(l) = self
+            .log()
+            .lines()
+            .find(|l| l.contains("Received:") || l.contains("Error:"))
+        {
+            return Err(format!("BIRD logged {l}"));
+        }
+        for p in BIRD_SESSIONS {
+            let all = self.birdc(&["show", "protocols", "all", p]);
+            if let Some(l) = all.lines().find(|l| l.contains("Last error")) {
+                return Err(format!("BIRD {p}: {l}"));
+            }
+        }
+        Ok(())
+    }
+
+    fn log(&self) -> String {
+        Bird::log(self)
+    }
+}
+
+/// Issue 19: BIRD and the MSEE both active (BIRD connects out after 1 s
+/// and retries every 2 s, the daemon too), both restarted twenty times:
+/// every IPv4 and IPv6 session comes up once per start, and no
+/// NOTIFICATION crosses either way.
+#[test]
+fn bird_both_active_twenty_starts() {
+    if !require_root("bird_both_active_twenty_starts") {
+        return;
+    }
+    let mut lab = BgpLab::up("bird20");
+    wait_link_local(&lab.topo);
+    let collisions = repeated_starts(&mut lab, 20, |lab| {
+        // A fresh log per start: BIRD appends to its file.
+        let log = lab.dir.join("bird.log");
+        let _ = std::fs::remove_file(&log);
+        let nets = [CUSTOMER_NET.to_owned(), CUSTOMER_NET6.to_owned()];
+        let conf = bird_conf(&lab.topo, &log, &nets, KEY, false);
+        Bird::start(&lab.topo.ns_onprem(), &conf, &lab.dir)
+    });
+    eprintln!("20 starts with BIRD: {collisions} connection collisions resolved");
 }

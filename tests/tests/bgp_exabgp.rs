@@ -6,6 +6,10 @@
 //! to a command file in the test directory to ExaBGP and logs every message
 //! ExaBGP sends it (received updates, parsed; state changes) to another file.
 //! The scenarios are those of the BIRD and GoBGP tests, IPv6 included.
+//! Then ExaBGP as a 2-octet-AS router (its 4-octet AS capability off,
+//! RFC 6793): the sessions come up, routes with a 4-octet AS in their path
+//! carry it through AS4_PATH, and prepending (the customer's, and drain's)
+//! still moves traffic.
 use std::{
     net::IpAddr,
     path::{Path, PathBuf},
@@ -56,6 +60,11 @@ while True:
 /// key. The hold time is 10 s; ExaBGP sends keepalives every hold/3 = 3 s.
 /// The IPv6 neighbours negotiate IPv6 unicast only.
 fn exabgp_conf(topo: &Topology, dir: &Path, secondary_key: &str) -> String {
+    exabgp_conf_with(topo, dir, secondary_key, "")
+}
+
+/// [`exabgp_conf`] with `extra` in every neighbour block.
+fn exabgp_conf_with(topo: &Topology, dir: &Path, secondary_key: &str, extra: &str) -> String {
     let neighbor = |msee: IpAddr, local: IpAddr, key: &str| {
         let family = if msee.is_ipv6() { "ipv6" } else { "ipv4" };
         format!(
@@ -68,6 +77,7 @@ neighbor {msee} {{
     md5-password "{key}";
     hold-time 10;
     family {{ {family} unicast; }}
+    {extra}
     api {{
         processes [ control ];
         neighbor-changes;
@@ -398,4 +408,146 @@ fn exabgp_customer_router_over_both_links() {
     });
     // ExaBGP re-sends the api's routes on the new session.
     lab.wait_five_installed(Duration::from_secs(15), || exa.log());
+}
+
+/// The last path ExaBGP was told for `prefix` from the MSEE at `msee`
+/// (`as-path [ ... ]` of its latest `receive update announced` line).
+fn received_path(exa: &ExaBgp, msee: impl Into<IpAddr>, prefix: &str) -> Option<String> {
+    let start = format!(
+        "neighbor {} receive update announced {prefix} ",
+        msee.into()
+    );
+    exa.received()
+        .lines()
+        .rfind(|l| l.starts_with(&start))
+        .and_then(|l| {
+            let from = l.find("as-path [")?;
+            let to = from + l[from..].find(']')?;
+            Some(l[from + "as-path [".len()..to].trim().to_owned())
+        })
+}
+
+/// Issue 19: a customer router without the 4-octet AS capability (RFC
+/// 6793). Its sessions come up (AS 12076 fits in its OPEN's My AS); its
+/// routes are read from 2-octet AS_PATHs, with AS4_PATH merged back for a
+/// path through a 4-octet AS; ours reach it in 2-octet form; traffic
+/// follows; and prepending moves traffic both ways: the customer's toward
+/// the MSEE, and the MSEE's drain (AS 12076 three more times) toward the
+/// customer.
+#[test]
+fn exabgp_two_octet_as_customer_router() {
+    if !require_root("exabgp_two_octet_as_customer_router") {
+        return;
+    }
+    let lab = BgpLab::up("exa2");
+    let topo = &lab.topo;
+    let conf = exabgp_conf_with(topo, &lab.dir, KEY, "capability { asn4 disable; }");
+    let exa = ExaBgp::start(topo, &conf, &lab.dir);
+    let ctx = |what: &str| lab.ctx(what, &exa.log());
+    let (p, s) = (topo.primary.msee, topo.secondary.msee);
+
+    // The sessions come up, negotiated without 4-octet AS on our side.
+    lab.wait_both_established(Duration::from_secs(30), || exa.log());
+    wait_for("ExaBGP sees both up", Duration::from_secs(10), || {
+        exa.up(p) && exa.up(s)
+    })
+    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
+    let log = lab.daemon.log();
+    let two_octet = log
+        .lines()
+        .filter(|l| l.contains("bgp session established") && l.contains("four_octet_as=false"))
+        .count();
+    assert!(two_octet >= 2, "{}", ctx("sessions without 4-octet AS"));
+    assert!(
+        !log.contains("four_octet_as=true"),
+        "{}",
+        ctx("no session with 4-octet AS")
+    );
+
+    // Its route, 2-octet AS_PATH: on both links, traffic follows.
+    exa.announce(CUSTOMER_NET);
+    lab.check_installed_and_forwarding(false, || exa.log());
+    // Ours reach it with AS 12076 in the 2-octet AS_PATH.
+    wait_for("VNet route at ExaBGP", Duration::from_secs(15), || {
+        [p, s]
+            .iter()
+            .all(|m| received_path(&exa, *m, "10.1.0.0/16").as_deref() == Some("12076"))
+    })
+    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
+
+    // A path through a 4-octet AS: ExaBGP sends AS_TRANS in AS_PATH and
+    // the real path in AS4_PATH; the RIB has the whole path (3 ASes on
+    // each link, as the API shows), first AS the customer's, and the
+    // session's log shows the merged path.
+    let path = "[ 65010 4200000001 65020 ]";
+    exa.api(&format!(
+        "{} announce route {CUSTOMER_NET} next-hop self as-path {path}",
+        exa.peers(CUSTOMER_NET)
+    ));
+    wait_for(
+        "the 3-AS path on both links",
+        Duration::from_secs(15),
+        || lab.next_hops(CUSTOMER_NET) == vec![("primary".into(), 3), ("secondary".into(), 3)],
+    )
+    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
+    let merged = lab
+        .daemon
+        .log()
+        .lines()
+        .filter(|l| l.contains("bgp UPDATE from a 2-octet AS peer"))
+        .filter(|l| l.contains("Sequence([65010, 4200000001, 65020])"))
+        .count();
+    assert!(merged >= 2, "{}", ctx("AS4_PATH merged on both links"));
+    assert_eq!(
+        lab.send(7021, 50),
+        50,
+        "{}",
+        ctx("traffic over the 4-octet path")
+    );
+
+    // The customer prepends toward the secondary (2-octet AS_PATH): the
+    // primary is preferred.
+    exa.api(&format!(
+        "neighbor {p} announce route {CUSTOMER_NET} next-hop self"
+    ));
+    exa.api(&format!(
+        "neighbor {s} announce route {CUSTOMER_NET} next-hop self as-path [ 65010 65010 65010 ]"
+    ));
+    wait_for(
+        "prepended path on the secondary",
+        Duration::from_secs(15),
+        || lab.next_hops(CUSTOMER_NET) == vec![("primary".into(), 1), ("secondary".into(), 3)],
+    )
+    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
+    assert_eq!(
+        lab.send(7022, 50),
+        50,
+        "{}",
+        ctx("traffic over the primary")
+    );
+    exa.announce(CUSTOMER_NET);
+    lab.wait_equal_paths(|| exa.log());
+
+    // Drain the secondary: the MSEE makes it the backup, and re-advertises
+    // on it with AS 12076 prepended three times, which the 2-octet router
+    // receives as such (the primary's path unchanged).
+    let drained = lab.cli(&["drain", "er-lab", "secondary"]);
+    assert_eq!(drained["drained"], true, "{drained}");
+    assert_eq!(
+        lab.next_hops(CUSTOMER_NET),
+        vec![("primary".into(), 1), ("secondary".into(), 1 + 65536)]
+    );
+    wait_for("drained path at ExaBGP", Duration::from_secs(15), || {
+        received_path(&exa, s, "10.1.0.0/16").as_deref() == Some("12076 12076 12076 12076")
+            && received_path(&exa, p, "10.1.0.0/16").as_deref() == Some("12076")
+    })
+    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
+    assert_eq!(lab.send(7023, 50), 50, "{}", ctx("traffic while drained"));
+    let undrained = lab.cli(&["undrain", "er-lab", "secondary"]);
+    assert_eq!(undrained["drained"], false, "{undrained}");
+    lab.wait_equal_paths(|| exa.log());
+    wait_for("undrained path at ExaBGP", Duration::from_secs(15), || {
+        received_path(&exa, s, "10.1.0.0/16").as_deref() == Some("12076")
+    })
+    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
 }

@@ -6,7 +6,8 @@
 //! their region community; withdrawal, the route limit and a wrong MD5 key
 //! behave as on ExpressRoute.
 //! Its gRPC API listens on loopback inside the onprem namespace, on a port
-//! unique to this test process.
+//! unique to this test process. Both ends active, twenty starts of both
+//! sides: every session comes up once, with no NOTIFICATION (issue 19).
 use std::{
     net::IpAddr,
     path::{Path, PathBuf},
@@ -16,8 +17,9 @@ use std::{
 
 use e2e_tests::{
     bgp_lab::{
-        BgpLab, CUSTOMER_AS, CUSTOMER_NET, CUSTOMER_NET6, KEY, NsProcess, SESSION_PRIMARY,
-        SESSION_SECONDARY, VNET6, customer_nets, read_logs, wait_for,
+        BgpLab, CUSTOMER_AS, CUSTOMER_NET, CUSTOMER_NET6, KEY, NsProcess, RestartableRouter,
+        SESSION_PRIMARY, SESSION_SECONDARY, VNET6, customer_nets, read_logs, repeated_starts,
+        wait_for,
     },
     require_root,
 };
@@ -358,4 +360,67 @@ fn gobgp_customer_router_over_both_links() {
     lab.wait_established_after(SESSION_SECONDARY, before, Duration::from_secs(45), || {
         gobgp.log()
     });
+}
+
+/// gobgpd and the four MSEE addresses it peers with.
+struct GoBgpRouter {
+    gobgp: GoBgp,
+    peers: [IpAddr; 4],
+}
+
+impl RestartableRouter for GoBgpRouter {
+    fn all_established(&self) -> bool {
+        self.peers.iter().all(|a| self.gobgp.established(*a))
+    }
+
+    /// GoBGP's message statistics: no NOTIFICATION sent or received on
+    /// any neighbour, and no session flop.
+    fn no_notification(&self) -> Result<(), String> {
+        for a in self.peers {
+            let out = self.gobgp.gobgp(&["neighbor", &a.to_string()]);
+            let line = out
+                .lines()
+                .find(|l| l.trim_start().starts_with("Notifications:"))
+                .ok_or_else(|| format!("no Notifications statistics for {a}: {out}"))?;
+            let counts: Vec<&str> = line.split_whitespace().skip(1).collect();
+            if counts != ["0", "0"] || !out.contains("Flops = 0") {
+                return Err(format!("GoBGP's neighbour {a}: {out}"));
+            }
+        }
+        Ok(())
+    }
+
+    fn log(&self) -> String {
+        self.gobgp.log()
+    }
+}
+
+/// Issue 19: GoBGP and the MSEE both active (GoBGP connects out every 2 s,
+/// the daemon too; GoBGP keeps one connection and silently drops any
+/// other), both restarted twenty times: every IPv4 and IPv6 session comes
+/// up once per start, and no NOTIFICATION crosses either way.
+#[test]
+fn gobgp_both_active_twenty_starts() {
+    if !require_root("gobgp_both_active_twenty_starts") {
+        return;
+    }
+    let mut lab = BgpLab::up("gobgp20");
+    let t = lab.topo.clone();
+    let peers = [
+        t.primary.msee.into(),
+        t.secondary.msee.into(),
+        t.primary6.msee.into(),
+        t.secondary6.msee.into(),
+    ];
+    let port = 40_000 + (std::process::id() % 20_000) as u16;
+    let collisions = repeated_starts(&mut lab, 20, |lab| GoBgpRouter {
+        gobgp: GoBgp::start(
+            &lab.topo.ns_onprem(),
+            &gobgp_conf(&lab.topo, KEY),
+            &lab.dir,
+            port,
+        ),
+        peers,
+    });
+    eprintln!("20 starts with GoBGP: {collisions} connection collisions resolved");
 }

@@ -261,6 +261,20 @@ macro_rules! root_only {
     };
 }
 
+/// The kernel takes the object's BTF with the program. When it refused a
+/// type (an `Option` whose tag sat in its payload, in an out-of-line
+/// function's signature), aya loaded the program without BTF and every
+/// daemon start logged "object BTF couldn't be loaded in the kernel".
+#[test]
+fn the_kernel_accepts_the_programs_btf() {
+    root_only!("the_kernel_accepts_the_programs_btf");
+    let m = fixture();
+    assert!(
+        m.program_btf_id().expect("program info").is_some(),
+        "the msee program was loaded without its BTF"
+    );
+}
+
 #[test]
 fn customer_to_azure_pops_the_tag_and_rewrites() {
     root_only!("customer_to_azure_pops_the_tag_and_rewrites");

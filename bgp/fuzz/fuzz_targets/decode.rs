@@ -2,7 +2,7 @@
 //! accepts must re-encode into something it accepts again.
 #![no_main]
 
-use bgp::wire::{DecodeOptions, Message, frame_len};
+use bgp::wire::{AsWidth, DecodeOptions, Message, frame_len};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -11,8 +11,20 @@ fuzz_target!(|data: &[u8]| {
         data,
         DecodeOptions {
             external_peer: true,
+            ..DecodeOptions::default()
         },
     );
+    // A 2-octet-AS peer's UPDATEs (RFC 6793 AS4_PATH merge), re-encoded
+    // for such a peer.
+    let two = DecodeOptions {
+        external_peer: true,
+        as_width: AsWidth::Two,
+    };
+    if let Ok(m) = Message::decode_with(data, two)
+        && let Ok(bytes) = m.encode_with(AsWidth::Two)
+    {
+        Message::decode_with(&bytes, two).expect("re-encoded message must decode");
+    }
     if let Ok(m) = Message::decode(data)
         && let Ok(bytes) = m.encode()
     {

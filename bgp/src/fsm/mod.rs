@@ -6,12 +6,16 @@
 //! included, is unit-tested by sending events.
 //!
 //! Choices and deviations, each deliberate:
-//! * Connection collision (RFC 4271 §6.8) is kept simple: one connection per
-//!   peer. [`Session::accepts_connection`] is true only in Connect/Active;
-//!   the transport refuses any other connection while one is in use. If
-//!   both ends open at the same instant, both attempts may be dropped and
-//!   the ConnectRetry timer tries again; configuring one end `passive`
-//!   avoids that entirely.
+//! * Connection collision (RFC 4271 §6.8, see `collision.rs`): at most two
+//!   connections, one per direction ([`Conn`]). A second one arriving in
+//!   OpenSent or later gets our OPEN and is kept until the peer's OPEN on
+//!   it is compared with the other connection; the loser is closed with
+//!   Cease / Connection Collision Resolution. We enter OpenConfirm (send
+//!   KEEPALIVE) only on the connection the comparison would keep, so the
+//!   peer can never reach Established on one we are about to close.
+//! * The peer's connection arriving while our own attempt is still in
+//!   flight (Connect) is taken, and our attempt carries on: abandoning it
+//!   would lose both connections whenever the peer does the same for ours.
 //! * A failed outgoing connect in Connect moves to Active (still accepting
 //!   the peer's connection) and the ConnectRetry timer retries, instead of
 //!   dropping to Idle.
@@ -25,23 +29,30 @@
 //!   as RFC 4271 allows; 1..=9 s is refused with Unacceptable Hold Time:
 //!   1-2 s by RFC 4271, 3-9 s because ExpressRoute's floor is hold 10 s
 //!   (keepalive 3 s). The floor is [`Config::min_hold_time`].
-//! * The peer must advertise 4-octet AS (RFC 6793): AS_PATHs are decoded in
-//!   4-octet form only. Otherwise OPEN error Unsupported Capability.
+//! * A peer without the 4-octet AS capability (RFC 6793) is spoken to in
+//!   2-octet ASNs ([`Negotiated::four_octet_as`], [`Session::as_width`]):
+//!   the codec merges its AS4_PATH and writes AS_TRANS plus AS4_PATH
+//!   toward it. Such a peer cannot have a 4-octet AS: one configured above
+//!   65535 is refused with OPEN error Bad Peer AS.
 //! * BGP Identifier: 0.0.0.0 is refused; our own identifier is refused from
 //!   an internal peer only (RFC 6286 §2.2).
 
 mod backoff;
+mod collision;
+#[cfg(test)]
+mod collision_tests;
 mod prefix_limit;
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;
 
 pub use prefix_limit::PrefixLimitExceeded;
 
 use crate::wire::{
-    self, AFI_IPV4, AFI_IPV6, AsSegment, Capability, DecodeOptions, Message, Notification, Open,
-    PathAttribute, RouteRefresh, SAFI_UNICAST, Update, error,
+    self, AFI_IPV4, AFI_IPV6, AsSegment, AsWidth, Capability, DecodeOptions, Message, Notification,
+    Open, PathAttribute, RouteRefresh, SAFI_UNICAST, Update, error,
 };
 use backoff::Backoff;
+use collision::Second;
 use prefix_limit::PrefixTable;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
@@ -126,22 +137,38 @@ pub enum Timer {
     Keepalive,
     /// Delay before an automatic restart from Idle.
     IdleHold,
+    /// The second connection's wait for the peer's OPEN (its own hold
+    /// timer while a collision is pending, RFC 4271 §6.8).
+    CollisionHold,
+}
+
+/// One of the two TCP connections a session may have, named by who opened
+/// it: RFC 4271 §6.8 keeps the one opened by the speaker with the higher
+/// BGP Identifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Conn {
+    /// We connected to the peer (locally initiated).
+    Outgoing,
+    /// The peer connected to us (remotely initiated).
+    Incoming,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     ManualStart,
     ManualStop,
-    /// Our connect succeeded or the peer's connection was accepted.
-    TcpConnected,
+    /// Our connect succeeded (`Outgoing`) or the peer's connection was
+    /// accepted (`Incoming`). Hand one in only if
+    /// [`Session::accepts_connection`] says so.
+    TcpConnected(Conn),
     /// Our connection attempt failed.
     TcpFailed,
-    /// The established TCP connection went away.
-    TcpClosed,
-    /// Raw octets from the connection; framed and decoded here.
-    BytesReceived(Vec<u8>),
+    /// This TCP connection went away.
+    TcpClosed(Conn),
+    /// Raw octets from a connection; framed and decoded here.
+    BytesReceived(Conn, Vec<u8>),
     /// An already decoded message (tests, or a transport that frames itself).
-    MessageReceived(Message),
+    MessageReceived(Conn, Message),
     TimerExpired(Timer),
     /// Tear down with Cease / Administrative Reset and come back at once.
     AdminReset,
@@ -180,6 +207,9 @@ pub struct Negotiated {
     pub ipv4_unicast: bool,
     pub ipv6_unicast: bool,
     pub route_refresh: bool,
+    /// Both sides advertised the 4-octet AS capability (RFC 6793);
+    /// otherwise ASNs travel in 2 octets with AS4_PATH beside them.
+    pub four_octet_as: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,12 +233,12 @@ pub enum DownReason {
 pub enum Action {
     /// Open an outgoing TCP connection to the peer.
     Connect,
-    Send(Message),
+    Send(Conn, Message),
     /// (Re)start a timer; replaces any running one of the same kind.
     ArmTimer(Timer, Duration),
     CancelTimer(Timer),
-    /// Close the connection (pending or established).
-    Close,
+    /// Close this connection; `Outgoing` also abandons an attempt in flight.
+    Close(Conn),
     Established(Negotiated),
     SessionDown(DownReason),
     /// A validated UPDATE from the peer, for the RIB.
@@ -227,7 +257,13 @@ pub struct Session {
     /// Set by ManualStart, cleared by ManualStop: restart after errors.
     auto_restart: bool,
     negotiated: Option<Negotiated>,
+    /// The connection `state` describes (OpenSent and later).
+    conn: Option<Conn>,
+    /// When our OPEN went out on `conn` (its OPEN hold timer started).
+    opened_at: Option<Instant>,
     rx: Vec<u8>,
+    /// The other direction's connection while a collision is pending.
+    second: Option<Second>,
     backoff: Backoff,
     established_at: Option<Instant>,
     prefixes: PrefixTable,
@@ -241,7 +277,10 @@ impl Session {
             state: State::Idle,
             auto_restart: false,
             negotiated: None,
+            conn: None,
+            opened_at: None,
             rx: Vec::new(),
+            second: None,
             backoff,
             established_at: None,
             prefixes: PrefixTable::default(),
@@ -260,9 +299,30 @@ impl Session {
         self.negotiated.as_ref()
     }
 
-    /// Whether a new TCP connection (ours or the peer's) may be handed in.
-    pub fn accepts_connection(&self) -> bool {
-        matches!(self.state, State::Connect | State::Active)
+    /// Whether a new TCP connection in direction `conn` may be handed in:
+    /// the first one in Connect or Active, and later a second one of the
+    /// other direction while none is pending (RFC 4271 §6.8).
+    pub fn accepts_connection(&self, conn: Conn) -> bool {
+        match self.state {
+            State::Idle => false,
+            State::Connect | State::Active => true,
+            _ => self.conn != Some(conn) && self.second.is_none(),
+        }
+    }
+
+    /// The connection the session's state describes, if any.
+    pub fn connection(&self) -> Option<Conn> {
+        self.conn
+    }
+
+    /// How ASNs travel to and from the peer: how a transport must encode
+    /// the messages it sends ([`Message::encode_with`]). Four until an
+    /// OPEN without the 4-octet AS capability is accepted.
+    pub fn as_width(&self) -> AsWidth {
+        match &self.negotiated {
+            Some(n) if !n.four_octet_as => AsWidth::Two,
+            _ => AsWidth::Four,
+        }
     }
 
     /// Distinct prefixes the peer currently announces for `afi`.
@@ -289,20 +349,34 @@ impl Session {
     fn step(&mut self, event: Event, now: Instant, out: &mut Vec<Action>) {
         use State::*;
         tracing::trace!(state = ?self.state, ?event, "bgp fsm event");
+        // Events of the second connection (a pending collision) and of
+        // connections already closed are handled apart from the state.
+        match &event {
+            Event::TcpClosed(c) | Event::BytesReceived(c, _) | Event::MessageReceived(c, _)
+                if self.is_second(*c) =>
+            {
+                return self.second_event(event, now, out);
+            }
+            Event::TimerExpired(Timer::CollisionHold) => return self.second_hold_expired(out),
+            Event::TcpClosed(c) | Event::BytesReceived(c, _) | Event::MessageReceived(c, _)
+                if self.conn != Some(*c) =>
+            {
+                return; // a connection we no longer have
+            }
+            _ => {}
+        }
         match (self.state, event) {
             (_, Event::ManualStop) => {
                 self.auto_restart = false;
                 self.backoff.reset();
                 out.push(Action::CancelTimer(Timer::IdleHold));
                 if self.state != Idle {
-                    let n = self.has_open_sent().then(|| {
-                        Notification::new(
-                            error::code::CEASE,
-                            error::cease::ADMINISTRATIVE_SHUTDOWN,
-                            vec![],
-                        )
-                    });
-                    self.down(n, DownReason::ManualStop, None, now, out);
+                    let n = Notification::new(
+                        error::code::CEASE,
+                        error::cease::ADMINISTRATIVE_SHUTDOWN,
+                        vec![],
+                    );
+                    self.down(Some(n), DownReason::ManualStop, None, now, out);
                 }
             }
             (state, Event::SetMaxPrefixes { v4, v6 }) => {
@@ -331,7 +405,7 @@ impl Session {
                 self.backoff.reset();
                 out.push(Action::CancelTimer(Timer::IdleHold));
                 if self.state != Idle {
-                    let n = (bfd && self.has_open_sent()).then(|| {
+                    let n = bfd.then(|| {
                         Notification::new(error::code::CEASE, error::cease::BFD_DOWN, vec![])
                     });
                     let reason = if bfd {
@@ -353,7 +427,7 @@ impl Session {
             (_, Event::ManualStart) => {}
 
             (Connect, Event::TimerExpired(Timer::ConnectRetry)) => {
-                out.push(Action::Close);
+                out.push(Action::Close(Conn::Outgoing));
                 out.push(Action::Connect);
                 out.push(Action::ArmTimer(
                     Timer::ConnectRetry,
@@ -370,37 +444,59 @@ impl Session {
                     self.config.connect_retry,
                 ));
             }
-            (Connect | Active, Event::TcpConnected) => {
+            (Connect | Active, Event::TcpConnected(c)) => {
+                // An attempt of ours still in flight is kept: if it completes
+                // it is a second connection, and the OPENs decide (the peer
+                // may be dropping its own attempt for ours right now).
                 out.push(Action::CancelTimer(Timer::ConnectRetry));
-                out.push(Action::Send(Message::Open(self.open_message())));
+                out.push(Action::Send(c, Message::Open(self.open_message())));
                 out.push(Action::ArmTimer(Timer::Hold, OPEN_HOLD_TIME));
+                self.conn = Some(c);
+                self.opened_at = Some(now);
                 self.state = OpenSent;
             }
-            (Connect, Event::TcpFailed | Event::TcpClosed) => {
+            (Connect, Event::TcpFailed) => {
                 self.state = Active;
             }
             (Connect | Active, _) => {}
 
-            (OpenSent, Event::TcpClosed | Event::TcpFailed) => {
-                // RFC 4271 §8.2.2: back to Active, waiting for a retry.
-                out.push(Action::Close);
+            // From here on there is a connection (`self.conn`).
+            (_, Event::TcpConnected(c)) => self.second_connected(c, now, out),
+            (OpenSent, Event::TcpClosed(c)) => {
+                out.push(Action::Close(c));
                 out.push(Action::CancelTimer(Timer::Hold));
-                out.push(Action::ArmTimer(
-                    Timer::ConnectRetry,
-                    self.config.connect_retry,
-                ));
                 self.rx.clear();
-                self.state = Active;
+                self.conn = None;
+                if !self.promote_second(now, out) {
+                    // RFC 4271 §8.2.2: back to Active, waiting for a retry.
+                    out.push(Action::ArmTimer(
+                        Timer::ConnectRetry,
+                        self.config.connect_retry,
+                    ));
+                    self.state = Active;
+                }
             }
-            (OpenConfirm | Established, Event::TcpClosed | Event::TcpFailed) => {
+            (OpenConfirm, Event::TcpClosed(c)) if self.second.is_some() => {
+                // Never established: the other connection carries on.
+                out.push(Action::Close(c));
+                out.push(Action::CancelTimer(Timer::Keepalive));
+                self.negotiated = None;
+                self.rx.clear();
+                self.conn = None;
+                self.state = OpenSent;
+                self.promote_second(now, out);
+            }
+            (OpenConfirm | Established, Event::TcpClosed(_)) => {
                 self.down(None, DownReason::ConnectionClosed, None, now, out);
             }
+            // Our connect attempt ended after we took the peer's connection.
+            (_, Event::TcpFailed) => {}
             (_, Event::TimerExpired(Timer::Hold)) => {
                 let n = Notification::new(error::code::HOLD_TIMER_EXPIRED, 0, vec![]);
                 self.down(Some(n), DownReason::HoldTimerExpired, None, now, out);
             }
             (OpenConfirm | Established, Event::TimerExpired(Timer::Keepalive)) => {
-                out.push(Action::Send(Message::Keepalive));
+                self.send(Message::Keepalive, out);
                 self.arm_keepalive(out);
             }
             (_, Event::TimerExpired(_)) => {}
@@ -413,27 +509,27 @@ impl Session {
                 let delay = self.config.idle_hold_initial;
                 self.down(Some(n), DownReason::AdminReset, Some(delay), now, out);
             }
-            (_, Event::BytesReceived(bytes)) => self.receive_bytes(&bytes, now, out),
-            (_, Event::MessageReceived(m)) => self.receive(m, now, out),
+            (_, Event::BytesReceived(c, bytes)) => self.receive_bytes(c, &bytes, now, out),
+            (_, Event::MessageReceived(_, m)) => self.receive(m, now, out),
             (Established, Event::SendUpdate(u)) => {
-                out.push(Action::Send(Message::Update(u)));
+                self.send(Message::Update(u), out);
                 self.arm_keepalive(out);
             }
             (Established, Event::RequestRouteRefresh { afi, safi }) => {
                 if self.negotiated.as_ref().is_some_and(|n| n.route_refresh) {
-                    out.push(Action::Send(Message::RouteRefresh(RouteRefresh {
-                        afi,
-                        reserved: 0,
-                        safi,
-                    })));
+                    self.send(
+                        Message::RouteRefresh(RouteRefresh {
+                            afi,
+                            reserved: 0,
+                            safi,
+                        }),
+                        out,
+                    );
                 }
             }
-            // Extra connections in OpenSent..Established are refused by the
-            // transport (see module docs). Updates and refresh requests
-            // before Established are dropped: the owner (re)sends its routes
-            // when it sees Action::Established.
-            (_, Event::TcpConnected | Event::SendUpdate(_) | Event::RequestRouteRefresh { .. }) => {
-            }
+            // Updates and refresh requests before Established are dropped:
+            // the owner (re)sends its routes when it sees Action::Established.
+            (_, Event::SendUpdate(_) | Event::RequestRouteRefresh { .. }) => {}
         }
     }
 
@@ -442,6 +538,13 @@ impl Session {
             self.state,
             State::OpenSent | State::OpenConfirm | State::Established
         )
+    }
+
+    /// Sends `m` on the session's connection.
+    fn send(&self, m: Message, out: &mut Vec<Action>) {
+        if let Some(c) = self.conn {
+            out.push(Action::Send(c, m));
+        }
     }
 
     fn start(&mut self, out: &mut Vec<Action>) {
@@ -473,9 +576,23 @@ impl Session {
         }
     }
 
+    /// The peer's valid OPEN on the session's connection: KEEPALIVE back,
+    /// the negotiated timers, OpenConfirm.
+    fn open_confirm(&mut self, neg: Negotiated, out: &mut Vec<Action>) {
+        self.negotiated = Some(neg);
+        self.send(Message::Keepalive, out);
+        out.push(Action::CancelTimer(Timer::Hold));
+        self.arm_hold(out);
+        self.arm_keepalive(out);
+        self.state = State::OpenConfirm;
+    }
+
     /// Leaves for Idle: optional NOTIFICATION, close, stop timers, report,
     /// and (unless stopped) schedule the automatic restart. `restart_in`
-    /// overrides the backoff delay.
+    /// overrides the backoff delay. A NOTIFICATION goes out only on a
+    /// connection where our OPEN was sent; a pending second connection gets
+    /// it too when it is a Cease (the session as a whole ends), and is
+    /// otherwise just closed.
     fn down(
         &mut self,
         notification: Option<Notification>,
@@ -484,15 +601,33 @@ impl Session {
         now: Instant,
         out: &mut Vec<Action>,
     ) {
-        if let Some(n) = notification {
-            out.push(Action::Send(Message::Notification(n)));
+        if let Some(second) = self.second.take() {
+            if let Some(n) = notification
+                .as_ref()
+                .filter(|n| n.code == error::code::CEASE)
+            {
+                out.push(Action::Send(second.conn, Message::Notification(n.clone())));
+            }
+            out.push(Action::Close(second.conn));
+            out.push(Action::CancelTimer(Timer::CollisionHold));
         }
-        out.push(Action::Close);
+        match self.conn.take() {
+            Some(c) => {
+                if let Some(n) = notification {
+                    out.push(Action::Send(c, Message::Notification(n)));
+                }
+                out.push(Action::Close(c));
+            }
+            // No connection yet: abandon our attempt, if one is in flight.
+            None if self.state == State::Connect => out.push(Action::Close(Conn::Outgoing)),
+            None => {}
+        }
         for t in [Timer::ConnectRetry, Timer::Hold, Timer::Keepalive] {
             out.push(Action::CancelTimer(t));
         }
         tracing::info!(peer_as = self.config.peer_as, from = ?self.state, ?reason, "bgp session down");
         self.state = State::Idle;
+        self.opened_at = None;
         self.rx.clear();
         self.prefixes.clear();
         self.negotiated = None;
@@ -515,32 +650,60 @@ impl Session {
         );
     }
 
-    fn receive_bytes(&mut self, bytes: &[u8], now: Instant, out: &mut Vec<Action>) {
-        if !self.has_open_sent() {
-            return; // no connection is ours to read in this state
-        }
-        self.rx.extend_from_slice(bytes);
-        let opts = DecodeOptions {
+    fn decode_options(&self) -> DecodeOptions {
+        DecodeOptions {
             external_peer: self.config.is_external(),
-        };
+            as_width: self.as_width(),
+        }
+    }
+
+    /// Frames and decodes the octets of connection `c` one message at a
+    /// time (an OPEN may change how the next message is read, or which
+    /// connection the rest belongs to).
+    fn receive_bytes(&mut self, c: Conn, bytes: &[u8], now: Instant, out: &mut Vec<Action>) {
+        match self.buffer(c) {
+            Some(rx) => rx.extend_from_slice(bytes),
+            None => return, // no connection is ours to read in this state
+        }
         loop {
-            let len = match wire::frame_len(&self.rx) {
-                Ok(Some(len)) if self.rx.len() >= len => len,
+            if self.is_held(c) {
+                return; // read once the collision is decided
+            }
+            let opts = self.decode_options();
+            let Some(rx) = self.buffer(c) else { return };
+            let len = match wire::frame_len(rx) {
+                Ok(Some(len)) if rx.len() >= len => len,
                 Ok(_) => return,
-                Err(e) => return self.fail(e.notification, now, out),
+                Err(e) => return self.decode_failed(c, e.notification, now, out),
             };
-            let msg = Message::decode_with(&self.rx[..len], opts);
-            self.rx.drain(..len);
-            match msg {
+            let frame: Vec<u8> = rx.drain(..len).collect();
+            match Message::decode_with(&frame, opts) {
+                Ok(m) if self.is_second(c) => self.second_receive(m, now, out),
                 Ok(m) => self.receive(m, now, out),
                 Err(e) => {
                     tracing::warn!(peer_as = self.config.peer_as, error = %e, "bgp decode error");
-                    return self.fail(e.notification, now, out);
+                    return self.decode_failed(c, e.notification, now, out);
                 }
             }
-            if !self.has_open_sent() {
-                return;
-            }
+        }
+    }
+
+    /// The receive buffer of connection `c`, if it is one of ours.
+    fn buffer(&mut self, c: Conn) -> Option<&mut Vec<u8>> {
+        if self.conn == Some(c) && self.has_open_sent() {
+            return Some(&mut self.rx);
+        }
+        self.second
+            .as_mut()
+            .filter(|s| s.conn == c)
+            .map(|s| &mut s.rx)
+    }
+
+    fn decode_failed(&mut self, c: Conn, n: Notification, now: Instant, out: &mut Vec<Action>) {
+        if self.is_second(c) {
+            self.close_second(Some(n), out);
+        } else {
+            self.fail(n, now, out);
         }
     }
 
@@ -553,12 +716,8 @@ impl Session {
             }
             (OpenSent, Message::Open(open)) => match self.negotiate(&open) {
                 Ok(neg) => {
-                    self.negotiated = Some(neg);
-                    out.push(Action::Send(Message::Keepalive));
-                    out.push(Action::CancelTimer(Timer::Hold));
-                    self.arm_hold(out);
-                    self.arm_keepalive(out);
-                    self.state = OpenConfirm;
+                    let c = self.conn.expect("OpenSent has a connection");
+                    self.open_received(c, neg, now, out);
                 }
                 Err(n) => self.fail(n, now, out),
             },
@@ -570,6 +729,7 @@ impl Session {
                 tracing::info!(
                     peer_as = neg.peer_as,
                     hold = neg.hold_time,
+                    four_octet_as = neg.four_octet_as,
                     "bgp session established"
                 );
                 out.push(Action::Established(neg));
@@ -628,6 +788,13 @@ impl Session {
                 "AS_PATH contains the local AS (loop)",
             );
         }
+        // RFC 6793: the path as merged from a 2-octet peer's AS_PATH and
+        // AS4_PATH (what the RIB's AS-path length and loop check saw).
+        if self.as_width() == AsWidth::Two
+            && let Some(PathAttribute::AsPath(segs)) = u.attribute(wire::update::attr::AS_PATH)
+        {
+            tracing::debug!(peer_as = self.config.peer_as, as_path = ?segs, "bgp UPDATE from a 2-octet AS peer");
+        }
         if !u.issues.is_empty() {
             // RFC 7606 §6: errors handled without a reset must be logged.
             tracing::warn!(peer_as = self.config.peer_as, issues = ?u.issues, "bgp UPDATE error handled");
@@ -653,12 +820,10 @@ impl Session {
     /// Checks the peer's OPEN (RFC 4271 §6.2) and agrees on parameters.
     fn negotiate(&self, open: &Open) -> Result<Negotiated, Notification> {
         let open_err = |sub, data| Notification::new(error::code::OPEN_MESSAGE, sub, data);
-        if open.four_octet_as().is_none() {
-            // Data: the capability we need (RFC 5492 §3).
-            let mut data = vec![wire::open::cap::FOUR_OCTET_AS, 4];
-            data.extend_from_slice(&self.config.local_as.to_be_bytes());
-            return Err(open_err(error::open::UNSUPPORTED_CAPABILITY, data));
-        }
+        // Without the 4-octet AS capability the peer's AS is its 2-octet
+        // My AS; a customer ASN above 65535 cannot be that (RFC 6793 §4.2:
+        // such a speaker would send AS_TRANS, and only with the capability).
+        let four_octet_as = open.four_octet_as().is_some();
         if open.asn() != self.config.peer_as {
             return Err(open_err(error::open::BAD_PEER_AS, vec![]));
         }
@@ -692,6 +857,7 @@ impl Session {
             ipv4_unicast: self.config.ipv4_unicast && v4,
             ipv6_unicast: self.config.ipv6_unicast && open.supports_family(AFI_IPV6, SAFI_UNICAST),
             route_refresh,
+            four_octet_as,
         })
     }
 }

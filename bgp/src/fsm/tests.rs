@@ -5,17 +5,19 @@ use super::*;
 use crate::wire::{MpReach, Origin, update::attr};
 use ipnet::{Ipv4Net, Ipv6Net};
 
-const PEER_AS: u32 = 65001;
+pub(super) const PEER_AS: u32 = 65001;
+/// The connection most tests use: ours.
+const O: Conn = Conn::Outgoing;
 
-fn cfg() -> Config {
+pub(super) fn cfg() -> Config {
     Config::new(Ipv4Addr::new(192, 0, 2, 1), PEER_AS)
 }
 
-fn s(n: u64) -> Duration {
+pub(super) fn s(n: u64) -> Duration {
     Duration::from_secs(n)
 }
 
-fn peer_open(hold: u16) -> Open {
+pub(super) fn peer_open(hold: u16) -> Open {
     Open::new(
         PEER_AS,
         hold,
@@ -25,13 +27,13 @@ fn peer_open(hold: u16) -> Open {
 }
 
 fn msg(m: Message) -> Event {
-    Event::MessageReceived(m)
+    Event::MessageReceived(O, m)
 }
 
 fn open_sent(c: Config, now: Instant) -> Session {
     let mut ses = Session::new(c);
     ses.handle(Event::ManualStart, now);
-    ses.handle(Event::TcpConnected, now);
+    ses.handle(Event::TcpConnected(O), now);
     assert_eq!(ses.state(), State::OpenSent);
     ses
 }
@@ -54,19 +56,19 @@ fn established(now: Instant) -> Session {
 
 fn notification(actions: &[Action]) -> Option<&Notification> {
     actions.iter().find_map(|a| match a {
-        Action::Send(Message::Notification(n)) => Some(n),
+        Action::Send(O, Message::Notification(n)) => Some(n),
         _ => None,
     })
 }
 
-fn armed(actions: &[Action], t: Timer) -> Option<Duration> {
+pub(super) fn armed(actions: &[Action], t: Timer) -> Option<Duration> {
     actions.iter().find_map(|a| match a {
         Action::ArmTimer(k, d) if *k == t => Some(*d),
         _ => None,
     })
 }
 
-fn down_reason(actions: &[Action]) -> Option<&DownReason> {
+pub(super) fn down_reason(actions: &[Action]) -> Option<&DownReason> {
     actions.iter().find_map(|a| match a {
         Action::SessionDown(r) => Some(r),
         _ => None,
@@ -77,8 +79,14 @@ fn down_reason(actions: &[Action]) -> Option<&DownReason> {
 fn assert_reset(ses: &Session, a: &[Action], code: u8, subcode: u8) -> Duration {
     let n = notification(a).unwrap_or_else(|| panic!("no NOTIFICATION in {a:?}"));
     assert_eq!((n.code, n.subcode), (code, subcode), "{n:?}");
-    let send = a.iter().position(|x| matches!(x, Action::Send(_))).unwrap();
-    let close = a.iter().position(|x| *x == Action::Close).expect("Close");
+    let send = a
+        .iter()
+        .position(|x| matches!(x, Action::Send(..)))
+        .unwrap();
+    let close = a
+        .iter()
+        .position(|x| *x == Action::Close(O))
+        .expect("Close");
     assert!(send < close, "NOTIFICATION goes out before Close");
     assert!(down_reason(a).is_some());
     assert_eq!(ses.state(), State::Idle);
@@ -124,7 +132,7 @@ fn update_v6(prefixes: &[&str]) -> Update {
 #[test]
 fn active_start_connects_and_arms_connect_retry() {
     let mut ses = Session::new(cfg());
-    assert!(!ses.accepts_connection());
+    assert!(!ses.accepts_connection(Conn::Incoming));
     let a = ses.handle(Event::ManualStart, Instant::now());
     assert_eq!(
         a,
@@ -134,7 +142,7 @@ fn active_start_connects_and_arms_connect_retry() {
         ]
     );
     assert_eq!(ses.state(), State::Connect);
-    assert!(ses.accepts_connection());
+    assert!(ses.accepts_connection(Conn::Incoming));
 }
 
 #[test]
@@ -146,7 +154,7 @@ fn connect_retry_expiry_in_connect_retries_the_connection() {
     assert_eq!(
         a,
         vec![
-            Action::Close,
+            Action::Close(O),
             Action::Connect,
             Action::ArmTimer(Timer::ConnectRetry, s(30))
         ]
@@ -162,7 +170,7 @@ fn connect_retry_expiry_in_active_goes_back_to_connect() {
     assert!(ses.handle(Event::TcpFailed, now).is_empty());
     assert_eq!(ses.state(), State::Active);
     assert!(
-        ses.accepts_connection(),
+        ses.accepts_connection(Conn::Incoming),
         "still accepts the peer's connection"
     );
     let a = ses.handle(Event::TimerExpired(Timer::ConnectRetry), now);
@@ -189,8 +197,8 @@ fn passive_session_never_connects() {
     assert_eq!(a, vec![Action::ArmTimer(Timer::ConnectRetry, s(30))]);
     assert_eq!(ses.state(), State::Active);
     // The peer connects to us: passive open.
-    let a = ses.handle(Event::TcpConnected, now);
-    assert!(matches!(&a[1], Action::Send(Message::Open(_))));
+    let a = ses.handle(Event::TcpConnected(O), now);
+    assert!(matches!(&a[1], Action::Send(O, Message::Open(_))));
     assert_eq!(ses.state(), State::OpenSent);
 }
 
@@ -199,23 +207,26 @@ fn tcp_connected_sends_our_open_and_arms_large_hold() {
     let now = Instant::now();
     let mut ses = Session::new(cfg());
     ses.handle(Event::ManualStart, now);
-    let a = ses.handle(Event::TcpConnected, now);
+    let a = ses.handle(Event::TcpConnected(O), now);
     assert_eq!(a[0], Action::CancelTimer(Timer::ConnectRetry));
-    let Action::Send(Message::Open(o)) = &a[1] else {
+    let Action::Send(O, Message::Open(o)) = &a[1] else {
         panic!("{a:?}")
     };
     assert_eq!((o.my_as, o.asn(), o.hold_time), (12076, 12076, 180));
     assert!(o.supports_family(1, 1) && o.supports_family(2, 1) && o.supports_route_refresh());
     assert_eq!(armed(&a, Timer::Hold), Some(s(240)));
-    assert!(!ses.accepts_connection(), "one connection per peer");
+    // The same direction again: no; the other direction: a second
+    // connection, for collision detection (RFC 4271 §6.8).
+    assert!(!ses.accepts_connection(O));
+    assert!(ses.accepts_connection(Conn::Incoming));
 }
 
 #[test]
 fn tcp_closed_in_open_sent_returns_to_active() {
     let now = Instant::now();
     let mut ses = open_sent(cfg(), now);
-    let a = ses.handle(Event::TcpClosed, now);
-    assert!(a.contains(&Action::Close));
+    let a = ses.handle(Event::TcpClosed(O), now);
+    assert!(a.contains(&Action::Close(O)));
     assert_eq!(armed(&a, Timer::ConnectRetry), Some(s(30)));
     assert_eq!(ses.state(), State::Active);
 }
@@ -228,7 +239,7 @@ fn open_negotiation_takes_the_smaller_hold_time() {
         let now = Instant::now();
         let mut ses = open_sent(cfg(), now);
         let a = ses.handle(msg(Message::Open(peer_open(peer))), now);
-        assert_eq!(a[0], Action::Send(Message::Keepalive));
+        assert_eq!(a[0], Action::Send(O, Message::Keepalive));
         assert_eq!(armed(&a, Timer::Hold), Some(s(hold)));
         assert_eq!(armed(&a, Timer::Keepalive), Some(s(keepalive)));
         assert_eq!(ses.state(), State::OpenConfirm);
@@ -241,8 +252,10 @@ fn open_negotiation_takes_the_smaller_hold_time() {
             ipv4_unicast: true,
             ipv6_unicast: true,
             route_refresh: true,
+            four_octet_as: true,
         };
         assert!(a.contains(&Action::Established(neg)), "{a:?}");
+        assert_eq!(ses.as_width(), AsWidth::Four);
         assert_eq!(ses.state(), State::Established);
     }
 }
@@ -303,18 +316,96 @@ fn four_octet_peer_as_through_as_trans() {
     assert!(neg.ipv4_unicast && !neg.ipv6_unicast);
 }
 
-#[test]
-fn peer_without_four_octet_as_is_refused() {
-    let now = Instant::now();
-    let mut ses = open_sent(cfg(), now);
+/// A peer OPEN without the 4-octet AS capability (an RFC 6793 "OLD"
+/// speaker), My AS `my_as`.
+fn two_octet_open(my_as: u16) -> Open {
     let mut o = peer_open(90);
+    o.my_as = my_as;
     o.capabilities
         .retain(|c| !matches!(c, Capability::FourOctetAs(_)));
-    let a = ses.handle(msg(Message::Open(o)), now);
-    assert_reset(&ses, &a, 2, 7);
+    o
+}
+
+/// RFC 6793 with a 2-octet-AS peer: accepted, and its UPDATEs are read in
+/// 2-octet form with AS4_PATH merged; what we send is encoded for it.
+#[test]
+fn peer_without_four_octet_as_speaks_two_octet_asns() {
+    let now = Instant::now();
+    let mut ses = open_sent(cfg(), now);
     assert_eq!(
-        notification(&a).unwrap().data,
-        vec![65, 4, 0, 0, 0x2f, 0x2c]
+        ses.as_width(),
+        AsWidth::Four,
+        "until the OPEN says otherwise"
+    );
+    let a = ses.handle(msg(Message::Open(two_octet_open(PEER_AS as u16))), now);
+    assert!(notification(&a).is_none(), "{a:?}");
+    assert_eq!(ses.state(), State::OpenConfirm);
+    let a = ses.handle(msg(Message::Keepalive), now);
+    let Some(Action::Established(neg)) = a.iter().find(|a| matches!(a, Action::Established(_)))
+    else {
+        panic!("{a:?}")
+    };
+    assert_eq!((neg.peer_as, neg.four_octet_as), (PEER_AS, false));
+    assert_eq!(ses.as_width(), AsWidth::Two);
+    // Its UPDATE on the wire: AS_PATH [65001, AS_TRANS] in 2-octet form,
+    // AS4_PATH [65001, 4200000001]: the route carries the real path.
+    let real = vec![AsSegment::Sequence(vec![PEER_AS, 4_200_000_001])];
+    let mut u = update_v4(&["10.0.0.0/8"]);
+    u.attributes[1] = PathAttribute::AsPath(real.clone());
+    let bytes = Message::Update(u).encode_with(AsWidth::Two).unwrap();
+    assert!(
+        bytes.windows(3).any(|w| w == [0xc0, attr::AS4_PATH, 10]),
+        "AS4_PATH on the wire"
+    );
+    let a = ses.handle(Event::BytesReceived(O, bytes), now);
+    let Some(Action::RoutesReceived(got)) =
+        a.iter().find(|a| matches!(a, Action::RoutesReceived(_)))
+    else {
+        panic!("{a:?}")
+    };
+    assert!(!got.treated_as_withdraw(), "{got:?}");
+    assert_eq!(
+        got.attribute(attr::AS_PATH),
+        Some(&PathAttribute::AsPath(real))
+    );
+    assert_eq!(ses.prefix_count(AFI_IPV4), 1);
+}
+
+/// A customer ASN above 65535 cannot be a 2-octet speaker's: without the
+/// capability its My AS (AS_TRANS, or anything else) is Bad Peer AS.
+#[test]
+fn four_octet_customer_asn_with_a_two_octet_peer_is_bad_peer_as() {
+    for my_as in [crate::wire::AS_TRANS, 65001, 0x2c2f] {
+        let now = Instant::now();
+        let mut c = cfg();
+        c.peer_as = 4_200_000_000;
+        let mut ses = open_sent(c, now);
+        let a = ses.handle(msg(Message::Open(two_octet_open(my_as))), now);
+        assert_reset(&ses, &a, 2, 2);
+    }
+    // With the capability the same peer is fine (AS_TRANS in My AS).
+    let now = Instant::now();
+    let mut c = cfg();
+    c.peer_as = 4_200_000_000;
+    let mut ses = open_sent(c, now);
+    let o = Open::new(4_200_000_000, 90, Ipv4Addr::new(192, 0, 2, 2), &[(1, 1)]);
+    ses.handle(msg(Message::Open(o)), now);
+    assert_eq!(ses.state(), State::OpenConfirm);
+}
+
+/// Our OPEN: AS 12076 fits in My AS; a 4-octet local AS would travel as
+/// AS_TRANS, the capability carrying the real one either way.
+#[test]
+fn our_open_carries_as_trans_only_when_our_as_does_not_fit() {
+    let ses = Session::new(cfg());
+    let o = ses.open_message();
+    assert_eq!((o.my_as, o.four_octet_as()), (12076, Some(12076)));
+    let mut c = cfg();
+    c.local_as = 4_200_000_000;
+    let o = Session::new(c).open_message();
+    assert_eq!(
+        (o.my_as, o.four_octet_as()),
+        (crate::wire::AS_TRANS, Some(4_200_000_000))
     );
 }
 
@@ -334,7 +425,7 @@ fn wrong_version_on_the_wire_is_refused() {
     let mut ses = open_sent(cfg(), now);
     let mut b = Message::Open(peer_open(90)).encode().unwrap();
     b[19] = 3;
-    let a = ses.handle(Event::BytesReceived(b), now);
+    let a = ses.handle(Event::BytesReceived(O, b), now);
     assert_reset(&ses, &a, 2, 1);
     assert_eq!(notification(&a).unwrap().data, vec![0, 4]);
 }
@@ -372,7 +463,7 @@ fn keepalive_expiry_sends_keepalive_and_rearms() {
     assert_eq!(
         a,
         vec![
-            Action::Send(Message::Keepalive),
+            Action::Send(O, Message::Keepalive),
             Action::ArmTimer(Timer::Keepalive, s(30))
         ]
     );
@@ -381,7 +472,7 @@ fn keepalive_expiry_sends_keepalive_and_rearms() {
     assert_eq!(
         a,
         vec![
-            Action::Send(Message::Keepalive),
+            Action::Send(O, Message::Keepalive),
             Action::ArmTimer(Timer::Keepalive, s(30))
         ]
     );
@@ -411,7 +502,7 @@ fn idle_hold_backoff_doubles_and_restarts() {
     ses.handle(Event::ManualStart, now);
     let mut delays = Vec::new();
     for _ in 0..8 {
-        ses.handle(Event::TcpConnected, now);
+        ses.handle(Event::TcpConnected(O), now);
         let a = ses.handle(Event::TimerExpired(Timer::Hold), now);
         delays.push(assert_reset(&ses, &a, 4, 0));
         // Events other than the IdleHold expiry leave Idle alone.
@@ -433,15 +524,15 @@ fn backoff_resets_after_a_stable_session() {
     let mut ses = Session::new(cfg());
     ses.handle(Event::ManualStart, t0);
     for _ in 0..3 {
-        ses.handle(Event::TcpConnected, t0);
+        ses.handle(Event::TcpConnected(O), t0);
         ses.handle(Event::TimerExpired(Timer::Hold), t0);
         ses.handle(Event::TimerExpired(Timer::IdleHold), t0);
     }
     // Next would be 40 s; but the session now stays up for 10 minutes.
-    ses.handle(Event::TcpConnected, t0);
+    ses.handle(Event::TcpConnected(O), t0);
     ses.handle(msg(Message::Open(peer_open(90))), t0);
     ses.handle(msg(Message::Keepalive), t0);
-    let a = ses.handle(Event::TcpClosed, t0 + s(600));
+    let a = ses.handle(Event::TcpClosed(O), t0 + s(600));
     assert_eq!(down_reason(&a), Some(&DownReason::ConnectionClosed));
     assert_eq!(armed(&a, Timer::IdleHold), Some(s(5)));
 }
@@ -464,7 +555,7 @@ fn manual_stop_sends_cease_and_disables_restart() {
     let mut ses = Session::new(cfg());
     ses.handle(Event::ManualStart, now);
     let a = ses.handle(Event::ManualStop, now);
-    assert!(notification(&a).is_none() && a.contains(&Action::Close));
+    assert!(notification(&a).is_none() && a.contains(&Action::Close(O)));
 }
 
 #[test]
@@ -537,7 +628,7 @@ fn carrier_lost_drops_the_session_silently_and_waits_for_a_manual_start() {
 /// once; the same event while only connecting just stops it (no OPEN was
 /// sent, so no NOTIFICATION).
 fn assert_held_until_manual_start(ses: &mut Session, a: &[Action], event: Event, now: Instant) {
-    assert!(a.contains(&Action::Close));
+    assert!(a.contains(&Action::Close(O)));
     assert_eq!(armed(a, Timer::IdleHold), None, "no automatic restart");
     assert!(
         ses.handle(Event::TimerExpired(Timer::IdleHold), now + s(600))
@@ -547,7 +638,7 @@ fn assert_held_until_manual_start(ses: &mut Session, a: &[Action], event: Event,
     let a = ses.handle(Event::ManualStart, now + s(1));
     assert_eq!(a[0], Action::Connect);
     let a = ses.handle(event, now + s(2));
-    assert!(notification(&a).is_none() && a.contains(&Action::Close));
+    assert!(notification(&a).is_none() && a.contains(&Action::Close(O)));
     assert_eq!(ses.state(), State::Idle);
 }
 
@@ -604,7 +695,7 @@ fn byte_stream_is_reassembled_across_reads() {
     );
     let mut actions = Vec::new();
     for chunk in stream.chunks(7) {
-        actions.extend(ses.handle(Event::BytesReceived(chunk.to_vec()), now));
+        actions.extend(ses.handle(Event::BytesReceived(O, chunk.to_vec()), now));
     }
     assert_eq!(ses.state(), State::Established);
     let routes: Vec<_> = actions
@@ -621,7 +712,7 @@ fn decode_error_in_stream_sends_its_notification() {
     let mut ses = established(now);
     let mut b = Message::Keepalive.encode().unwrap();
     b[0] = 0;
-    let a = ses.handle(Event::BytesReceived(b), now);
+    let a = ses.handle(Event::BytesReceived(O, b), now);
     assert_reset(&ses, &a, 1, 1);
 }
 
@@ -641,7 +732,7 @@ fn malformed_attribute_is_a_withdrawal_not_a_reset() {
     b[21..23].copy_from_slice(&alen.to_be_bytes());
     let len = b.len() as u16;
     b[16..18].copy_from_slice(&len.to_be_bytes());
-    let a = ses.handle(Event::BytesReceived(b), now);
+    let a = ses.handle(Event::BytesReceived(O, b), now);
     assert!(notification(&a).is_none(), "{a:?}");
     assert_eq!(ses.state(), State::Established);
     let Some(Action::RoutesReceived(u)) = a.iter().find(|a| matches!(a, Action::RoutesReceived(_)))
@@ -689,7 +780,7 @@ fn route_refresh_both_ways() {
     );
     assert!(a.is_empty());
     let a = ses.handle(Event::RequestRouteRefresh { afi: 2, safi: 1 }, now);
-    assert_eq!(a, vec![Action::Send(Message::RouteRefresh(rr))]);
+    assert_eq!(a, vec![Action::Send(O, Message::RouteRefresh(rr))]);
 }
 
 #[test]
@@ -702,7 +793,7 @@ fn send_update_only_when_established_and_restarts_keepalive() {
     );
     let mut ses = established(now);
     let a = ses.handle(Event::SendUpdate(update_v4(&["10.0.0.0/8"])), now);
-    assert!(matches!(a[0], Action::Send(Message::Update(_))));
+    assert!(matches!(a[0], Action::Send(O, Message::Update(_))));
     assert_eq!(a[1], Action::ArmTimer(Timer::Keepalive, s(30)));
 }
 
@@ -751,7 +842,7 @@ fn prefix_limit_tears_down_and_comes_back() {
     let t1 = t0 + delay;
     let a = ses.handle(Event::TimerExpired(Timer::IdleHold), t1);
     assert_eq!(a[0], Action::Connect);
-    ses.handle(Event::TcpConnected, t1);
+    ses.handle(Event::TcpConnected(O), t1);
     ses.handle(msg(Message::Open(peer_open(90))), t1);
     let a = ses.handle(msg(Message::Keepalive), t1);
     assert!(a.iter().any(|a| matches!(a, Action::Established(_))));
@@ -793,8 +884,11 @@ fn prefix_limit_is_per_family() {
 
 // ------------------------------------------------------------ random walks
 
-/// 20k random events: the FSM never panics and its invariants hold after
-/// every step (a deterministic stand-in for property testing).
+/// 20k random events on both connections: the FSM never panics and its
+/// invariants hold after every step (a deterministic stand-in for property
+/// testing). A model of the transport tracks which connections are open:
+/// nothing is sent on a connection that is not, and a NOTIFICATION is
+/// always followed by closing that connection.
 #[test]
 fn random_event_sequences_keep_invariants() {
     let mut seed = 0x1207_6bad_cafe_u64;
@@ -808,58 +902,76 @@ fn random_event_sequences_keep_invariants() {
     c.max_prefixes_v4 = Some(3);
     let mut ses = Session::new(c);
     let mut now = Instant::now();
-    let (mut established, mut limits) = (0, 0);
+    let mut open: Vec<Conn> = Vec::new();
+    let (mut established, mut limits, mut collisions) = (0, 0, 0);
     for step in 0..20_000 {
+        let k = [Conn::Outgoing, Conn::Incoming][rnd(2)];
         // Mostly the event that moves the session forward, sometimes anything.
+        let main = ses.connection().unwrap_or(k);
+        let on = |m| Event::MessageReceived(main, m);
         let happy = match ses.state() {
             _ if rnd(5) == 0 => None,
             State::Idle => Some(Event::TimerExpired(Timer::IdleHold)),
-            State::Connect | State::Active => Some(Event::TcpConnected),
-            State::OpenSent => Some(msg(Message::Open(peer_open(90)))),
-            State::OpenConfirm => Some(msg(Message::Keepalive)),
+            State::Connect | State::Active => Some(Event::TcpConnected(k)),
+            // Collisions: the other direction connects, and OPENs come on
+            // either connection.
+            _ if rnd(6) == 0 => Some(Event::TcpConnected(main.other())),
+            State::OpenSent => Some(Event::MessageReceived(k, Message::Open(peer_open(90)))),
+            State::OpenConfirm if rnd(3) == 0 => {
+                Some(Event::MessageReceived(k, Message::Open(peer_open(90))))
+            }
+            State::OpenConfirm => Some(on(Message::Keepalive)),
+            State::Established if rnd(6) == 0 => {
+                Some(Event::MessageReceived(k, Message::Open(peer_open(90))))
+            }
             State::Established => {
                 let p = format!("10.{}.0.0/16", rnd(8));
                 let mut u = update_v4(&[&p]);
                 if rnd(2) == 0 {
                     u.withdrawn = vec![format!("10.{}.0.0/16", rnd(8)).parse().unwrap()];
                 }
-                Some(msg(Message::Update(u)))
+                Some(on(Message::Update(u)))
             }
         };
-        let event = happy.unwrap_or_else(|| match rnd(18) {
+        let hold = [0, 2, 9, 10, 90, 180, 300][rnd(7)];
+        let peer_open_from = |id| {
+            let mut o = peer_open(hold);
+            o.bgp_id = id;
+            Event::MessageReceived(k, Message::Open(o))
+        };
+        let event = happy.unwrap_or_else(|| match rnd(20) {
             0 => Event::ManualStart,
             1 if rnd(10) == 0 => Event::ManualStop,
-            2 => Event::TcpConnected,
+            2 | 17 => Event::TcpConnected(k),
             3 => Event::TcpFailed,
-            4 => Event::TcpClosed,
+            4 => Event::TcpClosed(k),
             5 => Event::TimerExpired(
                 [
                     Timer::ConnectRetry,
                     Timer::Hold,
                     Timer::Keepalive,
                     Timer::IdleHold,
-                ][rnd(4)],
+                    Timer::CollisionHold,
+                ][rnd(5)],
             ),
-            6 | 7 => msg(Message::Open(peer_open(
-                [0, 2, 9, 10, 90, 180, 300][rnd(7)],
-            ))),
-            8 | 9 => msg(Message::Keepalive),
+            6 => peer_open_from(Ipv4Addr::new(192, 0, 2, 2)),
+            7 | 18 => peer_open_from(Ipv4Addr::new(10, 0, 0, 1)),
+            8 | 9 => Event::MessageReceived(k, Message::Keepalive),
             10 => {
                 let p = format!("10.{}.0.0/16", rnd(6));
-                msg(Message::Update(update_v4(&[&p])))
+                Event::MessageReceived(k, Message::Update(update_v4(&[&p])))
             }
-            11 => msg(Message::Notification(Notification::new(
-                6,
-                rnd(9) as u8,
-                vec![],
-            ))),
+            11 => Event::MessageReceived(
+                k,
+                Message::Notification(Notification::new(6, rnd(9) as u8, vec![])),
+            ),
             12 => Event::AdminReset,
             13 => Event::SendUpdate(update_v4(&["192.0.2.0/24"])),
             14 => {
                 let mut b = Message::Keepalive.encode().unwrap();
                 let i = rnd(b.len());
                 b[i] ^= 1 << rnd(8);
-                Event::BytesReceived(b)
+                Event::BytesReceived(k, b)
             }
             15 if rnd(10) == 0 => Event::BfdDown,
             16 => Event::SetMaxPrefixes {
@@ -868,13 +980,40 @@ fn random_event_sequences_keep_invariants() {
             },
             _ => Event::TimerExpired(Timer::IdleHold),
         });
+        // The transport hands in only connections the session accepts, and
+        // reports only on connections it has.
+        match &event {
+            Event::TcpConnected(c) if !ses.accepts_connection(*c) => continue,
+            Event::TcpConnected(c) => open.push(*c),
+            Event::TcpClosed(c) | Event::BytesReceived(c, _) | Event::MessageReceived(c, _)
+                if !open.contains(c) =>
+            {
+                continue;
+            }
+            Event::TcpClosed(c) => open.retain(|o| o != c),
+            _ => {}
+        }
         now += Duration::from_millis(rnd(5000) as u64);
         let before = ses.state();
-        let is_connect = event == Event::TcpConnected;
         let a = ses.handle(event, now);
         let after = ses.state();
         let ctx = || format!("step {step}: {before:?} -> {after:?}: {a:?}");
 
+        for (i, action) in a.iter().enumerate() {
+            match action {
+                Action::Send(c, m) => {
+                    assert!(open.contains(c), "send on a closed connection: {}", ctx());
+                    if matches!(m, Message::Notification(_)) {
+                        assert_eq!(a.get(i + 1), Some(&Action::Close(*c)), "{}", ctx());
+                    }
+                    if matches!(m, Message::Notification(n) if n.subcode == 7 && n.code == 6) {
+                        collisions += 1;
+                    }
+                }
+                Action::Close(c) => open.retain(|o| o != c),
+                _ => {}
+            }
+        }
         established += a
             .iter()
             .filter(|a| matches!(a, Action::Established(_)))
@@ -893,6 +1032,17 @@ fn random_event_sequences_keep_invariants() {
             "{}",
             ctx()
         );
+        match after {
+            State::Idle | State::Connect | State::Active => {
+                assert!(open.is_empty(), "connections left open: {}", ctx());
+                assert_eq!(ses.connection(), None, "{}", ctx());
+            }
+            _ => {
+                let c = ses.connection().expect("a connection from OpenSent on");
+                assert!(open.contains(&c), "{}", ctx());
+                assert!(open.len() <= 2, "{}", ctx());
+            }
+        }
         if after == State::Idle {
             assert!(ses.negotiated().is_none(), "{}", ctx());
             assert_eq!(ses.prefix_count(AFI_IPV4), 0, "{}", ctx());
@@ -904,29 +1054,11 @@ fn random_event_sequences_keep_invariants() {
         if armed(&a, Timer::IdleHold).is_some() {
             assert_eq!(after, State::Idle, "{}", ctx());
         }
-        let sends = a.iter().any(|a| matches!(a, Action::Send(_)));
-        if sends {
-            let open_sent = matches!(
-                before,
-                State::OpenSent | State::OpenConfirm | State::Established
-            );
-            assert!(
-                open_sent || is_connect,
-                "send without a connection: {}",
-                ctx()
-            );
-        }
-        if let Some(i) = a
-            .iter()
-            .position(|a| matches!(a, Action::Send(Message::Notification(_))))
-        {
-            assert_eq!(a.get(i + 1), Some(&Action::Close), "{}", ctx());
-        }
     }
     // The walk gets deep enough to matter.
     assert!(
-        established > 1000 && limits > 100,
-        "established={established} limits={limits}"
+        established > 1000 && limits > 100 && collisions > 100,
+        "established={established} limits={limits} collisions={collisions}"
     );
 }
 

@@ -1,7 +1,8 @@
-//! Runs one session: executes FSM actions on a socket and timer deadlines,
-//! and turns socket reads, timer expiries and commands back into events.
+//! Runs one session: executes FSM actions on its (at most two) sockets and
+//! timer deadlines, and turns socket reads, timer expiries and commands
+//! back into events.
 
-use crate::fsm::{Action, DownReason, Event, Negotiated, Session, Timer};
+use crate::fsm::{Action, Conn, DownReason, Event, Negotiated, Session, Timer};
 use crate::wire::Update;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -36,21 +37,41 @@ pub enum SessionEvent {
     RouteRefreshRequested { afi: u16, safi: u8 },
 }
 
-const TIMERS: [Timer; 4] = [
+const TIMERS: [Timer; 5] = [
     Timer::ConnectRetry,
     Timer::Hold,
     Timer::Keepalive,
     Timer::IdleHold,
+    Timer::CollisionHold,
 ];
+
+fn slot(c: Conn) -> usize {
+    match c {
+        Conn::Outgoing => 0,
+        Conn::Incoming => 1,
+    }
+}
+
+/// The result of connect attempt number `.0`.
+type Connected = (u64, std::io::Result<TcpStream>);
 
 struct Driver {
     session: Session,
     peer: PeerConfig,
-    stream: Option<TcpStream>,
-    deadlines: [Option<Instant>; 4],
+    /// Outgoing and incoming connection (RFC 4271 §6.8 keeps both until
+    /// the OPENs are compared).
+    streams: [Option<TcpStream>; 2],
+    deadlines: [Option<Instant>; 5],
     connecting: Option<JoinHandle<()>>,
-    connected_tx: mpsc::Sender<std::io::Result<TcpStream>>,
+    /// Number of the current connect attempt: the result of an abandoned
+    /// one may already be queued, and is dropped.
+    attempt: u64,
+    connected_tx: mpsc::Sender<Connected>,
     out: mpsc::Sender<SessionEvent>,
+}
+
+async fn read(s: &mut Option<TcpStream>, buf: &mut [u8]) -> std::io::Result<usize> {
+    s.as_mut().expect("guarded").read(buf).await
 }
 
 /// Runs until `inbox` is closed (then stops the session cleanly) or the
@@ -65,13 +86,14 @@ pub async fn run(
     let mut d = Driver {
         session,
         peer,
-        stream: None,
-        deadlines: [None; 4],
+        streams: [None, None],
+        deadlines: [None; 5],
         connecting: None,
+        attempt: 0,
         connected_tx,
         out,
     };
-    let mut buf = vec![0u8; 8192];
+    let (mut buf_out, mut buf_in) = (vec![0u8; 8192], vec![0u8; 8192]);
     loop {
         let next = d
             .deadlines
@@ -79,6 +101,8 @@ pub async fn run(
             .enumerate()
             .filter_map(|(i, t)| t.map(|t| (t, i)))
             .min();
+        let [out_stream, in_stream] = &mut d.streams;
+        let (has_out, has_in) = (out_stream.is_some(), in_stream.is_some());
         let event = tokio::select! {
             input = inbox.recv() => match input {
                 None => {
@@ -87,35 +111,45 @@ pub async fn run(
                 }
                 Some(Input::Event(e)) => e,
                 Some(Input::Incoming(s)) => {
-                    if !d.session.accepts_connection() {
-                        // One connection per peer (see fsm docs).
-                        tracing::info!(peer = %d.peer.peer, "extra connection refused");
+                    if !d.session.accepts_connection(Conn::Incoming) {
+                        tracing::info!(peer = %d.peer.peer, state = ?d.session.state(),
+                            "extra connection refused");
                         continue;
                     }
-                    d.abort_connect();
-                    d.stream = Some(s);
-                    Event::TcpConnected
+                    d.streams[slot(Conn::Incoming)] = Some(s);
+                    Event::TcpConnected(Conn::Incoming)
                 }
             },
             r = connected_rx.recv() => match r {
-                Some(Ok(s)) if d.session.accepts_connection() => {
-                    d.stream = Some(s);
-                    Event::TcpConnected
+                Some((n, _)) if n != d.attempt => continue,
+                Some((_, Ok(s))) => {
+                    d.connecting = None;
+                    if !d.session.accepts_connection(Conn::Outgoing) {
+                        continue;
+                    }
+                    d.streams[slot(Conn::Outgoing)] = Some(s);
+                    Event::TcpConnected(Conn::Outgoing)
                 }
-                Some(Ok(_)) => continue,
-                Some(Err(e)) => {
+                Some((_, Err(e))) => {
+                    d.connecting = None;
                     tracing::debug!(peer = %d.peer.peer, error = %e, "connect failed");
                     Event::TcpFailed
                 }
                 None => continue,
             },
-            n = async { d.stream.as_mut().expect("guarded").read(&mut buf).await },
-                if d.stream.is_some() => match n {
+            n = read(out_stream, &mut buf_out), if has_out => match n {
                 Ok(0) | Err(_) => {
-                    d.stream = None;
-                    Event::TcpClosed
+                    d.streams[slot(Conn::Outgoing)] = None;
+                    Event::TcpClosed(Conn::Outgoing)
                 }
-                Ok(n) => Event::BytesReceived(buf[..n].to_vec()),
+                Ok(n) => Event::BytesReceived(Conn::Outgoing, buf_out[..n].to_vec()),
+            },
+            n = read(in_stream, &mut buf_in), if has_in => match n {
+                Ok(0) | Err(_) => {
+                    d.streams[slot(Conn::Incoming)] = None;
+                    Event::TcpClosed(Conn::Incoming)
+                }
+                Ok(n) => Event::BytesReceived(Conn::Incoming, buf_in[..n].to_vec()),
             },
             _ = tokio::time::sleep_until(next.map_or_else(Instant::now, |(t, _)| t)),
                 if next.is_some() => {
@@ -132,6 +166,7 @@ pub async fn run(
 
 impl Driver {
     fn abort_connect(&mut self) {
+        self.attempt += 1;
         if let Some(h) = self.connecting.take() {
             h.abort();
         }
@@ -147,21 +182,24 @@ impl Driver {
                 match action {
                     Action::Connect => {
                         self.abort_connect();
-                        let (p, tx) = (self.peer.clone(), self.connected_tx.clone());
+                        let (p, tx, n) =
+                            (self.peer.clone(), self.connected_tx.clone(), self.attempt);
                         self.connecting = Some(tokio::spawn(async move {
                             let r = super::connect(p.local, p.peer, p.md5_key.as_deref()).await;
-                            let _ = tx.send(r).await;
+                            let _ = tx.send((n, r)).await;
                         }));
                     }
-                    Action::Send(m) => {
-                        let Some(s) = self.stream.as_mut() else {
+                    Action::Send(c, m) => {
+                        let Some(s) = self.streams[slot(c)].as_mut() else {
                             continue;
                         };
-                        match m.encode() {
+                        // 2-octet ASNs (and AS4_PATH) toward a peer
+                        // without the 4-octet AS capability.
+                        match m.encode_with(self.session.as_width()) {
                             Ok(bytes) => {
                                 if s.write_all(&bytes).await.is_err() {
-                                    self.stream = None;
-                                    queue.push_back(Event::TcpClosed);
+                                    self.streams[slot(c)] = None;
+                                    queue.push_back(Event::TcpClosed(c));
                                 }
                             }
                             Err(e) => tracing::error!(error = %e, "message not sent"),
@@ -171,9 +209,11 @@ impl Driver {
                         self.deadlines[t as usize] = Some(Instant::now() + dur);
                     }
                     Action::CancelTimer(t) => self.deadlines[t as usize] = None,
-                    Action::Close => {
-                        self.abort_connect();
-                        if let Some(mut s) = self.stream.take() {
+                    Action::Close(c) => {
+                        if c == Conn::Outgoing {
+                            self.abort_connect();
+                        }
+                        if let Some(mut s) = self.streams[slot(c)].take() {
                             let _ = s.shutdown().await;
                         }
                     }

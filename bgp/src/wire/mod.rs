@@ -5,11 +5,13 @@
 //! carries the NOTIFICATION to send. It never panics on any input; the
 //! fuzz target and the `no_panic` tests hold it to that.
 
+pub mod as4;
 pub mod error;
 mod nlri;
 pub mod open;
 pub mod update;
 
+pub use as4::AsWidth;
 pub use error::{DecodeError, EncodeError};
 pub use open::{AFI_IPV4, AFI_IPV6, AS_TRANS, Capability, Open, SAFI_UNICAST};
 pub use update::{
@@ -78,14 +80,21 @@ impl Message {
         }
     }
 
-    /// Encodes header and body; refuses messages above 4096 octets.
+    /// Encodes header and body for a 4-octet-AS peer; refuses messages
+    /// above 4096 octets.
     pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
+        self.encode_with(AsWidth::Four)
+    }
+
+    /// Encodes for a peer whose ASNs are `width` wide (RFC 6793: only
+    /// UPDATE's AS_PATH and AGGREGATOR differ).
+    pub fn encode_with(&self, width: AsWidth) -> Result<Vec<u8>, EncodeError> {
         let mut out = Vec::with_capacity(64);
         out.extend_from_slice(&MARKER);
         out.extend_from_slice(&[0, 0, self.type_code()]);
         match self {
             Message::Open(o) => o.encode_body(&mut out)?,
-            Message::Update(u) => u.encode_body(&mut out)?,
+            Message::Update(u) => u.encode_body(&mut out, width)?,
             Message::Notification(n) => {
                 out.extend_from_slice(&[n.code, n.subcode]);
                 out.extend_from_slice(&n.data);

@@ -12,6 +12,7 @@
 //!   [`AttributeIssue`] saying why;
 //! * attribute discard: the attribute is dropped and an issue recorded.
 
+use super::as4::{self, As4Attributes, AsWidth};
 use super::error::{DecodeError, EncodeError, update as sub};
 use super::nlri::{self, NlriError};
 use super::open::{AFI_IPV6, SAFI_UNICAST};
@@ -38,10 +39,10 @@ pub mod attr {
     pub const COMMUNITIES: u8 = 8;
     pub const MP_REACH_NLRI: u8 = 14;
     pub const MP_UNREACH_NLRI: u8 = 15;
+    /// RFC 6793: the real path and aggregator next to their 2-octet forms.
+    pub const AS4_PATH: u8 = 17;
+    pub const AS4_AGGREGATOR: u8 = 18;
 }
-
-const AS_SET: u8 = 1;
-const AS_SEQUENCE: u8 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
@@ -50,8 +51,9 @@ pub enum Origin {
     Incomplete = 2,
 }
 
-/// AS_PATH segment, always in 4-octet form: sessions refuse peers that do
-/// not negotiate the 4-octet AS capability, so AS4_PATH merging never arises.
+/// AS_PATH segment with the real (4-octet) ASNs. Toward and from a
+/// 2-octet-AS peer the codec writes and reads the AS_TRANS form and the
+/// AS4_PATH beside it (see `as4.rs`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AsSegment {
     Sequence(Vec<u32>),
@@ -113,7 +115,10 @@ impl PathAttribute {
         }
     }
 
-    fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    /// Writes the attribute; toward a 2-octet-AS peer, AS_PATH and
+    /// AGGREGATOR are followed by AS4_PATH / AS4_AGGREGATOR when an ASN
+    /// does not fit (RFC 6793 §4.2.2).
+    fn encode(&self, out: &mut Vec<u8>, width: AsWidth) -> Result<(), EncodeError> {
         let mut v = Vec::new();
         let flags = match self {
             PathAttribute::Origin(o) => {
@@ -121,16 +126,13 @@ impl PathAttribute {
                 flag::TRANSITIVE
             }
             PathAttribute::AsPath(segs) => {
-                for s in segs {
-                    let (t, asns) = match s {
-                        AsSegment::Set(a) => (AS_SET, a),
-                        AsSegment::Sequence(a) => (AS_SEQUENCE, a),
-                    };
-                    let n = u8::try_from(asns.len())
-                        .map_err(|_| EncodeError::FieldTooLong("AS_PATH segment"))?;
-                    v.extend_from_slice(&[t, n]);
-                    asns.iter()
-                        .for_each(|a| v.extend_from_slice(&a.to_be_bytes()));
+                as4::encode_segments(segs, width, &mut v)?;
+                if width == AsWidth::Two && as4::has_four_octet_as(segs) {
+                    put_attribute(out, flag::TRANSITIVE, attr::AS_PATH, &v)?;
+                    let mut real = Vec::new();
+                    as4::encode_segments(segs, AsWidth::Four, &mut real)?;
+                    let optional = flag::OPTIONAL | flag::TRANSITIVE;
+                    return put_attribute(out, optional, attr::AS4_PATH, &real);
                 }
                 flag::TRANSITIVE
             }
@@ -148,9 +150,21 @@ impl PathAttribute {
             }
             PathAttribute::AtomicAggregate => flag::TRANSITIVE,
             PathAttribute::Aggregator { asn, address } => {
-                v.extend_from_slice(&asn.to_be_bytes());
-                v.extend_from_slice(&address.octets());
-                flag::OPTIONAL | flag::TRANSITIVE
+                let optional = flag::OPTIONAL | flag::TRANSITIVE;
+                if width == AsWidth::Two {
+                    v.extend_from_slice(&as4::as2(*asn).to_be_bytes());
+                    v.extend_from_slice(&address.octets());
+                    if *asn > u32::from(u16::MAX) {
+                        put_attribute(out, optional, attr::AGGREGATOR, &v)?;
+                        let mut real = asn.to_be_bytes().to_vec();
+                        real.extend_from_slice(&address.octets());
+                        return put_attribute(out, optional, attr::AS4_AGGREGATOR, &real);
+                    }
+                } else {
+                    v.extend_from_slice(&asn.to_be_bytes());
+                    v.extend_from_slice(&address.octets());
+                }
+                optional
             }
             PathAttribute::Communities(c) => {
                 c.iter().for_each(|c| v.extend_from_slice(&c.to_be_bytes()));
@@ -174,21 +188,36 @@ impl PathAttribute {
                 nlri::encode_v6(&u.withdrawn, &mut v);
                 flag::OPTIONAL
             }
+            // Written from the real path above, never relayed (RFC 6793 §4.1).
+            PathAttribute::Unknown {
+                type_code: attr::AS4_PATH | attr::AS4_AGGREGATOR,
+                ..
+            } => return Ok(()),
             PathAttribute::Unknown { flags, value, .. } => {
                 v.extend_from_slice(value);
                 flags & (flag::OPTIONAL | flag::TRANSITIVE | flag::PARTIAL)
             }
         };
-        let len = u16::try_from(v.len()).map_err(|_| EncodeError::FieldTooLong("attribute"))?;
-        if len > 255 {
-            out.extend_from_slice(&[flags | flag::EXTENDED_LENGTH, self.type_code()]);
-            out.extend_from_slice(&len.to_be_bytes());
-        } else {
-            out.extend_from_slice(&[flags, self.type_code(), len as u8]);
-        }
-        out.extend_from_slice(&v);
-        Ok(())
+        put_attribute(out, flags, self.type_code(), &v)
     }
+}
+
+/// Attribute header (extended length when needed) and value.
+fn put_attribute(
+    out: &mut Vec<u8>,
+    flags: u8,
+    type_code: u8,
+    value: &[u8],
+) -> Result<(), EncodeError> {
+    let len = u16::try_from(value.len()).map_err(|_| EncodeError::FieldTooLong("attribute"))?;
+    if len > 255 {
+        out.extend_from_slice(&[flags | flag::EXTENDED_LENGTH, type_code]);
+        out.extend_from_slice(&len.to_be_bytes());
+    } else {
+        out.extend_from_slice(&[flags, type_code, len as u8]);
+    }
+    out.extend_from_slice(value);
+    Ok(())
 }
 
 /// What RFC 7606 made us do instead of resetting the session.
@@ -212,6 +241,9 @@ pub struct AttributeIssue {
 pub struct DecodeOptions {
     /// eBGP peer: LOCAL_PREF is discarded whatever its form (RFC 7606 §7.5).
     pub external_peer: bool,
+    /// How the peer writes ASNs (RFC 6793): 2-octet peers' AS4_PATH and
+    /// AS4_AGGREGATOR are merged into the decoded path.
+    pub as_width: AsWidth,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -266,7 +298,7 @@ impl Update {
         self.mp_unreach().map_or(&[], |u| &u.withdrawn)
     }
 
-    pub(crate) fn encode_body(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    pub(crate) fn encode_body(&self, out: &mut Vec<u8>, width: AsWidth) -> Result<(), EncodeError> {
         let mut w = Vec::new();
         nlri::encode_v4(&self.withdrawn, &mut w);
         let wlen = u16::try_from(w.len()).map_err(|_| EncodeError::FieldTooLong("withdrawn"))?;
@@ -274,7 +306,7 @@ impl Update {
         out.extend_from_slice(&w);
         let mut a = Vec::new();
         for at in &self.attributes {
-            at.encode(&mut a)?;
+            at.encode(&mut a, width)?;
         }
         let alen = u16::try_from(a.len()).map_err(|_| EncodeError::FieldTooLong("attributes"))?;
         out.extend_from_slice(&alen.to_be_bytes());
@@ -324,7 +356,10 @@ impl Update {
             nlri,
             issues: Vec::new(),
         };
-        decode_attributes(&rest[2..2 + alen], opts, &mut u)?;
+        let as4 = decode_attributes(&rest[2..2 + alen], opts, &mut u)?;
+        if opts.as_width == AsWidth::Two {
+            as4::merge(&mut u, as4);
+        }
         check_mandatory(&mut u);
         if u.treated_as_withdraw() {
             apply_treat_as_withdraw(&mut u);
@@ -347,13 +382,20 @@ fn expected_flags(type_code: u8) -> Option<u8> {
     Some(match type_code {
         ORIGIN | AS_PATH | NEXT_HOP | LOCAL_PREF | ATOMIC_AGGREGATE => flag::TRANSITIVE,
         MULTI_EXIT_DISC | MP_REACH_NLRI | MP_UNREACH_NLRI => flag::OPTIONAL,
-        AGGREGATOR | COMMUNITIES => flag::OPTIONAL | flag::TRANSITIVE,
+        AGGREGATOR | COMMUNITIES | AS4_PATH | AS4_AGGREGATOR => flag::OPTIONAL | flag::TRANSITIVE,
         _ => return None,
     })
 }
 
-fn decode_attributes(buf: &[u8], opts: DecodeOptions, u: &mut Update) -> Result<(), DecodeError> {
+/// Reads the attributes into `u`; returns the AS4 attributes of a 2-octet
+/// speaker, for the merge once all are read.
+fn decode_attributes(
+    buf: &[u8],
+    opts: DecodeOptions,
+    u: &mut Update,
+) -> Result<As4Attributes, DecodeError> {
     use ErrorAction::*;
+    let mut as4 = As4Attributes::default();
     let mut seen = [false; 256];
     let mut pos = 0;
     while pos < buf.len() {
@@ -382,7 +424,7 @@ fn decode_attributes(buf: &[u8], opts: DecodeOptions, u: &mut Update) -> Result<
                 let t = rest.get(1).copied().unwrap_or(0);
                 let reason = "attribute length overruns the attribute field";
                 issue(u, t, TreatAsWithdraw, reason);
-                return Ok(());
+                return Ok(as4);
             }
             return Err(DecodeError::update(
                 sub::MALFORMED_ATTRIBUTE_LIST,
@@ -448,26 +490,54 @@ fn decode_attributes(buf: &[u8], opts: DecodeOptions, u: &mut Update) -> Result<
             );
             continue;
         }
-        // RFC 7606 §7.6/§7.7: aggregate attributes are only ever discarded.
+        let is_as4 = type_code == attr::AS4_PATH || type_code == attr::AS4_AGGREGATOR;
+        if is_as4 && opts.as_width == AsWidth::Four {
+            continue; // RFC 6793 §4.1: not for 4-octet speakers; discarded
+        }
+        // RFC 7606 §7.6/§7.7: aggregate attributes are only ever discarded;
+        // so are the AS4 ones (RFC 6793 §6).
         let on_error = match type_code {
             attr::ATOMIC_AGGREGATE | attr::AGGREGATOR => AttributeDiscard,
+            _ if is_as4 => AttributeDiscard,
             _ => TreatAsWithdraw,
         };
         if !flags_ok {
             issue(u, type_code, on_error, "attribute flags conflict");
             continue;
         }
-        match decode_known(type_code, value) {
-            Ok(a) => u.attributes.push(a),
-            Err(reason) => issue(u, type_code, on_error, reason),
+        let decoded = match type_code {
+            attr::AS4_PATH => {
+                as4::decode_segments(value, AsWidth::Four, true).map(|p| as4.path = Some(p))
+            }
+            attr::AS4_AGGREGATOR => decode_aggregator(value, AsWidth::Four)
+                .map(|(asn, address)| as4.aggregator = Some((asn, address))),
+            _ => decode_known(type_code, value, opts.as_width).map(|a| u.attributes.push(a)),
+        };
+        if let Err(reason) = decoded {
+            issue(u, type_code, on_error, reason);
         }
     }
-    Ok(())
+    Ok(as4)
+}
+
+/// AGGREGATOR (or AS4_AGGREGATOR, with `Four`): the AS and the address.
+fn decode_aggregator(v: &[u8], width: AsWidth) -> Result<(u32, Ipv4Addr), &'static str> {
+    match (width, v) {
+        (AsWidth::Four, &[a, b, c, d, e, f, g, h]) => {
+            Ok((u32::from_be_bytes([a, b, c, d]), Ipv4Addr::new(e, f, g, h)))
+        }
+        (AsWidth::Two, &[a, b, e, f, g, h]) => Ok((
+            u32::from(u16::from_be_bytes([a, b])),
+            Ipv4Addr::new(e, f, g, h),
+        )),
+        (AsWidth::Four, _) => Err("AGGREGATOR length is not 8"),
+        (AsWidth::Two, _) => Err("AGGREGATOR length is not 6 (2-octet AS peer)"),
+    }
 }
 
 /// Well-known and optional attributes other than MP_*; errors are reasons
 /// for the RFC 7606 per-attribute disposition.
-fn decode_known(type_code: u8, v: &[u8]) -> Result<PathAttribute, &'static str> {
+fn decode_known(type_code: u8, v: &[u8], width: AsWidth) -> Result<PathAttribute, &'static str> {
     let u32_of = |v: &[u8]| u32::from_be_bytes([v[0], v[1], v[2], v[3]]);
     Ok(match type_code {
         attr::ORIGIN => match v {
@@ -477,7 +547,7 @@ fn decode_known(type_code: u8, v: &[u8]) -> Result<PathAttribute, &'static str> 
             [_] => return Err("undefined ORIGIN value"),
             _ => return Err("ORIGIN length is not 1"),
         },
-        attr::AS_PATH => PathAttribute::AsPath(decode_as_path(v)?),
+        attr::AS_PATH => PathAttribute::AsPath(as4::decode_segments(v, width, false)?),
         attr::NEXT_HOP if v.len() == 4 => {
             PathAttribute::NextHop(Ipv4Addr::new(v[0], v[1], v[2], v[3]))
         }
@@ -488,46 +558,16 @@ fn decode_known(type_code: u8, v: &[u8]) -> Result<PathAttribute, &'static str> 
         attr::LOCAL_PREF => return Err("LOCAL_PREF length is not 4"),
         attr::ATOMIC_AGGREGATE if v.is_empty() => PathAttribute::AtomicAggregate,
         attr::ATOMIC_AGGREGATE => return Err("ATOMIC_AGGREGATE length is not 0"),
-        attr::AGGREGATOR if v.len() == 8 => PathAttribute::Aggregator {
-            asn: u32_of(v),
-            address: Ipv4Addr::new(v[4], v[5], v[6], v[7]),
-        },
-        attr::AGGREGATOR => return Err("AGGREGATOR length is not 8"),
+        attr::AGGREGATOR => {
+            let (asn, address) = decode_aggregator(v, width)?;
+            PathAttribute::Aggregator { asn, address }
+        }
         attr::COMMUNITIES if !v.is_empty() && v.len().is_multiple_of(4) => {
             PathAttribute::Communities(v.chunks_exact(4).map(u32_of).collect())
         }
         attr::COMMUNITIES => return Err("COMMUNITIES length is 0 or not a multiple of 4"),
         _ => unreachable!("only called for known attribute types"),
     })
-}
-
-/// RFC 7606 §7.2: unknown segment type, zero-length segment or overrun is
-/// malformed. Confederation segments never come from an eBGP customer.
-fn decode_as_path(mut v: &[u8]) -> Result<Vec<AsSegment>, &'static str> {
-    let mut segs = Vec::new();
-    while !v.is_empty() {
-        if v.len() < 2 {
-            return Err("AS_PATH segment header truncated");
-        }
-        let (t, n) = (v[0], usize::from(v[1]));
-        if n == 0 {
-            return Err("AS_PATH segment of length 0");
-        }
-        if v.len() < 2 + 4 * n {
-            return Err("AS_PATH segment overruns the attribute");
-        }
-        let asns = v[2..2 + 4 * n]
-            .chunks_exact(4)
-            .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        segs.push(match t {
-            AS_SET => AsSegment::Set(asns),
-            AS_SEQUENCE => AsSegment::Sequence(asns),
-            _ => return Err("AS_PATH segment type unknown"),
-        });
-        v = &v[2 + 4 * n..];
-    }
-    Ok(segs)
 }
 
 /// RFC 4760 §7 / RFC 7606 §7.11: an MP attribute whose NLRI cannot be

@@ -108,9 +108,8 @@ pub fn flow_hash_v6<F: Frame + ?Sized>(frame: &F, l3_off: usize) -> u32 {
     };
     let mut next = ip[6];
     let mut ports = 0;
-    if let Some((proto, off, first_fragment)) =
-        walk_ext_headers(frame, ip[6], l3_off + IPV6_HDR_LEN)
-    {
+    if let Some(t) = walk_ext_headers(frame, ip[6], l3_off + IPV6_HDR_LEN) {
+        let (proto, off, first_fragment) = (t.proto, t.off as usize, t.first_fragment != 0);
         next = proto;
         // `off` comes back from a BPF subprogram without its range; bound
         // it again for the verifier (deeper transport headers go unhashed).

@@ -68,6 +68,31 @@ pub fn vlan_tags_len(l2: &[u8; ETH_HDR_LEN + VLAN_HDR_LEN]) -> usize {
     }
 }
 
+/// Where `walk_ext_headers` found the transport header. No `bool` (no
+/// niche): the walk is out of line, so its return type is in the program's
+/// BTF, and an `Option` of a type with a niche keeps its tag inside the
+/// payload, which BTF describes as a union member at a non-zero offset;
+/// the kernel refuses that, and the whole object's BTF was dropped at load.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transport {
+    /// Offset in the frame (u32 keeps the `Option` at 12 bytes).
+    pub off: u32,
+    pub proto: u8,
+    /// 1 for a first fragment (or no fragment): the ports are there.
+    pub first_fragment: u8,
+}
+
+impl Transport {
+    pub const fn new(proto: u8, off: usize, first_fragment: bool) -> Self {
+        Self {
+            off: off as u32,
+            proto,
+            first_fragment: first_fragment as u8,
+        }
+    }
+}
+
 /// Walk at most `MAX_EXT_HEADERS` IPv6 extension headers from `off`, where
 /// a header of type `next` starts: returns the transport protocol, its
 /// offset and whether this is a first fragment (or no fragment), or `None`
@@ -79,7 +104,7 @@ pub fn walk_ext_headers<F: Frame + ?Sized>(
     frame: &F,
     mut next: u8,
     mut off: usize,
-) -> Option<(u8, usize, bool)> {
+) -> Option<Transport> {
     let mut first_fragment = true;
     for _ in 0..MAX_EXT_HEADERS {
         match next {
@@ -97,7 +122,7 @@ pub fn walk_ext_headers<F: Frame + ?Sized>(
             _ => break,
         }
     }
-    Some((next, off, first_fragment))
+    Some(Transport::new(next, off, first_fragment))
 }
 
 #[cfg(test)]
@@ -186,24 +211,24 @@ mod tests {
     fn extension_headers_lead_to_the_transport_header() {
         // None: the transport header is where the walk starts.
         let (b, _) = after_ipv6(&[]);
-        assert_eq!(walk_ext_headers(&b[..], 17, 0), Some((17, 0, true)));
+        assert_eq!(walk_ext_headers(&b[..], 17, 0), Some(Transport::new(17, 0, true)));
         // Hop-by-hop (8 bytes), routing (24: length field 2), then TCP.
         let hbh = [43, 0, 0, 0, 0, 0, 0, 0];
         let mut routing = [0u8; 24];
         routing[..2].copy_from_slice(&[6, 2]);
         let (b, _) = after_ipv6(&[&hbh, &routing]);
-        assert_eq!(walk_ext_headers(&b[..], 0, 0), Some((6, 32, true)));
+        assert_eq!(walk_ext_headers(&b[..], 0, 0), Some(Transport::new(6, 32, true)));
         // Fragment header: offset 0 with more fragments is the first one;
         // offset 185 (1480 bytes) a later one.
         let (b, _) = after_ipv6(&[&[17, 0, 0x00, 0x01, 0, 0, 0, 1]]);
-        assert_eq!(walk_ext_headers(&b[..], 44, 0), Some((17, 8, true)));
+        assert_eq!(walk_ext_headers(&b[..], 44, 0), Some(Transport::new(17, 8, true)));
         let (b, _) = after_ipv6(&[&[17, 0, 0x05, 0xc8, 0, 0, 0, 1]]);
-        assert_eq!(walk_ext_headers(&b[..], 44, 0), Some((17, 8, false)));
+        assert_eq!(walk_ext_headers(&b[..], 44, 0), Some(Transport::new(17, 8, false)));
         // Destination options then a fragment, at an offset into the frame.
         let mut f = [0u8; 80];
         f[40..48].copy_from_slice(&[44, 0, 0, 0, 0, 0, 0, 0]);
         f[48..56].copy_from_slice(&[6, 0, 0x00, 0x08, 0, 0, 0, 1]);
-        assert_eq!(walk_ext_headers(&f[..], 60, 40), Some((6, 56, false)));
+        assert_eq!(walk_ext_headers(&f[..], 60, 40), Some(Transport::new(6, 56, false)));
     }
 
     #[test]
@@ -213,7 +238,7 @@ mod tests {
         let (b, _) = after_ipv6(&[&hbh, &hbh, &hbh, &hbh, &hbh]);
         assert_eq!(
             walk_ext_headers(&b[..], 0, 0),
-            Some((0, 8 * MAX_EXT_HEADERS, true))
+            Some(Transport::new(0, 8 * MAX_EXT_HEADERS, true))
         );
         // Headers cut short: a fragment header needs 8 bytes, the others 2
         // (next header and length).
@@ -224,6 +249,6 @@ mod tests {
         // A header claiming more than there is: its end comes back as is,
         // for the caller to hold against the payload length.
         let (b, _) = after_ipv6(&[&[17, 255, 0, 0, 0, 0, 0, 0]]);
-        assert_eq!(walk_ext_headers(&b[..], 0, 0), Some((17, 2048, true)));
+        assert_eq!(walk_ext_headers(&b[..], 0, 0), Some(Transport::new(17, 2048, true)));
     }
 }

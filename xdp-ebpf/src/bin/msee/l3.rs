@@ -94,9 +94,10 @@ pub(crate) fn lookup_v6<'m>(
     if ip[7] <= 1 {
         return L3::Drop(DropReason::TtlExpired);
     }
-    let Some((_, off, _)) = walk_ext_headers(ctx, ip[6], l3_off + IPV6_HDR_LEN) else {
+    let Some(t) = walk_ext_headers(ctx, ip[6], l3_off + IPV6_HDR_LEN) else {
         return L3::Drop(DropReason::Malformed);
     };
+    let off = t.off as usize;
     if off > l3_off + IPV6_HDR_LEN + be16(ip, 4) as usize {
         return L3::Drop(DropReason::Malformed);
     }
