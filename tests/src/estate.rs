@@ -1,55 +1,9 @@
 //! An estate's lab for end-to-end tests: `lab::estate` with the provider's
 //! switch (`vlan_switch`) installed, removed when dropped.
-use std::{
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::{path::Path, time::Duration};
 
-use anyhow::{Context as _, Result, bail};
-use dataplane::AttachMode;
+use anyhow::{Result, bail};
 use lab::estate::{self, CustomerRouter, Customers, EstateLab, State};
-use msee_abi::vlan::VlanTags;
-use msee_sys::netns;
-use traffic::VlanSwitch;
-
-/// Attaches `vlan_switch` to the switch namespace's trunks and access
-/// ports, cross-connects each customer link with its peering's tags, and
-/// pins it under `dir` so it outlives this process.
-pub fn install_switch(lab: &EstateLab, dir: &Path) -> Result<Vec<PathBuf>> {
-    let lab = lab.clone();
-    let pins = dir.to_owned();
-    netns::on_thread(&lab.switch_ns.clone(), move || -> Result<Vec<PathBuf>> {
-        let mut sw = VlanSwitch::load()?;
-        let index = |name: &str| -> Result<u32> {
-            let c = std::ffi::CString::new(name)?;
-            // SAFETY: a valid C string; returns 0 when there is no such interface.
-            let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
-            if i == 0 {
-                bail!("no interface {name} in the switch namespace");
-            }
-            Ok(i)
-        };
-        for c in &lab.customers {
-            for p in &c.peerings {
-                let pair = &lab.pairs[p.pair];
-                for k in 0..2 {
-                    let access = index(&p.access[k])?;
-                    let trunk = index(&pair.trunk[k])?;
-                    let tags = if p.tags.1 == 0 {
-                        VlanTags::dot1q(p.tags.0)
-                    } else {
-                        VlanTags::double_dot1q(p.tags.0, p.tags.1)
-                    };
-                    sw.attach(access, AttachMode::Native)?;
-                    sw.attach(trunk, AttachMode::Native)?;
-                    sw.connect(access, trunk, tags)
-                        .with_context(|| format!("{} {}", c.circuit, p.access[k]))?;
-                }
-            }
-        }
-        Ok(sw.pin_links(&pins)?)
-    })?
-}
 
 /// A running estate lab; dropping it removes everything.
 pub struct EstateLabUp {
@@ -80,7 +34,7 @@ impl EstateLabUp {
             &lab,
             &[config.to_owned()],
             customers,
-            &install_switch,
+            &traffic::vlan_switch::install_estate_switch,
             &daemon,
         )?;
         Ok(Self { state })

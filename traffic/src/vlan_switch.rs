@@ -8,6 +8,9 @@
 
 use std::path::{Path, PathBuf};
 
+use anyhow::Context as _;
+use lab::estate::EstateLab;
+
 use aya::{
     Ebpf,
     maps::{HashMap, MapError, PerCpuArray},
@@ -195,4 +198,47 @@ impl VlanSwitch {
         out.truncate(result.data_size_out as usize);
         Ok((result.return_value, out))
     }
+}
+
+/// Attaches `vlan_switch` to the switch namespace's trunks and access
+/// ports, cross-connects each customer link with its peering's tags, and
+/// pins it under `dir` so it outlives this process.
+pub fn install_estate_switch(lab: &EstateLab, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let lab = lab.clone();
+    let pins = dir.to_owned();
+    msee_sys::netns::on_thread(
+        &lab.switch_ns.clone(),
+        move || -> anyhow::Result<Vec<PathBuf>> {
+            let mut sw = VlanSwitch::load()?;
+            let index = |name: &str| -> anyhow::Result<u32> {
+                let c = std::ffi::CString::new(name)?;
+                // SAFETY: a valid C string; returns 0 when there is no such interface.
+                let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
+                if i == 0 {
+                    anyhow::bail!("no interface {name} in the switch namespace");
+                }
+                Ok(i)
+            };
+            for c in &lab.customers {
+                for p in &c.peerings {
+                    let pair = &lab.pairs[p.pair];
+                    for k in 0..2 {
+                        let access = index(&p.access[k])?;
+                        let trunk = index(&pair.trunk[k])?;
+                        let tags = if p.tags.1 == 0 {
+                            VlanTags::dot1q(p.tags.0)
+                        } else {
+                            VlanTags::double_dot1q(p.tags.0, p.tags.1)
+                        };
+                        sw.attach(access, AttachMode::Native)?;
+                        sw.attach(trunk, AttachMode::Native)?;
+                        sw.connect(access, trunk, tags)
+                            .map_err(anyhow::Error::from)
+                            .with_context(|| format!("{} {}", c.circuit, p.access[k]))?;
+                    }
+                }
+            }
+            Ok(sw.pin_links(&pins)?)
+        },
+    )?
 }

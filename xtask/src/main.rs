@@ -90,10 +90,25 @@ enum Cmd {
 
 #[derive(Subcommand)]
 enum LabAction {
-    /// Create namespaces <prefix>-onprem, <prefix>-msee, <prefix>-azure and their links.
+    /// Create namespaces <prefix>-onprem, <prefix>-msee, <prefix>-azure and
+    /// their links; with --config, the lab of your own estate: a customer
+    /// namespace per circuit with its router, the MSEE running every
+    /// circuit, a namespace per VNet and the Microsoft edge.
     Up {
         #[arg(long, default_value = "lab")]
         prefix: String,
+        /// Your estate's configuration (repeatable; merged): the project's
+        /// TOML/JSON, `az network express-route show/list` output, ARM
+        /// bodies or deployment templates.
+        #[arg(long = "config")]
+        config: Vec<String>,
+        /// With --config: the customers' router, frr, bird, gobgp or none,
+        /// or CIRCUIT=ROUTER for one circuit (repeatable).
+        #[arg(long = "customer", requires = "config")]
+        customer: Vec<String>,
+        /// With --config: build only these circuits (repeatable).
+        #[arg(long = "circuit", requires = "config")]
+        circuit: Vec<String>,
     },
     /// Remove what `lab up` made for this prefix.
     Down {
@@ -120,7 +135,30 @@ fn run(cli: Cli) -> Result<()> {
             build(release)
         }
         Cmd::Lab {
-            action: LabAction::Up { prefix },
+            action:
+                LabAction::Up {
+                    prefix,
+                    config,
+                    customer,
+                    circuit,
+                },
+        } if !config.is_empty() => {
+            setup::run()?;
+            build(false)?;
+            let mut args = vec!["up".to_owned(), "--prefix".into(), prefix];
+            for c in config {
+                args.extend(["--config".into(), c]);
+            }
+            for c in customer {
+                args.extend(["--customer".into(), c]);
+            }
+            for c in circuit {
+                args.extend(["--circuit".into(), c]);
+            }
+            run_bin("demo", "msee-lab", &args)
+        }
+        Cmd::Lab {
+            action: LabAction::Up { prefix, .. },
         } => {
             setup::run()?;
             let topo = Lab::up(Topology::new(&prefix)?)?.keep();
@@ -197,6 +235,21 @@ fn run(cli: Cli) -> Result<()> {
             demo::run(&prefix, &out)
         }
     }
+}
+
+/// Runs a binary of the workspace's `package` through cargo (built as
+/// `build` built the rest).
+fn run_bin(package: &str, name: &str, args: &[String]) -> Result<()> {
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["run", "-q", "-p", package, "--bin", name, "--"])
+        .args(args)
+        .current_dir(workspace_root())
+        .status()
+        .context("running cargo")?;
+    if !status.success() {
+        bail!("{name} failed ({status})");
+    }
+    Ok(())
 }
 
 fn workspace_root() -> PathBuf {

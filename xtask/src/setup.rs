@@ -15,6 +15,8 @@ pub const APT_PACKAGES: &[&str] = &[
     "ethtool",
     "bpftool",
     "tcpdump",
+    // ping, for reaching a lab's hosts as the README shows.
+    "iputils-ping",
     "frr",
     "bird2",
     "gobgpd",

@@ -371,11 +371,11 @@ pub fn plan(inputs: &Inputs, ids: &mut IdBook) -> Result<Plan> {
             for p in &c.peerings {
                 let kind = kind_of(p.peering_type);
                 if !inputs.tagged && kind != PeeringKind::Private {
-                    bail!(
-                        "circuit {}: {:?} needs its VLAN: run with --tagged (an untagged port carries only private peering)",
-                        c.name,
-                        p.peering_type
-                    );
+                    notes.push(format!(
+                        "circuit {}: {:?} not run: it needs its VLAN (run with --tagged; an untagged port carries only private peering)",
+                        c.name, p.peering_type
+                    ));
+                    continue;
                 }
                 for (l, ifname) in [&p.primary, &p.secondary].into_iter().zip(&pair.0) {
                     let mut addrs = vec![(IpAddr::V4(l.ipv4.msee), l.ipv4.subnet.prefix_len())];
@@ -663,6 +663,9 @@ pub fn plan(inputs: &Inputs, ids: &mut IdBook) -> Result<Plan> {
     let mut peerings = Vec::new();
     for (c, _) in &running {
         for p in &c.peerings {
+            if !inputs.tagged && kind_of(p.peering_type) != PeeringKind::Private {
+                continue;
+            }
             let side = |role| Side::Customer {
                 circuit: c.name.clone(),
                 peering: p.peering_type,

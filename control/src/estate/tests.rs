@@ -196,17 +196,30 @@ fn circuits_without_their_ports_are_noted_not_run() {
 fn untagged_runs_one_circuits_private_peering_and_shares_its_domain_with_azure() {
     let model = example();
     let (mut ports, mut ifaces) = full_ports();
-    let e = plan_with(
+    // Untagged, a circuit's Microsoft peering is noted, not run.
+    let mut azure_ports = ports.clone();
+    azure_ports.vnets.clear();
+    azure_ports.microsoft = None;
+    azure_ports.azure = Some("azure".into());
+    let mut with_azure = ifaces.clone();
+    with_azure.insert("azure".into(), iface("azure", 40, &[("10.255.0.1", 30)]));
+    let plan = plan_with(
         &model,
-        &ports,
-        &ifaces,
+        &azure_ports,
+        &with_azure,
         false,
         &["er-ams-std".into()],
         &mut IdBook::default(),
     )
-    .unwrap_err()
-    .to_string();
-    assert!(e.contains("MicrosoftPeering needs its VLAN"), "{e}");
+    .unwrap();
+    assert_eq!(plan.peerings.len(), 1);
+    assert!(
+        plan.notes
+            .iter()
+            .any(|n| n.contains("MicrosoftPeering not run") && n.contains("--tagged")),
+        "{:?}",
+        plan.notes
+    );
     let e = plan_with(&model, &ports, &ifaces, false, &[], &mut IdBook::default())
         .unwrap_err()
         .to_string();

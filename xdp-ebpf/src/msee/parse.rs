@@ -211,24 +211,39 @@ mod tests {
     fn extension_headers_lead_to_the_transport_header() {
         // None: the transport header is where the walk starts.
         let (b, _) = after_ipv6(&[]);
-        assert_eq!(walk_ext_headers(&b[..], 17, 0), Some(Transport::new(17, 0, true)));
+        assert_eq!(
+            walk_ext_headers(&b[..], 17, 0),
+            Some(Transport::new(17, 0, true))
+        );
         // Hop-by-hop (8 bytes), routing (24: length field 2), then TCP.
         let hbh = [43, 0, 0, 0, 0, 0, 0, 0];
         let mut routing = [0u8; 24];
         routing[..2].copy_from_slice(&[6, 2]);
         let (b, _) = after_ipv6(&[&hbh, &routing]);
-        assert_eq!(walk_ext_headers(&b[..], 0, 0), Some(Transport::new(6, 32, true)));
+        assert_eq!(
+            walk_ext_headers(&b[..], 0, 0),
+            Some(Transport::new(6, 32, true))
+        );
         // Fragment header: offset 0 with more fragments is the first one;
         // offset 185 (1480 bytes) a later one.
         let (b, _) = after_ipv6(&[&[17, 0, 0x00, 0x01, 0, 0, 0, 1]]);
-        assert_eq!(walk_ext_headers(&b[..], 44, 0), Some(Transport::new(17, 8, true)));
+        assert_eq!(
+            walk_ext_headers(&b[..], 44, 0),
+            Some(Transport::new(17, 8, true))
+        );
         let (b, _) = after_ipv6(&[&[17, 0, 0x05, 0xc8, 0, 0, 0, 1]]);
-        assert_eq!(walk_ext_headers(&b[..], 44, 0), Some(Transport::new(17, 8, false)));
+        assert_eq!(
+            walk_ext_headers(&b[..], 44, 0),
+            Some(Transport::new(17, 8, false))
+        );
         // Destination options then a fragment, at an offset into the frame.
         let mut f = [0u8; 80];
         f[40..48].copy_from_slice(&[44, 0, 0, 0, 0, 0, 0, 0]);
         f[48..56].copy_from_slice(&[6, 0, 0x00, 0x08, 0, 0, 0, 1]);
-        assert_eq!(walk_ext_headers(&f[..], 60, 40), Some(Transport::new(6, 56, false)));
+        assert_eq!(
+            walk_ext_headers(&f[..], 60, 40),
+            Some(Transport::new(6, 56, false))
+        );
     }
 
     #[test]
@@ -249,6 +264,9 @@ mod tests {
         // A header claiming more than there is: its end comes back as is,
         // for the caller to hold against the payload length.
         let (b, _) = after_ipv6(&[&[17, 255, 0, 0, 0, 0, 0, 0]]);
-        assert_eq!(walk_ext_headers(&b[..], 0, 0), Some(Transport::new(17, 2048, true)));
+        assert_eq!(
+            walk_ext_headers(&b[..], 0, 0),
+            Some(Transport::new(17, 2048, true))
+        );
     }
 }
