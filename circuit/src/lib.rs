@@ -26,12 +26,14 @@ pub mod config;
 pub mod import;
 pub mod model;
 pub mod reach;
+pub mod secret;
 pub mod validate;
 
 pub use catalog::Catalog;
 pub use community::Community;
 pub use config::Config;
 pub use model::Model;
+pub use secret::Secret;
 pub use validate::{ValidationError, ValidationErrors, validate};
 
 /// Why a configuration was not loaded.

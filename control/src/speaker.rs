@@ -39,7 +39,8 @@ pub struct SessionSpec {
     /// The BGP identifier: the MSEE's IPv4 address on the link.
     pub router_id: Ipv4Addr,
     pub peer_as: u32,
-    pub md5_key: Option<Vec<u8>>,
+    /// Shown as `<redacted>` by Debug (see `circuit::Secret`).
+    pub md5_key: Option<circuit::Secret>,
     pub max_prefixes: u32,
     /// Azure's cap on the model's prefixes advertised (VNets); `None` on
     /// Microsoft peering.
@@ -112,7 +113,7 @@ pub fn plan_sessions(
                 peer: s.peer_address,
                 router_id: link_model.ipv4.msee,
                 peer_as: s.peer_asn,
-                md5_key: s.md5_key.as_ref().map(|k| k.as_bytes().to_vec()),
+                md5_key: s.md5_key.clone(),
                 max_prefixes: max_prefixes_override.unwrap_or(s.max_prefixes),
                 max_advertised: s.max_advertised,
                 bfd: s.bfd,
@@ -286,7 +287,7 @@ impl Speaker {
         let peer = PeerConfig {
             peer: SocketAddr::new(s.peer, BGP_PORT),
             local: Some(SocketAddr::new(s.local, 0)),
-            md5_key: s.md5_key.clone(),
+            md5_key: s.md5_key.as_ref().map(|k| k.expose().as_bytes().to_vec()),
         };
         // The listener first: a key must be in place before the peer's SYN.
         self.listen(&s, tx.clone())?;
@@ -332,8 +333,10 @@ impl Speaker {
         }
         let l = &self.listeners[&s.local];
         match &s.md5_key {
-            Some(key) => transport::set_md5sig(l.fd, s.peer, key, s.local.is_ipv6())
-                .with_context(|| format!("setting the MD5 key for {} on {}", s.peer, s.local))?,
+            Some(key) => {
+                transport::set_md5sig(l.fd, s.peer, key.expose().as_bytes(), s.local.is_ipv6())
+                    .with_context(|| format!("setting the MD5 key for {} on {}", s.peer, s.local))?
+            }
             // An empty key removes one a previous run may have set; none
             // there (ENOENT) is fine.
             None => match transport::set_md5sig(l.fd, s.peer, &[], s.local.is_ipv6()) {

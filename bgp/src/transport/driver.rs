@@ -13,11 +13,22 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 /// Where and how to reach the peer.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PeerConfig {
     pub peer: SocketAddr,
     pub local: Option<SocketAddr>,
     pub md5_key: Option<Vec<u8>>,
+}
+
+/// The key is a secret: Debug says whether there is one, never what it is.
+impl std::fmt::Debug for PeerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerConfig")
+            .field("peer", &self.peer)
+            .field("local", &self.local)
+            .field("md5_key", &self.md5_key.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// What the driver accepts: FSM events (ManualStart, AdminReset, SendUpdate,
@@ -242,5 +253,27 @@ impl Driver {
             }
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_the_md5_key() {
+        let p = PeerConfig {
+            peer: "192.0.2.1:179".parse().unwrap(),
+            local: None,
+            md5_key: Some(b"s3cret-md5".to_vec()),
+        };
+        let shown = format!("{p:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        // Nor the key's bytes as numbers.
+        assert!(!shown.contains("115, 51"), "{shown}");
+        assert!(
+            shown.contains("<redacted>") && shown.contains("192.0.2.1:179"),
+            "{shown}"
+        );
     }
 }

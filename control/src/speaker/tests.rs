@@ -94,7 +94,10 @@ fn sessions_per_peering_link_and_family_from_the_model() {
         )
     );
     assert_eq!(p.router_id, Ipv4Addr::new(192, 168, 100, 130));
-    assert_eq!(p.md5_key.as_deref(), Some(&b"s3cret"[..]));
+    assert_eq!(
+        p.md5_key.as_ref().map(circuit::Secret::expose),
+        Some("s3cret")
+    );
     assert_eq!((p.max_prefixes, p.max_advertised), (4000, Some(1000)));
     assert_eq!(p.bfd.map(|b| b.interval_ms), Some(300));
     let v6 = &specs[1];
