@@ -372,7 +372,12 @@ impl Daemon {
     fn watch_carrier(&mut self) -> Result<tokio::sync::mpsc::UnboundedReceiver<(Vec<u32>, bool)>> {
         let mut events = {
             let _in_detectors = self.detectors.enter();
-            crate::linkmon::watch(self.ifaces.values().map(|i| i.ifindex).collect())?
+            crate::linkmon::watch(
+                self.ifaces
+                    .values()
+                    .map(|i| (i.ifindex, i.carrier))
+                    .collect(),
+            )?
         };
         let links_of: Arc<Mutex<BTreeMap<u32, Vec<u32>>>> = self.links.carrier_map.clone();
         let health = self.health.clone();
