@@ -298,6 +298,7 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
             _ = tick.tick() => {
                 ticks += 1;
                 d.flush_stale().await;
+                d.routing.retry_unwritten(&mut d.msee, std::time::Instant::now());
                 // Unresolved neighbours are retried every second; resolved
                 // ones are checked every 30 s in case the neighbour changed.
                 d.resolve_pending(Duration::from_millis(500), ticks.is_multiple_of(30)).await;
