@@ -268,21 +268,28 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
                 info!("run time elapsed: stopping");
                 break;
             }
-            Some((i, generation, event)) = async { d.sessions.as_mut().expect("guarded").speaker.events.recv().await },
+            // A session's state (Established, Down: what stops or starts
+            // forwarding on a link) is read ahead of its queued routes.
+            Some(next) = async { d.sessions.as_mut().expect("guarded").speaker.next_event().await },
                 if d.sessions.is_some() => {
-                // The last words of a session run that a reload replaced
-                // are stale.
-                if d.sessions.as_ref().is_some_and(|s| s.speaker.is_current(i, generation)) {
-                    d.on_session_event(i, event).await;
-                }
-                if d.sessions.as_ref().is_some_and(|s| s.speaker.events.is_empty()) || d.routing.pending_full() {
-                    d.flush().await;
-                }
-            }
-            _ = sighup.recv() => {
-                match d.reload().await {
-                    Ok(summary) => info!(changed = summary.changed, "SIGHUP: configuration reloaded"),
-                    Err(e) => warn!("SIGHUP: {e}"),
+                match next {
+                    crate::speaker::Next::State((i, tag, event)) => {
+                        // The last words of a session run that a reload
+                        // replaced are stale.
+                        if d.sessions.as_mut().is_some_and(|s| s.speaker.takes_state(i, tag)) {
+                            d.on_session_event(i, event).await;
+                        }
+                    }
+                    crate::speaker::Next::Route((i, tag, event)) => {
+                        // Routes a session sent before a Down the daemon
+                        // already acted on (or of a replaced run) are stale.
+                        if d.sessions.as_ref().is_some_and(|s| s.speaker.takes_route(i, tag)) {
+                            d.on_session_event(i, event).await;
+                        }
+                        if d.sessions.as_ref().is_some_and(|s| s.speaker.events.is_empty()) || d.routing.pending_full() {
+                            d.flush().await;
+                        }
+                    }
                 }
             }
             Some(notice) = bfd_events.recv() => {
@@ -290,6 +297,12 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
             }
             Some((links, up)) = carrier_notices.recv() => {
                 d.on_carrier(&links, up).await;
+            }
+            _ = sighup.recv() => {
+                match d.reload().await {
+                    Ok(summary) => info!(changed = summary.changed, "SIGHUP: configuration reloaded"),
+                    Err(e) => warn!("SIGHUP: {e}"),
+                }
             }
             Some(call) = api_rx.recv() => {
                 let answer = d.answer(&call.request).await;

@@ -125,3 +125,74 @@ fn sessions_per_peering_link_and_family_from_the_model() {
     other.md5_key = None;
     assert!(p.needs_restart(&other));
 }
+
+/// Issue 21: a Down queued behind more route events than the daemon's
+/// queue holds reaches the hook (the link flip) and the daemon at once,
+/// and the routes sent before it are recognisably stale.
+#[test]
+fn a_down_never_waits_behind_queued_routes() {
+    use bgp::fsm::DownReason;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (to_fwd, from) = mpsc::channel(256);
+        let (state_tx, mut state_rx) = mpsc::unbounded_channel();
+        // The daemon's route queue: small, and nobody reads it yet.
+        let (routes_tx, mut routes_rx) = mpsc::channel(4);
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let hook_seen = seen.clone();
+        let fwd = tokio::spawn(forward(
+            7,
+            3,
+            from,
+            move |e| hook_seen.lock().unwrap().push(is_state_event(e)),
+            state_tx,
+            routes_tx,
+        ));
+        let update = |n: u8| {
+            SessionEvent::Routes(Update {
+                nlri: vec![format!("10.{n}.0.0/16").parse().unwrap()],
+                ..Default::default()
+            })
+        };
+        for n in 0..200 {
+            to_fwd.send(update(n)).await.unwrap();
+        }
+        to_fwd
+            .send(SessionEvent::Down(DownReason::HoldTimerExpired))
+            .await
+            .unwrap();
+        let down = tokio::time::timeout(Duration::from_secs(2), state_rx.recv())
+            .await
+            .expect("the Down is not held behind 200 route events")
+            .unwrap();
+        assert!(matches!(down.2, SessionEvent::Down(_)), "{down:?}");
+        assert_eq!(down.0, 7);
+        assert_eq!(
+            down.1,
+            Tag {
+                generation: 3,
+                epoch: 1
+            }
+        );
+        assert_eq!(
+            seen.lock().unwrap().iter().filter(|s| **s).count(),
+            1,
+            "the hook saw the Down"
+        );
+        // Every route still arrives, in order, tagged with the epoch of
+        // the session run they belong to (0: before the Down).
+        drop(to_fwd);
+        for n in 0..200u8 {
+            let (i, tag, e) = routes_rx.recv().await.unwrap();
+            assert_eq!((i, tag.epoch), (7, 0));
+            let SessionEvent::Routes(u) = e else {
+                panic!("a route event")
+            };
+            assert_eq!(u.nlri[0].to_string(), format!("10.{n}.0.0/16"));
+        }
+        fwd.await.unwrap();
+    });
+}
