@@ -224,6 +224,24 @@ pub async fn forward(
     }
 }
 
+/// A session's inbox that never makes the daemon wait: what the daemon
+/// sends is queued here and handed to the session's task (`to`, bounded)
+/// as it takes it. A session whose peer stops reading blocks in its write
+/// until its hold timer ends it; meanwhile only its own queue grows, and
+/// the daemon (API, signals, other sessions) goes on. Dropping the
+/// returned sender closes `to` once what is queued is handed over.
+pub fn relay(to: mpsc::Sender<Input>) -> mpsc::UnboundedSender<Input> {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(input) = rx.recv().await {
+            if to.send(input).await.is_err() {
+                return;
+            }
+        }
+    });
+    tx
+}
+
 /// What [`Speaker::next_event`] read: a state event is never behind a
 /// route event queued before it.
 #[derive(Debug)]
@@ -243,8 +261,8 @@ struct Listener {
 /// One session's slot: what it runs, and its task's inbox while it runs.
 struct Slot {
     spec: SessionSpec,
-    /// `None`: removed by a reload.
-    inbox: Option<mpsc::Sender<Input>>,
+    /// `None`: removed by a reload. Unbounded (see [`relay`]).
+    inbox: Option<mpsc::UnboundedSender<Input>>,
     /// Bumped at each (re)start: events of an older run are stale.
     generation: u64,
     /// The epoch of the last state event the daemon took: route events of
@@ -435,7 +453,7 @@ impl Speaker {
         ));
         tx.try_send(Input::Event(fsm::Event::ManualStart))
             .map_err(|e| anyhow!("starting session {}: {e}", s.name))?;
-        self.slots[i].inbox = Some(tx);
+        self.slots[i].inbox = Some(relay(tx));
         Ok(())
     }
 
@@ -489,7 +507,7 @@ impl Speaker {
         let Some(inbox) = &self.slots[session].inbox else {
             return;
         };
-        if inbox.send(Input::Event(event)).await.is_err() {
+        if inbox.send(Input::Event(event)).is_err() {
             warn!(session = %self.slots[session].spec.name, "session task gone");
         }
     }

@@ -63,6 +63,10 @@ fn slot(c: Conn) -> usize {
     }
 }
 
+/// The longest a message may take to go out when no hold timer runs (a
+/// session negotiated without one, or a NOTIFICATION on the way down).
+const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The result of connect attempt number `.0`.
 type Connected = (u64, std::io::Result<TcpStream>);
 
@@ -208,9 +212,31 @@ impl Driver {
                         // without the 4-octet AS capability.
                         match m.encode_with(self.session.as_width()) {
                             Ok(bytes) => {
-                                if s.write_all(&bytes).await.is_err() {
-                                    self.streams[slot(c)] = None;
-                                    queue.push_back(Event::TcpClosed(c));
+                                // A peer that stops reading fills the socket
+                                // and the write waits; while it waits no
+                                // timer fires here, so the wait ends when
+                                // the hold timer would have.
+                                let hold = self.deadlines[Timer::Hold as usize];
+                                let until = hold.unwrap_or_else(|| Instant::now() + WRITE_TIMEOUT);
+                                match tokio::time::timeout_at(until, s.write_all(&bytes)).await {
+                                    Ok(Ok(())) => {}
+                                    Ok(Err(_)) => {
+                                        self.streams[slot(c)] = None;
+                                        queue.push_back(Event::TcpClosed(c));
+                                    }
+                                    Err(_) => {
+                                        tracing::warn!(peer = %self.peer.peer,
+                                            "the peer reads nothing of what is sent: connection dropped");
+                                        // Half a message may be out: nothing
+                                        // more can go on this connection.
+                                        self.streams[slot(c)] = None;
+                                        queue.push_back(if hold.is_some() {
+                                            self.deadlines[Timer::Hold as usize] = None;
+                                            Event::TimerExpired(Timer::Hold)
+                                        } else {
+                                            Event::TcpClosed(c)
+                                        });
+                                    }
                                 }
                             }
                             Err(e) => tracing::error!(error = %e, "message not sent"),

@@ -196,3 +196,38 @@ fn a_down_never_waits_behind_queued_routes() {
         fwd.await.unwrap();
     });
 }
+
+/// Issue 21: the daemon's sends to a session whose task takes nothing
+/// (blocked writing to a peer that never reads) return at once, and
+/// arrive in order once the task reads again.
+#[test]
+fn sends_to_a_stuck_session_never_wait() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (to_task, mut task_inbox) = mpsc::channel(2);
+        let inbox = relay(to_task);
+        // Sending is synchronous: nothing here can wait on the task.
+        for _ in 0..1000 {
+            inbox.send(Input::Event(bgp::fsm::Event::BfdDown)).unwrap();
+        }
+        inbox
+            .send(Input::Event(bgp::fsm::Event::ManualStop))
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(task_inbox.len(), 2, "the task's own inbox stays bounded");
+        drop(inbox);
+        let mut n = 0;
+        while let Some(Input::Event(e)) = task_inbox.recv().await {
+            n += 1;
+            if n <= 1000 {
+                assert!(matches!(e, bgp::fsm::Event::BfdDown), "{e:?}");
+            } else {
+                assert!(matches!(e, bgp::fsm::Event::ManualStop), "{e:?}");
+            }
+        }
+        assert_eq!(n, 1001, "all handed over, then the inbox closed");
+    });
+}
