@@ -19,6 +19,7 @@
 //! let model = circuit::load_toml(&text).unwrap();
 //! assert!(!model.circuits.is_empty());
 //! ```
+#![forbid(unsafe_code)]
 
 pub mod catalog;
 pub mod community;
