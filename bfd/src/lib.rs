@@ -16,6 +16,7 @@
 //!
 //! The codec is 24 octets with no authentication: small enough to own and
 //! fuzz, as the `bgp` crate does with its codec.
+#![forbid(unsafe_code)]
 
 pub mod session;
 #[cfg(feature = "transport")]

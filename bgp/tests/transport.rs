@@ -458,3 +458,83 @@ async fn driver_speaks_two_octet_asns_to_a_peer_without_the_capability() {
         Some(&PathAttribute::AsPath(real))
     );
 }
+
+/// Issue 21: a peer that completes the handshake, keeps sending
+/// KEEPALIVEs but never reads. The driver's writes fill the socket; the
+/// session must still go down when its hold timer says so, not wait on
+/// the write for ever.
+#[tokio::test]
+async fn a_peer_that_never_reads_is_torn_down_by_the_hold_timer() {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    // Small buffers: the peer's window closes after a few KB.
+    sock.set_recv_buffer_size(4096).unwrap();
+    sock.bind(addr(LO1, 0)).unwrap();
+    let listener = sock.listen(1).unwrap();
+    let mut cfg = Config::new(LO1, 65001);
+    cfg.hold_time = 3;
+    cfg.min_hold_time = 3;
+    let peer = PeerConfig {
+        peer: listener.local_addr().unwrap(),
+        local: None,
+        md5_key: None,
+    };
+    let (tx, mut rx) = spawn_session(cfg, peer);
+    tx.send(Input::Event(Event::ManualStart)).await.unwrap();
+    let (mut s, _) = timeout(Duration::from_secs(3), listener.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let Message::Open(_) = read_msg(&mut s).await else {
+        panic!("expected OPEN")
+    };
+    let ours = bgp::wire::Open::new(65001, 3, LO2, &[(1, 1)]);
+    s.write_all(&Message::Open(ours).encode().unwrap())
+        .await
+        .unwrap();
+    s.write_all(&Message::Keepalive.encode().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(read_msg(&mut s).await, Message::Keepalive);
+    let SessionEvent::Established(_) = next_event(&mut rx).await else {
+        panic!("not established")
+    };
+    // From now on the peer only writes: a KEEPALIVE every 500 ms.
+    let (rd, mut wr) = s.into_split();
+    let keepalives = tokio::spawn(async move {
+        let k = Message::Keepalive.encode().unwrap();
+        while wr.write_all(&k).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+    // 32 MB of UPDATEs, more than the socket buffers hold.
+    let sender = tokio::spawn(async move {
+        for i in 0..20_000u32 {
+            let mut u = update("10.0.0.0/24", 65001);
+            u.nlri = (0..400u32)
+                .map(|j| {
+                    let n = i * 400 + j;
+                    format!("{}.{}.{}.0/24", 10 + (n >> 16), (n >> 8) & 255, n & 255)
+                        .parse()
+                        .unwrap()
+                })
+                .collect();
+            if tx.send(Input::Event(Event::SendUpdate(u))).await.is_err() {
+                return;
+            }
+        }
+    });
+    // The driver reads the KEEPALIVEs (and the hold timer restarts) until
+    // its writes block: once the socket's send buffer (up to tcp_wmem's
+    // maximum) is full, within a hold time.
+    let down = timeout(Duration::from_secs(40), rx.recv())
+        .await
+        .expect("the session went down while its writes were blocked")
+        .expect("driver alive");
+    assert_eq!(
+        down,
+        SessionEvent::Down(bgp::fsm::DownReason::HoldTimerExpired)
+    );
+    drop(rd);
+    keepalives.abort();
+    sender.abort();
+}

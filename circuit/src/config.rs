@@ -134,7 +134,7 @@ pub struct Peering {
     pub c_tag: Option<u16>,
     /// MD5 password for the BGP sessions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shared_key: Option<String>,
+    pub shared_key: Option<crate::Secret>,
     #[serde(default)]
     pub bfd: Bfd,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -293,23 +293,55 @@ fn community_rule() -> String {
     "Community".to_string()
 }
 
-/// Why a file could not even be parsed.
-#[derive(Debug, thiserror::Error)]
+/// Why a file could not even be parsed. The parser's message is kept,
+/// with where it points, but not the source line the parser quotes nor the
+/// values it names: a misspelt `sharedKey` line must not put the key in a
+/// log or a reload's reply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
-    #[error("TOML: {0}")]
-    Toml(#[from] toml::de::Error),
+    #[error("TOML: {}{message}", at(*.location))]
+    Toml {
+        /// Line and column (from 1) of where the parser stopped.
+        location: Option<(usize, usize)>,
+        message: String,
+    },
     #[error("JSON: {0}")]
-    Json(#[from] serde_json::Error),
+    Json(String),
+}
+
+fn at(location: Option<(usize, usize)>) -> String {
+    location.map_or_else(String::new, |(l, c)| format!("line {l}, column {c}: "))
+}
+
+impl ParseError {
+    pub fn toml(text: &str, e: &toml::de::Error) -> Self {
+        let location = e.span().map(|span| {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            (line, column)
+        });
+        Self::Toml {
+            location,
+            message: crate::secret::without_values(e.message().trim_end()),
+        }
+    }
+
+    /// serde_json's message says where (`at line L column C`) and quotes
+    /// no source, only values, which are left out.
+    pub fn json(e: &serde_json::Error) -> Self {
+        Self::Json(crate::secret::without_values(&e.to_string()))
+    }
 }
 
 impl Config {
     pub fn from_toml_str(text: &str) -> Result<Self, ParseError> {
-        Ok(toml::from_str(text)?)
+        toml::from_str(text).map_err(|e| ParseError::toml(text, &e))
     }
 
     /// The same document as JSON (same field names).
     pub fn from_json_str(text: &str) -> Result<Self, ParseError> {
-        Ok(serde_json::from_str(text)?)
+        serde_json::from_str(text).map_err(|e| ParseError::json(&e))
     }
 
     /// The configuration as a TOML document in this file format.

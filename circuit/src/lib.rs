@@ -19,6 +19,7 @@
 //! let model = circuit::load_toml(&text).unwrap();
 //! assert!(!model.circuits.is_empty());
 //! ```
+#![forbid(unsafe_code)]
 
 pub mod catalog;
 pub mod community;
@@ -26,12 +27,14 @@ pub mod config;
 pub mod import;
 pub mod model;
 pub mod reach;
+pub mod secret;
 pub mod validate;
 
 pub use catalog::Catalog;
 pub use community::Community;
 pub use config::Config;
 pub use model::Model;
+pub use secret::Secret;
 pub use validate::{ValidationError, ValidationErrors, validate};
 
 /// Why a configuration was not loaded.

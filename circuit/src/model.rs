@@ -151,7 +151,7 @@ pub struct Peering {
     pub peering_type: PeeringType,
     pub peer_asn: u32,
     pub vlan: VlanTag,
-    pub shared_key: Option<String>,
+    pub shared_key: Option<crate::Secret>,
     /// `None` when BFD is off for the peering.
     pub bfd: Option<BfdTimers>,
     pub primary: Link,
@@ -278,7 +278,7 @@ pub struct Session {
     pub local_asn: u32,
     pub peer_asn: u32,
     pub vlan: VlanTag,
-    pub md5_key: Option<String>,
+    pub md5_key: Option<crate::Secret>,
     /// `None` when the session runs without BFD.
     pub bfd: Option<BfdTimers>,
     /// Prefixes accepted from the customer before the session is torn down.

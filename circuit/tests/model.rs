@@ -103,7 +103,10 @@ fn tags_key_and_bfd_are_carried() {
             c_tag: 10
         }
     );
-    assert_eq!(private.shared_key.as_deref(), Some("md5pass"));
+    assert_eq!(
+        private.shared_key.as_ref().map(circuit::Secret::expose),
+        Some("md5pass")
+    );
     assert_eq!(
         private.bfd,
         Some(circuit::model::BfdTimers {
@@ -209,7 +212,7 @@ fn sessions_one_per_link_and_family() {
     assert_eq!(s.local_address, IpAddr::V4(v4("192.168.100.130")));
     assert_eq!(s.peer_address, IpAddr::V4(v4("192.168.100.129")));
     assert_eq!((s.local_asn, s.peer_asn), (MICROSOFT_ASN, 65001));
-    assert_eq!(s.md5_key.as_deref(), Some("k"));
+    assert_eq!(s.md5_key.as_ref().map(circuit::Secret::expose), Some("k"));
     assert!(s.bfd.is_some());
     assert_eq!((s.max_prefixes, s.max_advertised), (4000, Some(1000)));
     let v6 = &sessions[1];

@@ -778,7 +778,7 @@ fn duplicate_peering_type_is_refused() {
 #[test]
 fn shared_key_must_fit_tcp_md5() {
     let mut c = base();
-    c.circuits[0].peerings[0].shared_key = Some("x".repeat(81));
+    c.circuits[0].peerings[0].shared_key = Some("x".repeat(81).into());
     refused_once(
         &c,
         "circuits[0].peerings[0].sharedKey",

@@ -39,7 +39,8 @@ pub struct SessionSpec {
     /// The BGP identifier: the MSEE's IPv4 address on the link.
     pub router_id: Ipv4Addr,
     pub peer_as: u32,
-    pub md5_key: Option<Vec<u8>>,
+    /// Shown as `<redacted>` by Debug (see `circuit::Secret`).
+    pub md5_key: Option<circuit::Secret>,
     pub max_prefixes: u32,
     /// Azure's cap on the model's prefixes advertised (VNets); `None` on
     /// Microsoft peering.
@@ -112,7 +113,7 @@ pub fn plan_sessions(
                 peer: s.peer_address,
                 router_id: link_model.ipv4.msee,
                 peer_as: s.peer_asn,
-                md5_key: s.md5_key.as_ref().map(|k| k.as_bytes().to_vec()),
+                md5_key: s.md5_key.clone(),
                 max_prefixes: max_prefixes_override.unwrap_or(s.max_prefixes),
                 max_advertised: s.max_advertised,
                 bfd: s.bfd,
@@ -143,9 +144,111 @@ impl Default for Timers {
 /// failover (a link flip) must not queue behind route processing.
 pub type Hook = std::sync::Arc<dyn Fn(u32, Family, &SessionEvent) + Send + Sync>;
 
-/// A session's events, tagged with the run ("generation") of the session
-/// they come from: after a restart, the old run's last events are stale.
-pub type TaggedEvent = (usize, u64, SessionEvent);
+/// Where an event comes from: the run ("generation") of its session (after
+/// a restart, the old run's last events are stale), and the session's
+/// state epoch when it was sent (bumped by each Established and Down).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tag {
+    pub generation: u64,
+    pub epoch: u64,
+}
+
+/// A session's event and where it comes from.
+pub type TaggedEvent = (usize, Tag, SessionEvent);
+
+/// Session state events (Established, Down): they go to the daemon ahead
+/// of any route event queued before them.
+pub fn is_state_event(e: &SessionEvent) -> bool {
+    matches!(e, SessionEvent::Established(_) | SessionEvent::Down(_))
+}
+
+/// Prefixes (at least one per event) a session's forwarder holds while
+/// the daemon's route queue is full: past this, the forwarder stops
+/// reading and the backpressure reaches the session (and TCP). Up to it,
+/// a Down behind queued routes is read, and acted on, at once.
+pub const FORWARD_BACKLOG_PREFIXES: usize = 1 << 20;
+
+fn weight(e: &SessionEvent) -> usize {
+    match e {
+        SessionEvent::Routes(u) => {
+            (u.nlri.len() + u.withdrawn.len() + u.announced_v6().len() + u.withdrawn_v6().len())
+                .max(1)
+        }
+        _ => 1,
+    }
+}
+
+/// Moves one session's events from its task (`from`) to the daemon: the
+/// hook first (failover is the hook's, at once), then state events on
+/// `state` (unbounded: a handful per session), route events on `routes`
+/// (bounded), in order, each tagged. A full `routes` never holds a state
+/// event back: routes wait here, up to [`FORWARD_BACKLOG_PREFIXES`], while
+/// `from` is still read.
+pub async fn forward(
+    i: usize,
+    generation: u64,
+    mut from: mpsc::Receiver<SessionEvent>,
+    hook: impl Fn(&SessionEvent),
+    state: mpsc::UnboundedSender<TaggedEvent>,
+    routes: mpsc::Sender<TaggedEvent>,
+) {
+    let mut backlog: std::collections::VecDeque<(Tag, SessionEvent)> = Default::default();
+    let mut held = 0usize;
+    let mut epoch = 0u64;
+    let mut open = true;
+    while open || !backlog.is_empty() {
+        tokio::select! {
+            biased;
+            e = from.recv(), if open && held < FORWARD_BACKLOG_PREFIXES => match e {
+                None => open = false,
+                Some(e) => {
+                    hook(&e);
+                    if is_state_event(&e) {
+                        epoch += 1;
+                        if state.send((i, Tag { generation, epoch }, e)).is_err() {
+                            return;
+                        }
+                    } else {
+                        held += weight(&e);
+                        backlog.push_back((Tag { generation, epoch }, e));
+                    }
+                }
+            },
+            permit = routes.reserve(), if !backlog.is_empty() => {
+                let Ok(permit) = permit else { return };
+                let (tag, e) = backlog.pop_front().expect("not empty");
+                held -= weight(&e);
+                permit.send((i, tag, e));
+            }
+        }
+    }
+}
+
+/// A session's inbox that never makes the daemon wait: what the daemon
+/// sends is queued here and handed to the session's task (`to`, bounded)
+/// as it takes it. A session whose peer stops reading blocks in its write
+/// until its hold timer ends it; meanwhile only its own queue grows, and
+/// the daemon (API, signals, other sessions) goes on. Dropping the
+/// returned sender closes `to` once what is queued is handed over.
+pub fn relay(to: mpsc::Sender<Input>) -> mpsc::UnboundedSender<Input> {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(input) = rx.recv().await {
+            if to.send(input).await.is_err() {
+                return;
+            }
+        }
+    });
+    tx
+}
+
+/// What [`Speaker::next_event`] read: a state event is never behind a
+/// route event queued before it.
+#[derive(Debug)]
+pub enum Next {
+    State(TaggedEvent),
+    Route(TaggedEvent),
+}
 
 /// A listening socket on one MSEE address and the sessions it serves.
 struct Listener {
@@ -158,10 +261,14 @@ struct Listener {
 /// One session's slot: what it runs, and its task's inbox while it runs.
 struct Slot {
     spec: SessionSpec,
-    /// `None`: removed by a reload.
-    inbox: Option<mpsc::Sender<Input>>,
+    /// `None`: removed by a reload. Unbounded (see [`relay`]).
+    inbox: Option<mpsc::UnboundedSender<Input>>,
     /// Bumped at each (re)start: events of an older run are stale.
     generation: u64,
+    /// The epoch of the last state event the daemon took: route events of
+    /// an earlier epoch (queued before a Down it already acted on) are
+    /// stale.
+    epoch: u64,
 }
 
 /// The running sessions. Session indices are stable for the daemon's life:
@@ -173,13 +280,19 @@ pub struct Speaker {
     timers: Timers,
     hook: Option<Hook>,
     ev_tx: mpsc::Sender<TaggedEvent>,
+    /// Route events (UPDATEs, refresh requests), bounded.
     pub events: mpsc::Receiver<TaggedEvent>,
+    state_tx: mpsc::UnboundedSender<TaggedEvent>,
+    /// Session state events (Established, Down), never behind routes:
+    /// the daemon reads these first.
+    pub state_events: mpsc::UnboundedReceiver<TaggedEvent>,
 }
 
 impl Speaker {
     /// Listens on each MSEE address (port 179) and starts every session.
     pub fn start(specs: Vec<SessionSpec>, timers: Timers, hook: Option<Hook>) -> Result<Self> {
         let (ev_tx, events) = mpsc::channel(1024);
+        let (state_tx, state_events) = mpsc::unbounded_channel();
         let mut speaker = Self {
             slots: Vec::new(),
             listeners: HashMap::new(),
@@ -187,6 +300,8 @@ impl Speaker {
             hook,
             ev_tx,
             events,
+            state_tx,
+            state_events,
         };
         for spec in specs {
             speaker.add(spec)?;
@@ -229,6 +344,7 @@ impl Speaker {
             spec,
             inbox: None,
             generation: 0,
+            epoch: 0,
         });
         self.spawn(i)?;
         Ok(i)
@@ -258,6 +374,33 @@ impl Speaker {
         self.slots[i].generation == generation && self.is_active(i)
     }
 
+    /// The next event of any session: state events first (see
+    /// [`Next`]). `None` once every session task is gone.
+    pub async fn next_event(&mut self) -> Option<Next> {
+        tokio::select! {
+            biased;
+            Some(e) = self.state_events.recv() => Some(Next::State(e)),
+            Some(e) = self.events.recv() => Some(Next::Route(e)),
+            else => None,
+        }
+    }
+
+    /// Whether a state event tagged `tag` is session `i`'s current one; if
+    /// so, its epoch is now the session's (see [`Speaker::takes_route`]).
+    pub fn takes_state(&mut self, i: usize, tag: Tag) -> bool {
+        if !self.is_current(i, tag.generation) {
+            return false;
+        }
+        self.slots[i].epoch = tag.epoch;
+        true
+    }
+
+    /// Whether a route event tagged `tag` is current: of the session's
+    /// run, sent after the last state event the daemon took.
+    pub fn takes_route(&self, i: usize, tag: Tag) -> bool {
+        self.is_current(i, tag.generation) && self.slots[i].epoch == tag.epoch
+    }
+
     fn stop(&mut self, i: usize) {
         let spec = &self.slots[i].spec;
         if let Some(l) = self.listeners.get(&spec.local) {
@@ -282,32 +425,35 @@ impl Speaker {
         cfg.connect_retry = self.timers.connect_retry;
         cfg.idle_hold_initial = self.timers.idle_hold;
         let (tx, rx) = mpsc::channel(64);
-        let (out_tx, mut out_rx) = mpsc::channel(256);
+        let (out_tx, out_rx) = mpsc::channel(256);
         let peer = PeerConfig {
             peer: SocketAddr::new(s.peer, BGP_PORT),
             local: Some(SocketAddr::new(s.local, 0)),
-            md5_key: s.md5_key.clone(),
+            md5_key: s.md5_key.as_ref().map(|k| k.expose().as_bytes().to_vec()),
         };
         // The listener first: a key must be in place before the peer's SYN.
         self.listen(&s, tx.clone())?;
         tokio::spawn(transport::run(fsm::Session::new(cfg), peer, rx, out_tx));
         self.slots[i].generation += 1;
+        self.slots[i].epoch = 0;
         let generation = self.slots[i].generation;
-        let (ev_tx, hook) = (self.ev_tx.clone(), self.hook.clone());
+        let hook = self.hook.clone();
         let (link, family) = (s.link, s.family);
-        tokio::spawn(async move {
-            while let Some(e) = out_rx.recv().await {
+        tokio::spawn(forward(
+            i,
+            generation,
+            out_rx,
+            move |e| {
                 if let Some(hook) = &hook {
-                    hook(link, family, &e);
+                    hook(link, family, e);
                 }
-                if ev_tx.send((i, generation, e)).await.is_err() {
-                    break;
-                }
-            }
-        });
+            },
+            self.state_tx.clone(),
+            self.ev_tx.clone(),
+        ));
         tx.try_send(Input::Event(fsm::Event::ManualStart))
             .map_err(|e| anyhow!("starting session {}: {e}", s.name))?;
-        self.slots[i].inbox = Some(tx);
+        self.slots[i].inbox = Some(relay(tx));
         Ok(())
     }
 
@@ -332,8 +478,10 @@ impl Speaker {
         }
         let l = &self.listeners[&s.local];
         match &s.md5_key {
-            Some(key) => transport::set_md5sig(l.fd, s.peer, key, s.local.is_ipv6())
-                .with_context(|| format!("setting the MD5 key for {} on {}", s.peer, s.local))?,
+            Some(key) => {
+                transport::set_md5sig(l.fd, s.peer, key.expose().as_bytes(), s.local.is_ipv6())
+                    .with_context(|| format!("setting the MD5 key for {} on {}", s.peer, s.local))?
+            }
             // An empty key removes one a previous run may have set; none
             // there (ENOENT) is fine.
             None => match transport::set_md5sig(l.fd, s.peer, &[], s.local.is_ipv6()) {
@@ -359,7 +507,7 @@ impl Speaker {
         let Some(inbox) = &self.slots[session].inbox else {
             return;
         };
-        if inbox.send(Input::Event(event)).await.is_err() {
+        if inbox.send(Input::Event(event)).is_err() {
             warn!(session = %self.slots[session].spec.name, "session task gone");
         }
     }

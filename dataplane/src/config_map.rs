@@ -32,6 +32,7 @@ impl ConfigMap {
     /// Map the value of the `CONFIG` map behind `fd` (created with
     /// `BPF_F_MMAPABLE`, one element of `MseeConfig`).
     pub(crate) fn new(fd: BorrowedFd<'_>) -> std::io::Result<Self> {
+        // SAFETY: sysconf reads a constant of the system; no memory is passed.
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as usize;
         let len = size_of::<MseeConfig>().div_ceil(page) * page;
         // SAFETY: a fresh shared mapping of the map's value area; the kernel

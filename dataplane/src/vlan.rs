@@ -147,10 +147,13 @@ pub fn check_ifindex(ifindex: u32) -> Result<()> {
 pub fn ifname(ifindex: u32) -> Result<String> {
     check_ifindex(ifindex)?;
     let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: `buf` has the IF_NAMESIZE bytes if_indextoname may write.
     let p = unsafe { libc::if_indextoname(ifindex, buf.as_mut_ptr()) };
     if p.is_null() {
         return Err(VlanError::NoSuchInterface(ifindex));
     }
+    // SAFETY: on success if_indextoname wrote a NUL-terminated name into
+    // `buf`, which outlives `name`'s use here.
     let name = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) };
     Ok(name.to_string_lossy().into_owned())
 }

@@ -149,6 +149,8 @@ pub fn udp_socket_in(ns: &str, addr: impl Into<IpAddr>, dev: Option<&str>) -> Re
 
 /// Receive buffer of `bytes` (SO_RCVBUFFORCE: above rmem_max, as root).
 pub fn set_rcvbuf(s: &UdpSocket, bytes: libc::c_int) -> Result<()> {
+    // SAFETY: the option value is `bytes`, a c_int that lives across the
+    // call, with its exact size as the length; `s` is an open socket.
     let rc = unsafe {
         libc::setsockopt(
             s.as_raw_fd(),
@@ -166,6 +168,9 @@ pub fn set_rcvbuf(s: &UdpSocket, bytes: libc::c_int) -> Result<()> {
 
 /// Send and receive only through `dev` (SO_BINDTODEVICE): picks a link.
 pub fn bind_to_device(s: &UdpSocket, dev: &str) -> Result<()> {
+    // SAFETY: the kernel reads `dev.len()` bytes of `dev` (which lives
+    // across the call) and needs no NUL: it copies at most IFNAMSIZ - 1
+    // and terminates the copy itself.
     let rc = unsafe {
         libc::setsockopt(
             s.as_raw_fd(),

@@ -2,6 +2,7 @@
 //! dataplane) and its tools (the packet engine, the lab, the benchmarks)
 //! share, written once: entering a network namespace, the clocks, and the
 //! host checks the daemon and `cargo xtask setup` make.
+#![forbid(unsafe_code)]
 pub mod clock;
 pub mod host;
 pub mod netns;

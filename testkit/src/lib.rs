@@ -6,6 +6,7 @@
 //! and the benchmarks' route tables must stay the same across dependency
 //! upgrades (a seed reproduces a table only while the algorithm behind it
 //! stays put).
+#![forbid(unsafe_code)]
 
 /// splitmix64 (Steele, Lea and Flood, 2014): fast, every seed (0 too) gives
 /// a full-period sequence, and a fixed seed gives the same numbers on every

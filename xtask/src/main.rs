@@ -1,5 +1,6 @@
 //! `cargo xtask`: setup, build, lab, test, bench and demo for the MSEE emulator.
 //! Every command except `lab down` runs `setup` first.
+#![forbid(unsafe_code)]
 mod bench;
 mod demo;
 mod fuzz;

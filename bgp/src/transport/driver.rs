@@ -13,11 +13,22 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 /// Where and how to reach the peer.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PeerConfig {
     pub peer: SocketAddr,
     pub local: Option<SocketAddr>,
     pub md5_key: Option<Vec<u8>>,
+}
+
+/// The key is a secret: Debug says whether there is one, never what it is.
+impl std::fmt::Debug for PeerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerConfig")
+            .field("peer", &self.peer)
+            .field("local", &self.local)
+            .field("md5_key", &self.md5_key.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// What the driver accepts: FSM events (ManualStart, AdminReset, SendUpdate,
@@ -51,6 +62,10 @@ fn slot(c: Conn) -> usize {
         Conn::Incoming => 1,
     }
 }
+
+/// The longest a message may take to go out when no hold timer runs (a
+/// session negotiated without one, or a NOTIFICATION on the way down).
+const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The result of connect attempt number `.0`.
 type Connected = (u64, std::io::Result<TcpStream>);
@@ -197,9 +212,31 @@ impl Driver {
                         // without the 4-octet AS capability.
                         match m.encode_with(self.session.as_width()) {
                             Ok(bytes) => {
-                                if s.write_all(&bytes).await.is_err() {
-                                    self.streams[slot(c)] = None;
-                                    queue.push_back(Event::TcpClosed(c));
+                                // A peer that stops reading fills the socket
+                                // and the write waits; while it waits no
+                                // timer fires here, so the wait ends when
+                                // the hold timer would have.
+                                let hold = self.deadlines[Timer::Hold as usize];
+                                let until = hold.unwrap_or_else(|| Instant::now() + WRITE_TIMEOUT);
+                                match tokio::time::timeout_at(until, s.write_all(&bytes)).await {
+                                    Ok(Ok(())) => {}
+                                    Ok(Err(_)) => {
+                                        self.streams[slot(c)] = None;
+                                        queue.push_back(Event::TcpClosed(c));
+                                    }
+                                    Err(_) => {
+                                        tracing::warn!(peer = %self.peer.peer,
+                                            "the peer reads nothing of what is sent: connection dropped");
+                                        // Half a message may be out: nothing
+                                        // more can go on this connection.
+                                        self.streams[slot(c)] = None;
+                                        queue.push_back(if hold.is_some() {
+                                            self.deadlines[Timer::Hold as usize] = None;
+                                            Event::TimerExpired(Timer::Hold)
+                                        } else {
+                                            Event::TcpClosed(c)
+                                        });
+                                    }
                                 }
                             }
                             Err(e) => tracing::error!(error = %e, "message not sent"),
@@ -242,5 +279,27 @@ impl Driver {
             }
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_the_md5_key() {
+        let p = PeerConfig {
+            peer: "192.0.2.1:179".parse().unwrap(),
+            local: None,
+            md5_key: Some(b"s3cret-md5".to_vec()),
+        };
+        let shown = format!("{p:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        // Nor the key's bytes as numbers.
+        assert!(!shown.contains("115, 51"), "{shown}");
+        assert!(
+            shown.contains("<redacted>") && shown.contains("192.0.2.1:179"),
+            "{shown}"
+        );
     }
 }

@@ -128,10 +128,39 @@ pub fn listen(local: SocketAddr, md5_keys: &[(IpAddr, Vec<u8>)]) -> io::Result<T
 pub type PeerTable = std::sync::Arc<std::sync::Mutex<HashMap<IpAddr, mpsc::Sender<Input>>>>;
 
 /// Accepts connections and hands each to the session of its source address;
-/// connections from unknown addresses are closed at once.
+/// connections from unknown addresses are closed at once. An accept error
+/// (a connection reset before it was taken, EMFILE for a while) never ends
+/// the loop: only one that says the listening socket itself is unusable
+/// does. A session that is not taking connections (its inbox full) gets
+/// none: the peer retries, and no other session waits on it.
 pub async fn accept_loop(listener: TcpListener, sessions: PeerTable) -> io::Result<()> {
+    let listener = &listener;
+    serve(move || listener.accept(), sessions).await
+}
+
+/// [`accept_loop`] with its `accept` given (tests inject errors).
+async fn serve<F, A>(mut accept: A, sessions: PeerTable) -> io::Result<()>
+where
+    A: FnMut() -> F,
+    F: std::future::Future<Output = io::Result<(TcpStream, SocketAddr)>>,
+{
+    const FIRST: std::time::Duration = std::time::Duration::from_millis(20);
+    let mut backoff = FIRST;
     loop {
-        let (stream, from) = listener.accept().await?;
+        let (stream, from) = match accept().await {
+            Ok(c) => {
+                backoff = FIRST;
+                c
+            }
+            Err(e) if listener_broken(&e) => return Err(e),
+            Err(e) => {
+                tracing::warn!(error = %e, "BGP accept failed; listening on");
+                // EMFILE and the like last a while: do not spin on them.
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(std::time::Duration::from_secs(1));
+                continue;
+            }
+        };
         let ip = match from.ip() {
             IpAddr::V6(a) => a.to_ipv4_mapped().map_or(IpAddr::V6(a), IpAddr::V4),
             v4 => v4,
@@ -143,12 +172,102 @@ pub async fn accept_loop(listener: TcpListener, sessions: PeerTable) -> io::Resu
             .cloned();
         match session {
             Some(tx) => {
-                stream.set_nodelay(true)?;
-                if tx.send(Input::Incoming(stream)).await.is_err() {
-                    tracing::debug!(%from, "session gone; dropping connection");
+                if let Err(e) = stream.set_nodelay(true) {
+                    tracing::debug!(%from, error = %e, "TCP_NODELAY not set");
+                }
+                match tx.try_send(Input::Incoming(stream)) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        tracing::warn!(%from, "session busy; connection dropped (the peer retries)")
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => {
+                        tracing::debug!(%from, "session gone; dropping connection")
+                    }
                 }
             }
             None => tracing::info!(%from, "connection from an unconfigured peer refused"),
         }
+    }
+}
+
+/// Errors of accept(2) that are about the listening socket, not about one
+/// connection or a passing shortage.
+fn listener_broken(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EBADF | libc::EINVAL | libc::ENOTSOCK | libc::EOPNOTSUPP | libc::EFAULT)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Issue 21: an accept error used to end the accept loop for good.
+    #[tokio::test]
+    async fn the_listener_survives_accept_errors_and_a_stuck_session() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let at = listener.local_addr().unwrap();
+        let table = PeerTable::default();
+        // A stuck session (inbox full) on 127.0.0.2, a live one on 127.0.0.1.
+        let (stuck_tx, _stuck_rx) = mpsc::channel(1);
+        stuck_tx
+            .try_send(Input::Event(crate::fsm::Event::ManualStart))
+            .unwrap();
+        let (live_tx, mut live_rx) = mpsc::channel(4);
+        table.lock().unwrap().extend([
+            ("127.0.0.2".parse().unwrap(), stuck_tx),
+            ("127.0.0.1".parse().unwrap(), live_tx),
+        ]);
+        let mut errors = vec![
+            io::Error::from_raw_os_error(libc::EMFILE),
+            io::Error::from_raw_os_error(libc::ECONNABORTED),
+            io::Error::from_raw_os_error(libc::ENFILE),
+        ];
+        let listener = std::sync::Arc::new(listener);
+        let l = listener.clone();
+        let task = tokio::spawn(serve(
+            move || {
+                let next = errors.pop();
+                let l = l.clone();
+                async move {
+                    match next {
+                        Some(e) => Err(e),
+                        None => l.accept().await,
+                    }
+                }
+            },
+            table,
+        ));
+        // First from the stuck session's address: dropped, not waited on.
+        let stuck = TcpSocket::new_v4().unwrap();
+        stuck.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        let _stuck = stuck.connect(at).await.unwrap();
+        let _live = TcpStream::connect(at).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(3), live_rx.recv())
+            .await
+            .expect("the connection reaches its session after three accept errors")
+            .unwrap();
+        assert!(matches!(got, Input::Incoming(_)));
+        assert!(!task.is_finished(), "the loop runs on");
+        task.abort();
+    }
+
+    #[test]
+    fn only_errors_of_the_listening_socket_are_fatal() {
+        for e in [
+            libc::EMFILE,
+            libc::ENFILE,
+            libc::ENOBUFS,
+            libc::ENOMEM,
+            libc::ECONNABORTED,
+            libc::EPERM,
+            libc::EPROTO,
+        ] {
+            assert!(!listener_broken(&io::Error::from_raw_os_error(e)), "{e}");
+        }
+        assert!(listener_broken(&io::Error::from_raw_os_error(libc::EBADF)));
     }
 }

@@ -62,6 +62,10 @@ fn difference(a: &Value, b: &Value, path: &str) -> Option<String> {
             y.len()
         )),
         _ if a == b => None,
+        // A key is named, never shown.
+        _ if path.rsplit('.').next() == Some("sharedKey") => {
+            Some(format!("{path} (two different keys)"))
+        }
         _ => Some(format!(
             "{} ({a} vs {b})",
             if path.is_empty() { "the value" } else { path }

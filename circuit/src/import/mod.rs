@@ -180,7 +180,7 @@ fn detect(name: &str, text: &str, d: &mut Diag) -> Option<Document> {
     let json: Value = match serde_json::from_str(text) {
         Ok(v) => v,
         Err(e) if ext.as_deref() == Some("json") || text.trim_start().starts_with('{') => {
-            d.err("", format!("JSON: {e}"));
+            d.err("", crate::config::ParseError::json(&e).to_string());
             return None;
         }
         // Not JSON, and not named .json: the project's TOML.
@@ -199,7 +199,10 @@ fn detect(name: &str, text: &str, d: &mut Diag) -> Option<Document> {
                 Err(e) => {
                     d.err(
                         "",
-                        format!("JSON (the project's own format, as it has none of Azure's resource fields): {e}"),
+                        format!(
+                            "JSON (the project's own format, as it has none of Azure's resource fields): {}",
+                            crate::secret::without_values(&e.to_string())
+                        ),
                     );
                     None
                 }

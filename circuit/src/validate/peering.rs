@@ -63,7 +63,7 @@ pub(super) fn peering(
         )
     });
     let vlan = vlan::peering_tag(v, pp, p);
-    bgp::shared_key(v, pp, p.shared_key.as_deref());
+    bgp::shared_key(v, pp, p.shared_key.as_ref().map(crate::Secret::expose));
     let bfd = bfd::timers(v, pp, &p.bfd);
     let PeeringTypeConfig {
         advertised,

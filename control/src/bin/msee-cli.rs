@@ -36,6 +36,10 @@ enum Command {
     Routes { circuit: String },
     /// Per-port packet, byte and drop counters.
     Counters,
+    /// The dataplane's routes: how many are installed, the batches
+    /// written, and the writes the dataplane refused that wait for a retry
+    /// (until they are written, the maps differ from the RIBs).
+    Fib,
     /// Each link: carries traffic or not, and why (neighbour, carrier, BGP,
     /// BFD), with its last flips.
     Links,
@@ -360,8 +364,29 @@ fn render(command: &Command, v: Value) -> anyhow::Result<String> {
         Command::Bfd => render_bfd(&read::<Vec<BfdView>>(v)?),
         Command::Drain { .. } | Command::Undrain { .. } => render_drain(&read::<DrainView>(v)?),
         Command::Links => render_links(&read::<Vec<LinkView>>(v)?),
+        Command::Fib => render_fib(&read::<FibView>(v)?),
         Command::Import { .. } => anyhow::bail!("import does not ask the daemon"),
     })
+}
+
+fn render_fib(v: &FibView) -> String {
+    let r = &v.record;
+    let mut out = format!(
+        "{} routes, {} next-hop groups installed\n{} batches written ({} routes installed, {} removed), {} failed\n",
+        v.routes, v.groups, r.batches, r.routes_upserted, r.routes_removed, r.failed_batches
+    );
+    if r.pending_writes == 0 {
+        out += "in step: every route of the RIBs is in the dataplane\n";
+    } else {
+        out += &format!(
+            "OUT OF STEP: {} route writes refused by the dataplane, retried with backoff ({} retries so far)\n",
+            r.pending_writes, r.write_retries
+        );
+    }
+    if let Some(e) = &r.last_write_error {
+        out += &format!("last refusal: {e}\n");
+    }
+    out
 }
 
 /// `msee-cli import`: prints the equivalent configuration.
@@ -414,6 +439,7 @@ fn main() -> ExitCode {
             circuit: circuit.clone(),
         },
         Command::Counters => Request::Counters,
+        Command::Fib => Request::Fib { lookup: Vec::new() },
         Command::Links => Request::Links,
         Command::Circuits => Request::Circuits,
         Command::Reload => Request::Reload,
@@ -520,6 +546,19 @@ mod tests {
         let t = render(&Command::Links, v).unwrap();
         assert!(
             t.contains("primary") && t.contains("no ") && t.contains("down (carrier lost)"),
+            "{t}"
+        );
+        let v = serde_json::json!({"circuits": ["er-lab"], "now_ns": 1, "cpu_ns": 1, "routes": 12, "groups": 2,
+            "lookup": [], "record": {"updates": 3, "prefixes_announced": 10, "prefixes_withdrawn": 0,
+            "first_update_ns": null, "last_update_ns": null, "batches": 4, "failed_batches": 1,
+            "routes_upserted": 12, "routes_removed": 0, "groups_added": 2, "groups_freed": 0,
+            "first_write_ns": null, "last_write_ns": null, "pending_writes": 3, "write_retries": 2,
+            "last_write_error": "domain 1: ENOMEM"}});
+        let t = render(&Command::Fib, v).unwrap();
+        assert!(
+            t.contains("OUT OF STEP: 3 route writes")
+                && t.contains("1 failed")
+                && t.contains("ENOMEM"),
             "{t}"
         );
         // An answer of another shape is an error, not a blank table.

@@ -268,21 +268,28 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
                 info!("run time elapsed: stopping");
                 break;
             }
-            Some((i, generation, event)) = async { d.sessions.as_mut().expect("guarded").speaker.events.recv().await },
+            // A session's state (Established, Down: what stops or starts
+            // forwarding on a link) is read ahead of its queued routes.
+            Some(next) = async { d.sessions.as_mut().expect("guarded").speaker.next_event().await },
                 if d.sessions.is_some() => {
-                // The last words of a session run that a reload replaced
-                // are stale.
-                if d.sessions.as_ref().is_some_and(|s| s.speaker.is_current(i, generation)) {
-                    d.on_session_event(i, event).await;
-                }
-                if d.sessions.as_ref().is_some_and(|s| s.speaker.events.is_empty()) || d.routing.pending_full() {
-                    d.flush().await;
-                }
-            }
-            _ = sighup.recv() => {
-                match d.reload().await {
-                    Ok(summary) => info!(changed = summary.changed, "SIGHUP: configuration reloaded"),
-                    Err(e) => warn!("SIGHUP: {e}"),
+                match next {
+                    crate::speaker::Next::State((i, tag, event)) => {
+                        // The last words of a session run that a reload
+                        // replaced are stale.
+                        if d.sessions.as_mut().is_some_and(|s| s.speaker.takes_state(i, tag)) {
+                            d.on_session_event(i, event).await;
+                        }
+                    }
+                    crate::speaker::Next::Route((i, tag, event)) => {
+                        // Routes a session sent before a Down the daemon
+                        // already acted on (or of a replaced run) are stale.
+                        if d.sessions.as_ref().is_some_and(|s| s.speaker.takes_route(i, tag)) {
+                            d.on_session_event(i, event).await;
+                        }
+                        if d.sessions.as_ref().is_some_and(|s| s.speaker.events.is_empty()) || d.routing.pending_full() {
+                            d.flush().await;
+                        }
+                    }
                 }
             }
             Some(notice) = bfd_events.recv() => {
@@ -291,6 +298,12 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
             Some((links, up)) = carrier_notices.recv() => {
                 d.on_carrier(&links, up).await;
             }
+            _ = sighup.recv() => {
+                match d.reload().await {
+                    Ok(summary) => info!(changed = summary.changed, "SIGHUP: configuration reloaded"),
+                    Err(e) => warn!("SIGHUP: {e}"),
+                }
+            }
             Some(call) = api_rx.recv() => {
                 let answer = d.answer(&call.request).await;
                 let _ = call.reply.send(answer);
@@ -298,6 +311,7 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
             _ = tick.tick() => {
                 ticks += 1;
                 d.flush_stale().await;
+                d.routing.retry_unwritten(&mut d.msee, std::time::Instant::now());
                 // Unresolved neighbours are retried every second; resolved
                 // ones are checked every 30 s in case the neighbour changed.
                 d.resolve_pending(Duration::from_millis(500), ticks.is_multiple_of(30)).await;
@@ -372,7 +386,12 @@ impl Daemon {
     fn watch_carrier(&mut self) -> Result<tokio::sync::mpsc::UnboundedReceiver<(Vec<u32>, bool)>> {
         let mut events = {
             let _in_detectors = self.detectors.enter();
-            crate::linkmon::watch(self.ifaces.values().map(|i| i.ifindex).collect())?
+            crate::linkmon::watch(
+                self.ifaces
+                    .values()
+                    .map(|i| (i.ifindex, i.carrier))
+                    .collect(),
+            )?
         };
         let links_of: Arc<Mutex<BTreeMap<u32, Vec<u32>>>> = self.links.carrier_map.clone();
         let health = self.health.clone();

@@ -692,6 +692,16 @@ pub struct InstallRecord {
     pub first_write_ns: Option<u64>,
     /// After the last route write of the last batch that wrote one.
     pub last_write_ns: Option<u64>,
+    /// Prefixes whose last write the dataplane refused: where the maps
+    /// and the RIBs differ until a retry writes them (0 when in step).
+    #[serde(default)]
+    pub pending_writes: u64,
+    /// Rounds of retries of refused writes.
+    #[serde(default)]
+    pub write_retries: u64,
+    /// Why the last refused write was refused (cleared once in step).
+    #[serde(default)]
+    pub last_write_error: Option<String>,
 }
 
 impl InstallRecord {

@@ -94,7 +94,10 @@ fn sessions_per_peering_link_and_family_from_the_model() {
         )
     );
     assert_eq!(p.router_id, Ipv4Addr::new(192, 168, 100, 130));
-    assert_eq!(p.md5_key.as_deref(), Some(&b"s3cret"[..]));
+    assert_eq!(
+        p.md5_key.as_ref().map(circuit::Secret::expose),
+        Some("s3cret")
+    );
     assert_eq!((p.max_prefixes, p.max_advertised), (4000, Some(1000)));
     assert_eq!(p.bfd.map(|b| b.interval_ms), Some(300));
     let v6 = &specs[1];
@@ -121,4 +124,110 @@ fn sessions_per_peering_link_and_family_from_the_model() {
     assert!(!p.needs_restart(&other));
     other.md5_key = None;
     assert!(p.needs_restart(&other));
+}
+
+/// Issue 21: a Down queued behind more route events than the daemon's
+/// queue holds reaches the hook (the link flip) and the daemon at once,
+/// and the routes sent before it are recognisably stale.
+#[test]
+fn a_down_never_waits_behind_queued_routes() {
+    use bgp::fsm::DownReason;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (to_fwd, from) = mpsc::channel(256);
+        let (state_tx, mut state_rx) = mpsc::unbounded_channel();
+        // The daemon's route queue: small, and nobody reads it yet.
+        let (routes_tx, mut routes_rx) = mpsc::channel(4);
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let hook_seen = seen.clone();
+        let fwd = tokio::spawn(forward(
+            7,
+            3,
+            from,
+            move |e| hook_seen.lock().unwrap().push(is_state_event(e)),
+            state_tx,
+            routes_tx,
+        ));
+        let update = |n: u8| {
+            SessionEvent::Routes(Update {
+                nlri: vec![format!("10.{n}.0.0/16").parse().unwrap()],
+                ..Default::default()
+            })
+        };
+        for n in 0..200 {
+            to_fwd.send(update(n)).await.unwrap();
+        }
+        to_fwd
+            .send(SessionEvent::Down(DownReason::HoldTimerExpired))
+            .await
+            .unwrap();
+        let down = tokio::time::timeout(Duration::from_secs(2), state_rx.recv())
+            .await
+            .expect("the Down is not held behind 200 route events")
+            .unwrap();
+        assert!(matches!(down.2, SessionEvent::Down(_)), "{down:?}");
+        assert_eq!(down.0, 7);
+        assert_eq!(
+            down.1,
+            Tag {
+                generation: 3,
+                epoch: 1
+            }
+        );
+        assert_eq!(
+            seen.lock().unwrap().iter().filter(|s| **s).count(),
+            1,
+            "the hook saw the Down"
+        );
+        // Every route still arrives, in order, tagged with the epoch of
+        // the session run they belong to (0: before the Down).
+        drop(to_fwd);
+        for n in 0..200u8 {
+            let (i, tag, e) = routes_rx.recv().await.unwrap();
+            assert_eq!((i, tag.epoch), (7, 0));
+            let SessionEvent::Routes(u) = e else {
+                panic!("a route event")
+            };
+            assert_eq!(u.nlri[0].to_string(), format!("10.{n}.0.0/16"));
+        }
+        fwd.await.unwrap();
+    });
+}
+
+/// Issue 21: the daemon's sends to a session whose task takes nothing
+/// (blocked writing to a peer that never reads) return at once, and
+/// arrive in order once the task reads again.
+#[test]
+fn sends_to_a_stuck_session_never_wait() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (to_task, mut task_inbox) = mpsc::channel(2);
+        let inbox = relay(to_task);
+        // Sending is synchronous: nothing here can wait on the task.
+        for _ in 0..1000 {
+            inbox.send(Input::Event(bgp::fsm::Event::BfdDown)).unwrap();
+        }
+        inbox
+            .send(Input::Event(bgp::fsm::Event::ManualStop))
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(task_inbox.len(), 2, "the task's own inbox stays bounded");
+        drop(inbox);
+        let mut n = 0;
+        while let Some(Input::Event(e)) = task_inbox.recv().await {
+            n += 1;
+            if n <= 1000 {
+                assert!(matches!(e, bgp::fsm::Event::BfdDown), "{e:?}");
+            } else {
+                assert!(matches!(e, bgp::fsm::Event::ManualStop), "{e:?}");
+            }
+        }
+        assert_eq!(n, 1001, "all handed over, then the inbox closed");
+    });
 }

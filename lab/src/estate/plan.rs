@@ -393,7 +393,7 @@ pub fn plan(model: &Model, prefix: &str, pools: &Pools, only: &[String]) -> Resu
                     .as_ref()
                     .zip(p.secondary.ipv6.as_ref())
                     .map(|(a, b)| [a.msee, b.msee]),
-                md5: p.shared_key.clone(),
+                md5: p.shared_key.as_ref().map(|k| k.expose().to_owned()),
                 bfd: p.bfd.map(|b| (b.interval_ms, b.multiplier)),
                 announce,
             });

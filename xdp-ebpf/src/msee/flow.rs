@@ -71,8 +71,10 @@ pub fn flow_hash<F: Frame + ?Sized>(frame: &F, l3_off: usize, v6: bool) -> u32 {
     }
 }
 
-/// IPv4: source, destination, protocol and, for TCP and UDP in a first (or
-/// unfragmented) fragment, the ports, after the header's options.
+/// IPv4: source, destination, protocol and, for TCP and UDP not
+/// fragmented, the ports, after the header's options. A fragment, first or
+/// not, hashes without ports: the later ones have none, and every
+/// fragment of a datagram must take the same link.
 #[inline(always)]
 pub fn flow_hash_v4<F: Frame + ?Sized>(frame: &F, l3_off: usize) -> u32 {
     let Some(ip) = frame.bytes::<IPV4_MIN_HDR_LEN>(l3_off) else {
@@ -80,10 +82,10 @@ pub fn flow_hash_v4<F: Frame + ?Sized>(frame: &F, l3_off: usize) -> u32 {
     };
     let ihl = ((ip[0] & 0x0f) as usize) * 4;
     let proto = ip[9];
-    // Ports only in a first (or unfragmented) fragment.
+    // Ports only when not fragmented (MF clear, offset 0).
     let mut ports = 0;
     if (proto == IPPROTO_TCP || proto == IPPROTO_UDP)
-        && be16(ip, 6) & 0x1fff == 0
+        && be16(ip, 6) & 0x3fff == 0
         && let Some(p) = frame.bytes::<4>(l3_off + (ihl & 0x3c))
     {
         ports = load32_halves(p.as_ptr());
@@ -99,8 +101,8 @@ pub fn flow_hash_v4<F: Frame + ?Sized>(frame: &F, l3_off: usize) -> u32 {
 }
 
 /// IPv6: the addresses, the transport protocol after the extension headers
-/// and, for TCP and UDP in a first fragment within `MAX_L4_OFFSET`, the
-/// ports. Out of line, like the program's `route_v6`, for the stack budget.
+/// and, for TCP and UDP not fragmented within `MAX_L4_OFFSET`, the ports
+/// (every fragment of a datagram takes one link, as for IPv4). Out of line, like the program's `route_v6`, for the stack budget.
 #[inline(never)]
 pub fn flow_hash_v6<F: Frame + ?Sized>(frame: &F, l3_off: usize) -> u32 {
     let Some(ip) = frame.bytes::<IPV6_HDR_LEN>(l3_off) else {
@@ -109,12 +111,12 @@ pub fn flow_hash_v6<F: Frame + ?Sized>(frame: &F, l3_off: usize) -> u32 {
     let mut next = ip[6];
     let mut ports = 0;
     if let Some(t) = walk_ext_headers(frame, ip[6], l3_off + IPV6_HDR_LEN) {
-        let (proto, off, first_fragment) = (t.proto, t.off as usize, t.first_fragment != 0);
+        let (proto, off, fragment) = (t.proto, t.off as usize, t.fragment != 0);
         next = proto;
         // `off` comes back from a BPF subprogram without its range; bound
         // it again for the verifier (deeper transport headers go unhashed).
         if (proto == IPPROTO_TCP || proto == IPPROTO_UDP)
-            && first_fragment
+            && !fragment
             && off < MAX_L4_OFFSET
             && let Some(p) = frame.bytes::<4>(off)
         {
@@ -191,8 +193,8 @@ mod tests {
         g[L3 + 10] = 0xab;
         g[L3 + 26] = 0xcd;
         assert_eq!(flow_hash_v4(&g[..end], L3), flow_hash_v4(&f[..end], L3));
-        // Options move the ports; the first fragment (MF) has them.
-        let (f, end) = v4(IPPROTO_TCP, 0x2000, 2, &UDP);
+        // Options move the ports.
+        let (f, end) = v4(IPPROTO_TCP, 0, 2, &UDP);
         assert_eq!(flow_hash_v4(&f[..end], L3), v4_flow(IPPROTO_TCP, PORTS));
         // Another source port, another flow.
         let (f, end) = v4(IPPROTO_UDP, 0, 0, &[0x9c, 0x41, 0x13, 0x89]);
@@ -204,6 +206,13 @@ mod tests {
         // A later fragment (offset 185), ICMP, any other protocol: no ports.
         let (f, end) = v4(IPPROTO_UDP, 185, 0, &UDP);
         assert_eq!(flow_hash_v4(&f[..end], L3), v4_flow(IPPROTO_UDP, [0; 4]));
+        // Nor the first fragment (MF, offset 0), though its ports are
+        // there: all fragments of a datagram hash alike, so take one link
+        // (issue 21).
+        let (f, end) = v4(IPPROTO_UDP, 0x2000, 0, &UDP);
+        assert_eq!(flow_hash_v4(&f[..end], L3), v4_flow(IPPROTO_UDP, [0; 4]));
+        let (f, end) = v4(IPPROTO_TCP, 0x2000, 2, &UDP);
+        assert_eq!(flow_hash_v4(&f[..end], L3), v4_flow(IPPROTO_TCP, [0; 4]));
         for proto in [1, 47, 50] {
             let (f, end) = v4(proto, 0, 0, &UDP);
             assert_eq!(flow_hash_v4(&f[..end], L3), v4_flow(proto, [0; 4]));
@@ -249,21 +258,26 @@ mod tests {
         let plain = flow_hash_v6(&f[..end], L3);
         assert_eq!(plain, v6_flow(&f, IPPROTO_UDP, PORTS));
         assert_eq!(flow_hash(&f[..end], L3, true), plain);
-        // Behind hop-by-hop options and a first fragment's header: the same
-        // flow (the protocol is the transport's, not the first header's).
+        // Behind hop-by-hop options: the same flow (the protocol is the
+        // transport's, not the first header's).
+        let mut opts = [0u8; 8 + UDP.len()];
+        opts[..8].copy_from_slice(&[IPPROTO_UDP, 0, 1, 4, 0, 0, 0, 0]);
+        opts[8..].copy_from_slice(&UDP);
+        let (f, end) = v6(0, &opts);
+        assert_eq!(flow_hash_v6(&f[..end], L3), plain);
+        // Behind a first fragment's header: without ports, as the later
+        // fragments of the datagram (issue 21: one datagram, one link).
         let mut rest = [0u8; 24];
         rest[..8].copy_from_slice(&[44, 0, 0, 0, 0, 0, 0, 0]);
         rest[8..16].copy_from_slice(&[IPPROTO_UDP, 0, 0x00, 0x01, 0, 0, 0, 9]);
         rest[16..].copy_from_slice(&UDP);
         let (f, end) = v6(0, &rest);
-        assert_eq!(flow_hash_v6(&f[..end], L3), plain);
-        // A later fragment: the ports are not there.
+        let first = flow_hash_v6(&f[..end], L3);
+        assert_eq!(first, v6_flow(&f, IPPROTO_UDP, [0; 4]));
+        // A later fragment: the ports are not there; the same link.
         rest[10..12].copy_from_slice(&[0x05, 0xc8]);
         let (f, end) = v6(0, &rest);
-        assert_eq!(
-            flow_hash_v6(&f[..end], L3),
-            v6_flow(&f, IPPROTO_UDP, [0; 4])
-        );
+        assert_eq!(flow_hash_v6(&f[..end], L3), first);
         // Another destination, another flow.
         let (mut f, end) = v6(IPPROTO_UDP, &UDP);
         f[L3 + 39] = 5;

@@ -81,14 +81,27 @@ pub struct Transport {
     pub proto: u8,
     /// 1 for a first fragment (or no fragment): the ports are there.
     pub first_fragment: u8,
+    /// 1 behind a fragment header, first fragment or not: the datagram's
+    /// other fragments carry no ports, so none of them may be hashed with.
+    pub fragment: u8,
 }
 
 impl Transport {
+    /// Not a fragment.
     pub const fn new(proto: u8, off: usize, first_fragment: bool) -> Self {
         Self {
             off: off as u32,
             proto,
             first_fragment: first_fragment as u8,
+            fragment: 0,
+        }
+    }
+
+    /// Behind a fragment header.
+    pub const fn fragment(proto: u8, off: usize, first_fragment: bool) -> Self {
+        Self {
+            fragment: 1,
+            ..Self::new(proto, off, first_fragment)
         }
     }
 }
@@ -106,6 +119,7 @@ pub fn walk_ext_headers<F: Frame + ?Sized>(
     mut off: usize,
 ) -> Option<Transport> {
     let mut first_fragment = true;
+    let mut fragment = false;
     for _ in 0..MAX_EXT_HEADERS {
         match next {
             0 | 43 | 60 => {
@@ -117,12 +131,17 @@ pub fn walk_ext_headers<F: Frame + ?Sized>(
                 let h = frame.bytes::<8>(off)?;
                 next = h[0];
                 first_fragment = be16(h, 2) & 0xfff8 == 0;
+                fragment = true;
                 off += 8;
             }
             _ => break,
         }
     }
-    Some(Transport::new(next, off, first_fragment))
+    let t = Transport::new(next, off, first_fragment);
+    Some(Transport {
+        fragment: fragment as u8,
+        ..t
+    })
 }
 
 #[cfg(test)]
@@ -229,12 +248,12 @@ mod tests {
         let (b, _) = after_ipv6(&[&[17, 0, 0x00, 0x01, 0, 0, 0, 1]]);
         assert_eq!(
             walk_ext_headers(&b[..], 44, 0),
-            Some(Transport::new(17, 8, true))
+            Some(Transport::fragment(17, 8, true))
         );
         let (b, _) = after_ipv6(&[&[17, 0, 0x05, 0xc8, 0, 0, 0, 1]]);
         assert_eq!(
             walk_ext_headers(&b[..], 44, 0),
-            Some(Transport::new(17, 8, false))
+            Some(Transport::fragment(17, 8, false))
         );
         // Destination options then a fragment, at an offset into the frame.
         let mut f = [0u8; 80];
@@ -242,7 +261,7 @@ mod tests {
         f[48..56].copy_from_slice(&[6, 0, 0x00, 0x08, 0, 0, 0, 1]);
         assert_eq!(
             walk_ext_headers(&f[..], 60, 40),
-            Some(Transport::new(6, 56, false))
+            Some(Transport::fragment(6, 56, false))
         );
     }
 

@@ -369,7 +369,10 @@ pub(crate) fn read_peering(
     let primary = prefix(&mut o, d, "primaryPeerAddressPrefix");
     let secondary = prefix(&mut o, d, "secondaryPeerAddressPrefix");
     let vlan: Option<u16> = o.opt_int(d, "vlanId", "a VLAN ID (1-4094)");
-    let shared_key = o.opt_str(d, "sharedKey").filter(|k| !k.is_empty());
+    let shared_key = o
+        .opt_str(d, "sharedKey")
+        .filter(|k| !k.is_empty())
+        .map(crate::Secret::from);
     let ms = o
         .opt_obj(d, "microsoftPeeringConfig")
         .map(|m| read_ms_config(m, d));

@@ -67,7 +67,14 @@ impl Template {
     fn member(&self, what: &str, at: &str, value: &Value) -> Result<Evaluated, ExprError> {
         self.enter(what)?;
         let r = match value {
-            Value::String(s) => self.text(s).map_err(|e| e.through(format!("{at} = {s:?}"))),
+            Value::String(s) => self.text(s).map_err(|e| {
+                // A key is named, never shown.
+                if at.ends_with("sharedKey") {
+                    e.through(at.to_string())
+                } else {
+                    e.through(format!("{at} = {s:?}"))
+                }
+            }),
             other => Ok(Evaluated {
                 value: other.clone(),
                 template_text: true,
