@@ -2,7 +2,8 @@
 //!
 //! * [`wire`]: codec for OPEN, UPDATE, NOTIFICATION, KEEPALIVE and
 //!   ROUTE-REFRESH, in 4-octet or 2-octet ASNs (AS_TRANS and AS4_PATH,
-//!   RFC 6793), with RFC 4271 §6 / RFC 7606 error handling: every
+//!   RFC 6793), the Graceful Restart capability and End-of-RIB markers
+//!   (RFC 4724), with RFC 4271 §6 / RFC 7606 error handling: every
 //!   session-reset error carries the exact NOTIFICATION to send, and
 //!   treat-as-withdraw / attribute-discard cases decode into an
 //!   [`wire::Update`] that says what was done and why;
