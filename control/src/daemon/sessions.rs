@@ -73,7 +73,9 @@ impl Sessions {
                 SessionEvent::Established(_) => {
                     health.set(link, Signal::Bgp, true);
                 }
-                SessionEvent::Down(_) => {
+                // The daemon does not configure graceful restart yet, so
+                // no session keeps its peer's routes through a loss.
+                SessionEvent::Down(_) | SessionEvent::DownStale { .. } => {
                     health.set(link, Signal::Bgp, false);
                 }
                 _ => {}
@@ -325,7 +327,10 @@ impl Daemon {
                 }
                 self.advertise_all(i).await;
             }
-            SessionEvent::Down(reason) => {
+            // Without graceful restart configured (not yet) a session never
+            // keeps routes: DownStale, PurgeStale and End-of-RIB change
+            // nothing the plain loss does not.
+            SessionEvent::Down(reason) | SessionEvent::DownStale { reason, .. } => {
                 // The link was flipped by the hook; the routes follow lazily.
                 if let Some(r) = self.routing.rib_mut(rib)
                     && let Err(e) = r.session_down(session)
@@ -366,6 +371,7 @@ impl Daemon {
                 }
             }
             SessionEvent::RouteRefreshRequested { .. } => self.advertise_all(i).await,
+            SessionEvent::PurgeStale { .. } | SessionEvent::EndOfRib { .. } => {}
         }
     }
 
