@@ -127,6 +127,9 @@ pub fn plan_sessions(
 pub struct Timers {
     pub connect_retry: Duration,
     pub idle_hold: Duration,
+    /// BGP graceful restart (RFC 4724) on every session: our Restart Time,
+    /// and how long a restarting peer's routes are kept. `None`: off.
+    pub graceful_restart: Option<fsm::GracefulRestartConfig>,
 }
 
 impl Default for Timers {
@@ -134,6 +137,7 @@ impl Default for Timers {
         Self {
             connect_retry: Duration::from_secs(30),
             idle_hold: Duration::from_secs(5),
+            graceful_restart: Some(fsm::GracefulRestartConfig::default()),
         }
     }
 }
@@ -281,6 +285,7 @@ impl Speaker {
         cfg.max_prefixes_v6 = Some(s.max_prefixes);
         cfg.connect_retry = self.timers.connect_retry;
         cfg.idle_hold_initial = self.timers.idle_hold;
+        cfg.graceful_restart = self.timers.graceful_restart;
         let (tx, rx) = mpsc::channel(64);
         let (out_tx, mut out_rx) = mpsc::channel(256);
         let peer = PeerConfig {
