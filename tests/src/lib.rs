@@ -8,6 +8,8 @@ pub mod failover_lab;
 pub mod frr;
 pub mod lab_dataplane;
 pub mod packet;
+pub mod policer;
+pub mod rehearse;
 pub mod vlan_frames;
 pub mod vlan_lab;
 
