@@ -137,7 +137,7 @@ impl Default for Timers {
         Self {
             connect_retry: Duration::from_secs(30),
             idle_hold: Duration::from_secs(5),
-            graceful_restart: Some(fsm::GracefulRestartConfig::default()),
+            graceful_restart: None,
         }
     }
 }

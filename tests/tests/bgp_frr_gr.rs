@@ -2,14 +2,28 @@
 //! `bgp graceful-restart` (forwarding state preserved) on its side, its
 //! bgpd killed and started again, the MSEE keeps the customer's routes
 //! and forwards to them all along; its End-of-RIB, once it is back, ends
-//! the wait without a route ever being withdrawn.
+//! the wait without a route ever being withdrawn. (The daemon runs with
+//! `--graceful-restart-secs 120`: graceful restart is off by default.)
 use std::{path::Path, time::Duration};
 
 use e2e_tests::{
-    bgp_lab::{BgpLab, CUSTOMER_NET, SESSION_PRIMARY, SESSION_SECONDARY, route_lines, wait_for},
+    bgp_lab::{
+        BgpLab, CUSTOMER_NET, SESSION_PRIMARY, SESSION_SECONDARY, circuit_toml, route_lines,
+        wait_for,
+    },
     frr::{BGPD, Frr, customer_conf},
-    require_root,
+    require_root, unique_prefix,
 };
+
+/// The lab's daemon with graceful restart on (120 s).
+fn graceful_lab(tag: &str) -> BgpLab {
+    BgpLab::up_custom(
+        &unique_prefix(tag),
+        &circuit_toml(),
+        &["--graceful-restart-secs", "120"],
+        |_| {},
+    )
+}
 
 /// Kills FRR's bgpd outright (no NOTIFICATION: its sockets just close),
 /// then lets `Frr` reap it.
@@ -31,7 +45,7 @@ fn frr_graceful_restart_keeps_the_customers_routes_while_bgpd_restarts() {
     if !Path::new(BGPD).exists() {
         panic!("{BGPD} is missing: install FRR (cargo xtask setup does)");
     }
-    let lab = BgpLab::up("frrgr");
+    let lab = graceful_lab("frrgr");
     let topo = &lab.topo;
     let conf = customer_conf(topo, &lab.dir.join("bgpd.log")).replace(
         " timers bgp 3 10\n",
@@ -105,7 +119,7 @@ fn frr_without_graceful_restart_loses_its_routes_when_bgpd_dies() {
     if !require_root("frr_without_graceful_restart_loses_its_routes_when_bgpd_dies") {
         return;
     }
-    let lab = BgpLab::up("frrnogr");
+    let lab = graceful_lab("frrnogr");
     let topo = &lab.topo;
     let frr = Frr::start(
         &topo.ns_onprem(),
