@@ -273,7 +273,8 @@ pub fn resolve(model: &Model, req: &Request) -> Result<Resolved> {
         RateSpec::Bps(b) => b / 8.0 / mean,
         RateSpec::Share(s) => s * f64::from(circuit.bandwidth_mbps) * 1e6 / 8.0 / mean,
     };
-    if !(pps >= 1.0) {
+    // NaN (a zero-length mix) fails this test too.
+    if pps.is_nan() || pps < 1.0 {
         bail!("the traffic's rate comes to {pps:.1} packets/s: give at least 1");
     }
     if pps > MAX_PPS {
@@ -771,7 +772,7 @@ fn once(
 /// routes by what it learned (and fails over by its own BFD and BGP).
 fn to_azure(r: &Resolved, n: &Names, max: Duration) -> Result<RunHandle> {
     let ns = &n.customer_ns;
-    if !lab::ip_ns(ns, &["link", "show", "lan"]).is_ok() {
+    if lab::ip_ns(ns, &["link", "show", "lan"]).is_err() {
         lab::ip_ns(
             ns,
             &[
@@ -817,7 +818,7 @@ fn to_azure(r: &Resolved, n: &Names, max: Duration) -> Result<RunHandle> {
     // `msee` interface is the other direction's generator).
     let az = &n.azure_ns;
     let vm = vm_address(n.azure_host);
-    if !lab::ip_ns(az, &["link", "show", "vm"]).is_ok() {
+    if lab::ip_ns(az, &["link", "show", "vm"]).is_err() {
         lab::ip_ns(
             az,
             &[

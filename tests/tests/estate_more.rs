@@ -307,13 +307,12 @@ addressSpace = { addressPrefixes = ["10.10.0.0/16"] }
 }
 
 /// Sends `n` UDP datagrams with DSCP `dscp` from `src` in `src_ns` to
-/// `dst:port`, and returns the DSCP of each that arrived on `dst_if` in
-/// `dst_ns`.
+/// `dst:port`, and returns the DSCP of each that arrived on the
+/// (namespace, interface) it is captured at.
 fn dscp_across(
     src_ns: &str,
     src: IpAddr,
-    dst_ns: &str,
-    dst_if: &str,
+    (dst_ns, dst_if): (&str, &str),
     dst: IpAddr,
     port: u16,
     dscp: u8,
@@ -448,7 +447,15 @@ communities = ["12076:5010"]
     let exchange: IpAddr = "198.18.10.1".parse().unwrap();
     let public_host = c.public_hosts[0];
     for (sent, want) in [(46u8, 46u8), (12, 0)] {
-        let got = dscp_across(&c.ns, public_host, &ms.ns, "msee", exchange, 7400, sent, 20);
+        let got = dscp_across(
+            &c.ns,
+            public_host,
+            (&ms.ns, "msee"),
+            exchange,
+            7400,
+            sent,
+            20,
+        );
         assert_eq!(
             got.len(),
             20,
@@ -564,8 +571,8 @@ peer = "er-100"
             .iter()
             .find(|p| p["port"] == port)
             .map(|p| {
-                if key.starts_with("drops.") {
-                    p["drops"][&key[6..]].as_u64().unwrap()
+                if let Some(reason) = key.strip_prefix("drops.") {
+                    p["drops"][reason].as_u64().unwrap()
                 } else {
                     p[key].as_u64().unwrap()
                 }
