@@ -538,3 +538,174 @@ async fn a_peer_that_never_reads_is_torn_down_by_the_hold_timer() {
     keepalives.abort();
     sender.abort();
 }
+
+/// The peer's OPEN with the Graceful Restart capability for IPv4 unicast.
+fn graceful_open(restart_time: u16, restarted: bool) -> bgp::wire::Open {
+    let mut o = bgp::wire::Open::new(65001, 30, LO2, &[(1, 1)]);
+    o.capabilities.push(bgp::wire::Capability::GracefulRestart(
+        bgp::wire::GracefulRestart {
+            restart_state: restarted,
+            restart_time,
+            families: vec![bgp::wire::GrFamily {
+                afi: 1,
+                safi: 1,
+                forwarding_state: restarted,
+            }],
+        },
+    ));
+    o
+}
+
+/// Accepts the session's connection and brings it to Established with a
+/// graceful-restart peer; returns the socket and the MSEE's OPEN.
+async fn graceful_peer_up(
+    listener: &tokio::net::TcpListener,
+    rx: &mut mpsc::Receiver<SessionEvent>,
+    restart_time: u16,
+    restarted: bool,
+) -> (tokio::net::TcpStream, bgp::wire::Open) {
+    let (mut s, _) = timeout(Duration::from_secs(5), listener.accept())
+        .await
+        .expect("connection within 5 s")
+        .unwrap();
+    let Message::Open(ours) = read_msg(&mut s).await else {
+        panic!("expected OPEN")
+    };
+    let theirs = graceful_open(restart_time, restarted);
+    s.write_all(&Message::Open(theirs).encode().unwrap())
+        .await
+        .unwrap();
+    s.write_all(&Message::Keepalive.encode().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(read_msg(&mut s).await, Message::Keepalive);
+    let SessionEvent::Established(n) = next_event(rx).await else {
+        panic!("not established")
+    };
+    assert_eq!(
+        n.graceful_restart.map(|g| g.restart_time),
+        Some(restart_time)
+    );
+    (s, ours)
+}
+
+fn graceful_msee(listener: &tokio::net::TcpListener) -> (Config, PeerConfig) {
+    let mut cfg = Config::new(LO1, 65001);
+    cfg.ipv6_unicast = false;
+    cfg.idle_hold_initial = Duration::from_millis(100);
+    cfg.graceful_restart = Some(bgp::fsm::GracefulRestartConfig::default());
+    let peer = PeerConfig {
+        peer: listener.local_addr().unwrap(),
+        local: None,
+        md5_key: None,
+    };
+    (cfg, peer)
+}
+
+/// Graceful restart over a real socket: our OPEN advertises it, our
+/// End-of-RIB follows the initial routes; the peer's connection resets,
+/// its routes are kept stale, and once it is back its End-of-RIB removes
+/// what it did not announce again.
+#[tokio::test]
+async fn driver_keeps_a_restarting_peers_routes_until_its_end_of_rib() {
+    let listener = tokio::net::TcpListener::bind(addr(LO1, 0)).await.unwrap();
+    let (cfg, peer) = graceful_msee(&listener);
+    let (tx, mut rx) = spawn_session(cfg, peer);
+    tx.send(Input::Event(Event::ManualStart)).await.unwrap();
+    let (mut s, ours) = graceful_peer_up(&listener, &mut rx, 60, false).await;
+    let gr = ours
+        .graceful_restart()
+        .expect("our OPEN has the capability");
+    assert_eq!((gr.restart_time, gr.restart_state), (120, false));
+    // Our initial routes, then the marker.
+    tx.send(Input::Event(Event::SendUpdate(update(
+        "10.9.0.0/16",
+        12076,
+    ))))
+    .await
+    .unwrap();
+    tx.send(Input::Event(Event::InitialUpdateDone))
+        .await
+        .unwrap();
+    assert!(matches!(read_msg(&mut s).await, Message::Update(u) if !u.nlri.is_empty()));
+    let Message::Update(eor) = read_msg(&mut s).await else {
+        panic!("expected End-of-RIB")
+    };
+    assert_eq!(eor.end_of_rib_family(), Some((1, 1)));
+    // The peer's routes, then it dies (reset, no NOTIFICATION).
+    s.write_all(
+        &Message::Update(update("172.16.0.0/16", 65001))
+            .encode()
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(next_event(&mut rx).await, SessionEvent::Routes(_)));
+    s.set_zero_linger().unwrap();
+    drop(s);
+    assert_eq!(
+        next_event(&mut rx).await,
+        SessionEvent::DownStale {
+            reason: bgp::fsm::DownReason::ConnectionClosed,
+            families: vec![(1, 1)],
+            restart_time: Duration::from_secs(60),
+        }
+    );
+    // Back (R and F bits): routes, End-of-RIB, and only then the purge.
+    let (mut s, _) = graceful_peer_up(&listener, &mut rx, 60, true).await;
+    s.write_all(
+        &Message::Update(update("172.16.0.0/16", 65001))
+            .encode()
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(next_event(&mut rx).await, SessionEvent::Routes(_)));
+    let marker = bgp::wire::Update::end_of_rib(1, 1).unwrap();
+    s.write_all(&Message::Update(marker).encode().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        next_event(&mut rx).await,
+        SessionEvent::EndOfRib { afi: 1, safi: 1 }
+    );
+    assert_eq!(
+        next_event(&mut rx).await,
+        SessionEvent::PurgeStale {
+            afi: 1,
+            safi: 1,
+            reason: bgp::fsm::PurgeReason::EndOfRib
+        }
+    );
+}
+
+/// The restart timer through the driver: a peer that does not come back
+/// within its Restart Time has its stale routes purged.
+#[tokio::test]
+async fn driver_purges_stale_routes_when_the_restart_time_runs_out() {
+    let listener = tokio::net::TcpListener::bind(addr(LO1, 0)).await.unwrap();
+    let (cfg, peer) = graceful_msee(&listener);
+    let (tx, mut rx) = spawn_session(cfg, peer);
+    tx.send(Input::Event(Event::ManualStart)).await.unwrap();
+    let (s, _) = graceful_peer_up(&listener, &mut rx, 1, false).await;
+    let lost = tokio::time::Instant::now();
+    drop(s);
+    drop(listener); // it does not come back: every connect fails
+    assert!(matches!(
+        next_event(&mut rx).await,
+        SessionEvent::DownStale { .. }
+    ));
+    assert_eq!(
+        next_event(&mut rx).await,
+        SessionEvent::PurgeStale {
+            afi: 1,
+            safi: 1,
+            reason: bgp::fsm::PurgeReason::RestartTimeExpired
+        }
+    );
+    assert!(
+        lost.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        lost.elapsed()
+    );
+}

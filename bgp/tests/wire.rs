@@ -5,8 +5,9 @@
 mod generate;
 
 use bgp::wire::{
-    AS_TRANS, AsSegment, AsWidth, Capability, DecodeOptions, ErrorAction, Message, MpReach,
-    Notification, Open, Origin, PathAttribute, RouteRefresh, Update, error, update::attr,
+    AS_TRANS, AsSegment, AsWidth, Capability, DecodeOptions, ErrorAction, GrFamily,
+    GracefulRestart, Message, MpReach, MpUnreach, Notification, Open, Origin, PathAttribute,
+    RouteRefresh, Update, error, update::attr,
 };
 use ipnet::{Ipv4Net, Ipv6Net};
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -124,6 +125,171 @@ fn open_several_capabilities_in_one_parameter() {
         ]
     );
     assert_eq!(o.asn(), 65001);
+}
+
+// ------------------------------------------------------- graceful restart
+
+/// An OPEN whose only optional parameter is one capability `code` with
+/// `value`.
+fn open_with_capability(code: u8, value: &[u8]) -> Vec<u8> {
+    let mut body = vec![4, 0xfd, 0xe9, 0, 90, 1, 2, 3, 4];
+    body.push(2 + 2 + value.len() as u8);
+    body.extend_from_slice(&[2, 2 + value.len() as u8, code, value.len() as u8]);
+    body.extend_from_slice(value);
+    frame(1, &body)
+}
+
+fn decode_open(buf: &[u8]) -> Open {
+    match Message::decode(buf) {
+        Ok(Message::Open(o)) => o,
+        other => panic!("expected an OPEN, got {other:?}"),
+    }
+}
+
+#[test]
+fn graceful_restart_capability_known_bytes() {
+    let gr = GracefulRestart {
+        restart_state: true,
+        restart_time: 120,
+        families: vec![
+            GrFamily {
+                afi: 1,
+                safi: 1,
+                forwarding_state: true,
+            },
+            GrFamily {
+                afi: 2,
+                safi: 1,
+                forwarding_state: false,
+            },
+        ],
+    };
+    let mut o = Open::new(65001, 90, Ipv4Addr::new(1, 2, 3, 4), &[]);
+    o.capabilities = vec![Capability::GracefulRestart(gr.clone())];
+    let b = Message::Open(o).encode().unwrap();
+    // Code 64, length 10: R bit and 120 s in 16 bits, then AFI/SAFI/flags
+    // per family, F bit in the top bit of the flags.
+    let value = [0x80, 120, 0, 1, 1, 0x80, 0, 2, 1, 0];
+    assert_eq!(b, open_with_capability(64, &value));
+    let d = decode_open(&b);
+    assert_eq!(d.graceful_restart(), Some(&gr));
+    assert_eq!(
+        d.graceful_restart().unwrap().family(2, 1),
+        Some(&GrFamily {
+            afi: 2,
+            safi: 1,
+            forwarding_state: false
+        })
+    );
+    assert_eq!(d.graceful_restart().unwrap().family(2, 128), None);
+}
+
+#[test]
+fn graceful_restart_reserved_bits_are_ignored() {
+    // Every reserved Restart Flags bit (the N bit of RFC 8538 among them,
+    // which we do not implement) and every reserved family flag set; the
+    // time uses all 12 bits.
+    let value = [0x7f, 0xff, 0, 1, 1, 0x7f];
+    let d = decode_open(&open_with_capability(64, &value));
+    assert_eq!(
+        d.graceful_restart(),
+        Some(&GracefulRestart {
+            restart_state: false,
+            restart_time: 4095,
+            families: vec![GrFamily {
+                afi: 1,
+                safi: 1,
+                forwarding_state: false
+            }],
+        })
+    );
+    // ...and they go out as zero.
+    let again = Message::Open(d).encode().unwrap();
+    assert_eq!(again, open_with_capability(64, &[0x0f, 0xff, 0, 1, 1, 0]));
+}
+
+#[test]
+fn graceful_restart_with_no_family_and_the_last_instance_wins() {
+    // Helper-only speakers send the capability without families.
+    let d = decode_open(&open_with_capability(64, &[0, 90]));
+    assert_eq!(d.graceful_restart().unwrap().restart_time, 90);
+    assert!(d.graceful_restart().unwrap().families.is_empty());
+    // Two instances: the receiver keeps the last (RFC 4724 §3).
+    let body = [
+        4, 0xfd, 0xe9, 0, 90, 1, 2, 3, 4, 12, //
+        2, 4, 64, 2, 0, 10, //
+        2, 4, 64, 2, 0x80, 20,
+    ];
+    let d = decode_open(&frame(1, &body));
+    let gr = d.graceful_restart().unwrap();
+    assert_eq!((gr.restart_state, gr.restart_time), (true, 20));
+}
+
+#[test]
+fn graceful_restart_malformed_lengths_are_open_errors() {
+    for value in [
+        &[][..],
+        &[0][..],
+        &[0, 90, 0, 1, 1][..],
+        &[0, 90, 0, 1, 1, 0, 0][..],
+    ] {
+        let n = reset(&open_with_capability(64, value));
+        assert_eq!(
+            (n.code, n.subcode),
+            (error::code::OPEN_MESSAGE, 0),
+            "{value:?}"
+        );
+    }
+}
+
+#[test]
+fn graceful_restart_time_over_12_bits_is_not_encoded() {
+    let mut o = Open::new(65001, 90, Ipv4Addr::new(1, 2, 3, 4), &[]);
+    o.capabilities = vec![Capability::GracefulRestart(GracefulRestart {
+        restart_state: false,
+        restart_time: 4096,
+        families: vec![],
+    })];
+    assert!(Message::Open(o).encode().is_err());
+}
+
+#[test]
+fn end_of_rib_markers() {
+    // IPv4 unicast: the 23-octet UPDATE with nothing in it.
+    let v4 = Update::end_of_rib(1, 1).unwrap();
+    let b = Message::Update(v4).encode().unwrap();
+    assert_eq!(b, frame(2, &[0, 0, 0, 0]));
+    assert_eq!(decode_update(&b).end_of_rib_family(), Some((1, 1)));
+    // IPv6 unicast: MP_UNREACH_NLRI (optional, type 15) with AFI 2, SAFI 1
+    // and no prefixes.
+    let v6 = Update::end_of_rib(2, 1).unwrap();
+    let b = Message::Update(v6).encode().unwrap();
+    assert_eq!(b, raw_update(&[], &[0x80, 15, 3, 0, 2, 1], &[]));
+    assert_eq!(decode_update(&b).end_of_rib_family(), Some((2, 1)));
+    assert_eq!(Update::end_of_rib(1, 2), None);
+}
+
+#[test]
+fn updates_that_are_not_end_of_rib() {
+    let with_prefix = decode_update(&raw_update(&[], GOOD_ATTRS, NLRI_10_1));
+    assert_eq!(with_prefix.end_of_rib_family(), None);
+    let withdrawal = decode_update(&raw_update(NLRI_10_1, &[], &[]));
+    assert_eq!(withdrawal.end_of_rib_family(), None);
+    let v6_withdrawal = Update {
+        attributes: vec![PathAttribute::MpUnreach(MpUnreach {
+            withdrawn: vec![p6("2001:db8::/32")],
+        })],
+        ..Update::default()
+    };
+    assert_eq!(v6_withdrawal.end_of_rib_family(), None);
+    // Attributes but nothing announced: not a marker either.
+    let attrs_only = decode_update(&raw_update(&[], GOOD_ATTRS, &[]));
+    assert_eq!(attrs_only.end_of_rib_family(), None);
+    // An UPDATE whose only attribute is malformed is emptied by RFC 7606
+    // treat-as-withdraw; it still said something, so it is no marker.
+    let bad_origin = decode_update(&raw_update(&[], &[0x40, 1, 1, 7], &[]));
+    assert!(bad_origin.attributes.is_empty() && bad_origin.nlri.is_empty());
+    assert_eq!(bad_origin.end_of_rib_family(), None);
 }
 
 #[test]

@@ -128,6 +128,9 @@ pub fn plan_sessions(
 pub struct Timers {
     pub connect_retry: Duration,
     pub idle_hold: Duration,
+    /// BGP graceful restart (RFC 4724) on every session: our Restart Time,
+    /// and how long a restarting peer's routes are kept. `None`: off.
+    pub graceful_restart: Option<fsm::GracefulRestartConfig>,
 }
 
 impl Default for Timers {
@@ -135,6 +138,7 @@ impl Default for Timers {
         Self {
             connect_retry: Duration::from_secs(30),
             idle_hold: Duration::from_secs(5),
+            graceful_restart: None,
         }
     }
 }
@@ -156,10 +160,25 @@ pub struct Tag {
 /// A session's event and where it comes from.
 pub type TaggedEvent = (usize, Tag, SessionEvent);
 
-/// Session state events (Established, Down): they go to the daemon ahead
-/// of any route event queued before them.
+/// Session state events (Established, Down, a graceful restart's start
+/// and its end by timeout): they go to the daemon ahead of any route
+/// event queued before them.
 pub fn is_state_event(e: &SessionEvent) -> bool {
-    matches!(e, SessionEvent::Established(_) | SessionEvent::Down(_))
+    // A graceful restart's start (DownStale) and a restarting peer that
+    // did not come back (its link goes down) change the session's state as
+    // a Down does: route events queued before them are superseded (the
+    // peer re-sends its table, and its End-of-RIB purges what it did not).
+    // An End-of-RIB must follow the routes it closes: it stays in order.
+    matches!(
+        e,
+        SessionEvent::Established(_)
+            | SessionEvent::Down(_)
+            | SessionEvent::DownStale { .. }
+            | SessionEvent::PurgeStale {
+                reason: bgp::fsm::PurgeReason::RestartTimeExpired,
+                ..
+            }
+    )
 }
 
 /// Prefixes (at least one per event) a session's forwarder holds while
@@ -424,6 +443,7 @@ impl Speaker {
         cfg.max_prefixes_v6 = Some(s.max_prefixes);
         cfg.connect_retry = self.timers.connect_retry;
         cfg.idle_hold_initial = self.timers.idle_hold;
+        cfg.graceful_restart = self.timers.graceful_restart;
         let (tx, rx) = mpsc::channel(64);
         let (out_tx, out_rx) = mpsc::channel(256);
         let peer = PeerConfig {

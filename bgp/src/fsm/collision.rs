@@ -11,7 +11,9 @@
 //!
 //! * the peer's OPEN on one connection while the other is Established: the
 //!   new one is closed (we do not implement the optional
-//!   CollisionDetectEstablishedState). Our own connection attempt that
+//!   CollisionDetectEstablishedState), unless both sides do graceful
+//!   restart: then the peer restarted, and the old one goes (RFC 4724
+//!   §4.2, `graceful.rs`). Our own connection attempt that
 //!   completes once the session is in OpenConfirm or Established on the
 //!   peer's connection is closed at once, before anything is sent on it:
 //!   the peer cannot pick it, so no comparison (and no Cease) is needed;
@@ -157,7 +159,7 @@ impl Session {
     }
 
     /// The pending connection becomes the session's.
-    fn take_second(&mut self, out: &mut Vec<Action>) -> Option<Second> {
+    pub(super) fn take_second(&mut self, out: &mut Vec<Action>) -> Option<Second> {
         let mut second = self.second.take()?;
         out.push(Action::CancelTimer(Timer::CollisionHold));
         self.conn = Some(second.conn);
@@ -365,6 +367,9 @@ impl Session {
             State::OpenConfirm if winner == c => {
                 self.lose_to_second(out);
                 self.open_confirm(neg, out);
+            }
+            State::Established if on_second && self.restart_replaces_session() => {
+                self.peer_reconnected(neg, now, out);
             }
             State::OpenConfirm | State::Established => {
                 self.close_second(Some(collision_cease()), out);

@@ -36,20 +36,28 @@
 //!   65535 is refused with OPEN error Bad Peer AS.
 //! * BGP Identifier: 0.0.0.0 is refused; our own identifier is refused from
 //!   an internal peer only (RFC 6286 §2.2).
+//! * Graceful restart (RFC 4724, [`GracefulRestartConfig`], see
+//!   `graceful.rs`): both roles, without RFC 8538 (a NOTIFICATION, sent
+//!   or received, ends the peer's routes at once); a hold timer expiry is
+//!   treated like a lost connection, as RFC 8538 would.
 
 mod backoff;
 mod collision;
 #[cfg(test)]
 mod collision_tests;
+mod graceful;
+#[cfg(test)]
+mod graceful_tests;
 mod prefix_limit;
 #[cfg(test)]
 pub(super) mod tests;
 
+pub use graceful::{DEFAULT_RESTART_TIME, DEFAULT_STALE_TIME, GracefulRestartConfig, PurgeReason};
 pub use prefix_limit::PrefixLimitExceeded;
 
 use crate::wire::{
-    self, AFI_IPV4, AFI_IPV6, AsSegment, AsWidth, Capability, DecodeOptions, Message, Notification,
-    Open, PathAttribute, RouteRefresh, SAFI_UNICAST, Update, error,
+    self, AFI_IPV4, AFI_IPV6, AsSegment, AsWidth, Capability, DecodeOptions, GracefulRestart,
+    Message, Notification, Open, PathAttribute, RouteRefresh, SAFI_UNICAST, Update, error,
 };
 use backoff::Backoff;
 use collision::Second;
@@ -81,6 +89,9 @@ pub struct Config {
     pub idle_hold_initial: Duration,
     /// IdleHold cap; also how long a session must stay up to reset the backoff.
     pub idle_hold_max: Duration,
+    /// Graceful restart (RFC 4724): `None` neither advertises the
+    /// capability nor keeps a restarting peer's routes.
+    pub graceful_restart: Option<GracefulRestartConfig>,
 }
 
 impl Config {
@@ -101,6 +112,7 @@ impl Config {
             max_prefixes_v6: None,
             idle_hold_initial: Duration::from_secs(5),
             idle_hold_max: Duration::from_secs(300),
+            graceful_restart: None,
         }
     }
 
@@ -140,6 +152,26 @@ pub enum Timer {
     /// The second connection's wait for the peer's OPEN (its own hold
     /// timer while a collision is pending, RFC 4271 §6.8).
     CollisionHold,
+    /// Graceful restart helper: the peer's Restart Time, from the loss of
+    /// its session until it is established again.
+    GrRestart,
+    /// Graceful restart helper: the bound on waiting for the re-established
+    /// peer's End-of-RIB before its stale routes go.
+    GrStale,
+}
+
+impl Timer {
+    /// Every timer, in the order of their discriminants (a transport may
+    /// keep its deadlines in an array indexed by `timer as usize`).
+    pub const ALL: [Timer; 7] = [
+        Timer::ConnectRetry,
+        Timer::Hold,
+        Timer::Keepalive,
+        Timer::IdleHold,
+        Timer::CollisionHold,
+        Timer::GrRestart,
+        Timer::GrStale,
+    ];
 }
 
 /// One of the two TCP connections a session may have, named by who opened
@@ -194,6 +226,15 @@ pub enum Event {
         afi: u16,
         safi: u8,
     },
+    /// Our initial advertisements after Established are all sent: an
+    /// End-of-RIB marker goes out for each family (RFC 4724 §4), when
+    /// graceful restart is configured.
+    InitialUpdateDone,
+    /// Close the session without a NOTIFICATION and stay down (until the
+    /// next ManualStart): we are about to restart with our forwarding
+    /// state preserved, and a peer doing graceful restart keeps our routes
+    /// only if the connection just ends (RFC 4724 §4).
+    StopForRestart,
 }
 
 /// What was agreed in the OPEN exchange.
@@ -210,6 +251,9 @@ pub struct Negotiated {
     /// Both sides advertised the 4-octet AS capability (RFC 6793);
     /// otherwise ASNs travel in 2 octets with AS4_PATH beside them.
     pub four_octet_as: bool,
+    /// The peer's Graceful Restart capability, when we do graceful restart
+    /// too (otherwise it is ignored): what we keep if the session is lost.
+    pub graceful_restart: Option<GracefulRestart>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -227,6 +271,12 @@ pub enum DownReason {
     BfdDown,
     /// The interface lost carrier (the session waits for it to come back).
     CarrierLost,
+    /// A new connection from a graceful-restart peer brought its OPEN while
+    /// the session was Established: the peer restarted (RFC 4724 §4.2),
+    /// the old connection is closed and the new one goes on.
+    PeerRestarted,
+    /// [`Event::StopForRestart`]: closed without a NOTIFICATION.
+    StoppedForRestart,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -240,7 +290,32 @@ pub enum Action {
     /// Close this connection; `Outgoing` also abandons an attempt in flight.
     Close(Conn),
     Established(Negotiated),
+    /// The session is down and every route the peer sent is gone (stale
+    /// ones it kept from a graceful restart included).
     SessionDown(DownReason),
+    /// The session is down, but the peer does graceful restart (RFC 4724
+    /// §4.2): its routes of `families` stay in use, marked stale, until
+    /// it re-announces them after coming back, or a [`Action::PurgeStale`]
+    /// (End-of-RIB, or `restart_time` without it coming back) removes
+    /// what is still stale. Routes of other families are gone.
+    SessionDownStale {
+        reason: DownReason,
+        families: Vec<(u16, u8)>,
+        restart_time: Duration,
+    },
+    /// Remove the routes of this family still marked stale since the last
+    /// [`Action::SessionDownStale`] (those the peer did not announce again).
+    PurgeStale {
+        afi: u16,
+        safi: u8,
+        reason: PurgeReason,
+    },
+    /// The peer's End-of-RIB marker for a family (RFC 4724 §2): its
+    /// initial advertisements are complete.
+    EndOfRib {
+        afi: u16,
+        safi: u8,
+    },
     /// A validated UPDATE from the peer, for the RIB.
     RoutesReceived(Update),
     /// The peer asked us to resend a family.
@@ -267,6 +342,8 @@ pub struct Session {
     backoff: Backoff,
     established_at: Option<Instant>,
     prefixes: PrefixTable,
+    /// Graceful restart: see `graceful.rs`.
+    gr: graceful::GrState,
 }
 
 impl Session {
@@ -284,6 +361,7 @@ impl Session {
             backoff,
             established_at: None,
             prefixes: PrefixTable::default(),
+            gr: graceful::GrState::default(),
         }
     }
 
@@ -330,14 +408,18 @@ impl Session {
         self.prefixes.count(afi)
     }
 
-    /// Our OPEN.
+    /// Our OPEN (with the Graceful Restart capability when configured).
     pub fn open_message(&self) -> Open {
-        Open::new(
+        let mut open = Open::new(
             self.config.local_as,
             self.config.hold_time,
             self.config.router_id,
             &self.config.families(),
-        )
+        );
+        if let Some(gr) = self.our_graceful_restart() {
+            open.capabilities.push(Capability::GracefulRestart(gr));
+        }
+        open
     }
 
     pub fn handle(&mut self, event: Event, now: Instant) -> Vec<Action> {
@@ -358,6 +440,9 @@ impl Session {
                 return self.second_event(event, now, out);
             }
             Event::TimerExpired(Timer::CollisionHold) => return self.second_hold_expired(out),
+            Event::TimerExpired(t @ (Timer::GrRestart | Timer::GrStale)) => {
+                return self.gr_timer_expired(*t, out);
+            }
             Event::TcpClosed(c) | Event::BytesReceived(c, _) | Event::MessageReceived(c, _)
                 if self.conn != Some(*c) =>
             {
@@ -397,6 +482,14 @@ impl Session {
                         now,
                         out,
                     );
+                }
+            }
+            (_, Event::StopForRestart) => {
+                self.auto_restart = false;
+                self.backoff.reset();
+                out.push(Action::CancelTimer(Timer::IdleHold));
+                if self.state != Idle {
+                    self.down(None, DownReason::StoppedForRestart, None, now, out);
                 }
             }
             (_, ev @ (Event::BfdDown | Event::CarrierLost)) => {
@@ -515,6 +608,7 @@ impl Session {
                 self.send(Message::Update(u), out);
                 self.arm_keepalive(out);
             }
+            (Established, Event::InitialUpdateDone) => self.send_end_of_rib(out),
             (Established, Event::RequestRouteRefresh { afi, safi }) => {
                 if self.negotiated.as_ref().is_some_and(|n| n.route_refresh) {
                     self.send(
@@ -529,7 +623,10 @@ impl Session {
             }
             // Updates and refresh requests before Established are dropped:
             // the owner (re)sends its routes when it sees Action::Established.
-            (_, Event::SendUpdate(_) | Event::RequestRouteRefresh { .. }) => {}
+            (
+                _,
+                Event::SendUpdate(_) | Event::RequestRouteRefresh { .. } | Event::InitialUpdateDone,
+            ) => {}
         }
     }
 
@@ -626,16 +723,31 @@ impl Session {
             out.push(Action::CancelTimer(t));
         }
         tracing::info!(peer_as = self.config.peer_as, from = ?self.state, ?reason, "bgp session down");
+        // Decided before the negotiated parameters are forgotten.
+        let kept = self.retention(&reason, now);
         self.state = State::Idle;
         self.opened_at = None;
         self.rx.clear();
         self.prefixes.clear();
         self.negotiated = None;
-        out.push(Action::SessionDown(reason));
-        if self.auto_restart {
-            let delay =
-                restart_in.unwrap_or_else(|| self.backoff.next_delay(self.established_at, now));
-            out.push(Action::ArmTimer(Timer::IdleHold, delay));
+        match kept {
+            Some(kept) if self.auto_restart => {
+                // The restarting peer is let in at once (Active takes its
+                // connection); our own attempt waits for the backoff.
+                self.report_retained(reason, kept, now, out);
+                let delay = self.backoff.next_delay(self.established_at, now);
+                self.state = State::Active;
+                out.push(Action::ArmTimer(Timer::ConnectRetry, delay));
+            }
+            _ => {
+                self.gr_forget(out);
+                out.push(Action::SessionDown(reason));
+                if self.auto_restart {
+                    let delay = restart_in
+                        .unwrap_or_else(|| self.backoff.next_delay(self.established_at, now));
+                    out.push(Action::ArmTimer(Timer::IdleHold, delay));
+                }
+            }
         }
         self.established_at = None;
     }
@@ -730,14 +842,19 @@ impl Session {
                     peer_as = neg.peer_as,
                     hold = neg.hold_time,
                     four_octet_as = neg.four_octet_as,
+                    graceful_restart = neg.graceful_restart.is_some(),
                     "bgp session established"
                 );
-                out.push(Action::Established(neg));
+                out.push(Action::Established(neg.clone()));
+                self.gr_established(&neg, out);
             }
             (Established, Message::Keepalive) => self.arm_hold(out),
             (Established, Message::Update(u)) => {
                 self.arm_hold(out);
-                self.receive_update(u, now, out);
+                match u.end_of_rib_family() {
+                    Some((afi, safi)) => self.end_of_rib_received(afi, safi, out),
+                    None => self.receive_update(u, now, out),
+                }
             }
             (Established, Message::RouteRefresh(r)) => {
                 if self.config.families().contains(&(r.afi, r.safi)) {
@@ -858,6 +975,10 @@ impl Session {
             ipv6_unicast: self.config.ipv6_unicast && open.supports_family(AFI_IPV6, SAFI_UNICAST),
             route_refresh,
             four_octet_as,
+            graceful_restart: self
+                .config
+                .graceful_restart
+                .and(open.graceful_restart().cloned()),
         })
     }
 }

@@ -7,7 +7,7 @@ use ipnet::{Ipv4Net, Ipv6Net};
 
 pub(super) const PEER_AS: u32 = 65001;
 /// The connection most tests use: ours.
-const O: Conn = Conn::Outgoing;
+pub(super) const O: Conn = Conn::Outgoing;
 
 pub(super) fn cfg() -> Config {
     Config::new(Ipv4Addr::new(192, 0, 2, 1), PEER_AS)
@@ -26,11 +26,11 @@ pub(super) fn peer_open(hold: u16) -> Open {
     )
 }
 
-fn msg(m: Message) -> Event {
+pub(super) fn msg(m: Message) -> Event {
     Event::MessageReceived(O, m)
 }
 
-fn open_sent(c: Config, now: Instant) -> Session {
+pub(super) fn open_sent(c: Config, now: Instant) -> Session {
     let mut ses = Session::new(c);
     ses.handle(Event::ManualStart, now);
     ses.handle(Event::TcpConnected(O), now);
@@ -38,7 +38,7 @@ fn open_sent(c: Config, now: Instant) -> Session {
     ses
 }
 
-fn established_with(c: Config, hold: u16, now: Instant) -> Session {
+pub(super) fn established_with(c: Config, hold: u16, now: Instant) -> Session {
     let mut ses = open_sent(c, now);
     ses.handle(msg(Message::Open(peer_open(hold))), now);
     let a = ses.handle(msg(Message::Keepalive), now);
@@ -54,7 +54,7 @@ fn established(now: Instant) -> Session {
     established_with(cfg(), 90, now)
 }
 
-fn notification(actions: &[Action]) -> Option<&Notification> {
+pub(super) fn notification(actions: &[Action]) -> Option<&Notification> {
     actions.iter().find_map(|a| match a {
         Action::Send(O, Message::Notification(n)) => Some(n),
         _ => None,
@@ -94,7 +94,7 @@ fn assert_reset(ses: &Session, a: &[Action], code: u8, subcode: u8) -> Duration 
     armed(a, Timer::IdleHold).expect("automatic restart scheduled")
 }
 
-fn update_v4(prefixes: &[&str]) -> Update {
+pub(super) fn update_v4(prefixes: &[&str]) -> Update {
     Update {
         attributes: vec![
             PathAttribute::Origin(Origin::Igp),
@@ -253,6 +253,7 @@ fn open_negotiation_takes_the_smaller_hold_time() {
             ipv6_unicast: true,
             route_refresh: true,
             four_octet_as: true,
+            graceful_restart: None,
         };
         assert!(a.contains(&Action::Established(neg)), "{a:?}");
         assert_eq!(ses.as_width(), AsWidth::Four);

@@ -2,10 +2,11 @@
 //! timer deadlines, and turns socket reads, timer expiries and commands
 //! back into events.
 
-use crate::fsm::{Action, Conn, DownReason, Event, Negotiated, Session, Timer};
+use crate::fsm::{Action, Conn, DownReason, Event, Negotiated, PurgeReason, Session, Timer};
 use crate::wire::Update;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -43,18 +44,33 @@ pub enum Input {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SessionEvent {
     Established(Negotiated),
+    /// Down: every route of the peer goes, stale ones included.
     Down(DownReason),
+    /// Down, but the peer's routes of `families` stay in use, stale
+    /// (graceful restart helper: [`Action::SessionDownStale`]).
+    DownStale {
+        reason: DownReason,
+        families: Vec<(u16, u8)>,
+        restart_time: Duration,
+    },
+    /// Remove the peer's routes of a family still marked stale
+    /// ([`Action::PurgeStale`]).
+    PurgeStale {
+        afi: u16,
+        safi: u8,
+        reason: PurgeReason,
+    },
+    /// The peer's End-of-RIB for a family ([`Action::EndOfRib`]).
+    EndOfRib {
+        afi: u16,
+        safi: u8,
+    },
     Routes(Update),
-    RouteRefreshRequested { afi: u16, safi: u8 },
+    RouteRefreshRequested {
+        afi: u16,
+        safi: u8,
+    },
 }
-
-const TIMERS: [Timer; 5] = [
-    Timer::ConnectRetry,
-    Timer::Hold,
-    Timer::Keepalive,
-    Timer::IdleHold,
-    Timer::CollisionHold,
-];
 
 fn slot(c: Conn) -> usize {
     match c {
@@ -76,7 +92,7 @@ struct Driver {
     /// Outgoing and incoming connection (RFC 4271 §6.8 keeps both until
     /// the OPENs are compared).
     streams: [Option<TcpStream>; 2],
-    deadlines: [Option<Instant>; 5],
+    deadlines: [Option<Instant>; Timer::ALL.len()],
     connecting: Option<JoinHandle<()>>,
     /// Number of the current connect attempt: the result of an abandoned
     /// one may already be queued, and is dropped.
@@ -102,7 +118,7 @@ pub async fn run(
         session,
         peer,
         streams: [None, None],
-        deadlines: [None; 5],
+        deadlines: [None; Timer::ALL.len()],
         connecting: None,
         attempt: 0,
         connected_tx,
@@ -170,7 +186,7 @@ pub async fn run(
                 if next.is_some() => {
                 let i = next.expect("guarded").1;
                 d.deadlines[i] = None;
-                Event::TimerExpired(TIMERS[i])
+                Event::TimerExpired(Timer::ALL[i])
             }
         };
         if !d.apply(event).await {
@@ -271,6 +287,32 @@ impl Driver {
                     }
                     Action::RouteRefreshRequested { afi, safi } => {
                         let e = SessionEvent::RouteRefreshRequested { afi, safi };
+                        if self.out.send(e).await.is_err() {
+                            return false;
+                        }
+                    }
+                    Action::SessionDownStale {
+                        reason,
+                        families,
+                        restart_time,
+                    } => {
+                        let e = SessionEvent::DownStale {
+                            reason,
+                            families,
+                            restart_time,
+                        };
+                        if self.out.send(e).await.is_err() {
+                            return false;
+                        }
+                    }
+                    Action::PurgeStale { afi, safi, reason } => {
+                        let e = SessionEvent::PurgeStale { afi, safi, reason };
+                        if self.out.send(e).await.is_err() {
+                            return false;
+                        }
+                    }
+                    Action::EndOfRib { afi, safi } => {
+                        let e = SessionEvent::EndOfRib { afi, safi };
                         if self.out.send(e).await.is_err() {
                             return false;
                         }

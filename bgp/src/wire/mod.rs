@@ -13,7 +13,9 @@ pub mod update;
 
 pub use as4::AsWidth;
 pub use error::{DecodeError, EncodeError};
-pub use open::{AFI_IPV4, AFI_IPV6, AS_TRANS, Capability, Open, SAFI_UNICAST};
+pub use open::{
+    AFI_IPV4, AFI_IPV6, AS_TRANS, Capability, GrFamily, GracefulRestart, Open, SAFI_UNICAST,
+};
 pub use update::{
     AsSegment, AttributeIssue, DecodeOptions, ErrorAction, MpReach, MpUnreach, Origin,
     PathAttribute, Update,

@@ -1,5 +1,5 @@
 //! OPEN message and capabilities (RFC 4271 §4.2, RFC 5492, RFC 4760,
-//! RFC 6793, RFC 2918).
+//! RFC 6793, RFC 2918, RFC 4724).
 
 use super::error::{DecodeError, EncodeError, open as sub};
 use std::net::Ipv4Addr;
@@ -17,7 +17,49 @@ pub const SAFI_UNICAST: u8 = 1;
 pub mod cap {
     pub const MULTIPROTOCOL: u8 = 1;
     pub const ROUTE_REFRESH: u8 = 2;
+    pub const GRACEFUL_RESTART: u8 = 64;
     pub const FOUR_OCTET_AS: u8 = 65;
+}
+
+/// The largest Restart Time the capability can carry (12 bits, seconds).
+pub const MAX_RESTART_TIME: u16 = 0x0fff;
+
+/// Restart Flags bit "R" (RFC 4724 §3): the sender has restarted.
+const RESTART_STATE: u8 = 0x80;
+/// Per-family flags bit "F": forwarding state was preserved.
+const FORWARDING_STATE: u8 = 0x80;
+
+/// One address family of the Graceful Restart capability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrFamily {
+    pub afi: u16,
+    pub safi: u8,
+    /// "F": the forwarding state of this family was preserved across the
+    /// sender's previous restart.
+    pub forwarding_state: bool,
+}
+
+/// The Graceful Restart capability (RFC 4724 §3). Reserved bits are sent
+/// as zero and ignored on receipt, so they are not kept; that includes
+/// RFC 8538's "N" bit, which we do not implement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GracefulRestart {
+    /// "R": the sender has restarted; its peer must not wait for its
+    /// End-of-RIB before advertising to it.
+    pub restart_state: bool,
+    /// Seconds the sender expects to take to re-establish the session
+    /// (12 bits: at most [`MAX_RESTART_TIME`]).
+    pub restart_time: u16,
+    pub families: Vec<GrFamily>,
+}
+
+impl GracefulRestart {
+    /// The family entry for `afi`/`safi`, if the sender listed it.
+    pub fn family(&self, afi: u16, safi: u8) -> Option<&GrFamily> {
+        self.families
+            .iter()
+            .find(|f| f.afi == afi && f.safi == safi)
+    }
 }
 
 /// The only optional parameter defined today (RFC 5492).
@@ -31,6 +73,8 @@ pub enum Capability {
     RouteRefresh,
     /// Support for 4-octet AS numbers, carrying the real AS (RFC 6793).
     FourOctetAs(u32),
+    /// Graceful restart (RFC 4724).
+    GracefulRestart(GracefulRestart),
     /// Anything else, kept verbatim so a peer's offer can be logged.
     Unknown { code: u8, value: Vec<u8> },
 }
@@ -47,6 +91,25 @@ impl Capability {
             Capability::FourOctetAs(asn) => {
                 out.extend_from_slice(&[cap::FOUR_OCTET_AS, 4]);
                 out.extend_from_slice(&asn.to_be_bytes());
+            }
+            Capability::GracefulRestart(gr) => {
+                if gr.restart_time > MAX_RESTART_TIME {
+                    return Err(EncodeError::FieldTooLong("graceful restart time"));
+                }
+                let len = u8::try_from(2 + 4 * gr.families.len())
+                    .map_err(|_| EncodeError::FieldTooLong("graceful restart capability"))?;
+                out.extend_from_slice(&[cap::GRACEFUL_RESTART, len]);
+                let flags = if gr.restart_state { RESTART_STATE } else { 0 };
+                out.extend_from_slice(&(u16::from(flags) << 8 | gr.restart_time).to_be_bytes());
+                for f in &gr.families {
+                    out.extend_from_slice(&f.afi.to_be_bytes());
+                    let fl = if f.forwarding_state {
+                        FORWARDING_STATE
+                    } else {
+                        0
+                    };
+                    out.extend_from_slice(&[f.safi, fl]);
+                }
             }
             Capability::Unknown { code, value } => {
                 let len = u8::try_from(value.len())
@@ -117,6 +180,15 @@ impl Open {
 
     pub fn supports_route_refresh(&self) -> bool {
         self.capabilities.contains(&Capability::RouteRefresh)
+    }
+
+    /// The Graceful Restart capability: the last one when several were
+    /// sent (RFC 4724 §3).
+    pub fn graceful_restart(&self) -> Option<&GracefulRestart> {
+        self.capabilities.iter().rev().find_map(|c| match c {
+            Capability::GracefulRestart(gr) => Some(gr),
+            _ => None,
+        })
     }
 
     /// Body (after the header). Each capability travels in its own optional
@@ -223,6 +295,26 @@ fn decode_capabilities(mut buf: &[u8], out: &mut Vec<Capability>) -> Result<(), 
                 Capability::FourOctetAs(u32::from_be_bytes([v[0], v[1], v[2], v[3]]))
             }
             cap::FOUR_OCTET_AS => return Err(malformed("4-octet AS capability length is not 4")),
+            cap::GRACEFUL_RESTART if len >= 2 && (len - 2).is_multiple_of(4) => {
+                let word = u16::from_be_bytes([v[0], v[1]]);
+                Capability::GracefulRestart(GracefulRestart {
+                    restart_state: v[0] & RESTART_STATE != 0,
+                    restart_time: word & MAX_RESTART_TIME,
+                    families: v[2..]
+                        .chunks_exact(4)
+                        .map(|f| GrFamily {
+                            afi: u16::from_be_bytes([f[0], f[1]]),
+                            safi: f[2],
+                            forwarding_state: f[3] & FORWARDING_STATE != 0,
+                        })
+                        .collect(),
+                })
+            }
+            cap::GRACEFUL_RESTART => {
+                return Err(malformed(
+                    "graceful restart capability length is not 2 + 4 per family",
+                ));
+            }
             _ => Capability::Unknown {
                 code,
                 value: v.to_vec(),

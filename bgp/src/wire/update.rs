@@ -15,7 +15,7 @@
 use super::as4::{self, As4Attributes, AsWidth};
 use super::error::{DecodeError, EncodeError, update as sub};
 use super::nlri::{self, NlriError};
-use super::open::{AFI_IPV6, SAFI_UNICAST};
+use super::open::{AFI_IPV4, AFI_IPV6, SAFI_UNICAST};
 use ipnet::{Ipv4Net, Ipv6Net};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -286,6 +286,39 @@ impl Update {
     pub fn treat_as_withdraw(&mut self, type_code: u8, reason: &'static str) {
         issue(self, type_code, ErrorAction::TreatAsWithdraw, reason);
         apply_treat_as_withdraw(self);
+    }
+
+    /// The End-of-RIB marker of a family (RFC 4724 §2): for IPv4 unicast
+    /// an UPDATE with nothing in it; for IPv6 unicast one whose only
+    /// attribute is an MP_UNREACH_NLRI withdrawing nothing. Only the
+    /// unicast families we carry can be expressed.
+    pub fn end_of_rib(afi: u16, safi: u8) -> Option<Update> {
+        match (afi, safi) {
+            (AFI_IPV4, SAFI_UNICAST) => Some(Update::default()),
+            (AFI_IPV6, SAFI_UNICAST) => Some(Update {
+                attributes: vec![PathAttribute::MpUnreach(MpUnreach {
+                    withdrawn: Vec::new(),
+                })],
+                ..Update::default()
+            }),
+            _ => None,
+        }
+    }
+
+    /// The family whose End-of-RIB marker this UPDATE is, if it is one. An
+    /// UPDATE that RFC 7606 emptied (treat-as-withdraw, attribute discard)
+    /// is not: it said something else.
+    pub fn end_of_rib_family(&self) -> Option<(u16, u8)> {
+        if !self.withdrawn.is_empty() || !self.nlri.is_empty() || !self.issues.is_empty() {
+            return None;
+        }
+        match self.attributes.as_slice() {
+            [] => Some((AFI_IPV4, SAFI_UNICAST)),
+            [PathAttribute::MpUnreach(u)] if u.withdrawn.is_empty() => {
+                Some((AFI_IPV6, SAFI_UNICAST))
+            }
+            _ => None,
+        }
     }
 
     /// IPv6 prefixes announced by this UPDATE.

@@ -4,8 +4,8 @@
 #![allow(dead_code)]
 
 use bgp::wire::{
-    AsSegment, Capability, Message, MpReach, MpUnreach, Notification, Open, Origin, PathAttribute,
-    RouteRefresh, Update, update::flag,
+    AsSegment, Capability, GrFamily, GracefulRestart, Message, MpReach, MpUnreach, Notification,
+    Open, Origin, PathAttribute, RouteRefresh, Update, update::flag,
 };
 use ipnet::{Ipv4Net, Ipv6Net};
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -77,11 +77,31 @@ pub fn open(r: &mut Rng) -> Open {
     if r.bool() {
         let n = r.below(20);
         o.capabilities.push(Capability::Unknown {
-            code: [64u8, 69, 70, 73][r.below(4)],
+            code: [69u8, 70, 71, 73][r.below(4)],
             value: r.bytes(n),
         });
     }
+    if r.bool() {
+        o.capabilities
+            .push(Capability::GracefulRestart(graceful_restart(r)));
+    }
     o
+}
+
+/// A Graceful Restart capability as it decodes: reserved bits clear, the
+/// time within 12 bits.
+pub fn graceful_restart(r: &mut Rng) -> GracefulRestart {
+    GracefulRestart {
+        restart_state: r.bool(),
+        restart_time: r.u16() & 0x0fff,
+        families: (0..r.below(4))
+            .map(|_| GrFamily {
+                afi: [1, 2, r.u16()][r.below(3)],
+                safi: [1, r.u8()][r.below(2)],
+                forwarding_state: r.bool(),
+            })
+            .collect(),
+    }
 }
 
 /// A clean UPDATE: unique attribute types, mandatory attributes present
@@ -171,7 +191,7 @@ pub fn update(r: &mut Rng) -> Update {
 }
 
 pub fn message(r: &mut Rng) -> Message {
-    match r.below(5) {
+    match r.below(6) {
         0 => Message::Open(open(r)),
         1 => Message::Update(update(r)),
         2 => {
@@ -179,6 +199,10 @@ pub fn message(r: &mut Rng) -> Message {
             Message::Notification(Notification::new(r.u8(), r.u8(), r.bytes(n)))
         }
         3 => Message::Keepalive,
+        4 => {
+            let (afi, safi) = [(1, 1), (2, 1)][r.below(2)];
+            Message::Update(Update::end_of_rib(afi, safi).expect("a family we carry"))
+        }
         _ => Message::RouteRefresh(RouteRefresh {
             afi: r.u16(),
             reserved: r.u8(),

@@ -107,6 +107,14 @@ struct Args {
     /// BGP ConnectRetry, seconds.
     #[arg(long, default_value_t = 30, requires = "config")]
     connect_retry_secs: u64,
+    /// BGP graceful restart (RFC 4724) on every session, with this Restart
+    /// Time advertised, seconds (1 to 4095; 120 is what common routers
+    /// use). Off by default: a customer router doing graceful restart
+    /// (BIRD's default among them) takes our connection attempt that
+    /// crosses its own after the session is up for our restart, and drops
+    /// the session.
+    #[arg(long, requires = "config", value_parser = clap::value_parser!(u16).range(1..=4095))]
+    graceful_restart_secs: Option<u16>,
     /// First IdleHold delay after a session error, seconds (doubles up to 300).
     #[arg(long, default_value_t = 5, requires = "config")]
     idle_hold_secs: u64,
@@ -171,6 +179,12 @@ fn real_main(args: Args) -> anyhow::Result<()> {
                 timers: control::speaker::Timers {
                     connect_retry: Duration::from_secs(args.connect_retry_secs),
                     idle_hold: Duration::from_secs(args.idle_hold_secs),
+                    graceful_restart: args.graceful_restart_secs.map(|restart_time| {
+                        bgp::fsm::GracefulRestartConfig {
+                            restart_time,
+                            ..Default::default()
+                        }
+                    }),
                 },
             })
         }

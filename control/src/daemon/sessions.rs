@@ -4,7 +4,11 @@
 //! to BFD and carrier.
 use std::{collections::BTreeSet, net::IpAddr, sync::Arc};
 
-use bgp::{fsm::DownReason, transport::SessionEvent};
+use bgp::{
+    fsm::{DownReason, PurgeReason},
+    transport::SessionEvent,
+    wire::{AFI_IPV4, AFI_IPV6, SAFI_UNICAST},
+};
 use ipnet::IpNet;
 use tracing::{info, warn};
 
@@ -73,7 +77,17 @@ impl Sessions {
                 SessionEvent::Established(_) => {
                     health.set(link, Signal::Bgp, true);
                 }
-                SessionEvent::Down(_) => {
+                // A peer restarting gracefully keeps forwarding: its link
+                // stays up while its routes are kept, and goes down if it
+                // does not come back within its restart time.
+                SessionEvent::DownStale { .. } if keeps_routes(event, family) => {}
+                SessionEvent::Down(_) | SessionEvent::DownStale { .. } => {
+                    health.set(link, Signal::Bgp, false);
+                }
+                SessionEvent::PurgeStale {
+                    reason: PurgeReason::RestartTimeExpired,
+                    ..
+                } => {
                     health.set(link, Signal::Bgp, false);
                 }
                 _ => {}
@@ -94,6 +108,20 @@ impl Sessions {
         self.rt.push(rt);
         Ok(i)
     }
+}
+
+/// The (AFI, SAFI) of a session's one family.
+fn afi_safi(family: Family) -> (u16, u8) {
+    match family {
+        Family::Ipv4 => (AFI_IPV4, SAFI_UNICAST),
+        Family::Ipv6 => (AFI_IPV6, SAFI_UNICAST),
+    }
+}
+
+/// Whether `event` keeps the routes of a session of `family` through a
+/// graceful restart of its peer (RFC 4724).
+fn keeps_routes(event: &SessionEvent, family: Family) -> bool {
+    matches!(event, SessionEvent::DownStale { families, .. } if families.contains(&afi_safi(family)))
 }
 
 fn peering_of(spec: &SessionSpec) -> PeeringRef {
@@ -289,6 +317,7 @@ impl Daemon {
             return;
         };
         let session = (spec.link, spec.family);
+        let keeps = keeps_routes(&event, spec.family);
         match event {
             SessionEvent::Established(n) => {
                 // The hold flags stay: they say the FSM was told to stop
@@ -324,13 +353,27 @@ impl Daemon {
                     None => {}
                 }
                 self.advertise_all(i).await;
+                // End-of-RIB after them (with graceful restart only).
+                let sessions = self.sessions.as_ref().expect("checked");
+                sessions
+                    .speaker
+                    .send(i, bgp::fsm::Event::InitialUpdateDone)
+                    .await;
             }
-            SessionEvent::Down(reason) => {
-                // The link was flipped by the hook; the routes follow lazily.
-                if let Some(r) = self.routing.rib_mut(rib)
-                    && let Err(e) = r.session_down(session)
-                {
-                    warn!(session = %spec.name, "{e:#}");
+            SessionEvent::Down(reason) | SessionEvent::DownStale { reason, .. } => {
+                // Graceful restart: the routes stay in use, stale, until the
+                // peer sends them again or its time runs out (PurgeStale).
+                // Otherwise the link was flipped by the hook and the routes
+                // follow lazily.
+                if let Some(r) = self.routing.rib_mut(rib) {
+                    let marked = if keeps {
+                        r.session_restarting(session)
+                    } else {
+                        r.session_down(session)
+                    };
+                    if let Err(e) = marked {
+                        warn!(session = %spec.name, "{e:#}");
+                    }
                 }
                 let rt = &mut sessions.rt[i];
                 rt.out.reset();
@@ -345,8 +388,31 @@ impl Daemon {
                 match reason {
                     DownReason::PrefixLimit(l) => warn!(session = %spec.name, limit = l.limit,
                         "session down: maximum prefixes exceeded, Cease sent; it restarts after a backoff"),
+                    other if keeps => warn!(session = %spec.name, reason = ?other,
+                        "session down, peer restarting (graceful restart): its routes kept, stale"),
                     other => warn!(session = %spec.name, reason = ?other, "session down"),
                 }
+            }
+            SessionEvent::PurgeStale { afi, safi, reason } => {
+                if (afi, safi) != afi_safi(spec.family) {
+                    return;
+                }
+                let changed = self
+                    .routing
+                    .rib_mut(rib)
+                    .map(|r| r.purge_restart_stale(session));
+                match changed {
+                    Some(Ok(changed)) => {
+                        info!(session = %spec.name, ?reason, withdrawn = changed.len(),
+                            "stale routes of a restarting peer removed");
+                        self.rib_changed(rib, &changed);
+                    }
+                    Some(Err(e)) => warn!(session = %spec.name, "{e:#}"),
+                    None => {}
+                }
+            }
+            SessionEvent::EndOfRib { afi, safi } => {
+                info!(session = %spec.name, afi, safi, "peer's End-of-RIB received");
             }
             SessionEvent::Routes(update) => {
                 let outcome = self
@@ -545,5 +611,26 @@ impl Daemon {
             }
         }
         self.send_adverts().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn only_a_graceful_loss_of_the_sessions_own_family_keeps_its_routes() {
+        let stale = |families| SessionEvent::DownStale {
+            reason: DownReason::ConnectionClosed,
+            families,
+            restart_time: Duration::from_secs(120),
+        };
+        assert!(keeps_routes(&stale(vec![(1, 1)]), Family::Ipv4));
+        assert!(!keeps_routes(&stale(vec![(1, 1)]), Family::Ipv6));
+        assert!(keeps_routes(&stale(vec![(1, 1), (2, 1)]), Family::Ipv6));
+        assert!(!keeps_routes(&stale(vec![]), Family::Ipv4));
+        let down = SessionEvent::Down(DownReason::ConnectionClosed);
+        assert!(!keeps_routes(&down, Family::Ipv4));
     }
 }

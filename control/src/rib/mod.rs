@@ -13,6 +13,12 @@
 //! [`Rib::session_down`]); its Adj-RIB-In stays, marked stale, until
 //! [`Rib::flush_stale`] withdraws it, so failover never waits for route
 //! rewrites.
+//!
+//! A peer doing BGP graceful restart (RFC 4724) keeps its routes through
+//! the loss instead ([`Rib::session_restarting`]): they stay in use,
+//! each marked stale until the peer announces it again, and
+//! [`Rib::purge_restart_stale`] withdraws those it did not (on its
+//! End-of-RIB, or when its restart or stale time runs out).
 pub mod adj_out;
 pub mod domains;
 pub mod fib;
@@ -170,6 +176,9 @@ struct AdjRibIn {
     established: bool,
     /// Kept after the session went down until flushed.
     stale: bool,
+    /// Graceful restart: the routes kept through the peer's restart that
+    /// it has not announced again yet (`None`: no restart under way).
+    restart_stale: Option<std::collections::HashSet<IpNet>>,
     /// Hashed, not ordered: a full table is a million entries, looked up
     /// once per announcement and once per best-path computation, and only
     /// [`Rib::routes`] (the CLI) wants them in order.
@@ -266,7 +275,44 @@ impl Rib {
         let adj = self.adj(session)?;
         adj.established = false;
         adj.stale = !adj.routes.is_empty();
+        adj.restart_stale = None;
         Ok(())
+    }
+
+    /// `session`'s peer is restarting gracefully (RFC 4724): its routes
+    /// stay in use, each stale until it announces it again, and the session
+    /// keeps its link. Nothing changes in the FIB. Marking again (the
+    /// peer failed to come back, or was lost again after coming back)
+    /// marks every route it holds now.
+    pub fn session_restarting(&mut self, session: SessionId) -> anyhow::Result<()> {
+        let adj = self.adj(session)?;
+        adj.established = false;
+        adj.stale = false;
+        adj.restart_stale = Some(adj.routes.keys().collect());
+        Ok(())
+    }
+
+    /// Withdraws `session`'s routes still stale from the peer's restart
+    /// (it sent its End-of-RIB without them, or its time ran out); returns
+    /// the prefixes whose best path may have changed.
+    pub fn purge_restart_stale(&mut self, session: SessionId) -> anyhow::Result<BTreeSet<IpNet>> {
+        let adj = self.adj(session)?;
+        let mut changed = BTreeSet::new();
+        for prefix in adj.restart_stale.take().unwrap_or_default() {
+            if adj.routes.remove(&prefix).is_some() {
+                changed.insert(prefix);
+            }
+        }
+        Ok(changed)
+    }
+
+    /// How many of `session`'s routes wait, stale, for its restarting
+    /// peer to announce them again (`None`: no restart under way).
+    pub fn restart_stale_count(&self, session: SessionId) -> Option<usize> {
+        self.sessions
+            .get(&session)
+            .and_then(|a| a.restart_stale.as_ref())
+            .map(|s| s.len())
     }
 
     /// Withdraws a down session's stale routes; returns the prefixes whose
@@ -321,6 +367,9 @@ impl Rib {
             .chain(update.withdrawn_v6().iter().map(|p| IpNet::V6(*p)));
         for prefix in withdrawn {
             let prefix = prefix.trunc();
+            if let Some(stale) = adj.restart_stale.as_mut() {
+                stale.remove(&prefix);
+            }
             if adj.routes.remove(&prefix).is_some() {
                 out.changed.push(prefix);
             }
@@ -337,6 +386,9 @@ impl Rib {
             );
         if update.treated_as_withdraw() {
             for prefix in announced {
+                if let Some(stale) = adj.restart_stale.as_mut() {
+                    stale.remove(&prefix);
+                }
                 if adj.routes.remove(&prefix).is_some() {
                     out.changed.push(prefix);
                 }
@@ -351,6 +403,10 @@ impl Rib {
         // has no registered prefixes).
         let open = kind != PeeringKind::Microsoft && !looped && registered.is_none();
         for prefix in announced {
+            // Announced again (or refused now): no longer the restart's.
+            if let Some(stale) = adj.restart_stale.as_mut() {
+                stale.remove(&prefix);
+            }
             // The most telling reason first: the registration check comes
             // after the default-route and RFC 1918 rules.
             let verdict = if family_of(&prefix) != session.1 {

@@ -930,3 +930,84 @@ fn the_install_record_times_the_first_update_and_the_last_write() {
         (1, 2, 1)
     );
 }
+
+#[test]
+fn graceful_restart_keeps_routes_until_the_peer_sends_them_again() {
+    let mut h = Harness::new(PeeringKind::Private);
+    h.recv(
+        P,
+        announce(
+            &["172.16.0.0/16", "172.17.0.0/16", "172.18.0.0/16"],
+            &[65010],
+        ),
+    );
+    h.recv(S, announce(&["172.16.0.0/16"], &[65010, 65010]));
+    h.dp.log.clear();
+    // The primary's peer restarts: nothing changes in the FIB.
+    h.rib.session_restarting(P4).unwrap();
+    assert_eq!(h.rib.restart_stale_count(P4), Some(3));
+    assert!(!h.rib.is_stale(P4), "not for the lazy flush");
+    assert!(h.rib.flush_stale(P4).unwrap().is_empty());
+    assert_eq!(h.dp.members("172.17.0.0/16"), Some(vec![(P, 1)]));
+    assert_eq!(h.dp.members("172.16.0.0/16"), Some(vec![(P, 1), (S, 2)]));
+    assert!(h.dp.log.is_empty(), "{:?}", h.dp.log);
+    // Back: coming up withdraws nothing.
+    assert!(h.rib.session_up(P4).unwrap().is_empty());
+    // It announces two of its three prefixes again (one with a new path)
+    // and withdraws one it never had.
+    h.recv(P, announce(&["172.16.0.0/16"], &[65010]));
+    h.recv(P, announce(&["172.17.0.0/16"], &[65010, 65020]));
+    h.recv(P, withdraw(&["10.0.0.0/8"]));
+    assert_eq!(h.rib.restart_stale_count(P4), Some(1));
+    assert_eq!(h.dp.members("172.17.0.0/16"), Some(vec![(P, 2)]));
+    // End-of-RIB: the one it did not send again goes.
+    let changed = h.rib.purge_restart_stale(P4).unwrap();
+    assert_eq!(changed, BTreeSet::from([net("172.18.0.0/16")]));
+    let batch = h.rib.changes(&changed);
+    h.fib.apply(&mut h.dp, &batch).unwrap();
+    assert_eq!(h.dp.members("172.18.0.0/16"), None);
+    assert_eq!(h.dp.members("172.16.0.0/16"), Some(vec![(P, 1), (S, 2)]));
+    assert_eq!(h.rib.restart_stale_count(P4), None);
+    // A second purge has nothing left to do.
+    assert!(h.rib.purge_restart_stale(P4).unwrap().is_empty());
+}
+
+#[test]
+fn graceful_restart_purge_without_coming_back_withdraws_every_route() {
+    let mut h = Harness::new(PeeringKind::Private);
+    h.recv(P, announce(&["172.16.0.0/16", "172.17.0.0/16"], &[65010]));
+    h.rib.session_restarting(P4).unwrap();
+    // UPDATEs while it is away are refused, as for any down session.
+    assert!(
+        h.rib
+            .update(P4, &announce(&["1.0.0.0/8"], &[65010]))
+            .is_err()
+    );
+    // Its restart time runs out.
+    let changed = h.rib.purge_restart_stale(P4).unwrap();
+    assert_eq!(changed.len(), 2);
+    let batch = h.rib.changes(&changed);
+    h.fib.apply(&mut h.dp, &batch).unwrap();
+    assert_eq!(h.fib.route_count(), 0);
+}
+
+#[test]
+fn an_ordinary_loss_during_a_graceful_restart_drops_the_stale_routes_too() {
+    let mut h = Harness::new(PeeringKind::Private);
+    h.recv(P, announce(&["172.16.0.0/16", "172.17.0.0/16"], &[65010]));
+    h.rib.session_restarting(P4).unwrap();
+    // BFD (or a NOTIFICATION) ends it: the usual stale flush, all routes.
+    h.rib.session_down(P4).unwrap();
+    assert_eq!(h.rib.restart_stale_count(P4), None);
+    assert!(h.rib.is_stale(P4));
+    assert_eq!(h.rib.flush_stale(P4).unwrap().len(), 2);
+    // Lost again after coming back: what it holds now is marked afresh.
+    h.rib.session_up(P4).unwrap();
+    h.recv(P, announce(&["172.16.0.0/16"], &[65010]));
+    h.rib.session_restarting(P4).unwrap();
+    h.rib.session_up(P4).unwrap();
+    assert_eq!(
+        h.rib.purge_restart_stale(P4).unwrap(),
+        BTreeSet::from([net("172.16.0.0/16")])
+    );
+}
