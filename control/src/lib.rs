@@ -8,6 +8,7 @@ pub mod detectors;
 pub mod estate;
 pub mod health;
 pub mod linkmon;
+pub mod metrics;
 pub mod netlink;
 pub mod preflight;
 pub mod rib;
