@@ -3,6 +3,7 @@
 //! the BGP speaker with its RIB and FIB programming, the local API, and the
 //! daemon that drives the dataplane.
 pub mod api;
+pub mod cli;
 pub mod daemon;
 pub mod detectors;
 pub mod estate;

@@ -115,7 +115,7 @@ impl Daemon {
     }
 
     /// AS 12076 prepends on `link`'s advertisements (drained or not).
-    fn prepend(&self, link: u32) -> usize {
+    pub(super) fn prepend(&self, link: u32) -> usize {
         let drained = self
             .routing
             .ribs()

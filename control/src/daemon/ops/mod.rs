@@ -1,7 +1,8 @@
 //! The operator's view, inside the daemon: each tick (1 s), and when a
 //! scrape asks for fresh figures, the main loop takes a [`Snapshot`] of its
 //! counters and sessions and publishes it for the Prometheus endpoint
-//! (`crate::metrics`).
+//! (`crate::metrics`); and it answers the az-shaped requests ([`az`]).
+mod az;
 
 use std::{collections::BTreeMap, net::SocketAddr, time::Instant};
 
