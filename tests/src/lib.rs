@@ -8,6 +8,7 @@ pub mod failover_lab;
 pub mod frr;
 pub mod lab_dataplane;
 pub mod packet;
+pub mod prometheus;
 pub mod vlan_frames;
 pub mod vlan_lab;
 
