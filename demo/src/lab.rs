@@ -41,11 +41,146 @@ enum Cmd {
         #[arg(long, default_value_t = 60)]
         wait: u64,
     },
+    /// Rehearse a failure of one circuit's primary link under traffic, as
+    /// the real service would see it; measured, reported and drawn.
+    Rehearse(RehearseArgs),
     /// Remove a lab `up` built.
     Down {
         #[arg(long, default_value = "lab")]
         prefix: String,
     },
+}
+
+#[derive(clap::Args)]
+struct RehearseArgs {
+    /// Configuration files (repeatable; merged), as for `up`.
+    #[arg(long = "config", required = true)]
+    config: Vec<PathBuf>,
+    /// The circuit (default: the only one with the peering).
+    #[arg(long)]
+    circuit: Option<String>,
+    /// private or microsoft.
+    #[arg(long, default_value = "private")]
+    peering: String,
+    /// carrier, silent, bgp, drain or bfd-timers.
+    #[arg(long)]
+    failure: String,
+    /// Traffic before the failure (e.g. 5s, 500ms).
+    #[arg(long, default_value = "5s")]
+    at: String,
+    /// How long the failure lasts.
+    #[arg(long = "for", default_value = "3s")]
+    hold: String,
+    /// flows=N,rate=R,size=S,dir=D: R a share of the circuit's bandwidth
+    /// (80%), bits/s (500Mbps) or packets/s (20kpps); S imix or 64..1518;
+    /// D both or to-customer.
+    #[arg(long, default_value = "flows=32,rate=20kpps,size=128,dir=both")]
+    traffic: String,
+    /// BFD timers for the rehearsed peering, INTERVALxMULT (e.g. 300x3).
+    #[arg(long)]
+    bfd: Option<String>,
+    /// Rehearsals, reported with their medians.
+    #[arg(long, default_value_t = 1)]
+    repeat: u32,
+    /// Where the report (JSON) and the plot (SVG) go.
+    #[arg(long, default_value = "results/rehearsal")]
+    out: PathBuf,
+    /// The lab's instance prefix (a lab already up with it is used as it is).
+    #[arg(long, default_value = "rehearse")]
+    prefix: String,
+}
+
+fn duration(s: &str) -> Result<Duration> {
+    let (n, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map(|i| s.split_at(i))
+        .ok_or_else(|| anyhow::anyhow!("{s:?}: a duration such as 5s or 500ms"))?;
+    let n: f64 = n
+        .parse()
+        .map_err(|_| anyhow::anyhow!("{s:?}: a duration such as 5s or 500ms"))?;
+    Ok(Duration::from_secs_f64(match unit {
+        "s" => n,
+        "ms" => n / 1000.0,
+        other => bail!("{s:?}: unit {other:?}, s or ms"),
+    }))
+}
+
+fn rehearse(a: RehearseArgs) -> Result<()> {
+    use e2e_tests::rehearse::{self, Request};
+    let peering = match a.peering.as_str() {
+        "private" => circuit::model::PeeringType::AzurePrivatePeering,
+        "microsoft" => circuit::model::PeeringType::MicrosoftPeering,
+        other => bail!("--peering {other}: private or microsoft"),
+    };
+    let bfd = match &a.bfd {
+        None => None,
+        Some(b) => {
+            let (i, m) = b
+                .split_once('x')
+                .ok_or_else(|| anyhow::anyhow!("--bfd {b}: INTERVALxMULTIPLIER, e.g. 300x3"))?;
+            Some((
+                i.parse()
+                    .map_err(|_| anyhow::anyhow!("--bfd {b}: interval in ms"))?,
+                m.parse()
+                    .map_err(|_| anyhow::anyhow!("--bfd {b}: multiplier"))?,
+            ))
+        }
+    };
+    let req = Request {
+        circuit: a.circuit.clone(),
+        peering,
+        failure: a.failure.parse()?,
+        at: duration(&a.at)?,
+        hold: duration(&a.hold)?,
+        traffic: a.traffic.parse()?,
+        bfd,
+        repeat: a.repeat,
+    };
+    let imported = circuit::import::import_files(&a.config)?;
+    let model = imported.validate(&circuit::Catalog::embedded())?;
+    // Everything the user could get wrong is refused before anything starts.
+    let resolved = rehearse::resolve(&model, &req)?;
+    if !msee_sys::host::is_root() {
+        bail!("a rehearsal builds a lab: run it as root (sudo)");
+    }
+    let mut config = imported.config.clone();
+    if let Some(b) = bfd {
+        config = rehearse::with_bfd(&config, &resolved.circuit, peering, b)?;
+    }
+    std::fs::create_dir_all(&a.out)?;
+    let effective = a.out.join("rehearsal.toml");
+    let (lab, config_path) = match estate::State::load(&a.prefix)? {
+        Some(state) => {
+            if req.failure == rehearse::Failure::BfdTimers || bfd.is_some() {
+                bail!(
+                    "lab {} is already up with its own configuration: --failure bfd-timers and --bfd need a lab of the rehearsal's own (another --prefix, or `cargo xtask lab down --prefix {}`)",
+                    a.prefix,
+                    a.prefix
+                );
+            }
+            println!("using lab {}, already up", a.prefix);
+            let path = state.config.first().cloned().unwrap_or_default();
+            (e2e_tests::estate::EstateLabUp::adopt(state), path)
+        }
+        None => {
+            std::fs::write(&effective, config.to_toml_string()?)?;
+            let mut customers = Customers::all(CustomerRouter::Frr);
+            customers
+                .per_circuit
+                .insert(resolved.circuit.clone(), CustomerRouter::Frr);
+            println!("building lab {} ...", a.prefix);
+            let lab = e2e_tests::estate::EstateLabUp::up_planned(
+                &effective, &effective, &a.prefix, &customers,
+            )?;
+            (lab, effective.clone())
+        }
+    };
+    let (report, runs) = rehearse::rehearse(&lab, &resolved, &config_path, &|s| println!("  {s}"))?;
+    print!("{}", report.text());
+    let (json, svg) = rehearse::write(&a.out, &report, &runs)?;
+    println!("  report: {}\n  plot:   {}", json.display(), svg.display());
+    drop(lab);
+    Ok(())
 }
 
 fn customers(args: &[String]) -> Result<Customers> {
@@ -73,6 +208,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
+        Cmd::Rehearse(a) => rehearse(a),
         Cmd::Down { prefix } => {
             let Some(state) = estate::State::load(&prefix)? else {
                 println!("lab {prefix} is not up: nothing to remove");

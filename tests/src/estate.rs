@@ -5,9 +5,11 @@ use std::{path::Path, time::Duration};
 use anyhow::{Result, bail};
 use lab::estate::{self, CustomerRouter, Customers, EstateLab, State};
 
-/// A running estate lab; dropping it removes everything.
+/// A running estate lab; dropping it removes everything (unless it was
+/// adopted: then it stays, as it was found).
 pub struct EstateLabUp {
     pub state: State,
+    adopted: bool,
 }
 
 impl EstateLabUp {
@@ -37,7 +39,18 @@ impl EstateLabUp {
             &traffic::vlan_switch::install_estate_switch,
             &daemon,
         )?;
-        Ok(Self { state })
+        Ok(Self {
+            state,
+            adopted: false,
+        })
+    }
+
+    /// A lab `lab up --config` built earlier: used as it is, left up.
+    pub fn adopt(state: State) -> Self {
+        Self {
+            state,
+            adopted: true,
+        }
     }
 
     pub fn customer(&self, circuit: &str) -> &estate::plan::Customer {
@@ -208,6 +221,9 @@ impl Drop for EstateLabUp {
     fn drop(&mut self) {
         // For a look at a failed test's lab: remove it with `cargo xtask
         // lab down --prefix PREFIX` afterwards.
+        if self.adopted {
+            return;
+        }
         if std::env::var_os("MSEE_KEEP_LAB").is_some() {
             eprintln!("MSEE_KEEP_LAB: lab {} left up", self.state.lab.prefix);
             return;

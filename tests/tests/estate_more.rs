@@ -307,13 +307,12 @@ addressSpace = { addressPrefixes = ["10.10.0.0/16"] }
 }
 
 /// Sends `n` UDP datagrams with DSCP `dscp` from `src` in `src_ns` to
-/// `dst:port`, and returns the DSCP of each that arrived on `dst_if` in
-/// `dst_ns`.
+/// `dst:port`, and returns the DSCP of each that arrived on the
+/// (namespace, interface) it is captured at.
 fn dscp_across(
     src_ns: &str,
     src: IpAddr,
-    dst_ns: &str,
-    dst_if: &str,
+    (dst_ns, dst_if): (&str, &str),
     dst: IpAddr,
     port: u16,
     dscp: u8,
@@ -448,7 +447,15 @@ communities = ["12076:5010"]
     let exchange: IpAddr = "198.18.10.1".parse().unwrap();
     let public_host = c.public_hosts[0];
     for (sent, want) in [(46u8, 46u8), (12, 0)] {
-        let got = dscp_across(&c.ns, public_host, &ms.ns, "msee", exchange, 7400, sent, 20);
+        let got = dscp_across(
+            &c.ns,
+            public_host,
+            (&ms.ns, "msee"),
+            exchange,
+            7400,
+            sent,
+            20,
+        );
         assert_eq!(
             got.len(),
             20,
@@ -465,4 +472,150 @@ communities = ["12076:5010"]
     // A service the filter did not select is not routed.
     let sharepoint_route = lab.learned("er-ms");
     assert!(!sharepoint_route.iter().any(|(p, _)| p == "198.18.20.0/24"));
+}
+
+/// Two circuits policed at the same time, each at its own bandwidth: 50
+/// and 100 Mbit/s offered three times their rate over their primary links.
+/// Each delivers what an exact token bucket at its rate would (within 2%),
+/// and that is its rate (within 2%).
+#[test]
+fn two_circuits_policed_at_once_each_at_its_own_bandwidth() {
+    if !require_root("two_circuits_policed_at_once_each_at_its_own_bandwidth") {
+        return;
+    }
+    let text = circuit("er-50", 1, "Amsterdam", "Standard", 50)
+        + &private(65001, "192.168.10.0/29", "vlanId = 100")
+        + &circuit("er-100", 2, "Silicon Valley", "Premium", 100)
+        + &private(65002, "192.168.20.0/29", "vlanId = 200")
+        + r#"
+[[virtualNetworks]]
+name = "vnet-weu"
+location = "West Europe"
+addressSpace = { addressPrefixes = ["10.10.0.0/16"] }
+
+[[virtualNetworks]]
+name = "vnet-wus"
+location = "West US"
+addressSpace = { addressPrefixes = ["10.20.0.0/16"] }
+
+[[connections]]
+name = "c50"
+virtualNetwork = "vnet-weu"
+peer = "er-50"
+
+[[connections]]
+name = "c100"
+virtualNetwork = "vnet-wus"
+peer = "er-100"
+"#;
+    let prefix = unique_prefix("pol");
+    let file = write(&prefix, "pol.toml", &text);
+    let lab = EstateLabUp::up(&file, &prefix, CustomerRouter::Frr).unwrap();
+    lab.wait_established(Duration::from_secs(60)).unwrap();
+    let payload = vec![0u8; 1400];
+    let frame_bytes = (payload.len() + 8 + 20 + 14 + 4) as u64; // tagged on the customer link
+    let secs = 5;
+    let mut sockets = Vec::new();
+    for (name, host, rate) in [
+        ("er-50", "10.10.0.4", 50_000_000u64),
+        ("er-100", "10.20.0.4", 100_000_000),
+    ] {
+        let c = lab.customer(name).clone();
+        lab.wait_learned(
+            name,
+            &[&host.replace(".0.4", ".0.0/16")],
+            Duration::from_secs(20),
+        );
+        // Over the primary link only: its rx policer is the one measured.
+        let via = c.peerings[0].msee[0].to_string();
+        let dev = c.peerings[0].ifnames[0].clone();
+        lab::ip_ns(
+            &c.ns,
+            &[
+                "route",
+                "add",
+                &format!("{host}/32"),
+                "via",
+                &via,
+                "dev",
+                &dev,
+            ],
+        )
+        .unwrap();
+        let tx = lab::traffic::udp_socket_in(&c.ns, IpAddr::V4(c.host), None).unwrap();
+        let dst: std::net::SocketAddr = format!("{host}:9").parse().unwrap();
+        sockets.push((name, rate, tx, dst));
+    }
+    let streams: Vec<e2e_tests::policer::Stream> = sockets
+        .iter()
+        .map(|(_, rate, tx, dst)| e2e_tests::policer::Stream {
+            tx,
+            dst: *dst,
+            bps: 3 * rate,
+        })
+        .collect();
+    let before = lab.cli(&["counters"]);
+    // Both circuits offered at once, from one thread (the other CPU is the
+    // kernel's, which forwards).
+    let sent = e2e_tests::policer::offer_streams(&streams, &payload, frame_bytes, secs);
+    let results: Vec<_> = sockets
+        .iter()
+        .zip(sent)
+        .map(|((name, rate, _, _), times)| (*name, *rate, times))
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let after = lab.cli(&["counters"]);
+    let counter = |v: &serde_json::Value, port: &str, key: &str| -> u64 {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["port"] == port)
+            .map(|p| {
+                if let Some(reason) = key.strip_prefix("drops.") {
+                    p["drops"][reason].as_u64().unwrap()
+                } else {
+                    p[key].as_u64().unwrap()
+                }
+            })
+            .unwrap_or_else(|| panic!("no {port} in {v}"))
+    };
+    for (name, rate, times) in results {
+        let link = format!("{name}/AzurePrivatePeering/primary");
+        let rx = counter(&after, &link, "rx_packets") - counter(&before, &link, "rx_packets");
+        let policed =
+            counter(&after, &link, "drops.policer") - counter(&before, &link, "drops.policer");
+        let delivered = rx - policed;
+        let elapsed = times.last().unwrap().duration_since(times[0]).as_secs_f64();
+        let burst = dataplane::default_burst_bytes(rate);
+        let ideal = e2e_tests::policer::ideal_policer(&times, frame_bytes, rate, burst);
+        let to_bps = |f: u64| (f * frame_bytes).saturating_sub(burst) as f64 * 8.0 / elapsed;
+        let (got, ideal_bps) = (to_bps(delivered), to_bps(ideal));
+        let offered = times.len() as f64 * frame_bytes as f64 * 8.0 / elapsed;
+        let vs_ideal = (delivered as f64 - ideal as f64) / ideal as f64;
+        let vs_rate = (got - rate as f64) / rate as f64;
+        eprintln!(
+            "{name}: offered {:.1} Mbit/s, delivered {:.2} Mbit/s ({:+.2}% vs rate, {:+.2}% vs an exact bucket at {:.2}); {policed} policed",
+            offered / 1e6,
+            got / 1e6,
+            vs_rate * 100.0,
+            vs_ideal * 100.0,
+            ideal_bps / 1e6
+        );
+        assert_eq!(
+            rx,
+            times.len() as u64,
+            "{name}: every frame offered reached the MSEE"
+        );
+        assert!(
+            offered > 2.0 * rate as f64,
+            "{name}: the sender kept above the rate"
+        );
+        assert!(
+            vs_ideal.abs() < 0.02,
+            "{name}: the kernel's bucket matches an exact one"
+        );
+        if (ideal_bps - rate as f64).abs() / (rate as f64) < 0.01 {
+            assert!(vs_rate.abs() < 0.02, "{name}: {got} bit/s vs {rate}");
+        }
+    }
 }

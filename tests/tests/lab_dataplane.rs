@@ -7,13 +7,13 @@ use std::{
     time::{Duration, Instant},
 };
 
+use e2e_tests::policer::ideal_policer;
 use e2e_tests::{
     lab_dataplane::{AZURE, LabDataplane, ONPREM_LAN, PRIMARY, SECONDARY, drain, udp_socket},
     require_root, unique_prefix,
 };
 use lab::{IF_PRIMARY, IF_SECONDARY};
-use msee_abi::{Direction, DropReason, NB_PER_BYTE, PeeringKind, ROUTE_OUT_OF_REACH, Route};
-use xdp_ebpf::msee::police::{policer_cost_nb, policer_refill_nb, policer_step};
+use msee_abi::{Direction, DropReason, PeeringKind, ROUTE_OUT_OF_REACH, Route};
 
 const DOMAIN: u32 = 1;
 const G_CUSTOMER: u32 = 0;
@@ -240,27 +240,6 @@ fn recv_tos(rx: &std::net::UdpSocket) -> Option<u8> {
         }
     }
     None
-}
-
-/// What an exact token bucket (the same arithmetic as the kernel's) lets
-/// through of frames offered at `times`: the reference the kernel's policer
-/// is held to, whatever pauses the sender had.
-fn ideal_policer(times: &[Instant], frame_bytes: u64, rate_bps: u64, burst_bytes: u64) -> u64 {
-    let rate = rate_bps / 8;
-    let burst = burst_bytes * NB_PER_BYTE;
-    let cap_ns = burst.div_ceil(rate);
-    let cost = policer_cost_nb(frame_bytes);
-    let mut credit = burst;
-    let mut last = times[0];
-    let mut conformed = 0;
-    for t in times {
-        let refill = policer_refill_nb(t.duration_since(last).as_nanos() as u64, cap_ns, rate);
-        last = *t;
-        let (next, ok) = policer_step(credit, refill, burst, cost);
-        credit = next;
-        conformed += ok as u64;
-    }
-    conformed
 }
 
 /// Offer three times `rate_bps` of 1442-byte frames from on-prem to Azure

@@ -28,6 +28,17 @@ enum Cmd {
         #[arg(long)]
         release: bool,
     },
+    /// Rehearse a failure of your own circuit under traffic: builds the lab
+    /// of your file (or uses one already up), streams both ways, fails the
+    /// primary and repairs it, and reports (terminal, JSON, SVG) beside the
+    /// real service's figures. `cargo xtask rehearse --help` lists the
+    /// options (--config FILE --failure carrier|silent|bgp|drain|bfd-timers
+    /// [--circuit --peering --at --for --traffic --bfd --repeat --out]).
+    #[command(disable_help_flag = true)]
+    Rehearse {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Bring the lab topology up or down.
     Lab {
         #[command(subcommand)]
@@ -200,6 +211,13 @@ fn run(cli: Cli) -> Result<()> {
             Lab::adopt(topo).down()?;
             println!("lab {prefix} removed");
             Ok(())
+        }
+        Cmd::Rehearse { args } => {
+            setup::run()?;
+            build(false)?;
+            let mut all = vec!["rehearse".to_owned()];
+            all.extend(args);
+            run_bin("demo", "msee-lab", &all)
         }
         Cmd::Test => {
             setup::run()?;
