@@ -82,6 +82,8 @@ pub struct LinkView {
     pub flips: u64,
     /// Most recent first.
     pub history: Vec<Flip>,
+    /// Every flip since the link was added, by its cause.
+    pub flips_by_cause: BTreeMap<&'static str, u64>,
 }
 
 #[derive(Debug)]
@@ -94,6 +96,7 @@ struct LinkState {
     carries: bool,
     flips: u64,
     history: VecDeque<Flip>,
+    flips_by_cause: BTreeMap<&'static str, u64>,
 }
 
 impl LinkState {
@@ -149,6 +152,7 @@ impl LinkHealth {
                 carries: false,
                 flips: 0,
                 history: VecDeque::new(),
+                flips_by_cause: BTreeMap::new(),
             },
         );
         inner.writer.write(link, false)
@@ -218,6 +222,7 @@ impl LinkHealth {
                     st.history.pop_back();
                 }
                 st.history.push_front(flip.clone());
+                *st.flips_by_cause.entry(cause).or_default() += 1;
                 info!(link = %st.name, carries = verdict, cause, "link flipped");
                 Some(flip)
             }
@@ -259,6 +264,7 @@ impl LinkHealth {
                 carries: s.carries,
                 flips: s.flips,
                 history: s.history.iter().cloned().collect(),
+                flips_by_cause: s.flips_by_cause.clone(),
             })
             .collect()
     }

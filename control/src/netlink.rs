@@ -198,26 +198,6 @@ pub async fn resolve_neighbour(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn subnets() {
-        let a = Ipv4Addr::new(192, 168, 100, 130);
-        assert!(same_subnet(a, Ipv4Addr::new(192, 168, 100, 129), 30));
-        assert!(!same_subnet(a, Ipv4Addr::new(192, 168, 100, 133), 30));
-        assert!(same_subnet(a, Ipv4Addr::new(192, 168, 100, 133), 29));
-        assert!(same_subnet(a, Ipv4Addr::new(8, 8, 8, 8), 0));
-        assert!(!same_subnet(a, Ipv4Addr::new(192, 168, 100, 131), 32));
-        let b: Ipv6Addr = "fd00:100::2".parse().unwrap();
-        assert!(same_subnet6(b, "fd00:100::1".parse().unwrap(), 126));
-        assert!(!same_subnet6(b, "fd00:100::5".parse().unwrap(), 126));
-        assert!(same_subnet6(b, "fd00:100::5".parse().unwrap(), 125));
-        assert!(same_subnet6(b, "::".parse().unwrap(), 0));
-    }
-}
-
 /// Puts `addr`/`len` on `ifindex` (IPv6 without duplicate address
 /// detection: the MSEE's BGP sockets bind to it at once).
 pub async fn add_address(handle: &Handle, ifindex: u32, addr: IpAddr, len: u8) -> Result<()> {
@@ -253,4 +233,24 @@ pub async fn del_address(handle: &Handle, ifindex: u32, addr: IpAddr, len: u8) -
         .execute()
         .await
         .with_context(|| format!("removing {addr}/{len} from ifindex {ifindex}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subnets() {
+        let a = Ipv4Addr::new(192, 168, 100, 130);
+        assert!(same_subnet(a, Ipv4Addr::new(192, 168, 100, 129), 30));
+        assert!(!same_subnet(a, Ipv4Addr::new(192, 168, 100, 133), 30));
+        assert!(same_subnet(a, Ipv4Addr::new(192, 168, 100, 133), 29));
+        assert!(same_subnet(a, Ipv4Addr::new(8, 8, 8, 8), 0));
+        assert!(!same_subnet(a, Ipv4Addr::new(192, 168, 100, 131), 32));
+        let b: Ipv6Addr = "fd00:100::2".parse().unwrap();
+        assert!(same_subnet6(b, "fd00:100::1".parse().unwrap(), 126));
+        assert!(!same_subnet6(b, "fd00:100::5".parse().unwrap(), 126));
+        assert!(same_subnet6(b, "fd00:100::5".parse().unwrap(), 125));
+        assert!(same_subnet6(b, "::".parse().unwrap(), 0));
+    }
 }

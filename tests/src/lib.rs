@@ -9,6 +9,7 @@ pub mod frr;
 pub mod lab_dataplane;
 pub mod packet;
 pub mod policer;
+pub mod prometheus;
 pub mod rehearse;
 pub mod vlan_frames;
 pub mod vlan_lab;

@@ -20,6 +20,9 @@ pub const APT_PACKAGES: &[&str] = &[
     "frr",
     "bird2",
     "gobgpd",
+    // A real Prometheus server scrapes the daemon's metrics in a test
+    // (operator_view), and its promtool checks the exposition.
+    "prometheus",
 ];
 
 pub const NIGHTLY: &str = "nightly";

@@ -15,6 +15,7 @@ use tokio::{
 };
 use tracing::{debug, warn};
 
+pub mod az;
 pub mod types;
 
 /// Default socket path of `msee-daemon --api-socket` and `msee-cli --socket`.
@@ -53,6 +54,38 @@ pub enum Request {
     Fib {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         lookup: Vec<std::net::IpAddr>,
+    },
+    // --- The operator's view (`control/src/daemon/ops/az.rs`).
+    /// `az network express-route get-stats`: bytes in and out per link of
+    /// the circuit (all peerings, or `peering`'s), as `az::CircuitStats`.
+    Stats {
+        circuit: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        peering: Option<String>,
+    },
+    /// `list-route-tables`: the routes learned on one link (`path`:
+    /// primary or secondary), or those the MSEE advertises there.
+    #[serde(rename = "route-table")]
+    RouteTable {
+        circuit: String,
+        peering: String,
+        path: String,
+        #[serde(default)]
+        advertised: bool,
+    },
+    /// `list-route-tables-summary`: the BGP neighbours on one link.
+    #[serde(rename = "route-table-summary")]
+    RouteTableSummary {
+        circuit: String,
+        peering: String,
+        path: String,
+    },
+    /// `list-arp-tables`: the ARP entries of one link.
+    #[serde(rename = "arp-table")]
+    ArpTable {
+        circuit: String,
+        peering: String,
+        path: String,
     },
 }
 

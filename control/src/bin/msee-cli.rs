@@ -4,7 +4,8 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
 use control::{
-    api::{self, Request, types::*},
+    api::{self, Request, az, types::*},
+    cli::{self, table},
     stats::PortReport,
 };
 use serde_json::Value;
@@ -71,32 +72,45 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-}
-
-/// A table: columns as wide as their widest cell.
-fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let line = |cells: Vec<String>| {
-        let mut out = String::new();
-        for (i, (c, w)) in cells.iter().zip(&widths).enumerate() {
-            if i + 1 == cells.len() {
-                out += c;
-            } else {
-                out += &format!("{c:<w$}  ");
-            }
-        }
-        out.trim_end().to_owned() + "\n"
-    };
-    let mut out = line(header.iter().map(|h| h.to_string()).collect());
-    for r in rows {
-        out += &line(r);
-    }
-    out
+    /// Bytes in (toward Microsoft) and out (toward the customer) on each
+    /// link, as `az network express-route get-stats` (its JSON with --json):
+    /// the circuit's peerings added up, or one peering's.
+    GetStats {
+        circuit: String,
+        /// e.g. AzurePrivatePeering, MicrosoftPeering.
+        #[arg(long)]
+        peering: Option<String>,
+    },
+    /// The routes learned on one link (or with --advertised, those the MSEE
+    /// advertises there), as `az network express-route list-route-tables`.
+    ListRouteTables {
+        circuit: String,
+        #[arg(long)]
+        peering: String,
+        /// primary or secondary.
+        #[arg(long)]
+        path: String,
+        #[arg(long)]
+        advertised: bool,
+    },
+    /// The BGP neighbours of one link, as `az network express-route
+    /// list-route-tables-summary`.
+    ListRouteTablesSummary {
+        circuit: String,
+        #[arg(long)]
+        peering: String,
+        #[arg(long)]
+        path: String,
+    },
+    /// The ARP entries of one link (the MSEE's and the customer's router's),
+    /// as `az network express-route list-arp-tables`.
+    ListArpTables {
+        circuit: String,
+        #[arg(long)]
+        peering: String,
+        #[arg(long)]
+        path: String,
+    },
 }
 
 fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
@@ -365,6 +379,10 @@ fn render(command: &Command, v: Value) -> anyhow::Result<String> {
         Command::Drain { .. } | Command::Undrain { .. } => render_drain(&read::<DrainView>(v)?),
         Command::Links => render_links(&read::<Vec<LinkView>>(v)?),
         Command::Fib => render_fib(&read::<FibView>(v)?),
+        Command::GetStats { .. } => cli::az::stats(&read::<az::CircuitStats>(v)?),
+        Command::ListRouteTables { .. } => cli::az::route_table(&read(v)?),
+        Command::ListRouteTablesSummary { .. } => cli::az::route_table_summary(&read(v)?),
+        Command::ListArpTables { .. } => cli::az::arp_table(&read(v)?),
         Command::Import { .. } => anyhow::bail!("import does not ask the daemon"),
     })
 }
@@ -434,6 +452,39 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let request = match &args.command {
         Command::Import { files } => return import(files, args.json),
+        Command::GetStats { circuit, peering } => Request::Stats {
+            circuit: circuit.clone(),
+            peering: peering.clone(),
+        },
+        Command::ListRouteTables {
+            circuit,
+            peering,
+            path,
+            advertised,
+        } => Request::RouteTable {
+            circuit: circuit.clone(),
+            peering: peering.clone(),
+            path: path.clone(),
+            advertised: *advertised,
+        },
+        Command::ListRouteTablesSummary {
+            circuit,
+            peering,
+            path,
+        } => Request::RouteTableSummary {
+            circuit: circuit.clone(),
+            peering: peering.clone(),
+            path: path.clone(),
+        },
+        Command::ListArpTables {
+            circuit,
+            peering,
+            path,
+        } => Request::ArpTable {
+            circuit: circuit.clone(),
+            peering: peering.clone(),
+            path: path.clone(),
+        },
         Command::Sessions => Request::Sessions,
         Command::Routes { circuit } => Request::Routes {
             circuit: circuit.clone(),

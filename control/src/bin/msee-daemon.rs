@@ -118,6 +118,10 @@ struct Args {
     /// First IdleHold delay after a session error, seconds (doubles up to 300).
     #[arg(long, default_value_t = 5, requires = "config")]
     idle_hold_secs: u64,
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics (e.g.
+    /// 127.0.0.1:9477). An address in use stops the start.
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -202,6 +206,7 @@ fn real_main(args: Args) -> anyhow::Result<()> {
         }
     }
     let cfg = DaemonConfig {
+        metrics_listen: args.metrics_listen,
         model,
         api_socket: args.api_socket,
         tagged: args.tagged,

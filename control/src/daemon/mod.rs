@@ -10,8 +10,10 @@
 //! - [`bfd`]: BFD per peering.
 //! - [`reload`]: a new configuration applied in place.
 //! - [`views`]: the API's answers.
+//! - [`ops`]: the operator's view (metrics, az-shaped tables).
 mod bfd;
 mod links;
+mod ops;
 mod reload;
 mod routing;
 mod sessions;
@@ -103,6 +105,8 @@ pub struct DaemonConfig {
     /// model), as on ExpressRoute, instead of one circuit's private peering
     /// untagged on the provider pair.
     pub tagged: bool,
+    /// Serve Prometheus metrics (`/metrics`) here.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// The circuits to run and how.
@@ -156,6 +160,8 @@ struct Daemon {
     /// The failure detectors' runtime (carrier monitor, BFD).
     detectors: tokio::runtime::Handle,
     bfd_tx: tokio::sync::mpsc::UnboundedSender<bfd::BfdNotice>,
+    /// The operator's view: metrics, az-shaped tables.
+    ops: ops::Ops,
 }
 
 /// Plans what `cfg` describes, without touching anything: the check of
@@ -172,6 +178,8 @@ async fn discover(
 }
 
 pub async fn run(cfg: DaemonConfig) -> Result<()> {
+    // First: an address in use stops the start before anything is loaded.
+    let ops = ops::Ops::new(cfg.metrics_listen)?;
     let handle = netlink::connect()?;
     let ifaces = discover(&handle, &cfg.ports).await?;
     let (model, paths, only, max_prefixes, timers) = match cfg.model {
@@ -238,8 +246,10 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
         sessions: None,
         detectors,
         bfd_tx,
+        ops,
     };
     d.start().await?;
+    d.ops_started()?;
 
     let (api_tx, mut api_rx) = tokio::sync::mpsc::channel::<crate::api::Call>(16);
     if let Some(path) = &cfg.api_socket {
@@ -259,6 +269,7 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
     let stop_at = cfg.run_for.map(|t| tokio::time::Instant::now() + t);
     let mut carrier_notices = d.watch_carrier()?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let published = d.ops.published.clone();
     let mut ticks = 0u64;
     loop {
         tokio::select! {
@@ -304,6 +315,9 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
                     Err(e) => warn!("SIGHUP: {e}"),
                 }
             }
+            _ = published.wanted() => {
+                d.ops_refresh();
+            }
             Some(call) = api_rx.recv() => {
                 let answer = d.answer(&call.request).await;
                 let _ = call.reply.send(answer);
@@ -315,6 +329,7 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
                 // Unresolved neighbours are retried every second; resolved
                 // ones are checked every 30 s in case the neighbour changed.
                 d.resolve_pending(Duration::from_millis(500), ticks.is_multiple_of(30)).await;
+                d.ops_refresh();
             }
         }
     }

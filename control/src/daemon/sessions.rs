@@ -33,6 +33,11 @@ pub(super) struct SessionStatus {
     pub established: bool,
     pub since: Option<std::time::Instant>,
     pub last_down: Option<String>,
+    /// Prefixes the peer announced (each announcement, accepted or not),
+    /// and those refused, by [`crate::rib::Refusal::label`]: the metrics'
+    /// received and refused counts.
+    pub prefixes_announced: u64,
+    pub prefixes_refused: std::collections::BTreeMap<&'static str, u64>,
 }
 
 /// One session as the daemon runs it.
@@ -138,7 +143,7 @@ impl Daemon {
     }
 
     /// AS 12076 prepends on `link`'s advertisements (drained or not).
-    fn prepend(&self, link: u32) -> usize {
+    pub(super) fn prepend(&self, link: u32) -> usize {
         let drained = self
             .routing
             .ribs()
@@ -421,8 +426,12 @@ impl Daemon {
                     .map(|r| r.update(session, &update));
                 match outcome {
                     Some(Ok(outcome)) => {
+                        let st = &mut sessions.rt[i].status;
+                        st.prefixes_announced +=
+                            (update.nlri.len() + update.announced_v6().len()) as u64;
                         for (prefix, why) in &outcome.refused {
                             warn!(session = %spec.name, %prefix, "route refused: {why}");
+                            *st.prefixes_refused.entry(why.label()).or_default() += 1;
                         }
                         self.routing.learned(rib, &outcome.changed);
                         self.gr_update(rib, &outcome.changed);

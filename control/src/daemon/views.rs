@@ -82,6 +82,9 @@ impl Daemon {
 
     /// Answers one API request.
     pub(super) async fn answer(&mut self, request: &Request) -> Result<serde_json::Value, String> {
+        if let Some(answer) = self.answer_az(request) {
+            return answer;
+        }
         match request {
             Request::Drain {
                 circuit,
@@ -256,6 +259,11 @@ impl Daemon {
                 }
                 json(out)
             }
+            // The operator's requests, answered by `answer_az` above.
+            Request::Stats { .. }
+            | Request::RouteTable { .. }
+            | Request::RouteTableSummary { .. }
+            | Request::ArpTable { .. } => Err(format!("{request:?} is not answered here")),
         }
     }
 }

@@ -107,6 +107,19 @@ pub enum Refusal {
     NotRegistered,
 }
 
+impl Refusal {
+    /// A short snake_case name (a metric's label value).
+    pub fn label(&self) -> &'static str {
+        match self {
+            Refusal::DefaultRoute => "default_route",
+            Refusal::Rfc1918 => "rfc1918",
+            Refusal::AsLoop => "as_loop",
+            Refusal::WrongFamily => "wrong_family",
+            Refusal::NotRegistered => "not_registered",
+        }
+    }
+}
+
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {

@@ -230,6 +230,8 @@ fn build(
         state.api_socket.display().to_string(),
         "--connect-retry-secs".into(),
         "5".into(),
+        "--metrics-listen".into(),
+        METRICS_ADDR.into(),
     ]);
     let pid = start_daemon(daemon_bin, &args, &dir)?;
     state.processes.push(Started {
@@ -252,6 +254,10 @@ fn build(
     }
     Ok(())
 }
+
+/// Where the lab's daemon serves its Prometheus metrics, on the loopback
+/// of the MSEE namespace.
+pub const METRICS_ADDR: &str = "127.0.0.1:9477";
 
 /// An Azure-side namespace: its port from the MSEE, the gateway address,
 /// its hosts and its way back (everything via the MSEE).
