@@ -546,22 +546,30 @@ pub struct MseeConfig {
 mod pod {
     // SAFETY: all are #[repr(C)], made only of integers and byte arrays with
     // explicit padding, so every bit pattern is valid and there are no holes.
-    unsafe impl aya::Pod for super::AttachmentKey {}
-    unsafe impl aya::Pod for super::Attachment {}
-    unsafe impl aya::Pod for super::Link {}
-    unsafe impl aya::Pod for super::GroupMember {}
-    unsafe impl aya::Pod for super::NextHopGroup {}
-    unsafe impl aya::Pod for super::Route {}
-    unsafe impl aya::Pod for super::CachedGroup {}
-    unsafe impl aya::Pod for super::Resolved {}
-    unsafe impl aya::Pod for super::RouteCacheV4 {}
-    unsafe impl aya::Pod for super::RouteCacheV6 {}
-    unsafe impl aya::Pod for super::PolicerConfig {}
-    unsafe impl aya::Pod for super::PolicerState {}
-    unsafe impl aya::Pod for super::LinkCounters {}
-    unsafe impl aya::Pod for super::LinkRow {}
-    unsafe impl aya::Pod for super::vlan::VlanTags {}
-    unsafe impl aya::Pod for super::vlan::PushCounters {}
+    macro_rules! pod {
+        ($($t:ty),* $(,)?) => {$(
+            // SAFETY: as said above, for each of the types listed below.
+            unsafe impl aya::Pod for $t {}
+        )*};
+    }
+    pod!(
+        super::AttachmentKey,
+        super::Attachment,
+        super::Link,
+        super::GroupMember,
+        super::NextHopGroup,
+        super::Route,
+        super::CachedGroup,
+        super::Resolved,
+        super::RouteCacheV4,
+        super::RouteCacheV6,
+        super::PolicerConfig,
+        super::PolicerState,
+        super::LinkCounters,
+        super::LinkRow,
+        super::vlan::VlanTags,
+        super::vlan::PushCounters,
+    );
 }
 
 /// The VLAN shim: this kernel has no 802.1Q (`CONFIG_VLAN_8021Q` is off), so

@@ -348,14 +348,14 @@ pub fn measure(args: &DataplaneArgs) -> Result<(serde_json::Value, Loaded)> {
             }
         }
         calls_made += (n_configs * (1 + programs.len()) + stages.len() * programs.len()) as u64
-            * args.calls as u64;
+            * u64::from(args.calls);
         eprintln!("msee-bench:   round {round}/{} done", args.rounds);
     }
     let timing = started.elapsed();
     eprintln!("msee-bench: timed in {:.1} s", timing.as_secs_f64());
 
     // Every timed run must have been a forward: no policer (or other) drop.
-    let runs_per_config = (args.rounds as u64 + 1) * args.calls as u64 * REPEAT as u64;
+    let runs_per_config = (args.rounds as u64 + 1) * u64::from(args.calls) * u64::from(REPEAT);
     let mut forwarding = Vec::new();
     for p in &programs {
         for (routes, m) in &p.instances {

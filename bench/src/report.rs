@@ -49,7 +49,7 @@ impl Machine {
             loadavg: std::fs::read_to_string("/proc/loadavg")
                 .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
                 .unwrap_or_else(|_| "unknown".into()),
-            available_cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            available_cpus: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
         })
     }
 }

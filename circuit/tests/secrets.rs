@@ -90,7 +90,10 @@ fn debug_forms_of_config_and_model_hide_the_key() {
     // The key is there for whoever asks for it by name, and written back
     // as given (msee-cli import prints the equivalent TOML).
     let p = &model.circuits[0].peerings[0];
-    assert_eq!(p.shared_key.as_ref().map(|k| k.expose()), Some(KEY));
+    assert_eq!(
+        p.shared_key.as_ref().map(circuit::Secret::expose),
+        Some(KEY)
+    );
     assert!(config.to_toml_string().unwrap().contains(KEY));
     // A file read from disk too.
     let dir = std::env::temp_dir().join(format!("circuit-secrets-{}", std::process::id()));

@@ -719,7 +719,7 @@ fn route_filter_must_exist_and_name_known_communities() {
     let selected: Vec<String> = p
         .selected_communities
         .iter()
-        .map(|c| c.to_string())
+        .map(std::string::ToString::to_string)
         .collect();
     assert_eq!(selected, ["12076:5010", "12076:51002"]);
 }

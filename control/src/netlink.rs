@@ -111,7 +111,7 @@ pub async fn interface(handle: &Handle, name: &str) -> Result<Interface> {
             match attr {
                 AddressAttribute::Address(IpAddr::V4(a)) => addrs.push((*a, msg.header.prefix_len)),
                 AddressAttribute::Address(IpAddr::V6(a)) if !a.is_unicast_link_local() => {
-                    addrs6.push((*a, msg.header.prefix_len))
+                    addrs6.push((*a, msg.header.prefix_len));
                 }
                 _ => {}
             }
@@ -149,7 +149,7 @@ pub async fn lookup_neighbour(
             match attr {
                 NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => dst = Some(*a),
                 NeighbourAttribute::LinkLocalAddress(l) if l.len() == 6 => {
-                    lladdr = l.as_slice().try_into().ok()
+                    lladdr = l.as_slice().try_into().ok();
                 }
                 _ => {}
             }

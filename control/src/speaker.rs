@@ -425,7 +425,7 @@ impl Speaker {
         if let Some(l) = self.listeners.get(&spec.local) {
             l.peers
                 .lock()
-                .unwrap_or_else(|e| e.into_inner())
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .remove(&spec.peer);
         }
         // Closing the inbox stops the session's task (ManualStop: Cease).
@@ -500,7 +500,9 @@ impl Speaker {
         match &s.md5_key {
             Some(key) => {
                 transport::set_md5sig(l.fd, s.peer, key.expose().as_bytes(), s.local.is_ipv6())
-                    .with_context(|| format!("setting the MD5 key for {} on {}", s.peer, s.local))?
+                    .with_context(|| {
+                        format!("setting the MD5 key for {} on {}", s.peer, s.local)
+                    })?;
             }
             // An empty key removes one a previous run may have set; none
             // there (ENOENT) is fine.
@@ -517,7 +519,7 @@ impl Speaker {
         }
         l.peers
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(s.peer, inbox);
         Ok(())
     }

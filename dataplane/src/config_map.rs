@@ -26,6 +26,7 @@ pub(crate) struct ConfigMap {
 // volatile or atomic access to one field, so threads sharing it race no
 // worse than they would through map syscalls.
 unsafe impl Send for ConfigMap {}
+// SAFETY: as for Send: shared access is to single fields, volatile or atomic.
 unsafe impl Sync for ConfigMap {}
 
 impl ConfigMap {

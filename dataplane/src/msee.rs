@@ -141,8 +141,8 @@ fn check_range(what: &'static str, value: u32, limit: u32) -> Result<()> {
     if value >= limit {
         return Err(MseeError::OutOfRange {
             what,
-            value: value as u64,
-            max: limit as u64 - 1,
+            value: u64::from(value),
+            max: u64::from(limit) - 1,
         });
     }
     Ok(())
@@ -577,7 +577,7 @@ impl Msee {
             IpNet::V4(p) => {
                 let m: LpmTrie<_, RouteKeyV4, Route> = self.map_ref(maps::ROUTES_V4)?;
                 m.iter()
-                    .filter_map(|r| r.ok())
+                    .filter_map(std::result::Result::ok)
                     .find(|(k, _)| {
                         k.prefix_len() == plen
                             && k.data() == route_key_v4(domain, p.addr().octets())
@@ -587,7 +587,7 @@ impl Msee {
             IpNet::V6(p) => {
                 let m: LpmTrie<_, RouteKeyV6, Route> = self.map_ref(maps::ROUTES_V6)?;
                 m.iter()
-                    .filter_map(|r| r.ok())
+                    .filter_map(std::result::Result::ok)
                     .find(|(k, _)| {
                         k.prefix_len() == plen
                             && k.data() == route_key_v6(domain, p.addr().octets())

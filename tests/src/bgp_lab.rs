@@ -180,7 +180,7 @@ impl BgpLab {
             ]
             .map(String::from),
         );
-        args.extend(extra.iter().map(|a| a.to_string()));
+        args.extend(extra.iter().map(std::string::ToString::to_string));
         let daemon = Daemon::start(&args, &dir).unwrap();
         Self {
             topo,

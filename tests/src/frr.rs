@@ -172,7 +172,7 @@ impl Frr {
             "--vty_socket".into(),
             self.dir.display().to_string(),
         ];
-        args.extend(extra.iter().map(|a| a.to_string()));
+        args.extend(extra.iter().map(std::string::ToString::to_string));
         self.processes
             .push(NsProcess::spawn(ns, program, &args, &self.dir, daemon));
         let sock = self.dir.join(format!("{daemon}.vty"));

@@ -6,7 +6,6 @@
 //! attachment belongs to.
 use std::{
     net::{IpAddr, Ipv4Addr, SocketAddrV4, UdpSocket},
-    os::fd::AsRawFd,
     time::{Duration, Instant},
 };
 
@@ -204,27 +203,11 @@ pub fn udp_socket(
         if let Some(dev) = &dev {
             lab::traffic::bind_to_device(&s, dev)?;
         }
-        unsafe {
-            if let Some(tos) = tos {
-                let v = tos as libc::c_int;
-                let rc = libc::setsockopt(
-                    s.as_raw_fd(),
-                    libc::IPPROTO_IP,
-                    libc::IP_TOS,
-                    (&v as *const libc::c_int).cast(),
-                    4,
-                );
-                anyhow::ensure!(rc == 0, "IP_TOS: {}", std::io::Error::last_os_error());
-            }
-            let big: libc::c_int = 8 << 20;
-            libc::setsockopt(
-                s.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUF,
-                (&big as *const libc::c_int).cast(),
-                4,
-            );
+        use nix::sys::socket::{setsockopt, sockopt};
+        if let Some(tos) = tos {
+            setsockopt(&s, sockopt::Ipv4Tos, &libc::c_int::from(tos)).context("IP_TOS")?;
         }
+        setsockopt(&s, sockopt::RcvBuf, &(8 << 20)).context("SO_RCVBUF")?;
         s.set_read_timeout(Some(Duration::from_millis(200)))?;
         Ok(s)
     })?

@@ -12,10 +12,10 @@ pub const UDP_LEN: usize = 8;
 pub fn ones_sum(data: &[u8], mut sum: u32) -> u32 {
     let mut chunks = data.chunks_exact(2);
     for c in &mut chunks {
-        sum += u16::from_be_bytes([c[0], c[1]]) as u32;
+        sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
     }
     if let [last] = chunks.remainder() {
-        sum += (*last as u32) << 8;
+        sum += u32::from(*last) << 8;
     }
     sum
 }

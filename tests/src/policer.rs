@@ -24,7 +24,7 @@ pub fn ideal_policer(times: &[Instant], frame_bytes: u64, rate_bps: u64, burst_b
         last = *t;
         let (next, ok) = policer_step(credit, refill, burst, cost);
         credit = next;
-        conformed += ok as u64;
+        conformed += u64::from(ok);
     }
     conformed
 }

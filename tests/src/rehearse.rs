@@ -128,7 +128,7 @@ impl std::str::FromStr for TrafficSpec {
                         .parse()
                         .ok()
                         .filter(|f| *f >= 1)
-                        .ok_or_else(|| anyhow!("flows={v}: 1 to 65535"))?
+                        .ok_or_else(|| anyhow!("flows={v}: 1 to 65535"))?;
                 }
                 "rate" => {
                     t.rate = if let Some(p) = v.strip_suffix('%') {

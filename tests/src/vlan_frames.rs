@@ -211,7 +211,7 @@ pub fn solicited_node(addr: Ipv6Addr) -> Ipv6Addr {
         0,
         0,
         1,
-        0xff00 | o[13] as u16,
+        0xff00 | u16::from(o[13]),
         u16::from_be_bytes([o[14], o[15]]),
     )
 }

@@ -299,12 +299,15 @@ impl Capture {
     pub fn open(ns: &str, ifindex: u32) -> Result<Self> {
         netns::on_thread(ns, move || -> Result<Self> {
             let proto = (libc::ETH_P_ALL as u16).to_be();
-            let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, proto as i32) };
+            // SAFETY: socket(2) takes no pointers.
+            let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(proto)) };
             if fd < 0 {
                 return Err(io::Error::last_os_error()).context("AF_PACKET socket");
             }
+            // SAFETY: `fd` is the socket just made; nothing else owns it.
             let fd = unsafe { OwnedFd::from_raw_fd(fd) };
             let big: libc::c_int = 32 << 20;
+            // SAFETY: the value points at a live c_int of the length given.
             unsafe {
                 libc::setsockopt(
                     fd.as_raw_fd(),
@@ -314,10 +317,12 @@ impl Capture {
                     4,
                 );
             }
+            // SAFETY: sockaddr_ll is plain integers: all zeroes is a valid value.
             let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
             sll.sll_family = libc::AF_PACKET as u16;
             sll.sll_protocol = proto;
             sll.sll_ifindex = ifindex as i32;
+            // SAFETY: `sll` is a live sockaddr_ll of the length given.
             let rc = unsafe {
                 libc::bind(
                     fd.as_raw_fd(),
@@ -337,8 +342,10 @@ impl Capture {
         let mut out = Vec::new();
         let mut buf = vec![0u8; 65536];
         loop {
+            // SAFETY: sockaddr_ll is plain integers: all zeroes is a valid value.
             let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
             let mut len = size_of::<libc::sockaddr_ll>() as u32;
+            // SAFETY: buffer and address are live and writable for the lengths given.
             let n = unsafe {
                 libc::recvfrom(
                     self.fd.as_raw_fd(),
@@ -361,17 +368,21 @@ impl Capture {
 /// take the kernel's transmit path, TC egress included).
 pub fn send_raw(ns: &str, ifindex: u32, frames: Vec<Vec<u8>>) -> Result<()> {
     netns::on_thread(ns, move || -> Result<()> {
+        // SAFETY: socket(2) takes no pointers.
         let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
         if fd < 0 {
             return Err(io::Error::last_os_error()).context("AF_PACKET socket");
         }
+        // SAFETY: `fd` is the socket just made; nothing else owns it.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         for f in &frames {
+            // SAFETY: sockaddr_ll is plain integers: all zeroes is a valid value.
             let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
             sll.sll_family = libc::AF_PACKET as u16;
             sll.sll_ifindex = ifindex as i32;
             sll.sll_halen = 6;
             sll.sll_addr[..6].copy_from_slice(&f[..6]);
+            // SAFETY: frame and address are live for the lengths given.
             let n = unsafe {
                 libc::sendto(
                     fd.as_raw_fd(),

@@ -114,7 +114,9 @@ fn frr_bfdd_silent_failure_detected_and_recovered() {
     if !require_root("frr_bfdd_silent_failure_detected_and_recovered") {
         return;
     }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     // Declared first, dropped last: processes and programs go before the
     // namespaces.
     let lab = BfdLab::up("bfds");
@@ -194,7 +196,9 @@ fn frr_bfdd_poll_sequences_admin_down_and_killed_process() {
     if !require_root("frr_bfdd_poll_sequences_admin_down_and_killed_process") {
         return;
     }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let (_lab, mut frr, mut ours) = setup("bfdp");
     wait_both_up(&mut ours, &frr, ms(300));
 

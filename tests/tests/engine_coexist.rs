@@ -87,7 +87,9 @@ fn engine_filtered_sink_leaves_arp_tcp_and_other_udp_to_the_kernel() {
     if !require_root("engine_filtered_sink_leaves_arp_tcp_and_other_udp_to_the_kernel") {
         return;
     }
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let pair = Pair::new("ec1").unwrap();
     let (a, b) = (pair.a.clone(), pair.b.clone());
     let other = udp_in(&b, "10.77.0.2:5555", Duration::from_secs(2));
@@ -196,7 +198,9 @@ fn engine_black_hole_blocks_everything_both_ways_and_detaches() {
     if !require_root("engine_black_hole_blocks_everything_both_ways_and_detaches") {
         return;
     }
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let pair = Pair::new("ec2").unwrap();
     let xdp_on_tb = || {
         ip_ns(&pair.b, &["link", "show", "dev", "tb"])
@@ -237,7 +241,9 @@ fn engine_black_hole_on_a_sink_drops_test_frames_only_while_on() {
     if !require_root("engine_black_hole_on_a_sink_drops_test_frames_only_while_on") {
         return;
     }
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let pair = Pair::new("ec3").unwrap();
     let h = background(&pair, false, true);
     // A switch of its own would miss what the sink's xsk takes first.

@@ -111,7 +111,9 @@ fn engine_flows_split_over_two_links_arrive_whole() {
     if !require_root("engine_flows_split_over_two_links_arrive_whole") {
         return;
     }
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     split_over_two_links("el1", false);
 }
 
@@ -120,7 +122,9 @@ fn engine_sink_links_in_two_namespaces() {
     if !require_root("engine_sink_links_in_two_namespaces") {
         return;
     }
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     split_over_two_links("el2", true);
 }
 
@@ -129,7 +133,9 @@ fn engine_flows_moved_mid_run_stay_one_sequence() {
     if !require_root("engine_flows_moved_mid_run_stay_one_sequence") {
         return;
     }
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut tri = Triangle::new("el3", false, FLOWS).unwrap();
     split(&mut tri);
     let n = 48_000;
@@ -206,7 +212,9 @@ fn engine_black_hole_on_a_link_loses_what_it_dropped_and_the_return_nothing() {
     if !require_root("engine_black_hole_on_a_link_loses_what_it_dropped_and_the_return_nothing") {
         return;
     }
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut tri = Triangle::new("el4", false, FLOWS).unwrap();
     split(&mut tri);
     let n = 64_000;
@@ -296,7 +304,9 @@ fn engine_sink_survives_its_link_going_down_and_up() {
     if !require_root("engine_sink_survives_its_link_going_down_and_up") {
         return;
     }
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut tri = Triangle::new("el5", false, FLOWS).unwrap();
     split(&mut tri);
     let n = 64_000;
@@ -372,7 +382,9 @@ fn engine_cli_two_rx_devices_json_and_plot() {
     if !require_root("engine_cli_two_rx_devices_json_and_plot") {
         return;
     }
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let bin = lab::daemon::workspace_bin("msee-traffic").unwrap();
     let mut tri = Triangle::new("el6", false, FLOWS).unwrap();
     split(&mut tri);

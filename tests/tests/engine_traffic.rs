@@ -158,7 +158,9 @@ fn engine_generator_to_sink_without_loss() {
     if !require_root("engine_generator_to_sink_without_loss") {
         return;
     }
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let pair = VethPair::new("eg1");
     let mut cfg = config(&pair, 40_000, 40_000.0);
     cfg.flows = 4;
@@ -173,7 +175,9 @@ fn engine_ipv6_qinq_imix_without_loss() {
     if !require_root("engine_ipv6_qinq_imix_without_loss") {
         return;
     }
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let pair = VethPair::new("eg2");
     let mut cfg = config(&pair, 12_000, 20_000.0);
     cfg.src_ip = "fd77::1".parse::<IpAddr>().unwrap();
@@ -197,7 +201,9 @@ fn engine_lossy_drops_exactly_every_kth() {
     if !require_root("engine_lossy_drops_exactly_every_kth") {
         return;
     }
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let pair = VethPair::new("eg3");
     let k = 50;
     let n = 10_000;
@@ -231,7 +237,9 @@ fn engine_pacing_100kpps_for_5s() {
     if !require_root("engine_pacing_100kpps_for_5s") {
         return;
     }
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let pair = VethPair::new("eg4");
     let mut cfg = config(&pair, 10_000_000, 100_000.0);
     cfg.duration = Duration::from_secs(5);
@@ -261,7 +269,9 @@ fn engine_latency_and_json_report() {
     if !require_root("engine_latency_and_json_report") {
         return;
     }
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let pair = VethPair::new("eg5");
     let r = run(&config(&pair, 5_000, 10_000.0)).unwrap();
     assert_clean(&r, 5_000);
@@ -284,7 +294,9 @@ fn engine_live_frames_stamps_sequences() {
     if !require_root("engine_live_frames_stamps_sequences") {
         return;
     }
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let pair = VethPair::new("eg6");
     let mut cfg = config(&pair, 20_000, 20_000.0);
     cfg.mode = GenMode::LiveFrames;
@@ -336,7 +348,9 @@ fn engine_two_queues_uneven_flows_with_loss() {
     if !require_root("engine_two_queues_uneven_flows_with_loss") {
         return;
     }
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let pair = VethPair::with_queues("eg8", 2);
     let mut cfg = config(&pair, 30_000, 30_000.0);
     cfg.tx.queues = 2;

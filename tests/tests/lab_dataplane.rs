@@ -76,7 +76,7 @@ fn azure_to_onprem(l: &LabDataplane, flows: u16, per_flow: u64) -> u64 {
             tx.send_to(b"flow", dst).unwrap();
         }
     }
-    drain(&rx, flows as u64 * per_flow)
+    drain(&rx, u64::from(flows) * per_flow)
 }
 
 #[test]
@@ -162,16 +162,7 @@ fn dscp_follows_the_peering_policy_and_reach_is_enforced() {
     for (i, (dev, src, dscp, expected)) in cases.into_iter().enumerate() {
         let port = 7100 + i as u16;
         let rx = udp_socket(&azure, l.topo.vnet_host, port, None, None).unwrap();
-        unsafe {
-            let on: libc::c_int = 1;
-            libc::setsockopt(
-                std::os::fd::AsRawFd::as_raw_fd(&rx),
-                libc::IPPROTO_IP,
-                libc::IP_RECVTOS,
-                (&on as *const libc::c_int).cast(),
-                4,
-            );
-        }
+        nix::sys::socket::setsockopt(&rx, nix::sys::socket::sockopt::IpRecvTos, &true).unwrap();
         let tx = udp_socket(&onprem, src, 0, Some(dev), Some(dscp << 2)).unwrap();
         tx.send_to(b"dscp", SocketAddrV4::new(l.topo.vnet_host, port))
             .unwrap();
@@ -213,30 +204,28 @@ fn dscp_follows_the_peering_policy_and_reach_is_enforced() {
 
 /// The TOS byte of the next datagram on `rx` (IP_RECVTOS ancillary data).
 fn recv_tos(rx: &std::net::UdpSocket) -> Option<u8> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
     let deadline = Instant::now() + Duration::from_secs(2);
     while Instant::now() < deadline {
         let mut buf = [0u8; 256];
-        let mut cmsg = [0u8; 64];
-        let mut iov = libc::iovec {
-            iov_base: buf.as_mut_ptr().cast(),
-            iov_len: buf.len(),
-        };
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = cmsg.as_mut_ptr().cast();
-        msg.msg_controllen = cmsg.len();
-        let n = unsafe { libc::recvmsg(std::os::fd::AsRawFd::as_raw_fd(rx), &mut msg, 0) };
-        if n < 0 {
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let mut cmsg = nix::cmsg_space!(libc::c_int);
+        let Ok(msg) = recvmsg::<()>(
+            std::os::fd::AsRawFd::as_raw_fd(rx),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::empty(),
+        ) else {
             continue;
-        }
-        let mut c = unsafe { libc::CMSG_FIRSTHDR(&msg) };
-        while !c.is_null() {
-            let h = unsafe { &*c };
-            if h.cmsg_level == libc::IPPROTO_IP && h.cmsg_type == libc::IP_TOS {
-                return Some(unsafe { *libc::CMSG_DATA(c) });
-            }
-            c = unsafe { libc::CMSG_NXTHDR(&msg, c) };
+        };
+        let Ok(mut cmsgs) = msg.cmsgs() else {
+            continue;
+        };
+        if let Some(tos) = cmsgs.find_map(|c| match c {
+            ControlMessageOwned::Ipv4Tos(tos) => Some(tos),
+            _ => None,
+        }) {
+            return Some(tos);
         }
     }
     None

@@ -24,11 +24,13 @@ const PACKETS: u64 = 500;
 /// An AF_PACKET socket on `ifname` in `ns`, to see frames exactly as they arrive.
 fn capture(ns: &str, ifname: &str) -> OwnedFd {
     let ifname = ifname.to_owned();
+    // SAFETY: plain socket(2)/bind(2)/setsockopt(2) calls on the fd just made,
+    // each pointer to a live local of the length passed.
     netns::on_thread(ns, move || unsafe {
         let fd = libc::socket(
             libc::AF_PACKET,
             libc::SOCK_RAW,
-            (libc::ETH_P_ALL as u16).to_be() as i32,
+            i32::from((libc::ETH_P_ALL as u16).to_be()),
         );
         assert!(
             fd >= 0,
@@ -69,14 +71,19 @@ fn captured_to_port(fd: &OwnedFd, dport: u16) -> Vec<ParsedUdp> {
     let mut buf = [0u8; 2048];
     let deadline = Instant::now() + Duration::from_secs(2);
     while Instant::now() < deadline {
-        let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-        if n <= 0 {
+        let n = nix::sys::socket::recv(
+            fd.as_raw_fd(),
+            &mut buf,
+            nix::sys::socket::MsgFlags::empty(),
+        )
+        .unwrap_or(0);
+        if n == 0 {
             if !out.is_empty() {
                 break;
             }
             continue;
         }
-        if let Some(p) = parse_udp(&buf[..n as usize])
+        if let Some(p) = parse_udp(&buf[..n])
             && p.dport == dport
         {
             out.push(p);
@@ -90,11 +97,16 @@ fn captured_icmp_time_exceeded(fd: &OwnedFd) -> Option<Ipv4Addr> {
     let mut buf = [0u8; 2048];
     let deadline = Instant::now() + Duration::from_secs(2);
     while Instant::now() < deadline {
-        let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        let n = nix::sys::socket::recv(
+            fd.as_raw_fd(),
+            &mut buf,
+            nix::sys::socket::MsgFlags::empty(),
+        )
+        .unwrap_or(0);
         if n < 14 + 28 {
             continue;
         }
-        let f = &buf[..n as usize];
+        let f = &buf[..n];
         if f[12..14] == [0x08, 0x00] && f[14 + 9] == 1 && f[14 + 20] == 11 {
             return Some(Ipv4Addr::new(f[26], f[27], f[28], f[29]));
         }
@@ -103,15 +115,11 @@ fn captured_icmp_time_exceeded(fd: &OwnedFd) -> Option<Ipv4Addr> {
 }
 
 /// Send a frame as-is out of `ifname` in `ns`.
-fn inject(ns: &str, ifname: &str, frame: Vec<u8>) {
+fn inject(ns: &str, ifname: &str, frame: &[u8]) {
     let fd = capture(ns, ifname);
-    let n = unsafe { libc::send(fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
-    assert_eq!(
-        n,
-        frame.len() as isize,
-        "inject: {}",
-        std::io::Error::last_os_error()
-    );
+    let n = nix::sys::socket::send(fd.as_raw_fd(), frame, nix::sys::socket::MsgFlags::empty())
+        .unwrap_or_else(|e| panic!("inject: {e}"));
+    assert_eq!(n, frame.len(), "inject: a short send");
 }
 
 fn flow(
@@ -279,16 +287,7 @@ fn udp_crosses_both_links_forwarded_by_xdp() {
     let cap = capture(&onprem, IF_PRIMARY);
     let probe =
         lab::traffic::udp_socket_in(&onprem, topo.primary.customer, Some(IF_PRIMARY)).unwrap();
-    unsafe {
-        let ttl: libc::c_int = 1;
-        libc::setsockopt(
-            probe.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_TTL,
-            (&ttl as *const libc::c_int).cast(),
-            4,
-        );
-    }
+    nix::sys::socket::setsockopt(&probe, nix::sys::socket::sockopt::Ipv4Ttl, &1).unwrap();
     probe
         .send_to(
             b"traceroute",
@@ -305,7 +304,7 @@ fn udp_crosses_both_links_forwarded_by_xdp() {
     runt[6..12].copy_from_slice(&lab::mac_of(&onprem, IF_PRIMARY).unwrap());
     runt[12..14].copy_from_slice(&[0x08, 0x00]);
     runt[14] = 0x45;
-    inject(&onprem, IF_PRIMARY, runt);
+    inject(&onprem, IF_PRIMARY, &runt);
     std::thread::sleep(Duration::from_millis(300));
 
     let stats = daemon.stop().unwrap();
@@ -432,7 +431,7 @@ fn azure_to_onprem_lan(topo: &Topology, lan: Ipv4Addr, flows: u16, per_flow: u64
     let mut got = 0;
     let mut buf = [0u8; 64];
     let deadline = Instant::now() + Duration::from_secs(5);
-    while got < flows as u64 * per_flow && Instant::now() < deadline {
+    while got < u64::from(flows) * per_flow && Instant::now() < deadline {
         if rx.recv(&mut buf).is_ok() {
             got += 1;
         }

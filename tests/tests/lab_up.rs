@@ -31,7 +31,7 @@ fn msee_lab(args: &[&str]) -> (bool, String) {
 fn namespaces(prefix: &str) -> Vec<String> {
     std::fs::read_dir("/run/netns")
         .map(|d| {
-            d.filter_map(|e| e.ok())
+            d.filter_map(std::result::Result::ok)
                 .map(|e| e.file_name().to_string_lossy().into_owned())
                 .filter(|n| n.starts_with(&format!("{prefix}-")))
                 .collect()

@@ -382,7 +382,7 @@ fn flows_spread_over_both_links_and_stay_put() {
             out_link(&again),
             "a flow stays on its link"
         );
-        on_primary += (out_link(&first) == C1_PRIMARY) as u32;
+        on_primary += u32::from(out_link(&first) == C1_PRIMARY);
     }
     assert!(
         (350..=650).contains(&on_primary),
@@ -538,7 +538,7 @@ fn global_reach_forwards_onprem_to_onprem_policed_on_both_circuits() {
     };
     let mut dropped = 0;
     for _ in 0..20 {
-        dropped += (m.test_run(&big, LO).unwrap().0 == XDP_DROP) as u32;
+        dropped += u32::from(m.test_run(&big, LO).unwrap().0 == XDP_DROP);
     }
     assert!(
         dropped >= 15,
@@ -548,7 +548,11 @@ fn global_reach_forwards_onprem_to_onprem_policed_on_both_circuits() {
         .iter()
         .map(|l| tx(&m, *l).dropped(DropReason::Policer))
         .sum();
-    assert_eq!(policed, dropped as u64, "charged to circuit 2's tx rows");
+    assert_eq!(
+        policed,
+        u64::from(dropped),
+        "charged to circuit 2's tx rows"
+    );
 }
 
 #[test]
@@ -623,14 +627,9 @@ fn policer_bounds_a_burst_and_rate_changes_keep_the_bucket() {
 
 /// Run the rest of the test on CPU 0 only: per-CPU budgets become exact.
 fn pin_to_cpu0() {
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(0, &mut set);
-        assert_eq!(
-            libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set),
-            0
-        );
-    }
+    let mut set = nix::sched::CpuSet::new();
+    set.set(0).unwrap();
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).unwrap();
 }
 
 #[test]
@@ -684,7 +683,7 @@ fn expired_ttl_is_answered_with_time_exceeded_within_a_budget() {
     let sum = |d: &[u8]| {
         let mut s: u32 = d
             .chunks(2)
-            .map(|c| u16::from_be_bytes([c[0], c[1]]) as u32)
+            .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
             .sum();
         while s > 0xffff {
             s = (s & 0xffff) + (s >> 16);
@@ -710,7 +709,7 @@ fn expired_ttl_is_answered_with_time_exceeded_within_a_budget() {
     pin_to_cpu0();
     let mut sent = 0;
     for _ in 0..300 {
-        sent += (m.test_run(&frame, LO).unwrap().0 == XDP_REDIRECT) as u64;
+        sent += u64::from(m.test_run(&frame, LO).unwrap().0 == XDP_REDIRECT);
     }
     assert!(
         sent <= msee_abi::ICMP_ERRORS_PER_SEC_PER_CPU,

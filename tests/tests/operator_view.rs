@@ -321,7 +321,7 @@ fn the_operator_sees_what_the_circuit_carried() {
         "Prometheus {rate:.0} B/s over {} scrapes; get-stats over the window {window_rate:.0} B/s; \
          the stream sent {sent_rate:.0} B/s on average ({pps} pps of {FRAME} B asked: {} B/s)",
         samples.len(),
-        pps as u64 * FRAME
+        u64::from(pps) * FRAME
     );
     eprintln!("{figures}");
     assert!((rate - sent_rate).abs() <= 0.05 * sent_rate, "{figures}");

@@ -114,7 +114,7 @@ fn one_rehearsal_per_failure_kind_within_its_bounds() {
                     o.outage_ms_max < 10.0,
                     "{failure:?}: outage {} ms",
                     o.outage_ms_max
-                )
+                );
             }
             Failure::Silent => {
                 assert!(

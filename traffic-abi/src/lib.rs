@@ -304,12 +304,20 @@ pub mod vlan_switch {
 mod pod {
     // SAFETY: #[repr(C)], integers and byte arrays only, no padding
     // (sizes asserted above): every bit pattern is valid.
-    unsafe impl aya::Pod for super::TestFrameFilter {}
-    unsafe impl aya::Pod for super::BlackholeWindow {}
-    unsafe impl aya::Pod for super::TestfwdLink {}
-    unsafe impl aya::Pod for super::TxgenConfig {}
-    unsafe impl aya::Pod for super::vlan_pop::PopKey {}
-    unsafe impl aya::Pod for super::vlan_pop::PopCounters {}
-    unsafe impl aya::Pod for super::vlan_switch::SwitchAccess {}
-    unsafe impl aya::Pod for super::vlan_switch::SwitchCounters {}
+    macro_rules! pod {
+        ($($t:ty),* $(,)?) => {$(
+            // SAFETY: as said above, for each of the types listed below.
+            unsafe impl aya::Pod for $t {}
+        )*};
+    }
+    pod!(
+        super::TestFrameFilter,
+        super::BlackholeWindow,
+        super::TestfwdLink,
+        super::TxgenConfig,
+        super::vlan_pop::PopKey,
+        super::vlan_pop::PopCounters,
+        super::vlan_switch::SwitchAccess,
+        super::vlan_switch::SwitchCounters,
+    );
 }

@@ -284,7 +284,9 @@ impl Blackhole {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Switch on (drop everything) or off, `LEAD_NS` from now; returns once

@@ -35,7 +35,7 @@ impl FrameSizes {
     /// Mean frame size in bytes (with FCS).
     pub fn mean(&self) -> f64 {
         let p = self.pattern();
-        p.iter().map(|&n| n as f64).sum::<f64>() / p.len() as f64
+        p.iter().map(|&n| f64::from(n)).sum::<f64>() / p.len() as f64
     }
 }
 
@@ -170,8 +170,8 @@ impl TrafficSpec {
                 sum += u32::from(IPPROTO_UDP) + u32::from(udp_len);
             }
             (IpAddr::V6(s), IpAddr::V6(d)) => {
-                let s = (u128::from(s).wrapping_add(add as u128)).to_be_bytes();
-                let d = (u128::from(d).wrapping_add(add as u128)).to_be_bytes();
+                let s = (u128::from(s).wrapping_add(u128::from(add))).to_be_bytes();
+                let d = (u128::from(d).wrapping_add(u128::from(add))).to_be_bytes();
                 h.extend_from_slice(&ETH_P_IPV6.to_be_bytes());
                 let mut ip = [0u8; 40];
                 ip[0] = 0x60;

@@ -204,7 +204,9 @@ impl Generator {
     }
 
     pub fn is_finished(&self) -> bool {
-        self.threads.iter().all(|t| t.is_finished())
+        self.threads
+            .iter()
+            .all(std::thread::JoinHandle::is_finished)
     }
 
     pub fn join(self) -> Result<GenReport> {

@@ -96,7 +96,7 @@ pub fn pin_to_cpu(cpu: usize) {
 }
 
 pub fn online_cpus() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
 
 /// Wait until each of `threads` per-queue threads has reported its setup,

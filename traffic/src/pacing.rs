@@ -71,7 +71,7 @@ impl Pacer {
 
     fn cost(&self, frame_len: u16) -> f64 {
         match self.rate {
-            Rate::Bps(_) => frame_len as f64 * 8.0,
+            Rate::Bps(_) => f64::from(frame_len) * 8.0,
             _ => 1.0,
         }
     }

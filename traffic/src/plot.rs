@@ -68,8 +68,8 @@ pub fn rate_svg(title: &str, series: &[(String, Vec<u32>)], markers: &[(String, 
         H / 2.0
     );
     for i in 0..=5 {
-        let v = ymax / 5.0 * i as f64;
-        let ms = xmax_ms / 5.0 * i as f64;
+        let v = ymax / 5.0 * f64::from(i);
+        let ms = xmax_ms / 5.0 * f64::from(i);
         let _ = writeln!(
             s,
             r##"<text x="{}" y="{}" text-anchor="end">{}</text><line x1="{L}" y1="{}" x2="{}" y2="{}" stroke="#ddd"/>"##,

@@ -537,7 +537,7 @@ impl RunHandle {
     pub fn event_at(&self, label: &str, at_ns: u64) {
         self.events
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(Event {
                 label: label.to_owned(),
                 at_ns,
@@ -662,7 +662,9 @@ impl RunHandle {
         if offered_total > 0.0 {
             totals.outage_ms_run = totals.lost as f64 / offered_total * 1e3;
         }
-        let mut events = events.into_inner().unwrap_or_else(|e| e.into_inner());
+        let mut events = events
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for f in sunk.rx.iter().flat_map(|r| &r.flips) {
             events.push(Event {
                 label: format!(

@@ -449,7 +449,7 @@ impl Sink {
             r.received = f.received.load(Ordering::Relaxed);
             if let Ok(p) = f.program.lock() {
                 r.xsk = p.counts();
-                r.lossy = p.lossy().map(|l| l.counts());
+                r.lossy = p.lossy().map(super::xsk::Lossy::counts);
             }
             if let Some(b) = &f.blackhole {
                 r.blackhole = Some(b.counts());

@@ -428,9 +428,8 @@ pub(crate) fn map_fd(ebpf: &Ebpf, name: &str) -> Result<OwnedFd> {
     let map = ebpf
         .map(name)
         .ok_or_else(|| anyhow!("object has no map {name}"))?;
-    let data = match map {
-        Map::Array(d) | Map::PerCpuArray(d) => d,
-        _ => bail!("map {name} is not an array"),
+    let (Map::Array(data) | Map::PerCpuArray(data)) = map else {
+        bail!("map {name} is not an array");
     };
     Ok(data.fd().as_fd().try_clone_to_owned()?)
 }

@@ -14,7 +14,7 @@ pub const IPPROTO_UDP: u8 = 17;
 /// incremental checksum updates (RFC 1624).
 #[inline(always)]
 pub fn csum_add(a: u16, b: u16) -> u16 {
-    let s = a as u32 + b as u32;
+    let s = u32::from(a) + u32::from(b);
     ((s & 0xffff) + (s >> 16)) as u16
 }
 
@@ -33,9 +33,12 @@ pub fn csum_replace(check: u16, old: u16, new: u16) -> u16 {
 /// (tests) an unaligned read.
 #[inline(always)]
 pub fn load16(p: *const u8) -> u16 {
+    // SAFETY (both): callers pass a pointer they bounds-checked against the
+    // packet's end (the verifier insists), two readable bytes.
     #[cfg(target_arch = "bpf")]
     return unsafe { (p as *const u16).read() };
     #[cfg(not(target_arch = "bpf"))]
+    // SAFETY: as above.
     return unsafe { (p as *const u16).read_unaligned() };
 }
 
@@ -43,12 +46,14 @@ pub fn load16(p: *const u8) -> u16 {
 #[inline(always)]
 pub fn store16(p: *mut u8, v: u16) {
     #[cfg(target_arch = "bpf")]
+    // SAFETY: as for `load16`, two bounds-checked writable bytes.
     unsafe {
         (p as *mut u16).write(v)
     }
     #[cfg(not(target_arch = "bpf"))]
+    // SAFETY: as for `load16`, two bounds-checked writable bytes.
     unsafe {
-        (p as *mut u16).write_unaligned(v)
+        (p as *mut u16).write_unaligned(v);
     }
 }
 
@@ -57,7 +62,7 @@ pub fn store16(p: *mut u8, v: u16) {
 /// sit at 2-byte, not 4-byte, alignment.
 #[inline(always)]
 pub fn load32_halves(p: *const u8) -> u32 {
-    let (first, second) = (load16(p) as u32, load16(p.wrapping_add(2)) as u32);
+    let (first, second) = (u32::from(load16(p)), u32::from(load16(p.wrapping_add(2))));
     if cfg!(target_endian = "little") {
         first | second << 16
     } else {
@@ -105,7 +110,7 @@ pub fn set_mac_words(p: *mut u8, mac: [u16; 3]) {
 pub fn sum16<const N: usize>(data: &[u8; N], from: usize, to: usize, mut sum: u32) -> u32 {
     let mut i = from;
     while i + 1 < to {
-        sum += u16::from_be_bytes([data[i], data[i + 1]]) as u32;
+        sum += u32::from(u16::from_be_bytes([data[i], data[i + 1]]));
         i += 2;
     }
     sum

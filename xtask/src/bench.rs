@@ -12,7 +12,7 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::workspace_root;
 
-pub struct Options {
+pub(crate) struct Options {
     pub rounds: u32,
     pub calls: u32,
     pub lab_rounds: u32,
@@ -74,7 +74,7 @@ fn measure(args: &[&str], path: &Path) -> Result<()> {
     std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))
 }
 
-pub fn run(o: &Options) -> Result<()> {
+pub(crate) fn run(o: &Options) -> Result<()> {
     if !msee_sys::host::is_root() {
         bail!("the benchmark loads XDP programs: run it as root (`sudo cargo xtask bench`)");
     }

@@ -8,7 +8,7 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::workspace_root;
 
-pub fn run(prefix: &str, out: &str) -> Result<()> {
+pub(crate) fn run(prefix: &str, out: &str) -> Result<()> {
     let args = [
         "run",
         "-q",

@@ -19,7 +19,7 @@ const TARGETS: [(&str, &str, Option<&str>); 4] = [
     ("bfd/fuzz", "session", None),
 ];
 
-pub fn run(seconds: u32) -> Result<()> {
+pub(crate) fn run(seconds: u32) -> Result<()> {
     if seconds == 0 {
         bail!("--seconds must be at least 1");
     }

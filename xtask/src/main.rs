@@ -45,8 +45,11 @@ enum Cmd {
         #[command(subcommand)]
         action: LabAction,
     },
-    /// Run every test: unit, packet fixtures (BPF_PROG_TEST_RUN) and end-to-end labs.
+    /// Run every test: formatting and lints first (`lint`), then unit,
+    /// packet fixtures (BPF_PROG_TEST_RUN) and end-to-end labs.
     Test,
+    /// `cargo fmt --check` and `cargo clippy -D warnings` over every crate.
+    Lint,
     /// Dataplane benchmarks (BPF_PROG_TEST_RUN: msee against a plain devmap
     /// redirect, route install rates; forwarded pps through the lab and
     /// generator pps on a veth pair); writes BENCHMARKS.md. Needs root.
@@ -224,6 +227,10 @@ fn run(cli: Cli) -> Result<()> {
             setup::run()?;
             test()
         }
+        Cmd::Lint => {
+            setup::run()?;
+            lint()
+        }
         Cmd::Bench {
             rounds,
             calls,
@@ -302,7 +309,28 @@ fn build(release: bool) -> Result<()> {
     cargo(&args)
 }
 
+/// Formatting and lints, as CI wants them: any warning fails. The eBPF
+/// crates' host-side code (their lib and unit tests) is linted too; their
+/// programs build for the BPF target only.
+fn lint() -> Result<()> {
+    cargo(&["fmt", "--all", "--check"])?;
+    cargo(&["clippy", "--all-targets", "--", "-D", "warnings"])?;
+    cargo(&[
+        "clippy",
+        "-p",
+        "xdp-ebpf",
+        "-p",
+        "traffic-ebpf",
+        "--lib",
+        "--tests",
+        "--",
+        "-D",
+        "warnings",
+    ])
+}
+
 fn test() -> Result<()> {
+    lint()?;
     build(false)?;
     let mut tally = Tally::default();
     let runs: [&[&str]; 3] = [

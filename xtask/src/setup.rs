@@ -7,7 +7,7 @@ use msee_sys::host::{self, BPFFS};
 
 /// Debian packages: LLVM 22 for bpf-linker (matching the nightly's LLVM),
 /// the lab's tools, and the BGP daemons the interop tests peer with.
-pub const APT_PACKAGES: &[&str] = &[
+pub(crate) const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
     "libzstd-dev",
@@ -25,11 +25,11 @@ pub const APT_PACKAGES: &[&str] = &[
     "prometheus",
 ];
 
-pub const NIGHTLY: &str = "nightly";
-pub const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
-pub const BPF_LINKER_VERSION: &str = "0.13.0";
+pub(crate) const NIGHTLY: &str = "nightly";
+pub(crate) const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
+pub(crate) const BPF_LINKER_VERSION: &str = "0.13.0";
 
-pub fn run() -> Result<()> {
+pub(crate) fn run() -> Result<()> {
     if !host::is_root() {
         bail!(
             "cargo xtask needs root (it installs packages, loads XDP programs and makes namespaces): run it with sudo"
@@ -38,6 +38,7 @@ pub fn run() -> Result<()> {
     check_kernel()?;
     apt()?;
     nightly()?;
+    lint_components()?;
     bpf_linker()?;
     bpffs()?;
     exabgp()?;
@@ -127,6 +128,32 @@ fn nightly() -> Result<()> {
     Ok(())
 }
 
+/// rustfmt and clippy on the toolchain that builds the host crates: `cargo
+/// xtask test` checks formatting and lints before it tests.
+fn lint_components() -> Result<()> {
+    let components = output(
+        Command::new("rustup").args(["component", "list", "--installed"]),
+        "rustup component list",
+    )?;
+    let missing: Vec<&str> = ["rustfmt", "clippy"]
+        .into_iter()
+        .filter(|c| !components.lines().any(|l| l.starts_with(c)))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    say(&format!(
+        "adding {} to the Rust toolchain",
+        missing.join(" and ")
+    ));
+    run_checked(
+        Command::new("rustup")
+            .args(["component", "add"])
+            .args(&missing),
+        "rustup component add",
+    )
+}
+
 fn bpf_linker() -> Result<()> {
     let have = Command::new("bpf-linker")
         .arg("--version")
@@ -160,7 +187,7 @@ fn bpf_linker() -> Result<()> {
 }
 
 /// ExaBGP, the fourth customer router of the interop tests, pinned, from PyPI.
-pub const EXABGP_VERSION: &str = "4.2.25";
+pub(crate) const EXABGP_VERSION: &str = "4.2.25";
 
 fn exabgp() -> Result<()> {
     let have = Command::new("exabgp")

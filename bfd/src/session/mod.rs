@@ -532,10 +532,10 @@ impl Session {
             match (self.state, p.state) {
                 (State::Down, State::Down) => self.set_state(State::Init, Diag::None, now, acts),
                 (State::Down, State::Init) | (State::Init, State::Init | State::Up) => {
-                    self.set_state(State::Up, Diag::None, now, acts)
+                    self.set_state(State::Up, Diag::None, now, acts);
                 }
                 (State::Up, State::Down) => {
-                    self.set_state(State::Down, Diag::NeighborSignaledDown, now, acts)
+                    self.set_state(State::Down, Diag::NeighborSignaledDown, now, acts);
                 }
                 _ => {}
             }

@@ -268,7 +268,10 @@ impl Bfd {
     /// A snapshot of every session, in `peers` order.
     pub fn status(&self) -> Vec<SessionStatus> {
         let now = Instant::now();
-        let shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        let shared = self
+            .shared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let ms =
             |t: Option<Instant>| t.map(|t| now.saturating_duration_since(t).as_millis() as u64);
         let us = |d: Duration| d.as_micros() as u64;
@@ -328,7 +331,7 @@ impl Bfd {
     pub fn unattributed_discards(&self) -> DiscardCounters {
         self.shared
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .unattributed
     }
 
@@ -549,7 +552,10 @@ impl Engine {
                 self.publish(i);
             }
             None => {
-                let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+                let mut shared = self
+                    .shared
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 shared.unattributed.add(r);
             }
         }
@@ -592,7 +598,10 @@ impl Engine {
 
     fn publish(&self, i: usize) {
         let s = &self.slots[i];
-        let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        let mut shared = self
+            .shared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         shared.sessions[i] = (s.session.status(), s.send_errors.clone());
     }
 }

@@ -139,7 +139,7 @@ pub(crate) fn try_recv(sock: &UdpSocket, buf: &mut [u8]) -> io::Result<Datagram>
             for c in cmsgs {
                 match c {
                     ControlMessageOwned::Ipv4Ttl(t) | ControlMessageOwned::Ipv6HopLimit(t) => {
-                        ttl = Some(t)
+                        ttl = Some(t);
                     }
                     _ => {}
                 }

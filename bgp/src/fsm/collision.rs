@@ -80,7 +80,7 @@ impl Conn {
 /// compare as 4-octet unsigned integers; the higher one's own connection
 /// wins. Equal identifiers (allowed between different ASes, RFC 6286 §2.3):
 /// the connection opened by the larger AS wins.
-pub fn collision_winner(
+pub(super) fn collision_winner(
     local_id: std::net::Ipv4Addr,
     local_as: u32,
     peer_id: std::net::Ipv4Addr,

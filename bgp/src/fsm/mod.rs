@@ -867,10 +867,10 @@ impl Session {
             }
             (OpenSent, _) => self.fail(fsm_error(error::fsm::UNEXPECTED_IN_OPENSENT), now, out),
             (OpenConfirm, _) => {
-                self.fail(fsm_error(error::fsm::UNEXPECTED_IN_OPENCONFIRM), now, out)
+                self.fail(fsm_error(error::fsm::UNEXPECTED_IN_OPENCONFIRM), now, out);
             }
             (Established, _) => {
-                self.fail(fsm_error(error::fsm::UNEXPECTED_IN_ESTABLISHED), now, out)
+                self.fail(fsm_error(error::fsm::UNEXPECTED_IN_ESTABLISHED), now, out);
             }
             // No connection in Idle/Connect/Active: nothing can arrive.
             (Idle | Connect | Active, _) => {}

@@ -167,7 +167,7 @@ where
         };
         let session = sessions
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&ip)
             .cloned();
         match session {
@@ -178,10 +178,10 @@ where
                 match tx.try_send(Input::Incoming(stream)) {
                     Ok(()) => {}
                     Err(mpsc::error::TrySendError::Full(_)) => {
-                        tracing::warn!(%from, "session busy; connection dropped (the peer retries)")
+                        tracing::warn!(%from, "session busy; connection dropped (the peer retries)");
                     }
                     Err(mpsc::error::TrySendError::Closed(_)) => {
-                        tracing::debug!(%from, "session gone; dropping connection")
+                        tracing::debug!(%from, "session gone; dropping connection");
                     }
                 }
             }

@@ -100,7 +100,7 @@ pub fn reconstruct(as_path: &[AsSegment], as4_path: &[AsSegment]) -> Vec<AsSegme
         // One sequence across the join, as the path was before AS_TRANS.
         match (out.last_mut(), segment) {
             (Some(AsSegment::Sequence(a)), AsSegment::Sequence(b)) if a.len() + b.len() <= 255 => {
-                a.extend_from_slice(b)
+                a.extend_from_slice(b);
             }
             (_, s) => out.push(s.clone()),
         }

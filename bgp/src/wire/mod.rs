@@ -122,14 +122,11 @@ impl Message {
     }
 
     pub fn decode_with(buf: &[u8], opts: DecodeOptions) -> Result<Message, DecodeError> {
-        let len = match frame_len(buf)? {
-            Some(len) => len,
-            None => {
-                return Err(DecodeError::bad_length(
-                    buf.len(),
-                    "shorter than the BGP header",
-                ));
-            }
+        let Some(len) = frame_len(buf)? else {
+            return Err(DecodeError::bad_length(
+                buf.len(),
+                "shorter than the BGP header",
+            ));
         };
         if len != buf.len() {
             return Err(DecodeError::bad_length(

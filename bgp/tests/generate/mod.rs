@@ -11,45 +11,45 @@ use ipnet::{Ipv4Net, Ipv6Net};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// xorshift64*: tiny, deterministic, good enough for test inputs.
-pub struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    pub fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         Rng(seed.max(1))
     }
-    pub fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
-    pub fn below(&mut self, n: usize) -> usize {
+    pub(crate) fn below(&mut self, n: usize) -> usize {
         (self.next_u64() % n as u64) as usize
     }
-    pub fn u8(&mut self) -> u8 {
+    pub(crate) fn u8(&mut self) -> u8 {
         self.next_u64() as u8
     }
-    pub fn u16(&mut self) -> u16 {
+    pub(crate) fn u16(&mut self) -> u16 {
         self.next_u64() as u16
     }
-    pub fn u32(&mut self) -> u32 {
+    pub(crate) fn u32(&mut self) -> u32 {
         self.next_u64() as u32
     }
-    pub fn bool(&mut self) -> bool {
+    pub(crate) fn bool(&mut self) -> bool {
         self.next_u64() & 1 == 1
     }
-    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+    pub(crate) fn bytes(&mut self, n: usize) -> Vec<u8> {
         (0..n).map(|_| self.u8()).collect()
     }
 }
 
-pub fn v4_prefix(r: &mut Rng) -> Ipv4Net {
+pub(crate) fn v4_prefix(r: &mut Rng) -> Ipv4Net {
     Ipv4Net::new(Ipv4Addr::from(r.u32()), r.below(33) as u8)
         .unwrap()
         .trunc()
 }
 
-pub fn v6_prefix(r: &mut Rng) -> Ipv6Net {
+pub(crate) fn v6_prefix(r: &mut Rng) -> Ipv6Net {
     let a = (u128::from(r.next_u64()) << 64) | u128::from(r.next_u64());
     Ipv6Net::new(Ipv6Addr::from(a), r.below(129) as u8)
         .unwrap()
@@ -60,7 +60,7 @@ fn v6_addr(r: &mut Rng) -> Ipv6Addr {
     Ipv6Addr::from((u128::from(r.next_u64()) << 64) | u128::from(r.next_u64()))
 }
 
-pub fn open(r: &mut Rng) -> Open {
+pub(crate) fn open(r: &mut Rng) -> Open {
     let asn = if r.bool() {
         r.u32()
     } else {
@@ -90,7 +90,7 @@ pub fn open(r: &mut Rng) -> Open {
 
 /// A Graceful Restart capability as it decodes: reserved bits clear, the
 /// time within 12 bits.
-pub fn graceful_restart(r: &mut Rng) -> GracefulRestart {
+pub(crate) fn graceful_restart(r: &mut Rng) -> GracefulRestart {
     GracefulRestart {
         restart_state: r.bool(),
         restart_time: r.u16() & 0x0fff,
@@ -106,7 +106,7 @@ pub fn graceful_restart(r: &mut Rng) -> GracefulRestart {
 
 /// A clean UPDATE: unique attribute types, mandatory attributes present
 /// whenever something is announced, so decode(encode(u)) == u.
-pub fn update(r: &mut Rng) -> Update {
+pub(crate) fn update(r: &mut Rng) -> Update {
     let withdrawn = (0..r.below(5)).map(|_| v4_prefix(r)).collect();
     let nlri = (0..r.below(5)).map(|_| v4_prefix(r)).collect();
     let mut u = Update {
@@ -190,7 +190,7 @@ pub fn update(r: &mut Rng) -> Update {
     u
 }
 
-pub fn message(r: &mut Rng) -> Message {
+pub(crate) fn message(r: &mut Rng) -> Message {
     match r.below(6) {
         0 => Message::Open(open(r)),
         1 => Message::Update(update(r)),

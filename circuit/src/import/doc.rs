@@ -64,7 +64,7 @@ pub(crate) struct Diag {
 pub(crate) struct Reported;
 
 impl Diag {
-    pub fn new(file: &str) -> Self {
+    pub(super) fn new(file: &str) -> Self {
         Self {
             file: file.to_string(),
             errors: Vec::new(),
@@ -72,7 +72,7 @@ impl Diag {
         }
     }
 
-    pub fn err(&mut self, path: &str, message: impl Into<String>) -> Reported {
+    pub(super) fn err(&mut self, path: &str, message: impl Into<String>) -> Reported {
         self.errors.push(Issue {
             file: self.file.clone(),
             path: path.to_string(),
@@ -81,7 +81,7 @@ impl Diag {
         Reported
     }
 
-    pub fn note(&mut self, path: &str, message: impl Into<String>) {
+    pub(super) fn note(&mut self, path: &str, message: impl Into<String>) {
         self.notes.push(Issue {
             file: self.file.clone(),
             path: path.to_string(),
@@ -89,7 +89,7 @@ impl Diag {
         });
     }
 
-    pub fn origin(&self, path: &str) -> Origin {
+    pub(super) fn origin(&self, path: &str) -> Origin {
         Origin {
             file: self.file.clone(),
             path: path.to_string(),
@@ -125,7 +125,7 @@ pub(crate) struct Node<'t> {
 }
 
 impl<'t> Node<'t> {
-    pub fn new(value: Value, path: String, template: Option<&'t Template>) -> Self {
+    pub(super) fn new(value: Value, path: String, template: Option<&'t Template>) -> Self {
         Self {
             value,
             path,
@@ -134,7 +134,7 @@ impl<'t> Node<'t> {
     }
 
     /// Evaluates the value if it is a template expression.
-    pub fn resolve(self, d: &mut Diag) -> Result<Node<'t>, Reported> {
+    pub(super) fn resolve(self, d: &mut Diag) -> Result<Node<'t>, Reported> {
         let (Some(t), Value::String(s)) = (self.template, &self.value) else {
             return Ok(self);
         };
@@ -148,7 +148,7 @@ impl<'t> Node<'t> {
         }
     }
 
-    pub fn str(self, d: &mut Diag) -> Result<String, Reported> {
+    pub(super) fn str(self, d: &mut Diag) -> Result<String, Reported> {
         let n = self.resolve(d)?;
         match n.value {
             Value::String(s) => Ok(s),
@@ -159,7 +159,7 @@ impl<'t> Node<'t> {
         }
     }
 
-    pub fn int<T: TryFrom<u64> + fmt::Display>(
+    pub(super) fn int<T: TryFrom<u64> + fmt::Display>(
         self,
         d: &mut Diag,
         range: &str,
@@ -177,7 +177,7 @@ impl<'t> Node<'t> {
             .ok_or_else(|| d.err(&n.path, format!("expected {range}, found {}", n.value)))
     }
 
-    pub fn bool(self, d: &mut Diag) -> Result<bool, Reported> {
+    pub(super) fn bool(self, d: &mut Diag) -> Result<bool, Reported> {
         let n = self.resolve(d)?;
         match n.value {
             Value::Bool(b) => Ok(b),
@@ -185,7 +185,7 @@ impl<'t> Node<'t> {
         }
     }
 
-    pub fn array(self, d: &mut Diag) -> Result<Vec<Node<'t>>, Reported> {
+    pub(super) fn array(self, d: &mut Diag) -> Result<Vec<Node<'t>>, Reported> {
         let n = self.resolve(d)?;
         match n.value {
             Value::Array(items) => Ok(items
@@ -200,7 +200,7 @@ impl<'t> Node<'t> {
         }
     }
 
-    pub fn obj(self, d: &mut Diag) -> Result<Obj<'t>, Reported> {
+    pub(super) fn obj(self, d: &mut Diag) -> Result<Obj<'t>, Reported> {
         let n = self.resolve(d)?;
         let Value::Object(mut top) = n.value else {
             return Err(d.err(
@@ -273,7 +273,7 @@ pub(crate) struct Obj<'t> {
 const COMMON_IGNORED: &[&str] = &["id", "etag", "type", "resourceGroup", "systemData", "tags"];
 
 impl<'t> Obj<'t> {
-    pub fn has(&self, key: &str) -> bool {
+    pub(super) fn has(&self, key: &str) -> bool {
         self.props
             .as_ref()
             .is_some_and(|(_, _, m)| m.contains_key(key))
@@ -281,7 +281,7 @@ impl<'t> Obj<'t> {
     }
 
     /// The field is there and not null (as written, before evaluation).
-    pub fn present(&self, key: &str) -> bool {
+    pub(super) fn present(&self, key: &str) -> bool {
         let v = self
             .props
             .as_ref()
@@ -291,7 +291,7 @@ impl<'t> Obj<'t> {
     }
 
     /// The field's value as written (unevaluated), removed from the object.
-    pub fn take(&mut self, key: &str) -> Option<Node<'t>> {
+    pub(super) fn take(&mut self, key: &str) -> Option<Node<'t>> {
         if let Some((path, t, m)) = &mut self.props
             && let Some(v) = m.remove(key)
         {
@@ -303,19 +303,19 @@ impl<'t> Obj<'t> {
     }
 
     /// The path a field has (or would have) in this object.
-    pub fn path_of(&self, key: &str) -> String {
+    pub(super) fn path_of(&self, key: &str) -> String {
         match &self.props {
             Some((path, _, _)) if !self.top.contains_key(key) => join(path, key),
             _ => join(&self.path, key),
         }
     }
 
-    pub fn fail(&mut self) {
+    pub(super) fn fail(&mut self) {
         self.failed = true;
     }
 
     /// Records an error about this object.
-    pub fn err(&mut self, d: &mut Diag, path: &str, message: impl Into<String>) {
+    pub(super) fn err(&mut self, d: &mut Diag, path: &str, message: impl Into<String>) {
         d.err(path, message);
         self.failed = true;
     }
@@ -332,13 +332,13 @@ impl<'t> Obj<'t> {
 
     /// The field, evaluated; `None` when absent or null (az prints nulls
     /// for what is not set).
-    pub fn get(&mut self, d: &mut Diag, key: &str) -> Option<Node<'t>> {
+    pub(super) fn get(&mut self, d: &mut Diag, key: &str) -> Option<Node<'t>> {
         let n = self.take(key)?;
         let n = self.track(n.resolve(d))?;
         (!n.value.is_null()).then_some(n)
     }
 
-    pub fn req(&mut self, d: &mut Diag, key: &str) -> Option<Node<'t>> {
+    pub(super) fn req(&mut self, d: &mut Diag, key: &str) -> Option<Node<'t>> {
         let Some(n) = self.take(key) else {
             let path = self.path_of(key);
             self.err(d, &path, "missing");
@@ -352,17 +352,17 @@ impl<'t> Obj<'t> {
         Some(n)
     }
 
-    pub fn opt_str(&mut self, d: &mut Diag, key: &str) -> Option<String> {
+    pub(super) fn opt_str(&mut self, d: &mut Diag, key: &str) -> Option<String> {
         let n = self.get(d, key)?;
         self.track(n.str(d))
     }
 
-    pub fn req_str(&mut self, d: &mut Diag, key: &str) -> Option<String> {
+    pub(super) fn req_str(&mut self, d: &mut Diag, key: &str) -> Option<String> {
         let n = self.req(d, key)?;
         self.track(n.str(d))
     }
 
-    pub fn opt_int<T: TryFrom<u64> + fmt::Display>(
+    pub(super) fn opt_int<T: TryFrom<u64> + fmt::Display>(
         &mut self,
         d: &mut Diag,
         key: &str,
@@ -372,7 +372,7 @@ impl<'t> Obj<'t> {
         self.track(n.int(d, range))
     }
 
-    pub fn req_int<T: TryFrom<u64> + fmt::Display>(
+    pub(super) fn req_int<T: TryFrom<u64> + fmt::Display>(
         &mut self,
         d: &mut Diag,
         key: &str,
@@ -382,26 +382,31 @@ impl<'t> Obj<'t> {
         self.track(n.int(d, range))
     }
 
-    pub fn opt_array(&mut self, d: &mut Diag, key: &str) -> Vec<Node<'t>> {
+    pub(super) fn opt_array(&mut self, d: &mut Diag, key: &str) -> Vec<Node<'t>> {
         match self.get(d, key) {
             None => Vec::new(),
             Some(n) => self.track(n.array(d)).unwrap_or_default(),
         }
     }
 
-    pub fn opt_obj(&mut self, d: &mut Diag, key: &str) -> Option<Obj<'t>> {
+    pub(super) fn opt_obj(&mut self, d: &mut Diag, key: &str) -> Option<Obj<'t>> {
         let n = self.get(d, key)?;
         self.track(n.obj(d))
     }
 
-    pub fn req_obj(&mut self, d: &mut Diag, key: &str) -> Option<Obj<'t>> {
+    pub(super) fn req_obj(&mut self, d: &mut Diag, key: &str) -> Option<Obj<'t>> {
         let n = self.req(d, key)?;
         self.track(n.obj(d))
     }
 
     /// A sub-resource reference `{"id": ...}` to a resource of `types`
     /// (`["expressRouteCircuits", "peerings"]`): the names in its id.
-    pub fn reference(&mut self, d: &mut Diag, key: &str, types: &[&str]) -> Option<Vec<String>> {
+    pub(super) fn reference(
+        &mut self,
+        d: &mut Diag,
+        key: &str,
+        types: &[&str],
+    ) -> Option<Vec<String>> {
         let mut r = self.opt_obj(d, key)?;
         let id = r.req_str(d, "id");
         // A reference may carry the referenced resource's own fields (az
@@ -421,7 +426,7 @@ impl<'t> Obj<'t> {
     /// Ends the reading: fields still unread are errors unless `ignored`
     /// (or common to every resource). `Err` when anything about this
     /// object was reported.
-    pub fn finish(mut self, d: &mut Diag, ignored: &[&str]) -> Result<(), Reported> {
+    pub(super) fn finish(mut self, d: &mut Diag, ignored: &[&str]) -> Result<(), Reported> {
         let unknown =
             |k: &String| !ignored.contains(&k.as_str()) && !COMMON_IGNORED.contains(&k.as_str());
         let mut left: Vec<String> = Vec::new();
@@ -448,7 +453,7 @@ impl<'t> Obj<'t> {
     /// Ends the reading of a resource of which only some fields matter to
     /// the emulator (VNets, gateways, connections: their subnets, DNS or
     /// gateway SKU do not shape what the MSEE does): the rest is ignored.
-    pub fn finish_lenient(self) -> Result<(), Reported> {
+    pub(super) fn finish_lenient(self) -> Result<(), Reported> {
         if self.failed { Err(Reported) } else { Ok(()) }
     }
 }

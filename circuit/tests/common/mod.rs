@@ -6,7 +6,7 @@ use circuit::{Catalog, Model, ValidationErrors};
 
 /// One Provisioned Standard 1 Gbps circuit in Amsterdam with a private
 /// peering (two /30s, VLAN 100).
-pub const BASE: &str = r#"
+pub(crate) const BASE: &str = r#"
 [[circuits]]
 name = "c0"
 serviceKey = "00000000-0000-0000-0000-000000000000"
@@ -22,13 +22,13 @@ secondaryPeerAddressPrefix = "192.168.100.132/30"
 vlanId = 100
 "#;
 
-pub fn base() -> Config {
+pub(crate) fn base() -> Config {
     Config::from_toml_str(BASE).unwrap()
 }
 
 /// A circuit like the base one, with its own name, location, tier, service
 /// key and VLAN/addresses derived from `n`.
-pub fn circuit(n: u8, location: &str, tier: SkuTier) -> config::Circuit {
+pub(crate) fn circuit(n: u8, location: &str, tier: SkuTier) -> config::Circuit {
     let mut c = base().circuits.remove(0);
     c.name = format!("c{n}");
     c.service_key = format!("00000000-0000-0000-0000-0000000000{n:02}");
@@ -41,7 +41,7 @@ pub fn circuit(n: u8, location: &str, tier: SkuTier) -> config::Circuit {
     c
 }
 
-pub fn microsoft_peering() -> config::Peering {
+pub(crate) fn microsoft_peering() -> config::Peering {
     config::Peering {
         peering_type: PeeringType::MicrosoftPeering,
         peer_asn: 65001,
@@ -64,7 +64,7 @@ pub fn microsoft_peering() -> config::Peering {
     }
 }
 
-pub fn global_reach(name: &str, prefix: &str, peer: &str) -> config::CircuitConnection {
+pub(crate) fn global_reach(name: &str, prefix: &str, peer: &str) -> config::CircuitConnection {
     config::CircuitConnection {
         name: name.to_string(),
         address_prefix: prefix.to_string(),
@@ -72,17 +72,20 @@ pub fn global_reach(name: &str, prefix: &str, peer: &str) -> config::CircuitConn
     }
 }
 
-pub fn vnet(name: &str, location: &str, prefixes: &[&str]) -> config::VirtualNetwork {
+pub(crate) fn vnet(name: &str, location: &str, prefixes: &[&str]) -> config::VirtualNetwork {
     config::VirtualNetwork {
         name: name.to_string(),
         location: location.to_string(),
         address_space: config::AddressSpace {
-            address_prefixes: prefixes.iter().map(|s| s.to_string()).collect(),
+            address_prefixes: prefixes
+                .iter()
+                .map(std::string::ToString::to_string)
+                .collect(),
         },
     }
 }
 
-pub fn link(name: &str, vnet: &str, circuit: &str) -> config::Connection {
+pub(crate) fn link(name: &str, vnet: &str, circuit: &str) -> config::Connection {
     config::Connection {
         name: name.to_string(),
         connection_type: "ExpressRoute".to_string(),
@@ -91,14 +94,14 @@ pub fn link(name: &str, vnet: &str, circuit: &str) -> config::Connection {
     }
 }
 
-pub fn valid(config: &Config) -> Model {
+pub(crate) fn valid(config: &Config) -> Model {
     match circuit::validate(config, &Catalog::embedded()) {
         Ok(m) => m,
         Err(e) => panic!("expected a valid config, got {e}"),
     }
 }
 
-pub fn invalid(config: &Config) -> ValidationErrors {
+pub(crate) fn invalid(config: &Config) -> ValidationErrors {
     match circuit::validate(config, &Catalog::embedded()) {
         Ok(_) => panic!("expected the config to be refused"),
         Err(e) => e,
@@ -108,7 +111,7 @@ pub fn invalid(config: &Config) -> ValidationErrors {
 /// The config is refused with exactly one error, at `path`, whose message
 /// contains `needle`. Returns the full error line.
 #[track_caller]
-pub fn refused_once(config: &Config, path: &str, needle: &str) -> String {
+pub(crate) fn refused_once(config: &Config, path: &str, needle: &str) -> String {
     let errors = invalid(config);
     assert_eq!(
         errors.0.len(),

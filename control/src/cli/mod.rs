@@ -22,7 +22,12 @@ pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
         }
         out.trim_end().to_owned() + "\n"
     };
-    let mut out = line(header.iter().map(|h| h.to_string()).collect());
+    let mut out = line(
+        header
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect(),
+    );
     for r in rows {
         out += &line(r);
     }

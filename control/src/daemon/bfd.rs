@@ -52,7 +52,12 @@ const DEFAULT_TIMERS: circuit::model::BfdTimers = circuit::model::BfdTimers {
 impl Daemon {
     /// Starts BFD for every peering with sessions.
     pub(super) fn start_bfd_all(&mut self) -> Result<()> {
-        let peerings: Vec<PeeringRef> = self.plan.peerings.iter().map(|p| p.reference()).collect();
+        let peerings: Vec<PeeringRef> = self
+            .plan
+            .peerings
+            .iter()
+            .map(super::super::estate::PeeringRun::reference)
+            .collect();
         for pr in peerings {
             self.start_bfd(&pr)?;
         }

@@ -145,7 +145,7 @@ impl Daemon {
         self.links
             .carrier_map
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .entry(ifindex)
             .or_default()
             .push(spec.id);
@@ -244,7 +244,7 @@ impl Daemon {
             .links
             .carrier_map
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get_mut(&spec.iface.ifindex)
         {
             v.retain(|l| *l != id);

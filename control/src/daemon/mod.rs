@@ -415,7 +415,7 @@ impl Daemon {
             while let Some(ev) = events.recv().await {
                 let links = links_of
                     .lock()
-                    .unwrap_or_else(|e| e.into_inner())
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .get(&ev.ifindex)
                     .cloned()
                     .unwrap_or_default();

@@ -80,11 +80,11 @@ impl Daemon {
         let new_circuits: BTreeSet<&str> = plan.circuits.iter().map(|c| c.name.as_str()).collect();
         view.circuits_added = new_circuits
             .difference(&old_circuits)
-            .map(|c| c.to_string())
+            .map(std::string::ToString::to_string)
             .collect();
         view.circuits_removed = old_circuits
             .difference(&new_circuits)
-            .map(|c| c.to_string())
+            .map(std::string::ToString::to_string)
             .collect();
 
         // 1. New links, down until their neighbours answer.
@@ -145,7 +145,7 @@ impl Daemon {
         let registered_changed: BTreeSet<PeeringRef> = plan
             .peerings
             .iter()
-            .map(|p| p.reference())
+            .map(super::super::estate::PeeringRun::reference)
             .filter(|pr| {
                 super::routing::registered(old_model.as_ref(), pr)
                     != super::routing::registered(self.model.as_ref(), pr)
@@ -370,8 +370,12 @@ impl Daemon {
         }
         // BFD: peerings whose sessions changed get a fresh instance; new
         // peerings their first.
-        let running: BTreeSet<PeeringRef> =
-            self.plan.peerings.iter().map(|p| p.reference()).collect();
+        let running: BTreeSet<PeeringRef> = self
+            .plan
+            .peerings
+            .iter()
+            .map(super::super::estate::PeeringRun::reference)
+            .collect();
         let have: Vec<PeeringRef> = self
             .sessions
             .as_ref()

@@ -98,7 +98,7 @@ pub(super) fn registered(model: Option<&Model>, pr: &PeeringRef) -> Option<Vec<I
 }
 
 impl Routing {
-    pub fn new(plan: &Plan, model: Option<&Model>) -> Self {
+    pub(super) fn new(plan: &Plan, model: Option<&Model>) -> Self {
         let mut r = Self {
             ribs: Vec::new(),
             rib_slot: BTreeMap::new(),
@@ -149,35 +149,35 @@ impl Routing {
         }
     }
 
-    pub fn rib_of(&self, pr: &PeeringRef) -> Option<usize> {
+    pub(super) fn rib_of(&self, pr: &PeeringRef) -> Option<usize> {
         self.rib_slot.get(pr).copied()
     }
 
-    pub fn rib(&self, slot: usize) -> Option<&Rib> {
+    pub(super) fn rib(&self, slot: usize) -> Option<&Rib> {
         self.ribs.get(slot)?.as_ref()
     }
 
-    pub fn rib_mut(&mut self, slot: usize) -> Option<&mut Rib> {
+    pub(super) fn rib_mut(&mut self, slot: usize) -> Option<&mut Rib> {
         self.ribs.get_mut(slot)?.as_mut()
     }
 
-    pub fn ribs(&self) -> &[Option<Rib>] {
+    pub(super) fn ribs(&self) -> &[Option<Rib>] {
         &self.ribs
     }
 
     /// The peerings whose customers learn RIB `slot`'s routes by Global
     /// Reach.
-    pub fn gr_targets(&self, slot: usize) -> &[PeeringRef] {
+    pub(super) fn gr_targets(&self, slot: usize) -> &[PeeringRef] {
         self.gr_targets.get(&slot).map_or(&[], Vec::as_slice)
     }
 
     /// The RIB slots whose routes `pr`'s customer learns by Global Reach.
-    pub fn gr_sources(&self, pr: &PeeringRef) -> &[usize] {
+    pub(super) fn gr_sources(&self, pr: &PeeringRef) -> &[usize] {
         self.gr_sources.get(pr).map_or(&[], Vec::as_slice)
     }
 
     /// Writes every domain's routes (at start: the model's and `--route`'s).
-    pub fn program_all(&mut self, sink: &mut dyn FibSink) -> anyhow::Result<()> {
+    pub(super) fn program_all(&mut self, sink: &mut dyn FibSink) -> anyhow::Result<()> {
         for slot in 0..self.domains.slots.len() {
             let prefixes = self.domains.prefixes(&self.ribs, slot);
             let batch = self.batch(slot, prefixes.iter());
@@ -200,7 +200,7 @@ impl Routing {
     /// Prefixes of RIB `rib` changed by UPDATEs: their best paths now, in
     /// every domain the RIB feeds, wait for the UPDATE queue to empty (see
     /// [`PendingChanges`]).
-    pub fn learned(&mut self, rib: usize, changed: &[IpNet]) {
+    pub(super) fn learned(&mut self, rib: usize, changed: &[IpNet]) {
         for &slot in self.domains.fed_by(rib) {
             let domains = &self.domains;
             let ribs = &self.ribs;
@@ -211,14 +211,14 @@ impl Routing {
         }
     }
 
-    pub fn pending_full(&self) -> bool {
+    pub(super) fn pending_full(&self) -> bool {
         self.pending.is_full()
     }
 
     /// Route changes other than UPDATEs (a session's stale routes, a drain,
     /// registered prefixes): written now, after whatever UPDATEs left
     /// waiting (which callers write before they change a RIB).
-    pub fn apply(&mut self, rib: usize, changed: &BTreeSet<IpNet>, sink: &mut dyn FibSink) {
+    pub(super) fn apply(&mut self, rib: usize, changed: &BTreeSet<IpNet>, sink: &mut dyn FibSink) {
         self.flush(sink);
         if changed.is_empty() {
             return;
@@ -232,7 +232,7 @@ impl Routing {
     }
 
     /// Writes the changes that waited.
-    pub fn flush(&mut self, sink: &mut dyn FibSink) {
+    pub(super) fn flush(&mut self, sink: &mut dyn FibSink) {
         for (slot, batch) in self.pending.take() {
             if let Err(e) = self.write(slot, &batch, sink) {
                 warn!("programming the dataplane: {e:#}");
@@ -268,7 +268,7 @@ impl Routing {
             for (prefix, hops) in batch.iter() {
                 match hops {
                     Some(h) if h.is_out_of_reach() => {
-                        info!(domain, %prefix, "route installed: out of reach")
+                        info!(domain, %prefix, "route installed: out of reach");
                     }
                     Some(h) => {
                         let links: Vec<String> = h
@@ -297,7 +297,7 @@ impl Routing {
     /// new domains written whole where they changed, registered prefixes
     /// applied. Returns the ids of the domains no longer used, which
     /// [`Routing::drop_domains`] empties once no attachment points at them.
-    pub fn replan(
+    pub(super) fn replan(
         &mut self,
         before: &Plan,
         plan: &Plan,
@@ -306,7 +306,11 @@ impl Routing {
     ) -> Vec<u32> {
         self.flush(sink);
         let mut registered_changes: Vec<(usize, BTreeSet<IpNet>)> = Vec::new();
-        let keep: BTreeSet<PeeringRef> = plan.peerings.iter().map(|p| p.reference()).collect();
+        let keep: BTreeSet<PeeringRef> = plan
+            .peerings
+            .iter()
+            .map(super::super::estate::PeeringRun::reference)
+            .collect();
         for (pr, slot) in self.rib_slot.clone() {
             if !keep.contains(&pr) {
                 self.ribs[slot] = None;
@@ -367,7 +371,7 @@ impl Routing {
     }
 
     /// Removes every route of domains nothing uses any more (break).
-    pub fn drop_domains(&mut self, ids: &[u32], sink: &mut dyn FibSink) {
+    pub(super) fn drop_domains(&mut self, ids: &[u32], sink: &mut dyn FibSink) {
         for id in ids {
             self.empty_domain(*id, sink);
         }
@@ -406,7 +410,7 @@ impl Routing {
 
     /// Writes again what the dataplane refused, once its backoff is over
     /// (called every second). `now`: the caller's clock.
-    pub fn retry_unwritten(&mut self, sink: &mut dyn FibSink, now: Instant) {
+    pub(super) fn retry_unwritten(&mut self, sink: &mut dyn FibSink, now: Instant) {
         if self.unwritten.retry_at.is_none_or(|at| now < at) {
             return;
         }

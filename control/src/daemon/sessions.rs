@@ -69,7 +69,7 @@ impl Sessions {
     /// session's own task: the IPv4 session speaks for its link (as BFD,
     /// IPv4-only on ExpressRoute); an IPv6 session that fails loses its
     /// routes (stale, then withdrawn) but does not take the link down.
-    pub fn start(
+    pub(super) fn start(
         specs: Vec<SessionSpec>,
         timers: Timers,
         health: LinkHealth,
@@ -106,7 +106,7 @@ impl Sessions {
         })
     }
 
-    pub fn add(&mut self, spec: SessionSpec) -> anyhow::Result<usize> {
+    pub(super) fn add(&mut self, spec: SessionSpec) -> anyhow::Result<usize> {
         let rt = SessionRt::new(&spec);
         let i = self.speaker.add(spec)?;
         debug_assert_eq!(i, self.rt.len());

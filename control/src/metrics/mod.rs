@@ -87,7 +87,11 @@ fn int(n: u64) -> i64 {
 
 impl Collector for SnapshotCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let s = self.0.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let s = self
+            .0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
         let enc = &mut enc;
         let link_labels = |l: &snapshot::LinkSample| -> Labels {
             vec![

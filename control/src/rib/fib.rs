@@ -164,9 +164,8 @@ impl NextHops {
     pub fn push(&mut self, link: u32, preference: u32) {
         let m = (link, preference);
         let kept = self.kept();
-        let at = match self.members[..kept].binary_search(&m) {
-            Ok(_) => return,
-            Err(at) => at,
+        let Err(at) = self.members[..kept].binary_search(&m) else {
+            return;
         };
         self.count = self.count.saturating_add(1);
         if kept < MAX_GROUP_MEMBERS {

@@ -325,7 +325,7 @@ impl Rib {
         self.sessions
             .get(&session)
             .and_then(|a| a.restart_stale.as_ref())
-            .map(|s| s.len())
+            .map(std::collections::HashSet::len)
     }
 
     /// Withdraws a down session's stale routes; returns the prefixes whose

@@ -20,7 +20,7 @@ use xdp_ebpf::{net::ETH_HDR_LEN, ptr_at};
 static TX: DevMapHash = DevMapHash::with_max_entries(MAX_PORTS, 0);
 
 #[xdp]
-pub fn baseline(ctx: XdpContext) -> u32 {
+fn baseline(ctx: XdpContext) -> u32 {
     let Some(eth) = ptr_at::<[u8; ETH_HDR_LEN]>(&ctx, 0) else {
         return xdp_action::XDP_DROP;
     };

@@ -34,7 +34,7 @@ fn count(i: u32) {
 }
 
 #[classifier]
-pub fn blackhole_tc(_ctx: TcContext) -> i32 {
+fn blackhole_tc(_ctx: TcContext) -> i32 {
     if let Some(w) = BLACKHOLE_WINDOW.get(0)
         && w.until_ns != 0
     {

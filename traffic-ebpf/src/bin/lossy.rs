@@ -65,7 +65,7 @@ fn next(ctx: &XdpContext) -> u32 {
 }
 
 #[xdp]
-pub fn lossy(ctx: XdpContext) -> u32 {
+fn lossy(ctx: XdpContext) -> u32 {
     let filter = LOSSY_FILTER.get(0).copied().unwrap_or_default();
     if let Some(w) = LOSSY_BLACKHOLE.get(0)
         && w.until_ns != 0

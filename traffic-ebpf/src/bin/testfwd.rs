@@ -43,7 +43,7 @@ fn count(i: u32) {
 }
 
 #[xdp]
-pub fn testfwd(ctx: XdpContext) -> u32 {
+fn testfwd(ctx: XdpContext) -> u32 {
     let Some(port) = testframe::udp_dport(&ctx) else {
         return xdp_action::XDP_PASS;
     };

@@ -39,7 +39,7 @@ static TXGEN_SEQ: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 static TXGEN_PRISTINE: Array<[u8; TXGEN_PRISTINE_LEN]> = Array::with_max_entries(1, 0);
 
 #[xdp]
-pub fn txgen(ctx: XdpContext) -> u32 {
+fn txgen(ctx: XdpContext) -> u32 {
     let Some(cfg) = TXGEN_CONFIG.get(0) else {
         return xdp_action::XDP_ABORTED;
     };

@@ -39,7 +39,7 @@ enum Outcome {
 }
 
 #[xdp]
-pub fn vlan_pop(ctx: XdpContext) -> u32 {
+fn vlan_pop(ctx: XdpContext) -> u32 {
     let ifindex = ctx.ingress_ifindex() as u32;
     let outcome = process(&ctx, ifindex);
     if let Some(s) = VLAN_POP_STATS.get_ptr_mut(counter_row(ifindex)) {

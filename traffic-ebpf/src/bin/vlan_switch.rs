@@ -43,7 +43,7 @@ enum Outcome {
 }
 
 #[xdp]
-pub fn vlan_switch(ctx: XdpContext) -> u32 {
+fn vlan_switch(ctx: XdpContext) -> u32 {
     let ifindex = ctx.ingress_ifindex() as u32;
     let outcome = match unsafe { SWITCH_ACCESS.get(ifindex) } {
         Some(a) => push(&ctx, a),

@@ -57,7 +57,7 @@ fn stamp(ctx: &XdpContext) {
 }
 
 #[xdp]
-pub fn xsk(ctx: XdpContext) -> u32 {
+fn xsk(ctx: XdpContext) -> u32 {
     let cfg = XSK_CONFIG.get(0).copied().unwrap_or_default();
     if cfg.flags & FILTER_UDP_PORTS != 0 && !testframe::is_test_frame(&ctx, &cfg) {
         count(XSK_STAT_PASSED);

@@ -71,7 +71,7 @@ enum Class {
 }
 
 #[classifier]
-pub fn vlan_push(ctx: TcContext) -> i32 {
+fn vlan_push(ctx: TcContext) -> i32 {
     let skb = unsafe { &*ctx.skb.skb };
     let ifindex = skb.ifindex;
     let stats = VLAN_PUSH_STATS

@@ -32,14 +32,14 @@ pub fn flow_finish(h: u64) -> u32 {
 /// Two 32-bit words as one hash word.
 #[inline(always)]
 pub fn flow_word(hi: u32, lo: u32) -> u64 {
-    (hi as u64) << 32 | lo as u64
+    u64::from(hi) << 32 | u64::from(lo)
 }
 
 /// Which of `n` candidates a flow takes: `hash` scaled to `0..n` by a
 /// multiply (its top bits decide), not a division.
 #[inline(always)]
 pub fn flow_pick(hash: u32, n: u32) -> u32 {
-    ((hash as u64 * n as u64) >> 32) as u32
+    ((u64::from(hash) * u64::from(n)) >> 32) as u32
 }
 
 /// What a flow's hash is made of.
@@ -95,7 +95,7 @@ pub fn flow_hash_v4<F: Frame + ?Sized>(frame: &F, l3_off: usize) -> u32 {
             load32_halves(ip.as_ptr().wrapping_add(12)),
             load32_halves(ip.as_ptr().wrapping_add(16)),
         ),
-        l4: flow_word(proto as u32, ports),
+        l4: flow_word(u32::from(proto), ports),
     }
     .hash()
 }
@@ -125,7 +125,7 @@ pub fn flow_hash_v6<F: Frame + ?Sized>(frame: &F, l3_off: usize) -> u32 {
     }
     Flow {
         addrs: hash_v6_addresses(ip),
-        l4: flow_word(next as u32, ports),
+        l4: flow_word(u32::from(next), ports),
     }
     .hash()
 }
@@ -135,6 +135,8 @@ pub fn flow_hash_v6<F: Frame + ?Sized>(frame: &F, l3_off: usize) -> u32 {
 /// budget.
 #[inline(never)]
 pub fn hash_v6_addresses(ip: &[u8; IPV6_HDR_LEN]) -> u64 {
+    // SAFETY: bytes 8..40 of the 40-byte header are the two addresses, and
+    // a byte array has alignment 1.
     let words = unsafe { &*(ip.as_ptr().add(8) as *const [[u8; 8]; 4]) };
     let mut flow = 0;
     for w in words {
@@ -173,7 +175,7 @@ mod tests {
         let word = |b: [u8; 4]| u32::from_ne_bytes(b);
         Flow {
             addrs: flow_word(word([10, 1, 0, 4]), word([192, 168, 100, 129])),
-            l4: flow_word(proto as u32, word(ports)),
+            l4: flow_word(u32::from(proto), word(ports)),
         }
         .hash()
     }
@@ -247,7 +249,7 @@ mod tests {
     fn v6_flow(f: &[u8], proto: u8, ports: [u8; 4]) -> u32 {
         Flow {
             addrs: hash_v6_addresses(f[L3..L3 + 40].try_into().unwrap()),
-            l4: flow_word(proto as u32, u32::from_ne_bytes(ports)),
+            l4: flow_word(u32::from(proto), u32::from_ne_bytes(ports)),
         }
         .hash()
     }

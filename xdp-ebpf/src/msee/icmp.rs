@@ -100,7 +100,7 @@ pub fn icmp6_time_exceeded(pkt: &mut [u8; ICMP6_TE_LEN], src: &[u8; 16]) {
     pkt[42..48].copy_from_slice(&[0; 6]);
     // Pseudo-header: source, destination, upper-layer length, next header.
     let mut sum = sum16(pkt, 8, 40, 0);
-    sum += payload as u32 + 58;
+    sum += u32::from(payload) + 58;
     let c = !fold16(sum16(pkt, 40, ICMP6_TE_LEN, sum));
     pkt[42..44].copy_from_slice(&c.to_be_bytes());
 }
@@ -148,7 +148,7 @@ mod tests {
 
     fn ones(data: &[u8], mut sum: u32) -> u16 {
         for c in data.chunks(2) {
-            sum += u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32;
+            sum += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
         }
         while sum > 0xffff {
             sum = (sum & 0xffff) + (sum >> 16);
@@ -201,7 +201,7 @@ mod tests {
         pseudo[39] = 58;
         let mut sum = 0u32;
         for c in pseudo.chunks(2).chain(pkt[40..].chunks(2)) {
-            sum += u16::from_be_bytes([c[0], c[1]]) as u32;
+            sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
         }
         assert_eq!(ones(&[], sum), 0xffff, "ICMPv6 checksum with pseudo-header");
         assert_eq!(&pkt[24..40], &orig[8..24], "sent back to the source");

@@ -272,7 +272,7 @@ mod tests {
                 let members = [member(1, pa), member(2, pb)];
                 let g = group(&members);
                 for i in 0..=64u64 {
-                    let hash = (i * u32::MAX as u64 / 64) as u32;
+                    let hash = (i * u64::from(u32::MAX) / 64) as u32;
                     assert_eq!(
                         choose(&c, &cached(2, members), hash).ok(),
                         choose_link_among(&c, &g, hash),

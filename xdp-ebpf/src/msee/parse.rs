@@ -139,7 +139,7 @@ pub fn walk_ext_headers<F: Frame + ?Sized>(
     }
     let t = Transport::new(next, off, first_fragment);
     Some(Transport {
-        fragment: fragment as u8,
+        fragment: u8::from(fragment),
         ..t
     })
 }

@@ -155,7 +155,7 @@ mod tests {
         let mut seed = 0x0bad_cafe;
         for (peering, policy) in policies() {
             for dscp in 0..64u8 {
-                let mut ip = random_header(&mut seed, dscp as u32);
+                let mut ip = random_header(&mut seed, u32::from(dscp));
                 ip[1] = dscp << 2 | (dscp & 3);
                 let c = full_checksum(&ip);
                 ip[10..12].copy_from_slice(&c.to_be_bytes());
@@ -332,7 +332,7 @@ mod tests {
         let mut sum = 0u32;
         for i in (0..IPV4_MIN_HDR_LEN).step_by(2) {
             if i != 10 {
-                sum += u16::from_be_bytes([ip[i], ip[i + 1]]) as u32;
+                sum += u32::from(u16::from_be_bytes([ip[i], ip[i + 1]]));
             }
         }
         while sum > 0xffff {

@@ -113,7 +113,7 @@ pub fn cache_set_v4(key: u64, bits: u32) -> u32 {
 pub fn cache_set_v6(domain: u32, hi: u64, lo: u64, bits: u32) -> u32 {
     const HOST_LOW6: u64 = u64::from_ne_bytes([0, 0, 0, 0, 0, 0, 0, 63]);
     let host = ((lo & HOST_LOW6) >> HOST_LOW6.trailing_zeros()) as u32;
-    let h = flow_mix(flow_mix(domain as u64, hi), lo & !HOST_LOW6);
+    let h = flow_mix(flow_mix(u64::from(domain), hi), lo & !HOST_LOW6);
     (flow_finish(h) & ((1 << bits) - 1)) ^ host
 }
 
@@ -293,7 +293,7 @@ mod tests {
     fn trie(key: &RouteKeyV4) -> Resolved {
         Resolved {
             route: Route {
-                group: key[7] as u32,
+                group: u32::from(key[7]),
                 flags: 0,
             },
             ..Resolved::default()
@@ -469,7 +469,7 @@ mod tests {
         let slots = msee_abi::ROUTE_CACHE_V6_SLOTS;
         let patterns: [(&str, &dyn Fn(u32) -> u32); 2] = [
             ("::4 of /64s", &|i| {
-                set(1, (0x2001_0db8_0000_0000 | i as u128) << 64 | 4)
+                set(1, (0x2001_0db8_0000_0000 | u128::from(i)) << 64 | 4)
             }),
             ("domains", &|i| set(i, base | 4)),
         ];

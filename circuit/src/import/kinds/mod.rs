@@ -54,7 +54,7 @@ impl Kind {
     ];
 
     /// The kind of a full ARM type (`Microsoft.Network/expressRouteCircuits`).
-    pub fn of_type(t: &str) -> Option<Kind> {
+    pub(super) fn of_type(t: &str) -> Option<Kind> {
         let (ns, rest) = t.split_once('/')?;
         if !ns.eq_ignore_ascii_case("Microsoft.Network") {
             return None;
@@ -67,7 +67,7 @@ impl Kind {
 
     /// How many names a resource of this kind has (a peering: its circuit's
     /// and its own).
-    pub fn depth(self) -> usize {
+    pub(super) fn depth(self) -> usize {
         match self {
             Kind::Circuit
             | Kind::VirtualNetwork
@@ -81,7 +81,7 @@ impl Kind {
     }
 
     /// The ARM type segments after the namespace, for ids.
-    pub fn segments(self) -> Vec<&'static str> {
+    pub(super) fn segments(self) -> Vec<&'static str> {
         Self::TYPES
             .iter()
             .find(|(_, k)| *k == self)
@@ -91,7 +91,7 @@ impl Kind {
 
     /// The kind of an object without a `type` (PUT bodies, some az
     /// output), from the fields only that kind has.
-    pub fn of_shape(o: &Obj<'_>) -> Option<Kind> {
+    pub(super) fn of_shape(o: &Obj<'_>) -> Option<Kind> {
         let has = |k: &str| o.has(k);
         if has("peeringType") || has("peerASN") || has("peerAsn") {
             Some(Kind::Peering)
@@ -164,7 +164,7 @@ pub(crate) struct Collected {
 }
 
 impl Collected {
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.ports.len()
             + self.circuits.len()
             + self.peerings.len()
@@ -176,7 +176,7 @@ impl Collected {
             + self.rules.len()
     }
 
-    pub fn extend(&mut self, other: Collected) {
+    pub(super) fn extend(&mut self, other: Collected) {
         self.ports.extend(other.ports);
         self.circuits.extend(other.circuits);
         self.peerings.extend(other.peerings);

@@ -212,7 +212,7 @@ pub(crate) enum ErrorKind {
 }
 
 impl ExprError {
-    pub fn unsupported(function: &str) -> Self {
+    pub(crate) fn unsupported(function: &str) -> Self {
         Self {
             kind: ErrorKind::Unsupported {
                 function: function.to_string(),
@@ -221,7 +221,7 @@ impl ExprError {
         }
     }
 
-    pub fn other(message: String) -> Self {
+    pub(crate) fn other(message: String) -> Self {
         Self {
             kind: ErrorKind::Other(message),
             via: Vec::new(),
@@ -229,13 +229,13 @@ impl ExprError {
     }
 
     /// The error as met inside `step` (a parameter or variable).
-    pub fn through(mut self, step: String) -> Self {
+    pub(crate) fn through(mut self, step: String) -> Self {
         self.via.insert(0, step);
         self
     }
 
     /// The unsupported function's name, if that is the error.
-    pub fn unsupported_function(&self) -> Option<&str> {
+    pub(crate) fn unsupported_function(&self) -> Option<&str> {
         match &self.kind {
             ErrorKind::Unsupported { function } => Some(function),
             ErrorKind::Other(_) => None,

@@ -40,7 +40,7 @@ struct SessionMark {
 impl Ops {
     /// Binds the metrics address before the daemon loads anything: an
     /// address in use stops the start with an error naming it.
-    pub fn new(metrics_listen: Option<SocketAddr>) -> Result<Self> {
+    pub(super) fn new(metrics_listen: Option<SocketAddr>) -> Result<Self> {
         let metrics = metrics_listen
             .map(crate::metrics::server::bind)
             .transpose()?;

@@ -52,7 +52,7 @@ use crate::{
 };
 
 #[xdp]
-pub fn msee(ctx: XdpContext) -> u32 {
+fn msee(ctx: XdpContext) -> u32 {
     let len = (ctx.data_end() - ctx.data()) as u64;
     match process(&ctx, len) {
         Some(Verdict::Redirect { action }) => action,
