@@ -127,8 +127,11 @@ impl EstateLabUp {
         out
     }
 
-    /// Waits until `circuit`'s FRR has learned exactly `prefixes` from AS
-    /// 12076; returns what it learned.
+    /// Waits until `circuit`'s router has learned exactly `prefixes` from AS
+    /// 12076 and its kernel can forward to each (zebra or BIRD's kernel
+    /// protocol installs a learned route a little after BGP has it; traffic
+    /// sent in between is lost at the customer's router); returns what it
+    /// learned.
     pub fn wait_learned(
         &self,
         circuit: &str,
@@ -141,7 +144,14 @@ impl EstateLabUp {
             let names: Vec<&str> = got.iter().map(|(p, _)| p.as_str()).collect();
             let mut want = prefixes.to_vec();
             want.sort_unstable();
-            if names == want || std::time::Instant::now() > deadline {
+            let routed = || {
+                let ns = &self.customer(circuit).ns;
+                want.iter().all(|p| {
+                    let addr = p.split('/').next().unwrap_or(p);
+                    lab::ip_ns(ns, &["route", "get", addr]).is_ok()
+                })
+            };
+            if (names == want && routed()) || std::time::Instant::now() > deadline {
                 return got;
             }
             std::thread::sleep(Duration::from_millis(200));

@@ -10,8 +10,14 @@ use std::{net::IpAddr, time::Duration};
 use e2e_tests::{estate::EstateLabUp, require_root, unique_prefix};
 use lab::{
     estate::{CustomerRouter, Customers},
-    traffic::{Flow, send_and_count},
+    traffic::{Flow, send_and_count_at},
 };
+
+/// Probe flows are paced under the slowest circuit's bandwidth: the MSEE
+/// polices at millisecond granularity (as the service does), so an unpaced
+/// burst of small datagrams through a 50 Mbit/s circuit is legitimately
+/// cut (10,000 pps of ~100-byte datagrams is about 8 Mbit/s).
+const PACED: Option<u32> = Some(10_000);
 
 const ESTATE: &str = r#"
 [[circuits]]
@@ -152,7 +158,7 @@ fn every_circuit_reaches_exactly_the_vnets_its_sku_allows() {
                 .iter()
                 .find(|v| v.hosts.iter().any(|(_, h)| *h == ip(&host)))
                 .unwrap();
-            let r = send_and_count(
+            let r = send_and_count_at(
                 &Flow {
                     src_ns: c.ns.clone(),
                     src_addr: IpAddr::V4(c.host),
@@ -162,16 +168,19 @@ fn every_circuit_reaches_exactly_the_vnets_its_sku_allows() {
                     dst_port: 7000,
                 },
                 100,
+                PACED,
             )
             .unwrap();
             assert_eq!(
                 r.received,
                 100,
-                "{circuit} -> {host}: {r:?}\n{}",
+                "{circuit} -> {host}: {r:?}\ncustomer's route: {:?}\ncounters: {}\n{}",
+                lab::ip_ns(&c.ns, &["route", "get", &host]),
+                lab.cli(&["counters"]),
                 lab.daemon_log()
             );
             // And back, from the VNet to the customer.
-            let r = send_and_count(
+            let r = send_and_count_at(
                 &Flow {
                     src_ns: side.ns.clone(),
                     src_addr: ip(&host),
@@ -181,6 +190,7 @@ fn every_circuit_reaches_exactly_the_vnets_its_sku_allows() {
                     dst_port: 7001,
                 },
                 100,
+                PACED,
             )
             .unwrap();
             assert_eq!(r.received, 100, "{host} -> {circuit}: {r:?}");
@@ -202,7 +212,7 @@ fn every_circuit_reaches_exactly_the_vnets_its_sku_allows() {
                 .find(|v| v.hosts.iter().any(|(_, h)| *h == ip(&host)))
                 .unwrap();
             let before = out_of_reach_drops(&lab, circuit);
-            let r = send_and_count(
+            let r = send_and_count_at(
                 &Flow {
                     src_ns: c.ns.clone(),
                     src_addr: IpAddr::V4(c.host),
@@ -212,6 +222,7 @@ fn every_circuit_reaches_exactly_the_vnets_its_sku_allows() {
                     dst_port: 7002,
                 },
                 50,
+                PACED,
             )
             .unwrap();
             assert_eq!(r.received, 0, "{circuit} -> {host} is out of reach");

@@ -345,8 +345,16 @@ fn test() -> Result<()> {
             "e2e-tests",
         ],
         // Fixture and lab tests one at a time: lab tests measure traffic and
-        // must not disturb each other.
-        &["test", "-p", "e2e-tests", "--", "--test-threads=1"],
+        // must not disturb each other. Every test binary runs even after a
+        // failure, so one run shows every failing test.
+        &[
+            "test",
+            "-p",
+            "e2e-tests",
+            "--no-fail-fast",
+            "--",
+            "--test-threads=1",
+        ],
     ];
     let mut result = Ok(());
     for args in runs {
