@@ -718,6 +718,125 @@ fn expired_ttl_is_answered_with_time_exceeded_within_a_budget() {
     assert!(sent >= msee_abi::ICMP_ERRORS_PER_SEC_PER_CPU - 2, "{sent}");
 }
 
+/// RFC 1812 §4.3.2.7 and RFC 4443 §2.4 (e): an expired non-first
+/// fragment, ICMP error or packet from a group address gets no ICMP error,
+/// only the drop; an expired echo request (traceroute -I) gets one.
+#[test]
+fn no_icmp_error_about_fragments_errors_or_groups() {
+    root_only!("no_icmp_error_about_fragments_errors_or_groups");
+    let mut m = fixture();
+    m.set_attachment(
+        key(C1_PRIMARY),
+        Attachment {
+            link: C1_PRIMARY,
+            domain: 1,
+            circuit: 1,
+            peering: PeeringKind::Private as u8,
+            role: LinkRole::Primary as u8,
+            mac: MSEE_MAC,
+            local_v4: [192, 168, 100, 130],
+            local_v6: "2001:db8:c::2".parse::<Ipv6Addr>().unwrap().octets(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    const IP: usize = ETH_LEN + VLAN_LEN;
+    // An expired IPv4 UDP datagram with `edit` applied to its IP header and
+    // first payload bytes, the header checksum made right again.
+    let expired_v4 = |edit: &dyn Fn(&mut [u8])| {
+        let mut f = v4([192, 168, 1, 10], [10, 1, 0, 4], C1_PRIMARY);
+        f.ttl = 1;
+        let mut frame = f.build();
+        edit(&mut frame[IP..]);
+        frame[IP + 10..IP + 12].fill(0);
+        let c = !e2e_tests::packet::fold(e2e_tests::packet::ones_sum(&frame[IP..IP + 20], 0));
+        frame[IP + 10..IP + 12].copy_from_slice(&c.to_be_bytes());
+        frame
+    };
+    let expired_v6 = |edit: &dyn Fn(&mut UdpFrame), after: &dyn Fn(&mut [u8])| {
+        let mut f = v6("2001:db8:c::10", "2001:db8:1::4", C1_PRIMARY);
+        f.ttl = 1;
+        edit(&mut f);
+        let mut frame = f.build();
+        after(&mut frame[IP..]);
+        frame
+    };
+    let fragment_header = |offset_bytes: u16| {
+        let mut h = vec![0u8; 8];
+        h[2..4].copy_from_slice(&(offset_bytes | 1).to_be_bytes()); // M set
+        h[4..8].copy_from_slice(&7u32.to_be_bytes());
+        h
+    };
+    let silent: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "IPv4, offset 8",
+            expired_v4(&|ip| ip[6..8].copy_from_slice(&[0, 1])),
+        ),
+        (
+            "IPv4 ICMP time exceeded",
+            expired_v4(&|ip| {
+                ip[9] = 1;
+                ip[20] = 11;
+            }),
+        ),
+        (
+            "IPv4 ICMP unreachable",
+            expired_v4(&|ip| {
+                ip[9] = 1;
+                ip[20] = 3;
+            }),
+        ),
+        (
+            "IPv4 from a group",
+            expired_v4(&|ip| ip[12..16].copy_from_slice(&[224, 0, 0, 9])),
+        ),
+        (
+            "IPv6, offset 1480",
+            expired_v6(&|f| f.ext = vec![(44, fragment_header(1480))], &|_| {}),
+        ),
+        (
+            "ICMPv6 destination unreachable",
+            expired_v6(&|_| {}, &|ip| {
+                ip[6] = 58;
+                ip[40] = 1;
+            }),
+        ),
+    ];
+    for (what, frame) in &silent {
+        let before = rx(&m, C1_PRIMARY);
+        let (verdict, _) = m.test_run(frame, LO).unwrap();
+        let after = rx(&m, C1_PRIMARY);
+        assert_eq!(verdict, XDP_DROP, "{what}: dropped");
+        assert_eq!(
+            (
+                after.dropped(DropReason::TtlExpired) - before.dropped(DropReason::TtlExpired),
+                after.icmp_errors - before.icmp_errors
+            ),
+            (1, 0),
+            "{what}: counted as expired, no ICMP error"
+        );
+    }
+    // What may be answered still is: an echo request, a first fragment.
+    let answered: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "IPv4 ICMP echo request",
+            expired_v4(&|ip| {
+                ip[9] = 1;
+                ip[20] = 8;
+            }),
+        ),
+        ("IPv4, first fragment", expired_v4(&|ip| ip[6] = 0x20)),
+        (
+            "IPv6, first fragment",
+            expired_v6(&|f| f.ext = vec![(44, fragment_header(0))], &|_| {}),
+        ),
+    ];
+    for (what, frame) in &answered {
+        let (verdict, _) = m.test_run(frame, LO).unwrap();
+        assert_eq!(verdict, XDP_REDIRECT, "{what}: answered");
+    }
+}
+
 #[test]
 fn frames_for_the_msee_go_to_the_kernel() {
     root_only!("frames_for_the_msee_go_to_the_kernel");

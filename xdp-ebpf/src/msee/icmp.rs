@@ -35,6 +35,52 @@ pub fn icmp_budget(slot: &mut [u64; 2], now: u64) -> bool {
     true
 }
 
+/// Whether an expired IPv4 packet, quoted by its header (no options) and
+/// first 8 bytes, may be answered with an ICMP error. RFC 1812 §4.3.2.7
+/// forbids it for a non-first fragment (its first 8 bytes are the middle
+/// of a datagram, and the first fragment gets the answer), an ICMP error
+/// (errors about errors can loop), a multicast or broadcast destination,
+/// and a source that names no single host.
+#[inline(always)]
+pub fn may_answer_v4(quote: &[u8; ICMP4_QUOTE]) -> bool {
+    let fragment_offset = u16::from_be_bytes([quote[6], quote[7]]) & 0x1fff;
+    if fragment_offset != 0 {
+        return false;
+    }
+    // Destination unreachable, source quench, redirect, time exceeded,
+    // parameter problem: the ICMP error types.
+    if quote[9] == 1 && matches!(quote[20], 3 | 4 | 5 | 11 | 12) {
+        return false;
+    }
+    let (src, dst) = (&quote[12..16], &quote[16..20]);
+    let not_a_host = src[0] == 0 || src[0] == 127 || src[0] >= 224;
+    let group_or_broadcast = dst[0] >= 224;
+    !not_a_host && !group_or_broadcast
+}
+
+/// The IPv6 counterpart (RFC 4443 §2.4 (e)): not for a non-first fragment
+/// nor an ICMPv6 error (types below 128), nor to or from a multicast or
+/// unspecified address. A first fragment of an ICMPv6 message is not
+/// answered either: its type lies beyond the quote, so it may be an error.
+#[inline(always)]
+pub fn may_answer_v6(quote: &[u8; ICMP6_QUOTE]) -> bool {
+    const FRAGMENT: u8 = 44;
+    const ICMPV6: u8 = 58;
+    match quote[6] {
+        ICMPV6 if quote[40] < 128 => return false,
+        FRAGMENT => {
+            let offset = u16::from_be_bytes([quote[42], quote[43]]) >> 3;
+            if offset != 0 || quote[40] == ICMPV6 {
+                return false;
+            }
+        }
+        _ => {}
+    }
+    let (src, dst) = (&quote[8..24], &quote[24..40]);
+    let unspecified = src.iter().all(|&b| b == 0);
+    !unspecified && src[0] != 0xff && dst[0] != 0xff
+}
+
 /// Move the expired frame's L2 header, tags included, from behind the
 /// `grow` bytes just made in front of it to the front, addressed back to
 /// its sender (`dst`) from the port's MAC (`src`):
@@ -125,6 +171,108 @@ mod tests {
         // but the arithmetic wraps): a new window, not a stuck one.
         assert!(icmp_budget(&mut slot, 3));
         assert_eq!(slot, [3, 1]);
+    }
+
+    /// An IPv4 header (no options) + 8 bytes: UDP from 10.0.0.1 to
+    /// 10.1.0.1, TTL 1, with `edit` applied.
+    fn v4(edit: impl FnOnce(&mut [u8; ICMP4_QUOTE])) -> [u8; ICMP4_QUOTE] {
+        let mut q = [0u8; ICMP4_QUOTE];
+        q[0] = 0x45;
+        q[8] = 1;
+        q[9] = 17;
+        q[12..16].copy_from_slice(&[10, 0, 0, 1]);
+        q[16..20].copy_from_slice(&[10, 1, 0, 1]);
+        edit(&mut q);
+        q
+    }
+
+    #[test]
+    fn ipv4_errors_only_where_rfc_1812_allows_them() {
+        assert!(may_answer_v4(&v4(|_| {})), "a UDP probe");
+        // A first fragment (MF set, offset 0) is answered; a later one not.
+        assert!(may_answer_v4(&v4(|q| q[6] = 0x20)));
+        assert!(!may_answer_v4(&v4(|q| q[7] = 1)), "offset 8");
+        assert!(!may_answer_v4(&v4(|q| q[6] = 0x3f)), "MF and a high offset");
+        // ICMP: echo (traceroute -I) yes; every error type no.
+        assert!(may_answer_v4(&v4(|q| {
+            q[9] = 1;
+            q[20] = 8;
+        })));
+        for error in [3, 4, 5, 11, 12] {
+            assert!(
+                !may_answer_v4(&v4(|q| {
+                    q[9] = 1;
+                    q[20] = error;
+                })),
+                "ICMP type {error}"
+            );
+        }
+        // Type 11 on UDP is just a port's byte, not an ICMP error.
+        assert!(may_answer_v4(&v4(|q| q[20] = 11)));
+        for src in [[0, 0, 0, 0], [127, 0, 0, 1], [224, 0, 0, 5], [255; 4]] {
+            assert!(
+                !may_answer_v4(&v4(|q| q[12..16].copy_from_slice(&src))),
+                "from {src:?}"
+            );
+        }
+        for dst in [[224, 0, 0, 1], [239, 1, 1, 1], [255; 4]] {
+            assert!(
+                !may_answer_v4(&v4(|q| q[16..20].copy_from_slice(&dst))),
+                "to {dst:?}"
+            );
+        }
+    }
+
+    /// An IPv6 header + 8 bytes: UDP from 2001:db8::1 to 2001:db8:1::1,
+    /// hop limit 1, with `edit` applied.
+    fn v6(edit: impl FnOnce(&mut [u8; ICMP6_QUOTE])) -> [u8; ICMP6_QUOTE] {
+        let mut q = [0u8; ICMP6_QUOTE];
+        q[0] = 0x60;
+        q[6] = 17;
+        q[7] = 1;
+        q[8..12].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+        q[23] = 1;
+        q[24..30].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 1]);
+        q[39] = 1;
+        edit(&mut q);
+        q
+    }
+
+    #[test]
+    fn ipv6_errors_only_where_rfc_4443_allows_them() {
+        assert!(may_answer_v6(&v6(|_| {})), "a UDP probe");
+        assert!(may_answer_v6(&v6(|q| {
+            q[6] = 58;
+            q[40] = 128; // echo request
+        })));
+        for error in [1, 2, 3, 4, 127] {
+            assert!(
+                !may_answer_v6(&v6(|q| {
+                    q[6] = 58;
+                    q[40] = error;
+                })),
+                "ICMPv6 type {error}"
+            );
+        }
+        // Fragment header: the first fragment of UDP yes; a later one no;
+        // the first of an ICMPv6 message no (its type is past the quote).
+        assert!(may_answer_v6(&v6(|q| {
+            q[6] = 44;
+            q[40] = 17;
+            q[43] = 1; // M flag, offset 0
+        })));
+        assert!(!may_answer_v6(&v6(|q| {
+            q[6] = 44;
+            q[40] = 17;
+            q[42..44].copy_from_slice(&(185u16 << 3).to_be_bytes());
+        })));
+        assert!(!may_answer_v6(&v6(|q| {
+            q[6] = 44;
+            q[40] = 58;
+        })));
+        assert!(!may_answer_v6(&v6(|q| q[8..24].fill(0))), "from ::");
+        assert!(!may_answer_v6(&v6(|q| q[8] = 0xff)), "from a group");
+        assert!(!may_answer_v6(&v6(|q| q[24] = 0xff)), "to a group");
     }
 
     #[test]

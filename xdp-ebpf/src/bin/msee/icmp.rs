@@ -10,7 +10,7 @@ use msee_abi::Attachment;
 use xdp_ebpf::{
     msee::icmp::{
         ICMP4_QUOTE, ICMP4_TE_LEN, ICMP6_QUOTE, ICMP6_TE_LEN, REPLY_FRONT, icmp_budget,
-        icmp4_time_exceeded, icmp6_time_exceeded, reply_l2,
+        icmp4_time_exceeded, icmp6_time_exceeded, may_answer_v4, may_answer_v6, reply_l2,
     },
     net::{ETH_HDR_LEN, VLAN_HDR_LEN},
     ptr_at,
@@ -32,7 +32,8 @@ pub(crate) fn icmp_allowed() -> bool {
 /// on the same VLANs: cut it to its header and first 8 bytes, grow room for
 /// the new headers in front, move the L2 header there, and fill in.
 /// Returns false (the caller just drops) when the attachment has no address,
-/// the packet is too short to quote, or IPv4 carries options.
+/// the packet is too short to quote, IPv4 carries options, or no error may
+/// be sent for it (a non-first fragment, an ICMP error, a group address).
 #[inline(never)]
 pub(crate) fn time_exceeded(ctx: &XdpContext, l3_off: usize, v6: bool, att: &Attachment) -> bool {
     let (quote, total) = if v6 {
@@ -59,6 +60,16 @@ pub(crate) fn time_exceeded(ctx: &XdpContext, l3_off: usize, v6: bool, att: &Att
             Some(b) if unsafe { (*b)[0] } == 0x45 => {}
             _ => return false,
         }
+    }
+    // Before the length arithmetic below: from it the compiler would infer
+    // the quote's bounds check and drop it, which the verifier cannot follow.
+    let may_answer = if v6 {
+        ptr_at::<[u8; ICMP6_QUOTE]>(ctx, l3_off).is_some_and(|q| may_answer_v6(unsafe { &*q }))
+    } else {
+        ptr_at::<[u8; ICMP4_QUOTE]>(ctx, l3_off).is_some_and(|q| may_answer_v4(unsafe { &*q }))
+    };
+    if !may_answer {
+        return false;
     }
     let frame_len = ctx.data_end() - ctx.data();
     if frame_len < l3_off + quote {
