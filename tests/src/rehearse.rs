@@ -396,6 +396,11 @@ pub struct Outcome {
     pub to_azure_sent: Option<u64>,
     pub to_azure_lost: Option<u64>,
     pub to_azure_outage_ms: Option<f64>,
+    /// Which of the circuit's links the customer's router sent on before
+    /// the failure ("primary", "secondary", or "both, N% on the primary"):
+    /// with two equal paths a router keeps one (the oldest, by default), so
+    /// its traffic crosses the failing link only if that one is the primary.
+    pub to_azure_via: Option<String>,
     /// Frames the circuit's policers dropped during the event.
     pub policer_drops: u64,
     /// Drops outside the MSEE (a busy machine): the run measured the
@@ -469,7 +474,13 @@ impl Report {
                 o.surviving_lost,
                 o.lost_after_return,
                 match (o.to_azure_lost, o.to_azure_outage_ms) {
-                    (Some(l), Some(ms)) => format!("lost {l}, out {ms:.1} ms"),
+                    (Some(l), Some(ms)) => format!(
+                        "lost {l}, out {ms:.1} ms{}",
+                        o.to_azure_via
+                            .as_ref()
+                            .map(|v| format!(" (it sent on the {v})"))
+                            .unwrap_or_default()
+                    ),
                     _ => "-".into(),
                 },
                 o.policer_drops,
@@ -633,6 +644,47 @@ fn policer_drops(lab: &EstateLabUp, circuit: &str) -> u64 {
     lab.drops(circuit, "policer")
 }
 
+/// Frames received to be forwarded (not the link's own BGP, BFD or ARP) on
+/// the peering's primary and secondary link, as the MSEE counts them.
+fn forwarded_rx(lab: &EstateLabUp, circuit: &str, peering: &str) -> [u64; 2] {
+    let mut out = [0; 2];
+    for p in lab
+        .cli(&["counters"])
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    {
+        if p["circuit"] != circuit || p["peering"] != peering {
+            continue;
+        }
+        let slot = match p["role"].as_str() {
+            Some("primary") => 0,
+            Some("secondary") => 1,
+            _ => continue,
+        };
+        let n = |k: &str| p[k].as_u64().unwrap_or(0);
+        out[slot] += n("rx_packets").saturating_sub(n("pass_packets"));
+    }
+    out
+}
+
+/// Names the link(s) the customer's traffic took, from two counter samples.
+fn via(before: [u64; 2], after: [u64; 2]) -> Option<String> {
+    let (p, s) = (after[0] - before[0], after[1] - before[1]);
+    let total = p + s;
+    if total == 0 {
+        return None;
+    }
+    let share = p as f64 / total as f64;
+    Some(if share > 0.99 {
+        "primary".into()
+    } else if share < 0.01 {
+        "secondary".into()
+    } else {
+        format!("both links, {:.0}% on the primary", share * 100.0)
+    })
+}
+
 /// Runs the rehearsal `r` `repeat` times on `lab`, telling each step.
 pub fn rehearse(
     lab: &EstateLabUp,
@@ -688,7 +740,14 @@ fn once(
     if !h.wait_received(r.pps as u64 / 2, Duration::from_secs(5)) {
         bail!("the traffic to the customer did not get going");
     }
+    let peering = format!("{:?}", r.peering);
+    let rx_start = forwarded_rx(lab, &r.circuit, &peering);
     std::thread::sleep(r.at.saturating_sub(Duration::from_millis(500)));
+    let to_azure_via = if r.both {
+        via(rx_start, forwarded_rx(lab, &r.circuit, &peering))
+    } else {
+        None
+    };
     let policed_before = policer_drops(lab, &r.circuit);
     tell(&format!("the primary fails: {}", r.failure.describe()));
     let failed_at = fail(lab, r, n, &h, config, true)?;
@@ -761,6 +820,7 @@ fn once(
         to_azure_outage_ms: azure
             .as_ref()
             .map(|a| a.totals.lost as f64 / r.pps * 1000.0),
+        to_azure_via,
         policer_drops: policed,
         disturbed,
     };

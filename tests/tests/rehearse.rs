@@ -108,6 +108,20 @@ fn one_rehearsal_per_failure_kind_within_its_bounds() {
             o.lost_after_return, 0,
             "{failure:?}: nothing lost after the return"
         );
+        // The customer's traffic was seen on the MSEE, and where its router
+        // kept to the secondary the primary's failure cost it nothing.
+        let via = o.to_azure_via.as_deref();
+        assert!(
+            via.is_some(),
+            "{failure:?}: the customer's traffic was seen"
+        );
+        if via == Some("secondary") {
+            assert_eq!(
+                o.to_azure_lost,
+                Some(0),
+                "{failure:?}: sent on the secondary, lost nothing"
+            );
+        }
         match failure {
             Failure::Carrier | Failure::Bgp => {
                 assert!(
