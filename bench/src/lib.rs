@@ -16,6 +16,7 @@
 //! [`fixture`] is the msee the per-packet and install benchmarks time,
 //! [`throughput`] the rig on real interfaces, [`bird`] the BGP peer of the
 //! install, [`report`] the document and [`stats`] the summaries.
+#![forbid(unsafe_code)]
 pub mod bird;
 pub mod destinations;
 pub mod failover;

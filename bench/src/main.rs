@@ -2,6 +2,7 @@
 //! as root and writes BENCHMARKS.md). Each measuring command prints its
 //! JSON on stdout and its progress on stderr; `report` renders saved JSON
 //! into the document.
+#![forbid(unsafe_code)]
 use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::{Context as _, Result, bail};

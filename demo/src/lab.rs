@@ -4,6 +4,7 @@
 //! from the file, the provider's switch, `msee-daemon` running every
 //! circuit, a namespace per VNet and the Microsoft edge. `cargo xtask lab
 //! up --config` runs it; `cargo xtask lab down` removes it.
+#![forbid(unsafe_code)]
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::{Result, bail};

@@ -7,6 +7,7 @@
 //! MSEE moves the flows to the secondary; the primary is repaired and
 //! carries again. The outage is measured packet by packet and the received
 //! rate per link is drawn over time. Needs root.
+#![forbid(unsafe_code)]
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::{Context as _, Result, bail};

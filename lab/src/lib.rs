@@ -10,6 +10,7 @@
 //! namespace deletes the veth ends inside it). Built on iproute2 and ethtool,
 //! the reference tools for this kernel's netns/veth features, which every
 //! engineer can replay by hand from the printed commands.
+#![forbid(unsafe_code)]
 use std::{
     net::{Ipv4Addr, Ipv6Addr},
     process::{Command, Stdio},

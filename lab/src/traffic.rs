@@ -2,13 +2,13 @@
 //! path forwards. (The AF_XDP packet engine is for rates; this is for truth.)
 use std::{
     net::{IpAddr, SocketAddr, UdpSocket},
-    os::fd::AsRawFd,
     time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, Result, bail};
 
 use msee_sys::netns;
+use nix::sys::socket::{setsockopt, sockopt};
 
 /// One direction of a test flow.
 #[derive(Clone, Debug)]
@@ -149,39 +149,12 @@ pub fn udp_socket_in(ns: &str, addr: impl Into<IpAddr>, dev: Option<&str>) -> Re
 
 /// Receive buffer of `bytes` (SO_RCVBUFFORCE: above rmem_max, as root).
 pub fn set_rcvbuf(s: &UdpSocket, bytes: libc::c_int) -> Result<()> {
-    // SAFETY: the option value is `bytes`, a c_int that lives across the
-    // call, with its exact size as the length; `s` is an open socket.
-    let rc = unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            (&bytes as *const libc::c_int).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        bail!("SO_RCVBUFFORCE: {}", std::io::Error::last_os_error());
-    }
-    Ok(())
+    let bytes = usize::try_from(bytes).context("a negative buffer size")?;
+    setsockopt(s, sockopt::RcvBufForce, &bytes).context("SO_RCVBUFFORCE")
 }
 
 /// Send and receive only through `dev` (SO_BINDTODEVICE): picks a link.
 pub fn bind_to_device(s: &UdpSocket, dev: &str) -> Result<()> {
-    // SAFETY: the kernel reads `dev.len()` bytes of `dev` (which lives
-    // across the call) and needs no NUL: it copies at most IFNAMSIZ - 1
-    // and terminates the copy itself.
-    let rc = unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_BINDTODEVICE,
-            dev.as_ptr().cast(),
-            dev.len() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        bail!("SO_BINDTODEVICE {dev}: {}", std::io::Error::last_os_error());
-    }
-    Ok(())
+    setsockopt(s, sockopt::BindToDevice, &std::ffi::OsString::from(dev))
+        .with_context(|| format!("SO_BINDTODEVICE {dev}"))
 }
