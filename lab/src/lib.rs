@@ -328,7 +328,7 @@ impl Lab {
             (&onprem, IF_SECONDARY),
             (&azure, IF_AZURE_PEER),
         ] {
-            ethtool_ns(ns, &["-K", ifname, "gro", "on", "tx", "off"])?;
+            gro_on_tx_off(ns, ifname)?;
         }
         // VNet traffic leaves on-prem over the primary by default; a socket
         // bound to the secondary device uses the secondary route.
@@ -493,13 +493,35 @@ pub fn ip_ns_urgent(ns: &str, args: &[&str]) -> Result<String> {
     }
 }
 
-fn ethtool_ns(ns: &str, args: &[&str]) -> Result<String> {
-    let mut full = vec!["netns", "exec", ns, "ethtool"];
-    full.extend_from_slice(args);
-    run("ip", &full)
+/// Frames XDP redirects into a veth need its peer's NAPI (GRO on), and a
+/// sender whose frames are redirected on their way must put whole
+/// checksums in them (tx offload off): a redirected frame loses the
+/// offload state that would have let the receiver trust a partial one.
+pub fn gro_on_tx_off(ns: &str, dev: &str) -> Result<()> {
+    run(
+        "ip",
+        &[
+            "netns", "exec", ns, "ethtool", "-K", dev, "gro", "on", "tx", "off",
+        ],
+    )?;
+    Ok(())
 }
 
-fn sysctl_ns(ns: &str, key: &str, value: &str) -> Result<String> {
+/// A veth `a` in `ns_a` to `b` in `ns_b` (which may be `ns_a`), both up.
+pub fn veth(ns_a: &str, a: &str, ns_b: &str, b: &str) -> Result<()> {
+    ip_ns(
+        ns_a,
+        &[
+            "link", "add", a, "type", "veth", "peer", "name", b, "netns", ns_b,
+        ],
+    )?;
+    ip_ns(ns_a, &["link", "set", a, "up"])?;
+    ip_ns(ns_b, &["link", "set", b, "up"])?;
+    Ok(())
+}
+
+/// Set a sysctl inside a namespace.
+pub fn sysctl_ns(ns: &str, key: &str, value: &str) -> Result<String> {
     let kv = format!("{key}={value}");
     run("ip", &["netns", "exec", ns, "sysctl", "-q", "-w", &kv])
 }

@@ -59,18 +59,7 @@ impl LabDataplane {
             "net.ipv4.conf.all.rp_filter",
             "net.ipv4.conf.default.rp_filter",
         ] {
-            lab::run(
-                "ip",
-                &[
-                    "netns",
-                    "exec",
-                    &onprem,
-                    "sysctl",
-                    "-q",
-                    "-w",
-                    &format!("{key}=2"),
-                ],
-            )?;
+            lab::sysctl_ns(&onprem, key, "2")?;
         }
         ip_ns(
             &azure,

@@ -831,69 +831,30 @@ fn once(
 /// LAN interface behind the customer's router sends to the router, which
 /// routes by what it learned (and fails over by its own BFD and BGP).
 fn to_azure(r: &Resolved, n: &Names, max: Duration) -> Result<RunHandle> {
+    // A veth pair inside `ns` whose first end routes (forwarding on, no
+    // reverse-path filter on it or `also`).
+    let routed_veth = |ns: &str, a: &str, b: &str, also: &[&str]| -> Result<()> {
+        lab::veth(ns, a, ns, b)?;
+        for dev in [a, b] {
+            lab::gro_on_tx_off(ns, dev)?;
+        }
+        lab::sysctl_ns(ns, "net.ipv4.ip_forward", "1")?;
+        for k in ["all", a].iter().chain(also) {
+            lab::sysctl_ns(ns, &format!("net.ipv4.conf.{k}.rp_filter"), "0")?;
+        }
+        Ok(())
+    };
     let ns = &n.customer_ns;
     if lab::ip_ns(ns, &["link", "show", "lan"]).is_err() {
-        lab::ip_ns(
-            ns,
-            &[
-                "link", "add", "lan", "type", "veth", "peer", "name", "lan-host",
-            ],
-        )?;
-        for dev in ["lan", "lan-host"] {
-            lab::ip_ns(ns, &["link", "set", dev, "up"])?;
-            lab::run(
-                "ip",
-                &[
-                    "netns", "exec", ns, "ethtool", "-K", dev, "gro", "on", "tx", "off",
-                ],
-            )?;
-        }
+        routed_veth(ns, "lan", "lan-host", &[])?;
         lab::ip_ns(ns, &["addr", "add", "169.254.77.1/30", "dev", "lan"])?;
-        lab::run(
-            "ip",
-            &[
-                "netns",
-                "exec",
-                ns,
-                "sysctl",
-                "-qw",
-                "net.ipv4.ip_forward=1",
-            ],
-        )?;
-        for k in ["all", "lan"] {
-            lab::run(
-                "ip",
-                &[
-                    "netns",
-                    "exec",
-                    ns,
-                    "sysctl",
-                    "-qw",
-                    &format!("net.ipv4.conf.{k}.rp_filter=0"),
-                ],
-            )?;
-        }
     }
     // The Azure side's receiver: a VM behind the gateway namespace (its
     // `msee` interface is the other direction's generator).
     let az = &n.azure_ns;
     let vm = vm_address(n.azure_host);
     if lab::ip_ns(az, &["link", "show", "vm"]).is_err() {
-        lab::ip_ns(
-            az,
-            &[
-                "link", "add", "vm", "type", "veth", "peer", "name", "vm-nic",
-            ],
-        )?;
-        for dev in ["vm", "vm-nic"] {
-            lab::ip_ns(az, &["link", "set", dev, "up"])?;
-            lab::run(
-                "ip",
-                &[
-                    "netns", "exec", az, "ethtool", "-K", dev, "gro", "on", "tx", "off",
-                ],
-            )?;
-        }
+        routed_veth(az, "vm", "vm-nic", &["msee"])?;
         let nic = lab::mac_of(az, "vm-nic")?;
         let nic = nic
             .iter()
@@ -905,30 +866,6 @@ fn to_azure(r: &Resolved, n: &Names, max: Duration) -> Result<RunHandle> {
             az,
             &["neigh", "add", &vm.to_string(), "lladdr", &nic, "dev", "vm"],
         )?;
-        lab::run(
-            "ip",
-            &[
-                "netns",
-                "exec",
-                az,
-                "sysctl",
-                "-qw",
-                "net.ipv4.ip_forward=1",
-            ],
-        )?;
-        for k in ["all", "msee", "vm"] {
-            lab::run(
-                "ip",
-                &[
-                    "netns",
-                    "exec",
-                    az,
-                    "sysctl",
-                    "-qw",
-                    &format!("net.ipv4.conf.{k}.rp_filter=0"),
-                ],
-            )?;
-        }
     }
     let lan_mac = lab::mac_of(ns, "lan")?;
     let mut cfg = RunConfig::new(

@@ -18,7 +18,7 @@ use super::{
     plan::{AzureSide, EstateLab},
     routers::{self, Customers},
 };
-use crate::{ip, ip_ns};
+use crate::{gro_on_tx_off, ip, ip_ns, veth};
 
 /// Where a lab's state lives: `/run/msee/lab/<prefix>`.
 pub fn state_dir(prefix: &str) -> PathBuf {
@@ -85,33 +85,6 @@ fn addr_add(ns: &str, addr: IpAddr, len: u8, dev: &str) -> Result<()> {
     } else {
         ip_ns(ns, &["addr", "add", &a, "dev", dev])?;
     }
-    Ok(())
-}
-
-/// A veth `a` in `ns_a` to `b` in `ns_b`, both up.
-fn veth(ns_a: &str, a: &str, ns_b: &str, b: &str) -> Result<()> {
-    ip_ns(
-        ns_a,
-        &[
-            "link", "add", a, "type", "veth", "peer", "name", b, "netns", ns_b,
-        ],
-    )?;
-    ip_ns(ns_a, &["link", "set", a, "up"])?;
-    ip_ns(ns_b, &["link", "set", b, "up"])?;
-    Ok(())
-}
-
-/// Frames XDP redirects into a veth need its peer's NAPI (GRO on), and a
-/// sender whose frames are redirected on their way must put whole
-/// checksums in them (tx offload off): a redirected frame loses the
-/// offload state that would have let the receiver trust a partial one.
-fn gro_on_tx_off(ns: &str, dev: &str) -> Result<()> {
-    crate::run(
-        "ip",
-        &[
-            "netns", "exec", ns, "ethtool", "-K", dev, "gro", "on", "tx", "off",
-        ],
-    )?;
     Ok(())
 }
 
