@@ -157,6 +157,11 @@ impl Routing {
         self.ribs.get(slot)?.as_ref()
     }
 
+    /// The RIB of a running peering.
+    pub(super) fn peering_rib(&self, pr: &PeeringRef) -> Option<&Rib> {
+        self.rib(self.rib_of(pr)?)
+    }
+
     pub(super) fn rib_mut(&mut self, slot: usize) -> Option<&mut Rib> {
         self.ribs.get_mut(slot)?.as_mut()
     }

@@ -189,8 +189,7 @@ impl Daemon {
                     let rt = &s.rt[i];
                     let rib = self
                         .routing
-                        .rib_of(&(spec.circuit.clone(), spec.peering_type))
-                        .and_then(|r| self.routing.rib(r));
+                        .peering_rib(&(spec.circuit.clone(), spec.peering_type));
                     out.push(SessionView {
                         name: spec.name.clone(),
                         circuit: spec.circuit.clone(),

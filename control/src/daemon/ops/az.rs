@@ -185,10 +185,7 @@ impl Daemon {
         let Some(ss) = &self.sessions else {
             return Ok(List { value: Vec::new() });
         };
-        let rib = self
-            .routing
-            .rib_of(&p.reference())
-            .and_then(|r| self.routing.rib(r));
+        let rib = self.routing.peering_rib(&p.reference());
         let mut value = Vec::new();
         for i in self.sessions_on(link.id) {
             let spec = ss.speaker.spec(i);
@@ -237,10 +234,7 @@ impl Daemon {
         let Some(ss) = &self.sessions else {
             return Ok(List { value: Vec::new() });
         };
-        let rib = self
-            .routing
-            .rib_of(&p.reference())
-            .and_then(|r| self.routing.rib(r));
+        let rib = self.routing.peering_rib(&p.reference());
         let now = Instant::now();
         let value = self
             .sessions_on(link.id)

@@ -183,8 +183,7 @@ impl Daemon {
                 count_flap(mark, st.established, st.since);
                 let rib = self
                     .routing
-                    .rib_of(&(spec.circuit.clone(), spec.peering_type))
-                    .and_then(|r| self.routing.rib(r));
+                    .peering_rib(&(spec.circuit.clone(), spec.peering_type));
                 sessions.push(SessionSample {
                     name: spec.name.clone(),
                     circuit: spec.circuit.clone(),
