@@ -28,6 +28,17 @@ impl Model {
         self.circuits.iter().find(|c| c.name == name)
     }
 
+    /// `name`'s circuit, or an error that lists the circuits there are.
+    pub fn circuit_named(&self, name: &str) -> Result<&Circuit, String> {
+        self.circuit(name).ok_or_else(|| {
+            let names: Vec<&str> = self.circuits.iter().map(|c| c.name.as_str()).collect();
+            format!(
+                "circuit {name:?} is not in the configuration (it has: {})",
+                names.join(", ")
+            )
+        })
+    }
+
     pub fn virtual_network(&self, name: &str) -> Option<&VirtualNetwork> {
         self.virtual_networks.iter().find(|v| v.name == name)
     }

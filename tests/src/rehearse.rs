@@ -214,17 +214,7 @@ pub struct Resolved {
 /// anything starts, saying why.
 pub fn resolve(model: &Model, req: &Request) -> Result<Resolved> {
     let circuit = match &req.circuit {
-        Some(name) => model.circuit(name).ok_or_else(|| {
-            anyhow!(
-                "circuit {name:?} is not in the configuration (it has: {})",
-                model
-                    .circuits
-                    .iter()
-                    .map(|c| c.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        })?,
+        Some(name) => model.circuit_named(name).map_err(|e| anyhow!(e))?,
         None => {
             let with: Vec<_> = model
                 .circuits

@@ -322,17 +322,7 @@ pub fn plan(inputs: &Inputs, ids: &mut IdBook) -> Result<Plan> {
 
     if let Some(model) = inputs.model {
         for name in inputs.only {
-            if model.circuit(name).is_none() {
-                bail!(
-                    "circuit {name:?} is not in the configuration (it has: {})",
-                    model
-                        .circuits
-                        .iter()
-                        .map(|c| c.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-            }
+            model.circuit_named(name).map_err(|e| anyhow::anyhow!(e))?;
         }
         for c in &model.circuits {
             if !inputs.only.is_empty() && !inputs.only.contains(&c.name) {

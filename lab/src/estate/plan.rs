@@ -260,9 +260,7 @@ pub fn plan(model: &Model, prefix: &str, pools: &Pools, only: &[String]) -> Resu
         }
     };
     for name in only {
-        if model.circuit(name).is_none() {
-            bail!("circuit {name:?} is not in the configuration");
-        }
+        model.circuit_named(name).map_err(|e| anyhow::anyhow!(e))?;
     }
     let mut lab = EstateLab {
         prefix: prefix.to_owned(),
