@@ -422,6 +422,18 @@ impl Msee {
         Ok(())
     }
 
+    /// Detach from `ifindex` (nothing to do when not attached there).
+    pub fn detach(&mut self, ifindex: u32) -> Result<()> {
+        let Some(at) = self.links.iter().position(|(i, _)| *i == ifindex) else {
+            return Ok(());
+        };
+        let (_, link) = self.links.remove(at);
+        self.program_mut()?
+            .detach(link)
+            .map_err(MseeError::Program)?;
+        Ok(())
+    }
+
     /// Detach from every interface this handle attached to.
     pub fn detach_all(&mut self) -> Result<()> {
         let links = std::mem::take(&mut self.links);

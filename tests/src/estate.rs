@@ -176,6 +176,13 @@ impl EstateLabUp {
 
     /// `msee-cli --json ARGS` against the lab's daemon.
     pub fn cli(&self, args: &[&str]) -> serde_json::Value {
+        self.cli_result(args)
+            .unwrap_or_else(|e| panic!("msee-cli {args:?}: {e}"))
+    }
+
+    /// `msee-cli --json ARGS`: its answer, or what it said on stderr when
+    /// the daemon refused.
+    pub fn cli_result(&self, args: &[&str]) -> Result<serde_json::Value, String> {
         let bin = lab::daemon::workspace_bin("msee-cli").expect("msee-cli is built");
         let out = std::process::Command::new(bin)
             .arg("--socket")
@@ -184,9 +191,12 @@ impl EstateLabUp {
             .args(args)
             .output()
             .expect("running msee-cli");
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
-            panic!(
-                "msee-cli {args:?}: {}{}",
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        serde_json::from_slice(&out.stdout).map_err(|e| {
+            format!(
+                "{e}: {}{}",
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
             )

@@ -2,7 +2,8 @@
 //! between circuits, not transitive; three circuits on an ExpressRoute
 //! Direct port pair with QinQ; Microsoft peering carrying traffic to a
 //! selected service with its DSCP policy; a reload that adds a circuit and
-//! removes another while a third carries traffic.
+//! removes another while a third carries traffic, after one the system
+//! refused (a port held by another XDP program) changed nothing.
 use std::{net::IpAddr, time::Duration};
 
 use e2e_tests::{estate::EstateLabUp, require_root, unique_prefix};
@@ -216,6 +217,12 @@ fn reload_adds_and_removes_circuits_while_a_third_loses_nothing() {
 name = "vnet-weu"
 location = "West Europe"
 addressSpace = { addressPrefixes = ["10.10.0.0/16"] }
+
+[[expressRoutePorts]]
+name = "erd-ams"
+peeringLocation = "Amsterdam"
+bandwidthInGbps = 10
+encapsulation = "QinQ"
 "#;
     let link = |c: &str| {
         format!(
@@ -231,8 +238,13 @@ addressSpace = { addressPrefixes = ["10.10.0.0/16"] }
     let c = circuit("er-c", 3, "Amsterdam", "Standard", 200)
         + &private(65003, "192.168.30.0/29", "vlanId = 300")
         + &link("er-c");
+    // On the Direct port pair: its ports are msee's only once it runs.
+    let d = circuit("erd-0", 4, "Amsterdam", "Standard", 1000)
+        .replace("sku = ", "expressRoutePort = \"erd-ams\"\nsku = ")
+        + &private(65004, "192.168.40.0/29", "sTag = 400\ncTag = 10")
+        + &link("erd-0");
     let prefix = unique_prefix("rld");
-    let all = write(&prefix, "all.toml", &format!("{a}{b}{c}{vnet}"));
+    let all = write(&prefix, "all.toml", &format!("{a}{b}{c}{d}{vnet}"));
     let config = write(&prefix, "estate.toml", &format!("{a}{c}{vnet}"));
     let lab = EstateLabUp::up_planned(
         &all,
@@ -246,7 +258,7 @@ addressSpace = { addressPrefixes = ["10.10.0.0/16"] }
     let vnet_ns = lab.azure_ns_of(vnet_host);
     let third = lab.customer("er-c").clone();
     lab.wait_learned("er-c", &["10.10.0.0/16"], Duration::from_secs(20));
-    // er-c's traffic both ways throughout the reload.
+    // er-c's traffic both ways throughout both reloads.
     let flows: Vec<_> = [(true, 7300u16), (false, 7301)]
         .into_iter()
         .map(|(up, port)| {
@@ -275,7 +287,7 @@ addressSpace = { addressPrefixes = ["10.10.0.0/16"] }
                         dst_addr: dst,
                         dst_port: port,
                     },
-                    6000,
+                    8000,
                     Some(1000),
                 )
                 .unwrap()
@@ -283,16 +295,85 @@ addressSpace = { addressPrefixes = ["10.10.0.0/16"] }
         })
         .collect();
     std::thread::sleep(Duration::from_secs(2));
-    std::fs::write(&config, format!("{b}{c}{vnet}")).unwrap();
+
+    // 1. A reload the system refuses while applying it: another XDP program
+    // holds one of the Direct ports erd-0 needs. Refused whole: no link,
+    // address, session or circuit of erd-0 stays behind.
+    let msee_ns = lab.lab().msee_ns.clone();
+    let direct = lab
+        .lab()
+        .pairs
+        .iter()
+        .find(|p| p.name == "erd-ams")
+        .unwrap()
+        .msee
+        .clone();
+    let busy = lab::ifindex_of(&msee_ns, &direct[1]).unwrap();
+    let foreign = msee_sys::netns::within(&msee_ns, || -> anyhow::Result<dataplane::Msee> {
+        let mut m = dataplane::Msee::load(&dataplane::LoadOptions::default())?;
+        m.attach(busy, dataplane::AttachMode::Native)?;
+        Ok(m)
+    })
+    .unwrap()
+    .unwrap();
+    let running = |lab: &EstateLabUp| -> Vec<String> {
+        lab.cli(&["circuits"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["running"] == true)
+            .map(|c| c["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let addresses = |dev: &str| lab::ip_ns(&msee_ns, &["-br", "addr", "show", "dev", dev]).unwrap();
+    std::fs::write(&config, format!("{a}{c}{d}{vnet}")).unwrap();
+    let e = lab.cli_result(&["reload"]).unwrap_err();
+    assert!(
+        e.contains("refused, nothing changed") && e.contains(&direct[1]),
+        "{e}"
+    );
+    assert_eq!(running(&lab), ["er-a", "er-c"]);
+    for dev in &direct {
+        assert!(
+            !addresses(dev).contains("192.168.40."),
+            "{dev}: {}",
+            addresses(dev)
+        );
+    }
+    let counters = lab.cli(&["counters"]);
+    assert!(
+        counters
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["circuit"] != "erd-0"),
+        "{counters}"
+    );
+    assert!(
+        lab.cli(&["sessions"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["circuit"] != "erd-0")
+    );
+
+    // 2. The port free again: er-a out, er-b and erd-0 in, in one reload.
+    drop(foreign);
+    std::fs::write(&config, format!("{b}{c}{d}{vnet}")).unwrap();
     let r = lab.cli(&["reload"]);
-    assert_eq!(r["circuits_added"], serde_json::json!(["er-b"]), "{r}");
+    assert_eq!(
+        r["circuits_added"],
+        serde_json::json!(["er-b", "erd-0"]),
+        "{r}"
+    );
     assert_eq!(r["circuits_removed"], serde_json::json!(["er-a"]), "{r}");
     for f in flows {
         let got = f.join().unwrap();
         assert_eq!(got.received, got.sent, "er-c lost nothing: {got:?}\n{r}");
     }
-    // er-b runs now, er-a does not.
+    // er-b and erd-0 run now, er-a does not.
     lab.wait_established(Duration::from_secs(60)).unwrap();
+    assert_eq!(running(&lab), ["er-b", "er-c", "erd-0"]);
     let names: Vec<String> = lab
         .cli(&["sessions"])
         .as_array()
@@ -304,13 +385,15 @@ addressSpace = { addressPrefixes = ["10.10.0.0/16"] }
         names.iter().any(|c| c == "er-b") && !names.iter().any(|c| c == "er-a"),
         "{names:?}"
     );
-    let b = lab.customer("er-b");
-    lab.wait_learned("er-b", &["10.10.0.0/16"], Duration::from_secs(20));
-    assert_eq!(
-        udp(&b.ns, IpAddr::V4(b.host), &vnet_ns, vnet_host, 7302, 100),
-        100,
-        "the added circuit forwards"
-    );
+    for (name, port) in [("er-b", 7302), ("erd-0", 7303)] {
+        let x = lab.customer(name);
+        lab.wait_learned(name, &["10.10.0.0/16"], Duration::from_secs(20));
+        assert_eq!(
+            udp(&x.ns, IpAddr::V4(x.host), &vnet_ns, vnet_host, port, 100),
+            100,
+            "the added circuit {name} forwards"
+        );
+    }
 }
 
 /// Sends `n` UDP datagrams with DSCP `dscp` from `src` in `src_ns` to

@@ -13,7 +13,7 @@ use anyhow::{Context as _, Result, anyhow};
 use dataplane::LoadOptions;
 use ipnet::IpNet;
 use msee_abi::{Attachment, Direction, Link, LinkRole};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::{Daemon, format_mac};
 use crate::{estate::LinkSpec, health::Signal, netlink, stats::PortReport};
@@ -92,7 +92,25 @@ impl Daemon {
     /// Programs one link: its addresses on the port, its egress entry
     /// (down until its neighbour answers), its health, local addresses,
     /// attachment, policers and VLAN shim entries.
+    /// A link that fails half-way is taken out again: a failed install
+    /// leaves nothing behind.
     pub(super) async fn install_link(&mut self, spec: &LinkSpec) -> Result<()> {
+        // Known first, so that taking it out finds what was written.
+        self.links.by_id.insert(
+            spec.id,
+            LinkRt {
+                spec: spec.clone(),
+                neighbour_mac: None,
+            },
+        );
+        let done = self.program_link(spec).await;
+        if done.is_err() {
+            self.uninstall_link(spec.id, true).await;
+        }
+        done
+    }
+
+    async fn program_link(&mut self, spec: &LinkSpec) -> Result<()> {
         let ifindex = spec.iface.ifindex;
         for (addr, len) in &spec.addrs {
             let present = match addr {
@@ -149,13 +167,6 @@ impl Daemon {
             .entry(ifindex)
             .or_default()
             .push(spec.id);
-        self.links.by_id.insert(
-            spec.id,
-            LinkRt {
-                spec: spec.clone(),
-                neighbour_mac: None,
-            },
-        );
         Ok(())
     }
 
@@ -186,19 +197,21 @@ impl Daemon {
         Ok(())
     }
 
-    /// Takes a link a reload removed out of the dataplane: down first, then
-    /// its attachment, local addresses, policers, shim entries and the
-    /// addresses the daemon put on its port.
-    pub(super) async fn uninstall_link(&mut self, id: u32) {
+    /// Takes a link a reload removed (or failed to install: `partial`) out
+    /// of the dataplane: down first, then its attachment, local addresses,
+    /// policers, shim entries and the addresses the daemon put on its port.
+    /// Of a `partial` link some parts were never written: failing to remove
+    /// those is expected, and not worth a warning.
+    pub(super) async fn uninstall_link(&mut self, id: u32, partial: bool) {
         let Some(rt) = self.links.by_id.remove(&id) else {
             return;
         };
         let spec = rt.spec;
         let name = spec.name.clone();
-        let report = |what: &str, r: Result<()>| {
-            if let Err(e) = r {
-                warn!(link = %name, "removing {what}: {e:#}");
-            }
+        let report = |what: &str, r: Result<()>| match r {
+            Err(e) if partial => debug!(link = %name, "removing {what}: {e:#}"),
+            Err(e) => warn!(link = %name, "removing {what}: {e:#}"),
+            Ok(()) => {}
         };
         report("its health", self.health.remove_link(id));
         report(
@@ -251,20 +264,33 @@ impl Daemon {
         }
     }
 
-    /// Attaches `msee` to every port that has a link and lacks it.
+    /// Attaches `msee` to every port that has a link and lacks it; all of
+    /// them or, when one refuses (e.g. another XDP program holds it), none.
     pub(super) fn attach_ports(&mut self) -> Result<()> {
-        let ports: Vec<(u32, String)> = self
+        let ports: BTreeMap<u32, String> = self
             .links
             .by_id
             .values()
+            .filter(|l| !self.links.attached.contains(&l.spec.iface.ifindex))
             .map(|l| (l.spec.iface.ifindex, l.spec.iface.name.clone()))
             .collect();
+        let mut done = Vec::new();
         for (ifindex, name) in ports {
-            if self.links.attached.insert(ifindex) {
-                self.msee.attach(ifindex, self.settings.mode)?;
-                info!(ifname = %name, ifindex, mode = ?self.settings.mode, "msee attached");
+            if let Err(e) = self.msee.attach(ifindex, self.settings.mode) {
+                for i in done {
+                    if let Err(e) = self.msee.detach(i) {
+                        warn!(ifindex = i, "detaching msee again: {e}");
+                    }
+                }
+                return Err(anyhow!(e).context(format!(
+                    "attaching msee ({:?} mode) to port {name}",
+                    self.settings.mode
+                )));
             }
+            done.push(ifindex);
+            info!(ifname = %name, ifindex, mode = ?self.settings.mode, "msee attached");
         }
+        self.links.attached.extend(done);
         Ok(())
     }
 

@@ -1,7 +1,8 @@
 //! A reload (SIGHUP, `msee-cli reload`): the configuration is read and
 //! planned again, and only the difference is applied, in place:
-//! - refused whole (nothing changes) when the files are invalid or the new
-//!   plan cannot run (a tag collision, a circuit without its ports...);
+//! - refused whole (nothing changes) when the files are invalid, the new
+//!   plan cannot run (a tag collision, a circuit without its ports...), or
+//!   the system refuses a new link or port (what was installed is undone);
 //! - circuits and peerings added or removed come and go without disturbing
 //!   the others (their links, domains and sessions keep their ids);
 //! - sessions whose key, peer AS or addresses changed are restarted;
@@ -66,7 +67,43 @@ impl Daemon {
             warn!("{file}: {w}");
         }
 
-        // Everything below applies a plan already known to be sound.
+        // 1. New links, down until their neighbours answer, and msee on
+        // every port that has one. This is where the system can still say
+        // no (an address the kernel refuses, a full map, another XDP
+        // program on a port): then this step is undone and the reload
+        // refused, before anything running has been touched. New links
+        // never reuse a running link's id (see `IdBook::link`).
+        let old_links: BTreeMap<u32, estate::LinkSpec> =
+            self.plan.links.iter().map(|l| (l.id, l.clone())).collect();
+        let mut installed = Vec::new();
+        let mut failed = None;
+        for spec in &plan.links {
+            match old_links.get(&spec.id) {
+                Some(old) => debug_assert_eq!(old.side, spec.side, "link id {} reused", spec.id),
+                None => match self.install_link(spec).await {
+                    Ok(()) => installed.push(spec.id),
+                    Err(e) => {
+                        failed = Some(format!("installing link {}: {e:#}", spec.name));
+                        break;
+                    }
+                },
+            }
+        }
+        if failed.is_none()
+            && let Err(e) = self.attach_ports()
+        {
+            failed = Some(format!("{e:#}"));
+        }
+        if let Some(e) = failed {
+            for id in installed.into_iter().rev() {
+                self.uninstall_link(id, false).await;
+            }
+            warn!("{file}: reload refused: {e}");
+            return Err(refused(e));
+        }
+
+        // Everything below rewrites what already runs and cannot be
+        // refused by the system any more.
         let before = std::mem::replace(&mut self.plan, plan.clone());
         let old_model = self.model.replace(model);
         self.ids = ids;
@@ -87,29 +124,6 @@ impl Daemon {
             .map(std::string::ToString::to_string)
             .collect();
 
-        // 1. New links, down until their neighbours answer.
-        let old_links: BTreeMap<u32, &estate::LinkSpec> =
-            before.links.iter().map(|l| (l.id, l)).collect();
-        for spec in &plan.links {
-            match old_links.get(&spec.id) {
-                None => {
-                    if let Err(e) = self.install_link(spec).await {
-                        warn!(link = %spec.name, "installing: {e:#}");
-                    }
-                }
-                Some(old) if old.side != spec.side => {
-                    // An id freed and handed out again in one reload.
-                    self.uninstall_link(spec.id).await;
-                    if let Err(e) = self.install_link(spec).await {
-                        warn!(link = %spec.name, "installing: {e:#}");
-                    }
-                }
-                Some(_) => {}
-            }
-        }
-        if let Err(e) = self.attach_ports() {
-            warn!("attaching: {e:#}");
-        }
         // 2. The domains' routes, then the attachments that use them.
         let retired = self
             .routing
@@ -118,9 +132,6 @@ impl Daemon {
             let Some(old) = old_links.get(&spec.id) else {
                 continue;
             };
-            if old.side != spec.side {
-                continue;
-            }
             if old.domain != spec.domain
                 && let Err(e) = self.repoint_link(spec)
             {
@@ -158,7 +169,7 @@ impl Daemon {
         let kept: BTreeSet<u32> = plan.links.iter().map(|l| l.id).collect();
         for old in &before.links {
             if !kept.contains(&old.id) {
-                self.uninstall_link(old.id).await;
+                self.uninstall_link(old.id, false).await;
             }
         }
         // 5. Advertisements follow the new model.

@@ -19,19 +19,26 @@ pub struct IdBook {
 }
 
 impl IdBook {
-    /// The link id of `side`: its old one, or the lowest id free in
-    /// `taken` (ids of links kept by this plan). A reused id's counters
-    /// are cleared by the daemon before the link is programmed.
+    /// The link id of `side`: its old one, or the lowest id not in `taken`.
+    /// Start `taken` from [`IdBook::held_link_ids`]: a new link then never
+    /// takes the id of a link the running plan still has, so a reload can
+    /// install every new link before it removes an old one, and put back
+    /// the old plan if installing fails.
     pub fn link(&mut self, side: &Side, taken: &mut BTreeSet<u32>, max: u32) -> Option<u32> {
-        if let Some(id) = self.links.get(side)
-            && taken.insert(*id)
-        {
+        if let Some(id) = self.links.get(side) {
+            taken.insert(*id);
             return Some(*id);
         }
         let id = (0..max).find(|i| !taken.contains(i))?;
         taken.insert(id);
         self.links.insert(side.clone(), id);
         Some(id)
+    }
+
+    /// The ids of every link in the book (the running plan's, until
+    /// [`IdBook::retain`] forgets the ones a new plan dropped).
+    pub fn held_link_ids(&self) -> BTreeSet<u32> {
+        self.links.values().copied().collect()
     }
 
     pub fn has_link(&self, side: &Side) -> bool {

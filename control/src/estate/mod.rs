@@ -573,8 +573,10 @@ pub fn plan(inputs: &Inputs, ids: &mut IdBook) -> Result<Plan> {
         );
     }
 
-    // Ids: links kept by this plan first, then new ones.
-    let mut taken = BTreeSet::new();
+    // Ids: links kept by this plan first, then new ones, which never take
+    // an id the running plan's links hold.
+    let held = ids.held_link_ids();
+    let mut taken = held.clone();
     let mut link_ids = vec![None; drafts.len()];
     let order: Vec<usize> = (0..drafts.len())
         .filter(|i| ids.has_link(&drafts[*i].side))
@@ -584,10 +586,18 @@ pub fn plan(inputs: &Inputs, ids: &mut IdBook) -> Result<Plan> {
         link_ids[i] = Some(
             ids.link(&drafts[i].side, &mut taken, msee_abi::MAX_LINKS)
                 .ok_or_else(|| {
-                    anyhow!(
-                        "more than {} links: the dataplane has room for no more",
-                        msee_abi::MAX_LINKS
-                    )
+                    let running = held.len();
+                    if running == 0 {
+                        anyhow!(
+                            "more than {} links: the dataplane has room for no more",
+                            msee_abi::MAX_LINKS
+                        )
+                    } else {
+                        anyhow!(
+                            "more than {} links: the dataplane has room for no more, counting the {running} running links, which stay until the new ones are in place (remove circuits in one reload, add them in the next)",
+                            msee_abi::MAX_LINKS
+                        )
+                    }
                 })?,
         );
     }

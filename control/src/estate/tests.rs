@@ -400,6 +400,56 @@ fn a_reload_keeps_every_id_it_can() {
 }
 
 #[test]
+fn a_reload_never_gives_a_new_link_a_running_links_id() {
+    let model = example();
+    let (ports, ifaces) = full_ports();
+    let mut ids = IdBook::default();
+    let only = |names: &[&str]| -> Vec<String> { names.iter().map(|s| (*s).to_owned()).collect() };
+    let first = plan_with(
+        &model,
+        &ports,
+        &ifaces,
+        true,
+        &only(&["er-ams-std", "er-sv-prem"]),
+        &mut ids,
+    )
+    .unwrap();
+    // er-sv-prem out, er-direct-prem in, in one reload: the newcomer's
+    // links take none of the ids er-sv-prem's links still hold (they are
+    // removed only once the new ones are in place).
+    let second = plan_with(
+        &model,
+        &ports,
+        &ifaces,
+        true,
+        &only(&["er-ams-std", "er-direct-prem"]),
+        &mut ids,
+    )
+    .unwrap();
+    let running: BTreeSet<u32> = first.links.iter().map(|l| l.id).collect();
+    let direct: Vec<u32> = second
+        .links
+        .iter()
+        .filter(|l| l.name.contains("er-direct-prem"))
+        .map(|l| l.id)
+        .collect();
+    assert!(!direct.is_empty());
+    assert!(
+        direct.iter().all(|id| !running.contains(id)),
+        "{direct:?} vs {running:?}"
+    );
+    // Once it is gone, er-sv-prem's ids are free for the next reload.
+    let third = plan_with(&model, &ports, &ifaces, true, &[], &mut ids).unwrap();
+    let freed: BTreeSet<u32> = first
+        .links
+        .iter()
+        .filter(|l| l.name.contains("er-sv-prem"))
+        .map(|l| l.id)
+        .collect();
+    assert!(third.links.iter().any(|l| freed.contains(&l.id)));
+}
+
+#[test]
 fn colliding_tags_and_overlapping_subnets_are_refused() {
     let (ports, ifaces) = full_ports();
     let mut model = example();
