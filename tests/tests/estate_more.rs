@@ -68,6 +68,31 @@ fn udp(src_ns: &str, src: IpAddr, dst_ns: &str, dst: IpAddr, port: u16, n: u64) 
     .received
 }
 
+/// Sends `n` UDP datagrams of 1472 bytes (1500-byte packets, not
+/// fragmented) from `src` in `src_ns` to `dst` in `dst_ns`, paced; returns
+/// how many arrived within a second of the last.
+fn full_size(src_ns: &str, src: IpAddr, dst_ns: &str, dst: IpAddr, n: u64) -> u64 {
+    let rx = lab::traffic::udp_socket_in(dst_ns, dst, None).unwrap();
+    rx.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let to = rx.local_addr().unwrap();
+    let tx = lab::traffic::udp_socket_in(src_ns, src, None).unwrap();
+    let payload = [0x5a_u8; 1472];
+    for _ in 0..n {
+        tx.send_to(&payload, to).unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let mut buf = [0u8; 2048];
+    let mut got = 0;
+    while let Ok(len) = rx.recv(&mut buf) {
+        assert_eq!(len, payload.len(), "a datagram arrived whole");
+        got += 1;
+        if got == n {
+            break;
+        }
+    }
+    got
+}
+
 #[test]
 fn global_reach_joins_two_sites_and_is_not_transitive() {
     if !require_root("global_reach_joins_two_sites_and_is_not_transitive") {
@@ -193,6 +218,12 @@ addressSpace = { addressPrefixes = ["10.10.0.0/16"] }
             "VNet -> {name}"
         );
     }
+    // Full-size packets (1500 bytes, 1522 on the wire in two tags) cross
+    // the QinQ trunks both ways.
+    let c = lab.customer("erd-0");
+    let h = IpAddr::V4(c.host);
+    assert_eq!(full_size(&c.ns, h, &vnet_ns, vnet_host, 20), 20, "erd-0 -> VNet");
+    assert_eq!(full_size(&vnet_ns, vnet_host, &c.ns, h, 20), 20, "VNet -> erd-0");
     // Each circuit's frames went on its own S-tag: its links counted them.
     let counters = lab.cli(&["counters"]);
     for i in 0..3 {

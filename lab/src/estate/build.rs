@@ -159,6 +159,9 @@ fn build(
     for p in &lab.pairs {
         for k in 0..2 {
             veth(&lab.msee_ns, &p.msee[k], &lab.switch_ns, &p.trunk[k])?;
+            let mtu = TRUNK_MTU.to_string();
+            ip_ns(&lab.msee_ns, &["link", "set", &p.msee[k], "mtu", &mtu])?;
+            ip_ns(&lab.switch_ns, &["link", "set", &p.trunk[k], "mtu", &mtu])?;
             // The MSEE's own frames (BGP, BFD, ARP) cross the switch.
             gro_on_tx_off(&lab.msee_ns, &p.msee[k])?;
         }
@@ -227,6 +230,14 @@ fn build(
     }
     Ok(())
 }
+
+/// The MTU of the trunks between the MSEE and the switch: a veth takes
+/// frames of at most its MTU + 18 bytes, and a full 1500-byte packet in two
+/// tags (QinQ) is a 1522-byte frame, so a trunk needs 1504 to carry what
+/// the customers' 1500-byte interfaces send (without it, full-size TCP
+/// segments of a QinQ peering are lost and its sessions stall). The MSEE's
+/// own TCP stays within 1500 bytes: it follows the customer's MSS.
+pub const TRUNK_MTU: u32 = 1504;
 
 /// Where the lab's daemon serves its Prometheus metrics, on the loopback
 /// of the MSEE namespace.
