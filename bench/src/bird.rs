@@ -201,7 +201,7 @@ impl Bird {
 /// prefixes and the End-of-RIB) leaving BIRD 3.0 s after the others, and
 /// 0.8 s with a 1 s keepalive timer. A `show status` wakes the loop; it
 /// costs BIRD microseconds.
-struct Nudger {
+pub(crate) struct Nudger {
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -209,7 +209,7 @@ struct Nudger {
 const NUDGE_EVERY: Duration = Duration::from_millis(2);
 
 impl Nudger {
-    fn start(ctl: &Path) -> Result<Self> {
+    pub(crate) fn start(ctl: &Path) -> Result<Self> {
         let mut sock = UnixStream::connect(ctl)
             .with_context(|| format!("connecting to BIRD's control socket {}", ctl.display()))?;
         sock.set_read_timeout(Some(Duration::from_micros(500)))?;

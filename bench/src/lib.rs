@@ -11,6 +11,7 @@
 //! - [`lab`]: forwarded packets per second through the lab;
 //! - [`generators`]: the packet engine's generator rates;
 //! - [`failover`]: the failover rehearsals;
+//! - [`scale`]: one daemon running 100 circuits: start, memory, per packet;
 //! - [`spin`]: one configuration forwarding for a profiler (no report).
 //!
 //! [`fixture`] is the msee the per-packet and install benchmarks time,
@@ -27,6 +28,7 @@ pub mod install_bgp;
 pub mod lab;
 pub mod per_packet;
 pub mod report;
+pub mod scale;
 pub mod spin;
 pub mod stats;
 pub mod throughput;

@@ -10,7 +10,7 @@ use bench::{
     DataplaneArgs, Only, at_least_one, failover, generators, install_api, install_bgp, lab,
     per_packet,
     report::{self, Failover, Machine},
-    spin,
+    scale, spin,
 };
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
@@ -38,6 +38,10 @@ enum Cmd {
         #[arg(long, default_value_t = 5, value_parser = at_least_one())]
         rounds: usize,
     },
+    /// One daemon running 100 circuits on a Direct port pair with one BIRD
+    /// as every customer: start to Established and routes in, memory per
+    /// circuit; per packet with 100 circuits' domains vs 1. JSON on stdout.
+    Scale(scale::ScaleArgs),
     /// Forward the lab's stream through one configuration for a profiler.
     Spin {
         /// ROUTES[,police]: 0 is the baseline, else an msee with that many
@@ -62,6 +66,9 @@ enum Cmd {
         /// report quotes it.
         #[arg(long)]
         failover_command: Option<String>,
+        /// What `msee-bench scale` printed.
+        #[arg(long, conflicts_with = "only_install")]
+        scale: Option<PathBuf>,
         /// Seconds the whole benchmark took to build and run.
         #[arg(long, required_unless_present = "only_install")]
         took_secs: Option<u64>,
@@ -111,6 +118,10 @@ fn run(cli: Cli) -> Result<()> {
             require_root()?;
             print_json(&dataplane(&args)?)
         }
+        Cmd::Scale(args) => {
+            require_root()?;
+            print_json(&scale::measure(&args)?)
+        }
         Cmd::Failover { rounds } => {
             require_root()?;
             print_json(&failover::measure(rounds)?)
@@ -127,6 +138,7 @@ fn run(cli: Cli) -> Result<()> {
             dataplane,
             failover,
             failover_command,
+            scale,
             took_secs,
             only_install,
         } => {
@@ -140,7 +152,14 @@ fn run(cli: Cli) -> Result<()> {
                     report,
                     command: failover_command.as_deref().unwrap_or_default(),
                 });
-                report::render(&r, failover, &machine, took_secs.unwrap_or_default())?
+                let scale = scale.as_deref().map(read_json).transpose()?;
+                report::render(
+                    &r,
+                    failover,
+                    scale.as_ref(),
+                    &machine,
+                    took_secs.unwrap_or_default(),
+                )?
             };
             print!("{text}");
             Ok(())

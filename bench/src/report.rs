@@ -7,7 +7,7 @@ use std::{fmt::Write as _, process::Command};
 use anyhow::{Context as _, Result, bail};
 use serde_json::Value;
 
-use crate::{destinations, failover, generators, install_api, install_bgp, lab, per_packet};
+use crate::{destinations, failover, generators, install_api, install_bgp, lab, per_packet, scale};
 
 /// The machine the figures were taken on.
 pub struct Machine {
@@ -67,6 +67,7 @@ pub struct Failover<'a> {
 pub fn render(
     r: &Value,
     failover: Option<Failover<'_>>,
+    scale: Option<&Value>,
     m: &Machine,
     took_secs: u64,
 ) -> Result<String> {
@@ -95,6 +96,9 @@ pub fn render(
         generators::targets(&mut t, gens)?;
     }
     install_bgp::targets(&mut t, r)?;
+    if let Some(s) = scale {
+        scale::targets(&mut t, s)?;
+    }
     let missed = t.missed;
     writeln!(w)?;
     if missed.is_empty() {
@@ -129,6 +133,10 @@ pub fn render(
     match generators {
         Some(gens) => generators::render(w, gens, lab)?,
         None => writeln!(w, "Not measured on this run (`--lab-rounds 0`).")?,
+    }
+    if let Some(sc) = scale {
+        writeln!(w)?;
+        scale::render(w, sc)?;
     }
     if let Some(f) = failover {
         writeln!(w)?;

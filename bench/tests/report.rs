@@ -36,6 +36,7 @@ fn the_report_renders_as_before() {
             report: &f,
             command: "run --release -p bench --bin msee-bench -- failover --rounds 5",
         }),
+        None,
         &machine(),
         645,
     )
@@ -62,7 +63,7 @@ fn sections_not_measured_say_so() {
     for key in ["lab", "generators", "bgp_install", "cold"] {
         r.as_object_mut().unwrap().remove(key);
     }
-    let text = report::render(&r, None, &machine(), 1).unwrap();
+    let text = report::render(&r, None, None, &machine(), 1).unwrap();
     assert!(text.contains("## Lab throughput\n\nNot measured on this run (`--lab-rounds 0`)."));
     assert!(text.contains("## Generators\n\nNot measured on this run (`--lab-rounds 0`)."));
     assert!(text.contains("Not measured on this run (`--install-runs 0`)."));
@@ -92,9 +93,36 @@ fn missing_figures_are_named() {
         .as_object_mut()
         .unwrap()
         .remove("median");
-    let e = report::render(&r, None, &machine(), 1).unwrap_err();
+    let e = report::render(&r, None, None, &machine(), 1).unwrap_err();
     assert_eq!(
         e.to_string(),
         "msee-bench JSON lacks baseline.ns_per_packet.median"
     );
+}
+
+#[test]
+fn the_scale_figures_have_their_target_and_section() {
+    // data/scale.json: what `msee-bench scale` printed on 2026-12-05.
+    let (r, sc) = (json("dataplane.json"), json("scale.json"));
+    let text = report::render(&r, None, Some(&sc), &machine(), 1).unwrap();
+    assert!(text.contains(
+        "| Per packet (BPF_PROG_TEST_RUN), 100 circuits' domains loaded vs 1 | 1.005 | ≥ 0.95 | PASS |"
+    ), "{text}");
+    assert!(text.contains("## Scale of one daemon"));
+    assert!(
+        text.contains("| 100 circuits | 400 | 4.99 s | 4.98 s | 20,501 | 100.4 MiB | 1.75 s |"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "Memory per circuit (100 circuits' RSS less one circuit's, over 99): **896 KiB**"
+        ),
+        "{text}"
+    );
+    // Without the estate part (`--per-packet-only`), the per-packet figure alone.
+    let mut pp = sc.clone();
+    pp.as_object_mut().unwrap().remove("estate");
+    let text = report::render(&r, None, Some(&pp), &machine(), 1).unwrap();
+    assert!(!text.contains("| daemon runs |"));
+    assert!(text.contains("**106.0 ns vs 105.5 ns, 1.005**"), "{text}");
 }

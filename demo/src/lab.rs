@@ -252,7 +252,7 @@ fn run(cli: Cli) -> Result<()> {
                 &config,
                 &customers,
                 &traffic::vlan_switch::install_estate_switch,
-                &daemon,
+                Some(&daemon),
             )?;
             if wait > 0 {
                 wait_sessions(&state.api_socket, Duration::from_secs(wait));

@@ -37,7 +37,7 @@ impl EstateLabUp {
             &[config.to_owned()],
             customers,
             &traffic::vlan_switch::install_estate_switch,
-            &daemon,
+            Some(&daemon),
         )?;
         Ok(Self {
             state,

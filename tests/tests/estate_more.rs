@@ -222,8 +222,16 @@ addressSpace = { addressPrefixes = ["10.10.0.0/16"] }
     // the QinQ trunks both ways.
     let c = lab.customer("erd-0");
     let h = IpAddr::V4(c.host);
-    assert_eq!(full_size(&c.ns, h, &vnet_ns, vnet_host, 20), 20, "erd-0 -> VNet");
-    assert_eq!(full_size(&vnet_ns, vnet_host, &c.ns, h, 20), 20, "VNet -> erd-0");
+    assert_eq!(
+        full_size(&c.ns, h, &vnet_ns, vnet_host, 20),
+        20,
+        "erd-0 -> VNet"
+    );
+    assert_eq!(
+        full_size(&vnet_ns, vnet_host, &c.ns, h, 20),
+        20,
+        "VNet -> erd-0"
+    );
     // Each circuit's frames went on its own S-tag: its links counted them.
     let counters = lab.cli(&["counters"]);
     for i in 0..3 {

@@ -21,6 +21,8 @@ pub(crate) struct Options {
     pub only_install: bool,
     /// Rehearsals of each failover scenario per BFD timer set (0: none).
     pub failover_rounds: u32,
+    /// Circuits of the scale benchmark (0: none).
+    pub scale_circuits: u32,
 }
 
 /// `cargo ARGS`, failing with the command line if it fails.
@@ -81,7 +83,11 @@ pub(crate) fn run(o: &Options) -> Result<()> {
     let started = std::time::Instant::now();
     let dir = workspace_root().join("target").join("bench");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let (dataplane_json, failover_json) = (dir.join("dataplane.json"), dir.join("failover.json"));
+    let (dataplane_json, failover_json, scale_json) = (
+        dir.join("dataplane.json"),
+        dir.join("failover.json"),
+        dir.join("scale.json"),
+    );
     // The install from a BGP peer runs msee-daemon, which msee-bench finds
     // next to itself.
     cargo_status(&[
@@ -122,12 +128,18 @@ pub(crate) fn run(o: &Options) -> Result<()> {
         println!("xtask bench: --only install: BENCHMARKS.md left as it is");
         return Ok(());
     }
-    // Measured after the dataplane figures, on the same machine.
+    // Measured after the dataplane figures, on the same machine. The labs
+    // start msee-daemon and msee-cli from next to the benchmark.
+    if o.scale_circuits > 0 || o.failover_rounds > 0 {
+        crate::cargo(&["build", "--release", "--bins"])?;
+    }
+    let scale_circuits = o.scale_circuits.to_string();
+    if o.scale_circuits > 0 {
+        measure(&["scale", "--circuits", &scale_circuits], &scale_json)?;
+    }
     let failover_rounds = o.failover_rounds.to_string();
     let failover_args = ["failover", "--rounds", &failover_rounds];
     if o.failover_rounds > 0 {
-        // The labs start msee-daemon and msee-cli from next to the benchmark.
-        crate::cargo(&["build", "--release", "--bins"])?;
         measure(&failover_args, &failover_json)?;
     }
     let took = started.elapsed().as_secs().to_string();
@@ -137,6 +149,10 @@ pub(crate) fn run(o: &Options) -> Result<()> {
     );
     let mut report = vec!["report", "--dataplane", dataplane, "--took-secs", &took];
     let failover = failover_json.to_str().context("a UTF-8 target path")?;
+    let scale = scale_json.to_str().context("a UTF-8 target path")?;
+    if o.scale_circuits > 0 {
+        report.extend(["--scale", scale]);
+    }
     if o.failover_rounds > 0 {
         report.extend([
             "--failover",

@@ -71,6 +71,10 @@ enum Cmd {
         /// 7 s each); 0 skips them.
         #[arg(long, default_value_t = 5)]
         failover_rounds: u32,
+        /// Circuits of the scale benchmark (one daemon, one Direct port
+        /// pair, one BIRD as every customer); 0 skips it.
+        #[arg(long, default_value_t = 100)]
+        scale_circuits: u32,
         /// Runs per table size of the install from a BGP peer (BIRD);
         /// 0 skips it.
         #[arg(long, default_value_t = 3)]
@@ -236,6 +240,7 @@ fn run(cli: Cli) -> Result<()> {
             calls,
             lab_rounds,
             failover_rounds,
+            scale_circuits,
             install_runs,
             install_prefixes,
             only,
@@ -249,6 +254,7 @@ fn run(cli: Cli) -> Result<()> {
                 install_prefixes,
                 only_install: only.is_some(),
                 failover_rounds,
+                scale_circuits,
             })
         }
         Cmd::Fuzz { seconds } => {

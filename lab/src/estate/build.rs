@@ -90,12 +90,14 @@ fn addr_add(ns: &str, addr: IpAddr, len: u8, dev: &str) -> Result<()> {
 
 /// Brings the lab up: refuses if any of its namespaces exists, records
 /// what it makes, and on failure removes it before returning the error.
+/// Without `daemon_bin` the caller starts the daemon (with
+/// [`EstateLab::daemon_port_args`] and `--netns`, `--tagged`).
 pub fn up(
     lab: &EstateLab,
     config: &[PathBuf],
     customers: &Customers,
     switch: &SwitchInstaller,
-    daemon_bin: &Path,
+    daemon_bin: Option<&Path>,
 ) -> Result<State> {
     for ns in lab.namespaces() {
         if netns::exists(&ns) {
@@ -146,7 +148,7 @@ fn build(
     state: &mut State,
     customers: &Customers,
     switch: &SwitchInstaller,
-    daemon_bin: &Path,
+    daemon_bin: Option<&Path>,
 ) -> Result<()> {
     let lab = state.lab.clone();
     for ns in lab.namespaces() {
@@ -194,28 +196,10 @@ fn build(
     state.pins = switch(&lab, &pin_dir(&lab.prefix)).context("installing the provider's switch")?;
     state.save()?;
 
-    // The MSEE.
-    let dir = state_dir(&lab.prefix);
-    let mut args: Vec<String> = vec!["--netns".into(), lab.msee_ns.clone(), "--tagged".into()];
-    for c in &state.config {
-        args.extend(["--config".into(), c.display().to_string()]);
+    if let Some(bin) = daemon_bin {
+        start_msee(state, bin)?;
     }
-    args.extend(lab.daemon_port_args());
-    args.extend([
-        "--api-socket".into(),
-        state.api_socket.display().to_string(),
-        "--connect-retry-secs".into(),
-        "5".into(),
-        "--metrics-listen".into(),
-        METRICS_ADDR.into(),
-    ]);
-    let pid = start_daemon(daemon_bin, &args, &dir)?;
-    state.processes.push(Started {
-        what: "msee-daemon".into(),
-        pid,
-    });
-    state.save()?;
-
+    let dir = state_dir(&lab.prefix);
     for c in &lab.customers {
         let router = customers.of(&c.circuit);
         for (what, pid) in routers::start(router, c, &dir.join(&c.circuit))
@@ -229,6 +213,30 @@ fn build(
         }
     }
     Ok(())
+}
+
+/// Starts the lab's `msee-daemon`, waits until it is ready and records it.
+fn start_msee(state: &mut State, bin: &Path) -> Result<()> {
+    let lab = &state.lab;
+    let mut args: Vec<String> = vec!["--netns".into(), lab.msee_ns.clone(), "--tagged".into()];
+    for c in &state.config {
+        args.extend(["--config".into(), c.display().to_string()]);
+    }
+    args.extend(lab.daemon_port_args());
+    args.extend([
+        "--api-socket".into(),
+        state.api_socket.display().to_string(),
+        "--connect-retry-secs".into(),
+        "5".into(),
+        "--metrics-listen".into(),
+        METRICS_ADDR.into(),
+    ]);
+    let pid = start_daemon(bin, &args, &state_dir(&lab.prefix))?;
+    state.processes.push(Started {
+        what: "msee-daemon".into(),
+        pid,
+    });
+    state.save()
 }
 
 /// The MTU of the trunks between the MSEE and the switch: a veth takes

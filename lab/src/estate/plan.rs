@@ -132,10 +132,30 @@ pub struct EstateLab {
 impl EstateLab {
     pub fn namespaces(&self) -> Vec<String> {
         let mut out = vec![self.msee_ns.clone(), self.switch_ns.clone()];
-        out.extend(self.customers.iter().map(|c| c.ns.clone()));
+        for c in &self.customers {
+            if !out.contains(&c.ns) {
+                out.push(c.ns.clone());
+            }
+        }
         out.extend(self.vnets.iter().map(|v| v.ns.clone()));
         out.extend(self.microsoft.iter().map(|m| m.ns.clone()));
         out
+    }
+
+    /// Puts every circuit's customer side in one namespace, `PREFIX-customers`
+    /// (interfaces renamed `c<circuit>-<peering>-pri|sec`), for one router
+    /// playing every customer: what a scale benchmark needs, where a
+    /// router per circuit would measure the routers. The circuits' own
+    /// addresses and on-premises networks never overlap, so one namespace
+    /// holds them all.
+    pub fn share_customer_namespace(&mut self) {
+        let ns = format!("{}-customers", self.prefix);
+        for (ci, c) in self.customers.iter_mut().enumerate() {
+            c.ns = ns.clone();
+            for (k, p) in c.peerings.iter_mut().enumerate() {
+                p.ifnames = [format!("c{ci}-{k}-pri"), format!("c{ci}-{k}-sec")];
+            }
+        }
     }
 
     /// The daemon's port arguments.
@@ -471,6 +491,26 @@ mod tests {
         ))
         .unwrap();
         circuit::load_toml(&text).unwrap()
+    }
+
+    #[test]
+    fn customers_can_share_one_namespace_with_distinct_interfaces() {
+        let mut lab = plan(&example(), "t2", &Pools::default(), &[]).unwrap();
+        let before = lab.namespaces().len();
+        lab.share_customer_namespace();
+        let ns = lab.namespaces();
+        assert_eq!(ns.len(), before + 1 - lab.customers.len(), "{ns:?}");
+        assert!(lab.customers.iter().all(|c| c.ns == "t2-customers"));
+        let mut names: Vec<&String> = lab
+            .customers
+            .iter()
+            .flat_map(|c| c.peerings.iter().flat_map(|p| p.ifnames.iter()))
+            .collect();
+        let all = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), all, "interface names are unique");
+        assert!(names.iter().all(|n| n.len() <= 15), "{names:?}");
     }
 
     #[test]
