@@ -133,12 +133,14 @@ pub struct Timers {
     pub graceful_restart: Option<fsm::GracefulRestartConfig>,
 }
 
+/// What `msee-daemon` runs with unless told otherwise: graceful restart
+/// on, with a Restart Time of 120 s.
 impl Default for Timers {
     fn default() -> Self {
         Self {
             connect_retry: Duration::from_secs(30),
             idle_hold: Duration::from_secs(5),
-            graceful_restart: None,
+            graceful_restart: Some(fsm::GracefulRestartConfig::default()),
         }
     }
 }

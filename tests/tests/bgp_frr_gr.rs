@@ -3,7 +3,8 @@
 //! bgpd killed and started again, the MSEE keeps the customer's routes
 //! and forwards to them all along; its End-of-RIB, once it is back, ends
 //! the wait without a route ever being withdrawn. (The daemon runs with
-//! `--graceful-restart-secs 120`: graceful restart is off by default.)
+//! `--graceful-restart-secs 120`, the default, said explicitly so that
+//! this test keeps testing graceful restart whatever the default.)
 use std::{path::Path, time::Duration};
 
 use e2e_tests::{

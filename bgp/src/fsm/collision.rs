@@ -9,14 +9,19 @@
 //! larger AS: RFC 6286 §2.3); the other is closed with Cease / Connection
 //! Collision Resolution:
 //!
-//! * the peer's OPEN on one connection while the other is Established: the
-//!   new one is closed (we do not implement the optional
+//! * the peer's OPEN on a connection that arrived while the other is
+//!   Established: the new one is closed (we do not implement the optional
 //!   CollisionDetectEstablishedState), unless both sides do graceful
-//!   restart: then the peer restarted, and the old one goes (RFC 4724
-//!   §4.2, `graceful.rs`). Our own connection attempt that
-//!   completes once the session is in OpenConfirm or Established on the
-//!   peer's connection is closed at once, before anything is sent on it:
-//!   the peer cannot pick it, so no comparison (and no Cease) is needed;
+//!   restart: then the peer restarted (RFC 4724 §4.2, `graceful.rs`) if
+//!   it goes on with the new connection (its KEEPALIVE answers our OPEN),
+//!   and the old one goes; a peer whose connection merely crossed ours
+//!   closes it instead (Cease), and the session stays. A connection still pending when the session
+//!   becomes Established lost the comparison (or never had it) and is
+//!   closed then, so its OPEN is never taken for a restart. Our own
+//!   connection attempt still in flight when the session goes on to
+//!   OpenConfirm on the peer's connection is abandoned; one that completes
+//!   all the same is closed at once, before anything is sent on it: the
+//!   peer cannot pick it, so no comparison (and no Cease) is needed;
 //! * while the other is in OpenConfirm: compared at once;
 //! * while the other still waits for the peer's OPEN (OpenSent): if this
 //!   connection would be kept, it goes on to OpenConfirm and the other
@@ -52,6 +57,11 @@ pub(super) struct Second {
     held: Option<Negotiated>,
     /// Messages handed in decoded while held, for when it goes on.
     queued: Vec<Message>,
+    /// The graceful-restart peer's OPEN on a connection that arrived while
+    /// the session was Established: a restart if the peer goes on with it
+    /// (its KEEPALIVE), a crossing connection of a collision if it closes
+    /// it (its Cease). Read on meanwhile.
+    restart: Option<Negotiated>,
 }
 
 impl Second {
@@ -62,6 +72,7 @@ impl Second {
             opened_at,
             held: None,
             queued: Vec::new(),
+            restart: None,
         }
     }
 }
@@ -141,6 +152,11 @@ impl Session {
             // it would name is in use, so nothing here may close it.
             return;
         }
+        if self.conn == Some(c) {
+            // Only a graceful-restart peer's new connection in place of
+            // the Established session's one is accepted so.
+            return self.peer_connected_anew(c, now, out);
+        }
         if c == Conn::Outgoing && matches!(self.state, State::OpenConfirm | State::Established) {
             // Our attempt from before the peer's connection was taken ended
             // after the session settled on that one: closed before anything
@@ -156,6 +172,39 @@ impl Session {
         out.push(Action::Send(c, Message::Open(self.open_message())));
         out.push(Action::ArmTimer(Timer::CollisionHold, OPEN_HOLD_TIME));
         self.second = Some(Second::new(c, Vec::new(), now));
+    }
+
+    /// The session goes on to OpenConfirm: if it runs on the peer's
+    /// connection, an attempt of ours still in flight is abandoned (the
+    /// transport aborts it, so an unanswered SYN is not sent again). Once
+    /// the session settles on the peer's connection such an attempt can
+    /// only end as a connection closed unused, and a peer doing graceful
+    /// restart (BIRD) takes the mere arrival of a new connection, once it
+    /// is Established, for our restart and drops the session. Our
+    /// connection already completed and pending (our OPEN on it) is left
+    /// to the collision rules.
+    pub(super) fn abandon_our_attempt(&self, out: &mut Vec<Action>) {
+        if self.conn == Some(Conn::Incoming)
+            && !self.config.passive
+            && !self.is_second(Conn::Outgoing)
+        {
+            out.push(Action::Close(Conn::Outgoing));
+        }
+    }
+
+    /// The session becomes Established: a connection still pending lost
+    /// (the session went on to OpenConfirm on the one the comparison
+    /// keeps, and never sends KEEPALIVE on the other). It is closed now,
+    /// with Cease / Connection Collision Resolution as our OPEN went out
+    /// on it, rather than when the peer's OPEN comes on it: that OPEN
+    /// would meet an Established session and, with graceful restart, be
+    /// taken for a restarted peer's (RFC 4724 §4.2).
+    pub(super) fn close_losing_second(&mut self, out: &mut Vec<Action>) {
+        if let Some(second) = &self.second {
+            tracing::info!(peer_as = self.config.peer_as, closed = ?second.conn, kept = ?self.conn,
+                "bgp connection collision: established on the other connection");
+            self.close_second(Some(collision_cease()), out);
+        }
     }
 
     /// The pending connection becomes the session's.
@@ -291,6 +340,13 @@ impl Session {
                 self.second.as_mut().expect("checked").queued.push(m);
                 return;
             }
+            Message::Keepalive if self.second.as_ref().is_some_and(|s| s.restart.is_some()) => {
+                // The peer is in OpenConfirm on the new connection: it
+                // restarted, and the old connection is dead to it.
+                let neg = self.second.as_mut().expect("checked").restart.take();
+                self.peer_reconnected(neg.expect("checked"), now, out);
+                return self.receive(Message::Keepalive, now, out);
+            }
             Message::Open(open) => open,
             _ => {
                 let n =
@@ -330,7 +386,11 @@ impl Session {
         let winner = self.winner(&neg);
         let on_second = second.conn == c;
         let other_held = second.held.is_some();
-        if self.state != State::OpenSent || other_held || winner != c {
+        let restart = self.state == State::Established && self.restart_replaces_session();
+        if restart {
+            tracing::info!(peer_as = self.config.peer_as, peer_id = %neg.peer_id, on = ?c,
+                "bgp peer's OPEN on a new connection while established: a restart if it goes on, a collision if it closes it");
+        } else if self.state != State::OpenSent || other_held || winner != c {
             // An Established session keeps its connection whatever the
             // identifiers say.
             let kept = match self.state {
@@ -369,7 +429,8 @@ impl Session {
                 self.open_confirm(neg, out);
             }
             State::Established if on_second && self.restart_replaces_session() => {
-                self.peer_reconnected(neg, now, out);
+                // No KEEPALIVE yet: the peer's next message on it tells.
+                self.second.as_mut().expect("routed here").restart = Some(neg);
             }
             State::OpenConfirm | State::Established => {
                 self.close_second(Some(collision_cease()), out);

@@ -354,7 +354,8 @@ fn our_late_connection_is_closed_once_the_session_settled() {
 
 /// The peer's OPEN and KEEPALIVE in one read on the second connection:
 /// the OPEN moves it to OpenConfirm (the first had no OPEN yet), and the
-/// KEEPALIVE, read from the same buffer, establishes it.
+/// KEEPALIVE, read from the same buffer, establishes it; the first, which
+/// lost, is closed then with Cease / Connection Collision Resolution.
 #[test]
 fn open_and_keepalive_in_one_read_on_the_second_connection() {
     let now = Instant::now();
@@ -370,9 +371,11 @@ fn open_and_keepalive_in_one_read_on_the_second_connection() {
         (ses.state(), ses.connection()),
         (State::Established, Some(IN))
     );
-    // The first connection's OPEN now meets an Established session.
-    let a = ses.handle(on(OUT, open_from(HIGHER)), now);
     assert_closed_with(&a, OUT, &cease_7());
+    assert!(a.contains(&Action::CancelTimer(Timer::CollisionHold)));
+    // The first connection's late OPEN belongs to no connection of ours.
+    let a = ses.handle(on(OUT, open_from(HIGHER)), now);
+    assert!(a.is_empty(), "{a:?}");
     assert_eq!(ses.state(), State::Established);
 }
 
@@ -501,4 +504,87 @@ fn incoming_connection_in_connect_keeps_our_attempt() {
     ses.handle(Event::TcpConnected(IN), now);
     assert!(ses.handle(Event::TcpFailed, now).is_empty());
     assert_eq!(ses.state(), State::OpenSent);
+}
+
+/// Our attempt still in flight when the session goes on to OpenConfirm on
+/// the peer's connection is abandoned then (the transport aborts it, so a
+/// SYN the peer did not answer yet is not sent again): were it to complete
+/// once the peer is Established, a peer doing graceful restart would take
+/// the new connection for our restart. Nothing starts another one while
+/// the session is up, whichever identifier is higher.
+#[test]
+fn our_attempt_in_flight_is_abandoned_once_the_peers_connection_is_chosen() {
+    for peer_id in [HIGHER, LOWER] {
+        let now = Instant::now();
+        let mut ses = Session::new(cfg());
+        ses.handle(Event::ManualStart, now);
+        assert_eq!(ses.state(), State::Connect, "our attempt is in flight");
+        let a = ses.handle(Event::TcpConnected(IN), now);
+        assert!(!a.contains(&Action::Close(OUT)), "kept in OpenSent: {a:?}");
+        let a = ses.handle(on(IN, open_from(peer_id)), now);
+        let ctx = format!("peer id {peer_id}: {a:?}");
+        assert!(a.contains(&Action::Close(OUT)), "{ctx}");
+        assert!(sent(&a, IN, &Message::Keepalive), "{ctx}");
+        assert!(sent_notification(&a, IN).is_none(), "{ctx}");
+        assert_eq!(
+            (ses.state(), ses.connection()),
+            (State::OpenConfirm, Some(IN))
+        );
+        let a = ses.handle(on(IN, Message::Keepalive), now);
+        assert!(
+            a.iter().any(|x| matches!(x, Action::Established(_))),
+            "{ctx}"
+        );
+        assert!(!a.contains(&Action::Connect), "{a:?}");
+        // A stale ConnectRetry expiry starts nothing while Established.
+        let a = ses.handle(Event::TimerExpired(Timer::ConnectRetry), now);
+        assert!(!a.contains(&Action::Connect), "{a:?}");
+        assert_eq!(ses.state(), State::Established);
+    }
+    // Passive: there is no attempt to abandon.
+    let now = Instant::now();
+    let mut ses = open_sent_on(IN, now);
+    let a = ses.handle(on(IN, open_from(HIGHER)), now);
+    assert!(!a.contains(&Action::Close(OUT)), "{a:?}");
+    // On our own connection, the peer's attempt is its own business.
+    let mut ses = open_sent_on(OUT, now);
+    let a = ses.handle(on(OUT, open_from(LOWER)), now);
+    assert!(!a.iter().any(|x| matches!(x, Action::Close(_))), "{a:?}");
+}
+
+/// A connection still pending when the session becomes Established on the
+/// other (the one the comparison keeps) is closed then, with Cease /
+/// Connection Collision Resolution, not left for its OPEN to meet an
+/// Established session; both directions.
+#[test]
+fn a_pending_connection_is_closed_when_the_other_becomes_established() {
+    for first in [OUT, IN] {
+        let now = Instant::now();
+        let second = first.other();
+        let mut ses = with_second(first, now);
+        // The identifier that keeps the first connection.
+        let peer_id = if first == OUT { LOWER } else { HIGHER };
+        let a = ses.handle(on(first, open_from(peer_id)), now);
+        assert!(!a.contains(&Action::Close(second)), "pending: {a:?}");
+        assert_eq!(ses.state(), State::OpenConfirm);
+        let a = ses.handle(on(first, Message::Keepalive), now);
+        let ctx = format!("first {first:?}: {a:?}");
+        assert!(
+            a.iter().any(|x| matches!(x, Action::Established(_))),
+            "{ctx}"
+        );
+        assert_closed_with(&a, second, &cease_7());
+        assert!(
+            a.contains(&Action::CancelTimer(Timer::CollisionHold)),
+            "{ctx}"
+        );
+        assert!(sent_notification(&a, first).is_none(), "{ctx}");
+        assert_eq!(
+            (ses.state(), ses.connection()),
+            (State::Established, Some(first))
+        );
+        // Its OPEN, arriving late, finds no connection of ours.
+        let a = ses.handle(on(second, open_from(peer_id)), now);
+        assert!(a.is_empty(), "{first:?}: {a:?}");
+    }
 }

@@ -32,7 +32,7 @@
 //! Idle: the restarting peer's connection is taken at once, and only our
 //! own connection attempt waits for the IdleHold backoff.
 
-use super::{Action, DownReason, Negotiated, Session, State, Timer, secs};
+use super::{Action, Conn, DownReason, Negotiated, Session, State, Timer, secs};
 use crate::wire::{
     AFI_IPV4, AFI_IPV6, GrFamily, GracefulRestart, Message, SAFI_UNICAST, Update,
     open::MAX_RESTART_TIME,
@@ -325,8 +325,32 @@ impl Session {
         self.arm_keepalive(out);
     }
 
-    /// The peer's OPEN on a new connection while Established, from a peer
-    /// that does graceful restart: it restarted without our noticing. The
+    /// A new connection from a graceful-restart peer while Established on
+    /// its previous one ([`Session::accepts_connection`] let it in): the
+    /// peer restarted. RFC 4724 §4.2 takes the OPEN on the new connection
+    /// as the sign ([`Session::peer_reconnected`], when the session runs
+    /// on our connection, waits for the KEEPALIVE after it too: there the
+    /// new connection may be one that crossed ours in a collision; here
+    /// the peer's only one is the session's), but with one connection per direction the
+    /// transport cannot keep both until it comes: it has dropped the old
+    /// one, as BIRD does on such a connection. The routes are kept as for
+    /// a lost connection and the new connection goes on in OpenSent.
+    pub(super) fn peer_connected_anew(&mut self, c: Conn, now: Instant, out: &mut Vec<Action>) {
+        tracing::info!(
+            peer_as = self.config.peer_as,
+            "bgp peer connected anew while established: it restarted (RFC 4724)"
+        );
+        // Gone already: nothing is sent on it or closed.
+        self.conn = None;
+        self.down(None, DownReason::PeerRestarted, None, now, out);
+        out.push(Action::CancelTimer(Timer::IdleHold));
+        self.open_sent(c, now, out);
+    }
+
+    /// The peer's OPEN and then KEEPALIVE on a new connection while
+    /// Established, from a peer that does graceful restart: it restarted
+    /// without our noticing (a peer whose connection merely crossed ours
+    /// would have closed it with a Cease instead of the KEEPALIVE). The
     /// old connection is closed (no NOTIFICATION: the peer left it), its
     /// routes kept as for a lost connection, and the new one goes on to
     /// OpenConfirm.

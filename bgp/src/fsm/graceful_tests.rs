@@ -522,6 +522,14 @@ fn new_open_while_established_from_a_graceful_peer_replaces_the_session() {
         Event::MessageReceived(I, Message::Open(gr_open(120, &[(V4, true), (V6, true)]))),
         now,
     );
+    // Nothing yet: a connection that crossed ours would get a Cease now.
+    assert!(a.is_empty(), "{a:?}");
+    assert_eq!(
+        (ses.state(), ses.connection()),
+        (State::Established, Some(O))
+    );
+    // The peer's KEEPALIVE: it goes on with the new connection.
+    let a = ses.handle(Event::MessageReceived(I, Message::Keepalive), now);
     // The old connection closes without a NOTIFICATION; its routes stay.
     assert!(notification(&a).is_none(), "{a:?}");
     assert!(a.contains(&Action::Close(O)));
@@ -530,9 +538,10 @@ fn new_open_while_established_from_a_graceful_peer_replaces_the_session() {
         Some(&DownReason::PeerRestarted)
     );
     assert!(!plain_down(&a));
-    // The new one goes on: KEEPALIVE on it, OpenConfirm.
+    // The new one goes on: our KEEPALIVE on it, and the peer's one
+    // establishes it.
     assert!(a.contains(&Action::Send(I, Message::Keepalive)));
-    assert_eq!(ses.state(), State::OpenConfirm);
+    assert_eq!(ses.state(), State::Established);
     assert_eq!(ses.connection(), Some(I));
     let last_arm = |t| {
         a.iter().rev().find_map(|x| match x {
@@ -544,9 +553,50 @@ fn new_open_while_established_from_a_graceful_peer_replaces_the_session() {
     assert_eq!(last_arm(Timer::ConnectRetry), Some(false));
     assert_eq!(last_arm(Timer::IdleHold), Some(false));
     assert_eq!(last_arm(Timer::Hold), Some(true));
-    let a = ses.handle(Event::MessageReceived(I, Message::Keepalive), now);
     assert!(a.iter().any(|x| matches!(x, Action::Established(_))));
     assert_eq!(armed(&a, Timer::GrStale), Some(DEFAULT_STALE_TIME));
+}
+
+/// Established on our connection, the graceful-restart peer's own attempt
+/// that crossed ours arrives late and brings its OPEN (as BIRD's does when
+/// both start at once). The peer's answer to our OPEN tells it from a
+/// restart: its Cease (its Established session wins) closes the new
+/// connection alone, and the session stays, its routes untouched.
+#[test]
+fn a_crossing_connection_from_a_graceful_peer_is_no_restart() {
+    let now = Instant::now();
+    let mut ses = gr_established(now);
+    ses.handle(Event::TcpConnected(I), now);
+    let a = ses.handle(
+        Event::MessageReceived(I, Message::Open(gr_open(120, &[(V4, true), (V6, true)]))),
+        now,
+    );
+    assert!(a.is_empty(), "{a:?}");
+    let cease = Notification::new(6, 7, vec![]);
+    let a = ses.handle(Event::MessageReceived(I, Message::Notification(cease)), now);
+    assert!(a.contains(&Action::Close(I)), "{a:?}");
+    assert!(notification(&a).is_none(), "{a:?}");
+    assert!(!a.contains(&Action::Close(O)), "{a:?}");
+    assert!(stale_down(&a).is_none() && !plain_down(&a), "{a:?}");
+    assert_eq!(
+        (ses.state(), ses.connection()),
+        (State::Established, Some(O))
+    );
+    // Or it just closes it.
+    let mut ses = gr_established(now);
+    ses.handle(Event::TcpConnected(I), now);
+    ses.handle(
+        Event::MessageReceived(I, Message::Open(gr_open(120, &[(V4, true), (V6, true)]))),
+        now,
+    );
+    let a = ses.handle(Event::TcpClosed(I), now);
+    assert!(stale_down(&a).is_none() && !plain_down(&a), "{a:?}");
+    assert_eq!(
+        (ses.state(), ses.connection()),
+        (State::Established, Some(O))
+    );
+    let a = ses.handle(Event::MessageReceived(O, Message::Keepalive), now);
+    assert_eq!(a, vec![Action::ArmTimer(Timer::Hold, s(90))]);
 }
 
 #[test]
@@ -562,4 +612,116 @@ fn new_open_while_established_without_graceful_restart_is_a_collision() {
     assert!(a.contains(&Action::Close(I)));
     assert_eq!(ses.state(), State::Established);
     assert_eq!(ses.connection(), Some(O));
+}
+
+/// Both sides do graceful restart and both connected: the session becomes
+/// Established on the connection the comparison keeps while the other is
+/// still pending. The peer's OPEN on that one is its side of the
+/// collision, not a restart: the pending connection is closed when the
+/// session is established (Cease / Connection Collision Resolution) and
+/// the session stays; both directions.
+#[test]
+fn a_collision_from_before_established_is_no_restart() {
+    for first in [O, I] {
+        let now = Instant::now();
+        let second = first.other();
+        let mut c = gr_cfg();
+        c.passive = first == I;
+        let mut ses = Session::new(c);
+        ses.handle(Event::ManualStart, now);
+        ses.handle(Event::TcpConnected(first), now);
+        assert!(ses.accepts_connection(second));
+        ses.handle(Event::TcpConnected(second), now);
+        // The identifier that keeps the first connection (ours: 192.0.2.1).
+        let mut open = gr_open(120, &[(V4, true), (V6, true)]);
+        open.bgp_id = if first == O {
+            "10.0.0.9".parse().unwrap()
+        } else {
+            "192.0.2.2".parse().unwrap()
+        };
+        let a = established_on(&mut ses, first, open.clone(), now);
+        let cease = Notification::new(6, 7, vec![]);
+        assert!(
+            a.contains(&Action::Send(second, Message::Notification(cease))),
+            "{first:?}: {a:?}"
+        );
+        assert!(a.contains(&Action::Close(second)), "{first:?}: {a:?}");
+        let a = ses.handle(Event::MessageReceived(second, Message::Open(open)), now);
+        assert!(stale_down(&a).is_none() && !plain_down(&a), "{a:?}");
+        assert!(!a.contains(&Action::Close(first)), "{a:?}");
+        assert_eq!(
+            (ses.state(), ses.connection()),
+            (State::Established, Some(first))
+        );
+    }
+}
+
+/// Established on the peer's connection, a graceful-restart peer connects
+/// again: it restarted (its old connection is only half gone). The new
+/// connection is taken in place of the old one, which the transport drops
+/// (so nothing is sent on it or closed by name: that would be the new
+/// one), the routes are kept stale, and the new connection goes on.
+#[test]
+fn a_graceful_peers_new_connection_replaces_the_session_on_its_old_one() {
+    let now = Instant::now();
+    let mut c = gr_cfg();
+    c.passive = true;
+    let mut ses = Session::new(c);
+    ses.handle(Event::ManualStart, now);
+    ses.handle(Event::TcpConnected(I), now);
+    established_on(&mut ses, I, gr_open(120, &[(V4, true), (V6, true)]), now);
+    assert!(ses.accepts_connection(I));
+    let a = ses.handle(Event::TcpConnected(I), now);
+    assert!(notification(&a).is_none(), "{a:?}");
+    assert!(
+        !a.iter().any(|x| matches!(x, Action::Close(_))),
+        "the new connection stays: {a:?}"
+    );
+    assert_eq!(
+        stale_down(&a).map(|d| d.0),
+        Some(&DownReason::PeerRestarted)
+    );
+    assert!(
+        a.iter()
+            .any(|x| matches!(x, Action::Send(I, Message::Open(_)))),
+        "{a:?}"
+    );
+    assert_eq!(armed(&a, Timer::Hold), Some(OPEN_HOLD_TIME));
+    assert_eq!(armed(&a, Timer::GrRestart), Some(s(120)));
+    let last = |t| {
+        a.iter().rev().find_map(|x| match x {
+            Action::ArmTimer(k, _) if *k == t => Some(true),
+            Action::CancelTimer(k) if *k == t => Some(false),
+            _ => None,
+        })
+    };
+    assert_eq!(last(Timer::ConnectRetry), Some(false));
+    assert_eq!(last(Timer::IdleHold), Some(false));
+    assert_eq!((ses.state(), ses.connection()), (State::OpenSent, Some(I)));
+    assert!(!ses.accepts_connection(I));
+    let a = established_on(&mut ses, I, gr_open(120, &[(V4, true), (V6, true)]), now);
+    assert_eq!(armed(&a, Timer::GrStale), Some(DEFAULT_STALE_TIME));
+}
+
+/// The same without graceful restart on both sides: the session keeps its
+/// connection and the new one is refused (RFC 4271 §6.8 would close it
+/// once its OPEN met the Established session).
+#[test]
+fn without_graceful_restart_a_new_connection_on_the_same_side_is_refused() {
+    for (ours, theirs) in [(true, false), (false, true)] {
+        let now = Instant::now();
+        let mut c = if ours { gr_cfg() } else { cfg() };
+        c.passive = true;
+        let mut ses = Session::new(c);
+        ses.handle(Event::ManualStart, now);
+        ses.handle(Event::TcpConnected(I), now);
+        let open = if theirs {
+            gr_open(120, &[(V4, true), (V6, true)])
+        } else {
+            tests::peer_open(90)
+        };
+        established_on(&mut ses, I, open, now);
+        assert!(!ses.accepts_connection(I), "ours {ours}, theirs {theirs}");
+        assert!(ses.accepts_connection(O), "ours {ours}, theirs {theirs}");
+    }
 }

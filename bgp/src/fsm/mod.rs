@@ -16,6 +16,9 @@
 //! * The peer's connection arriving while our own attempt is still in
 //!   flight (Connect) is taken, and our attempt carries on: abandoning it
 //!   would lose both connections whenever the peer does the same for ours.
+//!   Once the session goes on to OpenConfirm on the peer's connection the
+//!   attempt is abandoned: a peer doing graceful restart (BIRD) takes a
+//!   connection that reaches it once it is Established for our restart.
 //! * A failed outgoing connect in Connect moves to Active (still accepting
 //!   the peer's connection) and the ConnectRetry timer retries, instead of
 //!   dropping to Idle.
@@ -39,7 +42,10 @@
 //! * Graceful restart (RFC 4724, [`GracefulRestartConfig`], see
 //!   `graceful.rs`): both roles, without RFC 8538 (a NOTIFICATION, sent
 //!   or received, ends the peer's routes at once); a hold timer expiry is
-//!   treated like a lost connection, as RFC 8538 would.
+//!   treated like a lost connection, as RFC 8538 would. A graceful-restart
+//!   peer's new connection while the session is Established on its
+//!   previous one is taken for its restart on arrival, not on its OPEN
+//!   (one connection per direction: the old one has to go to make room).
 
 mod backoff;
 mod collision;
@@ -380,10 +386,20 @@ impl Session {
     /// Whether a new TCP connection in direction `conn` may be handed in:
     /// the first one in Connect or Active, and later a second one of the
     /// other direction while none is pending (RFC 4271 §6.8).
+    ///
+    /// While Established on the peer's connection, a new connection from
+    /// the peer is taken only when both sides do graceful restart: the
+    /// peer restarted, and the new connection replaces the session's one
+    /// (the transport drops the old one as it stores the new one; see
+    /// `graceful.rs`). Otherwise it is refused: RFC 4271 §6.8 would close
+    /// it anyway once its OPEN met the Established session.
     pub fn accepts_connection(&self, conn: Conn) -> bool {
         match self.state {
             State::Idle => false,
             State::Connect | State::Active => true,
+            State::Established if self.conn == Some(conn) => {
+                conn == Conn::Incoming && self.second.is_none() && self.restart_replaces_session()
+            }
             _ => self.conn != Some(conn) && self.second.is_none(),
         }
     }
@@ -541,12 +557,7 @@ impl Session {
                 // An attempt of ours still in flight is kept: if it completes
                 // it is a second connection, and the OPENs decide (the peer
                 // may be dropping its own attempt for ours right now).
-                out.push(Action::CancelTimer(Timer::ConnectRetry));
-                out.push(Action::Send(c, Message::Open(self.open_message())));
-                out.push(Action::ArmTimer(Timer::Hold, OPEN_HOLD_TIME));
-                self.conn = Some(c);
-                self.opened_at = Some(now);
-                self.state = OpenSent;
+                self.open_sent(c, now, out);
             }
             (Connect, Event::TcpFailed) => {
                 self.state = Active;
@@ -657,6 +668,16 @@ impl Session {
         ));
     }
 
+    /// A first connection: our OPEN on it, OpenSent.
+    fn open_sent(&mut self, c: Conn, now: Instant, out: &mut Vec<Action>) {
+        out.push(Action::CancelTimer(Timer::ConnectRetry));
+        out.push(Action::Send(c, Message::Open(self.open_message())));
+        out.push(Action::ArmTimer(Timer::Hold, OPEN_HOLD_TIME));
+        self.conn = Some(c);
+        self.opened_at = Some(now);
+        self.state = State::OpenSent;
+    }
+
     fn arm_keepalive(&self, out: &mut Vec<Action>) {
         if let Some(n) = &self.negotiated
             && n.keepalive > 0
@@ -677,6 +698,7 @@ impl Session {
     /// the negotiated timers, OpenConfirm.
     fn open_confirm(&mut self, neg: Negotiated, out: &mut Vec<Action>) {
         self.negotiated = Some(neg);
+        self.abandon_our_attempt(out);
         self.send(Message::Keepalive, out);
         out.push(Action::CancelTimer(Timer::Hold));
         self.arm_hold(out);
@@ -835,6 +857,7 @@ impl Session {
             },
             (OpenConfirm, Message::Keepalive) => {
                 self.arm_hold(out);
+                self.close_losing_second(out);
                 self.state = Established;
                 self.established_at = Some(now);
                 let neg = self.negotiated.clone().expect("negotiated in OpenSent");

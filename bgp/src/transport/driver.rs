@@ -147,6 +147,9 @@ pub async fn run(
                             "extra connection refused");
                         continue;
                     }
+                    // Replaces (and so closes) the session's own incoming
+                    // connection only when the FSM took the new one for a
+                    // graceful-restart peer's restart.
                     d.streams[slot(Conn::Incoming)] = Some(s);
                     Event::TcpConnected(Conn::Incoming)
                 }

@@ -107,14 +107,14 @@ struct Args {
     /// BGP ConnectRetry, seconds.
     #[arg(long, default_value_t = 30, requires = "config")]
     connect_retry_secs: u64,
-    /// BGP graceful restart (RFC 4724) on every session, with this Restart
-    /// Time advertised, seconds (1 to 4095; 120 is what common routers
-    /// use). Off by default: a customer router doing graceful restart
-    /// (BIRD's default among them) takes our connection attempt that
-    /// crosses its own after the session is up for our restart, and drops
-    /// the session.
-    #[arg(long, requires = "config", value_parser = clap::value_parser!(u16).range(1..=4095))]
-    graceful_restart_secs: Option<u16>,
+    /// BGP graceful restart (RFC 4724) on every session, both roles, with
+    /// this Restart Time advertised, seconds (1 to 4095; the default, 120,
+    /// is what common routers use). 0 turns graceful restart off: the
+    /// capability is not advertised and a peer's routes go as soon as its
+    /// session is lost.
+    #[arg(long, default_value_t = 120, requires = "config",
+          value_parser = clap::value_parser!(u16).range(0..=4095))]
+    graceful_restart_secs: u16,
     /// First IdleHold delay after a session error, seconds (doubles up to 300).
     #[arg(long, default_value_t = 5, requires = "config")]
     idle_hold_secs: u64,
@@ -183,12 +183,7 @@ fn real_main(args: Args) -> anyhow::Result<()> {
                 timers: control::speaker::Timers {
                     connect_retry: Duration::from_secs(args.connect_retry_secs),
                     idle_hold: Duration::from_secs(args.idle_hold_secs),
-                    graceful_restart: args.graceful_restart_secs.map(|restart_time| {
-                        bgp::fsm::GracefulRestartConfig {
-                            restart_time,
-                            ..Default::default()
-                        }
-                    }),
+                    graceful_restart: graceful_restart(args.graceful_restart_secs),
                 },
             })
         }
@@ -234,6 +229,14 @@ fn real_main(args: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(daemon::run(cfg))
+}
+
+/// `--graceful-restart-secs`: 0 is off.
+fn graceful_restart(restart_time: u16) -> Option<bgp::fsm::GracefulRestartConfig> {
+    (restart_time > 0).then(|| bgp::fsm::GracefulRestartConfig {
+        restart_time,
+        ..Default::default()
+    })
 }
 
 fn files(paths: &[PathBuf]) -> String {
@@ -292,5 +295,31 @@ fn check(paths: &[PathBuf]) -> ExitCode {
             }
             refused(paths, errors.0.len())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn restart_time(args: &[&str]) -> Option<u16> {
+        let argv = ["msee-daemon", "--config", "c.toml"].iter().chain(args);
+        let args = Args::try_parse_from(argv).unwrap();
+        graceful_restart(args.graceful_restart_secs).map(|g| g.restart_time)
+    }
+
+    #[test]
+    fn graceful_restart_is_on_by_default_and_zero_turns_it_off() {
+        assert_eq!(restart_time(&[]), Some(120));
+        assert_eq!(restart_time(&["--graceful-restart-secs", "90"]), Some(90));
+        assert_eq!(restart_time(&["--graceful-restart-secs", "0"]), None);
+        let too_long = [
+            "msee-daemon",
+            "--config",
+            "c.toml",
+            "--graceful-restart-secs",
+            "4096",
+        ];
+        assert!(Args::try_parse_from(too_long).is_err());
     }
 }
