@@ -10,7 +10,7 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use futures::TryStreamExt as _;
 use netlink_packet_route::{
     address::AddressAttribute,
-    link::LinkAttribute,
+    link::{LinkAttribute, LinkXdp},
     neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourFlag, NeighbourState},
 };
 use rtnetlink::Handle;
@@ -27,6 +27,8 @@ pub struct Interface {
     pub addrs6: Vec<(Ipv6Addr, u8)>,
     /// Admin up with carrier (kept current by the link monitor).
     pub carrier: bool,
+    /// The id of an XDP program attached to it (native or generic), if any.
+    pub xdp_prog: Option<u32>,
 }
 
 impl Interface {
@@ -99,6 +101,15 @@ pub async fn interface(handle: &Handle, name: &str) -> Result<Interface> {
             _ => None,
         })
         .ok_or_else(|| anyhow!("interface {name} has no Ethernet address"))?;
+    let xdp_prog = link.attributes.iter().find_map(|a| match a {
+        LinkAttribute::Xdp(xdp) => xdp.iter().find_map(|x| match x {
+            LinkXdp::ProgId(id) | LinkXdp::DrvProgId(id) | LinkXdp::SkbProgId(id) if *id != 0 => {
+                Some(*id)
+            }
+            _ => None,
+        }),
+        _ => None,
+    });
     let mut addrs = Vec::new();
     let mut addrs6 = Vec::new();
     let mut stream = handle
@@ -124,6 +135,7 @@ pub async fn interface(handle: &Handle, name: &str) -> Result<Interface> {
         addrs,
         addrs6,
         carrier,
+        xdp_prog,
     })
 }
 

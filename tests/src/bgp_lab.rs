@@ -192,6 +192,11 @@ impl BgpLab {
         }
     }
 
+    /// The daemon's arguments (those of a second daemon on the same lab).
+    pub fn daemon_args(&self) -> &[String] {
+        &self.args
+    }
+
     /// Stops the daemon (SIGTERM: Cease to its peers) and starts it again
     /// with the same arguments; its log starts afresh.
     pub fn restart_daemon(&mut self) {

@@ -178,10 +178,28 @@ async fn discover(
 }
 
 pub async fn run(cfg: DaemonConfig) -> Result<()> {
-    // First: an address in use stops the start before anything is loaded.
+    // First: another daemon, or an address in use, stops the start before
+    // anything is loaded or changed.
+    if let Some(path) = &cfg.api_socket
+        && std::os::unix::net::UnixStream::connect(path).is_ok()
+    {
+        bail!(
+            "another msee-daemon answers on {}: stop it first, or give this one another --api-socket; nothing was started",
+            path.display()
+        );
+    }
     let ops = ops::Ops::new(cfg.metrics_listen)?;
     let handle = netlink::connect()?;
     let ifaces = discover(&handle, &cfg.ports).await?;
+    for i in ifaces.values() {
+        if let Some(id) = i.xdp_prog {
+            bail!(
+                "port {} already has an XDP program attached (id {id}; `bpftool net show dev {}` names it): another msee-daemon on these ports? Stop it first; nothing was started",
+                i.name,
+                i.name
+            );
+        }
+    }
     let (model, paths, only, max_prefixes, timers) = match cfg.model {
         Some(m) => (Some(m.model), m.paths, m.only, m.max_prefixes, m.timers),
         None => (None, Vec::new(), Vec::new(), None, Timers::default()),

@@ -21,6 +21,7 @@ fn iface(name: &str, ifindex: u32, addrs: &[(&str, u8)]) -> Interface {
         addrs: Vec::new(),
         addrs6: Vec::new(),
         carrier: true,
+        xdp_prog: None,
     };
     for (a, len) in addrs {
         match a.parse::<IpAddr>().unwrap() {

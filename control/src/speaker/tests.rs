@@ -39,6 +39,7 @@ fn iface(name: &str, ifindex: u32) -> Interface {
         addrs: Vec::new(),
         addrs6: Vec::new(),
         carrier: true,
+        xdp_prog: None,
     }
 }
 
