@@ -28,7 +28,8 @@ pub struct FlowResult {
     pub received: u64,
 }
 
-/// At most this many packets per flow, and never longer than this.
+/// At most this many packets per flow, and never longer than this after
+/// the flow's paced duration.
 pub const MAX_PACKETS: u64 = 100_000;
 pub const MAX_WAIT: Duration = Duration::from_secs(10);
 /// Datagrams in flight at most (veth rings hold 256 frames).
@@ -63,11 +64,16 @@ pub fn send_and_count_at(flow: &Flow, count: u64, pps: Option<u32>) -> Result<Fl
     // a receiving CPU is busy (veth drops what does not fit its ring).
     let progress = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let counted = progress.clone();
+    // Bounded in time whatever the path does: the paced duration, plus
+    // MAX_WAIT for a path that stalls (the sender's bound too).
+    let paced = pps.map_or(Duration::ZERO, |p| {
+        Duration::from_secs_f64(count as f64 / f64::from(p.max(1)))
+    });
     let receiver = std::thread::spawn(move || {
         let mut seen = vec![false; count as usize];
         let mut received = 0u64;
         let mut buf = [0u8; 2048];
-        let deadline = Instant::now() + MAX_WAIT;
+        let deadline = Instant::now() + paced + MAX_WAIT;
         let mut idle = Instant::now();
         while received < count
             && Instant::now() < deadline
@@ -93,11 +99,6 @@ pub fn send_and_count_at(flow: &Flow, count: u64, pps: Option<u32>) -> Result<Fl
     let mut sent = 0;
     let mut payload = [0u8; 64];
     let started = Instant::now();
-    // Bounded in time whatever the path does: the paced duration, plus
-    // MAX_WAIT for a path that stalls.
-    let paced = pps.map_or(Duration::ZERO, |p| {
-        Duration::from_secs_f64(count as f64 / f64::from(p.max(1)))
-    });
     let give_up = started + paced + MAX_WAIT;
     for seq in 0..count {
         if Instant::now() > give_up {
