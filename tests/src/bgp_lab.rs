@@ -163,12 +163,10 @@ impl BgpLab {
         let socket = dir.join("api.sock");
         let mut args = lab_args(&topo);
         args.extend(["--api-socket".into(), socket.display().to_string()]);
-        args.extend([
-            "--config".into(),
-            config.display().to_string(),
-            "--max-prefixes".into(),
-            MAX_PREFIXES.to_string(),
-        ]);
+        args.extend(["--config".into(), config.display().to_string()]);
+        if !extra.contains(&"--max-prefixes") {
+            args.extend(["--max-prefixes".into(), MAX_PREFIXES.to_string()]);
+        }
         args.extend(
             [
                 "--connect-retry-secs",
