@@ -519,13 +519,48 @@ pub const PEERING_KINDS: usize = 2;
 /// `BPF_F_MMAPABLE`: the flag `CONFIG` is created with.
 pub const BPF_F_MMAPABLE: u32 = 1 << 10;
 
+/// An entry of `MseeConfig` that userspace rewrites while the program may
+/// be reading it on other CPUs: two copies, and the index of the one the
+/// program reads. Userspace writes the other copy, then flips `active`
+/// (a release store): a frame reads one whole copy, the old or the new,
+/// never a mix of the two. Before it writes a copy again, userspace waits
+/// for every program run that may still read it to end (an RCU grace
+/// period: XDP programs run inside RCU read-side sections), so a copy is
+/// never written while a program reads it, however slow that program.
+/// The program reads the index once (`current`) and addresses the copy
+/// with it: a data dependency, which orders the two loads on every CPU.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct DoubleBuffered<T> {
+    /// Which copy is current: bit 0 (the rest is zero).
+    pub active: u32,
+    pub _pad: u32,
+    pub copies: [T; 2],
+}
+
+impl<T> DoubleBuffered<T> {
+    /// The current copy. `active` is read once, with a volatile load: the
+    /// compiler may neither read it again later (and address the other
+    /// copy for some fields) nor turn the index into a branch of its own.
+    #[inline(always)]
+    pub fn current(&self) -> &T {
+        // SAFETY: a read of a u32 field of a live reference; volatile only
+        // so that it is done exactly once.
+        let active = unsafe { core::ptr::read_volatile(&self.active) };
+        &self.copies[(active & 1) as usize]
+    }
+}
+
 /// `CONFIG`, a memory-mapped array of this one element: every small table
 /// a forwarded frame reads besides its route and group. One map lookup
 /// finds all of it (a separate map per table cost a lookup each: a dozen
 /// instructions, with a spill of what the compiler holds in scratch
 /// registers around each). Userspace writes fields in place through its
 /// mapping of the map: a link flip and an epoch bump are single atomic
-/// stores; a link or policer rewrite is a plain copy, as a map update is.
+/// stores; a link or policer rewrite goes to the idle copy of its
+/// `DoubleBuffered` entry, published by one store of its index. The DSCP
+/// table is written in place: a frame reads one byte of it, which no write
+/// can tear, and it only ever holds the fixed policy of `rewrite_dscp`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MseeConfig {
@@ -537,9 +572,12 @@ pub struct MseeConfig {
     pub dscp: [[u8; 64]; PEERING_KINDS],
     /// `LINK_IS_UP` or `LINK_DOWN`, per link.
     pub link_up: [u32; MAX_LINKS as usize],
-    pub links: [Link; MAX_LINKS as usize],
+    /// Puts `links` at a multiple of 64 bytes of the (page-aligned) value:
+    /// each link's entry, index and both copies, is one cache line.
+    pub _pad: [u8; 56],
+    pub links: [DoubleBuffered<Link>; MAX_LINKS as usize],
     /// Per (link, direction), at `link_dir_index`.
-    pub policers: [PolicerConfig; 2 * MAX_LINKS as usize],
+    pub policers: [DoubleBuffered<PolicerConfig>; 2 * MAX_LINKS as usize],
 }
 
 #[cfg(feature = "user")]

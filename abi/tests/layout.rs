@@ -99,23 +99,39 @@ fn config_layout() {
     assert_eq!(offset_of!(MseeConfig, route_epoch), 0);
     assert_eq!(offset_of!(MseeConfig, dscp), 8);
     assert_eq!(offset_of!(MseeConfig, link_up), 8 + 64 * PEERING_KINDS);
-    assert_eq!(offset_of!(MseeConfig, links), 136 + 4 * MAX_LINKS as usize);
+    assert_eq!(offset_of!(MseeConfig, _pad), 136 + 4 * MAX_LINKS as usize);
+    assert_eq!(offset_of!(MseeConfig, links), 4288);
+    assert_eq!(size_of::<DoubleBuffered<Link>>(), 64);
+    assert_eq!(offset_of!(DoubleBuffered<Link>, active), 0);
+    assert_eq!(offset_of!(DoubleBuffered<Link>, copies), 8);
     assert_eq!(
         offset_of!(MseeConfig, policers),
-        4232 + size_of::<Link>() * MAX_LINKS as usize
+        4288 + 64 * MAX_LINKS as usize
     );
-    assert_eq!(
-        size_of::<MseeConfig>(),
-        32904 + size_of::<PolicerConfig>() * 2 * MAX_LINKS as usize
-    );
+    assert_eq!(size_of::<DoubleBuffered<PolicerConfig>>(), 72);
+    assert_eq!(offset_of!(DoubleBuffered<PolicerConfig>, copies), 8);
+    assert_eq!(size_of::<MseeConfig>(), 69824 + 72 * 2 * MAX_LINKS as usize);
+    // A link's index and both copies share one cache line.
+    assert_eq!(offset_of!(MseeConfig, links) % 64, 0);
     // The program reads MACs as 16-bit words: every link's MACs sit at
-    // even offsets of the (page-aligned) value.
-    assert_eq!(offset_of!(MseeConfig, links) % 2, 0);
+    // even offsets of the (page-aligned) value, in both copies.
     assert_eq!(size_of::<Link>() % 2, 0);
     assert_eq!(offset_of!(Link, src_mac) % 2, 0);
     assert_eq!(offset_of!(Link, dst_mac) % 2, 0);
     assert_eq!(offset_of!(MseeConfig, policers) % 8, 0);
     assert_eq!(PeeringKind::Microsoft as usize + 1, PEERING_KINDS);
+}
+
+#[test]
+fn the_current_copy_is_the_one_active_names() {
+    let mut entry = DoubleBuffered {
+        active: 0,
+        _pad: 0,
+        copies: [1u64, 2],
+    };
+    assert_eq!(*entry.current(), 1);
+    entry.active = 1;
+    assert_eq!(*entry.current(), 2);
 }
 
 #[test]

@@ -1449,6 +1449,127 @@ fn a_prefix_that_stays_routed_is_never_missing_under_churn() {
     assert!(rounds > 10, "the churn ran ({rounds} rounds)");
 }
 
+/// One handle rewrites a link's entry (tags and both MACs) between two
+/// versions as fast as it can while another forwards frames over the link:
+/// every frame leaves with one version whole, never a mix (before links
+/// were double-buffered, frames left with half of each).
+#[test]
+fn frames_never_see_a_half_rewritten_link() {
+    root_only!("frames_never_see_a_half_rewritten_link");
+    let pins = PinDir::new("torn");
+    let opts = pins.options();
+    let mut forwarder = fixture_with(&opts);
+    let mut writer = Msee::load(&opts).unwrap();
+    let version = |tags: Vec<Tag>, dst: [u8; 6], src: [u8; 6]| Link {
+        ifindex: LO,
+        outer_vlan: tags.first().map_or(0, |t| t.vid),
+        inner_vlan: tags.get(1).map_or(0, |t| t.vid),
+        outer_tpid: tags.first().map_or(0, |t| t.tpid),
+        role: LinkRole::Azure as u8,
+        src_mac: src,
+        dst_mac: dst,
+        circuit: 1,
+        ..Default::default()
+    };
+    let a = version(
+        vec![],
+        [0x02, 0xa0, 0xa1, 0xa2, 0xa3, 0xa4],
+        [0x02, 0xa5, 0xa6, 0xa7, 0xa8, 0xa9],
+    );
+    let b = version(
+        vec![dot1q(1234)],
+        [0x06, 0xb0, 0xb1, 0xb2, 0xb3, 0xb4],
+        [0x06, 0xb5, 0xb6, 0xb7, 0xb8, 0xb9],
+    );
+    writer.set_link(C1_AZURE, a).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let rewrites = std::thread::spawn(move || {
+        let mut n = 0u64;
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            writer
+                .set_link(C1_AZURE, if n.is_multiple_of(2) { b } else { a })
+                .unwrap();
+            n += 1;
+        }
+        n
+    });
+    let frame = v4([192, 168, 1, 10], [10, 1, 0, 4], C1_PRIMARY).build();
+    let as_sent = |l: &Link| {
+        let tags: Vec<(u16, u16)> = if l.outer_vlan == 0 {
+            vec![]
+        } else {
+            vec![(l.outer_tpid, l.outer_vlan)]
+        };
+        (tags, l.dst_mac, l.src_mac)
+    };
+    let (va, vb) = (as_sent(&a), as_sent(&b));
+    let mut seen = [0u64; 2];
+    let mut torn = None;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(1500);
+    while std::time::Instant::now() < deadline && seen[0] + seen[1] < 1_000_000 {
+        let (verdict, out) = forwarder.test_run(&frame, LO).unwrap();
+        assert_eq!(verdict, XDP_REDIRECT);
+        let p = parse_udp(&out).expect("UDP out");
+        let got = (
+            p.tags.iter().map(|t| (t.tpid, t.vid)).collect::<Vec<_>>(),
+            p.dst_mac,
+            p.src_mac,
+        );
+        if got == va {
+            seen[0] += 1;
+        } else if got == vb {
+            seen[1] += 1;
+        } else {
+            torn = Some(got);
+            break;
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let rewrites = rewrites.join().unwrap();
+    assert_eq!(
+        torn, None,
+        "a frame left with a mix of two link entries (after {seen:?} whole ones)"
+    );
+    assert!(rewrites >= 4, "the link was rewritten ({rewrites} times)");
+    assert!(
+        seen[0] > 0 && seen[1] > 0,
+        "frames left with both entries: {seen:?}"
+    );
+}
+
+/// A pinned `CONFIG` of the layout before links and policers were
+/// double-buffered (same map type, smaller value) is refused: the program
+/// would read its links at the wrong offsets.
+#[test]
+fn a_pinned_config_of_the_single_copy_layout_is_refused() {
+    root_only!("a_pinned_config_of_the_single_copy_layout_is_refused");
+    let pins = PinDir::new("oldconfig");
+    let opts = pins.options();
+    drop(Msee::load(&opts).unwrap());
+    let config = pins.0.join(msee_abi::maps::CONFIG);
+    std::fs::remove_file(&config).unwrap();
+    // route epoch, DSCP table, link_up words, then 28-byte links and
+    // 32-byte policers, one copy each.
+    let old_size = 8 + 128 + 4 * 1024 + 28 * 1024 + 32 * 2048;
+    let status = std::process::Command::new("bpftool")
+        .args(["map", "create"])
+        .arg(&config)
+        .args(["type", "array", "key", "4", "value"])
+        .arg(old_size.to_string())
+        .args(["entries", "1", "name", "CONFIG", "flags", "1024"])
+        .status()
+        .expect("running bpftool");
+    assert!(status.success(), "bpftool map create: {status}");
+    let err = Msee::load(&opts)
+        .err()
+        .expect("a CONFIG of the old layout is refused");
+    assert!(
+        matches!(&err, dataplane::MseeError::PinnedLayout { map, .. } if map == msee_abi::maps::CONFIG),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_route_batch_is_written_in_order_and_forwards() {
     root_only!("a_route_batch_is_written_in_order_and_forwards");

@@ -109,7 +109,7 @@ pub fn choose_link_among(config: &MseeConfig, group: &NextHopGroup, hash: u32) -
 mod tests {
     use core::cell::Cell;
 
-    use msee_abi::{CachedGroup, GroupMember, LINK_DOWN, Link, PolicerConfig, Route};
+    use msee_abi::{CachedGroup, GroupMember, LINK_DOWN, Route};
 
     use super::*;
 
@@ -119,8 +119,9 @@ mod tests {
             route_epoch: 1,
             dscp: [[0; 64]; msee_abi::PEERING_KINDS],
             link_up: [LINK_DOWN; MAX_LINKS as usize],
-            links: [Link::default(); MAX_LINKS as usize],
-            policers: [PolicerConfig::default(); 2 * MAX_LINKS as usize],
+            _pad: [0; 56],
+            links: [Default::default(); MAX_LINKS as usize],
+            policers: [Default::default(); 2 * MAX_LINKS as usize],
         };
         for &link in up {
             c.link_up[link as usize] = LINK_IS_UP;

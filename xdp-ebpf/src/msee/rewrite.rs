@@ -214,8 +214,9 @@ mod tests {
             route_epoch: 0,
             dscp: [[1; 64], [2; 64]],
             link_up: [0; msee_abi::MAX_LINKS as usize],
-            links: [Link::default(); msee_abi::MAX_LINKS as usize],
-            policers: [msee_abi::PolicerConfig::default(); 2 * msee_abi::MAX_LINKS as usize],
+            _pad: [0; 56],
+            links: [Default::default(); msee_abi::MAX_LINKS as usize],
+            policers: [Default::default(); 2 * msee_abi::MAX_LINKS as usize],
         };
         assert_eq!(dscp_policy(&config, PeeringKind::Private as u8)[0], 1);
         assert_eq!(dscp_policy(&config, PeeringKind::Microsoft as u8)[0], 2);

@@ -139,7 +139,7 @@ fn process(ctx: &XdpContext, len: u64) -> Option<Verdict> {
         Ok(link) => link,
         Err(reason) => return drop(reason),
     };
-    let out = &config.links[link_slot(out_link_id)];
+    let out = config.links[link_slot(out_link_id)].current();
 
     // --- Policing: the ingress link's rx bucket, then the egress link's tx bucket.
     // The clock is read once, and only if a policer on the path needs it.

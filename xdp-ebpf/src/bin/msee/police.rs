@@ -28,7 +28,7 @@ pub(crate) fn police(
     len: u64,
     clock: &mut u64,
 ) -> bool {
-    let cfg = &config.policers[link_dir_slot(index)];
+    let cfg = config.policers[link_dir_slot(index)].current();
     match spend_held(cfg, local, len) {
         None => true,
         Some(cost) => police_take_chunk(index, cfg, local, cost, clock),
