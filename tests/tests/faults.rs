@@ -2,7 +2,9 @@
 //! started on the ports (or the API socket) of a running one is refused
 //! with a clear error before it changes anything, and the first runs on
 //! undisturbed; a BGP session flapping on the primary costs the flows on
-//! the secondary nothing, and the daemon's memory does not grow with it.
+//! the secondary nothing, and the daemon's memory does not grow with it; a
+//! flood of malformed frames is counted frame by frame while good traffic
+//! goes on.
 use std::{
     process::{Command, Stdio},
     time::{Duration, Instant},
@@ -234,4 +236,125 @@ fn a_flapping_primary_session_costs_the_secondary_nothing() {
         "RSS grew from {rss_before} to {rss_after} bytes over {flaps} flaps"
     );
     eprintln!("{flaps} flaps: RSS {rss_before} -> {rss_after} bytes");
+}
+
+/// Frames the MSEE must drop as malformed: a UDP/IPv4 frame to `dst_mac`
+/// cut inside each of its headers.
+fn truncations(dst_mac: [u8; 6], src_mac: [u8; 6]) -> Vec<Vec<u8>> {
+    let ip = e2e_tests::vlan_frames::ipv4(
+        std::net::Ipv4Addr::new(172, 16, 0, 1),
+        std::net::Ipv4Addr::new(10, 1, 0, 4),
+        e2e_tests::vlan_frames::PROTO_UDP,
+        64,
+        &e2e_tests::vlan_frames::udp(4000, 4001, &[0; 32]),
+    );
+    let whole = e2e_tests::vlan_frames::eth(
+        dst_mac,
+        src_mac,
+        &[],
+        e2e_tests::vlan_frames::ETH_P_IPV4,
+        &ip,
+    );
+    // Inside the IPv4 header (1, 10, 19 bytes of it) and inside UDP's.
+    [15, 24, 33, 38]
+        .iter()
+        .map(|&n| whole[..n].to_vec())
+        .collect()
+}
+
+/// tx and rx drops of `dev` in `ns`, as the kernel counts them.
+fn kernel_drops(ns: &str, dev: &str) -> u64 {
+    let out = lab::ip_ns(ns, &["-s", "-j", "link", "show", "dev", dev]).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let s = &v[0]["stats64"];
+    s["rx"]["dropped"].as_u64().unwrap_or(0) + s["tx"]["dropped"].as_u64().unwrap_or(0)
+}
+
+/// A flood of truncated frames on the primary port, as fast as one
+/// AF_PACKET socket sends them, mixed with good traffic: every bad frame is
+/// counted (as malformed by msee, or as a drop by the veth when its ring
+/// was full), and the good traffic keeps at least 0.9 of what it gets
+/// without the flood.
+#[test]
+fn a_flood_of_malformed_frames_is_counted_and_good_traffic_goes_on() {
+    if !require_root("a_flood_of_malformed_frames_is_counted_and_good_traffic_goes_on") {
+        return;
+    }
+    // No customer router: the customer reaches the VNet by a static route,
+    // the MSEE by the model's VNet route.
+    let lab = BgpLab::up_custom("flood", &e2e_tests::bgp_lab::circuit_toml(), &[], |topo| {
+        lab::ip_ns(
+            &topo.ns_onprem(),
+            &[
+                "route",
+                "add",
+                &format!("{}/{}", topo.vnet, topo.vnet_len),
+                "via",
+                &topo.primary.msee.to_string(),
+                "dev",
+                lab::IF_PRIMARY,
+            ],
+        )
+        .unwrap();
+    });
+    let topo = &lab.topo;
+    let (onprem, msee) = (topo.ns_onprem(), topo.ns_msee());
+    let good = |port: u16| {
+        let flow = Flow {
+            src_ns: onprem.clone(),
+            src_addr: topo.primary.customer.into(),
+            src_dev: Some(lab::IF_PRIMARY.into()),
+            dst_ns: topo.ns_azure(),
+            dst_addr: topo.vnet_host.into(),
+            dst_port: port,
+        };
+        std::thread::spawn(move || send_and_count_at(&flow, 4000, Some(2000)).unwrap())
+    };
+    let without = good(7420).join().unwrap();
+    assert!(without.received > 0, "good traffic alone: {without:?}");
+
+    let malformed = || -> u64 {
+        lab.cli(&["counters"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["port"] == "primary")
+            .unwrap()["drops"]["malformed"]
+            .as_u64()
+            .unwrap()
+    };
+    let drops = || kernel_drops(&onprem, lab::IF_PRIMARY) + kernel_drops(&msee, lab::IF_PRIMARY);
+    let (malformed_before, drops_before) = (malformed(), drops());
+    let bad = truncations(
+        lab::mac_of(&msee, lab::IF_PRIMARY).unwrap(),
+        lab::mac_of(&onprem, lab::IF_PRIMARY).unwrap(),
+    );
+    let flood: Vec<Vec<u8>> = bad.iter().cycle().take(200_000).cloned().collect();
+    let bad_sent = flood.len() as u64;
+    let ifindex = lab::ifindex_of(&onprem, lab::IF_PRIMARY).unwrap();
+    let with = good(7421);
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    e2e_tests::vlan_lab::send_raw(&onprem, ifindex, flood).unwrap();
+    let flood_secs = started.elapsed().as_secs_f64();
+    let with = with.join().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let counted = malformed() - malformed_before;
+    let dropped = drops() - drops_before;
+    let good_lost = with.sent - with.received;
+    eprintln!(
+        "flood: {bad_sent} bad frames in {flood_secs:.2} s; msee counted {counted} malformed, \
+         the veths dropped {dropped}; good traffic {with:?} (alone {without:?})"
+    );
+    assert_eq!(
+        counted + dropped,
+        bad_sent + good_lost,
+        "every bad frame counted: malformed {counted} + kernel drops {dropped}"
+    );
+    assert!(counted > 0);
+    let share = |r: &lab::traffic::FlowResult| r.received as f64 / r.sent as f64;
+    assert!(
+        share(&with) >= 0.9 * share(&without),
+        "good traffic with the flood {with:?}, without {without:?}"
+    );
 }
