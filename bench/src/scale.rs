@@ -503,7 +503,8 @@ fn wait_complete(socket: &Path, t0: u64, expected_received: u64, pid: i32) -> Re
                     sessions: all.len(),
                     prefixes_received: received,
                     fib_routes: fib["routes"].as_u64().unwrap_or(0),
-                    rss_bytes: rss_bytes(pid)?,
+                    rss_bytes: msee_sys::host::rss_bytes(pid)
+                        .with_context(|| format!("the daemon's memory (pid {pid})"))?,
                     cpu_secs: cpu_ns as f64 / 1e9,
                 });
             }
@@ -519,18 +520,6 @@ fn wait_complete(socket: &Path, t0: u64, expected_received: u64, pid: i32) -> Re
 fn monotonic_ns() -> u64 {
     let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).expect("CLOCK_MONOTONIC");
     t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64
-}
-
-/// VmRSS of process `pid`, bytes.
-fn rss_bytes(pid: i32) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .with_context(|| format!("reading /proc/{pid}/status"))?;
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .context("VmRSS in /proc/PID/status")?;
-    Ok(kb * 1024)
 }
 
 // ---- Per packet: N circuits' domains against one.

@@ -71,10 +71,7 @@ fn a_second_daemon_on_the_same_ports_is_refused_and_the_first_runs_on() {
     );
     let ctx = |what: &str| lab.ctx(what, &frr.log());
     let sessions = [SESSION_PRIMARY, SESSION_SECONDARY];
-    wait_for("both IPv4 sessions up", Duration::from_secs(30), || {
-        sessions.iter().all(|s| lab.established(s) == 1)
-    })
-    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
+    lab.wait_both_established(Duration::from_secs(30), || frr.log());
     wait_for(
         "the customer's route on both links",
         Duration::from_secs(15),
@@ -121,13 +118,7 @@ fn a_second_daemon_on_the_same_ports_is_refused_and_the_first_runs_on() {
 
 /// VmRSS of `pid`, bytes.
 fn rss(pid: nix::unistd::Pid) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        .unwrap()
-        * 1024
+    msee_sys::host::rss_bytes(pid.as_raw()).unwrap()
 }
 
 /// The customer shuts and reopens the primary's BGP session every 2 s for
@@ -148,12 +139,7 @@ fn a_flapping_primary_session_costs_the_secondary_nothing() {
         &lab.dir,
     );
     let ctx = |what: &str| lab.ctx(what, &frr.log());
-    wait_for("both IPv4 sessions up", Duration::from_secs(30), || {
-        [SESSION_PRIMARY, SESSION_SECONDARY]
-            .iter()
-            .all(|s| lab.established(s) == 1)
-    })
-    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
+    lab.wait_both_established(Duration::from_secs(30), || frr.log());
     // The primary becomes the backup of the MSEE's way to the customer.
     let p = topo.primary.msee;
     let out = frr.vtysh(&[
