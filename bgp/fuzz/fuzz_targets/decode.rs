@@ -61,10 +61,20 @@ fn round_trip(data: &[u8], opts: DecodeOptions, width: AsWidth) {
         return;
     };
     // Too long once encoded is the only refusal a decoded message may
-    // meet (a 2-octet peer's UPDATE grows by its AS4 attributes).
+    // meet (a 2-octet peer's UPDATE grows by its AS4 attributes, an OPEN
+    // by its capabilities' parameter headers).
     let bytes = match first.encode_with(width) {
         Ok(b) => b,
         Err(bgp::wire::EncodeError::TooLong(_)) => return,
+        // The encoder gives each capability its own optional parameter
+        // (RFC 5492 §4): a peer's OPEN that packed many into one can be
+        // too long to write so (RFC 9072 would be needed). Only our own
+        // OPEN is ever encoded; a peer's is not sent back.
+        Err(bgp::wire::EncodeError::FieldTooLong("optional parameters length"))
+            if matches!(first, Message::Open(_)) =>
+        {
+            return;
+        }
         Err(e) => panic!("decoded message does not encode ({width:?}): {e}\n{first:?}"),
     };
     let second = Message::decode_with(&bytes, opts).unwrap_or_else(|e| {
