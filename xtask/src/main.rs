@@ -22,7 +22,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Install what a fresh machine lacks (Debian packages, nightly rust-src,
-    /// bpf-linker for LLVM 22, bpffs). Idempotent.
+    /// cargo-fuzz, bpf-linker for LLVM 22, bpffs). Idempotent.
     Setup,
     /// Build the eBPF object and every binary.
     Build {
@@ -46,7 +46,8 @@ enum Cmd {
         action: LabAction,
     },
     /// Run every test: formatting and lints first (`lint`), then unit,
-    /// packet fixtures (BPF_PROG_TEST_RUN) and end-to-end labs.
+    /// every fuzz target for a few seconds, packet fixtures
+    /// (BPF_PROG_TEST_RUN) and end-to-end labs.
     Test,
     /// `cargo fmt --check` and `cargo clippy -D warnings` over every crate.
     Lint,
@@ -87,8 +88,9 @@ enum Cmd {
         #[arg(long, value_parser = ["install"])]
         only: Option<String>,
     },
-    /// Fuzz the BGP and BFD codecs and session state machines (cargo-fuzz,
-    /// installed if missing), each target for a bounded time.
+    /// Fuzz the BGP and BFD codecs and session state machines and the
+    /// circuit file parser and az/ARM import (cargo-fuzz), each target for
+    /// a bounded time; `test` runs them briefly.
     Fuzz {
         /// Seconds per target.
         #[arg(long, default_value_t = 60)]
@@ -339,7 +341,7 @@ fn test() -> Result<()> {
     lint()?;
     build(false)?;
     let mut tally = Tally::default();
-    let runs: [&[&str]; 3] = [
+    let unit: [&[&str]; 2] = [
         // Host-side unit tests of the kernel crate's pure helpers.
         &["test", "-p", "xdp-ebpf", "--lib"],
         &[
@@ -350,24 +352,28 @@ fn test() -> Result<()> {
             "--exclude",
             "e2e-tests",
         ],
-        // Fixture and lab tests one at a time: lab tests measure traffic and
-        // must not disturb each other. Every test binary runs even after a
-        // failure, so one run shows every failing test.
-        &[
-            "test",
-            "-p",
-            "e2e-tests",
-            "--no-fail-fast",
-            "--",
-            "--test-threads=1",
-        ],
     ];
-    let mut result = Ok(());
-    for args in runs {
-        result = cargo_test(args, &mut tally);
-        if result.is_err() {
-            break;
-        }
+    // Fixture and lab tests one at a time: lab tests measure traffic and
+    // must not disturb each other. Every test binary runs even after a
+    // failure, so one run shows every failing test.
+    let e2e: &[&str] = &[
+        "test",
+        "-p",
+        "e2e-tests",
+        "--no-fail-fast",
+        "--",
+        "--test-threads=1",
+    ];
+    let mut result = unit
+        .into_iter()
+        .try_for_each(|args| cargo_test(args, &mut tally));
+    if result.is_ok() {
+        // Every fuzz target briefly, after the unit tests: a crash fails
+        // the run with the crashing input's path.
+        result = fuzz::run(fuzz::TEST_SECONDS);
+    }
+    if result.is_ok() {
+        result = cargo_test(e2e, &mut tally);
     }
     println!(
         "xtask test: {} passed, {} failed",

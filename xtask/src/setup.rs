@@ -38,6 +38,7 @@ pub(crate) fn run() -> Result<()> {
     check_kernel()?;
     apt()?;
     nightly()?;
+    cargo_fuzz()?;
     lint_components()?;
     bpf_linker()?;
     bpffs()?;
@@ -126,6 +127,27 @@ fn nightly() -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// cargo-fuzz, pinned: `cargo xtask test` runs every fuzz target for a
+/// few seconds (with the nightly toolchain installed above).
+fn cargo_fuzz() -> Result<()> {
+    let version = crate::fuzz::CARGO_FUZZ_VERSION;
+    let have = Command::new("cargo")
+        .args(["fuzz", "--version"])
+        .output()
+        .map(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains(version))
+        .unwrap_or(false);
+    if have {
+        return Ok(());
+    }
+    say(&format!(
+        "installing cargo-fuzz {version} (about three minutes)"
+    ));
+    run_checked(
+        Command::new("cargo").args(["install", "cargo-fuzz", "--locked", "--version", version]),
+        "cargo install cargo-fuzz",
+    )
 }
 
 /// rustfmt and clippy on the toolchain that builds the host crates: `cargo
