@@ -25,6 +25,7 @@ use std::{
     },
 };
 
+use crate::bpf_sys::bpf;
 use msee_abi::{DoubleBuffered, Link, MAX_LINKS, MseeConfig, PEERING_KINDS, PolicerConfig};
 
 /// A shared, writable mapping of the `CONFIG` map's value.
@@ -159,25 +160,6 @@ const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
 const BPF_MAP_TYPE_ARRAY: u32 = 2;
 const BPF_MAP_TYPE_ARRAY_OF_MAPS: u32 = 12;
 
-fn bpf<A>(cmd: libc::c_long, attr: &mut A) -> std::io::Result<libc::c_long> {
-    // SAFETY: `attr` is a valid prefix of `union bpf_attr` for `cmd` (the
-    // callers' structs above) and lives across the call; any pointers in it
-    // point at live values of the sizes the map was made with.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            cmd,
-            attr as *mut A,
-            size_of::<A>() as libc::c_uint,
-        )
-    };
-    if ret < 0 {
-        Err(std::io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
-}
-
 impl GracePeriod {
     fn new() -> std::io::Result<Self> {
         let create = |map_type, inner_map_fd| {
@@ -189,7 +171,9 @@ impl GracePeriod {
                 inner_map_fd,
                 ..Default::default()
             };
-            let fd = bpf(BPF_MAP_CREATE, &mut attr)?;
+            // SAFETY: `attr` is `bpf_attr`'s prefix for BPF_MAP_CREATE and
+            // holds no pointers.
+            let fd = unsafe { bpf(BPF_MAP_CREATE, &mut attr) }?;
             // SAFETY: BPF_MAP_CREATE returned a new file descriptor, ours alone.
             Ok::<_, std::io::Error>(unsafe { OwnedFd::from_raw_fd(fd as i32) })
         };
@@ -209,7 +193,10 @@ impl GracePeriod {
             value: &raw const value as u64,
             ..Default::default()
         };
-        bpf(BPF_MAP_UPDATE_ELEM, &mut attr).map(drop)
+        // SAFETY: `attr` is `bpf_attr`'s prefix for BPF_MAP_UPDATE_ELEM; its
+        // key and value point at the two u32 locals above, the outer map's
+        // key and value sizes, which outlive the call.
+        unsafe { bpf(BPF_MAP_UPDATE_ELEM, &mut attr) }.map(drop)
     }
 }
 

@@ -1,5 +1,6 @@
 //! Userspace owner of the kernel side: loads the embedded `msee` object,
 //! attaches it to ports, and exposes typed map handles and counters.
+mod bpf_sys;
 mod config_map;
 pub mod msee;
 pub mod vlan;

@@ -1124,18 +1124,9 @@ fn map_batch<K: Pod>(
     // and lives across the call; `keys` and `values` hold `count` entries
     // of the map's key and value sizes and outlive the call; the kernel
     // only reads them, and writes back `attr.count`.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            cmd,
-            &mut attr as *mut BatchAttr,
-            std::mem::size_of::<BatchAttr>() as u32,
-        )
-    };
-    if ret == 0 {
+    let Err(err) = (unsafe { crate::bpf_sys::bpf(cmd, &mut attr) }) else {
         return (keys.len(), Ok(()));
-    }
-    let err = std::io::Error::last_os_error();
+    };
     // The kernel writes back how many entries it applied, unless it failed
     // before looking at any (then `count` still holds our request).
     let applied = if attr.count < count {
