@@ -125,14 +125,14 @@ protocol bgp msee1 {{
 }
 
 /// `bird` in the foreground in the onprem namespace, stopped by PID.
-struct Bird {
+pub(crate) struct Bird {
     process: NsProcess,
     dir: PathBuf,
     ns: String,
 }
 
 impl Bird {
-    fn start(ns: &str, conf: &str, dir: &Path) -> Result<Self> {
+    pub(crate) fn start(ns: &str, conf: &str, dir: &Path) -> Result<Self> {
         let conf_path = dir.join("bird.conf");
         std::fs::write(&conf_path, conf)?;
         let args = [
@@ -152,7 +152,7 @@ impl Bird {
         Ok(bird)
     }
 
-    fn birdc(&self, cmd: &[&str]) -> String {
+    pub(crate) fn birdc(&self, cmd: &[&str]) -> String {
         let out = Command::new("ip")
             .args(["netns", "exec", &self.ns, BIRDC, "-s"])
             .arg(self.dir.join("bird.ctl"))
@@ -181,7 +181,7 @@ impl Bird {
         process_cpu_seconds(self.process.pid().as_raw())
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         ["bird.log", "bird.stderr", "bird.stdout"]
             .iter()
             .map(|f| std::fs::read_to_string(self.dir.join(f)).unwrap_or_default())

@@ -16,7 +16,7 @@ use std::{
 use anyhow::{Context as _, Result, bail, ensure};
 use control::api::{self, Request};
 use dataplane::{LoadOptions, Msee};
-use e2e_tests::{bgp_lab::NsProcess, packet::Tag, vlan_frames};
+use e2e_tests::{packet::Tag, vlan_frames};
 use ipnet::{IpNet, Ipv4Net};
 use lab::{daemon::Daemon, estate};
 use msee_abi::{Attachment, AttachmentKey, GroupMember, Link, LinkRole, PeeringKind, Route};
@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use testkit::median;
 
 use crate::{
-    bird::{BIRD, Nudger},
+    bird::{BIRD, Bird, Nudger},
     fixture::{LO, MSEE_MAC, PROBE_DST, XDP_REDIRECT, route_table},
     report::{Targets, thousands},
 };
@@ -34,8 +34,6 @@ pub const TARGET_MANY_VS_ONE: f64 = 0.95;
 
 /// Runs per BPF_PROG_TEST_RUN call (the frame's TTL allows 254 forwards).
 const REPEAT: u32 = 250;
-
-const BIRDC: &str = "/usr/sbin/birdc";
 
 /// A daemon run's bound: all sessions up and all routes in by then.
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -291,7 +289,6 @@ fn estate_start(args: &ScaleArgs) -> Result<Value> {
     let one = with_bird(&customers_ns, &plan, extra, &dir.join("one"), |run_dir| {
         start_run(
             &lab.state,
-            &plan,
             run_dir,
             Some(&one_name),
             (2 * (extra + 1) + 2) as u64,
@@ -304,7 +301,7 @@ fn estate_start(args: &ScaleArgs) -> Result<Value> {
         one.rss_bytes >> 20
     );
     let all = with_bird(&customers_ns, &plan, extra, &dir.join("all"), |run_dir| {
-        start_run(&lab.state, &plan, run_dir, None, expected_received)
+        start_run(&lab.state, run_dir, None, expected_received)
     })?;
     eprintln!(
         "msee-bench: scale:   all sessions Established {:.2} s, all routes in {:.2} s after start; RSS {} MiB",
@@ -348,45 +345,25 @@ fn with_bird<T>(
     f: impl FnOnce(&Path) -> Result<T>,
 ) -> Result<T> {
     std::fs::create_dir_all(dir)?;
-    let conf_path = dir.join("bird.conf");
-    let ctl = dir.join("bird.ctl");
-    std::fs::write(&conf_path, bird_conf(plan, extra, &dir.join("bird.log")))?;
-    let bird = NsProcess::spawn(
-        ns,
-        BIRD,
-        &[
-            "-c".into(),
-            conf_path.display().to_string(),
-            "-s".into(),
-            ctl.display().to_string(),
-            "-f".into(),
-        ],
-        dir,
-        "bird",
-    );
-    let birdc = |cmd: &[&str]| -> String {
-        std::process::Command::new("ip")
-            .args(["netns", "exec", ns, BIRDC, "-s"])
-            .arg(&ctl)
-            .args(cmd)
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default()
-    };
+    let bird = Bird::start(ns, &bird_conf(plan, extra, &dir.join("bird.log")), dir)?;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !birdc(&["show", "status"]).contains("Daemon is up and running") {
+    while !bird
+        .birdc(&["show", "status"])
+        .contains("Daemon is up and running")
+    {
         ensure!(
             Instant::now() < deadline,
             "BIRD not up in 30 s: {}",
-            std::fs::read_to_string(dir.join("bird.stderr")).unwrap_or_default()
+            bird.log()
         );
         std::thread::sleep(Duration::from_millis(100));
     }
     // BIRD's loop can sit on a scheduled transmit for seconds (see the
     // install benchmark): keep it turning, so BIRD's pace is not measured.
-    let nudger = Nudger::start(&ctl)?;
+    let nudger = Nudger::start(&dir.join("bird.ctl"))?;
     let out = f(dir).with_context(|| {
-        let stuck: Vec<String> = birdc(&["show", "protocols"])
+        let stuck: Vec<String> = bird
+            .birdc(&["show", "protocols"])
             .lines()
             .filter(|l| l.contains(" BGP ") && !l.contains("Established"))
             .take(20)
@@ -404,18 +381,13 @@ fn with_bird<T>(
 /// customers announce is received and written into the dataplane.
 fn start_run(
     state: &estate::State,
-    plan: &estate::EstateLab,
     dir: &Path,
     only: Option<&str>,
     expected_received: u64,
 ) -> Result<StartRun> {
     std::fs::create_dir_all(dir)?;
     let socket = dir.join("api.sock");
-    let mut args: Vec<String> = vec!["--netns".into(), plan.msee_ns.clone(), "--tagged".into()];
-    for c in &state.config {
-        args.extend(["--config".into(), c.display().to_string()]);
-    }
-    args.extend(plan.daemon_port_args());
+    let mut args = estate::msee_args(state);
     args.extend(
         [
             "--api-socket",

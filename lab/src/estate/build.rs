@@ -90,8 +90,7 @@ fn addr_add(ns: &str, addr: IpAddr, len: u8, dev: &str) -> Result<()> {
 
 /// Brings the lab up: refuses if any of its namespaces exists, records
 /// what it makes, and on failure removes it before returning the error.
-/// Without `daemon_bin` the caller starts the daemon (with
-/// [`EstateLab::daemon_port_args`] and `--netns`, `--tagged`).
+/// Without `daemon_bin` the caller starts the daemon (with [`msee_args`]).
 pub fn up(
     lab: &EstateLab,
     config: &[PathBuf],
@@ -215,14 +214,22 @@ fn build(
     Ok(())
 }
 
-/// Starts the lab's `msee-daemon`, waits until it is ready and records it.
-fn start_msee(state: &mut State, bin: &Path) -> Result<()> {
+/// What `msee-daemon` needs to run this lab: its namespace, tagged
+/// peerings, the configuration files and the ports (the caller adds its
+/// API socket and timers).
+pub fn msee_args(state: &State) -> Vec<String> {
     let lab = &state.lab;
     let mut args: Vec<String> = vec!["--netns".into(), lab.msee_ns.clone(), "--tagged".into()];
     for c in &state.config {
         args.extend(["--config".into(), c.display().to_string()]);
     }
     args.extend(lab.daemon_port_args());
+    args
+}
+
+/// Starts the lab's `msee-daemon`, waits until it is ready and records it.
+fn start_msee(state: &mut State, bin: &Path) -> Result<()> {
+    let mut args = msee_args(state);
     args.extend([
         "--api-socket".into(),
         state.api_socket.display().to_string(),
@@ -231,7 +238,7 @@ fn start_msee(state: &mut State, bin: &Path) -> Result<()> {
         "--metrics-listen".into(),
         METRICS_ADDR.into(),
     ]);
-    let pid = start_daemon(bin, &args, &state_dir(&lab.prefix))?;
+    let pid = start_daemon(bin, &args, &state_dir(&state.lab.prefix))?;
     state.processes.push(Started {
         what: "msee-daemon".into(),
         pid,
