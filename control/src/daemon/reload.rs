@@ -73,21 +73,15 @@ impl Daemon {
         // program on a port): then this step is undone and the reload
         // refused, before anything running has been touched. New links
         // never reuse a running link's id (see `IdBook::link`).
-        let old_links: BTreeMap<u32, estate::LinkSpec> =
-            self.plan.links.iter().map(|l| (l.id, l.clone())).collect();
+        let running: BTreeSet<u32> = self.plan.links.iter().map(|l| l.id).collect();
         let mut installed = Vec::new();
         let mut failed = None;
-        for spec in &plan.links {
-            match old_links.get(&spec.id) {
-                Some(old) => debug_assert_eq!(old.side, spec.side, "link id {} reused", spec.id),
-                None => match self.install_link(spec).await {
-                    Ok(()) => installed.push(spec.id),
-                    Err(e) => {
-                        failed = Some(format!("installing link {}: {e:#}", spec.name));
-                        break;
-                    }
-                },
+        for spec in plan.links.iter().filter(|l| !running.contains(&l.id)) {
+            if let Err(e) = self.install_link(spec).await {
+                failed = Some(format!("installing link {}: {e:#}", spec.name));
+                break;
             }
+            installed.push(spec.id);
         }
         if failed.is_none()
             && let Err(e) = self.attach_ports()
@@ -124,7 +118,10 @@ impl Daemon {
             .map(std::string::ToString::to_string)
             .collect();
 
-        // 2. The domains' routes, then the attachments that use them.
+        // 2. The domains' routes, then the attachments that use them (a
+        // link id in both plans is the same link: `IdBook::link`).
+        let old_links: BTreeMap<u32, &estate::LinkSpec> =
+            before.links.iter().map(|l| (l.id, l)).collect();
         let retired = self
             .routing
             .replan(&before, &plan, self.model.as_ref(), &mut self.msee);
