@@ -1209,6 +1209,9 @@ mod tests {
                         .set_link(5, if n.is_multiple_of(2) { b } else { a })
                         .unwrap();
                     n += 1;
+                    // Readers take the writers' lock too, and a lock taken
+                    // again at once can starve them on a loaded machine.
+                    std::thread::sleep(std::time::Duration::from_micros(100));
                 }
                 n
             });
