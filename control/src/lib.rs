@@ -14,4 +14,5 @@ pub mod netlink;
 pub mod preflight;
 pub mod rib;
 pub mod speaker;
+pub mod state_dir;
 pub mod stats;

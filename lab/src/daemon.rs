@@ -84,12 +84,18 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Start with `args` plus log/stats files in `dir`, and wait until it says it is ready.
+    /// Start with `args` plus log/stats files in `dir` (and the state
+    /// directory `dir/state` unless `args` name one), and wait until it
+    /// says it is ready.
     pub fn start(args: &[String], dir: &std::path::Path) -> Result<Self> {
         let stderr_path = dir.join("daemon.log");
         let stats_path = dir.join("stats.json");
-        let mut child = Command::new(workspace_bin("msee-daemon")?)
-            .args(args)
+        let mut command = Command::new(workspace_bin("msee-daemon")?);
+        command.args(args);
+        if !args.iter().any(|a| a == "--state-dir") {
+            command.arg("--state-dir").arg(dir.join("state"));
+        }
+        let mut child = command
             .arg("--stats-file")
             .arg(&stats_path)
             // A bound on its life even if the test is killed before Drop runs.

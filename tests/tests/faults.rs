@@ -98,6 +98,17 @@ fn a_second_daemon_on_the_same_ports_is_refused_and_the_first_runs_on() {
         "{err}"
     );
     assert!(!std::path::Path::new(&other).exists(), "no socket left");
+    // 3. The first one's state directory: refused, naming its process.
+    let mut same_state = with_socket(lab.daemon_args(), &other);
+    same_state.push("--state-dir".into());
+    same_state.push(lab.dir.join("state").display().to_string());
+    let (ok, err) = second_daemon(&same_state);
+    assert!(!ok, "the second daemon ran: {err}");
+    assert!(
+        err.contains("uses the state directory") && err.contains("(pid "),
+        "{err}"
+    );
+    assert!(!std::path::Path::new(&other).exists(), "no socket left");
 
     // The first is untouched: its socket answers, no session went down,
     // and it forwards.

@@ -122,6 +122,10 @@ struct Args {
     /// 127.0.0.1:9477). An address in use stops the start.
     #[arg(long, value_name = "ADDR:PORT")]
     metrics_listen: Option<std::net::SocketAddr>,
+    /// What this instance keeps across its restarts (one daemon at a time
+    /// per directory). Default: /var/lib/msee/NETNS (or /var/lib/msee/host).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -201,6 +205,9 @@ fn real_main(args: Args) -> anyhow::Result<()> {
         }
     }
     let cfg = DaemonConfig {
+        state_dir: args
+            .state_dir
+            .unwrap_or_else(|| control::state_dir::default_for(args.netns.as_deref())),
         metrics_listen: args.metrics_listen,
         model,
         api_socket: args.api_socket,

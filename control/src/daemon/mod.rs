@@ -40,6 +40,7 @@ use crate::{
     health::{LinkHealth, Signal},
     netlink::{self, Interface},
     speaker::Timers,
+    state_dir::StateDir,
 };
 
 impl std::str::FromStr for StaticRoute {
@@ -107,6 +108,8 @@ pub struct DaemonConfig {
     pub tagged: bool,
     /// Serve Prometheus metrics (`/metrics`) here.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// The instance's state directory (`crate::state_dir`).
+    pub state_dir: PathBuf,
 }
 
 /// The circuits to run and how.
@@ -162,6 +165,8 @@ struct Daemon {
     bfd_tx: tokio::sync::mpsc::UnboundedSender<bfd::BfdNotice>,
     /// The operator's view: metrics, az-shaped tables.
     ops: ops::Ops,
+    /// Locked for this daemon while it runs.
+    state: StateDir,
 }
 
 /// Plans what `cfg` describes, without touching anything: the check of
@@ -180,6 +185,7 @@ async fn discover(
 pub async fn run(cfg: DaemonConfig) -> Result<()> {
     // First: another daemon, or an address in use, stops the start before
     // anything is loaded or changed.
+    let state = StateDir::open(&cfg.state_dir)?;
     if let Some(path) = &cfg.api_socket
         && std::os::unix::net::UnixStream::connect(path).is_ok()
     {
@@ -265,6 +271,7 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
         detectors,
         bfd_tx,
         ops,
+        state,
     };
     d.start().await?;
     d.ops_started()?;
@@ -277,6 +284,7 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
         drop(api_tx);
     }
 
+    info!(state_dir = %d.state.root().display(), "state directory locked");
     println!("msee-daemon ready");
     use std::io::Write as _;
     std::io::stdout().flush().ok();
