@@ -21,10 +21,15 @@ use lab::{
 };
 
 /// Runs `msee-daemon ARGS` to its end (bounded: 30 s), returns its exit
-/// success and stderr.
-fn second_daemon(args: &[String]) -> (bool, String) {
-    let mut child = Command::new(lab::daemon::workspace_bin("msee-daemon").unwrap())
-        .args(args)
+/// success and stderr. Its state directory is in `lab_dir` unless `args`
+/// name one.
+fn second_daemon(args: &[String], lab_dir: &std::path::Path) -> (bool, String) {
+    let mut command = Command::new(lab::daemon::workspace_bin("msee-daemon").unwrap());
+    command.args(args);
+    if !args.iter().any(|a| a == "--state-dir") {
+        command.arg("--state-dir").arg(lab_dir.join("second-state"));
+    }
+    let mut child = command
         .args(["--run-for-secs", "20"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -82,7 +87,7 @@ fn a_second_daemon_on_the_same_ports_is_refused_and_the_first_runs_on() {
     assert_eq!(received, 100, "{}", ctx("traffic before"));
 
     // 1. Same API socket: refused on it, before anything else.
-    let (ok, err) = second_daemon(lab.daemon_args());
+    let (ok, err) = second_daemon(lab.daemon_args(), &lab.dir);
     assert!(!ok, "the second daemon ran: {err}");
     assert!(
         err.contains("another msee-daemon answers on") && err.contains("nothing was started"),
@@ -91,7 +96,7 @@ fn a_second_daemon_on_the_same_ports_is_refused_and_the_first_runs_on() {
     // 2. Its own socket, the same ports: refused on the first port that
     // already carries an XDP program.
     let other = lab.dir.join("second.sock").display().to_string();
-    let (ok, err) = second_daemon(&with_socket(lab.daemon_args(), &other));
+    let (ok, err) = second_daemon(&with_socket(lab.daemon_args(), &other), &lab.dir);
     assert!(!ok, "the second daemon ran: {err}");
     assert!(
         err.contains("already has an XDP program attached") && err.contains("nothing was started"),
@@ -102,7 +107,7 @@ fn a_second_daemon_on_the_same_ports_is_refused_and_the_first_runs_on() {
     let mut same_state = with_socket(lab.daemon_args(), &other);
     same_state.push("--state-dir".into());
     same_state.push(lab.dir.join("state").display().to_string());
-    let (ok, err) = second_daemon(&same_state);
+    let (ok, err) = second_daemon(&same_state, &lab.dir);
     assert!(!ok, "the second daemon ran: {err}");
     assert!(
         err.contains("uses the state directory") && err.contains("(pid "),

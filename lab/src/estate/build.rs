@@ -25,6 +25,11 @@ pub fn state_dir(prefix: &str) -> PathBuf {
     PathBuf::from("/run/msee/lab").join(prefix)
 }
 
+/// The lab daemon's state directory (`msee-daemon --state-dir`).
+pub fn daemon_state_dir(prefix: &str) -> PathBuf {
+    state_dir(prefix).join("msee")
+}
+
 /// Where a lab's bpffs pins live (pins must be on bpffs).
 pub fn pin_dir(prefix: &str) -> PathBuf {
     PathBuf::from(BPFFS).join(format!("msee-lab-{prefix}"))
@@ -237,6 +242,8 @@ fn start_msee(state: &mut State, bin: &Path) -> Result<()> {
         "5".into(),
         "--metrics-listen".into(),
         METRICS_ADDR.into(),
+        "--state-dir".into(),
+        daemon_state_dir(&state.lab.prefix).display().to_string(),
     ]);
     let pid = start_daemon(bin, &args, &state_dir(&state.lab.prefix))?;
     state.processes.push(Started {
