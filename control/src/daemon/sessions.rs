@@ -31,6 +31,9 @@ pub(super) struct SessionStatus {
     /// back (and BFD does not hold it).
     pub held_by_carrier: bool,
     pub established: bool,
+    /// The peer's End-of-RIB of the session's family came since it was
+    /// last established: the peer's table is complete again.
+    pub end_of_rib: bool,
     pub since: Option<std::time::Instant>,
     pub last_down: Option<String>,
     /// Prefixes the peer announced (each announcement, accepted or not),
@@ -383,6 +386,7 @@ impl Daemon {
                 let rt = &mut sessions.rt[i];
                 rt.out.reset();
                 rt.status.established = false;
+                rt.status.end_of_rib = false;
                 rt.status.since = Some(std::time::Instant::now());
                 rt.status.last_down = Some(match &reason {
                     DownReason::PrefixLimit(l) => {
@@ -418,6 +422,9 @@ impl Daemon {
             }
             SessionEvent::EndOfRib { afi, safi } => {
                 info!(session = %spec.name, afi, safi, "peer's End-of-RIB received");
+                if (afi, safi) == afi_safi(spec.family) {
+                    sessions.rt[i].status.end_of_rib = true;
+                }
             }
             SessionEvent::Routes(update) => {
                 let outcome = self
