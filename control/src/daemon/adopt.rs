@@ -29,6 +29,7 @@ pub(super) struct Adopted {
     links: BTreeMap<u32, (Link, bool)>,
     /// Stale routes go then at the latest.
     sweep_by: Instant,
+    started: Instant,
 }
 
 impl Adopted {
@@ -107,6 +108,7 @@ pub(super) fn adopt(d: &mut Daemon, sweep_after: Duration) -> Result<Adopted> {
     Ok(Adopted {
         links,
         sweep_by: Instant::now() + sweep_after,
+        started: Instant::now(),
     })
 }
 
@@ -115,14 +117,18 @@ impl Daemon {
     /// restart time is over: the routes nobody announced again go, and a
     /// link held up for a session that did not come back goes down.
     pub(super) async fn reconcile_adopted(&mut self) {
-        let Some(adopted) = &self.adopted else {
+        let Some((started, sweep_by)) = self.adopted.as_ref().map(|a| (a.started, a.sweep_by))
+        else {
             return;
         };
+        if Instant::now() >= started + super::sessions::BFD_FIRST_WAIT {
+            self.release_awaiting_bfd().await;
+        }
         let all_back = self.sessions.as_ref().is_none_or(|s| {
             s.rt.iter()
                 .all(|rt| rt.status.established && rt.status.end_of_rib)
         });
-        if !all_back && Instant::now() < adopted.sweep_by {
+        if !all_back && Instant::now() < sweep_by {
             return;
         }
         self.adopted = None;

@@ -520,8 +520,12 @@ impl Daemon {
                     md5 = s.md5_key.is_some(), max_prefixes = s.max_prefixes, "BGP session configured");
             }
             if !specs.is_empty() {
-                let sessions =
-                    sessions::Sessions::start(specs, self.settings.timers, self.health.clone())?;
+                let sessions = sessions::Sessions::start_holding(
+                    specs,
+                    self.settings.timers,
+                    self.health.clone(),
+                    self.adopted.is_some(),
+                )?;
                 self.sessions = Some(sessions);
                 self.refresh_model_adverts();
                 self.start_bfd_all()?;
