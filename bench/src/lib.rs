@@ -21,6 +21,7 @@
 pub mod bird;
 pub mod destinations;
 pub mod failover;
+pub mod faults;
 pub mod fixture;
 pub mod generators;
 pub mod install_api;

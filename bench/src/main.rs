@@ -7,7 +7,7 @@ use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::{Context as _, Result, bail};
 use bench::{
-    DataplaneArgs, Only, at_least_one, failover, generators, install_api, install_bgp, lab,
+    DataplaneArgs, Only, at_least_one, failover, faults, generators, install_api, install_bgp, lab,
     per_packet,
     report::{self, Failover, Machine},
     scale, spin,
@@ -37,6 +37,14 @@ enum Cmd {
         /// Rehearsals of each scenario per timer set.
         #[arg(long, default_value_t = 5, value_parser = at_least_one())]
         rounds: usize,
+    },
+    /// The daemon restarted and killed under traffic both ways (FRR with
+    /// BFD, graceful restart on and off): lost datagrams and the longest
+    /// gap per scenario; JSON on stdout.
+    Faults {
+        /// Seconds of traffic per scenario.
+        #[arg(long, default_value_t = 20)]
+        secs: u64,
     },
     /// One daemon running 100 circuits on a Direct port pair with one BIRD
     /// as every customer: start to Established and routes in, memory per
@@ -69,6 +77,9 @@ enum Cmd {
         /// What `msee-bench scale` printed.
         #[arg(long, conflicts_with = "only_install")]
         scale: Option<PathBuf>,
+        /// What `msee-bench faults` printed.
+        #[arg(long, conflicts_with = "only_install")]
+        faults: Option<PathBuf>,
         /// Seconds the whole benchmark took to build and run.
         #[arg(long, required_unless_present = "only_install")]
         took_secs: Option<u64>,
@@ -122,6 +133,10 @@ fn run(cli: Cli) -> Result<()> {
             require_root()?;
             print_json(&scale::measure(&args)?)
         }
+        Cmd::Faults { secs } => {
+            require_root()?;
+            print_json(&faults::measure(secs)?)
+        }
         Cmd::Failover { rounds } => {
             require_root()?;
             print_json(&failover::measure(rounds)?)
@@ -139,6 +154,7 @@ fn run(cli: Cli) -> Result<()> {
             failover,
             failover_command,
             scale,
+            faults,
             took_secs,
             only_install,
         } => {
@@ -153,10 +169,12 @@ fn run(cli: Cli) -> Result<()> {
                     command: failover_command.as_deref().unwrap_or_default(),
                 });
                 let scale = scale.as_deref().map(read_json).transpose()?;
+                let faults = faults.as_deref().map(read_json).transpose()?;
                 report::render(
                     &r,
                     failover,
                     scale.as_ref(),
+                    faults.as_ref(),
                     &machine,
                     took_secs.unwrap_or_default(),
                 )?

@@ -68,6 +68,7 @@ pub fn render(
     r: &Value,
     failover: Option<Failover<'_>>,
     scale: Option<&Value>,
+    faults: Option<&Value>,
     m: &Machine,
     took_secs: u64,
 ) -> Result<String> {
@@ -98,6 +99,9 @@ pub fn render(
     install_bgp::targets(&mut t, r)?;
     if let Some(s) = scale {
         scale::targets(&mut t, s)?;
+    }
+    if let Some(f) = faults {
+        crate::faults::targets(&mut t, f)?;
     }
     let missed = t.missed;
     writeln!(w)?;
@@ -137,6 +141,10 @@ pub fn render(
     if let Some(sc) = scale {
         writeln!(w)?;
         scale::render(w, sc)?;
+    }
+    if let Some(f) = faults {
+        writeln!(w)?;
+        crate::faults::render(w, f)?;
     }
     if let Some(f) = failover {
         writeln!(w)?;

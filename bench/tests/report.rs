@@ -37,6 +37,7 @@ fn the_report_renders_as_before() {
             command: "run --release -p bench --bin msee-bench -- failover --rounds 5",
         }),
         None,
+        None,
         &machine(),
         645,
     )
@@ -63,7 +64,7 @@ fn sections_not_measured_say_so() {
     for key in ["lab", "generators", "bgp_install", "cold"] {
         r.as_object_mut().unwrap().remove(key);
     }
-    let text = report::render(&r, None, None, &machine(), 1).unwrap();
+    let text = report::render(&r, None, None, None, &machine(), 1).unwrap();
     assert!(text.contains("## Lab throughput\n\nNot measured on this run (`--lab-rounds 0`)."));
     assert!(text.contains("## Generators\n\nNot measured on this run (`--lab-rounds 0`)."));
     assert!(text.contains("Not measured on this run (`--install-runs 0`)."));
@@ -93,7 +94,7 @@ fn missing_figures_are_named() {
         .as_object_mut()
         .unwrap()
         .remove("median");
-    let e = report::render(&r, None, None, &machine(), 1).unwrap_err();
+    let e = report::render(&r, None, None, None, &machine(), 1).unwrap_err();
     assert_eq!(
         e.to_string(),
         "msee-bench JSON lacks baseline.ns_per_packet.median"
@@ -104,7 +105,7 @@ fn missing_figures_are_named() {
 fn the_scale_figures_have_their_target_and_section() {
     // data/scale.json: what `msee-bench scale` printed on 2026-12-05.
     let (r, sc) = (json("dataplane.json"), json("scale.json"));
-    let text = report::render(&r, None, Some(&sc), &machine(), 1).unwrap();
+    let text = report::render(&r, None, Some(&sc), None, &machine(), 1).unwrap();
     assert!(
         text.contains(
             "| Per packet (BPF_PROG_TEST_RUN), 100 circuits' domains loaded vs 1 | 1.000 | ≥ 0.95 | PASS |"
@@ -125,10 +126,41 @@ fn the_scale_figures_have_their_target_and_section() {
     // Without the estate part (`--per-packet-only`), the per-packet figure alone.
     let mut pp = sc.clone();
     pp.as_object_mut().unwrap().remove("estate");
-    let text = report::render(&r, None, Some(&pp), &machine(), 1).unwrap();
+    let text = report::render(&r, None, Some(&pp), None, &machine(), 1).unwrap();
     assert!(!text.contains("| daemon runs |"));
     assert!(
         text.contains("**166.5 ns vs 167.0 ns** (medians), **1.000** of the one-circuit rate (median of 11 rounds' ratios"),
         "{text}"
     );
+}
+
+/// The restart rows: a table row per scenario, a zero-loss target for
+/// those that have one (missed when anything was lost).
+#[test]
+fn restart_rows_and_their_targets() {
+    let r = json("dataplane.json");
+    let flow = |lost: u64| serde_json::json!({"sent": 20000, "received": 20000 - lost, "lost": lost, "longest_gap_ms": 7.5});
+    let faults = serde_json::json!({"pps": 1000, "secs": 20, "rows": [
+        {"scenario": "restart (SIGTERM), customer with graceful restart", "zero_loss_target": true,
+         "to_customer": flow(0), "from_customer": flow(0)},
+        {"scenario": "crash (SIGKILL) and restart, customer with graceful restart", "zero_loss_target": true,
+         "to_customer": flow(3), "from_customer": flow(0)},
+        {"scenario": "restart (SIGTERM), customer without graceful restart", "zero_loss_target": false,
+         "to_customer": flow(0), "from_customer": flow(1800)},
+    ]});
+    let text = report::render(&r, None, None, Some(&faults), &machine(), 1).unwrap();
+    assert!(
+        text.contains("## Restarts and faults under traffic"),
+        "{text}"
+    );
+    assert!(text.contains(
+        "| restart (SIGTERM), customer with graceful restart: lost, both ways | 0 | 0 | PASS |"
+    ));
+    assert!(text.contains(
+        "| crash (SIGKILL) and restart, customer with graceful restart: lost, both ways | 3 | 0 | FAIL |"
+    ));
+    assert!(!text.contains("without graceful restart: lost, both ways"));
+    assert!(text.contains(
+        "| restart (SIGTERM), customer without graceful restart | 0 of 20000 | 7.5 ms | 1800 of 20000 | 7.5 ms |"
+    ));
 }

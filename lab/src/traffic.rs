@@ -115,6 +115,8 @@ pub fn send_and_count_at(flow: &Flow, count: u64, pps: Option<u32>) -> Result<Fl
     let mut payload = [0u8; 64];
     let started = Instant::now();
     let give_up = started + paced + MAX_WAIT;
+    let mut assumed_lost = 0u64;
+    let mut silent_since: Option<u64> = None;
     for seq in 0..count {
         if Instant::now() > give_up {
             break;
@@ -129,20 +131,41 @@ pub fn send_and_count_at(flow: &Flow, count: u64, pps: Option<u32>) -> Result<Fl
         // the way; later ones wait for room in the window. Either wait ends
         // when the receiver makes no progress for a while: the path may
         // legitimately lose packets.
+        // After a wait that ended without progress, what was in flight is
+        // taken for lost (`assumed_lost`), and the sender keeps its pace
+        // without waiting again until the receiver counts something: an
+        // outage on the way is measured at the offered rate, not at one
+        // datagram per stall.
         let limit = if seq == 0 { 0 } else { WINDOW };
         let mut last = progress.load(std::sync::atomic::Ordering::Relaxed);
-        let mut stalled = Instant::now();
-        while seq.saturating_sub(last) > limit && stalled.elapsed() < STALL {
-            std::thread::sleep(Duration::from_micros(200));
-            let now = progress.load(std::sync::atomic::Ordering::Relaxed);
-            if now != last {
-                (last, stalled) = (now, Instant::now());
+        if silent_since != Some(last) {
+            silent_since = None;
+            let mut stalled = Instant::now();
+            while seq.saturating_sub(last + assumed_lost) > limit && stalled.elapsed() < STALL {
+                std::thread::sleep(Duration::from_micros(200));
+                let now = progress.load(std::sync::atomic::Ordering::Relaxed);
+                if now != last {
+                    (last, stalled) = (now, Instant::now());
+                }
+            }
+            if seq.saturating_sub(last + assumed_lost) > limit {
+                assumed_lost = seq - last;
+                silent_since = Some(last);
             }
         }
         payload[..8].copy_from_slice(&seq.to_be_bytes());
-        if let Err(e) = tx.send_to(&payload, dst) {
-            sender_done.store(true, std::sync::atomic::Ordering::Relaxed);
-            return Err(e).with_context(|| format!("sending to {dst}"));
+        match tx.send_to(&payload, dst) {
+            Ok(_) => {}
+            // No route at the source (a router withdrew it): offered, lost.
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ENETUNREACH | libc::EHOSTUNREACH)
+                ) => {}
+            Err(e) => {
+                sender_done.store(true, std::sync::atomic::Ordering::Relaxed);
+                return Err(e).with_context(|| format!("sending to {dst}"));
+            }
         }
         sent += 1;
     }

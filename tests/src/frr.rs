@@ -121,6 +121,19 @@ impl Frr {
     /// neighbours may use `bfd`): the customer router of a failover lab.
     /// `dir` must be writable by the daemons' user (they drop to `frr`).
     pub fn start_with_bfd(ns: &str, bgpd_conf: &str, bfdd_conf: &str, dir: &Path) -> Self {
+        Self::start_router(ns, bgpd_conf, bfdd_conf, dir, false)
+    }
+
+    /// [`Frr::start_with_bfd`], with `install`: bgpd installs its best
+    /// routes into the namespace's kernel (through zebra), so that the
+    /// customer's own traffic follows what BGP told it.
+    pub fn start_router(
+        ns: &str,
+        bgpd_conf: &str,
+        bfdd_conf: &str,
+        dir: &Path,
+        install: bool,
+    ) -> Self {
         use std::os::unix::fs::PermissionsExt as _;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
         let mut frr = Self {
@@ -151,7 +164,11 @@ impl Frr {
             bfdd_conf,
             &["-z", &zserv, "--bfdctl", &bfdctl],
         );
-        frr.spawn(ns, "bgpd", BGPD, bgpd_conf, &["-z", &zserv, "-S", "-n"]);
+        let mut args = vec!["-z", &zserv, "-S"];
+        if !install {
+            args.push("-n");
+        }
+        frr.spawn(ns, "bgpd", BGPD, bgpd_conf, &args);
         frr
     }
 

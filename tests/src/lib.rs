@@ -2,9 +2,11 @@
 //! checksum verifiers, and a guard that skips root-only tests with a reason.
 pub mod bfd_lab;
 pub mod bgp_lab;
+pub mod bird;
 pub mod engine_topo;
 pub mod estate;
 pub mod failover_lab;
+pub mod faults;
 pub mod frr;
 pub mod lab_dataplane;
 pub mod packet;

@@ -31,7 +31,7 @@ pub enum Stop {
 #[derive(Clone, Copy, Debug)]
 pub struct Customer {
     /// `bgp graceful-restart` (with forwarding state preserved); otherwise
-    /// `bgp graceful-restart disable` (FRR is a helper by default).
+    /// `bgp graceful-restart-disable` (FRR is a helper by default).
     pub graceful_restart: bool,
     /// BFD on both IPv4 sessions, 300 ms x 3, with `bfd
     /// check-control-plane-failure` (RFC 5882 §4.3.1).
@@ -88,24 +88,30 @@ impl RestartLab {
         let graceful = if customer.graceful_restart {
             " bgp graceful-restart\n bgp graceful-restart preserve-fw-state\n"
         } else {
-            " bgp graceful-restart disable\n"
+            " bgp graceful-restart-disable\n"
         };
         let frr = if customer.bfd {
             let dir = lab.dir.join("frr");
             std::fs::create_dir_all(&dir).unwrap();
+            // After the neighbours' own lines (FRR refuses it before).
+            let last = format!(" neighbor {} bfd profile lab\n", topo.secondary.msee);
             let check = format!(
                 " neighbor {} bfd check-control-plane-failure\n neighbor {} bfd check-control-plane-failure\n",
                 topo.primary.msee, topo.secondary.msee
             );
-            let conf = customer_conf_bfd(&topo, &dir.join("bgpd.log")).replace(
-                " timers bgp 3 10\n",
-                &format!(" timers bgp 3 10\n{graceful}{check}"),
-            );
-            Frr::start_with_bfd(
+            let conf = customer_conf_bfd(&topo, &dir.join("bgpd.log"))
+                .replace(
+                    " timers bgp 3 10\n",
+                    &format!(" timers bgp 3 10\n{graceful}"),
+                )
+                .replace(&last, &format!("{last}{check}"));
+            assert!(conf.contains(&check), "{conf}");
+            Frr::start_router(
                 &topo.ns_onprem(),
                 &conf,
                 &bfdd_conf(&dir.join("bfdd.log"), 300, 3),
                 &dir,
+                true,
             )
         } else {
             let conf = customer_conf(&topo, &lab.dir.join("bgpd.log")).replace(
@@ -115,14 +121,48 @@ impl RestartLab {
             Frr::start(&topo.ns_onprem(), &conf, &lab.dir)
         };
         let me = Self { frr, lab, customer };
+        assert!(
+            !me.frr.log().contains("Config Failed"),
+            "FRR refused part of its configuration:\n{}",
+            me.frr.log()
+        );
         me.lab
             .wait_both_established(Duration::from_secs(30), || me.frr.log());
         me.lab
             .check_installed_and_forwarding(false, || me.frr.log());
         if customer.bfd {
             me.wait_bfd_up();
+            me.customer_routes_by_bgp_only();
         }
         me
+    }
+
+    /// With zebra installing BGP's routes (the BFD rig), the customer reaches the VNet by
+    /// the routes its BGP learned from the MSEE only: the lab's static
+    /// routes to it go, so that what the customer's router does with the
+    /// MSEE's routes during a restart (keep them, with graceful restart,
+    /// or drop them) is what its traffic to Azure sees.
+    fn customer_routes_by_bgp_only(&self) {
+        let ns = self.lab.topo.ns_onprem();
+        let vnet = format!("{}/{}", self.lab.topo.vnet, self.lab.topo.vnet_len);
+        let bgp_route = || {
+            std::process::Command::new("ip")
+                .args(["-n", &ns, "route", "show", &vnet, "proto", "bgp"])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+                .unwrap_or_default()
+        };
+        // First: zebra prefers the kernel's own routes (distance 0) to
+        // eBGP's, and installs BGP's only once they are gone.
+        for metric in ["100", "200"] {
+            lab::ip_ns(&ns, &["route", "del", &vnet, "metric", metric]).unwrap();
+        }
+        wait_for(
+            "the VNet's route from BGP in the customer's kernel",
+            Duration::from_secs(30),
+            || !bgp_route().is_empty(),
+        )
+        .unwrap_or_else(|e| panic!("{}", self.ctx(&e)));
     }
 
     pub fn ctx(&self, what: &str) -> String {

@@ -9,194 +9,16 @@
 //! twenty starts of both sides: every session comes up once, with no
 //! NOTIFICATION (issue 19). Route churn of 10,000 routes every second
 //! costs the stable prefixes' traffic nothing (issue 21).
-use std::{
-    net::Ipv4Addr,
-    path::{Path, PathBuf},
-    process::Command,
-    time::Duration,
-};
+use std::{path::Path, time::Duration};
 
 use e2e_tests::{
     bgp_lab::{
-        BgpLab, CUSTOMER_AS, CUSTOMER_NET, CUSTOMER_NET6, KEY, NsProcess, RestartableRouter,
-        SESSION_PRIMARY, SESSION_SECONDARY, VNET6, customer_nets, read_logs, repeated_starts,
-        wait_for,
+        BgpLab, CUSTOMER_NET, CUSTOMER_NET6, KEY, SESSION_PRIMARY, SESSION_SECONDARY, VNET6,
+        customer_nets, repeated_starts, wait_for,
     },
+    bird::{BIRD, Bird, bird_conf, wait_link_local},
     require_root,
 };
-use lab::{
-    IF_PRIMARY, IF_SECONDARY, Topology,
-    traffic::{Flow, send_and_count_at},
-};
-
-const BIRD: &str = "/usr/sbin/bird";
-const BIRDC: &str = "/usr/sbin/birdc";
-
-/// BIRD's configuration: the static routes it exports (IPv4 and IPv6
-/// prefixes, each exported on the sessions of its family), the secondary
-/// IPv4 session's MD5 key, and whether it prepends 65010 twice towards the
-/// secondary over IPv4.
-fn bird_conf(
-    topo: &Topology,
-    log: &Path,
-    nets: &[String],
-    secondary_key: &str,
-    prepend_secondary: bool,
-) -> String {
-    let routes = |v6: bool| -> String {
-        nets.iter()
-            .filter(|n| n.contains(':') == v6)
-            .map(|n| format!("  route {n} blackhole;\n"))
-            .collect()
-    };
-    let session = |name: &str, addr: std::net::IpAddr, key: &str, prepend: bool| {
-        let (channel, statics) = if addr.is_ipv6() {
-            ("ipv6", "cust_nets6")
-        } else {
-            ("ipv4", "cust_nets")
-        };
-        let export = if prepend {
-            format!(
-                "filter {{ if proto != \"{statics}\" then reject; \
-                 bgp_path.prepend({CUSTOMER_AS}); bgp_path.prepend({CUSTOMER_AS}); accept; }}"
-            )
-        } else {
-            format!("where proto = \"{statics}\"")
-        };
-        format!(
-            "protocol bgp {name} {{
-  local as {CUSTOMER_AS};
-  neighbor {addr} as 12076;
-  password \"{key}\";
-  hold time 10;
-  keepalive time 3;
-  connect delay time 1;
-  connect retry time 2;
-  error wait time 1, 2;
-  {channel} {{ import all; export {export}; }};
-}}
-"
-        )
-    };
-    format!(
-        "log \"{log}\" all;
-router id {rid};
-protocol device {{ scan time 10; }}
-protocol static cust_nets {{
-  ipv4;
-{routes4}}}
-protocol static cust_nets6 {{
-  ipv6;
-{routes6}}}
-{p}{s}{p6}{s6}",
-        log = log.display(),
-        rid = topo.primary.customer,
-        routes4 = routes(false),
-        routes6 = routes(true),
-        p = session("msee1", topo.primary.msee.into(), KEY, false),
-        s = session(
-            "msee2",
-            topo.secondary.msee.into(),
-            secondary_key,
-            prepend_secondary
-        ),
-        p6 = session("msee1v6", topo.primary6.msee.into(), KEY, false),
-        s6 = session("msee2v6", topo.secondary6.msee.into(), KEY, false),
-    )
-}
-
-/// `bird` in the foreground, stopped by PID when dropped.
-struct Bird {
-    _process: NsProcess,
-    dir: PathBuf,
-    ns: String,
-}
-
-impl Bird {
-    fn start(ns: &str, conf: &str, dir: &Path) -> Self {
-        let conf_path = dir.join("bird.conf");
-        std::fs::write(&conf_path, conf).unwrap();
-        let args = [
-            "-c".into(),
-            conf_path.display().to_string(),
-            "-s".into(),
-            dir.join("bird.ctl").display().to_string(),
-            "-P".into(),
-            dir.join("bird.pid").display().to_string(),
-            "-f".into(),
-        ];
-        let bird = Self {
-            _process: NsProcess::spawn(ns, BIRD, &args, dir, "bird"),
-            dir: dir.to_owned(),
-            ns: ns.to_owned(),
-        };
-        wait_for("BIRD's control socket", Duration::from_secs(10), || {
-            bird.birdc(&["show", "status"]).contains("Daemon is up")
-        })
-        .unwrap_or_else(|e| panic!("{e}\n{}", bird.log()));
-        bird
-    }
-
-    fn birdc(&self, cmd: &[&str]) -> String {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.ns, BIRDC, "-s"])
-            .arg(self.dir.join("bird.ctl"))
-            .args(cmd)
-            .output()
-            .expect("running birdc");
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
-    }
-
-    /// Replace the configuration and apply it.
-    fn reconfigure(&self, conf: &str) {
-        let conf_path = self.dir.join("bird.conf");
-        std::fs::write(&conf_path, conf).unwrap();
-        let out = self.birdc(&["configure", &format!("\"{}\"", conf_path.display())]);
-        assert!(
-            out.contains("Reconfigured") || out.contains("Reconfiguration in progress"),
-            "birdc configure: {out}"
-        );
-    }
-
-    /// BIRD's line for protocol `name` in `show protocols` (state, info).
-    fn protocol(&self, name: &str) -> String {
-        let out = self.birdc(&["show", "protocols", name]);
-        out.lines()
-            .find(|l| l.starts_with(name))
-            .unwrap_or("unknown")
-            .to_owned()
-    }
-
-    fn established(&self, name: &str) -> bool {
-        self.protocol(name).trim_end().ends_with("Established")
-    }
-
-    fn log(&self) -> String {
-        read_logs(&self.dir, &["bird.log", "bird.stderr", "bird.stdout"])
-    }
-}
-
-/// BIRD takes the link-local address of a neighbour's interface for the
-/// IPv6 next hop (global and link-local, RFC 2545) when the session starts;
-/// like a router whose interfaces are up, wait until duplicate address
-/// detection is done with them.
-fn wait_link_local(topo: &Topology) {
-    wait_for(
-        "on-prem link-local addresses",
-        Duration::from_secs(10),
-        || {
-            [IF_PRIMARY, IF_SECONDARY].iter().all(|dev| {
-                let out = Command::new("ip")
-                    .args(["-n", &topo.ns_onprem(), "-6", "addr", "show", "dev", dev])
-                    .args(["scope", "link", "-tentative"])
-                    .output()
-                    .unwrap();
-                String::from_utf8_lossy(&out.stdout).contains("inet6 fe80:")
-            })
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-}
 
 #[test]
 fn bird_customer_router_over_both_links() {
@@ -373,38 +195,6 @@ fn bird_customer_router_over_both_links() {
     });
 }
 
-/// The four BGP protocols of `bird_conf`.
-const BIRD_SESSIONS: [&str; 4] = ["msee1", "msee2", "msee1v6", "msee2v6"];
-
-impl RestartableRouter for Bird {
-    fn all_established(&self) -> bool {
-        BIRD_SESSIONS.iter().all(|p| self.established(p))
-    }
-
-    /// BIRD logs every NOTIFICATION it sends ("Error: ...") or receives
-    /// ("Received: ..."), and `show protocols all` keeps the last error.
-    fn no_notification(&self) -> Result<(), String> {
-        if let Some(l) = self
-            .log()
-            .lines()
-            .find(|l| l.contains("Received:") || l.contains("Error:"))
-        {
-            return Err(format!("BIRD logged {l}"));
-        }
-        for p in BIRD_SESSIONS {
-            let all = self.birdc(&["show", "protocols", "all", p]);
-            if let Some(l) = all.lines().find(|l| l.contains("Last error")) {
-                return Err(format!("BIRD {p}: {l}"));
-            }
-        }
-        Ok(())
-    }
-
-    fn log(&self) -> String {
-        Bird::log(self)
-    }
-}
-
 /// Issue 19: BIRD and the MSEE both active (BIRD connects out after 1 s
 /// and retries every 2 s, the daemon too), both restarted twenty times:
 /// every IPv4 and IPv6 session comes up once per start, and no
@@ -437,102 +227,21 @@ fn route_churn_costs_the_stable_prefixes_nothing() {
     if !require_root("route_churn_costs_the_stable_prefixes_nothing") {
         return;
     }
-    let stable: Vec<String> = (0..100).map(|i| format!("172.20.{i}.0/24")).collect();
-    let churn: Vec<String> = (0..9_900u32)
-        .map(|i| format!("10.{}.{}.0/24", 128 + i / 256, i % 256))
-        .chain((0..100).map(|i| format!("172.20.{i}.128/25")))
-        .collect();
-    // Ten probed hosts across the stable prefixes, half under a churning /25.
-    let hosts: Vec<Ipv4Addr> = (0..10u8)
-        .map(|k| Ipv4Addr::new(172, 20, k * 11, if k % 2 == 0 { 1 } else { 129 }))
-        .collect();
-    let lab = BgpLab::up_custom(
-        "churn",
-        &e2e_tests::bgp_lab::circuit_toml(),
-        &["--max-prefixes", "20000"],
-        |topo| {
-            for h in &hosts {
-                lab::ip_ns(
-                    &topo.ns_onprem(),
-                    &["addr", "add", &format!("{h}/32"), "dev", "lo"],
-                )
-                .unwrap();
-            }
-        },
-    );
-    let topo = &lab.topo;
-    let mut nets = vec![CUSTOMER_NET.to_owned()];
-    nets.extend(stable.iter().cloned());
-    let mut conf = bird_conf(topo, &lab.dir.join("bird.log"), &nets, KEY, false).replace(
-        "where proto = \"cust_nets\"",
-        "where proto = \"cust_nets\" || proto = \"churn\"",
-    );
-    conf += "protocol static churn {\n  ipv4;\n";
-    for c in &churn {
-        conf += &format!("  route {c} blackhole;\n");
-    }
-    conf += "}\n";
-    let bird = Bird::start(&topo.ns_onprem(), &conf, &lab.dir);
-    let ctx = |what: &str| lab.ctx(what, &bird.log());
-    let socket = lab.socket.clone();
-    let fib = move || -> serde_json::Value {
-        control::api::query(
-            &socket,
-            &control::api::Request::Fib { lookup: vec![] },
-            Duration::from_secs(10),
-        )
-        .unwrap()
-    };
-    let all = (1 + stable.len() + churn.len()) as u64;
-    wait_for("every route on both links", Duration::from_secs(60), || {
-        [SESSION_PRIMARY, SESSION_SECONDARY]
-            .iter()
-            .all(|s| lab.established(s) >= 1)
-            && fib()["record"]["prefixes_announced"].as_u64().unwrap_or(0) >= 2 * all
-    })
-    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
-    let withdrawn_before = fib()["record"]["prefixes_withdrawn"].as_u64().unwrap_or(0);
-
-    // 32 s of traffic to each probed host, 500 pps each.
-    let flows: Vec<_> = hosts
-        .iter()
-        .enumerate()
-        .map(|(k, h)| {
-            let flow = Flow {
-                src_ns: topo.ns_azure(),
-                src_addr: topo.vnet_host.into(),
-                src_dev: None,
-                dst_ns: topo.ns_onprem(),
-                dst_addr: (*h).into(),
-                dst_port: 7500 + k as u16,
-            };
-            std::thread::spawn(move || send_and_count_at(&flow, 16_000, Some(500)).unwrap())
-        })
-        .collect();
-    std::thread::sleep(Duration::from_secs(1));
-    for _ in 0..30 {
-        for cmd in ["disable", "enable"] {
-            let out = bird.birdc(&[cmd, "churn"]);
-            assert!(out.contains(&format!("{cmd}d")), "birdc {cmd} churn: {out}");
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    }
-    for (f, h) in flows.into_iter().zip(&hosts) {
-        let got = f.join().unwrap();
-        assert_eq!(
-            got.received,
-            got.sent,
-            "{}",
-            ctx(&format!("to {h}: {got:?}"))
-        );
+    let run = e2e_tests::faults::route_churn(30);
+    for (h, got) in &run.flows {
+        assert_eq!(got.received, got.sent, "to {h}: {got:?}");
     }
     // The churn reached the dataplane: both sessions withdrew the 10,000
     // many times over.
-    let withdrawn = fib()["record"]["prefixes_withdrawn"].as_u64().unwrap_or(0) - withdrawn_before;
     assert!(
-        withdrawn >= 20 * 2 * churn.len() as u64,
-        "{withdrawn} prefixes withdrawn in 30 churns of {}",
-        churn.len()
+        run.withdrawn >= 20 * 2 * run.churned as u64,
+        "{} prefixes withdrawn in {} churns of {}",
+        run.withdrawn,
+        run.rounds,
+        run.churned
     );
-    eprintln!("churn: {withdrawn} prefixes withdrawn while 10 stable hosts lost nothing");
+    eprintln!(
+        "churn: {} prefixes withdrawn while 10 stable hosts lost nothing",
+        run.withdrawn
+    );
 }

@@ -11,14 +11,11 @@ use std::{
 };
 
 use e2e_tests::{
-    bgp_lab::{BgpLab, CUSTOMER_HOST, CUSTOMER_NET, SESSION_PRIMARY, SESSION_SECONDARY, wait_for},
+    bgp_lab::{BgpLab, CUSTOMER_NET, SESSION_PRIMARY, SESSION_SECONDARY, wait_for},
     frr::{BGPD, Frr, customer_conf},
     require_root,
 };
-use lab::{
-    IF_SECONDARY,
-    traffic::{Flow, send_and_count_at},
-};
+use lab::traffic::{Flow, send_and_count_at};
 
 /// Runs `msee-daemon ARGS` to its end (bounded: 30 s), returns its exit
 /// success and stderr. Its state directory is in `lab_dir` unless `args`
@@ -132,11 +129,6 @@ fn a_second_daemon_on_the_same_ports_is_refused_and_the_first_runs_on() {
     assert_eq!(lab.send(7401, 100), 100, "{}", ctx("traffic after"));
 }
 
-/// VmRSS of `pid`, bytes.
-fn rss(pid: nix::unistd::Pid) -> u64 {
-    msee_sys::host::rss_bytes(pid.as_raw()).unwrap()
-}
-
 /// The customer shuts and reopens the primary's BGP session every 2 s for
 /// 30 s (so it flaps as often as the daemon takes it back), the MSEE's way
 /// to the customer preferring the secondary (the customer prepends its
@@ -147,97 +139,26 @@ fn a_flapping_primary_session_costs_the_secondary_nothing() {
     if !require_root("a_flapping_primary_session_costs_the_secondary_nothing") {
         return;
     }
-    let lab = BgpLab::up("flap");
-    let topo = &lab.topo;
-    let frr = Frr::start(
-        &topo.ns_onprem(),
-        &customer_conf(topo, &lab.dir.join("bgpd.log")),
-        &lab.dir,
-    );
-    let ctx = |what: &str| lab.ctx(what, &frr.log());
-    lab.wait_both_established(Duration::from_secs(30), || frr.log());
-    // The primary becomes the backup of the MSEE's way to the customer.
-    let p = topo.primary.msee;
-    let out = frr.vtysh(&[
-        "configure terminal",
-        "route-map PREPEND permit 10",
-        "set as-path prepend 65010 65010",
-        "exit",
-        "router bgp 65010",
-        "address-family ipv4 unicast",
-        &format!("neighbor {p} route-map PREPEND out"),
-        "end",
-        &format!("clear bgp ipv4 unicast {p} soft out"),
-    ]);
-    assert!(!out.contains("% "), "prepend config: {out}");
-    wait_for("the secondary preferred", Duration::from_secs(15), || {
-        lab.next_hops(CUSTOMER_NET) == vec![("primary".into(), 3), ("secondary".into(), 1)]
-    })
-    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
-    let rss_before = rss(lab.daemon.pid());
-
-    // 32 s of traffic each way on the secondary, 1,000 pps.
-    let flows: Vec<_> = [
-        Flow {
-            src_ns: topo.ns_azure(),
-            src_addr: topo.vnet_host.into(),
-            src_dev: None,
-            dst_ns: topo.ns_onprem(),
-            dst_addr: CUSTOMER_HOST.into(),
-            dst_port: 7410,
-        },
-        Flow {
-            src_ns: topo.ns_onprem(),
-            src_addr: CUSTOMER_HOST.into(),
-            src_dev: Some(IF_SECONDARY.into()),
-            dst_ns: topo.ns_azure(),
-            dst_addr: topo.vnet_host.into(),
-            dst_port: 7411,
-        },
-    ]
-    .into_iter()
-    .map(|f| std::thread::spawn(move || send_and_count_at(&f, 32_000, Some(1000)).unwrap()))
-    .collect();
-    std::thread::sleep(Duration::from_secs(1));
-    for _ in 0..15 {
-        for cmd in ["neighbor {p} shutdown", "no neighbor {p} shutdown"] {
-            let out = frr.vtysh(&[
-                "configure terminal",
-                "router bgp 65010",
-                &cmd.replace("{p}", &p.to_string()),
-                "end",
-            ]);
-            assert!(!out.contains("% "), "{cmd}: {out}");
-            std::thread::sleep(Duration::from_secs(1));
-        }
-    }
-    for (f, what) in flows
-        .into_iter()
+    let run = e2e_tests::faults::flapping(15);
+    for (got, what) in run
+        .flows
+        .iter()
         .zip(["to the customer", "from the customer"])
     {
-        let got = f.join().unwrap();
-        assert_eq!(
-            got.received,
-            got.sent,
-            "{}",
-            ctx(&format!("{what}, on the secondary: {got:?}"))
-        );
+        assert_eq!(got.received, got.sent, "{what}, on the secondary: {run:?}");
     }
     // As often as the daemon's IdleHold backoff (doubling after each
     // reset) lets the session come back within the 2 s cycles.
-    let flaps = lab.count("session down", SESSION_PRIMARY);
-    assert!(flaps >= 3, "the primary went down {flaps} times");
-    assert_eq!(lab.count("session down", SESSION_SECONDARY), 0);
-    wait_for("the primary back", Duration::from_secs(30), || {
-        lab.established(SESSION_PRIMARY) > flaps
-    })
-    .unwrap_or_else(|e| panic!("{}", ctx(&e)));
-    let rss_after = rss(lab.daemon.pid());
+    assert!(run.primary_downs >= 3, "{run:?}");
+    assert_eq!(run.secondary_downs, 0, "{run:?}");
     assert!(
-        rss_after as f64 <= rss_before as f64 * 1.1,
-        "RSS grew from {rss_before} to {rss_after} bytes over {flaps} flaps"
+        run.rss_after as f64 <= run.rss_before as f64 * 1.1,
+        "RSS grew over the flaps: {run:?}"
     );
-    eprintln!("{flaps} flaps: RSS {rss_before} -> {rss_after} bytes");
+    eprintln!(
+        "{} flaps: RSS {} -> {} bytes",
+        run.primary_downs, run.rss_before, run.rss_after
+    );
 }
 
 /// Frames the MSEE must drop as malformed: a UDP/IPv4 frame to `dst_mac`

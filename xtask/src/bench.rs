@@ -23,6 +23,8 @@ pub(crate) struct Options {
     pub failover_rounds: u32,
     /// Circuits of the scale benchmark (0: none).
     pub scale_circuits: u32,
+    /// Seconds of traffic per restart and fault scenario (0: none).
+    pub fault_secs: u32,
 }
 
 /// `cargo ARGS`, failing with the command line if it fails.
@@ -83,10 +85,11 @@ pub(crate) fn run(o: &Options) -> Result<()> {
     let started = std::time::Instant::now();
     let dir = workspace_root().join("target").join("bench");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let (dataplane_json, failover_json, scale_json) = (
+    let (dataplane_json, failover_json, scale_json, faults_json) = (
         dir.join("dataplane.json"),
         dir.join("failover.json"),
         dir.join("scale.json"),
+        dir.join("faults.json"),
     );
     // The install from a BGP peer runs msee-daemon, which msee-bench finds
     // next to itself.
@@ -130,12 +133,16 @@ pub(crate) fn run(o: &Options) -> Result<()> {
     }
     // Measured after the dataplane figures, on the same machine. The labs
     // start msee-daemon and msee-cli from next to the benchmark.
-    if o.scale_circuits > 0 || o.failover_rounds > 0 {
+    if o.scale_circuits > 0 || o.failover_rounds > 0 || o.fault_secs > 0 {
         crate::cargo(&["build", "--release", "--bins"])?;
     }
     let scale_circuits = o.scale_circuits.to_string();
     if o.scale_circuits > 0 {
         measure(&["scale", "--circuits", &scale_circuits], &scale_json)?;
+    }
+    let fault_secs = o.fault_secs.to_string();
+    if o.fault_secs > 0 {
+        measure(&["faults", "--secs", &fault_secs], &faults_json)?;
     }
     let failover_rounds = o.failover_rounds.to_string();
     let failover_args = ["failover", "--rounds", &failover_rounds];
@@ -152,6 +159,10 @@ pub(crate) fn run(o: &Options) -> Result<()> {
     let scale = scale_json.to_str().context("a UTF-8 target path")?;
     if o.scale_circuits > 0 {
         report.extend(["--scale", scale]);
+    }
+    let faults = faults_json.to_str().context("a UTF-8 target path")?;
+    if o.fault_secs > 0 {
+        report.extend(["--faults", faults]);
     }
     if o.failover_rounds > 0 {
         report.extend([

@@ -76,6 +76,10 @@ enum Cmd {
         /// pair, one BIRD as every customer); 0 skips it.
         #[arg(long, default_value_t = 100)]
         scale_circuits: u32,
+        /// Seconds of traffic per restart and fault scenario (three
+        /// scenarios, each with its lab); 0 skips them.
+        #[arg(long, default_value_t = 20)]
+        fault_secs: u32,
         /// Runs per table size of the install from a BGP peer (BIRD);
         /// 0 skips it.
         #[arg(long, default_value_t = 3)]
@@ -243,6 +247,7 @@ fn run(cli: Cli) -> Result<()> {
             lab_rounds,
             failover_rounds,
             scale_circuits,
+            fault_secs,
             install_runs,
             install_prefixes,
             only,
@@ -257,6 +262,7 @@ fn run(cli: Cli) -> Result<()> {
                 only_install: only.is_some(),
                 failover_rounds,
                 scale_circuits,
+                fault_secs,
             })
         }
         Cmd::Fuzz { seconds } => {
