@@ -520,6 +520,7 @@ fuzz_target!(|data: &[u8]| {
                 h.timers.remove(&t);
                 h.handle(Event::TimerExpired(t));
             }
+            27 => h.handle(Event::ManualStartPassive),
             _ => {}
         }
     }

@@ -194,6 +194,11 @@ pub enum Conn {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     ManualStart,
+    /// ManualStart with passive TCP establishment (RFC 4271 §8.1.2, event
+    /// 4): wait (Active) for the peer's connection, and open one only when
+    /// ConnectRetry expires. For a start both sides make at the same moment
+    /// (both see BFD come up), where two crossing connections would race.
+    ManualStartPassive,
     ManualStop,
     /// Our connect succeeded (`Outgoing`) or the peer's connection was
     /// accepted (`Incoming`). Hand one in only if
@@ -530,10 +535,19 @@ impl Session {
                 self.backoff.reset();
                 self.start(out);
             }
+            (Idle, Event::ManualStartPassive) => {
+                self.auto_restart = true;
+                self.backoff.reset();
+                self.state = Active;
+                out.push(Action::ArmTimer(
+                    Timer::ConnectRetry,
+                    self.config.connect_retry,
+                ));
+            }
             (Idle, Event::TimerExpired(Timer::IdleHold)) if self.auto_restart => self.start(out),
             (Idle, _) => {}
 
-            (_, Event::ManualStart) => {}
+            (_, Event::ManualStart | Event::ManualStartPassive) => {}
 
             (Connect, Event::TimerExpired(Timer::ConnectRetry)) => {
                 out.push(Action::Close(Conn::Outgoing));

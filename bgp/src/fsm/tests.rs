@@ -145,6 +145,30 @@ fn active_start_connects_and_arms_connect_retry() {
     assert!(ses.accepts_connection(Conn::Incoming));
 }
 
+/// RFC 4271 event 4: the session waits for the peer's connection, and
+/// opens its own only when ConnectRetry expires.
+#[test]
+fn a_passive_start_waits_for_the_peer_then_connects_on_connect_retry() {
+    let now = Instant::now();
+    let mut ses = Session::new(cfg());
+    let a = ses.handle(Event::ManualStartPassive, now);
+    assert_eq!(a, vec![Action::ArmTimer(Timer::ConnectRetry, s(30))]);
+    assert_eq!(ses.state(), State::Active);
+    assert!(ses.accepts_connection(Conn::Incoming));
+    let a = ses.handle(Event::TimerExpired(Timer::ConnectRetry), now);
+    assert_eq!(
+        a,
+        vec![
+            Action::Connect,
+            Action::ArmTimer(Timer::ConnectRetry, s(30))
+        ]
+    );
+    assert_eq!(ses.state(), State::Connect);
+    // Started already: a second start of either kind changes nothing.
+    assert!(ses.handle(Event::ManualStartPassive, now).is_empty());
+    assert!(ses.handle(Event::ManualStart, now).is_empty());
+}
+
 #[test]
 fn connect_retry_expiry_in_connect_retries_the_connection() {
     let now = Instant::now();

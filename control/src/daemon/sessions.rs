@@ -513,12 +513,20 @@ impl Daemon {
         let i = notice.session;
         let st = &mut sessions.rt[i].status;
         if notice.up {
-            st.awaiting_bfd = false;
+            let after_restart = std::mem::take(&mut st.awaiting_bfd);
             if st.held_by_bfd {
                 st.held_by_bfd = false;
                 if !st.held_by_carrier {
-                    info!(session = %sessions.speaker.spec(i).name, "BFD up: BGP session restarted");
-                    sessions.speaker.send(i, bgp::fsm::Event::ManualStart).await;
+                    info!(session = %sessions.speaker.spec(i).name, after_restart, "BFD up: BGP session restarted");
+                    // After our restart the customer's router sees BFD
+                    // come up at the same moment and connects: wait for
+                    // its connection rather than cross it with ours.
+                    let start = if after_restart {
+                        bgp::fsm::Event::ManualStartPassive
+                    } else {
+                        bgp::fsm::Event::ManualStart
+                    };
+                    sessions.speaker.send(i, start).await;
                 }
             }
         } else {
