@@ -959,6 +959,19 @@ impl Msee {
         Ok(())
     }
 
+    /// The kernel's id of the counters map: it changes when the map is
+    /// made anew and stays when a pinned map is adopted, so it tells
+    /// whether counters read now continue those read before (the usage
+    /// ledger's counter source).
+    pub fn counters_map_id(&self) -> Result<u32> {
+        match self.ebpf.map(maps::COUNTERS) {
+            Some(aya::maps::Map::PerCpuArray(data)) => {
+                Ok(data.info().map_err(map_err(maps::COUNTERS))?.id())
+            }
+            _ => Err(MseeError::Missing("COUNTERS as a per-CPU array")),
+        }
+    }
+
     /// Frames that could not be tied to any link (cut inside their VLAN tags).
     pub fn unattributed_counters(&self) -> Result<LinkCounters> {
         self.counter_row(UNATTRIBUTED_ROW)

@@ -87,6 +87,25 @@ pub enum Request {
         peering: String,
         path: String,
     },
+    /// `usage`: bytes in and out per peering and link over UTC days
+    /// (`YYYY-MM-DD`, inclusive), what the SKU bills
+    /// (`crate::usage::report::UsageView`).
+    Usage {
+        circuit: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+    },
+    /// `availability`: uptime as the SLA counts it, per link, and the
+    /// outages (`crate::usage::report::AvailabilityView`).
+    Availability {
+        circuit: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+    },
 }
 
 /// A request and where its answer goes.

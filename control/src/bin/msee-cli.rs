@@ -111,6 +111,32 @@ enum Command {
         #[arg(long)]
         path: String,
     },
+    /// Usage (billing): ingress and egress bytes per peering and link, and
+    /// what the SKU bills (Metered: outbound per GB, inbound free;
+    /// Unlimited and Local: nothing per GB), from the daemon's state
+    /// directory (kept across restarts).
+    Usage {
+        circuit: String,
+        /// First UTC day (YYYY-MM-DD), inclusive.
+        #[arg(long)]
+        from: Option<String>,
+        /// Last UTC day (YYYY-MM-DD), inclusive.
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Availability as the SLA counts it (the circuit is down only while
+    /// both links of a peering cannot carry traffic), per link, with every
+    /// outage and its cause (carrier, BFD, BGP, neighbour, drain), from
+    /// the link history in the daemon's state directory.
+    Availability {
+        circuit: String,
+        /// From this UTC day (YYYY-MM-DD) or RFC 3339 time.
+        #[arg(long)]
+        from: Option<String>,
+        /// Until this UTC day or time (default: now).
+        #[arg(long)]
+        to: Option<String>,
+    },
 }
 
 fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
@@ -383,6 +409,8 @@ fn render(command: &Command, v: Value) -> anyhow::Result<String> {
         Command::ListRouteTables { .. } => cli::az::route_table(&read(v)?),
         Command::ListRouteTablesSummary { .. } => cli::az::route_table_summary(&read(v)?),
         Command::ListArpTables { .. } => cli::az::arp_table(&read(v)?),
+        Command::Usage { .. } => cli::reports::usage(&read(v)?),
+        Command::Availability { .. } => cli::reports::availability(&read(v)?),
         Command::Import { .. } => anyhow::bail!("import does not ask the daemon"),
     })
 }
@@ -484,6 +512,16 @@ fn main() -> ExitCode {
             circuit: circuit.clone(),
             peering: peering.clone(),
             path: path.clone(),
+        },
+        Command::Usage { circuit, from, to } => Request::Usage {
+            circuit: circuit.clone(),
+            from: from.clone(),
+            to: to.clone(),
+        },
+        Command::Availability { circuit, from, to } => Request::Availability {
+            circuit: circuit.clone(),
+            from: from.clone(),
+            to: to.clone(),
         },
         Command::Sessions => Request::Sessions,
         Command::Routes { circuit } => Request::Routes {

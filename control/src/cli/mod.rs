@@ -1,7 +1,8 @@
 //! `msee-cli`'s renderings beyond the plain views: the az-shaped tables
-//! ([`az`]). Each renders the daemon's typed answer; the binary only
-//! parses arguments.
+//! ([`az`]), the usage and availability reports ([`reports`]). Each
+//! renders the daemon's typed answer; the binary only parses arguments.
 pub mod az;
+pub mod reports;
 
 /// A table: columns as wide as their widest cell, the last one unpadded.
 pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {

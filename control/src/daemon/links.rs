@@ -124,6 +124,8 @@ impl Daemon {
             }
         }
         self.msee.add_port(ifindex)?;
+        // The usage ledger counts what they hold first.
+        self.ops_before_counter_reset(spec);
         self.msee.reset_link_counters(spec.id)?;
         self.msee.set_link(spec.id, link_entry(spec, [0; 6]))?;
         self.health
@@ -207,6 +209,8 @@ impl Daemon {
             return;
         };
         let spec = rt.spec;
+        // Its last traffic into the usage ledger.
+        self.ops_sample_link(&spec, super::ops::unix_ms());
         let name = spec.name.clone();
         let report = |what: &str, r: Result<()>| match r {
             Err(e) if partial => debug!(link = %name, "removing {what}: {e:#}"),

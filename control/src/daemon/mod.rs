@@ -356,10 +356,12 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
                 // ones are checked every 30 s in case the neighbour changed.
                 d.resolve_pending(Duration::from_millis(500), ticks.is_multiple_of(30)).await;
                 d.ops_refresh();
+                d.ops_persist();
             }
         }
     }
 
+    d.ops_stopping();
     d.msee.detach_all()?;
     d.remove_added_addresses().await;
     if let Some(path) = &cfg.api_socket {
