@@ -27,6 +27,8 @@ use msee_abi::{
 
 use crate::config_map::ConfigMap;
 
+pub mod capture;
+
 /// How to attach to an interface.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AttachMode {
