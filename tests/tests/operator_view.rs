@@ -500,7 +500,7 @@ fn usage_and_availability_outlive_the_daemon() {
     if !require_root("usage_and_availability_outlive_the_daemon") {
         return;
     }
-    let (mut lab, _dir) = ops_lab("use");
+    let (mut lab, dir) = ops_lab("use");
     let c = lab.customer(CIRCUIT).clone();
     let p = c.peerings[0].clone();
     let vnet_host: IpAddr = VNET_HOST.parse().unwrap();
@@ -745,4 +745,157 @@ fn usage_and_availability_outlive_the_daemon() {
         e.contains("--from") && e.contains("YYYY-MM-DD") && e.lines().count() == 1,
         "{e}"
     );
+    drop(lab);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Frames the primary's policer drops, captured by `msee-cli capture` into
+/// a pcapng file that tcpdump reads back, each frame with its reason and
+/// link; and the live view of the same circuit (`msee-cli top --once`).
+#[test]
+fn policer_drops_are_captured_and_shown_live() {
+    if !require_root("policer_drops_are_captured_and_shown_live") {
+        return;
+    }
+    let prefix = unique_prefix("cap");
+    let dir = std::env::temp_dir().join(format!("msee-{prefix}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("ops.toml");
+    // 50 Mbit/s: a sender offering three times that meets the policer.
+    std::fs::write(
+        &file,
+        MODEL.replace("bandwidthInMbps = 1000", "bandwidthInMbps = 50"),
+    )
+    .unwrap();
+    let lab = EstateLabUp::up(&file, &prefix, CustomerRouter::Frr).unwrap();
+    lab.wait_established(Duration::from_secs(60)).unwrap();
+    lab.wait_learned(CIRCUIT, &["10.40.0.0/16"], Duration::from_secs(30));
+    wait_routes_both_links(&lab);
+    let c = lab.customer(CIRCUIT).clone();
+    let p = c.peerings[0].clone();
+    let link = format!("{CIRCUIT}/{PEERING}/primary");
+    let bin = lab::daemon::workspace_bin("msee-cli").unwrap();
+    let cli = |args: &[&str]| {
+        std::process::Command::new(&bin)
+            .arg("--socket")
+            .arg(&lab.state.api_socket)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+
+    // Bad input first: one line naming what is valid.
+    let pcap = dir.join("drops.pcapng");
+    let pcap_s = pcap.display().to_string();
+    let o = cli(&["capture", "--reason", "nope", "--count", "1", "-w", &pcap_s]);
+    let e = String::from_utf8_lossy(&o.stderr).trim().to_owned();
+    assert!(
+        !o.status.success()
+            && e.ends_with("unknown drop reason \"nope\" (valid: malformed, no_route, out_of_reach, ttl_expired, link_down, policer)")
+            && e.lines().count() == 1,
+        "{e}"
+    );
+    let o = cli(&["capture", "--link", "nope", "--count", "1", "-w", &pcap_s]);
+    let e = String::from_utf8_lossy(&o.stderr).trim().to_owned();
+    assert!(
+        !o.status.success() && e.contains("unknown link \"nope\" (valid: ") && e.contains(&link),
+        "{e}"
+    );
+
+    // The capture waits for its frames while the customer's router sends
+    // 150 Mbit/s over the primary.
+    let count = 20;
+    let capture = {
+        let (bin, socket, pcap_s, link) = (
+            bin.clone(),
+            lab.state.api_socket.clone(),
+            pcap_s.clone(),
+            link.clone(),
+        );
+        std::thread::spawn(move || {
+            std::process::Command::new(&bin)
+                .arg("--socket")
+                .arg(&socket)
+                .args(["capture", "--reason", "policer", "--link", &link])
+                .args(["--count", &count.to_string(), "-w", &pcap_s])
+                .args(["--timeout-secs", "20"])
+                .output()
+                .unwrap()
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let via = p.msee[0].to_string();
+    lab::ip_ns(
+        &c.ns,
+        &[
+            "route",
+            "add",
+            &format!("{VNET_HOST}/32"),
+            "via",
+            &via,
+            "dev",
+            &p.ifnames[0],
+        ],
+    )
+    .unwrap();
+    let tx = lab::traffic::udp_socket_in(&c.ns, IpAddr::V4(c.host), None).unwrap();
+    let payload = vec![0x5au8; 1000];
+    let frame_bytes = (payload.len() + 8 + 20 + 14 + 4) as u64;
+    let dst: std::net::SocketAddr = format!("{VNET_HOST}:9").parse().unwrap();
+    let before = counters(&lab, "primary");
+    e2e_tests::policer::offer(&tx, dst, &payload, frame_bytes, 150_000_000, 2);
+    let after = counters(&lab, "primary");
+    let policed =
+        after["drops"]["policer"].as_u64().unwrap() - before["drops"]["policer"].as_u64().unwrap();
+    assert!(policed > count, "the policer dropped {policed} frames");
+    let o = capture.join().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "{out}{}\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        lab.daemon_log()
+    );
+    assert!(
+        out.starts_with(&format!("{count} dropped frames written to {pcap_s}")),
+        "{out}"
+    );
+
+    // tcpdump reads the file: the customer's datagrams, tagged, whole.
+    let td = std::process::Command::new("tcpdump")
+        .args(["-nn", "-e", "-r", &pcap_s])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&td.stdout).into_owned();
+    assert!(
+        td.status.success(),
+        "{}",
+        String::from_utf8_lossy(&td.stderr)
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), count as usize, "{text}");
+    for l in &lines {
+        assert!(
+            l.contains("vlan 400")
+                && l.contains(&format!("{}.", c.host))
+                && l.contains(&format!(" > {VNET_HOST}.9: UDP, length 1000"))
+                && l.contains(&format!("length {frame_bytes}")),
+            "{l}"
+        );
+    }
+    // Each frame's comment: its reason, link and direction.
+    let bytes = std::fs::read(&pcap).unwrap();
+    let note = format!("msee drop: reason=policer link={link} direction=in");
+    let notes = bytes
+        .windows(note.len())
+        .filter(|w| *w == note.as_bytes())
+        .count();
+    assert_eq!(notes, count as usize);
+    assert!(
+        lab.daemon_log().contains("capture done: off"),
+        "{}",
+        lab.daemon_log()
+    );
+    drop(lab);
+    std::fs::remove_dir_all(&dir).ok();
 }

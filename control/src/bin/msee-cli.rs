@@ -137,6 +137,36 @@ enum Command {
         #[arg(long)]
         to: Option<String>,
     },
+    /// Capture dropped frames into a pcapng file (tcpdump -r, Wireshark),
+    /// each with a comment naming its drop reason, link and direction.
+    /// Sampled and rate-limited in the dataplane; off again when done.
+    Capture {
+        /// Only this reason (repeatable): policer, no_route, out_of_reach,
+        /// malformed, ttl_expired, link_down. Default: every reason.
+        #[arg(long = "reason")]
+        reasons: Vec<String>,
+        /// Only this link, by name (e.g. er-ams/AzurePrivatePeering/primary).
+        #[arg(long)]
+        link: Option<String>,
+        /// Frames to capture.
+        #[arg(long, default_value_t = 100)]
+        count: u64,
+        /// The pcapng file to write.
+        #[arg(short = 'w', long = "write")]
+        file: PathBuf,
+        /// Capture one selected drop in N.
+        #[arg(long, default_value_t = 1)]
+        sample: u32,
+        /// At most this many frames per second per CPU.
+        #[arg(long, default_value_t = cli::capture::DEFAULT_RATE)]
+        rate: u32,
+        /// Bytes kept of each frame (at most 256).
+        #[arg(long, default_value_t = cli::capture::DEFAULT_SNAP)]
+        snap: u32,
+        /// Give up after this many seconds (the frames taken are written).
+        #[arg(long, default_value_t = 30)]
+        timeout_secs: u64,
+    },
 }
 
 fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
@@ -411,7 +441,9 @@ fn render(command: &Command, v: Value) -> anyhow::Result<String> {
         Command::ListArpTables { .. } => cli::az::arp_table(&read(v)?),
         Command::Usage { .. } => cli::reports::usage(&read(v)?),
         Command::Availability { .. } => cli::reports::availability(&read(v)?),
-        Command::Import { .. } => anyhow::bail!("import does not ask the daemon"),
+        Command::Import { .. } | Command::Capture { .. } => {
+            anyhow::bail!("this verb renders no answer")
+        }
     })
 }
 
@@ -476,10 +508,71 @@ fn import(files: &[PathBuf], json: bool) -> ExitCode {
     }
 }
 
+/// `msee-cli capture`: frames into a pcapng file.
+fn capture(
+    socket: &std::path::Path,
+    file: &std::path::Path,
+    a: &cli::capture::CaptureArgs,
+) -> ExitCode {
+    let r = cli::capture::run(socket, a).and_then(|(frames, lost)| {
+        cli::capture::write_pcapng(file, &frames, a.snap)?;
+        Ok((frames.len(), lost))
+    });
+    match r {
+        Ok((n, lost)) => {
+            println!(
+                "{n} dropped frames written to {}{}",
+                file.display(),
+                if lost > 0 {
+                    format!(" ({lost} selected drops not copied: over the rate, or the ring full)")
+                } else {
+                    String::new()
+                }
+            );
+            if (n as u64) < a.count {
+                eprintln!(
+                    "msee-cli: error: only {n} of {} frames before the timeout",
+                    a.count
+                );
+                return ExitCode::FAILURE;
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("msee-cli: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let request = match &args.command {
         Command::Import { files } => return import(files, args.json),
+        Command::Capture {
+            reasons,
+            link,
+            count,
+            file,
+            sample,
+            rate,
+            snap,
+            timeout_secs,
+        } => {
+            return capture(
+                &args.socket,
+                file,
+                &cli::capture::CaptureArgs {
+                    reasons: reasons.clone(),
+                    link: link.clone(),
+                    count: *count,
+                    sample: *sample,
+                    rate: *rate,
+                    snap: *snap,
+                    timeout: Duration::from_secs(*timeout_secs),
+                },
+            );
+        }
         Command::GetStats { circuit, peering } => Request::Stats {
             circuit: circuit.clone(),
             peering: peering.clone(),

@@ -267,7 +267,10 @@ impl Daemon {
             | Request::RouteTableSummary { .. }
             | Request::ArpTable { .. }
             | Request::Usage { .. }
-            | Request::Availability { .. } => Err(format!("{request:?} is not answered here")),
+            | Request::Availability { .. }
+            | Request::CaptureStart { .. }
+            | Request::CaptureRead { .. }
+            | Request::CaptureStop { .. } => Err(format!("{request:?} is not answered here")),
         }
     }
 }

@@ -3,8 +3,10 @@
 //! counters and sessions and publishes it for the Prometheus endpoint
 //! (`crate::metrics`); it answers the az-shaped requests ([`az`]); and it
 //! keeps the usage ledger and the link history in the state directory and
-//! answers the usage and availability reports from them ([`persist`]).
+//! answers the usage and availability reports from them ([`persist`]);
+//! and it runs captures of dropped frames ([`capture`]).
 mod az;
+mod capture;
 mod persist;
 
 use std::{collections::BTreeMap, net::SocketAddr, time::Instant};
@@ -35,6 +37,8 @@ pub(super) struct Ops {
     /// When the daemon started (Unix ms): the history's start.
     started_ms: u64,
     persist: persist::Persist,
+    /// The capture of dropped frames (`msee-cli capture`).
+    capture: capture::Captures,
 }
 
 struct SessionMark {
@@ -57,6 +61,7 @@ impl Ops {
             neighbours: BTreeMap::new(),
             started_ms: unix_ms(),
             persist: persist::Persist::default(),
+            capture: capture::Captures::default(),
         })
     }
 }

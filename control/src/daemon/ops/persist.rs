@@ -129,6 +129,7 @@ impl Daemon {
     /// Each tick: counters into the ledger, flips and drains into the
     /// history; the ledger saved if it changed.
     pub(in crate::daemon) fn ops_persist(&mut self) {
+        self.capture_tick();
         if self.ops.persist.ledger.is_none() {
             return;
         }
@@ -320,6 +321,18 @@ impl Daemon {
             } => self
                 .availability_report(circuit, from.as_deref(), until.as_deref())
                 .and_then(to),
+            Request::CaptureStart {
+                reasons,
+                link,
+                count,
+                sample,
+                rate,
+                snap,
+            } => self
+                .capture_start(reasons, link.as_deref(), *count, *sample, *rate, *snap)
+                .and_then(to),
+            Request::CaptureRead { id } => self.capture_read(*id).and_then(to),
+            Request::CaptureStop { id } => self.capture_stop(*id).and_then(to),
             _ => return None,
         })
     }
