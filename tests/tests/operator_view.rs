@@ -843,6 +843,19 @@ fn policer_drops_are_captured_and_shown_live() {
     let frame_bytes = (payload.len() + 8 + 20 + 14 + 4) as u64;
     let dst: std::net::SocketAddr = format!("{VNET_HOST}:9").parse().unwrap();
     let before = counters(&lab, "primary");
+    // The live view, one refresh while the policer drops.
+    let top = {
+        let (bin, socket) = (bin.clone(), lab.state.api_socket.clone());
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(500));
+            std::process::Command::new(&bin)
+                .arg("--socket")
+                .arg(&socket)
+                .args(["top", "--once", "--interval-ms", "1000"])
+                .output()
+                .unwrap()
+        })
+    };
     e2e_tests::policer::offer(&tx, dst, &payload, frame_bytes, 150_000_000, 2);
     let after = counters(&lab, "primary");
     let policed =
@@ -896,6 +909,23 @@ fn policer_drops_are_captured_and_shown_live() {
         "{}",
         lab.daemon_log()
     );
+
+    // The live view: the primary carries, takes tens of Mbit/s in and
+    // drops at the policer; both sessions Established, BFD Up.
+    let o = top.join().unwrap();
+    let view = String::from_utf8_lossy(&o.stdout).into_owned();
+    eprintln!("{view}");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let row = view
+        .lines()
+        .find(|l| l.contains(&link) && l.contains("bit/s"))
+        .unwrap_or_else(|| panic!("no row of {link} in\n{view}"));
+    assert!(
+        row.contains("yes") && row.contains("Mbit/s") && row.contains("policer "),
+        "{row}"
+    );
+    assert_eq!(view.matches("Established").count(), 2, "{view}");
+    assert!(view.contains("BFD session"), "{view}");
     drop(lab);
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -126,6 +126,9 @@ pub enum Request {
     /// Ends the capture now.
     #[serde(rename = "capture-stop")]
     CaptureStop { id: u64 },
+    /// The figures of the metrics endpoint, fresh
+    /// (`crate::metrics::snapshot::Snapshot`): `msee-cli top` reads them.
+    Snapshot,
 }
 
 /// A request and where its answer goes.

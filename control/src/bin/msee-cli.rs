@@ -167,6 +167,17 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         timeout_secs: u64,
     },
+    /// A live view refreshed every second: each link, whether it carries
+    /// and its rates in and out, drops by reason; BGP and BFD sessions.
+    /// q, Esc or Ctrl-C quits.
+    Top {
+        /// Refresh period, milliseconds.
+        #[arg(long, default_value_t = 1000)]
+        interval_ms: u64,
+        /// Print one view (two snapshots one period apart) as text and exit.
+        #[arg(long)]
+        once: bool,
+    },
 }
 
 fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
@@ -441,7 +452,7 @@ fn render(command: &Command, v: Value) -> anyhow::Result<String> {
         Command::ListArpTables { .. } => cli::az::arp_table(&read(v)?),
         Command::Usage { .. } => cli::reports::usage(&read(v)?),
         Command::Availability { .. } => cli::reports::availability(&read(v)?),
-        Command::Import { .. } | Command::Capture { .. } => {
+        Command::Import { .. } | Command::Capture { .. } | Command::Top { .. } => {
             anyhow::bail!("this verb renders no answer")
         }
     })
@@ -549,6 +560,21 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let request = match &args.command {
         Command::Import { files } => return import(files, args.json),
+        Command::Top { interval_ms, once } => {
+            let interval = Duration::from_millis((*interval_ms).max(100));
+            let r = if *once {
+                cli::top::once(&args.socket, interval).map(|t| print!("{t}"))
+            } else {
+                cli::top::run(&args.socket, interval)
+            };
+            return match r {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("msee-cli: error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Command::Capture {
             reasons,
             link,

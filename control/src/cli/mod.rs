@@ -1,10 +1,11 @@
 //! `msee-cli`'s renderings beyond the plain views: the az-shaped tables
 //! ([`az`]), the usage and availability reports ([`reports`]); and the
 //! verbs that run longer than one request: [`capture`] (dropped frames to
-//! pcapng). The binary only parses arguments.
+//! pcapng) and [`top`] (the live view). The binary only parses arguments.
 pub mod az;
 pub mod capture;
 pub mod reports;
+pub mod top;
 
 /// A table: columns as wide as their widest cell, the last one unpadded.
 pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {

@@ -270,7 +270,8 @@ impl Daemon {
             | Request::Availability { .. }
             | Request::CaptureStart { .. }
             | Request::CaptureRead { .. }
-            | Request::CaptureStop { .. } => Err(format!("{request:?} is not answered here")),
+            | Request::CaptureStop { .. }
+            | Request::Snapshot => Err(format!("{request:?} is not answered here")),
         }
     }
 }

@@ -333,6 +333,11 @@ impl Daemon {
                 .and_then(to),
             Request::CaptureRead { id } => self.capture_read(*id).and_then(to),
             Request::CaptureStop { id } => self.capture_stop(*id).and_then(to),
+            Request::Snapshot => {
+                let s = self.snapshot(unix_ms());
+                self.ops.published.set(s.clone());
+                to(s)
+            }
             _ => return None,
         })
     }
