@@ -38,6 +38,11 @@ pub struct Rates {
     pub drops: BTreeMap<String, f64>,
 }
 
+/// A name column as wide as its longest name (names are never cut).
+fn name_width<'a>(names: impl Iterator<Item = &'a str>) -> u16 {
+    names.map(|n| n.chars().count()).max().unwrap_or(4).max(11) as u16
+}
+
 fn si(v: f64, unit: &str) -> String {
     let (d, p) = if v >= 1e9 {
         (1e9, "G")
@@ -168,13 +173,13 @@ impl Top {
             Table::new(
                 rows,
                 [
-                    Constraint::Fill(3),
+                    Constraint::Length(name_width(s.links.iter().map(|l| l.name.as_str()))),
                     Constraint::Length(7),
                     Constraint::Length(14),
                     Constraint::Length(14),
                     Constraint::Length(9),
                     Constraint::Length(9),
-                    Constraint::Fill(2),
+                    Constraint::Fill(1),
                 ],
             )
             .header(
@@ -209,7 +214,7 @@ impl Top {
             Table::new(
                 rows,
                 [
-                    Constraint::Fill(3),
+                    Constraint::Length(name_width(s.sessions.iter().map(|x| x.name.as_str()))),
                     Constraint::Length(24),
                     Constraint::Length(12),
                     Constraint::Length(9),
@@ -257,7 +262,7 @@ impl Top {
             Table::new(
                 rows,
                 [
-                    Constraint::Fill(3),
+                    Constraint::Length(name_width(s.bfd.iter().map(|b| b.name.as_str()))),
                     Constraint::Length(24),
                     Constraint::Length(10),
                     Constraint::Length(10),
@@ -309,7 +314,14 @@ pub fn once(socket: &Path, interval: Duration) -> Result<String> {
         &Request::Snapshot,
         Duration::from_secs(2),
     )?);
-    let w = ratatui::crossterm::terminal::size().map_or(160, |(w, _)| w.max(100));
+    // The terminal's width when there is one; wide enough for any
+    // table otherwise (a file, a pipe): 132 columns.
+    use std::io::IsTerminal as _;
+    let w = if std::io::stdout().is_terminal() {
+        ratatui::crossterm::terminal::size().map_or(160, |(w, _)| w.max(100))
+    } else {
+        132
+    };
     // As tall as its tables: a title line, each table's rows, header and borders.
     let h = top.cur.as_ref().map_or(3, |s| {
         1 + (s.links.len() + s.sessions.len() + s.bfd.len()) as u16 + 9
