@@ -550,6 +550,20 @@ fn usage_and_availability_outlive_the_daemon() {
         "Metered: egress billed"
     );
     assert_eq!(u1["billedInboundGb"], 0.0);
+    let bin = lab::daemon::workspace_bin("msee-cli").unwrap();
+    let text = std::process::Command::new(&bin)
+        .arg("--socket")
+        .arg(&lab.state.api_socket)
+        .args(["usage", CIRCUIT])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    eprintln!("{text}");
+    assert!(
+        text.contains("er-ops: Standard MeteredData at Amsterdam (zone 1)")
+            && text.contains("billed: outbound"),
+        "{text}"
+    );
 
     // --- Availability across a failover: the customer shuts the primary's
     // session down, then brings it back.
