@@ -198,7 +198,7 @@ impl Ledger {
             return Ok(());
         }
         self.file.saved_at_ms = unix_ms;
-        let bytes = serde_json::to_vec_pretty(&self.file).context("encoding the usage ledger")?;
+        let bytes = serde_json::to_vec(&self.file).context("encoding the usage ledger")?;
         crate::state_dir::write_atomically(&self.path, &bytes)?;
         self.dirty = false;
         Ok(())

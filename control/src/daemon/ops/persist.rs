@@ -38,6 +38,36 @@ pub(in crate::daemon) struct Persist {
     drained: BTreeMap<u32, bool>,
     /// The last failure to write, if the last write failed.
     write_error: Option<String>,
+    /// When the ledger was last written (Unix ms).
+    saved_ms: u64,
+    /// Per link id: when this daemon first saw it (Unix ms), and whether
+    /// it was recorded down for never having come up.
+    first_seen: BTreeMap<u32, (u64, bool)>,
+}
+
+/// The ledger is written this often (and as the daemon stops): the marks
+/// and totals go together, so a crash loses at most this much of counters
+/// that do not survive it, and never counts anything twice.
+const SAVE_EVERY_MS: u64 = 10_000;
+
+/// A link that has not carried since the daemon started (or added it) for
+/// this long is recorded down, with the signal that holds it.
+const NEVER_UP_MS: u64 = 60_000;
+
+/// The signal that holds a link down (the first of carrier, neighbour,
+/// BGP, BFD that does).
+fn holding_signal(v: &crate::health::LinkView) -> &'static str {
+    if !v.carrier {
+        "carrier lost"
+    } else if !v.neighbour {
+        "neighbour unresolved"
+    } else if v.bgp == Some(false) {
+        "BGP down"
+    } else if v.bfd == Some(false) {
+        "BFD down"
+    } else {
+        "down"
+    }
 }
 
 fn meta(spec: &LinkSpec) -> LinkMeta {
@@ -140,9 +170,16 @@ impl Daemon {
         }
         self.ops_record_history(now);
         let p = &mut self.ops.persist;
+        if now.saturating_sub(p.saved_ms) < SAVE_EVERY_MS {
+            return;
+        }
         let ledger = p.ledger.as_mut().expect("checked");
+        // Written even when nothing changed: its time says until when this
+        // daemon was seen running, should it stop without saying so.
+        ledger.touch();
         match ledger.save(now) {
             Ok(()) => {
+                p.saved_ms = now;
                 if p.write_error.take().is_some() {
                     info!("{} written again", ledger.path().display());
                 }
@@ -150,7 +187,7 @@ impl Daemon {
             Err(e) => {
                 let e = format!("{e:#}");
                 if p.write_error.as_ref() != Some(&e) {
-                    warn!("usage ledger not saved (retried each second): {e}");
+                    warn!("usage ledger not saved (retried every 10 s): {e}");
                 }
                 p.write_error = Some(e);
             }
@@ -231,17 +268,42 @@ impl Daemon {
                 continue;
             };
             let m = meta(&rt.spec);
-            let seen = self.ops.persist.flips_seen.entry(view.link).or_insert(0);
+            let seen = self
+                .ops
+                .persist
+                .flips_seen
+                .get(&view.link)
+                .copied()
+                .unwrap_or(0);
             // A link made anew (a reload) counts its flips from zero.
-            if view.flips < *seen {
-                *seen = 0;
+            let seen_before = if view.flips < seen { 0 } else { seen };
+            let new = (view.flips - seen_before) as usize;
+            let first = self
+                .ops
+                .persist
+                .first_seen
+                .entry(view.link)
+                .or_insert((now_ms, false));
+            if view.flips == 0
+                && !view.carries
+                && !first.1
+                && now_ms.saturating_sub(first.0) >= NEVER_UP_MS
+            {
+                first.1 = true;
+                events.push(Event::Flip {
+                    at_ms: now_ms,
+                    circuit: m.circuit.clone(),
+                    peering: m.peering.clone(),
+                    role: m.role.clone(),
+                    up: false,
+                    cause: format!("{} (not up since the start)", holding_signal(&view)),
+                });
             }
-            let new = (view.flips - *seen) as usize;
             if new > view.history.len() {
                 warn!(link = %view.name, lost = new - view.history.len(),
                     "more flips in a second than the link keeps: the oldest are not in the history");
             }
-            *seen = view.flips;
+            self.ops.persist.flips_seen.insert(view.link, view.flips);
             for f in view.history.iter().take(new).rev() {
                 let ago_ms = mono_now.saturating_sub(f.at_mono_ns) / 1_000_000;
                 events.push(Event::Flip {
@@ -439,5 +501,47 @@ fn append(h: &mut History, error: &mut Option<String>, e: Event) {
             warn!("link history: {e}");
         }
         *error = Some(e);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_link_never_up_is_held_by_its_first_failing_signal() {
+        let view = |carrier, neighbour, bgp, bfd| crate::health::LinkView {
+            link: 0,
+            name: "er-lab/AzurePrivatePeering/primary".into(),
+            neighbour,
+            carrier,
+            bgp,
+            bfd,
+            carries: false,
+            flips: 0,
+            history: Vec::new(),
+            flips_by_cause: BTreeMap::new(),
+        };
+        assert_eq!(
+            holding_signal(&view(false, false, Some(false), None)),
+            "carrier lost"
+        );
+        assert_eq!(
+            holding_signal(&view(true, false, Some(false), None)),
+            "neighbour unresolved"
+        );
+        assert_eq!(
+            holding_signal(&view(true, true, Some(false), None)),
+            "BGP down"
+        );
+        assert_eq!(
+            holding_signal(&view(true, true, None, Some(false))),
+            "BFD down"
+        );
+        let cause = format!(
+            "{} (not up since the start)",
+            holding_signal(&view(true, true, Some(false), None))
+        );
+        assert_eq!(usage::report::category(&cause), "BGP");
     }
 }
