@@ -2,22 +2,24 @@
 //! restarts in `usage.json`.
 //!
 //! The dataplane's counters are raw running totals. Each sample becomes an
-//! increment against the last raw value seen for that link, stored with
-//! the identity of its *source* (boot id, counters map id, link id):
+//! increment against the last raw value seen of the same counter, its
+//! *mark*, kept per counter *source* (boot id, counters map id, link id:
+//! which counter it is, whichever link name reads it):
 //!
-//! - same source, raw at or above the mark: the increment is the
-//!   difference (a daemon that adopted the pinned counters goes on where
-//!   the last one was);
-//! - same source, raw below the mark: the counter was zeroed; the
-//!   increment is the raw value (a new segment from zero);
-//! - another source (new maps, a reboot, another link id): likewise.
+//! - a mark, raw at or above it: the increment is the difference (a daemon
+//!   that adopted the pinned counters goes on where the last one was);
+//! - a mark, raw below it: the counter was zeroed; the increment is the raw
+//!   value (a new segment from zero);
+//! - no mark (new maps, a reboot): likewise, from zero.
 //!
-//! The daemon zeroes a link's counters itself when it installs the link;
-//! it samples just before ([`Ledger::before_reset`]), so nothing counted
-//! before the reset is lost either. Increments and marks are saved
-//! together, in one file written atomically: a crash loses at most the
-//! traffic since the last save of counters that did not survive it, and
-//! never counts anything twice.
+//! Keyed by source, not by link name, a link id a reload hands to another
+//! link cannot charge the first link's traffic to the second. The daemon
+//! zeroes a link's counters itself when it installs the link; it samples
+//! just before ([`Ledger::before_reset`]), so nothing counted before the
+//! reset is lost either. Increments and marks are saved together, in one
+//! file written atomically: a crash loses at most the traffic since the
+//! last save of counters that did not survive it, and never counts
+//! anything twice.
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
@@ -60,7 +62,6 @@ pub struct LinkMeta {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct Mark {
-    source: String,
     rx: Raw,
     tx: Raw,
 }
@@ -73,6 +74,7 @@ struct LedgerFile {
     #[serde(default)]
     saved_at_ms: u64,
     links: BTreeMap<String, LinkMeta>,
+    /// Per counter source: its last raw value.
     marks: BTreeMap<String, Mark>,
     /// UTC day -> link -> traffic that day.
     days: BTreeMap<String, BTreeMap<String, Totals>>,
@@ -142,10 +144,7 @@ impl Ledger {
             self.dirty = true;
         }
         let zero = Mark::default();
-        let mark = match self.file.marks.get(link) {
-            Some(m) if m.source == source => m,
-            _ => &zero,
-        };
+        let mark = self.file.marks.get(source).unwrap_or(&zero);
         let inc = Totals {
             rx: Raw {
                 packets: step(mark.rx.packets, now.rx.packets),
@@ -157,7 +156,6 @@ impl Ledger {
             },
         };
         let new_mark = Mark {
-            source: source.to_owned(),
             rx: now.rx,
             tx: now.tx,
         };
@@ -171,8 +169,18 @@ impl Ledger {
                 .add(&inc);
             self.dirty = true;
         }
-        if self.file.marks.get(link) != Some(&new_mark) {
-            self.file.marks.insert(link.to_owned(), new_mark);
+        if self.file.marks.get(source) != Some(&new_mark) {
+            self.file.marks.insert(source.to_owned(), new_mark);
+            self.dirty = true;
+        }
+    }
+
+    /// Forgets the marks of sources that cannot come back: those not
+    /// starting with `prefix` (another boot, or maps made anew).
+    pub fn keep_sources(&mut self, prefix: &str) {
+        let before = self.file.marks.len();
+        self.file.marks.retain(|s, _| s.starts_with(prefix));
+        if self.file.marks.len() != before {
             self.dirty = true;
         }
     }

@@ -92,6 +92,35 @@ fn counters_across_restarts_are_neither_lost_nor_counted_twice() {
 }
 
 #[test]
+fn a_link_id_handed_to_another_link_does_not_carry_its_traffic_over() {
+    let dir = temp_dir("reuse");
+    let mut l = Ledger::open(&dir.join("usage.json"));
+    const OTHER: &str = "er-lab/MicrosoftPeering/primary";
+    // Link 3 was the private primary; a reload removed it (its last sample
+    // is taken then) and gave id 3 to a new link, whose install samples
+    // the counter before zeroing it.
+    l.observe(L, &meta(), "b/7/3", t(1000, 2000), DAY);
+    l.observe(L, &meta(), "b/7/3", t(1200, 2000), DAY + 1000);
+    l.before_reset(OTHER, &meta(), "b/7/3", t(1200, 2000), DAY + 2000);
+    l.observe(OTHER, &meta(), "b/7/3", t(300, 0), DAY + 3000);
+    let all = l.totals(None, None);
+    assert_eq!(all[L].1.rx.bytes, 1200);
+    assert_eq!(all[OTHER].1.rx.bytes, 300, "only its own traffic");
+    // Marks of another map are dropped; the same map's are kept.
+    l.observe(L, &meta(), "b/9/3", t(10, 0), DAY + 4000);
+    l.keep_sources("b/9/");
+    l.observe(OTHER, &meta(), "b/7/3", t(300, 0), DAY + 5000);
+    assert_eq!(
+        l.totals(None, None)[OTHER].1.rx.bytes,
+        600,
+        "from zero: no mark"
+    );
+    l.observe(L, &meta(), "b/9/3", t(10, 0), DAY + 6000);
+    assert_eq!(l.totals(None, None)[L].1.rx.bytes, 1210);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn a_corrupt_ledger_is_set_aside_and_reported() {
     let dir = temp_dir("corrupt");
     let path = dir.join("usage.json");

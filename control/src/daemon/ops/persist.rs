@@ -116,7 +116,10 @@ impl Daemon {
             warn!("the counters map's id: {e}");
             0
         });
-        let ledger = Ledger::open(&self.state.path("usage.json"));
+        let mut ledger = Ledger::open(&self.state.path("usage.json"));
+        // Marks of counters of another boot or of maps made anew are of
+        // no use, and would be wrong should a map id come again.
+        ledger.keep_sources(&format!("{}/{}/", p.boot, p.map_id));
         let mut history = History::open(&self.state.path("history.jsonl"));
         for note in [&ledger.note, &history.note].into_iter().flatten() {
             warn!("state directory: {note}");
