@@ -281,12 +281,26 @@ impl Daemon {
             // A link made anew (a reload) counts its flips from zero.
             let seen_before = if view.flips < seen { 0 } else { seen };
             let new = (view.flips - seen_before) as usize;
+            let new_here = !self.ops.persist.first_seen.contains_key(&view.link);
             let first = self
                 .ops
                 .persist
                 .first_seen
                 .entry(view.link)
                 .or_insert((now_ms, false));
+            // A link that carries without having flipped was adopted from
+            // the previous daemon (a restart without loss): it is known to
+            // carry from now on.
+            if new_here && view.flips == 0 && view.carries {
+                events.push(Event::Flip {
+                    at_ms: now_ms,
+                    circuit: m.circuit.clone(),
+                    peering: m.peering.clone(),
+                    role: m.role.clone(),
+                    up: true,
+                    cause: "carrying at the start (adopted)".to_owned(),
+                });
+            }
             if view.flips == 0
                 && !view.carries
                 && !first.1
