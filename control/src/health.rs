@@ -160,6 +160,41 @@ impl LinkHealth {
         inner.writer.write(link, false)
     }
 
+    /// Registers a link a previous instance of the daemon left forwarding
+    /// (its entry adopted whole, neighbour included): it goes on as it
+    /// was, `carries` (nothing is written). A BGP link that carried is
+    /// held up as its session's graceful restart allows, until the session
+    /// is back or [`LinkHealth::set`] says otherwise.
+    pub fn adopt_link(
+        &self,
+        link: u32,
+        name: &str,
+        carrier: bool,
+        bgp: bool,
+        carries: bool,
+    ) -> anyhow::Result<()> {
+        let mut inner = self.lock();
+        let mut st = LinkState {
+            name: name.to_owned(),
+            neighbour: true,
+            carrier,
+            bgp: bgp.then_some(carries),
+            bfd: None,
+            carries,
+            flips: 0,
+            history: VecDeque::new(),
+            flips_by_cause: BTreeMap::new(),
+        };
+        // Carrier lost while no daemon ran: the verdict is written now.
+        let verdict = st.verdict();
+        if verdict != carries {
+            inner.writer.write(link, verdict)?;
+            st.carries = verdict;
+        }
+        inner.links.insert(link, st);
+        Ok(())
+    }
+
     /// Forgets a link a reload removed (written down first).
     pub fn remove_link(&self, link: u32) -> anyhow::Result<()> {
         let mut inner = self.lock();

@@ -312,6 +312,17 @@ pub struct Speaker {
 impl Speaker {
     /// Listens on each MSEE address (port 179) and starts every session.
     pub fn start(specs: Vec<SessionSpec>, timers: Timers, hook: Option<Hook>) -> Result<Self> {
+        Self::start_holding(specs, timers, hook, |_| false)
+    }
+
+    /// [`Speaker::start`], but the sessions `held` picks wait, idle, for a
+    /// `ManualStart` ([`Speaker::send`]) instead of starting at once.
+    pub fn start_holding(
+        specs: Vec<SessionSpec>,
+        timers: Timers,
+        hook: Option<Hook>,
+        held: impl Fn(&SessionSpec) -> bool,
+    ) -> Result<Self> {
         let (ev_tx, events) = mpsc::channel(1024);
         let (state_tx, state_events) = mpsc::unbounded_channel();
         let mut speaker = Self {
@@ -325,7 +336,8 @@ impl Speaker {
             state_events,
         };
         for spec in specs {
-            speaker.add(spec)?;
+            let start = !held(&spec);
+            speaker.add_started(spec, start)?;
         }
         Ok(speaker)
     }
@@ -360,6 +372,11 @@ impl Speaker {
 
     /// Starts a new session; returns its index.
     pub fn add(&mut self, spec: SessionSpec) -> Result<usize> {
+        self.add_started(spec, true)
+    }
+
+    /// A new session, started now or left idle until a `ManualStart`.
+    fn add_started(&mut self, spec: SessionSpec, start: bool) -> Result<usize> {
         let i = self.slots.len();
         self.slots.push(Slot {
             spec,
@@ -367,7 +384,7 @@ impl Speaker {
             generation: 0,
             epoch: 0,
         });
-        self.spawn(i)?;
+        self.spawn_started(i, start)?;
         Ok(i)
     }
 
@@ -436,6 +453,10 @@ impl Speaker {
 
     /// Starts session `i`'s task (and its address's listener if new).
     fn spawn(&mut self, i: usize) -> Result<()> {
+        self.spawn_started(i, true)
+    }
+
+    fn spawn_started(&mut self, i: usize, start: bool) -> Result<()> {
         let s = self.slots[i].spec.clone();
         let mut cfg = fsm::Config::new(s.router_id, s.peer_as);
         // One family per session, as on ExpressRoute.
@@ -473,8 +494,10 @@ impl Speaker {
             self.state_tx.clone(),
             self.ev_tx.clone(),
         ));
-        tx.try_send(Input::Event(fsm::Event::ManualStart))
-            .map_err(|e| anyhow!("starting session {}: {e}", s.name))?;
+        if start {
+            tx.try_send(Input::Event(fsm::Event::ManualStart))
+                .map_err(|e| anyhow!("starting session {}: {e}", s.name))?;
+        }
         self.slots[i].inbox = Some(relay(tx));
         Ok(())
     }

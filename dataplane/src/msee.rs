@@ -14,7 +14,11 @@ use aya::{
         Array, DevMapHash, HashMap, IterableMap as _, LpmTrie, MapError, PerCpuArray, PerCpuValues,
         lpm_trie::Key,
     },
-    programs::{ProgramError, TestRun, TestRunOptions, Xdp, XdpMode, xdp::XdpLinkId},
+    programs::{
+        ProgramError, TestRun, TestRunOptions, Xdp, XdpMode,
+        links::{FdLink, PinnedLink},
+        xdp::{XdpLink, XdpLinkId},
+    },
 };
 use ipnet::IpNet;
 use msee_abi::{
@@ -82,6 +86,8 @@ pub enum MseeError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the pinned XDP link {path}: {reason}")]
+    Pin { path: PathBuf, reason: String },
     #[error("{what} {value} is out of range (at most {max})")]
     OutOfRange {
         what: &'static str,
@@ -92,8 +98,8 @@ pub enum MseeError {
     GroupSize(usize),
     #[error(
         "the map pinned at {path} holds {found}, where this version's {map} holds {expected}: \
-         it was pinned by another version of msee; remove that instance's pins (`Msee::unpin`, \
-         or the files in the directory) or use another pin directory"
+         it was pinned by another version of msee; remove that instance's pins \
+         (`msee-daemon --stop` with its --state-dir) or use another state directory"
     )]
     PinnedLayout {
         map: String,
@@ -214,13 +220,53 @@ pub struct Msee {
     /// The `CONFIG` map's value, mapped: links, link state, policers, DSCP
     /// policy, route epoch.
     config: Arc<ConfigMap>,
-    links: Vec<(u32, XdpLinkId)>,
+    links: Vec<(u32, Attached)>,
+    /// Where attachments are pinned (with the maps), if anywhere.
+    pin_dir: Option<PathBuf>,
+    /// Some map was already pinned when this loaded: its content is a
+    /// previous instance's (see [`Msee::adopted`]).
+    adopted: bool,
     /// The kernel refused a batch command on the route tries (no batch
     /// operations on LPM tries before Linux 5.14): write one entry per call.
     no_batch: bool,
     /// CPUs that may run the program (per-CPU maps have a slot for each):
     /// sizes the policers' per-CPU credit chunks.
     possible_cpus: usize,
+}
+
+/// The program on one interface.
+enum Attached {
+    /// Detached when the `Msee` drops.
+    Owned(XdpLinkId),
+    /// A `bpf_link` pinned at the path: it stays attached, running the
+    /// last program put on it, when this process ends; removing the pin
+    /// (with this handle gone) detaches it.
+    Pinned(FdLink, PathBuf),
+}
+
+/// Where the XDP link on `ifindex` is pinned in `dir`.
+pub fn link_pin(dir: &Path, ifindex: u32) -> PathBuf {
+    dir.join(format!("link_{MSEE_PROGRAM}_{ifindex}"))
+}
+
+/// The program the XDP link pinned in `dir` for `ifindex` runs, if there
+/// is such a pin: a new instance compares it with the program the
+/// interface runs to tell its own previous instance's attachment (which
+/// it adopts) from anything else.
+pub fn pinned_link_program(dir: &Path, ifindex: u32) -> Result<Option<u32>> {
+    let path = link_pin(dir, ifindex);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let link = PinnedLink::from_pin(&path).map_err(|e| MseeError::Pin {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    let info = FdLink::from(link).info().map_err(|e| MseeError::Pin {
+        path,
+        reason: e.to_string(),
+    })?;
+    Ok(Some(info.program_id()))
 }
 
 /// Before adopting pinned maps, check each against the object's definition
@@ -303,6 +349,7 @@ impl Msee {
             None => Vec::new(),
         };
         check_pinned_layouts(object, &pin_paths)?;
+        let adopted = pin_paths.iter().any(|(_, path)| path.exists());
         for (name, path) in &pin_paths {
             loader.map_pin_path(name, path.as_path());
         }
@@ -328,6 +375,8 @@ impl Msee {
             ebpf,
             config: Arc::new(config),
             links: Vec::new(),
+            pin_dir: opts.pin_dir.clone(),
+            adopted,
             no_batch: false,
             possible_cpus,
         };
@@ -420,17 +469,63 @@ impl Msee {
             })
     }
 
-    /// Attach the program to `ifindex`. Detached when `self` drops.
+    /// Whether the maps were a previous instance's (pinned, and adopted by
+    /// this load): routes, groups, links, link states and counters are
+    /// what it left, and forwarding may still be running on them.
+    pub fn adopted(&self) -> bool {
+        self.adopted
+    }
+
+    /// Attach the program to `ifindex`. Without a pin directory it is
+    /// detached when `self` drops. With one, the attachment is a pinned
+    /// `bpf_link` that outlives this process; if a previous instance's
+    /// link is pinned there, this program replaces its program on it in
+    /// one step (`BPF_LINK_UPDATE`): the port never runs without one.
     pub fn attach(&mut self, ifindex: u32, mode: AttachMode) -> Result<()> {
-        let link = self
-            .program_mut()?
-            .attach_to_if_index(ifindex, mode.into())
-            .map_err(|source| MseeError::Attach {
-                ifindex,
-                mode,
-                source,
-            })?;
-        self.links.push((ifindex, link));
+        let attach_err = |source| MseeError::Attach {
+            ifindex,
+            mode,
+            source,
+        };
+        let Some(dir) = self.pin_dir.clone() else {
+            let link = self
+                .program_mut()?
+                .attach_to_if_index(ifindex, mode.into())
+                .map_err(attach_err)?;
+            self.links.push((ifindex, Attached::Owned(link)));
+            return Ok(());
+        };
+        let path = link_pin(&dir, ifindex);
+        let pin_err = |reason: String| MseeError::Pin {
+            path: path.clone(),
+            reason,
+        };
+        let program = self.program_mut()?;
+        let id = if path.exists() {
+            let pinned = PinnedLink::from_pin(&path).map_err(|e| pin_err(e.to_string()))?;
+            let link =
+                XdpLink::try_from(FdLink::from(pinned)).map_err(|e| pin_err(e.to_string()))?;
+            program.attach_to_link(link).map_err(attach_err)?
+        } else {
+            program
+                .attach_to_if_index(ifindex, mode.into())
+                .map_err(attach_err)?
+        };
+        let link = program.take_link(id).map_err(MseeError::Program)?;
+        let link = FdLink::try_from(link).map_err(|_| {
+            pin_err(
+                "the kernel attached XDP through netlink, not a bpf_link (Linux 5.9 or later \
+                 is needed to pin it)"
+                    .into(),
+            )
+        })?;
+        if !path.exists() {
+            let pinned = link.pin(&path).map_err(|e| pin_err(e.to_string()))?;
+            self.links
+                .push((ifindex, Attached::Pinned(FdLink::from(pinned), path)));
+        } else {
+            self.links.push((ifindex, Attached::Pinned(link, path)));
+        }
         Ok(())
     }
 
@@ -440,20 +535,40 @@ impl Msee {
             return Ok(());
         };
         let (_, link) = self.links.remove(at);
-        self.program_mut()?
-            .detach(link)
-            .map_err(MseeError::Program)?;
-        Ok(())
+        self.release(link)
+    }
+
+    fn release(&mut self, link: Attached) -> Result<()> {
+        match link {
+            Attached::Owned(link) => self.program_mut()?.detach(link).map_err(MseeError::Program),
+            // The pin goes, then the last descriptor: the kernel detaches.
+            Attached::Pinned(link, path) => {
+                match std::fs::remove_file(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(MseeError::Pin {
+                            path,
+                            reason: e.to_string(),
+                        });
+                    }
+                    _ => {}
+                }
+                drop(link);
+                Ok(())
+            }
+        }
     }
 
     /// Detach from every interface this handle attached to.
     pub fn detach_all(&mut self) -> Result<()> {
-        let links = std::mem::take(&mut self.links);
-        let program = self.program_mut()?;
-        for (_, link) in links {
-            program.detach(link).map_err(MseeError::Program)?;
+        for (_, link) in std::mem::take(&mut self.links) {
+            self.release(link)?;
         }
         Ok(())
+    }
+
+    /// The interfaces this handle attached to.
+    pub fn attached(&self) -> Vec<u32> {
+        self.links.iter().map(|(i, _)| *i).collect()
     }
 
     // ---- Circuits: attachments and links.
@@ -623,6 +738,45 @@ impl Msee {
             }
         };
         Ok(found)
+    }
+
+    /// Every route of every domain, as the maps hold them (a previous
+    /// instance's, after an adoption): (domain, prefix, route).
+    pub fn routes(&self) -> Result<Vec<(u32, IpNet, Route)>> {
+        let mut out = Vec::new();
+        let v4: LpmTrie<_, RouteKeyV4, Route> = self.map_ref(maps::ROUTES_V4)?;
+        for entry in v4.iter() {
+            let (k, route) = entry.map_err(map_err(maps::ROUTES_V4))?;
+            let d = k.data();
+            let domain = u32::from_be_bytes([d[0], d[1], d[2], d[3]]);
+            let addr = std::net::Ipv4Addr::new(d[4], d[5], d[6], d[7]);
+            let len = k.prefix_len().saturating_sub(32) as u8;
+            if let Ok(net) = ipnet::Ipv4Net::new(addr, len) {
+                out.push((domain, IpNet::V4(net), route));
+            }
+        }
+        let v6: LpmTrie<_, RouteKeyV6, Route> = self.map_ref(maps::ROUTES_V6)?;
+        for entry in v6.iter() {
+            let (k, route) = entry.map_err(map_err(maps::ROUTES_V6))?;
+            let d = k.data();
+            let domain = u32::from_be_bytes([d[0], d[1], d[2], d[3]]);
+            let mut a = [0u8; 16];
+            a.copy_from_slice(&d[4..20]);
+            let len = k.prefix_len().saturating_sub(32) as u8;
+            if let Ok(net) = ipnet::Ipv6Net::new(a.into(), len) {
+                out.push((domain, IpNet::V6(net), route));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Next-hop group `id` as the map holds it (empty: never written).
+    pub fn group(&self, id: u32) -> Result<Vec<GroupMember>> {
+        check_range("group id", id, MAX_GROUPS)?;
+        let m: Array<_, NextHopGroup> = self.map_ref(maps::GROUPS)?;
+        let g = m.get(&id, 0).map_err(map_err(maps::GROUPS))?;
+        let n = (g.count as usize).min(MAX_GROUP_MEMBERS);
+        Ok(g.members[..n].to_vec())
     }
 
     /// The route the dataplane uses for `addr` in `domain`: a longest-prefix

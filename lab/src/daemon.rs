@@ -81,20 +81,51 @@ pub struct Daemon {
     reader: Option<std::thread::JoinHandle<()>>,
     pub stderr_path: PathBuf,
     pub stats_path: PathBuf,
+    /// Its state directory, and its network namespace: what `--stop`
+    /// needs to remove what it left running.
+    pub state_dir: PathBuf,
+    netns: Option<String>,
+    /// Started without `--detach-on-exit`: its exit leaves forwarding
+    /// running for the next daemon of its state directory to adopt.
+    hitless: bool,
 }
 
 impl Daemon {
     /// Start with `args` plus log/stats files in `dir` (and the state
     /// directory `dir/state` unless `args` name one), and wait until it
-    /// says it is ready.
+    /// says it is ready. It detaches and removes its pinned state at exit.
     pub fn start(args: &[String], dir: &std::path::Path) -> Result<Self> {
+        Self::spawn(args, dir, false)
+    }
+
+    /// [`Daemon::start`] as the product runs by default: its exit leaves
+    /// forwarding running on the pinned state, which the next daemon of
+    /// the same state directory adopts (a restart without loss). Dropping
+    /// the last one removes that state (`msee-daemon --stop`).
+    pub fn start_hitless(args: &[String], dir: &std::path::Path) -> Result<Self> {
+        Self::spawn(args, dir, true)
+    }
+
+    fn spawn(args: &[String], dir: &std::path::Path, hitless: bool) -> Result<Self> {
         let stderr_path = dir.join("daemon.log");
         let stats_path = dir.join("stats.json");
         let mut command = Command::new(workspace_bin("msee-daemon")?);
         command.args(args);
-        if !args.iter().any(|a| a == "--state-dir") {
-            command.arg("--state-dir").arg(dir.join("state"));
+        let state_dir = match args.iter().position(|a| a == "--state-dir") {
+            Some(i) => PathBuf::from(&args[i + 1]),
+            None => {
+                command.arg("--state-dir").arg(dir.join("state"));
+                dir.join("state")
+            }
+        };
+        let netns = args
+            .iter()
+            .position(|a| a == "--netns")
+            .map(|i| args[i + 1].clone());
+        if !hitless {
+            command.arg("--detach-on-exit");
         }
+        let log = std::fs::File::create(&stderr_path)?;
         let mut child = command
             .arg("--stats-file")
             .arg(&stats_path)
@@ -102,7 +133,7 @@ impl Daemon {
             .args(["--run-for-secs", "300"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr_path)?)
+            .stderr(log)
             .spawn()
             .context("starting msee-daemon")?;
         let stdout = child.stdout.take().unwrap();
@@ -126,6 +157,9 @@ impl Daemon {
             reader: Some(reader),
             stderr_path,
             stats_path,
+            state_dir,
+            netns,
+            hitless,
         };
         loop {
             match rx.recv_timeout(Duration::from_secs(30)) {
@@ -184,11 +218,55 @@ impl Daemon {
     }
 }
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
+impl Daemon {
+    /// SIGKILL, as a crash: nothing of the daemon's own runs, whatever it
+    /// left pinned stays (for a next daemon to adopt).
+    pub fn kill_outright(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+            if let Some(reader) = self.reader.take() {
+                let _ = reader.join();
+            }
+        }
+    }
+
+    /// `msee-daemon --stop`: removes what an exited daemon left running
+    /// in its state directory (refused, harmlessly, while another daemon
+    /// holds it).
+    pub fn remove_left_state(&self) -> Result<String> {
+        let mut command = Command::new(workspace_bin("msee-daemon")?);
+        command
+            .arg("--stop")
+            .arg("--state-dir")
+            .arg(&self.state_dir);
+        if let Some(ns) = &self.netns {
+            command.args(["--netns", ns]);
+        }
+        let out = command.stderr(Stdio::piped()).output()?;
+        if !out.status.success() {
+            bail!(
+                "msee-daemon --stop: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let killed = if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+            true
+        } else {
+            false
+        };
+        // A killed daemon, or one that left forwarding running, leaves
+        // pins: nothing of a test may outlive it.
+        if killed || self.hitless {
+            let _ = self.remove_left_state();
         }
     }
 }

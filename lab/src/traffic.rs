@@ -26,6 +26,9 @@ pub struct Flow {
 pub struct FlowResult {
     pub sent: u64,
     pub received: u64,
+    /// The longest time between two datagrams received (an outage on the
+    /// way shows here even when nothing was lost, e.g. queued).
+    pub longest_gap: Duration,
 }
 
 /// At most this many packets per flow, and never longer than this after
@@ -64,6 +67,11 @@ pub fn send_and_count_at(flow: &Flow, count: u64, pps: Option<u32>) -> Result<Fl
     // a receiving CPU is busy (veth drops what does not fit its ring).
     let progress = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let counted = progress.clone();
+    // The receiver gives up after 2 s without a datagram only once the
+    // sender is done: an outage on the way (a restart without graceful
+    // restart) is measured, not mistaken for the end.
+    let sender_done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let done = sender_done.clone();
     // Bounded in time whatever the path does: the paced duration, plus
     // MAX_WAIT for a path that stalls (the sender's bound too).
     let paced = pps.map_or(Duration::ZERO, |p| {
@@ -75,14 +83,21 @@ pub fn send_and_count_at(flow: &Flow, count: u64, pps: Option<u32>) -> Result<Fl
         let mut buf = [0u8; 2048];
         let deadline = Instant::now() + paced + MAX_WAIT;
         let mut idle = Instant::now();
+        let mut last: Option<Instant> = None;
+        let mut longest = Duration::ZERO;
         while received < count
             && Instant::now() < deadline
-            && idle.elapsed() < Duration::from_secs(2)
+            && !(done.load(std::sync::atomic::Ordering::Relaxed)
+                && idle.elapsed() >= Duration::from_secs(2))
         {
             if let Ok(n) = rx.recv(&mut buf)
                 && n >= 8
             {
                 idle = Instant::now();
+                if let Some(last) = last {
+                    longest = longest.max(idle - last);
+                }
+                last = Some(idle);
                 let seq = u64::from_be_bytes(buf[..8].try_into().unwrap());
                 if let Some(slot) = seen.get_mut(seq as usize)
                     && !*slot
@@ -93,7 +108,7 @@ pub fn send_and_count_at(flow: &Flow, count: u64, pps: Option<u32>) -> Result<Fl
                 }
             }
         }
-        received
+        (received, longest)
     });
 
     let mut sent = 0;
@@ -125,14 +140,21 @@ pub fn send_and_count_at(flow: &Flow, count: u64, pps: Option<u32>) -> Result<Fl
             }
         }
         payload[..8].copy_from_slice(&seq.to_be_bytes());
-        tx.send_to(&payload, dst)
-            .with_context(|| format!("sending to {dst}"))?;
+        if let Err(e) = tx.send_to(&payload, dst) {
+            sender_done.store(true, std::sync::atomic::Ordering::Relaxed);
+            return Err(e).with_context(|| format!("sending to {dst}"));
+        }
         sent += 1;
     }
-    let received = receiver
+    sender_done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (received, longest_gap) = receiver
         .join()
         .map_err(|_| anyhow::anyhow!("receiver panicked"))?;
-    Ok(FlowResult { sent, received })
+    Ok(FlowResult {
+        sent,
+        received,
+        longest_gap,
+    })
 }
 
 /// A UDP socket in namespace `ns`, bound to `addr` (any port), optionally to a device.

@@ -117,6 +117,19 @@ impl BgpLab {
         extra: &[&str],
         prepare: impl FnOnce(&Topology),
     ) -> Self {
+        Self::up_full(prefix, toml, extra, prepare, false)
+    }
+
+    /// [`BgpLab::up_custom`] with the daemon run as the product runs by
+    /// default (`hitless`): its exit leaves forwarding running for the
+    /// next daemon to adopt ([`Daemon::start_hitless`]).
+    pub fn up_full(
+        prefix: &str,
+        toml: &str,
+        extra: &[&str],
+        prepare: impl FnOnce(&Topology),
+        hitless: bool,
+    ) -> Self {
         let topo = Topology::new(prefix).unwrap();
         let lab = Lab::up(topo.clone()).unwrap();
         prepare(&topo);
@@ -179,7 +192,11 @@ impl BgpLab {
             .map(String::from),
         );
         args.extend(extra.iter().map(std::string::ToString::to_string));
-        let daemon = Daemon::start(&args, &dir).unwrap();
+        let daemon = if hitless {
+            Daemon::start_hitless(&args, &dir).unwrap()
+        } else {
+            Daemon::start(&args, &dir).unwrap()
+        };
         Self {
             topo,
             dir,

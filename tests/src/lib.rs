@@ -11,6 +11,7 @@ pub mod packet;
 pub mod policer;
 pub mod prometheus;
 pub mod rehearse;
+pub mod restart;
 pub mod vlan_frames;
 pub mod vlan_lab;
 

@@ -126,6 +126,18 @@ struct Args {
     /// per directory). Default: /var/lib/msee/NETNS (or /var/lib/msee/host).
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
+    /// At exit, detach from the ports and remove the pinned state. Without
+    /// it, SIGTERM leaves forwarding running on the pinned program and
+    /// maps, and the next daemon of this state directory adopts them (a
+    /// restart without loss).
+    #[arg(long)]
+    detach_on_exit: bool,
+    /// Remove what a daemon that exited left running in its state
+    /// directory (--state-dir, or the default of --netns): its program on
+    /// the ports, its pinned maps, the addresses it put on its ports. Then
+    /// exit. Refused while a daemon runs there.
+    #[arg(long, conflicts_with_all = ["config", "check", "primary", "azure", "direct"])]
+    stop: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -168,6 +180,27 @@ fn real_main(args: Args) -> anyhow::Result<()> {
     if let Some(ns) = &args.netns {
         msee_sys::netns::enter(ns)?;
     }
+    if args.stop {
+        let dir = args
+            .state_dir
+            .unwrap_or_else(|| control::state_dir::default_for(args.netns.as_deref()));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let stopped = runtime.block_on(daemon::adopt::stop(&dir))?;
+        println!(
+            "msee-daemon --stop: {}: {} ports detached, {}, {} addresses removed",
+            dir.display(),
+            stopped.ports,
+            if stopped.maps {
+                "pinned maps removed"
+            } else {
+                "no pinned maps"
+            },
+            stopped.addresses
+        );
+        return Ok(());
+    }
     let kernel_log_level = match args.log_level {
         tracing::Level::ERROR => 1,
         tracing::Level::WARN => 2,
@@ -205,6 +238,7 @@ fn real_main(args: Args) -> anyhow::Result<()> {
         }
     }
     let cfg = DaemonConfig {
+        detach_on_exit: args.detach_on_exit,
         state_dir: args
             .state_dir
             .unwrap_or_else(|| control::state_dir::default_for(args.netns.as_deref())),

@@ -35,7 +35,7 @@ pub(super) struct Links {
     attached: BTreeSet<u32>,
     /// Addresses the daemon put on its ports (removed again when their
     /// links go, and at exit): (ifindex, address) -> prefix length.
-    added: BTreeMap<(u32, IpAddr), u8>,
+    pub added: BTreeMap<(u32, IpAddr), u8>,
     /// Port ifindex -> its links, read by the carrier monitor's task.
     pub carrier_map: Arc<Mutex<BTreeMap<u32, Vec<u32>>>>,
 }
@@ -124,12 +124,30 @@ impl Daemon {
             }
         }
         self.msee.add_port(ifindex)?;
-        // The usage ledger counts what they hold first.
-        self.ops_before_counter_reset(spec);
-        self.msee.reset_link_counters(spec.id)?;
-        self.msee.set_link(spec.id, link_entry(spec, [0; 6]))?;
-        self.health
-            .add_link(spec.id, &spec.name, spec.iface.carrier, spec.bgp)?;
+        let adopted = self
+            .adopted
+            .as_ref()
+            .and_then(|a| a.link(spec.id, |mac| link_entry(spec, mac)));
+        match adopted {
+            // The previous instance's link, the same in every field: it
+            // goes on as it was (counters, neighbour, state).
+            Some((entry, up)) => {
+                if let Some(rt) = self.links.by_id.get_mut(&spec.id) {
+                    rt.neighbour_mac = Some(entry.dst_mac);
+                }
+                self.health
+                    .adopt_link(spec.id, &spec.name, spec.iface.carrier, spec.bgp, up)?;
+                info!(link = %spec.name, carries = up, "link adopted");
+            }
+            None => {
+                // The usage ledger counts what they hold first.
+                self.ops_before_counter_reset(spec);
+                self.msee.reset_link_counters(spec.id)?;
+                self.msee.set_link(spec.id, link_entry(spec, [0; 6]))?;
+                self.health
+                    .add_link(spec.id, &spec.name, spec.iface.carrier, spec.bgp)?;
+            }
+        }
         for (addr, _) in &spec.addrs {
             self.msee.add_local(spec.domain, *addr)?;
         }

@@ -11,6 +11,7 @@
 //! - [`reload`]: a new configuration applied in place.
 //! - [`views`]: the API's answers.
 //! - [`ops`]: the operator's view (metrics, az-shaped tables).
+pub mod adopt;
 mod bfd;
 mod links;
 mod ops;
@@ -110,6 +111,10 @@ pub struct DaemonConfig {
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// The instance's state directory (`crate::state_dir`).
     pub state_dir: PathBuf,
+    /// At exit, detach from the ports and remove the pinned state and the
+    /// addresses put on ports (otherwise forwarding goes on, and the next
+    /// daemon of this state directory adopts it).
+    pub detach_on_exit: bool,
 }
 
 /// The circuits to run and how.
@@ -167,6 +172,8 @@ struct Daemon {
     ops: ops::Ops,
     /// Locked for this daemon while it runs.
     state: StateDir,
+    /// What a previous instance left, until it is reconciled.
+    adopted: Option<adopt::Adopted>,
 }
 
 /// Plans what `cfg` describes, without touching anything: the check of
@@ -197,20 +204,13 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
     let ops = ops::Ops::new(cfg.metrics_listen)?;
     let handle = netlink::connect()?;
     let ifaces = discover(&handle, &cfg.ports).await?;
-    for i in ifaces.values() {
-        if let Some(id) = i.xdp_prog {
-            bail!(
-                "port {} already has an XDP program attached (id {id}; `bpftool net show dev {}` names it): another msee-daemon on these ports? Stop it first; nothing was started",
-                i.name,
-                i.name
-            );
-        }
-    }
+    let bpf = crate::state_dir::bpf_dir(state.root());
+    adopt::check_ports(&bpf, &ifaces)?;
     let (model, paths, only, max_prefixes, timers) = match cfg.model {
         Some(m) => (Some(m.model), m.paths, m.only, m.max_prefixes, m.timers),
         None => (None, Vec::new(), Vec::new(), None, Timers::default()),
     };
-    let settings = Settings {
+    let mut settings = Settings {
         ports: cfg.ports,
         routes: cfg.routes,
         mode: cfg.mode,
@@ -246,10 +246,32 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
         }
     }
 
-    let mut msee = Msee::load(&LoadOptions {
+    let mounted_before = msee_sys::bpffs::is_bpffs(&bpf)?;
+    state.bpf()?;
+    let mut msee = match Msee::load(&LoadOptions {
         log_level: settings.kernel_log_level,
-        pin_dir: None,
-    })?;
+        pin_dir: Some(bpf.clone()),
+    }) {
+        Ok(m) => m,
+        Err(e) => {
+            if !mounted_before {
+                let _ = msee_sys::bpffs::unmount(&bpf);
+            }
+            return Err(e.into());
+        }
+    };
+    let adopting = msee.adopted();
+    // Graceful restart: the peers keep forwarding to us while the sessions
+    // come back, and keep our routes.
+    if adopting && let Some(gr) = settings.timers.graceful_restart.as_mut() {
+        gr.forwarding_preserved = true;
+    }
+    let sweep_after = Duration::from_secs(
+        settings
+            .timers
+            .graceful_restart
+            .map_or(120, |gr| u64::from(gr.restart_time)),
+    );
     relay_kernel_log(&mut msee)?;
     // The carrier monitor and BFD run on a thread of their own.
     let detectors = crate::detectors::start()?;
@@ -272,8 +294,25 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
         bfd_tx,
         ops,
         state,
+        adopted: None,
     };
-    d.start().await?;
+    // The addresses a previous instance put on the ports and left there
+    // are this one's to remove (at exit, or when their links go).
+    let addresses = d.state.path(adopt::ADDRESSES_FILE);
+    for a in adopt::AddedAddresses::load(&addresses)?.addresses {
+        d.links.added.insert((a.ifindex, a.address), a.prefix_len);
+    }
+    if adopting {
+        d.adopted = Some(adopt::adopt(&mut d, sweep_after)?);
+    }
+    if let Err(e) = d.start().await {
+        if !adopting {
+            // Nothing of a previous instance to keep: nothing is left.
+            d.leave(true).await;
+        }
+        return Err(e);
+    }
+    d.remove_stale_pins(&bpf);
     d.ops_started()?;
 
     let (api_tx, mut api_rx) = tokio::sync::mpsc::channel::<crate::api::Call>(16);
@@ -355,6 +394,7 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
                 // Unresolved neighbours are retried every second; resolved
                 // ones are checked every 30 s in case the neighbour changed.
                 d.resolve_pending(Duration::from_millis(500), ticks.is_multiple_of(30)).await;
+                d.reconcile_adopted().await;
                 d.ops_refresh();
                 d.ops_persist();
             }
@@ -362,8 +402,7 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
     }
 
     d.ops_stopping();
-    d.msee.detach_all()?;
-    d.remove_added_addresses().await;
+    d.leave(cfg.detach_on_exit).await;
     if let Some(path) = &cfg.api_socket {
         std::fs::remove_file(path).ok();
     }
@@ -374,6 +413,75 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+impl Daemon {
+    /// At exit: `detach` takes the program off the ports and removes the
+    /// pinned state and the addresses the daemon put on its ports;
+    /// otherwise all of it stays, forwarding goes on, and the next daemon
+    /// of this state directory adopts it (`--stop` removes it).
+    async fn leave(&mut self, detach: bool) {
+        let addresses = self.state.path(adopt::ADDRESSES_FILE);
+        if detach {
+            if let Err(e) = self.msee.detach_all() {
+                warn!("detaching msee: {e}");
+            }
+            self.remove_added_addresses().await;
+            let _ = std::fs::remove_file(&addresses);
+            let bpf = crate::state_dir::bpf_dir(self.state.root());
+            if let Err(e) = msee_sys::bpffs::unmount(&bpf) {
+                warn!("removing the pinned state: {e}");
+            }
+            info!("detached from every port; pinned state removed");
+            return;
+        }
+        let kept = adopt::AddedAddresses {
+            addresses: self
+                .links
+                .added
+                .iter()
+                .map(|((ifindex, address), len)| adopt::AddedAddress {
+                    ifindex: *ifindex,
+                    address: *address,
+                    prefix_len: *len,
+                })
+                .collect(),
+        };
+        if let Err(e) = kept.save(&addresses) {
+            warn!("{e:#}");
+        }
+        info!(
+            state_dir = %self.state.root().display(),
+            ports = self.msee.attached().len(),
+            "forwarding left running on the pinned state: the next msee-daemon of this state directory adopts it; `msee-daemon --stop` removes it"
+        );
+    }
+
+    /// Pinned attachments of ports this instance does not run (a port the
+    /// configuration no longer has) are removed: they detach.
+    fn remove_stale_pins(&self, bpf: &std::path::Path) {
+        let attached = self.msee.attached();
+        let Ok(entries) = std::fs::read_dir(bpf) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let Some(ifindex) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix(&format!("link_{}_", msee_abi::MSEE_PROGRAM)))
+                .and_then(|i| i.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if !attached.contains(&ifindex) {
+                warn!(
+                    ifindex,
+                    "a port of the previous instance this one does not run: detached"
+                );
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
 }
 
 /// Kernel-side log records flow into this process's log.
@@ -414,8 +522,12 @@ impl Daemon {
                     md5 = s.md5_key.is_some(), max_prefixes = s.max_prefixes, "BGP session configured");
             }
             if !specs.is_empty() {
-                let sessions =
-                    sessions::Sessions::start(specs, self.settings.timers, self.health.clone())?;
+                let sessions = sessions::Sessions::start_holding(
+                    specs,
+                    self.settings.timers,
+                    self.health.clone(),
+                    self.adopted.is_some(),
+                )?;
                 self.sessions = Some(sessions);
                 self.refresh_model_adverts();
                 self.start_bfd_all()?;

@@ -375,6 +375,25 @@ impl Routing {
             .collect()
     }
 
+    /// After an adoption: every installed route is written as the RIBs
+    /// have it now, so that those no session announced again (and the
+    /// domains the plan no longer has) go; returns how many routes went.
+    pub(super) fn sweep_unannounced(&mut self, sink: &mut dyn FibSink) -> usize {
+        let before = self.fib.route_count();
+        for id in self.fib.domain_ids() {
+            let Some(slot) = self.domains.slot(id) else {
+                self.empty_domain(id, sink);
+                continue;
+            };
+            let prefixes = self.fib.domain_prefixes(id);
+            let batch = self.batch(slot, prefixes.iter());
+            if let Err(e) = self.write(slot, &batch, sink) {
+                warn!(domain = id, "removing stale routes (retried): {e:#}");
+            }
+        }
+        before.saturating_sub(self.fib.route_count())
+    }
+
     /// Removes every route of domains nothing uses any more (break).
     pub(super) fn drop_domains(&mut self, ids: &[u32], sink: &mut dyn FibSink) {
         for id in ids {

@@ -31,6 +31,15 @@ pub(super) struct SessionStatus {
     /// back (and BFD does not hold it).
     pub held_by_carrier: bool,
     pub established: bool,
+    /// Held after a restart until BFD is up (or [`BFD_FIRST_WAIT`]): a
+    /// customer router whose BFD has not yet seen the old daemon go would
+    /// otherwise take the coming BFD down for a failure of the new
+    /// session, and tear it down (Cease, BFD Down), while graceful restart
+    /// keeps it forwarding on a session that is not up.
+    pub awaiting_bfd: bool,
+    /// The peer's End-of-RIB of the session's family came since it was
+    /// last established: the peer's table is complete again.
+    pub end_of_rib: bool,
     pub since: Option<std::time::Instant>,
     pub last_down: Option<String>,
     /// Prefixes the peer announced (each announcement, accepted or not),
@@ -39,6 +48,9 @@ pub(super) struct SessionStatus {
     pub prefixes_announced: u64,
     pub prefixes_refused: std::collections::BTreeMap<&'static str, u64>,
 }
+
+/// How long sessions wait for BFD after a restart ([`SessionStatus::awaiting_bfd`]).
+pub(super) const BFD_FIRST_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// One session as the daemon runs it.
 pub(super) struct SessionRt {
@@ -74,6 +86,19 @@ impl Sessions {
         timers: Timers,
         health: LinkHealth,
     ) -> anyhow::Result<Self> {
+        Self::start_holding(specs, timers, health, false)
+    }
+
+    /// [`Sessions::start`]; with `bfd_first` (a restart that adopted its
+    /// forwarding state) the IPv4 sessions that run BFD wait for it to be
+    /// up (see [`SessionStatus::awaiting_bfd`]).
+    pub(super) fn start_holding(
+        specs: Vec<SessionSpec>,
+        timers: Timers,
+        health: LinkHealth,
+        bfd_first: bool,
+    ) -> anyhow::Result<Self> {
+        let held = move |s: &SessionSpec| bfd_first && s.family == Family::Ipv4 && s.bfd.is_some();
         let hook: speaker::Hook = Arc::new(move |link, family, event| {
             if family != Family::Ipv4 {
                 return;
@@ -98,9 +123,19 @@ impl Sessions {
                 _ => {}
             }
         });
-        let rt = specs.iter().map(SessionRt::new).collect();
+        let rt = specs
+            .iter()
+            .map(|spec| {
+                let mut rt = SessionRt::new(spec);
+                if held(spec) {
+                    rt.status.held_by_bfd = true;
+                    rt.status.awaiting_bfd = true;
+                }
+                rt
+            })
+            .collect();
         Ok(Self {
-            speaker: Speaker::start(specs, timers, Some(hook))?,
+            speaker: Speaker::start_holding(specs, timers, Some(hook), held)?,
             rt,
             bfd: Default::default(),
         })
@@ -383,6 +418,7 @@ impl Daemon {
                 let rt = &mut sessions.rt[i];
                 rt.out.reset();
                 rt.status.established = false;
+                rt.status.end_of_rib = false;
                 rt.status.since = Some(std::time::Instant::now());
                 rt.status.last_down = Some(match &reason {
                     DownReason::PrefixLimit(l) => {
@@ -418,6 +454,9 @@ impl Daemon {
             }
             SessionEvent::EndOfRib { afi, safi } => {
                 info!(session = %spec.name, afi, safi, "peer's End-of-RIB received");
+                if (afi, safi) == afi_safi(spec.family) {
+                    sessions.rt[i].status.end_of_rib = true;
+                }
             }
             SessionEvent::Routes(update) => {
                 let outcome = self
@@ -444,6 +483,27 @@ impl Daemon {
         }
     }
 
+    /// Sessions held for BFD after a restart whose BFD did not come up
+    /// within [`BFD_FIRST_WAIT`] start anyway (the customer may have
+    /// stopped running BFD).
+    pub(super) async fn release_awaiting_bfd(&mut self) {
+        let Some(sessions) = self.sessions.as_mut() else {
+            return;
+        };
+        for i in 0..sessions.rt.len() {
+            let st = &mut sessions.rt[i].status;
+            if st.awaiting_bfd {
+                st.awaiting_bfd = false;
+                if st.held_by_bfd && !st.held_by_carrier {
+                    st.held_by_bfd = false;
+                    warn!(session = %sessions.speaker.spec(i).name,
+                        "BFD not up since the restart: BGP session started without it");
+                    sessions.speaker.send(i, bgp::fsm::Event::ManualStart).await;
+                }
+            }
+        }
+    }
+
     /// BFD saw the session's link fail (stop the session: Cease / BFD
     /// Down) or come back (start it again).
     pub(super) async fn on_bfd(&mut self, notice: super::bfd::BfdNotice) {
@@ -453,6 +513,7 @@ impl Daemon {
         let i = notice.session;
         let st = &mut sessions.rt[i].status;
         if notice.up {
+            st.awaiting_bfd = false;
             if st.held_by_bfd {
                 st.held_by_bfd = false;
                 if !st.held_by_carrier {

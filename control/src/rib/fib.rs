@@ -357,6 +357,11 @@ impl Fib {
             .map_or_else(Vec::new, |t| t.keys().collect())
     }
 
+    /// The domains with routes installed.
+    pub fn domain_ids(&self) -> Vec<u32> {
+        self.domains.iter().map(|(d, _)| *d).collect()
+    }
+
     /// Forgets an emptied domain's table.
     pub fn drop_domain(&mut self, domain: u32) {
         self.domains.retain(|(d, t)| *d != domain || !t.is_empty());
@@ -396,6 +401,57 @@ impl Fib {
 
     pub fn route_count(&self) -> usize {
         self.domains.iter().map(|(_, t)| t.len()).sum()
+    }
+
+    /// Takes in a route the dataplane already holds (a previous
+    /// instance's, adopted at start), pointing at group `group` with
+    /// `members` (`None`: out of reach): the FIB then knows it as if it had
+    /// written it, and a batch that gives the prefix the same next hops
+    /// writes nothing. Call [`Fib::adopted`] after the last one.
+    pub fn adopt(
+        &mut self,
+        domain: u32,
+        prefix: IpNet,
+        group: u32,
+        members: Option<&[GroupMember]>,
+    ) -> anyhow::Result<()> {
+        let (id, key) = match members {
+            None => (OUT_OF_REACH_GROUP, NextHops::out_of_reach()),
+            Some([]) => anyhow::bail!("{prefix} points at group {group}, which has no members"),
+            Some(m) => (group, NextHops::new(m)),
+        };
+        let slot = id as usize;
+        if id >= MAX_GROUPS {
+            anyhow::bail!("{prefix} points at group {id}, beyond {MAX_GROUPS}");
+        }
+        if self.groups.len() <= slot {
+            self.groups.resize_with(slot + 1, || None);
+        }
+        match &mut self.groups[slot] {
+            Some(g) if g.key == key => g.refs += 1,
+            Some(_) => anyhow::bail!("group {id} read back with two member sets"),
+            empty => {
+                *empty = Some(Group { key, refs: 1 });
+                self.by_key.entry(key).or_insert(id);
+                if id != OUT_OF_REACH_GROUP {
+                    self.group_count += 1;
+                    self.next_id = self.next_id.max(id + 1);
+                }
+            }
+        }
+        let t = domain_index(&mut self.domains, domain);
+        if let Some(old) = self.domains[t].1.insert(prefix.trunc(), id) {
+            self.group_mut(old).refs -= 1;
+        }
+        Ok(())
+    }
+
+    /// After the adopted routes: ids below the highest adopted one that no
+    /// adopted route uses are free again.
+    pub fn adopted(&mut self) {
+        self.free = (0..self.next_id)
+            .filter(|id| self.group(*id).is_none())
+            .collect();
     }
 
     fn allocate(&mut self) -> anyhow::Result<u32> {

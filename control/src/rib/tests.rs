@@ -1011,3 +1011,69 @@ fn an_ordinary_loss_during_a_graceful_restart_drops_the_stale_routes_too() {
         BTreeSet::from([net("172.16.0.0/16")])
     );
 }
+
+/// A restart adopts what the previous instance wrote: routes the new
+/// instance gives the same next hops are not written again (no moment
+/// without them), a new next-hop set takes an id no adopted group holds,
+/// and removing the adopted routes frees their groups.
+#[test]
+fn adopted_routes_are_kept_until_changed_and_their_groups_are_not_reused() {
+    let m = |link, preference| GroupMember { link, preference };
+    let mut dp = FakeDataplane::default();
+    // What the previous instance left: group 3 (both links) and 5 (the
+    // secondary), the out-of-reach marker.
+    dp.groups.insert(3, vec![m(P, 1), m(S, 1)]);
+    dp.groups.insert(5, vec![m(S, 1)]);
+    let mut fib = Fib::new(0);
+    fib.adopt(DOMAIN, net("10.0.0.0/24"), 3, Some(&[m(P, 1), m(S, 1)]))
+        .unwrap();
+    fib.adopt(DOMAIN, net("10.0.1.0/24"), 3, Some(&[m(S, 1), m(P, 1)]))
+        .unwrap();
+    fib.adopt(DOMAIN, net("10.0.2.0/24"), 5, Some(&[m(S, 1)]))
+        .unwrap();
+    fib.adopt(DOMAIN, net("10.9.0.0/16"), 0, None).unwrap();
+    fib.adopted();
+    for (p, g) in [("10.0.0.0/24", 3), ("10.0.1.0/24", 3), ("10.0.2.0/24", 5)] {
+        dp.routes.insert((DOMAIN, net(p)), g);
+    }
+    assert_eq!(fib.route_count(), 4);
+    assert_eq!(fib.group_count(), 2);
+    assert!(
+        fib.adopt(DOMAIN, net("10.0.3.0/24"), 3, Some(&[m(P, 2)]))
+            .is_err()
+    );
+
+    // The same next hops: nothing written.
+    let same = [FibChange {
+        domain: DOMAIN,
+        prefix: net("10.0.0.0/24"),
+        members: Some(vec![m(S, 1), m(P, 1)]),
+    }];
+    let stats = fib.apply(&mut dp, &same).unwrap();
+    assert_eq!(stats, FibStats::default());
+    assert!(dp.log.is_empty(), "{:?}", dp.log);
+
+    // New next hops: a fresh group, neither 3 nor 5.
+    let new = [FibChange {
+        domain: DOMAIN,
+        prefix: net("10.0.4.0/24"),
+        members: Some(vec![m(P, 3)]),
+    }];
+    fib.apply(&mut dp, &new).unwrap();
+    let id = fib.route(DOMAIN, net("10.0.4.0/24")).unwrap();
+    assert!(id != 3 && id != 5, "{id}");
+
+    // The adopted routes of group 5 and 3 removed: their groups are freed.
+    let gone: Vec<FibChange> = ["10.0.0.0/24", "10.0.1.0/24", "10.0.2.0/24"]
+        .iter()
+        .map(|p| FibChange {
+            domain: DOMAIN,
+            prefix: net(p),
+            members: None,
+        })
+        .collect();
+    let stats = fib.apply(&mut dp, &gone).unwrap();
+    assert_eq!(stats.routes_removed, 3);
+    assert_eq!(stats.groups_freed, 2);
+    assert_eq!(fib.group_count(), 1);
+}

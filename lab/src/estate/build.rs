@@ -390,6 +390,12 @@ pub fn down(state: &State) -> Result<()> {
         stop_pid(p.pid);
     }
     let mut first_err = None;
+    // The daemon's exit left its program and maps pinned for a next
+    // daemon to adopt: unmounting its bpffs removes them.
+    let daemon_bpf = daemon_state_dir(&state.lab.prefix).join("bpf");
+    if let Err(e) = msee_sys::bpffs::unmount(&daemon_bpf) {
+        first_err.get_or_insert(anyhow::anyhow!("{e}"));
+    }
     for pin in &state.pins {
         if let Err(e) = std::fs::remove_file(pin)
             && e.kind() != std::io::ErrorKind::NotFound
