@@ -667,6 +667,28 @@ fn usage_and_availability_outlive_the_daemon() {
         "{text}"
     );
 
+    // --- A maintenance drain of the secondary: an outage of that link
+    // (cause drain), none of the circuit (a drained link still carries).
+    std::thread::sleep(Duration::from_millis(1100));
+    let drain_from = lab.cli(&["availability", CIRCUIT])["to"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    lab.cli(&["drain", CIRCUIT, "secondary"]);
+    std::thread::sleep(Duration::from_millis(2500));
+    lab.cli(&["undrain", CIRCUIT, "secondary"]);
+    // The daemon records drains each second.
+    std::thread::sleep(Duration::from_millis(1500));
+    let ad = lab.cli(&["availability", CIRCUIT, "--from", &drain_from]);
+    let outages = ad["outages"].as_array().unwrap();
+    assert_eq!(outages.len(), 1, "{ad}");
+    assert_eq!(outages[0]["scope"], "secondary", "{ad}");
+    assert_eq!(outages[0]["cause"], "drain", "{ad}");
+    assert!(outages[0]["end"].is_string(), "{ad}");
+    let secs = outages[0]["durationSecs"].as_f64().unwrap();
+    assert!((1.5..4.5).contains(&secs), "{ad}");
+    assert_eq!(ad["circuitUptimePercent"], 100.0, "{ad}");
+
     // --- A restart: usage and history carry over, nothing counted twice.
     wait_routes_both_links(&lab);
     let before = usage(&lab);
