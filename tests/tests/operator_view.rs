@@ -423,6 +423,8 @@ fn the_operator_sees_what_the_circuit_carried() {
         assert_eq!(theirs["macAddress"], mac_of(&c.ns, &p.ifnames[k]).as_str());
         assert_eq!(theirs["age"], 0);
     }
+    drop(lab);
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// The lab of `MODEL` under a fresh prefix, sessions up and routes learned
