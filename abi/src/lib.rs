@@ -748,3 +748,106 @@ pub mod vlan {
         }
     }
 }
+/// Capture of dropped frames (`msee-cli capture`): on the drop path only,
+/// `msee` reads `CAPTURE_CONFIG`; while it is on, each drop it selects
+/// (reason, link, one in `sample`, at most `rate_per_sec` a second per
+/// CPU) is copied, its first `snap` bytes (at most `SNAP_LEN`), into the
+/// `CAPTURE_RING` ring buffer as a [`capture::Record`]. Off (the default),
+/// a drop costs one array lookup and one branch more, and forwarded frames
+/// nothing: the forwarding path never reads these maps. Not in
+/// `maps::ALL` (not pinned): a capture belongs to the daemon that runs it.
+pub mod capture {
+    /// `Array<Config>`, one element.
+    pub const CONFIG_MAP: &str = "CAPTURE_CONFIG";
+    /// `RingBuf` of [`Record`]s.
+    pub const RING_MAP: &str = "CAPTURE_RING";
+    /// `PerCpuArray<State>`, one element: each CPU's sampling and rate.
+    pub const STATE_MAP: &str = "CAPTURE_STATE";
+
+    /// Bytes kept of each frame: Ethernet, two VLAN tags, IPv6 with some
+    /// extension headers, and the start of the payload.
+    pub const SNAP_LEN: usize = 256;
+    /// The ring's size (a power of two pages): 1024 records.
+    pub const RING_BYTES: u32 = 512 * 1024;
+    /// `Config::link` for every link.
+    pub const ANY_LINK: u32 = u32::MAX;
+
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+    pub struct Config {
+        /// Non-zero: capture is on.
+        pub on: u32,
+        /// Bit `DropReason as u32` set: that reason is captured.
+        pub reasons: u32,
+        /// The link id whose drops are captured, or [`ANY_LINK`].
+        pub link: u32,
+        /// Capture one drop in this many (1: all).
+        pub sample: u32,
+        /// Records per second per CPU at most.
+        pub rate_per_sec: u32,
+        /// Bytes of each frame kept (at most [`SNAP_LEN`]).
+        pub snap: u32,
+    }
+
+    /// A CPU's capture state.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+    pub struct State {
+        /// Selected drops seen (the sampling counter).
+        pub seen: u64,
+        /// Start of the current one-second window (CLOCK_MONOTONIC ns).
+        pub window_ns: u64,
+        /// Records taken in it.
+        pub in_window: u64,
+        /// Selected drops not recorded: over the rate, or no room in the ring.
+        pub lost: u64,
+    }
+
+    /// One captured frame.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Record {
+        /// CLOCK_MONOTONIC of the drop, ns.
+        pub ktime_ns: u64,
+        /// The frame's length.
+        pub len: u32,
+        /// Bytes of it in `data`.
+        pub caplen: u32,
+        /// The counter row charged (`link_dir_index`).
+        pub row: u32,
+        /// `DropReason as u32`.
+        pub reason: u32,
+        pub ifindex: u32,
+        pub _pad: u32,
+        pub data: [u8; SNAP_LEN],
+    }
+
+    impl Default for Record {
+        fn default() -> Self {
+            Self {
+                ktime_ns: 0,
+                len: 0,
+                caplen: 0,
+                row: 0,
+                reason: 0,
+                ifindex: 0,
+                _pad: 0,
+                data: [0; SNAP_LEN],
+            }
+        }
+    }
+
+    #[cfg(feature = "user")]
+    mod pod {
+        // SAFETY: #[repr(C)], integers only, no holes.
+        unsafe impl aya::Pod for super::Config {}
+        // SAFETY: #[repr(C)], integers only, no holes.
+        unsafe impl aya::Pod for super::State {}
+        // SAFETY: #[repr(C)], integers and a byte array, no holes.
+        unsafe impl aya::Pod for super::Record {}
+    }
+
+    const _: () = assert!(core::mem::size_of::<Record>() == 32 + SNAP_LEN);
+    const _: () = assert!(core::mem::size_of::<Config>() == 24);
+    const _: () = assert!(core::mem::size_of::<State>() == 32);
+}

@@ -16,3 +16,4 @@ pub mod rib;
 pub mod speaker;
 pub mod state_dir;
 pub mod stats;
+pub mod usage;

@@ -5,6 +5,7 @@ mod config_map;
 pub mod msee;
 pub mod vlan;
 
+pub use msee::capture::CaptureRing;
 pub use msee::{
     AttachMode, LinkSwitch, LoadOptions, Msee, MseeError, ROUTE_BATCH, RouteBatchError,
     default_burst_bytes, xdp_md,

@@ -31,6 +31,8 @@ use msee_abi::{
 
 use crate::config_map::ConfigMap;
 
+pub mod capture;
+
 /// How to attach to an interface.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AttachMode {
@@ -1111,6 +1113,19 @@ impl Msee {
                 .map_err(map_err(maps::COUNTERS))?;
         }
         Ok(())
+    }
+
+    /// The kernel's id of the counters map: it changes when the map is
+    /// made anew and stays when a pinned map is adopted, so it tells
+    /// whether counters read now continue those read before (the usage
+    /// ledger's counter source).
+    pub fn counters_map_id(&self) -> Result<u32> {
+        match self.ebpf.map(maps::COUNTERS) {
+            Some(aya::maps::Map::PerCpuArray(data)) => {
+                Ok(data.info().map_err(map_err(maps::COUNTERS))?.id())
+            }
+            _ => Err(MseeError::Missing("COUNTERS as a per-CPU array")),
+        }
     }
 
     /// Frames that could not be tied to any link (cut inside their VLAN tags).

@@ -142,7 +142,15 @@ fn run(Args { prefix, out }: Args) -> Result<()> {
     println!("   rate over time: {}", svg.display());
     println!("   full report:    {}", json.display());
 
-    step(7, "The lab is removed");
+    step(
+        7,
+        "What the operator sees: bytes per link (msee-cli get-stats, az's shape) and availability as the SLA counts it (msee-cli availability)",
+    );
+    print!("{}", cli_table(&l, &["get-stats", "er-lab"])?);
+    let availability = cli_table(&l, &["availability", "er-lab"])?;
+    println!("{}", availability.lines().next().unwrap_or_default());
+
+    step(8, "The lab is removed");
     drop(l);
     println!("   done");
     if o.surviving_lost != 0 || o.lost_after_return != 0 {

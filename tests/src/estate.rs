@@ -74,6 +74,30 @@ impl EstateLabUp {
             .unwrap_or_else(|| panic!("no Azure-side host {host}"))
     }
 
+    /// Stops the daemon cleanly, runs `between` with its state directory
+    /// (no daemon runs then), and starts it again with the same arguments;
+    /// waits until it is ready.
+    pub fn restart_daemon(&mut self, between: impl FnOnce(&Path)) -> Result<()> {
+        let daemon = lab::daemon::workspace_bin("msee-daemon")?;
+        let dir = estate::daemon_state_dir(&self.state.lab.prefix);
+        estate::restart_msee(&mut self.state, &daemon, || between(&dir))
+    }
+
+    /// vtysh to `circuit`'s bgpd, in configuration mode: each of `lines`
+    /// (after `configure terminal`).
+    pub fn vtysh_config(&self, circuit: &str, lines: &[&str]) -> String {
+        let dir = estate::state_dir(&self.state.lab.prefix).join(circuit);
+        let mut cmd = std::process::Command::new("vtysh");
+        cmd.arg("--vty_socket")
+            .arg(&dir)
+            .args(["-d", "bgpd", "-c", "configure terminal"]);
+        for l in lines {
+            cmd.args(["-c", l]);
+        }
+        let out = cmd.output().expect("running vtysh");
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    }
+
     /// vtysh to `circuit`'s bgpd.
     pub fn vtysh(&self, circuit: &str, cmd: &str) -> String {
         let dir = estate::state_dir(&self.state.lab.prefix).join(circuit);

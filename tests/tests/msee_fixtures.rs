@@ -927,6 +927,97 @@ fn drops_are_counted_by_reason_on_the_ingress_link() {
 }
 
 #[test]
+fn dropped_frames_are_captured_only_when_asked_and_as_selected() {
+    use msee_abi::capture::{ANY_LINK, Config, SNAP_LEN};
+    root_only!("dropped_frames_are_captured_only_when_asked_and_as_selected");
+    let mut m = fixture();
+    let mut ring = m.take_capture_ring().unwrap();
+    let no_route = v4([192, 168, 1, 10], [8, 8, 8, 8], C1_PRIMARY).build();
+    let mut ttl1 = v4([192, 168, 1, 10], [10, 1, 0, 4], C1_PRIMARY);
+    ttl1.ttl = 1;
+    let ttl1 = ttl1.build();
+    let out_of_reach = v4([192, 168, 1, 10], [10, 9, 0, 1], C1_PRIMARY).build();
+    let forwarded = v4([192, 168, 1, 10], [10, 1, 0, 4], C1_PRIMARY).build();
+    // Off (the default): nothing copied.
+    assert_eq!(m.capture().unwrap(), Config::default());
+    for f in [&no_route, &out_of_reach] {
+        assert_eq!(m.test_run(f, LO).unwrap().0, XDP_DROP);
+    }
+    assert!(ring.next_record().is_none(), "capture is off");
+    // On for no_route on circuit 1's primary, 40 bytes of each frame.
+    let mask = 1 << DropReason::NoRoute as u32;
+    m.set_capture(Config {
+        on: 1,
+        reasons: mask,
+        link: C1_PRIMARY,
+        sample: 1,
+        rate_per_sec: 1000,
+        snap: 40,
+    })
+    .unwrap();
+    for f in [&no_route, &out_of_reach, &forwarded, &no_route] {
+        m.test_run(f, LO).unwrap();
+    }
+    let mut got = Vec::new();
+    while let Some(r) = ring.next_record() {
+        got.push(r);
+    }
+    assert_eq!(got.len(), 2, "the two no_route drops only");
+    for r in &got {
+        assert_eq!(r.reason, DropReason::NoRoute as u32);
+        assert_eq!(r.row / 2, C1_PRIMARY);
+        assert_eq!(r.len as usize, no_route.len());
+        assert!(no_route.len() > 40);
+        assert_eq!(r.caplen, 40);
+        assert_eq!(&r.data[..40], &no_route[..40]);
+        assert_eq!(r.ifindex, LO);
+    }
+    // Another link selected: none of these; every link, all reasons, one
+    // in two, at most 3 a second (test runs are on this CPU).
+    m.set_capture(Config {
+        on: 1,
+        reasons: mask,
+        link: C1_SECONDARY,
+        sample: 1,
+        rate_per_sec: 1000,
+        snap: 64,
+    })
+    .unwrap();
+    m.test_run(&no_route, LO).unwrap();
+    assert!(ring.next_record().is_none(), "another link's drops only");
+    let lost0 = m.capture_lost().unwrap();
+    m.set_capture(Config {
+        on: 1,
+        reasons: u32::MAX,
+        link: ANY_LINK,
+        sample: 2,
+        rate_per_sec: 3,
+        snap: SNAP_LEN as u32 * 4,
+    })
+    .unwrap();
+    for _ in 0..5 {
+        m.test_run(&ttl1, LO).unwrap();
+        m.test_run(&no_route, LO).unwrap();
+    }
+    let mut got = Vec::new();
+    while let Some(r) = ring.next_record() {
+        got.push(r);
+    }
+    assert!(got.len() <= 3, "{} records over the rate", got.len());
+    assert!(!got.is_empty());
+    assert!(
+        m.capture_lost().unwrap() > lost0,
+        "over the rate is counted"
+    );
+    // The snap length is bounded by SNAP_LEN; these frames are shorter.
+    assert!(got.iter().all(|r| r.caplen == r.len));
+    // Off again: nothing more.
+    m.set_capture(Config::default()).unwrap();
+    m.test_run(&no_route, LO).unwrap();
+    assert!(ring.next_record().is_none());
+}
+
+#[test]
 fn every_truncation_of_the_header_stack_is_dropped_as_malformed() {
     root_only!("every_truncation_of_the_header_stack_is_dropped_as_malformed");
     let mut m = fixture();

@@ -423,4 +423,555 @@ fn the_operator_sees_what_the_circuit_carried() {
         assert_eq!(theirs["macAddress"], mac_of(&c.ns, &p.ifnames[k]).as_str());
         assert_eq!(theirs["age"], 0);
     }
+    drop(lab);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The lab of `MODEL` under a fresh prefix, sessions up and routes learned
+/// both ways.
+fn ops_lab(tag: &str) -> (EstateLabUp, std::path::PathBuf) {
+    let prefix = unique_prefix(tag);
+    let dir = std::env::temp_dir().join(format!("msee-{prefix}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("ops.toml");
+    std::fs::write(&file, MODEL).unwrap();
+    let lab = EstateLabUp::up(&file, &prefix, CustomerRouter::Frr).unwrap();
+    lab.wait_established(Duration::from_secs(60)).unwrap();
+    let learned = lab.wait_learned(CIRCUIT, &["10.40.0.0/16"], Duration::from_secs(30));
+    assert_eq!(learned.len(), 1, "FRR learned the VNet: {learned:?}");
+    wait_routes_both_links(&lab);
+    (lab, dir)
+}
+
+/// Until the MSEE learned the customer's prefix on both links.
+fn wait_routes_both_links(lab: &EstateLabUp) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    for role in ["primary", "secondary"] {
+        while lab
+            .cli_result(&[
+                "list-route-tables",
+                CIRCUIT,
+                "--peering",
+                PEERING,
+                "--path",
+                role,
+            ])
+            .ok()
+            .and_then(|v| v["value"].as_array().map(|a| !a.is_empty()))
+            != Some(true)
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no route learned on the {role}\n{}",
+                lab.daemon_log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+/// (ingress, egress) bytes of `role` in a usage report.
+fn usage_of(report: &Value, role: &str) -> (u64, u64) {
+    let p = report["peerings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["peeringType"] == PEERING)
+        .unwrap_or_else(|| panic!("{report}"));
+    let l = p["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["path"] == role)
+        .unwrap_or_else(|| panic!("{report}"));
+    (u(l, "ingressBytes"), u(l, "egressBytes"))
+}
+
+/// Frames the MSEE passed to its kernel (BGP, BFD, ARP) on `role`, now.
+fn to_kernel(lab: &EstateLabUp, role: &str) -> u64 {
+    u(&counters(lab, role), "pass_packets")
+}
+
+/// Usage counted per link to the byte across a daemon restart (nothing
+/// lost, nothing counted twice), availability across a failover (the
+/// outage listed with its cause, the circuit at 100 % while the other link
+/// carried), both kept in the state directory across the restart, and a
+/// corrupted usage file set aside and reported while forwarding goes on.
+#[test]
+fn usage_and_availability_outlive_the_daemon() {
+    if !require_root("usage_and_availability_outlive_the_daemon") {
+        return;
+    }
+    let (mut lab, dir) = ops_lab("use");
+    let c = lab.customer(CIRCUIT).clone();
+    let p = c.peerings[0].clone();
+    let vnet_host: IpAddr = VNET_HOST.parse().unwrap();
+    let vnet_ns = lab.azure_ns_of(vnet_host);
+    let to_customer = |port| Flow {
+        src_ns: vnet_ns.clone(),
+        src_addr: vnet_host,
+        src_dev: None,
+        dst_ns: c.ns.clone(),
+        dst_addr: IpAddr::V4(c.host),
+        dst_port: port,
+    };
+    let from_customer = |port| Flow {
+        src_ns: c.ns.clone(),
+        src_addr: IpAddr::V4(c.host),
+        src_dev: Some(p.ifnames[0].clone()),
+        dst_ns: vnet_ns.clone(),
+        dst_addr: vnet_host,
+        dst_port: port,
+    };
+    let n = 1000;
+    let usage = |lab: &EstateLabUp| lab.cli(&["usage", CIRCUIT]);
+    let egress = |u: &Value| usage_of(u, "primary").1 + usage_of(u, "secondary").1;
+
+    // --- Usage: the test's frames, per link.
+    let u0 = usage(&lab);
+    assert_eq!(u0["skuFamily"], "MeteredData");
+    assert_eq!(u0["zone"], 1, "Amsterdam is in zone 1");
+    let k0 = to_kernel(&lab, "primary");
+    let r = send_and_count_at(&from_customer(7410), n, Some(5000)).unwrap();
+    assert_eq!(r.received, n, "customer -> VNet\n{}", lab.daemon_log());
+    let r = send_and_count_at(&to_customer(7411), n, Some(5000)).unwrap();
+    assert_eq!(r.received, n, "VNet -> customer");
+    let u1 = usage(&lab);
+    let k1 = to_kernel(&lab, "primary");
+    let ingress = usage_of(&u1, "primary").0 - usage_of(&u0, "primary").0;
+    assert!(
+        ingress >= n * FRAME && ingress - n * FRAME <= (k1 - k0) * MAX_FRAME,
+        "primary ingress grew by {ingress} for {n} frames of {FRAME} B and {} to the kernel",
+        k1 - k0
+    );
+    // Out toward the customer: exactly the test's frames, on whichever link.
+    assert_eq!(egress(&u1) - egress(&u0), n * FRAME, "{u1}");
+    let billed = u1["billedOutboundGb"].as_f64().unwrap();
+    assert!(
+        (billed - egress(&u1) as f64 / 1e9).abs() < 1e-12,
+        "Metered: egress billed"
+    );
+    assert_eq!(u1["billedInboundGb"], 0.0);
+    let bin = lab::daemon::workspace_bin("msee-cli").unwrap();
+    let text = std::process::Command::new(&bin)
+        .arg("--socket")
+        .arg(&lab.state.api_socket)
+        .args(["usage", CIRCUIT])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    eprintln!("{text}");
+    assert!(
+        text.contains("er-ops: Standard MeteredData at Amsterdam (zone 1)")
+            && text.contains("billed: outbound"),
+        "{text}"
+    );
+
+    // --- Availability across a failover: the customer shuts the primary's
+    // session down, then brings it back.
+    // From now on (whatever the sessions' start did before).
+    let a0 = lab.cli(&["availability", CIRCUIT]);
+    eprintln!("before the failover: {a0}");
+    // A second boundary at least 1 s after it (the report's times are
+    // whole seconds).
+    std::thread::sleep(Duration::from_millis(2100));
+    let since = lab.cli(&["availability", CIRCUIT])["to"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let neighbour = p.msee[0].to_string();
+    let router = format!("router bgp {}", c.asn);
+    lab.vtysh_config(
+        CIRCUIT,
+        &[&router, &format!("neighbor {neighbour} shutdown")],
+    );
+    let links_down = |lab: &EstateLabUp| {
+        lab.cli(&["links"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["name"] == format!("{CIRCUIT}/{PEERING}/primary").as_str())
+            .is_some_and(|l| l["carries"] == false)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !links_down(&lab) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the primary never went down"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The secondary carries meanwhile.
+    let r = send_and_count_at(&to_customer(7412), 200, Some(2000)).unwrap();
+    assert_eq!(
+        r.received, 200,
+        "over the secondary while the primary is down"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    lab.vtysh_config(
+        CIRCUIT,
+        &[&router, &format!("no neighbor {neighbour} shutdown")],
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while links_down(&lab) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the primary never came back\n{}",
+            lab.daemon_log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let check_outage = |a: &Value| {
+        let outages: Vec<&Value> = a["outages"].as_array().unwrap().iter().collect();
+        assert_eq!(outages.len(), 1, "one outage: {a}");
+        let o = outages[0];
+        assert_eq!(o["scope"], "primary");
+        assert_eq!(o["peeringType"], PEERING);
+        assert_eq!(o["cause"], "BGP", "{o}");
+        assert_eq!(o["detail"], "BGP down", "{o}");
+        assert!(o["end"].is_string(), "it ended: {o}");
+        let secs = o["durationSecs"].as_f64().unwrap();
+        assert!((2.0..30.0).contains(&secs), "{o}");
+        assert_eq!(
+            a["circuitUptimePercent"], 100.0,
+            "the secondary stayed up: {a}"
+        );
+        let links = a["links"].as_array().unwrap();
+        let link = |r: &str| links.iter().find(|l| l["path"] == r).unwrap().clone();
+        assert_eq!(link("primary")["outages"], 1);
+        assert!(link("primary")["uptimePercent"].as_f64().unwrap() < 100.0);
+        assert_eq!(link("secondary")["outages"], 0);
+        assert_eq!(link("secondary")["uptimePercent"], 100.0);
+        secs
+    };
+    std::thread::sleep(Duration::from_millis(1100));
+    let a1 = lab.cli(&["availability", CIRCUIT, "--from", &since]);
+    // The period of the failover, for the same question after the restart.
+    let until = a1["to"].as_str().unwrap().to_owned();
+    let outage_secs = check_outage(&a1);
+    eprintln!("outage of the primary: {outage_secs:.3} s");
+    let text = lab::daemon::workspace_bin("msee-cli")
+        .map(|bin| {
+            std::process::Command::new(bin)
+                .arg("--socket")
+                .arg(&lab.state.api_socket)
+                .args(["availability", CIRCUIT, "--from", &since])
+                .output()
+                .unwrap()
+        })
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    eprintln!("{text}");
+    assert!(
+        text.starts_with("er-ops availability: circuit 100.000% over ")
+            && text.contains("private primary")
+            && text.contains("BGP down"),
+        "{text}"
+    );
+
+    // --- A maintenance drain of the secondary: an outage of that link
+    // (cause drain), none of the circuit (a drained link still carries).
+    std::thread::sleep(Duration::from_millis(1100));
+    let drain_from = lab.cli(&["availability", CIRCUIT])["to"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    lab.cli(&["drain", CIRCUIT, "secondary"]);
+    std::thread::sleep(Duration::from_millis(2500));
+    lab.cli(&["undrain", CIRCUIT, "secondary"]);
+    // The daemon records drains each second.
+    std::thread::sleep(Duration::from_millis(1500));
+    let ad = lab.cli(&["availability", CIRCUIT, "--from", &drain_from]);
+    let outages = ad["outages"].as_array().unwrap();
+    assert_eq!(outages.len(), 1, "{ad}");
+    assert_eq!(outages[0]["scope"], "secondary", "{ad}");
+    assert_eq!(outages[0]["cause"], "drain", "{ad}");
+    assert!(outages[0]["end"].is_string(), "{ad}");
+    let secs = outages[0]["durationSecs"].as_f64().unwrap();
+    assert!((1.5..4.5).contains(&secs), "{ad}");
+    assert_eq!(ad["circuitUptimePercent"], 100.0, "{ad}");
+
+    // --- A restart: usage and history carry over, nothing counted twice.
+    wait_routes_both_links(&lab);
+    let before = usage(&lab);
+    lab.restart_daemon(|_| {}).unwrap();
+    lab.wait_established(Duration::from_secs(60)).unwrap();
+    wait_routes_both_links(&lab);
+    let after = usage(&lab);
+    // Nothing went out toward the customer while no daemon ran nor since.
+    assert_eq!(egress(&after), egress(&before), "{before}\n{after}");
+    // In: only the kernel's own frames since (a double count would add
+    // everything counted before).
+    let (bi, ai) = (
+        usage_of(&before, "primary").0,
+        usage_of(&after, "primary").0,
+    );
+    assert!(
+        ai >= bi && ai - bi < n * FRAME / 4,
+        "primary ingress {bi} before the restart, {ai} after"
+    );
+    let r = send_and_count_at(&to_customer(7413), n, Some(5000)).unwrap();
+    assert_eq!(r.received, n, "VNet -> customer after the restart");
+    assert_eq!(egress(&usage(&lab)), egress(&before) + n * FRAME);
+    // The history too: the outage is still listed, the time without a
+    // daemon not counted against anyone.
+    let a2 = lab.cli(&["availability", CIRCUIT, "--from", &since, "--to", &until]);
+    assert!((check_outage(&a2) - outage_secs).abs() < 1e-9, "{a2}");
+    assert_eq!(a2["outages"], a1["outages"]);
+
+    // --- A corrupted usage file: set aside, reported, forwarding goes on.
+    let held = egress(&usage(&lab));
+    let mut garbage = b"{\"version\": 1, \"links\": {".to_vec();
+    garbage.extend_from_slice(&[0xff; 16]);
+    lab.restart_daemon(|state| {
+        std::fs::write(state.join("usage.json"), &garbage).unwrap();
+    })
+    .unwrap();
+    let state = lab::estate::daemon_state_dir(&lab.state.lab.prefix);
+    let aside: Vec<std::path::PathBuf> = std::fs::read_dir(&state)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("usage.json.corrupt-")
+        })
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(std::fs::read(&aside[0]).unwrap(), garbage, "kept as it was");
+    assert!(
+        lab.daemon_log().contains("usage.json could not be read"),
+        "{}",
+        lab.daemon_log()
+    );
+    lab.wait_established(Duration::from_secs(60)).unwrap();
+    wait_routes_both_links(&lab);
+    let r = send_and_count_at(&to_customer(7414), n, Some(5000)).unwrap();
+    assert_eq!(r.received, n, "forwarding goes on");
+    let u3 = usage(&lab);
+    let notes = u3["notes"].as_array().cloned().unwrap_or_default();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("set aside as")),
+        "{u3}"
+    );
+    // Counted anew: the set-aside figures are not in the new ledger; what
+    // the dataplane's counters still hold is, if the restart adopted them
+    // (all the egress so far), else nothing of before.
+    assert!(
+        egress(&u3) == n * FRAME || egress(&u3) == held + n * FRAME,
+        "counted anew: {} after {held} before the set-aside ({u3})",
+        egress(&u3)
+    );
+
+    // --- Bad input: one line naming the valid circuits; a bad date.
+    let bin = lab::daemon::workspace_bin("msee-cli").unwrap();
+    let err = |args: &[&str]| {
+        let o = std::process::Command::new(&bin)
+            .arg("--socket")
+            .arg(&lab.state.api_socket)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!o.status.success());
+        String::from_utf8_lossy(&o.stderr).trim().to_owned()
+    };
+    assert_eq!(
+        err(&["usage", "er-nope"]),
+        "msee-cli: error: msee-daemon: unknown circuit \"er-nope\" (valid: er-ops)"
+    );
+    assert_eq!(
+        err(&["availability", "er-nope"]),
+        "msee-cli: error: msee-daemon: unknown circuit \"er-nope\" (valid: er-ops)"
+    );
+    let e = err(&["usage", CIRCUIT, "--from", "2026-13-45"]);
+    assert!(
+        e.contains("--from") && e.contains("YYYY-MM-DD") && e.lines().count() == 1,
+        "{e}"
+    );
+    drop(lab);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Frames the primary's policer drops, captured by `msee-cli capture` into
+/// a pcapng file that tcpdump reads back, each frame with its reason and
+/// link; and the live view of the same circuit (`msee-cli top --once`).
+#[test]
+fn policer_drops_are_captured_and_shown_live() {
+    if !require_root("policer_drops_are_captured_and_shown_live") {
+        return;
+    }
+    let prefix = unique_prefix("cap");
+    let dir = std::env::temp_dir().join(format!("msee-{prefix}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("ops.toml");
+    // 50 Mbit/s: a sender offering three times that meets the policer.
+    std::fs::write(
+        &file,
+        MODEL.replace("bandwidthInMbps = 1000", "bandwidthInMbps = 50"),
+    )
+    .unwrap();
+    let lab = EstateLabUp::up(&file, &prefix, CustomerRouter::Frr).unwrap();
+    lab.wait_established(Duration::from_secs(60)).unwrap();
+    lab.wait_learned(CIRCUIT, &["10.40.0.0/16"], Duration::from_secs(30));
+    wait_routes_both_links(&lab);
+    let c = lab.customer(CIRCUIT).clone();
+    let p = c.peerings[0].clone();
+    let link = format!("{CIRCUIT}/{PEERING}/primary");
+    let bin = lab::daemon::workspace_bin("msee-cli").unwrap();
+    let cli = |args: &[&str]| {
+        std::process::Command::new(&bin)
+            .arg("--socket")
+            .arg(&lab.state.api_socket)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+
+    // Bad input first: one line naming what is valid.
+    let pcap = dir.join("drops.pcapng");
+    let pcap_s = pcap.display().to_string();
+    let o = cli(&["capture", "--reason", "nope", "--count", "1", "-w", &pcap_s]);
+    let e = String::from_utf8_lossy(&o.stderr).trim().to_owned();
+    assert!(
+        !o.status.success()
+            && e.ends_with("unknown drop reason \"nope\" (valid: malformed, no_route, out_of_reach, ttl_expired, link_down, policer)")
+            && e.lines().count() == 1,
+        "{e}"
+    );
+    let o = cli(&["capture", "--link", "nope", "--count", "1", "-w", &pcap_s]);
+    let e = String::from_utf8_lossy(&o.stderr).trim().to_owned();
+    assert!(
+        !o.status.success() && e.contains("unknown link \"nope\" (valid: ") && e.contains(&link),
+        "{e}"
+    );
+
+    // The capture waits for its frames while the customer's router sends
+    // 150 Mbit/s over the primary.
+    let count = 20;
+    let capture = {
+        let (bin, socket, pcap_s, link) = (
+            bin.clone(),
+            lab.state.api_socket.clone(),
+            pcap_s.clone(),
+            link.clone(),
+        );
+        std::thread::spawn(move || {
+            std::process::Command::new(&bin)
+                .arg("--socket")
+                .arg(&socket)
+                .args(["capture", "--reason", "policer", "--link", &link])
+                .args(["--count", &count.to_string(), "-w", &pcap_s])
+                .args(["--timeout-secs", "20"])
+                .output()
+                .unwrap()
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let via = p.msee[0].to_string();
+    lab::ip_ns(
+        &c.ns,
+        &[
+            "route",
+            "add",
+            &format!("{VNET_HOST}/32"),
+            "via",
+            &via,
+            "dev",
+            &p.ifnames[0],
+        ],
+    )
+    .unwrap();
+    let tx = lab::traffic::udp_socket_in(&c.ns, IpAddr::V4(c.host), None).unwrap();
+    let payload = vec![0x5au8; 1000];
+    let frame_bytes = (payload.len() + 8 + 20 + 14 + 4) as u64;
+    let dst: std::net::SocketAddr = format!("{VNET_HOST}:9").parse().unwrap();
+    let before = counters(&lab, "primary");
+    // The live view, one refresh while the policer drops.
+    let top = {
+        let (bin, socket) = (bin.clone(), lab.state.api_socket.clone());
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(500));
+            std::process::Command::new(&bin)
+                .arg("--socket")
+                .arg(&socket)
+                .args(["top", "--once", "--interval-ms", "1000"])
+                .output()
+                .unwrap()
+        })
+    };
+    e2e_tests::policer::offer(&tx, dst, &payload, frame_bytes, 150_000_000, 2);
+    let after = counters(&lab, "primary");
+    let policed =
+        after["drops"]["policer"].as_u64().unwrap() - before["drops"]["policer"].as_u64().unwrap();
+    assert!(policed > count, "the policer dropped {policed} frames");
+    let o = capture.join().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "{out}{}\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        lab.daemon_log()
+    );
+    assert!(
+        out.starts_with(&format!("{count} dropped frames written to {pcap_s}")),
+        "{out}"
+    );
+
+    // tcpdump reads the file: the customer's datagrams, tagged, whole.
+    let td = std::process::Command::new("tcpdump")
+        .args(["-nn", "-e", "-r", &pcap_s])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&td.stdout).into_owned();
+    assert!(
+        td.status.success(),
+        "{}",
+        String::from_utf8_lossy(&td.stderr)
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), count as usize, "{text}");
+    for l in &lines {
+        assert!(
+            l.contains("vlan 400")
+                && l.contains(&format!("{}.", c.host))
+                && l.contains(&format!(" > {VNET_HOST}.9: UDP, length 1000"))
+                && l.contains(&format!("length {frame_bytes}")),
+            "{l}"
+        );
+    }
+    // Each frame's comment: its reason, link and direction.
+    let bytes = std::fs::read(&pcap).unwrap();
+    let note = format!("msee drop: reason=policer link={link} direction=in");
+    let notes = bytes
+        .windows(note.len())
+        .filter(|w| *w == note.as_bytes())
+        .count();
+    assert_eq!(notes, count as usize);
+    assert!(
+        lab.daemon_log().contains("capture done: off"),
+        "{}",
+        lab.daemon_log()
+    );
+
+    // The live view: the primary carries, takes tens of Mbit/s in and
+    // drops at the policer; both sessions Established, BFD Up.
+    let o = top.join().unwrap();
+    let view = String::from_utf8_lossy(&o.stdout).into_owned();
+    eprintln!("{view}");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let row = view
+        .lines()
+        .find(|l| l.contains(&link) && l.contains("bit/s"))
+        .unwrap_or_else(|| panic!("no row of {link} in\n{view}"));
+    assert!(
+        row.contains("yes") && row.contains("Mbit/s") && row.contains("policer "),
+        "{row}"
+    );
+    assert_eq!(view.matches("Established").count(), 2, "{view}");
+    assert!(view.contains("BFD session"), "{view}");
+    drop(lab);
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -87,6 +87,48 @@ pub enum Request {
         peering: String,
         path: String,
     },
+    /// `usage`: bytes in and out per peering and link over UTC days
+    /// (`YYYY-MM-DD`, inclusive), what the SKU bills
+    /// (`crate::usage::report::UsageView`).
+    Usage {
+        circuit: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+    },
+    /// `availability`: uptime as the SLA counts it, per link, and the
+    /// outages (`crate::usage::report::AvailabilityView`).
+    Availability {
+        circuit: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+    },
+    /// `capture`: turns the capture of dropped frames on (reasons: all
+    /// when empty; `link`: a link's name, all when absent) until `count`
+    /// frames are taken; answers a `types::CaptureBatch` with its id.
+    #[serde(rename = "capture-start")]
+    CaptureStart {
+        #[serde(default)]
+        reasons: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        link: Option<String>,
+        count: u64,
+        sample: u32,
+        rate: u32,
+        snap: u32,
+    },
+    /// The capture's frames since the last read (`types::CaptureBatch`).
+    #[serde(rename = "capture-read")]
+    CaptureRead { id: u64 },
+    /// Ends the capture now.
+    #[serde(rename = "capture-stop")]
+    CaptureStop { id: u64 },
+    /// The figures of the metrics endpoint, fresh
+    /// (`crate::metrics::snapshot::Snapshot`): `msee-cli top` reads them.
+    Snapshot,
 }
 
 /// A request and where its answer goes.

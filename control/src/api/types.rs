@@ -234,3 +234,33 @@ pub struct RouteEntryView {
     pub group: u32,
     pub flags: u32,
 }
+
+/// A dropped frame a capture took (`msee-cli capture`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CapturedFrame {
+    /// When it was dropped, Unix ns.
+    pub at_unix_ns: u64,
+    /// The frame's length on the wire (as it arrived, or as it would have
+    /// left for a drop on the egress link).
+    pub len: u32,
+    /// Its first bytes, in hex.
+    pub data: String,
+    /// The drop reason (`policer`, `no_route`, ...).
+    pub reason: String,
+    /// The link it was charged to, or `unattributed`.
+    pub link: String,
+    /// `in` (into the MSEE on that link) or `out`.
+    pub direction: String,
+}
+
+/// A running capture's frames since the last read.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaptureBatch {
+    pub id: u64,
+    pub frames: Vec<CapturedFrame>,
+    /// Selected drops not copied since the capture started (over the rate,
+    /// or the ring full).
+    pub lost: u64,
+    /// The capture is over (its count reached, or stopped): nothing more.
+    pub done: bool,
+}

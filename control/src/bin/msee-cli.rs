@@ -111,6 +111,73 @@ enum Command {
         #[arg(long)]
         path: String,
     },
+    /// Usage (billing): ingress and egress bytes per peering and link, and
+    /// what the SKU bills (Metered: outbound per GB, inbound free;
+    /// Unlimited and Local: nothing per GB), from the daemon's state
+    /// directory (kept across restarts).
+    Usage {
+        circuit: String,
+        /// First UTC day (YYYY-MM-DD), inclusive.
+        #[arg(long)]
+        from: Option<String>,
+        /// Last UTC day (YYYY-MM-DD), inclusive.
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Availability as the SLA counts it (the circuit is down only while
+    /// both links of a peering cannot carry traffic), per link, with every
+    /// outage and its cause (carrier, BFD, BGP, neighbour, drain), from
+    /// the link history in the daemon's state directory.
+    Availability {
+        circuit: String,
+        /// From this UTC day (YYYY-MM-DD) or RFC 3339 time.
+        #[arg(long)]
+        from: Option<String>,
+        /// Until this UTC day or time (default: now).
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Capture dropped frames into a pcapng file (tcpdump -r, Wireshark),
+    /// each with a comment naming its drop reason, link and direction.
+    /// Sampled and rate-limited in the dataplane; off again when done.
+    Capture {
+        /// Only this reason (repeatable): policer, no_route, out_of_reach,
+        /// malformed, ttl_expired, link_down. Default: every reason.
+        #[arg(long = "reason")]
+        reasons: Vec<String>,
+        /// Only this link, by name (e.g. er-ams/AzurePrivatePeering/primary).
+        #[arg(long)]
+        link: Option<String>,
+        /// Frames to capture.
+        #[arg(long, default_value_t = 100)]
+        count: u64,
+        /// The pcapng file to write.
+        #[arg(short = 'w', long = "write")]
+        file: PathBuf,
+        /// Capture one selected drop in N.
+        #[arg(long, default_value_t = 1)]
+        sample: u32,
+        /// At most this many frames per second per CPU.
+        #[arg(long, default_value_t = cli::capture::DEFAULT_RATE)]
+        rate: u32,
+        /// Bytes kept of each frame (at most 256).
+        #[arg(long, default_value_t = cli::capture::DEFAULT_SNAP)]
+        snap: u32,
+        /// Give up after this many seconds (the frames taken are written).
+        #[arg(long, default_value_t = 30)]
+        timeout_secs: u64,
+    },
+    /// A live view refreshed every second: each link, whether it carries
+    /// and its rates in and out, drops by reason; BGP and BFD sessions.
+    /// q, Esc or Ctrl-C quits.
+    Top {
+        /// Refresh period, milliseconds.
+        #[arg(long, default_value_t = 1000)]
+        interval_ms: u64,
+        /// Print one view (two snapshots one period apart) as text and exit.
+        #[arg(long)]
+        once: bool,
+    },
 }
 
 fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
@@ -383,7 +450,11 @@ fn render(command: &Command, v: Value) -> anyhow::Result<String> {
         Command::ListRouteTables { .. } => cli::az::route_table(&read(v)?),
         Command::ListRouteTablesSummary { .. } => cli::az::route_table_summary(&read(v)?),
         Command::ListArpTables { .. } => cli::az::arp_table(&read(v)?),
-        Command::Import { .. } => anyhow::bail!("import does not ask the daemon"),
+        Command::Usage { .. } => cli::reports::usage(&read(v)?),
+        Command::Availability { .. } => cli::reports::availability(&read(v)?),
+        Command::Import { .. } | Command::Capture { .. } | Command::Top { .. } => {
+            anyhow::bail!("this verb renders no answer")
+        }
     })
 }
 
@@ -448,10 +519,86 @@ fn import(files: &[PathBuf], json: bool) -> ExitCode {
     }
 }
 
+/// `msee-cli capture`: frames into a pcapng file.
+fn capture(
+    socket: &std::path::Path,
+    file: &std::path::Path,
+    a: &cli::capture::CaptureArgs,
+) -> ExitCode {
+    let r = cli::capture::run(socket, a).and_then(|(frames, lost)| {
+        cli::capture::write_pcapng(file, &frames, a.snap)?;
+        Ok((frames.len(), lost))
+    });
+    match r {
+        Ok((n, lost)) => {
+            println!(
+                "{n} dropped frames written to {}{}",
+                file.display(),
+                if lost > 0 {
+                    format!(" ({lost} selected drops not copied: over the rate, or the ring full)")
+                } else {
+                    String::new()
+                }
+            );
+            if (n as u64) < a.count {
+                eprintln!(
+                    "msee-cli: error: only {n} of {} frames before the timeout",
+                    a.count
+                );
+                return ExitCode::FAILURE;
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("msee-cli: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let request = match &args.command {
         Command::Import { files } => return import(files, args.json),
+        Command::Top { interval_ms, once } => {
+            let interval = Duration::from_millis((*interval_ms).max(100));
+            let r = if *once {
+                cli::top::once(&args.socket, interval).map(|t| print!("{t}"))
+            } else {
+                cli::top::run(&args.socket, interval)
+            };
+            return match r {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("msee-cli: error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Command::Capture {
+            reasons,
+            link,
+            count,
+            file,
+            sample,
+            rate,
+            snap,
+            timeout_secs,
+        } => {
+            return capture(
+                &args.socket,
+                file,
+                &cli::capture::CaptureArgs {
+                    reasons: reasons.clone(),
+                    link: link.clone(),
+                    count: *count,
+                    sample: *sample,
+                    rate: *rate,
+                    snap: *snap,
+                    timeout: Duration::from_secs(*timeout_secs),
+                },
+            );
+        }
         Command::GetStats { circuit, peering } => Request::Stats {
             circuit: circuit.clone(),
             peering: peering.clone(),
@@ -484,6 +631,16 @@ fn main() -> ExitCode {
             circuit: circuit.clone(),
             peering: peering.clone(),
             path: path.clone(),
+        },
+        Command::Usage { circuit, from, to } => Request::Usage {
+            circuit: circuit.clone(),
+            from: from.clone(),
+            to: to.clone(),
+        },
+        Command::Availability { circuit, from, to } => Request::Availability {
+            circuit: circuit.clone(),
+            from: from.clone(),
+            to: to.clone(),
         },
         Command::Sessions => Request::Sessions,
         Command::Routes { circuit } => Request::Routes {

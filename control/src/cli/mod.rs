@@ -1,7 +1,11 @@
 //! `msee-cli`'s renderings beyond the plain views: the az-shaped tables
-//! ([`az`]). Each renders the daemon's typed answer; the binary only
-//! parses arguments.
+//! ([`az`]), the usage and availability reports ([`reports`]); and the
+//! verbs that run longer than one request: [`capture`] (dropped frames to
+//! pcapng) and [`top`] (the live view). The binary only parses arguments.
 pub mod az;
+pub mod capture;
+pub mod reports;
+pub mod top;
 
 /// A table: columns as wide as their widest cell, the last one unpadded.
 pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {

@@ -140,6 +140,8 @@ impl Daemon {
                 info!(link = %spec.name, carries = up, "link adopted");
             }
             None => {
+                // The usage ledger counts what they hold first.
+                self.ops_before_counter_reset(spec);
                 self.msee.reset_link_counters(spec.id)?;
                 self.msee.set_link(spec.id, link_entry(spec, [0; 6]))?;
                 self.health
@@ -225,6 +227,8 @@ impl Daemon {
             return;
         };
         let spec = rt.spec;
+        // Its last traffic into the usage ledger.
+        self.ops_sample_link(&spec, super::ops::unix_ms());
         let name = spec.name.clone();
         let report = |what: &str, r: Result<()>| match r {
             Err(e) if partial => debug!(link = %name, "removing {what}: {e:#}"),

@@ -396,10 +396,12 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
                 d.resolve_pending(Duration::from_millis(500), ticks.is_multiple_of(30)).await;
                 d.reconcile_adopted().await;
                 d.ops_refresh();
+                d.ops_persist();
             }
         }
     }
 
+    d.ops_stopping();
     d.leave(cfg.detach_on_exit).await;
     if let Some(path) = &cfg.api_socket {
         std::fs::remove_file(path).ok();

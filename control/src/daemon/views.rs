@@ -85,6 +85,9 @@ impl Daemon {
         if let Some(answer) = self.answer_az(request) {
             return answer;
         }
+        if let Some(answer) = self.answer_ops(request) {
+            return answer;
+        }
         match request {
             Request::Drain {
                 circuit,
@@ -262,7 +265,13 @@ impl Daemon {
             Request::Stats { .. }
             | Request::RouteTable { .. }
             | Request::RouteTableSummary { .. }
-            | Request::ArpTable { .. } => Err(format!("{request:?} is not answered here")),
+            | Request::ArpTable { .. }
+            | Request::Usage { .. }
+            | Request::Availability { .. }
+            | Request::CaptureStart { .. }
+            | Request::CaptureRead { .. }
+            | Request::CaptureStop { .. }
+            | Request::Snapshot => Err(format!("{request:?} is not answered here")),
         }
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 /// One (link, direction)'s counters, as the dataplane has them now.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DirCounters {
     pub packets: u64,
     pub bytes: u64,
@@ -12,7 +12,7 @@ pub struct DirCounters {
     pub drops: BTreeMap<String, u64>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LinkSample {
     /// e.g. `er-ams/AzurePrivatePeering/primary`.
     pub name: String,
@@ -33,7 +33,7 @@ pub struct LinkSample {
     pub to_kernel: u64,
 }
 
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SessionSample {
     pub name: String,
     pub circuit: String,
@@ -56,7 +56,7 @@ pub struct SessionSample {
     pub last_change_unix: Option<f64>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BfdSample {
     pub name: String,
     pub peer: String,
@@ -66,7 +66,7 @@ pub struct BfdSample {
     pub packets_out: u64,
 }
 
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DaemonSample {
     pub version: String,
     pub routes_upserted: u64,
@@ -79,7 +79,7 @@ pub struct DaemonSample {
 }
 
 /// Everything at one instant.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Snapshot {
     /// Unix milliseconds when the main loop took it.
     pub at_unix_ms: u64,

@@ -253,6 +253,30 @@ fn start_msee(state: &mut State, bin: &Path) -> Result<()> {
     state.save()
 }
 
+/// Stops the lab's `msee-daemon` (SIGTERM: a clean stop), runs `between`
+/// while none runs, and starts it again with the same arguments and state
+/// directory; waits until it is ready. The stopped one's output is kept as
+/// `daemon.out.N` and `daemon.log.N` (N = 1, 2, ... per restart).
+pub fn restart_msee(state: &mut State, bin: &Path, between: impl FnOnce()) -> Result<()> {
+    let i = state
+        .processes
+        .iter()
+        .position(|p| p.what == "msee-daemon")
+        .context("the lab runs no msee-daemon")?;
+    stop_pid(state.processes[i].pid);
+    state.processes.remove(i);
+    state.save()?;
+    between();
+    let dir = state_dir(&state.lab.prefix);
+    let n = (1..)
+        .find(|n| !dir.join(format!("daemon.log.{n}")).exists())
+        .expect("some number is free");
+    for f in ["daemon.out", "daemon.log"] {
+        let _ = std::fs::rename(dir.join(f), dir.join(format!("{f}.{n}")));
+    }
+    start_msee(state, bin)
+}
+
 /// The MTU of the trunks between the MSEE and the switch: a veth takes
 /// frames of at most its MTU + 18 bytes, and a full 1500-byte packet in two
 /// tags (QinQ) is a 1522-byte frame, so a trunk needs 1504 to carry what

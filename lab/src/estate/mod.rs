@@ -6,6 +6,9 @@ pub mod build;
 pub mod plan;
 pub mod routers;
 
-pub use build::{METRICS_ADDR, State, SwitchInstaller, down, msee_args, pin_dir, state_dir, up};
+pub use build::{
+    METRICS_ADDR, State, SwitchInstaller, daemon_state_dir, down, msee_args, pin_dir, restart_msee,
+    state_dir, up,
+};
 pub use plan::{EstateLab, Pools, plan};
 pub use routers::{CustomerRouter, Customers};

@@ -46,7 +46,7 @@ fn path_text(asns: impl IntoIterator<Item = u32>) -> String {
 }
 
 impl Daemon {
-    fn az_circuit(&self, circuit: &str) -> Result<&str, String> {
+    pub(super) fn az_circuit(&self, circuit: &str) -> Result<&str, String> {
         let names: Vec<&str> = self.plan.circuits.iter().map(|c| c.name.as_str()).collect();
         choose("circuit", circuit, &names)
     }

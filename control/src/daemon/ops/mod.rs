@@ -1,8 +1,13 @@
 //! The operator's view, inside the daemon: each tick (1 s), and when a
 //! scrape asks for fresh figures, the main loop takes a [`Snapshot`] of its
 //! counters and sessions and publishes it for the Prometheus endpoint
-//! (`crate::metrics`); and it answers the az-shaped requests ([`az`]).
+//! (`crate::metrics`); it answers the az-shaped requests ([`az`]); and it
+//! keeps the usage ledger and the link history in the state directory and
+//! answers the usage and availability reports from them ([`persist`]);
+//! and it runs captures of dropped frames ([`capture`]).
 mod az;
+mod capture;
+mod persist;
 
 use std::{collections::BTreeMap, net::SocketAddr, time::Instant};
 
@@ -29,6 +34,11 @@ pub(super) struct Ops {
     sessions: BTreeMap<String, SessionMark>,
     /// Per link: the neighbour's MAC and since when (ARP entries' age).
     neighbours: BTreeMap<u32, ([u8; 6], Instant)>,
+    /// When the daemon started (Unix ms): the history's start.
+    started_ms: u64,
+    persist: persist::Persist,
+    /// The capture of dropped frames (`msee-cli capture`).
+    capture: capture::Captures,
 }
 
 struct SessionMark {
@@ -49,12 +59,15 @@ impl Ops {
             metrics,
             sessions: BTreeMap::new(),
             neighbours: BTreeMap::new(),
+            started_ms: unix_ms(),
+            persist: persist::Persist::default(),
+            capture: capture::Captures::default(),
         })
     }
 }
 
 /// Unix time now, in milliseconds.
-fn unix_ms() -> u64 {
+pub(super) fn unix_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
@@ -97,8 +110,9 @@ fn count_flap(mark: &mut SessionMark, established: bool, since: Option<Instant>)
 
 impl Daemon {
     /// After the start: starts the metrics endpoint, publishes the first
-    /// snapshot.
+    /// snapshot, records the start in the link history.
     pub(super) fn ops_started(&mut self) -> Result<()> {
+        self.ops_open_state(self.ops.started_ms);
         if let Some(listener) = self.ops.metrics.take() {
             let addr = crate::metrics::server::serve(listener, self.ops.published.clone())?;
             info!(%addr, "metrics endpoint listening (/metrics)");

@@ -12,7 +12,8 @@
 //! `process` runs the stages in that order. Each has a module here, with
 //! its maps (`maps`) and packet access: `attachment`, `l3` (route lookup
 //! and caches), `police`, `rewrite`, `icmp` (time exceeded) and `verdict`
-//! (counters, the redirect, what happens to frames not forwarded). What a
+//! (counters, the redirect, what happens to frames not forwarded; with
+//! `capture`, the copy of dropped frames when capture is on). What a
 //! stage computes without maps or the XDP context lives in the library,
 //! `xdp_ebpf::msee`, module by module, where it is tested on the host; the
 //! link choice lives there whole.
@@ -22,6 +23,7 @@
 #![allow(internal_features)]
 
 mod attachment;
+mod capture;
 mod icmp;
 mod l3;
 mod maps;

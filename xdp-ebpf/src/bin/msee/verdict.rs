@@ -65,6 +65,7 @@ pub(crate) fn settle(ctx: &XdpContext, verdict: Verdict, len: u64) -> u32 {
             if matches!(reason, DropReason::Malformed) {
                 log_malformed(ctx, len);
             }
+            crate::capture::dropped(ctx, index as u32, row, len);
             xdp_action::XDP_DROP
         }
     }
