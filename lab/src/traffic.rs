@@ -131,11 +131,12 @@ pub fn send_and_count_at(flow: &Flow, count: u64, pps: Option<u32>) -> Result<Fl
         // the way; later ones wait for room in the window. Either wait ends
         // when the receiver makes no progress for a while: the path may
         // legitimately lose packets.
-        // After a wait that ended without progress, what was in flight is
-        // taken for lost (`assumed_lost`), and the sender keeps its pace
+        // A paced flow, after a wait that ended without progress, takes
+        // what was in flight for lost (`assumed_lost`) and keeps its pace
         // without waiting again until the receiver counts something: an
         // outage on the way is measured at the offered rate, not at one
-        // datagram per stall.
+        // datagram per stall. (An unpaced flow keeps waiting: a receiver
+        // that is only slow must not meet a burst.)
         let limit = if seq == 0 { 0 } else { WINDOW };
         let mut last = progress.load(std::sync::atomic::Ordering::Relaxed);
         if silent_since != Some(last) {
@@ -148,7 +149,7 @@ pub fn send_and_count_at(flow: &Flow, count: u64, pps: Option<u32>) -> Result<Fl
                     (last, stalled) = (now, Instant::now());
                 }
             }
-            if seq.saturating_sub(last + assumed_lost) > limit {
+            if pps.is_some() && seq.saturating_sub(last + assumed_lost) > limit {
                 assumed_lost = seq - last;
                 silent_since = Some(last);
             }

@@ -382,19 +382,30 @@ pub fn send_raw(ns: &str, ifindex: u32, frames: Vec<Vec<u8>>) -> Result<()> {
             sll.sll_ifindex = ifindex as i32;
             sll.sll_halen = 6;
             sll.sll_addr[..6].copy_from_slice(&f[..6]);
-            // SAFETY: frame and address are live for the lengths given.
-            let n = unsafe {
-                libc::sendto(
-                    fd.as_raw_fd(),
-                    f.as_ptr().cast(),
-                    f.len(),
-                    0,
-                    (&sll as *const libc::sockaddr_ll).cast(),
-                    size_of::<libc::sockaddr_ll>() as u32,
-                )
-            };
-            if n != f.len() as isize {
-                return Err(io::Error::last_os_error()).context("sending a raw frame");
+            // A full transmit queue (ENOBUFS, on a busy machine) is waited
+            // out, within a bound: the frame is sent, not dropped here.
+            let mut tries = 0;
+            loop {
+                // SAFETY: frame and address are live for the lengths given.
+                let n = unsafe {
+                    libc::sendto(
+                        fd.as_raw_fd(),
+                        f.as_ptr().cast(),
+                        f.len(),
+                        0,
+                        (&sll as *const libc::sockaddr_ll).cast(),
+                        size_of::<libc::sockaddr_ll>() as u32,
+                    )
+                };
+                if n == f.len() as isize {
+                    break;
+                }
+                let e = io::Error::last_os_error();
+                tries += 1;
+                if e.raw_os_error() != Some(libc::ENOBUFS) || tries > 1000 {
+                    return Err(e).context("sending a raw frame");
+                }
+                std::thread::sleep(std::time::Duration::from_micros(200));
             }
         }
         Ok(())
