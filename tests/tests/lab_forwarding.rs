@@ -363,6 +363,8 @@ fn wrong_setups_get_one_clear_line() {
     let topo = Topology::new(&unique_prefix("bad")).unwrap();
     let lab = Lab::up(topo.clone()).unwrap();
     let bin = lab::daemon::workspace_bin("msee-daemon").unwrap();
+    // Its own state directory, removed at the end (not /var/lib/msee).
+    let state = std::env::temp_dir().join(format!("msee-{}-state", topo.prefix));
     let out = std::process::Command::new(&bin)
         .args([
             "--netns",
@@ -374,6 +376,8 @@ fn wrong_setups_get_one_clear_line() {
             "--azure",
             "nosuchif",
         ])
+        .arg("--state-dir")
+        .arg(&state)
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -404,6 +408,13 @@ fn wrong_setups_get_one_clear_line() {
         "{stderr}"
     );
     lab.down().unwrap();
+    std::fs::remove_dir_all(&state).unwrap();
+    assert!(
+        !std::path::Path::new("/var/lib/msee")
+            .join(topo.ns_msee())
+            .exists(),
+        "a refused start leaves nothing under /var/lib/msee"
+    );
 }
 
 /// Azure sends `flows` flows (distinct source ports) of `per_flow` datagrams
