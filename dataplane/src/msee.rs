@@ -249,6 +249,30 @@ pub fn link_pin(dir: &Path, ifindex: u32) -> PathBuf {
     dir.join(format!("link_{MSEE_PROGRAM}_{ifindex}"))
 }
 
+/// The interfaces with an XDP link pinned in `dir` ([`link_pin`]'s names);
+/// none when `dir` does not exist.
+pub fn pinned_link_ifindexes(dir: &Path) -> std::io::Result<Vec<u32>> {
+    let prefix = format!("link_{MSEE_PROGRAM}_");
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for e in entries {
+        if let Some(ifindex) = e?
+            .file_name()
+            .to_str()
+            .and_then(|n| n.strip_prefix(&prefix))
+            .and_then(|i| i.parse().ok())
+        {
+            out.push(ifindex);
+        }
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
 /// The program the XDP link pinned in `dir` for `ifindex` runs, if there
 /// is such a pin: a new instance compares it with the program the
 /// interface runs to tell its own previous instance's attachment (which
@@ -1318,6 +1342,20 @@ pub fn xdp_md(len: usize, ingress_ifindex: u32) -> [u8; 24] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pinned_links_are_listed_by_the_names_link_pin_gives() {
+        let dir = std::env::temp_dir().join(format!("msee-pins-{}", std::process::id()));
+        assert_eq!(pinned_link_ifindexes(&dir).unwrap(), Vec::<u32>::new());
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in [12, 3] {
+            std::fs::write(link_pin(&dir, i), b"").unwrap();
+        }
+        std::fs::write(dir.join("ROUTES_V4"), b"").unwrap();
+        std::fs::write(dir.join("link_other_7"), b"").unwrap();
+        assert_eq!(pinned_link_ifindexes(&dir).unwrap(), vec![3, 12]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn default_burst_is_a_millisecond_but_at_least_two_frames() {

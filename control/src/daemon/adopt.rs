@@ -215,10 +215,7 @@ pub async fn stop(root: &Path) -> Result<Stopped> {
     let bpf = state_dir::bpf_dir(root);
     let mut stopped = Stopped::default();
     if msee_sys::bpffs::is_bpffs(&bpf)? {
-        stopped.ports = std::fs::read_dir(&bpf)?
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().starts_with("link_"))
-            .count();
+        stopped.ports = dataplane::msee::pinned_link_ifindexes(&bpf)?.len();
         stopped.maps = true;
         msee_sys::bpffs::unmount(&bpf)?;
     }

@@ -461,24 +461,20 @@ impl Daemon {
     /// configuration no longer has) are removed: they detach.
     fn remove_stale_pins(&self, bpf: &std::path::Path) {
         let attached = self.msee.attached();
-        let Ok(entries) = std::fs::read_dir(bpf) else {
-            return;
+        let pinned = match dataplane::msee::pinned_link_ifindexes(bpf) {
+            Ok(p) => p,
+            Err(e) => {
+                warn!("listing the pinned attachments in {}: {e}", bpf.display());
+                return;
+            }
         };
-        for e in entries.flatten() {
-            let name = e.file_name();
-            let Some(ifindex) = name
-                .to_str()
-                .and_then(|n| n.strip_prefix(&format!("link_{}_", msee_abi::MSEE_PROGRAM)))
-                .and_then(|i| i.parse::<u32>().ok())
-            else {
-                continue;
-            };
+        for ifindex in pinned {
             if !attached.contains(&ifindex) {
                 warn!(
                     ifindex,
                     "a port of the previous instance this one does not run: detached"
                 );
-                let _ = std::fs::remove_file(e.path());
+                let _ = std::fs::remove_file(dataplane::msee::link_pin(bpf, ifindex));
             }
         }
     }
