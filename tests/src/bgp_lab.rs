@@ -269,6 +269,31 @@ impl BgpLab {
         self.count("session established", session)
     }
 
+    /// UDP both ways between the VNet host and the customer's host: to the
+    /// customer on `port`, from it on `port + 1`, the latter sent through
+    /// `customer_dev` if given (a link of the customer's choosing).
+    pub fn flows_both_ways(&self, port: u16, customer_dev: Option<&str>) -> [Flow; 2] {
+        let topo = &self.topo;
+        [
+            Flow {
+                src_ns: topo.ns_azure(),
+                src_addr: topo.vnet_host.into(),
+                src_dev: None,
+                dst_ns: topo.ns_onprem(),
+                dst_addr: CUSTOMER_HOST.into(),
+                dst_port: port,
+            },
+            Flow {
+                src_ns: topo.ns_onprem(),
+                src_addr: CUSTOMER_HOST.into(),
+                src_dev: customer_dev.map(str::to_owned),
+                dst_ns: topo.ns_azure(),
+                dst_addr: topo.vnet_host.into(),
+                dst_port: port + 1,
+            },
+        ]
+    }
+
     /// UDP from the VNet host to 172.16.0.1 on `port`: datagrams received.
     pub fn send(&self, port: u16, n: u64) -> u64 {
         let flow = Flow {

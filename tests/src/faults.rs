@@ -14,8 +14,7 @@ use lab::{
 
 use crate::{
     bgp_lab::{
-        BgpLab, CUSTOMER_HOST, CUSTOMER_NET, KEY, SESSION_PRIMARY, SESSION_SECONDARY, circuit_toml,
-        wait_for,
+        BgpLab, CUSTOMER_NET, KEY, SESSION_PRIMARY, SESSION_SECONDARY, circuit_toml, wait_for,
     },
     bird::{Bird, bird_conf},
     frr::{Frr, customer_conf},
@@ -185,27 +184,11 @@ pub fn flapping(cycles: u32) -> FlapRun {
     let rss_before = rss(lab.daemon.pid());
 
     let count = u64::from(cycles * 2 + 2) * 1000;
-    let flows: Vec<_> = [
-        Flow {
-            src_ns: topo.ns_azure(),
-            src_addr: topo.vnet_host.into(),
-            src_dev: None,
-            dst_ns: topo.ns_onprem(),
-            dst_addr: CUSTOMER_HOST.into(),
-            dst_port: 7410,
-        },
-        Flow {
-            src_ns: topo.ns_onprem(),
-            src_addr: CUSTOMER_HOST.into(),
-            src_dev: Some(IF_SECONDARY.into()),
-            dst_ns: topo.ns_azure(),
-            dst_addr: topo.vnet_host.into(),
-            dst_port: 7411,
-        },
-    ]
-    .into_iter()
-    .map(|f| std::thread::spawn(move || send_and_count_at(&f, count, Some(1000)).unwrap()))
-    .collect();
+    let flows: Vec<_> = lab
+        .flows_both_ways(7410, Some(IF_SECONDARY))
+        .into_iter()
+        .map(|f| std::thread::spawn(move || send_and_count_at(&f, count, Some(1000)).unwrap()))
+        .collect();
     std::thread::sleep(Duration::from_secs(1));
     for _ in 0..cycles {
         for cmd in ["neighbor {p} shutdown", "no neighbor {p} shutdown"] {

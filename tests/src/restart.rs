@@ -7,13 +7,12 @@ use std::time::Duration;
 
 use lab::{
     daemon::Daemon,
-    traffic::{Flow, FlowResult, send_and_count_at},
+    traffic::{FlowResult, send_and_count_at},
 };
 
 use crate::{
     bgp_lab::{
-        BgpLab, CUSTOMER_HOST, SESSION_PRIMARY, SESSION_SECONDARY, circuit_toml, circuit_toml_with,
-        wait_for,
+        BgpLab, SESSION_PRIMARY, SESSION_SECONDARY, circuit_toml, circuit_toml_with, wait_for,
     },
     frr::{Frr, bfdd_conf, customer_conf, customer_conf_bfd},
 };
@@ -220,27 +219,12 @@ impl RestartLab {
     ) -> ([FlowResult; 2], Vec<Restart>) {
         let topo = self.lab.topo.clone();
         let count = secs * u64::from(pps);
-        let flows: Vec<_> = [
-            Flow {
-                src_ns: topo.ns_azure(),
-                src_addr: topo.vnet_host.into(),
-                src_dev: None,
-                dst_ns: topo.ns_onprem(),
-                dst_addr: CUSTOMER_HOST.into(),
-                dst_port: 7500,
-            },
-            Flow {
-                src_ns: topo.ns_onprem(),
-                src_addr: CUSTOMER_HOST.into(),
-                src_dev: None,
-                dst_ns: topo.ns_azure(),
-                dst_addr: topo.vnet_host.into(),
-                dst_port: 7501,
-            },
-        ]
-        .into_iter()
-        .map(|f| std::thread::spawn(move || send_and_count_at(&f, count, Some(pps)).unwrap()))
-        .collect();
+        let flows: Vec<_> = self
+            .lab
+            .flows_both_ways(7500, None)
+            .into_iter()
+            .map(|f| std::thread::spawn(move || send_and_count_at(&f, count, Some(pps)).unwrap()))
+            .collect();
         std::thread::sleep(Duration::from_secs(1));
         let mut restarts = Vec::new();
         for stop in stops {
