@@ -2,9 +2,11 @@
 //! attaches it to ports, and exposes typed map handles and counters.
 mod bpf_sys;
 mod config_map;
+mod fib;
 pub mod msee;
 pub mod vlan;
 
+pub use fib::FibStats;
 pub use msee::capture::CaptureRing;
 pub use msee::{
     AttachMode, LinkSwitch, LoadOptions, Msee, MseeError, ROUTE_BATCH, RouteBatchError,

@@ -251,6 +251,7 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
     let mut msee = match Msee::load(&LoadOptions {
         log_level: settings.kernel_log_level,
         pin_dir: Some(bpf.clone()),
+        ..Default::default()
     }) {
         Ok(m) => m,
         Err(e) => {
