@@ -9,7 +9,7 @@ pub mod vlan;
 pub use fib::FibStats;
 pub use msee::capture::CaptureRing;
 pub use msee::{
-    AttachMode, LinkSwitch, LoadOptions, Msee, MseeError, ROUTE_BATCH, RouteBatchError,
+    AttachMode, FibSizes, LinkSwitch, LoadOptions, Msee, MseeError, ROUTE_BATCH, RouteBatchError,
     default_burst_bytes, xdp_md,
 };
 pub use vlan::{EgressTag, VlanError, VlanShim};
