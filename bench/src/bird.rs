@@ -351,6 +351,12 @@ impl InstallBench {
                 // The route limit is ExpressRoute's 4,000 unless overridden.
                 "--max-prefixes",
                 &n.to_string(),
+                // A forwarding table that holds them all.
+                "--fib-nodes-v4",
+                &crate::fixture::fib_sizes(n)
+                    .nodes_v4
+                    .unwrap_or_default()
+                    .to_string(),
                 "--connect-retry-secs",
                 "1",
                 "--idle-hold-secs",

@@ -15,7 +15,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result};
-use dataplane::{LoadOptions, Msee};
+use dataplane::{FibSizes, LoadOptions, Msee};
 use e2e_tests::packet::{ETH_LEN, IPV4_LEN, UDP_LEN, UdpFrame};
 use ipnet::{IpNet, Ipv4Net};
 use msee_abi::{Attachment, AttachmentKey, GroupMember, Link, LinkRole, PeeringKind, Route};
@@ -103,6 +103,19 @@ pub enum Write {
     BatchSorted,
 }
 
+/// Forwarding table sizes that hold `count` routes of `route_table`: its
+/// /25../32 routes take an IPv4 node each (few share a /24), its /17../24
+/// ones one per /16, which the default pool covers.
+pub fn fib_sizes(count: usize) -> FibSizes {
+    let nodes = u32::try_from(count)
+        .unwrap_or(u32::MAX)
+        .saturating_add(msee_abi::fib::FIB_DEFAULT_POOL_V4);
+    FibSizes {
+        nodes_v4: Some(nodes),
+        ..Default::default()
+    }
+}
+
 /// An msee with one circuit side on `lo` whose only link loops back to the
 /// MSEE, and `routes` routes over it. Returns it and the install time.
 pub fn msee_with_routes(routes: usize, write: Write) -> Result<(Msee, Duration)> {
@@ -111,7 +124,10 @@ pub fn msee_with_routes(routes: usize, write: Write) -> Result<(Msee, Duration)>
 
 /// As `msee_with_routes`, from `object` (another build) if given.
 pub fn msee_from(object: Option<&[u8]>, routes: usize, write: Write) -> Result<(Msee, Duration)> {
-    let opts = LoadOptions::default();
+    let opts = LoadOptions {
+        fib: fib_sizes(routes),
+        ..Default::default()
+    };
     let mut m = match object {
         None => Msee::load(&opts),
         Some(o) => Msee::load_object(&opts, o),

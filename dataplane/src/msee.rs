@@ -539,9 +539,7 @@ impl Msee {
         }
         if !adopted {
             let mut fib = Fib::new(words, v4, v6, sizes, grace);
-            for (domain, prefix, route) in &routes {
-                fib.upsert(*domain, prefix, *route);
-            }
+            fib.upsert_all(&routes);
             return Ok(fib);
         }
         Ok(Fib::adopt(words, v4, v6, sizes, grace, routes.into_iter()))
@@ -1013,9 +1011,7 @@ impl Msee {
             Ok(()) => routes.len(),
             Err(e) => e.applied,
         };
-        for (domain, prefix, route) in &routes[..applied] {
-            self.fib.upsert(*domain, prefix, *route);
-        }
+        self.fib.upsert_all(&routes[..applied]);
         let last = routes.last().map(|r| (routes.len(), r.0, r.1));
         self.retire_cached_routes(written, last)
     }

@@ -51,7 +51,7 @@ use msee_abi::{
 use region::Region;
 
 /// An address family's table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Family {
     V4 = 0,
     V6 = 1,
@@ -457,6 +457,26 @@ impl Fib {
         }
     }
 
+    /// [`Fib::upsert`] each of `routes`, in order, with room made first in
+    /// the copies of the routes (a million routes grow them twenty times
+    /// over otherwise).
+    pub(crate) fn upsert_all(&mut self, routes: &[(u32, IpNet, Route)]) {
+        let mut counts: foldhash::HashMap<(u32, Family), usize> = Default::default();
+        for (domain, prefix, _) in routes {
+            *counts.entry((*domain, Family::of(prefix))).or_default() += 1;
+        }
+        for ((domain, f), n) in counts {
+            if !self.domains.contains_key(&domain) {
+                self.take_slot(domain);
+            }
+            let d = self.domains.get_mut(&domain).expect("added above");
+            d.routes[f as usize].reserve(n);
+        }
+        for (domain, prefix, route) in routes {
+            self.upsert(*domain, prefix, *route);
+        }
+    }
+
     /// `prefix` in `domain` is no longer routed (removed from the LPM trie
     /// already).
     pub(crate) fn remove(&mut self, domain: u32, prefix: &IpNet) {
@@ -597,14 +617,16 @@ impl Fib {
         }
     }
 
-    fn alloc(&mut self, f: Family) -> Result<u32, PoolFull> {
+    /// A node to fill, and whether it is zero (never used since the map
+    /// was created).
+    fn alloc(&mut self, f: Family) -> Result<(u32, bool), PoolFull> {
         let pool = &mut self.pools[f as usize];
         if let Some(n) = pool.free.pop() {
-            return Ok(n);
+            return Ok((n, false));
         }
         if pool.next < pool.capacity {
             pool.next += 1;
-            return Ok(pool.next - 1);
+            return Ok((pool.next - 1, true));
         }
         if pool.pending.is_empty() {
             return Err(PoolFull);
@@ -612,7 +634,7 @@ impl Fib {
         self.wait_grace();
         let pool = &mut self.pools[f as usize];
         pool.free = std::mem::take(&mut pool.pending);
-        pool.free.pop().ok_or(PoolFull)
+        pool.free.pop().map(|n| (n, false)).ok_or(PoolFull)
     }
 
     /// Write `leaf` (of a prefix `p`) into slot `s`'s table of family `f`.
@@ -620,11 +642,8 @@ impl Fib {
         let shape = f.shape();
         let (a, len) = (p.0, u32::from(p.1));
         if len <= shape.root_bits {
-            let first = top(&shape, a);
-            for i in first..first + (1 << (shape.root_bits - len)) {
-                let (n, j) = fib_root_entry(&shape, s, i);
-                self.set(f, n, j, leaf, p.1);
-            }
+            let (n, j) = fib_root_entry(&shape, s, top(&shape, a));
+            self.set(f, n, j, 1 << (shape.root_bits - len), leaf, p.1);
             return Ok(());
         }
         let (mut node, mut j) = fib_root_entry(&shape, s, top(&shape, a));
@@ -634,10 +653,14 @@ impl Fib {
             let child = if e & FIB_CHILD != 0 {
                 e & !FIB_CHILD
             } else {
-                // Filled with the leaf it replaces before it is linked.
-                let n = self.alloc(f)?;
-                for k in 0..shape.fanout() as usize {
-                    self.store(f, n, k, e);
+                // Filled with the leaf it replaces before it is linked
+                // (a zero node already holds "no route": most nodes of a
+                // table of disjoint prefixes).
+                let (n, zero) = self.alloc(f)?;
+                if !(zero && e == 0) {
+                    for k in 0..shape.fanout() as usize {
+                        self.store(f, n, k, e);
+                    }
                 }
                 self.store(f, node, j, FIB_CHILD | n);
                 n
@@ -645,9 +668,7 @@ impl Fib {
             let end = shape.level_end(level);
             let first = index(&shape, a, level);
             if len <= end {
-                for k in first..first + (1 << (end - len)) {
-                    self.set(f, child, k, leaf, p.1);
-                }
+                self.set(f, child, first, 1 << (end - len), leaf, p.1);
                 return Ok(());
             }
             (node, j) = (child, first);
@@ -655,16 +676,20 @@ impl Fib {
         }
     }
 
-    /// Put `leaf` (prefix length `len`) in entry `j` of `node` and the
-    /// leaves under it, where their prefix is no longer than `len`.
-    fn set(&self, f: Family, node: u32, j: usize, leaf: u32, len: u8) {
-        let e = self.load(f, node, j);
-        if e & FIB_CHILD != 0 {
-            for k in 0..f.shape().fanout() as usize {
-                self.set(f, e & !FIB_CHILD, k, leaf, len);
+    /// Put `leaf` (prefix length `len`) in the `count` entries of family
+    /// `f`'s map from entry `first` of node `node` on (past the node's
+    /// end for a root: a root's nodes follow each other) and the leaves
+    /// under them, where their prefix is no longer than `len`.
+    fn set(&self, f: Family, node: u32, first: usize, count: usize, leaf: u32, len: u8) {
+        let fanout = f.shape().fanout() as usize;
+        let start = node as usize * fanout + first;
+        for cell in &self.tables[f as usize].words()[start..start + count] {
+            let e = cell.load(Ordering::Acquire);
+            if e & FIB_CHILD != 0 {
+                self.set(f, e & !FIB_CHILD, 0, fanout, leaf, len);
+            } else if e & FIB_PRESENT == 0 || fib_plen(e) <= len {
+                cell.store(leaf, Ordering::Release);
             }
-        } else if e & FIB_PRESENT == 0 || fib_plen(e) <= len {
-            self.store(f, node, j, leaf);
         }
     }
 
