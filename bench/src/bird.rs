@@ -312,6 +312,9 @@ impl Run {
 pub struct InstallBench {
     topo: Topology,
     dir: PathBuf,
+    /// The daemon's `--fib-slots` (0: no forwarding table, the LPM trie
+    /// alone, to compare with); `None`: its default.
+    pub fib_slots: Option<u32>,
     _lab: Lab,
 }
 
@@ -329,6 +332,7 @@ impl InstallBench {
         Ok(Self {
             topo,
             dir,
+            fib_slots: None,
             _lab: lab,
         })
     }
@@ -366,6 +370,9 @@ impl InstallBench {
             ]
             .map(String::from),
         );
+        if let Some(slots) = self.fib_slots {
+            args.extend(["--fib-slots".to_owned(), slots.to_string()]);
+        }
         let daemon = Daemon::start(&args, &dir).context("starting msee-daemon")?;
         let result = self.measure(prefixes, &dir, &socket);
         let result = result.with_context(|| {

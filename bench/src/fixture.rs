@@ -124,8 +124,27 @@ pub fn msee_with_routes(routes: usize, write: Write) -> Result<(Msee, Duration)>
 
 /// As `msee_with_routes`, from `object` (another build) if given.
 pub fn msee_from(object: Option<&[u8]>, routes: usize, write: Write) -> Result<(Msee, Duration)> {
+    msee_sized(object, routes, write, fib_sizes(routes))
+}
+
+/// As `msee_with_routes`, with no forwarding table: every lookup that
+/// misses the caches walks the LPM trie (what msee did before the table).
+pub fn msee_trie_only(routes: usize) -> Result<(Msee, Duration)> {
+    let none = FibSizes {
+        slots: Some(0),
+        ..Default::default()
+    };
+    msee_sized(None, routes, Write::Batch, none)
+}
+
+fn msee_sized(
+    object: Option<&[u8]>,
+    routes: usize,
+    write: Write,
+    fib: FibSizes,
+) -> Result<(Msee, Duration)> {
     let opts = LoadOptions {
-        fib: fib_sizes(routes),
+        fib,
         ..Default::default()
     };
     let mut m = match object {

@@ -202,7 +202,9 @@ pub struct LoadOptions {
 /// nodes per family) take 136 MiB.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FibSizes {
-    /// Domain slots (default `msee_abi::fib::FIB_DEFAULT_SLOTS`).
+    /// Domain slots (default `msee_abi::fib::FIB_DEFAULT_SLOTS`); 0: no
+    /// table, every lookup goes to the LPM tries (the pools are then not
+    /// allocated).
     pub slots: Option<u32>,
     /// IPv4 pool nodes (default `FIB_DEFAULT_POOL_V4`).
     pub nodes_v4: Option<u32>,
@@ -215,14 +217,22 @@ impl FibSizes {
         use msee_abi::fib::{
             FIB_DEFAULT_POOL_V4, FIB_DEFAULT_POOL_V6, FIB_DEFAULT_SLOTS, FIB_SLOT_MASK,
         };
+        let slots = self.slots.unwrap_or(FIB_DEFAULT_SLOTS);
+        let pool = |nodes: Option<u32>, default| {
+            if slots == 0 {
+                0
+            } else {
+                nodes.unwrap_or(default)
+            }
+        };
         let sizes = Sizes {
-            slots: self.slots.unwrap_or(FIB_DEFAULT_SLOTS),
+            slots,
             pool: [
-                self.nodes_v4.unwrap_or(FIB_DEFAULT_POOL_V4),
-                self.nodes_v6.unwrap_or(FIB_DEFAULT_POOL_V6),
+                pool(self.nodes_v4, FIB_DEFAULT_POOL_V4),
+                pool(self.nodes_v6, FIB_DEFAULT_POOL_V6),
             ],
         };
-        if sizes.slots == 0 || sizes.slots > FIB_SLOT_MASK + 1 {
+        if sizes.slots > FIB_SLOT_MASK + 1 {
             return Err(MseeError::OutOfRange {
                 what: "forwarding table slots",
                 value: u64::from(sizes.slots),
@@ -429,9 +439,10 @@ impl Msee {
             None => Vec::new(),
         };
         let fib_sizes = opts.fib.resolve()?;
+        // An array needs an entry (a table of no slots has no node).
         let sized = [
-            (maps::FIB_NODES_V4, fib_sizes.nodes(Family::V4)),
-            (maps::FIB_NODES_V6, fib_sizes.nodes(Family::V6)),
+            (maps::FIB_NODES_V4, fib_sizes.nodes(Family::V4).max(1)),
+            (maps::FIB_NODES_V6, fib_sizes.nodes(Family::V6).max(1)),
         ];
         check_pinned_layouts(object, &pin_paths, &sized)?;
         let adopted = pin_paths.iter().any(|(_, path)| path.exists());

@@ -324,3 +324,29 @@ fn a_domain_the_table_cannot_hold_is_looked_up_in_the_trie_and_counted() {
     assert_eq!(check(&mut m, 1, &addrs), [1, 0]);
     assert_eq!(m.fib_fallback_lookups().unwrap(), [3, 0]);
 }
+
+/// With no forwarding table (0 slots) every lookup goes to the trie, and
+/// is counted.
+#[test]
+fn without_a_table_every_lookup_goes_to_the_trie() {
+    if !require_root("without_a_table_every_lookup_goes_to_the_trie") {
+        return;
+    }
+    let mut m = fixture_with(FibSizes {
+        slots: Some(0),
+        ..Default::default()
+    });
+    let route = |group| Route { group, flags: 0 };
+    m.upsert_routes(&[
+        (1, "10.0.0.0/8".parse().unwrap(), route(3)),
+        (1, "2001:db8::/32".parse().unwrap(), route(4)),
+    ])
+    .unwrap();
+    assert_eq!(m.fib_stats().on_trie, vec![(1, false), (1, true)]);
+    let addrs: Vec<IpAddr> = ["10.9.9.9", "2001:db8::9", "11.0.0.1"]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+    assert_eq!(check(&mut m, 1, &addrs), [1, 0]);
+    assert_eq!(m.fib_fallback_lookups().unwrap(), [2, 1]);
+}

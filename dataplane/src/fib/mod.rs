@@ -546,6 +546,10 @@ impl Fib {
                 d.slot = Some(s);
                 d.fast = [true, true];
             }
+            None if self.slots.is_empty() => tracing::debug!(
+                domain,
+                "no forwarding table (0 slots): its routes are looked up in the LPM tries"
+            ),
             None => tracing::warn!(
                 domain,
                 "no forwarding table for this domain (ids from {FIB_MAX_DOMAINS} on, or all {} slots taken): its routes are looked up in the LPM tries",
