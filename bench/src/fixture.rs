@@ -103,15 +103,16 @@ pub enum Write {
     BatchSorted,
 }
 
-/// Forwarding table sizes that hold `count` routes of `route_table`: its
-/// /25../32 routes take an IPv4 node each (few share a /24), its /17../24
-/// ones one per /16, which the default pool covers.
-pub fn fib_sizes(count: usize) -> FibSizes {
-    let nodes = u32::try_from(count)
-        .unwrap_or(u32::MAX)
-        .saturating_add(msee_abi::fib::FIB_DEFAULT_POOL_V4);
+/// Forwarding table sizes that hold `domains` domains of `count` routes of
+/// `route_table` each: a /25../32 route takes an IPv4 node of its own
+/// (few share a /24), and each /16 that holds a route one more (at most
+/// 65,536 of them).
+pub fn fib_sizes(domains: usize, count: usize) -> FibSizes {
+    let per_domain = count + count.min(1 << 16);
+    let nodes = (domains * per_domain).saturating_add(msee_abi::fib::FIB_DEFAULT_POOL_V4 as usize);
     FibSizes {
-        nodes_v4: Some(nodes),
+        slots: Some((domains as u32).max(msee_abi::fib::FIB_DEFAULT_SLOTS)),
+        nodes_v4: Some(u32::try_from(nodes).unwrap_or(u32::MAX)),
         ..Default::default()
     }
 }
@@ -124,7 +125,7 @@ pub fn msee_with_routes(routes: usize, write: Write) -> Result<(Msee, Duration)>
 
 /// As `msee_with_routes`, from `object` (another build) if given.
 pub fn msee_from(object: Option<&[u8]>, routes: usize, write: Write) -> Result<(Msee, Duration)> {
-    msee_sized(object, routes, write, fib_sizes(routes))
+    msee_sized(object, routes, write, fib_sizes(1, routes))
 }
 
 /// As `msee_with_routes`, with no forwarding table: every lookup that
