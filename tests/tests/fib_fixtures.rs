@@ -45,11 +45,14 @@ fn fixture() -> Msee {
 }
 
 fn fixture_with(fib: FibSizes) -> Msee {
-    let mut m = Msee::load(&LoadOptions {
+    fixture_of(&LoadOptions {
         fib,
         ..Default::default()
     })
-    .expect("load msee");
+}
+
+fn fixture_of(opts: &LoadOptions) -> Msee {
+    let mut m = Msee::load(opts).expect("load msee");
     m.add_port(LO).unwrap();
     for link in 0..GROUPS {
         m.set_link(
@@ -349,4 +352,86 @@ fn without_a_table_every_lookup_goes_to_the_trie() {
         .collect();
     assert_eq!(check(&mut m, 1, &addrs), [1, 0]);
     assert_eq!(m.fib_fallback_lookups().unwrap(), [2, 1]);
+}
+
+/// A bpffs pin directory removed on drop, even when the test fails.
+struct PinDir(std::path::PathBuf);
+
+impl Drop for PinDir {
+    fn drop(&mut self) {
+        let _ = Msee::unpin(&self.0);
+    }
+}
+
+/// The next load adopts pinned tables: the program keeps answering from
+/// them (no lookup falls back to the trie), and writes go on from where
+/// the other handle left them.
+#[test]
+fn a_pinned_table_is_adopted_by_the_next_load() {
+    if !require_root("a_pinned_table_is_adopted_by_the_next_load") {
+        return;
+    }
+    let pins = PinDir(std::path::PathBuf::from(format!(
+        "/sys/fs/bpf/msee-fib-adopt-{}",
+        std::process::id()
+    )));
+    let fib = FibSizes {
+        nodes_v4: Some(1 << 10),
+        nodes_v6: Some(1 << 12),
+        ..Default::default()
+    };
+    let opts = LoadOptions {
+        pin_dir: Some(pins.0.clone()),
+        fib,
+        ..Default::default()
+    };
+    let route = |group| Route { group, flags: 0 };
+    let routes = [
+        (1, "10.0.0.0/8", route(1)),
+        (1, "10.1.2.0/24", route(2)),
+        (1, "10.1.2.128/25", route(3)),
+        (2, "10.1.2.0/24", route(4)),
+        (1, "2001:db8::/32", route(5)),
+        (1, "2001:db8:0:1::/64", route(6)),
+    ]
+    .map(|(d, p, r)| (d, p.parse::<IpNet>().unwrap(), r));
+    let before = {
+        let mut m = fixture_of(&opts);
+        m.upsert_routes(&routes).unwrap();
+        m.fib_stats()
+    };
+    let mut m = Msee::load(&opts).unwrap();
+    assert_eq!(
+        m.fib_stats(),
+        before,
+        "the same tables, the same nodes in use"
+    );
+    // Links, groups and attachments are adopted too: frames through the
+    // program get what the trie says, from the adopted table.
+    let addrs: Vec<IpAddr> = [
+        "10.1.2.200",
+        "10.1.2.3",
+        "10.9.0.1",
+        "11.0.0.1",
+        "2001:db8:0:1::9",
+        "2001:db8:5::1",
+    ]
+    .iter()
+    .map(|a| a.parse().unwrap())
+    .collect();
+    assert_eq!(check(&mut m, 1, &addrs), [1, 0]);
+    assert_eq!(m.fib_fallback_lookups().unwrap(), [0, 0]);
+    m.remove_routes(&[(1, "10.1.2.128/25".parse().unwrap())])
+        .unwrap();
+    m.upsert_route(2, "10.1.0.0/16".parse().unwrap(), route(7))
+        .unwrap();
+    for (d, a, want) in [
+        (1, "10.1.2.200", route(2)),
+        (2, "10.1.9.9", route(7)),
+        (2, "10.1.2.9", route(4)),
+    ] {
+        let a: IpAddr = a.parse().unwrap();
+        assert_eq!(m.lookup_route(d, a).unwrap(), Some(want), "domain {d}, {a}");
+    }
+    assert_eq!(m.fib_stats().on_trie, vec![]);
 }
