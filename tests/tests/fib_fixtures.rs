@@ -435,3 +435,53 @@ fn a_pinned_table_is_adopted_by_the_next_load() {
     }
     assert_eq!(m.fib_stats().on_trie, vec![]);
 }
+
+/// Pins from a version without the forwarding table (here: its pins
+/// removed) leave tries full of routes and no table: the load fills a
+/// fresh table from the tries before the program uses it.
+#[test]
+fn tries_pinned_without_a_table_fill_a_fresh_one() {
+    if !require_root("tries_pinned_without_a_table_fill_a_fresh_one") {
+        return;
+    }
+    let pins = PinDir(std::path::PathBuf::from(format!(
+        "/sys/fs/bpf/msee-fib-seed-{}",
+        std::process::id()
+    )));
+    let opts = LoadOptions {
+        pin_dir: Some(pins.0.clone()),
+        fib: FibSizes {
+            nodes_v4: Some(1 << 10),
+            nodes_v6: Some(1 << 12),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let route = |group| Route { group, flags: 0 };
+    let routes = [
+        (1, "10.0.0.0/8", route(1)),
+        (1, "10.1.2.128/25", route(3)),
+        (1, "2001:db8::/32", route(5)),
+    ]
+    .map(|(d, p, r)| (d, p.parse::<IpNet>().unwrap(), r));
+    {
+        let mut m = fixture_of(&opts);
+        m.upsert_routes(&routes).unwrap();
+    }
+    for name in [
+        msee_abi::maps::FIB_DOMAINS,
+        msee_abi::maps::FIB_NODES_V4,
+        msee_abi::maps::FIB_NODES_V6,
+        msee_abi::maps::FIB_FALLBACK,
+    ] {
+        std::fs::remove_file(pins.0.join(name)).unwrap();
+    }
+    let mut m = Msee::load(&opts).unwrap();
+    assert_eq!(m.fib_stats().on_trie, vec![]);
+    let addrs: Vec<IpAddr> = ["10.1.2.200", "10.1.2.3", "11.0.0.1", "2001:db8::9"]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+    assert_eq!(check(&mut m, 1, &addrs), [1, 0]);
+    assert_eq!(m.fib_fallback_lookups().unwrap(), [0, 0]);
+}
