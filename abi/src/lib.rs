@@ -28,7 +28,11 @@ pub mod maps {
     pub const COUNTERS: &str = "COUNTERS";
     pub const ROUTE_CACHE_V4: &str = "ROUTE_CACHE_V4";
     pub const ROUTE_CACHE_V6: &str = "ROUTE_CACHE_V6";
-    pub const ALL: [&str; 12] = [
+    pub const FIB_DOMAINS: &str = super::fib::FIB_DOMAINS_MAP;
+    pub const FIB_NODES_V4: &str = super::fib::FIB_NODES_V4_MAP;
+    pub const FIB_NODES_V6: &str = super::fib::FIB_NODES_V6_MAP;
+    pub const FIB_FALLBACK: &str = super::fib::FIB_FALLBACK_MAP;
+    pub const ALL: [&str; 16] = [
         ATTACHMENTS,
         UNTAGGED,
         CONFIG,
@@ -41,8 +45,14 @@ pub mod maps {
         COUNTERS,
         ROUTE_CACHE_V4,
         ROUTE_CACHE_V6,
+        FIB_DOMAINS,
+        FIB_NODES_V4,
+        FIB_NODES_V6,
+        FIB_FALLBACK,
     ];
 }
+
+pub mod fib;
 
 /// Name of the XDP program for MSEE ports inside the eBPF object.
 pub const MSEE_PROGRAM: &str = "msee";

@@ -312,6 +312,9 @@ impl Run {
 pub struct InstallBench {
     topo: Topology,
     dir: PathBuf,
+    /// The daemon's `--fib-slots` (0: no forwarding table, the LPM trie
+    /// alone, to compare with); `None`: its default.
+    pub fib_slots: Option<u32>,
     _lab: Lab,
 }
 
@@ -329,6 +332,7 @@ impl InstallBench {
         Ok(Self {
             topo,
             dir,
+            fib_slots: None,
             _lab: lab,
         })
     }
@@ -351,6 +355,12 @@ impl InstallBench {
                 // The route limit is ExpressRoute's 4,000 unless overridden.
                 "--max-prefixes",
                 &n.to_string(),
+                // A forwarding table that holds them all.
+                "--fib-nodes-v4",
+                &crate::fixture::fib_sizes(1, n)
+                    .nodes_v4
+                    .unwrap_or_default()
+                    .to_string(),
                 "--connect-retry-secs",
                 "1",
                 "--idle-hold-secs",
@@ -360,6 +370,9 @@ impl InstallBench {
             ]
             .map(String::from),
         );
+        if let Some(slots) = self.fib_slots {
+            args.extend(["--fib-slots".to_owned(), slots.to_string()]);
+        }
         let daemon = Daemon::start(&args, &dir).context("starting msee-daemon")?;
         let result = self.measure(prefixes, &dir, &socket);
         let result = result.with_context(|| {

@@ -15,7 +15,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result};
-use dataplane::{LoadOptions, Msee};
+use dataplane::{FibSizes, LoadOptions, Msee};
 use e2e_tests::packet::{ETH_LEN, IPV4_LEN, UDP_LEN, UdpFrame};
 use ipnet::{IpNet, Ipv4Net};
 use msee_abi::{Attachment, AttachmentKey, GroupMember, Link, LinkRole, PeeringKind, Route};
@@ -103,6 +103,20 @@ pub enum Write {
     BatchSorted,
 }
 
+/// Forwarding table sizes that hold `domains` domains of `count` routes of
+/// `route_table` each: a /25../32 route takes an IPv4 node of its own
+/// (few share a /24), and each /16 that holds a route one more (at most
+/// 65,536 of them).
+pub fn fib_sizes(domains: usize, count: usize) -> FibSizes {
+    let per_domain = count + count.min(1 << 16);
+    let nodes = (domains * per_domain).saturating_add(msee_abi::fib::FIB_DEFAULT_POOL_V4 as usize);
+    FibSizes {
+        slots: Some((domains as u32).max(msee_abi::fib::FIB_DEFAULT_SLOTS)),
+        nodes_v4: Some(u32::try_from(nodes).unwrap_or(u32::MAX)),
+        ..Default::default()
+    }
+}
+
 /// An msee with one circuit side on `lo` whose only link loops back to the
 /// MSEE, and `routes` routes over it. Returns it and the install time.
 pub fn msee_with_routes(routes: usize, write: Write) -> Result<(Msee, Duration)> {
@@ -111,7 +125,29 @@ pub fn msee_with_routes(routes: usize, write: Write) -> Result<(Msee, Duration)>
 
 /// As `msee_with_routes`, from `object` (another build) if given.
 pub fn msee_from(object: Option<&[u8]>, routes: usize, write: Write) -> Result<(Msee, Duration)> {
-    let opts = LoadOptions::default();
+    msee_sized(object, routes, write, fib_sizes(1, routes))
+}
+
+/// As `msee_with_routes`, with no forwarding table: every lookup that
+/// misses the caches walks the LPM trie (what msee did before the table).
+pub fn msee_trie_only(routes: usize) -> Result<(Msee, Duration)> {
+    let none = FibSizes {
+        slots: Some(0),
+        ..Default::default()
+    };
+    msee_sized(None, routes, Write::Batch, none)
+}
+
+fn msee_sized(
+    object: Option<&[u8]>,
+    routes: usize,
+    write: Write,
+    fib: FibSizes,
+) -> Result<(Msee, Duration)> {
+    let opts = LoadOptions {
+        fib,
+        ..Default::default()
+    };
     let mut m = match object {
         None => Msee::load(&opts),
         Some(o) => Msee::load_object(&opts, o),

@@ -23,7 +23,8 @@ const TARGET_1M_RATE: f64 = 500_000.0;
 /// sizes interleaved, each run a fresh daemon and BIRD in one shared lab.
 pub fn measure(args: &DataplaneArgs) -> Result<serde_json::Value> {
     let prefix = format!("b{}i", std::process::id() % 100_000);
-    let bench = InstallBench::up(&prefix)?;
+    let mut bench = InstallBench::up(&prefix)?;
+    bench.fib_slots = args.install_fib_slots;
     let tables: Vec<Vec<Ipv4Net>> = args
         .install_prefixes
         .iter()
@@ -188,9 +189,10 @@ fn render_budget(w: &mut String, r: &Value, b: &Value, cpus: usize) -> Result<()
             w,
             " Writing as many routes into an empty map through the dataplane \
              API alone, the whole table in address order, took {api:.2} s \
-             (below): the kernel's LPM trie inserts cost the daemon at least \
-             that much CPU (more in its batches of at most 262,144 prefixes), \
-             whatever the control plane does.",
+             (below): the kernel's LPM trie inserts and the forwarding \
+             table's writes cost the daemon at least that much CPU (more in \
+             its batches of at most 262,144 prefixes), whatever the control \
+             plane does.",
         )?;
     }
     writeln!(w, "\n")?;

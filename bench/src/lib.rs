@@ -63,6 +63,10 @@ pub struct DataplaneArgs {
         value_parser = at_least_one(),
     )]
     pub install_prefixes: Vec<usize>,
+    /// The daemon's forwarding table slots in the install from a BGP peer
+    /// (0: none, the LPM trie alone, to compare with).
+    #[arg(long)]
+    pub install_fib_slots: Option<u32>,
     /// Another build of the msee object, loaded next to the embedded one
     /// and measured in the same rounds.
     #[arg(long)]

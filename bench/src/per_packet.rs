@@ -575,8 +575,9 @@ pub fn render(w: &mut String, r: &Value) -> Result<()> {
          the ingress link's counter row on this CPU, which remembers the \
          destination routed last, by the per-CPU destination cache for a \
          destination seen since the last route or group change (both hold \
-         the route with a copy of its next-hop group), else by the LPM trie \
-         and the group. Between the 1, 10,000 \
+         the route with a copy of its next-hop group), else by the routing \
+         domain's forwarding table (a multibit trie in BPF arrays: at most \
+         three dependent loads for IPv4) and the group. Between the 1, 10,000 \
          and 1,000,000-route rows above, only the route lookup differs; \
          between policing off and on, the two token buckets (each frame \
          spends its CPU's share of credit; a CPU whose share runs out reads \
@@ -662,7 +663,7 @@ pub fn render_method(w: &mut String, r: &Value) -> Result<()> {
     writeln!(
         w,
         "- `msee` runs its full path: attachment lookup, local-address check, \
-         LPM lookup, next-hop group and link state, policers, TTL and checksum, \
+         route lookup, next-hop group and link state, policers, TTL and checksum, \
          DSCP, MACs, devmap redirect, counters. The probe is routed over a link \
          whose neighbour MAC is the MSEE's own, untagged, so the rewritten frame \
          is forwarded again on every repeated run (TTL 255, repeat {} keeps \
@@ -684,7 +685,7 @@ pub fn render_method(w: &mut String, r: &Value) -> Result<()> {
         w,
         "- Limits: one probe destination, so after its first run every lookup \
          is answered by msee's memo of the destination routed last (and the \
-         trie path would stay \
+         table's path would stay \
          in the CPU's caches anyway); traffic to many destinations over a \
          large table costs more: see \"Many destinations\". \
          `BPF_PROG_TEST_RUN` does not carry out the redirect, so the cost of \

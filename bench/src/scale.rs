@@ -501,7 +501,11 @@ fn monotonic_ns() -> u64 {
 /// the MSEE on the same tags (so a forwarded frame is forwarded again on
 /// every repeated run, as in [`crate::fixture`]).
 fn msee_with_circuits(circuits: usize, routes: usize) -> Result<Msee> {
-    let mut m = Msee::load(&LoadOptions::default()).context("loading msee")?;
+    let mut m = Msee::load(&LoadOptions {
+        fib: crate::fixture::fib_sizes(circuits, routes),
+        ..Default::default()
+    })
+    .context("loading msee")?;
     m.add_port(LO)?;
     let table = route_table(routes);
     let mut entries = Vec::with_capacity(circuits * table.len());

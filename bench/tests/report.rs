@@ -3,7 +3,8 @@
 //! figures of the BENCHMARKS.md of commit 3659ff3 (every field the report
 //! reads), and `data/BENCHMARKS.md` is that file, but for the two places
 //! that name where the code now lives (the baseline program's path and the
-//! failover command).
+//! failover command) and the text that describes msee's route lookup (the
+//! forwarding table since).
 use bench::report::{self, Failover, Machine};
 use serde_json::Value;
 

@@ -126,7 +126,7 @@ impl Flips {
 /// still uses what the update replaced. XDP programs run inside RCU
 /// read-side sections (so does `BPF_PROG_TEST_RUN`): once this returns,
 /// every program run that started before it has ended.
-struct GracePeriod {
+pub(crate) struct GracePeriod {
     outer: OwnedFd,
     inner: OwnedFd,
 }
@@ -161,7 +161,7 @@ const BPF_MAP_TYPE_ARRAY: u32 = 2;
 const BPF_MAP_TYPE_ARRAY_OF_MAPS: u32 = 12;
 
 impl GracePeriod {
-    fn new() -> std::io::Result<Self> {
+    pub(crate) fn new() -> std::io::Result<Self> {
         let create = |map_type, inner_map_fd| {
             let mut attr = CreateAttr {
                 map_type,
@@ -184,7 +184,7 @@ impl GracePeriod {
 
     /// Wait until every BPF program run that started before this call has
     /// ended (a few milliseconds).
-    fn wait(&self) -> std::io::Result<()> {
+    pub(crate) fn wait(&self) -> std::io::Result<()> {
         let key = 0u32;
         let value = self.inner.as_raw_fd() as u32;
         let mut attr = UpdateAttr {

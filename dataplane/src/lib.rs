@@ -2,12 +2,14 @@
 //! attaches it to ports, and exposes typed map handles and counters.
 mod bpf_sys;
 mod config_map;
+mod fib;
 pub mod msee;
 pub mod vlan;
 
+pub use fib::FibStats;
 pub use msee::capture::CaptureRing;
 pub use msee::{
-    AttachMode, LinkSwitch, LoadOptions, Msee, MseeError, ROUTE_BATCH, RouteBatchError,
+    AttachMode, FibSizes, LinkSwitch, LoadOptions, Msee, MseeError, ROUTE_BATCH, RouteBatchError,
     default_burst_bytes, xdp_md,
 };
 pub use vlan::{EgressTag, VlanError, VlanShim};

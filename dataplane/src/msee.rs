@@ -29,7 +29,10 @@ use msee_abi::{
     maps, route_key_v4, route_key_v6,
 };
 
-use crate::config_map::ConfigMap;
+use crate::{
+    config_map::{ConfigMap, GracePeriod},
+    fib::{Family, Fib, FibStats, Sizes, region::Region},
+};
 
 pub mod capture;
 
@@ -109,6 +112,12 @@ pub enum MseeError {
     },
     #[error("mapping the CONFIG map into memory: {0}")]
     MapConfig(#[source] std::io::Error),
+    #[error("mapping the forwarding table's map {map} into memory: {source}")]
+    MapFib {
+        map: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("policer rate {0} bit/s is below the minimum of 8 bit/s")]
     PolicerRate(u64),
     #[error("map {map}: {op}: {source}")]
@@ -175,6 +184,81 @@ pub struct LoadOptions {
     /// directory adopts them (routes, link state and counters survive a
     /// restart of the control plane).
     pub pin_dir: Option<PathBuf>,
+    /// The forwarding table's sizes (allocated whole at load).
+    pub fib: FibSizes,
+}
+
+/// How big the forwarding table (`msee_abi::fib`) is: domains that can
+/// have a table, and nodes per family shared by them. `None`: the default.
+/// A domain beyond the slots, or whose table would need more nodes than
+/// are left, is looked up in the LPM trie instead ([`Msee::fib_stats`]
+/// names them).
+///
+/// Memory: per slot 256 KiB (IPv4 root) + 16 KiB (IPv6 root); per IPv4
+/// node 1 KiB, per IPv6 node 64 bytes; plus 256 KiB of domain words. An
+/// IPv4 route takes at most 2 nodes (none for a /16 or shorter, one for
+/// /17../24), fewer where it shares them with its neighbours; an IPv6
+/// route at most one per 4 bits past /12. The defaults (256 slots, 65,536
+/// nodes per family) take 136 MiB.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FibSizes {
+    /// Domain slots (default `msee_abi::fib::FIB_DEFAULT_SLOTS`); 0: no
+    /// table, every lookup goes to the LPM tries (the pools are then not
+    /// allocated).
+    pub slots: Option<u32>,
+    /// IPv4 pool nodes (default `FIB_DEFAULT_POOL_V4`).
+    pub nodes_v4: Option<u32>,
+    /// IPv6 pool nodes (default `FIB_DEFAULT_POOL_V6`).
+    pub nodes_v6: Option<u32>,
+}
+
+impl FibSizes {
+    fn resolve(&self) -> Result<Sizes> {
+        use msee_abi::fib::{
+            FIB_DEFAULT_POOL_V4, FIB_DEFAULT_POOL_V6, FIB_DEFAULT_SLOTS, FIB_SLOT_MASK,
+        };
+        let slots = self.slots.unwrap_or(FIB_DEFAULT_SLOTS);
+        let pool = |nodes: Option<u32>, default| {
+            if slots == 0 {
+                0
+            } else {
+                nodes.unwrap_or(default)
+            }
+        };
+        let sizes = Sizes {
+            slots,
+            pool: [
+                pool(self.nodes_v4, FIB_DEFAULT_POOL_V4),
+                pool(self.nodes_v6, FIB_DEFAULT_POOL_V6),
+            ],
+        };
+        if sizes.slots > FIB_SLOT_MASK + 1 {
+            return Err(MseeError::OutOfRange {
+                what: "forwarding table slots",
+                value: u64::from(sizes.slots),
+                max: u64::from(FIB_SLOT_MASK + 1),
+            });
+        }
+        // Node indexes are 31 bits; a BPF array holds at most 4 GiB.
+        for (f, what) in [
+            (Family::V4, "forwarding table IPv4 nodes"),
+            (Family::V6, "forwarding table IPv6 nodes"),
+        ] {
+            let roots = u64::from(sizes.slots) * u64::from(f.shape().root_nodes());
+            let max = ((1u64 << 31) - 1)
+                .min((u64::from(u32::MAX) + 1) / u64::from(f.shape().node_bytes()) - 1)
+                - roots;
+            let pool = u64::from(sizes.pool[f as usize]);
+            if pool > max {
+                return Err(MseeError::OutOfRange {
+                    what,
+                    value: pool,
+                    max,
+                });
+            }
+        }
+        Ok(sizes)
+    }
 }
 
 /// The policer default: ExpressRoute polices with millisecond granularity,
@@ -232,6 +316,8 @@ pub struct Msee {
     /// CPUs that may run the program (per-CPU maps have a slot for each):
     /// sizes the policers' per-CPU credit chunks.
     possible_cpus: usize,
+    /// The forwarding table, beside the LPM tries (which keep every route).
+    fib: Fib,
 }
 
 /// The program on one interface.
@@ -298,7 +384,11 @@ pub fn pinned_link_program(dir: &Path, ifindex: u32) -> Result<Option<u32>> {
 /// or sizes would otherwise surface as a verifier error on the program's
 /// first access to it, as values read with the wrong layout, or (a shared
 /// array where a per-CPU one belongs) as CPUs silently sharing state.
-fn check_pinned_layouts(object: &[u8], pins: &[(&'static str, PathBuf)]) -> Result<()> {
+fn check_pinned_layouts(
+    object: &[u8],
+    pins: &[(&'static str, PathBuf)],
+    sizes: &[(&'static str, u32)],
+) -> Result<()> {
     use aya::maps::MapType;
     use aya_obj::generated::bpf_map_type;
     let pinned: Vec<_> = pins.iter().filter(|(_, path)| path.exists()).collect();
@@ -332,12 +422,12 @@ fn check_pinned_layouts(object: &[u8], pins: &[(&'static str, PathBuf)]) -> Resu
             info.value_size(),
             info.max_entries(),
         );
-        let expected = layout(
-            expected_kind,
-            def.key_size(),
-            def.value_size(),
-            def.max_entries(),
-        );
+        // The loader sizes some maps (`set_max_entries`).
+        let entries = sizes
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(def.max_entries(), |(_, e)| *e);
+        let expected = layout(expected_kind, def.key_size(), def.value_size(), entries);
         if found != expected {
             return Err(MseeError::PinnedLayout {
                 map: name.to_string(),
@@ -372,10 +462,23 @@ impl Msee {
             }
             None => Vec::new(),
         };
-        check_pinned_layouts(object, &pin_paths)?;
+        let fib_sizes = opts.fib.resolve()?;
+        // An array needs an entry (a table of no slots has no node).
+        let sized = [
+            (maps::FIB_NODES_V4, fib_sizes.nodes(Family::V4).max(1)),
+            (maps::FIB_NODES_V6, fib_sizes.nodes(Family::V6).max(1)),
+        ];
+        check_pinned_layouts(object, &pin_paths, &sized)?;
         let adopted = pin_paths.iter().any(|(_, path)| path.exists());
+        // Adopted pinned tables are read back, not started afresh.
+        let fib_adopted = pin_paths
+            .iter()
+            .any(|(name, path)| *name == maps::FIB_DOMAINS && path.exists());
         for (name, path) in &pin_paths {
             loader.map_pin_path(name, path.as_path());
+        }
+        for (name, entries) in sized {
+            loader.map_max_entries(name, entries);
         }
         let ebpf = loader.load(object).map_err(MseeError::Load)?;
         let config = match ebpf.map(maps::CONFIG) {
@@ -395,6 +498,7 @@ impl Msee {
         // Only sizes the policers' per-CPU chunks: if the count is unknown,
         // a generous guess keeps chunks small (closer to a plain bucket).
         let possible_cpus = aya::util::nr_cpus().unwrap_or(256).max(1);
+        let fib = Self::open_fib(&ebpf, fib_sizes, fib_adopted, adopted)?;
         let mut msee = Self {
             ebpf,
             config: Arc::new(config),
@@ -403,6 +507,7 @@ impl Msee {
             adopted,
             no_batch: false,
             possible_cpus,
+            fib,
         };
         msee.program_mut()?.load().map_err(MseeError::Program)?;
         msee.write_dscp_policy()?;
@@ -410,6 +515,88 @@ impl Msee {
         // whatever adopted caches hold.
         msee.bump_route_epoch()?;
         Ok(msee)
+    }
+
+    /// Map the forwarding table's maps, and start it afresh or (adopted
+    /// pins) from what they and the LPM tries hold. Tries adopted from a
+    /// version without the table (`tries_adopted` alone) fill a fresh
+    /// table: a domain's table must hold every route of its trie before
+    /// the program uses it.
+    fn open_fib(ebpf: &Ebpf, sizes: Sizes, adopted: bool, tries_adopted: bool) -> Result<Fib> {
+        let region = |name: &'static str, bytes: u64| -> Result<Region> {
+            let Some(aya::maps::Map::Array(map)) = ebpf.map(name) else {
+                return Err(MseeError::Missing(name));
+            };
+            let fd = map.fd().as_fd();
+            Region::of_map(fd, bytes as usize)
+                .map_err(|source| MseeError::MapFib { map: name, source })
+        };
+        let words = region(maps::FIB_DOMAINS, crate::fib::DOMAINS_BYTES as u64)?;
+        let v4 = region(maps::FIB_NODES_V4, sizes.bytes(Family::V4))?;
+        let v6 = region(maps::FIB_NODES_V6, sizes.bytes(Family::V6))?;
+        let grace = GracePeriod::new().map_err(|source| MseeError::MapFib {
+            map: maps::FIB_DOMAINS,
+            source,
+        })?;
+        let grace = Box::new(move || {
+            if let Err(e) = grace.wait() {
+                // A program run lasts microseconds: a pause far longer than
+                // any is the fallback.
+                tracing::warn!(
+                    "waiting for an RCU grace period failed ({e}): pausing 50 ms instead"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        if !adopted && !tries_adopted {
+            return Ok(Fib::new(words, v4, v6, sizes, grace));
+        }
+        let mut routes = Vec::new();
+        let v4_trie: LpmTrie<_, RouteKeyV4, Route> = lpm(ebpf, maps::ROUTES_V4)?;
+        for entry in v4_trie.iter() {
+            let (key, route) = entry.map_err(map_err(maps::ROUTES_V4))?;
+            let data = key.data();
+            let (domain, addr) = data.split_at(4);
+            let addr: [u8; 4] = addr.try_into().expect("4 bytes");
+            let len = (key.prefix_len() - 32) as u8;
+            let prefix = IpNet::new(IpAddr::from(addr), len).expect("a trie key's length");
+            routes.push((domain_of(domain), prefix, route));
+        }
+        let v6_trie: LpmTrie<_, RouteKeyV6, Route> = lpm(ebpf, maps::ROUTES_V6)?;
+        for entry in v6_trie.iter() {
+            let (key, route) = entry.map_err(map_err(maps::ROUTES_V6))?;
+            let data = key.data();
+            let (domain, addr) = data.split_at(4);
+            let addr: [u8; 16] = addr.try_into().expect("16 bytes");
+            let len = (key.prefix_len() - 32) as u8;
+            let prefix = IpNet::new(IpAddr::from(addr), len).expect("a trie key's length");
+            routes.push((domain_of(domain), prefix, route));
+        }
+        if !adopted {
+            let mut fib = Fib::new(words, v4, v6, sizes, grace);
+            fib.upsert_all(&routes);
+            return Ok(fib);
+        }
+        Ok(Fib::adopt(words, v4, v6, sizes, grace, routes.into_iter()))
+    }
+
+    /// The forwarding table's occupancy and the domains it leaves to the
+    /// LPM tries.
+    pub fn fib_stats(&self) -> FibStats {
+        self.fib.stats()
+    }
+
+    /// Lookups the LPM tries answered because the domain had no forwarding
+    /// table of the family (IPv4, IPv6), summed over CPUs.
+    pub fn fib_fallback_lookups(&self) -> Result<[u64; 2]> {
+        use msee_abi::fib::{FIB_FALLBACK_V4, FIB_FALLBACK_V6};
+        let m: PerCpuArray<_, u64> = self.map_ref(maps::FIB_FALLBACK)?;
+        let mut out = [0; 2];
+        for (i, row) in [FIB_FALLBACK_V4, FIB_FALLBACK_V6].into_iter().enumerate() {
+            let per_cpu = m.get(&row, 0).map_err(map_err(maps::FIB_FALLBACK))?;
+            out[i] = per_cpu.iter().sum();
+        }
+        Ok(out)
     }
 
     /// Remove the pinned maps of an instance (after its last user stopped).
@@ -696,6 +883,9 @@ impl Msee {
     pub fn upsert_route(&mut self, domain: u32, prefix: IpNet, route: Route) -> Result<()> {
         check_range("group id", route.group, MAX_GROUPS)?;
         let written = self.write_route(domain, prefix, route);
+        if written.is_ok() {
+            self.fib.upsert(domain, &prefix, route);
+        }
         self.bump_route_epoch()?;
         written
     }
@@ -717,6 +907,9 @@ impl Msee {
 
     pub fn remove_route(&mut self, domain: u32, prefix: IpNet) -> Result<()> {
         let removed = self.delete_route(domain, prefix);
+        if removed.is_ok() {
+            self.fib.remove(domain, &prefix);
+        }
         self.bump_route_epoch()?;
         removed
     }
@@ -804,9 +997,19 @@ impl Msee {
     }
 
     /// The route the dataplane uses for `addr` in `domain`: a longest-prefix
-    /// match, as `msee` does per packet (one map lookup, whatever the table
-    /// size; [`Msee::route`] finds an exact prefix but walks the table).
+    /// match, as `msee` does per packet (in the domain's forwarding table,
+    /// else its LPM trie; [`Msee::route`] finds an exact prefix but walks
+    /// the table).
     pub fn lookup_route(&self, domain: u32, addr: IpAddr) -> Result<Option<Route>> {
+        if let Some(found) = self.fib.lookup(domain, addr) {
+            return Ok(found);
+        }
+        self.lookup_trie(domain, addr)
+    }
+
+    /// The LPM trie's longest-prefix match for `addr` in `domain` (every
+    /// route is there, whether or not the domain has a forwarding table).
+    pub fn lookup_trie(&self, domain: u32, addr: IpAddr) -> Result<Option<Route>> {
         let found = match addr {
             IpAddr::V4(a) => {
                 let m: LpmTrie<_, RouteKeyV4, Route> = self.map_ref(maps::ROUTES_V4)?;
@@ -839,6 +1042,11 @@ impl Msee {
         routes: &[(u32, IpNet, Route)],
     ) -> std::result::Result<(), RouteBatchError> {
         let written = self.write_routes(routes);
+        let applied = match &written {
+            Ok(()) => routes.len(),
+            Err(e) => e.applied,
+        };
+        self.fib.upsert_all(&routes[..applied]);
         let last = routes.last().map(|r| (routes.len(), r.0, r.1));
         self.retire_cached_routes(written, last)
     }
@@ -894,6 +1102,13 @@ impl Msee {
         prefixes: &[(u32, IpNet)],
     ) -> std::result::Result<(), RouteBatchError> {
         let removed = self.delete_routes(prefixes);
+        let applied = match &removed {
+            Ok(()) => prefixes.len(),
+            Err(e) => e.applied,
+        };
+        for (domain, prefix) in &prefixes[..applied] {
+            self.fib.remove(*domain, prefix);
+        }
         let last = prefixes.last().map(|p| (prefixes.len(), p.0, p.1));
         self.retire_cached_routes(removed, last)
     }
@@ -1212,6 +1427,20 @@ impl Msee {
             .map_err(MseeError::Program)?;
         Ok((result.return_value, result.duration))
     }
+}
+
+/// The LPM trie `name` of a loaded object.
+fn lpm<'a, K: Pod>(
+    ebpf: &'a Ebpf,
+    name: &'static str,
+) -> Result<LpmTrie<&'a aya::maps::MapData, K, Route>> {
+    let map = ebpf.map(name).ok_or(MseeError::Missing(name))?;
+    LpmTrie::try_from(map).map_err(map_err(name))
+}
+
+/// The domain of a route key (its first 4 bytes, big-endian).
+fn domain_of(bytes: &[u8]) -> u32 {
+    u32::from_be_bytes(bytes.try_into().expect("4 bytes of domain"))
 }
 
 /// Most routes written per batch syscall: bounds the buffers and the time

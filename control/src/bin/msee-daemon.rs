@@ -96,6 +96,20 @@ struct Args {
     /// Override the per-session route limit of the model (labs, tests).
     #[arg(long, requires = "config")]
     max_prefixes: Option<u32>,
+    /// Forwarding table: routing domains that can have a table of their
+    /// own (256 KiB + 16 KiB each; default 256). Domains beyond it are
+    /// looked up in the kernel's LPM trie.
+    #[arg(long)]
+    fib_slots: Option<u32>,
+    /// Forwarding table: IPv4 nodes shared by every domain (1 KiB each;
+    /// default 65,536). An IPv4 route takes at most two, none for a /16
+    /// or shorter; a domain that runs out is looked up in the LPM trie.
+    #[arg(long)]
+    fib_nodes_v4: Option<u32>,
+    /// Forwarding table: IPv6 nodes shared by every domain (64 bytes each;
+    /// default 65,536).
+    #[arg(long)]
+    fib_nodes_v6: Option<u32>,
     /// Serve the local API for msee-cli on this Unix socket.
     #[arg(long)]
     api_socket: Option<PathBuf>,
@@ -261,6 +275,11 @@ fn real_main(args: Args) -> anyhow::Result<()> {
         },
         bandwidth_bps: args.bandwidth_mbps.map(|m| m * 1_000_000),
         kernel_log_level,
+        fib: dataplane::FibSizes {
+            slots: args.fib_slots,
+            nodes_v4: args.fib_nodes_v4,
+            nodes_v6: args.fib_nodes_v6,
+        },
         stats_file: args.stats_file,
         run_for: args.run_for_secs.map(Duration::from_secs),
     };

@@ -160,7 +160,7 @@ impl Daemon {
                 self.links.shim = Some(
                     dataplane::VlanShim::load(&LoadOptions {
                         log_level: self.settings.kernel_log_level,
-                        pin_dir: None,
+                        ..Default::default()
                     })
                     .context("loading the VLAN shim")?,
                 );

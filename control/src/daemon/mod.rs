@@ -96,6 +96,8 @@ pub struct DaemonConfig {
     pub bandwidth_bps: Option<u64>,
     /// Most verbose aya-log level emitted by the kernel side (0 off .. 5 trace).
     pub kernel_log_level: u8,
+    /// The forwarding table's sizes.
+    pub fib: dataplane::FibSizes,
     pub stats_file: Option<PathBuf>,
     /// Stop by itself after this long (the daemon otherwise runs until SIGINT/SIGTERM).
     pub run_for: Option<Duration>,
@@ -144,6 +146,7 @@ struct Settings {
     mode: AttachMode,
     bandwidth_bps: Option<u64>,
     kernel_log_level: u8,
+    fib: dataplane::FibSizes,
     tagged: bool,
     paths: Vec<PathBuf>,
     only: Vec<String>,
@@ -216,6 +219,7 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
         mode: cfg.mode,
         bandwidth_bps: cfg.bandwidth_bps,
         kernel_log_level: cfg.kernel_log_level,
+        fib: cfg.fib,
         tagged: cfg.tagged,
         paths,
         only,
@@ -251,6 +255,7 @@ pub async fn run(cfg: DaemonConfig) -> Result<()> {
     let mut msee = match Msee::load(&LoadOptions {
         log_level: settings.kernel_log_level,
         pin_dir: Some(bpf.clone()),
+        fib: settings.fib,
     }) {
         Ok(m) => m,
         Err(e) => {

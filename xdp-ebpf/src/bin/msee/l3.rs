@@ -1,7 +1,9 @@
 //! The L3 stage: check the IP header, hand the MSEE's own traffic to the
 //! kernel, and find the route (and its group) for the destination in the
 //! attachment's routing domain: through the ingress link's memo of the
-//! destination routed last, this CPU's destination cache, then the trie.
+//! destination routed last, this CPU's destination cache, then the
+//! domain's forwarding table (`msee_abi::fib`), or the LPM trie for a
+//! domain without one.
 
 use aya_ebpf::{
     maps::{PerCpuArray, lpm_trie::Key},
@@ -10,7 +12,12 @@ use aya_ebpf::{
 use msee_abi::{
     CACHED_GROUP_MISSING, CachedGroup, DropReason, ROUTE_CACHE_V4_SLOTS, ROUTE_CACHE_V6_SLOTS,
     ROUTE_LOCAL, ROUTE_NONE, ROUTE_OUT_OF_REACH, Resolved, Route, RouteCacheV4, RouteCacheV6,
-    RouteKeyV4, RouteKeyV6, route_key_v4, route_key_v6,
+    RouteKeyV4, RouteKeyV6,
+    fib::{
+        FIB_FALLBACK_V4, FIB_FALLBACK_V6, FIB_SERVES_V4, FIB_SERVES_V6, FIB_SLOT_MASK, FIB_V4,
+        FIB_V6, fib_root_entry, fib_route, fib_walk,
+    },
+    route_key_v4, route_key_v6,
 };
 use xdp_ebpf::{
     msee::{
@@ -24,7 +31,10 @@ use xdp_ebpf::{
     ptr_at,
 };
 
-use crate::maps::{GROUPS, ROUTE_CACHE_V4, ROUTE_CACHE_V6, ROUTES_V4, ROUTES_V6};
+use crate::maps::{
+    FIB_DOMAINS, FIB_FALLBACK, FIB_NODES_V4, FIB_NODES_V6, GROUPS, ROUTE_CACHE_V4, ROUTE_CACHE_V6,
+    ROUTES_V4, ROUTES_V6,
+};
 
 /// Validate the IPv4 header, hand the MSEE's own traffic to the kernel and
 /// look the destination up in the routing domain.
@@ -117,12 +127,86 @@ fn route_v4(domain: u32, dst: [u8; 4], epoch: u64, memo: &mut RouteCacheV4) {
             u64::from_ne_bytes(key),
             (ROUTE_CACHE_V4_SLOTS / 2).trailing_zeros(),
         );
-        through_cache(&ROUTE_CACHE_V4, set, epoch, key, trie_v4)
+        through_cache(&ROUTE_CACHE_V4, set, epoch, key, |key| {
+            fib_v4(domain, u32::from_be_bytes(dst)).unwrap_or_else(|| trie_v4(key))
+        })
     })
+}
+
+/// One entry of a forwarding table node, read once: userspace rewrites
+/// entries while we walk, and a second read could see another value.
+#[inline(always)]
+fn entry<const N: usize>(node: &[u32; N], j: usize) -> u32 {
+    // SAFETY: `j` is masked below `N` by the callers (and the indexing
+    // checks it); a volatile read of an aligned u32 of a live map value.
+    unsafe { core::ptr::read_volatile(&node[j]) }
+}
+
+/// The slot of `domain`'s table of the family `serves` names, if it has one.
+#[inline(always)]
+fn fib_slot(domain: u32, serves: u32) -> Option<u32> {
+    let word = FIB_DOMAINS.get_ptr(domain)?;
+    // SAFETY: a live map value, read once (userspace rewrites it).
+    let word = unsafe { core::ptr::read_volatile(word) };
+    (word & serves != 0).then_some(word & FIB_SLOT_MASK)
+}
+
+/// The route `domain`'s forwarding table gives the IPv4 address `addr`
+/// (host order); `None`: the domain has none, ask the trie.
+#[inline(always)]
+fn fib_v4(domain: u32, addr: u32) -> Option<Route> {
+    let slot = fib_slot(domain, FIB_SERVES_V4)?;
+    let (n, j) = fib_root_entry(&FIB_V4, slot, addr >> (32 - FIB_V4.root_bits));
+    let root = entry(FIB_NODES_V4.get(n)?, j);
+    let mask = FIB_V4.fanout() - 1;
+    let leaf = fib_walk(
+        root,
+        FIB_V4.levels(),
+        |level| ((addr >> (32 - FIB_V4.level_end(level))) & mask) as usize,
+        |n, j| Some(entry(FIB_NODES_V4.get(n)?, j)),
+    )?;
+    Some(fib_route(leaf))
+}
+
+/// The IPv6 counterpart of `fib_v4`, for the address as two big-endian
+/// halves.
+#[inline(always)]
+fn fib_v6(domain: u32, hi: u64, lo: u64) -> Option<Route> {
+    let slot = fib_slot(domain, FIB_SERVES_V6)?;
+    let (n, j) = fib_root_entry(&FIB_V6, slot, (hi >> (64 - FIB_V6.root_bits)) as u32);
+    let root = entry(FIB_NODES_V6.get(n)?, j);
+    let mask = u64::from(FIB_V6.fanout() - 1);
+    let leaf = fib_walk(
+        root,
+        FIB_V6.levels(),
+        |level| {
+            // Where the level's bits sit: FIB_V6's stride divides 64, so
+            // they never straddle the halves.
+            let shift = 128 - FIB_V6.level_end(level);
+            let bits = if shift >= 64 {
+                hi >> (shift - 64)
+            } else {
+                lo >> shift
+            };
+            (bits & mask) as usize
+        },
+        |n, j| Some(entry(FIB_NODES_V6.get(n)?, j)),
+    )?;
+    Some(fib_route(leaf))
+}
+
+/// Count a lookup the trie answers (`FIB_FALLBACK`).
+#[inline(always)]
+fn count_fallback(row: u32) {
+    if let Some(c) = FIB_FALLBACK.get_ptr_mut(row) {
+        // SAFETY: this CPU's own row of a per-CPU map.
+        unsafe { *c += 1 };
+    }
 }
 
 #[inline(always)]
 fn trie_v4(key: &RouteKeyV4) -> Route {
+    count_fallback(FIB_FALLBACK_V4);
     ROUTES_V4
         .get(Key::new(64, *key))
         .copied()
@@ -141,7 +225,10 @@ fn route_v6(domain: u32, dst: &[u8; 16], epoch: u64, memo: &mut RouteCacheV6) {
             u64::from_ne_bytes(*lo),
             (ROUTE_CACHE_V6_SLOTS / 2).trailing_zeros(),
         );
-        through_cache(&ROUTE_CACHE_V6, set, epoch, key, trie_v6)
+        let (hi, lo) = (u64::from_be_bytes(*hi), u64::from_be_bytes(*lo));
+        through_cache(&ROUTE_CACHE_V6, set, epoch, key, |key| {
+            fib_v6(domain, hi, lo).unwrap_or_else(|| trie_v6(key))
+        })
     })
 }
 
@@ -155,7 +242,7 @@ fn through_cache<S: CacheSlot>(
     set: u32,
     epoch: u64,
     key: S::Key,
-    lookup: fn(&S::Key) -> Route,
+    lookup: impl Fn(&S::Key) -> Route,
 ) -> Resolved {
     let Some(ways) = cache.get_ptr_mut(set) else {
         return resolve(lookup(&key));
@@ -184,6 +271,7 @@ fn resolve(route: Route) -> Resolved {
 
 #[inline(always)]
 fn trie_v6(key: &RouteKeyV6) -> Route {
+    count_fallback(FIB_FALLBACK_V6);
     ROUTES_V6
         .get(Key::new(32 + 128, *key))
         .copied()

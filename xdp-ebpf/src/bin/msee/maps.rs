@@ -10,6 +10,10 @@ use msee_abi::{
     MAX_FAST_IFINDEX, MAX_GROUPS, MAX_LINKS, MAX_PORTS, MAX_ROUTES_V4, MAX_ROUTES_V6, MseeConfig,
     NextHopGroup, PolicerState, ROUTE_CACHE_V4_SLOTS, ROUTE_CACHE_V6_SLOTS, Route, RouteCacheV4,
     RouteCacheV6, RouteKeyV4, RouteKeyV6,
+    fib::{
+        FIB_DEFAULT_POOL_V4, FIB_DEFAULT_POOL_V6, FIB_DEFAULT_SLOTS, FIB_MAX_DOMAINS, FIB_V4,
+        FIB_V6, FibNodeV4, FibNodeV6,
+    },
 };
 
 #[map]
@@ -45,3 +49,23 @@ pub(crate) static ROUTE_CACHE_V4: PerCpuArray<[RouteCacheV4; 2]> =
 #[map]
 pub(crate) static ROUTE_CACHE_V6: PerCpuArray<[RouteCacheV6; 2]> =
     PerCpuArray::with_max_entries(ROUTE_CACHE_V6_SLOTS / 2, 0);
+/// The forwarding table (`msee_abi::fib`): each domain's slot and the
+/// families its tables serve, by domain id.
+#[map]
+pub(crate) static FIB_DOMAINS: Array<u32> =
+    Array::with_max_entries(FIB_MAX_DOMAINS, BPF_F_MMAPABLE);
+/// Roots then pool, per family; the loader sets the sizes
+/// (`dataplane::LoadOptions`), these are the defaults.
+#[map]
+pub(crate) static FIB_NODES_V4: Array<FibNodeV4> = Array::with_max_entries(
+    FIB_DEFAULT_SLOTS * FIB_V4.root_nodes() + FIB_DEFAULT_POOL_V4,
+    BPF_F_MMAPABLE,
+);
+#[map]
+pub(crate) static FIB_NODES_V6: Array<FibNodeV6> = Array::with_max_entries(
+    FIB_DEFAULT_SLOTS * FIB_V6.root_nodes() + FIB_DEFAULT_POOL_V6,
+    BPF_F_MMAPABLE,
+);
+/// Lookups the LPM tries answered, per family (`FIB_FALLBACK_V4`, `_V6`).
+#[map]
+pub(crate) static FIB_FALLBACK: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);

@@ -1,0 +1,788 @@
+//! Userspace side of `msee`'s forwarding table (`msee_abi::fib`): a
+//! fixed-stride multibit trie per routing domain and family, written in
+//! place through shared mappings of the `FIB_*` maps, beside the LPM tries
+//! that keep every route (the program asks the tries for a domain without
+//! a table of its own).
+//!
+//! Why written here rather than taken from a crate: the table lives in BPF
+//! arrays the kernel program walks, with the program's encoding, and every
+//! write must keep it valid for a concurrent reader (make-before-break),
+//! which no general-purpose trie crate does.
+//!
+//! Writes, each one aligned store:
+//! - a new node is filled with the entry it replaces (so it answers as that
+//!   entry did) before the entry points at it;
+//! - an insert overwrites only the leaves whose prefix is no longer than
+//!   its own; a removal puts back, in the leaves of its prefix, the route
+//!   of the longest prefix that covers it. A prefix that stays routed is
+//!   never missing: each of its addresses reads its own leaf or a more
+//!   specific one throughout;
+//! - a node whose entries all came from above again is replaced by that
+//!   leaf, and reused only after an RCU grace period, so no lookup under
+//!   way reads it refilled. So is a domain's slot once the domain is gone.
+//!
+//! Memory: each family's map holds a root per slot (IPv4 256 KiB, IPv6
+//! 16 KiB) and a pool of nodes shared by all domains (IPv4 1 KiB, IPv6
+//! 64 bytes each). A route adds at most one node per level below the root
+//! (IPv4: 2 KiB, none for a /16 or shorter, 1 KiB for /17../24; IPv6 a
+//! /48: 9 x 64 bytes), fewer where it shares them with its neighbours.
+//! Userspace keeps each route once more in a hash map (to find the
+//! covering route of a removed prefix), about 40 bytes a route.
+pub(crate) mod region;
+
+#[cfg(test)]
+mod tests;
+
+use std::{
+    net::IpAddr,
+    sync::atomic::{AtomicU32, Ordering},
+};
+
+use ipnet::IpNet;
+use msee_abi::{
+    Route,
+    fib::{
+        FIB_CHILD, FIB_MAX_DOMAINS, FIB_PRESENT, FIB_SERVES_V4, FIB_SERVES_V6, FIB_SLOT_MASK,
+        FIB_V4, FIB_V6, FibShape, fib_domain_word, fib_leaf, fib_plen, fib_root_entry, fib_route,
+        fib_walk,
+    },
+};
+
+use region::Region;
+
+/// An address family's table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Family {
+    V4 = 0,
+    V6 = 1,
+}
+
+const FAMILIES: [Family; 2] = [Family::V4, Family::V6];
+
+impl Family {
+    fn of(prefix: &IpNet) -> Self {
+        match prefix {
+            IpNet::V4(_) => Family::V4,
+            IpNet::V6(_) => Family::V6,
+        }
+    }
+
+    fn of_addr(addr: &IpAddr) -> Self {
+        match addr {
+            IpAddr::V4(_) => Family::V4,
+            IpAddr::V6(_) => Family::V6,
+        }
+    }
+
+    fn serves_flag(self) -> u32 {
+        match self {
+            Family::V4 => FIB_SERVES_V4,
+            Family::V6 => FIB_SERVES_V6,
+        }
+    }
+
+    pub(crate) const fn shape(self) -> FibShape {
+        match self {
+            Family::V4 => FIB_V4,
+            Family::V6 => FIB_V6,
+        }
+    }
+}
+
+/// An address left-aligned in 128 bits (IPv4 in the top 32), and a prefix
+/// as such an address (host bits zero) and its length.
+type Addr = u128;
+type Prefix = (Addr, u8);
+
+fn addr_of(ip: IpAddr) -> Addr {
+    match ip {
+        IpAddr::V4(a) => u128::from(u32::from(a)) << 96,
+        IpAddr::V6(a) => u128::from(a),
+    }
+}
+
+fn prefix_of(p: &IpNet) -> Prefix {
+    (addr_of(p.trunc().addr()), p.prefix_len())
+}
+
+fn truncate(a: Addr, len: u8) -> Addr {
+    if len == 0 {
+        0
+    } else {
+        a & (!0u128 << (128 - u32::from(len)))
+    }
+}
+
+/// The root entry index of `a` (its top `root_bits` bits).
+fn top(shape: &FibShape, a: Addr) -> u32 {
+    (a >> (128 - shape.root_bits)) as u32
+}
+
+/// The bits of `a` that pick the entry in a node of `level` (0: the level
+/// below the root).
+fn index(shape: &FibShape, a: Addr, level: u32) -> usize {
+    ((a >> (128 - shape.level_end(level))) & (u128::from(shape.fanout()) - 1)) as usize
+}
+
+/// `FIB_DOMAINS` words are 8 bytes apart: a BPF array rounds its values
+/// up to 8 bytes.
+const DOMAIN_WORD_STRIDE: usize = 2;
+
+/// Bytes of `FIB_DOMAINS`'s values.
+pub(crate) const DOMAINS_BYTES: usize = FIB_MAX_DOMAINS as usize * DOMAIN_WORD_STRIDE * 4;
+
+/// The route the table in `domains` (`FIB_DOMAINS`) and `table` (the nodes
+/// of `addr`'s family) gives `addr` in `domain`, walked as the program
+/// walks it: `None` if the program asks the tries for it, `Some(None)` for
+/// no route.
+pub(crate) fn lookup(
+    domains: &[AtomicU32],
+    table: &[AtomicU32],
+    domain: u32,
+    addr: IpAddr,
+) -> Option<Option<Route>> {
+    let f = Family::of_addr(&addr);
+    let shape = f.shape();
+    let word = domains
+        .get(domain as usize * DOMAIN_WORD_STRIDE)?
+        .load(Ordering::Acquire);
+    if word & f.serves_flag() == 0 {
+        return None;
+    }
+    let slot = word & FIB_SLOT_MASK;
+    let a = addr_of(addr);
+    let fanout = shape.fanout() as usize;
+    let entry = |n: u32, j: usize| -> Option<u32> {
+        Some(table.get(n as usize * fanout + j)?.load(Ordering::Acquire))
+    };
+    let (n, j) = fib_root_entry(&shape, slot, top(&shape, a));
+    let leaf = fib_walk(entry(n, j)?, shape.levels(), |l| index(&shape, a, l), entry)?;
+    Some((leaf & FIB_PRESENT != 0).then(|| fib_route(leaf)))
+}
+
+/// Which nodes of a family's map are free.
+struct Pool {
+    /// Free to reuse now.
+    free: Vec<u32>,
+    /// Unlinked, to be reused after the next grace period.
+    pending: Vec<u32>,
+    /// Nodes from here to `capacity` were never used.
+    next: u32,
+    /// The roots end here.
+    first: u32,
+    capacity: u32,
+}
+
+impl Pool {
+    fn new(first: u32, capacity: u32) -> Self {
+        Self {
+            free: Vec::new(),
+            pending: Vec::new(),
+            next: first,
+            first,
+            capacity,
+        }
+    }
+
+    fn in_use(&self) -> u32 {
+        self.next - self.first - self.free.len() as u32 - self.pending.len() as u32
+    }
+}
+
+/// A slot's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Slot {
+    /// Nobody's, its roots zero.
+    Clean,
+    /// Nobody's; its roots may hold a former owner's entries, which a
+    /// lookup that read the owner's word before it was cleared may still
+    /// read: cleared after a grace period when the slot is next taken.
+    Dirty,
+    Owned,
+}
+
+#[derive(Default)]
+struct Domain {
+    /// The slot whose roots hold this domain's tables; `None`: no slot
+    /// (an id from `FIB_MAX_DOMAINS` on, or every slot taken), and the
+    /// program asks the tries.
+    slot: Option<u32>,
+    /// Per family: the table is complete and in use (else the pool ran out
+    /// for it, and that family is asked of the tries).
+    fast: [bool; 2],
+    /// Every route of the domain, per family, as its leaf.
+    routes: [foldhash::HashMap<Prefix, u32>; 2],
+}
+
+impl Domain {
+    fn is_empty(&self) -> bool {
+        self.routes.iter().all(std::collections::HashMap::is_empty)
+    }
+}
+
+/// How big the table's maps are: slots (roots) and pool nodes per family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Sizes {
+    pub slots: u32,
+    pub pool: [u32; 2],
+}
+
+impl Sizes {
+    /// Nodes of family `f`'s map: the roots, then the pool.
+    pub(crate) fn nodes(&self, f: Family) -> u32 {
+        self.slots * f.shape().root_nodes() + self.pool[f as usize]
+    }
+
+    /// Bytes of family `f`'s map.
+    pub(crate) fn bytes(&self, f: Family) -> u64 {
+        u64::from(self.nodes(f)) * u64::from(f.shape().node_bytes())
+    }
+}
+
+/// The table's occupancy, as [`crate::Msee::fib_stats`] reports it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FibStats {
+    /// Domain slots (tables), and how many domains hold one.
+    pub slots: u32,
+    pub slots_used: u32,
+    /// Per family (IPv4, IPv6): pool nodes in use and in all, and bytes a
+    /// node takes.
+    pub nodes_in_use: [u32; 2],
+    pub nodes: [u32; 2],
+    pub node_bytes: [u32; 2],
+    /// Bytes of the maps (roots and pools, both families; allocated whole
+    /// when the program is loaded).
+    pub map_bytes: u64,
+    /// Domains with routes of a family that the table does not hold (no
+    /// slot, or the pool ran out): the program looks them up in the LPM
+    /// trie. (domain, IPv6?)
+    pub on_trie: Vec<(u32, bool)>,
+}
+
+/// The forwarding table of every domain: the mappings of `FIB_DOMAINS`,
+/// `FIB_NODES_V4` and `FIB_NODES_V6`, and what userspace keeps to write them.
+pub(crate) struct Fib {
+    words: Region,
+    tables: [Region; 2],
+    pools: [Pool; 2],
+    slots: Vec<Slot>,
+    domains: foldhash::HashMap<u32, Domain>,
+    /// Waits for an RCU grace period.
+    grace: Box<dyn FnMut() + Send + Sync>,
+}
+
+/// What went wrong writing a domain's table: the pool is exhausted.
+struct PoolFull;
+
+impl Fib {
+    /// A table over fresh (zeroed) maps: `words` is `FIB_DOMAINS`'s values
+    /// (`DOMAINS_BYTES`), `v4`/`v6` the nodes of `FIB_NODES_V4` /
+    /// `FIB_NODES_V6`, of `sizes`.
+    pub(crate) fn new(
+        words: Region,
+        v4: Region,
+        v6: Region,
+        sizes: Sizes,
+        grace: Box<dyn FnMut() + Send + Sync>,
+    ) -> Self {
+        let pool = |f: Family| Pool::new(sizes.slots * f.shape().root_nodes(), sizes.nodes(f));
+        Self {
+            words,
+            tables: [v4, v6],
+            pools: [pool(Family::V4), pool(Family::V6)],
+            slots: vec![Slot::Clean; sizes.slots as usize],
+            domains: Default::default(),
+            grace,
+        }
+    }
+
+    /// A table over maps another handle wrote (adopted pins), and `routes`,
+    /// every route of the LPM tries: the slots and their nodes are taken
+    /// as they are; a domain without a slot stays with the tries.
+    pub(crate) fn adopt(
+        words: Region,
+        v4: Region,
+        v6: Region,
+        sizes: Sizes,
+        grace: Box<dyn FnMut() + Send + Sync>,
+        routes: impl Iterator<Item = (u32, IpNet, Route)>,
+    ) -> Self {
+        let mut fib = Self::new(words, v4, v6, sizes, grace);
+        // Whatever the free slots' roots hold, from an owner before.
+        fib.slots.fill(Slot::Dirty);
+        for domain in 0..FIB_MAX_DOMAINS {
+            let word = fib.word(domain).load(Ordering::Acquire);
+            if word & (FIB_SERVES_V4 | FIB_SERVES_V6) == 0 {
+                continue;
+            }
+            let s = word & FIB_SLOT_MASK;
+            if s as usize >= fib.slots.len() || fib.slots[s as usize] == Slot::Owned {
+                // Not a table this handle can keep: the tries answer.
+                fib.word(domain).store(0, Ordering::Release);
+                continue;
+            }
+            fib.slots[s as usize] = Slot::Owned;
+            let d = fib.domains.entry(domain).or_default();
+            d.slot = Some(s);
+            for f in FAMILIES {
+                d.fast[f as usize] = word & f.serves_flag() != 0;
+            }
+        }
+        for (domain, prefix, route) in routes {
+            let f = Family::of(&prefix);
+            let p = prefix_of(&prefix);
+            let d = fib.domains.entry(domain).or_default();
+            d.routes[f as usize].insert(p, fib_leaf(route, p.1));
+        }
+        // Every node reachable from a table in use is taken; the rest of
+        // the pool is free.
+        for f in FAMILIES {
+            let shape = f.shape();
+            let mut used = vec![false; sizes.nodes(f) as usize];
+            for d in fib.domains.values() {
+                if let (Some(s), true) = (d.slot, d.fast[f as usize]) {
+                    for i in 0..(1 << shape.root_bits) {
+                        let (n, j) = fib_root_entry(&shape, s, i);
+                        fib.mark(f, fib.load(f, n, j), &mut used);
+                    }
+                }
+            }
+            let pool = &mut fib.pools[f as usize];
+            pool.next = pool.capacity;
+            pool.free = (pool.first..pool.capacity)
+                .rev()
+                .filter(|n| !used[*n as usize])
+                .collect();
+        }
+        fib
+    }
+
+    fn mark(&self, f: Family, e: u32, used: &mut [bool]) {
+        if e & FIB_CHILD == 0 {
+            return;
+        }
+        let n = e & !FIB_CHILD;
+        match used.get_mut(n as usize) {
+            Some(u) if !*u => *u = true,
+            _ => return,
+        }
+        for j in 0..f.shape().fanout() as usize {
+            self.mark(f, self.load(f, n, j), used);
+        }
+    }
+
+    fn word(&self, domain: u32) -> &AtomicU32 {
+        &self.words.words()[domain as usize * DOMAIN_WORD_STRIDE]
+    }
+
+    fn cell(&self, f: Family, node: u32, entry: usize) -> &AtomicU32 {
+        let fanout = f.shape().fanout() as usize;
+        &self.tables[f as usize].words()[node as usize * fanout + entry]
+    }
+
+    fn load(&self, f: Family, node: u32, entry: usize) -> u32 {
+        self.cell(f, node, entry).load(Ordering::Acquire)
+    }
+
+    fn store(&self, f: Family, node: u32, entry: usize, value: u32) {
+        self.cell(f, node, entry).store(value, Ordering::Release);
+    }
+
+    fn wait_grace(&mut self) {
+        (self.grace)();
+    }
+
+    /// Pool nodes in use, per family (roots not counted).
+    pub(crate) fn nodes_in_use(&self) -> [u32; 2] {
+        [self.pools[0].in_use(), self.pools[1].in_use()]
+    }
+
+    pub(crate) fn stats(&self) -> FibStats {
+        let sizes = self.sizes();
+        let mut on_trie: Vec<(u32, bool)> = self
+            .domains
+            .iter()
+            .flat_map(|(&id, d)| {
+                FAMILIES.into_iter().filter_map(move |f| {
+                    let served = d.slot.is_some() && d.fast[f as usize];
+                    (!served && !d.routes[f as usize].is_empty()).then_some((id, f == Family::V6))
+                })
+            })
+            .collect();
+        on_trie.sort_unstable();
+        FibStats {
+            slots: sizes.slots,
+            slots_used: self.slots.iter().filter(|s| **s == Slot::Owned).count() as u32,
+            nodes_in_use: self.nodes_in_use(),
+            nodes: sizes.pool,
+            node_bytes: FAMILIES.map(|f| f.shape().node_bytes()),
+            map_bytes: sizes.bytes(Family::V4) + sizes.bytes(Family::V6) + DOMAINS_BYTES as u64,
+            on_trie,
+        }
+    }
+
+    fn sizes(&self) -> Sizes {
+        Sizes {
+            slots: self.slots.len() as u32,
+            pool: [0, 1].map(|f| self.pools[f].capacity - self.pools[f].first),
+        }
+    }
+
+    /// Whether `domain`'s table of the family is the one the program uses
+    /// (else the program asks the LPM trie).
+    #[cfg(test)]
+    pub(crate) fn serves(&self, domain: u32, v6: bool) -> bool {
+        let f = if v6 { Family::V6 } else { Family::V4 };
+        self.domains
+            .get(&domain)
+            .is_some_and(|d| d.slot.is_some() && d.fast[f as usize])
+    }
+
+    /// `prefix` in `domain` routes by `route` (written to the LPM trie
+    /// already). `route`'s group was checked by the caller.
+    pub(crate) fn upsert(&mut self, domain: u32, prefix: &IpNet, route: Route) {
+        let f = Family::of(prefix);
+        let p = prefix_of(prefix);
+        let leaf = fib_leaf(route, p.1);
+        if !self.domains.contains_key(&domain) {
+            self.take_slot(domain);
+        }
+        let d = self.domains.get_mut(&domain).expect("added above");
+        d.routes[f as usize].insert(p, leaf);
+        let (Some(slot), true) = (d.slot, d.fast[f as usize]) else {
+            return;
+        };
+        if self.insert(f, slot, p, leaf).is_err() {
+            self.give_up(domain, f);
+        }
+    }
+
+    /// [`Fib::upsert`] each of `routes`, in order, with room made first in
+    /// the copies of the routes (a million routes grow them twenty times
+    /// over otherwise).
+    pub(crate) fn upsert_all(&mut self, routes: &[(u32, IpNet, Route)]) {
+        let mut counts: foldhash::HashMap<(u32, Family), usize> = Default::default();
+        for (domain, prefix, _) in routes {
+            *counts.entry((*domain, Family::of(prefix))).or_default() += 1;
+        }
+        for ((domain, f), n) in counts {
+            if !self.domains.contains_key(&domain) {
+                self.take_slot(domain);
+            }
+            let d = self.domains.get_mut(&domain).expect("added above");
+            d.routes[f as usize].reserve(n);
+        }
+        for (domain, prefix, route) in routes {
+            self.upsert(*domain, prefix, *route);
+        }
+    }
+
+    /// `prefix` in `domain` is no longer routed (removed from the LPM trie
+    /// already).
+    pub(crate) fn remove(&mut self, domain: u32, prefix: &IpNet) {
+        let f = Family::of(prefix);
+        let p = prefix_of(prefix);
+        let Some(d) = self.domains.get_mut(&domain) else {
+            return;
+        };
+        if d.routes[f as usize].remove(&p).is_none() {
+            return;
+        }
+        // The route of the longest prefix that covers `p`, if any.
+        let routes = &d.routes[f as usize];
+        let cover = (0..p.1)
+            .rev()
+            .find_map(|len| routes.get(&(truncate(p.0, len), len)).copied())
+            .unwrap_or(0);
+        if let (Some(slot), true) = (d.slot, d.fast[f as usize]) {
+            self.clear(f, slot, p, cover);
+        }
+        if self.domains[&domain].is_empty() {
+            self.release(domain);
+        }
+    }
+
+    /// The route the table gives `addr` in `domain` (see [`lookup`]).
+    pub(crate) fn lookup(&self, domain: u32, addr: IpAddr) -> Option<Option<Route>> {
+        let f = Family::of_addr(&addr);
+        lookup(
+            self.words.words(),
+            self.tables[f as usize].words(),
+            domain,
+            addr,
+        )
+    }
+
+    /// Give `domain` a slot if there is one; its tables start empty, as
+    /// its tries do.
+    fn take_slot(&mut self, domain: u32) {
+        let mut d = Domain::default();
+        let free = (domain < FIB_MAX_DOMAINS)
+            .then(|| {
+                // A clean slot first: a dirty one costs a grace period.
+                let clean = self.slots.iter().position(|s| *s == Slot::Clean);
+                clean.or_else(|| self.slots.iter().position(|s| *s == Slot::Dirty))
+            })
+            .flatten();
+        match free {
+            Some(s) => {
+                let s = s as u32;
+                if self.slots[s as usize] == Slot::Dirty {
+                    // Lookups that read a former owner have finished.
+                    self.wait_grace();
+                    for f in FAMILIES {
+                        let shape = f.shape();
+                        for i in 0..(1 << shape.root_bits) {
+                            let (n, j) = fib_root_entry(&shape, s, i);
+                            self.store(f, n, j, 0);
+                        }
+                    }
+                }
+                self.slots[s as usize] = Slot::Owned;
+                self.word(domain).store(
+                    fib_domain_word(s, FIB_SERVES_V4 | FIB_SERVES_V6),
+                    Ordering::Release,
+                );
+                d.slot = Some(s);
+                d.fast = [true, true];
+            }
+            None if self.slots.is_empty() => tracing::debug!(
+                domain,
+                "no forwarding table (0 slots): its routes are looked up in the LPM tries"
+            ),
+            None => tracing::warn!(
+                domain,
+                "no forwarding table for this domain (ids from {FIB_MAX_DOMAINS} on, or all {} slots taken): its routes are looked up in the LPM tries",
+                self.slots.len()
+            ),
+        }
+        self.domains.insert(domain, d);
+    }
+
+    /// `domain` has no route left: its slot is free again.
+    fn release(&mut self, domain: u32) {
+        let Some(d) = self.domains.remove(&domain) else {
+            return;
+        };
+        let Some(s) = d.slot else {
+            return;
+        };
+        self.word(domain).store(0, Ordering::Release);
+        for f in FAMILIES {
+            if d.fast[f as usize] {
+                self.unlink_all(f, s);
+            }
+        }
+        self.slots[s as usize] = Slot::Dirty;
+    }
+
+    /// The pool ran out while writing `domain`'s table of family `f`: the
+    /// program asks the LPM trie for that family from now on (it holds
+    /// every route), and the table's nodes go back to the pool.
+    fn give_up(&mut self, domain: u32, f: Family) {
+        let d = self
+            .domains
+            .get_mut(&domain)
+            .expect("a domain being written");
+        let s = d.slot.expect("a domain with a table");
+        d.fast[f as usize] = false;
+        let word = self.word(domain).load(Ordering::Acquire);
+        self.word(domain)
+            .store(word & !f.serves_flag(), Ordering::Release);
+        tracing::warn!(
+            domain,
+            family = ?f,
+            "the forwarding table's node pool is full: this domain's routes of the family are looked up in the LPM trie from now on (raise LoadOptions' fib sizes)"
+        );
+        self.unlink_all(f, s);
+    }
+
+    /// Every node under slot `s`'s root of family `f` to the pool, after a
+    /// grace period (the root itself is left as it is: unused from now on,
+    /// cleared when the slot is taken again).
+    fn unlink_all(&mut self, f: Family, s: u32) {
+        let shape = f.shape();
+        let mut nodes = Vec::new();
+        for i in 0..(1 << shape.root_bits) {
+            let (n, j) = fib_root_entry(&shape, s, i);
+            self.collect(f, self.load(f, n, j), &mut nodes);
+        }
+        self.pools[f as usize].pending.extend(nodes);
+    }
+
+    fn collect(&self, f: Family, e: u32, out: &mut Vec<u32>) {
+        if e & FIB_CHILD == 0 {
+            return;
+        }
+        let n = e & !FIB_CHILD;
+        out.push(n);
+        for j in 0..f.shape().fanout() as usize {
+            self.collect(f, self.load(f, n, j), out);
+        }
+    }
+
+    /// A node to fill, and whether it is zero (never used since the map
+    /// was created).
+    fn alloc(&mut self, f: Family) -> Result<(u32, bool), PoolFull> {
+        let pool = &mut self.pools[f as usize];
+        if let Some(n) = pool.free.pop() {
+            return Ok((n, false));
+        }
+        if pool.next < pool.capacity {
+            pool.next += 1;
+            return Ok((pool.next - 1, true));
+        }
+        if pool.pending.is_empty() {
+            return Err(PoolFull);
+        }
+        self.wait_grace();
+        let pool = &mut self.pools[f as usize];
+        pool.free = std::mem::take(&mut pool.pending);
+        pool.free.pop().map(|n| (n, false)).ok_or(PoolFull)
+    }
+
+    /// Write `leaf` (of a prefix `p`) into slot `s`'s table of family `f`.
+    fn insert(&mut self, f: Family, s: u32, p: Prefix, leaf: u32) -> Result<(), PoolFull> {
+        let shape = f.shape();
+        let (a, len) = (p.0, u32::from(p.1));
+        if len <= shape.root_bits {
+            let (n, j) = fib_root_entry(&shape, s, top(&shape, a));
+            self.set(f, n, j, 1 << (shape.root_bits - len), leaf, p.1);
+            return Ok(());
+        }
+        let (mut node, mut j) = fib_root_entry(&shape, s, top(&shape, a));
+        let mut level = 0;
+        loop {
+            let e = self.load(f, node, j);
+            let child = if e & FIB_CHILD != 0 {
+                e & !FIB_CHILD
+            } else {
+                // Filled with the leaf it replaces before it is linked
+                // (a zero node already holds "no route": most nodes of a
+                // table of disjoint prefixes).
+                let (n, zero) = self.alloc(f)?;
+                if !(zero && e == 0) {
+                    for k in 0..shape.fanout() as usize {
+                        self.store(f, n, k, e);
+                    }
+                }
+                self.store(f, node, j, FIB_CHILD | n);
+                n
+            };
+            let end = shape.level_end(level);
+            let first = index(&shape, a, level);
+            if len <= end {
+                self.set(f, child, first, 1 << (end - len), leaf, p.1);
+                return Ok(());
+            }
+            (node, j) = (child, first);
+            level += 1;
+        }
+    }
+
+    /// Put `leaf` (prefix length `len`) in the `count` entries of family
+    /// `f`'s map from entry `first` of node `node` on (past the node's
+    /// end for a root: a root's nodes follow each other) and the leaves
+    /// under them, where their prefix is no longer than `len`.
+    fn set(&self, f: Family, node: u32, first: usize, count: usize, leaf: u32, len: u8) {
+        let fanout = f.shape().fanout() as usize;
+        let start = node as usize * fanout + first;
+        for cell in &self.tables[f as usize].words()[start..start + count] {
+            let e = cell.load(Ordering::Acquire);
+            if e & FIB_CHILD != 0 {
+                self.set(f, e & !FIB_CHILD, 0, fanout, leaf, len);
+            } else if e & FIB_PRESENT == 0 || fib_plen(e) <= len {
+                cell.store(leaf, Ordering::Release);
+            }
+        }
+    }
+
+    /// Replace the leaves of prefix `p` in slot `s`'s table of family `f`
+    /// by `cover`, and fold the nodes that no longer hold anything of their
+    /// own.
+    fn clear(&mut self, f: Family, s: u32, p: Prefix, cover: u32) {
+        let shape = f.shape();
+        let (a, len) = (p.0, u32::from(p.1));
+        if len <= shape.root_bits {
+            let first = top(&shape, a);
+            for i in first..first + (1 << (shape.root_bits - len)) {
+                let (n, j) = fib_root_entry(&shape, s, i);
+                self.unset(f, n, j, cover, p.1, shape.root_bits);
+            }
+            return;
+        }
+        // The entries from the root down to the node that holds `p`.
+        let mut path = Vec::with_capacity(shape.levels() as usize);
+        let (mut node, mut j) = fib_root_entry(&shape, s, top(&shape, a));
+        let mut level = 0;
+        loop {
+            let e = self.load(f, node, j);
+            if e & FIB_CHILD == 0 {
+                // Not in the table (no node down to its length).
+                return;
+            }
+            path.push((node, j));
+            let child = e & !FIB_CHILD;
+            let end = shape.level_end(level);
+            let first = index(&shape, a, level);
+            if len <= end {
+                for k in first..first + (1 << (end - len)) {
+                    self.unset(f, child, k, cover, p.1, end);
+                }
+                break;
+            }
+            (node, j) = (child, first);
+            level += 1;
+        }
+        // Deepest first: a folded node may let its parent fold.
+        for (depth, &(node, j)) in path.iter().enumerate().rev() {
+            if !self.fold(f, node, j, shape.level_end(depth as u32) - shape.stride) {
+                break;
+            }
+        }
+    }
+
+    /// Entry `j` of `node` stands for prefixes of `end` bits: where it (or
+    /// a leaf under it) holds prefix length `len`, put `cover` instead.
+    fn unset(&mut self, f: Family, node: u32, j: usize, cover: u32, len: u8, end: u32) {
+        let e = self.load(f, node, j);
+        if e & FIB_CHILD != 0 {
+            let child = e & !FIB_CHILD;
+            for k in 0..f.shape().fanout() as usize {
+                self.unset(f, child, k, cover, len, end + f.shape().stride);
+            }
+            self.fold(f, node, j, end);
+        } else if e & FIB_PRESENT != 0 && fib_plen(e) == len {
+            self.store(f, node, j, cover);
+        }
+    }
+
+    /// If the node entry `j` of `node` points at holds nothing of its own
+    /// (each entry a leaf of a prefix no longer than `start`, the length
+    /// the node begins at: they are then all the same), point the entry
+    /// at that leaf and return the node to the pool. Returns whether it did.
+    fn fold(&mut self, f: Family, node: u32, j: usize, start: u32) -> bool {
+        let e = self.load(f, node, j);
+        if e & FIB_CHILD == 0 {
+            return true;
+        }
+        let child = e & !FIB_CHILD;
+        let first = self.load(f, child, 0);
+        for k in 0..f.shape().fanout() as usize {
+            let c = self.load(f, child, k);
+            if c & FIB_CHILD != 0 || (c & FIB_PRESENT != 0 && u32::from(fib_plen(c)) > start) {
+                return false;
+            }
+            debug_assert_eq!(c, first, "inherited leaves of one node differ");
+        }
+        self.store(f, node, j, first);
+        self.pools[f as usize].pending.push(child);
+        true
+    }
+
+    /// `domain`'s slot and, per family, whether its table is in use.
+    #[cfg(test)]
+    fn domain_state(&self, domain: u32) -> Option<(Option<u32>, [bool; 2])> {
+        self.domains.get(&domain).map(|d| (d.slot, d.fast))
+    }
+}

@@ -1,0 +1,486 @@
+//! The table against a reference longest-prefix match, over random tables
+//! and a million random addresses per family, through inserts, route
+//! replacements and removals; and a concurrent reader through churn.
+use std::{
+    collections::HashMap,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+};
+
+use ipnet::IpNet;
+use msee_abi::{ROUTE_LOCAL, ROUTE_OUT_OF_REACH, Route, fib::FIB_MAX_DOMAINS};
+use testkit::Rng;
+
+use super::*;
+
+/// IPv6 pool nodes of every test table (64 bytes each).
+const V6_NODES: u32 = 1 << 18;
+
+fn sizes(slots: u32, pool_v4: u32) -> Sizes {
+    Sizes {
+        slots,
+        pool: [pool_v4, V6_NODES],
+    }
+}
+
+/// Regions of the maps' shapes for `sizes`.
+fn regions(sizes: Sizes) -> (Region, Region, Region) {
+    let table = |f: Family| Region::anonymous(sizes.bytes(f) as usize).unwrap();
+    (
+        Region::anonymous(DOMAINS_BYTES).unwrap(),
+        table(Family::V4),
+        table(Family::V6),
+    )
+}
+
+fn fib_of(sizes: Sizes) -> (Fib, Arc<AtomicU64>) {
+    let graces = Arc::new(AtomicU64::new(0));
+    let g = graces.clone();
+    let (words, v4, v6) = regions(sizes);
+    let fib = Fib::new(
+        words,
+        v4,
+        v6,
+        sizes,
+        Box::new(move || {
+            g.fetch_add(1, Ordering::Relaxed);
+        }),
+    );
+    (fib, graces)
+}
+
+fn fib_with(pool: u32) -> (Fib, Arc<AtomicU64>) {
+    fib_of(sizes(8, pool))
+}
+
+/// The routes of one domain, looked up the plain way: every prefix length
+/// from the longest down.
+#[derive(Default)]
+struct Reference {
+    routes: HashMap<(u128, u8), Route>,
+    /// The prefix lengths `routes` has, longest first.
+    lengths: Vec<u8>,
+}
+
+impl Reference {
+    fn index_lengths(&mut self) {
+        self.lengths = self.routes.keys().map(|k| k.1).collect();
+        self.lengths.sort_unstable_by(|a, b| b.cmp(a));
+        self.lengths.dedup();
+    }
+
+    fn lookup(&self, addr: IpAddr) -> Option<Route> {
+        let a = addr_of(addr);
+        self.lengths
+            .iter()
+            .find_map(|&len| self.routes.get(&(truncate(a, len), len)).copied())
+    }
+}
+
+fn random_route(rng: &mut Rng) -> Route {
+    let flags = match rng.below(10) {
+        0 => ROUTE_OUT_OF_REACH,
+        1 => ROUTE_LOCAL,
+        _ => 0,
+    };
+    Route {
+        group: rng.below(65536) as u32,
+        flags,
+    }
+}
+
+/// A random prefix of `v6`'s family: lengths weighted toward what tables
+/// hold (IPv4 /8../32 mostly /16../24 and a few short ones; IPv6 /16../128
+/// mostly /32../64), addresses clustered under a few short prefixes so
+/// that prefixes nest.
+fn random_prefix(rng: &mut Rng, v6: bool) -> IpNet {
+    if v6 {
+        let len = match rng.below(10) {
+            0 => rng.below(32) as u8,
+            1..=6 => 32 + rng.below(33) as u8,
+            _ => 64 + rng.below(65) as u8,
+        };
+        let hi = 0x2001_0db8_0000_0000u64 | (rng.below(4) << 28) | rng.below(1 << 12) << 16;
+        let a = u128::from(hi) << 64 | u128::from(rng.next_u64()) | u128::from(rng.u32()) << 64;
+        IpNet::new(IpAddr::V6(Ipv6Addr::from(a)), len)
+            .unwrap()
+            .trunc()
+    } else {
+        let len = match rng.below(20) {
+            0 => rng.below(8) as u8,
+            1..=3 => 8 + rng.below(8) as u8,
+            4..=15 => 16 + rng.below(9) as u8,
+            _ => 25 + rng.below(8) as u8,
+        };
+        let a = (10 + rng.below(4) as u32) << 24 | rng.u32() >> 8;
+        IpNet::new(IpAddr::V4(Ipv4Addr::from(a)), len)
+            .unwrap()
+            .trunc()
+    }
+}
+
+/// An address to look up: anywhere, or inside a prefix of the table
+/// (where the answers are).
+fn random_addr(rng: &mut Rng, v6: bool, table: &[IpNet]) -> IpAddr {
+    let inside = rng.bool() && !table.is_empty();
+    let base = inside.then(|| table[rng.below(table.len() as u64) as usize]);
+    let (random, len) = if v6 {
+        (
+            u128::from(rng.next_u64()) | u128::from(rng.next_u64()) << 64,
+            128,
+        )
+    } else {
+        (u128::from(rng.u32()) << 96, 32)
+    };
+    let a = match base {
+        Some(p) => {
+            let plen = u32::from(p.prefix_len());
+            let net = prefix_of(&p).0;
+            let host = if plen == 128 {
+                0
+            } else {
+                random & (!0u128 >> plen)
+            };
+            net | host
+        }
+        None if !v6 && rng.bool() => ((10 + u128::from(rng.below(4))) << 120) | (random >> 8),
+        None => random,
+    };
+    match len {
+        32 => IpAddr::V4(Ipv4Addr::from((a >> 96) as u32)),
+        _ => IpAddr::V6(Ipv6Addr::from(a)),
+    }
+}
+
+fn check(fib: &Fib, reference: &mut HashMap<u32, Reference>, rng: &mut Rng, v6: bool, n: usize) {
+    reference.values_mut().for_each(Reference::index_lengths);
+    let tables: HashMap<u32, Vec<IpNet>> = reference
+        .iter()
+        .map(|(d, r)| {
+            let prefixes = r
+                .routes
+                .keys()
+                .map(|&(a, len)| {
+                    let ip = if v6 {
+                        IpAddr::V6(Ipv6Addr::from(a))
+                    } else {
+                        IpAddr::V4(Ipv4Addr::from((a >> 96) as u32))
+                    };
+                    IpNet::new(ip, len).unwrap()
+                })
+                .collect();
+            (*d, prefixes)
+        })
+        .collect();
+    let domains: Vec<u32> = tables.keys().copied().collect();
+    for _ in 0..n {
+        let d = domains[rng.below(domains.len() as u64) as usize];
+        let addr = random_addr(rng, v6, &tables[&d]);
+        let want = reference[&d].lookup(addr);
+        assert_eq!(
+            fib.lookup(d, addr),
+            Some(want),
+            "domain {d}, {addr}: the table and the reference differ"
+        );
+    }
+}
+
+/// Random tables in a few domains, then a million lookups; half the
+/// routes replaced and a third removed, then a million more; then every
+/// route removed, leaving no node in use.
+fn against_the_reference(v6: bool, seed: u64) {
+    let (mut fib, _) = fib_with(1 << 16);
+    let mut rng = Rng::new(seed);
+    let mut reference: HashMap<u32, Reference> = HashMap::new();
+    let domains = [1u32, 2, 7, 300];
+    for &d in &domains {
+        let r = reference.entry(d).or_default();
+        for _ in 0..5_000 {
+            let p = random_prefix(&mut rng, v6);
+            let route = random_route(&mut rng);
+            fib.upsert(d, &p, route);
+            r.routes.insert(prefix_of(&p), route);
+        }
+    }
+    check(&fib, &mut reference, &mut rng, v6, 1_000_000);
+
+    for &d in &domains {
+        let prefixes: Vec<(u128, u8)> = reference[&d].routes.keys().copied().collect();
+        for (i, &(a, len)) in prefixes.iter().enumerate() {
+            let ip = if v6 {
+                IpAddr::V6(Ipv6Addr::from(a))
+            } else {
+                IpAddr::V4(Ipv4Addr::from((a >> 96) as u32))
+            };
+            let p = IpNet::new(ip, len).unwrap();
+            let r = reference.get_mut(&d).unwrap();
+            match i % 6 {
+                0 | 3 => {
+                    let route = random_route(&mut rng);
+                    fib.upsert(d, &p, route);
+                    r.routes.insert((a, len), route);
+                }
+                1 | 4 => {
+                    fib.remove(d, &p);
+                    r.routes.remove(&(a, len));
+                }
+                _ => {}
+            }
+        }
+    }
+    check(&fib, &mut reference, &mut rng, v6, 1_000_000);
+
+    for &d in &domains {
+        let prefixes: Vec<(u128, u8)> = reference[&d].routes.keys().copied().collect();
+        for (a, len) in prefixes {
+            let ip = if v6 {
+                IpAddr::V6(Ipv6Addr::from(a))
+            } else {
+                IpAddr::V4(Ipv4Addr::from((a >> 96) as u32))
+            };
+            fib.remove(d, &IpNet::new(ip, len).unwrap());
+        }
+        assert_eq!(fib.domain_state(d), None, "an empty domain keeps no slot");
+    }
+    assert_eq!(fib.nodes_in_use(), [0, 0], "every node back in the pool");
+}
+
+#[test]
+fn ipv4_lookups_match_the_reference() {
+    against_the_reference(false, 0x5eed_f1b4);
+}
+
+#[test]
+fn ipv6_lookups_match_the_reference() {
+    against_the_reference(true, 0x5eed_f1b6);
+}
+
+fn net(s: &str) -> IpNet {
+    s.parse().unwrap()
+}
+
+fn route(group: u32) -> Route {
+    Route { group, flags: 0 }
+}
+
+#[test]
+fn a_route_is_written_at_every_length_and_removal_uncovers_the_shorter() {
+    let (mut fib, _) = fib_with(1 << 12);
+    let a: IpAddr = "10.1.2.3".parse().unwrap();
+    assert_eq!(
+        fib.lookup(1, a),
+        None,
+        "no table before the domain's first route"
+    );
+    // Every length from /0 to /32 over one address, each uncovering the
+    // one before it when removed.
+    for len in 0..=32u8 {
+        fib.upsert(
+            1,
+            &IpNet::new(a, len).unwrap().trunc(),
+            route(u32::from(len)),
+        );
+        assert_eq!(fib.lookup(1, a), Some(Some(route(u32::from(len)))));
+    }
+    for len in (1..=32u8).rev() {
+        fib.remove(1, &IpNet::new(a, len).unwrap().trunc());
+        assert_eq!(fib.lookup(1, a), Some(Some(route(u32::from(len) - 1))));
+    }
+    let b: IpAddr = "10.1.2.200".parse().unwrap();
+    assert_eq!(fib.lookup(1, b), Some(Some(route(0))));
+    fib.remove(1, &net("0.0.0.0/0"));
+    assert_eq!(fib.lookup(1, a), None, "the domain's slot was given up");
+    assert_eq!(fib.nodes_in_use(), [0, 0]);
+}
+
+#[test]
+fn domains_without_a_slot_are_left_to_the_tries() {
+    let (mut fib, graces) = fib_of(sizes(2, 1 << 8));
+    fib.upsert(5, &net("10.0.0.0/8"), route(1));
+    fib.upsert(6, &net("10.0.0.0/8"), route(2));
+    fib.upsert(7, &net("10.0.0.0/8"), route(3));
+    fib.upsert(FIB_MAX_DOMAINS, &net("10.0.0.0/8"), route(4));
+    let a = "10.9.9.9".parse().unwrap();
+    assert_eq!(fib.lookup(5, a), Some(Some(route(1))));
+    assert_eq!(fib.lookup(6, a), Some(Some(route(2))));
+    assert_eq!(
+        fib.lookup(7, a),
+        None,
+        "no slot left: the program asks the tries"
+    );
+    assert_eq!(
+        fib.lookup(FIB_MAX_DOMAINS, a),
+        None,
+        "an id past FIB_DOMAINS"
+    );
+    assert!(fib.serves(5, false) && !fib.serves(7, false));
+    assert_eq!(
+        fib.stats().on_trie,
+        vec![(7, false), (FIB_MAX_DOMAINS, false)]
+    );
+    // Once domain 5 has gone, a new domain takes its slot, after a grace
+    // period, its roots cleared of 5's routes.
+    fib.remove(5, &net("10.0.0.0/8"));
+    assert_eq!(fib.lookup(5, a), None);
+    let before = graces.load(Ordering::Relaxed);
+    fib.upsert(8, &net("192.0.2.0/24"), route(5));
+    assert!(graces.load(Ordering::Relaxed) > before);
+    assert_eq!(
+        fib.lookup(8, a),
+        Some(None),
+        "5's /8 is gone from the roots"
+    );
+    assert_eq!(
+        fib.lookup(8, "192.0.2.1".parse().unwrap()),
+        Some(Some(route(5)))
+    );
+}
+
+#[test]
+fn a_full_pool_hands_the_family_to_the_tries_and_nodes_return_after_a_grace_period() {
+    // Three IPv4 nodes: a /32 takes two, a second one in another /16 two more.
+    let (mut fib, graces) = fib_with(3);
+    fib.upsert(1, &net("10.0.0.1/32"), route(1));
+    assert_eq!(fib.nodes_in_use(), [2, 0]);
+    fib.upsert(1, &net("2001:db8::/32"), route(9));
+    fib.upsert(1, &net("10.1.0.1/32"), route(2));
+    assert!(!fib.serves(1, false), "IPv4 given up");
+    assert!(fib.serves(1, true), "IPv6 still served");
+    assert_eq!(fib.stats().on_trie, vec![(1, false)]);
+    assert_eq!(fib.lookup(1, "10.0.0.1".parse().unwrap()), None);
+    assert_eq!(
+        fib.lookup(1, "2001:db8::1".parse().unwrap()),
+        Some(Some(route(9)))
+    );
+    // The given-up nodes are reused by another domain only after a grace
+    // period.
+    let before = graces.load(Ordering::Relaxed);
+    fib.upsert(2, &net("10.0.0.1/32"), route(4));
+    fib.upsert(2, &net("10.2.0.0/24"), route(5));
+    assert!(graces.load(Ordering::Relaxed) > before);
+    assert!(fib.serves(2, false));
+    assert_eq!(
+        fib.lookup(2, "10.2.0.1".parse().unwrap()),
+        Some(Some(route(5)))
+    );
+    assert_eq!(
+        fib.lookup(2, "10.0.0.1".parse().unwrap()),
+        Some(Some(route(4)))
+    );
+}
+
+#[test]
+fn adopting_the_maps_finds_the_tables_and_the_free_nodes() {
+    let sizes = sizes(2, 1 << 8);
+    let (mut fib, _) = fib_of(sizes);
+    let mut routes = Vec::new();
+    for (d, p, g) in [
+        (1, "10.0.0.0/8", 1),
+        (1, "10.1.2.0/24", 2),
+        (1, "2001:db8::/48", 3),
+        (2, "10.1.2.128/25", 4),
+        (3, "192.0.2.0/24", 5),
+    ] {
+        fib.upsert(d, &net(p), route(g));
+        routes.push((d, net(p), route(g)));
+    }
+    let used = fib.nodes_in_use();
+    let again = |r: &Region| r.again().unwrap();
+    let mut adopted = Fib::adopt(
+        again(&fib.words),
+        again(&fib.tables[0]),
+        again(&fib.tables[1]),
+        sizes,
+        Box::new(|| {}),
+        routes.into_iter(),
+    );
+    assert_eq!(adopted.nodes_in_use(), used);
+    assert!(!adopted.serves(3, false), "no slot for 3 before either");
+    assert!(adopted.serves(1, false) && adopted.serves(1, true));
+    // Writes go on from where the other handle left them.
+    adopted.remove(1, &net("10.1.2.0/24"));
+    assert_eq!(
+        adopted.lookup(1, "10.1.2.3".parse().unwrap()),
+        Some(Some(route(1)))
+    );
+    adopted.upsert(2, &net("10.1.3.0/24"), route(6));
+    assert_eq!(
+        fib.lookup(2, "10.1.3.1".parse().unwrap()),
+        Some(Some(route(6))),
+        "the same memory"
+    );
+    assert_eq!(
+        adopted.nodes_in_use(),
+        [used[0] - 1, used[1]],
+        "10.1.0.0/16's node folded, the new /24 in 2's node"
+    );
+}
+
+/// A reader on a second mapping looks up addresses of a stable prefix
+/// while the writer replaces its route and adds and removes more and less
+/// specific prefixes around it: every lookup finds the stable route or a
+/// more specific one, never nothing. IPv4 and IPv6.
+fn never_missing_under_churn(stable: &str, v6: bool) {
+    let (mut fib, _) = fib_with(1 << 10);
+    let stable = net(stable);
+    let (base, len) = prefix_of(&stable);
+    fib.upsert(1, &stable, route(1));
+    let words = fib.words.again().unwrap();
+    let table = fib.tables[usize::from(v6)].again().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let to_ip = move |a: u128| {
+        if v6 {
+            IpAddr::V6(Ipv6Addr::from(a))
+        } else {
+            IpAddr::V4(Ipv4Addr::from((a >> 96) as u32))
+        }
+    };
+    let host_bits = 128 - u32::from(len);
+    let reader = std::thread::spawn(move || {
+        let mut rng = Rng::new(7);
+        let mut n = 0u64;
+        while !stop2.load(Ordering::Relaxed) {
+            let host = (u128::from(rng.next_u64()) << 64 | u128::from(rng.next_u64()))
+                & ((1u128 << host_bits) - 1);
+            let a = to_ip(base | host);
+            let found = lookup(words.words(), table.words(), 1, a);
+            assert!(
+                matches!(found, Some(Some(r)) if r.group >= 1),
+                "{a}: {found:?} while {stable} stayed routed"
+            );
+            n += 1;
+        }
+        n
+    });
+    let mut rng = Rng::new(8);
+    let bits = if v6 { 128 } else { 32 };
+    let cover = IpNet::new(to_ip(base), len - 8).unwrap().trunc();
+    for round in 0..20_000u32 {
+        fib.upsert(1, &stable, route(1 + round % 2));
+        let host = (u128::from(rng.next_u64()) << 64 | u128::from(rng.next_u64()))
+            & ((1u128 << host_bits) - 1);
+        let inner_len = len + 1 + rng.below(u64::from(bits - u32::from(len))) as u8;
+        let inner = IpNet::new(to_ip(base | host), inner_len).unwrap().trunc();
+        fib.upsert(1, &inner, route(10));
+        fib.upsert(1, &cover, route(11));
+        fib.remove(1, &inner);
+        fib.remove(1, &cover);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let lookups = reader.join().unwrap();
+    assert!(lookups > 1000, "the reader ran ({lookups} lookups)");
+}
+
+#[test]
+fn an_ipv4_prefix_that_stays_routed_is_never_missing_under_churn() {
+    never_missing_under_churn("10.1.0.0/16", false);
+}
+
+#[test]
+fn an_ipv6_prefix_that_stays_routed_is_never_missing_under_churn() {
+    never_missing_under_churn("2001:db8:aa00::/40", true);
+}
