@@ -1372,15 +1372,26 @@ impl Msee {
         self.counter_row(UNATTRIBUTED_ROW)
     }
 
+    /// Link `link`'s counters in direction `dir`, CPU by CPU (index = CPU
+    /// id): shows which CPUs forwarded a link's traffic.
+    pub fn link_counters_per_cpu(&self, link: u32, dir: Direction) -> Result<Vec<LinkCounters>> {
+        check_range("link id", link, MAX_LINKS)?;
+        self.counter_rows(link_dir_index(link, dir))
+    }
+
     fn counter_row(&self, row: u32) -> Result<LinkCounters> {
+        let mut total = LinkCounters::default();
+        for c in self.counter_rows(row)? {
+            total.add(&c);
+        }
+        Ok(total)
+    }
+
+    fn counter_rows(&self, row: u32) -> Result<Vec<LinkCounters>> {
         debug_assert!(row < COUNTER_ROWS);
         let m: PerCpuArray<_, LinkRow> = self.map_ref(maps::COUNTERS)?;
         let per_cpu = m.get(&row, 0).map_err(map_err(maps::COUNTERS))?;
-        let mut total = LinkCounters::default();
-        for r in per_cpu.iter() {
-            total.add(&r.counters);
-        }
-        Ok(total)
+        Ok(per_cpu.iter().map(|r| r.counters).collect())
     }
 
     // ---- Running the program on a frame (fixtures and benchmarks).
