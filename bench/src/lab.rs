@@ -33,13 +33,19 @@ const LAB_GROUP: u32 = 2;
 /// msee's ingress link routed last, always one its destination cache holds).
 const LAB_DESTINATIONS: u32 = 256;
 
-/// One lab sample as the bench takes it (the spin measures the same way).
+/// One lab sample as the bench takes it (the spin measures the same way),
+/// the generator on `GEN_CPU`.
 pub fn lab_sample(lb: &LabBench, destinations: u32) -> Result<Sample> {
+    lab_sample_on(lb, destinations, &[GEN_CPU])
+}
+
+/// The same with a generator thread on each of `cpus`.
+fn lab_sample_on(lb: &LabBench, destinations: u32, cpus: &[usize]) -> Result<Sample> {
     measure_path(
         &lb.path,
         GenKind::LiveFrames,
         destinations,
-        GEN_CPU,
+        cpus,
         WARMUP,
         WINDOW,
     )
@@ -119,7 +125,9 @@ pub fn measure(
     programs: &mut [Program],
 ) -> Result<serde_json::Value> {
     let prefix = format!("b{}l", std::process::id() % 100_000);
-    let lb = LabBench::up(&prefix, PROBE_DST).context("lab for the throughput figures")?;
+    let two_cores = traffic::online_cpus() >= 2;
+    let lb = LabBench::up(&prefix, PROBE_DST, if two_cores { 2 } else { 1 })
+        .context("lab for the throughput figures")?;
     let ns = lb.ns_msee();
     netns::within(&ns, || {
         baseline.set_redirect(lb.primary_ifindex, lb.azure_ifindex)
@@ -235,7 +243,12 @@ pub fn measure(
         }
         configs.push(v);
     }
+    let cores = match spread {
+        Some(i) if two_cores => Some(measure_cores(rounds, &lb, baseline, instances[i].2)?),
+        _ => None,
+    };
     Ok(json!({
+        "cores": cores,
         "rounds": rounds,
         "warmup_s": WARMUP.as_secs_f64(),
         "window_s": WINDOW.as_secs_f64(),
@@ -278,7 +291,7 @@ pub fn targets(t: &mut Targets<'_>, lab: &Value) -> Result<()> {
             format!("{v:.3}, below {threshold:.2}"),
         )?;
     }
-    Ok(())
+    cores_targets(t, lab)
 }
 
 pub fn render(w: &mut String, lab: &Value) -> Result<()> {
@@ -327,6 +340,7 @@ pub fn render(w: &mut String, lab: &Value) -> Result<()> {
          route in the memo of the destination its ingress link routed last; \
          traffic spread over many destinations follows.\n"
     )?;
+    render_cores(w, lab)?;
     let spread: Vec<&Value> = configs.iter().filter(|c| !one_destination(c)).collect();
     if spread.is_empty() {
         return Ok(());
@@ -402,4 +416,216 @@ fn lab_row(c: &Value) -> Result<String> {
             .map_or("–".to_owned(), |d| d.to_string()),
     ]);
     Ok(format!("| {} |", cells.join(" | ")))
+}
+
+// ---- Two cores.
+
+/// The CPUs of the two-core samples.
+const TWO_CORES: [usize; 2] = [0, 1];
+/// msee with 10,000 routes on 2 queues and 2 cores keeps this share of the
+/// bare redirect's pps on the same 2 cores.
+pub const TARGET_TWO_CORES_VS_BASELINE: f64 = 0.9;
+/// msee on 2 cores forwards at least this many times its 1-core pps.
+pub const TARGET_TWO_CORES_VS_ONE: f64 = 1.8;
+
+/// The baseline and `m` (msee with 10,000 routes, already programmed by
+/// `lab_program`), one destination, with the generator on 1 CPU and on 2
+/// (the lab's veths have 2 queues, so each CPU's frames are forwarded on
+/// that CPU), interleaved per round.
+fn measure_cores(
+    rounds: usize,
+    lb: &LabBench,
+    baseline: &mut Baseline,
+    m: &mut Msee,
+) -> Result<Value> {
+    let ns = lb.ns_msee();
+    // (msee?, cpus)
+    let plan: [(bool, &[usize]); 4] = [
+        (false, &TWO_CORES[..1]),
+        (true, &TWO_CORES[..1]),
+        (false, &TWO_CORES),
+        (true, &TWO_CORES),
+    ];
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); plan.len()];
+    let mut per_cpu = vec![0u64; TWO_CORES.len()];
+    eprintln!("msee-bench: lab throughput on 1 and 2 cores, {rounds} rounds...");
+    for round in 0..=rounds {
+        for (slot, &(msee, cpus)) in samples.iter_mut().zip(&plan) {
+            netns::within(&ns, || -> Result<()> {
+                if msee {
+                    m.attach(lb.primary_ifindex, AttachMode::Native)?;
+                } else {
+                    baseline.attach(lb.primary_ifindex, AttachMode::Native)?;
+                }
+                Ok(())
+            })??;
+            let before = m.link_counters_per_cpu(LAB_IN_LINK, Direction::Rx)?;
+            let s = lab_sample_on(lb, 1, cpus);
+            let after = m.link_counters_per_cpu(LAB_IN_LINK, Direction::Rx)?;
+            netns::within(&ns, || -> Result<()> {
+                if msee {
+                    m.detach_all()?;
+                } else {
+                    baseline.detach()?;
+                }
+                Ok(())
+            })??;
+            let label = if msee {
+                "msee 10,000 routes"
+            } else {
+                "baseline"
+            };
+            let s = s.with_context(|| format!("lab sample {label} on CPUs {cpus:?}"))?;
+            eprintln!(
+                "msee-bench:   {label}, CPUs {cpus:?}: {:.0} pps forwarded ({:.0} pps sent)",
+                s.rx_pps, s.tx_pps
+            );
+            if round > 0 {
+                if msee && cpus.len() == TWO_CORES.len() {
+                    for (cpu, seen) in per_cpu.iter_mut().enumerate() {
+                        *seen += after.get(cpu).map_or(0, |c| c.packets)
+                            - before.get(cpu).map_or(0, |c| c.packets);
+                    }
+                }
+                slot.push(s);
+            }
+        }
+    }
+    let ratios = |a: usize, b: usize| {
+        stats(
+            &samples[a]
+                .iter()
+                .zip(&samples[b])
+                .map(|(x, y)| x.rx_pps / y.rx_pps.max(1.0))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let config = |k: usize| {
+        let (msee, cpus) = plan[k];
+        let s = &samples[k];
+        json!({
+            "program": if msee { "msee" } else { "baseline" },
+            "routes": if msee { Some(10_000) } else { None },
+            "cpus": cpus.len(),
+            "rx_pps": sample_json(s, |x| x.rx_pps),
+            "tx_pps": sample_json(s, |x| x.tx_pps),
+            "delivered": sample_json(s, |x| x.rx_pps / x.tx_pps.max(1.0)),
+            // Against the baseline on as many CPUs, and against itself on 1.
+            "vs_baseline": ratios(k, k - usize::from(msee)),
+            "vs_one_core": ratios(k, k % 2),
+        })
+    };
+    Ok(json!({
+        "cpus": TWO_CORES,
+        "configs": (0..plan.len()).map(config).collect::<Vec<_>>(),
+        // msee's primary link, 2-core samples: frames each CPU forwarded.
+        "msee_frames_per_cpu": per_cpu,
+    }))
+}
+
+/// The two-core rows (a run on one CPU has none to show).
+fn cores_targets(t: &mut Targets<'_>, lab: &Value) -> Result<()> {
+    let cores = &lab["cores"];
+    if cores.is_null() {
+        for row in [
+            "lab: msee, 10,000 routes, 2 queues + 2 cores: forwarded pps vs baseline",
+            "lab: msee, 2 cores vs 1 core",
+        ] {
+            t.row(
+                row,
+                "–",
+                "–",
+                false,
+                "not measured on this run (it takes 2 CPUs)".into(),
+            )?;
+        }
+        return Ok(());
+    }
+    let msee_on = |cpus: u64| -> Result<&Value> {
+        cores["configs"]
+            .as_array()
+            .and_then(|a| {
+                a.iter()
+                    .find(|c| c["program"] == "msee" && c["cpus"].as_u64() == Some(cpus))
+            })
+            .with_context(|| format!("msee-bench JSON lacks lab.cores msee on {cpus} CPUs"))
+    };
+    let two = msee_on(2)?;
+    for (row, v, threshold) in [
+        (
+            "lab: msee, 10,000 routes, 2 queues + 2 cores: forwarded pps vs baseline",
+            num(two, &["vs_baseline", "median"])?,
+            TARGET_TWO_CORES_VS_BASELINE,
+        ),
+        (
+            "lab: msee, 2 cores vs 1 core",
+            num(two, &["vs_one_core", "median"])?,
+            TARGET_TWO_CORES_VS_ONE,
+        ),
+    ] {
+        t.row(
+            row,
+            &format!("{v:.3}"),
+            &format!("≥ {threshold:.2}"),
+            v >= threshold,
+            format!("{v:.3}, below {threshold:.2}"),
+        )?;
+    }
+    Ok(())
+}
+
+/// The two-core table.
+fn render_cores(w: &mut String, lab: &Value) -> Result<()> {
+    let cores = &lab["cores"];
+    if cores.is_null() {
+        return Ok(());
+    }
+    writeln!(
+        w,
+        "### Two cores\n\n\
+         The same lab with 2 queues on every veth, one destination, the \
+         generator on CPU 0 alone and then on CPUs 0 and 1 (a thread each). \
+         A veth hands a frame sent from CPU k to its peer's receive queue k, \
+         whose NAPI runs on CPU k: msee (or the baseline) forwards on both \
+         CPUs, each beside its generator thread. Medians of per-round \
+         ratios, the same rounds as above, interleaved.\n"
+    )?;
+    writeln!(
+        w,
+        "| program | IPv4 routes | CPUs | forwarded Mpps (median) | min–max | offered Mpps | forwarded / offered | vs baseline | vs 1 core |"
+    )?;
+    writeln!(w, "|---|---|---|---|---|---|---|---|---|")?;
+    for c in cores["configs"]
+        .as_array()
+        .context("msee-bench JSON lacks lab.cores.configs")?
+    {
+        writeln!(
+            w,
+            "| {} | {} | {} | {:.3} | {:.3}–{:.3} | {:.3} | {:.3} | {:.3} | {:.3} |",
+            c["program"].as_str().unwrap_or("?"),
+            c["routes"].as_u64().map_or("–".to_owned(), thousands),
+            num(c, &["cpus"])?,
+            num(c, &["rx_pps", "median"])? / 1e6,
+            num(c, &["rx_pps", "min"])? / 1e6,
+            num(c, &["rx_pps", "max"])? / 1e6,
+            num(c, &["tx_pps", "median"])? / 1e6,
+            num(c, &["delivered", "median"])?,
+            num(c, &["vs_baseline", "median"])?,
+            num(c, &["vs_one_core", "median"])?,
+        )?;
+    }
+    let per_cpu: Vec<String> = cores["msee_frames_per_cpu"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|v| v.as_u64().map_or("?".into(), thousands))
+                .collect()
+        })
+        .unwrap_or_default();
+    writeln!(
+        w,
+        "\nFrames msee's primary link received per CPU over its 2-core samples: {}.\n",
+        per_cpu.join(" / ")
+    )?;
+    Ok(())
 }

@@ -22,7 +22,7 @@ use crate::{
 /// forwarded pps of each 1 s window.
 pub fn run(routes: usize, police: bool, seconds: u64, destinations: u32) -> Result<()> {
     let prefix = format!("b{}s", std::process::id() % 100_000);
-    let lb = LabBench::up(&prefix, PROBE_DST).context("lab for --spin")?;
+    let lb = LabBench::up(&prefix, PROBE_DST, 1).context("lab for --spin")?;
     let ns = lb.ns_msee();
     let mut baseline = None;
     let mut msee = None;

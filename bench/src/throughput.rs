@@ -87,15 +87,16 @@ pub struct Sample {
     pub generator: GenReport,
 }
 
-/// Send 64-byte frames as fast as `kind` can on one thread pinned to `cpu`
-/// for `warmup + window` (plus a margin), and read the counters at the
-/// window's two ends. Live frames go to `destinations` IPv4 destinations
-/// round robin (see `LiveConfig::destinations`); AF_XDP frames to one.
+/// Send 64-byte frames as fast as `kind` can on one thread pinned to each
+/// of `cpus` for `warmup + window` (plus a margin), and read the counters
+/// at the window's two ends. Live frames go to `destinations` IPv4
+/// destinations round robin (see `LiveConfig::destinations`); AF_XDP
+/// frames to one, from one CPU.
 pub fn measure(
     path: &Path,
     kind: GenKind,
     destinations: u32,
-    cpu: usize,
+    cpus: &[usize],
     warmup: Duration,
     window: Duration,
 ) -> Result<Sample> {
@@ -120,7 +121,7 @@ pub fn measure(
                 count,
                 duration,
                 pps: None,
-                cpus: vec![cpu],
+                cpus: cpus.to_vec(),
                 batch: 64,
                 destinations,
             };
@@ -140,6 +141,12 @@ pub fn measure(
                 "the AF_XDP generator sends to one destination ({destinations} asked)"
             ));
         }
+        GenKind::AfXdp if cpus.len() != 1 => {
+            return Err(anyhow!(
+                "the AF_XDP generator is measured on one CPU ({} asked)",
+                cpus.len()
+            ));
+        }
         GenKind::AfXdp => {
             let g = Generator::start(GenConfig {
                 netns: Some(path.tx_ns.clone()),
@@ -151,7 +158,7 @@ pub fn measure(
                 duration,
                 batch: 64,
                 bind: BindMode::Auto,
-                cpus: vec![cpu],
+                cpus: cpus.to_vec(),
             })
             .context("starting the AF_XDP generator")?;
             Box::new(move || {
@@ -280,10 +287,14 @@ pub struct LabBench {
 }
 
 impl LabBench {
-    /// Bring the lab up; frames go from onprem's primary to msee's primary
-    /// MAC, `src` -> `dst`, and are counted on azure's side of the azure link.
-    pub fn up(prefix: &str, dst: Ipv4Addr) -> Result<Self> {
-        let topo = Topology::new(prefix)?;
+    /// Bring the lab up, `queues` queues on every veth; frames go from
+    /// onprem's primary to msee's primary MAC, `src` -> `dst`, and are
+    /// counted on azure's side of the azure link. Live frames sent from
+    /// CPU k arrive on msee's receive queue k (the veth picks the queue by
+    /// the sending CPU), so with 2 queues a generator on 2 CPUs has msee
+    /// forward on both.
+    pub fn up(prefix: &str, dst: Ipv4Addr, queues: u16) -> Result<Self> {
+        let topo = Topology::new(prefix)?.with_queues(queues)?;
         let lab = Lab::up(topo.clone())?;
         let (onprem, msee, azure) = (topo.ns_onprem(), topo.ns_msee(), topo.ns_azure());
         let primary_mac = lab::mac_of(&msee, IF_PRIMARY)?;

@@ -4,7 +4,8 @@
 //! reads), and `data/BENCHMARKS.md` is that file, but for the two places
 //! that name where the code now lives (the baseline program's path and the
 //! failover command) and the text that describes msee's route lookup (the
-//! forwarding table since).
+//! forwarding table since); plus the two-core lab samples of a short run
+//! (`lab.cores`, measured since) and their rows and table.
 use bench::report::{self, Failover, Machine};
 use serde_json::Value;
 
