@@ -1,6 +1,8 @@
 //! Forwarded packets per second through the lab (onprem primary -> msee ->
-//! azure) for the baseline and each msee instance, all policed,
-//! interleaved per round, to one destination and spread over many.
+//! azure) for the baseline (a bare redirect), the kernel-FIB forwarder
+//! (`fibfwd`, over the same routes in the kernel) and each msee instance
+//! (all policed), interleaved per round, to one destination and spread
+//! over many across the route table.
 use std::fmt::Write as _;
 
 use anyhow::{Context as _, Result};
