@@ -103,3 +103,32 @@ pub fn count(ns: &str, table: u32) -> Result<usize> {
         .filter(|l| !l.is_empty())
         .count())
 }
+
+/// IPv4 datagrams the kernel of namespace `ns` forwarded itself so far
+/// (`Ip: ForwDatagrams` of /proc/net/snmp): frames an XDP program passed
+/// up rather than redirected, and the kernel then routed.
+pub fn kernel_forwarded(ns: &str) -> Result<u64> {
+    let snmp = lab::run("ip", &["netns", "exec", ns, "cat", "/proc/net/snmp"])?;
+    parse_forwarded(&snmp).with_context(|| format!("no Ip: ForwDatagrams in {ns}'s /proc/net/snmp"))
+}
+
+fn parse_forwarded(snmp: &str) -> Option<u64> {
+    let mut ip = snmp.lines().filter(|l| l.starts_with("Ip: "));
+    let (names, values) = (ip.next()?, ip.next()?);
+    let col = names
+        .split_whitespace()
+        .position(|n| n == "ForwDatagrams")?;
+    values.split_whitespace().nth(col)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn forwarded_datagrams_are_read_by_column() {
+        let snmp = "Ip: Forwarding DefaultTTL InReceives InHdrErrors InAddrErrors ForwDatagrams InUnknownProtos\n\
+                    Ip: 1 64 100 0 0 42 0\n\
+                    Icmp: InMsgs\nIcmp: 0\n";
+        assert_eq!(super::parse_forwarded(snmp), Some(42));
+        assert_eq!(super::parse_forwarded("Icmp: InMsgs\nIcmp: 0\n"), None);
+    }
+}

@@ -247,6 +247,10 @@ pub fn measure(
         plan.extend([(Who::Baseline, t), (Who::FibFwd, t), (Who::Msee(i), t)]);
     }
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); plan.len()];
+    // Datagrams the kernel forwarded itself during each sample set (fibfwd
+    // passes what it cannot resolve, and forwarding is on): a fibfwd
+    // figure is XDP's only when this stays 0.
+    let mut kernel_forwarded = vec![0u64; plan.len()];
     let mut before = Vec::new();
     for (_, _, m) in instances.iter() {
         before.push(m.link_counters(LAB_OUT_LINK, Direction::Tx)?.packets);
@@ -259,7 +263,12 @@ pub fn measure(
     let labels: Vec<String> = plan.iter().map(|(w, _)| label(*w)).collect();
     eprintln!("msee-bench: lab throughput, {rounds} rounds of baseline, fibfwd and msee...");
     for round in 0..=rounds {
-        for ((slot, &(who, traffic)), label) in samples.iter_mut().zip(&plan).zip(&labels) {
+        for (((slot, &(who, traffic)), label), by_kernel) in samples
+            .iter_mut()
+            .zip(&plan)
+            .zip(&labels)
+            .zip(kernel_forwarded.iter_mut())
+        {
             let to: &[IpAddr] = match traffic {
                 Traffic::One => &[],
                 Traffic::Spread(r) => &dests.iter().find(|(n, _)| *n == r).expect("planned").1,
@@ -281,7 +290,9 @@ pub fn measure(
                 }
                 Ok(())
             })??;
+            let forwarded_before = kernel_routes::kernel_forwarded(&ns)?;
             let s = lab_sample(&lb, to);
+            let forwarded = kernel_routes::kernel_forwarded(&ns)? - forwarded_before;
             netns::within(&ns, || -> Result<()> {
                 match who {
                     Who::Baseline => baseline.detach()?,
@@ -303,6 +314,7 @@ pub fn measure(
             );
             if round > 0 {
                 slot.push(s);
+                *by_kernel += forwarded;
             }
         }
     }
@@ -321,7 +333,7 @@ pub fn measure(
             .map(|k| &samples[k])
     };
     let mut configs = Vec::new();
-    for (s, &(who, traffic)) in samples.iter().zip(&plan) {
+    for ((s, &(who, traffic)), by_kernel) in samples.iter().zip(&plan).zip(&kernel_forwarded) {
         let destinations = match traffic {
             Traffic::One => 1,
             Traffic::Spread(_) => LAB_DESTINATIONS,
@@ -338,6 +350,7 @@ pub fn measure(
         if let Traffic::Spread(r) = traffic {
             v["spread_routes"] = json!(r);
         }
+        v["kernel_forwarded"] = json!(by_kernel);
         if who == Who::FibFwd {
             v["program"] = json!(FIBFWD);
             v["routes"] = json!(match traffic {
@@ -523,7 +536,9 @@ pub fn render(w: &mut String, lab: &Value) -> Result<()> {
              neighbour entry), with forwarding on: the {} in the main table \
              (the lookup through the policy rules, `xdp-forward`'s default), \
              the others each in a table of their own (looked up directly). \
-             Its one-destination row looks up the main table.\n",
+             Its one-destination row looks up the main table. Datagrams the \
+             kernel forwarded itself during fibfwd's samples (frames it passed \
+             up; `ForwDatagrams`): {}.\n",
             lab["kernel_routes"]
                 .as_array()
                 .into_iter()
@@ -531,7 +546,26 @@ pub fn render(w: &mut String, lab: &Value) -> Result<()> {
                 .filter(|k| k["table"].as_u64() == Some(u64::from(MAIN_TABLE)))
                 .map(|k| format!("{} routes", thousands(k["routes"].as_u64().unwrap_or(0))))
                 .next()
-                .unwrap_or_else(|| "largest table's routes".to_owned())
+                .unwrap_or_else(|| "largest table's routes".to_owned()),
+            configs
+                .iter()
+                .filter(|c| c["program"] == FIBFWD)
+                .map(|c| {
+                    let traffic = match c["spread_routes"].as_u64() {
+                        Some(r) => format!(
+                            "{} destinations over {} routes",
+                            thousands(c["destinations"].as_u64().unwrap_or(0)),
+                            thousands(r)
+                        ),
+                        None => "one destination".to_owned(),
+                    };
+                    let n = c["kernel_forwarded"]
+                        .as_u64()
+                        .map_or("?".to_owned(), |n| n.to_string());
+                    format!("{traffic}, {n}")
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
         )?;
         let installs: Vec<String> = lab["kernel_routes"]
             .as_array()
