@@ -1,11 +1,13 @@
 //! Packet fixtures for the engine's kernel programs through
-//! BPF_PROG_TEST_RUN (no live frames: nothing is sent): `txgen` stamps and
-//! re-checksums, `xsk` passes frames of queues without a socket and, with
-//! its filter on, takes only UDP to the test ports (ARP, TCP/179, UDP/3784
-//! go to the kernel) and stamps the receive time in the metadata; `lossy`
+//! BPF_PROG_TEST_RUN (no live frames: nothing is sent): `txgen` stamps,
+//! re-checksums and spreads frames over its list of destinations, `xsk`
+//! passes frames of queues without a socket and, with its filter on, takes
+//! only UDP to the test ports (ARP, TCP/179, UDP/3784 go to the kernel) and
+//! stamps the receive time in the metadata; `lossy`
 //! drops exactly every k-th UDP frame and never ARP, and drops everything
 //! inside a black-hole window; `blackhole_tc` likewise; `testfwd` sends
-//! each flow out of its slot with that slot's MACs.
+//! each flow out of its slot with that slot's MACs; `fibfwd` forwards by
+//! the kernel's FIB of a namespace made here, and passes what it cannot.
 use std::net::IpAddr;
 
 use aya::{
