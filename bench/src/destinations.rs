@@ -22,7 +22,7 @@ const CACHED_DESTINATIONS: usize = 1000;
 /// Destinations for the many-destinations section: one address in each
 /// of (up to) `n` prefixes of the instance's table, the probe's route
 /// included, in random order.
-fn destinations(routes: usize, n: usize) -> Vec<Ipv4Addr> {
+pub fn destinations(routes: usize, n: usize) -> Vec<Ipv4Addr> {
     let table = route_table(routes);
     let mut rng = Rng::new(ROUTE_SEED ^ 0xd5);
     let mut out = Vec::with_capacity(n);

@@ -21,7 +21,7 @@ use aya::programs::XdpMode;
 use lab::{IF_AZURE, IF_AZURE_PEER, IF_PRIMARY, Lab, Topology, ip, ip_ns};
 use msee_sys::netns;
 use traffic::{
-    frame::{FrameSizes, TrafficSpec},
+    frame::{Destinations, FrameSizes, TrafficSpec},
     generator::{GenConfig, GenReport, Generator},
     iface::{self, Counters},
     live_frames::{self, LiveConfig},
@@ -89,13 +89,13 @@ pub struct Sample {
 
 /// Send 64-byte frames as fast as `kind` can on one thread pinned to each
 /// of `cpus` for `warmup + window` (plus a margin), and read the counters
-/// at the window's two ends. Live frames go to `destinations` IPv4
-/// destinations round robin (see `LiveConfig::destinations`); AF_XDP
-/// frames to one, from one CPU.
+/// at the window's two ends. With more than one of `destinations`, frame n
+/// goes to destination n % len (both generators), else every frame to the
+/// path's own. The AF_XDP generator is measured on one CPU.
 pub fn measure(
     path: &Path,
     kind: GenKind,
-    destinations: u32,
+    destinations: &[IpAddr],
     cpus: &[usize],
     warmup: Duration,
     window: Duration,
@@ -111,12 +111,17 @@ pub fn measure(
     let count = u64::MAX / 4;
     let run_start = iface::counters(tx_ns, &path.tx_if)?;
     let stop = Arc::new(AtomicBool::new(false));
+    let destinations = match destinations {
+        [] | [_] => None,
+        many => Some(Destinations::new(&path.spec, many.to_vec())?),
+    };
     let finish: Box<dyn FnOnce() -> Result<GenReport>> = match kind {
         GenKind::LiveFrames => {
             let cfg = LiveConfig {
                 netns: Some(path.tx_ns.clone()),
                 ifindex: tx_ifindex,
                 template: path.spec.template(0, size),
+                template_dst: path.spec.dst_ip,
                 stream_base: 0,
                 count,
                 duration,
@@ -136,11 +141,6 @@ pub fn measure(
                     .map_err(|_| anyhow!("live-frames thread panicked"))?
             })
         }
-        GenKind::AfXdp if destinations > 1 => {
-            return Err(anyhow!(
-                "the AF_XDP generator sends to one destination ({destinations} asked)"
-            ));
-        }
         GenKind::AfXdp if cpus.len() != 1 => {
             return Err(anyhow!(
                 "the AF_XDP generator is measured on one CPU ({} asked)",
@@ -159,6 +159,7 @@ pub fn measure(
                 batch: 64,
                 bind: BindMode::Auto,
                 cpus: cpus.to_vec(),
+                destinations,
             })
             .context("starting the AF_XDP generator")?;
             Box::new(move || {
