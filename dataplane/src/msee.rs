@@ -812,6 +812,15 @@ impl Msee {
         self.set_untagged(key, Attachment::default())
     }
 
+    /// Every attachment's key, as the map holds them (a previous
+    /// instance's too, after an adoption).
+    pub fn attachment_keys(&self) -> Result<Vec<AttachmentKey>> {
+        let m: HashMap<_, AttachmentKey, Attachment> = self.map_ref(maps::ATTACHMENTS)?;
+        m.keys()
+            .collect::<std::result::Result<_, _>>()
+            .map_err(map_err(maps::ATTACHMENTS))
+    }
+
     /// Mirror an untagged attachment into the by-ifindex fast path.
     fn set_untagged(&mut self, key: AttachmentKey, attachment: Attachment) -> Result<()> {
         if key.outer_vlan != 0 || key.inner_vlan != 0 || key.ifindex >= MAX_FAST_IFINDEX {
