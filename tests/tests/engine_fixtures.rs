@@ -114,6 +114,9 @@ fn txgen_loaded(t: &Template, frame: &[u8], dests: Option<(&Destinations, IpAddr
         cfg.dst_off = d.addr_off as u32;
         cfg.dst_len = d.addr_len() as u32;
         cfg.ip_csum_off = d.ip_csum_off.unwrap_or(0) as u32;
+        if !d.vlans.is_empty() {
+            cfg.vlan_off = d.vlan_off as u32;
+        }
         let mut table: Array<_, TxgenDestination> =
             Array::try_from(ebpf.map_mut(TXGEN_DESTINATIONS).unwrap()).unwrap();
         for (i, e) in d.txgen_entries(from).iter().enumerate() {
@@ -197,7 +200,12 @@ fn txgen_spreads_frames_over_destinations() {
                     .map(|a| a.parse().unwrap())
                     .collect()
             };
-            let d = Destinations::new(&s, addrs.clone()).unwrap();
+            let mut d = Destinations::new(&s, addrs.clone()).unwrap();
+            // Tagged frames: each destination in a VLAN of its own.
+            let per_dest: Vec<u16> = (0..3).map(|k| 300 + k).collect();
+            if !vlans.is_empty() {
+                d = d.with_vlans(&s, per_dest.clone()).unwrap();
+            }
             let t = s.template(0, 128);
             let mut frame = vec![0u8; t.len];
             t.write(&mut frame, 0, 0, true);
@@ -227,10 +235,15 @@ fn txgen_spreads_frames_over_destinations() {
                 let (a, h) = (d.addr_off, t.offsets().1);
                 for (i, (x, y)) in out[..h].iter().zip(&original[..h]).enumerate() {
                     let changes = (a..a + n).contains(&i)
-                        || d.ip_csum_off.is_some_and(|c| (c..c + 2).contains(&i));
+                        || d.ip_csum_off.is_some_and(|c| (c..c + 2).contains(&i))
+                        || (!d.vlans.is_empty() && (14..16).contains(&i));
                     if !changes {
                         assert_eq!(x, y, "byte {i}, seq {seq} v6={v6}");
                     }
+                }
+                if !vlans.is_empty() {
+                    let vid = u16::from_be_bytes([out[14], out[15]]) & 0x0fff;
+                    assert_eq!(vid, per_dest[seq as usize % 3], "seq {seq} v6={v6}");
                 }
                 seen.push(out[a..a + n].to_vec());
                 frame = out;

@@ -173,11 +173,13 @@ pub struct TxgenConfig {
     pub dst_len: u32,
     /// Offset of the IPv4 header checksum (IPv4 only).
     pub ip_csum_off: u32,
-    pub _pad: u32,
+    /// Offset of the outer VLAN tag's TCI whose VLAN ID each destination
+    /// sets (`TxgenDestination::vlan`), or 0: the template's tags stay.
+    pub vlan_off: u32,
 }
 
 /// Most destinations `txgen` spreads over (its table is sized to the
-/// list, 20 bytes an entry).
+/// list, 24 bytes an entry).
 pub const MAX_TXGEN_DESTINATIONS: u32 = 1 << 20;
 
 const _: () = assert!(size_of::<TxgenConfig>() == 32);
@@ -195,9 +197,13 @@ pub struct TxgenDestination {
     /// and this address's words, folded to 16 bits: what both checksums
     /// change by when the template's address becomes this one (RFC 1624).
     pub csum_delta: u32,
+    /// The outer VLAN ID frames to this destination carry (with
+    /// `TxgenConfig::vlan_off`): traffic spread over many attachments.
+    pub vlan: u16,
+    pub _pad: u16,
 }
 
-const _: () = assert!(size_of::<TxgenDestination>() == 20);
+const _: () = assert!(size_of::<TxgenDestination>() == 24);
 
 /// `baseline`: the least an XDP forwarder can do, the yardstick the
 /// benchmarks measure `msee` against.

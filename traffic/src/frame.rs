@@ -258,6 +258,10 @@ pub struct Destinations {
     /// Offset of the UDP checksum.
     pub udp_csum_off: usize,
     pub addrs: Vec<IpAddr>,
+    /// Each destination's outer VLAN ID (empty: the spec's own tags), its
+    /// TCI at `vlan_off`.
+    pub vlans: Vec<u16>,
+    pub vlan_off: usize,
 }
 
 impl Destinations {
@@ -283,7 +287,32 @@ impl Destinations {
             ip_csum_off,
             udp_csum_off: spec.header_len() - 2,
             addrs,
+            vlans: Vec::new(),
+            vlan_off: 0,
         })
+    }
+
+    /// Each destination's frames also in its own outer VLAN (`vlans[i]`
+    /// for `addrs[i]`): traffic spread over many attachments of a port.
+    /// The spec must have a tag.
+    pub fn with_vlans(mut self, spec: &TrafficSpec, vlans: Vec<u16>) -> Result<Self> {
+        if spec.vlans.is_empty() {
+            bail!("per-destination VLANs need frames with a VLAN tag");
+        }
+        if vlans.len() != self.addrs.len() {
+            bail!(
+                "{} VLANs for {} destinations: one each",
+                vlans.len(),
+                self.addrs.len()
+            );
+        }
+        if let Some(v) = vlans.iter().find(|v| !(1..=4094).contains(*v)) {
+            bail!("VLAN ID {v} is not 1-4094");
+        }
+        // The outer tag's TCI, after the MACs and its TPID.
+        self.vlan_off = 14;
+        self.vlans = vlans;
+        Ok(self)
     }
 
     /// `n` consecutive addresses from the spec's destination up (`None`
@@ -318,6 +347,11 @@ impl Destinations {
             patch_csum(frame, c, delta, false);
         }
         patch_csum(frame, self.udp_csum_off, delta, true);
+        if let Some(v) = self.vlans.get(i % self.addrs.len()) {
+            let tci = &mut frame[self.vlan_off..self.vlan_off + 2];
+            let pcp = u16::from_be_bytes([tci[0], tci[1]]) & 0xf000;
+            tci.copy_from_slice(&(pcp | v).to_be_bytes());
+        }
     }
 
     /// `txgen`'s table: each address with its checksum delta from `from`
@@ -326,13 +360,16 @@ impl Destinations {
         let from = octets(&from);
         self.addrs
             .iter()
-            .map(|a| {
+            .enumerate()
+            .map(|(i, a)| {
                 let to = octets(a);
                 let mut addr = [0u8; 16];
                 addr[..to.len()].copy_from_slice(&to);
                 traffic_abi::TxgenDestination {
                     addr,
                     csum_delta: u32::from(csum_delta(&from, &to)),
+                    vlan: self.vlans.get(i).copied().unwrap_or(0),
+                    _pad: 0,
                 }
             })
             .collect()
@@ -549,8 +586,44 @@ mod tests {
                 }
             }
         }
-        // Of the spec's IP version only, and at least one.
+        // Each destination in its own outer VLAN: the VLAN ID follows,
+        // priority and DEI stay, txgen's entries carry the same.
+        for v6 in [false, true] {
+            let s = spec(v6, vec![100, 200]);
+            let addrs: Vec<IpAddr> = if v6 {
+                vec!["2001:db8::1".parse().unwrap(), "fd00::2".parse().unwrap()]
+            } else {
+                vec!["198.51.100.7".parse().unwrap(), "10.0.0.2".parse().unwrap()]
+            };
+            let vlans = vec![11, 4094];
+            let d = Destinations::new(&s, addrs)
+                .unwrap()
+                .with_vlans(&s, vlans.clone())
+                .unwrap();
+            let t = s.template(0, 128);
+            let mut buf = vec![0u8; t.len];
+            t.write(&mut buf, 9, 9, true);
+            buf[14] |= 0xa0;
+            let inner = buf[18..20].to_vec();
+            for i in 0..4 {
+                d.apply(&mut buf, i);
+                let tci = u16::from_be_bytes([buf[14], buf[15]]);
+                assert_eq!((tci & 0x0fff, tci & 0xf000), (vlans[i % 2], 0xa000));
+                assert_eq!(&buf[18..20], &inner[..], "the inner tag stays");
+                assert!(udp_ok(&buf, 22, v6));
+            }
+            let e = d.txgen_entries(s.dst_ip);
+            assert_eq!((e[0].vlan, e[1].vlan), (11, 4094));
+        }
         let s = spec(false, vec![]);
+        let one = || Destinations::new(&s, vec!["10.0.0.1".parse().unwrap()]).unwrap();
+        assert!(one().with_vlans(&s, vec![5]).is_err(), "untagged frames");
+        let tagged = spec(false, vec![7]);
+        let d = || Destinations::new(&tagged, vec!["10.0.0.1".parse().unwrap()]).unwrap();
+        assert!(d().with_vlans(&tagged, vec![5, 6]).is_err(), "one each");
+        assert!(d().with_vlans(&tagged, vec![4095]).is_err());
+        assert!(d().with_vlans(&tagged, vec![0]).is_err());
+        // Of the spec's IP version only, and at least one.
         assert!(Destinations::new(&s, vec!["fd00::1".parse().unwrap()]).is_err());
         assert!(Destinations::new(&s, vec![]).is_err());
     }

@@ -100,6 +100,11 @@ pub fn run(cfg: &LiveConfig, progress: Arc<AtomicU64>, stop: Arc<AtomicBool>) ->
     let (destinations, dst_off, ip_csum_off, table) =
         destination_spread(cfg.destinations.as_ref(), cfg.template_dst)?;
     let dst_len = cfg.destinations.as_ref().map_or(4, |d| d.addr_len() as u32);
+    let vlan_off = cfg
+        .destinations
+        .as_ref()
+        .filter(|d| destinations > 1 && !d.vlans.is_empty())
+        .map_or(0, |d| d.vlan_off as u32);
     let table = Arc::new(table);
     let frame = Arc::new(frame);
     let n = cfg.cpus.len();
@@ -142,7 +147,7 @@ pub fn run(cfg: &LiveConfig, progress: Arc<AtomicU64>, stop: Arc<AtomicBool>) ->
                         dst_off,
                         dst_len,
                         ip_csum_off,
-                        _pad: 0,
+                        vlan_off,
                     },
                     0,
                 )?;

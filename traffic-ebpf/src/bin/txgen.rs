@@ -145,6 +145,18 @@ fn spread_destination(ctx: &XdpContext, cfg: &TxgenConfig, seq: u64) -> Option<u
     }
     let dest = TXGEN_DESTINATIONS.get((seq % u64::from(count)) as u32)?;
     let delta = dest.csum_delta as u16;
+    // Bounded on its own (a combined test compiles to a form the
+    // verifier cannot follow).
+    let v = cfg.vlan_off as usize;
+    if v > MAX_PAYLOAD_OFFSET as usize {
+        return None;
+    }
+    if v != 0 {
+        // The VLAN ID (low 12 bits of the TCI); priority and DEI stay.
+        let tci = unsafe { &mut *ptr_at::<[u8; 2]>(ctx, v)? };
+        let pcp = u16::from_be_bytes(*tci) & 0xf000;
+        *tci = (pcp | (dest.vlan & 0x0fff)).to_be_bytes();
+    }
     let off = cfg.dst_off as usize;
     if off > MAX_PAYLOAD_OFFSET as usize {
         return None;
