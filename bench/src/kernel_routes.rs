@@ -68,21 +68,26 @@ pub fn install(
         .stderr(Stdio::piped())
         .spawn()
         .context("starting `ip -batch`")?;
-    child
+    // `ip` stops at its first error, and the write then fails with a
+    // broken pipe: what it said on stderr names the cause, so it is
+    // always collected.
+    let written = child
         .stdin
         .take()
         .context("stdin of `ip -batch`")?
-        .write_all(script.as_bytes())
-        .context("writing routes to `ip -batch`")?;
+        .write_all(script.as_bytes());
     let out = child
         .wait_with_output()
         .context("waiting for `ip -batch`")?;
     let took = start.elapsed();
-    if !out.status.success() {
+    if !out.status.success() || written.is_err() {
         bail!(
-            "installing {} kernel routes in {ns} (table {table}): {}",
+            "installing {} kernel routes in {ns} (table {table}): {}{}",
             routes.len(),
-            String::from_utf8_lossy(&out.stderr).trim()
+            String::from_utf8_lossy(&out.stderr).trim(),
+            written
+                .err()
+                .map_or(String::new(), |e| format!(" (writing its input: {e})"))
         );
     }
     Ok(took)

@@ -674,6 +674,27 @@ fn fibfwd_forwards_by_the_kernel_fib_and_passes_the_rest() {
         "table",
         "100",
     ]);
+    // Out of `in`, a port fibfwd may not redirect to.
+    ip(&[
+        "route",
+        "add",
+        "100.64.0.0/24",
+        "via",
+        "10.8.0.2",
+        "dev",
+        "in",
+    ]);
+    ip(&[
+        "neigh",
+        "replace",
+        "10.8.0.2",
+        "lladdr",
+        "02:00:00:00:00:98",
+        "dev",
+        "in",
+        "nud",
+        "permanent",
+    ]);
     ip(&[
         "-6",
         "route",
@@ -737,6 +758,11 @@ fn fibfwd_forwards_by_the_kernel_fib_and_passes_the_rest() {
             let (verdict, out, _) = f.run(&input, ingress).unwrap();
             assert_eq!((verdict, &out), (XDP_PASS, &input), "{dst}");
         }
+        // Routed out of a port it has no devmap entry for: the kernel's,
+        // as it came (not rewritten first).
+        let input = frame("100.64.0.1", 64);
+        let (verdict, out, _) = f.run(&input, ingress).unwrap();
+        assert_eq!((verdict, &out), (XDP_PASS, &input), "not its port");
         // Table 100 alone: its route, and not the main table's.
         f.set_table(100).unwrap();
         assert_eq!(
@@ -754,6 +780,9 @@ fn fibfwd_forwards_by_the_kernel_fib_and_passes_the_rest() {
             f.run(&frame("198.51.100.9", 64), ingress).unwrap().0,
             XDP_PASS
         );
+        // Every run counted: 3 redirected; 2 TTL 1, 3 unrouted, 1 not its
+        // port, 1 outside table 100 and 1 with forwarding off passed.
+        assert_eq!(f.stats().unwrap(), (3, 8));
     })
     .unwrap();
 }

@@ -225,6 +225,12 @@ pub mod fibfwd {
     pub const TX: &str = "FIBFWD_TX";
     /// Array<FibfwdConfig>[1].
     pub const CONFIG: &str = "FIBFWD_CONFIG";
+    /// PerCpuArray<u64>[2]: frames redirected (`FORWARDED`), frames handed
+    /// to the kernel (`PASSED`: not IP, TTL expiring, no route or
+    /// neighbour, an egress port it may not use).
+    pub const STATS: &str = "FIBFWD_STATS";
+    pub const FORWARDED: u32 = 0;
+    pub const PASSED: u32 = 1;
     pub const MAX_PORTS: u32 = msee_abi::MAX_PORTS;
 
     /// How `fibfwd` asks the kernel.

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, DevMapHash, MapError},
+    maps::{Array, DevMapHash, MapError, PerCpuArray},
     programs::{ProgramError, TestRun, TestRunOptions, Xdp, xdp::XdpLinkId},
 };
-use traffic_abi::fibfwd::{CONFIG, FibfwdConfig, PROGRAM, TX};
+use traffic_abi::fibfwd::{CONFIG, FORWARDED, FibfwdConfig, PASSED, PROGRAM, STATS, TX};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FibFwdError {
@@ -75,6 +75,21 @@ impl FibFwd {
             map.try_into().map_err(|e| FibFwdError::Map(CONFIG, e))?;
         cfg.set(0, FibfwdConfig { table }, 0)
             .map_err(|e| FibFwdError::Map(CONFIG, e))
+    }
+
+    /// Frames redirected and frames handed to the kernel so far (summed
+    /// over CPUs): a benchmark of this forwarder counts on the second
+    /// staying 0.
+    pub fn stats(&self) -> Result<(u64, u64)> {
+        let map = self.ebpf.map(STATS).ok_or(FibFwdError::Missing(STATS))?;
+        let m: PerCpuArray<_, u64> = map.try_into().map_err(|e| FibFwdError::Map(STATS, e))?;
+        let row = |i: u32| -> Result<u64> {
+            Ok(m.get(&i, 0)
+                .map_err(|e| FibFwdError::Map(STATS, e))?
+                .iter()
+                .sum())
+        };
+        Ok((row(FORWARDED)?, row(PASSED)?))
     }
 
     /// Attach to `ifindex` (in the caller's network namespace); one

@@ -321,6 +321,14 @@ impl Destinations {
         if n <= 1 {
             return Ok(None);
         }
+        // Before the list is built: a huge count is an error, not an
+        // allocation.
+        if n > traffic_abi::MAX_TXGEN_DESTINATIONS {
+            bail!(
+                "{n} destinations: at most {}",
+                traffic_abi::MAX_TXGEN_DESTINATIONS
+            );
+        }
         let addrs = (0..n)
             .map(|i| match spec.dst_ip {
                 IpAddr::V4(a) => IpAddr::V4(u32::from(a).wrapping_add(i).into()),
@@ -623,6 +631,9 @@ mod tests {
         assert!(d().with_vlans(&tagged, vec![5, 6]).is_err(), "one each");
         assert!(d().with_vlans(&tagged, vec![4095]).is_err());
         assert!(d().with_vlans(&tagged, vec![0]).is_err());
+        // A count past txgen's table is refused before any list is built.
+        let e = Destinations::consecutive(&spec(false, vec![]), u32::MAX).unwrap_err();
+        assert!(e.to_string().contains("at most"), "{e}");
         // Of the spec's IP version only, and at least one.
         assert!(Destinations::new(&s, vec!["fd00::1".parse().unwrap()]).is_err());
         assert!(Destinations::new(&s, vec![]).is_err());

@@ -18,10 +18,10 @@ use aya_ebpf::{
     },
     helpers::generated::bpf_fib_lookup as fib_lookup,
     macros::{map, xdp},
-    maps::{Array, DevMapHash},
+    maps::{Array, DevMapHash, PerCpuArray},
     programs::XdpContext,
 };
-use traffic_abi::fibfwd::{FibfwdConfig, MAX_PORTS};
+use traffic_abi::fibfwd::{FORWARDED, FibfwdConfig, MAX_PORTS, PASSED};
 use xdp_ebpf::{
     net::{ETH_HDR_LEN, ETH_P_IPV4, ETH_P_IPV6, IPV4_MIN_HDR_LEN, IPV6_HDR_LEN, csum_replace},
     ptr_at,
@@ -35,12 +35,23 @@ static FIBFWD_TX: DevMapHash = DevMapHash::with_max_entries(MAX_PORTS, 0);
 #[map]
 static FIBFWD_CONFIG: Array<FibfwdConfig> = Array::with_max_entries(1, 0);
 
+#[map]
+static FIBFWD_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);
+
 const AF_INET: u8 = 2;
 const AF_INET6: u8 = 10;
 
 #[xdp]
 fn fibfwd(ctx: XdpContext) -> u32 {
-    forward(&ctx).unwrap_or(xdp_action::XDP_PASS)
+    let (row, action) = match forward(&ctx) {
+        Some(a) => (FORWARDED, a),
+        None => (PASSED, xdp_action::XDP_PASS),
+    };
+    if let Some(c) = FIBFWD_STATS.get_ptr_mut(row) {
+        // SAFETY: this CPU's own row of a per-CPU map.
+        unsafe { *c += 1 };
+    }
+    action
 }
 
 #[inline(always)]
@@ -88,7 +99,8 @@ fn forward(ctx: &XdpContext) -> Option<u32> {
         p.family = AF_INET6;
         p.__bindgen_anon_2.flowinfo = u32::from_ne_bytes([ip[0] & 0x0f, ip[1], ip[2], ip[3]]);
         p.l4_protocol = ip[6];
-        p.__bindgen_anon_1.tot_len = u16::from_be_bytes([ip[4], ip[5]]);
+        // The whole packet: the kernel checks it against the egress MTU.
+        p.__bindgen_anon_1.tot_len = u16::from_be_bytes([ip[4], ip[5]]).saturating_add(40);
         let (mut src, mut dst) = ([0u32; 4], [0u32; 4]);
         for i in 0..4 {
             src[i] =
@@ -111,12 +123,8 @@ fn forward(ctx: &XdpContext) -> Option<u32> {
     }
     eth[0..6].copy_from_slice(&p.dmac);
     eth[6..12].copy_from_slice(&p.smac);
-    // `ifindex` now names the egress interface.
-    Some(
-        FIBFWD_TX
-            .redirect(p.ifindex, 0)
-            .unwrap_or(xdp_action::XDP_PASS),
-    )
+    // `ifindex` now names the egress interface, checked in `lookup`.
+    FIBFWD_TX.redirect(p.ifindex, 0).ok()
 }
 
 /// Route and neighbour from the kernel; true when both were found and the
@@ -131,7 +139,9 @@ fn lookup(ctx: &XdpContext, p: &mut bpf_fib_lookup, flags: u32) -> bool {
             flags,
         )
     };
-    rc == i64::from(BPF_FIB_LKUP_RET_SUCCESS)
+    // Only out of a port it may redirect to, checked before the frame is
+    // rewritten: the kernel gets others as they came.
+    rc == i64::from(BPF_FIB_LKUP_RET_SUCCESS) && FIBFWD_TX.get(p.ifindex).is_some()
 }
 
 #[cfg(not(test))]
