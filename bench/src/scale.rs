@@ -502,7 +502,7 @@ fn monotonic_ns() -> u64 {
 /// every repeated run, as in [`crate::fixture`]).
 fn msee_with_circuits(circuits: usize, routes: usize) -> Result<Msee> {
     let mut m = Msee::load(&LoadOptions {
-        fib: crate::fixture::fib_sizes(circuits, routes),
+        fib: crate::fixture::fib_sizes(circuits, routes, crate::fixture::TableShape::Internet),
         ..Default::default()
     })
     .context("loading msee")?;
