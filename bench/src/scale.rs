@@ -502,8 +502,10 @@ fn monotonic_ns() -> u64 {
 const MICROSOFT_ROUTES: usize = 100;
 
 /// Destinations of the one-run-per-call traffic: `cached` fits the
-/// destination cache of one CPU, `spread` is several times its slots.
-const CACHED_DESTINATIONS: usize = 4096;
+/// destination cache of one CPU (as in "Many destinations": few enough
+/// that hardly any three fall in one two-way set, where they would evict
+/// each other), `spread` is several times its slots.
+const CACHED_DESTINATIONS: usize = 1000;
 const SPREAD_DESTINATIONS: usize = 4 * msee_abi::ROUTE_CACHE_V4_SLOTS as usize;
 
 /// Frames, one per call.
@@ -930,7 +932,10 @@ pub fn render(w: &mut String, s: &Value) -> Result<()> {
     writeln!(
         w,
         "\nThe target (≥ {TARGET_MANY_VS_ONE}) is on destinations across every domain that the \
-         destination cache holds. Destinations that miss it read the tables of the domain \
+         destination cache holds. Loaded circuits that carry no traffic cost nothing (the \
+         first-circuit row); traffic spread over them costs each packet another peering's \
+         attachment, link rows, policer and group, which the CPU's L1 no longer holds. \
+         Destinations that miss the cache read the tables of the domain \
          they fall in: {circuits} circuits' tables take a hundred times the memory of one \
          circuit's, so their nodes come from DRAM rather than the CPU's caches (see \
          \"Many destinations\" for what one such load costs here).\n"
