@@ -28,7 +28,12 @@ const ADVERSARIAL_ROUTES: usize = 1_000_000;
 /// Destinations for the many-destinations section: one address in each
 /// of (up to) `n` prefixes of the instance's table, the probe's route
 /// included, in random order.
-fn destinations(shape: TableShape, routes: usize, n: usize) -> Vec<Ipv4Addr> {
+pub fn destinations(routes: usize, n: usize) -> Vec<Ipv4Addr> {
+    destinations_of(TableShape::Internet, routes, n)
+}
+
+/// As [`destinations`], in the table of `shape`.
+fn destinations_of(shape: TableShape, routes: usize, n: usize) -> Vec<Ipv4Addr> {
     let table = route_table_of(shape, routes);
     let mut rng = Rng::new(ROUTE_SEED ^ 0xd5);
     let mut out = Vec::with_capacity(n);
@@ -70,7 +75,7 @@ fn destinations(shape: TableShape, routes: usize, n: usize) -> Vec<Ipv4Addr> {
 pub fn measure(args: &DataplaneArgs, programs: &mut [Program]) -> Result<serde_json::Value> {
     let kinds = ["probe", "cached", "spread"];
     let frames_of = |shape: TableShape, routes: usize| -> Vec<Vec<u8>> {
-        destinations(shape, routes, args.cold_calls as usize)
+        destinations_of(shape, routes, args.cold_calls as usize)
             .into_iter()
             .map(|d| udp_frame(d, 255))
             .collect()

@@ -26,7 +26,7 @@ pub fn measure(rounds: usize) -> Result<serde_json::Value> {
     // Round 0 warms up and is not recorded.
     for round in 0..=rounds {
         for (k, kind) in kinds.iter().enumerate() {
-            let s = measure_path(&bench.path, *kind, 1, GEN_CPU, WARMUP, WINDOW)
+            let s = measure_path(&bench.path, *kind, &[], &[GEN_CPU], WARMUP, WINDOW)
                 .with_context(|| format!("generator {}", kind.name()))?;
             eprintln!(
                 "msee-bench:   {}: {:.0} pps tx, {:.0} pps rx",

@@ -1,6 +1,8 @@
 //! Forwarded packets per second through the lab (onprem primary -> msee ->
-//! azure) for the baseline and each msee instance, all policed,
-//! interleaved per round, to one destination and spread over many.
+//! azure) for the baseline (a bare redirect), the kernel-FIB forwarder
+//! (`fibfwd`, over the same routes in the kernel) and each msee instance
+//! (all policed), interleaved per round, to one destination and spread
+//! over many across the route table.
 use std::fmt::Write as _;
 
 use anyhow::{Context as _, Result};
@@ -10,10 +12,15 @@ use msee_abi::{
 };
 use msee_sys::netns;
 use serde_json::{Value, json};
-use traffic::Baseline;
+use std::net::IpAddr;
+
+use lab::IF_AZURE;
+use traffic::{Baseline, FibFwd};
 
 use crate::{
-    fixture::{DOMAIN, POLICE_BITS_PER_SEC, PROBE_DST, PROBE_ROUTE},
+    destinations::destinations,
+    fixture::{DOMAIN, LOOP_GROUP, POLICE_BITS_PER_SEC, PROBE_DST, PROBE_ROUTE, route_table},
+    kernel_routes::{self, MAIN_TABLE},
     per_packet::{Program, TARGET_VS_BASELINE, TARGET_VS_ONE_ROUTE},
     report::{Targets, num, thousands},
     stats::{sample_json, stats},
@@ -28,21 +35,51 @@ use crate::{
 pub const LAB_IN_LINK: u32 = 2;
 pub const LAB_OUT_LINK: u32 = 3;
 const LAB_GROUP: u32 = 2;
-/// Destinations of the lab's spread samples: the probe's route's /24, round
-/// robin (each frame to another destination than the last: never the one
-/// msee's ingress link routed last, always one its destination cache holds).
-const LAB_DESTINATIONS: u32 = 256;
+/// Destinations of the lab's spread samples: one address in each of this
+/// many random prefixes of a route table (`destinations::destinations`),
+/// in random order, sent round robin.
+pub const LAB_DESTINATIONS: usize = 65_536;
+/// The route tables the spread samples draw their destinations from: msee
+/// has an instance of each size, the kernel a routing table.
+const SPREAD_TABLES: [usize; 2] = [10_000, 1_000_000];
+/// The kernel's routing table for `fibfwd` with the smaller table; the
+/// largest is in the main table, looked up the usual way (as `xdp-forward`
+/// does by default).
+const KERNEL_TABLE_SMALL: u32 = 100;
+/// Spread traffic over 1,000,000 routes: msee keeps this share of the
+/// kernel-FIB forwarder's pps...
+pub const TARGET_SPREAD_VS_FIBFWD: f64 = 1.0;
+/// ... and of its own one-destination pps.
+pub const TARGET_SPREAD_VS_ONE_DESTINATION: f64 = 0.8;
+/// Spread traffic over 10,000 routes: msee keeps this share of the bare
+/// redirect's pps.
+pub const TARGET_SPREAD_VS_BASELINE: f64 = 0.85;
 
-/// One lab sample as the bench takes it (the spin measures the same way).
-pub fn lab_sample(lb: &LabBench, destinations: u32) -> Result<Sample> {
+/// One lab sample as the bench takes it (the spin measures the same way):
+/// to the probe's destination, or to each of `destinations` in turn, the
+/// generator on `GEN_CPU`.
+pub fn lab_sample(lb: &LabBench, destinations: &[IpAddr]) -> Result<Sample> {
+    lab_sample_on(lb, destinations, &[GEN_CPU])
+}
+
+/// The same with a generator thread on each of `cpus`.
+fn lab_sample_on(lb: &LabBench, destinations: &[IpAddr], cpus: &[usize]) -> Result<Sample> {
     measure_path(
         &lb.path,
         GenKind::LiveFrames,
         destinations,
-        GEN_CPU,
+        cpus,
         WARMUP,
         WINDOW,
     )
+}
+
+/// `n` destinations spread over the `routes`-route table msee gets.
+pub fn spread_destinations(routes: usize, n: usize) -> Vec<IpAddr> {
+    destinations(routes, n)
+        .into_iter()
+        .map(IpAddr::V4)
+        .collect()
 }
 
 /// Point the probe's route of `m` at the lab's azure port, with the lab's
@@ -77,13 +114,17 @@ pub fn lab_program(m: &mut Msee, lb: &LabBench) -> Result<()> {
             m.set_policer(link, dir, POLICE_BITS_PER_SEC, None)?;
         }
     }
-    m.set_group(
-        LAB_GROUP,
-        &[GroupMember {
-            link: LAB_OUT_LINK,
-            preference: 0,
-        }],
-    )?;
+    // The probe's route, and with it the whole table (whose routes point
+    // at the loop group), out of the azure port.
+    for group in [LAB_GROUP, LOOP_GROUP] {
+        m.set_group(
+            group,
+            &[GroupMember {
+                link: LAB_OUT_LINK,
+                preference: 0,
+            }],
+        )?;
+    }
     m.set_attachment(
         AttachmentKey {
             ifindex: lb.primary_ifindex,
@@ -111,19 +152,43 @@ pub fn lab_program(m: &mut Msee, lb: &LabBench) -> Result<()> {
     Ok(())
 }
 
+/// Which program forwards a lab sample.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Who {
+    Baseline,
+    FibFwd,
+    /// An msee instance (index into the flattened list).
+    Msee(usize),
+}
+
+/// What a lab sample sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Traffic {
+    /// The probe's destination only.
+    One,
+    /// `LAB_DESTINATIONS` destinations over a table of this many routes.
+    Spread(usize),
+}
+
 /// Forwarded pps through the lab, onprem primary -> msee -> azure, for the
-/// baseline and each msee instance (all policed), interleaved per round.
+/// baseline, the kernel-FIB forwarder and each msee instance (all
+/// policed), interleaved per round: to one destination, and spread over
+/// the tables of `SPREAD_TABLES`.
 pub fn measure(
     rounds: usize,
     baseline: &mut Baseline,
     programs: &mut [Program],
 ) -> Result<serde_json::Value> {
     let prefix = format!("b{}l", std::process::id() % 100_000);
-    let lb = LabBench::up(&prefix, PROBE_DST).context("lab for the throughput figures")?;
+    let two_cores = traffic::online_cpus() >= 2;
+    let lb = LabBench::up(&prefix, PROBE_DST, if two_cores { 2 } else { 1 })
+        .context("lab for the throughput figures")?;
     let ns = lb.ns_msee();
     netns::within(&ns, || {
         baseline.set_redirect(lb.primary_ifindex, lb.azure_ifindex)
     })??;
+    let mut fibfwd = FibFwd::load().context("loading fibfwd")?;
+    netns::within(&ns, || fibfwd.add_port(lb.azure_ifindex))??;
     // Every instance of every program, in one list: (program, routes, msee).
     let mut instances: Vec<(String, usize, &mut Msee)> = Vec::new();
     for p in programs.iter_mut() {
@@ -132,54 +197,132 @@ pub fn measure(
             instances.push((p.name.clone(), *routes, m));
         }
     }
-    // Sample order within a round: baseline, then each msee instance, all
-    // to one destination; then the baseline and msee with 10,000 routes
-    // again, to `LAB_DESTINATIONS` destinations.
-    let spread = instances
+    let msee_of = |routes: usize| {
+        instances
+            .iter()
+            .position(|(n, r, _)| n == "msee" && *r == routes)
+    };
+    let spread: Vec<(usize, usize)> = SPREAD_TABLES
         .iter()
-        .position(|(n, r, _)| n == "msee" && *r == 10_000);
-    let mut plan: Vec<(Option<usize>, u32)> = vec![(None, 1)];
-    plan.extend((0..instances.len()).map(|i| (Some(i), 1)));
-    if let Some(i) = spread {
-        plan.extend([(None, LAB_DESTINATIONS), (Some(i), LAB_DESTINATIONS)]);
+        .filter_map(|&routes| msee_of(routes).map(|i| (routes, i)))
+        .collect();
+    // The kernel's routes for fibfwd: each spread table in a routing table
+    // of its own, the largest in the main table.
+    let topo = &lb.lab.topo;
+    kernel_routes::prepare(&ns, IF_AZURE, topo.azure_link_peer, lb.azure_peer_mac)?;
+    let largest = spread.iter().map(|(r, _)| *r).max().unwrap_or(1);
+    let kernel_table = |routes: usize| {
+        if routes == largest {
+            MAIN_TABLE
+        } else {
+            KERNEL_TABLE_SMALL
+        }
+    };
+    let mut kernel = Vec::new();
+    for &(routes, _) in &spread {
+        let table = kernel_table(routes);
+        eprintln!("msee-bench: installing {routes} kernel routes (table {table})...");
+        let took = kernel_routes::install(
+            &ns,
+            table,
+            &route_table(routes),
+            topo.azure_link_peer,
+            IF_AZURE,
+        )?;
+        eprintln!("msee-bench:   in {:.1} s", took.as_secs_f64());
+        kernel.push(json!({
+            "routes": routes,
+            "table": table,
+            "install_s": took.as_secs_f64(),
+            "installed": kernel_routes::count(&ns, table)?,
+        }));
+    }
+    let dests: Vec<(usize, Vec<IpAddr>)> = spread
+        .iter()
+        .map(|&(routes, _)| (routes, spread_destinations(routes, LAB_DESTINATIONS)))
+        .collect();
+    // Sample order within a round: baseline, fibfwd (over the largest
+    // kernel table), then each msee instance, all to one destination; then
+    // for each spread table, the baseline, fibfwd and the msee instance of
+    // that size, to its destinations.
+    let mut plan: Vec<(Who, Traffic)> = vec![(Who::Baseline, Traffic::One)];
+    if !spread.is_empty() {
+        plan.push((Who::FibFwd, Traffic::One));
+    }
+    plan.extend((0..instances.len()).map(|i| (Who::Msee(i), Traffic::One)));
+    for &(routes, i) in &spread {
+        let t = Traffic::Spread(routes);
+        plan.extend([(Who::Baseline, t), (Who::FibFwd, t), (Who::Msee(i), t)]);
     }
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); plan.len()];
+    // Datagrams the kernel forwarded itself during each sample set (fibfwd
+    // passes what it cannot resolve, and forwarding is on): a fibfwd
+    // figure is XDP's only when this stays 0.
+    let mut kernel_forwarded = vec![0u64; plan.len()];
     let mut before = Vec::new();
     for (_, _, m) in instances.iter() {
         before.push(m.link_counters(LAB_OUT_LINK, Direction::Tx)?.packets);
     }
-    eprintln!("msee-bench: lab throughput, {rounds} rounds of baseline and msee...");
+    let label = |who: Who| match who {
+        Who::Baseline => "baseline".to_owned(),
+        Who::FibFwd => FIBFWD.to_owned(),
+        Who::Msee(i) => format!("{} {} routes", instances[i].0, instances[i].1),
+    };
+    let labels: Vec<String> = plan.iter().map(|(w, _)| label(*w)).collect();
+    eprintln!("msee-bench: lab throughput, {rounds} rounds of baseline, fibfwd and msee...");
     for round in 0..=rounds {
-        for (slot, &(instance, destinations)) in samples.iter_mut().zip(&plan) {
+        for (((slot, &(who, traffic)), label), by_kernel) in samples
+            .iter_mut()
+            .zip(&plan)
+            .zip(&labels)
+            .zip(kernel_forwarded.iter_mut())
+        {
+            let to: &[IpAddr] = match traffic {
+                Traffic::One => &[],
+                Traffic::Spread(r) => &dests.iter().find(|(n, _)| *n == r).expect("planned").1,
+            };
             netns::within(&ns, || -> Result<()> {
-                match instance {
-                    None => baseline.attach(lb.primary_ifindex, AttachMode::Native)?,
-                    Some(i) => instances[i]
+                match who {
+                    Who::Baseline => baseline.attach(lb.primary_ifindex, AttachMode::Native)?,
+                    Who::FibFwd => {
+                        let table = match traffic {
+                            Traffic::Spread(r) if kernel_table(r) != MAIN_TABLE => kernel_table(r),
+                            _ => 0,
+                        };
+                        fibfwd.set_table(table)?;
+                        fibfwd.attach(lb.primary_ifindex, AttachMode::Native)?;
+                    }
+                    Who::Msee(i) => instances[i]
                         .2
                         .attach(lb.primary_ifindex, AttachMode::Native)?,
                 }
                 Ok(())
             })??;
-            let s = lab_sample(&lb, destinations);
+            let forwarded_before = kernel_routes::kernel_forwarded(&ns)?;
+            let s = lab_sample(&lb, to);
+            let forwarded = kernel_routes::kernel_forwarded(&ns)? - forwarded_before;
             netns::within(&ns, || -> Result<()> {
-                match instance {
-                    None => baseline.detach()?,
-                    Some(i) => instances[i].2.detach_all()?,
+                match who {
+                    Who::Baseline => baseline.detach()?,
+                    Who::FibFwd => fibfwd.detach()?,
+                    Who::Msee(i) => instances[i].2.detach_all()?,
                 }
                 Ok(())
             })??;
-            let label = match instance {
-                None => "baseline".to_owned(),
-                Some(i) => format!("{} {} routes", instances[i].0, instances[i].1),
-            };
-            let s =
-                s.with_context(|| format!("lab sample {label}, {destinations} destinations"))?;
+            let n = to.len().max(1);
+            let s = s.with_context(|| format!("lab sample {label}, {n} destinations"))?;
             eprintln!(
-                "msee-bench:   {label}, {destinations} destinations: {:.0} pps forwarded ({:.0} pps sent)",
-                s.rx_pps, s.tx_pps
+                "msee-bench:   {label}, {n} destinations{}: {:.0} pps forwarded ({:.0} pps sent)",
+                match traffic {
+                    Traffic::Spread(r) => format!(" over {r} routes"),
+                    Traffic::One => String::new(),
+                },
+                s.rx_pps,
+                s.tx_pps
             );
             if round > 0 {
                 slot.push(s);
+                *by_kernel += forwarded;
             }
         }
     }
@@ -192,24 +335,38 @@ pub fn measure(
                 .collect::<Vec<_>>(),
         )
     };
-    let sample_of = |instance: Option<usize>, destinations: u32| {
+    let sample_of = |who: Who, traffic: Traffic| {
         plan.iter()
-            .position(|p| *p == (instance, destinations))
+            .position(|p| *p == (who, traffic))
             .map(|k| &samples[k])
-            .expect("a sample set in the plan")
     };
     let mut configs = Vec::new();
-    for (s, &(instance, destinations)) in samples.iter().zip(&plan) {
+    for ((s, &(who, traffic)), by_kernel) in samples.iter().zip(&plan).zip(&kernel_forwarded) {
+        let destinations = match traffic {
+            Traffic::One => 1,
+            Traffic::Spread(_) => LAB_DESTINATIONS,
+        };
         let mut v = json!({
             "program": "baseline",
             "destinations": destinations,
             "rx_pps": sample_json(s, |x| x.rx_pps),
             "tx_pps": sample_json(s, |x| x.tx_pps),
             "delivered": sample_json(s, |x| x.rx_pps / x.tx_pps.max(1.0)),
-            // Against the baseline sent to as many destinations.
-            "vs_baseline": ratios(s, sample_of(None, destinations)),
+            // Against the baseline sent the same traffic.
+            "vs_baseline": ratios(s, sample_of(Who::Baseline, traffic).expect("planned")),
         });
-        if let Some(i) = instance {
+        if let Traffic::Spread(r) = traffic {
+            v["spread_routes"] = json!(r);
+        }
+        v["kernel_forwarded"] = json!(by_kernel);
+        if who == Who::FibFwd {
+            v["program"] = json!(FIBFWD);
+            v["routes"] = json!(match traffic {
+                Traffic::Spread(r) => r,
+                Traffic::One => largest,
+            });
+        }
+        if let Who::Msee(i) = who {
             let (name, routes, m) = &instances[i];
             // This program's 1-route instance.
             let one = instances
@@ -227,58 +384,114 @@ pub fn measure(
             v["msee_drops"] = json!(out.total_drops() + inn.total_drops());
             v["msee_received"] = json!(inn.packets);
             v["msee_to_kernel"] = json!(inn.to_kernel);
-            if destinations == 1 {
-                v["vs_one_route"] = ratios(s, sample_of(Some(one), 1));
-            } else {
-                v["vs_one_destination"] = ratios(s, sample_of(Some(i), 1));
+            // Against fibfwd sent the same spread traffic (its
+            // one-destination sample looks up another table size).
+            if let (Traffic::Spread(_), Some(f)) = (traffic, sample_of(Who::FibFwd, traffic)) {
+                v["vs_fibfwd"] = ratios(s, f);
+            }
+            match traffic {
+                Traffic::One => {
+                    v["vs_one_route"] =
+                        ratios(s, sample_of(Who::Msee(one), traffic).expect("planned"));
+                }
+                Traffic::Spread(_) => {
+                    v["vs_one_destination"] =
+                        ratios(s, sample_of(who, Traffic::One).expect("planned"));
+                }
             }
         }
         configs.push(v);
     }
+    // The two-core samples: msee with 10,000 routes, the probe only.
+    let cores = match instances
+        .iter()
+        .position(|(n, r, _)| n == "msee" && *r == 10_000)
+    {
+        Some(i) if two_cores => Some(measure_cores(rounds, &lb, baseline, instances[i].2)?),
+        _ => None,
+    };
     Ok(json!({
+        "cores": cores,
         "rounds": rounds,
         "warmup_s": WARMUP.as_secs_f64(),
         "window_s": WINDOW.as_secs_f64(),
         "generator_cpu": GEN_CPU,
         "dst": PROBE_DST.to_string(),
         "spread_destinations": LAB_DESTINATIONS,
+        "kernel_routes": kernel,
         "configs": configs,
     }))
 }
 
+/// The kernel-FIB forwarder's name in the figures.
+const FIBFWD: &str = "fibfwd";
+
 /// The lab's target rows.
 pub fn targets(t: &mut Targets<'_>, lab: &Value) -> Result<()> {
+    let configs = || lab["configs"].as_array().into_iter().flatten();
     let cfg = |routes: u64| -> Result<&Value> {
-        lab["configs"]
-            .as_array()
-            .and_then(|a| {
-                a.iter()
-                    .find(|c| c["routes"].as_u64() == Some(routes) && one_destination(c))
+        configs()
+            .find(|c| {
+                c["program"] == "msee" && c["routes"].as_u64() == Some(routes) && one_destination(c)
             })
             .with_context(|| format!("msee-bench JSON lacks lab msee, {routes} routes"))
     };
+    let spread = |routes: u64| -> Result<&Value> {
+        configs()
+            .find(|c| {
+                c["program"] == "msee"
+                    && c["routes"].as_u64() == Some(routes)
+                    && c["spread_routes"].as_u64() == Some(routes)
+            })
+            .with_context(|| {
+                format!("msee-bench JSON lacks lab msee, {routes} routes, spread destinations")
+            })
+    };
+    let n = thousands(num(lab, &["spread_destinations"])? as u64);
     let rows = [
         (
-            "lab: msee, 10,000 routes, policing: forwarded pps vs baseline",
+            "lab: msee, 10,000 routes, policing: forwarded pps vs baseline".to_owned(),
             num(cfg(10_000)?, &["vs_baseline", "median"])?,
             TARGET_VS_BASELINE,
         ),
         (
-            "lab: msee, 1,000,000 routes, policing: forwarded pps vs its own 1-route pps",
+            "lab: msee, 1,000,000 routes, policing: forwarded pps vs its own 1-route pps"
+                .to_owned(),
             num(cfg(1_000_000)?, &["vs_one_route", "median"])?,
             TARGET_VS_ONE_ROUTE,
+        ),
+        (
+            format!(
+                "lab, {n} random destinations over 1,000,000 routes: msee / kernel-FIB forwarder (fibfwd), same traffic"
+            ),
+            num(spread(1_000_000)?, &["vs_fibfwd", "median"])?,
+            TARGET_SPREAD_VS_FIBFWD,
+        ),
+        (
+            format!(
+                "lab, {n} random destinations over 1,000,000 routes: msee / its own one-destination pps"
+            ),
+            num(spread(1_000_000)?, &["vs_one_destination", "median"])?,
+            TARGET_SPREAD_VS_ONE_DESTINATION,
+        ),
+        (
+            format!(
+                "lab, {n} random destinations over 10,000 routes: msee / bare redirect (baseline)"
+            ),
+            num(spread(10_000)?, &["vs_baseline", "median"])?,
+            TARGET_SPREAD_VS_BASELINE,
         ),
     ];
     for (row, v, threshold) in rows {
         t.row(
-            row,
+            &row,
             &format!("{v:.3}"),
             &format!("≥ {threshold:.2}"),
             v >= threshold,
             format!("{v:.3}, below {threshold:.2}"),
         )?;
     }
-    Ok(())
+    cores_targets(t, lab)
 }
 
 pub fn render(w: &mut String, lab: &Value) -> Result<()> {
@@ -293,8 +506,9 @@ pub fn render(w: &mut String, lab: &Value) -> Result<()> {
          over a {:.1} s window after {:.1} s of warm-up; offered = tx packets \
          of onprem's primary interface over the same window. Medians of {} \
          rounds (after one unrecorded warm-up round); each round takes the \
-         baseline then every msee configuration, re-attaching the program on \
-         msee's primary port for each sample. The two interfaces' counters \
+         baseline, the kernel-FIB forwarder (where measured) then every msee \
+         configuration, re-attaching the program on msee's primary port for \
+         each sample. The two interfaces' counters \
          are read one after the other, so forwarded / offered can read a \
          little above 1.\n",
         num(lab, &["generator_cpu"])?,
@@ -327,6 +541,71 @@ pub fn render(w: &mut String, lab: &Value) -> Result<()> {
          route in the memo of the destination its ingress link routed last; \
          traffic spread over many destinations follows.\n"
     )?;
+    if configs.iter().any(|c| c["program"] == FIBFWD) {
+        writeln!(
+            w,
+            "`{FIBFWD}` is the forwarder a user would pick instead of msee, \
+             written the way xdp-tools' `xdp-forward` works: parse Ethernet \
+             and IP, `bpf_fib_lookup` in the kernel's FIB (route and \
+             neighbour), decrement the TTL, write the MACs and redirect \
+             through a devmap. The msee namespace holds the same routes in \
+             its kernel routing tables, via the azure peer (a permanent \
+             neighbour entry), with forwarding on: the {} in the main table \
+             (the lookup through the policy rules, `xdp-forward`'s default), \
+             the others each in a table of their own (looked up directly). \
+             Its one-destination row looks up the main table. Datagrams the \
+             kernel forwarded itself during fibfwd's samples (frames it passed \
+             up; `ForwDatagrams`): {}.\n",
+            lab["kernel_routes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|k| k["table"].as_u64() == Some(u64::from(MAIN_TABLE)))
+                .map(|k| format!("{} routes", thousands(k["routes"].as_u64().unwrap_or(0))))
+                .next()
+                .unwrap_or_else(|| "largest table's routes".to_owned()),
+            configs
+                .iter()
+                .filter(|c| c["program"] == FIBFWD)
+                .map(|c| {
+                    let traffic = match c["spread_routes"].as_u64() {
+                        Some(r) => format!(
+                            "{} destinations over {} routes",
+                            thousands(c["destinations"].as_u64().unwrap_or(0)),
+                            thousands(r)
+                        ),
+                        None => "one destination".to_owned(),
+                    };
+                    let n = c["kernel_forwarded"]
+                        .as_u64()
+                        .map_or("?".to_owned(), |n| n.to_string());
+                    format!("{traffic}, {n}")
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        )?;
+        let installs: Vec<String> = lab["kernel_routes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|k| -> Result<String> {
+                Ok(format!(
+                    "{} routes in {:.1} s",
+                    thousands(num(k, &["routes"])? as u64),
+                    num(k, &["install_s"])?
+                ))
+            })
+            .collect::<Result<_>>()?;
+        if !installs.is_empty() {
+            writeln!(
+                w,
+                "Installing the kernel routes (`ip -batch`, one netlink \
+                 request per route) took: {}.\n",
+                installs.join("; ")
+            )?;
+        }
+    }
+    render_cores(w, lab)?;
     let spread: Vec<&Value> = configs.iter().filter(|c| !one_destination(c)).collect();
     if spread.is_empty() {
         return Ok(());
@@ -334,27 +613,27 @@ pub fn render(w: &mut String, lab: &Value) -> Result<()> {
     writeln!(
         w,
         "### Traffic to many destinations\n\n\
-         The same, with `txgen` sending each frame to the next of {} \
-         destinations in the probe's /24 (round robin on the last byte of the \
-         address; both checksums updated): msee's memo of the destination \
-         routed last never answers, its per-CPU destination cache does. The \
-         baseline is measured with the same traffic (the generator's extra \
-         work is in both), in the same rounds as the table above.\n",
-        num(lab, &["spread_destinations"])?
+         The same, with `txgen` sending frame n to destination n mod {}, \
+         each destination an address in a random prefix of msee's table \
+         (seeded; prefixes drawn with replacement), the frame's checksums \
+         updated incrementally in the generator. Every program is measured with the same traffic (the \
+         generator's extra work is in all), in the same rounds as the table \
+         above.\n",
+        thousands(num(lab, &["spread_destinations"])? as u64)
     )?;
     writeln!(
         w,
-        "| program | IPv4 routes | policing | destinations | forwarded Mpps (median) | min–max | offered Mpps | forwarded / offered | vs baseline | vs one destination | msee drops |"
+        "| program | IPv4 routes | policing | destinations | forwarded Mpps (median) | min–max | offered Mpps | forwarded / offered | vs baseline | vs fibfwd | vs one destination | msee drops |"
     )?;
-    writeln!(w, "|---|---|---|---|---|---|---|---|---|---|---|")?;
+    writeln!(w, "|---|---|---|---|---|---|---|---|---|---|---|---|")?;
     for c in spread {
         writeln!(w, "{}", lab_row(c)?)?;
     }
     writeln!(
         w,
-        "\n\"vs one destination\" is against the same msee's one-destination \
-         sample of the same round. No target applies to this row: it shows \
-         what spread traffic costs where the figures above send one flow.\n"
+        "\n\"vs fibfwd\" is against the kernel-FIB forwarder sent the same \
+         traffic, \"vs one destination\" against the same msee's \
+         one-destination sample, both of the same round.\n"
     )?;
     Ok(())
 }
@@ -366,22 +645,31 @@ fn one_destination(c: &Value) -> bool {
 }
 
 /// A row of a lab table: the program, its routes and policing, the
-/// destinations where spread, the rates, and the ratio to the baseline and
-/// (msee rows) to its 1-route sample, or where spread, to its one-destination
-/// sample.
+/// destinations where spread, the rates, and the ratio to the baseline,
+/// where spread to fibfwd, and (msee rows) to its 1-route sample, or where
+/// spread, to its one-destination sample.
 fn lab_row(c: &Value) -> Result<String> {
-    let msee = c["program"] != "baseline";
-    let (spread, vs) = if one_destination(c) {
-        (None, "vs_one_route")
-    } else {
-        (Some(num(c, &["destinations"])?), "vs_one_destination")
-    };
+    let msee = c["program"] != "baseline" && c["program"] != FIBFWD;
+    let spread = !one_destination(c);
     let mut cells = vec![
         c["program"].as_str().unwrap_or("?").to_owned(),
         c["routes"].as_u64().map_or("–".to_owned(), thousands),
         if msee { "100 Gbit/s" } else { "–" }.to_owned(),
     ];
-    cells.extend(spread.map(|d| d.to_string()));
+    if spread {
+        let d = thousands(num(c, &["destinations"])? as u64);
+        cells.push(match c["spread_routes"].as_u64() {
+            Some(r) => format!("{d} over {} routes", thousands(r)),
+            None => d,
+        });
+    }
+    let ratio = |key: &str| -> Result<String> {
+        Ok(if c.get(key).is_some() {
+            format!("{:.3}", num(c, &[key, "median"])?)
+        } else {
+            "–".to_owned()
+        })
+    };
     cells.extend([
         format!("{:.3}", num(c, &["rx_pps", "median"])? / 1e6),
         format!(
@@ -392,14 +680,237 @@ fn lab_row(c: &Value) -> Result<String> {
         format!("{:.3}", num(c, &["tx_pps", "median"])? / 1e6),
         format!("{:.3}", num(c, &["delivered", "median"])?),
         format!("{:.3}", num(c, &["vs_baseline", "median"])?),
-        if msee {
-            format!("{:.3}", num(c, &[vs, "median"])?)
+    ]);
+    if spread {
+        cells.push(if msee {
+            ratio("vs_fibfwd")?
         } else {
             "–".to_owned()
-        },
+        });
+    }
+    cells.push(if !msee {
+        "–".to_owned()
+    } else if spread {
+        ratio("vs_one_destination")?
+    } else {
+        ratio("vs_one_route")?
+    });
+    cells.push(
         c["msee_drops"]
             .as_u64()
             .map_or("–".to_owned(), |d| d.to_string()),
-    ]);
+    );
     Ok(format!("| {} |", cells.join(" | ")))
+}
+
+// ---- Two cores.
+
+/// The CPUs of the two-core samples.
+const TWO_CORES: [usize; 2] = [0, 1];
+/// msee with 10,000 routes on 2 queues and 2 cores keeps this share of the
+/// bare redirect's pps on the same 2 cores.
+pub const TARGET_TWO_CORES_VS_BASELINE: f64 = 0.9;
+/// msee on 2 cores forwards at least this many times its 1-core pps.
+pub const TARGET_TWO_CORES_VS_ONE: f64 = 1.8;
+
+/// The baseline and `m` (msee with 10,000 routes, already programmed by
+/// `lab_program`), one destination, with the generator on 1 CPU and on 2
+/// (the lab's veths have 2 queues, so each CPU's frames are forwarded on
+/// that CPU), interleaved per round.
+fn measure_cores(
+    rounds: usize,
+    lb: &LabBench,
+    baseline: &mut Baseline,
+    m: &mut Msee,
+) -> Result<Value> {
+    let ns = lb.ns_msee();
+    // (msee?, cpus)
+    let plan: [(bool, &[usize]); 4] = [
+        (false, &TWO_CORES[..1]),
+        (true, &TWO_CORES[..1]),
+        (false, &TWO_CORES),
+        (true, &TWO_CORES),
+    ];
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); plan.len()];
+    let mut per_cpu = vec![0u64; TWO_CORES.len()];
+    eprintln!("msee-bench: lab throughput on 1 and 2 cores, {rounds} rounds...");
+    for round in 0..=rounds {
+        for (slot, &(msee, cpus)) in samples.iter_mut().zip(&plan) {
+            netns::within(&ns, || -> Result<()> {
+                if msee {
+                    m.attach(lb.primary_ifindex, AttachMode::Native)?;
+                } else {
+                    baseline.attach(lb.primary_ifindex, AttachMode::Native)?;
+                }
+                Ok(())
+            })??;
+            let before = m.link_counters_per_cpu(LAB_IN_LINK, Direction::Rx)?;
+            let s = lab_sample_on(lb, &[], cpus);
+            let after = m.link_counters_per_cpu(LAB_IN_LINK, Direction::Rx)?;
+            netns::within(&ns, || -> Result<()> {
+                if msee {
+                    m.detach_all()?;
+                } else {
+                    baseline.detach()?;
+                }
+                Ok(())
+            })??;
+            let label = if msee {
+                "msee 10,000 routes"
+            } else {
+                "baseline"
+            };
+            let s = s.with_context(|| format!("lab sample {label} on CPUs {cpus:?}"))?;
+            eprintln!(
+                "msee-bench:   {label}, CPUs {cpus:?}: {:.0} pps forwarded ({:.0} pps sent)",
+                s.rx_pps, s.tx_pps
+            );
+            if round > 0 {
+                if msee && cpus.len() == TWO_CORES.len() {
+                    for (cpu, seen) in per_cpu.iter_mut().enumerate() {
+                        *seen += after.get(cpu).map_or(0, |c| c.packets)
+                            - before.get(cpu).map_or(0, |c| c.packets);
+                    }
+                }
+                slot.push(s);
+            }
+        }
+    }
+    let ratios = |a: usize, b: usize| {
+        stats(
+            &samples[a]
+                .iter()
+                .zip(&samples[b])
+                .map(|(x, y)| x.rx_pps / y.rx_pps.max(1.0))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let config = |k: usize| {
+        let (msee, cpus) = plan[k];
+        let s = &samples[k];
+        json!({
+            "program": if msee { "msee" } else { "baseline" },
+            "routes": if msee { Some(10_000) } else { None },
+            "cpus": cpus.len(),
+            "rx_pps": sample_json(s, |x| x.rx_pps),
+            "tx_pps": sample_json(s, |x| x.tx_pps),
+            "delivered": sample_json(s, |x| x.rx_pps / x.tx_pps.max(1.0)),
+            // Against the baseline on as many CPUs, and against itself on 1.
+            "vs_baseline": ratios(k, k - usize::from(msee)),
+            "vs_one_core": ratios(k, k % 2),
+        })
+    };
+    Ok(json!({
+        "cpus": TWO_CORES,
+        "configs": (0..plan.len()).map(config).collect::<Vec<_>>(),
+        // msee's primary link, 2-core samples: frames each CPU forwarded.
+        "msee_frames_per_cpu": per_cpu,
+    }))
+}
+
+/// The two-core rows (a run on one CPU has none to show).
+fn cores_targets(t: &mut Targets<'_>, lab: &Value) -> Result<()> {
+    let cores = &lab["cores"];
+    if cores.is_null() {
+        for row in [
+            "lab: msee, 10,000 routes, 2 queues + 2 cores: forwarded pps vs baseline",
+            "lab: msee, 2 cores vs 1 core",
+        ] {
+            t.row(
+                row,
+                "–",
+                "–",
+                false,
+                "not measured on this run (it takes 2 CPUs)".into(),
+            )?;
+        }
+        return Ok(());
+    }
+    let msee_on = |cpus: u64| -> Result<&Value> {
+        cores["configs"]
+            .as_array()
+            .and_then(|a| {
+                a.iter()
+                    .find(|c| c["program"] == "msee" && c["cpus"].as_u64() == Some(cpus))
+            })
+            .with_context(|| format!("msee-bench JSON lacks lab.cores msee on {cpus} CPUs"))
+    };
+    let two = msee_on(2)?;
+    for (row, v, threshold) in [
+        (
+            "lab: msee, 10,000 routes, 2 queues + 2 cores: forwarded pps vs baseline",
+            num(two, &["vs_baseline", "median"])?,
+            TARGET_TWO_CORES_VS_BASELINE,
+        ),
+        (
+            "lab: msee, 2 cores vs 1 core",
+            num(two, &["vs_one_core", "median"])?,
+            TARGET_TWO_CORES_VS_ONE,
+        ),
+    ] {
+        t.row(
+            row,
+            &format!("{v:.3}"),
+            &format!("≥ {threshold:.2}"),
+            v >= threshold,
+            format!("{v:.3}, below {threshold:.2}"),
+        )?;
+    }
+    Ok(())
+}
+
+/// The two-core table.
+fn render_cores(w: &mut String, lab: &Value) -> Result<()> {
+    let cores = &lab["cores"];
+    if cores.is_null() {
+        return Ok(());
+    }
+    writeln!(
+        w,
+        "### Two cores\n\n\
+         The same lab with 2 queues on every veth, one destination, the \
+         generator on CPU 0 alone and then on CPUs 0 and 1 (a thread each). \
+         A veth hands a frame sent from CPU k to its peer's receive queue k, \
+         whose NAPI runs on CPU k: msee (or the baseline) forwards on both \
+         CPUs, each beside its generator thread. Medians of per-round \
+         ratios, the same rounds as above, interleaved.\n"
+    )?;
+    writeln!(
+        w,
+        "| program | IPv4 routes | CPUs | forwarded Mpps (median) | min–max | offered Mpps | forwarded / offered | vs baseline | vs 1 core |"
+    )?;
+    writeln!(w, "|---|---|---|---|---|---|---|---|---|")?;
+    for c in cores["configs"]
+        .as_array()
+        .context("msee-bench JSON lacks lab.cores.configs")?
+    {
+        writeln!(
+            w,
+            "| {} | {} | {} | {:.3} | {:.3}–{:.3} | {:.3} | {:.3} | {:.3} | {:.3} |",
+            c["program"].as_str().unwrap_or("?"),
+            c["routes"].as_u64().map_or("–".to_owned(), thousands),
+            num(c, &["cpus"])?,
+            num(c, &["rx_pps", "median"])? / 1e6,
+            num(c, &["rx_pps", "min"])? / 1e6,
+            num(c, &["rx_pps", "max"])? / 1e6,
+            num(c, &["tx_pps", "median"])? / 1e6,
+            num(c, &["delivered", "median"])?,
+            num(c, &["vs_baseline", "median"])?,
+            num(c, &["vs_one_core", "median"])?,
+        )?;
+    }
+    let per_cpu: Vec<String> = cores["msee_frames_per_cpu"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|v| v.as_u64().map_or("?".into(), thousands))
+                .collect()
+        })
+        .unwrap_or_default();
+    writeln!(
+        w,
+        "\nFrames msee's primary link received per CPU over its 2-core samples: {}.\n",
+        per_cpu.join(" / ")
+    )?;
+    Ok(())
 }

@@ -26,6 +26,7 @@ pub mod fixture;
 pub mod generators;
 pub mod install_api;
 pub mod install_bgp;
+pub mod kernel_routes;
 pub mod lab;
 pub mod per_packet;
 pub mod report;

@@ -58,7 +58,8 @@ enum Cmd {
         config: (usize, bool),
         #[arg(long, default_value_t = 10)]
         seconds: u64,
-        /// The frames go to this many destinations (round robin).
+        /// The frames go to this many destinations (round robin), one in
+        /// each of as many random prefixes of msee's table.
         #[arg(long, default_value_t = 1)]
         destinations: u32,
     },

@@ -12,7 +12,7 @@ use traffic::Baseline;
 
 use crate::{
     fixture::{PROBE_DST, Write, msee_with_routes},
-    lab::{LAB_IN_LINK, LAB_OUT_LINK, lab_program, lab_sample},
+    lab::{LAB_IN_LINK, LAB_OUT_LINK, lab_program, lab_sample, spread_destinations},
     throughput::LabBench,
 };
 
@@ -22,7 +22,7 @@ use crate::{
 /// forwarded pps of each 1 s window.
 pub fn run(routes: usize, police: bool, seconds: u64, destinations: u32) -> Result<()> {
     let prefix = format!("b{}s", std::process::id() % 100_000);
-    let lb = LabBench::up(&prefix, PROBE_DST).context("lab for --spin")?;
+    let lb = LabBench::up(&prefix, PROBE_DST, 1).context("lab for --spin")?;
     let ns = lb.ns_msee();
     let mut baseline = None;
     let mut msee = None;
@@ -49,9 +49,16 @@ pub fn run(routes: usize, police: bool, seconds: u64, destinations: u32) -> Resu
     eprintln!(
         "msee-bench: spinning routes {routes} (0: baseline), policing {police}, {destinations} destinations, {seconds} s..."
     );
+    // Spread over msee's table (the baseline's: the 10,000 routes').
+    let to = if destinations > 1 {
+        let table = if routes == 0 { 10_000 } else { routes };
+        spread_destinations(table, destinations as usize)
+    } else {
+        Vec::new()
+    };
     let until = Instant::now() + Duration::from_secs(seconds);
     while Instant::now() < until {
-        let s = lab_sample(&lb, destinations)?;
+        let s = lab_sample(&lb, &to)?;
         eprintln!(
             "msee-bench:   {:.0} pps forwarded ({:.0} sent)",
             s.rx_pps, s.tx_pps

@@ -21,7 +21,7 @@ use aya::programs::XdpMode;
 use lab::{IF_AZURE, IF_AZURE_PEER, IF_PRIMARY, Lab, Topology, ip, ip_ns};
 use msee_sys::netns;
 use traffic::{
-    frame::{FrameSizes, TrafficSpec},
+    frame::{Destinations, FrameSizes, TrafficSpec},
     generator::{GenConfig, GenReport, Generator},
     iface::{self, Counters},
     live_frames::{self, LiveConfig},
@@ -87,15 +87,16 @@ pub struct Sample {
     pub generator: GenReport,
 }
 
-/// Send 64-byte frames as fast as `kind` can on one thread pinned to `cpu`
-/// for `warmup + window` (plus a margin), and read the counters at the
-/// window's two ends. Live frames go to `destinations` IPv4 destinations
-/// round robin (see `LiveConfig::destinations`); AF_XDP frames to one.
+/// Send 64-byte frames as fast as `kind` can on one thread pinned to each
+/// of `cpus` for `warmup + window` (plus a margin), and read the counters
+/// at the window's two ends. With more than one of `destinations`, frame n
+/// goes to destination n % len (both generators), else every frame to the
+/// path's own. The AF_XDP generator is measured on one CPU.
 pub fn measure(
     path: &Path,
     kind: GenKind,
-    destinations: u32,
-    cpu: usize,
+    destinations: &[IpAddr],
+    cpus: &[usize],
     warmup: Duration,
     window: Duration,
 ) -> Result<Sample> {
@@ -110,17 +111,22 @@ pub fn measure(
     let count = u64::MAX / 4;
     let run_start = iface::counters(tx_ns, &path.tx_if)?;
     let stop = Arc::new(AtomicBool::new(false));
+    let destinations = match destinations {
+        [] | [_] => None,
+        many => Some(Destinations::new(&path.spec, many.to_vec())?),
+    };
     let finish: Box<dyn FnOnce() -> Result<GenReport>> = match kind {
         GenKind::LiveFrames => {
             let cfg = LiveConfig {
                 netns: Some(path.tx_ns.clone()),
                 ifindex: tx_ifindex,
                 template: path.spec.template(0, size),
+                template_dst: path.spec.dst_ip,
                 stream_base: 0,
                 count,
                 duration,
                 pps: None,
-                cpus: vec![cpu],
+                cpus: cpus.to_vec(),
                 batch: 64,
                 destinations,
             };
@@ -135,9 +141,10 @@ pub fn measure(
                     .map_err(|_| anyhow!("live-frames thread panicked"))?
             })
         }
-        GenKind::AfXdp if destinations > 1 => {
+        GenKind::AfXdp if cpus.len() != 1 => {
             return Err(anyhow!(
-                "the AF_XDP generator sends to one destination ({destinations} asked)"
+                "the AF_XDP generator is measured on one CPU ({} asked)",
+                cpus.len()
             ));
         }
         GenKind::AfXdp => {
@@ -151,7 +158,8 @@ pub fn measure(
                 duration,
                 batch: 64,
                 bind: BindMode::Auto,
-                cpus: vec![cpu],
+                cpus: cpus.to_vec(),
+                destinations,
             })
             .context("starting the AF_XDP generator")?;
             Box::new(move || {
@@ -280,10 +288,14 @@ pub struct LabBench {
 }
 
 impl LabBench {
-    /// Bring the lab up; frames go from onprem's primary to msee's primary
-    /// MAC, `src` -> `dst`, and are counted on azure's side of the azure link.
-    pub fn up(prefix: &str, dst: Ipv4Addr) -> Result<Self> {
-        let topo = Topology::new(prefix)?;
+    /// Bring the lab up, `queues` queues on every veth; frames go from
+    /// onprem's primary to msee's primary MAC, `src` -> `dst`, and are
+    /// counted on azure's side of the azure link. Live frames sent from
+    /// CPU k arrive on msee's receive queue k (the veth picks the queue by
+    /// the sending CPU), so with 2 queues a generator on 2 CPUs has msee
+    /// forward on both.
+    pub fn up(prefix: &str, dst: Ipv4Addr, queues: u16) -> Result<Self> {
+        let topo = Topology::new(prefix)?.with_queues(queues)?;
         let lab = Lab::up(topo.clone())?;
         let (onprem, msee, azure) = (topo.ns_onprem(), topo.ns_msee(), topo.ns_azure());
         let primary_mac = lab::mac_of(&msee, IF_PRIMARY)?;

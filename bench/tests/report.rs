@@ -4,7 +4,11 @@
 //! reads), and `data/BENCHMARKS.md` is that file, but for the two places
 //! that name where the code now lives (the baseline program's path and the
 //! failover command) and the text that describes msee's route lookup (the
-//! forwarding table since).
+//! forwarding table since). The lab's kernel-FIB forwarder and spread
+//! traffic samples came later: their figures (and the rows and text they
+//! bring) are those of a 3-round lab run, `msee-bench dataplane --rounds 1
+//! --calls 1 --lab-rounds 3 --install-runs 0 --cold-calls 0`; and the
+//! two-core lab samples (`lab.cores`) of a 2-round run.
 use bench::report::{self, Failover, Machine};
 use serde_json::Value;
 

@@ -91,6 +91,8 @@ pub enum MseeError {
     },
     #[error("the pinned XDP link {path}: {reason}")]
     Pin { path: PathBuf, reason: String },
+    #[error("route flags {0:#x} are not ones a route can carry (out of reach, local)")]
+    RouteFlags(u32),
     #[error("{what} {value} is out of range (at most {max})")]
     OutOfRange {
         what: &'static str,
@@ -101,7 +103,8 @@ pub enum MseeError {
     GroupSize(usize),
     #[error(
         "the map pinned at {path} holds {found}, where this version's {map} holds {expected}: \
-         it was pinned by another version of msee; remove that instance's pins \
+         it was pinned by another version of msee, or (the forwarding table's maps) with \
+         other --fib-* sizes; remove that instance's pins \
          (`msee-daemon --stop` with its --state-dir) or use another state directory"
     )]
     PinnedLayout {
@@ -164,6 +167,17 @@ fn grace_err(source: std::io::Error) -> MseeError {
     }
 }
 
+/// A route the program can carry: its group in range, and only the flags
+/// a forwarding-table leaf keeps (the table and the trie must agree).
+fn check_route(route: &Route) -> Result<()> {
+    check_range("group id", route.group, MAX_GROUPS)?;
+    let unknown = route.flags & !msee_abi::fib::FIB_ROUTE_FLAGS;
+    if unknown != 0 {
+        return Err(MseeError::RouteFlags(unknown));
+    }
+    Ok(())
+}
+
 fn check_range(what: &'static str, value: u32, limit: u32) -> Result<()> {
     if value >= limit {
         return Err(MseeError::OutOfRange {
@@ -195,7 +209,7 @@ pub struct LoadOptions {
 /// names them).
 ///
 /// Memory: per slot 256 KiB (IPv4 root) + 16 KiB (IPv6 root); per IPv4
-/// node 1 KiB, per IPv6 node 64 bytes; plus 256 KiB of domain words. An
+/// node 1 KiB, per IPv6 node 64 bytes; plus 512 KiB of domain words. An
 /// IPv4 route takes at most 2 nodes (none for a /16 or shorter, one for
 /// /17../24), fewer where it shares them with its neighbours; an IPv6
 /// route at most one per 4 bits past /12. The defaults (256 slots, 65,536
@@ -245,9 +259,15 @@ impl FibSizes {
             (Family::V6, "forwarding table IPv6 nodes"),
         ] {
             let roots = u64::from(sizes.slots) * u64::from(f.shape().root_nodes());
-            let max = ((1u64 << 31) - 1)
-                .min((u64::from(u32::MAX) + 1) / u64::from(f.shape().node_bytes()) - 1)
-                - roots;
+            let limit = ((1u64 << 31) - 1)
+                .min((u64::from(u32::MAX) + 1) / u64::from(f.shape().node_bytes()) - 1);
+            let Some(max) = limit.checked_sub(roots) else {
+                return Err(MseeError::OutOfRange {
+                    what: "forwarding table slots (their roots alone fill a map)",
+                    value: u64::from(sizes.slots),
+                    max: limit / u64::from(f.shape().root_nodes()),
+                });
+            };
             let pool = u64::from(sizes.pool[f as usize]);
             if pool > max {
                 return Err(MseeError::OutOfRange {
@@ -470,10 +490,6 @@ impl Msee {
         ];
         check_pinned_layouts(object, &pin_paths, &sized)?;
         let adopted = pin_paths.iter().any(|(_, path)| path.exists());
-        // Adopted pinned tables are read back, not started afresh.
-        let fib_adopted = pin_paths
-            .iter()
-            .any(|(name, path)| *name == maps::FIB_DOMAINS && path.exists());
         for (name, path) in &pin_paths {
             loader.map_pin_path(name, path.as_path());
         }
@@ -498,7 +514,7 @@ impl Msee {
         // Only sizes the policers' per-CPU chunks: if the count is unknown,
         // a generous guess keeps chunks small (closer to a plain bucket).
         let possible_cpus = aya::util::nr_cpus().unwrap_or(256).max(1);
-        let fib = Self::open_fib(&ebpf, fib_sizes, fib_adopted, adopted)?;
+        let fib = Self::open_fib(&ebpf, fib_sizes, adopted)?;
         let mut msee = Self {
             ebpf,
             config: Arc::new(config),
@@ -517,12 +533,10 @@ impl Msee {
         Ok(msee)
     }
 
-    /// Map the forwarding table's maps, and start it afresh or (adopted
-    /// pins) from what they and the LPM tries hold. Tries adopted from a
-    /// version without the table (`tries_adopted` alone) fill a fresh
-    /// table: a domain's table must hold every route of its trie before
-    /// the program uses it.
-    fn open_fib(ebpf: &Ebpf, sizes: Sizes, adopted: bool, tries_adopted: bool) -> Result<Fib> {
+    /// Map the forwarding table's maps: a fresh table, or where any map was
+    /// adopted (`adopted`), tables written again from the LPM tries (see
+    /// `Fib::rebuild`): whatever pinned tables hold is never trusted.
+    fn open_fib(ebpf: &Ebpf, sizes: Sizes, adopted: bool) -> Result<Fib> {
         let region = |name: &'static str, bytes: u64| -> Result<Region> {
             let Some(aya::maps::Map::Array(map)) = ebpf.map(name) else {
                 return Err(MseeError::Missing(name));
@@ -548,7 +562,7 @@ impl Msee {
                 std::thread::sleep(Duration::from_millis(50));
             }
         });
-        if !adopted && !tries_adopted {
+        if !adopted {
             return Ok(Fib::new(words, v4, v6, sizes, grace));
         }
         let mut routes = Vec::new();
@@ -572,12 +586,7 @@ impl Msee {
             let prefix = IpNet::new(IpAddr::from(addr), len).expect("a trie key's length");
             routes.push((domain_of(domain), prefix, route));
         }
-        if !adopted {
-            let mut fib = Fib::new(words, v4, v6, sizes, grace);
-            fib.upsert_all(&routes);
-            return Ok(fib);
-        }
-        Ok(Fib::adopt(words, v4, v6, sizes, grace, routes.into_iter()))
+        Ok(Fib::rebuild(words, v4, v6, sizes, grace, &routes))
     }
 
     /// The forwarding table's occupancy and the domains it leaves to the
@@ -803,6 +812,15 @@ impl Msee {
         self.set_untagged(key, Attachment::default())
     }
 
+    /// Every attachment's key, as the map holds them (a previous
+    /// instance's too, after an adoption).
+    pub fn attachment_keys(&self) -> Result<Vec<AttachmentKey>> {
+        let m: HashMap<_, AttachmentKey, Attachment> = self.map_ref(maps::ATTACHMENTS)?;
+        m.keys()
+            .collect::<std::result::Result<_, _>>()
+            .map_err(map_err(maps::ATTACHMENTS))
+    }
+
     /// Mirror an untagged attachment into the by-ifindex fast path.
     fn set_untagged(&mut self, key: AttachmentKey, attachment: Attachment) -> Result<()> {
         if key.outer_vlan != 0 || key.inner_vlan != 0 || key.ifindex >= MAX_FAST_IFINDEX {
@@ -881,7 +899,7 @@ impl Msee {
     /// Route `prefix` in `domain`. Replacing an existing route is one map
     /// update, so a prefix that stays routed is never missing.
     pub fn upsert_route(&mut self, domain: u32, prefix: IpNet, route: Route) -> Result<()> {
-        check_range("group id", route.group, MAX_GROUPS)?;
+        check_route(&route)?;
         let written = self.write_route(domain, prefix, route);
         if written.is_ok() {
             self.fib.upsert(domain, &prefix, route);
@@ -1066,7 +1084,7 @@ impl Msee {
         };
         // Validate everything before writing anything.
         for (i, (_, _, route)) in routes.iter().enumerate() {
-            check_range("group id", route.group, MAX_GROUPS).map_err(|e| refuse(i, 0, e))?;
+            check_route(route).map_err(|e| refuse(i, 0, e))?;
         }
         let mut done = 0;
         for run in family_runs(routes.iter().map(|r| r.1)) {
@@ -1372,15 +1390,26 @@ impl Msee {
         self.counter_row(UNATTRIBUTED_ROW)
     }
 
+    /// Link `link`'s counters in direction `dir`, CPU by CPU (index = CPU
+    /// id): shows which CPUs forwarded a link's traffic.
+    pub fn link_counters_per_cpu(&self, link: u32, dir: Direction) -> Result<Vec<LinkCounters>> {
+        check_range("link id", link, MAX_LINKS)?;
+        self.counter_rows(link_dir_index(link, dir))
+    }
+
     fn counter_row(&self, row: u32) -> Result<LinkCounters> {
+        let mut total = LinkCounters::default();
+        for c in self.counter_rows(row)? {
+            total.add(&c);
+        }
+        Ok(total)
+    }
+
+    fn counter_rows(&self, row: u32) -> Result<Vec<LinkCounters>> {
         debug_assert!(row < COUNTER_ROWS);
         let m: PerCpuArray<_, LinkRow> = self.map_ref(maps::COUNTERS)?;
         let per_cpu = m.get(&row, 0).map_err(map_err(maps::COUNTERS))?;
-        let mut total = LinkCounters::default();
-        for r in per_cpu.iter() {
-            total.add(&r.counters);
-        }
-        Ok(total)
+        Ok(per_cpu.iter().map(|r| r.counters).collect())
     }
 
     // ---- Running the program on a frame (fixtures and benchmarks).
@@ -1584,6 +1613,41 @@ mod tests {
         std::fs::write(dir.join("link_other_7"), b"").unwrap();
         assert_eq!(pinned_link_ifindexes(&dir).unwrap(), vec![3, 12]);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn forwarding_table_sizes_out_of_range_are_refused() {
+        let of = |slots, nodes_v4| {
+            FibSizes {
+                slots: Some(slots),
+                nodes_v4: Some(nodes_v4),
+                nodes_v6: None,
+            }
+            .resolve()
+        };
+        assert!(of(256, 1 << 16).is_ok());
+        // Roots alone past what a map holds: refused, not wrapped around.
+        let e = of(65536, 1).unwrap_err().to_string();
+        assert!(e.contains("forwarding table slots"), "{e}");
+        let e = of(256, u32::MAX).unwrap_err().to_string();
+        assert!(e.contains("IPv4 nodes"), "{e}");
+        assert!(of(65537, 0).is_err());
+    }
+
+    #[test]
+    fn routes_with_flags_a_leaf_cannot_keep_are_refused() {
+        use msee_abi::{ROUTE_LOCAL, ROUTE_NONE, ROUTE_OUT_OF_REACH};
+        let r = |flags| Route { group: 1, flags };
+        assert!(check_route(&r(ROUTE_OUT_OF_REACH | ROUTE_LOCAL)).is_ok());
+        let e = check_route(&r(ROUTE_NONE)).unwrap_err().to_string();
+        assert!(e.contains("route flags"), "{e}");
+        assert!(
+            check_route(&Route {
+                group: MAX_GROUPS,
+                flags: 0
+            })
+            .is_err()
+        );
     }
 
     #[test]

@@ -101,6 +101,11 @@ pub struct Topology {
     pub vnet: Ipv4Addr,
     pub vnet_len: u8,
     pub vnet_host: Ipv4Addr,
+    /// Queues of every veth (tx and rx, each end): with more than one,
+    /// transmit queue k of onprem's and azure's ports is the one sockets on
+    /// CPU k use (XPS), so traffic sent from two CPUs reaches msee on two
+    /// receive queues and is forwarded on both CPUs.
+    pub queues: u16,
 }
 
 impl Topology {
@@ -124,7 +129,17 @@ impl Topology {
             vnet6: v6("fd00:a10::"),
             vnet6_len: 48,
             vnet_host6: v6("fd00:a10::4"),
+            queues: 1,
         })
+    }
+
+    /// The same lab with `queues` queues on every veth (1 to 64).
+    pub fn with_queues(mut self, queues: u16) -> Result<Self> {
+        if !(1..=64).contains(&queues) {
+            bail!("queues must be 1 to 64, not {queues}");
+        }
+        self.queues = queues;
+        Ok(self)
     }
 
     /// The IPv6 peering subnet (both /126s).
@@ -222,10 +237,26 @@ impl Lab {
             (&onprem, IF_SECONDARY, "102", &msee, IF_SECONDARY, "202"),
             (&msee, IF_AZURE, "203", &azure, IF_AZURE_PEER, "301"),
         ] {
-            ip(&[
-                "link", "add", a_if, "netns", a_ns, "index", a_index, "type", "veth", "peer",
-                "name", b_if, "netns", b_ns, "index", b_index,
-            ])?;
+            let q = t.queues.to_string();
+            let queues = ["numtxqueues", &q, "numrxqueues", &q];
+            let mut args = vec!["link", "add", a_if, "netns", a_ns, "index", a_index];
+            args.extend(queues);
+            args.extend([
+                "type", "veth", "peer", "name", b_if, "netns", b_ns, "index", b_index,
+            ]);
+            args.extend(queues);
+            ip(&args)?;
+        }
+        if t.queues > 1 {
+            for (ns, ifname) in [
+                (&onprem, IF_PRIMARY),
+                (&onprem, IF_SECONDARY),
+                (&azure, IF_AZURE_PEER),
+            ] {
+                for q in 0..t.queues {
+                    set_xps_cpu(ns, ifname, q, usize::from(q))?;
+                }
+            }
         }
         let addr = |a: Ipv4Addr, len: u8| format!("{a}/{len}");
         for (link, ifname) in [(t.primary, IF_PRIMARY), (t.secondary, IF_SECONDARY)] {
@@ -524,6 +555,18 @@ pub fn veth(ns_a: &str, a: &str, ns_b: &str, b: &str) -> Result<()> {
 pub fn sysctl_ns(ns: &str, key: &str, value: &str) -> Result<String> {
     let kv = format!("{key}={value}");
     run("ip", &["netns", "exec", ns, "sysctl", "-q", "-w", &kv])
+}
+
+/// Transmit queue `queue` of `ifname` in `ns` is the one for sockets on
+/// `cpu` (XPS; the kernel hashes flows over the queues otherwise).
+pub fn set_xps_cpu(ns: &str, ifname: &str, queue: u16, cpu: usize) -> Result<()> {
+    if cpu >= 64 {
+        bail!("XPS masks here go up to CPU 63, not {cpu}");
+    }
+    let path = format!("/sys/class/net/{ifname}/queues/tx-{queue}/xps_cpus");
+    // `ip netns exec` mounts the namespace's own /sys for the command.
+    let cmd = format!("printf %x {} > {path}", 1u64 << cpu);
+    run("ip", &["netns", "exec", ns, "sh", "-c", &cmd]).map(drop)
 }
 
 /// Read a sysctl inside a namespace.

@@ -35,7 +35,11 @@ impl LabDataplane {
     /// Bring a lab up, load `msee`, describe the three links (untagged),
     /// and attach in native mode. Attachments and routes are the test's.
     pub fn up(prefix: &str) -> Result<Self> {
-        let topo = Topology::new(prefix)?;
+        Self::up_with(Topology::new(prefix)?)
+    }
+
+    /// The same on a topology of the caller's (e.g. with more queues).
+    pub fn up_with(topo: Topology) -> Result<Self> {
         let lab = Lab::up(topo.clone())?;
         let (msee_ns, onprem, azure) = (topo.ns_msee(), topo.ns_onprem(), topo.ns_azure());
         let ports = [IF_PRIMARY, IF_SECONDARY, IF_AZURE];

@@ -1,22 +1,24 @@
 //! Packet fixtures for the engine's kernel programs through
-//! BPF_PROG_TEST_RUN (no live frames: nothing is sent): `txgen` stamps and
-//! re-checksums, `xsk` passes frames of queues without a socket and, with
-//! its filter on, takes only UDP to the test ports (ARP, TCP/179, UDP/3784
-//! go to the kernel) and stamps the receive time in the metadata; `lossy`
+//! BPF_PROG_TEST_RUN (no live frames: nothing is sent): `txgen` stamps,
+//! re-checksums and spreads frames over its list of destinations, `xsk`
+//! passes frames of queues without a socket and, with its filter on, takes
+//! only UDP to the test ports (ARP, TCP/179, UDP/3784 go to the kernel) and
+//! stamps the receive time in the metadata; `lossy`
 //! drops exactly every k-th UDP frame and never ARP, and drops everything
 //! inside a black-hole window; `blackhole_tc` likewise; `testfwd` sends
-//! each flow out of its slot with that slot's MACs.
+//! each flow out of its slot with that slot's MACs; `fibfwd` forwards by
+//! the kernel's FIB of a namespace made here, and passes what it cannot.
 use std::net::IpAddr;
 
 use aya::{
-    Ebpf,
+    Ebpf, EbpfLoader,
     maps::{Array, DevMap, PerCpuArray},
     programs::{SchedClassifier, TestRun, TestRunOptions, Xdp},
 };
 use e2e_tests::require_root;
 use msee_sys::monotonic_ns;
 use traffic::{
-    frame::{FrameSizes, Template, TrafficSpec, fold, parse, sum_words},
+    frame::{Destinations, FrameSizes, Template, TrafficSpec, fold, parse, sum_words},
     pin_to_cpu,
 };
 use traffic_abi::{
@@ -24,9 +26,9 @@ use traffic_abi::{
     BlackholeWindow, FILTER_RX_TIMESTAMP, FILTER_UDP_PORTS, LOSSY_BLACKHOLE, LOSSY_EVERY,
     LOSSY_FILTER, LOSSY_PROGRAM, LOSSY_STAT_BLACKHOLE, LOSSY_STAT_BLACKHOLE_TEST, LOSSY_STAT_SEEN,
     LOSSY_STATS, RX_META_LEN, TESTFWD_DROP, TESTFWD_FILTER, TESTFWD_FLOW, TESTFWD_FLOWS,
-    TESTFWD_MACS, TESTFWD_OUT, TESTFWD_PROGRAM, TXGEN_CONFIG, TXGEN_PRISTINE, TXGEN_PRISTINE_LEN,
-    TXGEN_PROGRAM, TXGEN_TX, TestFrameFilter, TestfwdLink, TxgenConfig, XSK_CONFIG, XSK_PROGRAM,
-    XSK_STAT_NO_SOCKET, XSK_STAT_PASSED, XSK_STATS,
+    TESTFWD_MACS, TESTFWD_OUT, TESTFWD_PROGRAM, TXGEN_CONFIG, TXGEN_DESTINATIONS, TXGEN_PRISTINE,
+    TXGEN_PRISTINE_LEN, TXGEN_PROGRAM, TXGEN_TX, TestFrameFilter, TestfwdLink, TxgenConfig,
+    TxgenDestination, XSK_CONFIG, XSK_PROGRAM, XSK_STAT_NO_SOCKET, XSK_STAT_PASSED, XSK_STATS,
 };
 
 const XDP_DROP: u32 = 1;
@@ -90,25 +92,40 @@ fn run(ebpf: &mut Ebpf, program: &str, frame: &[u8]) -> (u32, Vec<u8>) {
 }
 
 /// `txgen` loaded and configured for `frame` (made from `t`), stream base 5,
-/// sending to lo, spread over `destinations` (IPv4 header at `ipv4_off`).
-fn txgen_loaded(t: &Template, frame: &[u8], destinations: u32, ipv4_off: u32) -> Ebpf {
-    let mut ebpf = load(traffic::TXGEN_OBJECT, TXGEN_PROGRAM);
+/// sending to lo, spread over `dests` if given (from the template's
+/// destination `from`).
+fn txgen_loaded(t: &Template, frame: &[u8], dests: Option<(&Destinations, IpAddr)>) -> Ebpf {
+    let n = dests.map_or(1, |(d, _)| d.addrs.len() as u32);
+    let mut ebpf = EbpfLoader::new()
+        .map_max_entries(TXGEN_DESTINATIONS, n)
+        .load(traffic::TXGEN_OBJECT)
+        .expect("load object");
+    let p: &mut Xdp = ebpf.program_mut(TXGEN_PROGRAM).unwrap().try_into().unwrap();
+    p.load().expect("verifier accepts the program");
     let (payload_off, csum_off) = t.offsets();
+    let mut cfg = TxgenConfig {
+        payload_off: payload_off as u32,
+        csum_off: csum_off as u32,
+        stream_base: 5,
+        destinations: n,
+        ..Default::default()
+    };
+    if let Some((d, from)) = dests {
+        cfg.dst_off = d.addr_off as u32;
+        cfg.dst_len = d.addr_len() as u32;
+        cfg.ip_csum_off = d.ip_csum_off.unwrap_or(0) as u32;
+        if !d.vlans.is_empty() {
+            cfg.vlan_off = d.vlan_off as u32;
+        }
+        let mut table: Array<_, TxgenDestination> =
+            Array::try_from(ebpf.map_mut(TXGEN_DESTINATIONS).unwrap()).unwrap();
+        for (i, e) in d.txgen_entries(from).iter().enumerate() {
+            table.set(i as u32, e, 0).unwrap();
+        }
+    }
     let mut conf: Array<_, TxgenConfig> =
         Array::try_from(ebpf.map_mut(TXGEN_CONFIG).unwrap()).unwrap();
-    conf.set(
-        0,
-        TxgenConfig {
-            payload_off: payload_off as u32,
-            csum_off: csum_off as u32,
-            stream_base: 5,
-            destinations,
-            ipv4_off,
-            _pad: 0,
-        },
-        0,
-    )
-    .unwrap();
+    conf.set(0, cfg, 0).unwrap();
     let mut pristine = [0u8; TXGEN_PRISTINE_LEN];
     let head = frame.len().min(TXGEN_PRISTINE_LEN);
     pristine[..head].copy_from_slice(&frame[..head]);
@@ -133,7 +150,7 @@ fn txgen_stamps_sequence_time_and_checksum() {
             let t: Template = s.template(0, 128);
             let mut frame = vec![0u8; t.len];
             t.write(&mut frame, 0, 0, true);
-            let mut ebpf = txgen_loaded(&t, &frame, 1, 0);
+            let mut ebpf = txgen_loaded(&t, &frame, None);
             let (payload_off, _) = t.offsets();
             let l3 = 14 + 4 * vlans.len();
             let original = frame.clone();
@@ -167,37 +184,78 @@ fn txgen_spreads_frames_over_destinations() {
     }
     std::thread::spawn(|| {
         pin_to_cpu(0);
-        // Tagged IPv4 to 10.0.0.250: the last byte wraps within the /24.
-        let mut s = spec(false, vec![7]);
-        s.dst_ip = "10.0.0.250".parse().unwrap();
-        let t = s.template(0, 128);
-        let mut frame = vec![0u8; t.len];
-        t.write(&mut frame, 0, 0, true);
-        let l3 = 18;
-        let mut ebpf = txgen_loaded(&t, &frame, 8, l3 as u32);
-        let original = frame.clone();
-        let mut last_bytes = Vec::new();
-        for seq in 0..10u64 {
-            let (verdict, out) = run(&mut ebpf, TXGEN_PROGRAM, &frame);
-            assert_eq!(verdict, XDP_REDIRECT);
-            assert_eq!(parse(&out).expect("still a test frame").seq, seq);
-            assert_eq!(
-                fold(sum_words(&out[l3..l3 + 20], 0)),
-                0xffff,
-                "IPv4 checksum, seq {seq}"
-            );
-            assert!(udp_checksum_ok(&out, l3, false), "UDP checksum, seq {seq}");
-            // Up to the UDP checksum, only the destination's last byte and
-            // the header checksum change.
-            for (i, (a, b)) in out[..l3 + 26].iter().zip(&original[..l3 + 26]).enumerate() {
-                if ![l3 + 10, l3 + 11, l3 + 19].contains(&i) {
-                    assert_eq!(a, b, "byte {i}, seq {seq}");
-                }
+        // Addresses anywhere (not one /24), IPv4 tagged and IPv6 QinQ; the
+        // frame fed back each time is the last output, as live frames come
+        // back, with a downstream forwarder's TTL rewrite on top.
+        for (v6, vlans) in [(false, vec![7]), (true, vec![10, 20]), (false, vec![])] {
+            let s = spec(v6, vlans.clone());
+            let addrs: Vec<IpAddr> = if v6 {
+                ["2001:db8::1", "fd00:ffff::ffff", "ffff::fffe"]
+                    .iter()
+                    .map(|a| a.parse().unwrap())
+                    .collect()
+            } else {
+                ["198.51.100.7", "255.255.255.254", "1.0.0.0"]
+                    .iter()
+                    .map(|a| a.parse().unwrap())
+                    .collect()
+            };
+            let mut d = Destinations::new(&s, addrs.clone()).unwrap();
+            // Tagged frames: each destination in a VLAN of its own.
+            let per_dest: Vec<u16> = (0..3).map(|k| 300 + k).collect();
+            if !vlans.is_empty() {
+                d = d.with_vlans(&s, per_dest.clone()).unwrap();
             }
-            last_bytes.push(out[l3 + 19]);
-            frame = out;
+            let t = s.template(0, 128);
+            let mut frame = vec![0u8; t.len];
+            t.write(&mut frame, 0, 0, true);
+            let l3 = 14 + 4 * vlans.len();
+            let mut ebpf = txgen_loaded(&t, &frame, Some((&d, s.dst_ip)));
+            let original = frame.clone();
+            let n = d.addr_len();
+            let mut seen = Vec::new();
+            for seq in 0..7u64 {
+                frame[l3 + if v6 { 7 } else { 8 }] = 3;
+                let (verdict, out) = run(&mut ebpf, TXGEN_PROGRAM, &frame);
+                assert_eq!(verdict, XDP_REDIRECT);
+                assert_eq!(parse(&out).expect("still a test frame").seq, seq);
+                if !v6 {
+                    assert_eq!(
+                        fold(sum_words(&out[l3..l3 + 20], 0)),
+                        0xffff,
+                        "IPv4 checksum, seq {seq}"
+                    );
+                }
+                assert!(
+                    udp_checksum_ok(&out, l3, v6),
+                    "UDP checksum, seq {seq} v6={v6}"
+                );
+                // Up to the UDP checksum, only the destination and the IPv4
+                // header checksum change.
+                let (a, h) = (d.addr_off, t.offsets().1);
+                for (i, (x, y)) in out[..h].iter().zip(&original[..h]).enumerate() {
+                    let changes = (a..a + n).contains(&i)
+                        || d.ip_csum_off.is_some_and(|c| (c..c + 2).contains(&i))
+                        || (!d.vlans.is_empty() && (14..16).contains(&i));
+                    if !changes {
+                        assert_eq!(x, y, "byte {i}, seq {seq} v6={v6}");
+                    }
+                }
+                if !vlans.is_empty() {
+                    let vid = u16::from_be_bytes([out[14], out[15]]) & 0x0fff;
+                    assert_eq!(vid, per_dest[seq as usize % 3], "seq {seq} v6={v6}");
+                }
+                seen.push(out[a..a + n].to_vec());
+                frame = out;
+            }
+            let want: Vec<Vec<u8>> = (0..7)
+                .map(|k| match addrs[k % 3] {
+                    IpAddr::V4(a) => a.octets().to_vec(),
+                    IpAddr::V6(a) => a.octets().to_vec(),
+                })
+                .collect();
+            assert_eq!(seen, want, "v6={v6}");
         }
-        assert_eq!(last_bytes, [250, 251, 252, 253, 254, 255, 0, 1, 250, 251]);
     })
     .join()
     .unwrap();
@@ -553,4 +611,149 @@ fn testfwd_sends_each_flow_out_of_its_slot() {
         }
     }
     assert_eq!(run(&mut ebpf, TESTFWD_PROGRAM, &arp_frame()).0, XDP_PASS);
+}
+
+/// A namespace deleted on drop.
+struct Netns(String);
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = lab::ip(&["netns", "del", &self.0]);
+    }
+}
+
+#[test]
+fn fibfwd_forwards_by_the_kernel_fib_and_passes_the_rest() {
+    if !require_root("fibfwd_forwards_by_the_kernel_fib_and_passes_the_rest") {
+        return;
+    }
+    // One namespace, a veth pair `in` <-> `out`; the kernel routes
+    // 198.51.100.0/24 and 2001:db8:1::/48 out of `out` via a permanent
+    // neighbour, 192.0.2.0/24 the same in table 100 only.
+    let ns = Netns(format!("ff{}", std::process::id() % 100_000));
+    let n = ns.0.as_str();
+    lab::ip(&["netns", "add", n]).unwrap();
+    let ip = |args: &[&str]| lab::ip_ns(n, args).unwrap();
+    ip(&["link", "add", "in", "type", "veth", "peer", "name", "out"]);
+    ip(&["addr", "add", "10.8.0.1/30", "dev", "in"]);
+    ip(&["addr", "add", "10.9.0.1/30", "dev", "out"]);
+    ip(&["addr", "add", "fd00:9::1/64", "dev", "out", "nodad"]);
+    ip(&["link", "set", "in", "up"]);
+    ip(&["link", "set", "out", "up"]);
+    let peer_mac = "02:00:00:00:00:99";
+    for peer in ["10.9.0.2", "fd00:9::2"] {
+        ip(&[
+            "neigh",
+            "replace",
+            peer,
+            "lladdr",
+            peer_mac,
+            "dev",
+            "out",
+            "nud",
+            "permanent",
+        ]);
+    }
+    ip(&[
+        "route",
+        "add",
+        "198.51.100.0/24",
+        "via",
+        "10.9.0.2",
+        "dev",
+        "out",
+    ]);
+    ip(&[
+        "route",
+        "add",
+        "192.0.2.0/24",
+        "via",
+        "10.9.0.2",
+        "dev",
+        "out",
+        "table",
+        "100",
+    ]);
+    ip(&[
+        "-6",
+        "route",
+        "add",
+        "2001:db8:1::/48",
+        "via",
+        "fd00:9::2",
+        "dev",
+        "out",
+    ]);
+    lab::sysctl_ns(n, "net.ipv4.conf.all.forwarding", "1").unwrap();
+    lab::sysctl_ns(n, "net.ipv6.conf.all.forwarding", "1").unwrap();
+    let ifindex = |dev: &str| traffic::iface::ifindex(Some(n), dev).unwrap();
+    let (ingress, egress) = (ifindex("in"), ifindex("out"));
+    let out_mac = lab::mac_of(n, "out").unwrap();
+    let mut f = traffic::FibFwd::load().unwrap();
+    let frame = |dst: &str, ttl: u8| {
+        let mut s = spec(dst.contains(':'), vec![]);
+        if dst.contains(':') {
+            s.src_ip = "fd00:8::1".parse().unwrap();
+        } else {
+            s.src_ip = "10.8.0.2".parse().unwrap();
+        }
+        s.dst_ip = dst.parse().unwrap();
+        let t = s.template(0, 128);
+        let mut b = vec![0u8; t.len];
+        t.write(&mut b, 0, 0, true);
+        b[14 + if dst.contains(':') { 7 } else { 8 }] = ttl;
+        if !dst.contains(':') {
+            // Re-checksum the IPv4 header after the TTL change.
+            b[24..26].fill(0);
+            let c = !fold(sum_words(&b[14..34], 0));
+            b[24..26].copy_from_slice(&c.to_be_bytes());
+        }
+        b
+    };
+    msee_sys::netns::within(n, || {
+        f.add_port(egress).unwrap();
+        let peer = [2, 0, 0, 0, 0, 0x99];
+        for dst in ["198.51.100.9", "2001:db8:1::5"] {
+            let v6 = dst.contains(':');
+            let input = frame(dst, 64);
+            let (verdict, out, _) = f.run(&input, ingress).unwrap();
+            assert_eq!(verdict, XDP_REDIRECT, "{dst}");
+            assert_eq!(out[0..6], peer, "{dst}: the neighbour's MAC");
+            assert_eq!(out[6..12], out_mac, "{dst}: the egress port's MAC");
+            if v6 {
+                assert_eq!(out[14 + 7], 63, "hop limit");
+            } else {
+                assert_eq!(out[14 + 8], 63, "TTL");
+                assert_eq!(fold(sum_words(&out[14..34], 0)), 0xffff, "IPv4 checksum");
+            }
+            assert_eq!(out[34..], input[34..], "{dst}: the rest untouched");
+            // About to expire: the kernel's (it sends the ICMP error).
+            let last = frame(dst, 1);
+            assert_eq!(f.run(&last, ingress).unwrap().0, XDP_PASS, "{dst} TTL 1");
+        }
+        // No route in the main table: the kernel's, untouched.
+        for dst in ["203.0.113.1", "192.0.2.1", "2001:db8:2::1"] {
+            let input = frame(dst, 64);
+            let (verdict, out, _) = f.run(&input, ingress).unwrap();
+            assert_eq!((verdict, &out), (XDP_PASS, &input), "{dst}");
+        }
+        // Table 100 alone: its route, and not the main table's.
+        f.set_table(100).unwrap();
+        assert_eq!(
+            f.run(&frame("192.0.2.1", 64), ingress).unwrap().0,
+            XDP_REDIRECT
+        );
+        assert_eq!(
+            f.run(&frame("198.51.100.9", 64), ingress).unwrap().0,
+            XDP_PASS
+        );
+        // Forwarding off: the kernel's.
+        f.set_table(0).unwrap();
+        lab::sysctl_ns(n, "net.ipv4.conf.all.forwarding", "0").unwrap();
+        assert_eq!(
+            f.run(&frame("198.51.100.9", 64), ingress).unwrap().0,
+            XDP_PASS
+        );
+    })
+    .unwrap();
 }

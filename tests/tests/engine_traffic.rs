@@ -1,14 +1,17 @@
 //! The AF_XDP packet engine over a veth pair between two namespaces made
 //! here (and removed on drop, also on failure): generator to sink without
 //! loss, exact loss from the `lossy` program, pacing accuracy, latency and
-//! the JSON report, the live-frames generator.
+//! the JSON report, the live-frames generator, both generators spread over
+//! a list of destinations.
 use std::{net::IpAddr, sync::Mutex, time::Duration};
 
-use e2e_tests::{require_root, unique_prefix};
+use e2e_tests::{require_root, unique_prefix, vlan_lab::Capture};
 use lab::{ip, ip_ns};
 use msee_sys::netns;
 use traffic::{
-    frame::FrameSizes,
+    frame::{Destinations, FrameSizes, TrafficSpec, fold, parse, sum_words},
+    generator::{GenConfig, Generator},
+    live_frames::{self, LiveConfig},
     pacing::Rate,
     run::{Endpoint, GenMode, RunConfig, RunReport, run},
     xsk::BindMode,
@@ -376,4 +379,145 @@ fn engine_two_queues_uneven_flows_with_loss() {
         assert_eq!(s.received + s.lost, s.sent.unwrap());
         assert_eq!((s.duplicated, s.reordered), (0, 0));
     }
+}
+
+/// Both generators spread their frames over a list of destinations (random
+/// IPv4 and IPv6 addresses, not one subnet's): every destination arrives at
+/// the other end, each frame with valid checksums.
+#[test]
+fn engine_generators_send_to_every_destination() {
+    if !require_root("engine_generators_send_to_every_destination") {
+        return;
+    }
+    let _g = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let pair = VethPair::new("eg9");
+    // Live frames are XDP-redirected into `ta`: `tb` needs NAPI to get them.
+    lab::gro_on_tx_off(&pair.b, "tb").unwrap();
+    let tx_ifindex = traffic::iface::ifindex(Some(&pair.a), "ta").unwrap();
+    let rx_ifindex = traffic::iface::ifindex(Some(&pair.b), "tb").unwrap();
+    let (src_mac, dst_mac) = (
+        lab::mac_of(&pair.a, "ta").unwrap(),
+        lab::mac_of(&pair.b, "tb").unwrap(),
+    );
+    let mut rng = testkit::Rng::new(0xde57);
+    const N: usize = 64;
+    for v6 in [false, true] {
+        let (src_ip, dst_ip): (IpAddr, IpAddr) = if v6 {
+            ("fd77::1".parse().unwrap(), "fd77::2".parse().unwrap())
+        } else {
+            ("10.77.0.1".parse().unwrap(), "10.77.0.2".parse().unwrap())
+        };
+        let spec = TrafficSpec {
+            src_mac,
+            dst_mac,
+            vlans: vec![],
+            src_ip,
+            dst_ip,
+            src_port: 10000,
+            dst_port: 20000,
+            flows: 1,
+            vary_addrs: false,
+            sizes: FrameSizes::Fixed(if v6 { 90 } else { 64 }),
+            stream_base: 0,
+        };
+        let addrs: Vec<IpAddr> = (0..N)
+            .map(|_| {
+                if v6 {
+                    IpAddr::V6(
+                        (u128::from(rng.next_u64()) << 64 | u128::from(rng.next_u64())).into(),
+                    )
+                } else {
+                    IpAddr::V4(rng.u32().into())
+                }
+            })
+            .collect();
+        let d = Destinations::new(&spec, addrs.clone()).unwrap();
+        for mode in [GenMode::AfXdp, GenMode::LiveFrames] {
+            let cap = Capture::open(&pair.b, rx_ifindex).unwrap();
+            let count = 4 * N as u64;
+            let duration = Duration::from_secs(5);
+            match mode {
+                GenMode::AfXdp => {
+                    Generator::start(GenConfig {
+                        netns: Some(pair.a.clone()),
+                        ifindex: tx_ifindex,
+                        queues: vec![0],
+                        spec: spec.clone(),
+                        rate: Rate::Pps(20_000.0),
+                        count,
+                        duration,
+                        batch: 16,
+                        bind: BindMode::Auto,
+                        cpus: vec![],
+                        destinations: Some(d.clone()),
+                    })
+                    .unwrap()
+                    .join()
+                    .unwrap();
+                }
+                GenMode::LiveFrames => {
+                    let FrameSizes::Fixed(size) = spec.sizes else {
+                        unreachable!()
+                    };
+                    live_frames::run(
+                        &LiveConfig {
+                            netns: Some(pair.a.clone()),
+                            ifindex: tx_ifindex,
+                            template: spec.template(0, size),
+                            template_dst: spec.dst_ip,
+                            stream_base: 0,
+                            count,
+                            duration,
+                            pps: Some(20_000.0),
+                            cpus: vec![0],
+                            batch: 16,
+                            destinations: Some(d.clone()),
+                        },
+                        Default::default(),
+                        Default::default(),
+                    )
+                    .unwrap();
+                }
+            }
+            std::thread::sleep(Duration::from_millis(200));
+            let mut seen = std::collections::HashMap::new();
+            for (_, f) in cap.drain() {
+                if parse(&f).is_none() {
+                    continue; // the kernel's own (ND, MLD)
+                }
+                let (a, ok) = if v6 {
+                    let a: [u8; 16] = f[38..54].try_into().unwrap();
+                    (IpAddr::from(a), udp_ok(&f, 14, true))
+                } else {
+                    let a: [u8; 4] = f[30..34].try_into().unwrap();
+                    let ip_ok = fold(sum_words(&f[14..34], 0)) == 0xffff;
+                    (IpAddr::from(a), ip_ok && udp_ok(&f, 14, false))
+                };
+                assert!(ok, "{mode:?} v6={v6}: bad checksum to {a}");
+                *seen.entry(a).or_insert(0u64) += 1;
+            }
+            let want: std::collections::HashSet<_> = addrs.iter().copied().collect();
+            let got: std::collections::HashSet<_> = seen.keys().copied().collect();
+            assert_eq!(got, want, "{mode:?} v6={v6}");
+            // Round robin: each destination its share.
+            assert!(seen.values().all(|&c| c == 4), "{mode:?} v6={v6}: {seen:?}");
+        }
+    }
+}
+
+/// The UDP checksum of `frame` (L3 at `l3`) verifies.
+fn udp_ok(frame: &[u8], l3: usize, v6: bool) -> bool {
+    let (src, dst, udp) = if v6 {
+        (&frame[l3 + 8..l3 + 24], &frame[l3 + 24..l3 + 40], l3 + 40)
+    } else {
+        (&frame[l3 + 12..l3 + 16], &frame[l3 + 16..l3 + 20], l3 + 20)
+    };
+    let len = usize::from(u16::from_be_bytes([frame[udp + 4], frame[udp + 5]]));
+    let seg = &frame[udp..udp + len];
+    let mut sum = sum_words(src, 0);
+    sum = sum_words(dst, sum);
+    sum += 17 + seg.len() as u32;
+    fold(sum_words(seg, sum)) == 0xffff
 }

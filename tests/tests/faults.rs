@@ -269,10 +269,13 @@ fn a_flood_of_malformed_frames_is_counted_and_good_traffic_goes_on() {
         "flood: {bad_sent} bad frames in {flood_secs:.2} s; msee counted {counted} malformed, \
          the veths dropped {dropped}; good traffic {with:?} (alone {without:?})"
     );
-    assert_eq!(
-        counted + dropped,
-        bad_sent + good_lost,
-        "every bad frame counted: malformed {counted} + kernel drops {dropped}"
+    // The veths' drops hold bad frames and any good ones lost in their
+    // rings; a good datagram can also be lost past them (the receiving
+    // socket's buffer), so the good losses bound the sum from above only.
+    assert!(
+        (bad_sent..=bad_sent + good_lost).contains(&(counted + dropped)),
+        "every bad frame counted: malformed {counted} + kernel drops {dropped} \
+         against {bad_sent} bad frames and {good_lost} good ones lost"
     );
     assert!(counted > 0);
     let share = |r: &lab::traffic::FlowResult| r.received as f64 / r.sent as f64;

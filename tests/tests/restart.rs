@@ -111,3 +111,40 @@ fn daemon_restart_under_traffic_loses_nothing_with_bfd_and_graceful_restart() {
     }
     run("rstbfd", true, &[Stop::Term]);
 }
+
+/// A restart with a configuration that no longer has a peering: the next
+/// daemon adopts the forwarding state, and the peering's attachments (its
+/// VLAN on both ports) go at once, so no frame on that VLAN enters a
+/// routing domain the new configuration may give another circuit.
+#[test]
+fn a_restart_without_a_peering_removes_its_attachments() {
+    if !require_root("a_restart_without_a_peering_removes_its_attachments") {
+        return;
+    }
+    let private = e2e_tests::bgp_lab::circuit_toml();
+    let microsoft = "\n[[circuits.peerings]]\npeeringType = \"MicrosoftPeering\"\n\
+        peerASN = 65010\npeerAddressPrefix = \"203.0.113.0/29\"\nvlanId = 200\n\
+        microsoftPeeringConfig = { advertisedPublicPrefixes = [\"198.51.100.0/24\"] }\n";
+    // The Microsoft peering goes with the private one, before the VNet.
+    let at = private.find("[[virtualNetworks]]").unwrap();
+    let both = format!("{}{microsoft}\n{}", &private[..at], &private[at..]);
+    let prefix = e2e_tests::unique_prefix("rsa");
+    let config = std::env::temp_dir().join(format!("msee-{prefix}.toml"));
+    std::fs::write(&config, &both).unwrap();
+    let mut lab =
+        e2e_tests::estate::EstateLabUp::up(&config, &prefix, lab::estate::CustomerRouter::None)
+            .unwrap();
+    lab.restart_daemon(|_| std::fs::write(&config, &private).unwrap())
+        .unwrap();
+    let log = lab.daemon_log();
+    let _ = std::fs::remove_file(&config);
+    assert!(
+        log.contains("adopted the previous instance's forwarding state"),
+        "{log}"
+    );
+    let line = log
+        .lines()
+        .find(|l| l.contains("this configuration does not have"))
+        .unwrap_or_else(|| panic!("no stale attachment removed\n{log}"));
+    assert!(line.contains("attachments_removed=2"), "{line}");
+}

@@ -163,21 +163,47 @@ pub struct TxgenConfig {
     pub csum_off: u32,
     /// Stream id = stream_base + CPU number.
     pub stream_base: u32,
-    /// Destinations to spread the frames over, round robin by sequence
-    /// number (a power of two up to `MAX_TXGEN_DESTINATIONS`; 0 or 1:
-    /// the template's own): the last byte of the IPv4 destination goes
-    /// up by `sequence % destinations`, wrapping within its /24, and both
-    /// checksums follow.
+    /// Destinations to spread the frames over: frame number `sequence`
+    /// goes to `TXGEN_DESTINATIONS[sequence % destinations]`, both
+    /// checksums updated (0 or 1: every frame to the template's own).
     pub destinations: u32,
-    /// Offset of the IPv4 header (used only with destinations > 1).
-    pub ipv4_off: u32,
-    pub _pad: u32,
+    /// Offset of the destination address (used only with destinations > 1).
+    pub dst_off: u32,
+    /// Length of the destination address: 4 (IPv4) or 16 (IPv6).
+    pub dst_len: u32,
+    /// Offset of the IPv4 header checksum (IPv4 only).
+    pub ip_csum_off: u32,
+    /// Offset of the outer VLAN tag's TCI whose VLAN ID each destination
+    /// sets (`TxgenDestination::vlan`), or 0: the template's tags stay.
+    pub vlan_off: u32,
 }
 
-/// Most destinations `txgen` spreads over: those of one /24.
-pub const MAX_TXGEN_DESTINATIONS: u32 = 256;
+/// Most destinations `txgen` spreads over (its table is sized to the
+/// list, 24 bytes an entry).
+pub const MAX_TXGEN_DESTINATIONS: u32 = 1 << 20;
 
-const _: () = assert!(size_of::<TxgenConfig>() == 24);
+const _: () = assert!(size_of::<TxgenConfig>() == 32);
+
+/// `txgen`: Array<TxgenDestination>[destinations], sized at load time.
+pub const TXGEN_DESTINATIONS: &str = "TXGEN_DESTINATIONS";
+
+/// One destination of `txgen`'s spread traffic.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TxgenDestination {
+    /// The address, network order, in the first 4 (IPv4) or 16 bytes.
+    pub addr: [u8; 16],
+    /// One's complement sum of the template's address words, inverted,
+    /// and this address's words, folded to 16 bits: what both checksums
+    /// change by when the template's address becomes this one (RFC 1624).
+    pub csum_delta: u32,
+    /// The outer VLAN ID frames to this destination carry (with
+    /// `TxgenConfig::vlan_off`): traffic spread over many attachments.
+    pub vlan: u16,
+    pub _pad: u16,
+}
+
+const _: () = assert!(size_of::<TxgenDestination>() == 24);
 
 /// `baseline`: the least an XDP forwarder can do, the yardstick the
 /// benchmarks measure `msee` against.
@@ -187,6 +213,31 @@ pub mod baseline {
     /// `TX_PORTS`, and as large).
     pub const TX: &str = "TX";
     pub const MAX_PORTS: u32 = msee_abi::MAX_PORTS;
+}
+
+/// `fibfwd`: the kernel-FIB forwarder (`bpf_fib_lookup`, as xdp-tools'
+/// `xdp-forward`), the second yardstick the benchmarks measure `msee`
+/// against.
+pub mod fibfwd {
+    pub const PROGRAM: &str = "fibfwd";
+    /// DevMapHash, egress ifindex -> that interface (every port it may
+    /// forward out of).
+    pub const TX: &str = "FIBFWD_TX";
+    /// Array<FibfwdConfig>[1].
+    pub const CONFIG: &str = "FIBFWD_CONFIG";
+    pub const MAX_PORTS: u32 = msee_abi::MAX_PORTS;
+
+    /// How `fibfwd` asks the kernel.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct FibfwdConfig {
+        /// 0: the kernel's usual lookup (policy rules, then the main
+        /// table); else this table alone (`BPF_FIB_LOOKUP_DIRECT |
+        /// BPF_FIB_LOOKUP_TBID`).
+        pub table: u32,
+    }
+
+    const _: () = assert!(size_of::<FibfwdConfig>() == 4);
 }
 
 /// `vlan_pop` (XDP, for a customer side without VLANs, like the lab's
@@ -315,6 +366,8 @@ mod pod {
         super::BlackholeWindow,
         super::TestfwdLink,
         super::TxgenConfig,
+        super::TxgenDestination,
+        super::fibfwd::FibfwdConfig,
         super::vlan_pop::PopKey,
         super::vlan_pop::PopCounters,
         super::vlan_switch::SwitchAccess,

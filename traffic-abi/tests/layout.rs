@@ -4,14 +4,17 @@ use traffic_abi::*;
 
 #[test]
 fn txgen_config_layout() {
-    assert_eq!(size_of::<TxgenConfig>(), 24);
+    assert_eq!(size_of::<TxgenConfig>(), 32);
     assert_eq!(offset_of!(TxgenConfig, payload_off), 0);
     assert_eq!(offset_of!(TxgenConfig, csum_off), 4);
     assert_eq!(offset_of!(TxgenConfig, stream_base), 8);
     assert_eq!(offset_of!(TxgenConfig, destinations), 12);
-    assert_eq!(offset_of!(TxgenConfig, ipv4_off), 16);
-    // The destinations' last byte spans them.
-    assert_eq!(MAX_TXGEN_DESTINATIONS, 256);
+    assert_eq!(offset_of!(TxgenConfig, dst_off), 16);
+    assert_eq!(offset_of!(TxgenConfig, dst_len), 20);
+    assert_eq!(offset_of!(TxgenConfig, ip_csum_off), 24);
+    assert_eq!(size_of::<TxgenDestination>(), 24);
+    assert_eq!(offset_of!(TxgenDestination, csum_delta), 16);
+    assert_eq!(offset_of!(TxgenDestination, vlan), 20);
     // stream u16 | seq u64 | time u64, packed back to back.
     assert_eq!((PAYLOAD_STREAM, PAYLOAD_SEQ, PAYLOAD_TS), (0, 2, 10));
     assert_eq!(PAYLOAD_TS + 8, PAYLOAD_LEN);

@@ -242,6 +242,168 @@ impl Template {
     }
 }
 
+/// Frames of one `TrafficSpec` sent to many destinations: where the
+/// destination address and the checksums covering it lie, and the
+/// addresses. A frame built from the spec's templates is pointed at
+/// destination `i` by [`Destinations::apply`] (AF_XDP, per frame), or by
+/// `txgen` in the kernel from [`Destinations::txgen_entries`]: the address
+/// is written over the template's and both checksums are updated
+/// incrementally (RFC 1624), not recomputed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Destinations {
+    /// Offset of the destination address in the frame.
+    pub addr_off: usize,
+    /// Offset of the IPv4 header checksum (`None` for IPv6, which has none).
+    pub ip_csum_off: Option<usize>,
+    /// Offset of the UDP checksum.
+    pub udp_csum_off: usize,
+    pub addrs: Vec<IpAddr>,
+    /// Each destination's outer VLAN ID (empty: the spec's own tags), its
+    /// TCI at `vlan_off`.
+    pub vlans: Vec<u16>,
+    pub vlan_off: usize,
+}
+
+impl Destinations {
+    /// `addrs` for frames of `spec`: all of the spec's IP version.
+    pub fn new(spec: &TrafficSpec, addrs: Vec<IpAddr>) -> Result<Self> {
+        if addrs.is_empty() {
+            bail!("no destinations to send to");
+        }
+        if let Some(a) = addrs.iter().find(|a| a.is_ipv4() != spec.dst_ip.is_ipv4()) {
+            bail!(
+                "destination {a} is not of the IP version of {}",
+                spec.dst_ip
+            );
+        }
+        let l3 = 14 + 4 * spec.vlans.len();
+        let (addr_off, ip_csum_off) = if spec.dst_ip.is_ipv4() {
+            (l3 + 16, Some(l3 + 10))
+        } else {
+            (l3 + 24, None)
+        };
+        Ok(Self {
+            addr_off,
+            ip_csum_off,
+            udp_csum_off: spec.header_len() - 2,
+            addrs,
+            vlans: Vec::new(),
+            vlan_off: 0,
+        })
+    }
+
+    /// Each destination's frames also in its own outer VLAN (`vlans[i]`
+    /// for `addrs[i]`): traffic spread over many attachments of a port.
+    /// The spec must have a tag.
+    pub fn with_vlans(mut self, spec: &TrafficSpec, vlans: Vec<u16>) -> Result<Self> {
+        if spec.vlans.is_empty() {
+            bail!("per-destination VLANs need frames with a VLAN tag");
+        }
+        if vlans.len() != self.addrs.len() {
+            bail!(
+                "{} VLANs for {} destinations: one each",
+                vlans.len(),
+                self.addrs.len()
+            );
+        }
+        if let Some(v) = vlans.iter().find(|v| !(1..=4094).contains(*v)) {
+            bail!("VLAN ID {v} is not 1-4094");
+        }
+        // The outer tag's TCI, after the MACs and its TPID.
+        self.vlan_off = 14;
+        self.vlans = vlans;
+        Ok(self)
+    }
+
+    /// `n` consecutive addresses from the spec's destination up (`None`
+    /// for one: the spec's own).
+    pub fn consecutive(spec: &TrafficSpec, n: u32) -> Result<Option<Self>> {
+        if n <= 1 {
+            return Ok(None);
+        }
+        let addrs = (0..n)
+            .map(|i| match spec.dst_ip {
+                IpAddr::V4(a) => IpAddr::V4(u32::from(a).wrapping_add(i).into()),
+                IpAddr::V6(a) => IpAddr::V6(u128::from(a).wrapping_add(u128::from(i)).into()),
+            })
+            .collect();
+        Self::new(spec, addrs).map(Some)
+    }
+
+    /// Bytes of an address of these frames (4 or 16).
+    pub fn addr_len(&self) -> usize {
+        if self.ip_csum_off.is_some() { 4 } else { 16 }
+    }
+
+    /// Point `frame` (a frame of the spec, to any destination) at
+    /// destination `i % len`, both checksums following.
+    #[inline]
+    pub fn apply(&self, frame: &mut [u8], i: usize) {
+        let new = octets(&self.addrs[i % self.addrs.len()]);
+        let at = self.addr_off..self.addr_off + new.len();
+        let delta = csum_delta(&frame[at.clone()], &new);
+        frame[at].copy_from_slice(&new);
+        if let Some(c) = self.ip_csum_off {
+            patch_csum(frame, c, delta, false);
+        }
+        patch_csum(frame, self.udp_csum_off, delta, true);
+        if let Some(v) = self.vlans.get(i % self.addrs.len()) {
+            let tci = &mut frame[self.vlan_off..self.vlan_off + 2];
+            let pcp = u16::from_be_bytes([tci[0], tci[1]]) & 0xf000;
+            tci.copy_from_slice(&(pcp | v).to_be_bytes());
+        }
+    }
+
+    /// `txgen`'s table: each address with its checksum delta from `from`
+    /// (the template's destination).
+    pub fn txgen_entries(&self, from: IpAddr) -> Vec<traffic_abi::TxgenDestination> {
+        let from = octets(&from);
+        self.addrs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let to = octets(a);
+                let mut addr = [0u8; 16];
+                addr[..to.len()].copy_from_slice(&to);
+                traffic_abi::TxgenDestination {
+                    addr,
+                    csum_delta: u32::from(csum_delta(&from, &to)),
+                    vlan: self.vlans.get(i).copied().unwrap_or(0),
+                    _pad: 0,
+                }
+            })
+            .collect()
+    }
+}
+
+fn octets(a: &IpAddr) -> Vec<u8> {
+    match a {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    }
+}
+
+/// What a checksum over `old` changes by when `old` becomes `new` (same
+/// length, whole 16-bit words): sum(~m) + sum(m'), folded (RFC 1624).
+fn csum_delta(old: &[u8], new: &[u8]) -> u16 {
+    let mut sum = 0u32;
+    for (o, n) in old.chunks_exact(2).zip(new.chunks_exact(2)) {
+        sum += u32::from(!u16::from_be_bytes([o[0], o[1]]));
+        sum += u32::from(u16::from_be_bytes([n[0], n[1]]));
+    }
+    fold(sum)
+}
+
+/// HC' = ~(~HC + delta) at `off`; a UDP checksum of 0 is sent as 0xffff.
+fn patch_csum(frame: &mut [u8], off: usize, delta: u16, udp: bool) {
+    let hc = u16::from_be_bytes([frame[off], frame[off + 1]]);
+    let mut c = !fold(u32::from(!hc) + u32::from(delta));
+    if udp && c == 0 {
+        c = 0xffff;
+    }
+    frame[off..off + 2].copy_from_slice(&c.to_be_bytes());
+}
+
 /// Sum of big-endian 16-bit words (odd tail padded with zero) onto `sum`.
 #[inline]
 pub fn sum_words(bytes: &[u8], mut sum: u32) -> u32 {
@@ -374,6 +536,96 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn destinations_rewrite_address_and_both_checksums() {
+        for v6 in [false, true] {
+            for vlans in [vec![], vec![100], vec![200, 300]] {
+                let s = spec(v6, vlans.clone());
+                let l3 = 14 + 4 * vlans.len();
+                let addrs: Vec<IpAddr> = if v6 {
+                    ["2001:db8::1", "fd00:ffff::ffff", "::", "ffff::fffe"]
+                        .iter()
+                        .map(|a| a.parse().unwrap())
+                        .collect()
+                } else {
+                    ["198.51.100.7", "255.255.255.254", "0.0.0.0", "10.0.0.2"]
+                        .iter()
+                        .map(|a| a.parse().unwrap())
+                        .collect()
+                };
+                let d = Destinations::new(&s, addrs.clone()).unwrap();
+                let t = s.template(0, 128);
+                let mut buf = vec![0u8; t.len];
+                t.write(&mut buf, 9, 9, true);
+                let pristine = buf.clone();
+                // Per frame, from whatever destination the buffer held last.
+                for i in 0..10 {
+                    d.apply(&mut buf, i);
+                    let a = &buf[d.addr_off..d.addr_off + d.addr_len()];
+                    assert_eq!(a, &octets(&addrs[i % 4])[..], "v6={v6} i={i}");
+                    assert!(udp_ok(&buf, l3, v6), "v6={v6} vlans={vlans:?} i={i}");
+                    if !v6 {
+                        assert_eq!(fold(sum_words(&buf[l3..l3 + 20], 0)), 0xffff);
+                    }
+                    assert_eq!(parse(&buf).unwrap().seq, 9);
+                }
+                // txgen's deltas, applied to the pristine frame as txgen does.
+                for (k, e) in d.txgen_entries(s.dst_ip).iter().enumerate() {
+                    let mut f = pristine.clone();
+                    let n = d.addr_len();
+                    f[d.addr_off..d.addr_off + n].copy_from_slice(&e.addr[..n]);
+                    if let Some(c) = d.ip_csum_off {
+                        patch_csum(&mut f, c, e.csum_delta as u16, false);
+                    }
+                    patch_csum(&mut f, d.udp_csum_off, e.csum_delta as u16, true);
+                    let mut g = pristine.clone();
+                    d.apply(&mut g, k);
+                    assert_eq!(f, g, "v6={v6} k={k}");
+                }
+            }
+        }
+        // Each destination in its own outer VLAN: the VLAN ID follows,
+        // priority and DEI stay, txgen's entries carry the same.
+        for v6 in [false, true] {
+            let s = spec(v6, vec![100, 200]);
+            let addrs: Vec<IpAddr> = if v6 {
+                vec!["2001:db8::1".parse().unwrap(), "fd00::2".parse().unwrap()]
+            } else {
+                vec!["198.51.100.7".parse().unwrap(), "10.0.0.2".parse().unwrap()]
+            };
+            let vlans = vec![11, 4094];
+            let d = Destinations::new(&s, addrs)
+                .unwrap()
+                .with_vlans(&s, vlans.clone())
+                .unwrap();
+            let t = s.template(0, 128);
+            let mut buf = vec![0u8; t.len];
+            t.write(&mut buf, 9, 9, true);
+            buf[14] |= 0xa0;
+            let inner = buf[18..20].to_vec();
+            for i in 0..4 {
+                d.apply(&mut buf, i);
+                let tci = u16::from_be_bytes([buf[14], buf[15]]);
+                assert_eq!((tci & 0x0fff, tci & 0xf000), (vlans[i % 2], 0xa000));
+                assert_eq!(&buf[18..20], &inner[..], "the inner tag stays");
+                assert!(udp_ok(&buf, 22, v6));
+            }
+            let e = d.txgen_entries(s.dst_ip);
+            assert_eq!((e[0].vlan, e[1].vlan), (11, 4094));
+        }
+        let s = spec(false, vec![]);
+        let one = || Destinations::new(&s, vec!["10.0.0.1".parse().unwrap()]).unwrap();
+        assert!(one().with_vlans(&s, vec![5]).is_err(), "untagged frames");
+        let tagged = spec(false, vec![7]);
+        let d = || Destinations::new(&tagged, vec!["10.0.0.1".parse().unwrap()]).unwrap();
+        assert!(d().with_vlans(&tagged, vec![5, 6]).is_err(), "one each");
+        assert!(d().with_vlans(&tagged, vec![4095]).is_err());
+        assert!(d().with_vlans(&tagged, vec![0]).is_err());
+        // Of the spec's IP version only, and at least one.
+        assert!(Destinations::new(&s, vec!["fd00::1".parse().unwrap()]).is_err());
+        assert!(Destinations::new(&s, vec![]).is_err());
     }
 
     #[test]

@@ -17,7 +17,7 @@ use xdpilone::xdp::XdpDesc;
 
 use super::{
     enter_netns,
-    frame::{Template, TrafficSpec},
+    frame::{Destinations, Template, TrafficSpec},
     pacing::{Pacer, Rate},
     pin_to_cpu,
     xsk::{BindMode, Xsk},
@@ -38,6 +38,11 @@ pub struct GenConfig {
     pub bind: BindMode,
     /// Pin thread i to cpus[i % len].
     pub cpus: Vec<usize>,
+    /// Spread the frames over these destinations: a thread's frame n goes
+    /// to entry n % len (rewritten in place, checksums updated); `None`:
+    /// the spec's own.
+    #[serde(default)]
+    pub destinations: Option<Destinations>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -323,6 +328,9 @@ fn send_loop(
             // SAFETY: the chunk came off the free list, so we own it.
             let buf = unsafe { xsk.frame_mut(addr, t.len) };
             t.write(buf, seqs[fi], ts, zero);
+            if let Some(d) = &cfg.destinations {
+                d.apply(buf, k as usize);
+            }
             seqs[fi] += 1;
             bytes += t.len as u64 + 4;
             w.insert_once(XdpDesc {

@@ -23,6 +23,7 @@
 //! - [`vlan_switch`]: the lab's provider network, a VLAN cross-connect.
 pub mod baseline;
 pub mod fault;
+pub mod fibfwd;
 pub mod frame;
 pub mod generator;
 pub mod iface;
@@ -37,6 +38,7 @@ pub mod vlan_switch;
 pub mod xsk;
 
 pub use baseline::{Baseline, BaselineError};
+pub use fibfwd::{FibFwd, FibFwdError};
 pub use vlan_pop::VlanPop;
 pub use vlan_switch::VlanSwitch;
 
@@ -46,6 +48,9 @@ pub use vlan_switch::VlanSwitch;
 /// `cargo xtask bench`.
 pub static BASELINE_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/baseline"));
+/// The `fibfwd` eBPF object (forwarding by the kernel's FIB, as
+/// `xdp-forward`), the second yardstick of `cargo xtask bench`.
+pub static FIBFWD_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/fibfwd"));
 /// The `xsk` eBPF object: feeds the XSKMAP of the AF_XDP sockets.
 pub static XSK_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xsk"));
 /// The `lossy` eBPF object: drops every k-th frame, or everything inside a

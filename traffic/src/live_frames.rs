@@ -9,6 +9,7 @@
 //! Pacing sends what is due at each wake-up (~1 ms apart): exact in count,
 //! bursty below a millisecond; unpaced is the point of this mode.
 use std::{
+    net::IpAddr,
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -18,18 +19,18 @@ use std::{
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use aya::{
-    Ebpf,
+    EbpfLoader,
     maps::{Array, DevMap, PerCpuArray},
     programs::{TestRun, TestRunAttrs, TestRunOptions, Xdp},
 };
 use traffic_abi::{
-    MAX_TXGEN_DESTINATIONS, TXGEN_CONFIG, TXGEN_PRISTINE, TXGEN_PRISTINE_LEN, TXGEN_PROGRAM,
-    TXGEN_SEQ, TXGEN_TX, TxgenConfig,
+    MAX_TXGEN_DESTINATIONS, TXGEN_CONFIG, TXGEN_DESTINATIONS, TXGEN_PRISTINE, TXGEN_PRISTINE_LEN,
+    TXGEN_PROGRAM, TXGEN_SEQ, TXGEN_TX, TxgenConfig, TxgenDestination,
 };
 
 use super::{
     enter_netns,
-    frame::Template,
+    frame::{Destinations, Template},
     generator::{GenReport, GenThreadReport},
     pin_to_cpu,
 };
@@ -41,6 +42,8 @@ pub struct LiveConfig {
     pub ifindex: u32,
     /// The frame every run starts from (the stamp is rewritten in the kernel).
     pub template: Template,
+    /// The template's destination address.
+    pub template_dst: IpAddr,
     pub stream_base: u16,
     pub count: u64,
     pub duration: Duration,
@@ -50,31 +53,36 @@ pub struct LiveConfig {
     pub cpus: Vec<usize>,
     /// Frames per live-frames batch inside the kernel.
     pub batch: u32,
-    /// IPv4 destinations to spread the frames over, round robin (see
-    /// `TxgenConfig::destinations`): 1 sends every frame to the template's.
-    pub destinations: u32,
+    /// Destinations to spread the frames over, frame n to entry
+    /// n % len per CPU (see `TxgenConfig::destinations`); `None` sends
+    /// every frame to the template's.
+    pub destinations: Option<Destinations>,
 }
 
-/// The IPv4 header's offset in `frame` for spreading over `destinations`
-/// (0 when there is one), or why that cannot be done.
-fn destination_spread(frame: &[u8], payload_off: usize, destinations: u32) -> Result<u32> {
-    if destinations <= 1 {
-        return Ok(0);
-    }
-    if !destinations.is_power_of_two() || destinations > MAX_TXGEN_DESTINATIONS {
-        bail!(
-            "destinations must be a power of two from 1 to {MAX_TXGEN_DESTINATIONS} (the last byte of an IPv4 address), not {destinations}"
-        );
-    }
-    // Ethernet (and tags) ending in EtherType IPv4, a 20-byte IPv4 header,
-    // UDP, then the payload.
-    let ipv4_off = payload_off.checked_sub(8 + 20);
-    match ipv4_off {
-        Some(off) if off >= 2 && frame.get(off - 2..=off) == Some(&[0x08, 0x00, 0x45][..]) => {
-            Ok(off as u32)
-        }
-        _ => bail!("spreading over destinations needs IPv4 frames without options"),
-    }
+/// `txgen`'s destination settings and table for frames to `template_dst`
+/// spread over `d` (none: the template's own destination).
+fn destination_spread(
+    d: Option<&Destinations>,
+    template_dst: IpAddr,
+) -> Result<(u32, u32, u32, Vec<TxgenDestination>)> {
+    let Some(d) = d.filter(|d| d.addrs.len() > 1) else {
+        return Ok((1, 0, 0, Vec::new()));
+    };
+    let n = u32::try_from(d.addrs.len())
+        .ok()
+        .filter(|&n| n <= MAX_TXGEN_DESTINATIONS)
+        .ok_or_else(|| {
+            anyhow!(
+                "{} destinations: txgen spreads over at most {MAX_TXGEN_DESTINATIONS}",
+                d.addrs.len()
+            )
+        })?;
+    Ok((
+        n,
+        d.addr_off as u32,
+        d.ip_csum_off.unwrap_or(0) as u32,
+        d.txgen_entries(template_dst),
+    ))
 }
 
 /// Run to completion (count or duration). `progress` counts frames handed
@@ -89,7 +97,15 @@ pub fn run(cfg: &LiveConfig, progress: Arc<AtomicU64>, stop: Arc<AtomicBool>) ->
     let (payload_off, csum_off) = cfg.template.offsets();
     let mut frame = vec![0u8; cfg.template.len];
     cfg.template.write(&mut frame, 0, 0, true);
-    let ipv4_off = destination_spread(&frame, payload_off, cfg.destinations)?;
+    let (destinations, dst_off, ip_csum_off, table) =
+        destination_spread(cfg.destinations.as_ref(), cfg.template_dst)?;
+    let dst_len = cfg.destinations.as_ref().map_or(4, |d| d.addr_len() as u32);
+    let vlan_off = cfg
+        .destinations
+        .as_ref()
+        .filter(|d| destinations > 1 && !d.vlans.is_empty())
+        .map_or(0, |d| d.vlan_off as u32);
+    let table = Arc::new(table);
     let frame = Arc::new(frame);
     let n = cfg.cpus.len();
     let start = monotonic_ns();
@@ -97,13 +113,25 @@ pub fn run(cfg: &LiveConfig, progress: Arc<AtomicU64>, stop: Arc<AtomicBool>) ->
     for (t, &cpu) in cfg.cpus.iter().enumerate() {
         let cfg = cfg.clone();
         let (frame, progress, stop) = (frame.clone(), progress.clone(), stop.clone());
+        let table = table.clone();
         let count = cfg.count / n as u64 + u64::from((t as u64) < cfg.count % n as u64);
         handles.push(std::thread::spawn(
             move || -> Result<(GenThreadReport, u16, u64)> {
                 pin_to_cpu(cpu);
                 enter_netns(cfg.netns.as_deref())?;
-                let mut ebpf =
-                    Ebpf::load(crate::TXGEN_OBJECT).context("loading the txgen object")?;
+                let mut ebpf = EbpfLoader::new()
+                    .map_max_entries(TXGEN_DESTINATIONS, destinations.max(1))
+                    .load(crate::TXGEN_OBJECT)
+                    .context("loading the txgen object")?;
+                if !table.is_empty() {
+                    let mut dests: Array<_, TxgenDestination> = Array::try_from(
+                        ebpf.map_mut(TXGEN_DESTINATIONS)
+                            .ok_or_else(|| anyhow!("txgen object has no {TXGEN_DESTINATIONS}"))?,
+                    )?;
+                    for (i, d) in table.iter().enumerate() {
+                        dests.set(i as u32, d, 0)?;
+                    }
+                }
                 let mut conf: Array<_, TxgenConfig> = Array::try_from(
                     ebpf.map_mut(TXGEN_CONFIG)
                         .ok_or_else(|| anyhow!("txgen object has no {TXGEN_CONFIG}"))?,
@@ -115,9 +143,11 @@ pub fn run(cfg: &LiveConfig, progress: Arc<AtomicU64>, stop: Arc<AtomicBool>) ->
                         // IPv4 and IPv6 both get a real UDP checksum.
                         csum_off: csum_off as u32,
                         stream_base: u32::from(cfg.stream_base),
-                        destinations: cfg.destinations,
-                        ipv4_off,
-                        _pad: 0,
+                        destinations,
+                        dst_off,
+                        dst_len,
+                        ip_csum_off,
+                        vlan_off,
                     },
                     0,
                 )?;
@@ -255,31 +285,4 @@ pub fn run(cfg: &LiveConfig, progress: Arc<AtomicU64>, stop: Arc<AtomicBool>) ->
             .collect();
     }
     Ok(report)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn destination_spread_needs_a_power_of_two_and_ipv4() {
-        // Ethernet, IPv4 (0x45), UDP, payload at 42.
-        let mut v4 = vec![0u8; 60];
-        v4[12..15].copy_from_slice(&[0x08, 0x00, 0x45]);
-        assert_eq!(destination_spread(&v4, 42, 1).unwrap(), 0);
-        assert_eq!(destination_spread(&v4, 42, 256).unwrap(), 14);
-        for bad in [3, 100, 512] {
-            let e = destination_spread(&v4, 42, bad).unwrap_err().to_string();
-            assert!(
-                e.contains("power of two") && e.contains(&bad.to_string()),
-                "{e}"
-            );
-        }
-        // IPv6 (40-byte header), even with 0x45 where an IPv4 header would be.
-        let mut v6 = vec![0u8; 80];
-        v6[12..15].copy_from_slice(&[0x86, 0xdd, 0x60]);
-        v6[34] = 0x45;
-        let e = destination_spread(&v6, 62, 4).unwrap_err().to_string();
-        assert!(e.contains("IPv4"), "{e}");
-    }
 }

@@ -413,6 +413,7 @@ pub fn start(cfg: &RunConfig) -> Result<RunHandle> {
                 batch: cfg.batch,
                 bind: cfg.bind,
                 cpus: cfg.gen_cpus.clone(),
+                destinations: None,
             })
             .context("starting the generator")?,
         ),
@@ -429,13 +430,14 @@ pub fn start(cfg: &RunConfig) -> Result<RunHandle> {
                 netns: cfg.tx.netns.clone(),
                 ifindex: tx_ifindex,
                 template: spec.template(0, size),
+                template_dst: spec.dst_ip,
                 stream_base: 0,
                 count: cfg.count,
                 duration: cfg.duration,
                 pps: cfg.rate.pps(f64::from(size)),
                 cpus,
                 batch: cfg.batch.clamp(1, 256),
-                destinations: 1,
+                destinations: None,
             };
             let progress = Arc::new(AtomicU64::new(0));
             let stop = Arc::new(AtomicBool::new(false));

@@ -134,6 +134,11 @@ enum LabAction {
         /// With --config: build only these circuits (repeatable).
         #[arg(long = "circuit", requires = "config")]
         circuit: Vec<String>,
+        /// Without --config: queues of every veth (1-64). With N, frames
+        /// sent from CPU k reach the MSEE on receive queue k, so N
+        /// generator threads on N CPUs have it forward on N CPUs.
+        #[arg(long, default_value_t = 1, conflicts_with = "config")]
+        queues: u16,
     },
     /// Remove what `lab up` made for this prefix.
     Down {
@@ -166,6 +171,7 @@ fn run(cli: Cli) -> Result<()> {
                     config,
                     customer,
                     circuit,
+                    ..
                 },
         } if !config.is_empty() => {
             setup::run()?;
@@ -183,10 +189,10 @@ fn run(cli: Cli) -> Result<()> {
             run_bin("demo", "msee-lab", &args)
         }
         Cmd::Lab {
-            action: LabAction::Up { prefix, .. },
+            action: LabAction::Up { prefix, queues, .. },
         } => {
             setup::run()?;
-            let topo = Lab::up(Topology::new(&prefix)?)?.keep();
+            let topo = Lab::up(Topology::new(&prefix)?.with_queues(queues)?)?.keep();
             println!(
                 "lab {prefix} is up: namespaces {}",
                 topo.namespaces().join(", ")
@@ -201,6 +207,9 @@ fn run(cli: Cli) -> Result<()> {
                 topo.vnet_len,
                 topo.azure_link_peer
             );
+            if queues > 1 {
+                println!("  {queues} queues on every veth");
+            }
             println!("  remove it with: cargo xtask lab down --prefix {prefix}");
             Ok(())
         }

@@ -103,7 +103,10 @@ struct Args {
     fib_slots: Option<u32>,
     /// Forwarding table: IPv4 nodes shared by every domain (1 KiB each;
     /// default 65,536). An IPv4 route takes at most two, none for a /16
-    /// or shorter; a domain that runs out is looked up in the LPM trie.
+    /// or shorter: the default holds some 32,000 routes longer than /24
+    /// spread over many /16s, far more /24s or shorter ones. A domain that
+    /// runs out is looked up in the LPM trie from then on (`msee-cli fib`
+    /// and the metrics show it), until the next start.
     #[arg(long)]
     fib_nodes_v4: Option<u32>,
     /// Forwarding table: IPv6 nodes shared by every domain (64 bytes each;

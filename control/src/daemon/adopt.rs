@@ -113,6 +113,50 @@ pub(super) fn adopt(d: &mut Daemon, sweep_after: Duration) -> Result<Adopted> {
 }
 
 impl Daemon {
+    /// After an adoption, once this configuration's links are installed:
+    /// the previous instance's attachments of ports or VLANs this
+    /// configuration no longer has are removed, and the links they fed
+    /// set down. A frame on such a VLAN would otherwise still enter a
+    /// routing domain, which this configuration may give another circuit.
+    pub(super) fn drop_stale_attachments(&mut self) -> Result<()> {
+        let wanted: std::collections::HashSet<_> = self
+            .plan
+            .links
+            .iter()
+            .map(crate::estate::LinkSpec::attachment_key)
+            .collect();
+        let configured: std::collections::HashSet<u32> =
+            self.plan.links.iter().map(|l| l.id).collect();
+        let mut removed = 0;
+        for key in self.msee.attachment_keys()? {
+            if wanted.contains(&key) {
+                continue;
+            }
+            self.msee.remove_attachment(key)?;
+            removed += 1;
+        }
+        let mut downed = 0;
+        for id in self
+            .adopted
+            .as_ref()
+            .map(|a| a.links.keys().copied().collect::<Vec<_>>())
+            .unwrap_or_default()
+        {
+            if !configured.contains(&id) && self.msee.link_state(id)? {
+                self.msee.set_link_state(id, false)?;
+                downed += 1;
+            }
+        }
+        if removed + downed > 0 {
+            info!(
+                attachments_removed = removed,
+                links_set_down = downed,
+                "adopted attachments and links this configuration does not have"
+            );
+        }
+        Ok(())
+    }
+
     /// Once every BGP session is back with its peer's End-of-RIB, or the
     /// restart time is over: the routes nobody announced again go, and a
     /// link held up for a session that did not come back goes down.

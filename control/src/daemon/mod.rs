@@ -512,6 +512,9 @@ impl Daemon {
         for spec in self.plan.links.clone() {
             self.install_link(&spec).await?;
         }
+        if self.adopted.is_some() {
+            self.drop_stale_attachments()?;
+        }
         self.routing.program_all(&mut self.msee)?;
         self.attach_ports()?;
         self.resolve_pending(Duration::from_secs(3), false).await;

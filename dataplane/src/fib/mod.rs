@@ -296,79 +296,34 @@ impl Fib {
         }
     }
 
-    /// A table over maps another handle wrote (adopted pins), and `routes`,
-    /// every route of the LPM tries: the slots and their nodes are taken
-    /// as they are; a domain without a slot stays with the tries.
-    pub(crate) fn adopt(
+    /// A table over maps another handle may have written (adopted pins),
+    /// written afresh from `routes`, every route of the LPM tries. The
+    /// tries are the truth: the table a crash left between a trie write
+    /// and its table write, or one made with other sizes, must not answer.
+    /// Every domain is first handed to the tries (its word cleared), so
+    /// after a grace period no lookup walks the old nodes; they are zeroed
+    /// and the tables written again, each domain served again once its
+    /// table is whole.
+    pub(crate) fn rebuild(
         words: Region,
         v4: Region,
         v6: Region,
         sizes: Sizes,
         grace: Box<dyn FnMut() + Send + Sync>,
-        routes: impl Iterator<Item = (u32, IpNet, Route)>,
+        routes: &[(u32, IpNet, Route)],
     ) -> Self {
+        for w in words.words() {
+            w.store(0, Ordering::Release);
+        }
         let mut fib = Self::new(words, v4, v6, sizes, grace);
-        // Whatever the free slots' roots hold, from an owner before.
-        fib.slots.fill(Slot::Dirty);
-        for domain in 0..FIB_MAX_DOMAINS {
-            let word = fib.word(domain).load(Ordering::Acquire);
-            if word & (FIB_SERVES_V4 | FIB_SERVES_V6) == 0 {
-                continue;
-            }
-            let s = word & FIB_SLOT_MASK;
-            if s as usize >= fib.slots.len() || fib.slots[s as usize] == Slot::Owned {
-                // Not a table this handle can keep: the tries answer.
-                fib.word(domain).store(0, Ordering::Release);
-                continue;
-            }
-            fib.slots[s as usize] = Slot::Owned;
-            let d = fib.domains.entry(domain).or_default();
-            d.slot = Some(s);
-            for f in FAMILIES {
-                d.fast[f as usize] = word & f.serves_flag() != 0;
+        fib.wait_grace();
+        for table in &fib.tables {
+            for cell in table.words() {
+                cell.store(0, Ordering::Relaxed);
             }
         }
-        for (domain, prefix, route) in routes {
-            let f = Family::of(&prefix);
-            let p = prefix_of(&prefix);
-            let d = fib.domains.entry(domain).or_default();
-            d.routes[f as usize].insert(p, fib_leaf(route, p.1));
-        }
-        // Every node reachable from a table in use is taken; the rest of
-        // the pool is free.
-        for f in FAMILIES {
-            let shape = f.shape();
-            let mut used = vec![false; sizes.nodes(f) as usize];
-            for d in fib.domains.values() {
-                if let (Some(s), true) = (d.slot, d.fast[f as usize]) {
-                    for i in 0..(1 << shape.root_bits) {
-                        let (n, j) = fib_root_entry(&shape, s, i);
-                        fib.mark(f, fib.load(f, n, j), &mut used);
-                    }
-                }
-            }
-            let pool = &mut fib.pools[f as usize];
-            pool.next = pool.capacity;
-            pool.free = (pool.first..pool.capacity)
-                .rev()
-                .filter(|n| !used[*n as usize])
-                .collect();
-        }
+        fib.upsert_all(routes);
         fib
-    }
-
-    fn mark(&self, f: Family, e: u32, used: &mut [bool]) {
-        if e & FIB_CHILD == 0 {
-            return;
-        }
-        let n = e & !FIB_CHILD;
-        match used.get_mut(n as usize) {
-            Some(u) if !*u => *u = true,
-            _ => return,
-        }
-        for j in 0..f.shape().fanout() as usize {
-            self.mark(f, self.load(f, n, j), used);
-        }
     }
 
     fn word(&self, domain: u32) -> &AtomicU32 {

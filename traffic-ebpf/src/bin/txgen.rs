@@ -4,8 +4,9 @@
 //! incrementally, and redirects the frame out of devmap slot 0.
 //!
 //! With `TxgenConfig::destinations` > 1 it also spreads the frames over
-//! that many IPv4 destinations (the last byte of the address), so that a
-//! forwarder downstream sees traffic to many hosts rather than one.
+//! the addresses of `TXGEN_DESTINATIONS` (IPv4 or IPv6, any prefixes),
+//! frame number `sequence` to entry `sequence % destinations`, so that a
+//! forwarder downstream sees traffic to many hosts across its table.
 //!
 //! Live frames come back to the generator's page pool without being reset,
 //! possibly rewritten by whatever forwarded them (MACs, TTL, DSCP): every run
@@ -22,9 +23,12 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use traffic_abi::{
-    MAX_PAYLOAD_OFFSET, MAX_TXGEN_DESTINATIONS, PAYLOAD_LEN, TXGEN_PRISTINE_LEN, TxgenConfig,
+    MAX_PAYLOAD_OFFSET, PAYLOAD_LEN, TXGEN_PRISTINE_LEN, TxgenConfig, TxgenDestination,
 };
-use xdp_ebpf::{net::csum_replace, ptr_at};
+use xdp_ebpf::{
+    net::{csum_add, fold16},
+    ptr_at,
+};
 
 #[map]
 static TXGEN_CONFIG: Array<TxgenConfig> = Array::with_max_entries(1, 0);
@@ -34,6 +38,10 @@ static TXGEN_TX: DevMap = DevMap::with_max_entries(1, 0);
 
 #[map]
 static TXGEN_SEQ: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+/// Resized by the loader to the number of destinations.
+#[map]
+static TXGEN_DESTINATIONS: Array<TxgenDestination> = Array::with_max_entries(1, 0);
 
 #[map]
 static TXGEN_PRISTINE: Array<[u8; TXGEN_PRISTINE_LEN]> = Array::with_max_entries(1, 0);
@@ -90,7 +98,7 @@ fn txgen(ctx: XdpContext) -> u32 {
     new[0..2].copy_from_slice(&stream.to_be_bytes());
     new[2..10].copy_from_slice(&seq.to_be_bytes());
     new[10..18].copy_from_slice(&unsafe { bpf_ktime_get_ns() }.to_be_bytes());
-    let dst_word = spread_destination(&ctx, cfg, *seq);
+    let dst_delta = spread_destination(&ctx, cfg, *seq);
     *seq += 1;
 
     if csum_off != 0 {
@@ -101,8 +109,8 @@ fn txgen(ctx: XdpContext) -> u32 {
         let csum = unsafe { &mut *csum };
         let mut sum = (!u16::from_be_bytes(*csum)) as u32;
         // The destination is in the UDP pseudo-header.
-        if let Some((old, new)) = dst_word {
-            sum += (!old) as u32 + new as u32;
+        if let Some(delta) = dst_delta {
+            sum += delta as u32;
         }
         let mut i = 0;
         while i < PAYLOAD_LEN {
@@ -123,26 +131,51 @@ fn txgen(ctx: XdpContext) -> u32 {
     TXGEN_TX.redirect(0, 0).unwrap_or(xdp_action::XDP_ABORTED)
 }
 
-/// Point the frame at destination `seq % cfg.destinations` (see
-/// `TxgenConfig::destinations`): rewrite the last byte of the IPv4
-/// destination and update the header checksum (RFC 1624). Returns the
-/// address's last 16-bit word before and after, for the UDP checksum, or
-/// `None` when the frame keeps its destination.
+/// Point the frame at destination `seq % cfg.destinations` of
+/// `TXGEN_DESTINATIONS`: write its address over the template's (just
+/// restored from the pristine copy) and, for IPv4, update the header
+/// checksum (RFC 1624). Returns the checksum delta for the UDP checksum
+/// (the address is in its pseudo-header), or `None` when the frame keeps
+/// its destination.
 #[inline(always)]
-fn spread_destination(ctx: &XdpContext, cfg: &TxgenConfig, seq: u64) -> Option<(u16, u16)> {
+fn spread_destination(ctx: &XdpContext, cfg: &TxgenConfig, seq: u64) -> Option<u16> {
     let count = cfg.destinations;
-    let off = cfg.ipv4_off as usize;
-    if count <= 1 || count > MAX_TXGEN_DESTINATIONS || off > MAX_PAYLOAD_OFFSET as usize {
+    if count <= 1 {
         return None;
     }
-    let ip = unsafe { &mut *ptr_at::<[u8; 20]>(ctx, off)? };
-    let old = u16::from_be_bytes([ip[18], ip[19]]);
-    // `count` is a power of two (userspace checks).
-    ip[19] = ip[19].wrapping_add((seq & u64::from(count - 1)) as u8);
-    let new = u16::from_be_bytes([ip[18], ip[19]]);
-    let check = csum_replace(u16::from_be_bytes([ip[10], ip[11]]), old, new);
-    ip[10..12].copy_from_slice(&check.to_be_bytes());
-    Some((old, new))
+    let dest = TXGEN_DESTINATIONS.get((seq % u64::from(count)) as u32)?;
+    let delta = dest.csum_delta as u16;
+    // Bounded on its own (a combined test compiles to a form the
+    // verifier cannot follow).
+    let v = cfg.vlan_off as usize;
+    if v > MAX_PAYLOAD_OFFSET as usize {
+        return None;
+    }
+    if v != 0 {
+        // The VLAN ID (low 12 bits of the TCI); priority and DEI stay.
+        let tci = unsafe { &mut *ptr_at::<[u8; 2]>(ctx, v)? };
+        let pcp = u16::from_be_bytes(*tci) & 0xf000;
+        *tci = (pcp | (dest.vlan & 0x0fff)).to_be_bytes();
+    }
+    let off = cfg.dst_off as usize;
+    if off > MAX_PAYLOAD_OFFSET as usize {
+        return None;
+    }
+    if cfg.dst_len == 16 {
+        let addr = unsafe { &mut *ptr_at::<[u8; 16]>(ctx, off)? };
+        *addr = dest.addr;
+    } else {
+        let c = cfg.ip_csum_off as usize;
+        if c > MAX_PAYLOAD_OFFSET as usize {
+            return None;
+        }
+        let addr = unsafe { &mut *ptr_at::<[u8; 4]>(ctx, off)? };
+        let check = unsafe { &mut *ptr_at::<[u8; 2]>(ctx, c)? };
+        addr.copy_from_slice(&dest.addr[..4]);
+        let sum = csum_add(!u16::from_be_bytes(*check), delta);
+        *check = (!fold16(u32::from(sum))).to_be_bytes();
+    }
+    Some(delta)
 }
 
 #[cfg(not(test))]

@@ -10,7 +10,7 @@ use std::{net::IpAddr, path::PathBuf, process::ExitCode, time::Duration};
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use traffic::{
-    frame::{FrameSizes, TrafficSpec},
+    frame::{Destinations, FrameSizes, TrafficSpec},
     generator::{GenConfig, Generator},
     iface,
     live_frames::{self, LiveConfig},
@@ -93,9 +93,9 @@ struct Traffic {
     /// CPUs for generator threads (comma list); live frames: one thread each.
     #[arg(long, value_delimiter = ',')]
     gen_cpus: Vec<usize>,
-    /// `gen --mode live-frames`: send to this many IPv4 destinations round
-    /// robin, from --dst-ip up (wrapping within its /24; a power of two up
-    /// to 256), so a forwarder sees traffic to many hosts.
+    /// `gen --mode live-frames`: send to this many consecutive destinations
+    /// round robin, from --dst-ip up, so a forwarder sees traffic to many
+    /// hosts.
     #[arg(long, default_value_t = 1)]
     destinations: u32,
 }
@@ -463,6 +463,7 @@ fn cmd_gen(a: GenArgs) -> Result<()> {
             batch: t.batch,
             bind: t.bind,
             cpus: t.gen_cpus.clone(),
+            destinations: None,
         })?
         .join()?,
         GenMode::LiveFrames => {
@@ -477,6 +478,7 @@ fn cmd_gen(a: GenArgs) -> Result<()> {
                     netns: a.netns.clone(),
                     ifindex,
                     template: spec.template(0, size),
+                    template_dst: spec.dst_ip,
                     stream_base: 0,
                     count,
                     duration,
@@ -487,7 +489,7 @@ fn cmd_gen(a: GenArgs) -> Result<()> {
                         t.gen_cpus.clone()
                     },
                     batch: t.batch.clamp(1, 256),
-                    destinations: t.destinations,
+                    destinations: Destinations::consecutive(&spec, t.destinations)?,
                 },
                 Default::default(),
                 Default::default(),
