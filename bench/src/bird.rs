@@ -357,7 +357,7 @@ impl InstallBench {
                 &n.to_string(),
                 // A forwarding table that holds them all.
                 "--fib-nodes-v4",
-                &crate::fixture::fib_sizes(1, n)
+                &crate::fixture::fib_sizes(1, n, crate::fixture::TableShape::Internet)
                     .nodes_v4
                     .unwrap_or_default()
                     .to_string(),

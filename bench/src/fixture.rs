@@ -40,24 +40,109 @@ pub const POLICE_BITS_PER_SEC: u64 = 100_000_000_000;
 /// Seed of the random part of the route table.
 pub const ROUTE_SEED: u64 = 0x5eed_0e5c_2026_0003;
 
-/// `count` distinct IPv4 prefixes, the probe's route and `count - 1` random
-/// unicast /24../32 that do not overlap it (so the probe's longest match is
-/// its own route), the probe's in the middle of the install order.
+/// The shape of a benchmark's route table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TableShape {
+    /// Shaped like the Internet's IPv4 table (what "a full table" means to
+    /// the users this emulator is for): prefix lengths drawn from
+    /// [`INTERNET_LENGTHS`], none longer than /24, since operators filter
+    /// those out of the default-free zone.
+    Internet,
+    /// Uniformly random /24../32: eight routes in nine longer than /24, so
+    /// nearly every route needs forwarding-table nodes of its own. The
+    /// adversarial case of the table's memory and of a lookup's cache
+    /// misses.
+    Random,
+}
+
+impl TableShape {
+    pub fn name(self) -> &'static str {
+        match self {
+            TableShape::Internet => "internet",
+            TableShape::Random => "random",
+        }
+    }
+}
+
+/// Prefix lengths of the Internet's IPv4 table, per mille of its prefixes
+/// (rounded from the public breakdowns of the default-free zone: the CIDR
+/// report, APNIC's yearly "BGP in 20xx" and RIPE Labs' "Visibility of
+/// prefix lengths"): about 60 % /24, then /22, /23, /21, /20; /8../15
+/// together under 1 %; nothing longer than /24.
+pub const INTERNET_LENGTHS: [(u8, u32); 17] = [
+    (8, 1),
+    (9, 1),
+    (10, 1),
+    (11, 1),
+    (12, 1),
+    (13, 1),
+    (14, 1),
+    (15, 1),
+    (16, 13),
+    (17, 8),
+    (18, 15),
+    (19, 30),
+    (20, 43),
+    (21, 50),
+    (22, 130),
+    (23, 104),
+    (24, 599),
+];
+const _: () = {
+    let mut sum = 0;
+    let mut i = 0;
+    while i < INTERNET_LENGTHS.len() {
+        sum += INTERNET_LENGTHS[i].1;
+        i += 1;
+    }
+    assert!(sum == 1000);
+};
+
+/// A prefix length of `shape`, from random bits `r`.
+fn prefix_len(shape: TableShape, r: u32) -> u8 {
+    match shape {
+        TableShape::Random => 24 + (r % 9) as u8,
+        TableShape::Internet => {
+            let mut at = r % 1000;
+            for (len, share) in INTERNET_LENGTHS {
+                if at < share {
+                    return len;
+                }
+                at -= share;
+            }
+            24
+        }
+    }
+}
+
+/// The main table of the benchmarks: Internet-shaped (see
+/// [`route_table_of`]).
 pub fn route_table(count: usize) -> Vec<Ipv4Net> {
+    route_table_of(TableShape::Internet, count)
+}
+
+/// `count` distinct IPv4 prefixes of `shape`, the probe's route and
+/// `count - 1` random unicast prefixes that do not overlap it (so the
+/// probe's longest match is its own route), the probe's in the middle of
+/// the install order. Prefixes may cover one another, as in real tables.
+pub fn route_table_of(shape: TableShape, count: usize) -> Vec<Ipv4Net> {
     let probe: Ipv4Net = PROBE_ROUTE.parse().expect("valid probe route");
-    let mut rng = Rng::new(ROUTE_SEED);
+    let mut rng = Rng::new(match shape {
+        TableShape::Random => ROUTE_SEED,
+        TableShape::Internet => ROUTE_SEED ^ 0x1e7,
+    });
     let mut seen = HashSet::with_capacity(count);
     let mut table = Vec::with_capacity(count);
     while table.len() + 1 < count {
         let r = rng.next_u64();
         let addr = Ipv4Addr::from(r as u32);
-        let len = 24 + (r >> 32) as u8 % 9;
+        let len = prefix_len(shape, (r >> 32) as u32);
         let first = addr.octets()[0];
         if first == 0 || first == 127 || first >= 224 {
             continue;
         }
         let net = Ipv4Net::new(addr, len).expect("length <= 32").trunc();
-        if probe.contains(&net.network()) || !seen.insert(net) {
+        if net.contains(&probe.network()) || probe.contains(&net.network()) || !seen.insert(net) {
             continue;
         }
         table.push(net);
@@ -104,11 +189,14 @@ pub enum Write {
 }
 
 /// Forwarding table sizes that hold `domains` domains of `count` routes of
-/// `route_table` each: a /25../32 route takes an IPv4 node of its own
-/// (few share a /24), and each /16 that holds a route one more (at most
-/// 65,536 of them).
-pub fn fib_sizes(domains: usize, count: usize) -> FibSizes {
-    let per_domain = count + count.min(1 << 16);
+/// `route_table_of(shape, ..)` each: a route of /17../24 takes at most an
+/// IPv4 node for its /16 (at most 65,536 of them), and a route longer than
+/// /24 one more (few share a /24 in a random table).
+pub fn fib_sizes(domains: usize, count: usize, shape: TableShape) -> FibSizes {
+    let per_domain = match shape {
+        TableShape::Random => count + count.min(1 << 16),
+        TableShape::Internet => count.min(1 << 16),
+    };
     let nodes = (domains * per_domain).saturating_add(msee_abi::fib::FIB_DEFAULT_POOL_V4 as usize);
     FibSizes {
         slots: Some((domains as u32).max(msee_abi::fib::FIB_DEFAULT_SLOTS)),
@@ -118,14 +206,27 @@ pub fn fib_sizes(domains: usize, count: usize) -> FibSizes {
 }
 
 /// An msee with one circuit side on `lo` whose only link loops back to the
-/// MSEE, and `routes` routes over it. Returns it and the install time.
+/// MSEE, and `routes` routes of [`route_table`] over it. Returns it and the
+/// install time.
 pub fn msee_with_routes(routes: usize, write: Write) -> Result<(Msee, Duration)> {
     msee_from(None, routes, write)
 }
 
 /// As `msee_with_routes`, from `object` (another build) if given.
 pub fn msee_from(object: Option<&[u8]>, routes: usize, write: Write) -> Result<(Msee, Duration)> {
-    msee_sized(object, routes, write, fib_sizes(1, routes))
+    let shape = TableShape::Internet;
+    msee_sized(object, routes, shape, write, fib_sizes(1, routes, shape))
+}
+
+/// As `msee_with_routes`, on a table of `shape`.
+pub fn msee_shaped(shape: TableShape, routes: usize) -> Result<(Msee, Duration)> {
+    msee_sized(
+        None,
+        routes,
+        shape,
+        Write::Batch,
+        fib_sizes(1, routes, shape),
+    )
 }
 
 /// As `msee_with_routes`, with no forwarding table: every lookup that
@@ -135,12 +236,13 @@ pub fn msee_trie_only(routes: usize) -> Result<(Msee, Duration)> {
         slots: Some(0),
         ..Default::default()
     };
-    msee_sized(None, routes, Write::Batch, none)
+    msee_sized(None, routes, TableShape::Internet, Write::Batch, none)
 }
 
 fn msee_sized(
     object: Option<&[u8]>,
     routes: usize,
+    shape: TableShape,
     write: Write,
     fib: FibSizes,
 ) -> Result<(Msee, Duration)> {
@@ -189,7 +291,7 @@ fn msee_sized(
             preference: 0,
         }],
     )?;
-    let table = route_table(routes);
+    let table = route_table_of(shape, routes);
     let route = Route {
         group: LOOP_GROUP,
         flags: 0,
@@ -215,4 +317,35 @@ fn msee_sized(
     }
     let install = start.elapsed();
     Ok((m, install))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_have_their_shape_and_the_probe_route_alone_covers_the_probe() {
+        let probe: Ipv4Net = PROBE_ROUTE.parse().unwrap();
+        for shape in [TableShape::Internet, TableShape::Random] {
+            let t = route_table_of(shape, 100_000);
+            assert_eq!(t.len(), 100_000);
+            assert_eq!(t.iter().collect::<HashSet<_>>().len(), t.len(), "distinct");
+            let covering: Vec<_> = t.iter().filter(|p| p.contains(&PROBE_DST)).collect();
+            assert_eq!(covering, [&probe], "{shape:?}");
+            let share = |len: u8| {
+                t.iter().filter(|p| p.prefix_len() == len).count() as f64 / t.len() as f64
+            };
+            match shape {
+                TableShape::Internet => {
+                    assert!(t.iter().all(|p| (8..=24).contains(&p.prefix_len())));
+                    assert!((0.57..0.63).contains(&share(24)), "{}", share(24));
+                    assert!((0.11..0.15).contains(&share(22)), "{}", share(22));
+                }
+                TableShape::Random => {
+                    assert!(t.iter().all(|p| p.prefix_len() >= 24));
+                    assert!((0.09..0.13).contains(&share(32)), "{}", share(32));
+                }
+            }
+        }
+    }
 }

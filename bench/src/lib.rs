@@ -50,7 +50,8 @@ pub struct DataplaneArgs {
     #[arg(long, default_value_t = 15)]
     pub lab_rounds: usize,
     /// Route installation only (`install`: through the API and from a BGP
-    /// peer; `bgp-install`: from a BGP peer).
+    /// peer; `bgp-install`: from a BGP peer), or the per-packet sections
+    /// only (`per-packet`: no lab, no installation).
     #[arg(long, value_enum)]
     pub only: Option<Only>,
     /// Runs per table size of the install from a BGP peer (0: skip it).
@@ -82,6 +83,7 @@ pub struct DataplaneArgs {
 pub enum Only {
     Install,
     BgpInstall,
+    PerPacket,
 }
 
 /// A count that must be at least 1.

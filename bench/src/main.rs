@@ -191,6 +191,7 @@ fn run(cli: Cli) -> Result<()> {
 /// and the lab, then route installation.
 fn dataplane(args: &DataplaneArgs) -> Result<Value> {
     let mut report = match args.only {
+        Some(Only::PerPacket) => return Ok(per_packet::measure(args)?.0),
         Some(_) => json!({ "only": "install" }),
         None => {
             let (mut report, mut loaded) = per_packet::measure(args)?;

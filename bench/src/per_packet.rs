@@ -673,8 +673,10 @@ pub fn render_method(w: &mut String, r: &Value) -> Result<()> {
     )?;
     writeln!(
         w,
-        "- Routes: the probe's route ({}) plus random unicast /24../32 prefixes \
-         (splitmix64, seed {:#x}) that do not overlap it, all in one routing \
+        "- Routes: the probe's route ({}) plus random unicast prefixes of the \
+         Internet table's lengths (/8../24, about 60 % /24; see Many \
+         destinations) (splitmix64, seeded from {:#x}) that do not overlap \
+         it, all in one routing \
          domain. Policing: {} Gbit/s on both directions of the link, far above \
          what one core can send, so it costs its time but drops nothing.",
         r["probe_route"].as_str().unwrap_or("?"),

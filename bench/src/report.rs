@@ -90,6 +90,7 @@ pub fn render(
     let generators = r.get("generators").and_then(Value::as_array);
     let mut t = Targets::new(w)?;
     per_packet::targets(&mut t, r)?;
+    destinations::targets(&mut t, r)?;
     if let Some(lab) = lab {
         lab::targets(&mut t, lab)?;
     }

@@ -264,6 +264,17 @@ fn the_operator_sees_what_the_circuit_carried() {
     assert!(
         exposition.contains("msee_bgp_session_up{session=\"er-ops/AzurePrivatePeering/primary\"")
     );
+    // The forwarding table holds the circuit's domains: no lookup falls
+    // back to the LPM trie.
+    let value = |line: &str| {
+        exposition
+            .lines()
+            .find_map(|l| l.strip_prefix(line)?.trim().parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no {line} in\n{exposition}"))
+    };
+    assert_eq!(value("msee_fib_fallback_lookups_total{family=\"ipv4\"}"), 0);
+    assert!(value("msee_fib_table_domains") >= 1);
+    assert!(value("msee_fib_table_nodes{family=\"ipv4\"}") > 0);
     let pps = 2000;
     let count = 16_000; // 8 s
     let stream = {

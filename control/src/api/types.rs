@@ -215,6 +215,10 @@ pub struct FibView {
     pub record: crate::rib::InstallRecord,
     pub routes: usize,
     pub groups: usize,
+    /// The forwarding table in front of the LPM tries: occupancy and the
+    /// lookups left to the tries.
+    #[serde(default)]
+    pub table: crate::metrics::snapshot::FibTableSample,
     pub lookup: Vec<LookupView>,
 }
 

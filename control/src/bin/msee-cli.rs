@@ -475,6 +475,23 @@ fn render_fib(v: &FibView) -> String {
     if let Some(e) = &r.last_write_error {
         out += &format!("last refusal: {e}\n");
     }
+    let t = &v.table;
+    out += &format!(
+        "forwarding table: {} of {} domain slots in use; nodes in use IPv4 {} of {} ({} B each), IPv6 {} of {} ({} B each); {} MiB of maps\n",
+        t.slots_used,
+        t.slots,
+        t.nodes_in_use[0],
+        t.nodes[0],
+        t.node_bytes[0],
+        t.nodes_in_use[1],
+        t.nodes[1],
+        t.node_bytes[1],
+        t.map_bytes >> 20
+    );
+    out += &format!(
+        "looked up in the LPM tries (no table of the family): {} domains IPv4, {} IPv6; {} lookups IPv4, {} IPv6\n",
+        t.domains_on_trie[0], t.domains_on_trie[1], t.fallback_lookups[0], t.fallback_lookups[1]
+    );
     out
 }
 
@@ -767,6 +784,22 @@ mod tests {
             t.contains("OUT OF STEP: 3 route writes")
                 && t.contains("1 failed")
                 && t.contains("ENOMEM"),
+            "{t}"
+        );
+        // The forwarding table's occupancy and fallback counter.
+        let v = serde_json::json!({"circuits": ["er-lab"], "now_ns": 1, "cpu_ns": 1, "routes": 12, "groups": 2,
+            "lookup": [], "record": {"updates": 3, "prefixes_announced": 10, "prefixes_withdrawn": 0,
+            "first_update_ns": null, "last_update_ns": null, "batches": 4, "failed_batches": 0,
+            "routes_upserted": 12, "routes_removed": 0, "groups_added": 2, "groups_freed": 0,
+            "first_write_ns": null, "last_write_ns": null},
+            "table": {"fallback_lookups": [7, 0], "nodes_in_use": [5, 0], "nodes": [65536, 65536],
+            "node_bytes": [1024, 64], "slots": 256, "slots_used": 2, "domains_on_trie": [1, 0],
+            "map_bytes": 200_000_000u64}});
+        let t = render(&Command::Fib, v).unwrap();
+        assert!(
+            t.contains("2 of 256 domain slots")
+                && t.contains("IPv4 5 of 65536 (1024 B each)")
+                && t.contains("1 domains IPv4, 0 IPv6; 7 lookups IPv4"),
             "{t}"
         );
         // An answer of another shape is an error, not a blank table.

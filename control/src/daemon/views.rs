@@ -179,6 +179,7 @@ impl Daemon {
                     record: self.routing.install.clone(),
                     routes: self.routing.fib.route_count(),
                     groups: self.routing.fib.group_count(),
+                    table: self.fib_table_sample(),
                     lookup: lookups,
                 })
             }

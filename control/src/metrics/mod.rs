@@ -295,6 +295,58 @@ impl Collector for SnapshotCollector {
             "Next-hop groups in the dataplane",
             [(none(), int(d.groups))],
         )?;
+        let t = &d.fib_table;
+        let by_family = |v: [u64; 2]| {
+            [("ipv4", v[0]), ("ipv6", v[1])].map(|(f, n)| (vec![("family", f.to_owned())], n))
+        };
+        counters(
+            enc,
+            "msee_fib_fallback_lookups",
+            "Lookups the LPM trie answered because the routing domain had no forwarding table of the family (no slot left, or the node pool ran out)",
+            by_family(t.fallback_lookups),
+        )?;
+        gauges(
+            enc,
+            "msee_fib_table_nodes_in_use",
+            "Nodes of the forwarding table's pool in use, per family",
+            by_family(t.nodes_in_use).map(|(l, n)| (l, int(n))),
+        )?;
+        gauges(
+            enc,
+            "msee_fib_table_nodes",
+            "Nodes of the forwarding table's pool in all (its capacity), per family",
+            by_family(t.nodes).map(|(l, n)| (l, int(n))),
+        )?;
+        gauges(
+            enc,
+            "msee_fib_table_node_bytes",
+            "Bytes of one node of the forwarding table, per family",
+            by_family(t.node_bytes).map(|(l, n)| (l, int(n))),
+        )?;
+        gauges(
+            enc,
+            "msee_fib_table_domains",
+            "Routing domains with a forwarding table of their own",
+            [(none(), int(t.slots_used))],
+        )?;
+        gauges(
+            enc,
+            "msee_fib_table_slots",
+            "Forwarding tables the dataplane has room for (domain slots)",
+            [(none(), int(t.slots))],
+        )?;
+        gauges(
+            enc,
+            "msee_fib_table_domains_on_trie",
+            "Routing domains with routes of the family that the forwarding table does not hold (looked up in the LPM trie)",
+            by_family(t.domains_on_trie).map(|(l, n)| (l, int(n))),
+        )?;
+        gauges(
+            enc,
+            "msee_fib_table_map_bytes",
+            "Bytes of the forwarding table's maps, both families",
+            [(none(), int(t.map_bytes))],
+        )?;
         gauges(
             enc,
             "msee_build_info",

@@ -76,6 +76,30 @@ pub struct DaemonSample {
     /// Routes and next-hop groups in the dataplane now.
     pub routes: u64,
     pub groups: u64,
+    /// The forwarding table in front of the LPM tries.
+    #[serde(default)]
+    pub fib_table: FibTableSample,
+}
+
+/// The forwarding table's occupancy (`dataplane::FibStats`) and the lookups
+/// it left to the LPM tries; per family, IPv4 then IPv6.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FibTableSample {
+    /// Packets whose route the LPM trie gave (the domain had no table of
+    /// the family), summed over CPUs: a counter.
+    pub fallback_lookups: [u64; 2],
+    /// Pool nodes in use and in all.
+    pub nodes_in_use: [u64; 2],
+    pub nodes: [u64; 2],
+    /// Bytes of a node.
+    pub node_bytes: [u64; 2],
+    /// Domain slots (tables), and domains holding one.
+    pub slots: u64,
+    pub slots_used: u64,
+    /// Domains with routes of the family that the table does not hold.
+    pub domains_on_trie: [u64; 2],
+    /// Bytes of the table's maps (allocated whole at load).
+    pub map_bytes: u64,
 }
 
 /// Everything at one instant.

@@ -68,6 +68,16 @@ fn sample() -> Snapshot {
             fib_write_errors: 0,
             routes: 8,
             groups: 2,
+            fib_table: FibTableSample {
+                fallback_lookups: [12, 3],
+                nodes_in_use: [40, 2],
+                nodes: [65536, 65536],
+                node_bytes: [1024, 64],
+                slots: 256,
+                slots_used: 2,
+                domains_on_trie: [1, 0],
+                map_bytes: 200_000_000,
+            },
         },
     }
 }
@@ -122,6 +132,12 @@ fn the_exposition_names_each_figure_with_its_labels() {
     assert!(text.contains("msee_fib_route_writes_total{op=\"upsert\"} 9"));
     assert!(text.contains("msee_fib_write_errors_total 0"));
     assert!(text.contains("msee_build_info{version=\"0.1.0\"} 1"));
+    assert!(text.contains("msee_fib_fallback_lookups_total{family=\"ipv4\"} 12"));
+    assert!(text.contains("msee_fib_fallback_lookups_total{family=\"ipv6\"} 3"));
+    assert!(text.contains("msee_fib_table_nodes_in_use{family=\"ipv4\"} 40"));
+    assert!(text.contains("msee_fib_table_nodes{family=\"ipv6\"} 65536"));
+    assert!(text.contains("msee_fib_table_domains 2"));
+    assert!(text.contains("msee_fib_table_domains_on_trie{family=\"ipv4\"} 1"));
     assert!(!text.contains("# EOF"), "Prometheus text, not OpenMetrics");
 }
 

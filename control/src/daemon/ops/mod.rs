@@ -20,7 +20,10 @@ use crate::{
     estate::{LinkSpec, Side},
     metrics::{
         Published,
-        snapshot::{BfdSample, DaemonSample, DirCounters, LinkSample, SessionSample, Snapshot},
+        snapshot::{
+            BfdSample, DaemonSample, DirCounters, FibTableSample, LinkSample, SessionSample,
+            Snapshot,
+        },
     },
 };
 
@@ -126,6 +129,27 @@ impl Daemon {
     pub(super) fn ops_refresh(&mut self) {
         let s = self.snapshot(unix_ms());
         self.ops.published.set(s);
+    }
+
+    /// The forwarding table's occupancy and fallback counter, as the
+    /// metrics and `msee-cli fib` show them.
+    pub(super) fn fib_table_sample(&self) -> FibTableSample {
+        let st = self.msee.fib_stats();
+        let fallback_lookups = self.msee.fib_fallback_lookups().unwrap_or_else(|e| {
+            warn!("reading the FIB fallback counter: {e}");
+            [0; 2]
+        });
+        let on_trie = |v6: bool| st.on_trie.iter().filter(|(_, f)| *f == v6).count() as u64;
+        FibTableSample {
+            fallback_lookups,
+            nodes_in_use: st.nodes_in_use.map(u64::from),
+            nodes: st.nodes.map(u64::from),
+            node_bytes: st.node_bytes.map(u64::from),
+            slots: u64::from(st.slots),
+            slots_used: u64::from(st.slots_used),
+            domains_on_trie: [on_trie(false), on_trie(true)],
+            map_bytes: st.map_bytes,
+        }
     }
 
     fn snapshot(&mut self, now_ms: u64) -> Snapshot {
@@ -249,6 +273,7 @@ impl Daemon {
                 fib_write_errors: install.failed_batches,
                 routes: self.routing.fib.route_count() as u64,
                 groups: self.routing.fib.group_count() as u64,
+                fib_table: self.fib_table_sample(),
             },
         }
     }
