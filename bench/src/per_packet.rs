@@ -28,7 +28,8 @@ use crate::{
     stats::stats,
 };
 
-/// msee with 10,000 routes and policing keeps this share of the baseline's pps.
+/// In the lab: msee with 10,000 routes and policing keeps this share of
+/// the bare redirect's pps.
 pub const TARGET_VS_BASELINE: f64 = 0.9;
 /// msee with 1,000,000 routes keeps this share of its own 1-route pps.
 pub const TARGET_VS_ONE_ROUTE: f64 = 0.8;
@@ -486,16 +487,11 @@ fn config(r: &Value, routes: u64, policing: bool) -> Result<&Value> {
         })
 }
 
-/// The per-packet target rows.
+/// The per-packet target rows. msee against `baseline` here is shown in
+/// the table, not held to a target: it compares a router with a program
+/// that does nothing (issue #23 retired that row; the lab holds msee to
+/// the bare redirect and to the kernel-FIB forwarder instead).
 pub fn targets(t: &mut Targets<'_>, r: &Value) -> Result<()> {
-    let t1 = num(config(r, 10_000, true)?, &["baseline_over_msee", "median"])?;
-    t.row(
-        "msee, 10,000 routes, policing: pps vs baseline pps",
-        &format!("{t1:.3}"),
-        &format!("≥ {TARGET_VS_BASELINE:.2}"),
-        t1 >= TARGET_VS_BASELINE,
-        format!("{t1:.3}, below {TARGET_VS_BASELINE:.2}"),
-    )?;
     for policing in [true, false] {
         let v = num(
             config(r, 1_000_000, policing)?,
