@@ -416,6 +416,14 @@ pub fn measure(
         }
         configs.push(v);
     }
+    // The many-circuits samples, beside msee with 10,000 routes.
+    let circuits = match instances
+        .iter()
+        .position(|(n, r, _)| n == "msee" && *r == CIRCUIT_ROUTES)
+    {
+        Some(i) => Some(measure_circuits(rounds, &lb, instances[i].2)?),
+        None => None,
+    };
     // The two-core samples: msee with 10,000 routes, the probe only.
     let cores = match instances
         .iter()
@@ -425,6 +433,7 @@ pub fn measure(
         _ => None,
     };
     Ok(json!({
+        "circuits": circuits,
         "cores": cores,
         "rounds": rounds,
         "warmup_s": WARMUP.as_secs_f64(),
@@ -638,7 +647,7 @@ pub fn render(w: &mut String, lab: &Value) -> Result<()> {
     render_cores(w, lab)?;
     let spread: Vec<&Value> = configs.iter().filter(|c| !one_destination(c)).collect();
     if spread.is_empty() {
-        return Ok(());
+        return render_circuits(w, lab);
     }
     writeln!(
         w,
@@ -665,7 +674,7 @@ pub fn render(w: &mut String, lab: &Value) -> Result<()> {
          traffic, \"vs one destination\" against the same msee's \
          one-destination sample, both of the same round.\n"
     )?;
-    Ok(())
+    render_circuits(w, lab)
 }
 
 /// Whether a lab configuration sent to one destination (the main table and
@@ -941,6 +950,221 @@ fn render_cores(w: &mut String, lab: &Value) -> Result<()> {
         w,
         "\nFrames msee's primary link received per CPU over its 2-core samples: {}.\n",
         per_cpu.join(" / ")
+    )?;
+    Ok(())
+}
+
+// ---- Many circuits.
+
+/// Circuits of the many-circuits samples: each its own routing domain of
+/// [`CIRCUIT_ROUTES`] Internet-shaped routes and its own ingress link, on
+/// an outer VLAN of msee's primary port (circuit c on `FIRST_VLAN + c`).
+const CIRCUITS: u16 = 100;
+const CIRCUIT_ROUTES: usize = 10_000;
+const FIRST_VLAN: u16 = 100;
+/// Circuit c's routing domain and ingress link ids (clear of the lab's).
+const FIRST_CIRCUIT_DOMAIN: u32 = 1000;
+const FIRST_CIRCUIT_LINK: u32 = 10;
+
+/// msee with [`CIRCUITS`] circuits loaded (each a domain of
+/// [`CIRCUIT_ROUTES`] routes, an ingress link with its policers, an
+/// attachment on its VLAN, all routed out of the azure port), and its
+/// destinations: across every circuit's table, each in its circuit's
+/// VLAN, or across the first circuit's only.
+fn msee_with_circuits(lb: &LabBench) -> Result<(Msee, [(Vec<IpAddr>, Vec<u16>); 2])> {
+    use crate::fixture::{TableShape, fib_sizes};
+    let mut m = Msee::load(&dataplane::LoadOptions {
+        fib: fib_sizes(usize::from(CIRCUITS), CIRCUIT_ROUTES, TableShape::Internet),
+        ..Default::default()
+    })
+    .context("loading msee for the many-circuits samples")?;
+    lab_program(&mut m, lb)?;
+    let table = route_table(CIRCUIT_ROUTES);
+    let mut entries = Vec::with_capacity(usize::from(CIRCUITS) * table.len());
+    for c in 0..CIRCUITS {
+        let (link, domain, vlan) = (
+            FIRST_CIRCUIT_LINK + u32::from(c),
+            FIRST_CIRCUIT_DOMAIN + u32::from(c),
+            FIRST_VLAN + c,
+        );
+        m.set_link(
+            link,
+            Link {
+                ifindex: lb.primary_ifindex,
+                outer_vlan: vlan,
+                outer_tpid: msee_abi::ETH_P_8021Q,
+                role: LinkRole::Primary as u8,
+                src_mac: lb.primary_mac,
+                dst_mac: lb.onprem_mac,
+                circuit: u32::from(c) + 1,
+                ..Default::default()
+            },
+        )?;
+        m.set_link_state(link, true)?;
+        for dir in Direction::ALL {
+            m.set_policer(link, dir, POLICE_BITS_PER_SEC, None)?;
+        }
+        m.set_attachment(
+            AttachmentKey {
+                ifindex: lb.primary_ifindex,
+                outer_vlan: vlan,
+                inner_vlan: 0,
+            },
+            Attachment {
+                link,
+                domain,
+                circuit: u32::from(c) + 1,
+                peering: PeeringKind::Private as u8,
+                role: LinkRole::Primary as u8,
+                mac: lb.primary_mac,
+                ..Default::default()
+            },
+        )?;
+        let route = Route {
+            group: LAB_GROUP,
+            flags: 0,
+        };
+        entries.extend(table.iter().map(|p| (domain, ipnet::IpNet::V4(*p), route)));
+    }
+    m.upsert_routes(&entries)?;
+    // The same draws of prefixes and hosts for both lists; the circuit of
+    // each destination drawn apart (seeded).
+    let addrs = spread_destinations(CIRCUIT_ROUTES, LAB_DESTINATIONS);
+    let mut rng = testkit::Rng::new(crate::fixture::ROUTE_SEED ^ 0xc1c);
+    let all: Vec<u16> = (0..addrs.len())
+        .map(|_| FIRST_VLAN + (rng.next_u64() % u64::from(CIRCUITS)) as u16)
+        .collect();
+    let first = vec![FIRST_VLAN; addrs.len()];
+    Ok((m, [(addrs.clone(), all), (addrs, first)]))
+}
+
+/// msee with 100 circuits loaded, traffic to 65,536 destinations across
+/// every circuit's domain and across the first circuit's only, and the
+/// one-circuit msee (`one`, 10,000 routes, untagged) with the same
+/// addresses, interleaved per round.
+fn measure_circuits(rounds: usize, lb: &LabBench, one: &mut Msee) -> Result<Value> {
+    eprintln!("msee-bench: loading {CIRCUITS} circuits of {CIRCUIT_ROUTES} routes for the lab...");
+    let (mut many, [(addrs, all), (_, first)]) = msee_with_circuits(lb)?;
+    let memory = many.fib_stats();
+    let ns = lb.ns_msee();
+    let mut tagged = lb.path.clone();
+    tagged.spec.vlans = vec![FIRST_VLAN];
+    // (label, 100 circuits?, VLANs)
+    let plan: [(&str, bool, &[u16]); 3] = [
+        ("1 circuit", false, &[]),
+        ("100 circuits, traffic to the first", true, &first),
+        ("100 circuits, traffic to all", true, &all),
+    ];
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); plan.len()];
+    eprintln!("msee-bench: lab throughput with {CIRCUITS} circuits, {rounds} rounds...");
+    for round in 0..=rounds {
+        for (slot, &(label, hundred, vlans)) in samples.iter_mut().zip(&plan) {
+            let m: &mut Msee = if hundred { &mut many } else { one };
+            netns::within(&ns, || m.attach(lb.primary_ifindex, AttachMode::Native))??;
+            let path = if hundred { &tagged } else { &lb.path };
+            let s = crate::throughput::measure_tagged(
+                path,
+                GenKind::LiveFrames,
+                &addrs,
+                vlans,
+                &[GEN_CPU],
+                WARMUP,
+                WINDOW,
+            );
+            netns::within(&ns, || m.detach_all())??;
+            let s = s.with_context(|| format!("lab sample msee, {label}"))?;
+            eprintln!(
+                "msee-bench:   msee, {label}: {:.0} pps forwarded ({:.0} pps sent)",
+                s.rx_pps, s.tx_pps
+            );
+            if round > 0 {
+                slot.push(s);
+            }
+        }
+    }
+    let mut drops = 0;
+    for c in 0..u32::from(CIRCUITS) {
+        drops += many
+            .link_counters(FIRST_CIRCUIT_LINK + c, Direction::Rx)?
+            .total_drops();
+    }
+    let configs: Vec<Value> = plan
+        .iter()
+        .zip(&samples)
+        .map(|(&(label, _, _), s)| {
+            json!({
+                "traffic": label,
+                "rx_pps": sample_json(s, |x| x.rx_pps),
+                "tx_pps": sample_json(s, |x| x.tx_pps),
+                "vs_one_circuit": stats(
+                    &s.iter()
+                        .zip(&samples[0])
+                        .map(|(m, b)| m.rx_pps / b.rx_pps.max(1.0))
+                        .collect::<Vec<_>>(),
+                ),
+            })
+        })
+        .collect();
+    Ok(json!({
+        "circuits": CIRCUITS,
+        "routes_per_circuit": CIRCUIT_ROUTES,
+        "destinations": addrs.len(),
+        "configs": configs,
+        "ingress_drops": drops,
+        "fib_nodes_v4": memory.nodes_in_use[0],
+        "fib_node_bytes_v4": msee_abi::fib::FIB_V4.node_bytes(),
+    }))
+}
+
+/// The many-circuits table (none when not measured).
+fn render_circuits(w: &mut String, lab: &Value) -> Result<()> {
+    let c = &lab["circuits"];
+    if c.is_null() {
+        return Ok(());
+    }
+    writeln!(
+        w,
+        "### Many circuits\n\n\
+         msee with {} circuits loaded, each a routing domain of {} \
+         Internet-shaped routes, an ingress link (policed at 100 Gbit/s) and \
+         an attachment on its own VLAN of msee's primary port, all routed \
+         out of the azure port; the forwarding table holds {} IPv4 nodes \
+         ({:.0} MiB). The generator sends to {} destinations (the spread \
+         samples' addresses over a 10,000-route table), tagged: across the \
+         first circuit only, or each in the VLAN of a random circuit (its \
+         domain holds the same prefixes). \"1 circuit\" is the msee with \
+         10,000 routes above, untagged, the same addresses, in the same \
+         rounds. msee's drops on the circuits' links over all samples: {}.\n",
+        num(c, &["circuits"])?,
+        thousands(num(c, &["routes_per_circuit"])? as u64),
+        thousands(num(c, &["fib_nodes_v4"])? as u64),
+        num(c, &["fib_nodes_v4"])? * num(c, &["fib_node_bytes_v4"])? / f64::from(1 << 20),
+        thousands(num(c, &["destinations"])? as u64),
+        num(c, &["ingress_drops"])?,
+    )?;
+    writeln!(
+        w,
+        "| msee | forwarded Mpps (median) | min–max | offered Mpps | vs 1 circuit |"
+    )?;
+    writeln!(w, "|---|---|---|---|---|")?;
+    for k in c["configs"]
+        .as_array()
+        .context("msee-bench JSON lacks lab.circuits.configs")?
+    {
+        writeln!(
+            w,
+            "| {} | {:.3} | {:.3}–{:.3} | {:.3} | {:.3} |",
+            k["traffic"].as_str().unwrap_or("?"),
+            num(k, &["rx_pps", "median"])? / 1e6,
+            num(k, &["rx_pps", "min"])? / 1e6,
+            num(k, &["rx_pps", "max"])? / 1e6,
+            num(k, &["tx_pps", "median"])? / 1e6,
+            num(k, &["vs_one_circuit", "median"])?,
+        )?;
+    }
+    writeln!(
+        w,
+        "\nNo target applies here; the per-packet one (100 circuits loaded vs 1) is under \"Scale of one daemon\".\n"
     )?;
     Ok(())
 }

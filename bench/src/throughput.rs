@@ -100,6 +100,21 @@ pub fn measure(
     warmup: Duration,
     window: Duration,
 ) -> Result<Sample> {
+    measure_tagged(path, kind, destinations, &[], cpus, warmup, window)
+}
+
+/// [`measure`], each of `destinations` in the outer VLAN of the same index
+/// in `vlans` (none: the path's own tags), for traffic spread over many
+/// attachments of one port.
+pub fn measure_tagged(
+    path: &Path,
+    kind: GenKind,
+    destinations: &[IpAddr],
+    vlans: &[u16],
+    cpus: &[usize],
+    warmup: Duration,
+    window: Duration,
+) -> Result<Sample> {
     let tx_ns = Some(path.tx_ns.as_str());
     let rx_ns = Some(path.rx_ns.as_str());
     let tx_ifindex = iface::ifindex(tx_ns, &path.tx_if)?;
@@ -113,14 +128,19 @@ pub fn measure(
     let stop = Arc::new(AtomicBool::new(false));
     let destinations = match destinations {
         [] | [_] => None,
-        many => Some(Destinations::new(&path.spec, many.to_vec())?),
+        many if vlans.is_empty() => Some(Destinations::new(&path.spec, many.to_vec())?),
+        many => Some(
+            Destinations::new(&path.spec, many.to_vec())?.with_vlans(&path.spec, vlans.to_vec())?,
+        ),
     };
     let finish: Box<dyn FnOnce() -> Result<GenReport>> = match kind {
         GenKind::LiveFrames => {
             let cfg = LiveConfig {
                 netns: Some(path.tx_ns.clone()),
                 ifindex: tx_ifindex,
-                template: path.spec.template(0, size),
+                // Tagged frames need a few bytes more than 64 for the
+                // test payload.
+                template: path.spec.template(0, size.max(path.spec.min_frame())),
                 template_dst: path.spec.dst_ip,
                 stream_base: 0,
                 count,
