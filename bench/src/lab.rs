@@ -966,12 +966,15 @@ const FIRST_VLAN: u16 = 100;
 const FIRST_CIRCUIT_DOMAIN: u32 = 1000;
 const FIRST_CIRCUIT_LINK: u32 = 10;
 
+/// Destinations and, for each, the outer VLAN it is sent in.
+type Tagged = (Vec<IpAddr>, Vec<u16>);
+
 /// msee with [`CIRCUITS`] circuits loaded (each a domain of
 /// [`CIRCUIT_ROUTES`] routes, an ingress link with its policers, an
 /// attachment on its VLAN, all routed out of the azure port), and its
 /// destinations: across every circuit's table, each in its circuit's
 /// VLAN, or across the first circuit's only.
-fn msee_with_circuits(lb: &LabBench) -> Result<(Msee, [(Vec<IpAddr>, Vec<u16>); 2])> {
+fn msee_with_circuits(lb: &LabBench) -> Result<(Msee, [Tagged; 2])> {
     use crate::fixture::{TableShape, fib_sizes};
     let mut m = Msee::load(&dataplane::LoadOptions {
         fib: fib_sizes(usize::from(CIRCUITS), CIRCUIT_ROUTES, TableShape::Internet),
@@ -1049,19 +1052,38 @@ fn measure_circuits(rounds: usize, lb: &LabBench, one: &mut Msee) -> Result<Valu
     let ns = lb.ns_msee();
     let mut tagged = lb.path.clone();
     tagged.spec.vlans = vec![FIRST_VLAN];
-    // (label, 100 circuits?, VLANs)
-    let plan: [(&str, bool, &[u16]); 3] = [
-        ("1 circuit", false, &[]),
-        ("100 circuits, traffic to the first", true, &first),
-        ("100 circuits, traffic to all", true, &all),
+    // The one-circuit msee also on the first circuit's VLAN: what tagged
+    // traffic costs, apart from the circuits loaded.
+    one.set_attachment(
+        AttachmentKey {
+            ifindex: lb.primary_ifindex,
+            outer_vlan: FIRST_VLAN,
+            inner_vlan: 0,
+        },
+        Attachment {
+            link: LAB_IN_LINK,
+            domain: DOMAIN,
+            circuit: 1,
+            peering: PeeringKind::Private as u8,
+            role: LinkRole::Primary as u8,
+            mac: lb.primary_mac,
+            ..Default::default()
+        },
+    )?;
+    // (label, 100 circuits?, tagged?, per-destination VLANs)
+    let plan: [(&str, bool, bool, &[u16]); 4] = [
+        ("1 circuit", false, false, &[]),
+        ("1 circuit, tagged", false, true, &[]),
+        ("100 circuits, traffic to the first", true, true, &first),
+        ("100 circuits, traffic to all", true, true, &all),
     ];
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); plan.len()];
     eprintln!("msee-bench: lab throughput with {CIRCUITS} circuits, {rounds} rounds...");
     for round in 0..=rounds {
-        for (slot, &(label, hundred, vlans)) in samples.iter_mut().zip(&plan) {
+        for (slot, &(label, hundred, is_tagged, vlans)) in samples.iter_mut().zip(&plan) {
             let m: &mut Msee = if hundred { &mut many } else { one };
             netns::within(&ns, || m.attach(lb.primary_ifindex, AttachMode::Native))??;
-            let path = if hundred { &tagged } else { &lb.path };
+            let path = if is_tagged { &tagged } else { &lb.path };
             let s = crate::throughput::measure_tagged(
                 path,
                 GenKind::LiveFrames,
@@ -1091,7 +1113,7 @@ fn measure_circuits(rounds: usize, lb: &LabBench, one: &mut Msee) -> Result<Valu
     let configs: Vec<Value> = plan
         .iter()
         .zip(&samples)
-        .map(|(&(label, _, _), s)| {
+        .map(|(&(label, _, _, _), s)| {
             json!({
                 "traffic": label,
                 "rx_pps": sample_json(s, |x| x.rx_pps),
@@ -1133,8 +1155,8 @@ fn render_circuits(w: &mut String, lab: &Value) -> Result<()> {
          samples' addresses over a 10,000-route table), tagged: across the \
          first circuit only, or each in the VLAN of a random circuit (its \
          domain holds the same prefixes). \"1 circuit\" is the msee with \
-         10,000 routes above, untagged, the same addresses, in the same \
-         rounds. msee's drops on the circuits' links over all samples: {}.\n",
+         10,000 routes above, sent the same addresses untagged, and tagged \
+         on an attachment of the same domain, in the same rounds. msee's drops on the circuits' links over all samples: {}.\n",
         num(c, &["circuits"])?,
         thousands(num(c, &["routes_per_circuit"])? as u64),
         thousands(num(c, &["fib_nodes_v4"])? as u64),
