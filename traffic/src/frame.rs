@@ -639,6 +639,31 @@ mod tests {
         assert!(Destinations::new(&s, vec![]).is_err());
     }
 
+    /// A rewrite whose UDP checksum comes out 0 sends 0xffff (0 means "no
+    /// checksum" over IPv4, RFC 768): of the 65,536 values of the
+    /// address's last word, the one that sums to 0 must not leave a 0.
+    #[test]
+    fn a_udp_checksum_that_comes_out_zero_is_sent_as_ffff() {
+        let s = spec(false, vec![]);
+        let t = s.template(0, 128);
+        let mut pristine = vec![0u8; t.len];
+        t.write(&mut pristine, 9, 9, true);
+        let addrs: Vec<IpAddr> = (0..=0xffffu32)
+            .map(|w| IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 | w)))
+            .collect();
+        let d = Destinations::new(&s, addrs).unwrap();
+        let mut ffff = 0;
+        for i in 0..=0xffff {
+            let mut f = pristine.clone();
+            d.apply(&mut f, i);
+            let c = u16::from_be_bytes([f[d.udp_csum_off], f[d.udp_csum_off + 1]]);
+            assert_ne!(c, 0, "destination {i}: a UDP checksum of 0");
+            assert!(udp_ok(&f, 14, false), "destination {i}");
+            ffff += usize::from(c == 0xffff);
+        }
+        assert_eq!(ffff, 1, "exactly one address sums to 0");
+    }
+
     #[test]
     fn sizes_are_checked() {
         let mut s = spec(false, vec![]);
