@@ -347,10 +347,21 @@ impl Destinations {
     /// destination `i % len`, both checksums following.
     #[inline]
     pub fn apply(&self, frame: &mut [u8], i: usize) {
-        let new = octets(&self.addrs[i % self.addrs.len()]);
+        // On the stack: this runs for every frame the AF_XDP generator sends.
+        let (v4, v6);
+        let new: &[u8] = match &self.addrs[i % self.addrs.len()] {
+            IpAddr::V4(a) => {
+                v4 = a.octets();
+                &v4
+            }
+            IpAddr::V6(a) => {
+                v6 = a.octets();
+                &v6
+            }
+        };
         let at = self.addr_off..self.addr_off + new.len();
-        let delta = csum_delta(&frame[at.clone()], &new);
-        frame[at].copy_from_slice(&new);
+        let delta = csum_delta(&frame[at.clone()], new);
+        frame[at].copy_from_slice(new);
         if let Some(c) = self.ip_csum_off {
             patch_csum(frame, c, delta, false);
         }
