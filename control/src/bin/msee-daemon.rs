@@ -105,8 +105,8 @@ struct Args {
     /// default 65,536). An IPv4 route takes at most two, none for a /16
     /// or shorter: the default holds some 32,000 routes longer than /24
     /// spread over many /16s, far more /24s or shorter ones. A domain that
-    /// runs out is looked up in the LPM trie from then on (`msee-cli fib`
-    /// and the metrics show it), until the next start.
+    /// runs out is looked up in the LPM trie (`msee-cli fib` and the
+    /// metrics show it) until removals leave room for all its routes.
     #[arg(long)]
     fib_nodes_v4: Option<u32>,
     /// Forwarding table: IPv6 nodes shared by every domain (64 bytes each;

@@ -267,6 +267,10 @@ pub(crate) struct Fib {
     pools: [Pool; 2],
     slots: Vec<Slot>,
     domains: foldhash::HashMap<u32, Domain>,
+    /// Domains whose table of a family gave up when the pool ran out: each
+    /// is written again once the pool has room for all of its routes
+    /// ([`Fib::retry_fallen`]), rather than left to the trie for good.
+    fallen: Vec<(u32, Family)>,
     /// Waits for an RCU grace period.
     grace: Box<dyn FnMut() + Send + Sync>,
 }
@@ -292,6 +296,7 @@ impl Fib {
             pools: [pool(Family::V4), pool(Family::V6)],
             slots: vec![Slot::Clean; sizes.slots as usize],
             domains: Default::default(),
+            fallen: Vec::new(),
             grace,
         }
     }
@@ -455,6 +460,72 @@ impl Fib {
         if self.domains[&domain].is_empty() {
             self.release(domain);
         }
+        if !self.fallen.is_empty() {
+            self.retry_fallen();
+        }
+    }
+
+    /// Nodes family `f`'s pool can hand out: free, never used, and unlinked
+    /// ones waiting for a grace period.
+    fn available(&self, f: Family) -> u64 {
+        let p = &self.pools[f as usize];
+        (p.free.len() + p.pending.len()) as u64 + u64::from(p.capacity - p.next)
+    }
+
+    /// Write again the tables that gave up, of each domain whose routes
+    /// now fit the pool for certain: a route takes at most one node per
+    /// level, so with that many nodes available no write can fail.
+    fn retry_fallen(&mut self) {
+        for (domain, f) in std::mem::take(&mut self.fallen) {
+            let routes = self
+                .domains
+                .get(&domain)
+                .map_or(0, |d| d.routes[f as usize].len() as u64);
+            if routes * u64::from(f.shape().levels()) > self.available(f) {
+                self.fallen.push((domain, f));
+                continue;
+            }
+            self.rewrite_fallen(domain, f);
+        }
+    }
+
+    /// [`Fib::retry_fallen`] for one domain and family: its roots cleared,
+    /// every route written, and only then the family served again.
+    fn rewrite_fallen(&mut self, domain: u32, f: Family) {
+        let Some(d) = self.domains.get(&domain) else {
+            return;
+        };
+        let (Some(s), false) = (d.slot, d.fast[f as usize]) else {
+            return;
+        };
+        let routes: Vec<(Prefix, u32)> = d.routes[f as usize]
+            .iter()
+            .map(|(p, leaf)| (*p, *leaf))
+            .collect();
+        // No lookup walks these roots since the family stopped being
+        // served; a grace period makes sure of any that read the word
+        // before, as they are cleared.
+        self.wait_grace();
+        let shape = f.shape();
+        for i in 0..(1 << shape.root_bits) {
+            let (n, j) = fib_root_entry(&shape, s, i);
+            self.store(f, n, j, 0);
+        }
+        self.domains.get_mut(&domain).expect("looked up above").fast[f as usize] = true;
+        for (p, leaf) in routes {
+            if self.insert(f, s, p, leaf).is_err() {
+                self.give_up(domain, f);
+                return;
+            }
+        }
+        let word = self.word(domain).load(Ordering::Acquire);
+        self.word(domain)
+            .store(word | f.serves_flag(), Ordering::Release);
+        tracing::info!(
+            domain,
+            family = ?f,
+            "the forwarding table's pool has room again: this domain's routes of the family are looked up in its table again"
+        );
     }
 
     /// The route the table gives `addr` in `domain` (see [`lookup`]).
@@ -519,6 +590,7 @@ impl Fib {
         let Some(d) = self.domains.remove(&domain) else {
             return;
         };
+        self.fallen.retain(|(fallen, _)| *fallen != domain);
         let Some(s) = d.slot else {
             return;
         };
@@ -532,8 +604,9 @@ impl Fib {
     }
 
     /// The pool ran out while writing `domain`'s table of family `f`: the
-    /// program asks the LPM trie for that family from now on (it holds
-    /// every route), and the table's nodes go back to the pool.
+    /// program asks the LPM trie for that family (it holds every route)
+    /// until [`Fib::retry_fallen`] writes the table again, and the table's
+    /// nodes go back to the pool.
     fn give_up(&mut self, domain: u32, f: Family) {
         let d = self
             .domains
@@ -541,13 +614,14 @@ impl Fib {
             .expect("a domain being written");
         let s = d.slot.expect("a domain with a table");
         d.fast[f as usize] = false;
+        self.fallen.push((domain, f));
         let word = self.word(domain).load(Ordering::Acquire);
         self.word(domain)
             .store(word & !f.serves_flag(), Ordering::Release);
         tracing::warn!(
             domain,
             family = ?f,
-            "the forwarding table's node pool is full: this domain's routes of the family are looked up in the LPM trie from now on (raise LoadOptions' fib sizes)"
+            "the forwarding table's node pool is full: this domain's routes of the family are looked up in the LPM trie until the pool has room for all of them again (raise LoadOptions' fib sizes)"
         );
         self.unlink_all(f, s);
     }

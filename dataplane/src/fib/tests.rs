@@ -505,3 +505,42 @@ fn an_ipv4_prefix_that_stays_routed_is_never_missing_under_churn() {
 fn an_ipv6_prefix_that_stays_routed_is_never_missing_under_churn() {
     never_missing_under_churn("2001:db8:aa00::/40", true);
 }
+
+/// A domain whose table gave up when the pool ran out is served by its
+/// table again once removals leave room for all of its routes for
+/// certain (each route at most one node per level), not left to the trie
+/// until the next start.
+#[test]
+fn a_table_that_ran_out_is_written_again_when_the_pool_has_room() {
+    let (mut fib, graces) = fib_of(sizes(2, 8));
+    // A /25 in a /16 of its own takes two nodes: four fit in eight.
+    let p = |k: u32| net(&format!("10.{k}.0.0/25"));
+    let at = |k: u32| -> IpAddr { format!("10.{k}.0.1").parse().unwrap() };
+    for k in 0..6 {
+        fib.upsert(1, &p(k), route(k + 1));
+    }
+    assert!(!fib.serves(1, false), "the fifth did not fit");
+    assert_eq!(fib.lookup(1, at(0)), None, "the trie answers");
+    assert_eq!(fib.stats().on_trie, vec![(1, false)]);
+    // Five routes may need ten nodes: not yet.
+    fib.remove(1, &p(5));
+    assert!(!fib.serves(1, false));
+    // Four need at most eight: written again, then served.
+    let before = graces.load(Ordering::Relaxed);
+    fib.remove(1, &p(4));
+    assert!(fib.serves(1, false));
+    assert!(
+        graces.load(Ordering::Relaxed) > before,
+        "a grace period first"
+    );
+    for k in 0..4 {
+        assert_eq!(fib.lookup(1, at(k)), Some(Some(route(k + 1))), "10.{k}.0.1");
+    }
+    assert_eq!(fib.lookup(1, at(4)), Some(None));
+    assert_eq!(fib.nodes_in_use()[0], 8);
+    assert_eq!(fib.stats().on_trie, vec![]);
+    // And it goes on as any table: a removal folds its nodes.
+    fib.remove(1, &p(0));
+    assert_eq!(fib.lookup(1, at(0)), Some(None));
+    assert_eq!(fib.nodes_in_use()[0], 6);
+}
