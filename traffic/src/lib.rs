@@ -36,11 +36,13 @@ pub mod stats;
 pub mod vlan_pop;
 pub mod vlan_switch;
 pub mod xsk;
+pub mod yardstick;
 
-pub use baseline::{Baseline, BaselineError};
-pub use fibfwd::{FibFwd, FibFwdError};
+pub use baseline::Baseline;
+pub use fibfwd::FibFwd;
 pub use vlan_pop::VlanPop;
 pub use vlan_switch::VlanSwitch;
+pub use yardstick::YardstickError;
 
 // The kernel programs, built from `traffic-ebpf` by this crate's build.rs.
 
