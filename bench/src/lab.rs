@@ -677,6 +677,18 @@ pub fn render(w: &mut String, lab: &Value) -> Result<()> {
     render_circuits(w, lab)
 }
 
+/// A lab table's rate cells of sample set `c`: forwarded Mpps (median),
+/// its min–max, and offered Mpps.
+fn rate_cells(c: &Value) -> Result<String> {
+    Ok(format!(
+        "{:.3} | {:.3}–{:.3} | {:.3}",
+        num(c, &["rx_pps", "median"])? / 1e6,
+        num(c, &["rx_pps", "min"])? / 1e6,
+        num(c, &["rx_pps", "max"])? / 1e6,
+        num(c, &["tx_pps", "median"])? / 1e6
+    ))
+}
+
 /// Whether a lab configuration sent to one destination (the main table and
 /// the targets) rather than spread its traffic.
 fn one_destination(c: &Value) -> bool {
@@ -710,13 +722,7 @@ fn lab_row(c: &Value) -> Result<String> {
         })
     };
     cells.extend([
-        format!("{:.3}", num(c, &["rx_pps", "median"])? / 1e6),
-        format!(
-            "{:.3}–{:.3}",
-            num(c, &["rx_pps", "min"])? / 1e6,
-            num(c, &["rx_pps", "max"])? / 1e6
-        ),
-        format!("{:.3}", num(c, &["tx_pps", "median"])? / 1e6),
+        rate_cells(c)?,
         format!("{:.3}", num(c, &["delivered", "median"])?),
         format!("{:.3}", num(c, &["vs_baseline", "median"])?),
     ]);
@@ -925,14 +931,11 @@ fn render_cores(w: &mut String, lab: &Value) -> Result<()> {
     {
         writeln!(
             w,
-            "| {} | {} | {} | {:.3} | {:.3}–{:.3} | {:.3} | {:.3} | {:.3} | {:.3} |",
+            "| {} | {} | {} | {} | {:.3} | {:.3} | {:.3} |",
             c["program"].as_str().unwrap_or("?"),
             c["routes"].as_u64().map_or("–".to_owned(), thousands),
             num(c, &["cpus"])?,
-            num(c, &["rx_pps", "median"])? / 1e6,
-            num(c, &["rx_pps", "min"])? / 1e6,
-            num(c, &["rx_pps", "max"])? / 1e6,
-            num(c, &["tx_pps", "median"])? / 1e6,
+            rate_cells(c)?,
             num(c, &["delivered", "median"])?,
             num(c, &["vs_baseline", "median"])?,
             num(c, &["vs_one_core", "median"])?,
@@ -1175,12 +1178,9 @@ fn render_circuits(w: &mut String, lab: &Value) -> Result<()> {
     {
         writeln!(
             w,
-            "| {} | {:.3} | {:.3}–{:.3} | {:.3} | {:.3} |",
+            "| {} | {} | {:.3} |",
             k["traffic"].as_str().unwrap_or("?"),
-            num(k, &["rx_pps", "median"])? / 1e6,
-            num(k, &["rx_pps", "min"])? / 1e6,
-            num(k, &["rx_pps", "max"])? / 1e6,
-            num(k, &["tx_pps", "median"])? / 1e6,
+            rate_cells(k)?,
             num(k, &["vs_one_circuit", "median"])?,
         )?;
     }
