@@ -64,30 +64,42 @@ impl TableShape {
     }
 }
 
-/// Prefix lengths of the Internet's IPv4 table, per mille of its prefixes
-/// (rounded from the public breakdowns of the default-free zone: the CIDR
-/// report, APNIC's yearly "BGP in 20xx" and RIPE Labs' "Visibility of
-/// prefix lengths"): about 60 % /24, then /22, /23, /21, /20; /8../15
-/// together under 1 %; nothing longer than /24.
+/// Prefix lengths of the Internet's IPv4 table, in parts per million of
+/// its prefixes: the default-free zone of about a million IPv4 prefixes
+/// around the start of 2024, rounded approximations (two or three
+/// significant digits; each length moves by a few percent a year) of the
+/// public breakdowns by prefix length: Geoff Huston's "BGP in 2023" and
+/// "BGP in 2024" reports (APNIC), the CIDR report and the AS65000 BGP
+/// table statistics (bgp.potaroo.net). About 60 % /24, then /22, /23, /21,
+/// /20; some 16 /8s, 2,000 /15s and 13,000 /16s in a million prefixes,
+/// /8../15 together under 0.5 %; nothing longer than /24, which operators
+/// filter out. Per million, so that a table of a million routes has as few
+/// short prefixes as the real one (`route_table_of` draws 16 /8s; a share
+/// per mille gave it a thousand, which covered nearly all of the unicast
+/// space). Its prefixes being distinct, a length with few possible
+/// prefixes ends a little under its share: some 11,900 /16s in a million,
+/// as a random /16 is often drawn twice.
 pub const INTERNET_LENGTHS: [(u8, u32); 17] = [
-    (8, 1),
-    (9, 1),
-    (10, 1),
-    (11, 1),
-    (12, 1),
-    (13, 1),
-    (14, 1),
-    (15, 1),
-    (16, 13),
-    (17, 8),
-    (18, 15),
-    (19, 30),
-    (20, 43),
-    (21, 50),
-    (22, 130),
-    (23, 104),
-    (24, 599),
+    (8, 16),
+    (9, 14),
+    (10, 40),
+    (11, 100),
+    (12, 300),
+    (13, 580),
+    (14, 1_150),
+    (15, 2_000),
+    (16, 13_000),
+    (17, 8_500),
+    (18, 14_300),
+    (19, 26_000),
+    (20, 44_000),
+    (21, 50_000),
+    (22, 135_000),
+    (23, 100_000),
+    (24, 605_000),
 ];
+/// The scale of [`INTERNET_LENGTHS`]' shares.
+const PER_MILLION: u32 = 1_000_000;
 const _: () = {
     let mut sum = 0;
     let mut i = 0;
@@ -95,7 +107,7 @@ const _: () = {
         sum += INTERNET_LENGTHS[i].1;
         i += 1;
     }
-    assert!(sum == 1000);
+    assert!(sum == PER_MILLION);
 };
 
 /// A prefix length of `shape`, from random bits `r`.
@@ -103,7 +115,7 @@ fn prefix_len(shape: TableShape, r: u32) -> u8 {
     match shape {
         TableShape::Random => 24 + (r % 9) as u8,
         TableShape::Internet => {
-            let mut at = r % 1000;
+            let mut at = r % PER_MILLION;
             for (len, share) in INTERNET_LENGTHS {
                 if at < share {
                     return len;
@@ -347,5 +359,18 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A million Internet-shaped routes have about as many short prefixes
+    /// as the default-free zone (some 16 /8s, 2,000 /15s, 13,000 /16s), not
+    /// one /8 in a thousand routes.
+    #[test]
+    fn a_full_table_has_as_few_short_prefixes_as_the_internet() {
+        let t = route_table_of(TableShape::Internet, 1_000_000);
+        let count = |len: u8| t.iter().filter(|p| p.prefix_len() == len).count();
+        assert_eq!(count(8), 16);
+        assert!((1_800..2_200).contains(&count(15)), "{}", count(15));
+        // Fewer /16s than drawn: a random /16 is often drawn twice.
+        assert!((11_000..13_000).contains(&count(16)), "{}", count(16));
     }
 }
