@@ -111,7 +111,7 @@ pub fn measure(args: &DataplaneArgs, programs: &mut [Program]) -> Result<serde_j
         program: "msee",
         shape: TableShape::Random,
         routes: ADVERSARIAL_ROUTES,
-        m: msee_shaped(TableShape::Random, ADVERSARIAL_ROUTES)?.0,
+        m: msee_shaped(TableShape::Random, ADVERSARIAL_ROUTES, 1)?.0,
         frames: frames_of(TableShape::Random, ADVERSARIAL_ROUTES),
         samples: vec![Vec::new(); kinds.len()],
     });

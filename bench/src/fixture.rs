@@ -227,15 +227,17 @@ pub fn msee_with_routes(routes: usize, write: Write) -> Result<(Msee, Duration)>
 /// As `msee_with_routes`, from `object` (another build) if given.
 pub fn msee_from(object: Option<&[u8]>, routes: usize, write: Write) -> Result<(Msee, Duration)> {
     let shape = TableShape::Internet;
-    msee_sized(object, routes, shape, write, fib_sizes(1, routes, shape))
+    msee_sized(object, routes, shape, 1, write, fib_sizes(1, routes, shape))
 }
 
-/// As `msee_with_routes`, on a table of `shape`.
-pub fn msee_shaped(shape: TableShape, routes: usize) -> Result<(Msee, Duration)> {
+/// As `msee_with_routes`, on a table of `shape` whose routes are spread
+/// over `groups` next-hop groups (see [`routes_over_groups`]).
+pub fn msee_shaped(shape: TableShape, routes: usize, groups: u32) -> Result<(Msee, Duration)> {
     msee_sized(
         None,
         routes,
         shape,
+        groups,
         Write::Batch,
         fib_sizes(1, routes, shape),
     )
@@ -248,13 +250,37 @@ pub fn msee_trie_only(routes: usize) -> Result<(Msee, Duration)> {
         slots: Some(0),
         ..Default::default()
     };
-    msee_sized(None, routes, TableShape::Internet, Write::Batch, none)
+    msee_sized(None, routes, TableShape::Internet, 1, Write::Batch, none)
+}
+
+/// Seed of the next-hop groups of [`routes_over_groups`].
+const GROUP_SEED: u64 = ROUTE_SEED ^ 0x6_0a9;
+
+/// The routes of `table`, each over one of `groups` next-hop groups,
+/// `LOOP_GROUP` and the ids after it: all over `LOOP_GROUP` when there is
+/// one group, else each route's group drawn at random (seeded), so that
+/// neighbouring prefixes rarely share a next hop. `msee_with_routes` and
+/// its variants make every such group forward out of the loop link, so
+/// the groups change the table's next hops, not what becomes of a frame.
+pub fn routes_over_groups(table: &[Ipv4Net], groups: u32) -> Vec<(IpNet, Route)> {
+    let mut rng = Rng::new(GROUP_SEED);
+    table
+        .iter()
+        .map(|p| {
+            let group = match groups {
+                0 | 1 => LOOP_GROUP,
+                n => LOOP_GROUP + (rng.next_u64() % u64::from(n)) as u32,
+            };
+            (IpNet::V4(*p), Route { group, flags: 0 })
+        })
+        .collect()
 }
 
 fn msee_sized(
     object: Option<&[u8]>,
     routes: usize,
     shape: TableShape,
+    groups: u32,
     write: Write,
     fib: FibSizes,
 ) -> Result<(Msee, Duration)> {
@@ -296,31 +322,27 @@ fn msee_sized(
             ..Default::default()
         },
     )?;
-    m.set_group(
-        LOOP_GROUP,
-        &[GroupMember {
-            link: LOOP_LINK,
-            preference: 0,
-        }],
-    )?;
-    let table = route_table_of(shape, routes);
-    let route = Route {
-        group: LOOP_GROUP,
-        flags: 0,
-    };
+    for group in LOOP_GROUP..LOOP_GROUP + groups.max(1) {
+        m.set_group(
+            group,
+            &[GroupMember {
+                link: LOOP_LINK,
+                preference: 0,
+            }],
+        )?;
+    }
+    let table = routes_over_groups(&route_table_of(shape, routes), groups);
     let start = Instant::now();
     match write {
         Write::Single => {
-            for prefix in &table {
-                m.upsert_route(DOMAIN, IpNet::V4(*prefix), route)
+            for &(prefix, route) in &table {
+                m.upsert_route(DOMAIN, prefix, route)
                     .with_context(|| format!("installing route {prefix}"))?;
             }
         }
         Write::Batch | Write::BatchSorted => {
-            let mut entries: Vec<(u32, IpNet, Route)> = table
-                .iter()
-                .map(|p| (DOMAIN, IpNet::V4(*p), route))
-                .collect();
+            let mut entries: Vec<(u32, IpNet, Route)> =
+                table.iter().map(|&(p, r)| (DOMAIN, p, r)).collect();
             if write == Write::BatchSorted {
                 entries.sort_unstable_by_key(|e| e.1);
             }
@@ -372,5 +394,31 @@ mod tests {
         assert!((1_800..2_200).contains(&count(15)), "{}", count(15));
         // Fewer /16s than drawn: a random /16 is often drawn twice.
         assert!((11_000..13_000).contains(&count(16)), "{}", count(16));
+    }
+
+    /// One group: every route over `LOOP_GROUP`. Several: each route over
+    /// one at random, every group used about as often, and neighbouring
+    /// prefixes rarely over the same one.
+    #[test]
+    fn routes_are_spread_over_their_groups() {
+        let t = route_table_of(TableShape::Internet, 10_000);
+        let one = routes_over_groups(&t, 1);
+        assert!(one.iter().all(|(_, r)| r.group == LOOP_GROUP));
+        let many = routes_over_groups(&t, 16);
+        assert_eq!(many.len(), t.len());
+        assert!(many.iter().zip(&t).all(|((p, _), q)| *p == IpNet::V4(*q)));
+        let mut uses = [0usize; 16];
+        for (_, r) in &many {
+            uses[(r.group - LOOP_GROUP) as usize] += 1;
+        }
+        assert!(uses.iter().all(|&n| (500..750).contains(&n)), "{uses:?}");
+        let mut sorted = many.clone();
+        sorted.sort_unstable_by_key(|e| e.0);
+        let runs = sorted
+            .windows(2)
+            .filter(|w| w[0].1.group == w[1].1.group)
+            .count();
+        assert!(runs < t.len() / 10, "{runs}");
+        assert_eq!(many, routes_over_groups(&t, 16), "seeded");
     }
 }
