@@ -22,8 +22,15 @@ use crate::{
 /// Destinations of the `cached` traffic of the many-destinations section.
 const CACHED_DESTINATIONS: usize = 1000;
 
-/// Routes of the adversarial table measured beside the main ones.
+/// Routes of the adversarial tables measured beside the main ones.
 const ADVERSARIAL_ROUTES: usize = 1_000_000;
+
+/// Next-hop groups of the adversarial table of many next hops: the
+/// Internet-shaped table of `ADVERSARIAL_ROUTES` routes, each over one of
+/// them at random (all out of the same link as the main tables' one
+/// group). A forwarding table that compresses runs of equal next hops
+/// (ranges, as DXR builds) finds few such runs in it.
+const ADVERSARIAL_GROUPS: u32 = 16;
 
 /// Destinations for the many-destinations section: one address in each
 /// of (up to) `n` prefixes of the instance's table, the probe's route
@@ -88,8 +95,9 @@ pub fn measure(args: &DataplaneArgs, programs: &mut [Program]) -> Result<serde_j
     let probe = probe_frame();
     // Measured in the same rounds: the same tables without the forwarding
     // table (what a lookup that misses the caches cost before it: the LPM
-    // trie's walk), and the adversarial table, whose routes nearly all
-    // need nodes of their own.
+    // trie's walk), and the adversarial tables: one whose routes nearly
+    // all need nodes of their own, and one whose neighbouring routes
+    // rarely share a next hop.
     let mut extra: Vec<Extra> = Vec::new();
     for (routes, _) in &programs[0].instances {
         if *routes >= 10_000 {
@@ -99,6 +107,7 @@ pub fn measure(args: &DataplaneArgs, programs: &mut [Program]) -> Result<serde_j
             extra.push(Extra {
                 program: TRIE_ONLY,
                 shape: TableShape::Internet,
+                groups: 1,
                 routes: *routes,
                 m: msee_trie_only(*routes)?.0,
                 frames: frames_of(TableShape::Internet, *routes),
@@ -110,9 +119,23 @@ pub fn measure(args: &DataplaneArgs, programs: &mut [Program]) -> Result<serde_j
     extra.push(Extra {
         program: "msee",
         shape: TableShape::Random,
+        groups: 1,
         routes: ADVERSARIAL_ROUTES,
-        m: msee_shaped(TableShape::Random, ADVERSARIAL_ROUTES)?.0,
+        m: msee_shaped(TableShape::Random, ADVERSARIAL_ROUTES, 1)?.0,
         frames: frames_of(TableShape::Random, ADVERSARIAL_ROUTES),
+        samples: vec![Vec::new(); kinds.len()],
+    });
+    eprintln!(
+        "msee-bench: loading msee with {ADVERSARIAL_ROUTES} Internet-shaped routes over \
+         {ADVERSARIAL_GROUPS} groups at random..."
+    );
+    extra.push(Extra {
+        program: "msee",
+        shape: TableShape::Internet,
+        groups: ADVERSARIAL_GROUPS,
+        routes: ADVERSARIAL_ROUTES,
+        m: msee_shaped(TableShape::Internet, ADVERSARIAL_ROUTES, ADVERSARIAL_GROUPS)?.0,
+        frames: frames_of(TableShape::Internet, ADVERSARIAL_ROUTES),
         samples: vec![Vec::new(); kinds.len()],
     });
     // [program][instance][kind] -> samples (mean ns per run per round).
@@ -150,6 +173,7 @@ pub fn measure(args: &DataplaneArgs, programs: &mut [Program]) -> Result<serde_j
             out.push(json!({
                 "program": e.program,
                 "table": e.shape.name(),
+                "groups": e.groups,
                 "routes": e.routes,
                 "traffic": kind,
                 "ns_per_packet": stats(&e.samples[k]),
@@ -160,16 +184,17 @@ pub fn measure(args: &DataplaneArgs, programs: &mut [Program]) -> Result<serde_j
     let adversarial = extra
         .iter()
         .filter(|e| e.program == "msee")
-        .map(|e| (e.shape, &e.routes, &e.m));
+        .map(|e| (e.shape, e.groups, &e.routes, &e.m));
     let fib: Vec<Value> = programs[0]
         .instances
         .iter()
-        .map(|(routes, m)| (TableShape::Internet, routes, m))
+        .map(|(routes, m)| (TableShape::Internet, 1, routes, m))
         .chain(adversarial)
-        .map(|(shape, routes, m)| {
+        .map(|(shape, groups, routes, m)| {
             let s = m.fib_stats();
             json!({
                 "table": shape.name(),
+                "groups": groups,
                 "routes": routes,
                 "nodes_v4": s.nodes_in_use[0],
                 "node_bytes_v4": s.node_bytes[0],
@@ -184,6 +209,7 @@ pub fn measure(args: &DataplaneArgs, programs: &mut [Program]) -> Result<serde_j
                 out.push(json!({
                     "program": program.name,
                     "table": TableShape::Internet.name(),
+                    "groups": 1,
                     "routes": routes,
                     "traffic": kind,
                     "ns_per_packet": stats(&samples[p][i][k]),
@@ -257,6 +283,8 @@ const TRIE_ONLY: &str = "msee, LPM trie only";
 struct Extra {
     program: &'static str,
     shape: TableShape,
+    /// Next-hop groups its routes are spread over (`msee_shaped`).
+    groups: u32,
     routes: usize,
     m: dataplane::Msee,
     frames: Vec<Vec<u8>>,
@@ -305,20 +333,17 @@ pub fn render(w: &mut String, cold: &Value) -> Result<()> {
     let samples = cold["samples"]
         .as_array()
         .context("msee-bench JSON lacks cold.samples")?;
-    let find = |program: &str, shape: TableShape, routes: u64, traffic: &str| {
+    let find = |program: &str, (shape, groups, routes): Row, traffic: &str| {
         samples.iter().find(|s| {
             s["program"] == program
                 && table_of(s) == shape
+                && groups_of(s) == groups
                 && s["routes"].as_u64() == Some(routes)
                 && s["traffic"] == traffic
         })
     };
-    let get = |shape: TableShape, routes: u64, traffic: &str| -> Option<f64> {
-        num(
-            find("msee", shape, routes, traffic)?,
-            &["ns_per_packet", "median"],
-        )
-        .ok()
+    let get = |row: Row, traffic: &str| -> Option<f64> {
+        num(find("msee", row, traffic)?, &["ns_per_packet", "median"]).ok()
     };
     let calls = num(cold, &["calls_per_sample"])?;
     let cached = num(cold, &["cached_destinations"])?;
@@ -356,40 +381,47 @@ pub fn render(w: &mut String, cold: &Value) -> Result<()> {
     )?;
     writeln!(
         w,
-        "Two tables of each size: the main one shaped like the Internet's \
-         IPv4 table (prefix lengths as in the default-free zone: about 60 % \
-         /24, then /22, /23, /21, /20, under 1 % shorter than /16, none longer \
-         than /24, which operators filter out), and an adversarial one of \
-         uniformly random /24../32, whose routes nearly all need table nodes \
-         of their own (a node pool of a gigabyte at a million routes), \
-         reported beside it.\n"
+        "The main table of each size is shaped like the Internet's IPv4 table \
+         (prefix lengths as in the default-free zone: about 60 % /24, then \
+         /22, /23, /21, /20, under 1 % shorter than /16, none longer than \
+         /24, which operators filter out), every route over one next-hop \
+         group. Two adversarial tables of a million routes are reported \
+         beside it: uniformly random /24../32, whose routes nearly all need \
+         table nodes of their own (a node pool of a gigabyte at a million \
+         routes); and the Internet-shaped table with each route's group \
+         drawn at random from {ADVERSARIAL_GROUPS}, all out of the same link \
+         (frames fare as in the main table; only the next hops differ), \
+         which leaves few runs of equal next hops for a table that \
+         compresses them.\n"
     )?;
     writeln!(
         w,
         "| IPv4 routes | probe, ns/packet | {cached:.0} cached destinations | {calls:.0} destinations (mostly cache misses) | misses vs probe | LPM trie only: {calls:.0} destinations | LPM trie only: misses vs probe |"
     )?;
     writeln!(w, "|---|---|---|---|---|---|---|")?;
-    let rows = [
-        (TableShape::Internet, 1u64),
-        (TableShape::Internet, 10_000),
-        (TableShape::Internet, 1_000_000),
-        (TableShape::Random, ADVERSARIAL_ROUTES as u64),
+    let adversarial = ADVERSARIAL_ROUTES as u64;
+    let rows: [Row; 5] = [
+        (TableShape::Internet, 1, 1),
+        (TableShape::Internet, 1, 10_000),
+        (TableShape::Internet, 1, 1_000_000),
+        (TableShape::Random, 1, adversarial),
+        (TableShape::Internet, ADVERSARIAL_GROUPS, adversarial),
     ];
-    for (shape, routes) in rows {
-        let (Some(probe), Some(hit), Some(spread)) = (
-            get(shape, routes, "probe"),
-            get(shape, routes, "cached"),
-            get(shape, routes, "spread"),
-        ) else {
+    for row in rows {
+        let (shape, groups, routes) = row;
+        let (Some(probe), Some(hit), Some(spread)) =
+            (get(row, "probe"), get(row, "cached"), get(row, "spread"))
+        else {
+            // Figures from before an adversarial table lack its rows.
             ensure!(
-                shape == TableShape::Random,
+                shape == TableShape::Random || groups > 1,
                 "msee-bench JSON lacks cold {routes} routes"
             );
             continue;
         };
         let trie = match (
-            find(TRIE_ONLY, shape, routes, "probe"),
-            find(TRIE_ONLY, shape, routes, "spread"),
+            find(TRIE_ONLY, row, "probe"),
+            find(TRIE_ONLY, row, "spread"),
         ) {
             (Some(p), Some(s)) => {
                 let (p, s) = (
@@ -400,9 +432,15 @@ pub fn render(w: &mut String, cold: &Value) -> Result<()> {
             }
             _ => "– | –".to_owned(),
         };
-        let label = match shape {
-            TableShape::Internet => thousands(routes),
-            TableShape::Random => format!("{}, random /24../32 (adversarial)", thousands(routes)),
+        let label = match (shape, groups) {
+            (TableShape::Internet, 1) => thousands(routes),
+            (TableShape::Internet, _) => format!(
+                "{}, Internet-shaped, {groups} groups at random (adversarial)",
+                thousands(routes)
+            ),
+            (TableShape::Random, _) => {
+                format!("{}, random /24../32 (adversarial)", thousands(routes))
+            }
         };
         writeln!(
             w,
@@ -468,6 +506,7 @@ fn miss_ratio(cold: &Value) -> Result<f64> {
             .find(|s| {
                 s["program"] == "msee"
                     && table_of(s) == TableShape::Internet
+                    && groups_of(s) == 1
                     && s["routes"].as_u64() == Some(1_000_000)
                     && s["traffic"] == traffic
             })
@@ -485,6 +524,19 @@ fn table_of(s: &Value) -> TableShape {
         _ => TableShape::Random,
     }
 }
+
+/// The next-hop groups of the table a sample was taken on (figures from
+/// before the field: one, the only number then).
+fn groups_of(s: &Value) -> u32 {
+    s["groups"]
+        .as_u64()
+        .and_then(|g| u32::try_from(g).ok())
+        .unwrap_or(1)
+}
+
+/// A row of the many-destinations table: the table's shape, its next-hop
+/// groups and its routes.
+type Row = (TableShape, u32, u64);
 
 /// The targets row of the many-destinations figures (if measured, with the
 /// forwarding table).
@@ -518,12 +570,15 @@ fn render_memory(w: &mut String, fib: &[Value]) -> Result<()> {
         .map(|f| -> Result<String> {
             let routes = num(f, &["routes"])?;
             let bytes = num(f, &["nodes_v4"])? * num(f, &["node_bytes_v4"])?;
-            let table = match table_of(f) {
-                TableShape::Internet => "Internet-shaped",
-                TableShape::Random => "random /24../32",
+            let table = match (table_of(f), groups_of(f)) {
+                (TableShape::Internet, 1) => "Internet-shaped routes".to_owned(),
+                (TableShape::Internet, g) => {
+                    format!("Internet-shaped routes over {g} groups at random")
+                }
+                (TableShape::Random, _) => "random /24../32 routes".to_owned(),
             };
             Ok(format!(
-                "{} {table} routes: {} IPv4 nodes, {:.0} bytes per route",
+                "{} {table}: {} IPv4 nodes, {:.0} bytes per route",
                 thousands(routes as u64),
                 thousands(num(f, &["nodes_v4"])? as u64),
                 bytes / routes

@@ -64,30 +64,42 @@ impl TableShape {
     }
 }
 
-/// Prefix lengths of the Internet's IPv4 table, per mille of its prefixes
-/// (rounded from the public breakdowns of the default-free zone: the CIDR
-/// report, APNIC's yearly "BGP in 20xx" and RIPE Labs' "Visibility of
-/// prefix lengths"): about 60 % /24, then /22, /23, /21, /20; /8../15
-/// together under 1 %; nothing longer than /24.
+/// Prefix lengths of the Internet's IPv4 table, in parts per million of
+/// its prefixes: the default-free zone of about a million IPv4 prefixes
+/// around the start of 2024, rounded approximations (two or three
+/// significant digits; each length moves by a few percent a year) of the
+/// public breakdowns by prefix length: Geoff Huston's "BGP in 2023" and
+/// "BGP in 2024" reports (APNIC), the CIDR report and the AS65000 BGP
+/// table statistics (bgp.potaroo.net). About 60 % /24, then /22, /23, /21,
+/// /20; some 16 /8s, 2,000 /15s and 13,000 /16s in a million prefixes,
+/// /8../15 together under 0.5 %; nothing longer than /24, which operators
+/// filter out. Per million, so that a table of a million routes has as few
+/// short prefixes as the real one (`route_table_of` draws 16 /8s; a share
+/// per mille gave it a thousand, which covered nearly all of the unicast
+/// space). Its prefixes being distinct, a length with few possible
+/// prefixes ends a little under its share: some 11,900 /16s in a million,
+/// as a random /16 is often drawn twice.
 pub const INTERNET_LENGTHS: [(u8, u32); 17] = [
-    (8, 1),
-    (9, 1),
-    (10, 1),
-    (11, 1),
-    (12, 1),
-    (13, 1),
-    (14, 1),
-    (15, 1),
-    (16, 13),
-    (17, 8),
-    (18, 15),
-    (19, 30),
-    (20, 43),
-    (21, 50),
-    (22, 130),
-    (23, 104),
-    (24, 599),
+    (8, 16),
+    (9, 14),
+    (10, 40),
+    (11, 100),
+    (12, 300),
+    (13, 580),
+    (14, 1_150),
+    (15, 2_000),
+    (16, 13_000),
+    (17, 8_500),
+    (18, 14_300),
+    (19, 26_000),
+    (20, 44_000),
+    (21, 50_000),
+    (22, 135_000),
+    (23, 100_000),
+    (24, 605_000),
 ];
+/// The scale of [`INTERNET_LENGTHS`]' shares.
+const PER_MILLION: u32 = 1_000_000;
 const _: () = {
     let mut sum = 0;
     let mut i = 0;
@@ -95,7 +107,7 @@ const _: () = {
         sum += INTERNET_LENGTHS[i].1;
         i += 1;
     }
-    assert!(sum == 1000);
+    assert!(sum == PER_MILLION);
 };
 
 /// A prefix length of `shape`, from random bits `r`.
@@ -103,7 +115,7 @@ fn prefix_len(shape: TableShape, r: u32) -> u8 {
     match shape {
         TableShape::Random => 24 + (r % 9) as u8,
         TableShape::Internet => {
-            let mut at = r % 1000;
+            let mut at = r % PER_MILLION;
             for (len, share) in INTERNET_LENGTHS {
                 if at < share {
                     return len;
@@ -215,15 +227,17 @@ pub fn msee_with_routes(routes: usize, write: Write) -> Result<(Msee, Duration)>
 /// As `msee_with_routes`, from `object` (another build) if given.
 pub fn msee_from(object: Option<&[u8]>, routes: usize, write: Write) -> Result<(Msee, Duration)> {
     let shape = TableShape::Internet;
-    msee_sized(object, routes, shape, write, fib_sizes(1, routes, shape))
+    msee_sized(object, routes, shape, 1, write, fib_sizes(1, routes, shape))
 }
 
-/// As `msee_with_routes`, on a table of `shape`.
-pub fn msee_shaped(shape: TableShape, routes: usize) -> Result<(Msee, Duration)> {
+/// As `msee_with_routes`, on a table of `shape` whose routes are spread
+/// over `groups` next-hop groups (see [`routes_over_groups`]).
+pub fn msee_shaped(shape: TableShape, routes: usize, groups: u32) -> Result<(Msee, Duration)> {
     msee_sized(
         None,
         routes,
         shape,
+        groups,
         Write::Batch,
         fib_sizes(1, routes, shape),
     )
@@ -236,13 +250,37 @@ pub fn msee_trie_only(routes: usize) -> Result<(Msee, Duration)> {
         slots: Some(0),
         ..Default::default()
     };
-    msee_sized(None, routes, TableShape::Internet, Write::Batch, none)
+    msee_sized(None, routes, TableShape::Internet, 1, Write::Batch, none)
+}
+
+/// Seed of the next-hop groups of [`routes_over_groups`].
+const GROUP_SEED: u64 = ROUTE_SEED ^ 0x6_0a9;
+
+/// The routes of `table`, each over one of `groups` next-hop groups,
+/// `LOOP_GROUP` and the ids after it: all over `LOOP_GROUP` when there is
+/// one group, else each route's group drawn at random (seeded), so that
+/// neighbouring prefixes rarely share a next hop. `msee_with_routes` and
+/// its variants make every such group forward out of the loop link, so
+/// the groups change the table's next hops, not what becomes of a frame.
+pub fn routes_over_groups(table: &[Ipv4Net], groups: u32) -> Vec<(IpNet, Route)> {
+    let mut rng = Rng::new(GROUP_SEED);
+    table
+        .iter()
+        .map(|p| {
+            let group = match groups {
+                0 | 1 => LOOP_GROUP,
+                n => LOOP_GROUP + (rng.next_u64() % u64::from(n)) as u32,
+            };
+            (IpNet::V4(*p), Route { group, flags: 0 })
+        })
+        .collect()
 }
 
 fn msee_sized(
     object: Option<&[u8]>,
     routes: usize,
     shape: TableShape,
+    groups: u32,
     write: Write,
     fib: FibSizes,
 ) -> Result<(Msee, Duration)> {
@@ -284,31 +322,27 @@ fn msee_sized(
             ..Default::default()
         },
     )?;
-    m.set_group(
-        LOOP_GROUP,
-        &[GroupMember {
-            link: LOOP_LINK,
-            preference: 0,
-        }],
-    )?;
-    let table = route_table_of(shape, routes);
-    let route = Route {
-        group: LOOP_GROUP,
-        flags: 0,
-    };
+    for group in LOOP_GROUP..LOOP_GROUP + groups.max(1) {
+        m.set_group(
+            group,
+            &[GroupMember {
+                link: LOOP_LINK,
+                preference: 0,
+            }],
+        )?;
+    }
+    let table = routes_over_groups(&route_table_of(shape, routes), groups);
     let start = Instant::now();
     match write {
         Write::Single => {
-            for prefix in &table {
-                m.upsert_route(DOMAIN, IpNet::V4(*prefix), route)
+            for &(prefix, route) in &table {
+                m.upsert_route(DOMAIN, prefix, route)
                     .with_context(|| format!("installing route {prefix}"))?;
             }
         }
         Write::Batch | Write::BatchSorted => {
-            let mut entries: Vec<(u32, IpNet, Route)> = table
-                .iter()
-                .map(|p| (DOMAIN, IpNet::V4(*p), route))
-                .collect();
+            let mut entries: Vec<(u32, IpNet, Route)> =
+                table.iter().map(|&(p, r)| (DOMAIN, p, r)).collect();
             if write == Write::BatchSorted {
                 entries.sort_unstable_by_key(|e| e.1);
             }
@@ -347,5 +381,44 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A million Internet-shaped routes have about as many short prefixes
+    /// as the default-free zone (some 16 /8s, 2,000 /15s, 13,000 /16s), not
+    /// one /8 in a thousand routes.
+    #[test]
+    fn a_full_table_has_as_few_short_prefixes_as_the_internet() {
+        let t = route_table_of(TableShape::Internet, 1_000_000);
+        let count = |len: u8| t.iter().filter(|p| p.prefix_len() == len).count();
+        assert_eq!(count(8), 16);
+        assert!((1_800..2_200).contains(&count(15)), "{}", count(15));
+        // Fewer /16s than drawn: a random /16 is often drawn twice.
+        assert!((11_000..13_000).contains(&count(16)), "{}", count(16));
+    }
+
+    /// One group: every route over `LOOP_GROUP`. Several: each route over
+    /// one at random, every group used about as often, and neighbouring
+    /// prefixes rarely over the same one.
+    #[test]
+    fn routes_are_spread_over_their_groups() {
+        let t = route_table_of(TableShape::Internet, 10_000);
+        let one = routes_over_groups(&t, 1);
+        assert!(one.iter().all(|(_, r)| r.group == LOOP_GROUP));
+        let many = routes_over_groups(&t, 16);
+        assert_eq!(many.len(), t.len());
+        assert!(many.iter().zip(&t).all(|((p, _), q)| *p == IpNet::V4(*q)));
+        let mut uses = [0usize; 16];
+        for (_, r) in &many {
+            uses[(r.group - LOOP_GROUP) as usize] += 1;
+        }
+        assert!(uses.iter().all(|&n| (500..750).contains(&n)), "{uses:?}");
+        let mut sorted = many.clone();
+        sorted.sort_unstable_by_key(|e| e.0);
+        let runs = sorted
+            .windows(2)
+            .filter(|w| w[0].1.group == w[1].1.group)
+            .count();
+        assert!(runs < t.len() / 10, "{runs}");
+        assert_eq!(many, routes_over_groups(&t, 16), "seeded");
     }
 }

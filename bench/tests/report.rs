@@ -8,7 +8,11 @@
 //! traffic samples came later: their figures (and the rows and text they
 //! bring) are those of a 3-round lab run, `msee-bench dataplane --rounds 1
 //! --calls 1 --lab-rounds 3 --install-runs 0 --cold-calls 0`; and the
-//! two-core lab samples (`lab.cores`) of a 2-round run.
+//! two-core lab samples (`lab.cores`) of a 2-round run. The
+//! many-destinations row of the Internet-shaped table over 16 next-hop
+//! groups (`"groups": 16` in `cold`) came later still and was not
+//! measured: its samples and forwarding-table figures are copies of the
+//! one-group 1,000,000-route ones, there to render the row and its text.
 use bench::report::{self, Failover, Machine};
 use serde_json::Value;
 
@@ -81,6 +85,32 @@ fn sections_not_measured_say_so() {
         "| msee, 1,000,000 routes, policing: pps vs its own 1-route pps | 0.853 | ≥ 0.80 | PASS |\n"
     ));
     assert!(!text.contains("pps vs baseline pps"));
+}
+
+/// Figures from before the table of many next-hop groups render without
+/// its row; the main rows and the target still read the one-group table.
+#[test]
+fn figures_without_the_many_groups_table_lack_its_row() {
+    let mut r = json("dataplane.json");
+    for key in ["samples", "fib"] {
+        r["cold"][key]
+            .as_array_mut()
+            .unwrap()
+            .retain(|s| s.get("groups").is_none());
+    }
+    let text = report::render(&r, None, None, None, &machine(), 1).unwrap();
+    assert!(text.contains("| 1,000,000 | 76.9 | 118.4 | 2084.6 | 27.12x | – | – |\n"));
+    assert!(!text.contains("16 groups at random (adversarial)"));
+    assert!(!text.contains("routes over 16 groups at random:"));
+    assert!(text.contains("not reached (27.12x)"));
+    // Nor does the target read the many-groups table when its samples
+    // come first.
+    let mut r = json("dataplane.json");
+    let samples = r["cold"]["samples"].as_array_mut().unwrap();
+    samples.sort_by_key(|s| s.get("groups").is_none());
+    samples[0]["ns_per_packet"]["median"] = 9999.0.into();
+    let text = report::render(&r, None, None, None, &machine(), 1).unwrap();
+    assert!(text.contains("not reached (27.12x)"), "{text}");
 }
 
 #[test]
