@@ -31,8 +31,10 @@ pub mod maps {
     pub const FIB_DOMAINS: &str = super::fib::FIB_DOMAINS_MAP;
     pub const FIB_NODES_V4: &str = super::fib::FIB_NODES_V4_MAP;
     pub const FIB_NODES_V6: &str = super::fib::FIB_NODES_V6_MAP;
+    pub const FIB_RANGES_V4: &str = super::fib::FIB_RANGES_V4_MAP;
+    pub const FIB_LEAVES: &str = super::fib::FIB_LEAVES_MAP;
     pub const FIB_FALLBACK: &str = super::fib::FIB_FALLBACK_MAP;
-    pub const ALL: [&str; 16] = [
+    pub const ALL: [&str; 18] = [
         ATTACHMENTS,
         UNTAGGED,
         CONFIG,
@@ -48,6 +50,8 @@ pub mod maps {
         FIB_DOMAINS,
         FIB_NODES_V4,
         FIB_NODES_V6,
+        FIB_RANGES_V4,
+        FIB_LEAVES,
         FIB_FALLBACK,
     ];
 }

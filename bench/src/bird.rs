@@ -357,7 +357,7 @@ impl InstallBench {
                 &n.to_string(),
                 // A forwarding table that holds them all.
                 "--fib-nodes-v4",
-                &crate::fixture::fib_sizes(1, n, crate::fixture::TableShape::Internet)
+                &crate::fixture::fib_sizes(1, n)
                     .nodes_v4
                     .unwrap_or_default()
                     .to_string(),

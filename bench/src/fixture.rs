@@ -201,18 +201,19 @@ pub enum Write {
 }
 
 /// Forwarding table sizes that hold `domains` domains of `count` routes of
-/// `route_table_of(shape, ..)` each: a route of /17../24 takes at most an
-/// IPv4 node for its /16 (at most 65,536 of them), and a route longer than
-/// /24 one more (few share a /24 in a random table).
-pub fn fib_sizes(domains: usize, count: usize, shape: TableShape) -> FibSizes {
-    let per_domain = match shape {
-        TableShape::Random => count + count.min(1 << 16),
-        TableShape::Internet => count.min(1 << 16),
-    };
-    let nodes = (domains * per_domain).saturating_add(msee_abi::fib::FIB_DEFAULT_POOL_V4 as usize);
+/// any shape each: a /16 with k routes longer than /16 has at most 2k + 1
+/// ranges and a header, in a block of at most 4k + 17 words (see
+/// `dataplane`'s range pool); capped at the most a table can address (the
+/// bound is far above what real tables take: the report states the lines
+/// in use).
+pub fn fib_sizes(domains: usize, count: usize) -> FibSizes {
+    let words = 4 * count + 17 * count.min(1 << 16);
+    let lines = (domains * words / msee_abi::fib::FIB_LINE_WORDS as usize)
+        .saturating_add(msee_abi::fib::FIB_DEFAULT_POOL_V4 as usize)
+        .min((1 << msee_abi::fib::FIB_RANGES_AT_BITS) / msee_abi::fib::FIB_LINE_WORDS as usize);
     FibSizes {
         slots: Some((domains as u32).max(msee_abi::fib::FIB_DEFAULT_SLOTS)),
-        nodes_v4: Some(u32::try_from(nodes).unwrap_or(u32::MAX)),
+        nodes_v4: Some(lines as u32),
         ..Default::default()
     }
 }
@@ -227,7 +228,7 @@ pub fn msee_with_routes(routes: usize, write: Write) -> Result<(Msee, Duration)>
 /// As `msee_with_routes`, from `object` (another build) if given.
 pub fn msee_from(object: Option<&[u8]>, routes: usize, write: Write) -> Result<(Msee, Duration)> {
     let shape = TableShape::Internet;
-    msee_sized(object, routes, shape, 1, write, fib_sizes(1, routes, shape))
+    msee_sized(object, routes, shape, 1, write, fib_sizes(1, routes))
 }
 
 /// As `msee_with_routes`, on a table of `shape` whose routes are spread
@@ -239,7 +240,7 @@ pub fn msee_shaped(shape: TableShape, routes: usize, groups: u32) -> Result<(Mse
         shape,
         groups,
         Write::Batch,
-        fib_sizes(1, routes, shape),
+        fib_sizes(1, routes),
     )
 }
 

@@ -978,9 +978,9 @@ type Tagged = (Vec<IpAddr>, Vec<u16>);
 /// destinations: across every circuit's table, each in its circuit's
 /// VLAN, or across the first circuit's only.
 fn msee_with_circuits(lb: &LabBench) -> Result<(Msee, [Tagged; 2])> {
-    use crate::fixture::{TableShape, fib_sizes};
+    use crate::fixture::fib_sizes;
     let mut m = Msee::load(&dataplane::LoadOptions {
-        fib: fib_sizes(usize::from(CIRCUITS), CIRCUIT_ROUTES, TableShape::Internet),
+        fib: fib_sizes(usize::from(CIRCUITS), CIRCUIT_ROUTES),
         ..Default::default()
     })
     .context("loading msee for the many-circuits samples")?;

@@ -26,7 +26,7 @@ use testkit::{Rng, median};
 
 use crate::{
     bird::{BIRD, Bird, Nudger},
-    fixture::{LO, MSEE_MAC, PROBE_DST, TableShape, XDP_REDIRECT, route_table},
+    fixture::{LO, MSEE_MAC, PROBE_DST, XDP_REDIRECT, route_table},
     report::{Targets, thousands},
 };
 
@@ -525,9 +525,8 @@ struct DomainTraffic {
 /// to the MSEE on the same tags (so a forwarded frame is forwarded again
 /// on every repeated run, as in [`crate::fixture`]).
 fn msee_with_circuits(circuits: usize, routes: usize) -> Result<(Msee, Vec<DomainTraffic>)> {
-    let shape = TableShape::Internet;
     let mut m = Msee::load(&LoadOptions {
-        fib: crate::fixture::fib_sizes(2 * circuits, routes, shape),
+        fib: crate::fixture::fib_sizes(2 * circuits, routes),
         ..Default::default()
     })
     .context("loading msee")?;

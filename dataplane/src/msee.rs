@@ -31,7 +31,7 @@ use msee_abi::{
 
 use crate::{
     config_map::{ConfigMap, GracePeriod},
-    fib::{Family, Fib, FibStats, Sizes, region::Region},
+    fib::{Family, Fib, FibStats, Regions, Sizes, region::Region},
 };
 
 pub mod capture;
@@ -103,8 +103,7 @@ pub enum MseeError {
     GroupSize(usize),
     #[error(
         "the map pinned at {path} holds {found}, where this version's {map} holds {expected}: \
-         it was pinned by another version of msee, or (the forwarding table's maps) with \
-         other --fib-* sizes; remove that instance's pins \
+         it was pinned by another version of msee; remove that instance's pins \
          (`msee-daemon --stop` with its --state-dir) or use another state directory"
     )]
     PinnedLayout {
@@ -209,18 +208,21 @@ pub struct LoadOptions {
 /// names them).
 ///
 /// Memory: per slot 256 KiB (IPv4 root) + 16 KiB (IPv6 root); per IPv4
-/// node 1 KiB, per IPv6 node 64 bytes; plus 512 KiB of domain words. An
-/// IPv4 route takes at most 2 nodes (none for a /16 or shorter, one for
-/// /17../24), fewer where it shares them with its neighbours; an IPv6
-/// route at most one per 4 bits past /12. The defaults (256 slots, 65,536
-/// nodes per family) take 136 MiB.
+/// "node" a 64-byte line of 16 range words, per IPv6 node 64 bytes; plus
+/// 512 KiB of domain words and 256 KiB of distinct routes. An IPv4 route
+/// longer than /16 takes at most two range words (where it starts and
+/// where it ends; a /16 with ranges one header word more, in blocks of
+/// four words), none where its neighbours have its route; an IPv6 route at
+/// most one node per 4 bits past /12. The defaults (256 slots, 131,072
+/// IPv4 lines, 65,536 IPv6 nodes) take 81 MiB.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FibSizes {
     /// Domain slots (default `msee_abi::fib::FIB_DEFAULT_SLOTS`); 0: no
     /// table, every lookup goes to the LPM tries (the pools are then not
     /// allocated).
     pub slots: Option<u32>,
-    /// IPv4 pool nodes (default `FIB_DEFAULT_POOL_V4`).
+    /// IPv4 pool: 64-byte lines of range words (default
+    /// `FIB_DEFAULT_POOL_V4`).
     pub nodes_v4: Option<u32>,
     /// IPv6 pool nodes (default `FIB_DEFAULT_POOL_V6`).
     pub nodes_v6: Option<u32>,
@@ -229,7 +231,8 @@ pub struct FibSizes {
 impl FibSizes {
     fn resolve(&self) -> Result<Sizes> {
         use msee_abi::fib::{
-            FIB_DEFAULT_POOL_V4, FIB_DEFAULT_POOL_V6, FIB_DEFAULT_SLOTS, FIB_SLOT_MASK,
+            FIB_DEFAULT_POOL_V4, FIB_DEFAULT_POOL_V6, FIB_DEFAULT_SLOTS, FIB_LINE_WORDS,
+            FIB_SLOT_MASK,
         };
         let slots = self.slots.unwrap_or(FIB_DEFAULT_SLOTS);
         let pool = |nodes: Option<u32>, default| {
@@ -255,18 +258,26 @@ impl FibSizes {
         }
         // Node indexes are 31 bits; a BPF array holds at most 4 GiB.
         for (f, what) in [
-            (Family::V4, "forwarding table IPv4 nodes"),
+            (Family::V4, "forwarding table IPv4 range lines"),
             (Family::V6, "forwarding table IPv6 nodes"),
         ] {
             let roots = u64::from(sizes.slots) * u64::from(f.shape().root_nodes());
             let limit = ((1u64 << 31) - 1)
                 .min((u64::from(u32::MAX) + 1) / u64::from(f.shape().node_bytes()) - 1);
-            let Some(max) = limit.checked_sub(roots) else {
+            let Some(room) = limit.checked_sub(roots) else {
                 return Err(MseeError::OutOfRange {
                     what: "forwarding table slots (their roots alone fill a map)",
                     value: u64::from(sizes.slots),
                     max: limit / u64::from(f.shape().root_nodes()),
                 });
+            };
+            let max = match f {
+                // Lines of `FIB_RANGES_V4`, a map of its own, whose words
+                // root entries address in 24 bits.
+                Family::V4 => {
+                    (1u64 << msee_abi::fib::FIB_RANGES_AT_BITS) / u64::from(FIB_LINE_WORDS)
+                }
+                Family::V6 => room,
             };
             let pool = u64::from(sizes.pool[f as usize]);
             if pool > max {
@@ -404,6 +415,21 @@ pub fn pinned_link_program(dir: &Path, ifindex: u32) -> Result<Option<u32>> {
 /// or sizes would otherwise surface as a verifier error on the program's
 /// first access to it, as values read with the wrong layout, or (a shared
 /// array where a per-CPU one belongs) as CPUs silently sharing state.
+///
+/// The forwarding table's maps are the exception: an adopting load writes
+/// them again from the LPM tries whatever they hold (`Fib::rebuild`), so a
+/// pin of one with another layout (other `--fib-*` sizes, or a version
+/// that laid the table out otherwise) is unpinned here and the map made
+/// afresh. The program running meanwhile keeps its own.
+/// The forwarding table's maps (see `check_pinned_layouts`).
+const FIB_MAPS: [&str; 5] = [
+    maps::FIB_DOMAINS,
+    maps::FIB_NODES_V4,
+    maps::FIB_NODES_V6,
+    maps::FIB_RANGES_V4,
+    maps::FIB_LEAVES,
+];
+
 fn check_pinned_layouts(
     object: &[u8],
     pins: &[(&'static str, PathBuf)],
@@ -448,6 +474,19 @@ fn check_pinned_layouts(
             .find(|(n, _)| n == name)
             .map_or(def.max_entries(), |(_, e)| *e);
         let expected = layout(expected_kind, def.key_size(), def.value_size(), entries);
+        if found != expected && FIB_MAPS.contains(name) {
+            std::fs::remove_file(path).map_err(|e| MseeError::Pin {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            tracing::info!(
+                map = name,
+                found,
+                expected,
+                "a pinned forwarding table map of another layout: made afresh, written from the routes"
+            );
+            continue;
+        }
         if found != expected {
             return Err(MseeError::PinnedLayout {
                 map: name.to_string(),
@@ -487,6 +526,7 @@ impl Msee {
         let sized = [
             (maps::FIB_NODES_V4, fib_sizes.nodes(Family::V4).max(1)),
             (maps::FIB_NODES_V6, fib_sizes.nodes(Family::V6).max(1)),
+            (maps::FIB_RANGES_V4, fib_sizes.pool[0].max(1)),
         ];
         check_pinned_layouts(object, &pin_paths, &sized)?;
         let adopted = pin_paths.iter().any(|(_, path)| path.exists());
@@ -545,9 +585,13 @@ impl Msee {
             Region::of_map(fd, bytes as usize)
                 .map_err(|source| MseeError::MapFib { map: name, source })
         };
-        let words = region(maps::FIB_DOMAINS, crate::fib::DOMAINS_BYTES as u64)?;
-        let v4 = region(maps::FIB_NODES_V4, sizes.bytes(Family::V4))?;
-        let v6 = region(maps::FIB_NODES_V6, sizes.bytes(Family::V6))?;
+        let regions = Regions {
+            words: region(maps::FIB_DOMAINS, crate::fib::DOMAINS_BYTES as u64)?,
+            v4: region(maps::FIB_NODES_V4, sizes.bytes(Family::V4))?,
+            v6: region(maps::FIB_NODES_V6, sizes.bytes(Family::V6))?,
+            ranges: region(maps::FIB_RANGES_V4, sizes.range_bytes())?,
+            leaves: region(maps::FIB_LEAVES, crate::fib::LEAVES_BYTES as u64)?,
+        };
         let grace = GracePeriod::new().map_err(|source| MseeError::MapFib {
             map: maps::FIB_DOMAINS,
             source,
@@ -563,7 +607,7 @@ impl Msee {
             }
         });
         if !adopted {
-            return Ok(Fib::new(words, v4, v6, sizes, grace));
+            return Ok(Fib::new(regions, sizes, grace));
         }
         let mut routes = Vec::new();
         let v4_trie: LpmTrie<_, RouteKeyV4, Route> = lpm(ebpf, maps::ROUTES_V4)?;
@@ -586,7 +630,7 @@ impl Msee {
             let prefix = IpNet::new(IpAddr::from(addr), len).expect("a trie key's length");
             routes.push((domain_of(domain), prefix, route));
         }
-        Ok(Fib::rebuild(words, v4, v6, sizes, grace, &routes))
+        Ok(Fib::rebuild(regions, sizes, grace, &routes))
     }
 
     /// The forwarding table's occupancy and the domains it leaves to the
@@ -1630,7 +1674,10 @@ mod tests {
         let e = of(65536, 1).unwrap_err().to_string();
         assert!(e.contains("forwarding table slots"), "{e}");
         let e = of(256, u32::MAX).unwrap_err().to_string();
-        assert!(e.contains("IPv4 nodes"), "{e}");
+        assert!(e.contains("IPv4 range lines"), "{e}");
+        // Root entries address 2^23 words of ranges: 2^19 lines.
+        assert!(of(256, 1 << 19).is_ok());
+        assert!(of(256, (1 << 19) + 1).is_err());
         assert!(of(65537, 0).is_err());
     }
 

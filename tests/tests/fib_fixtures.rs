@@ -112,8 +112,9 @@ fn random_route(rng: &mut Rng) -> Route {
 }
 
 /// A random prefix: lengths weighted as tables hold them, addresses under
-/// a few short prefixes so that prefixes nest.
-fn random_prefix(rng: &mut Rng, v6: bool) -> IpNet {
+/// a few short prefixes so that prefixes nest; IPv4 ones (`internet`) no
+/// longer than /24 (a table the program keeps in short ranges).
+fn random_prefix(rng: &mut Rng, v6: bool, internet: bool) -> IpNet {
     if v6 {
         let len = match rng.below(10) {
             0 => rng.below(32) as u8,
@@ -130,6 +131,7 @@ fn random_prefix(rng: &mut Rng, v6: bool) -> IpNet {
             0 => 1 + rng.below(7) as u8,
             1..=3 => 8 + rng.below(8) as u8,
             4..=15 => 16 + rng.below(9) as u8,
+            _ if internet => 24,
             _ => 25 + rng.below(8) as u8,
         };
         let a = (10 + rng.below(4) as u32) << 24 | rng.u32() >> 8;
@@ -225,7 +227,9 @@ fn lookups_match_the_trie(v6: bool, seed: u64) {
     for d in DOMAINS {
         let mut routes = Vec::new();
         for _ in 0..8_000 {
-            routes.push((d, random_prefix(&mut rng, v6), random_route(&mut rng)));
+            // Domain 3's IPv4 table as the Internet's: nothing past /24.
+            let p = random_prefix(&mut rng, v6, d == 3);
+            routes.push((d, p, random_route(&mut rng)));
         }
         m.upsert_routes(&routes).unwrap();
         let mut prefixes: Vec<IpNet> = routes.iter().map(|r| r.1).collect();
@@ -308,19 +312,19 @@ fn a_domain_the_table_cannot_hold_is_looked_up_in_the_trie_and_counted() {
     if !require_root("a_domain_the_table_cannot_hold_is_looked_up_in_the_trie_and_counted") {
         return;
     }
-    // Two /32s in different /16s need four IPv4 nodes.
+    // One line of IPv4 range words (16): a /32 alone in its /16 takes
+    // four, so the fifth does not fit.
     let mut m = fixture_with(FibSizes {
-        nodes_v4: Some(3),
+        nodes_v4: Some(1),
         ..Default::default()
     });
     let route = |group| Route { group, flags: 0 };
-    m.upsert_routes(&[
-        (1, "10.0.0.1/32".parse().unwrap(), route(3)),
-        (1, "10.1.0.1/32".parse().unwrap(), route(4)),
-    ])
-    .unwrap();
+    let routes: Vec<_> = (0..5)
+        .map(|k| (1, format!("10.{k}.0.1/32").parse().unwrap(), route(3 + k)))
+        .collect();
+    m.upsert_routes(&routes).unwrap();
     assert_eq!(m.fib_stats().on_trie, vec![(1, false)]);
-    let addrs: Vec<IpAddr> = ["10.0.0.1", "10.1.0.1", "10.2.0.1"]
+    let addrs: Vec<IpAddr> = ["10.0.0.1", "10.1.0.1", "10.9.0.1"]
         .iter()
         .map(|a| a.parse().unwrap())
         .collect();
@@ -472,6 +476,8 @@ fn tries_pinned_without_a_table_fill_a_fresh_one() {
         msee_abi::maps::FIB_DOMAINS,
         msee_abi::maps::FIB_NODES_V4,
         msee_abi::maps::FIB_NODES_V6,
+        msee_abi::maps::FIB_RANGES_V4,
+        msee_abi::maps::FIB_LEAVES,
         msee_abi::maps::FIB_FALLBACK,
     ] {
         std::fs::remove_file(pins.0.join(name)).unwrap();
@@ -482,6 +488,58 @@ fn tries_pinned_without_a_table_fill_a_fresh_one() {
         .iter()
         .map(|a| a.parse().unwrap())
         .collect();
+    assert_eq!(check(&mut m, 1, &addrs), [1, 0]);
+    assert_eq!(m.fib_fallback_lookups().unwrap(), [0, 0]);
+}
+
+/// Pins of the forwarding table's maps of another layout (here: other
+/// `--fib-*` sizes; an older version's layout alike) are not refused: the
+/// table's maps are made afresh and written from the tries, which are
+/// adopted as they are.
+#[test]
+fn a_table_pinned_with_other_sizes_is_made_afresh() {
+    if !require_root("a_table_pinned_with_other_sizes_is_made_afresh") {
+        return;
+    }
+    let pins = PinDir(std::path::PathBuf::from(format!(
+        "/sys/fs/bpf/msee-fib-resize-{}",
+        std::process::id()
+    )));
+    let opts = |v4: u32, v6: u32| LoadOptions {
+        pin_dir: Some(pins.0.clone()),
+        fib: FibSizes {
+            nodes_v4: Some(v4),
+            nodes_v6: Some(v6),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let route = |group| Route { group, flags: 0 };
+    let routes = [
+        (1, "10.0.0.0/8", route(1)),
+        (1, "10.1.2.128/25", route(3)),
+        (1, "2001:db8::/32", route(5)),
+        (1, "2001:db8:0:1::/64", route(6)),
+    ]
+    .map(|(d, p, r)| (d, p.parse::<IpNet>().unwrap(), r));
+    {
+        let mut m = fixture_of(&opts(1 << 10, 1 << 12));
+        m.upsert_routes(&routes).unwrap();
+    }
+    let mut m = Msee::load(&opts(1 << 11, 1 << 13)).unwrap();
+    let stats = m.fib_stats();
+    assert_eq!(stats.on_trie, vec![]);
+    assert_eq!(stats.nodes, [1 << 11, 1 << 13], "the new sizes");
+    let addrs: Vec<IpAddr> = [
+        "10.1.2.200",
+        "10.1.2.3",
+        "11.0.0.1",
+        "2001:db8::9",
+        "2001:db8:0:1::9",
+    ]
+    .iter()
+    .map(|a| a.parse().unwrap())
+    .collect();
     assert_eq!(check(&mut m, 1, &addrs), [1, 0]);
     assert_eq!(m.fib_fallback_lookups().unwrap(), [0, 0]);
 }

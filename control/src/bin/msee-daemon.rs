@@ -101,12 +101,13 @@ struct Args {
     /// looked up in the kernel's LPM trie.
     #[arg(long)]
     fib_slots: Option<u32>,
-    /// Forwarding table: IPv4 nodes shared by every domain (1 KiB each;
-    /// default 65,536). An IPv4 route takes at most two, none for a /16
-    /// or shorter: the default holds some 32,000 routes longer than /24
-    /// spread over many /16s, far more /24s or shorter ones. A domain that
-    /// runs out is looked up in the LPM trie (`msee-cli fib` and the
-    /// metrics show it) until removals leave room for all its routes.
+    /// Forwarding table: IPv4 lines of ranges shared by every domain (64
+    /// bytes, 16 ranges each; default 131,072, 8 MiB). An IPv4 route longer
+    /// than /16 takes at most two ranges, none where its neighbours share
+    /// its route; /16 and shorter ones none: the default holds a million
+    /// such routes of any next hops. A domain that runs out is looked up in
+    /// the LPM trie (`msee-cli fib` and the metrics show it) until removals
+    /// leave room for all its routes.
     #[arg(long)]
     fib_nodes_v4: Option<u32>,
     /// Forwarding table: IPv6 nodes shared by every domain (64 bytes each;

@@ -1,15 +1,23 @@
-//! Userspace side of `msee`'s forwarding table (`msee_abi::fib`): a
-//! fixed-stride multibit trie per routing domain and family, written in
-//! place through shared mappings of the `FIB_*` maps, beside the LPM tries
-//! that keep every route (the program asks the tries for a domain without
-//! a table of its own).
+//! Userspace side of `msee`'s forwarding table (`msee_abi::fib`), per
+//! routing domain and family, written in place through shared mappings of
+//! the `FIB_*` maps, beside the LPM tries that keep every route (the
+//! program asks the tries for a domain without a table of its own): for
+//! IPv4 a direct table of /16s and each /16's ranges of one route (DXR),
+//! for IPv6 a fixed-stride multibit trie.
 //!
 //! Why written here rather than taken from a crate: the table lives in BPF
 //! arrays the kernel program walks, with the program's encoding, and every
 //! write must keep it valid for a concurrent reader (make-before-break),
-//! which no general-purpose trie crate does.
+//! which no general-purpose crate does.
 //!
-//! Writes, each one aligned store:
+//! IPv4 writes: a change rewrites the ranges of each /16 it touches, from
+//! every route of the domain, in words of its own, and only then points
+//! the /16's root entry at them (one aligned store); the old words are
+//! reused after an RCU grace period. Each lookup reads a /16 whole, old or
+//! new: a prefix that stays routed is never missing. A batch of routes
+//! ([`Fib::upsert_all`]) writes each /16 it touches once.
+//!
+//! IPv6 writes, each one aligned store:
 //! - a new node is filled with the entry it replaces (so it answers as that
 //!   entry did) before the entry points at it;
 //! - an insert overwrites only the leaves whose prefix is no longer than
@@ -21,19 +29,23 @@
 //!   leaf, and reused only after an RCU grace period, so no lookup under
 //!   way reads it refilled. So is a domain's slot once the domain is gone.
 //!
-//! Memory: each family's map holds a root per slot (IPv4 256 KiB, IPv6
-//! 16 KiB) and a pool of nodes shared by all domains (IPv4 1 KiB, IPv6
-//! 64 bytes each). A route adds at most one node per level below the root
-//! (IPv4: 2 KiB, none for a /16 or shorter, 1 KiB for /17../24; IPv6 a
-//! /48: 9 x 64 bytes), fewer where it shares them with its neighbours.
-//! Userspace keeps each route once more in a hash map (to find the
-//! covering route of a removed prefix), about 40 bytes a route.
+//! Memory: a root per slot (IPv4 256 KiB, IPv6 16 KiB); IPv4 ranges, 4
+//! bytes each and a header word per /16 that has more than one, in blocks
+//! of whole 16-byte quarters, from a pool shared by all domains; the
+//! distinct routes (256 KiB); IPv6 nodes of 64 bytes from a pool shared by
+//! all domains, at most one per 4 bits past /12 of a route (a /48: 9 x 64
+//! bytes), fewer where it shares them with its neighbours. Userspace keeps
+//! each route once more in a hash map (to find the routes of a /16, and
+//! the covering route of a removed prefix), about 40 bytes a route, and
+//! IPv4 routes longer than /16 once more by /16.
+pub(crate) mod ranges;
 pub(crate) mod region;
 
 #[cfg(test)]
 mod tests;
 
 use std::{
+    collections::BTreeSet,
     net::IpAddr,
     sync::atomic::{AtomicU32, Ordering},
 };
@@ -42,12 +54,15 @@ use ipnet::IpNet;
 use msee_abi::{
     Route,
     fib::{
-        FIB_CHILD, FIB_MAX_DOMAINS, FIB_PRESENT, FIB_SERVES_V4, FIB_SERVES_V6, FIB_SLOT_MASK,
-        FIB_V4, FIB_V6, FibShape, fib_domain_word, fib_leaf, fib_plen, fib_root_entry, fib_route,
-        fib_walk,
+        FIB_CHILD, FIB_LEAF_IDS, FIB_LINE_WORDS, FIB_MAX_DOMAINS, FIB_PRESENT, FIB_RANGES_SHORT,
+        FIB_SERVES_V4, FIB_SERVES_V6, FIB_SLOT_MASK, FIB_V4, FIB_V6, FibShape, fib_domain_word,
+        fib_leaf, fib_plen, fib_range, fib_range_lookup, fib_ranges_at, fib_ranges_count,
+        fib_ranges_entry, fib_ranges_header, fib_ranges_of, fib_ranges_words, fib_root_entry,
+        fib_route, fib_short_range, fib_walk,
     },
 };
 
+use ranges::{RangePool, chunk_ranges};
 use region::Region;
 
 /// An address family's table.
@@ -131,33 +146,29 @@ const DOMAIN_WORD_STRIDE: usize = 2;
 /// Bytes of `FIB_DOMAINS`'s values.
 pub(crate) const DOMAINS_BYTES: usize = FIB_MAX_DOMAINS as usize * DOMAIN_WORD_STRIDE * 4;
 
-/// The route the table in `domains` (`FIB_DOMAINS`) and `table` (the nodes
-/// of `addr`'s family) gives `addr` in `domain`, walked as the program
-/// walks it: `None` if the program asks the tries for it, `Some(None)` for
-/// no route.
-pub(crate) fn lookup(
-    domains: &[AtomicU32],
-    table: &[AtomicU32],
-    domain: u32,
-    addr: IpAddr,
-) -> Option<Option<Route>> {
-    let f = Family::of_addr(&addr);
-    let shape = f.shape();
-    let word = domains
-        .get(domain as usize * DOMAIN_WORD_STRIDE)?
-        .load(Ordering::Acquire);
-    if word & f.serves_flag() == 0 {
-        return None;
+/// Bytes of `FIB_LEAVES`'s values.
+pub(crate) const LEAVES_BYTES: usize = FIB_LEAF_IDS as usize * 4;
+
+/// An IPv4 prefix's address (host order) and its /16 (the top 16 bits).
+fn v4_parts(p: Prefix) -> (u32, u32) {
+    let a = (p.0 >> 96) as u32;
+    (a, a >> 16)
+}
+
+/// The IPv4 /16s a prefix covers (their top 16 bits).
+fn chunks_of(p: Prefix) -> std::ops::Range<u32> {
+    let c = (p.0 >> 112) as u32;
+    c..c + (1 << (16 - p.1.min(16)))
+}
+
+/// An IPv4 route of a range or root entry: its leaf without the prefix
+/// length, so that neighbours of one route merge.
+fn route_leaf(leaf: u32) -> u32 {
+    if leaf & FIB_PRESENT == 0 {
+        0
+    } else {
+        fib_leaf(fib_route(leaf), 0)
     }
-    let slot = word & FIB_SLOT_MASK;
-    let a = addr_of(addr);
-    let fanout = shape.fanout() as usize;
-    let entry = |n: u32, j: usize| -> Option<u32> {
-        Some(table.get(n as usize * fanout + j)?.load(Ordering::Acquire))
-    };
-    let (n, j) = fib_root_entry(&shape, slot, top(&shape, a));
-    let leaf = fib_walk(entry(n, j)?, shape.levels(), |l| index(&shape, a, l), entry)?;
-    Some((leaf & FIB_PRESENT != 0).then(|| fib_route(leaf)))
 }
 
 /// Which nodes of a family's map are free.
@@ -212,6 +223,8 @@ struct Domain {
     fast: [bool; 2],
     /// Every route of the domain, per family, as its leaf.
     routes: [foldhash::HashMap<Prefix, u32>; 2],
+    /// The IPv4 routes longer than /16 (address, length), by /16.
+    chunks: foldhash::HashMap<u32, BTreeSet<(u32, u8)>>,
 }
 
 impl Domain {
@@ -220,7 +233,8 @@ impl Domain {
     }
 }
 
-/// How big the table's maps are: slots (roots) and pool nodes per family.
+/// How big the table's maps are: slots (roots), and per family the pool:
+/// IPv4 lines of ranges (`FIB_RANGES_V4`, 64 bytes each), IPv6 nodes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Sizes {
     pub slots: u32,
@@ -228,14 +242,92 @@ pub(crate) struct Sizes {
 }
 
 impl Sizes {
-    /// Nodes of family `f`'s map: the roots, then the pool.
+    /// Nodes of family `f`'s map: the roots, then (IPv6) the pool.
     pub(crate) fn nodes(&self, f: Family) -> u32 {
-        self.slots * f.shape().root_nodes() + self.pool[f as usize]
+        let pool = match f {
+            Family::V4 => 0,
+            Family::V6 => self.pool[1],
+        };
+        self.slots * f.shape().root_nodes() + pool
     }
 
-    /// Bytes of family `f`'s map.
+    /// Bytes of family `f`'s map of nodes.
     pub(crate) fn bytes(&self, f: Family) -> u64 {
         u64::from(self.nodes(f)) * u64::from(f.shape().node_bytes())
+    }
+
+    /// Bytes of `FIB_RANGES_V4`.
+    pub(crate) fn range_bytes(&self) -> u64 {
+        u64::from(self.pool[0]) * u64::from(FIB_LINE_WORDS) * 4
+    }
+}
+
+/// The mappings of the table's maps.
+pub(crate) struct Regions {
+    /// `FIB_DOMAINS`'s values (`DOMAINS_BYTES`).
+    pub words: Region,
+    /// `FIB_NODES_V4`, `FIB_NODES_V6` ([`Sizes::bytes`]).
+    pub v4: Region,
+    pub v6: Region,
+    /// `FIB_RANGES_V4` ([`Sizes::range_bytes`]), `FIB_LEAVES`
+    /// (`LEAVES_BYTES`).
+    pub ranges: Region,
+    pub leaves: Region,
+}
+
+/// The table's maps as the program reads them.
+pub(crate) struct View<'a> {
+    words: &'a [AtomicU32],
+    tables: [&'a [AtomicU32]; 2],
+    ranges: &'a [AtomicU32],
+    leaves: &'a [AtomicU32],
+}
+
+#[cfg(test)]
+impl Regions {
+    pub(crate) fn view(&self) -> View<'_> {
+        View {
+            words: self.words.words(),
+            tables: [self.v4.words(), self.v6.words()],
+            ranges: self.ranges.words(),
+            leaves: self.leaves.words(),
+        }
+    }
+}
+
+impl View<'_> {
+    /// The route the table gives `addr` in `domain`, found as the program
+    /// finds it: `None` if the program asks the tries for it, `Some(None)`
+    /// for no route.
+    pub(crate) fn lookup(&self, domain: u32, addr: IpAddr) -> Option<Option<Route>> {
+        let f = Family::of_addr(&addr);
+        let shape = f.shape();
+        let word = self
+            .words
+            .get(domain as usize * DOMAIN_WORD_STRIDE)?
+            .load(Ordering::Acquire);
+        if word & f.serves_flag() == 0 {
+            return None;
+        }
+        let slot = word & FIB_SLOT_MASK;
+        let a = addr_of(addr);
+        let table = self.tables[f as usize];
+        let fanout = shape.fanout() as usize;
+        let entry = |n: u32, j: usize| -> Option<u32> {
+            Some(table.get(n as usize * fanout + j)?.load(Ordering::Acquire))
+        };
+        let (n, j) = fib_root_entry(&shape, slot, top(&shape, a));
+        let root = entry(n, j)?;
+        let leaf = match f {
+            Family::V4 if root & FIB_CHILD != 0 => {
+                let word = |w: u32| Some(self.ranges.get(w as usize)?.load(Ordering::Acquire));
+                let id = fib_range_lookup(root, (a >> 96) as u16, word)?;
+                self.leaves.get(usize::from(id))?.load(Ordering::Acquire)
+            }
+            Family::V4 => root,
+            Family::V6 => fib_walk(root, shape.levels(), |l| index(&shape, a, l), entry)?,
+        };
+        Some((leaf & FIB_PRESENT != 0).then(|| fib_route(leaf)))
     }
 }
 
@@ -246,12 +338,13 @@ pub struct FibStats {
     pub slots: u32,
     pub slots_used: u32,
     /// Per family (IPv4, IPv6): pool nodes in use and in all, and bytes a
-    /// node takes.
+    /// node takes (IPv4: 64-byte lines of ranges, in use counted in
+    /// words / 16).
     pub nodes_in_use: [u32; 2],
     pub nodes: [u32; 2],
     pub node_bytes: [u32; 2],
-    /// Bytes of the maps (roots and pools, both families; allocated whole
-    /// when the program is loaded).
+    /// Bytes of the maps (roots, pools and distinct routes, both families;
+    /// allocated whole when the program is loaded).
     pub map_bytes: u64,
     /// Domains with routes of a family that the table does not hold (no
     /// slot, or the pool ran out): the program looks them up in the LPM
@@ -264,7 +357,17 @@ pub struct FibStats {
 pub(crate) struct Fib {
     words: Region,
     tables: [Region; 2],
+    /// IPv6 nodes (IPv4's pool holds no nodes: its ranges are `range_pool`).
     pools: [Pool; 2],
+    ranges: Region,
+    range_pool: RangePool,
+    leaves: Region,
+    /// Each distinct IPv4 route's index in `FIB_LEAVES` (never given back:
+    /// there are few, and a range may point at one until a grace period).
+    leaf_ids: foldhash::HashMap<u32, u16>,
+    /// While a batch is written ([`Fib::upsert_all`]): the (domain, /16)s
+    /// to write once it is in.
+    batch: Option<BTreeSet<(u32, u32)>>,
     slots: Vec<Slot>,
     domains: foldhash::HashMap<u32, Domain>,
     /// Domains whose table of a family gave up when the pool ran out: each
@@ -279,21 +382,24 @@ pub(crate) struct Fib {
 struct PoolFull;
 
 impl Fib {
-    /// A table over fresh (zeroed) maps: `words` is `FIB_DOMAINS`'s values
-    /// (`DOMAINS_BYTES`), `v4`/`v6` the nodes of `FIB_NODES_V4` /
-    /// `FIB_NODES_V6`, of `sizes`.
+    /// A table over fresh (zeroed) maps of `sizes`.
     pub(crate) fn new(
-        words: Region,
-        v4: Region,
-        v6: Region,
+        regions: Regions,
         sizes: Sizes,
         grace: Box<dyn FnMut() + Send + Sync>,
     ) -> Self {
         let pool = |f: Family| Pool::new(sizes.slots * f.shape().root_nodes(), sizes.nodes(f));
+        let mut leaf_ids = foldhash::HashMap::default();
+        leaf_ids.insert(0, 0);
         Self {
-            words,
-            tables: [v4, v6],
+            words: regions.words,
+            tables: [regions.v4, regions.v6],
             pools: [pool(Family::V4), pool(Family::V6)],
+            ranges: regions.ranges,
+            range_pool: RangePool::new(sizes.pool[0] * FIB_LINE_WORDS),
+            leaves: regions.leaves,
+            leaf_ids,
+            batch: None,
             slots: vec![Slot::Clean; sizes.slots as usize],
             domains: Default::default(),
             fallen: Vec::new(),
@@ -306,23 +412,20 @@ impl Fib {
     /// tries are the truth: the table a crash left between a trie write
     /// and its table write, or one made with other sizes, must not answer.
     /// Every domain is first handed to the tries (its word cleared), so
-    /// after a grace period no lookup walks the old nodes; they are zeroed
-    /// and the tables written again, each domain served again once its
-    /// table is whole.
+    /// after a grace period no lookup walks the old tables; they are zeroed
+    /// and written again, each domain served again once its table is whole.
     pub(crate) fn rebuild(
-        words: Region,
-        v4: Region,
-        v6: Region,
+        regions: Regions,
         sizes: Sizes,
         grace: Box<dyn FnMut() + Send + Sync>,
         routes: &[(u32, IpNet, Route)],
     ) -> Self {
-        for w in words.words() {
+        for w in regions.words.words() {
             w.store(0, Ordering::Release);
         }
-        let mut fib = Self::new(words, v4, v6, sizes, grace);
+        let mut fib = Self::new(regions, sizes, grace);
         fib.wait_grace();
-        for table in &fib.tables {
+        for table in fib.tables.iter().chain([&fib.ranges, &fib.leaves]) {
             for cell in table.words() {
                 cell.store(0, Ordering::Relaxed);
             }
@@ -352,9 +455,13 @@ impl Fib {
         (self.grace)();
     }
 
-    /// Pool nodes in use, per family (roots not counted).
+    /// Pool nodes in use, per family (roots not counted; IPv4: lines of
+    /// range words, rounded up).
     pub(crate) fn nodes_in_use(&self) -> [u32; 2] {
-        [self.pools[0].in_use(), self.pools[1].in_use()]
+        [
+            self.range_pool.in_use().div_ceil(FIB_LINE_WORDS),
+            self.pools[1].in_use(),
+        ]
     }
 
     pub(crate) fn stats(&self) -> FibStats {
@@ -375,16 +482,26 @@ impl Fib {
             slots_used: self.slots.iter().filter(|s| **s == Slot::Owned).count() as u32,
             nodes_in_use: self.nodes_in_use(),
             nodes: sizes.pool,
-            node_bytes: FAMILIES.map(|f| f.shape().node_bytes()),
-            map_bytes: sizes.bytes(Family::V4) + sizes.bytes(Family::V6) + DOMAINS_BYTES as u64,
+            node_bytes: [FIB_LINE_WORDS * 4, Family::V6.shape().node_bytes()],
+            map_bytes: sizes.bytes(Family::V4)
+                + sizes.bytes(Family::V6)
+                + sizes.range_bytes()
+                + (DOMAINS_BYTES + LEAVES_BYTES) as u64,
             on_trie,
         }
+    }
+
+    fn range_pool_lines(&self) -> u32 {
+        self.range_pool.capacity() / FIB_LINE_WORDS
     }
 
     fn sizes(&self) -> Sizes {
         Sizes {
             slots: self.slots.len() as u32,
-            pool: [0, 1].map(|f| self.pools[f].capacity - self.pools[f].first),
+            pool: [
+                self.range_pool_lines(),
+                self.pools[1].capacity - self.pools[1].first,
+            ],
         }
     }
 
@@ -409,17 +526,25 @@ impl Fib {
         }
         let d = self.domains.get_mut(&domain).expect("added above");
         d.routes[f as usize].insert(p, leaf);
+        if f == Family::V4 && p.1 > 16 {
+            let (a, c) = v4_parts(p);
+            d.chunks.entry(c).or_default().insert((a, p.1));
+        }
         let (Some(slot), true) = (d.slot, d.fast[f as usize]) else {
             return;
         };
-        if self.insert(f, slot, p, leaf).is_err() {
+        let written = match f {
+            Family::V4 => self.write_chunks(domain, slot, p),
+            Family::V6 => self.insert(f, slot, p, leaf),
+        };
+        if written.is_err() {
             self.give_up(domain, f);
         }
     }
 
     /// [`Fib::upsert`] each of `routes`, in order, with room made first in
     /// the copies of the routes (a million routes grow them twenty times
-    /// over otherwise).
+    /// over otherwise), and each IPv4 /16 written once, after them all.
     pub(crate) fn upsert_all(&mut self, routes: &[(u32, IpNet, Route)]) {
         let mut counts: foldhash::HashMap<(u32, Family), usize> = Default::default();
         for (domain, prefix, _) in routes {
@@ -432,9 +557,11 @@ impl Fib {
             let d = self.domains.get_mut(&domain).expect("added above");
             d.routes[f as usize].reserve(n);
         }
+        self.batch = Some(BTreeSet::new());
         for (domain, prefix, route) in routes {
             self.upsert(*domain, prefix, *route);
         }
+        self.write_batch();
     }
 
     /// `prefix` in `domain` is no longer routed (removed from the LPM trie
@@ -448,14 +575,32 @@ impl Fib {
         if d.routes[f as usize].remove(&p).is_none() {
             return;
         }
-        // The route of the longest prefix that covers `p`, if any.
-        let routes = &d.routes[f as usize];
-        let cover = (0..p.1)
-            .rev()
-            .find_map(|len| routes.get(&(truncate(p.0, len), len)).copied())
-            .unwrap_or(0);
+        if f == Family::V4 && p.1 > 16 {
+            let (a, c) = v4_parts(p);
+            if let Some(set) = d.chunks.get_mut(&c) {
+                set.remove(&(a, p.1));
+                if set.is_empty() {
+                    d.chunks.remove(&c);
+                }
+            }
+        }
         if let (Some(slot), true) = (d.slot, d.fast[f as usize]) {
-            self.clear(f, slot, p, cover);
+            match f {
+                Family::V4 => {
+                    if self.write_chunks(domain, slot, p).is_err() {
+                        self.give_up(domain, f);
+                    }
+                }
+                Family::V6 => {
+                    // The route of the longest prefix that covers `p`, if any.
+                    let routes = &self.domains[&domain].routes[f as usize];
+                    let cover = (0..p.1)
+                        .rev()
+                        .find_map(|len| routes.get(&(truncate(p.0, len), len)).copied())
+                        .unwrap_or(0);
+                    self.clear(f, slot, p, cover);
+                }
+            }
         }
         if self.domains[&domain].is_empty() {
             self.release(domain);
@@ -465,23 +610,214 @@ impl Fib {
         }
     }
 
-    /// Nodes family `f`'s pool can hand out: free, never used, and unlinked
-    /// ones waiting for a grace period.
+    /// Write the ranges of each /16 of IPv4 prefix `p` in `domain`'s table
+    /// (slot `s`) again, or while a batch is written, note them for
+    /// [`Fib::write_batch`].
+    fn write_chunks(&mut self, domain: u32, s: u32, p: Prefix) -> Result<(), PoolFull> {
+        if let Some(batch) = &mut self.batch {
+            batch.extend(chunks_of(p).map(|c| (domain, c)));
+            return Ok(());
+        }
+        for c in chunks_of(p) {
+            self.write_chunk(domain, s, c)?;
+        }
+        Ok(())
+    }
+
+    /// Write every /16 the batch touched, of the domains still served.
+    fn write_batch(&mut self) {
+        let Some(batch) = self.batch.take() else {
+            return;
+        };
+        let mut failed = None;
+        for (domain, c) in batch {
+            if failed == Some(domain) {
+                continue;
+            }
+            let Some(d) = self.domains.get(&domain) else {
+                continue;
+            };
+            let (Some(s), true) = (d.slot, d.fast[Family::V4 as usize]) else {
+                continue;
+            };
+            if self.write_chunk(domain, s, c).is_err() {
+                self.give_up(domain, Family::V4);
+                failed = Some(domain);
+            }
+        }
+    }
+
+    /// Write /16 `c` of `domain`'s IPv4 table (slot `s`) from its routes:
+    /// its route if it has one throughout, else its ranges in fresh words,
+    /// then the root entry; the words it pointed at are reused after a
+    /// grace period.
+    fn write_chunk(&mut self, domain: u32, s: u32, c: u32) -> Result<(), PoolFull> {
+        let d = &self.domains[&domain];
+        let routes = &d.routes[Family::V4 as usize];
+        let first = u128::from(c) << 112;
+        let cover = (0..=16u8)
+            .rev()
+            .find_map(|len| routes.get(&(truncate(first, len), len)))
+            .map_or(0, |&leaf| route_leaf(leaf));
+        let inside: Vec<(u32, u32, u32)> = d.chunks.get(&c).map_or_else(Vec::new, |set| {
+            set.iter()
+                .map(|&(a, len)| {
+                    let leaf = routes[&(u128::from(a) << 96, len)];
+                    let start = a & 0xffff;
+                    (
+                        start,
+                        start + (1 << (32 - u32::from(len))),
+                        route_leaf(leaf),
+                    )
+                })
+                .collect()
+        });
+        let ranges = chunk_ranges(cover, &inside);
+        let (n, j) = fib_root_entry(&FIB_V4, s, c);
+        let old = self.load(Family::V4, n, j);
+        let entry = if let [(_, leaf)] = ranges[..] {
+            leaf
+        } else {
+            let ids = ranges
+                .iter()
+                .map(|&(_, leaf)| self.leaf_id(leaf))
+                .collect::<Result<Vec<u16>, PoolFull>>()?;
+            // Short ranges where every range starts at a /24 and every
+            // route's index fits a byte: half the words.
+            let short = ranges.iter().all(|&(start, _)| start & 0xff == 0)
+                && ids.iter().all(|&id| id <= 0xff);
+            let count = ranges.len() as u32;
+            // A header word only where the entry cannot say how many.
+            let mut words = Vec::with_capacity(ranges.len() + 1);
+            if fib_ranges_count(fib_ranges_entry(0, count, short)) == 0 {
+                words.push(fib_ranges_header(count, short));
+            }
+            if short {
+                let half = |k: usize| {
+                    ranges.get(k).map_or(0, |&(start, _)| {
+                        u32::from(fib_short_range(start, ids[k] as u8))
+                    })
+                };
+                words.extend(
+                    (0..ranges.len())
+                        .step_by(2)
+                        .map(|k| half(k) | half(k + 1) << 16),
+                );
+            } else {
+                words.extend(
+                    ranges
+                        .iter()
+                        .zip(&ids)
+                        .map(|(&(start, _), &id)| fib_range(start, id)),
+                );
+            }
+            if old & FIB_CHILD != 0 && self.range_words(old) == words {
+                return Ok(());
+            }
+            let at = self.alloc_ranges(words.len() as u32)?;
+            for (k, w) in words.iter().enumerate() {
+                self.ranges.words()[at as usize + k].store(*w, Ordering::Release);
+            }
+            fib_ranges_entry(at, count, short)
+        };
+        if entry == old {
+            return Ok(());
+        }
+        self.store(Family::V4, n, j, entry);
+        if old & FIB_CHILD != 0 {
+            self.release_ranges(old);
+        }
+        Ok(())
+    }
+
+    /// The words of `FIB_RANGES_V4` range root entry `entry` points at (a
+    /// header, if any, and the ranges): the first, and how many.
+    fn range_block(&self, entry: u32) -> (u32, u32) {
+        let header = |w: u32| Some(self.ranges.words()[w as usize].load(Ordering::Acquire));
+        let (count, first) = fib_ranges_of(entry, header).expect("a header in the map");
+        let at = fib_ranges_at(entry);
+        let short = entry & FIB_RANGES_SHORT != 0;
+        (at, first - at + fib_ranges_words(count, short))
+    }
+
+    /// The words range root entry `entry` points at.
+    fn range_words(&self, entry: u32) -> Vec<u32> {
+        let (at, len) = self.range_block(entry);
+        let words = &self.ranges.words()[at as usize..(at + len) as usize];
+        words.iter().map(|w| w.load(Ordering::Acquire)).collect()
+    }
+
+    /// The words range root entry `entry` pointed at are no longer pointed
+    /// at.
+    fn release_ranges(&mut self, entry: u32) {
+        let (at, len) = self.range_block(entry);
+        self.range_pool.release(at, len);
+    }
+
+    /// Words for a /16's ranges, after a grace period if only freed ones
+    /// would do.
+    fn alloc_ranges(&mut self, words: u32) -> Result<u32, PoolFull> {
+        if let Some(at) = self.range_pool.alloc(words) {
+            return Ok(at);
+        }
+        if !self.range_pool.has_pending() {
+            return Err(PoolFull);
+        }
+        self.wait_grace();
+        self.range_pool.recycle();
+        self.range_pool.alloc(words).ok_or(PoolFull)
+    }
+
+    /// The index in `FIB_LEAVES` of an IPv4 route (a leaf without prefix
+    /// length), written there the first time it is asked for.
+    fn leaf_id(&mut self, leaf: u32) -> Result<u16, PoolFull> {
+        if let Some(&id) = self.leaf_ids.get(&leaf) {
+            return Ok(id);
+        }
+        let id = self.leaf_ids.len() as u32;
+        if id >= FIB_LEAF_IDS {
+            return Err(PoolFull);
+        }
+        self.leaves.words()[id as usize].store(leaf, Ordering::Release);
+        self.leaf_ids.insert(leaf, id as u16);
+        Ok(id as u16)
+    }
+
+    /// Room family `f`'s pool has: IPv4 words, IPv6 nodes (free, never
+    /// used, and unlinked ones waiting for a grace period).
     fn available(&self, f: Family) -> u64 {
+        if f == Family::V4 {
+            return self.range_pool.available();
+        }
         let p = &self.pools[f as usize];
         (p.free.len() + p.pending.len()) as u64 + u64::from(p.capacity - p.next)
     }
 
+    /// Room the routes of `domain`'s table of family `f` need at most: an
+    /// IPv6 route one node per level; an IPv4 route longer than /16 two
+    /// range words (where it starts and where it ends), and each /16 that
+    /// has any one range, a header word and the rounding of its block (at
+    /// most three words).
+    fn room_needed(&self, domain: u32, f: Family) -> u64 {
+        let Some(d) = self.domains.get(&domain) else {
+            return 0;
+        };
+        match f {
+            Family::V4 => d
+                .chunks
+                .values()
+                .map(|inside| 2 * inside.len() as u64 + 5)
+                .sum(),
+            Family::V6 => d.routes[f as usize].len() as u64 * u64::from(f.shape().levels()),
+        }
+    }
+
     /// Write again the tables that gave up, of each domain whose routes
-    /// now fit the pool for certain: a route takes at most one node per
-    /// level, so with that many nodes available no write can fail.
+    /// now fit the pool (IPv4: in words, which free blocks of other sizes
+    /// may not give; a write that still runs out gives up again).
     fn retry_fallen(&mut self) {
         for (domain, f) in std::mem::take(&mut self.fallen) {
-            let routes = self
-                .domains
-                .get(&domain)
-                .map_or(0, |d| d.routes[f as usize].len() as u64);
-            if routes * u64::from(f.shape().levels()) > self.available(f) {
+            if self.room_needed(domain, f) > self.available(f) {
                 self.fallen.push((domain, f));
                 continue;
             }
@@ -512,10 +848,22 @@ impl Fib {
             self.store(f, n, j, 0);
         }
         self.domains.get_mut(&domain).expect("looked up above").fast[f as usize] = true;
-        for (p, leaf) in routes {
-            if self.insert(f, s, p, leaf).is_err() {
-                self.give_up(domain, f);
-                return;
+        if f == Family::V4 {
+            let mut chunks: Vec<u32> = routes.iter().flat_map(|(p, _)| chunks_of(*p)).collect();
+            chunks.sort_unstable();
+            chunks.dedup();
+            for c in chunks {
+                if self.write_chunk(domain, s, c).is_err() {
+                    self.give_up(domain, f);
+                    return;
+                }
+            }
+        } else {
+            for (p, leaf) in routes {
+                if self.insert(f, s, p, leaf).is_err() {
+                    self.give_up(domain, f);
+                    return;
+                }
             }
         }
         let word = self.word(domain).load(Ordering::Acquire);
@@ -528,15 +876,18 @@ impl Fib {
         );
     }
 
-    /// The route the table gives `addr` in `domain` (see [`lookup`]).
+    /// The route the table gives `addr` in `domain` (see [`View::lookup`]).
     pub(crate) fn lookup(&self, domain: u32, addr: IpAddr) -> Option<Option<Route>> {
-        let f = Family::of_addr(&addr);
-        lookup(
-            self.words.words(),
-            self.tables[f as usize].words(),
-            domain,
-            addr,
-        )
+        self.view().lookup(domain, addr)
+    }
+
+    fn view(&self) -> View<'_> {
+        View {
+            words: self.words.words(),
+            tables: [self.tables[0].words(), self.tables[1].words()],
+            ranges: self.ranges.words(),
+            leaves: self.leaves.words(),
+        }
     }
 
     /// Give `domain` a slot if there is one; its tables start empty, as
@@ -631,6 +982,16 @@ impl Fib {
     /// cleared when the slot is taken again).
     fn unlink_all(&mut self, f: Family, s: u32) {
         let shape = f.shape();
+        if f == Family::V4 {
+            for i in 0..(1 << shape.root_bits) {
+                let (n, j) = fib_root_entry(&shape, s, i);
+                let e = self.load(f, n, j);
+                if e & FIB_CHILD != 0 {
+                    self.release_ranges(e);
+                }
+            }
+            return;
+        }
         let mut nodes = Vec::new();
         for i in 0..(1 << shape.root_bits) {
             let (n, j) = fib_root_entry(&shape, s, i);

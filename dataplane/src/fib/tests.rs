@@ -27,23 +27,34 @@ fn sizes(slots: u32, pool_v4: u32) -> Sizes {
 }
 
 /// Regions of the maps' shapes for `sizes`.
-fn regions(sizes: Sizes) -> (Region, Region, Region) {
-    let table = |f: Family| Region::anonymous(sizes.bytes(f) as usize).unwrap();
-    (
-        Region::anonymous(DOMAINS_BYTES).unwrap(),
-        table(Family::V4),
-        table(Family::V6),
-    )
+fn regions(sizes: Sizes) -> Regions {
+    let region = |bytes: u64| Region::anonymous(bytes as usize).unwrap();
+    Regions {
+        words: region(DOMAINS_BYTES as u64),
+        v4: region(sizes.bytes(Family::V4)),
+        v6: region(sizes.bytes(Family::V6)),
+        ranges: region(sizes.range_bytes()),
+        leaves: region(LEAVES_BYTES as u64),
+    }
+}
+
+/// Second mappings of `fib`'s maps: what the program reads.
+fn mapped_again(fib: &Fib) -> Regions {
+    let again = |r: &Region| r.again().unwrap();
+    Regions {
+        words: again(&fib.words),
+        v4: again(&fib.tables[0]),
+        v6: again(&fib.tables[1]),
+        ranges: again(&fib.ranges),
+        leaves: again(&fib.leaves),
+    }
 }
 
 fn fib_of(sizes: Sizes) -> (Fib, Arc<AtomicU64>) {
     let graces = Arc::new(AtomicU64::new(0));
     let g = graces.clone();
-    let (words, v4, v6) = regions(sizes);
     let fib = Fib::new(
-        words,
-        v4,
-        v6,
+        regions(sizes),
         sizes,
         Box::new(move || {
             g.fetch_add(1, Ordering::Relaxed);
@@ -80,14 +91,15 @@ impl Reference {
     }
 }
 
-fn random_route(rng: &mut Rng) -> Route {
+/// A random route: of any group, or (`few`) of one of 8.
+fn random_route(rng: &mut Rng, few: bool) -> Route {
     let flags = match rng.below(10) {
         0 => ROUTE_OUT_OF_REACH,
         1 => ROUTE_LOCAL,
         _ => 0,
     };
     Route {
-        group: rng.below(65536) as u32,
+        group: rng.below(if few { 8 } else { 65536 }) as u32,
         flags,
     }
 }
@@ -96,7 +108,8 @@ fn random_route(rng: &mut Rng) -> Route {
 /// hold (IPv4 /8../32 mostly /16../24 and a few short ones; IPv6 /16../128
 /// mostly /32../64), addresses clustered under a few short prefixes so
 /// that prefixes nest.
-fn random_prefix(rng: &mut Rng, v6: bool) -> IpNet {
+/// A random prefix; IPv4 ones (`internet`) no longer than /24.
+fn random_prefix(rng: &mut Rng, v6: bool, internet: bool) -> IpNet {
     if v6 {
         let len = match rng.below(10) {
             0 => rng.below(32) as u8,
@@ -113,6 +126,7 @@ fn random_prefix(rng: &mut Rng, v6: bool) -> IpNet {
             0 => rng.below(8) as u8,
             1..=3 => 8 + rng.below(8) as u8,
             4..=15 => 16 + rng.below(9) as u8,
+            _ if internet => 24,
             _ => 25 + rng.below(8) as u8,
         };
         let a = (10 + rng.below(4) as u32) << 24 | rng.u32() >> 8;
@@ -191,7 +205,9 @@ fn check(fib: &Fib, reference: &mut HashMap<u32, Reference>, rng: &mut Rng, v6: 
 /// Random tables in a few domains, then a million lookups; half the
 /// routes replaced and a third removed, then a million more; then every
 /// route removed, leaving no node in use.
-fn against_the_reference(v6: bool, seed: u64) {
+/// `internet`: IPv4 prefixes no longer than /24 and routes of 8 groups,
+/// which the table keeps in short ranges.
+fn against_the_reference(v6: bool, internet: bool, seed: u64) {
     let (mut fib, _) = fib_with(1 << 16);
     let mut rng = Rng::new(seed);
     let mut reference: HashMap<u32, Reference> = HashMap::new();
@@ -199,13 +215,28 @@ fn against_the_reference(v6: bool, seed: u64) {
     for &d in &domains {
         let r = reference.entry(d).or_default();
         for _ in 0..5_000 {
-            let p = random_prefix(&mut rng, v6);
-            let route = random_route(&mut rng);
+            let p = random_prefix(&mut rng, v6, internet);
+            let route = random_route(&mut rng, internet);
             fib.upsert(d, &p, route);
             r.routes.insert(prefix_of(&p), route);
         }
     }
     check(&fib, &mut reference, &mut rng, v6, 1_000_000);
+    if !v6 {
+        // /16s of ranges, and of short ones.
+        let [ranges, short] = [FIB_CHILD, FIB_CHILD | msee_abi::fib::FIB_RANGES_SHORT].map(|f| {
+            let entries = fib.tables[0].words().iter();
+            entries
+                .filter(|e| e.load(Ordering::Relaxed) & f == f)
+                .count()
+        });
+        assert!(ranges > 1000, "{ranges} /16s of ranges");
+        if internet {
+            assert_eq!(short, ranges, "every /16 of short ranges");
+        } else {
+            assert!(short < ranges / 10, "{short} of {ranges} short");
+        }
+    }
 
     for &d in &domains {
         let prefixes: Vec<(u128, u8)> = reference[&d].routes.keys().copied().collect();
@@ -219,7 +250,7 @@ fn against_the_reference(v6: bool, seed: u64) {
             let r = reference.get_mut(&d).unwrap();
             match i % 6 {
                 0 | 3 => {
-                    let route = random_route(&mut rng);
+                    let route = random_route(&mut rng, internet);
                     fib.upsert(d, &p, route);
                     r.routes.insert((a, len), route);
                 }
@@ -250,12 +281,17 @@ fn against_the_reference(v6: bool, seed: u64) {
 
 #[test]
 fn ipv4_lookups_match_the_reference() {
-    against_the_reference(false, 0x5eed_f1b4);
+    against_the_reference(false, false, 0x5eed_f1b4);
+}
+
+#[test]
+fn ipv4_lookups_of_short_ranges_match_the_reference() {
+    against_the_reference(false, true, 0x5eed_f1b5);
 }
 
 #[test]
 fn ipv6_lookups_match_the_reference() {
-    against_the_reference(true, 0x5eed_f1b6);
+    against_the_reference(true, false, 0x5eed_f1b6);
 }
 
 fn net(s: &str) -> IpNet {
@@ -340,13 +376,20 @@ fn domains_without_a_slot_are_left_to_the_tries() {
 }
 
 #[test]
-fn a_full_pool_hands_the_family_to_the_tries_and_nodes_return_after_a_grace_period() {
-    // Three IPv4 nodes: a /32 takes two, a second one in another /16 two more.
-    let (mut fib, graces) = fib_with(3);
-    fib.upsert(1, &net("10.0.0.1/32"), route(1));
-    assert_eq!(fib.nodes_in_use(), [2, 0]);
+fn a_full_pool_hands_the_family_to_the_tries_and_words_return_after_a_grace_period() {
+    // One line of IPv4 range words (16): a /32 alone in its /16 takes
+    // four (a header and three ranges), so four fit.
+    let (mut fib, graces) = fib_with(1);
+    let host = |k: u32| net(&format!("10.{k}.0.1/32"));
+    fib.upsert(1, &host(0), route(1));
+    assert_eq!(fib.range_pool.in_use(), 4);
     fib.upsert(1, &net("2001:db8::/32"), route(9));
-    fib.upsert(1, &net("10.1.0.1/32"), route(2));
+    for k in 1..4 {
+        fib.upsert(1, &host(k), route(1));
+    }
+    assert!(fib.serves(1, false));
+    assert_eq!(fib.range_pool.in_use(), 16);
+    fib.upsert(1, &host(4), route(2));
     assert!(!fib.serves(1, false), "IPv4 given up");
     assert!(fib.serves(1, true), "IPv6 still served");
     assert_eq!(fib.stats().on_trie, vec![(1, false)]);
@@ -355,12 +398,17 @@ fn a_full_pool_hands_the_family_to_the_tries_and_nodes_return_after_a_grace_peri
         fib.lookup(1, "2001:db8::1".parse().unwrap()),
         Some(Some(route(9)))
     );
-    // The given-up nodes are reused by another domain only after a grace
+    assert_eq!(
+        fib.range_pool.in_use(),
+        0,
+        "its words wait for a grace period"
+    );
+    // The given-up words are reused by another domain only after a grace
     // period.
     let before = graces.load(Ordering::Relaxed);
-    fib.upsert(2, &net("10.0.0.1/32"), route(4));
-    fib.upsert(2, &net("10.2.0.0/24"), route(5));
+    fib.upsert(2, &host(0), route(4));
     assert!(graces.load(Ordering::Relaxed) > before);
+    fib.upsert(2, &net("10.2.0.0/24"), route(5));
     assert!(fib.serves(2, false));
     assert_eq!(
         fib.lookup(2, "10.2.0.1".parse().unwrap()),
@@ -378,7 +426,7 @@ fn a_full_pool_hands_the_family_to_the_tries_and_nodes_return_after_a_grace_peri
 /// the maps' bytes may be split into slots and pools another way.
 #[test]
 fn a_rebuild_takes_the_tries_routes_not_the_tables() {
-    let before = sizes(2, 1 << 9);
+    let before = sizes(3, 1 << 9);
     let (mut fib, _) = fib_of(before);
     for (d, p, g) in [
         (1, "10.0.0.0/8", 1),
@@ -397,33 +445,16 @@ fn a_rebuild_takes_the_tries_routes_not_the_tables() {
         (2, "10.1.2.128/25", 4),
     ]
     .map(|(d, p, g)| (d, net(p), route(g)));
-    // One slot more, over maps of the same bytes: the first pool nodes are
-    // the new slot's roots now.
+    // One slot fewer, over maps of the same bytes: the IPv6 pool's first
+    // nodes were the third slot's roots.
     let after = Sizes {
-        slots: 3,
-        pool: [
-            before.pool[0] - FIB_V4.root_nodes(),
-            before.pool[1] - FIB_V6.root_nodes(),
-        ],
+        slots: 2,
+        pool: [before.pool[0], before.pool[1] + FIB_V6.root_nodes()],
     };
-    for f in FAMILIES {
-        assert_eq!(after.bytes(f), before.bytes(f));
-    }
-    let again = |r: &Region| r.again().unwrap();
-    let rebuilt = Fib::rebuild(
-        again(&fib.words),
-        again(&fib.tables[0]),
-        again(&fib.tables[1]),
-        after,
-        Box::new(|| {}),
-        &routes,
-    );
+    assert_eq!(after.bytes(Family::V6), before.bytes(Family::V6));
+    let rebuilt = Fib::rebuild(mapped_again(&fib), after, Box::new(|| {}), &routes);
     // Through the first handle's mappings: what the program reads.
-    let read = |d: u32, a: &str| {
-        let a: IpAddr = a.parse().unwrap();
-        let table = &fib.tables[usize::from(a.is_ipv6())];
-        lookup(fib.words.words(), table.words(), d, a)
-    };
+    let read = |d: u32, a: &str| fib.lookup(d, a.parse().unwrap());
     for (d, a, want) in [
         (1, "10.1.2.3", route(1)),
         (1, "10.7.1.1", route(5)),
@@ -449,8 +480,7 @@ fn never_missing_under_churn(stable: &str, v6: bool) {
     let stable = net(stable);
     let (base, len) = prefix_of(&stable);
     fib.upsert(1, &stable, route(1));
-    let words = fib.words.again().unwrap();
-    let table = fib.tables[usize::from(v6)].again().unwrap();
+    let maps = mapped_again(&fib);
     let stop = Arc::new(AtomicBool::new(false));
     let stop2 = stop.clone();
     let to_ip = move |a: u128| {
@@ -468,7 +498,7 @@ fn never_missing_under_churn(stable: &str, v6: bool) {
             let host = (u128::from(rng.next_u64()) << 64 | u128::from(rng.next_u64()))
                 & ((1u128 << host_bits) - 1);
             let a = to_ip(base | host);
-            let found = lookup(words.words(), table.words(), 1, a);
+            let found = maps.view().lookup(1, a);
             assert!(
                 matches!(found, Some(Some(r)) if r.group >= 1),
                 "{a}: {found:?} while {stable} stayed routed"
@@ -507,25 +537,28 @@ fn an_ipv6_prefix_that_stays_routed_is_never_missing_under_churn() {
 }
 
 /// A domain whose table gave up when the pool ran out is served by its
-/// table again once removals leave room for all of its routes for
-/// certain (each route at most one node per level), not left to the trie
-/// until the next start.
+/// table again once removals leave room for all of its routes, not left to
+/// the trie until the next start.
 #[test]
 fn a_table_that_ran_out_is_written_again_when_the_pool_has_room() {
-    let (mut fib, graces) = fib_of(sizes(2, 8));
-    // A /25 in a /16 of its own takes two nodes: four fit in eight.
+    let (mut fib, graces) = fib_of(sizes(2, 2));
+    // A /25 alone in its /16 takes three words, four with the rounding:
+    // eight fit in two lines (32 words).
     let p = |k: u32| net(&format!("10.{k}.0.0/25"));
     let at = |k: u32| -> IpAddr { format!("10.{k}.0.1").parse().unwrap() };
-    for k in 0..6 {
+    for k in 0..9 {
         fib.upsert(1, &p(k), route(k + 1));
     }
-    assert!(!fib.serves(1, false), "the fifth did not fit");
+    assert!(!fib.serves(1, false), "the ninth did not fit");
     assert_eq!(fib.lookup(1, at(0)), None, "the trie answers");
     assert_eq!(fib.stats().on_trie, vec![(1, false)]);
-    // Five routes may need ten nodes: not yet.
-    fib.remove(1, &p(5));
+    // Five routes may need 35 words (two ranges each, a header and the
+    // rounding per /16): not yet.
+    for k in (5..9).rev() {
+        fib.remove(1, &p(k));
+    }
     assert!(!fib.serves(1, false));
-    // Four need at most eight: written again, then served.
+    // Four need at most 28: written again, then served.
     let before = graces.load(Ordering::Relaxed);
     fib.remove(1, &p(4));
     assert!(fib.serves(1, false));
@@ -537,10 +570,10 @@ fn a_table_that_ran_out_is_written_again_when_the_pool_has_room() {
         assert_eq!(fib.lookup(1, at(k)), Some(Some(route(k + 1))), "10.{k}.0.1");
     }
     assert_eq!(fib.lookup(1, at(4)), Some(None));
-    assert_eq!(fib.nodes_in_use()[0], 8);
+    assert_eq!(fib.range_pool.in_use(), 16);
     assert_eq!(fib.stats().on_trie, vec![]);
-    // And it goes on as any table: a removal folds its nodes.
+    // And it goes on as any table: a removal gives its words back.
     fib.remove(1, &p(0));
     assert_eq!(fib.lookup(1, at(0)), Some(None));
-    assert_eq!(fib.nodes_in_use()[0], 6);
+    assert_eq!(fib.range_pool.in_use(), 12);
 }

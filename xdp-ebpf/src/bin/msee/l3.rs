@@ -6,7 +6,7 @@
 //! domain without one.
 
 use aya_ebpf::{
-    maps::{PerCpuArray, lpm_trie::Key},
+    maps::{Array, PerCpuArray, lpm_trie::Key},
     programs::XdpContext,
 };
 use msee_abi::{
@@ -14,8 +14,9 @@ use msee_abi::{
     ROUTE_LOCAL, ROUTE_NONE, ROUTE_OUT_OF_REACH, Resolved, Route, RouteCacheV4, RouteCacheV6,
     RouteKeyV4, RouteKeyV6,
     fib::{
-        FIB_FALLBACK_V4, FIB_FALLBACK_V6, FIB_SERVES_V4, FIB_SERVES_V6, FIB_SLOT_MASK, FIB_V4,
-        FIB_V6, fib_root_entry, fib_route, fib_walk,
+        FIB_CHILD, FIB_FALLBACK_V4, FIB_FALLBACK_V6, FIB_LINE_WORDS, FIB_SERVES_V4, FIB_SERVES_V6,
+        FIB_SLOT_MASK, FIB_V4, FIB_V6, FibLine, fib_range_lookup, fib_root_entry, fib_route,
+        fib_walk,
     },
     route_key_v4, route_key_v6,
 };
@@ -32,8 +33,8 @@ use xdp_ebpf::{
 };
 
 use crate::maps::{
-    FIB_DOMAINS, FIB_FALLBACK, FIB_NODES_V4, FIB_NODES_V6, GROUPS, ROUTE_CACHE_V4, ROUTE_CACHE_V6,
-    ROUTES_V4, ROUTES_V6,
+    FIB_DOMAINS, FIB_FALLBACK, FIB_LEAVES, FIB_NODES_V4, FIB_NODES_V6, FIB_RANGES_V4, GROUPS,
+    ROUTE_CACHE_V4, ROUTE_CACHE_V6, ROUTES_V4, ROUTES_V6,
 };
 
 /// Validate the IPv4 header, hand the MSEE's own traffic to the kernel and
@@ -151,21 +152,29 @@ fn fib_slot(domain: u32, serves: u32) -> Option<u32> {
     (word & serves != 0).then_some(word & FIB_SLOT_MASK)
 }
 
+/// Word `w` of a map of lines (`FIB_RANGES_V4`, `FIB_LEAVES`), read once.
+#[inline(always)]
+fn line_word(map: &Array<FibLine>, w: u32) -> Option<u32> {
+    Some(entry(
+        map.get(w / FIB_LINE_WORDS)?,
+        (w % FIB_LINE_WORDS) as usize,
+    ))
+}
+
 /// The route `domain`'s forwarding table gives the IPv4 address `addr`
-/// (host order); `None`: the domain has none, ask the trie.
+/// (host order); `None`: the domain has none, ask the trie. The root entry
+/// is the /16's route, or where its ranges start (a header word: how many,
+/// which the entry also says for a /16 of few ranges).
 #[inline(always)]
 fn fib_v4(domain: u32, addr: u32) -> Option<Route> {
     let slot = fib_slot(domain, FIB_SERVES_V4)?;
     let (n, j) = fib_root_entry(&FIB_V4, slot, addr >> (32 - FIB_V4.root_bits));
     let root = entry(FIB_NODES_V4.get(n)?, j);
-    let mask = FIB_V4.fanout() - 1;
-    let leaf = fib_walk(
-        root,
-        FIB_V4.levels(),
-        |level| ((addr >> (32 - FIB_V4.level_end(level))) & mask) as usize,
-        |n, j| Some(entry(FIB_NODES_V4.get(n)?, j)),
-    )?;
-    Some(fib_route(leaf))
+    if root & FIB_CHILD == 0 {
+        return Some(fib_route(root));
+    }
+    let id = fib_range_lookup(root, addr as u16, |w| line_word(&FIB_RANGES_V4, w))?;
+    Some(fib_route(line_word(&FIB_LEAVES, u32::from(id))?))
 }
 
 /// The IPv6 counterpart of `fib_v4`, for the address as two big-endian

@@ -11,8 +11,8 @@ use msee_abi::{
     NextHopGroup, PolicerState, ROUTE_CACHE_V4_SLOTS, ROUTE_CACHE_V6_SLOTS, Route, RouteCacheV4,
     RouteCacheV6, RouteKeyV4, RouteKeyV6,
     fib::{
-        FIB_DEFAULT_POOL_V4, FIB_DEFAULT_POOL_V6, FIB_DEFAULT_SLOTS, FIB_MAX_DOMAINS, FIB_V4,
-        FIB_V6, FibNodeV4, FibNodeV6,
+        FIB_DEFAULT_POOL_V4, FIB_DEFAULT_POOL_V6, FIB_DEFAULT_SLOTS, FIB_LEAF_IDS, FIB_LINE_WORDS,
+        FIB_MAX_DOMAINS, FIB_V4, FIB_V6, FibLine, FibNodeV4, FibNodeV6,
     },
 };
 
@@ -54,18 +54,24 @@ pub(crate) static ROUTE_CACHE_V6: PerCpuArray<[RouteCacheV6; 2]> =
 #[map]
 pub(crate) static FIB_DOMAINS: Array<u32> =
     Array::with_max_entries(FIB_MAX_DOMAINS, BPF_F_MMAPABLE);
-/// Roots then pool, per family; the loader sets the sizes
-/// (`dataplane::LoadOptions`), these are the defaults.
+/// The IPv4 roots, the ranges behind them, the IPv6 roots then pool; the
+/// loader sets the sizes (`dataplane::LoadOptions`), these are the
+/// defaults.
 #[map]
-pub(crate) static FIB_NODES_V4: Array<FibNodeV4> = Array::with_max_entries(
-    FIB_DEFAULT_SLOTS * FIB_V4.root_nodes() + FIB_DEFAULT_POOL_V4,
-    BPF_F_MMAPABLE,
-);
+pub(crate) static FIB_NODES_V4: Array<FibNodeV4> =
+    Array::with_max_entries(FIB_DEFAULT_SLOTS * FIB_V4.root_nodes(), BPF_F_MMAPABLE);
+#[map]
+pub(crate) static FIB_RANGES_V4: Array<FibLine> =
+    Array::with_max_entries(FIB_DEFAULT_POOL_V4, BPF_F_MMAPABLE);
 #[map]
 pub(crate) static FIB_NODES_V6: Array<FibNodeV6> = Array::with_max_entries(
     FIB_DEFAULT_SLOTS * FIB_V6.root_nodes() + FIB_DEFAULT_POOL_V6,
     BPF_F_MMAPABLE,
 );
+/// The distinct routes IPv4 ranges point at, by index.
+#[map]
+pub(crate) static FIB_LEAVES: Array<FibLine> =
+    Array::with_max_entries(FIB_LEAF_IDS / FIB_LINE_WORDS, BPF_F_MMAPABLE);
 /// Lookups the LPM tries answered, per family (`FIB_FALLBACK_V4`, `_V6`).
 #[map]
 pub(crate) static FIB_FALLBACK: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);
