@@ -103,7 +103,8 @@ pub fn render(w: &mut String, r: &Value) -> Result<()> {
          about 60 % /24). Each route \
          is written twice: into the kernel's LPM trie (which keeps every \
          route) and, through a shared mapping, into the routing domain's \
-         forwarding table (a few stores and a node of 1 KiB). At a million \
+         forwarding table (a route longer than /16 writes its /16's ranges \
+         afresh: a few words, then the root entry). At a million \
          routes the inserts, not the syscalls, are the cost: batching saves \
          little in random order, while each insert that follows its \
          neighbour in address order finds its path down the trie and the \

@@ -1137,7 +1137,7 @@ fn measure_circuits(rounds: usize, lb: &LabBench, one: &mut Msee) -> Result<Valu
         "configs": configs,
         "ingress_drops": drops,
         "fib_nodes_v4": memory.nodes_in_use[0],
-        "fib_node_bytes_v4": msee_abi::fib::FIB_V4.node_bytes(),
+        "fib_node_bytes_v4": memory.node_bytes[0],
     }))
 }
 
@@ -1153,8 +1153,8 @@ fn render_circuits(w: &mut String, lab: &Value) -> Result<()> {
          msee with {} circuits loaded, each a routing domain of {} \
          Internet-shaped routes, an ingress link (policed at 100 Gbit/s) and \
          an attachment on its own VLAN of msee's primary port, all routed \
-         out of the azure port; the forwarding table holds {} IPv4 nodes \
-         ({:.0} MiB). The generator sends to {} destinations (the spread \
+         out of the azure port; the forwarding table holds {} IPv4 lines of \
+         ranges ({:.1} MiB). The generator sends to {} destinations (the spread \
          samples' addresses over a 10,000-route table), tagged: across the \
          first circuit only, or each in the VLAN of a random circuit (its \
          domain holds the same prefixes). \"1 circuit\" is the msee with \

@@ -572,8 +572,9 @@ pub fn render(w: &mut String, r: &Value) -> Result<()> {
          destination routed last, by the per-CPU destination cache for a \
          destination seen since the last route or group change (both hold \
          the route with a copy of its next-hop group), else by the routing \
-         domain's forwarding table (a multibit trie in BPF arrays: at most \
-         three dependent loads for IPv4) and the group. Between the 1, 10,000 \
+         domain's forwarding table (in BPF arrays; IPv4: the /16's root \
+         entry, a binary search of its ranges, the route's entry) and the \
+         group. Between the 1, 10,000 \
          and 1,000,000-route rows above, only the route lookup differs; \
          between policing off and on, the two token buckets (each frame \
          spends its CPU's share of credit; a CPU whose share runs out reads \

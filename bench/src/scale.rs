@@ -936,7 +936,7 @@ pub fn render(w: &mut String, s: &Value) -> Result<()> {
          attachment, link rows, policer and group, which the CPU's L1 no longer holds. \
          Destinations that miss the cache read the tables of the domain \
          they fall in: {circuits} circuits' tables take a hundred times the memory of one \
-         circuit's, so their nodes come from DRAM rather than the CPU's caches (see \
+         circuit's, so their lines come from the L3 or DRAM rather than the CPU's L2 (see \
          \"Many destinations\" for what one such load costs here).\n"
     )?;
     if let Some(m) = p.get("memory").filter(|m| m.is_object()) {
@@ -950,8 +950,9 @@ pub fn render(w: &mut String, s: &Value) -> Result<()> {
                 + f(&x["nodes_v6"]) * f(&x["node_bytes_v6"]);
             let used = nodes + domains * root;
             format!(
-                "{domains:.0} domains, {} routes: {} IPv4 nodes, {:.0} MiB with the domains' roots \
-                 ({:.0} bytes per route, {:.1} MiB per domain; maps allocated at load {:.0} MiB)",
+                "{domains:.0} domains, {} routes: {} IPv4 lines of ranges, {:.0} MiB with the \
+                 domains' roots ({:.0} bytes per route, {:.1} MiB per domain; maps allocated at \
+                 load {:.0} MiB)",
                 thousands(routes as u64),
                 thousands(f(&x["nodes_v4"]) as u64),
                 used / 1_048_576.0,
@@ -963,9 +964,9 @@ pub fn render(w: &mut String, s: &Value) -> Result<()> {
         writeln!(
             w,
             "Forwarding table memory: {}; one circuit: {}. A private peering of 10,000 \
-             Internet-shaped routes spread over the whole address space needs a 1 KiB node for \
-             nearly every /16 it touches; a customer's own prefixes, clustered in a few /16s, \
-             need far fewer.\n",
+             Internet-shaped routes spread over the whole address space costs each domain its \
+             256 KiB root and the ranges of nearly every /16 it touches; a customer's own \
+             prefixes, clustered in a few /16s, far less.\n",
             line(&m["many"]),
             line(&m["one"]),
         )?;

@@ -477,7 +477,7 @@ fn render_fib(v: &FibView) -> String {
     }
     let t = &v.table;
     out += &format!(
-        "forwarding table: {} of {} domain slots in use; nodes in use IPv4 {} of {} ({} B each), IPv6 {} of {} ({} B each); {} MiB of maps\n",
+        "forwarding table: {} of {} domain slots in use; in use IPv4 {} of {} lines of ranges ({} B each), IPv6 {} of {} nodes ({} B each); {} MiB of maps\n",
         t.slots_used,
         t.slots,
         t.nodes_in_use[0],
@@ -792,13 +792,13 @@ mod tests {
             "first_update_ns": null, "last_update_ns": null, "batches": 4, "failed_batches": 0,
             "routes_upserted": 12, "routes_removed": 0, "groups_added": 2, "groups_freed": 0,
             "first_write_ns": null, "last_write_ns": null},
-            "table": {"fallback_lookups": [7, 0], "nodes_in_use": [5, 0], "nodes": [65536, 65536],
-            "node_bytes": [1024, 64], "slots": 256, "slots_used": 2, "domains_on_trie": [1, 0],
+            "table": {"fallback_lookups": [7, 0], "nodes_in_use": [5, 0], "nodes": [131072, 65536],
+            "node_bytes": [64, 64], "slots": 256, "slots_used": 2, "domains_on_trie": [1, 0],
             "map_bytes": 200_000_000u64}});
         let t = render(&Command::Fib, v).unwrap();
         assert!(
             t.contains("2 of 256 domain slots")
-                && t.contains("IPv4 5 of 65536 (1024 B each)")
+                && t.contains("IPv4 5 of 131072 lines of ranges (64 B each)")
                 && t.contains("1 domains IPv4, 0 IPv6; 7 lookups IPv4"),
             "{t}"
         );

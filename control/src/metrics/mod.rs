@@ -308,19 +308,19 @@ impl Collector for SnapshotCollector {
         gauges(
             enc,
             "msee_fib_table_nodes_in_use",
-            "Nodes of the forwarding table's pool in use, per family",
+            "Pool entries of the forwarding table in use, per family (IPv4: 64-byte lines of ranges, IPv6: trie nodes)",
             by_family(t.nodes_in_use).map(|(l, n)| (l, int(n))),
         )?;
         gauges(
             enc,
             "msee_fib_table_nodes",
-            "Nodes of the forwarding table's pool in all (its capacity), per family",
+            "Pool entries of the forwarding table in all (its capacity), per family (IPv4: lines of ranges, IPv6: trie nodes)",
             by_family(t.nodes).map(|(l, n)| (l, int(n))),
         )?;
         gauges(
             enc,
             "msee_fib_table_node_bytes",
-            "Bytes of one node of the forwarding table, per family",
+            "Bytes of one pool entry of the forwarding table, per family",
             by_family(t.node_bytes).map(|(l, n)| (l, int(n))),
         )?;
         gauges(

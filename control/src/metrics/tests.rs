@@ -72,7 +72,7 @@ fn sample() -> Snapshot {
                 fallback_lookups: [12, 3],
                 nodes_in_use: [40, 2],
                 nodes: [65536, 65536],
-                node_bytes: [1024, 64],
+                node_bytes: [64, 64],
                 slots: 256,
                 slots_used: 2,
                 domains_on_trie: [1, 0],
