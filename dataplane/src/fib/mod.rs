@@ -45,7 +45,7 @@ pub(crate) mod region;
 mod tests;
 
 use std::{
-    collections::BTreeSet,
+    collections::{BTreeMap, BTreeSet},
     net::IpAddr,
     sync::atomic::{AtomicU32, Ordering},
 };
@@ -62,7 +62,7 @@ use msee_abi::{
     },
 };
 
-use ranges::{RangePool, chunk_ranges};
+use ranges::{RangePool, chunk_ranges_into};
 use region::Region;
 
 /// An address family's table.
@@ -223,8 +223,12 @@ struct Domain {
     fast: [bool; 2],
     /// Every route of the domain, per family, as its leaf.
     routes: [foldhash::HashMap<Prefix, u32>; 2],
-    /// The IPv4 routes longer than /16 (address, length), by /16.
-    chunks: foldhash::HashMap<u32, BTreeSet<(u32, u8)>>,
+    /// The IPv4 routes longer than /16 ((address, length) and leaf), by
+    /// /16, in address order.
+    chunks: foldhash::HashMap<u32, BTreeMap<(u32, u8), u32>>,
+    /// How many IPv4 routes of each length up to /16 (the lengths a /16's
+    /// covering route is looked for at).
+    short_lengths: [u32; 17],
 }
 
 impl Domain {
@@ -368,6 +372,7 @@ pub(crate) struct Fib {
     /// While a batch is written ([`Fib::upsert_all`]): the (domain, /16)s
     /// to write once it is in.
     batch: Option<BTreeSet<(u32, u32)>>,
+    scratch: Scratch,
     slots: Vec<Slot>,
     domains: foldhash::HashMap<u32, Domain>,
     /// Domains whose table of a family gave up when the pool ran out: each
@@ -376,6 +381,17 @@ pub(crate) struct Fib {
     fallen: Vec<(u32, Family)>,
     /// Waits for an RCU grace period.
     grace: Box<dyn FnMut() + Send + Sync>,
+}
+
+/// Vectors a /16's write fills, kept from one to the next.
+#[derive(Default)]
+struct Scratch {
+    /// The /16's routes longer than /16: (first, end, route).
+    inside: Vec<(u32, u32, u32)>,
+    /// Its ranges: (first address, route, then the route's index).
+    ranges: Vec<(u16, u32)>,
+    open: Vec<(u32, u32)>,
+    words: Vec<u32>,
 }
 
 /// What went wrong writing a domain's table: the pool is exhausted.
@@ -400,6 +416,7 @@ impl Fib {
             leaves: regions.leaves,
             leaf_ids,
             batch: None,
+            scratch: Scratch::default(),
             slots: vec![Slot::Clean; sizes.slots as usize],
             domains: Default::default(),
             fallen: Vec::new(),
@@ -525,10 +542,12 @@ impl Fib {
             self.take_slot(domain);
         }
         let d = self.domains.get_mut(&domain).expect("added above");
-        d.routes[f as usize].insert(p, leaf);
+        let replaced = d.routes[f as usize].insert(p, leaf).is_some();
         if f == Family::V4 && p.1 > 16 {
             let (a, c) = v4_parts(p);
-            d.chunks.entry(c).or_default().insert((a, p.1));
+            d.chunks.entry(c).or_default().insert((a, p.1), leaf);
+        } else if f == Family::V4 && !replaced {
+            d.short_lengths[usize::from(p.1)] += 1;
         }
         let (Some(slot), true) = (d.slot, d.fast[f as usize]) else {
             return;
@@ -583,6 +602,8 @@ impl Fib {
                     d.chunks.remove(&c);
                 }
             }
+        } else if f == Family::V4 {
+            d.short_lengths[usize::from(p.1)] -= 1;
         }
         if let (Some(slot), true) = (d.slot, d.fast[f as usize]) {
             match f {
@@ -652,71 +673,91 @@ impl Fib {
     /// then the root entry; the words it pointed at are reused after a
     /// grace period.
     fn write_chunk(&mut self, domain: u32, s: u32, c: u32) -> Result<(), PoolFull> {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let written = self.write_chunk_with(domain, s, c, &mut scratch);
+        self.scratch = scratch;
+        written
+    }
+
+    /// [`Fib::write_chunk`] with vectors kept from /16 to /16.
+    fn write_chunk_with(
+        &mut self,
+        domain: u32,
+        s: u32,
+        c: u32,
+        scratch: &mut Scratch,
+    ) -> Result<(), PoolFull> {
         let d = &self.domains[&domain];
         let routes = &d.routes[Family::V4 as usize];
         let first = u128::from(c) << 112;
         let cover = (0..=16u8)
             .rev()
+            .filter(|&len| d.short_lengths[usize::from(len)] > 0)
             .find_map(|len| routes.get(&(truncate(first, len), len)))
             .map_or(0, |&leaf| route_leaf(leaf));
-        let inside: Vec<(u32, u32, u32)> = d.chunks.get(&c).map_or_else(Vec::new, |set| {
-            set.iter()
-                .map(|&(a, len)| {
-                    let leaf = routes[&(u128::from(a) << 96, len)];
-                    let start = a & 0xffff;
-                    (
-                        start,
-                        start + (1 << (32 - u32::from(len))),
-                        route_leaf(leaf),
-                    )
-                })
-                .collect()
-        });
-        let ranges = chunk_ranges(cover, &inside);
+        scratch.inside.clear();
+        if let Some(set) = d.chunks.get(&c) {
+            scratch.inside.extend(set.iter().map(|(&(a, len), &leaf)| {
+                let start = a & 0xffff;
+                (
+                    start,
+                    start + (1 << (32 - u32::from(len))),
+                    route_leaf(leaf),
+                )
+            }));
+        }
+        let Scratch {
+            inside,
+            ranges,
+            open,
+            words,
+        } = scratch;
+        chunk_ranges_into(cover, inside, ranges, open);
         let (n, j) = fib_root_entry(&FIB_V4, s, c);
         let old = self.load(Family::V4, n, j);
         let entry = if let [(_, leaf)] = ranges[..] {
             leaf
         } else {
-            let ids = ranges
-                .iter()
-                .map(|&(_, leaf)| self.leaf_id(leaf))
-                .collect::<Result<Vec<u16>, PoolFull>>()?;
+            // The route's index in place of the route.
+            for (_, leaf) in ranges.iter_mut() {
+                *leaf = u32::from(self.leaf_id(*leaf)?);
+            }
             // Short ranges where every range starts at a /24 and every
             // route's index fits a byte: half the words.
-            let short = ranges.iter().all(|&(start, _)| start & 0xff == 0)
-                && ids.iter().all(|&id| id <= 0xff);
+            let short = ranges
+                .iter()
+                .all(|&(start, id)| start & 0xff == 0 && id <= 0xff);
             let count = ranges.len() as u32;
+            words.clear();
             // A header word only where the entry cannot say how many.
-            let mut words = Vec::with_capacity(ranges.len() + 1);
             if fib_ranges_count(fib_ranges_entry(0, count, short)) == 0 {
                 words.push(fib_ranges_header(count, short));
             }
             if short {
-                let half = |k: usize| {
-                    ranges.get(k).map_or(0, |&(start, _)| {
-                        u32::from(fib_short_range(start, ids[k] as u8))
+                let half = |r: Option<&(u16, u32)>| {
+                    r.map_or(0, |&(start, id)| {
+                        u32::from(fib_short_range(start, id as u8))
                     })
                 };
                 words.extend(
-                    (0..ranges.len())
-                        .step_by(2)
-                        .map(|k| half(k) | half(k + 1) << 16),
+                    ranges
+                        .chunks(2)
+                        .map(|pair| half(pair.first()) | half(pair.get(1)) << 16),
                 );
             } else {
                 words.extend(
                     ranges
                         .iter()
-                        .zip(&ids)
-                        .map(|(&(start, _), &id)| fib_range(start, id)),
+                        .map(|&(start, id)| fib_range(start, id as u16)),
                 );
             }
-            if old & FIB_CHILD != 0 && self.range_words(old) == words {
+            if old & FIB_CHILD != 0 && self.range_words_are(old, words) {
                 return Ok(());
             }
             let at = self.alloc_ranges(words.len() as u32)?;
-            for (k, w) in words.iter().enumerate() {
-                self.ranges.words()[at as usize + k].store(*w, Ordering::Release);
+            let cells = &self.ranges.words()[at as usize..at as usize + words.len()];
+            for (cell, w) in cells.iter().zip(words.iter()) {
+                cell.store(*w, Ordering::Release);
             }
             fib_ranges_entry(at, count, short)
         };
@@ -740,11 +781,15 @@ impl Fib {
         (at, first - at + fib_ranges_words(count, short))
     }
 
-    /// The words range root entry `entry` points at.
-    fn range_words(&self, entry: u32) -> Vec<u32> {
+    /// Whether range root entry `entry` points at `words`.
+    fn range_words_are(&self, entry: u32, words: &[u32]) -> bool {
         let (at, len) = self.range_block(entry);
-        let words = &self.ranges.words()[at as usize..(at + len) as usize];
-        words.iter().map(|w| w.load(Ordering::Acquire)).collect()
+        let cells = &self.ranges.words()[at as usize..(at + len) as usize];
+        cells.len() == words.len()
+            && cells
+                .iter()
+                .zip(words)
+                .all(|(c, w)| c.load(Ordering::Acquire) == *w)
     }
 
     /// The words range root entry `entry` pointed at are no longer pointed

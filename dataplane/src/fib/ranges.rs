@@ -11,8 +11,23 @@ use std::collections::BTreeMap;
 /// start together. Returns each range's first address and route, in order,
 /// the first at 0, no two neighbours with the same route (they merge: a
 /// table costs the places its route changes, not its prefixes).
+#[cfg(test)]
 pub(crate) fn chunk_ranges(cover: u32, prefixes: &[(u32, u32, u32)]) -> Vec<(u16, u32)> {
-    let mut out: Vec<(u16, u32)> = Vec::new();
+    let mut out = Vec::new();
+    chunk_ranges_into(cover, prefixes, &mut out, &mut Vec::new());
+    out
+}
+
+/// [`chunk_ranges`] into `out`, with `open` for room (both cleared first:
+/// the writer keeps them from /16 to /16 rather than allocate).
+pub(crate) fn chunk_ranges_into(
+    cover: u32,
+    prefixes: &[(u32, u32, u32)],
+    out: &mut Vec<(u16, u32)>,
+    open: &mut Vec<(u32, u32)>,
+) {
+    out.clear();
+    open.clear();
     let mut emit = |from: u32, leaf: u32| {
         if out.last().is_none_or(|&(_, last)| last != leaf) {
             out.push((from as u16, leaf));
@@ -20,7 +35,6 @@ pub(crate) fn chunk_ranges(cover: u32, prefixes: &[(u32, u32, u32)]) -> Vec<(u16
     };
     // The prefixes that hold the position reached, innermost last:
     // prefixes nest or are disjoint, so a stack of (end, leaf).
-    let mut open: Vec<(u32, u32)> = Vec::new();
     let mut at = 0u32;
     for &(first, end, leaf) in prefixes {
         while let Some(&(top_end, top_leaf)) = open.last() {
@@ -48,7 +62,6 @@ pub(crate) fn chunk_ranges(cover: u32, prefixes: &[(u32, u32, u32)]) -> Vec<(u16
     if at < 1 << 16 {
         emit(at, cover);
     }
-    out
 }
 
 /// Words a block of `words` takes: whole 16-byte quarters of a cache line,
