@@ -6,14 +6,15 @@
 //! Zec, Rizzo and Mikuc): the root, indexed by the address's top 16 bits,
 //! holds either the route of the whole /16 (a leaf) or where the /16's
 //! ranges start in `FIB_RANGES_V4`. A /16's ranges are its addresses cut
-//! where the route changes, neighbours of one route merged: a header word
-//! (how many ranges), then one word per range, its first address's low 16
-//! bits over the index of its route in `FIB_LEAVES` (the distinct routes,
-//! shared by every domain). A lookup is the root entry, then a binary
-//! search of the /16's ranges, then the leaf: a table compresses to about
-//! the places where its route changes (4 bytes each), whatever the prefix
-//! lengths, so a million Internet routes of a few next hops fit the CPU's
-//! caches.
+//! where the route changes, neighbours of one route merged, each its first
+//! address's low 16 bits over the index of its route in `FIB_LEAVES` (the
+//! distinct routes, shared by every domain): 4 bytes, or 2 where every
+//! range starts at a /24 and every index is below 256 (short ranges, as
+//! the Internet's table has). The root entry says how many, up to 127
+//! (more: a header word before them). A lookup is the root entry, then a
+//! binary search of the /16's ranges, then the leaf: a table compresses to
+//! about the places where its route changes, whatever the prefix lengths,
+//! so a million Internet routes of one next hop take about 1.4 MiB.
 //!
 //! IPv6 is a multibit trie of fixed strides with its routes pushed to the
 //! leaves ([`FIB_V6`]: a 12-bit root, then nodes of 16 entries, one

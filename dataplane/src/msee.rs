@@ -273,7 +273,7 @@ impl FibSizes {
             };
             let max = match f {
                 // Lines of `FIB_RANGES_V4`, a map of its own, whose words
-                // root entries address in 24 bits.
+                // root entries address in `FIB_RANGES_AT_BITS` bits.
                 Family::V4 => {
                     (1u64 << msee_abi::fib::FIB_RANGES_AT_BITS) / u64::from(FIB_LINE_WORDS)
                 }
@@ -410,17 +410,6 @@ pub fn pinned_link_program(dir: &Path, ifindex: u32) -> Result<Option<u32>> {
     Ok(Some(info.program_id()))
 }
 
-/// Before adopting pinned maps, check each against the object's definition
-/// of the map: a pin from another version with another type, keys, values
-/// or sizes would otherwise surface as a verifier error on the program's
-/// first access to it, as values read with the wrong layout, or (a shared
-/// array where a per-CPU one belongs) as CPUs silently sharing state.
-///
-/// The forwarding table's maps are the exception: an adopting load writes
-/// them again from the LPM tries whatever they hold (`Fib::rebuild`), so a
-/// pin of one with another layout (other `--fib-*` sizes, or a version
-/// that laid the table out otherwise) is unpinned here and the map made
-/// afresh. The program running meanwhile keeps its own.
 /// The forwarding table's maps (see `check_pinned_layouts`).
 const FIB_MAPS: [&str; 5] = [
     maps::FIB_DOMAINS,
@@ -430,6 +419,17 @@ const FIB_MAPS: [&str; 5] = [
     maps::FIB_LEAVES,
 ];
 
+/// Before adopting pinned maps, check each against the object's definition
+/// of the map: a pin from another version with another type, keys, values
+/// or sizes would otherwise surface as a verifier error on the program's
+/// first access to it, as values read with the wrong layout, or (a shared
+/// array where a per-CPU one belongs) as CPUs silently sharing state.
+///
+/// The forwarding table's maps are the exception: an adopting load writes
+/// them again from the LPM tries whatever they hold (`Fib::rebuild`), so a
+/// pin of one with another layout (other `--fib-*` sizes, or a version
+/// that laid the table out otherwise) has all of them unpinned here and
+/// made afresh. The program running meanwhile keeps its own.
 fn check_pinned_layouts(
     object: &[u8],
     pins: &[(&'static str, PathBuf)],
@@ -443,6 +443,7 @@ fn check_pinned_layouts(
     }
     let obj = aya_obj::Object::parse(object)
         .map_err(|e| MseeError::Load(aya::EbpfError::ParseError(e)))?;
+    let mut remake_fib = false;
     for (name, path) in pinned {
         let Some(def) = obj.maps.get(*name) else {
             continue;
@@ -475,16 +476,13 @@ fn check_pinned_layouts(
             .map_or(def.max_entries(), |(_, e)| *e);
         let expected = layout(expected_kind, def.key_size(), def.value_size(), entries);
         if found != expected && FIB_MAPS.contains(name) {
-            std::fs::remove_file(path).map_err(|e| MseeError::Pin {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?;
             tracing::info!(
                 map = name,
                 found,
                 expected,
-                "a pinned forwarding table map of another layout: made afresh, written from the routes"
+                "a pinned forwarding table map of another layout: the table's maps are made afresh, written from the routes"
             );
+            remake_fib = true;
             continue;
         }
         if found != expected {
@@ -494,6 +492,21 @@ fn check_pinned_layouts(
                 found,
                 expected,
             });
+        }
+    }
+    if remake_fib {
+        // All of them: the program still attached (until the new one
+        // replaces it) keeps the maps it has, which must stay a set that
+        // agrees with itself; a root adopted beside fresh ranges, or
+        // domain words adopted beside fresh roots, would send its lookups
+        // into another domain's table.
+        for (name, path) in pins {
+            if FIB_MAPS.contains(name) && path.exists() {
+                std::fs::remove_file(path).map_err(|e| MseeError::Pin {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
+            }
         }
     }
     Ok(())

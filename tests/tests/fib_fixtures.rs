@@ -526,7 +526,24 @@ fn a_table_pinned_with_other_sizes_is_made_afresh() {
         let mut m = fixture_of(&opts(1 << 10, 1 << 12));
         m.upsert_routes(&routes).unwrap();
     }
+    // Every map of the table is made afresh, also those whose layout is
+    // the same (domain words, IPv4 roots, routes): a program still
+    // attached keeps a set of maps that agree with each other.
+    let fib_maps = [
+        msee_abi::maps::FIB_DOMAINS,
+        msee_abi::maps::FIB_NODES_V4,
+        msee_abi::maps::FIB_NODES_V6,
+        msee_abi::maps::FIB_RANGES_V4,
+        msee_abi::maps::FIB_LEAVES,
+    ];
+    let id = |name: &str| aya::maps::MapInfo::from_pin(pins.0.join(name)).unwrap().id();
+    let before = fib_maps.map(id);
+    let trie = id(msee_abi::maps::ROUTES_V4);
     let mut m = Msee::load(&opts(1 << 11, 1 << 13)).unwrap();
+    for (name, b) in fib_maps.iter().zip(before) {
+        assert_ne!(id(name), b, "{name} made afresh");
+    }
+    assert_eq!(id(msee_abi::maps::ROUTES_V4), trie, "the trie adopted");
     let stats = m.fib_stats();
     assert_eq!(stats.on_trie, vec![]);
     assert_eq!(stats.nodes, [1 << 11, 1 << 13], "the new sizes");

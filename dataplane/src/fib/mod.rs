@@ -29,8 +29,8 @@
 //!   leaf, and reused only after an RCU grace period, so no lookup under
 //!   way reads it refilled. So is a domain's slot once the domain is gone.
 //!
-//! Memory: a root per slot (IPv4 256 KiB, IPv6 16 KiB); IPv4 ranges, 4
-//! bytes each and a header word per /16 that has more than one, in blocks
+//! Memory: a root per slot (IPv4 256 KiB, IPv6 16 KiB); IPv4 ranges, 2 or
+//! 4 bytes each (and a header word for a /16 of more than 127), in blocks
 //! of whole 16-byte quarters, from a pool shared by all domains; the
 //! distinct routes (256 KiB); IPv6 nodes of 64 bytes from a pool shared by
 //! all domains, at most one per 4 bits past /12 of a route (a /48: 9 x 64
@@ -751,7 +751,10 @@ impl Fib {
                         .map(|&(start, id)| fib_range(start, id as u16)),
                 );
             }
-            if old & FIB_CHILD != 0 && self.range_words_are(old, words) {
+            // Unchanged (the same words, read the same way): nothing to do.
+            if fib_ranges_entry(fib_ranges_at(old), count, short) == old
+                && self.range_words_are(old, words)
+            {
                 return Ok(());
             }
             let at = self.alloc_ranges(words.len() as u32)?;
@@ -821,6 +824,9 @@ impl Fib {
         }
         let id = self.leaf_ids.len() as u32;
         if id >= FIB_LEAF_IDS {
+            tracing::warn!(
+                "the forwarding table holds {FIB_LEAF_IDS} distinct IPv4 routes (next-hop group and flags), all it can: a domain that needs another is looked up in the LPM trie"
+            );
             return Err(PoolFull);
         }
         self.leaves.words()[id as usize].store(leaf, Ordering::Release);
@@ -861,8 +867,11 @@ impl Fib {
     /// now fit the pool (IPv4: in words, which free blocks of other sizes
     /// may not give; a write that still runs out gives up again).
     fn retry_fallen(&mut self) {
+        // Ids of distinct routes are never given back: with all taken, a
+        // table that needs another cannot be written again.
+        let ids_left = self.leaf_ids.len() < FIB_LEAF_IDS as usize;
         for (domain, f) in std::mem::take(&mut self.fallen) {
-            if self.room_needed(domain, f) > self.available(f) {
+            if self.room_needed(domain, f) > self.available(f) || (f == Family::V4 && !ids_left) {
                 self.fallen.push((domain, f));
                 continue;
             }

@@ -150,8 +150,31 @@ impl RangePool {
     }
 
     /// A grace period has passed: the blocks that waited for it are free.
+    /// Neighbouring free blocks merge (the pool is asked for words only
+    /// when it has run out, so this is rare), and a free run that ends
+    /// where the never-used words begin joins them: churn leaves no
+    /// splinters that no /16 of more ranges can use.
     pub(crate) fn recycle(&mut self) {
-        for (first, size) in self.pending.drain(..) {
+        let mut blocks: Vec<(u32, u32)> = self.pending.drain(..).collect();
+        for (&size, firsts) in &self.free {
+            blocks.extend(firsts.iter().map(|&first| (first, size)));
+        }
+        self.free.clear();
+        blocks.sort_unstable();
+        let mut merged: Vec<(u32, u32)> = Vec::with_capacity(blocks.len());
+        for (first, size) in blocks {
+            match merged.last_mut() {
+                Some((f, s)) if *f + *s == first => *s += size,
+                _ => merged.push((first, size)),
+            }
+        }
+        if let Some(&(first, size)) = merged.last()
+            && first + size == self.next
+        {
+            self.next = first;
+            merged.pop();
+        }
+        for (first, size) in merged {
             self.free.entry(size).or_default().push(first);
         }
     }
@@ -235,5 +258,18 @@ mod tests {
         assert_eq!(pool.alloc(3), Some(0));
         assert_eq!(pool.alloc(12), Some(4), "the rest of it");
         assert_eq!(pool.alloc(1), None);
+        // Freed neighbours merge: four blocks of 4 make room for 16.
+        let mut pool = RangePool::new(32);
+        let blocks: Vec<u32> = (0..8).map(|_| pool.alloc(4).unwrap()).collect();
+        for &b in &blocks[2..6] {
+            pool.release(b, 4);
+        }
+        pool.recycle();
+        assert_eq!(pool.alloc(16), Some(8));
+        // And a free run at the end goes back to the never-used words.
+        pool.release(blocks[6], 4);
+        pool.release(blocks[7], 4);
+        pool.recycle();
+        assert_eq!(pool.alloc(8), Some(24));
     }
 }
