@@ -536,7 +536,11 @@ fn a_table_pinned_with_other_sizes_is_made_afresh() {
         msee_abi::maps::FIB_RANGES_V4,
         msee_abi::maps::FIB_LEAVES,
     ];
-    let id = |name: &str| aya::maps::MapInfo::from_pin(pins.0.join(name)).unwrap().id();
+    let id = |name: &str| {
+        aya::maps::MapInfo::from_pin(pins.0.join(name))
+            .unwrap()
+            .id()
+    };
     let before = fib_maps.map(id);
     let trie = id(msee_abi::maps::ROUTES_V4);
     let mut m = Msee::load(&opts(1 << 11, 1 << 13)).unwrap();
