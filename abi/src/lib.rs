@@ -34,6 +34,15 @@ pub mod maps {
     pub const FIB_RANGES_V4: &str = super::fib::FIB_RANGES_V4_MAP;
     pub const FIB_LEAVES: &str = super::fib::FIB_LEAVES_MAP;
     pub const FIB_FALLBACK: &str = super::fib::FIB_FALLBACK_MAP;
+    /// The forwarding table's maps: written from the LPM tries by every
+    /// adopting load, so made afresh together when their layout changes.
+    pub const FIB_TABLE: [&str; 5] = [
+        FIB_DOMAINS,
+        FIB_NODES_V4,
+        FIB_NODES_V6,
+        FIB_RANGES_V4,
+        FIB_LEAVES,
+    ];
     pub const ALL: [&str; 18] = [
         ATTACHMENTS,
         UNTAGGED,

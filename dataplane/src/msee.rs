@@ -410,15 +410,6 @@ pub fn pinned_link_program(dir: &Path, ifindex: u32) -> Result<Option<u32>> {
     Ok(Some(info.program_id()))
 }
 
-/// The forwarding table's maps (see `check_pinned_layouts`).
-const FIB_MAPS: [&str; 5] = [
-    maps::FIB_DOMAINS,
-    maps::FIB_NODES_V4,
-    maps::FIB_NODES_V6,
-    maps::FIB_RANGES_V4,
-    maps::FIB_LEAVES,
-];
-
 /// Before adopting pinned maps, check each against the object's definition
 /// of the map: a pin from another version with another type, keys, values
 /// or sizes would otherwise surface as a verifier error on the program's
@@ -475,7 +466,7 @@ fn check_pinned_layouts(
             .find(|(n, _)| n == name)
             .map_or(def.max_entries(), |(_, e)| *e);
         let expected = layout(expected_kind, def.key_size(), def.value_size(), entries);
-        if found != expected && FIB_MAPS.contains(name) {
+        if found != expected && maps::FIB_TABLE.contains(name) {
             tracing::info!(
                 map = name,
                 found,
@@ -501,7 +492,7 @@ fn check_pinned_layouts(
         // domain words adopted beside fresh roots, would send its lookups
         // into another domain's table.
         for (name, path) in pins {
-            if FIB_MAPS.contains(name) && path.exists() {
+            if maps::FIB_TABLE.contains(name) && path.exists() {
                 std::fs::remove_file(path).map_err(|e| MseeError::Pin {
                     path: path.clone(),
                     reason: e.to_string(),

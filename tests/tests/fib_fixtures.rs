@@ -361,10 +361,35 @@ fn without_a_table_every_lookup_goes_to_the_trie() {
 /// A bpffs pin directory removed on drop, even when the test fails.
 struct PinDir(std::path::PathBuf);
 
+impl PinDir {
+    /// `/sys/fs/bpf/msee-fib-{name}-{pid}`.
+    fn new(name: &str) -> Self {
+        Self(format!("/sys/fs/bpf/msee-fib-{name}-{}", std::process::id()).into())
+    }
+
+    /// Load options pinning there, with these pools.
+    fn opts(&self, nodes_v4: u32, nodes_v6: u32) -> LoadOptions {
+        LoadOptions {
+            pin_dir: Some(self.0.clone()),
+            fib: FibSizes {
+                nodes_v4: Some(nodes_v4),
+                nodes_v6: Some(nodes_v6),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+}
+
 impl Drop for PinDir {
     fn drop(&mut self) {
         let _ = Msee::unpin(&self.0);
     }
+}
+
+/// Routes (domain, prefix, group) of no flags.
+fn routes_of<const N: usize>(routes: [(u32, &str, u32); N]) -> [(u32, IpNet, Route); N] {
+    routes.map(|(d, p, group)| (d, p.parse().unwrap(), Route { group, flags: 0 }))
 }
 
 /// The next load adopts pinned tables: the program keeps answering from
@@ -375,30 +400,17 @@ fn a_pinned_table_is_adopted_by_the_next_load() {
     if !require_root("a_pinned_table_is_adopted_by_the_next_load") {
         return;
     }
-    let pins = PinDir(std::path::PathBuf::from(format!(
-        "/sys/fs/bpf/msee-fib-adopt-{}",
-        std::process::id()
-    )));
-    let fib = FibSizes {
-        nodes_v4: Some(1 << 10),
-        nodes_v6: Some(1 << 12),
-        ..Default::default()
-    };
-    let opts = LoadOptions {
-        pin_dir: Some(pins.0.clone()),
-        fib,
-        ..Default::default()
-    };
+    let pins = PinDir::new("adopt");
+    let opts = pins.opts(1 << 10, 1 << 12);
     let route = |group| Route { group, flags: 0 };
-    let routes = [
-        (1, "10.0.0.0/8", route(1)),
-        (1, "10.1.2.0/24", route(2)),
-        (1, "10.1.2.128/25", route(3)),
-        (2, "10.1.2.0/24", route(4)),
-        (1, "2001:db8::/32", route(5)),
-        (1, "2001:db8:0:1::/64", route(6)),
-    ]
-    .map(|(d, p, r)| (d, p.parse::<IpNet>().unwrap(), r));
+    let routes = routes_of([
+        (1, "10.0.0.0/8", 1),
+        (1, "10.1.2.0/24", 2),
+        (1, "10.1.2.128/25", 3),
+        (2, "10.1.2.0/24", 4),
+        (1, "2001:db8::/32", 5),
+        (1, "2001:db8:0:1::/64", 6),
+    ]);
     let before = {
         let mut m = fixture_of(&opts);
         m.upsert_routes(&routes).unwrap();
@@ -448,38 +460,21 @@ fn tries_pinned_without_a_table_fill_a_fresh_one() {
     if !require_root("tries_pinned_without_a_table_fill_a_fresh_one") {
         return;
     }
-    let pins = PinDir(std::path::PathBuf::from(format!(
-        "/sys/fs/bpf/msee-fib-seed-{}",
-        std::process::id()
-    )));
-    let opts = LoadOptions {
-        pin_dir: Some(pins.0.clone()),
-        fib: FibSizes {
-            nodes_v4: Some(1 << 10),
-            nodes_v6: Some(1 << 12),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let route = |group| Route { group, flags: 0 };
-    let routes = [
-        (1, "10.0.0.0/8", route(1)),
-        (1, "10.1.2.128/25", route(3)),
-        (1, "2001:db8::/32", route(5)),
-    ]
-    .map(|(d, p, r)| (d, p.parse::<IpNet>().unwrap(), r));
+    let pins = PinDir::new("seed");
+    let opts = pins.opts(1 << 10, 1 << 12);
+    let routes = routes_of([
+        (1, "10.0.0.0/8", 1),
+        (1, "10.1.2.128/25", 3),
+        (1, "2001:db8::/32", 5),
+    ]);
     {
         let mut m = fixture_of(&opts);
         m.upsert_routes(&routes).unwrap();
     }
-    for name in [
-        msee_abi::maps::FIB_DOMAINS,
-        msee_abi::maps::FIB_NODES_V4,
-        msee_abi::maps::FIB_NODES_V6,
-        msee_abi::maps::FIB_RANGES_V4,
-        msee_abi::maps::FIB_LEAVES,
-        msee_abi::maps::FIB_FALLBACK,
-    ] {
+    for name in msee_abi::maps::FIB_TABLE
+        .into_iter()
+        .chain([msee_abi::maps::FIB_FALLBACK])
+    {
         std::fs::remove_file(pins.0.join(name)).unwrap();
     }
     let mut m = Msee::load(&opts).unwrap();
@@ -501,41 +496,21 @@ fn a_table_pinned_with_other_sizes_is_made_afresh() {
     if !require_root("a_table_pinned_with_other_sizes_is_made_afresh") {
         return;
     }
-    let pins = PinDir(std::path::PathBuf::from(format!(
-        "/sys/fs/bpf/msee-fib-resize-{}",
-        std::process::id()
-    )));
-    let opts = |v4: u32, v6: u32| LoadOptions {
-        pin_dir: Some(pins.0.clone()),
-        fib: FibSizes {
-            nodes_v4: Some(v4),
-            nodes_v6: Some(v6),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let route = |group| Route { group, flags: 0 };
-    let routes = [
-        (1, "10.0.0.0/8", route(1)),
-        (1, "10.1.2.128/25", route(3)),
-        (1, "2001:db8::/32", route(5)),
-        (1, "2001:db8:0:1::/64", route(6)),
-    ]
-    .map(|(d, p, r)| (d, p.parse::<IpNet>().unwrap(), r));
+    let pins = PinDir::new("resize");
+    let routes = routes_of([
+        (1, "10.0.0.0/8", 1),
+        (1, "10.1.2.128/25", 3),
+        (1, "2001:db8::/32", 5),
+        (1, "2001:db8:0:1::/64", 6),
+    ]);
     {
-        let mut m = fixture_of(&opts(1 << 10, 1 << 12));
+        let mut m = fixture_of(&pins.opts(1 << 10, 1 << 12));
         m.upsert_routes(&routes).unwrap();
     }
     // Every map of the table is made afresh, also those whose layout is
     // the same (domain words, IPv4 roots, routes): a program still
     // attached keeps a set of maps that agree with each other.
-    let fib_maps = [
-        msee_abi::maps::FIB_DOMAINS,
-        msee_abi::maps::FIB_NODES_V4,
-        msee_abi::maps::FIB_NODES_V6,
-        msee_abi::maps::FIB_RANGES_V4,
-        msee_abi::maps::FIB_LEAVES,
-    ];
+    let fib_maps = msee_abi::maps::FIB_TABLE;
     let id = |name: &str| {
         aya::maps::MapInfo::from_pin(pins.0.join(name))
             .unwrap()
@@ -543,7 +518,7 @@ fn a_table_pinned_with_other_sizes_is_made_afresh() {
     };
     let before = fib_maps.map(id);
     let trie = id(msee_abi::maps::ROUTES_V4);
-    let mut m = Msee::load(&opts(1 << 11, 1 << 13)).unwrap();
+    let mut m = Msee::load(&pins.opts(1 << 11, 1 << 13)).unwrap();
     for (name, b) in fib_maps.iter().zip(before) {
         assert_ne!(id(name), b, "{name} made afresh");
     }
