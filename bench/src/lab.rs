@@ -82,6 +82,35 @@ pub fn spread_destinations(routes: usize, n: usize) -> Vec<IpAddr> {
         .collect()
 }
 
+/// Attach msee's primary port (on `outer_vlan`, 0: untagged) to `link`
+/// of `circuit`'s private peering, in `domain`.
+fn attach_primary(
+    m: &mut Msee,
+    lb: &LabBench,
+    outer_vlan: u16,
+    link: u32,
+    domain: u32,
+    circuit: u32,
+) -> Result<()> {
+    m.set_attachment(
+        AttachmentKey {
+            ifindex: lb.primary_ifindex,
+            outer_vlan,
+            inner_vlan: 0,
+        },
+        Attachment {
+            link,
+            domain,
+            circuit,
+            peering: PeeringKind::Private as u8,
+            role: LinkRole::Primary as u8,
+            mac: lb.primary_mac,
+            ..Default::default()
+        },
+    )?;
+    Ok(())
+}
+
 /// Point the probe's route of `m` at the lab's azure port, with the lab's
 /// primary port as an attachment and policing on both lab links.
 pub fn lab_program(m: &mut Msee, lb: &LabBench) -> Result<()> {
@@ -125,22 +154,7 @@ pub fn lab_program(m: &mut Msee, lb: &LabBench) -> Result<()> {
             }],
         )?;
     }
-    m.set_attachment(
-        AttachmentKey {
-            ifindex: lb.primary_ifindex,
-            outer_vlan: 0,
-            inner_vlan: 0,
-        },
-        Attachment {
-            link: LAB_IN_LINK,
-            domain: DOMAIN,
-            circuit: 1,
-            peering: PeeringKind::Private as u8,
-            role: LinkRole::Primary as u8,
-            mac: lb.primary_mac,
-            ..Default::default()
-        },
-    )?;
+    attach_primary(m, lb, 0, LAB_IN_LINK, DOMAIN, 1)?;
     m.upsert_route(
         DOMAIN,
         PROBE_ROUTE.parse()?,
@@ -1010,22 +1024,7 @@ fn msee_with_circuits(lb: &LabBench) -> Result<(Msee, [Tagged; 2])> {
         for dir in Direction::ALL {
             m.set_policer(link, dir, POLICE_BITS_PER_SEC, None)?;
         }
-        m.set_attachment(
-            AttachmentKey {
-                ifindex: lb.primary_ifindex,
-                outer_vlan: vlan,
-                inner_vlan: 0,
-            },
-            Attachment {
-                link,
-                domain,
-                circuit: u32::from(c) + 1,
-                peering: PeeringKind::Private as u8,
-                role: LinkRole::Primary as u8,
-                mac: lb.primary_mac,
-                ..Default::default()
-            },
-        )?;
+        attach_primary(&mut m, lb, vlan, link, domain, u32::from(c) + 1)?;
         let route = Route {
             group: LAB_GROUP,
             flags: 0,
@@ -1057,22 +1056,7 @@ fn measure_circuits(rounds: usize, lb: &LabBench, one: &mut Msee) -> Result<Valu
     tagged.spec.vlans = vec![FIRST_VLAN];
     // The one-circuit msee also on the first circuit's VLAN: what tagged
     // traffic costs, apart from the circuits loaded.
-    one.set_attachment(
-        AttachmentKey {
-            ifindex: lb.primary_ifindex,
-            outer_vlan: FIRST_VLAN,
-            inner_vlan: 0,
-        },
-        Attachment {
-            link: LAB_IN_LINK,
-            domain: DOMAIN,
-            circuit: 1,
-            peering: PeeringKind::Private as u8,
-            role: LinkRole::Primary as u8,
-            mac: lb.primary_mac,
-            ..Default::default()
-        },
-    )?;
+    attach_primary(one, lb, FIRST_VLAN, LAB_IN_LINK, DOMAIN, 1)?;
     // (label, 100 circuits?, tagged?, per-destination VLANs)
     let plan: [(&str, bool, bool, &[u16]); 4] = [
         ("1 circuit", false, false, &[]),
