@@ -1269,6 +1269,7 @@ impl Msee {
         };
         let mut done = 0;
         let (mut fell_back, mut permanent) = (false, false);
+        let mut no_memory = NoMemory::default();
         while done < keys.len() {
             if no_batch || fell_back {
                 // One entry per syscall, as upsert_route/remove_route.
@@ -1307,6 +1308,8 @@ impl Msee {
                 // (kernels before 5.6) or an invalid first entry. Single
                 // writes tell which (and work on those kernels).
                 Err(e) if n == 0 && e.raw_os_error() == Some(libc::EINVAL) => fell_back = true,
+                // Go on from the entry that found no memory, after a wait.
+                Err(e) if no_memory.waited(&e) => done += n,
                 Err(source) => {
                     return (
                         done + n,
@@ -1321,6 +1324,13 @@ impl Msee {
         }
         if permanent {
             self.no_batch = true;
+        }
+        if no_memory.waits > 0 {
+            tracing::info!(
+                map = name,
+                waits = no_memory.waits,
+                "{op}: the kernel had no memory for the trie's nodes for a moment; the write went on after waiting"
+            );
         }
         (done, Ok(()))
     }
@@ -1561,6 +1571,42 @@ fn family_runs(prefixes: impl Iterator<Item = IpNet>) -> Vec<std::ops::Range<usi
 /// `ENOTSUPP` (kernel-internal, 524): the map type has no batch operation.
 const ENOTSUPP: i32 = 524;
 
+/// ENOMEM from a route write is mostly transient: the LPM trie takes its
+/// nodes from a per-CPU cache that the kernel refills without waiting for
+/// reclaim, which fails for a moment when the page cache has taken the
+/// free memory, until kswapd frees some. A batch that meets it waits a
+/// little and goes on from the entry that failed, a bounded number of
+/// times (`NoMemory::WAITS`, doubling from 1 ms: at most 255 ms a call),
+/// rather than failing the batch and leaving the rest of it for the
+/// control plane's retry a second later.
+#[derive(Debug, Default)]
+struct NoMemory {
+    waits: u32,
+}
+
+impl NoMemory {
+    const WAITS: u32 = 8;
+
+    /// Whether `e` is ENOMEM with waits left, after waiting.
+    fn waited(&mut self, e: &std::io::Error) -> bool {
+        let Some(wait) = self.next_wait(e) else {
+            return false;
+        };
+        std::thread::sleep(wait);
+        true
+    }
+
+    /// How long to wait before writing again after `e`, if at all.
+    fn next_wait(&mut self, e: &std::io::Error) -> Option<Duration> {
+        if e.raw_os_error() != Some(libc::ENOMEM) || self.waits >= Self::WAITS {
+            return None;
+        }
+        let wait = Duration::from_millis(1 << self.waits);
+        self.waits += 1;
+        Some(wait)
+    }
+}
+
 fn is_unsupported(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(ENOTSUPP | libc::EOPNOTSUPP))
 }
@@ -1648,6 +1694,22 @@ pub fn xdp_md(len: usize, ingress_ifindex: u32) -> [u8; 24] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_write_waits_for_memory_a_bounded_time_and_only_for_enomem() {
+        let enomem = std::io::Error::from_raw_os_error(libc::ENOMEM);
+        let mut no_memory = NoMemory::default();
+        assert_eq!(
+            no_memory.next_wait(&std::io::Error::from_raw_os_error(libc::ENOSPC)),
+            None,
+            "a full map is not waited for"
+        );
+        let waits: Vec<u64> = std::iter::from_fn(|| no_memory.next_wait(&enomem))
+            .map(|d| d.as_millis() as u64)
+            .collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 64, 128]);
+        assert_eq!(no_memory.waits, NoMemory::WAITS);
+    }
 
     #[test]
     fn pinned_links_are_listed_by_the_names_link_pin_gives() {
