@@ -221,10 +221,13 @@ struct Domain {
     /// Per family: the table is complete and in use (else the pool ran out
     /// for it, and that family is asked of the tries).
     fast: [bool; 2],
-    /// Every route of the domain, per family, as its leaf.
+    /// The domain's routes as their leaves, per family: every IPv6 route,
+    /// the IPv4 routes of /16 or shorter (few: the /16s' covering routes,
+    /// looked up for each /16 written, stay in the CPU's caches).
     routes: [foldhash::HashMap<Prefix, u32>; 2],
     /// The IPv4 routes longer than /16 ((address, length) and leaf), by
-    /// /16, in address order.
+    /// /16, in address order: the only copy of them (what a /16's ranges
+    /// are cut from).
     chunks: foldhash::HashMap<u32, BTreeMap<(u32, u8), u32>>,
     /// How many IPv4 routes of each length up to /16 (the lengths a /16's
     /// covering route is looked for at).
@@ -233,7 +236,24 @@ struct Domain {
 
 impl Domain {
     fn is_empty(&self) -> bool {
-        self.routes.iter().all(std::collections::HashMap::is_empty)
+        self.routes.iter().all(std::collections::HashMap::is_empty) && self.chunks.is_empty()
+    }
+
+    /// Whether the domain has routes of family `f`.
+    fn has_routes(&self, f: Family) -> bool {
+        !self.routes[f as usize].is_empty() || (f == Family::V4 && !self.chunks.is_empty())
+    }
+
+    /// The /16s the IPv4 routes touch, in order.
+    fn v4_chunks(&self) -> Vec<u32> {
+        let mut chunks: Vec<u32> = self.routes[Family::V4 as usize]
+            .keys()
+            .flat_map(|p| chunks_of(*p))
+            .chain(self.chunks.keys().copied())
+            .collect();
+        chunks.sort_unstable();
+        chunks.dedup();
+        chunks
     }
 }
 
@@ -489,7 +509,7 @@ impl Fib {
             .flat_map(|(&id, d)| {
                 FAMILIES.into_iter().filter_map(move |f| {
                     let served = d.slot.is_some() && d.fast[f as usize];
-                    (!served && !d.routes[f as usize].is_empty()).then_some((id, f == Family::V6))
+                    (!served && d.has_routes(f)).then_some((id, f == Family::V6))
                 })
             })
             .collect();
@@ -542,12 +562,14 @@ impl Fib {
             self.take_slot(domain);
         }
         let d = self.domains.get_mut(&domain).expect("added above");
-        let replaced = d.routes[f as usize].insert(p, leaf).is_some();
         if f == Family::V4 && p.1 > 16 {
             let (a, c) = v4_parts(p);
             d.chunks.entry(c).or_default().insert((a, p.1), leaf);
-        } else if f == Family::V4 && !replaced {
-            d.short_lengths[usize::from(p.1)] += 1;
+        } else {
+            let replaced = d.routes[f as usize].insert(p, leaf).is_some();
+            if f == Family::V4 && !replaced {
+                d.short_lengths[usize::from(p.1)] += 1;
+            }
         }
         let (Some(slot), true) = (d.slot, d.fast[f as usize]) else {
             return;
@@ -562,12 +584,14 @@ impl Fib {
     }
 
     /// [`Fib::upsert`] each of `routes`, in order, with room made first in
-    /// the copies of the routes (a million routes grow them twenty times
+    /// the copies of the IPv6 routes (a large table grows them many times
     /// over otherwise), and each IPv4 /16 written once, after them all.
     pub(crate) fn upsert_all(&mut self, routes: &[(u32, IpNet, Route)]) {
         let mut counts: foldhash::HashMap<(u32, Family), usize> = Default::default();
         for (domain, prefix, _) in routes {
-            *counts.entry((*domain, Family::of(prefix))).or_default() += 1;
+            if let IpNet::V6(_) = prefix {
+                *counts.entry((*domain, Family::V6)).or_default() += 1;
+            }
         }
         for ((domain, f), n) in counts {
             if !self.domains.contains_key(&domain) {
@@ -591,19 +615,24 @@ impl Fib {
         let Some(d) = self.domains.get_mut(&domain) else {
             return;
         };
-        if d.routes[f as usize].remove(&p).is_none() {
-            return;
-        }
         if f == Family::V4 && p.1 > 16 {
             let (a, c) = v4_parts(p);
-            if let Some(set) = d.chunks.get_mut(&c) {
-                set.remove(&(a, p.1));
-                if set.is_empty() {
-                    d.chunks.remove(&c);
-                }
+            let Some(set) = d.chunks.get_mut(&c) else {
+                return;
+            };
+            if set.remove(&(a, p.1)).is_none() {
+                return;
             }
-        } else if f == Family::V4 {
-            d.short_lengths[usize::from(p.1)] -= 1;
+            if set.is_empty() {
+                d.chunks.remove(&c);
+            }
+        } else {
+            if d.routes[f as usize].remove(&p).is_none() {
+                return;
+            }
+            if f == Family::V4 {
+                d.short_lengths[usize::from(p.1)] -= 1;
+            }
         }
         if let (Some(slot), true) = (d.slot, d.fast[f as usize]) {
             match f {
@@ -888,10 +917,16 @@ impl Fib {
         let (Some(s), false) = (d.slot, d.fast[f as usize]) else {
             return;
         };
-        let routes: Vec<(Prefix, u32)> = d.routes[f as usize]
-            .iter()
-            .map(|(p, leaf)| (*p, *leaf))
-            .collect();
+        let (chunks, routes): (Vec<u32>, Vec<(Prefix, u32)>) = match f {
+            Family::V4 => (d.v4_chunks(), Vec::new()),
+            Family::V6 => (
+                Vec::new(),
+                d.routes[f as usize]
+                    .iter()
+                    .map(|(p, leaf)| (*p, *leaf))
+                    .collect(),
+            ),
+        };
         // No lookup walks these roots since the family stopped being
         // served; a grace period makes sure of any that read the word
         // before, as they are cleared.
@@ -903,9 +938,6 @@ impl Fib {
         }
         self.domains.get_mut(&domain).expect("looked up above").fast[f as usize] = true;
         if f == Family::V4 {
-            let mut chunks: Vec<u32> = routes.iter().flat_map(|(p, _)| chunks_of(*p)).collect();
-            chunks.sort_unstable();
-            chunks.dedup();
             for c in chunks {
                 if self.write_chunk(domain, s, c).is_err() {
                     self.give_up(domain, f);
