@@ -45,7 +45,7 @@ pub(crate) mod region;
 mod tests;
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::BTreeMap,
     net::IpAddr,
     sync::atomic::{AtomicU32, Ordering},
 };
@@ -391,7 +391,7 @@ pub(crate) struct Fib {
     leaf_ids: foldhash::HashMap<u32, u16>,
     /// While a batch is written ([`Fib::upsert_all`]): the (domain, /16)s
     /// to write once it is in.
-    batch: Option<BTreeSet<(u32, u32)>>,
+    batch: Option<Vec<(u32, u32)>>,
     scratch: Scratch,
     slots: Vec<Slot>,
     domains: foldhash::HashMap<u32, Domain>,
@@ -600,7 +600,7 @@ impl Fib {
             let d = self.domains.get_mut(&domain).expect("added above");
             d.routes[f as usize].reserve(n);
         }
-        self.batch = Some(BTreeSet::new());
+        self.batch = Some(Vec::new());
         for (domain, prefix, route) in routes {
             self.upsert(*domain, prefix, *route);
         }
@@ -665,7 +665,13 @@ impl Fib {
     /// [`Fib::write_batch`].
     fn write_chunks(&mut self, domain: u32, s: u32, p: Prefix) -> Result<(), PoolFull> {
         if let Some(batch) = &mut self.batch {
-            batch.extend(chunks_of(p).map(|c| (domain, c)));
+            // Sorted and deduplicated when written; routes in address
+            // order note each /16 once here already.
+            for c in chunks_of(p) {
+                if batch.last() != Some(&(domain, c)) {
+                    batch.push((domain, c));
+                }
+            }
             return Ok(());
         }
         for c in chunks_of(p) {
@@ -676,9 +682,11 @@ impl Fib {
 
     /// Write every /16 the batch touched, of the domains still served.
     fn write_batch(&mut self) {
-        let Some(batch) = self.batch.take() else {
+        let Some(mut batch) = self.batch.take() else {
             return;
         };
+        batch.sort_unstable();
+        batch.dedup();
         let mut failed = None;
         for (domain, c) in batch {
             if failed == Some(domain) {
