@@ -526,6 +526,34 @@ impl BgpLab {
         );
     }
 
+    /// MD5 signature failures counted so far in the MSEE's namespace and in
+    /// the customer's: (MSEE, customer).
+    pub fn md5_failures(&self) -> (u64, u64) {
+        (
+            md5_failures(&self.topo.ns_msee()),
+            md5_failures(&self.topo.ns_onprem()),
+        )
+    }
+
+    /// After a wrong MD5 key on one side: waits (at most 12 s, the fixed
+    /// wait this replaces) until each end has had at least three more
+    /// segments refused for their signature than `before`
+    /// ([`BgpLab::md5_failures`]), i.e. both routers tried that session
+    /// again and again and the kernels refused every attempt: what the
+    /// fixed wait gave time for, seen to happen. A customer router that
+    /// does not listen (`customer_listens` false) refuses the daemon's
+    /// attempts without a signature check: only the MSEE's side counts.
+    pub fn wait_md5_refused(&self, before: (u64, u64), customer_listens: bool) {
+        let _ = wait_for(
+            "connection attempts refused for their MD5 signature",
+            Duration::from_secs(12),
+            || {
+                let (msee, customer) = self.md5_failures();
+                msee >= before.0 + 3 && (!customer_listens || customer >= before.1 + 3)
+            },
+        );
+    }
+
     /// The secondary session is down on the daemon's side with its stale
     /// routes withdrawn: CUSTOMER_NET only on the primary.
     pub fn check_secondary_down(&self, peer_log: &str) {
@@ -597,6 +625,26 @@ impl Drop for NsProcess {
             let _ = child.wait();
         }
     }
+}
+
+/// TCP segments the kernel of namespace `ns` dropped for a wrong MD5
+/// signature (`TcpExt: TCPMD5Failure` in its /proc/net/netstat).
+pub fn md5_failures(ns: &str) -> u64 {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "cat", "/proc/net/netstat"])
+        .output()
+        .expect("reading /proc/net/netstat");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (Some(names), Some(values)) = (lines.next(), lines.next()) else {
+        return 0;
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(n, _)| *n == "TCPMD5Failure")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Concatenated contents of `files` in `dir` (missing ones are empty).
