@@ -657,7 +657,20 @@ pub fn read_logs(dir: &Path, files: &[&str]) -> String {
 }
 
 /// Poll `f` every 200 ms until it holds or `timeout` passes.
-pub fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Result<(), String> {
+pub fn wait_for(what: &str, timeout: Duration, f: impl FnMut() -> bool) -> Result<(), String> {
+    wait_for_every(what, timeout, Duration::from_millis(200), f)
+}
+
+/// Poll `f` every `interval` until it holds or `timeout` passes: for a
+/// wait that a test repeats many times (a process's start, a session's),
+/// where the time between the condition holding and the poll seeing it
+/// adds up.
+pub fn wait_for_every(
+    what: &str,
+    timeout: Duration,
+    interval: Duration,
+    mut f: impl FnMut() -> bool,
+) -> Result<(), String> {
     let deadline = Instant::now() + timeout;
     loop {
         if f() {
@@ -666,9 +679,12 @@ pub fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> R
         if Instant::now() > deadline {
             return Err(format!("timed out after {timeout:?} waiting for {what}"));
         }
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(interval);
     }
 }
+
+/// How often [`repeated_starts`] and the routers' starts poll.
+pub const QUICK_POLL: Duration = Duration::from_millis(50);
 
 /// Lines of `log` that contain `needle` and name exactly `session`
 /// (`session=NAME`, not a longer name that starts with it).
@@ -749,9 +765,10 @@ pub fn repeated_starts<R: RestartableRouter>(
         }
         let r = router.as_ref().unwrap();
         let started = Instant::now();
-        wait_for(
+        wait_for_every(
             &format!("run {run}: every session Established on both sides"),
             Duration::from_secs(20),
+            QUICK_POLL,
             || r.all_established() && lab.clean_start(&ALL_SESSIONS).is_ok(),
         )
         .unwrap_or_else(|e| {

@@ -17,9 +17,9 @@ use std::{
 
 use e2e_tests::{
     bgp_lab::{
-        BgpLab, CUSTOMER_AS, CUSTOMER_NET, CUSTOMER_NET6, KEY, NsProcess, RestartableRouter,
-        SESSION_PRIMARY, SESSION_SECONDARY, VNET6, customer_nets, read_logs, repeated_starts,
-        wait_for,
+        BgpLab, CUSTOMER_AS, CUSTOMER_NET, CUSTOMER_NET6, KEY, NsProcess, QUICK_POLL,
+        RestartableRouter, SESSION_PRIMARY, SESSION_SECONDARY, VNET6, customer_nets, read_logs,
+        repeated_starts, wait_for, wait_for_every,
     },
     require_root,
 };
@@ -96,7 +96,7 @@ impl GoBgp {
             ns: ns.to_owned(),
             port,
         };
-        wait_for("gobgpd's API", Duration::from_secs(10), || {
+        wait_for_every("gobgpd's API", Duration::from_secs(10), QUICK_POLL, || {
             gobgp.try_gobgp(&["global"]).is_ok()
         })
         .unwrap_or_else(|e| panic!("{e}\n{}", gobgp.log()));
