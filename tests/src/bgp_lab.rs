@@ -526,6 +526,34 @@ impl BgpLab {
         );
     }
 
+    /// MD5 signature failures counted so far in the MSEE's namespace and in
+    /// the customer's: (MSEE, customer).
+    pub fn md5_failures(&self) -> (u64, u64) {
+        (
+            md5_failures(&self.topo.ns_msee()),
+            md5_failures(&self.topo.ns_onprem()),
+        )
+    }
+
+    /// After a wrong MD5 key on one side: waits (at most 12 s, the fixed
+    /// wait this replaces) until each end has had at least three more
+    /// segments refused for their signature than `before`
+    /// ([`BgpLab::md5_failures`]), i.e. both routers tried that session
+    /// again and again and the kernels refused every attempt: what the
+    /// fixed wait gave time for, seen to happen. A customer router that
+    /// does not listen (`customer_listens` false) refuses the daemon's
+    /// attempts without a signature check: only the MSEE's side counts.
+    pub fn wait_md5_refused(&self, before: (u64, u64), customer_listens: bool) {
+        let _ = wait_for(
+            "connection attempts refused for their MD5 signature",
+            Duration::from_secs(12),
+            || {
+                let (msee, customer) = self.md5_failures();
+                msee >= before.0 + 3 && (!customer_listens || customer >= before.1 + 3)
+            },
+        );
+    }
+
     /// The secondary session is down on the daemon's side with its stale
     /// routes withdrawn: CUSTOMER_NET only on the primary.
     pub fn check_secondary_down(&self, peer_log: &str) {
@@ -599,6 +627,26 @@ impl Drop for NsProcess {
     }
 }
 
+/// TCP segments the kernel of namespace `ns` dropped for a wrong MD5
+/// signature (`TcpExt: TCPMD5Failure` in its /proc/net/netstat).
+pub fn md5_failures(ns: &str) -> u64 {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "cat", "/proc/net/netstat"])
+        .output()
+        .expect("reading /proc/net/netstat");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (Some(names), Some(values)) = (lines.next(), lines.next()) else {
+        return 0;
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(n, _)| *n == "TCPMD5Failure")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Concatenated contents of `files` in `dir` (missing ones are empty).
 pub fn read_logs(dir: &Path, files: &[&str]) -> String {
     files
@@ -609,7 +657,20 @@ pub fn read_logs(dir: &Path, files: &[&str]) -> String {
 }
 
 /// Poll `f` every 200 ms until it holds or `timeout` passes.
-pub fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Result<(), String> {
+pub fn wait_for(what: &str, timeout: Duration, f: impl FnMut() -> bool) -> Result<(), String> {
+    wait_for_every(what, timeout, Duration::from_millis(200), f)
+}
+
+/// Poll `f` every `interval` until it holds or `timeout` passes: for a
+/// wait that a test repeats many times (a process's start, a session's),
+/// where the time between the condition holding and the poll seeing it
+/// adds up.
+pub fn wait_for_every(
+    what: &str,
+    timeout: Duration,
+    interval: Duration,
+    mut f: impl FnMut() -> bool,
+) -> Result<(), String> {
     let deadline = Instant::now() + timeout;
     loop {
         if f() {
@@ -618,9 +679,12 @@ pub fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> R
         if Instant::now() > deadline {
             return Err(format!("timed out after {timeout:?} waiting for {what}"));
         }
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(interval);
     }
 }
+
+/// How often [`repeated_starts`] and the routers' starts poll.
+pub const QUICK_POLL: Duration = Duration::from_millis(50);
 
 /// Lines of `log` that contain `needle` and name exactly `session`
 /// (`session=NAME`, not a longer name that starts with it).
@@ -701,9 +765,10 @@ pub fn repeated_starts<R: RestartableRouter>(
         }
         let r = router.as_ref().unwrap();
         let started = Instant::now();
-        wait_for(
+        wait_for_every(
             &format!("run {run}: every session Established on both sides"),
             Duration::from_secs(20),
+            QUICK_POLL,
             || r.all_established() && lab.clean_start(&ALL_SESSIONS).is_ok(),
         )
         .unwrap_or_else(|e| {

@@ -8,7 +8,9 @@ use std::{
 
 use lab::{IF_PRIMARY, IF_SECONDARY, Topology};
 
-use crate::bgp_lab::{CUSTOMER_AS, KEY, NsProcess, RestartableRouter, read_logs, wait_for};
+use crate::bgp_lab::{
+    CUSTOMER_AS, KEY, NsProcess, QUICK_POLL, RestartableRouter, read_logs, wait_for, wait_for_every,
+};
 
 pub const BIRD: &str = "/usr/sbin/bird";
 pub const BIRDC: &str = "/usr/sbin/birdc";
@@ -111,9 +113,12 @@ impl Bird {
             dir: dir.to_owned(),
             ns: ns.to_owned(),
         };
-        wait_for("BIRD's control socket", Duration::from_secs(10), || {
-            bird.birdc(&["show", "status"]).contains("Daemon is up")
-        })
+        wait_for_every(
+            "BIRD's control socket",
+            Duration::from_secs(10),
+            QUICK_POLL,
+            || bird.birdc(&["show", "status"]).contains("Daemon is up"),
+        )
         .unwrap_or_else(|e| panic!("{e}\n{}", bird.log()));
         bird
     }

@@ -9,7 +9,7 @@ use std::{
 
 use lab::Topology;
 
-use crate::bgp_lab::{KEY, NsProcess, read_logs, wait_for};
+use crate::bgp_lab::{KEY, NsProcess, QUICK_POLL, read_logs, wait_for_every};
 
 /// The customer router of the lab: AS 65010, an IPv4 and an IPv6 session
 /// to each MSEE link (MD5, timers 3/10), announcing 172.16.0.0/16 and
@@ -152,9 +152,12 @@ impl Frr {
             &["-z", &zserv],
         );
         let zserv_path = dir.join("zserv.api");
-        wait_for("zebra's socket", Duration::from_secs(10), || {
-            zserv_path.exists()
-        })
+        wait_for_every(
+            "zebra's socket",
+            Duration::from_secs(10),
+            QUICK_POLL,
+            || zserv_path.exists(),
+        )
         .unwrap_or_else(|e| panic!("{e}\n{}", frr.log()));
         let bfdctl = dir.join("bfdd.sock").display().to_string();
         frr.spawn(
@@ -193,9 +196,10 @@ impl Frr {
         self.processes
             .push(NsProcess::spawn(ns, program, &args, &self.dir, daemon));
         let sock = self.dir.join(format!("{daemon}.vty"));
-        wait_for(
+        wait_for_every(
             &format!("{daemon}'s vty socket"),
             Duration::from_secs(10),
+            QUICK_POLL,
             || sock.exists(),
         )
         .unwrap_or_else(|e| panic!("{e}\n{}", self.log()));

@@ -171,8 +171,9 @@ fn bird_customer_router_over_both_links() {
     // 6. A wrong MD5 key on the secondary (BIRD restarts that protocol with
     // it) never establishes; the primary keeps carrying traffic.
     let before = lab.established(SESSION_SECONDARY);
+    let refused = lab.md5_failures();
     bird.reconfigure(&conf(&customer_nets(5), "wrong-key"));
-    std::thread::sleep(Duration::from_secs(12));
+    lab.wait_md5_refused(refused, true);
     assert_eq!(
         lab.established(SESSION_SECONDARY),
         before,

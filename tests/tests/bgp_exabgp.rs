@@ -378,6 +378,7 @@ fn exabgp_customer_router_over_both_links() {
     // 6. A wrong MD5 key on the secondary never establishes; the primary
     // keeps carrying traffic.
     let before = lab.established(SESSION_SECONDARY);
+    let refused = lab.md5_failures();
     exa.reload(&exabgp_conf(topo, &lab.dir, "wrong-key"));
     wait_for(
         "ExaBGP drops the secondary",
@@ -385,7 +386,8 @@ fn exabgp_customer_router_over_both_links() {
         || !exa.up(topo.secondary.msee),
     )
     .unwrap_or_else(|e| panic!("{}", ctx(&e)));
-    std::thread::sleep(Duration::from_secs(12));
+    // ExaBGP does not listen: the daemon's attempts meet no socket.
+    lab.wait_md5_refused(refused, false);
     assert_eq!(
         lab.established(SESSION_SECONDARY),
         before,

@@ -192,11 +192,12 @@ fn frr_customer_router_over_both_links() {
     // 6. A wrong MD5 key on the secondary never establishes; the primary
     // keeps carrying traffic.
     let before = lab.established(SESSION_SECONDARY);
+    let refused = lab.md5_failures();
     frr.configure(&[&format!(
         "neighbor {} password wrong-key",
         topo.secondary.msee
     )]);
-    std::thread::sleep(Duration::from_secs(12));
+    lab.wait_md5_refused(refused, true);
     assert_eq!(
         lab.established(SESSION_SECONDARY),
         before,

@@ -17,9 +17,9 @@ use std::{
 
 use e2e_tests::{
     bgp_lab::{
-        BgpLab, CUSTOMER_AS, CUSTOMER_NET, CUSTOMER_NET6, KEY, NsProcess, RestartableRouter,
-        SESSION_PRIMARY, SESSION_SECONDARY, VNET6, customer_nets, read_logs, repeated_starts,
-        wait_for,
+        BgpLab, CUSTOMER_AS, CUSTOMER_NET, CUSTOMER_NET6, KEY, NsProcess, QUICK_POLL,
+        RestartableRouter, SESSION_PRIMARY, SESSION_SECONDARY, VNET6, customer_nets, read_logs,
+        repeated_starts, wait_for, wait_for_every,
     },
     require_root,
 };
@@ -96,7 +96,7 @@ impl GoBgp {
             ns: ns.to_owned(),
             port,
         };
-        wait_for("gobgpd's API", Duration::from_secs(10), || {
+        wait_for_every("gobgpd's API", Duration::from_secs(10), QUICK_POLL, || {
             gobgp.try_gobgp(&["global"]).is_ok()
         })
         .unwrap_or_else(|e| panic!("{e}\n{}", gobgp.log()));
@@ -330,8 +330,9 @@ fn gobgp_customer_router_over_both_links() {
     // 6. A wrong MD5 key on the secondary never establishes; the primary
     // keeps carrying traffic.
     let before = lab.established(SESSION_SECONDARY);
+    let refused = lab.md5_failures();
     gobgp.reload(&gobgp_conf(topo, "wrong-key"));
-    std::thread::sleep(Duration::from_secs(12));
+    lab.wait_md5_refused(refused, true);
     assert_eq!(
         lab.established(SESSION_SECONDARY),
         before,
