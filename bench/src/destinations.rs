@@ -530,6 +530,24 @@ fn miss_ratio(cold: &Value) -> Result<f64> {
     Ok(get("spread")? / get("probe")?)
 }
 
+/// What a destination that misses msee's caches costs per packet over the
+/// probe, in ns (medians of the many-destinations samples on the
+/// Internet-shaped table of `routes` routes), if measured.
+pub fn miss_extra_ns(cold: &Value, routes: u64) -> Option<f64> {
+    let samples = cold["samples"].as_array()?;
+    let get = |traffic: &str| {
+        let s = samples.iter().find(|s| {
+            s["program"] == "msee"
+                && table_of(s) == TableShape::Internet
+                && groups_of(s) == 1
+                && s["routes"].as_u64() == Some(routes)
+                && s["traffic"] == traffic
+        })?;
+        num(s, &["ns_per_packet", "median"]).ok()
+    };
+    Some(get("spread")? - get("probe")?)
+}
+
 /// The table a sample was taken on (figures from before the field: the
 /// random one, the only one then).
 fn table_of(s: &Value) -> TableShape {
