@@ -509,43 +509,34 @@ pub fn render(w: &mut String, cold: &Value) -> Result<()> {
 /// The target: misses vs probe over a million routes, at most this.
 pub const TARGET_MISS_RATIO: f64 = 2.0;
 
+/// The median ns per packet of msee's `traffic` samples on the main
+/// table (Internet-shaped, one group) of `routes` routes.
+fn msee_median(cold: &Value, routes: u64, traffic: &str) -> Result<f64> {
+    let s = cold["samples"]
+        .as_array()
+        .context("msee-bench JSON lacks cold.samples")?
+        .iter()
+        .find(|s| {
+            s["program"] == "msee"
+                && table_of(s) == TableShape::Internet
+                && groups_of(s) == 1
+                && s["routes"].as_u64() == Some(routes)
+                && s["traffic"] == traffic
+        })
+        .with_context(|| format!("msee-bench JSON lacks cold {routes} routes, {traffic}"))?;
+    num(s, &["ns_per_packet", "median"])
+}
+
 /// Misses vs probe at 1,000,000 Internet-shaped routes.
 fn miss_ratio(cold: &Value) -> Result<f64> {
-    let samples = cold["samples"]
-        .as_array()
-        .context("msee-bench JSON lacks cold.samples")?;
-    let get = |traffic: &str| -> Result<f64> {
-        let s = samples
-            .iter()
-            .find(|s| {
-                s["program"] == "msee"
-                    && table_of(s) == TableShape::Internet
-                    && groups_of(s) == 1
-                    && s["routes"].as_u64() == Some(1_000_000)
-                    && s["traffic"] == traffic
-            })
-            .with_context(|| format!("msee-bench JSON lacks cold 1000000 routes, {traffic}"))?;
-        num(s, &["ns_per_packet", "median"])
-    };
-    Ok(get("spread")? / get("probe")?)
+    Ok(msee_median(cold, 1_000_000, "spread")? / msee_median(cold, 1_000_000, "probe")?)
 }
 
 /// What a destination that misses msee's caches costs per packet over the
 /// probe, in ns (medians of the many-destinations samples on the
 /// Internet-shaped table of `routes` routes), if measured.
 pub fn miss_extra_ns(cold: &Value, routes: u64) -> Option<f64> {
-    let samples = cold["samples"].as_array()?;
-    let get = |traffic: &str| {
-        let s = samples.iter().find(|s| {
-            s["program"] == "msee"
-                && table_of(s) == TableShape::Internet
-                && groups_of(s) == 1
-                && s["routes"].as_u64() == Some(routes)
-                && s["traffic"] == traffic
-        })?;
-        num(s, &["ns_per_packet", "median"]).ok()
-    };
-    Some(get("spread")? - get("probe")?)
+    Some(msee_median(cold, routes, "spread").ok()? - msee_median(cold, routes, "probe").ok()?)
 }
 
 /// The table a sample was taken on (figures from before the field: the
@@ -593,17 +584,10 @@ pub fn targets(t: &mut crate::report::Targets<'_>, r: &Value) -> Result<()> {
 /// work), and what the million-route table adds to a miss.
 fn miss_shortfall(cold: &Value, ratio: f64) -> String {
     let miss_and_probe = |routes: u64| {
-        let extra = miss_extra_ns(cold, routes)?;
-        let probe = cold["samples"].as_array()?.iter().find_map(|s| {
-            (s["program"] == "msee"
-                && table_of(s) == TableShape::Internet
-                && groups_of(s) == 1
-                && s["routes"].as_u64() == Some(routes)
-                && s["traffic"] == "probe")
-                .then(|| num(s, &["ns_per_packet", "median"]).ok())
-                .flatten()
-        })?;
-        Some((extra, probe))
+        Some((
+            miss_extra_ns(cold, routes)?,
+            msee_median(cold, routes, "probe").ok()?,
+        ))
     };
     let (Some((extra_10k, probe_10k)), Some((extra_1m, _))) =
         (miss_and_probe(10_000), miss_and_probe(1_000_000))

@@ -463,24 +463,21 @@ pub fn measure(
 /// The kernel-FIB forwarder's name in the figures.
 const FIBFWD: &str = "fibfwd";
 
-/// Why a spread row fell short, from figures of the same run: the time a
+/// Why a spread row falls short, from figures of the same run: the time a
 /// cache miss may add to msee's time per packet for one destination here
 /// (`one`, pps) for the ratio to reach `threshold` (against that same
 /// rate, or against `other`: a name and its pps on the spread traffic),
 /// beside what a miss costs per packet (`cold`: the many-destinations
 /// samples of the same table).
+/// `None` where the many-destinations figures are missing.
 fn spread_shortfall(
-    v: f64,
     threshold: f64,
     cold: Option<&Value>,
     routes: u64,
     one: f64,
     other: Option<(&str, f64)>,
-) -> String {
-    let below = format!("{v:.3}, below {threshold:.2}");
-    let Some(extra) = cold.and_then(|c| crate::destinations::miss_extra_ns(c, routes)) else {
-        return below;
-    };
+) -> Option<String> {
+    let extra = crate::destinations::miss_extra_ns(cold?, routes)?;
     let one_ns = 1e9 / one;
     let (reference_ns, against) = match other {
         Some((name, pps)) => (
@@ -493,13 +490,13 @@ fn spread_shortfall(
         None => (one_ns, String::new()),
     };
     let budget = reference_ns / threshold - one_ns;
-    format!(
-        "{below}: most destinations miss msee's caches; reaching {threshold:.2} leaves a \
+    Some(format!(
+        "most destinations miss msee's caches; reaching {threshold:.2} leaves a \
          miss {budget:.0} ns a packet over the {one_ns:.0} ns of msee's one-destination \
          sample here{against}, and a miss costs {extra:.0} ns more than the probe (per \
          packet, {} routes: Many destinations)",
         thousands(routes)
-    )
+    ))
 }
 
 /// The lab's target rows; `cold`: the many-destinations figures of the
@@ -581,20 +578,21 @@ pub fn targets(t: &mut Targets<'_>, lab: &Value, cold: Option<&Value>) -> Result
         let fault = if k == 2 { fibfwd_fault.clone() } else { None };
         // Rows 3 and 4: spread traffic, against msee's one destination
         // (1M routes) and against the bare redirect's spread rate (10K).
-        let shortfall = match k {
-            3 => spread_shortfall(v, threshold, cold, 1_000_000, pps(cfg(1_000_000)?)?, None),
-            4 => match baseline_spread_10k {
-                Some(b) => spread_shortfall(
-                    v,
-                    threshold,
-                    cold,
-                    10_000,
-                    pps(cfg(10_000)?)?,
-                    Some(("the bare redirect", pps(b)?)),
-                ),
-                None => format!("{v:.3}, below {threshold:.2}"),
-            },
-            _ => format!("{v:.3}, below {threshold:.2}"),
+        let why = match (k, baseline_spread_10k) {
+            (3, _) => spread_shortfall(threshold, cold, 1_000_000, pps(cfg(1_000_000)?)?, None),
+            (4, Some(b)) => spread_shortfall(
+                threshold,
+                cold,
+                10_000,
+                pps(cfg(10_000)?)?,
+                Some(("the bare redirect", pps(b)?)),
+            ),
+            _ => None,
+        };
+        let below = format!("{v:.3}, below {threshold:.2}");
+        let shortfall = match why {
+            Some(why) => format!("{below}: {why}"),
+            None => below,
         };
         t.row(
             &row,

@@ -587,18 +587,18 @@ impl Fib {
     /// the copies of the IPv6 routes (a large table grows them many times
     /// over otherwise), and each IPv4 /16 written once, after them all.
     pub(crate) fn upsert_all(&mut self, routes: &[(u32, IpNet, Route)]) {
-        let mut counts: foldhash::HashMap<(u32, Family), usize> = Default::default();
+        let mut v6_counts: foldhash::HashMap<u32, usize> = Default::default();
         for (domain, prefix, _) in routes {
             if let IpNet::V6(_) = prefix {
-                *counts.entry((*domain, Family::V6)).or_default() += 1;
+                *v6_counts.entry(*domain).or_default() += 1;
             }
         }
-        for ((domain, f), n) in counts {
+        for (domain, n) in v6_counts {
             if !self.domains.contains_key(&domain) {
                 self.take_slot(domain);
             }
             let d = self.domains.get_mut(&domain).expect("added above");
-            d.routes[f as usize].reserve(n);
+            d.routes[Family::V6 as usize].reserve(n);
         }
         self.batch = Some(Vec::new());
         for (domain, prefix, route) in routes {
