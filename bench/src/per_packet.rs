@@ -476,7 +476,7 @@ fn program_report(p: &Program, stages: &[(&'static str, u32, Vec<u8>)]) -> serde
 }
 
 /// The per-packet msee configuration with `routes` routes and `policing`.
-fn config(r: &Value, routes: u64, policing: bool) -> Result<&Value> {
+pub(crate) fn config(r: &Value, routes: u64, policing: bool) -> Result<&Value> {
     r["msee"]
         .as_array()
         .context("msee-bench JSON lacks the msee array")?

@@ -92,7 +92,7 @@ pub fn render(
     per_packet::targets(&mut t, r)?;
     destinations::targets(&mut t, r)?;
     if let Some(lab) = lab {
-        lab::targets(&mut t, lab, r.get("cold"))?;
+        lab::targets(&mut t, lab, r)?;
     }
     if let Some(gens) = generators {
         generators::targets(&mut t, gens)?;

@@ -53,6 +53,10 @@ pub struct GenThreadReport {
     pub wakeups: u64,
     /// CPU time this thread used while sending (see `thread_cpu_ns`).
     pub cpu_s: f64,
+    /// The kernel's part of it (system time, `thread_system_ns`): the
+    /// share a generator's own code cannot win back.
+    #[serde(default)]
+    pub system_s: f64,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -280,6 +284,7 @@ fn send_loop(
     super::pacing::tight_timers();
     let start = monotonic_ns();
     let cpu_start = msee_sys::clock::thread_cpu_ns();
+    let system_start = msee_sys::clock::thread_system_ns();
     let deadline = start + cfg.duration.as_nanos() as u64;
     let mut pacer = Pacer::new(rate, start);
     let (mut queued, mut completed, mut bytes, mut wakeups) = (0u64, 0u64, 0u64, 0u64);
@@ -350,6 +355,7 @@ fn send_loop(
     }
     let end = monotonic_ns();
     let cpu_s = (msee_sys::clock::thread_cpu_ns() - cpu_start) as f64 / 1e9;
+    let system_s = (msee_sys::clock::thread_system_ns() - system_start) as f64 / 1e9;
     // Drain: wait (bounded) for the kernel to complete what was queued.
     let drain_until = monotonic_ns() + 200_000_000;
     while completed < queued && monotonic_ns() < drain_until {
@@ -392,6 +398,7 @@ fn send_loop(
             zero_copy: xsk.zero_copy,
             wakeups,
             cpu_s,
+            system_s,
         },
         bytes,
         per_stream,

@@ -182,6 +182,7 @@ pub fn run(cfg: &LiveConfig, progress: Arc<AtomicU64>, stop: Arc<AtomicBool>) ->
                 let per_thread_pps = cfg.pps.map(|p| p / n as f64);
                 let begin = monotonic_ns();
                 let cpu_start = msee_sys::clock::thread_cpu_ns();
+                let system_start = msee_sys::clock::thread_system_ns();
                 let deadline = begin + cfg.duration.as_nanos() as u64;
                 let mut sent = 0u64;
                 let mut rate_seen: Option<f64> = None;
@@ -241,6 +242,7 @@ pub fn run(cfg: &LiveConfig, progress: Arc<AtomicU64>, stop: Arc<AtomicBool>) ->
                         zero_copy: false,
                         wakeups: 0,
                         cpu_s: (msee_sys::clock::thread_cpu_ns() - cpu_start) as f64 / 1e9,
+                        system_s: (msee_sys::clock::thread_system_ns() - system_start) as f64 / 1e9,
                     },
                     cfg.stream_base + cpu as u16,
                     stamped,
