@@ -504,9 +504,10 @@ fn spread_shortfall(
 /// msee may take here over the bare redirect's `baseline_ns` (the lab's
 /// time per packet and CPU), beside what msee's program alone costs per
 /// packet over the bare redirect's (`per_packet`: the BPF_PROG_TEST_RUN
-/// figures, 10,000 routes, policing). The lab adds its own costs to
-/// both, so that difference caps the ratio. `None` where the per-packet
-/// figures are missing.
+/// figures, 10,000 routes, policing). Not a bound: in the lab msee's
+/// work overlaps more of the kernel's than in a loop of test runs, so a
+/// run can pass with the program's cost above the time left it.
+/// `None` where the per-packet figures are missing.
 fn program_shortfall(threshold: f64, per_packet: &Value, baseline_ns: f64) -> Option<String> {
     let msee = num(
         crate::per_packet::config(per_packet, 10_000, true).ok()?,
@@ -520,8 +521,7 @@ fn program_shortfall(threshold: f64, per_packet: &Value, baseline_ns: f64) -> Op
         "msee's program costs {extra:.0} ns a packet more than the bare redirect \
          (per packet, 10,000 routes, policing: {msee:.1} vs {bare:.1} ns); reaching \
          {threshold:.2} leaves it {budget:.0} ns over the bare redirect's {baseline_ns:.0} ns \
-         a packet here, so that difference alone caps the ratio at {:.3}",
-        baseline_ns / (baseline_ns + extra)
+         a packet here"
     ))
 }
 
@@ -985,6 +985,9 @@ fn cores_targets(t: &mut Targets<'_>, lab: &Value, figures: &Value) -> Result<()
             .with_context(|| format!("msee-bench JSON lacks lab.cores {program} on {cpus} CPUs"))
     };
     let two = on("msee", 2)?;
+    // What a second core adds to the bare redirect, which shares nothing
+    // between CPUs: the machine's own scaling.
+    let bare_scaling = num(on("baseline", 2)?, &["vs_one_core", "median"])?;
     // Each CPU forwards its share: the bare redirect's time per packet and CPU.
     let baseline_ns = 2e9 / num(on("baseline", 2)?, &["rx_pps", "median"])?;
     for (k, (row, v, threshold)) in [
@@ -1003,9 +1006,13 @@ fn cores_targets(t: &mut Targets<'_>, lab: &Value, figures: &Value) -> Result<()
     .enumerate()
     {
         let below = format!("{v:.3}, below {threshold:.2}");
-        let why = (k == 0)
-            .then(|| program_shortfall(threshold, figures, baseline_ns))
-            .flatten();
+        let why = match k {
+            0 => program_shortfall(threshold, figures, baseline_ns),
+            _ => Some(format!(
+                "the bare redirect, which shares nothing between CPUs, scaled {bare_scaling:.3} \
+                 in the same rounds"
+            )),
+        };
         t.row(
             row,
             &format!("{v:.3}"),
