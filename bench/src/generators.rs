@@ -6,7 +6,7 @@ use anyhow::{Context as _, Result};
 use serde_json::{Value, json};
 
 use crate::{
-    report::{Targets, num},
+    report::{Targets, num, shortfall},
     stats::sample_json,
     throughput::{GEN_CPU, GenKind, Sample, VethBench, WARMUP, WINDOW, measure as measure_path},
 };
@@ -102,13 +102,10 @@ pub fn targets(t: &mut Targets<'_>, gens: &[Value]) -> Result<()> {
             &format!("{:.2} M", v / 1e6),
             &format!("≥ {:.1} M", threshold / 1e6),
             v >= threshold,
-            {
-                let below = format!("{:.2} Mpps, below {:.1} Mpps", v / 1e6, threshold / 1e6);
-                match generator_shortfall(g, threshold) {
-                    Some(why) => format!("{below}: {why}"),
-                    None => below,
-                }
-            },
+            shortfall(
+                format!("{:.2} Mpps, below {:.1} Mpps", v / 1e6, threshold / 1e6),
+                generator_shortfall(g, threshold),
+            ),
         )?;
     }
     Ok(())

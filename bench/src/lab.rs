@@ -22,7 +22,7 @@ use crate::{
     fixture::{DOMAIN, LOOP_GROUP, POLICE_BITS_PER_SEC, PROBE_DST, PROBE_ROUTE, route_table},
     kernel_routes::{self, MAIN_TABLE},
     per_packet::{Program, TARGET_VS_BASELINE, TARGET_VS_ONE_ROUTE},
-    report::{Targets, num, thousands},
+    report::{Targets, num, shortfall, thousands},
     stats::{sample_json, stats},
     throughput::{GEN_CPU, GenKind, LabBench, Sample, WARMUP, WINDOW, measure as measure_path},
 };
@@ -598,21 +598,19 @@ pub fn targets(t: &mut Targets<'_>, lab: &Value, figures: &Value) -> Result<()> 
         })
     });
     let pps = |c: &Value| num(c, &["rx_pps", "median"]);
+    let baseline_one = configs().find(|c| c["program"] == "baseline" && one_destination(c));
     let baseline_spread_10k = configs()
         .find(|c| c["program"] == "baseline" && c["spread_routes"].as_u64() == Some(10_000));
     for (k, (row, v, threshold)) in rows.into_iter().enumerate() {
         // Row 2: msee / fibfwd.
         let fault = if k == 2 { fibfwd_fault.clone() } else { None };
-        // Rows 3 and 4: spread traffic, against msee's one destination
-        // (1M routes) and against the bare redirect's spread rate (10K).
-        let baseline_one = configs().find(|c| c["program"] == "baseline" && one_destination(c));
-        let why = match (k, baseline_spread_10k) {
-            (0, _) => match baseline_one {
-                Some(b) => program_shortfall(threshold, figures, 1e9 / pps(b)?),
-                None => None,
-            },
-            (3, _) => spread_shortfall(threshold, cold, 1_000_000, pps(cfg(1_000_000)?)?, None),
-            (4, Some(b)) => spread_shortfall(
+        // Row 0: one destination against the bare redirect's; rows 3 and
+        // 4: spread traffic, against msee's one destination (1M routes)
+        // and against the bare redirect's spread rate (10K).
+        let why = match (k, baseline_one, baseline_spread_10k) {
+            (0, Some(b), _) => program_shortfall(threshold, figures, 1e9 / pps(b)?),
+            (3, _, _) => spread_shortfall(threshold, cold, 1_000_000, pps(cfg(1_000_000)?)?, None),
+            (4, _, Some(b)) => spread_shortfall(
                 threshold,
                 cold,
                 10_000,
@@ -621,17 +619,12 @@ pub fn targets(t: &mut Targets<'_>, lab: &Value, figures: &Value) -> Result<()> 
             ),
             _ => None,
         };
-        let below = format!("{v:.3}, below {threshold:.2}");
-        let shortfall = match why {
-            Some(why) => format!("{below}: {why}"),
-            None => below,
-        };
         t.row(
             &row,
             &format!("{v:.3}"),
             &format!("≥ {threshold:.2}"),
             v >= threshold && fault.is_none(),
-            fault.unwrap_or(shortfall),
+            fault.unwrap_or_else(|| shortfall(format!("{v:.3}, below {threshold:.2}"), why)),
         )?;
     }
     cores_targets(t, lab, figures)
@@ -985,11 +978,12 @@ fn cores_targets(t: &mut Targets<'_>, lab: &Value, figures: &Value) -> Result<()
             .with_context(|| format!("msee-bench JSON lacks lab.cores {program} on {cpus} CPUs"))
     };
     let two = on("msee", 2)?;
+    let bare = on("baseline", 2)?;
     // What a second core adds to the bare redirect, which shares nothing
     // between CPUs: the machine's own scaling.
-    let bare_scaling = num(on("baseline", 2)?, &["vs_one_core", "median"])?;
+    let bare_scaling = num(bare, &["vs_one_core", "median"])?;
     // Each CPU forwards its share: the bare redirect's time per packet and CPU.
-    let baseline_ns = 2e9 / num(on("baseline", 2)?, &["rx_pps", "median"])?;
+    let baseline_ns = 2e9 / num(bare, &["rx_pps", "median"])?;
     for (k, (row, v, threshold)) in [
         (
             "lab: msee, 10,000 routes, 2 queues + 2 cores: forwarded pps vs baseline",
@@ -1005,7 +999,6 @@ fn cores_targets(t: &mut Targets<'_>, lab: &Value, figures: &Value) -> Result<()
     .into_iter()
     .enumerate()
     {
-        let below = format!("{v:.3}, below {threshold:.2}");
         let why = match k {
             0 => program_shortfall(threshold, figures, baseline_ns),
             _ => Some(format!(
@@ -1018,10 +1011,7 @@ fn cores_targets(t: &mut Targets<'_>, lab: &Value, figures: &Value) -> Result<()
             &format!("{v:.3}"),
             &format!("≥ {threshold:.2}"),
             v >= threshold,
-            match why {
-                Some(why) => format!("{below}: {why}"),
-                None => below,
-            },
+            shortfall(format!("{v:.3}, below {threshold:.2}"), why),
         )?;
     }
     Ok(())

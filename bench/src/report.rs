@@ -238,6 +238,15 @@ impl<'a> Targets<'a> {
     }
 }
 
+/// A missed row's shortfall: the measured figure against its threshold
+/// (`below`), then why, where the run's figures say.
+pub fn shortfall(below: String, why: Option<String>) -> String {
+    match why {
+        Some(why) => format!("{below}: {why}"),
+        None => below,
+    }
+}
+
 /// The number at `path` in `v`, or an error naming the path.
 pub fn num(v: &Value, path: &[&str]) -> Result<f64> {
     let mut cur = v;
